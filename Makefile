@@ -1,0 +1,85 @@
+# headroom native build and the two quick-start entry points (serve, test).
+#   make            build/libheadroom_cpu.so (+ build/libheadroom_cuda.so when nvcc is on PATH)
+#   make serve      install what is missing, build, start the server
+#   make test       install what is missing, build, run C tests (ASan/UBSan) and bun tests
+SHELL := /bin/bash
+CC ?= gcc
+NVCC ?= $(shell command -v nvcc 2>/dev/null)
+BUILD := build
+WERROR ?=
+CFLAGS_COMMON := -std=c11 -O3 -fPIC -Wall -Wextra -fvisibility=hidden -D_GNU_SOURCE -pthread $(if $(WERROR),-Werror)
+CFLAGS ?=
+LDLIBS := -pthread -lm -ldl
+
+CORE_SRC := $(wildcard csrc/core/*.c)
+CPU_SRC := $(wildcard csrc/cpu/*.c)
+CUDA_CU := $(wildcard csrc/cuda/*.cu)
+HEADERS := $(wildcard csrc/include/*.h csrc/core/*.h csrc/cpu/*.h csrc/cuda/*.h csrc/cuda/*.cuh)
+
+CORE_OBJ := $(patsubst csrc/%.c,$(BUILD)/obj/%.o,$(CORE_SRC))
+CPU_OBJ := $(patsubst csrc/%.c,$(BUILD)/obj/%.o,$(CPU_SRC))
+CUDA_OBJ := $(patsubst csrc/%.cu,$(BUILD)/obj/%.o,$(CUDA_CU))
+
+# sm_80 (A100) and sm_90a (H100/H200) SASS, plus compute_90 PTX for newer GPUs.
+NVCC_ARCH ?= -gencode arch=compute_80,code=sm_80 -gencode arch=compute_90a,code=sm_90a -gencode arch=compute_90,code=compute_90
+NVCCFLAGS := -O3 -std=c++17 $(NVCC_ARCH) -Xcompiler -fPIC,-Wall,-Wextra,-fvisibility=hidden $(if $(WERROR),-Werror all-warnings -Xcompiler -Werror)
+
+LIBS := $(BUILD)/libheadroom_cpu.so $(if $(NVCC),$(BUILD)/libheadroom_cuda.so)
+
+.PHONY: all native cpu cuda test test-c test-bun serve clean tools typecheck bench
+all: native
+native: $(LIBS)
+cpu: $(BUILD)/libheadroom_cpu.so
+cuda: $(BUILD)/libheadroom_cuda.so
+
+$(BUILD)/obj/%.o: csrc/%.c $(HEADERS)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_COMMON) $(CFLAGS) -c $< -o $@
+
+$(BUILD)/obj/%.o: csrc/%.cu $(HEADERS)
+	@mkdir -p $(dir $@)
+	$(NVCC) $(NVCCFLAGS) -c $< -o $@
+
+$(BUILD)/libheadroom_cpu.so: $(CORE_OBJ) $(CPU_OBJ)
+	$(CC) -shared -o $@ $^ $(LDLIBS)
+
+# cudart is linked statically so only the driver is needed at run time; cuBLAS and the
+# driver API are loaded at run time, so this links without them.
+$(BUILD)/libheadroom_cuda.so: $(CORE_OBJ) $(CUDA_OBJ)
+	$(NVCC) -shared -cudart static $(NVCC_ARCH) -o $@ $^ -Xlinker --no-undefined -lpthread -ldl -lrt -lm
+
+# ---- C unit tests: every test/c/test_*.c linked against the CPU backend sources under sanitizers.
+C_TESTS := $(patsubst test/c/%.c,$(BUILD)/ctest/%,$(wildcard test/c/test_*.c))
+SAN := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
+$(BUILD)/ctest/%: test/c/%.c $(CORE_SRC) $(CPU_SRC) $(HEADERS) $(wildcard test/c/*.h)
+	@mkdir -p $(dir $@)
+	$(CC) -std=c11 -O1 -g -Wall -Wextra -D_GNU_SOURCE -pthread $(if $(WERROR),-Werror) $(SAN) -Icsrc/include -o $@ $< $(CORE_SRC) $(CPU_SRC) $(LDLIBS)
+
+test-c: $(C_TESTS)
+	@set -e; for t in $(C_TESTS); do echo "== $$t"; ASAN_OPTIONS=detect_leaks=1 $$t; done
+
+# ---- JS side: Bun from PATH, else from npm into .tools (the quick start needs only Node/npm).
+BUN := $(shell command -v bun 2>/dev/null || echo .tools/node_modules/.bin/bun)
+.tools/node_modules/.bin/bun:
+	npm install --prefix .tools --no-save --no-audit --no-fund bun@1.4.5
+node_modules/.installed: package.json bun.lock | $(if $(findstring .tools,$(BUN)),.tools/node_modules/.bin/bun)
+	$(BUN) install --frozen-lockfile
+	@touch $@
+tools: node_modules/.installed
+
+test-bun: tools native
+	$(BUN) test
+
+test: test-c test-bun
+
+typecheck: tools
+	$(BUN) x tsc --noEmit
+
+serve: tools native
+	$(BUN) src/cli.ts serve $(ARGS)
+
+bench: tools native
+	$(BUN) bench/run.ts
+
+clean:
+	rm -rf $(BUILD)

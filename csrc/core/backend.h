@@ -1,0 +1,36 @@
+/*
+ * Internal: what a backend (csrc/cpu or csrc/cuda) provides to the core. Exactly one
+ * backend is linked into each library build. A backend "device" is the physical device
+ * (shared by every instance opened on its ordinal in this process); instances, handles
+ * and allocators live in core/device.c.
+ */
+#ifndef HR_BACKEND_H
+#define HR_BACKEND_H
+
+#include <stdint.h>
+
+typedef struct hrb_device hrb_device;
+
+const char *hrb_name(void);
+int hrb_device_count(int64_t *count_out);
+/* Reference-counted: every acquire is paired with a release. */
+int hrb_device_acquire(int64_t ordinal, uint64_t cpu_capacity_bytes, hrb_device **out);
+void hrb_device_release(hrb_device *d);
+
+int hrb_raw_alloc(hrb_device *d, uint64_t size, uint64_t *ptr_out);
+int hrb_raw_free(hrb_device *d, uint64_t ptr, uint64_t size);
+int hrb_mem_info(hrb_device *d, uint64_t *free_out, uint64_t *total_out);
+/* Fills out[0 .. HR_INFO_COUNT). */
+int hrb_device_info(hrb_device *d, int64_t *out);
+int hrb_device_name(hrb_device *d, char *buf, int64_t len);
+/* Test hook: change simulated usage of `kind` from old_bytes to new_bytes. */
+int hrb_simulate_usage(hrb_device *d, int64_t kind, uint64_t old_bytes, uint64_t new_bytes);
+
+#define HRB_H2D 0
+#define HRB_D2H 1
+#define HRB_D2D 2
+int hrb_memcpy(hrb_device *d, int kind, void *dst, const void *src, uint64_t bytes);
+int hrb_memset(hrb_device *d, uint64_t dst, int value, uint64_t bytes);
+int hrb_synchronize(hrb_device *d);
+
+#endif

@@ -1,0 +1,170 @@
+/*
+ * headroom.h — the whole C ABI of libheadroom_{cpu,cuda}.so.
+ *
+ * Conventions (see DESIGN.md, "The C ABI"):
+ *  - Every function returns an int status (HR_OK = 0, negative on failure) unless it
+ *    is a pure query documented otherwise (hr_abi_version, hr_last_error, names).
+ *  - On failure, hr_last_error() returns a thread-local message naming the call and the
+ *    values involved. Nothing here aborts, exits or prints.
+ *  - Only scalars and pointers cross the boundary. Handles are opaque uint64_t.
+ *    Device pointers are uint64_t addresses (on the CPU backend they are host addresses).
+ *  - Out-values are written through pointers to int64_t/uint64_t/double.
+ */
+#ifndef HEADROOM_H
+#define HEADROOM_H
+
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(__GNUC__)
+#define HR_API __attribute__((visibility("default")))
+#else
+#define HR_API
+#endif
+
+/* Bumped whenever a signature or a documented array layout changes. */
+#define HR_ABI_VERSION 1
+
+/* ---- status codes ------------------------------------------------------------------ */
+#define HR_OK 0
+#define HR_E_INVALID (-1)     /* bad argument: null pointer, zero/oversized size, bad handle */
+#define HR_E_OOM (-2)         /* out of device memory (after releasing cached blocks) */
+#define HR_E_STATE (-3)       /* call not valid in the current state */
+#define HR_E_BACKEND (-4)     /* the backend (CUDA, OS) reported an error */
+#define HR_E_IO (-5)          /* file or I/O error */
+#define HR_E_UNSUPPORTED (-6) /* not supported by this backend or build */
+#define HR_E_NODEVICE (-7)    /* no usable device (e.g. no CUDA driver) */
+
+HR_API int hr_abi_version(void);
+/* Thread-local message for the last failing call on this thread ("" if none). */
+HR_API const char *hr_last_error(void);
+/* "HR_OK", "HR_E_OOM", ... ; "HR_E_UNKNOWN" for other values. */
+HR_API const char *hr_status_name(int status);
+/* "cpu" or "cuda". */
+HR_API const char *hr_backend_name(void);
+
+/* ---- host ------------------------------------------------------------------------- */
+/* Total host memory in bytes (sysconf), and currently available (/proc/meminfo MemAvailable). */
+HR_API int hr_get_cpu_memory(uint64_t *total_out, uint64_t *available_out);
+
+/* ---- devices ----------------------------------------------------------------------- */
+HR_API int hr_device_count(int64_t *count_out);
+
+/*
+ * Opens an *instance* on device `ordinal` and returns its handle. Several instances may be
+ * open on one device (e.g. two servers sharing a GPU); each has its own caching allocator.
+ * CPU backend: the device is a capacity-limited region of host memory shared by every
+ * instance of this process on that ordinal. `cpu_capacity_bytes` sets the capacity when the
+ * device is first opened (0 = default: half of host memory); later opens must pass 0 or the
+ * same value. CUDA backend: `cpu_capacity_bytes` must be 0.
+ */
+HR_API int hr_device_open(int64_t ordinal, uint64_t cpu_capacity_bytes, uint64_t *dev_out);
+HR_API int hr_device_close(uint64_t dev);
+
+/* Like cudaMemGetInfo: free and total bytes of the whole device (all instances, all users). */
+HR_API int hr_device_mem_info(uint64_t dev, uint64_t *free_out, uint64_t *total_out);
+
+/* Layout of hr_device_info's out array (int64_t each). */
+#define HR_INFO_TOTAL_BYTES 0
+#define HR_INFO_FREE_BYTES 1
+#define HR_INFO_CC_MAJOR 2            /* compute capability; 0 on CPU */
+#define HR_INFO_CC_MINOR 3
+#define HR_INFO_MAX_SHARED_PER_BLOCK 4 /* bytes (opt-in max on CUDA); 0 on CPU */
+#define HR_INFO_MULTIPROCESSORS 5      /* SMs on CUDA; online cores on CPU */
+#define HR_INFO_UNIFIED_MEMORY 6       /* 1 if device memory is host memory (CPU, GH200-class) */
+#define HR_INFO_CPU_FEATURES 7         /* bit set of HR_CPU_* on CPU; 0 on CUDA */
+#define HR_INFO_ORDINAL 8
+#define HR_INFO_COUNT 9
+#define HR_CPU_SSE4_2 (1 << 0)
+#define HR_CPU_AVX (1 << 1)
+#define HR_CPU_AVX2 (1 << 2)
+#define HR_CPU_FMA (1 << 3)
+#define HR_CPU_AVX512F (1 << 4)
+#define HR_CPU_NEON (1 << 5)
+/* Writes min(n, HR_INFO_COUNT) values into out. */
+HR_API int hr_device_info(uint64_t dev, int64_t *out, int64_t n);
+/* Device name into buf (NUL-terminated, truncated to len). */
+HR_API int hr_device_name(uint64_t dev, char *buf, int64_t len);
+
+/*
+ * Test hooks for the memory model (CPU backend only; HR_E_UNSUPPORTED on CUDA).
+ * HR_SIM_OTHER_PROCESS: bytes of the device used by "another process" (category 1).
+ * HR_SIM_NON_ALLOCATOR: bytes this instance uses outside its allocator (category 3,
+ *   like a CUDA context or cuBLAS workspace).
+ * Setting replaces the previous value; fails with HR_E_OOM if the device has no room.
+ */
+#define HR_SIM_OTHER_PROCESS 0
+#define HR_SIM_NON_ALLOCATOR 1
+HR_API int hr_device_simulate_usage(uint64_t dev, int64_t kind, uint64_t bytes);
+
+/* ---- caching allocator (csrc/core/allocator.c) --------------------------------------- */
+/*
+ * Every device allocation the project makes goes through the instance's caching allocator.
+ * Sizes are rounded up to 512 B. Requests <= 1 MiB come from the small pool (2 MiB segments),
+ * larger from the large pool (20 MiB segments for < 10 MiB, else rounded up to 2 MiB).
+ */
+HR_API int hr_alloc(uint64_t dev, uint64_t size, uint64_t *ptr_out);
+HR_API int hr_free(uint64_t dev, uint64_t ptr);
+/* Upper bound on reserved bytes for this instance (0 = no limit but the device's). */
+HR_API int hr_allocator_set_limit(uint64_t dev, uint64_t limit_bytes);
+/* Releases every cached (wholly free) segment back to the device. */
+HR_API int hr_allocator_empty_cache(uint64_t dev);
+HR_API int hr_allocator_reset_peak(uint64_t dev);
+
+/*
+ * Stats layout: four stat groups, each with HR_STAT_* (current, peak, allocated, freed),
+ * followed by counters.
+ */
+#define HR_STAT_CURRENT 0
+#define HR_STAT_PEAK 1
+#define HR_STAT_ALLOCATED 2 /* cumulative */
+#define HR_STAT_FREED 3     /* cumulative */
+#define HR_STATS_ALLOCATED_BYTES 0  /* bytes handed out to callers (rounded sizes) */
+#define HR_STATS_RESERVED_BYTES 4   /* bytes of segments held from the device */
+#define HR_STATS_ACTIVE_BYTES 8     /* allocated + blocks pending free (same as allocated here) */
+#define HR_STATS_SEGMENT 12         /* number of segments */
+#define HR_STATS_NUM_ALLOC_RETRIES 16
+#define HR_STATS_NUM_OOMS 17
+#define HR_STATS_NUM_ALLOCS 18       /* live blocks in use (count) */
+#define HR_STATS_LIMIT 19           /* the current limit, 0 = none */
+#define HR_STATS_COUNT 20
+HR_API int hr_allocator_stats(uint64_t dev, int64_t *out, int64_t n);
+
+/*
+ * Snapshot of segments and blocks, as rows of HR_SNAP_ROW int64 values:
+ *   [kind (0 = segment, 1 = block), address, size, allocated (0/1), pool id, segment address]
+ * Segments are followed by their blocks in address order. `rows_out` receives the number of
+ * rows needed; if it exceeds `max_rows`, only `max_rows` rows are written and HR_OK is still
+ * returned (call again with a bigger buffer).
+ */
+#define HR_SNAP_ROW 6
+HR_API int hr_allocator_snapshot(uint64_t dev, int64_t *out, int64_t max_rows, int64_t *rows_out);
+
+/*
+ * Private pools (graph capture): while a pool is active on this instance, allocations are
+ * served from segments belonging to that pool only; frees go back to the block's own pool.
+ * A pool's segments are released when the pool is destroyed and none of its blocks is live.
+ */
+HR_API int hr_pool_create(uint64_t dev, uint64_t *pool_out);
+HR_API int hr_pool_begin(uint64_t dev, uint64_t pool); /* route allocations to pool */
+HR_API int hr_pool_end(uint64_t dev);                  /* back to the default pool */
+HR_API int hr_pool_destroy(uint64_t dev, uint64_t pool);
+/* Bytes reserved by a pool's segments. */
+HR_API int hr_pool_reserved(uint64_t dev, uint64_t pool, uint64_t *bytes_out);
+
+/* ---- memory transfer --------------------------------------------------------------- */
+/* Synchronous copies between host memory and device memory of this instance. */
+HR_API int hr_memcpy_h2d(uint64_t dev, uint64_t dst, const void *src, uint64_t bytes);
+HR_API int hr_memcpy_d2h(uint64_t dev, void *dst, uint64_t src, uint64_t bytes);
+HR_API int hr_memcpy_d2d(uint64_t dev, uint64_t dst, uint64_t src, uint64_t bytes);
+HR_API int hr_memset(uint64_t dev, uint64_t dst, int64_t byte_value, uint64_t bytes);
+/* Waits for all work queued on this instance. */
+HR_API int hr_synchronize(uint64_t dev);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* HEADROOM_H */
