@@ -1,0 +1,49 @@
+// The FFI symbol table: one entry per function of csrc/include/headroom.h.
+// Keep sections in the header's order; every function returns an i32 status unless noted.
+import { FFIType, type FFIFunction } from "bun:ffi";
+
+const { i32, i64, u64, ptr, cstring, f64 } = FFIType;
+void f64;
+
+export const symbols = {
+  // ---- status, version, host
+  hr_abi_version: { args: [], returns: i32 },
+  hr_last_error: { args: [], returns: cstring },
+  hr_status_name: { args: [i32], returns: cstring },
+  hr_backend_name: { args: [], returns: cstring },
+  hr_get_cpu_memory: { args: [ptr, ptr], returns: i32 },
+
+  // ---- devices
+  hr_device_count: { args: [ptr], returns: i32 },
+  hr_device_open: { args: [i64, u64, ptr], returns: i32 },
+  hr_device_close: { args: [u64], returns: i32 },
+  hr_device_mem_info: { args: [u64, ptr, ptr], returns: i32 },
+  hr_device_info: { args: [u64, ptr, i64], returns: i32 },
+  hr_device_name: { args: [u64, ptr, i64], returns: i32 },
+  hr_device_simulate_usage: { args: [u64, i64, u64], returns: i32 },
+
+  // ---- caching allocator
+  hr_alloc: { args: [u64, u64, ptr], returns: i32 },
+  hr_free: { args: [u64, u64], returns: i32 },
+  hr_allocator_set_limit: { args: [u64, u64], returns: i32 },
+  hr_allocator_empty_cache: { args: [u64], returns: i32 },
+  hr_allocator_reset_peak: { args: [u64], returns: i32 },
+  hr_allocator_stats: { args: [u64, ptr, i64], returns: i32 },
+  hr_allocator_snapshot: { args: [u64, ptr, i64, ptr], returns: i32 },
+  hr_pool_create: { args: [u64, ptr], returns: i32 },
+  hr_pool_begin: { args: [u64, u64], returns: i32 },
+  hr_pool_end: { args: [u64], returns: i32 },
+  hr_pool_destroy: { args: [u64, u64], returns: i32 },
+  hr_pool_reserved: { args: [u64, u64, ptr], returns: i32 },
+
+  // ---- transfers
+  hr_memcpy_h2d: { args: [u64, u64, ptr, u64], returns: i32 },
+  hr_memcpy_d2h: { args: [u64, ptr, u64, u64], returns: i32 },
+  hr_memcpy_d2d: { args: [u64, u64, u64, u64], returns: i32 },
+  hr_memset: { args: [u64, u64, i64, u64], returns: i32 },
+  hr_synchronize: { args: [u64], returns: i32 },
+
+  // ---- ops (see the "ops" section of headroom.h)
+} as const satisfies Record<string, FFIFunction>;
+
+export type Symbols = typeof symbols;
