@@ -55,8 +55,11 @@ $(BUILD)/ctest/%: test/c/%.c $(CORE_SRC) $(CPU_SRC) $(HEADERS) $(wildcard test/c
 	@mkdir -p $(dir $@)
 	$(CC) -std=c11 -O1 -g -Wall -Wextra -D_GNU_SOURCE -pthread $(if $(WERROR),-Werror) $(SAN) -Icsrc/include -o $@ $< $(CORE_SRC) $(CPU_SRC) $(LDLIBS)
 
+# Runs every C test binary; prints "PASS c:<name>" / "FAIL c:<name>" (counted by .ci/run).
 test-c: $(C_TESTS)
-	@set -e; for t in $(C_TESTS); do echo "== $$t"; ASAN_OPTIONS=detect_leaks=1 $$t; done
+	@failed=0; for t in $(C_TESTS); do echo "== $$t"; \
+	  if ASAN_OPTIONS=detect_leaks=1 $$t; then echo "PASS c:$$(basename $$t)"; \
+	  else echo "FAIL c:$$(basename $$t)"; failed=1; fi; done; exit $$failed
 
 # ---- JS side: Bun from PATH, else from npm into .tools (the quick start needs only Node/npm).
 BUN := $(shell command -v bun 2>/dev/null || echo .tools/node_modules/.bin/bun)
