@@ -213,3 +213,31 @@ describe("transfers", () => {
     expect(lib.sym.hr_alloc(h, 16, new BigUint64Array(1))).toBe(Status.INVALID);
   });
 });
+
+describe("reserve-then-map regions", () => {
+  test("reserving costs no device memory; mapping commits exactly what is asked", () => {
+    const d = device(64 * MiB);
+    const { base, granularity } = d.reserveRegion(1024 * MiB); // far beyond the capacity
+    expect(granularity).toBe(2 * MiB);
+    expect(d.memInfo().free).toBe(64 * MiB);
+    d.mapRegion(base, 10 * MiB);
+    expect(d.memInfo().free).toBe(54 * MiB);
+    expect(d.mappedRegionBytes()).toBe(10 * MiB);
+    // mapped memory is usable through transfers; beyond the mapped prefix is refused
+    const data = Float32Array.from({ length: 256 }, (_, i) => i * 0.5 + 1);
+    d.copyToDevice(base + BigInt(10 * MiB - 1024), data);
+    const back = new Float32Array(256);
+    d.copyFromDevice(back, base + BigInt(10 * MiB - 1024));
+    expect(back).toEqual(data);
+    expect(() => d.copyToDevice(base + BigInt(10 * MiB - 512), data)).toThrow(HeadroomError);
+    // too much for the device: OOM, previous mapping unchanged
+    expect(() => d.mapRegion(base, 100 * MiB)).toThrow(/cannot map/);
+    expect(d.mappedRegionBytes()).toBe(10 * MiB);
+    d.mapRegion(base, 4 * MiB); // shrink
+    expect(d.memInfo().free).toBe(60 * MiB);
+    expect(() => d.mapRegion(base, 3 * MiB)).toThrow(/granularity/);
+    d.releaseRegion(base);
+    expect(d.memInfo().free).toBe(64 * MiB);
+    expect(() => d.releaseRegion(base)).toThrow(HeadroomError);
+  });
+});

@@ -102,6 +102,7 @@ int hr_device_close(uint64_t handle) {
   pthread_mutex_unlock(&table_lock);
   if (inst->sim_non_allocator)
     hrb_simulate_usage(inst->dev, HR_SIM_NON_ALLOCATOR, inst->sim_non_allocator, 0);
+  hr_vmm_release_all(inst);
   hr_allocator_destroy(inst->alloc);
   hrb_device_release(inst->dev);
   free(inst);
@@ -217,7 +218,7 @@ int hr_pool_reserved(uint64_t handle, uint64_t pool, uint64_t *bytes_out) {
 /* ---- transfers: device ranges must lie inside one live block of this instance ---- */
 
 static int check_range(hr_instance *inst, uint64_t ptr, uint64_t bytes, const char *call, const char *what) {
-  if (!hr_allocator_owns_range(inst->alloc, ptr, bytes))
+  if (!hr_allocator_owns_range(inst->alloc, ptr, bytes) && !hr_vmm_owns_range(inst, ptr, bytes))
     return hr_fail(HR_E_INVALID, "%s: %s range [0x%llx, +%llu) is not inside a live allocation of this instance",
                    call, what, (hr_ull)ptr, (hr_ull)bytes);
   return HR_OK;

@@ -7,12 +7,25 @@
 #include "allocator.h"
 #include "backend.h"
 
+#define HR_MAX_VMM_RANGES 16
+
+typedef struct hr_vmm_range {
+  uint64_t base, reserved, mapped, granularity;
+  void *state; /* backend-owned */
+} hr_vmm_range;
+
 typedef struct hr_instance {
   hrb_device *dev;
   hr_allocator *alloc;
   int64_t ordinal;
   uint64_t sim_non_allocator; /* HR_SIM_NON_ALLOCATOR bytes held by this instance */
+  hr_vmm_range vmm[HR_MAX_VMM_RANGES]; /* base == 0: unused slot */
 } hr_instance;
+
+/* 1 if [ptr, ptr + bytes) lies in the mapped part of one of the instance's vmm ranges. */
+int hr_vmm_owns_range(hr_instance *inst, uint64_t ptr, uint64_t bytes);
+/* Releases every range (instance close). */
+void hr_vmm_release_all(hr_instance *inst);
 
 /* Resolves a handle; on failure sets an error naming `call` and returns NULL. */
 hr_instance *hr_instance_get(uint64_t handle, const char *call);

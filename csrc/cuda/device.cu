@@ -13,13 +13,10 @@ extern "C" {
 #include "../core/backend.h"
 #include "../core/status.h"
 }
+#include "cuda_device.h"
 
 #define MAX_CUDA_DEVICES 64
 
-struct hrb_device {
-  int64_t ordinal;
-  int refs;
-};
 
 static pthread_mutex_t devices_lock = PTHREAD_MUTEX_INITIALIZER;
 static hrb_device devices[MAX_CUDA_DEVICES];

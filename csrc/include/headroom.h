@@ -155,6 +155,25 @@ HR_API int hr_pool_destroy(uint64_t dev, uint64_t pool);
 /* Bytes reserved by a pool's segments. */
 HR_API int hr_pool_reserved(uint64_t dev, uint64_t pool, uint64_t *bytes_out);
 
+/* ---- reserve-then-map regions (the KV cache: "capture first, size last") ------------- */
+/*
+ * Reserves a virtual address range of `max_bytes` (rounded up to the granularity) without
+ * physical memory (CUDA: cuMemAddressReserve; CPU: mmap(PROT_NONE)). Addresses are stable, so
+ * graphs can be captured against them before the size is known.
+ */
+HR_API int hr_vmm_reserve(uint64_t dev, uint64_t max_bytes, uint64_t *base_out, uint64_t *granularity_out);
+/*
+ * Makes exactly the first `bytes` of the range usable (a multiple of the granularity, at most
+ * the reserved size), mapping or unmapping physical memory as needed (CUDA: cuMemCreate +
+ * cuMemMap + cuMemSetAccess; CPU: commit against the device capacity). HR_E_OOM if the device
+ * has no room; the previous mapping is then unchanged.
+ */
+HR_API int hr_vmm_map(uint64_t dev, uint64_t base, uint64_t bytes);
+/* Unmaps and frees the whole range. */
+HR_API int hr_vmm_release(uint64_t dev, uint64_t base);
+/* Total bytes currently mapped by this instance over all its ranges. */
+HR_API int hr_vmm_mapped_bytes(uint64_t dev, uint64_t *bytes_out);
+
 /* ---- memory transfer --------------------------------------------------------------- */
 /* Synchronous copies between host memory and device memory of this instance. */
 HR_API int hr_memcpy_h2d(uint64_t dev, uint64_t dst, const void *src, uint64_t bytes);
@@ -163,6 +182,119 @@ HR_API int hr_memcpy_d2d(uint64_t dev, uint64_t dst, uint64_t src, uint64_t byte
 HR_API int hr_memset(uint64_t dev, uint64_t dst, int64_t byte_value, uint64_t bytes);
 /* Waits for all work queued on this instance. */
 HR_API int hr_synchronize(uint64_t dev);
+
+/* ---- ops ------------------------------------------------------------------------- */
+/*
+ * Compute ops on device buffers (csrc/core/ops_dispatch.c validates, backends execute).
+ * Every op takes the instance handle first, then a dtype, then device pointers (uint64_t,
+ * host addresses on the CPU backend), then shapes (int64_t, element counts). Tensors are
+ * dense row-major unless a *_stride argument (in elements, 0 = dense) says otherwise.
+ * Index arrays (ids, positions, slot_mapping, block_tables, seq_lens, query_start_loc,
+ * row_ids) are int32 device buffers. The CPU backend computes in fp32 only and returns
+ * HR_E_UNSUPPORTED for other dtypes. Values inside index arrays are checked by the
+ * executor (HR_E_INVALID naming the offending index) where the backend can read them.
+ * Ops run synchronously on the CPU backend (queued on the instance's stream on CUDA).
+ */
+#define HR_DTYPE_F32 0
+#define HR_DTYPE_F16 1
+#define HR_DTYPE_BF16 2
+
+/*
+ * Worker threads used by CPU ops (process-wide pool; `dev` is validated only).
+ * n <= 0 restores the default: env HEADROOM_NUM_THREADS, else the CPUs this process may
+ * run on. No-op (HR_OK) on CUDA.
+ */
+HR_API int hr_set_num_threads(uint64_t dev, int64_t n);
+HR_API int hr_get_num_threads(uint64_t dev, int64_t *n_out);
+
+/* out[t, :] = table[ids[t], :] for t < num_tokens; ids in [0, num_rows). Also gathers
+ * hidden-state rows (e.g. the last token of each sequence) when table is activations. */
+HR_API int hr_op_embedding(uint64_t dev, int64_t dtype, uint64_t out, uint64_t table, uint64_t ids,
+                           int64_t num_tokens, int64_t num_rows, int64_t dim);
+
+/*
+ * RMSNorm over rows of length dim. If residual != 0 (fused add, like vLLM's
+ * fused_add_rms_norm): x = x + residual is written back into x first. Then
+ * out = x * rsqrt(mean(x^2) + eps) * weight. out may equal x.
+ */
+HR_API int hr_op_rms_norm(uint64_t dev, int64_t dtype, uint64_t out, uint64_t x, uint64_t residual,
+                          uint64_t weight, int64_t rows, int64_t dim, double eps);
+
+/*
+ * Rotary embedding in place on q [T, Hq, head_dim] and k [T, Hk, head_dim] (k may be 0)
+ * at positions[T]. The first rotary_dim (even, <= head_dim; 0 = head_dim) dims of each
+ * head are rotated with angle positions[t] * inv_freq[i], inv_freq a float32 device
+ * array of rotary_dim/2 values (scaling such as linear/llama3 is folded in by the caller).
+ * q_stride/k_stride: elements between tokens (0 = H*head_dim), e.g. slices of a fused QKV.
+ */
+#define HR_ROPE_NEOX 0 /* rotate-half (HF Llama): pairs (i, i + rotary_dim/2) */
+#define HR_ROPE_GPTJ 1 /* interleaved (Meta Llama, GGUF): pairs (2i, 2i + 1) */
+HR_API int hr_op_rope(uint64_t dev, int64_t dtype, uint64_t q, uint64_t k, uint64_t positions,
+                      uint64_t inv_freq, int64_t num_tokens, int64_t num_q_heads, int64_t num_kv_heads,
+                      int64_t head_dim, int64_t rotary_dim, int64_t layout, int64_t q_stride,
+                      int64_t k_stride);
+
+/* y[m, n] = sum_k x[m, k] * w[n, k] (+ bias[n] if bias != 0). w is [n, k] row-major
+ * (HF/GGUF [out, in]). y must not overlap x or w. */
+HR_API int hr_op_matmul(uint64_t dev, int64_t dtype, uint64_t y, uint64_t x, uint64_t w, uint64_t bias,
+                        int64_t m, int64_t n, int64_t k);
+
+/* Logits for selected rows: logits[r, :] = hidden[row_ids[r], :] . w^T, r < num_rows,
+ * row_ids in [0, num_hidden_rows); logits are always float32 [num_rows, vocab]. */
+HR_API int hr_op_logits(uint64_t dev, int64_t dtype, uint64_t logits, uint64_t hidden, uint64_t row_ids,
+                        int64_t num_rows, int64_t num_hidden_rows, uint64_t w, int64_t vocab, int64_t dim);
+
+/* out[t, i] = silu(gate[t, i]) * up[t, i]; in_stride: elements between rows of gate/up
+ * (0 = inter). For a merged gate_up [T, 2I]: gate = base, up = base + I elements,
+ * in_stride = 2I. out is dense [T, inter]. */
+HR_API int hr_op_silu_mul(uint64_t dev, int64_t dtype, uint64_t out, uint64_t gate, uint64_t up,
+                          int64_t rows, int64_t inter, int64_t in_stride);
+
+/*
+ * Paged KV cache, per layer k_cache/v_cache [num_blocks, block_size, num_kv_heads, head_dim].
+ * Writes key/value [T, Hk, head_dim] (kv_stride elements between tokens, 0 = Hk*head_dim)
+ * into slots slot_mapping[t] = block * block_size + offset; slot -1 = padding (skipped).
+ */
+HR_API int hr_op_kv_write(uint64_t dev, int64_t dtype, uint64_t k_cache, uint64_t v_cache, uint64_t key,
+                          uint64_t value, uint64_t slot_mapping, int64_t num_tokens, int64_t num_kv_heads,
+                          int64_t head_dim, int64_t num_blocks, int64_t block_size, int64_t kv_stride);
+
+/*
+ * Paged decode attention: one query token per sequence. q [B, Hq, head_dim] (q_stride
+ * elements between sequences, 0 = Hq*head_dim), out [B, Hq, head_dim] dense.
+ * block_tables int32 [B, max_blocks_per_seq]; seq_lens int32 [B] (context incl. the current
+ * token, whose K/V are already written; 1 <= seq_len <= max_blocks_per_seq*block_size).
+ * Hq must be a multiple of Hk (GQA/MQA). Split-K: the context is cut in partitions of
+ * partition_size tokens (a multiple of block_size; 0 = no split), processed in parallel,
+ * then reduced. When more than one partition is possible, `workspace` must hold
+ * hr_paged_attention_workspace_bytes(...) bytes (device memory; contents scratch).
+ */
+HR_API int hr_paged_attention_workspace_bytes(int64_t dtype, int64_t num_seqs, int64_t num_q_heads,
+                                              int64_t head_dim, int64_t max_blocks_per_seq,
+                                              int64_t block_size, int64_t partition_size,
+                                              uint64_t *bytes_out);
+HR_API int hr_op_attention_decode(uint64_t dev, int64_t dtype, uint64_t out, uint64_t q, uint64_t k_cache,
+                                  uint64_t v_cache, uint64_t block_tables, uint64_t seq_lens,
+                                  uint64_t workspace, uint64_t workspace_bytes, int64_t num_seqs,
+                                  int64_t num_q_heads, int64_t num_kv_heads, int64_t head_dim,
+                                  int64_t num_blocks, int64_t block_size, int64_t max_blocks_per_seq,
+                                  int64_t partition_size, double scale, int64_t q_stride);
+
+/*
+ * Paged prefill attention with causal mask and cached prefix (chunked prefill).
+ * q [num_tokens, Hq, head_dim] (q_stride between tokens, 0 = dense), out dense likewise.
+ * query_start_loc int32 [B + 1]: new tokens of sequence b are rows qsl[b] .. qsl[b+1]-1
+ * (qsl[0] = 0, non-decreasing, qsl[B] <= num_tokens); seq_lens int32 [B] = cached + new
+ * tokens, all already written to the cache. New token i of sequence b sits at position
+ * seq_len - q_len + i and attends to keys 0 .. that position. Rows not covered by qsl are
+ * left untouched.
+ */
+HR_API int hr_op_attention_prefill(uint64_t dev, int64_t dtype, uint64_t out, uint64_t q, uint64_t k_cache,
+                                   uint64_t v_cache, uint64_t block_tables, uint64_t seq_lens,
+                                   uint64_t query_start_loc, int64_t num_seqs, int64_t num_tokens,
+                                   int64_t num_q_heads, int64_t num_kv_heads, int64_t head_dim,
+                                   int64_t num_blocks, int64_t block_size, int64_t max_blocks_per_seq,
+                                   double scale, int64_t q_stride);
 
 #ifdef __cplusplus
 }

@@ -217,6 +217,29 @@ export class Device {
     return Number(this.u64[0]);
   }
 
+  // ---- reserve-then-map regions (the KV cache is sized last, at a fixed address)
+
+  /** Reserves address space for `maxBytes` without physical memory. */
+  reserveRegion(maxBytes: number): { base: bigint; granularity: number } {
+    const g = new BigUint64Array(1);
+    this.lib.check(this.lib.sym.hr_vmm_reserve(this.handle, maxBytes, this.u64, g), "hr_vmm_reserve");
+    return { base: this.u64[0]!, granularity: Number(g[0]) };
+  }
+
+  /** Maps exactly the first `bytes` of a reserved region (a multiple of its granularity). */
+  mapRegion(base: bigint, bytes: number): void {
+    this.lib.check(this.lib.sym.hr_vmm_map(this.handle, base, bytes), "hr_vmm_map");
+  }
+
+  releaseRegion(base: bigint): void {
+    this.lib.check(this.lib.sym.hr_vmm_release(this.handle, base), "hr_vmm_release");
+  }
+
+  mappedRegionBytes(): number {
+    this.lib.check(this.lib.sym.hr_vmm_mapped_bytes(this.handle, this.u64), "hr_vmm_mapped_bytes");
+    return Number(this.u64[0]);
+  }
+
   // ---- transfers (the host side is any TypedArray; no extra JS copy is made)
 
   copyToDevice(dst: bigint, src: HostBuffer): void {

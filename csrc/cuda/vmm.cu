@@ -1,0 +1,167 @@
+/*
+ * CUDA reserve-then-map (hr_vmm_*): cuMemAddressReserve / cuMemCreate / cuMemMap /
+ * cuMemSetAccess, obtained at run time through cudaGetDriverEntryPointByVersion so the
+ * library links without libcuda. Each growth of the mapped prefix is one physical chunk;
+ * shrinking releases chunks from the end and re-maps any remainder.
+ */
+#include <cuda.h>
+#include <cuda_runtime.h>
+#include <stdlib.h>
+#include <string.h>
+
+extern "C" {
+#include "../core/backend.h"
+#include "../core/status.h"
+}
+#include "cuda_device.h"
+
+
+typedef CUresult (*PFN_reserve)(CUdeviceptr *, size_t, size_t, CUdeviceptr, unsigned long long);
+typedef CUresult (*PFN_free_addr)(CUdeviceptr, size_t);
+typedef CUresult (*PFN_create)(CUmemGenericAllocationHandle *, size_t, const CUmemAllocationProp *, unsigned long long);
+typedef CUresult (*PFN_release)(CUmemGenericAllocationHandle);
+typedef CUresult (*PFN_map)(CUdeviceptr, size_t, size_t, CUmemGenericAllocationHandle, unsigned long long);
+typedef CUresult (*PFN_unmap)(CUdeviceptr, size_t);
+typedef CUresult (*PFN_set_access)(CUdeviceptr, size_t, const CUmemAccessDesc *, size_t);
+typedef CUresult (*PFN_granularity)(size_t *, const CUmemAllocationProp *, CUmemAllocationGranularity_flags);
+typedef CUresult (*PFN_error_string)(CUresult, const char **);
+
+static struct {
+  int loaded;
+  PFN_reserve reserve;
+  PFN_free_addr free_addr;
+  PFN_create create;
+  PFN_release release;
+  PFN_map map;
+  PFN_unmap unmap;
+  PFN_set_access set_access;
+  PFN_granularity granularity;
+  PFN_error_string error_string;
+} drv;
+
+static int load_driver(void) {
+  if (drv.loaded) return HR_OK;
+  struct {
+    const char *name;
+    void **fn;
+  } want[] = {
+      {"cuMemAddressReserve", (void **)&drv.reserve},   {"cuMemAddressFree", (void **)&drv.free_addr},
+      {"cuMemCreate", (void **)&drv.create},            {"cuMemRelease", (void **)&drv.release},
+      {"cuMemMap", (void **)&drv.map},                  {"cuMemUnmap", (void **)&drv.unmap},
+      {"cuMemSetAccess", (void **)&drv.set_access},     {"cuMemGetAllocationGranularity", (void **)&drv.granularity},
+      {"cuGetErrorString", (void **)&drv.error_string},
+  };
+  for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
+    cudaDriverEntryPointQueryResult q;
+    cudaError_t e = cudaGetDriverEntryPointByVersion(want[i].name, want[i].fn, 12000, cudaEnableDefault, &q);
+    if (e != cudaSuccess || q != cudaDriverEntryPointSuccess || !*want[i].fn)
+      return hr_fail(HR_E_UNSUPPORTED, "hr_vmm: driver entry point %s unavailable (%s)", want[i].name,
+                     cudaGetErrorString(e));
+  }
+  drv.loaded = 1;
+  return HR_OK;
+}
+
+static int cu_fail(CUresult r, const char *what) {
+  const char *s = "unknown";
+  if (drv.error_string) drv.error_string(r, &s);
+  return hr_fail(r == CUDA_ERROR_OUT_OF_MEMORY ? HR_E_OOM : HR_E_BACKEND, "%s: %s (CUresult %d)", what, s, (int)r);
+}
+
+#define MAX_CHUNKS 64
+struct vmm_state {
+  CUmemGenericAllocationHandle handle[MAX_CHUNKS];
+  uint64_t offset[MAX_CHUNKS], size[MAX_CHUNKS];
+  int n;
+};
+
+static CUmemAllocationProp prop_for(hrb_device *d) {
+  CUmemAllocationProp p;
+  memset(&p, 0, sizeof p);
+  p.type = CU_MEM_ALLOCATION_TYPE_PINNED;
+  p.location.type = CU_MEM_LOCATION_TYPE_DEVICE;
+  p.location.id = (int)d->ordinal;
+  return p;
+}
+
+extern "C" int hrb_vmm_reserve(hrb_device *d, uint64_t bytes, uint64_t *base_out, uint64_t *granularity_out,
+                               void **state_out) {
+  int st = load_driver();
+  if (st != HR_OK) return st;
+  cudaSetDevice((int)d->ordinal);
+  CUmemAllocationProp prop = prop_for(d);
+  size_t gran = 0;
+  CUresult r = drv.granularity(&gran, &prop, CU_MEM_ALLOC_GRANULARITY_MINIMUM);
+  if (r != CUDA_SUCCESS) return cu_fail(r, "hr_vmm_reserve: cuMemGetAllocationGranularity");
+  uint64_t size = (bytes + gran - 1) / gran * gran;
+  CUdeviceptr base = 0;
+  r = drv.reserve(&base, size, gran, 0, 0);
+  if (r != CUDA_SUCCESS) return cu_fail(r, "hr_vmm_reserve: cuMemAddressReserve");
+  vmm_state *s = (vmm_state *)calloc(1, sizeof(vmm_state));
+  if (!s) {
+    drv.free_addr(base, size);
+    return hr_fail(HR_E_OOM, "hr_vmm_reserve: host allocation failed");
+  }
+  *base_out = (uint64_t)base;
+  *granularity_out = gran;
+  *state_out = s;
+  return HR_OK;
+}
+
+static int map_chunk(hrb_device *d, vmm_state *s, uint64_t base, uint64_t offset, uint64_t size) {
+  if (s->n == MAX_CHUNKS) return hr_fail(HR_E_STATE, "hr_vmm_map: more than %d growth steps", MAX_CHUNKS);
+  CUmemAllocationProp prop = prop_for(d);
+  CUmemGenericAllocationHandle h;
+  CUresult r = drv.create(&h, size, &prop, 0);
+  if (r != CUDA_SUCCESS) return cu_fail(r, "hr_vmm_map: cuMemCreate");
+  r = drv.map((CUdeviceptr)(base + offset), size, 0, h, 0);
+  if (r != CUDA_SUCCESS) {
+    drv.release(h);
+    return cu_fail(r, "hr_vmm_map: cuMemMap");
+  }
+  CUmemAccessDesc acc;
+  memset(&acc, 0, sizeof acc);
+  acc.location = prop.location;
+  acc.flags = CU_MEM_ACCESS_FLAGS_PROT_READWRITE;
+  r = drv.set_access((CUdeviceptr)(base + offset), size, &acc, 1);
+  if (r != CUDA_SUCCESS) {
+    drv.unmap((CUdeviceptr)(base + offset), size);
+    drv.release(h);
+    return cu_fail(r, "hr_vmm_map: cuMemSetAccess");
+  }
+  s->handle[s->n] = h;
+  s->offset[s->n] = offset;
+  s->size[s->n] = size;
+  s->n++;
+  return HR_OK;
+}
+
+static void unmap_last(vmm_state *s, uint64_t base) {
+  s->n--;
+  drv.unmap((CUdeviceptr)(base + s->offset[s->n]), s->size[s->n]);
+  drv.release(s->handle[s->n]);
+}
+
+extern "C" int hrb_vmm_set_mapped(hrb_device *d, void *state, uint64_t base, uint64_t old_mapped, uint64_t new_mapped) {
+  vmm_state *s = (vmm_state *)state;
+  cudaSetDevice((int)d->ordinal);
+  if (new_mapped > old_mapped) return map_chunk(d, s, base, old_mapped, new_mapped - old_mapped);
+  uint64_t mapped = old_mapped;
+  while (s->n > 0 && mapped > new_mapped) {
+    mapped = s->offset[s->n - 1];
+    unmap_last(s, base);
+  }
+  if (mapped < new_mapped) return map_chunk(d, s, base, mapped, new_mapped - mapped);
+  return HR_OK;
+}
+
+extern "C" int hrb_vmm_release(hrb_device *d, void *state, uint64_t base, uint64_t reserved, uint64_t mapped) {
+  (void)mapped;
+  vmm_state *s = (vmm_state *)state;
+  cudaSetDevice((int)d->ordinal);
+  cudaDeviceSynchronize();
+  while (s->n > 0) unmap_last(s, base);
+  drv.free_addr((CUdeviceptr)base, reserved);
+  free(s);
+  return HR_OK;
+}
