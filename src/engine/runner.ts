@@ -1,0 +1,25 @@
+// The seam between the scheduler and the model (types only). The engine loop glues:
+//   out = scheduler.schedule(); logits = await runner.execute(out);
+//   samples = sampler.sample(logits.logits, logits.vocabSize, out.logitsRequests.map(s => s.request));
+//   results = scheduler.update(out, samples.map(s => s.tokenId), samples.map(s => s.logprobs));
+
+import type { SchedulerOutput } from "./scheduler.ts";
+
+/** fp32 logits, one row of `vocabSize` per entry of `SchedulerOutput.logitsRequests`, in that order. */
+export interface LogitsOutput {
+  logits: Float32Array;
+  vocabSize: number;
+  numRows: number;
+}
+
+export interface ModelRunner {
+  readonly vocabSize: number;
+  /**
+   * Runs one step: writes K/V of every scheduled token at `slotMapping` (for all scheduled tokens
+   * of a layer before that layer's attention, since prefix-cache hits may point at blocks written
+   * in the same step), attends over each request's `blockTable` up to `contextLen`, and returns
+   * logits for the tokens at `logitsIndices`. Every step returned by schedule() must be executed.
+   * Requests named in `preemptedRequestIds` / `finishedRequestIds` no longer own their blocks.
+   */
+  execute(output: SchedulerOutput): LogitsOutput | Promise<LogitsOutput>;
+}

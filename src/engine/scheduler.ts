@@ -1,0 +1,507 @@
+// Continuous-batching scheduler (vLLM v1's Scheduler is the anchor, with decode-first ordering).
+//
+// Each step:
+//  1. running requests get tokens from the per-step token budget: those decoding (one token left
+//     to compute) first, then those still prefilling (chunked: a long prompt takes whatever budget
+//     is left and continues next step). When the KV pool cannot supply blocks, the lowest-priority
+//     (latest-arrived) running request is preempted by recompute: its blocks are freed and it goes
+//     back to the front of the waiting queue with its generated tokens appended to what it must
+//     recompute (its own freed blocks usually come back as prefix-cache hits).
+//  2. if nobody was preempted, waiting requests are admitted (FCFS) while seats (maxNumSeqs),
+//     budget and blocks last, starting from their longest cached prefix.
+// `numComputedTokens` advances at schedule time; the runner must execute every step it is given,
+// writing a layer's K/V for all scheduled tokens before that layer's attention reads the cache.
+// After the runner and sampler, update() appends the sampled tokens and applies stop rules.
+
+import type { KVCacheManager, KVCacheStats } from "./kv-cache-manager.ts";
+import type { FinishReason, Request, SampleLogprobs } from "./request.ts";
+
+export interface SchedulerConfig {
+  /** Most requests running at once (default 256). */
+  maxNumSeqs?: number;
+  /** Token budget per step (default 2048). */
+  maxNumBatchedTokens?: number;
+  /** Cap on prompt + output tokens of any request. */
+  maxModelLen: number;
+  /** Split long prefills across steps (default true). When off, maxNumBatchedTokens must be >= maxModelLen. */
+  enableChunkedPrefill?: boolean;
+  /** Waiting-queue limit: addRequest throws SchedulerError('queue_full') beyond it (default unlimited). */
+  maxWaitingRequests?: number;
+}
+
+export type SchedulerErrorCode = "queue_full" | "invalid_request" | "duplicate_request";
+
+export class SchedulerError extends Error {
+  constructor(
+    readonly code: SchedulerErrorCode,
+    message: string,
+  ) {
+    super(message);
+    this.name = "SchedulerError";
+  }
+}
+
+/** One request's share of a step. Typed arrays are views into the flat arrays of the output. */
+export interface ScheduledRequest {
+  request: Request;
+  requestId: string;
+  /** Tokens already in the KV cache before this step (the cached context). */
+  numComputedBefore: number;
+  numNewTokens: number;
+  /** numComputedBefore + numNewTokens: the sequence length attention sees after this step. */
+  contextLen: number;
+  /** Token ids fed this step. */
+  tokenIds: Int32Array;
+  /** Their positions (numComputedBefore …). */
+  positions: Int32Array;
+  /** Their KV slots (blockId × blockSize + offset). */
+  slotMapping: Int32Array;
+  /** The request's blocks, in token order (covers contextLen tokens). */
+  blockTable: number[];
+  /** True when this chunk ends at the last known token: the runner must return its logits row. */
+  needsLogits: boolean;
+  /** Row of this request in the logits the runner returns (-1 when needsLogits is false). */
+  logitsRow: number;
+  /** Offset of this request's tokens in the flat arrays. */
+  queryStart: number;
+  /** A single decode token (not a prompt/recompute chunk). */
+  isDecode: boolean;
+}
+
+export interface SchedulerOutput {
+  step: number;
+  /** In batch order: decodes, then continuing prefills, then newly admitted requests. */
+  scheduled: ScheduledRequest[];
+  /** Scheduled requests that need logits, in logits-row order. */
+  logitsRequests: ScheduledRequest[];
+  /** Flat, concatenated over `scheduled`. */
+  inputIds: Int32Array;
+  positions: Int32Array;
+  slotMapping: Int32Array;
+  /** Prefix sums of numNewTokens, length scheduled.length + 1. */
+  queryStartLoc: Int32Array;
+  /** contextLen per scheduled request. */
+  seqLens: Int32Array;
+  /** Flat token index whose hidden state gives each logits row. */
+  logitsIndices: Int32Array;
+  numScheduledTokens: number;
+  numPrefillTokens: number;
+  numDecodeTokens: number;
+  /** Requests preempted while building this step (their KV is gone; runner state may be dropped). */
+  preemptedRequestIds: string[];
+  /** Requests finished or aborted since the previous step (runner state may be dropped). */
+  finishedRequestIds: string[];
+}
+
+export interface RequestOutput {
+  requestId: string;
+  /** Tokens generated this step (includes an EOS / stop token id that ended the request). */
+  newTokenIds: number[];
+  /** New output text ("" without a detokenizer); text that may start a stop string is held back until resolved. */
+  newText: string;
+  newLogprobs: SampleLogprobs[] | null;
+  finished: boolean;
+  finishReason: FinishReason | null;
+  /** The stop token id or stop string that ended the request (null for EOS, length, abort). */
+  stopReason: number | string | null;
+  numPromptTokens: number;
+  numOutputTokens: number;
+  /** Prompt tokens that came from the prefix cache at first scheduling. */
+  numCachedTokens: number;
+}
+
+export interface SchedulerStats {
+  numRunning: number;
+  numWaiting: number;
+  numPreemptions: number;
+  numSteps: number;
+  kv: KVCacheStats;
+}
+
+export class Scheduler {
+  readonly maxNumSeqs: number;
+  readonly maxNumBatchedTokens: number;
+  readonly maxModelLen: number;
+  readonly enableChunkedPrefill: boolean;
+  readonly maxWaitingRequests: number;
+
+  /** Running requests, ordered by arrival (priority). */
+  private running: Request[] = [];
+  private waiting: Request[] = [];
+  private readonly requests = new Map<string, Request>();
+  private finishedIds: string[] = [];
+  private stepCount = 0;
+  private preemptionCount = 0;
+
+  constructor(
+    config: SchedulerConfig,
+    readonly kv: KVCacheManager,
+  ) {
+    this.maxNumSeqs = config.maxNumSeqs ?? 256;
+    this.maxNumBatchedTokens = config.maxNumBatchedTokens ?? 2048;
+    this.maxModelLen = config.maxModelLen;
+    this.enableChunkedPrefill = config.enableChunkedPrefill ?? true;
+    this.maxWaitingRequests = config.maxWaitingRequests ?? Number.POSITIVE_INFINITY;
+    const int = (name: string, v: number, min: number) => {
+      if (!Number.isInteger(v) || v < min) throw new RangeError(`Scheduler: ${name}=${v} must be an integer >= ${min}`);
+    };
+    int("maxNumSeqs", this.maxNumSeqs, 1);
+    int("maxNumBatchedTokens", this.maxNumBatchedTokens, 1);
+    int("maxModelLen", this.maxModelLen, 2);
+    if (!(this.maxWaitingRequests >= 0)) throw new RangeError(`Scheduler: maxWaitingRequests=${this.maxWaitingRequests}`);
+    if (!this.enableChunkedPrefill && this.maxNumBatchedTokens < this.maxModelLen) {
+      throw new RangeError(
+        `Scheduler: without chunked prefill maxNumBatchedTokens (${this.maxNumBatchedTokens}) must be >= maxModelLen (${this.maxModelLen}), or a preempted request could never be recomputed`,
+      );
+    }
+  }
+
+  get numRunning(): number {
+    return this.running.length;
+  }
+  get numWaiting(): number {
+    return this.waiting.length;
+  }
+  hasUnfinishedRequests(): boolean {
+    return this.running.length + this.waiting.length > 0;
+  }
+  /** False when addRequest would throw 'queue_full' (e.g. answer HTTP 503). */
+  canAcceptRequest(): boolean {
+    return this.waiting.length < this.maxWaitingRequests;
+  }
+  getRequest(requestId: string): Request | undefined {
+    return this.requests.get(requestId);
+  }
+  runningRequestIds(): string[] {
+    return this.running.map((r) => r.requestId);
+  }
+  waitingRequestIds(): string[] {
+    return this.waiting.map((r) => r.requestId);
+  }
+
+  /** Queues a request. Throws SchedulerError ('queue_full', 'invalid_request', 'duplicate_request'). */
+  addRequest(request: Request): void {
+    if (this.requests.has(request.requestId)) {
+      throw new SchedulerError("duplicate_request", `request ${request.requestId} is already queued or running`);
+    }
+    if (request.status !== "waiting" || request.numOutputTokens > 0) {
+      throw new SchedulerError("invalid_request", `request ${request.requestId} is not a fresh request`);
+    }
+    const n = request.numPromptTokens;
+    if (n >= this.maxModelLen) {
+      throw new SchedulerError(
+        "invalid_request",
+        `request ${request.requestId}: prompt has ${n} tokens; maxModelLen is ${this.maxModelLen} (prompt + at least 1 output token must fit)`,
+      );
+    }
+    // The KV needed by the request at its longest (the last sampled token is never computed).
+    const maxTokens = Math.min(n + request.sampling.maxTokens, this.maxModelLen) - 1;
+    const need = this.kv.blocksFor(maxTokens);
+    if (need > this.kv.numBlocks) {
+      throw new SchedulerError(
+        "invalid_request",
+        `request ${request.requestId}: up to ${maxTokens} tokens of KV need ${need} blocks of ${this.kv.blockSize}; the cache has ${this.kv.numBlocks} blocks`,
+      );
+    }
+    if (!this.canAcceptRequest()) {
+      throw new SchedulerError("queue_full", `waiting queue is full (${this.waiting.length} requests)`);
+    }
+    this.requests.set(request.requestId, request);
+    this.waiting.push(request);
+  }
+
+  /**
+   * Cancels a request: its blocks are freed at once. Returns its final output (finish reason
+   * 'abort'), or null when the request is unknown or already finished. Safe between schedule()
+   * and update(): update() skips it.
+   */
+  abort(requestId: string): RequestOutput | null {
+    const r = this.requests.get(requestId);
+    if (r === undefined || r.isFinished) return null;
+    const wi = this.waiting.indexOf(r);
+    if (wi >= 0) this.waiting.splice(wi, 1);
+    this.finish(r, "abort", null);
+    return this.makeOutput(r, [], null);
+  }
+
+  schedule(): SchedulerOutput {
+    const step = this.stepCount++;
+    let budget = this.maxNumBatchedTokens;
+    const sched = new Map<Request, number>();
+    const preempted: string[] = [];
+
+    // 1. running requests: decodes first, then continuing prefills, each in arrival order.
+    const decodes: Request[] = [];
+    const prefills: Request[] = [];
+    for (const r of this.running) (r.numTokens - r.numComputedTokens === 1 ? decodes : prefills).push(r);
+    for (const r of [...decodes, ...prefills]) {
+      if (budget === 0) break;
+      if (r.status !== "running") continue; // preempted while making room for another
+      let numNew = r.numTokens - r.numComputedTokens;
+      if (numNew <= 0) continue;
+      if (!this.enableChunkedPrefill && numNew > budget) continue;
+      numNew = Math.min(numNew, budget);
+      let ok = false;
+      for (;;) {
+        if (this.kv.allocateSlots(r, numNew) !== null) {
+          ok = true;
+          break;
+        }
+        const victim = this.lowestPriorityRunning();
+        const refund = sched.get(victim);
+        if (refund !== undefined) {
+          sched.delete(victim);
+          budget += refund;
+        }
+        this.preempt(victim);
+        preempted.push(victim.requestId);
+        if (victim === r) break;
+      }
+      if (!ok) continue;
+      sched.set(r, numNew);
+      budget -= numNew;
+    }
+
+    // 2. waiting requests, unless this step had to preempt (the pool is tight).
+    if (preempted.length === 0) {
+      while (budget > 0 && this.running.length < this.maxNumSeqs) {
+        const r = this.waiting[0];
+        if (r === undefined) break;
+        const hit = this.kv.getComputedBlocks(r);
+        let numNew = r.numTokens - hit.numComputedTokens;
+        if (!this.enableChunkedPrefill && numNew > budget) break;
+        numNew = Math.min(numNew, budget);
+        if (this.kv.allocateSlots(r, numNew, hit.blocks) === null) break;
+        this.waiting.shift();
+        r.numComputedTokens = hit.numComputedTokens;
+        if (r.numCachedTokens < 0) r.numCachedTokens = hit.numComputedTokens;
+        r.status = "running";
+        this.insertRunning(r);
+        sched.set(r, numNew);
+        budget -= numNew;
+      }
+    }
+
+    return this.buildOutput(step, sched, preempted);
+  }
+
+  /**
+   * Applies one step's sampled tokens. `sampledTokenIds[i]` (and `logprobs[i]`) belong to
+   * `output.logitsRequests[i]`. Returns one output per request that got a token (or finished).
+   */
+  update(
+    output: SchedulerOutput,
+    sampledTokenIds: ArrayLike<number>,
+    logprobs?: ReadonlyArray<SampleLogprobs | null>,
+  ): RequestOutput[] {
+    if (sampledTokenIds.length !== output.logitsRequests.length) {
+      throw new RangeError(`Scheduler.update: ${sampledTokenIds.length} sampled tokens for ${output.logitsRequests.length} logits rows`);
+    }
+    const results: RequestOutput[] = [];
+    for (let i = 0; i < output.logitsRequests.length; i++) {
+      const sr = output.logitsRequests[i] as ScheduledRequest;
+      const r = sr.request;
+      if (r.status !== "running") continue; // aborted after schedule()
+      const tok = sampledTokenIds[i] as number;
+      r.appendOutputToken(tok);
+      const sp = r.sampling;
+      const nOut = r.numOutputTokens;
+      const checkStops = nOut >= sp.minTokens;
+      let reason: FinishReason | null = null;
+      let stopReason: number | string | null = null;
+
+      if (checkStops && tok === r.eosTokenId && !sp.ignoreEos) {
+        reason = "stop";
+      } else if (checkStops && sp.stopTokenIds.includes(tok)) {
+        reason = "stop";
+        stopReason = tok;
+      } else if (r.detokenizer !== null) {
+        const prevLen = r.outputText.length;
+        r.outputText += r.detokenizer.push(tok);
+        if (checkStops && sp.stop.length > 0) {
+          const hit = findStopString(r.outputText, sp.stop, prevLen);
+          if (hit !== null) {
+            r.outputText = r.outputText.slice(0, hit.index);
+            reason = "stop";
+            stopReason = hit.stop;
+          }
+        }
+      }
+      if (reason === null && (nOut >= sp.maxTokens || r.numTokens >= this.maxModelLen)) reason = "length";
+      if (reason !== null) this.finish(r, reason, stopReason);
+      const lp = logprobs?.[i] ?? null;
+      results.push(this.makeOutput(r, [tok], lp === null ? null : [lp]));
+    }
+    return results;
+  }
+
+  stats(): SchedulerStats {
+    return {
+      numRunning: this.running.length,
+      numWaiting: this.waiting.length,
+      numPreemptions: this.preemptionCount,
+      numSteps: this.stepCount,
+      kv: this.kv.stats(),
+    };
+  }
+
+  // ---------------------------------------------------------------------------------------------
+
+  private lowestPriorityRunning(): Request {
+    const last = this.running[this.running.length - 1];
+    if (last === undefined) throw new Error("Scheduler: no running request to preempt");
+    return last;
+  }
+
+  private insertRunning(r: Request): void {
+    let i = this.running.length;
+    while (i > 0 && (this.running[i - 1] as Request).arrivalSeq > r.arrivalSeq) i--;
+    this.running.splice(i, 0, r);
+  }
+
+  private preempt(r: Request): void {
+    const i = this.running.indexOf(r);
+    if (i >= 0) this.running.splice(i, 1);
+    this.kv.free(r);
+    r.numComputedTokens = 0;
+    r.status = "preempted";
+    r.numPreemptions++;
+    this.preemptionCount++;
+    this.waiting.unshift(r);
+  }
+
+  private finish(r: Request, reason: FinishReason, stopReason: number | string | null): void {
+    const i = this.running.indexOf(r);
+    if (i >= 0) this.running.splice(i, 1);
+    this.kv.free(r);
+    r.status = "finished";
+    r.finishReason = reason;
+    r.stopReason = stopReason;
+    this.requests.delete(r.requestId);
+    this.finishedIds.push(r.requestId);
+  }
+
+  private makeOutput(r: Request, newTokenIds: number[], newLogprobs: SampleLogprobs[] | null): RequestOutput {
+    const finished = r.isFinished;
+    let newText = "";
+    if (r.detokenizer !== null) {
+      const holdBack = finished || r.sampling.stop.length === 0 ? 0 : Math.max(...r.sampling.stop.map((s) => s.length)) - 1;
+      const end = Math.max(r.sentTextLength, r.outputText.length - holdBack);
+      newText = r.outputText.slice(r.sentTextLength, end);
+      r.sentTextLength = end;
+    }
+    return {
+      requestId: r.requestId,
+      newTokenIds,
+      newText,
+      newLogprobs,
+      finished,
+      finishReason: r.finishReason,
+      stopReason: r.stopReason,
+      numPromptTokens: r.numPromptTokens,
+      numOutputTokens: r.numOutputTokens,
+      numCachedTokens: Math.max(0, r.numCachedTokens),
+    };
+  }
+
+  private buildOutput(step: number, sched: Map<Request, number>, preempted: string[]): SchedulerOutput {
+    let total = 0;
+    for (const n of sched.values()) total += n;
+    const n = sched.size;
+    const inputIds = new Int32Array(total);
+    const positions = new Int32Array(total);
+    const slotMapping = new Int32Array(total);
+    const queryStartLoc = new Int32Array(n + 1);
+    const seqLens = new Int32Array(n);
+    const scheduled: ScheduledRequest[] = [];
+    const logitsRequests: ScheduledRequest[] = [];
+    const logitsIdx: number[] = [];
+    let off = 0;
+    let numPrefill = 0;
+    let numDecode = 0;
+    for (const [r, numNew] of sched) {
+      const start = r.numComputedTokens;
+      const contextLen = start + numNew;
+      for (let i = 0; i < numNew; i++) {
+        inputIds[off + i] = r.allTokenIds[start + i] as number;
+        positions[off + i] = start + i;
+      }
+      this.kv.slotMapping(r, start, numNew, slotMapping, off);
+      const needsLogits = contextLen === r.numTokens;
+      const isDecode = numNew === 1 && needsLogits && r.numOutputTokens > 0;
+      if (isDecode) numDecode += 1;
+      else numPrefill += numNew;
+      const sr: ScheduledRequest = {
+        request: r,
+        requestId: r.requestId,
+        numComputedBefore: start,
+        numNewTokens: numNew,
+        contextLen,
+        tokenIds: inputIds.subarray(off, off + numNew),
+        positions: positions.subarray(off, off + numNew),
+        slotMapping: slotMapping.subarray(off, off + numNew),
+        blockTable: this.kv.blockTable(r),
+        needsLogits,
+        logitsRow: needsLogits ? logitsRequests.length : -1,
+        queryStart: off,
+        isDecode,
+      };
+      if (needsLogits) {
+        logitsRequests.push(sr);
+        logitsIdx.push(off + numNew - 1);
+      }
+      seqLens[scheduled.length] = contextLen;
+      scheduled.push(sr);
+      off += numNew;
+      queryStartLoc[scheduled.length] = off;
+      r.numComputedTokens = contextLen;
+    }
+    const finishedRequestIds = this.finishedIds;
+    this.finishedIds = [];
+    return {
+      step,
+      scheduled,
+      logitsRequests,
+      inputIds,
+      positions,
+      slotMapping,
+      queryStartLoc,
+      seqLens,
+      logitsIndices: Int32Array.from(logitsIdx),
+      numScheduledTokens: total,
+      numPrefillTokens: numPrefill,
+      numDecodeTokens: numDecode,
+      preemptedRequestIds: preempted,
+      finishedRequestIds,
+    };
+  }
+}
+
+/** Earliest stop string that ends after `prevLen` (i.e. completed by the newest text). */
+export function findStopString(text: string, stops: readonly string[], prevLen: number): { index: number; stop: string } | null {
+  let best: { index: number; stop: string } | null = null;
+  for (const s of stops) {
+    const from = Math.max(0, prevLen - s.length + 1);
+    const idx = text.indexOf(s, from);
+    if (idx >= 0 && (best === null || idx < best.index)) best = { index: idx, stop: s };
+  }
+  return best;
+}
+
+/**
+ * Fills a static `[numRows, maxBlocksPerSeq]` block table (graph-friendly), padding with `pad`.
+ * Throws if a request has more blocks than a row holds.
+ */
+export function fillBlockTable(output: SchedulerOutput, maxBlocksPerSeq: number, out?: Int32Array, pad = 0): Int32Array {
+  const rows = output.scheduled.length;
+  const dst = out ?? new Int32Array(rows * maxBlocksPerSeq);
+  if (dst.length < rows * maxBlocksPerSeq) throw new RangeError(`fillBlockTable: buffer holds ${dst.length} entries, need ${rows * maxBlocksPerSeq}`);
+  dst.fill(pad, 0, rows * maxBlocksPerSeq);
+  output.scheduled.forEach((sr, i) => {
+    if (sr.blockTable.length > maxBlocksPerSeq) {
+      throw new RangeError(`fillBlockTable: request ${sr.requestId} has ${sr.blockTable.length} blocks > ${maxBlocksPerSeq}`);
+    }
+    dst.set(sr.blockTable, i * maxBlocksPerSeq);
+  });
+  return dst;
+}
