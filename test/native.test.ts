@@ -240,4 +240,20 @@ describe("reserve-then-map regions", () => {
     expect(d.memInfo().free).toBe(64 * MiB);
     expect(() => d.releaseRegion(base)).toThrow(HeadroomError);
   });
+
+  test("sliced regions map the same prefix of every slice (one slice per layer's K or V)", () => {
+    const d = device(64 * MiB);
+    const r = d.reserveRegion(100 * MiB, 4);
+    expect(r.sliceStride).toBe(100 * MiB);
+    d.mapRegion(r.base, 4 * MiB);
+    expect(d.memInfo().free).toBe(64 * MiB - 16 * MiB);
+    expect(d.mappedRegionBytes()).toBe(16 * MiB);
+    const one = new Float32Array([1.5, 2.5]);
+    for (let s = 0; s < 4; s++) d.copyToDevice(r.base + BigInt(s * r.sliceStride + 4 * MiB - 8), one);
+    expect(() => d.copyToDevice(r.base + BigInt(r.sliceStride + 4 * MiB), one)).toThrow(HeadroomError);
+    expect(() => d.mapRegion(r.base, 20 * MiB)).toThrow(HeadroomError); // 80 MiB > 64 MiB
+    expect(d.mappedRegionBytes()).toBe(16 * MiB);
+    d.releaseRegion(r.base);
+    expect(d.memInfo().free).toBe(64 * MiB);
+  });
 });

@@ -26,11 +26,19 @@ int hrb_device_name(hrb_device *d, char *buf, int64_t len);
 /* Test hook: change simulated usage of `kind` from old_bytes to new_bytes. */
 int hrb_simulate_usage(hrb_device *d, int64_t kind, uint64_t old_bytes, uint64_t new_bytes);
 
-/* Reserve-then-map ranges (hr_vmm_*). The backend keeps its own per-range state in *state. */
-int hrb_vmm_reserve(hrb_device *d, uint64_t bytes, uint64_t *base_out, uint64_t *granularity_out, void **state_out);
-/* Grows or shrinks the mapped prefix of a range from old_mapped to new_mapped bytes. */
-int hrb_vmm_set_mapped(hrb_device *d, void *state, uint64_t base, uint64_t old_mapped, uint64_t new_mapped);
-int hrb_vmm_release(hrb_device *d, void *state, uint64_t base, uint64_t reserved, uint64_t mapped);
+/*
+ * Reserve-then-map ranges (hr_vmm_*): `num_slices` slices of `slice_stride` bytes (a multiple
+ * of the granularity the backend reports first through hrb_vmm_granularity). The backend keeps
+ * its own per-range state in *state.
+ */
+int hrb_vmm_granularity(hrb_device *d, uint64_t *granularity_out);
+int hrb_vmm_reserve(hrb_device *d, uint64_t slice_stride, int64_t num_slices, uint64_t *base_out, void **state_out);
+/* Grows or shrinks the mapped prefix of every slice from old_mapped to new_mapped bytes; on
+ * failure the old mapping is left in place. */
+int hrb_vmm_set_mapped(hrb_device *d, void *state, uint64_t base, uint64_t slice_stride, int64_t num_slices,
+                       uint64_t old_mapped, uint64_t new_mapped);
+int hrb_vmm_release(hrb_device *d, void *state, uint64_t base, uint64_t slice_stride, int64_t num_slices,
+                    uint64_t mapped);
 
 #define HRB_H2D 0
 #define HRB_D2H 1

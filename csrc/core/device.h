@@ -10,7 +10,8 @@
 #define HR_MAX_VMM_RANGES 16
 
 typedef struct hr_vmm_range {
-  uint64_t base, reserved, mapped, granularity;
+  uint64_t base, slice_stride, mapped, granularity; /* mapped: bytes per slice */
+  int64_t num_slices;
   void *state; /* backend-owned */
 } hr_vmm_range;
 
@@ -22,7 +23,7 @@ typedef struct hr_instance {
   hr_vmm_range vmm[HR_MAX_VMM_RANGES]; /* base == 0: unused slot */
 } hr_instance;
 
-/* 1 if [ptr, ptr + bytes) lies in the mapped part of one of the instance's vmm ranges. */
+/* 1 if [ptr, ptr + bytes) lies in the mapped part of one slice of the instance's vmm ranges. */
 int hr_vmm_owns_range(hr_instance *inst, uint64_t ptr, uint64_t bytes);
 /* Releases every range (instance close). */
 void hr_vmm_release_all(hr_instance *inst);

@@ -209,56 +209,72 @@ int hrb_synchronize(hrb_device *d) {
 
 #define CPU_VMM_GRANULARITY (2ull << 20)
 
-int hrb_vmm_reserve(hrb_device *d, uint64_t bytes, uint64_t *base_out, uint64_t *granularity_out, void **state_out) {
-  uint64_t size = (bytes + CPU_VMM_GRANULARITY - 1) / CPU_VMM_GRANULARITY * CPU_VMM_GRANULARITY;
+int hrb_vmm_granularity(hrb_device *d, uint64_t *granularity_out) {
+  (void)d;
+  *granularity_out = CPU_VMM_GRANULARITY;
+  return HR_OK;
+}
+
+int hrb_vmm_reserve(hrb_device *d, uint64_t slice_stride, int64_t num_slices, uint64_t *base_out, void **state_out) {
+  uint64_t size = slice_stride * (uint64_t)num_slices;
   void *p = mmap(NULL, size, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
   if (p == MAP_FAILED)
     return hr_fail(HR_E_OOM, "hr_vmm_reserve: cpu device %lld: reserving %llu bytes of address space failed: %s",
                    (long long)d->ordinal, (hr_ull)size, strerror(errno));
   *base_out = (uint64_t)(uintptr_t)p;
-  *granularity_out = CPU_VMM_GRANULARITY;
   *state_out = NULL;
   return HR_OK;
 }
 
-int hrb_vmm_set_mapped(hrb_device *d, void *state, uint64_t base, uint64_t old_mapped, uint64_t new_mapped) {
+/* Changes the usable prefix of every slice; accounting first so a full device fails cleanly. */
+int hrb_vmm_set_mapped(hrb_device *d, void *state, uint64_t base, uint64_t slice_stride, int64_t num_slices,
+                       uint64_t old_mapped, uint64_t new_mapped) {
   (void)state;
+  uint64_t n = (uint64_t)num_slices;
   if (new_mapped > old_mapped) {
-    uint64_t grow = new_mapped - old_mapped;
+    uint64_t grow = (new_mapped - old_mapped) * n;
     pthread_mutex_lock(&d->lock);
     uint64_t used = used_locked(d);
     if (grow > d->capacity || used > d->capacity - grow) {
       pthread_mutex_unlock(&d->lock);
       return hr_fail(HR_E_OOM, "hr_vmm_map: cpu device %lld: cannot map %llu more bytes (free %llu of %llu)",
-                     (long long)d->ordinal, (hr_ull)grow,
-                     (hr_ull)(used < d->capacity ? d->capacity - used : 0), (hr_ull)d->capacity);
+                     (long long)d->ordinal, (hr_ull)grow, (hr_ull)(used < d->capacity ? d->capacity - used : 0),
+                     (hr_ull)d->capacity);
     }
     d->raw_used += grow;
     pthread_mutex_unlock(&d->lock);
-    if (mprotect((void *)(uintptr_t)(base + old_mapped), grow, PROT_READ | PROT_WRITE) != 0) {
-      int e = errno;
-      pthread_mutex_lock(&d->lock);
-      d->raw_used -= grow;
-      pthread_mutex_unlock(&d->lock);
-      return hr_fail(HR_E_BACKEND, "hr_vmm_map: mprotect failed: %s", strerror(e));
+    for (uint64_t i = 0; i < n; i++) {
+      void *at = (void *)(uintptr_t)(base + i * slice_stride + old_mapped);
+      if (mprotect(at, new_mapped - old_mapped, PROT_READ | PROT_WRITE) != 0) {
+        int e = errno;
+        for (uint64_t j = 0; j < i; j++)
+          mprotect((void *)(uintptr_t)(base + j * slice_stride + old_mapped), new_mapped - old_mapped, PROT_NONE);
+        pthread_mutex_lock(&d->lock);
+        d->raw_used -= grow;
+        pthread_mutex_unlock(&d->lock);
+        return hr_fail(HR_E_BACKEND, "hr_vmm_map: mprotect failed: %s", strerror(e));
+      }
     }
   } else {
     uint64_t shrink = old_mapped - new_mapped;
-    void *at = (void *)(uintptr_t)(base + new_mapped);
-    if (madvise(at, shrink, MADV_DONTNEED) != 0 || mprotect(at, shrink, PROT_NONE) != 0)
-      return hr_fail(HR_E_BACKEND, "hr_vmm_map: unmapping %llu bytes failed: %s", (hr_ull)shrink, strerror(errno));
+    for (uint64_t i = 0; i < n; i++) {
+      void *at = (void *)(uintptr_t)(base + i * slice_stride + new_mapped);
+      madvise(at, shrink, MADV_DONTNEED);
+      mprotect(at, shrink, PROT_NONE);
+    }
     pthread_mutex_lock(&d->lock);
-    d->raw_used -= shrink;
+    d->raw_used -= shrink * n;
     pthread_mutex_unlock(&d->lock);
   }
   return HR_OK;
 }
 
-int hrb_vmm_release(hrb_device *d, void *state, uint64_t base, uint64_t reserved, uint64_t mapped) {
+int hrb_vmm_release(hrb_device *d, void *state, uint64_t base, uint64_t slice_stride, int64_t num_slices,
+                    uint64_t mapped) {
   (void)state;
-  munmap((void *)(uintptr_t)base, reserved);
+  munmap((void *)(uintptr_t)base, slice_stride * (uint64_t)num_slices);
   pthread_mutex_lock(&d->lock);
-  d->raw_used -= mapped;
+  d->raw_used -= mapped * (uint64_t)num_slices;
   pthread_mutex_unlock(&d->lock);
   return HR_OK;
 }

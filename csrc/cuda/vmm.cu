@@ -68,11 +68,14 @@ static int cu_fail(CUresult r, const char *what) {
   return hr_fail(r == CUDA_ERROR_OUT_OF_MEMORY ? HR_E_OOM : HR_E_BACKEND, "%s: %s (CUresult %d)", what, s, (int)r);
 }
 
-#define MAX_CHUNKS 64
+/* One physical chunk per slice per growth step: (slice, offset within slice, size). */
+struct vmm_chunk {
+  CUmemGenericAllocationHandle handle;
+  uint64_t slice, offset, size;
+};
 struct vmm_state {
-  CUmemGenericAllocationHandle handle[MAX_CHUNKS];
-  uint64_t offset[MAX_CHUNKS], size[MAX_CHUNKS];
-  int n;
+  vmm_chunk *chunks;
+  int64_t n, cap;
 };
 
 static CUmemAllocationProp prop_for(hrb_device *d) {
@@ -84,8 +87,7 @@ static CUmemAllocationProp prop_for(hrb_device *d) {
   return p;
 }
 
-extern "C" int hrb_vmm_reserve(hrb_device *d, uint64_t bytes, uint64_t *base_out, uint64_t *granularity_out,
-                               void **state_out) {
+extern "C" int hrb_vmm_granularity(hrb_device *d, uint64_t *granularity_out) {
   int st = load_driver();
   if (st != HR_OK) return st;
   cudaSetDevice((int)d->ordinal);
@@ -93,28 +95,46 @@ extern "C" int hrb_vmm_reserve(hrb_device *d, uint64_t bytes, uint64_t *base_out
   size_t gran = 0;
   CUresult r = drv.granularity(&gran, &prop, CU_MEM_ALLOC_GRANULARITY_MINIMUM);
   if (r != CUDA_SUCCESS) return cu_fail(r, "hr_vmm_reserve: cuMemGetAllocationGranularity");
-  uint64_t size = (bytes + gran - 1) / gran * gran;
+  *granularity_out = gran;
+  return HR_OK;
+}
+
+extern "C" int hrb_vmm_reserve(hrb_device *d, uint64_t slice_stride, int64_t num_slices, uint64_t *base_out,
+                               void **state_out) {
+  int st = load_driver();
+  if (st != HR_OK) return st;
+  cudaSetDevice((int)d->ordinal);
+  uint64_t gran = 0;
+  st = hrb_vmm_granularity(d, &gran);
+  if (st != HR_OK) return st;
   CUdeviceptr base = 0;
-  r = drv.reserve(&base, size, gran, 0, 0);
+  CUresult r = drv.reserve(&base, slice_stride * (uint64_t)num_slices, gran, 0, 0);
   if (r != CUDA_SUCCESS) return cu_fail(r, "hr_vmm_reserve: cuMemAddressReserve");
   vmm_state *s = (vmm_state *)calloc(1, sizeof(vmm_state));
   if (!s) {
-    drv.free_addr(base, size);
+    drv.free_addr(base, slice_stride * (uint64_t)num_slices);
     return hr_fail(HR_E_OOM, "hr_vmm_reserve: host allocation failed");
   }
   *base_out = (uint64_t)base;
-  *granularity_out = gran;
   *state_out = s;
   return HR_OK;
 }
 
-static int map_chunk(hrb_device *d, vmm_state *s, uint64_t base, uint64_t offset, uint64_t size) {
-  if (s->n == MAX_CHUNKS) return hr_fail(HR_E_STATE, "hr_vmm_map: more than %d growth steps", MAX_CHUNKS);
+static int map_chunk(hrb_device *d, vmm_state *s, uint64_t base, uint64_t slice_stride, uint64_t slice,
+                     uint64_t offset, uint64_t size) {
+  if (s->n == s->cap) {
+    int64_t cap = s->cap ? s->cap * 2 : 64;
+    vmm_chunk *c = (vmm_chunk *)realloc(s->chunks, sizeof(vmm_chunk) * (size_t)cap);
+    if (!c) return hr_fail(HR_E_OOM, "hr_vmm_map: host allocation failed");
+    s->chunks = c;
+    s->cap = cap;
+  }
   CUmemAllocationProp prop = prop_for(d);
+  CUdeviceptr at = (CUdeviceptr)(base + slice * slice_stride + offset);
   CUmemGenericAllocationHandle h;
   CUresult r = drv.create(&h, size, &prop, 0);
   if (r != CUDA_SUCCESS) return cu_fail(r, "hr_vmm_map: cuMemCreate");
-  r = drv.map((CUdeviceptr)(base + offset), size, 0, h, 0);
+  r = drv.map(at, size, 0, h, 0);
   if (r != CUDA_SUCCESS) {
     drv.release(h);
     return cu_fail(r, "hr_vmm_map: cuMemMap");
@@ -123,45 +143,57 @@ static int map_chunk(hrb_device *d, vmm_state *s, uint64_t base, uint64_t offset
   memset(&acc, 0, sizeof acc);
   acc.location = prop.location;
   acc.flags = CU_MEM_ACCESS_FLAGS_PROT_READWRITE;
-  r = drv.set_access((CUdeviceptr)(base + offset), size, &acc, 1);
+  r = drv.set_access(at, size, &acc, 1);
   if (r != CUDA_SUCCESS) {
-    drv.unmap((CUdeviceptr)(base + offset), size);
+    drv.unmap(at, size);
     drv.release(h);
     return cu_fail(r, "hr_vmm_map: cuMemSetAccess");
   }
-  s->handle[s->n] = h;
-  s->offset[s->n] = offset;
-  s->size[s->n] = size;
-  s->n++;
+  s->chunks[s->n++] = vmm_chunk{h, slice, offset, size};
   return HR_OK;
 }
 
-static void unmap_last(vmm_state *s, uint64_t base) {
-  s->n--;
-  drv.unmap((CUdeviceptr)(base + s->offset[s->n]), s->size[s->n]);
-  drv.release(s->handle[s->n]);
+static void unmap_last(vmm_state *s, uint64_t base, uint64_t slice_stride) {
+  vmm_chunk c = s->chunks[--s->n];
+  drv.unmap((CUdeviceptr)(base + c.slice * slice_stride + c.offset), c.size);
+  drv.release(c.handle);
 }
 
-extern "C" int hrb_vmm_set_mapped(hrb_device *d, void *state, uint64_t base, uint64_t old_mapped, uint64_t new_mapped) {
+/* Chunks are appended slice by slice per growth step, so the most recent chunks are the
+ * highest offsets of every slice: shrinking pops from the end, then re-grows any remainder. */
+extern "C" int hrb_vmm_set_mapped(hrb_device *d, void *state, uint64_t base, uint64_t slice_stride,
+                                  int64_t num_slices, uint64_t old_mapped, uint64_t new_mapped) {
   vmm_state *s = (vmm_state *)state;
   cudaSetDevice((int)d->ordinal);
-  if (new_mapped > old_mapped) return map_chunk(d, s, base, old_mapped, new_mapped - old_mapped);
-  uint64_t mapped = old_mapped;
-  while (s->n > 0 && mapped > new_mapped) {
-    mapped = s->offset[s->n - 1];
-    unmap_last(s, base);
+  cudaDeviceSynchronize();
+  int64_t n0 = s->n;
+  uint64_t from = old_mapped;
+  if (new_mapped < old_mapped) {
+    while (s->n > 0 && s->chunks[s->n - 1].offset + s->chunks[s->n - 1].size > new_mapped)
+      unmap_last(s, base, slice_stride);
+    from = s->n > 0 ? s->chunks[s->n - 1].offset + s->chunks[s->n - 1].size : 0;
+    n0 = s->n;
+    if (from >= new_mapped) return HR_OK;
   }
-  if (mapped < new_mapped) return map_chunk(d, s, base, mapped, new_mapped - mapped);
+  for (int64_t i = 0; i < num_slices; i++) {
+    int st = map_chunk(d, s, base, slice_stride, (uint64_t)i, from, new_mapped - from);
+    if (st != HR_OK) {
+      while (s->n > n0) unmap_last(s, base, slice_stride); /* leave the old mapping in place */
+      return st;
+    }
+  }
   return HR_OK;
 }
 
-extern "C" int hrb_vmm_release(hrb_device *d, void *state, uint64_t base, uint64_t reserved, uint64_t mapped) {
+extern "C" int hrb_vmm_release(hrb_device *d, void *state, uint64_t base, uint64_t slice_stride, int64_t num_slices,
+                               uint64_t mapped) {
   (void)mapped;
   vmm_state *s = (vmm_state *)state;
   cudaSetDevice((int)d->ordinal);
   cudaDeviceSynchronize();
-  while (s->n > 0) unmap_last(s, base);
-  drv.free_addr((CUdeviceptr)base, reserved);
+  while (s->n > 0) unmap_last(s, base, slice_stride);
+  drv.free_addr((CUdeviceptr)base, slice_stride * (uint64_t)num_slices);
+  free(s->chunks);
   free(s);
   return HR_OK;
 }

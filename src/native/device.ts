@@ -219,16 +219,20 @@ export class Device {
 
   // ---- reserve-then-map regions (the KV cache is sized last, at a fixed address)
 
-  /** Reserves address space for `maxBytes` without physical memory. */
-  reserveRegion(maxBytes: number): { base: bigint; granularity: number } {
+  /**
+   * Reserves address space for `numSlices` slices of up to `sliceBytes` each, without
+   * physical memory. Slice i starts at base + i * sliceStride.
+   */
+  reserveRegion(sliceBytes: number, numSlices = 1): { base: bigint; granularity: number; sliceStride: number } {
     const g = new BigUint64Array(1);
-    this.lib.check(this.lib.sym.hr_vmm_reserve(this.handle, maxBytes, this.u64, g), "hr_vmm_reserve");
-    return { base: this.u64[0]!, granularity: Number(g[0]) };
+    const stride = new BigUint64Array(1);
+    this.lib.check(this.lib.sym.hr_vmm_reserve(this.handle, sliceBytes, numSlices, this.u64, g, stride), "hr_vmm_reserve");
+    return { base: this.u64[0]!, granularity: Number(g[0]), sliceStride: Number(stride[0]) };
   }
 
-  /** Maps exactly the first `bytes` of a reserved region (a multiple of its granularity). */
-  mapRegion(base: bigint, bytes: number): void {
-    this.lib.check(this.lib.sym.hr_vmm_map(this.handle, base, bytes), "hr_vmm_map");
+  /** Maps exactly the first `bytesPerSlice` of every slice (a multiple of the granularity). */
+  mapRegion(base: bigint, bytesPerSlice: number): void {
+    this.lib.check(this.lib.sym.hr_vmm_map(this.handle, base, bytesPerSlice), "hr_vmm_map");
   }
 
   releaseRegion(base: bigint): void {

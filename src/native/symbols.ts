@@ -37,7 +37,7 @@ export const symbols = {
   hr_pool_reserved: { args: [u64, u64, ptr], returns: i32 },
 
   // ---- reserve-then-map regions (KV cache)
-  hr_vmm_reserve: { args: [u64, u64, ptr, ptr], returns: i32 },
+  hr_vmm_reserve: { args: [u64, u64, i64, ptr, ptr, ptr], returns: i32 },
   hr_vmm_map: { args: [u64, u64, u64], returns: i32 },
   hr_vmm_release: { args: [u64, u64], returns: i32 },
   hr_vmm_mapped_bytes: { args: [u64, ptr], returns: i32 },
