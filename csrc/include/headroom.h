@@ -157,21 +157,24 @@ HR_API int hr_pool_reserved(uint64_t dev, uint64_t pool, uint64_t *bytes_out);
 
 /* ---- reserve-then-map regions (the KV cache: "capture first, size last") ------------- */
 /*
- * Reserves a virtual address range of `max_bytes` (rounded up to the granularity) without
- * physical memory (CUDA: cuMemAddressReserve; CPU: mmap(PROT_NONE)). Addresses are stable, so
- * graphs can be captured against them before the size is known.
+ * Reserves a virtual address range of `num_slices` equal slices of `slice_bytes` each (rounded
+ * up to the granularity; `slice_stride_out` is the rounded size) without physical memory
+ * (CUDA: cuMemAddressReserve; CPU: mmap(PROT_NONE)). Addresses are stable, so graphs can be
+ * captured against them before the size is known. The KV cache uses one slice per layer and
+ * K/V (2 x layers slices), so every layer's cache has a fixed address whatever its final size.
  */
-HR_API int hr_vmm_reserve(uint64_t dev, uint64_t max_bytes, uint64_t *base_out, uint64_t *granularity_out);
+HR_API int hr_vmm_reserve(uint64_t dev, uint64_t slice_bytes, int64_t num_slices, uint64_t *base_out,
+                          uint64_t *granularity_out, uint64_t *slice_stride_out);
 /*
- * Makes exactly the first `bytes` of the range usable (a multiple of the granularity, at most
- * the reserved size), mapping or unmapping physical memory as needed (CUDA: cuMemCreate +
- * cuMemMap + cuMemSetAccess; CPU: commit against the device capacity). HR_E_OOM if the device
- * has no room; the previous mapping is then unchanged.
+ * Makes exactly the first `bytes_per_slice` bytes of every slice usable (a multiple of the
+ * granularity, at most the slice size), mapping or unmapping physical memory as needed (CUDA:
+ * cuMemCreate + cuMemMap + cuMemSetAccess; CPU: commit against the device capacity).
+ * HR_E_OOM if the device has no room; the previous mapping is then unchanged.
  */
-HR_API int hr_vmm_map(uint64_t dev, uint64_t base, uint64_t bytes);
+HR_API int hr_vmm_map(uint64_t dev, uint64_t base, uint64_t bytes_per_slice);
 /* Unmaps and frees the whole range. */
 HR_API int hr_vmm_release(uint64_t dev, uint64_t base);
-/* Total bytes currently mapped by this instance over all its ranges. */
+/* Total bytes currently mapped by this instance over all its ranges and slices. */
 HR_API int hr_vmm_mapped_bytes(uint64_t dev, uint64_t *bytes_out);
 
 /* ---- memory transfer --------------------------------------------------------------- */
