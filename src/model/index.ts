@@ -1,0 +1,23 @@
+// Model formats, tokenizers and chat templates: public surface of src/model.
+export type { Architecture, ModelConfig, RopeScaling, SourceDtype } from "./config.ts";
+export { expectedTensors, parameterCount, validateConfig } from "./config.ts";
+export { ModelFileError } from "./errors.ts";
+export { parseHfConfig } from "./hf-config.ts";
+export { loadHfWeights } from "./hf-model.ts";
+export { parseSafetensors, readSafetensors, serializeSafetensors, mapFile } from "./safetensors.ts";
+export type { SafetensorsFile, SafetensorsEntry } from "./safetensors.ts";
+export { parseGguf, readGguf, serializeGguf, GGML_TYPE_NAMES } from "./gguf.ts";
+export type { GgufFile, GgufTensorInfo, GgufValue } from "./gguf.ts";
+export { ggufConfig, ggufWeights, loadGgufWeights, canonicalGgufName, unpermuteRows } from "./gguf-model.ts";
+export type { TensorSource, WeightSet } from "./weights.ts";
+export { tensorToF32, readRowsF32, numel, deviceBytes } from "./weights.ts";
+export { uploadWeights, downloadTensor } from "./upload.ts";
+export type { LoadedTensor, LoadedWeights, UploadOptions } from "./upload.ts";
+export { Tokenizer, IncrementalDecoder } from "./tokenizer.ts";
+export type { EncodeOptions, DecodeOptions } from "./tokenizer.ts";
+export { ggufTokenizer, spmTokenizerJson, spmMerges } from "./gguf-tokenizer.ts";
+export { ChatTemplate, FALLBACK_CHAT_TEMPLATE, chatTemplateFromConfig, chatTemplateFromGguf } from "./chat-template.ts";
+export type { ChatMessage, RenderOptions } from "./chat-template.ts";
+export { DEMO_MODEL_NAME, demoConfig, demoWeights, demoTokenizer, demoChatTemplate } from "./demo-model.ts";
+export { openModel } from "./load.ts";
+export type { OpenedModel } from "./load.ts";

@@ -1,0 +1,195 @@
+// Tokenizer: a thin, typed wrapper over @huggingface/tokenizers for every tokenizer we serve (HF
+// tokenizer.json, the GGUF embedded tokenizer expressed as tokenizer.json, the demo byte-level
+// tokenizer), plus BOS/EOS handling and a streaming decoder that only emits complete UTF-8.
+import { Tokenizer as HfTokenizer } from "@huggingface/tokenizers";
+import { existsSync } from "node:fs";
+import { join } from "node:path";
+
+import { ModelFileError } from "./errors.ts";
+import { readJsonFile } from "./hf-model.ts";
+
+type Json = Record<string, unknown>;
+
+export interface EncodeOptions {
+  /** Prepend the BOS token (default: the tokenizer's own setting, e.g. add_bos_token). */
+  addBos?: boolean;
+}
+
+export interface DecodeOptions {
+  /** Drop special tokens (BOS/EOS/control) from the text (default true). */
+  skipSpecialTokens?: boolean;
+}
+
+export interface TokenizerSpecials {
+  bosToken: string | null;
+  eosToken: string | null;
+  /** Whether encode() adds BOS by default. */
+  addBos: boolean;
+}
+
+function tokenContent(v: unknown): string | null {
+  if (typeof v === "string") return v;
+  if (v && typeof v === "object" && typeof (v as Json).content === "string") return (v as Json).content as string;
+  return null;
+}
+
+/** The special token a TemplateProcessing post-processor puts first, if any (HF's way to add BOS). */
+function postProcessorBos(pp: unknown): string | null {
+  if (!pp || typeof pp !== "object") return null;
+  const p = pp as Json;
+  if (p.type === "Sequence" && Array.isArray(p.processors)) {
+    for (const q of p.processors) {
+      const b = postProcessorBos(q);
+      if (b) return b;
+    }
+    return null;
+  }
+  if (p.type === "TemplateProcessing" && Array.isArray(p.single)) {
+    const first = p.single[0] as Json | undefined;
+    const st = first?.SpecialToken as Json | undefined;
+    return typeof st?.id === "string" ? st.id : null;
+  }
+  return null;
+}
+
+export class Tokenizer {
+  private readonly tk: HfTokenizer;
+  readonly vocabSize: number;
+  readonly bosTokenId: number | null;
+  readonly bosToken: string | null;
+  readonly eosTokenIds: number[];
+  readonly eosToken: string | null;
+  readonly addBos: boolean;
+  /** Ids of special tokens (skipped by decode). */
+  readonly specialIds: ReadonlySet<number>;
+
+  /**
+   * @param tokenizerJson parsed tokenizer.json
+   * @param tokenizerConfig parsed tokenizer_config.json (or {}); bos/eos/add_bos_token are read from it
+   * @param origin file name for error messages
+   * @param extraEos more end-of-sequence ids (e.g. from the model config)
+   */
+  constructor(tokenizerJson: unknown, tokenizerConfig: unknown = {}, origin = "tokenizer.json", extraEos: readonly number[] = []) {
+    if (!tokenizerJson || typeof tokenizerJson !== "object") throw new ModelFileError(origin, "is not a tokenizer.json object");
+    const tj = tokenizerJson as Json;
+    const cfg = (tokenizerConfig && typeof tokenizerConfig === "object" ? tokenizerConfig : {}) as Json;
+    try {
+      this.tk = new HfTokenizer(tj, cfg);
+    } catch (e) {
+      throw new ModelFileError(origin, `tokenizer cannot be built: ${(e as Error).message}`);
+    }
+    const vocab = this.tk.get_vocab(true);
+    let max = -1;
+    for (const id of vocab.values()) if (id > max) max = id;
+    this.vocabSize = max + 1;
+
+    const special = new Set<number>();
+    for (const [id, t] of this.tk.get_added_tokens_decoder()) if (t.special) special.add(id);
+    this.specialIds = special;
+
+    const ppBos = postProcessorBos(tj.post_processor);
+    this.bosToken = tokenContent(cfg.bos_token) ?? ppBos;
+    this.eosToken = tokenContent(cfg.eos_token);
+    this.bosTokenId = this.bosToken !== null ? (this.tk.token_to_id(this.bosToken) ?? null) : null;
+    const eos = this.eosToken !== null ? this.tk.token_to_id(this.eosToken) : undefined;
+    this.eosTokenIds = [...new Set([...(eos !== undefined ? [eos] : []), ...extraEos])];
+    const addBos = typeof cfg.add_bos_token === "boolean" ? cfg.add_bos_token : ppBos !== null;
+    this.addBos = addBos && this.bosTokenId !== null;
+  }
+
+  /** tokenizer.json (+ tokenizer_config.json when present) of an HF model folder. */
+  static fromFolder(dir: string, extraEos: readonly number[] = []): Tokenizer {
+    const tjPath = join(dir, "tokenizer.json");
+    if (!existsSync(tjPath)) throw new ModelFileError(dir, "has no tokenizer.json");
+    const cfgPath = join(dir, "tokenizer_config.json");
+    const cfg = existsSync(cfgPath) ? readJsonFile(cfgPath) : {};
+    return new Tokenizer(readJsonFile(tjPath), cfg, tjPath, extraEos);
+  }
+
+  encode(text: string, opts: EncodeOptions = {}): number[] {
+    const ids = this.tk.encode(text, { add_special_tokens: false }).ids;
+    const addBos = opts.addBos ?? this.addBos;
+    if (addBos && this.bosTokenId !== null) return [this.bosTokenId, ...ids];
+    return ids;
+  }
+
+  decode(ids: readonly number[], opts: DecodeOptions = {}): string {
+    if (ids.length === 0) return "";
+    return this.tk.decode(ids as number[], { skip_special_tokens: opts.skipSpecialTokens ?? true, clean_up_tokenization_spaces: false });
+  }
+
+  tokenToId(token: string): number | undefined {
+    return this.tk.token_to_id(token);
+  }
+
+  idToToken(id: number): string | undefined {
+    return this.tk.id_to_token(id);
+  }
+
+  isEos(id: number): boolean {
+    return this.eosTokenIds.includes(id);
+  }
+
+  incrementalDecoder(opts: DecodeOptions = {}): IncrementalDecoder {
+    return new IncrementalDecoder(this, opts);
+  }
+}
+
+/**
+ * Streaming detokenizer (the prefix/read-offset scheme of HF TGI and vLLM): push ids one at a
+ * time and get back only newly completed text; a character split over byte tokens (byte
+ * fallback or byte-level BPE) is held back until its last byte arrives.
+ */
+export class IncrementalDecoder {
+  private ids: number[] = [];
+  private prefixOffset = 0;
+  private readOffset = 0;
+  /** Give up waiting for completion after this many held-back tokens (invalid UTF-8 stays U+FFFD). */
+  private static readonly MAX_HELD = 8;
+
+  constructor(
+    private readonly tok: Tokenizer,
+    private readonly opts: DecodeOptions = {},
+  ) {}
+
+  /** Adds one token; returns the text it completes ("" when it is held back). */
+  push(id: number): string {
+    this.ids.push(id);
+    const prefix = this.tok.decode(this.ids.slice(this.prefixOffset, this.readOffset), this.opts);
+    const full = this.tok.decode(this.ids.slice(this.prefixOffset), this.opts);
+    const held = this.ids.length - this.readOffset;
+    if (full.length > prefix.length && (!full.endsWith("\uFFFD") || held >= IncrementalDecoder.MAX_HELD) && full.startsWith(prefix)) {
+      const out = full.slice(prefix.length);
+      this.prefixOffset = this.readOffset;
+      this.readOffset = this.ids.length;
+      return out;
+    }
+    if (full === prefix) {
+      // Nothing visible (e.g. a skipped special token): move on without growing the window.
+      this.readOffset = this.ids.length;
+      return "";
+    }
+    if (held >= IncrementalDecoder.MAX_HELD && !full.startsWith(prefix)) {
+      // Decoder output is not prefix-stable here; emit the difference conservatively.
+      this.prefixOffset = this.readOffset;
+      this.readOffset = this.ids.length;
+      return full.slice(prefix.length);
+    }
+    return "";
+  }
+
+  /** Emits whatever is held back (at end of stream; incomplete bytes decode as U+FFFD). */
+  flush(): string {
+    if (this.readOffset === this.ids.length) return "";
+    const prefix = this.tok.decode(this.ids.slice(this.prefixOffset, this.readOffset), this.opts);
+    const full = this.tok.decode(this.ids.slice(this.prefixOffset), this.opts);
+    this.prefixOffset = this.readOffset;
+    this.readOffset = this.ids.length;
+    return full.startsWith(prefix) ? full.slice(prefix.length) : full;
+  }
+
+  /** All ids pushed so far. */
+  get tokens(): readonly number[] {
+    return this.ids;
+  }
+}

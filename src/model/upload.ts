@@ -1,0 +1,117 @@
+// Upload a weight set into device memory through the caching allocator. The device copy is the
+// backend's compute dtype (fp32): F32 tensors without a row permutation go straight from the
+// mmap view to the device (no JS copy); F16/BF16, permuted (GGUF Q/K) and generated tensors are
+// converted in bounded chunks through one reusable scratch buffer.
+import type { Device } from "../native/device.ts";
+import type { ModelConfig } from "./config.ts";
+import { readRowsF32, numel, rowCount, rowLength, type WeightSet } from "./weights.ts";
+
+export interface LoadedTensor {
+  /** Device address. */
+  ptr: bigint;
+  shape: number[];
+  dtype: "f32";
+  bytes: number;
+}
+
+export interface LoadedWeights {
+  config: ModelConfig;
+  tensors: Map<string, LoadedTensor>;
+  /** Device bytes requested for the weights (sum of tensor sizes, before allocator rounding). */
+  totalBytes: number;
+  /** Bytes read from the source (file dtype). */
+  sourceBytes: number;
+  /** Wall time of the upload, ms. */
+  uploadMs: number;
+  get(name: string): LoadedTensor;
+  /** Frees every tensor (idempotent). */
+  free(): void;
+}
+
+export interface UploadOptions {
+  /** Scratch size for converted chunks (bytes, default 4 MiB). */
+  chunkBytes?: number;
+  /** Called after each tensor (progress). */
+  onTensor?: (name: string, done: number, total: number) => void;
+}
+
+export function uploadWeights(dev: Device, ws: WeightSet, opts: UploadOptions = {}): LoadedWeights {
+  const t0 = performance.now();
+  const chunkElems = Math.max(1024, Math.floor((opts.chunkBytes ?? 4 << 20) / 4));
+  let scratch = new Float32Array(0);
+  const tensors = new Map<string, LoadedTensor>();
+  let totalBytes = 0;
+  let sourceBytes = 0;
+  let freed = false;
+  const freeAll = () => {
+    if (freed) return;
+    freed = true;
+    let first: unknown;
+    for (const t of tensors.values()) {
+      try {
+        dev.free(t.ptr);
+      } catch (e) {
+        first ??= e;
+      }
+    }
+    tensors.clear();
+    if (first) throw first;
+  };
+  try {
+    let done = 0;
+    for (const t of ws.tensors.values()) {
+      const n = numel(t.shape);
+      const bytes = n * 4;
+      const ptr = dev.alloc(Math.max(bytes, 1));
+      tensors.set(t.name, { ptr, shape: [...t.shape], dtype: "f32", bytes });
+      totalBytes += bytes;
+      sourceBytes += t.data?.byteLength ?? 0;
+      if (n > 0) {
+        if (t.data && t.dtype === "f32" && !t.rowPerm) {
+          dev.copyToDevice(ptr, t.data);
+        } else {
+          const rl = rowLength(t.shape);
+          const rows = rowCount(t.shape);
+          const rowsPerChunk = Math.max(1, Math.floor(chunkElems / rl));
+          const need = Math.min(rows, rowsPerChunk) * rl;
+          if (scratch.length < need) scratch = new Float32Array(need);
+          for (let r = 0; r < rows; r += rowsPerChunk) {
+            const nr = Math.min(rowsPerChunk, rows - r);
+            const view = scratch.subarray(0, nr * rl);
+            readRowsF32(t, r, nr, view);
+            dev.copyToDevice(ptr + BigInt(r * rl * 4), view);
+          }
+        }
+      }
+      opts.onTensor?.(t.name, ++done, ws.tensors.size);
+    }
+  } catch (e) {
+    try {
+      freeAll();
+    } catch {
+      // the original error is the one to report
+    }
+    throw e;
+  }
+  const uploadMs = performance.now() - t0;
+  return {
+    config: ws.config,
+    tensors,
+    totalBytes,
+    sourceBytes,
+    uploadMs,
+    get(name: string): LoadedTensor {
+      const t = tensors.get(name);
+      if (!t) throw new Error(`no loaded tensor "${name}"`);
+      return t;
+    },
+    free: freeAll,
+  };
+}
+
+/** Reads a device tensor back to the host (tests, debugging). */
+export function downloadTensor(dev: Device, t: LoadedTensor): Float32Array {
+  const out = new Float32Array(t.bytes / 4);
+  dev.copyFromDevice(out, t.ptr);
+  return out;
+}
