@@ -41,7 +41,7 @@ $(BUILD)/obj/%.o: csrc/%.cu $(HEADERS)
 	$(NVCC) $(NVCCFLAGS) -c $< -o $@
 
 $(BUILD)/libheadroom_cpu.so: $(CORE_OBJ) $(CPU_OBJ)
-	$(CC) -shared -o $@ $^ $(LDLIBS)
+	$(CC) -shared -Wl,--no-undefined -o $@ $^ $(LDLIBS)
 
 # cudart is linked statically so only the driver is needed at run time; cuBLAS and the
 # driver API are loaded at run time, so this links without them.
@@ -86,3 +86,14 @@ bench: tools native
 
 clean:
 	rm -rf $(BUILD)
+
+# ---- allocator benchmark (bench/allocator): prints a table, writes bench/out/allocator.json.
+# The binary links the allocator itself; the public-ABI row dlopens build/libheadroom_cpu.so.
+$(BUILD)/bench_allocator: bench/allocator/bench_allocator.c csrc/core/allocator.c csrc/core/status.c $(HEADERS)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_COMMON) $(CFLAGS) -Icsrc/include -o $@ $< csrc/core/allocator.c csrc/core/status.c $(LDLIBS)
+
+.PHONY: bench-allocator
+bench-allocator: $(BUILD)/bench_allocator
+	@$(MAKE) --no-print-directory cpu || echo "note: build/libheadroom_cpu.so did not build; the public-ABI row is skipped"
+	$(BUILD)/bench_allocator bench/out/allocator.json

@@ -207,11 +207,11 @@ int hrb_synchronize(hrb_device *d) {
 
 /* ---- reserve-then-map: PROT_NONE reservation, committed against the capacity ---- */
 
-#define CPU_VMM_GRANULARITY (2ull << 20)
-
+/* Page granularity: the KV cache is mapped to within a page of its budget on CPU. */
 int hrb_vmm_granularity(hrb_device *d, uint64_t *granularity_out) {
   (void)d;
-  *granularity_out = CPU_VMM_GRANULARITY;
+  long page = sysconf(_SC_PAGESIZE);
+  *granularity_out = page > 0 ? (uint64_t)page : 4096;
   return HR_OK;
 }
 
