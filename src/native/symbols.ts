@@ -3,7 +3,6 @@
 import { FFIType, type FFIFunction } from "bun:ffi";
 
 const { i32, i64, u64, ptr, cstring, f64 } = FFIType;
-void f64;
 
 export const symbols = {
   // ---- status, version, host
@@ -50,6 +49,24 @@ export const symbols = {
   hr_synchronize: { args: [u64], returns: i32 },
 
   // ---- ops (see the "ops" section of headroom.h)
+  hr_set_num_threads: { args: [u64, i64], returns: i32 },
+  hr_get_num_threads: { args: [u64, ptr], returns: i32 },
+  hr_op_embedding: { args: [u64, i64, u64, u64, u64, i64, i64, i64], returns: i32 },
+  hr_op_rms_norm: { args: [u64, i64, u64, u64, u64, u64, i64, i64, f64], returns: i32 },
+  hr_op_rope: { args: [u64, i64, u64, u64, u64, u64, i64, i64, i64, i64, i64, i64, i64, i64], returns: i32 },
+  hr_op_matmul: { args: [u64, i64, u64, u64, u64, u64, i64, i64, i64], returns: i32 },
+  hr_op_logits: { args: [u64, i64, u64, u64, u64, i64, i64, u64, i64, i64], returns: i32 },
+  hr_op_silu_mul: { args: [u64, i64, u64, u64, u64, i64, i64, i64], returns: i32 },
+  hr_op_kv_write: { args: [u64, i64, u64, u64, u64, u64, u64, i64, i64, i64, i64, i64, i64], returns: i32 },
+  hr_paged_attention_workspace_bytes: { args: [i64, i64, i64, i64, i64, i64, i64, ptr], returns: i32 },
+  hr_op_attention_decode: {
+    args: [u64, i64, u64, u64, u64, u64, u64, u64, u64, u64, i64, i64, i64, i64, i64, i64, i64, i64, f64, i64],
+    returns: i32,
+  },
+  hr_op_attention_prefill: {
+    args: [u64, i64, u64, u64, u64, u64, u64, u64, u64, i64, i64, i64, i64, i64, i64, i64, i64, f64, i64],
+    returns: i32,
+  },
 } as const satisfies Record<string, FFIFunction>;
 
 export type Symbols = typeof symbols;

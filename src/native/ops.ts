@@ -1,0 +1,118 @@
+// Typed wrappers of the compute ops (the "ops" section of headroom.h). Device pointers are
+// bigint addresses; every call checks its status and throws a HeadroomError.
+import type { Device } from "./device.ts";
+
+export const DType = { F32: 0, F16: 1, BF16: 2 } as const;
+export type DTypeCode = (typeof DType)[keyof typeof DType];
+
+export const RopeLayout = { NEOX: 0, GPTJ: 1 } as const;
+
+export interface PagedCache {
+  kCache: bigint;
+  vCache: bigint;
+  numBlocks: number;
+  blockSize: number;
+  numKvHeads: number;
+  headDim: number;
+}
+
+export class Ops {
+  private readonly h: bigint;
+  private readonly s;
+  private readonly out64 = new BigUint64Array(1);
+
+  constructor(
+    readonly dev: Device,
+    readonly dtype: DTypeCode = DType.F32,
+  ) {
+    this.h = dev.handle;
+    this.s = dev.lib.sym;
+  }
+
+  private check(status: number, call: string): void {
+    if (status !== 0) this.dev.lib.check(status, call);
+  }
+
+  setNumThreads(n: number): void {
+    this.check(this.s.hr_set_num_threads(this.h, n), "hr_set_num_threads");
+  }
+
+  numThreads(): number {
+    const out = new BigInt64Array(1);
+    this.check(this.s.hr_get_num_threads(this.h, out), "hr_get_num_threads");
+    return Number(out[0]);
+  }
+
+  embedding(out: bigint, table: bigint, ids: bigint, numTokens: number, numRows: number, dim: number): void {
+    this.check(this.s.hr_op_embedding(this.h, this.dtype, out, table, ids, numTokens, numRows, dim), "hr_op_embedding");
+  }
+
+  /** out = rmsnorm(x [+= residual]) * weight; residual 0n = no fused add. */
+  rmsNorm(out: bigint, x: bigint, residual: bigint, weight: bigint, rows: number, dim: number, eps: number): void {
+    this.check(this.s.hr_op_rms_norm(this.h, this.dtype, out, x, residual, weight, rows, dim, eps), "hr_op_rms_norm");
+  }
+
+  rope(
+    q: bigint, k: bigint, positions: bigint, invFreq: bigint, numTokens: number, numQHeads: number, numKvHeads: number,
+    headDim: number, rotaryDim: number, layout: number, qStride = 0, kStride = 0,
+  ): void {
+    this.check(
+      this.s.hr_op_rope(this.h, this.dtype, q, k, positions, invFreq, numTokens, numQHeads, numKvHeads, headDim, rotaryDim, layout, qStride, kStride),
+      "hr_op_rope",
+    );
+  }
+
+  /** y[m, n] = x[m, k] · w[n, k]ᵀ (+ bias). */
+  matmul(y: bigint, x: bigint, w: bigint, bias: bigint, m: number, n: number, k: number): void {
+    this.check(this.s.hr_op_matmul(this.h, this.dtype, y, x, w, bias, m, n, k), "hr_op_matmul");
+  }
+
+  logits(logits: bigint, hidden: bigint, rowIds: bigint, numRows: number, numHiddenRows: number, w: bigint, vocab: number, dim: number): void {
+    this.check(this.s.hr_op_logits(this.h, this.dtype, logits, hidden, rowIds, numRows, numHiddenRows, w, vocab, dim), "hr_op_logits");
+  }
+
+  siluMul(out: bigint, gate: bigint, up: bigint, rows: number, inter: number, inStride = 0): void {
+    this.check(this.s.hr_op_silu_mul(this.h, this.dtype, out, gate, up, rows, inter, inStride), "hr_op_silu_mul");
+  }
+
+  kvWrite(c: PagedCache, key: bigint, value: bigint, slotMapping: bigint, numTokens: number, kvStride = 0): void {
+    this.check(
+      this.s.hr_op_kv_write(this.h, this.dtype, c.kCache, c.vCache, key, value, slotMapping, numTokens, c.numKvHeads, c.headDim, c.numBlocks, c.blockSize, kvStride),
+      "hr_op_kv_write",
+    );
+  }
+
+  decodeWorkspaceBytes(numSeqs: number, numQHeads: number, headDim: number, maxBlocksPerSeq: number, blockSize: number, partitionSize: number): number {
+    this.check(
+      this.s.hr_paged_attention_workspace_bytes(this.dtype, numSeqs, numQHeads, headDim, maxBlocksPerSeq, blockSize, partitionSize, this.out64),
+      "hr_paged_attention_workspace_bytes",
+    );
+    return Number(this.out64[0]);
+  }
+
+  attentionDecode(
+    out: bigint, q: bigint, c: PagedCache, blockTables: bigint, seqLens: bigint, workspace: bigint, workspaceBytes: number,
+    numSeqs: number, numQHeads: number, maxBlocksPerSeq: number, partitionSize: number, scale: number, qStride = 0,
+  ): void {
+    this.check(
+      this.s.hr_op_attention_decode(
+        this.h, this.dtype, out, q, c.kCache, c.vCache, blockTables, seqLens, workspace, workspaceBytes, numSeqs, numQHeads,
+        c.numKvHeads, c.headDim, c.numBlocks, c.blockSize, maxBlocksPerSeq, partitionSize, scale, qStride,
+      ),
+      "hr_op_attention_decode",
+    );
+  }
+
+  attentionPrefill(
+    out: bigint, q: bigint, c: PagedCache, blockTables: bigint, seqLens: bigint, queryStartLoc: bigint, numSeqs: number,
+    numTokens: number, numQHeads: number, maxBlocksPerSeq: number, scale: number, qStride = 0,
+  ): void {
+    this.check(
+      this.s.hr_op_attention_prefill(
+        this.h, this.dtype, out, q, c.kCache, c.vCache, blockTables, seqLens, queryStartLoc, numSeqs, numTokens, numQHeads,
+        c.numKvHeads, c.headDim, c.numBlocks, c.blockSize, maxBlocksPerSeq, scale, qStride,
+      ),
+      "hr_op_attention_prefill",
+    );
+  }
+}
