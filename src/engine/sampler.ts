@@ -11,15 +11,16 @@
 //  5. logits / temperature; min-p drops tokens with p < minP × p_max (on the full distribution);
 //     top-k keeps the k largest (ties broken by lowest id); top-p keeps the smallest most-likely
 //     set whose mass (renormalized after top-k) reaches topP;
-//  6. one uniform draw by inverse CDF over the surviving tokens (float64 softmax).
+//  6. one uniform draw by inverse CDF over the surviving tokens in ascending token id (float64
+//     softmax weights).
 // Randomness is counter based: the uniform for a request's i-th output token is a hash of
 // (request seed, i), so a seed gives the same tokens whatever the batch, step order or preemption.
 //
 // Logprobs are the log-softmax of the RAW logits (before penalties, temperature and filters), as
 // vLLM returns by default: the sampled token's logprob and rank, and the top-n alternatives.
 //
-// Cost per row is O(V) plus O(V log k) for top-k (a bounded heap) and, for top-p, a sort of only
-// the tokens above a probability threshold that already holds the nucleus (full sort at worst).
+// Cost per row is O(V) plus O(V log k) for top-k (a bounded heap); top-p finds its cut with a
+// weighted quickselect (O(V) expected), never a full sort.
 
 import type { SampleLogprobs, SamplingParams, TokenLogprob } from "./request.ts";
 
@@ -185,6 +186,7 @@ export class Sampler {
   private scratch = new Float32Array(0);
   private cand = new Int32Array(0);
   private weights = new Float64Array(0);
+  private work = new Float64Array(0);
 
   /**
    * Samples one token per row. `logits` holds rows.length rows of `vocabSize` floats back to back
@@ -239,22 +241,19 @@ export class Sampler {
     if (!(m > Number.NEGATIVE_INFINITY)) return argmax(x); // everything masked: degenerate
     // min-p: p_i >= minP * p_max  <=>  x_i >= m + ln(minP)
     const minLogit = sp.minP > 0 ? m + Math.log(sp.minP) : Number.NEGATIVE_INFINITY;
-    const useTopK = sp.topK > 0 && sp.topK < V;
-    const useTopP = sp.topP < 1;
 
     if (this.cand.length < V) {
       this.cand = new Int32Array(V);
       this.weights = new Float64Array(V);
     }
+    if (this.work.length < V) this.work = new Float64Array(V);
     const cand = this.cand;
     const w = this.weights;
     let nc = 0;
-    let sorted = false; // cand ordered most likely first
-
-    if (useTopK) {
+    if (sp.topK > 0 && sp.topK < V) {
       const idx = topKIndices(x, sp.topK, V);
+      idx.sort((a, b) => a - b);
       for (const i of idx) if ((x[i] as number) >= minLogit) cand[nc++] = i;
-      sorted = true;
     } else {
       for (let i = 0; i < V; i++) {
         const v = x[i] as number;
@@ -262,7 +261,7 @@ export class Sampler {
       }
     }
     if (nc === 0) return argmax(x);
-
+    // Candidates are in ascending token id from here on.
     let total = 0;
     for (let j = 0; j < nc; j++) {
       const e = Math.exp((x[cand[j] as number] as number) - m);
@@ -270,46 +269,23 @@ export class Sampler {
       total += e;
     }
 
-    if (useTopP) {
-      if (!sorted) {
-        // Sort only the tokens above a threshold whose mass already reaches topP.
-        let thr = Math.exp(-8); // relative to the max probability
-        let keep: number[] = [];
-        for (;;) {
-          keep = [];
-          let mass = 0;
-          for (let j = 0; j < nc; j++) {
-            if ((w[j] as number) >= thr) {
-              keep.push(j);
-              mass += w[j] as number;
-            }
+    if (sp.topP < 1) {
+      const cut = nucleusCut(w, nc, sp.topP * total, this.work);
+      if (cut.threshold > 0) {
+        let k = 0;
+        let ties = cut.ties;
+        total = 0;
+        for (let j = 0; j < nc; j++) {
+          const wj = w[j] as number;
+          if (wj > cut.threshold || (wj === cut.threshold && ties-- > 0)) {
+            cand[k] = cand[j] as number;
+            w[k] = wj;
+            total += wj;
+            k++;
           }
-          if (mass >= sp.topP * total || keep.length === nc) break;
-          thr *= Math.exp(-8);
         }
-        keep.sort((a, b) => (w[b] as number) - (w[a] as number) || (cand[a] as number) - (cand[b] as number));
-        const c2 = keep.map((j) => cand[j] as number);
-        const w2 = keep.map((j) => w[j] as number);
-        for (let j = 0; j < keep.length; j++) {
-          cand[j] = c2[j] as number;
-          w[j] = w2[j] as number;
-        }
-        nc = keep.length;
+        nc = k;
       }
-      // Smallest prefix (most likely first) whose mass reaches topP of the total.
-      const target = sp.topP * total;
-      let acc = 0;
-      let cut = nc;
-      for (let j = 0; j < nc; j++) {
-        acc += w[j] as number;
-        if (acc >= target) {
-          cut = j + 1;
-          break;
-        }
-      }
-      nc = cut;
-      total = 0;
-      for (let j = 0; j < nc; j++) total += w[j] as number;
     }
 
     const r = u * total;
@@ -320,6 +296,62 @@ export class Sampler {
     }
     return cand[nc - 1] as number;
   }
+}
+
+/**
+ * Top-p cut by weighted quickselect, O(n) expected: the nucleus (most likely first, lowest id
+ * first among equals, until the mass reaches `target`) is every weight > threshold plus the first
+ * `ties` weights equal to it. threshold 0 means "keep everything". `work` is scratch (length >= n).
+ */
+export function nucleusCut(w: Float64Array, n: number, target: number, work: Float64Array): { threshold: number; ties: number } {
+  const a = work;
+  for (let i = 0; i < n; i++) a[i] = w[i] as number;
+  let lo = 0;
+  let hi = n;
+  let need = target;
+  while (hi > lo) {
+    // median of three pivot
+    const x0 = a[lo] as number;
+    const x1 = a[(lo + hi) >> 1] as number;
+    const x2 = a[hi - 1] as number;
+    const p = Math.max(Math.min(x0, x1), Math.min(Math.max(x0, x1), x2));
+    // three-way partition: [lo, gt) > p, [gt, i) == p, [lt, hi) < p
+    let gt = lo;
+    let i = lo;
+    let lt = hi;
+    let massGt = 0;
+    while (i < lt) {
+      const v = a[i] as number;
+      if (v > p) {
+        a[i] = a[gt] as number;
+        a[gt] = v;
+        massGt += v;
+        gt++;
+        i++;
+      } else if (v < p) {
+        lt--;
+        a[i] = a[lt] as number;
+        a[lt] = v;
+      } else {
+        i++;
+      }
+    }
+    const numEq = lt - gt;
+    if (massGt >= need) {
+      hi = gt;
+      continue;
+    }
+    let acc = massGt;
+    let ties = 0;
+    while (ties < numEq && acc < need) {
+      acc += p;
+      ties++;
+    }
+    if (acc >= need) return { threshold: p, ties };
+    need -= acc;
+    lo = lt;
+  }
+  return { threshold: 0, ties: 0 };
 }
 
 /** Log-softmax (float64) of the raw logits: the chosen token's logprob and rank, and the top-n. */
