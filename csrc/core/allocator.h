@@ -25,7 +25,25 @@ hr_allocator *hr_allocator_create(hr_raw_ops ops);
 /* Releases every segment, live blocks included. */
 void hr_allocator_destroy(hr_allocator *a);
 
-/* All functions below are thread-safe and return HR_* statuses with hr_fail messages. */
+/*
+ * All functions below are thread-safe and return HR_* statuses with hr_fail messages
+ * (messages name the public call, e.g. "hr_alloc: ...").
+ *
+ * malloc: size 0 or > 2^60 is HR_E_INVALID; *ptr_out is 0 on failure. HR_E_OOM only after
+ *   the cached segments of the default pool were released and the segment asked for again.
+ * free: ptr 0 is a no-op (like free(NULL)); an unknown, interior or already freed pointer is
+ *   HR_E_INVALID. The block goes back to the pool of its segment.
+ * release_cached (empty_cache): releases the wholly free segments of the default pool.
+ *   Private pools keep theirs until pool_destroy (a captured graph may still use them).
+ * get_stats: HR_STATS_* layout of headroom.h, min(n, HR_STATS_COUNT) values. allocated_bytes
+ *   counts block sizes: a large block may keep an unsplit remainder of up to 1 MiB.
+ * get_snapshot: HR_SNAP_ROW rows, segments by address, each followed by its blocks; a
+ *   segment row's "allocated" is 1 iff it holds a live block.
+ * pool_begin: pool must exist and be != 0; HR_E_STATE if another pool is active; begins of
+ *   the active pool nest (each needs its pool_end).
+ *   pool_end: HR_E_STATE if no private pool is active. pool_destroy: HR_E_STATE while the
+ *   pool has live blocks or is active. pool_reserved: pool 0 = the default pool.
+ */
 int hr_allocator_malloc(hr_allocator *a, uint64_t size, uint64_t *ptr_out);
 int hr_allocator_free(hr_allocator *a, uint64_t ptr);
 int hr_allocator_limit(hr_allocator *a, uint64_t limit_bytes);
@@ -38,7 +56,8 @@ int hr_allocator_pool_begin(hr_allocator *a, uint64_t pool);
 int hr_allocator_pool_end(hr_allocator *a);
 int hr_allocator_pool_destroy(hr_allocator *a, uint64_t pool);
 int hr_allocator_pool_reserved(hr_allocator *a, uint64_t pool, uint64_t *bytes_out);
-/* 1 if [ptr, ptr + bytes) lies inside one allocated block of this allocator, else 0. */
+/* 1 if [ptr, ptr + bytes) lies inside one allocated block of this allocator, else 0
+ * (O(log n); bytes 0: 1 iff ptr lies inside one). */
 int hr_allocator_owns_range(hr_allocator *a, uint64_t ptr, uint64_t bytes);
 
 #endif
