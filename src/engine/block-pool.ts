@@ -233,6 +233,14 @@ export class BlockPool {
     }
   }
 
+  /** Drops one block's cache entry (its K/V will not be written after all). */
+  uncacheBlock(b: KVCacheBlock): void {
+    if (b.blockHash === null) return;
+    if (this.cached.get(b.blockHash) === b) this.cached.delete(b.blockHash);
+    b.blockHash = null;
+    if (b.refCnt === 0) this.cachedFree--;
+  }
+
   /** Forgets every cached hash. Only allowed when no block is in use (returns false otherwise). */
   resetPrefixCache(): boolean {
     if (this.freeQueue.length !== this.numBlocks) return false;

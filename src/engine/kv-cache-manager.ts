@@ -165,13 +165,24 @@ export class KVCacheManager {
     return fresh;
   }
 
-  /** Releases every block of the request (tail blocks first, so they are evicted first). */
+  /**
+   * Releases every block of the request (tail blocks first, so they are evicted first). Blocks
+   * registered in the prefix cache for tokens beyond `request.numComputedTokens` (scheduled in a
+   * step that will not run for it, e.g. a request preempted in the step that scheduled it) lose
+   * their cache entry, since their K/V is never written.
+   */
   free(request: Request): void {
     const blocks = this.reqBlocks.get(request.requestId);
     if (blocks === undefined) return;
+    const registered = this.reqCachedBlocks.get(request.requestId) ?? 0;
     this.reqBlocks.delete(request.requestId);
     this.reqCachedBlocks.delete(request.requestId);
     this.pool.freeBlocks([...blocks].reverse());
+    const valid = Math.floor(request.numComputedTokens / this.blockSize);
+    for (let i = valid; i < registered; i++) {
+      const b = blocks[i];
+      if (b !== undefined && b.refCnt === 0) this.pool.uncacheBlock(b);
+    }
   }
 
   hasBlocks(request: Request): boolean {

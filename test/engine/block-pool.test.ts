@@ -153,6 +153,18 @@ describe("KVCacheManager", () => {
     expect(kv.blockTable(b).slice(0, 2)).toEqual([0, 1]);
   });
 
+  test("blocks registered for tokens that were never computed are not kept in the cache", () => {
+    const kv = new KVCacheManager({ numBlocks: 8, blockSize: 4 });
+    const a = req(range(0, 10));
+    kv.allocateSlots(a, 10); // registers blocks 0, 1 as full
+    a.numComputedTokens = 5; // only block 0 is really computed (e.g. preempted in the step that scheduled the rest)
+    expect(kv.stats().cachedBlocks).toBe(2);
+    kv.free(a);
+    expect(kv.stats().cachedBlocks).toBe(1);
+    expect(kv.stats().cachedFreeBlocks).toBe(1);
+    expect(kv.getComputedBlocks(req(range(0, 10))).numComputedTokens).toBe(4);
+  });
+
   test("block table and slot mapping", () => {
     const kv = new KVCacheManager({ numBlocks: 8, blockSize: 4, enablePrefixCaching: false });
     const filler = req(range(0, 5));
@@ -190,7 +202,7 @@ describe("KVCacheManager", () => {
       for (const r of live) {
         const ids = kv.blockTable(r);
         expect(new Set(ids).size).toBe(ids.length); // no block twice in one request
-        expect(ids.length).toBe(Math.ceil(r.numComputedTokens / bs));
+        expect(ids.length).toBeGreaterThanOrEqual(Math.ceil(r.numComputedTokens / bs));
         for (const id of ids) refs.set(id, (refs.get(id) ?? 0) + 1);
       }
       let cachedFree = 0;
@@ -210,26 +222,38 @@ describe("KVCacheManager", () => {
       expect(s.cachedBlocks).toBe(pool.blocks.filter((b) => b.blockHash !== null).length);
       expect(s.prefixCacheHits).toBeLessThanOrEqual(s.prefixCacheQueries);
       // shared blocks hold the same tokens in every request that holds them
-      const content = new Map<number, string>();
+      const shared = new Map<number, string>();
       for (const r of live) {
         kv.blockTable(r).forEach((id, i) => {
           if (refs.get(id)! < 2) return;
           const key = r.allTokenIds.slice(i * bs, (i + 1) * bs).join(",");
-          const prev = content.get(id);
+          const prev = shared.get(id);
           if (prev !== undefined) expect(key).toBe(prev);
-          content.set(id, key);
+          shared.set(id, key);
         });
       }
     };
+    // Fake KV contents: what a runner would have written at each slot.
+    const content = new Int32Array(24 * bs).fill(-1);
+    const compute = (r: Request, n: number) => {
+      const slots = kv.slotMapping(r, r.numComputedTokens, n);
+      slots.forEach((slot, i) => (content[slot] = r.allTokenIds[r.numComputedTokens + i]!));
+      r.numComputedTokens += n;
+    };
     let hitsSeen = 0;
     for (let it = 0; it < 3000; it++) {
-      const op = rnd(10);
+      const op = rnd(11);
       if (op < 3 && live.length < 8) {
         const r = req([...prefixes[rnd(3)]!, ...range(0, rnd(6)).map(() => rnd(3))]);
         const hit = kv.getComputedBlocks(r);
+        // a hit must point at blocks whose K/V really hold this request's tokens
+        hit.blocks.forEach((b, i) => {
+          expect(Array.from(content.subarray(b.blockId * bs, (b.blockId + 1) * bs))).toEqual(r.allTokenIds.slice(i * bs, (i + 1) * bs));
+        });
         const n = 1 + rnd(r.numTokens - hit.numComputedTokens);
         if (kv.allocateSlots(r, n, hit.blocks) !== null) {
-          r.numComputedTokens = hit.numComputedTokens + n;
+          r.numComputedTokens = hit.numComputedTokens;
+          compute(r, n);
           if (hit.numComputedTokens > 0) hitsSeen++;
           live.push(r);
         } else {
@@ -240,8 +264,16 @@ describe("KVCacheManager", () => {
         if (r.numComputedTokens === r.numTokens) r.appendOutputToken(rnd(3)); // decode
         const n = 1 + rnd(r.numTokens - r.numComputedTokens);
         const before = kv.numFreeBlocks;
-        if (kv.allocateSlots(r, n) !== null) r.numComputedTokens += n;
+        if (kv.allocateSlots(r, n) !== null) compute(r, n);
         else expect(kv.numFreeBlocks).toBe(before);
+      } else if (op < 9 && live.length > 0) {
+        // scheduled but preempted before the step ran: blocks allocated, nothing written, freed
+        const i = rnd(live.length);
+        const r = live[i]!;
+        if (r.numComputedTokens === r.numTokens) r.appendOutputToken(rnd(3));
+        kv.allocateSlots(r, r.numTokens - r.numComputedTokens);
+        kv.free(r);
+        live.splice(i, 1);
       } else if (live.length > 0) {
         const i = rnd(live.length);
         kv.free(live[i]!);
