@@ -1,0 +1,451 @@
+/*
+ * Public hr_op_* calls: backend-independent validation, packing into an args record and
+ * one dispatcher (hr_ops_submit) that executes through the backend's executor table.
+ * Graph capture will make hr_ops_submit record (kind, args) instead; nothing else here
+ * needs to change for that.
+ */
+#include "ops_dispatch.h"
+
+#include <stdio.h>
+
+#include "status.h"
+
+const int hr_op_nargs[HR_OPK_COUNT] = {
+    [HR_OPK_NONE] = 0,
+    [HR_OPK_EMBEDDING] = HR_A_EMB_N,
+    [HR_OPK_RMS_NORM] = HR_A_RMS_N,
+    [HR_OPK_ROPE] = HR_A_ROPE_N,
+    [HR_OPK_MATMUL] = HR_A_MM_N_,
+    [HR_OPK_SILU_MUL] = HR_A_SILU_N,
+    [HR_OPK_KV_WRITE] = HR_A_KVW_N,
+    [HR_OPK_ATTN_DECODE] = HR_A_DEC_N,
+    [HR_OPK_ATTN_PREFILL] = HR_A_PRE_N,
+};
+
+const char *hr_op_kind_name(int kind) {
+  static const char *names[HR_OPK_COUNT] = {"none", "embedding", "rms_norm", "rope", "matmul",
+                                            "silu_mul", "kv_write", "attention_decode", "attention_prefill"};
+  return (kind >= 0 && kind < HR_OPK_COUNT) ? names[kind] : "unknown";
+}
+
+int hr_ops_submit(hr_instance *inst, int kind, const int64_t *args) {
+  if (kind <= HR_OPK_NONE || kind >= HR_OPK_COUNT)
+    return hr_fail(HR_E_INVALID, "hr_ops_submit: unknown op kind %d", kind);
+  hr_op_exec_fn fn = hrb_op_executors[kind];
+  if (!fn)
+    return hr_fail(HR_E_UNSUPPORTED, "hr_op_%s: not implemented by the %s backend", hr_op_kind_name(kind),
+                   hr_backend_name());
+  return fn(inst, args);
+}
+
+/* ---- validation helpers: each returns HR_OK or an hr_fail status ---- */
+
+#define BEGIN(call)                                   \
+  static const char *const CALL = call;               \
+  hr_clear_error();                                   \
+  hr_instance *inst = hr_instance_get(dev, CALL);     \
+  if (!inst) return HR_E_INVALID;                     \
+  int st_ = HR_OK;                                    \
+  (void)st_
+
+#define TRY(expr)                     \
+  do {                                \
+    st_ = (expr);                     \
+    if (st_ != HR_OK) return st_;     \
+  } while (0)
+
+static int need_ptr(const char *call, const char *name, uint64_t p) {
+  if (p == 0) return hr_fail(HR_E_INVALID, "%s: %s must not be 0 (NULL device pointer)", call, name);
+  return HR_OK;
+}
+
+static int need_stride(const char *call, const char *name, int64_t stride, int64_t min) {
+  if (stride != 0 && stride < min)
+    return hr_fail(HR_E_INVALID, "%s: %s must be 0 (dense) or >= %lld (got %lld)", call, name, (long long)min,
+                   (long long)stride);
+  if (stride < 0) return hr_fail(HR_E_INVALID, "%s: %s must be >= 0 (got %lld)", call, name, (long long)stride);
+  return HR_OK;
+}
+
+static int need_dtype(const char *call, int64_t dtype) {
+  if (dtype != HR_DTYPE_F32 && dtype != HR_DTYPE_F16 && dtype != HR_DTYPE_BF16)
+    return hr_fail(HR_E_INVALID, "%s: unknown dtype %lld (0 = f32, 1 = f16, 2 = bf16)", call, (long long)dtype);
+  return HR_OK;
+}
+
+/* Sizes beyond 2^40 elements per dimension are surely a bug (and keep products in range). */
+#define HR_DIM_MAX (1LL << 40)
+static int need_dim(const char *call, const char *name, int64_t v) {
+  if (v <= 0 || v > HR_DIM_MAX)
+    return hr_fail(HR_E_INVALID, "%s: %s must be in 1..2^40 (got %lld)", call, name, (long long)v);
+  return HR_OK;
+}
+
+static int need_heads(const char *call, int64_t hq, int64_t hk) {
+  int st = need_dim(call, "num_q_heads", hq);
+  if (st == HR_OK) st = need_dim(call, "num_kv_heads", hk);
+  if (st == HR_OK && hq % hk != 0)
+    return hr_fail(HR_E_INVALID, "%s: num_q_heads (%lld) must be a multiple of num_kv_heads (%lld)", call,
+                   (long long)hq, (long long)hk);
+  return st;
+}
+
+static int need_product(const char *call, int64_t a, int64_t b, int64_t c) {
+  /* each <= 2^40 already; reject products that would not fit an address space */
+  double p = (double)a * (double)b * (double)c;
+  if (p > (double)(1LL << 46))
+    return hr_fail(HR_E_INVALID, "%s: tensor of %lld x %lld x %lld elements is too large", call, (long long)a,
+                   (long long)b, (long long)c);
+  return HR_OK;
+}
+
+/* ---- threads ---- */
+
+int hr_set_num_threads(uint64_t dev, int64_t n) {
+  BEGIN("hr_set_num_threads");
+  if (n > 4096) return hr_fail(HR_E_INVALID, "%s: n must be <= 4096 (got %lld)", CALL, (long long)n);
+  return hrb_ops_set_num_threads(n);
+}
+
+int hr_get_num_threads(uint64_t dev, int64_t *n_out) {
+  BEGIN("hr_get_num_threads");
+  HR_CHECK_PTR(n_out, "hr_get_num_threads");
+  *n_out = hrb_ops_get_num_threads();
+  return HR_OK;
+}
+
+/* ---- ops ---- */
+
+int hr_op_embedding(uint64_t dev, int64_t dtype, uint64_t out, uint64_t table, uint64_t ids, int64_t num_tokens,
+                    int64_t num_rows, int64_t dim) {
+  BEGIN("hr_op_embedding");
+  TRY(need_dtype(CALL, dtype));
+  TRY(need_ptr(CALL, "out", out));
+  TRY(need_ptr(CALL, "table", table));
+  TRY(need_ptr(CALL, "ids", ids));
+  TRY(need_dim(CALL, "num_tokens", num_tokens));
+  TRY(need_dim(CALL, "num_rows", num_rows));
+  TRY(need_dim(CALL, "dim", dim));
+  TRY(need_product(CALL, num_rows, dim, 1));
+  TRY(need_product(CALL, num_tokens, dim, 1));
+  int64_t a[HR_OP_MAX_ARGS] = {0};
+  a[HR_A_EMB_DTYPE] = dtype;
+  a[HR_A_EMB_OUT] = (int64_t)out;
+  a[HR_A_EMB_TABLE] = (int64_t)table;
+  a[HR_A_EMB_IDS] = (int64_t)ids;
+  a[HR_A_EMB_T] = num_tokens;
+  a[HR_A_EMB_ROWS] = num_rows;
+  a[HR_A_EMB_DIM] = dim;
+  return hr_ops_submit(inst, HR_OPK_EMBEDDING, a);
+}
+
+int hr_op_rms_norm(uint64_t dev, int64_t dtype, uint64_t out, uint64_t x, uint64_t residual, uint64_t weight,
+                   int64_t rows, int64_t dim, double eps) {
+  BEGIN("hr_op_rms_norm");
+  TRY(need_dtype(CALL, dtype));
+  TRY(need_ptr(CALL, "out", out));
+  TRY(need_ptr(CALL, "x", x));
+  TRY(need_ptr(CALL, "weight", weight));
+  TRY(need_dim(CALL, "rows", rows));
+  TRY(need_dim(CALL, "dim", dim));
+  TRY(need_product(CALL, rows, dim, 1));
+  if (!(eps >= 0.0) || eps > 1.0)
+    return hr_fail(HR_E_INVALID, "%s: eps must be in [0, 1] (got %g)", CALL, eps);
+  if (residual != 0 && (residual == x || residual == out))
+    return hr_fail(HR_E_INVALID, "%s: residual must not alias x or out", CALL);
+  int64_t a[HR_OP_MAX_ARGS] = {0};
+  a[HR_A_RMS_DTYPE] = dtype;
+  a[HR_A_RMS_OUT] = (int64_t)out;
+  a[HR_A_RMS_X] = (int64_t)x;
+  a[HR_A_RMS_RES] = (int64_t)residual;
+  a[HR_A_RMS_W] = (int64_t)weight;
+  a[HR_A_RMS_ROWS] = rows;
+  a[HR_A_RMS_DIM] = dim;
+  a[HR_A_RMS_EPS] = hr_f64_bits(eps);
+  return hr_ops_submit(inst, HR_OPK_RMS_NORM, a);
+}
+
+int hr_op_rope(uint64_t dev, int64_t dtype, uint64_t q, uint64_t k, uint64_t positions, uint64_t inv_freq,
+               int64_t num_tokens, int64_t num_q_heads, int64_t num_kv_heads, int64_t head_dim, int64_t rotary_dim,
+               int64_t layout, int64_t q_stride, int64_t k_stride) {
+  BEGIN("hr_op_rope");
+  TRY(need_dtype(CALL, dtype));
+  TRY(need_ptr(CALL, "q", q));
+  TRY(need_ptr(CALL, "positions", positions));
+  TRY(need_ptr(CALL, "inv_freq", inv_freq));
+  TRY(need_dim(CALL, "num_tokens", num_tokens));
+  TRY(need_dim(CALL, "num_q_heads", num_q_heads));
+  if (k != 0) TRY(need_dim(CALL, "num_kv_heads", num_kv_heads));
+  TRY(need_dim(CALL, "head_dim", head_dim));
+  if (rotary_dim == 0) rotary_dim = head_dim;
+  if (rotary_dim < 2 || rotary_dim > head_dim || rotary_dim % 2 != 0)
+    return hr_fail(HR_E_INVALID, "%s: rotary_dim must be even and in 2..head_dim=%lld, or 0 (got %lld)", CALL,
+                   (long long)head_dim, (long long)rotary_dim);
+  if (layout != HR_ROPE_NEOX && layout != HR_ROPE_GPTJ)
+    return hr_fail(HR_E_INVALID, "%s: layout must be HR_ROPE_NEOX (0) or HR_ROPE_GPTJ (1) (got %lld)", CALL,
+                   (long long)layout);
+  TRY(need_product(CALL, num_tokens, num_q_heads, head_dim));
+  TRY(need_stride(CALL, "q_stride", q_stride, num_q_heads * head_dim));
+  if (k != 0) {
+    TRY(need_product(CALL, num_tokens, num_kv_heads, head_dim));
+    TRY(need_stride(CALL, "k_stride", k_stride, num_kv_heads * head_dim));
+  }
+  int64_t a[HR_OP_MAX_ARGS] = {0};
+  a[HR_A_ROPE_DTYPE] = dtype;
+  a[HR_A_ROPE_Q] = (int64_t)q;
+  a[HR_A_ROPE_K] = (int64_t)k;
+  a[HR_A_ROPE_POS] = (int64_t)positions;
+  a[HR_A_ROPE_INVF] = (int64_t)inv_freq;
+  a[HR_A_ROPE_T] = num_tokens;
+  a[HR_A_ROPE_HQ] = num_q_heads;
+  a[HR_A_ROPE_HK] = k ? num_kv_heads : 0;
+  a[HR_A_ROPE_D] = head_dim;
+  a[HR_A_ROPE_ROT] = rotary_dim;
+  a[HR_A_ROPE_LAYOUT] = layout;
+  a[HR_A_ROPE_QSTRIDE] = q_stride ? q_stride : num_q_heads * head_dim;
+  a[HR_A_ROPE_KSTRIDE] = k ? (k_stride ? k_stride : num_kv_heads * head_dim) : 0;
+  return hr_ops_submit(inst, HR_OPK_ROPE, a);
+}
+
+static int matmul_common(const char *CALL, hr_instance *inst, int64_t dtype, uint64_t y, uint64_t x, uint64_t w,
+                         uint64_t bias, int64_t m, int64_t n, int64_t k, uint64_t rows, int64_t xrows) {
+  int st_;
+  TRY(need_dtype(CALL, dtype));
+  TRY(need_ptr(CALL, "y", y));
+  TRY(need_ptr(CALL, "x", x));
+  TRY(need_ptr(CALL, "w", w));
+  TRY(need_dim(CALL, "m", m));
+  TRY(need_dim(CALL, "n", n));
+  TRY(need_dim(CALL, "k", k));
+  TRY(need_product(CALL, m, n, 1));
+  TRY(need_product(CALL, n, k, 1));
+  TRY(need_product(CALL, xrows, k, 1));
+  if (y == x || y == w) return hr_fail(HR_E_INVALID, "%s: y must not alias x or w", CALL);
+  int64_t a[HR_OP_MAX_ARGS] = {0};
+  a[HR_A_MM_DTYPE] = dtype;
+  a[HR_A_MM_Y] = (int64_t)y;
+  a[HR_A_MM_X] = (int64_t)x;
+  a[HR_A_MM_W] = (int64_t)w;
+  a[HR_A_MM_BIAS] = (int64_t)bias;
+  a[HR_A_MM_M] = m;
+  a[HR_A_MM_N] = n;
+  a[HR_A_MM_K] = k;
+  a[HR_A_MM_ROWS] = (int64_t)rows;
+  a[HR_A_MM_XROWS] = xrows;
+  return hr_ops_submit(inst, HR_OPK_MATMUL, a);
+}
+
+int hr_op_matmul(uint64_t dev, int64_t dtype, uint64_t y, uint64_t x, uint64_t w, uint64_t bias, int64_t m,
+                 int64_t n, int64_t k) {
+  BEGIN("hr_op_matmul");
+  return matmul_common(CALL, inst, dtype, y, x, w, bias, m, n, k, 0, m);
+}
+
+int hr_op_logits(uint64_t dev, int64_t dtype, uint64_t logits, uint64_t hidden, uint64_t row_ids, int64_t num_rows,
+                 int64_t num_hidden_rows, uint64_t w, int64_t vocab, int64_t dim) {
+  BEGIN("hr_op_logits");
+  TRY(need_ptr(CALL, "row_ids", row_ids));
+  TRY(need_dim(CALL, "num_hidden_rows", num_hidden_rows));
+  return matmul_common(CALL, inst, dtype, logits, hidden, w, 0, num_rows, vocab, dim, row_ids, num_hidden_rows);
+}
+
+int hr_op_silu_mul(uint64_t dev, int64_t dtype, uint64_t out, uint64_t gate, uint64_t up, int64_t rows, int64_t inter,
+                   int64_t in_stride) {
+  BEGIN("hr_op_silu_mul");
+  TRY(need_dtype(CALL, dtype));
+  TRY(need_ptr(CALL, "out", out));
+  TRY(need_ptr(CALL, "gate", gate));
+  TRY(need_ptr(CALL, "up", up));
+  TRY(need_dim(CALL, "rows", rows));
+  TRY(need_dim(CALL, "inter", inter));
+  TRY(need_product(CALL, rows, inter, 1));
+  TRY(need_stride(CALL, "in_stride", in_stride, inter));
+  int64_t a[HR_OP_MAX_ARGS] = {0};
+  a[HR_A_SILU_DTYPE] = dtype;
+  a[HR_A_SILU_OUT] = (int64_t)out;
+  a[HR_A_SILU_GATE] = (int64_t)gate;
+  a[HR_A_SILU_UP] = (int64_t)up;
+  a[HR_A_SILU_ROWS] = rows;
+  a[HR_A_SILU_I] = inter;
+  a[HR_A_SILU_STRIDE] = in_stride ? in_stride : inter;
+  return hr_ops_submit(inst, HR_OPK_SILU_MUL, a);
+}
+
+static int need_cache(const char *CALL, int64_t hk, int64_t d, int64_t num_blocks, int64_t block_size) {
+  int st_;
+  TRY(need_dim(CALL, "head_dim", d));
+  TRY(need_dim(CALL, "num_blocks", num_blocks));
+  TRY(need_dim(CALL, "block_size", block_size));
+  TRY(need_product(CALL, num_blocks, block_size, hk * d));
+  return HR_OK;
+}
+
+int hr_op_kv_write(uint64_t dev, int64_t dtype, uint64_t k_cache, uint64_t v_cache, uint64_t key, uint64_t value,
+                   uint64_t slot_mapping, int64_t num_tokens, int64_t num_kv_heads, int64_t head_dim,
+                   int64_t num_blocks, int64_t block_size, int64_t kv_stride) {
+  BEGIN("hr_op_kv_write");
+  TRY(need_dtype(CALL, dtype));
+  TRY(need_ptr(CALL, "k_cache", k_cache));
+  TRY(need_ptr(CALL, "v_cache", v_cache));
+  TRY(need_ptr(CALL, "key", key));
+  TRY(need_ptr(CALL, "value", value));
+  TRY(need_ptr(CALL, "slot_mapping", slot_mapping));
+  TRY(need_dim(CALL, "num_tokens", num_tokens));
+  TRY(need_dim(CALL, "num_kv_heads", num_kv_heads));
+  TRY(need_cache(CALL, num_kv_heads, head_dim, num_blocks, block_size));
+  TRY(need_stride(CALL, "kv_stride", kv_stride, num_kv_heads * head_dim));
+  if (k_cache == v_cache) return hr_fail(HR_E_INVALID, "%s: k_cache and v_cache must differ", CALL);
+  int64_t a[HR_OP_MAX_ARGS] = {0};
+  a[HR_A_KVW_DTYPE] = dtype;
+  a[HR_A_KVW_KC] = (int64_t)k_cache;
+  a[HR_A_KVW_VC] = (int64_t)v_cache;
+  a[HR_A_KVW_K] = (int64_t)key;
+  a[HR_A_KVW_V] = (int64_t)value;
+  a[HR_A_KVW_SLOTS] = (int64_t)slot_mapping;
+  a[HR_A_KVW_T] = num_tokens;
+  a[HR_A_KVW_HK] = num_kv_heads;
+  a[HR_A_KVW_D] = head_dim;
+  a[HR_A_KVW_NBLOCKS] = num_blocks;
+  a[HR_A_KVW_BS] = block_size;
+  a[HR_A_KVW_STRIDE] = kv_stride ? kv_stride : num_kv_heads * head_dim;
+  return hr_ops_submit(inst, HR_OPK_KV_WRITE, a);
+}
+
+uint64_t hr_attn_decode_workspace(int64_t num_seqs, int64_t num_q_heads, int64_t head_dim, int64_t max_blocks_per_seq,
+                                  int64_t block_size, int64_t partition_size) {
+  int64_t ctx = max_blocks_per_seq * block_size;
+  int64_t part = hr_attn_partition_tokens(max_blocks_per_seq, block_size, partition_size);
+  int64_t parts = (ctx + part - 1) / part;
+  if (parts <= 1) return 0;
+  /* per (seq, q head, partition): max, exp-sum, head_dim partial outputs (float32) */
+  return (uint64_t)num_seqs * (uint64_t)num_q_heads * (uint64_t)parts * (uint64_t)(head_dim + 2) * 4u;
+}
+
+static int check_attn_shapes(const char *CALL, int64_t b, int64_t hq, int64_t hk, int64_t d, int64_t num_blocks,
+                             int64_t block_size, int64_t max_blocks, double scale) {
+  int st_;
+  TRY(need_dim(CALL, "num_seqs", b));
+  TRY(need_heads(CALL, hq, hk));
+  TRY(need_cache(CALL, hk, d, num_blocks, block_size));
+  TRY(need_dim(CALL, "max_blocks_per_seq", max_blocks));
+  TRY(need_product(CALL, b, max_blocks, block_size));
+  TRY(need_product(CALL, b, hq, d));
+  if (!(scale > 0.0) || scale > 1e6)
+    return hr_fail(HR_E_INVALID, "%s: scale must be > 0 and finite (got %g)", CALL, scale);
+  return HR_OK;
+}
+
+int hr_paged_attention_workspace_bytes(int64_t dtype, int64_t num_seqs, int64_t num_q_heads, int64_t head_dim,
+                                       int64_t max_blocks_per_seq, int64_t block_size, int64_t partition_size,
+                                       uint64_t *bytes_out) {
+  static const char *const CALL = "hr_paged_attention_workspace_bytes";
+  int st_;
+  hr_clear_error();
+  HR_CHECK_PTR(bytes_out, CALL);
+  TRY(need_dtype(CALL, dtype));
+  TRY(need_dim(CALL, "num_seqs", num_seqs));
+  TRY(need_dim(CALL, "num_q_heads", num_q_heads));
+  TRY(need_dim(CALL, "head_dim", head_dim));
+  TRY(need_dim(CALL, "max_blocks_per_seq", max_blocks_per_seq));
+  TRY(need_dim(CALL, "block_size", block_size));
+  TRY(need_product(CALL, num_seqs, max_blocks_per_seq, block_size));
+  TRY(need_product(CALL, num_seqs, num_q_heads, head_dim));
+  if (partition_size < 0 || (partition_size > 0 && partition_size % block_size != 0))
+    return hr_fail(HR_E_INVALID, "%s: partition_size must be 0 or a positive multiple of block_size=%lld (got %lld)",
+                   CALL, (long long)block_size, (long long)partition_size);
+  *bytes_out =
+      hr_attn_decode_workspace(num_seqs, num_q_heads, head_dim, max_blocks_per_seq, block_size, partition_size);
+  return HR_OK;
+}
+
+int hr_op_attention_decode(uint64_t dev, int64_t dtype, uint64_t out, uint64_t q, uint64_t k_cache, uint64_t v_cache,
+                           uint64_t block_tables, uint64_t seq_lens, uint64_t workspace, uint64_t workspace_bytes,
+                           int64_t num_seqs, int64_t num_q_heads, int64_t num_kv_heads, int64_t head_dim,
+                           int64_t num_blocks, int64_t block_size, int64_t max_blocks_per_seq, int64_t partition_size,
+                           double scale, int64_t q_stride) {
+  BEGIN("hr_op_attention_decode");
+  TRY(need_dtype(CALL, dtype));
+  TRY(need_ptr(CALL, "out", out));
+  TRY(need_ptr(CALL, "q", q));
+  TRY(need_ptr(CALL, "k_cache", k_cache));
+  TRY(need_ptr(CALL, "v_cache", v_cache));
+  TRY(need_ptr(CALL, "block_tables", block_tables));
+  TRY(need_ptr(CALL, "seq_lens", seq_lens));
+  TRY(check_attn_shapes(CALL, num_seqs, num_q_heads, num_kv_heads, head_dim, num_blocks, block_size,
+                        max_blocks_per_seq, scale));
+  if (partition_size < 0 || (partition_size > 0 && partition_size % block_size != 0))
+    return hr_fail(HR_E_INVALID, "%s: partition_size must be 0 or a positive multiple of block_size=%lld (got %lld)",
+                   CALL, (long long)block_size, (long long)partition_size);
+  TRY(need_stride(CALL, "q_stride", q_stride, num_q_heads * head_dim));
+  uint64_t need =
+      hr_attn_decode_workspace(num_seqs, num_q_heads, head_dim, max_blocks_per_seq, block_size, partition_size);
+  if (need > 0 && (workspace == 0 || workspace_bytes < need))
+    return hr_fail(HR_E_INVALID,
+                   "%s: workspace of %llu bytes at 0x%llx is too small: %llu bytes needed for num_seqs=%lld "
+                   "num_q_heads=%lld head_dim=%lld max_blocks_per_seq=%lld block_size=%lld partition_size=%lld",
+                   CALL, (hr_ull)workspace_bytes, (hr_ull)workspace, (hr_ull)need, (long long)num_seqs,
+                   (long long)num_q_heads, (long long)head_dim, (long long)max_blocks_per_seq, (long long)block_size,
+                   (long long)partition_size);
+  int64_t a[HR_OP_MAX_ARGS] = {0};
+  a[HR_A_DEC_DTYPE] = dtype;
+  a[HR_A_DEC_OUT] = (int64_t)out;
+  a[HR_A_DEC_Q] = (int64_t)q;
+  a[HR_A_DEC_KC] = (int64_t)k_cache;
+  a[HR_A_DEC_VC] = (int64_t)v_cache;
+  a[HR_A_DEC_BT] = (int64_t)block_tables;
+  a[HR_A_DEC_SEQLENS] = (int64_t)seq_lens;
+  a[HR_A_DEC_WS] = (int64_t)workspace;
+  a[HR_A_DEC_WSBYTES] = (int64_t)workspace_bytes;
+  a[HR_A_DEC_B] = num_seqs;
+  a[HR_A_DEC_HQ] = num_q_heads;
+  a[HR_A_DEC_HK] = num_kv_heads;
+  a[HR_A_DEC_D] = head_dim;
+  a[HR_A_DEC_NBLOCKS] = num_blocks;
+  a[HR_A_DEC_BS] = block_size;
+  a[HR_A_DEC_MAXBLOCKS] = max_blocks_per_seq;
+  a[HR_A_DEC_PART] = hr_attn_partition_tokens(max_blocks_per_seq, block_size, partition_size);
+  a[HR_A_DEC_SCALE] = hr_f64_bits(scale);
+  a[HR_A_DEC_QSTRIDE] = q_stride ? q_stride : num_q_heads * head_dim;
+  return hr_ops_submit(inst, HR_OPK_ATTN_DECODE, a);
+}
+
+int hr_op_attention_prefill(uint64_t dev, int64_t dtype, uint64_t out, uint64_t q, uint64_t k_cache,
+                            uint64_t v_cache, uint64_t block_tables, uint64_t seq_lens, uint64_t query_start_loc,
+                            int64_t num_seqs, int64_t num_tokens, int64_t num_q_heads, int64_t num_kv_heads,
+                            int64_t head_dim, int64_t num_blocks, int64_t block_size, int64_t max_blocks_per_seq,
+                            double scale, int64_t q_stride) {
+  BEGIN("hr_op_attention_prefill");
+  TRY(need_dtype(CALL, dtype));
+  TRY(need_ptr(CALL, "out", out));
+  TRY(need_ptr(CALL, "q", q));
+  TRY(need_ptr(CALL, "k_cache", k_cache));
+  TRY(need_ptr(CALL, "v_cache", v_cache));
+  TRY(need_ptr(CALL, "block_tables", block_tables));
+  TRY(need_ptr(CALL, "seq_lens", seq_lens));
+  TRY(need_ptr(CALL, "query_start_loc", query_start_loc));
+  TRY(need_dim(CALL, "num_tokens", num_tokens));
+  TRY(check_attn_shapes(CALL, num_seqs, num_q_heads, num_kv_heads, head_dim, num_blocks, block_size,
+                        max_blocks_per_seq, scale));
+  TRY(need_product(CALL, num_tokens, num_q_heads, head_dim));
+  TRY(need_stride(CALL, "q_stride", q_stride, num_q_heads * head_dim));
+  int64_t a[HR_OP_MAX_ARGS] = {0};
+  a[HR_A_PRE_DTYPE] = dtype;
+  a[HR_A_PRE_OUT] = (int64_t)out;
+  a[HR_A_PRE_Q] = (int64_t)q;
+  a[HR_A_PRE_KC] = (int64_t)k_cache;
+  a[HR_A_PRE_VC] = (int64_t)v_cache;
+  a[HR_A_PRE_BT] = (int64_t)block_tables;
+  a[HR_A_PRE_SEQLENS] = (int64_t)seq_lens;
+  a[HR_A_PRE_QSL] = (int64_t)query_start_loc;
+  a[HR_A_PRE_B] = num_seqs;
+  a[HR_A_PRE_T] = num_tokens;
+  a[HR_A_PRE_HQ] = num_q_heads;
+  a[HR_A_PRE_HK] = num_kv_heads;
+  a[HR_A_PRE_D] = head_dim;
+  a[HR_A_PRE_NBLOCKS] = num_blocks;
+  a[HR_A_PRE_BS] = block_size;
+  a[HR_A_PRE_MAXBLOCKS] = max_blocks_per_seq;
+  a[HR_A_PRE_SCALE] = hr_f64_bits(scale);
+  a[HR_A_PRE_QSTRIDE] = q_stride ? q_stride : num_q_heads * head_dim;
+  return hr_ops_submit(inst, HR_OPK_ATTN_PREFILL, a);
+}

@@ -1,0 +1,249 @@
+/*
+ * CPU executors for the elementwise/row ops: embedding gather, RMSNorm (fused residual
+ * add), RoPE (NeoX and GPT-J layouts, partial rotary), SiLU-and-mul, and the paged K/V
+ * write. fp32 only. Large inputs are split over rows on the thread pool.
+ */
+#include <math.h>
+#include <string.h>
+
+#include "../core/ops_dispatch.h"
+#include "../core/status.h"
+#include "ops_cpu.h"
+#include "threadpool.h"
+
+#define PAR_MIN_ELEMS 32768 /* below this, one thread: a parallel region costs microseconds */
+
+static int need_f32(const char *op, int64_t dtype) {
+  if (dtype != HR_DTYPE_F32)
+    return hr_fail(HR_E_UNSUPPORTED, "hr_op_%s: the CPU backend computes in float32 only (dtype %lld requested)", op,
+                   (long long)dtype);
+  return HR_OK;
+}
+
+/* Runs fn over `rows` rows in chunks (parallel when rows * row_elems is large). */
+typedef struct {
+  void (*fn)(const int64_t *args, int64_t r0, int64_t r1);
+  const int64_t *args;
+  int64_t rows, chunk;
+} rows_ctx;
+
+static void rows_task(void *v, int64_t t, int thread, void *scratch) {
+  (void)thread;
+  (void)scratch;
+  rows_ctx *c = v;
+  int64_t r0 = t * c->chunk, r1 = r0 + c->chunk < c->rows ? r0 + c->chunk : c->rows;
+  c->fn(c->args, r0, r1);
+}
+
+static int run_rows(void (*fn)(const int64_t *, int64_t, int64_t), const int64_t *args, int64_t rows,
+                    int64_t row_elems) {
+  if (rows * row_elems < PAR_MIN_ELEMS || rows == 1) {
+    fn(args, 0, rows);
+    return HR_OK;
+  }
+  int64_t threads = hrt_num_threads();
+  int64_t ntasks = threads * 4 < rows ? threads * 4 : rows;
+  rows_ctx c = {.fn = fn, .args = args, .rows = rows, .chunk = (rows + ntasks - 1) / ntasks};
+  return hrt_parallel((rows + c.chunk - 1) / c.chunk, 0, rows_task, &c);
+}
+
+/* ---- embedding / row gather ---- */
+static void emb_rows(const int64_t *a, int64_t r0, int64_t r1) {
+  float *out = HR_PTR(a, HR_A_EMB_OUT, float);
+  const float *table = HR_PTR(a, HR_A_EMB_TABLE, const float);
+  const int32_t *ids = HR_PTR(a, HR_A_EMB_IDS, const int32_t);
+  int64_t d = a[HR_A_EMB_DIM];
+  for (int64_t t = r0; t < r1; t++) memcpy(out + t * d, table + (int64_t)ids[t] * d, (size_t)d * sizeof(float));
+}
+
+static int exec_embedding(hr_instance *inst, const int64_t *a) {
+  (void)inst;
+  int st = need_f32("embedding", a[HR_A_EMB_DTYPE]);
+  if (st != HR_OK) return st;
+  const int32_t *ids = HR_PTR(a, HR_A_EMB_IDS, const int32_t);
+  for (int64_t t = 0; t < a[HR_A_EMB_T]; t++)
+    if (ids[t] < 0 || ids[t] >= a[HR_A_EMB_ROWS])
+      return hr_fail(HR_E_INVALID, "hr_op_embedding: ids[%lld] = %d is out of range [0, %lld)", (long long)t, ids[t],
+                     (long long)a[HR_A_EMB_ROWS]);
+  return run_rows(emb_rows, a, a[HR_A_EMB_T], a[HR_A_EMB_DIM]);
+}
+
+/* ---- RMSNorm ---- */
+static void rms_rows(const int64_t *a, int64_t r0, int64_t r1) {
+  float *out = HR_PTR(a, HR_A_RMS_OUT, float);
+  float *x = HR_PTR(a, HR_A_RMS_X, float);
+  const float *res = HR_PTR(a, HR_A_RMS_RES, const float);
+  const float *w = HR_PTR(a, HR_A_RMS_W, const float);
+  int64_t d = a[HR_A_RMS_DIM];
+  float eps = (float)hr_bits_f64(a[HR_A_RMS_EPS]);
+  for (int64_t r = r0; r < r1; r++) {
+    float *xr = x + r * d, *o = out + r * d;
+    if (res) {
+      const float *rr = res + r * d;
+      for (int64_t i = 0; i < d; i++) xr[i] += rr[i];
+    }
+    float ss = hr_vdot(xr, xr, d);
+    float inv = 1.0f / sqrtf(ss / (float)d + eps);
+    for (int64_t i = 0; i < d; i++) o[i] = xr[i] * inv * w[i];
+  }
+}
+
+static int exec_rms_norm(hr_instance *inst, const int64_t *a) {
+  (void)inst;
+  int st = need_f32("rms_norm", a[HR_A_RMS_DTYPE]);
+  if (st != HR_OK) return st;
+  return run_rows(rms_rows, a, a[HR_A_RMS_ROWS], a[HR_A_RMS_DIM]);
+}
+
+/* ---- RoPE ---- */
+static void rope_head(float *h, const float *cs, const float *sn, int64_t half, int gptj) {
+  if (gptj) {
+    for (int64_t i = 0; i < half; i++) {
+      float x0 = h[2 * i], x1 = h[2 * i + 1];
+      h[2 * i] = x0 * cs[i] - x1 * sn[i];
+      h[2 * i + 1] = x1 * cs[i] + x0 * sn[i];
+    }
+  } else {
+    for (int64_t i = 0; i < half; i++) {
+      float x0 = h[i], x1 = h[i + half];
+      h[i] = x0 * cs[i] - x1 * sn[i];
+      h[i + half] = x1 * cs[i] + x0 * sn[i];
+    }
+  }
+}
+
+static void rope_rows(const int64_t *a, int64_t r0, int64_t r1) {
+  float *q = HR_PTR(a, HR_A_ROPE_Q, float);
+  float *k = HR_PTR(a, HR_A_ROPE_K, float);
+  const int32_t *pos = HR_PTR(a, HR_A_ROPE_POS, const int32_t);
+  const float *invf = HR_PTR(a, HR_A_ROPE_INVF, const float);
+  int64_t hq = a[HR_A_ROPE_HQ], hk = a[HR_A_ROPE_HK], d = a[HR_A_ROPE_D], rot = a[HR_A_ROPE_ROT];
+  int64_t qs = a[HR_A_ROPE_QSTRIDE], ks = a[HR_A_ROPE_KSTRIDE];
+  int gptj = a[HR_A_ROPE_LAYOUT] == HR_ROPE_GPTJ;
+  int64_t half = rot / 2;
+  float cs[512], sn[512]; /* rot <= head_dim; chunked below if larger */
+  for (int64_t t = r0; t < r1; t++) {
+    for (int64_t c0 = 0; c0 < half; c0 += 512) {
+      int64_t cn = half - c0 < 512 ? half - c0 : 512;
+      for (int64_t i = 0; i < cn; i++) {
+        /* angle in double: positions up to millions keep full float accuracy */
+        double ang = (double)pos[t] * (double)invf[c0 + i];
+        cs[i] = (float)cos(ang);
+        sn[i] = (float)sin(ang);
+      }
+      for (int64_t h = 0; h < hq; h++) {
+        float *p = q + t * qs + h * d;
+        if (gptj) rope_head(p + 2 * c0, cs, sn, cn, 1);
+        else {
+          for (int64_t i = 0; i < cn; i++) {
+            float x0 = p[c0 + i], x1 = p[c0 + i + half];
+            p[c0 + i] = x0 * cs[i] - x1 * sn[i];
+            p[c0 + i + half] = x1 * cs[i] + x0 * sn[i];
+          }
+        }
+      }
+      for (int64_t h = 0; k && h < hk; h++) {
+        float *p = k + t * ks + h * d;
+        if (gptj) rope_head(p + 2 * c0, cs, sn, cn, 1);
+        else {
+          for (int64_t i = 0; i < cn; i++) {
+            float x0 = p[c0 + i], x1 = p[c0 + i + half];
+            p[c0 + i] = x0 * cs[i] - x1 * sn[i];
+            p[c0 + i + half] = x1 * cs[i] + x0 * sn[i];
+          }
+        }
+      }
+    }
+  }
+}
+
+static int exec_rope(hr_instance *inst, const int64_t *a) {
+  (void)inst;
+  int st = need_f32("rope", a[HR_A_ROPE_DTYPE]);
+  if (st != HR_OK) return st;
+  const int32_t *pos = HR_PTR(a, HR_A_ROPE_POS, const int32_t);
+  for (int64_t t = 0; t < a[HR_A_ROPE_T]; t++)
+    if (pos[t] < 0)
+      return hr_fail(HR_E_INVALID, "hr_op_rope: positions[%lld] = %d is negative", (long long)t, pos[t]);
+  return run_rows(rope_rows, a, a[HR_A_ROPE_T], (a[HR_A_ROPE_HQ] + a[HR_A_ROPE_HK]) * a[HR_A_ROPE_ROT]);
+}
+
+/* ---- SiLU and mul ---- */
+static void silu_rows(const int64_t *a, int64_t r0, int64_t r1) {
+  float *out = HR_PTR(a, HR_A_SILU_OUT, float);
+  const float *g = HR_PTR(a, HR_A_SILU_GATE, const float);
+  const float *u = HR_PTR(a, HR_A_SILU_UP, const float);
+  int64_t n = a[HR_A_SILU_I], s = a[HR_A_SILU_STRIDE];
+  for (int64_t r = r0; r < r1; r++) hr_vsilu_mul(out + r * n, g + r * s, u + r * s, n);
+}
+
+static int exec_silu_mul(hr_instance *inst, const int64_t *a) {
+  (void)inst;
+  int st = need_f32("silu_mul", a[HR_A_SILU_DTYPE]);
+  if (st != HR_OK) return st;
+  return run_rows(silu_rows, a, a[HR_A_SILU_ROWS], a[HR_A_SILU_I]);
+}
+
+/* ---- K/V write into paged slots ---- */
+static void kvw_rows(const int64_t *a, int64_t r0, int64_t r1) {
+  float *kc = HR_PTR(a, HR_A_KVW_KC, float), *vc = HR_PTR(a, HR_A_KVW_VC, float);
+  const float *k = HR_PTR(a, HR_A_KVW_K, const float), *v = HR_PTR(a, HR_A_KVW_V, const float);
+  const int32_t *slots = HR_PTR(a, HR_A_KVW_SLOTS, const int32_t);
+  int64_t row = a[HR_A_KVW_HK] * a[HR_A_KVW_D], stride = a[HR_A_KVW_STRIDE];
+  for (int64_t t = r0; t < r1; t++) {
+    int64_t s = slots[t];
+    if (s < 0) continue;
+    memcpy(kc + s * row, k + t * stride, (size_t)row * sizeof(float));
+    memcpy(vc + s * row, v + t * stride, (size_t)row * sizeof(float));
+  }
+}
+
+static int exec_kv_write(hr_instance *inst, const int64_t *a) {
+  (void)inst;
+  int st = need_f32("kv_write", a[HR_A_KVW_DTYPE]);
+  if (st != HR_OK) return st;
+  const int32_t *slots = HR_PTR(a, HR_A_KVW_SLOTS, const int32_t);
+  int64_t nslots = a[HR_A_KVW_NBLOCKS] * a[HR_A_KVW_BS];
+  for (int64_t t = 0; t < a[HR_A_KVW_T]; t++)
+    if (slots[t] < -1 || slots[t] >= nslots)
+      return hr_fail(HR_E_INVALID,
+                     "hr_op_kv_write: slot_mapping[%lld] = %d is out of range (-1 = padding, else [0, %lld) = "
+                     "num_blocks %lld x block_size %lld)",
+                     (long long)t, slots[t], (long long)nslots, (long long)a[HR_A_KVW_NBLOCKS],
+                     (long long)a[HR_A_KVW_BS]);
+  return run_rows(kvw_rows, a, a[HR_A_KVW_T], 2 * a[HR_A_KVW_HK] * a[HR_A_KVW_D]);
+}
+
+/* ---- matmul / logits ---- */
+static int exec_matmul(hr_instance *inst, const int64_t *a) {
+  (void)inst;
+  const char *op = a[HR_A_MM_ROWS] ? "logits" : "matmul";
+  int st = need_f32(op, a[HR_A_MM_DTYPE]);
+  if (st != HR_OK) return st;
+  const int32_t *rows = HR_PTR(a, HR_A_MM_ROWS, const int32_t);
+  if (rows)
+    for (int64_t i = 0; i < a[HR_A_MM_M]; i++)
+      if (rows[i] < 0 || rows[i] >= a[HR_A_MM_XROWS])
+        return hr_fail(HR_E_INVALID, "hr_op_logits: row_ids[%lld] = %d is out of range [0, %lld)", (long long)i,
+                       rows[i], (long long)a[HR_A_MM_XROWS]);
+  return hr_cpu_matmul_f32(HR_PTR(a, HR_A_MM_Y, float), HR_PTR(a, HR_A_MM_X, const float),
+                           HR_PTR(a, HR_A_MM_W, const float), HR_PTR(a, HR_A_MM_BIAS, const float), rows, a[HR_A_MM_M],
+                           a[HR_A_MM_N], a[HR_A_MM_K]);
+}
+
+int hr_cpu_exec_attn_decode(hr_instance *inst, const int64_t *a);
+int hr_cpu_exec_attn_prefill(hr_instance *inst, const int64_t *a);
+
+const hr_op_exec_fn hrb_op_executors[HR_OPK_COUNT] = {
+    [HR_OPK_EMBEDDING] = exec_embedding,
+    [HR_OPK_RMS_NORM] = exec_rms_norm,
+    [HR_OPK_ROPE] = exec_rope,
+    [HR_OPK_MATMUL] = exec_matmul,
+    [HR_OPK_SILU_MUL] = exec_silu_mul,
+    [HR_OPK_KV_WRITE] = exec_kv_write,
+    [HR_OPK_ATTN_DECODE] = hr_cpu_exec_attn_decode,
+    [HR_OPK_ATTN_PREFILL] = hr_cpu_exec_attn_prefill,
+};
+
+int hrb_ops_set_num_threads(int64_t n) { return hrt_set_num_threads(n); }
+int64_t hrb_ops_get_num_threads(void) { return hrt_num_threads(); }

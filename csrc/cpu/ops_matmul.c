@@ -1,0 +1,335 @@
+/*
+ * fp32 matmul y[M, N] = x[M, K] . W[N, K]^T (+ bias), W row-major [out, in] (HF/GGUF).
+ *
+ * Both operands are contiguous along K, so the kernel works on register tiles of RM rows
+ * of x by RN rows of W with one SIMD accumulator per (x row, W row) running along K (the
+ * "dot-product" formulation, as in llamafile's tinyBLAS): no packing, and W is streamed
+ * exactly once when M fits in one M-block — the decode (GEMV-like) regime is then a
+ * pure streaming read of W. Accumulators are reduced four at a time with a transposing
+ * add tree. Cache blocking: K is cut in blocks of <= KC so an RN-row panel of W stays in
+ * L1 while the x tiles of an M-block (<= MC rows, in L2) stream past it.
+ *
+ * Threads split N (and M when N is small) into tasks on the persistent pool.
+ * AVX-512F tile 3x8, AVX2+FMA tile 2x4, portable C fallback; chosen at run time.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "../core/status.h"
+#include "ops_cpu.h"
+#include "threadpool.h"
+
+#if defined(__x86_64__) || defined(__i386__)
+#define HR_X86 1
+#include <immintrin.h>
+#define T512 __attribute__((target("avx512f,avx2,fma")))
+#define T256 __attribute__((target("avx2,fma")))
+#endif
+
+#define KC_MAX 1024 /* K blocks: a single block up to this, else ~768 */
+#define KC_SPLIT 768
+#define MC 96       /* rows of x per M-block (multiple of 2 and 3) */
+
+typedef struct {
+  float *y;
+  const float *x, *w, *bias;
+  const int32_t *rows;
+  int64_t m, n, k;
+  int64_t n_chunk, m_chunk, n_tasks_n; /* task grid */
+  int isa;
+} mm_ctx;
+
+/* One (RM x RN) tile over k in [k0, k0 + kc): y rows yr[i], columns n0 .. n0+RN-1.
+ * first: y = acc + bias (or acc); else y += acc. */
+typedef void (*tile_fn)(const float *const *xr, const float *w, int64_t ldw, int64_t k0, int64_t kc, float *const *yr,
+                        int64_t n0, const float *bias, int first);
+
+static inline void store_row(float *yrow, int64_t n0, const float *s, int rn, const float *bias, int first) {
+  for (int j = 0; j < rn; j++) {
+    float v = s[j];
+    if (first) {
+      if (bias) v += bias[n0 + j];
+      yrow[n0 + j] = v;
+    } else {
+      yrow[n0 + j] += v;
+    }
+  }
+}
+
+/* ---- portable ---- */
+static void tile_c(int rm, int rn, const float *const *xr, const float *w, int64_t ldw, int64_t k0, int64_t kc,
+                   float *const *yr, int64_t n0, const float *bias, int first) {
+  for (int i = 0; i < rm; i++) {
+    float s[8];
+    for (int j = 0; j < rn; j++) {
+      const float *a = xr[i] + k0, *b = w + j * ldw + k0;
+      float s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+      int64_t kk = 0;
+      for (; kk + 4 <= kc; kk += 4) {
+        s0 += a[kk] * b[kk];
+        s1 += a[kk + 1] * b[kk + 1];
+        s2 += a[kk + 2] * b[kk + 2];
+        s3 += a[kk + 3] * b[kk + 3];
+      }
+      for (; kk < kc; kk++) s0 += a[kk] * b[kk];
+      s[j] = (s0 + s1) + (s2 + s3);
+    }
+    store_row(yr[i], n0, s, rn, bias, first);
+  }
+}
+
+#ifdef HR_X86
+/* ---- AVX-512: up to 3 x 8 tiles ---- */
+T512 static inline __m128 hsum4_512(__m512 a, __m512 b, __m512 c, __m512 d) {
+  __m512 ab = _mm512_add_ps(_mm512_unpacklo_ps(a, b), _mm512_unpackhi_ps(a, b));
+  __m512 cd = _mm512_add_ps(_mm512_unpacklo_ps(c, d), _mm512_unpackhi_ps(c, d));
+  __m512 abcd = _mm512_add_ps(_mm512_shuffle_ps(ab, cd, _MM_SHUFFLE(1, 0, 1, 0)),
+                              _mm512_shuffle_ps(ab, cd, _MM_SHUFFLE(3, 2, 3, 2)));
+  __m256 h = _mm256_add_ps(_mm512_castps512_ps256(abcd),
+                           _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(abcd), 1)));
+  return _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1));
+}
+
+T512 static inline __attribute__((always_inline)) void tile512(const int RM, const int RN, const float *const *xr,
+                                                                const float *w, int64_t ldw, int64_t k0, int64_t kc,
+                                                                float *const *yr, int64_t n0, const float *bias,
+                                                                int first) {
+  __m512 acc[3][8];
+#pragma GCC unroll 3
+  for (int i = 0; i < 3; i++)
+#pragma GCC unroll 8
+    for (int j = 0; j < 8; j++) acc[i][j] = _mm512_setzero_ps();
+  const float *xp[3];
+  const float *wp[8];
+#pragma GCC unroll 3
+  for (int i = 0; i < 3; i++) xp[i] = xr[i < RM ? i : 0] + k0;
+#pragma GCC unroll 8
+  for (int j = 0; j < 8; j++) wp[j] = w + (j < RN ? j : 0) * ldw + k0;
+  int64_t kk = 0;
+  for (; kk + 16 <= kc; kk += 16) {
+    __m512 a[3];
+#pragma GCC unroll 3
+    for (int i = 0; i < 3; i++)
+      if (i < RM) a[i] = _mm512_loadu_ps(xp[i] + kk);
+#pragma GCC unroll 8
+    for (int j = 0; j < 8; j++) {
+      if (j < RN) {
+        __m512 b = _mm512_loadu_ps(wp[j] + kk);
+        if (RM > 1) __asm__("" : "+v"(b)); /* one load into a register, not RM folded loads */
+#pragma GCC unroll 3
+        for (int i = 0; i < 3; i++)
+          if (i < RM) acc[i][j] = _mm512_fmadd_ps(a[i], b, acc[i][j]);
+      }
+    }
+  }
+  if (kk < kc) {
+    __mmask16 msk = (__mmask16)((1u << (kc - kk)) - 1);
+    __m512 a[3];
+#pragma GCC unroll 3
+    for (int i = 0; i < 3; i++)
+      if (i < RM) a[i] = _mm512_maskz_loadu_ps(msk, xp[i] + kk);
+#pragma GCC unroll 8
+    for (int j = 0; j < 8; j++) {
+      if (j < RN) {
+        __m512 b = _mm512_maskz_loadu_ps(msk, wp[j] + kk);
+#pragma GCC unroll 3
+        for (int i = 0; i < 3; i++)
+          if (i < RM) acc[i][j] = _mm512_fmadd_ps(a[i], b, acc[i][j]);
+      }
+    }
+  }
+#pragma GCC unroll 3
+  for (int i = 0; i < 3; i++) {
+    if (i >= RM) continue;
+    float s[8];
+    _mm_storeu_ps(s, hsum4_512(acc[i][0], acc[i][1], acc[i][2], acc[i][3]));
+    if (RN > 4) _mm_storeu_ps(s + 4, hsum4_512(acc[i][4], acc[i][5], acc[i][6], acc[i][7]));
+    if (RN == 8) {
+      __m256 v = _mm256_loadu_ps(s);
+      float *yp = yr[i] + n0;
+      if (first) {
+        if (bias) v = _mm256_add_ps(v, _mm256_loadu_ps(bias + n0));
+      } else {
+        v = _mm256_add_ps(v, _mm256_loadu_ps(yp));
+      }
+      _mm256_storeu_ps(yp, v);
+    } else {
+      store_row(yr[i], n0, s, RN, bias, first);
+    }
+  }
+}
+
+#define DEF512(RM, RN)                                                                                          \
+  T512 static void tile512_##RM##_##RN(const float *const *xr, const float *w, int64_t ldw, int64_t k0,         \
+                                       int64_t kc, float *const *yr, int64_t n0, const float *bias, int first) { \
+    tile512(RM, RN, xr, w, ldw, k0, kc, yr, n0, bias, first);                                                   \
+  }
+#define DEF512_ROW(RM) \
+  DEF512(RM, 1) DEF512(RM, 2) DEF512(RM, 3) DEF512(RM, 4) DEF512(RM, 5) DEF512(RM, 6) DEF512(RM, 7) DEF512(RM, 8)
+DEF512_ROW(1)
+DEF512_ROW(2)
+DEF512_ROW(3)
+#define ROW512(RM)                                                                                              \
+  {tile512_##RM##_1, tile512_##RM##_2, tile512_##RM##_3, tile512_##RM##_4, tile512_##RM##_5, tile512_##RM##_6, \
+   tile512_##RM##_7, tile512_##RM##_8}
+static const tile_fn tiles512[3][8] = {ROW512(1), ROW512(2), ROW512(3)};
+
+/* ---- AVX2: up to 2 x 4 tiles ---- */
+T256 static inline __m128 hsum4_256(__m256 a, __m256 b, __m256 c, __m256 d) {
+  __m256 abcd = _mm256_hadd_ps(_mm256_hadd_ps(a, b), _mm256_hadd_ps(c, d));
+  return _mm_add_ps(_mm256_castps256_ps128(abcd), _mm256_extractf128_ps(abcd, 1));
+}
+
+T256 static inline __m256i tailmask8(int64_t r) {
+  static const int32_t m[16] = {-1, -1, -1, -1, -1, -1, -1, -1, 0, 0, 0, 0, 0, 0, 0, 0};
+  return _mm256_loadu_si256((const __m256i *)(m + 8 - r));
+}
+
+T256 static inline __attribute__((always_inline)) void tile256(const int RM, const int RN, const float *const *xr,
+                                                                const float *w, int64_t ldw, int64_t k0, int64_t kc,
+                                                                float *const *yr, int64_t n0, const float *bias,
+                                                                int first) {
+  __m256 acc[2][4];
+#pragma GCC unroll 2
+  for (int i = 0; i < 2; i++)
+#pragma GCC unroll 4
+    for (int j = 0; j < 4; j++) acc[i][j] = _mm256_setzero_ps();
+  const float *xp[2];
+  const float *wp[4];
+#pragma GCC unroll 2
+  for (int i = 0; i < 2; i++) xp[i] = xr[i < RM ? i : 0] + k0;
+#pragma GCC unroll 4
+  for (int j = 0; j < 4; j++) wp[j] = w + (j < RN ? j : 0) * ldw + k0;
+  int64_t kk = 0;
+  for (; kk + 8 <= kc; kk += 8) {
+    __m256 a[2];
+#pragma GCC unroll 2
+    for (int i = 0; i < 2; i++)
+      if (i < RM) a[i] = _mm256_loadu_ps(xp[i] + kk);
+#pragma GCC unroll 4
+    for (int j = 0; j < 4; j++) {
+      if (j < RN) {
+        __m256 b = _mm256_loadu_ps(wp[j] + kk);
+        if (RM > 1) __asm__("" : "+x"(b));
+#pragma GCC unroll 2
+        for (int i = 0; i < 2; i++)
+          if (i < RM) acc[i][j] = _mm256_fmadd_ps(a[i], b, acc[i][j]);
+      }
+    }
+  }
+  if (kk < kc) {
+    __m256i msk = tailmask8(kc - kk);
+    __m256 a[2];
+#pragma GCC unroll 2
+    for (int i = 0; i < 2; i++)
+      if (i < RM) a[i] = _mm256_maskload_ps(xp[i] + kk, msk);
+#pragma GCC unroll 4
+    for (int j = 0; j < 4; j++) {
+      if (j < RN) {
+        __m256 b = _mm256_maskload_ps(wp[j] + kk, msk);
+#pragma GCC unroll 2
+        for (int i = 0; i < 2; i++)
+          if (i < RM) acc[i][j] = _mm256_fmadd_ps(a[i], b, acc[i][j]);
+      }
+    }
+  }
+#pragma GCC unroll 2
+  for (int i = 0; i < 2; i++) {
+    if (i >= RM) continue;
+    float s[4];
+    _mm_storeu_ps(s, hsum4_256(acc[i][0], acc[i][1], acc[i][2], acc[i][3]));
+    store_row(yr[i], n0, s, RN, bias, first);
+  }
+}
+
+#define DEF256(RM, RN)                                                                                          \
+  T256 static void tile256_##RM##_##RN(const float *const *xr, const float *w, int64_t ldw, int64_t k0,         \
+                                       int64_t kc, float *const *yr, int64_t n0, const float *bias, int first) { \
+    tile256(RM, RN, xr, w, ldw, k0, kc, yr, n0, bias, first);                                                   \
+  }
+DEF256(1, 1) DEF256(1, 2) DEF256(1, 3) DEF256(1, 4) DEF256(2, 1) DEF256(2, 2) DEF256(2, 3) DEF256(2, 4)
+static const tile_fn tiles256[2][4] = {{tile256_1_1, tile256_1_2, tile256_1_3, tile256_1_4},
+                                       {tile256_2_1, tile256_2_2, tile256_2_3, tile256_2_4}};
+#endif
+
+/* ---- driver ---- */
+
+static void mm_task(void *vctx, int64_t task, int thread, void *scratch) {
+  (void)thread;
+  (void)scratch;
+  const mm_ctx *c = vctx;
+  int64_t tn = task % c->n_tasks_n, tm = task / c->n_tasks_n;
+  int64_t nb = tn * c->n_chunk, ne = nb + c->n_chunk;
+  int64_t mb = tm * c->m_chunk, me = mb + c->m_chunk;
+  if (ne > c->n) ne = c->n;
+  if (me > c->m) me = c->m;
+  if (nb >= ne || mb >= me) return;
+  int RMX, RNX;
+  switch (c->isa) {
+    case HR_ISA_AVX512: RMX = 3; RNX = 8; break;
+    case HR_ISA_AVX2: RMX = 2; RNX = 4; break;
+    default: RMX = 2; RNX = 4; break;
+  }
+  const int64_t K = c->k;
+  int64_t nkb = K <= KC_MAX ? 1 : (K + KC_SPLIT - 1) / KC_SPLIT;
+  int64_t kcs = (K + nkb - 1) / nkb;
+  kcs = (kcs + 15) & ~(int64_t)15;
+  for (int64_t mc0 = mb; mc0 < me; mc0 += MC) {
+    int64_t mc1 = mc0 + MC < me ? mc0 + MC : me;
+    for (int64_t k0 = 0; k0 < K; k0 += kcs) {
+      int64_t kc = K - k0 < kcs ? K - k0 : kcs;
+      int first = k0 == 0;
+      for (int64_t n0 = nb; n0 < ne; n0 += RNX) {
+        int rn = (int)(ne - n0 < RNX ? ne - n0 : RNX);
+        const float *wpan = c->w + n0 * K;
+        for (int64_t m0 = mc0; m0 < mc1; m0 += RMX) {
+          int rm = (int)(mc1 - m0 < RMX ? mc1 - m0 : RMX);
+          const float *xr[3];
+          float *yr[3];
+          for (int i = 0; i < rm; i++) {
+            int64_t r = c->rows ? c->rows[m0 + i] : m0 + i;
+            xr[i] = c->x + r * K;
+            yr[i] = c->y + (m0 + i) * c->n;
+          }
+          switch (c->isa) {
+#ifdef HR_X86
+            case HR_ISA_AVX512: tiles512[rm - 1][rn - 1](xr, wpan, K, k0, kc, yr, n0, c->bias, first); break;
+            case HR_ISA_AVX2: tiles256[rm - 1][rn - 1](xr, wpan, K, k0, kc, yr, n0, c->bias, first); break;
+#endif
+            default: tile_c(rm, rn, xr, wpan, K, k0, kc, yr, n0, c->bias, first); break;
+          }
+        }
+      }
+    }
+  }
+}
+
+int hr_cpu_matmul_f32(float *y, const float *x, const float *w, const float *bias, const int32_t *rows, int64_t m,
+                      int64_t n, int64_t k) {
+  mm_ctx c = {.y = y, .x = x, .w = w, .bias = bias, .rows = rows, .m = m, .n = n, .k = k, .isa = hr_cpu_isa()};
+  int64_t threads = hrt_num_threads();
+  int64_t rn = c.isa == HR_ISA_AVX512 ? 8 : 4;
+  int64_t panels = (n + rn - 1) / rn;
+  /* Small problems run on one thread: a region costs a few microseconds. */
+  double flops = 2.0 * (double)m * (double)n * (double)k;
+  if (flops < 2e5) threads = 1;
+  /* N tasks: ~4 per thread when W is big (dynamic balance), at least one panel each. */
+  int64_t want_n = threads == 1 ? 1 : threads * 4;
+  if (want_n > panels) want_n = panels;
+  int64_t pan_per = (panels + want_n - 1) / want_n;
+  c.n_chunk = pan_per * rn;
+  c.n_tasks_n = (n + c.n_chunk - 1) / c.n_chunk;
+  /* Split M as well when N alone cannot feed the threads. */
+  int64_t tasks_m = 1;
+  if (c.n_tasks_n < threads * 2 && m >= 2 * MC) {
+    tasks_m = (threads * 2 + c.n_tasks_n - 1) / c.n_tasks_n;
+    if (tasks_m > (m + MC - 1) / MC) tasks_m = (m + MC - 1) / MC;
+  }
+  c.m_chunk = (m + tasks_m - 1) / tasks_m;
+  int64_t ntasks = c.n_tasks_n * tasks_m;
+  if (threads == 1) {
+    for (int64_t t = 0; t < ntasks; t++) mm_task(&c, t, 0, NULL);
+    return HR_OK;
+  }
+  return hrt_parallel(ntasks, 0, mm_task, &c);
+}
