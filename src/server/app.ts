@@ -1,0 +1,242 @@
+// The HTTP server: an Elysia 1.4 app over an `Engine` (src/engine/api.ts).
+//
+//   const h = createApp({ engine, options });          // Elysia app + fetch handler
+//   const s = await startServer({ engine, options });  // listening (port 0 = ephemeral)
+//
+// Request flow: fetch() (request id, metrics, access log) → Elysia: onRequest (auth on /v1,
+// Content-Length limit → 413) → JSON body parsing (routes use `parse: "json"`; malformed JSON
+// → 400) → TypeBox validation (→ 400 in OpenAI's error shape) → route → onError (OpenAI error
+// bodies). Bodies without Content-Length (chunked) are capped by Bun's maxRequestBodySize.
+import { timingSafeEqual } from "node:crypto";
+import { Elysia, ValidationError } from "elysia";
+import { Value } from "@sinclair/typebox/value";
+import type { TSchema } from "@sinclair/typebox";
+import type { Server } from "bun";
+import type { Engine } from "../engine/api.ts";
+import { chatRoutes } from "./chat.ts";
+import { completionsRoutes } from "./completions.ts";
+import { ServerContext } from "./context.ts";
+import { openapiPlugin, swaggerAssets } from "./docs.ts";
+import { ApiError, errorResponse } from "./errors.ts";
+import { healthRoutes } from "./health.ts";
+import { kvRoutes } from "./kv.ts";
+import { createLogger, type Logger } from "./log.ts";
+import { memoryRoutes } from "./memory.ts";
+import { metricsRoutes } from "./metrics.ts";
+import { modelsRoutes } from "./models.ts";
+import { defaultServeOptions, type ServeOptions } from "./options.ts";
+import { ServerMetrics } from "./telemetry.ts";
+
+export interface CreateAppArgs {
+  engine: Engine;
+  /** Missing fields take the defaults of `headroom serve`. */
+  options?: Partial<ServeOptions>;
+  logger?: Logger;
+}
+
+const KNOWN_ROUTES = new Set([
+  "/v1/completions",
+  "/v1/chat/completions",
+  "/v1/models",
+  "/v1/memory",
+  "/v1/memory/allocator",
+  "/v1/kv",
+  "/health",
+  "/metrics",
+  "/openapi.json",
+  "/swagger",
+]);
+const GENERATION_ROUTES = new Set(["/v1/completions", "/v1/chat/completions"]);
+
+export function routeLabel(path: string): string {
+  if (KNOWN_ROUTES.has(path)) return path;
+  if (path.startsWith("/v1/models/")) return "/v1/models/{model}";
+  if (path.startsWith("/swagger/assets/")) return "/swagger/assets";
+  return "other";
+}
+
+function requestId(header: string | null): string {
+  if (header && /^[A-Za-z0-9._:@\-]{1,128}$/.test(header)) return header;
+  return crypto.randomUUID();
+}
+
+function sameSecret(a: string, b: string): boolean {
+  const h = (s: string) => new Bun.CryptoHasher("sha256").update(s).digest();
+  return timingSafeEqual(h(a), h(b));
+}
+
+function validationMessage(e: ValidationError): { message: string; param: string | null } {
+  const first = e.valueError ?? e.all[0];
+  const path = first && "path" in first && typeof first.path === "string" ? first.path : "";
+  const param = path.replace(/^\//, "").replace(/\//g, ".") || null;
+  let what = first && "message" in first && typeof first.message === "string" ? first.message : "invalid value";
+  // TypeBox says "Expected union value" for nullable/union fields (Elysia also wraps integers in
+  // a union with a numeric-string transform): explain with the leaf types instead.
+  const schema = first && "schema" in first ? (first.schema as TSchema) : undefined;
+  if (schema && (schema as { anyOf?: unknown }).anyOf && first && "value" in first) {
+    const leaves: TSchema[] = [];
+    const walk = (s: TSchema) => {
+      const any = (s as { anyOf?: TSchema[] }).anyOf;
+      if (any) any.forEach(walk);
+      else if (typeof s.type === "string") leaves.push(s);
+    };
+    walk(schema);
+    const v = first.value;
+    const typeOf = Array.isArray(v) ? "array" : v === null ? "null" : typeof v;
+    const same = leaves.filter((l) => (l.type === "integer" ? "number" : l.type) === typeOf);
+    if (same.length === 1) what = Value.Errors(same[0]!, v).First()?.message ?? what;
+    else {
+      const types = [...new Set(leaves.map((l) => String(l.type)))];
+      what = `Expected ${types.length > 1 ? "one of " + types.join(", ") : types[0]}`;
+    }
+  }
+  const where = e.type === "body" ? "request body" : e.type;
+  const value = first && "value" in first ? first.value : undefined;
+  let shown = "";
+  try {
+    if (value !== undefined) {
+      const s = JSON.stringify(value);
+      shown = s !== undefined ? ` (got ${s.length > 80 ? s.slice(0, 77) + "..." : s})` : "";
+    }
+  } catch {}
+  return { message: param ? `Invalid ${where} field '${param}': ${what}${shown}.` : `Invalid ${where}: ${what}${shown}.`, param };
+}
+
+export function createApp(args: CreateAppArgs) {
+  const options: ServeOptions = { ...defaultServeOptions(), ...args.options };
+  const log = args.logger ?? createLogger(options.logLevel);
+  const ctx = new ServerContext(args.engine, options, log, new ServerMetrics());
+  const limit = options.maxRequestBodyBytes;
+  const tooLarge = (n: number | string) =>
+    new ApiError(413, `Request body is too large (${n} bytes; the limit is ${limit} bytes, see --max-request-body-bytes).`, "invalid_request_error", null, "request_too_large");
+
+  const app = new Elysia({ name: "headroom" })
+    .use(openapiPlugin())
+    .onRequest(({ request }) => {
+      let info = ctx.requests.get(request);
+      if (!info) {
+        info = { id: requestId(request.headers.get("x-request-id")), start: performance.now(), route: routeLabel(new URL(request.url).pathname) };
+        ctx.requests.set(request, info);
+      }
+      if (options.apiKey !== null && info.route.startsWith("/v1")) {
+        const auth = request.headers.get("authorization") ?? "";
+        const m = /^Bearer\s+(.+)$/i.exec(auth);
+        if (!m || !sameSecret(m[1]!.trim(), options.apiKey))
+          return errorResponse(
+            new ApiError(401, m ? "Incorrect API key provided." : "Missing API key: send 'Authorization: Bearer <key>'.", "invalid_request_error", null, "invalid_api_key"),
+            { "www-authenticate": "Bearer" },
+          );
+      }
+      const cl = request.headers.get("content-length");
+      if (cl !== null && Number(cl) > limit) return errorResponse(tooLarge(cl), { connection: "close" });
+    })
+    .onError(({ code, error, request }) => {
+      const info = ctx.info(request);
+      let err: ApiError;
+      const cause = error instanceof Error ? error.cause : undefined;
+      if (error instanceof ApiError) err = error;
+      else if (cause instanceof ApiError) err = cause;
+      else if (error instanceof ValidationError && error.type !== "response") {
+        const { message, param } = validationMessage(error);
+        err = new ApiError(400, message, "invalid_request_error", param, "invalid_parameter");
+      } else if (code === "PARSE") {
+        const why = cause instanceof Error ? `: ${cause.message}` : "";
+        err = new ApiError(400, `The request body is not valid JSON${why}`, "invalid_request_error", null, "invalid_json");
+      }
+      else if (code === "NOT_FOUND") {
+        const url = new URL(request.url);
+        err = new ApiError(404, `Not found: ${request.method} ${url.pathname}`, "invalid_request_error", null, "not_found");
+      } else {
+        const message = error instanceof Error ? error.message : String(error);
+        log.error("internal error", { request_id: info.id, code: String(code), error: message, stack: error instanceof Error ? error.stack : undefined });
+        err = new ApiError(500, `Internal error (request ${info.id}): ${message}`, "internal_server_error", null, "internal_error");
+      }
+      if (err.status >= 400 && err.status < 500 && err.status !== 404) log.debug("request rejected", { request_id: info.id, status: err.status, error: err.message });
+      return errorResponse(err);
+    })
+    .use(healthRoutes(ctx))
+    .use(metricsRoutes(ctx))
+    .use(modelsRoutes(ctx))
+    .use(completionsRoutes(ctx))
+    .use(chatRoutes(ctx))
+    .use(memoryRoutes(ctx))
+    .use(kvRoutes(ctx))
+    .use(swaggerAssets());
+
+  /** Bun.serve fetch handler: request id, per-route metrics and the access log around app.handle. */
+  async function fetch(req: Request, server?: Server<unknown>): Promise<Response> {
+    const start = performance.now();
+    const url = new URL(req.url);
+    const route = routeLabel(url.pathname);
+    const id = requestId(req.headers.get("x-request-id"));
+    ctx.requests.set(req, { id, start, route });
+    // Generation requests may wait in the queue (and stream) longer than Bun's idle timeout.
+    if (server && GENERATION_ROUTES.has(route)) server.timeout(req, 0);
+    let res: Response;
+    try {
+      res = await app.handle(req);
+    } catch (e) {
+      log.error("unhandled error", { request_id: id, error: e instanceof Error ? e.message : String(e) });
+      res = errorResponse(new ApiError(500, `Internal error (request ${id})`, "internal_server_error", null, "internal_error"));
+    }
+    try {
+      res.headers.set("x-request-id", id);
+    } catch {
+      res = new Response(res.body, { status: res.status, statusText: res.statusText, headers: new Headers(res.headers) });
+      res.headers.set("x-request-id", id);
+    }
+    const ms = performance.now() - start;
+    ctx.metrics.requests.inc({ route, method: req.method, status: String(res.status) });
+    ctx.metrics.requestLatency.observe(ms / 1000, { route });
+    const quiet = route === "/metrics" || route === "/health" || route.startsWith("/swagger");
+    const fields = { request_id: id, method: req.method, path: url.pathname, status: res.status, ms: Math.round(ms * 100) / 100 };
+    if (quiet) log.debug("request", fields);
+    else log.info("request", fields);
+    return res;
+  }
+
+  return { app, ctx, options, log, fetch };
+}
+
+export type HeadroomApp = ReturnType<typeof createApp>;
+
+export interface RunningServer {
+  url: string;
+  port: number;
+  hostname: string;
+  app: HeadroomApp;
+  server: Server<unknown>;
+  /** Stops listening (in-flight streams are closed when `force`). Does not close the engine. */
+  stop(force?: boolean): Promise<void>;
+}
+
+/** createApp + Bun.serve. `options.port` 0 picks an ephemeral port. */
+export function startServer(args: CreateAppArgs): RunningServer {
+  const h = createApp(args);
+  const server = Bun.serve({
+    hostname: h.options.host,
+    port: h.options.port,
+    // Content-Length above the limit gets our JSON 413 (onRequest); Bun's limit (its own 413)
+    // is the backstop for chunked bodies.
+    maxRequestBodySize: h.options.maxRequestBodyBytes,
+    idleTimeout: 60,
+    fetch: (req, srv) => h.fetch(req, srv),
+    error(e) {
+      h.log.error("server error", { error: e.message });
+      return errorResponse(new ApiError(500, "Internal error", "internal_server_error", null, "internal_error"));
+    },
+  });
+  const hostname = server.hostname ?? h.options.host;
+  const port = server.port ?? h.options.port;
+  const urlHost = hostname.includes(":") ? `[${hostname}]` : hostname;
+  return {
+    url: `http://${urlHost}:${port}`,
+    port,
+    hostname,
+    app: h,
+    server,
+    stop: async (force = true) => {
+      await server.stop(force);
+    },
+  };
+}

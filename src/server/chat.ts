@@ -1,0 +1,152 @@
+// POST /v1/chat/completions (non-streaming and SSE).
+import { Elysia } from "elysia";
+import type { ChatMessage, TokenLogprob } from "../engine/api.ts";
+import type { ServerContext } from "./context.ts";
+import { badRequest } from "./errors.ts";
+import {
+  collect,
+  fitMaxTokens,
+  makeJobs,
+  newId,
+  runJobs,
+  samplingParams,
+  sseResponse,
+  startStream,
+  usageOf,
+  utf8Bytes,
+  type ChoiceEvent,
+} from "./generation.ts";
+import { ChatCompletionRequest, ChatCompletionResponse, generationErrors, type ChatLogprobs } from "./schemas.ts";
+
+export function chatLogprobs(lps: TokenLogprob[], top: number): ChatLogprobs {
+  return {
+    content: lps.map((lp) => ({
+      token: lp.token,
+      logprob: lp.logprob,
+      bytes: utf8Bytes(lp.token),
+      top_logprobs: lp.top.slice(0, top).map((a) => ({ token: a.token, logprob: a.logprob, bytes: utf8Bytes(a.token) })),
+    })),
+  };
+}
+
+function toMessages(body: ChatCompletionRequest): ChatMessage[] {
+  return body.messages.map((m, i) => {
+    let content: string;
+    if (m.content === null) content = "";
+    else if (typeof m.content === "string") content = m.content;
+    else
+      content = m.content
+        .map((part, j) => {
+          if (part.type !== "text" || typeof part.text !== "string")
+            throw badRequest(`messages[${i}].content[${j}]: only parts of type 'text' with a 'text' field are supported (got '${part.type}').`, `messages[${i}].content`);
+          return part.text;
+        })
+        .join("");
+    return { role: m.role, content };
+  });
+}
+
+export function chatRoutes(ctx: ServerContext) {
+  return new Elysia({ name: "headroom-chat" }).post(
+    "/v1/chat/completions",
+    async ({ body, request }) => {
+      const info = ctx.info(request);
+      ctx.checkReady();
+      const model = ctx.checkModel(body.model);
+      const n = body.n ?? 1;
+      const messages = toMessages(body);
+      if (body.top_logprobs != null && body.logprobs !== true) throw badRequest("top_logprobs requires logprobs: true.", "top_logprobs");
+      const prompt = await ctx.engine.applyChatTemplate(messages);
+      const requested = body.max_completion_tokens ?? body.max_tokens ?? undefined;
+      const param = body.max_completion_tokens != null ? "max_completion_tokens" : "max_tokens";
+      const logprobs = body.logprobs === true ? (body.top_logprobs ?? 0) : undefined;
+      const maxTokens = fitMaxTokens(ctx, prompt.length, requested, param);
+      const jobs = makeJobs([prompt], n, () => samplingParams(body, maxTokens, logprobs));
+      const id = newId("chatcmpl");
+      const created = Math.floor(Date.now() / 1000);
+
+      const ac = new AbortController();
+      const onAbort = () => ac.abort();
+      request.signal.addEventListener("abort", onAbort, { once: true });
+      const events = runJobs(ctx, info, jobs, ac.signal);
+
+      if (!body.stream) {
+        try {
+          const results = await collect(jobs, events, logprobs !== undefined);
+          const res: ChatCompletionResponse = {
+            id,
+            object: "chat.completion",
+            created,
+            model,
+            choices: results.map((r) => ({
+              index: r.index,
+              message: { role: "assistant" as const, content: r.text, refusal: null },
+              logprobs: r.logprobs ? chatLogprobs(r.logprobs, logprobs ?? 0) : null,
+              finish_reason: r.finishReason,
+            })),
+            usage: usageOf([results[0]?.promptTokens || prompt.length], results.map((r) => r.completionTokens)),
+          };
+          return res;
+        } finally {
+          request.signal.removeEventListener("abort", onAbort);
+        }
+      }
+
+      const includeUsage = body.stream_options?.include_usage === true;
+      const { first, rest } = await startStream(events);
+      const completion = new Map<number, number>();
+      let promptTokens = prompt.length;
+      async function* chunks(): AsyncGenerator<object> {
+        const base = { id, object: "chat.completion.chunk" as const, created, model, system_fingerprint: null };
+        const extra = includeUsage ? { usage: null } : {};
+        for (const j of jobs) yield { ...base, choices: [{ index: j.index, delta: { role: "assistant", content: "" }, logprobs: null, finish_reason: null }], ...extra };
+        const one = (ce: ChoiceEvent) => {
+          const { index, ev } = ce;
+          completion.set(index, Math.max(completion.get(index) ?? 0, ev.completionTokens));
+          if (ev.promptTokens > 0) promptTokens = ev.promptTokens;
+          if (ev.text === "" && !ev.logprobs?.length && ev.finishReason === null) return null;
+          return {
+            ...base,
+            choices: [
+              {
+                index,
+                delta: ev.text !== "" ? { content: ev.text } : {},
+                logprobs: logprobs !== undefined && ev.logprobs?.length ? chatLogprobs(ev.logprobs, logprobs) : null,
+                finish_reason: ev.finishReason,
+              },
+            ],
+            ...extra,
+          };
+        };
+        try {
+          if (first) {
+            const c = one(first);
+            if (c) yield c;
+          }
+          for await (const ce of rest) {
+            const c = one(ce);
+            if (c) yield c;
+          }
+          if (includeUsage) yield { ...base, choices: [], usage: usageOf([promptTokens], [...completion.values()]) };
+        } finally {
+          request.signal.removeEventListener("abort", onAbort);
+          await rest.return(undefined);
+        }
+      }
+      // Elysia passes a Response through untouched; the cast only satisfies its handler typing
+      // (which does not accept Promise<Response | T>).
+      return sseResponse(ctx, info, chunks(), () => ac.abort()) as unknown as ChatCompletionResponse;
+    },
+    {
+      parse: "json",
+      body: ChatCompletionRequest,
+      response: { 200: ChatCompletionResponse, ...generationErrors },
+      detail: {
+        tags: ["OpenAI"],
+        summary: "Create a chat completion",
+        description: "OpenAI-compatible chat completion (the model's chat template is applied). `stream: true` returns server-sent events ending with `data: [DONE]`.",
+        security: [{ bearerAuth: [] }],
+      },
+    },
+  );
+}

@@ -1,0 +1,158 @@
+// POST /v1/completions (OpenAI legacy completions; non-streaming and SSE).
+import { Elysia } from "elysia";
+import type { TokenLogprob } from "../engine/api.ts";
+import type { ServerContext } from "./context.ts";
+import { badRequest } from "./errors.ts";
+import {
+  checkTokenIds,
+  collect,
+  fitMaxTokens,
+  makeJobs,
+  newId,
+  runJobs,
+  samplingParams,
+  sseResponse,
+  startStream,
+  usageOf,
+  type ChoiceEvent,
+} from "./generation.ts";
+import { CompletionRequest, CompletionResponse, generationErrors, type CompletionLogprobs } from "./schemas.ts";
+
+/** OpenAI completions logprobs for `lps`, text offsets starting at `offset`. */
+export function completionLogprobs(lps: TokenLogprob[], offset: number): CompletionLogprobs {
+  const out: CompletionLogprobs = { tokens: [], token_logprobs: [], top_logprobs: [], text_offset: [] };
+  for (const lp of lps) {
+    out.tokens.push(lp.token);
+    out.token_logprobs.push(lp.logprob);
+    const top: Record<string, number> = {};
+    for (const a of lp.top) if (!(a.token in top)) top[a.token] = a.logprob;
+    if (lp.top.length === 0) top[lp.token] = lp.logprob;
+    out.top_logprobs.push(top);
+    out.text_offset.push(offset);
+    offset += lp.token.length;
+  }
+  return out;
+}
+
+export function completionsRoutes(ctx: ServerContext) {
+  return new Elysia({ name: "headroom-completions" }).post(
+    "/v1/completions",
+    async ({ body, request }) => {
+      const info = ctx.info(request);
+      ctx.checkReady();
+      const model = ctx.checkModel(body.model);
+      if (body.suffix) throw badRequest("suffix is not supported.", "suffix");
+      const n = body.n ?? 1;
+      if (body.best_of != null && body.best_of !== n) throw badRequest(`best_of (${body.best_of}) must equal n (${n}); best_of sampling is not supported.`, "best_of");
+      if (body.echo && body.logprobs != null) throw badRequest("echo together with logprobs is not supported (prompt logprobs are not computed).", "echo");
+
+      const p = body.prompt;
+      let texts: (string | null)[];
+      let prompts: number[][];
+      if (typeof p === "string") texts = [p];
+      else if (p.length > 0 && typeof p[0] === "string") texts = p as string[];
+      else texts = [];
+      if (texts.length > 0) prompts = await Promise.all(texts.map((s) => ctx.engine.tokenize(s ?? "", true)));
+      else {
+        prompts = typeof p[0] === "number" ? [p as number[]] : (p as number[][]);
+        texts = prompts.map(() => null);
+        for (const ids of prompts) checkTokenIds(ctx, ids, "prompt");
+      }
+      if (body.echo && texts.some((s) => s === null)) throw badRequest("echo is only supported for text prompts.", "echo");
+      for (const ids of prompts) if (ids.length === 0) throw badRequest("The prompt is empty.", "prompt");
+
+      const logprobs = body.logprobs ?? undefined;
+      const jobs = makeJobs(prompts, n, (ids) => samplingParams(body, fitMaxTokens(ctx, ids.length, body.max_tokens ?? 16, "max_tokens"), logprobs));
+      const id = newId("cmpl");
+      const created = Math.floor(Date.now() / 1000);
+      const echoText = (index: number) => (body.echo ? (texts[Math.floor(index / n)] ?? "") : "");
+
+      const ac = new AbortController();
+      const onAbort = () => ac.abort();
+      request.signal.addEventListener("abort", onAbort, { once: true });
+      const events = runJobs(ctx, info, jobs, ac.signal);
+
+      if (!body.stream) {
+        try {
+          const results = await collect(jobs, events, logprobs !== undefined);
+          const res: CompletionResponse = {
+            id,
+            object: "text_completion",
+            created,
+            model,
+            choices: results.map((r) => ({
+              index: r.index,
+              text: echoText(r.index) + r.text,
+              logprobs: r.logprobs ? completionLogprobs(r.logprobs, 0) : null,
+              finish_reason: r.finishReason,
+            })),
+            usage: usageOf(
+              prompts.map((ids, i) => results.find((r) => r.promptIndex === i)?.promptTokens || ids.length),
+              results.map((r) => r.completionTokens),
+            ),
+          };
+          return res;
+        } finally {
+          request.signal.removeEventListener("abort", onAbort);
+        }
+      }
+
+      const includeUsage = body.stream_options?.include_usage === true;
+      const { first, rest } = await startStream(events);
+      const offsets = new Map<number, number>();
+      const completion = new Map<number, number>();
+      const promptTokens = new Map<number, number>();
+      async function* chunks(): AsyncGenerator<object> {
+        const base = { id, object: "text_completion" as const, created, model };
+        const extra = includeUsage ? { usage: null } : {};
+        if (body.echo)
+          for (const j of jobs) {
+            offsets.set(j.index, echoText(j.index).length);
+            yield { ...base, choices: [{ index: j.index, text: echoText(j.index), logprobs: null, finish_reason: null }], ...extra };
+          }
+        const one = (ce: ChoiceEvent) => {
+          const { index, ev } = ce;
+          completion.set(index, Math.max(completion.get(index) ?? 0, ev.completionTokens));
+          if (ev.promptTokens > 0) promptTokens.set(jobs[index]!.promptIndex, ev.promptTokens);
+          if (ev.text === "" && !ev.logprobs?.length && ev.finishReason === null) return null;
+          const off = offsets.get(index) ?? 0;
+          offsets.set(index, off + ev.text.length);
+          return {
+            ...base,
+            choices: [{ index, text: ev.text, logprobs: logprobs !== undefined ? completionLogprobs(ev.logprobs ?? [], off) : null, finish_reason: ev.finishReason }],
+            ...extra,
+          };
+        };
+        try {
+          if (first) {
+            const c = one(first);
+            if (c) yield c;
+          }
+          for await (const ce of rest) {
+            const c = one(ce);
+            if (c) yield c;
+          }
+          if (includeUsage)
+            yield { ...base, choices: [], usage: usageOf(prompts.map((ids, i) => promptTokens.get(i) ?? ids.length), [...completion.values()]) };
+        } finally {
+          request.signal.removeEventListener("abort", onAbort);
+          await rest.return(undefined);
+        }
+      }
+      // Elysia passes a Response through untouched; the cast only satisfies its handler typing
+      // (which does not accept Promise<Response | T>).
+      return sseResponse(ctx, info, chunks(), () => ac.abort()) as unknown as CompletionResponse;
+    },
+    {
+      parse: "json",
+      body: CompletionRequest,
+      response: { 200: CompletionResponse, ...generationErrors },
+      detail: {
+        tags: ["OpenAI"],
+        summary: "Create a completion",
+        description: "OpenAI-compatible text completion. `stream: true` returns server-sent events ending with `data: [DONE]`.",
+        security: [{ bearerAuth: [] }],
+      },
+    },
+  );
+}

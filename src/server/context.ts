@@ -1,0 +1,78 @@
+// What every route needs: the engine, the options, logging, metrics and admission control.
+import type { Engine } from "../engine/api.ts";
+import { ApiError, queueFull } from "./errors.ts";
+import type { Logger } from "./log.ts";
+import type { ServeOptions } from "./options.ts";
+import type { ServerMetrics } from "./telemetry.ts";
+
+export interface RequestInfo {
+  id: string;
+  start: number;
+  route: string;
+}
+
+export class ServerContext {
+  /** Sequences (prompt × n) admitted and not yet finished. */
+  inflight = 0;
+  readonly requests = new WeakMap<Request, RequestInfo>();
+  readonly created = Math.floor(Date.now() / 1000);
+
+  constructor(
+    readonly engine: Engine,
+    readonly options: ServeOptions,
+    readonly log: Logger,
+    readonly metrics: ServerMetrics,
+  ) {}
+
+  info(req: Request): RequestInfo {
+    return this.requests.get(req) ?? { id: "unknown", start: performance.now(), route: "other" };
+  }
+
+  /** The model name clients use. */
+  modelName(): string {
+    return this.options.servedModelName ?? this.engine.model().id;
+  }
+
+  /** Effective context length: the engine's (which applies --max-model-len), capped by the flag. */
+  maxModelLen(): number {
+    const m = this.engine.model().maxModelLen;
+    return this.options.maxModelLen !== null ? Math.min(m, this.options.maxModelLen) : m;
+  }
+
+  /** 404 for a name that is not served; missing/empty names mean the served model. */
+  checkModel(name: string | null | undefined): string {
+    const served = this.modelName();
+    if (name === undefined || name === null || name === "") return served;
+    const accepted = new Set([served, this.engine.model().id]);
+    if (this.options.model !== null) accepted.add(this.options.model);
+    if (!accepted.has(name)) throw new ApiError(404, `The model '${name}' does not exist. This server serves '${served}'.`, "invalid_request_error", "model", "model_not_found");
+    return served;
+  }
+
+  /** 503 unless the engine is ready. */
+  checkReady(): void {
+    const h = this.engine.health();
+    if (h === "starting") throw new ApiError(503, "The engine is starting; retry shortly.", "service_unavailable", null, "engine_starting", { "retry-after": "1" });
+    if (h === "dead") throw new ApiError(503, "The engine has stopped; the server cannot generate.", "service_unavailable", null, "engine_dead");
+  }
+
+  /**
+   * Admission: at most max_num_seqs running + max_waiting waiting sequences. The count is
+   * synchronous, so concurrent requests cannot overshoot. Returns a release function.
+   */
+  admit(seqs: number): () => void {
+    const limit = this.options.maxNumSeqs + this.options.maxWaiting;
+    if (this.inflight + seqs > limit) {
+      this.metrics.rejected.inc({ reason: "queue_full" });
+      throw queueFull(`The server is at capacity: ${this.inflight} sequences in flight, limit ${limit} (max_num_seqs ${this.options.maxNumSeqs} + max_waiting ${this.options.maxWaiting}); retry later.`);
+    }
+    this.inflight += seqs;
+    let released = false;
+    return () => {
+      if (!released) {
+        released = true;
+        this.inflight -= seqs;
+      }
+    };
+  }
+}

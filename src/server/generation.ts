@@ -1,0 +1,273 @@
+// Shared by /v1/completions and /v1/chat/completions: sampling parameters, the context-length
+// check, admission, running n×prompts sequences on the engine with one AbortSignal, merging
+// their event streams, and the latency metrics (TTFT, inter-token latency, e2e).
+import type { FinishReason, SamplingParams, TokenEvent, TokenLogprob } from "../engine/api.ts";
+import type { RequestInfo, ServerContext } from "./context.ts";
+import { ApiError, badRequest, fromEngineError } from "./errors.ts";
+
+export interface CommonSampling {
+  n?: number | null;
+  stop?: string | string[] | null;
+  stop_token_ids?: number[] | null;
+  seed?: number | null;
+  temperature?: number | null;
+  top_p?: number | null;
+  top_k?: number | null;
+  min_p?: number | null;
+  presence_penalty?: number | null;
+  frequency_penalty?: number | null;
+  repetition_penalty?: number | null;
+  ignore_eos?: boolean | null;
+}
+
+export function samplingParams(body: CommonSampling, maxTokens: number, logprobs: number | undefined): SamplingParams {
+  const stop = body.stop == null ? [] : typeof body.stop === "string" ? [body.stop] : body.stop;
+  return {
+    temperature: body.temperature ?? 1,
+    topP: body.top_p ?? 1,
+    topK: body.top_k ?? 0,
+    minP: body.min_p ?? 0,
+    ...(body.seed != null ? { seed: body.seed } : {}),
+    maxTokens,
+    stop: stop.filter((s) => s !== ""),
+    stopTokenIds: body.stop_token_ids ?? [],
+    ignoreEos: body.ignore_eos ?? false,
+    ...(logprobs !== undefined ? { logprobs } : {}),
+    presencePenalty: body.presence_penalty ?? 0,
+    frequencyPenalty: body.frequency_penalty ?? 0,
+    repetitionPenalty: body.repetition_penalty ?? 1,
+  };
+}
+
+/**
+ * vLLM's rule: prompt + max_tokens must fit in max_model_len. With no max_tokens
+ * (`requested` undefined) the completion gets what is left. Returns the max_tokens to use.
+ */
+export function fitMaxTokens(ctx: ServerContext, promptLen: number, requested: number | undefined, param: string): number {
+  const limit = ctx.maxModelLen();
+  if (promptLen >= limit && requested === undefined)
+    throw new ApiError(400, `This model's maximum context length is ${limit} tokens. However, your prompt has ${promptLen} tokens, which leaves no room for a completion. Please reduce the length of the prompt.`, "invalid_request_error", "messages", "context_length_exceeded");
+  const maxTokens = requested ?? limit - promptLen;
+  if (promptLen + maxTokens > limit)
+    throw new ApiError(
+      400,
+      `This model's maximum context length is ${limit} tokens. However, you requested ${promptLen + maxTokens} tokens (${promptLen} in the prompt, ${maxTokens} in the completion). Please reduce the length of the prompt or ${param}.`,
+      "invalid_request_error",
+      param,
+      "context_length_exceeded",
+    );
+  return maxTokens;
+}
+
+export function checkTokenIds(ctx: ServerContext, ids: number[], param: string): void {
+  const vocab = ctx.engine.model().vocabSize;
+  for (const id of ids) if (id >= vocab) throw badRequest(`Token id ${id} is out of vocabulary (size ${vocab}).`, param, "invalid_token_id");
+}
+
+export interface SeqJob {
+  /** Choice index in the response. */
+  index: number;
+  /** Index of the prompt this choice belongs to. */
+  promptIndex: number;
+  promptTokenIds: number[];
+  params: SamplingParams;
+}
+
+export interface ChoiceEvent {
+  index: number;
+  ev: TokenEvent;
+}
+
+export interface ChoiceResult {
+  index: number;
+  promptIndex: number;
+  text: string;
+  tokenIds: number[];
+  logprobs: TokenLogprob[] | null;
+  finishReason: FinishReason;
+  promptTokens: number;
+  completionTokens: number;
+}
+
+/** n choices per prompt; with a seed, choice j of a prompt uses seed + j so choices differ. */
+export function makeJobs(prompts: number[][], n: number, params: (prompt: number[]) => SamplingParams): SeqJob[] {
+  const jobs: SeqJob[] = [];
+  prompts.forEach((p, pi) => {
+    const base = params(p);
+    for (let j = 0; j < n; j++) {
+      const ps = { ...base, stop: [...base.stop], stopTokenIds: [...base.stopTokenIds] };
+      if (base.seed !== undefined) ps.seed = base.seed + j;
+      jobs.push({ index: pi * n + j, promptIndex: pi, promptTokenIds: p, params: ps });
+    }
+  });
+  return jobs;
+}
+
+/**
+ * Runs every job on the engine and yields their events merged in arrival order. One
+ * AbortController covers all of them: aborted when `clientSignal` aborts (client gone), when
+ * the consumer stops early (return/throw) or when one sequence fails. Admission is released
+ * when every engine stream has ended (so the in-flight count matches the engine).
+ */
+export async function* runJobs(ctx: ServerContext, info: RequestInfo, jobs: SeqJob[], clientSignal: AbortSignal | undefined): AsyncGenerator<ChoiceEvent> {
+  const release = ctx.admit(jobs.length);
+  const ac = new AbortController();
+  const onClientAbort = () => ac.abort(new Error("client disconnected"));
+  if (clientSignal?.aborted) onClientAbort();
+  clientSignal?.addEventListener("abort", onClientAbort);
+
+  type Item = { index: number; ev?: TokenEvent; err?: unknown; end?: true };
+  const queue: Item[] = [];
+  let wake: (() => void) | null = null;
+  const push = (it: Item) => {
+    queue.push(it);
+    const w = wake;
+    wake = null;
+    w?.();
+  };
+  const m = ctx.metrics;
+  let open = jobs.length;
+  const firstOfPrompt = new Set<SeqJob>();
+  const seenPrompts = new Set<number>();
+  for (const j of jobs) if (!seenPrompts.has(j.promptIndex)) (seenPrompts.add(j.promptIndex), firstOfPrompt.add(j));
+  const pumps = jobs.map(async (job) => {
+    let last = info.start;
+    let first = true;
+    try {
+      const stream = ctx.engine.generate({ requestId: `${info.id}-${job.index}`, promptTokenIds: job.promptTokenIds, params: job.params }, ac.signal);
+      for await (const ev of stream) {
+        const k = ev.tokenIds.length;
+        if (k > 0) {
+          const now = performance.now();
+          if (first) {
+            m.ttft.observe((now - info.start) / 1000);
+            first = false;
+          } else for (let i = 0; i < k; i++) m.itl.observe((now - last) / 1000 / k);
+          last = now;
+          m.generationTokens.inc({}, k);
+        }
+        push({ index: job.index, ev });
+        if (ev.finishReason !== null) {
+          if (firstOfPrompt.has(job)) m.promptTokens.inc({}, ev.promptTokens || job.promptTokenIds.length);
+          m.finished.inc({ finish_reason: ev.finishReason });
+          m.e2e.observe((performance.now() - info.start) / 1000);
+          break;
+        }
+      }
+    } catch (err) {
+      push({ index: job.index, err });
+    } finally {
+      push({ index: job.index, end: true });
+    }
+  });
+  void Promise.allSettled(pumps).then(() => {
+    clientSignal?.removeEventListener("abort", onClientAbort);
+    release();
+  });
+
+  const finished = new Set<number>();
+  try {
+    while (open > 0) {
+      if (queue.length === 0) await new Promise<void>((r) => (wake = r));
+      const it = queue.shift()!;
+      if (it.err !== undefined) throw fromEngineError(it.err);
+      if (it.end) {
+        open--;
+        if (!finished.has(it.index)) {
+          // The engine ended a stream without a finish reason: report it as aborted.
+          finished.add(it.index);
+          if (!ac.signal.aborted) ctx.log.warn("engine stream ended without finish_reason", { request_id: info.id, index: it.index });
+          yield { index: it.index, ev: { requestId: `${info.id}-${it.index}`, tokenIds: [], text: "", finishReason: "abort", promptTokens: 0, completionTokens: 0 } };
+        }
+        continue;
+      }
+      if (it.ev) {
+        if (it.ev.finishReason !== null) finished.add(it.index);
+        yield { index: it.index, ev: it.ev };
+      }
+    }
+  } finally {
+    if (open > 0) ac.abort(new Error("response closed"));
+  }
+}
+
+/** Collects a whole (non-streaming) generation. */
+export async function collect(jobs: SeqJob[], events: AsyncIterable<ChoiceEvent>, wantLogprobs: boolean): Promise<ChoiceResult[]> {
+  const results = new Map<number, ChoiceResult>();
+  for (const j of jobs)
+    results.set(j.index, { index: j.index, promptIndex: j.promptIndex, text: "", tokenIds: [], logprobs: wantLogprobs ? [] : null, finishReason: "abort", promptTokens: j.promptTokenIds.length, completionTokens: 0 });
+  for await (const { index, ev } of events) {
+    const r = results.get(index)!;
+    r.text += ev.text;
+    r.tokenIds.push(...ev.tokenIds);
+    if (r.logprobs && ev.logprobs) r.logprobs.push(...ev.logprobs);
+    if (ev.promptTokens > 0) r.promptTokens = ev.promptTokens;
+    r.completionTokens = Math.max(r.completionTokens, ev.completionTokens, r.tokenIds.length);
+    if (ev.finishReason !== null) r.finishReason = ev.finishReason;
+  }
+  return [...results.values()].sort((a, b) => a.index - b.index);
+}
+
+/** Usage: prompt tokens once per prompt, completion tokens over every choice. */
+export function usageOf(promptLens: number[], completionTokens: number[]): { prompt_tokens: number; completion_tokens: number; total_tokens: number } {
+  const p = promptLens.reduce((a, b) => a + b, 0);
+  const c = completionTokens.reduce((a, b) => a + b, 0);
+  return { prompt_tokens: p, completion_tokens: c, total_tokens: p + c };
+}
+
+export function newId(prefix: string): string {
+  return `${prefix}-${crypto.randomUUID().replace(/-/g, "")}`;
+}
+
+const enc = new TextEncoder();
+export const utf8Bytes = (s: string): number[] => Array.from(enc.encode(s));
+
+/** Starts a generation and waits for its first event, so that errors before any output
+ *  (queue full, engine errors) become proper HTTP statuses. Returns the first event and the
+ *  iterator positioned after it. */
+export async function startStream(events: AsyncGenerator<ChoiceEvent>): Promise<{ first: ChoiceEvent | undefined; rest: AsyncGenerator<ChoiceEvent> }> {
+  const r = await events.next();
+  return { first: r.done ? undefined : r.value, rest: events };
+}
+
+/**
+ * A text/event-stream Response over `chunks` (objects are JSON-encoded; the stream ends with
+ * `data: [DONE]`). Cancelling the body (client gone) stops the source generator, which aborts
+ * the engine requests. An error after the headers are sent becomes an `error` chunk.
+ */
+export function sseResponse(ctx: ServerContext, info: RequestInfo, chunks: AsyncGenerator<object>, abort: () => void): Response {
+  const encoder = new TextEncoder();
+  let closed = false;
+  const stream = new ReadableStream<Uint8Array>({
+    async pull(controller) {
+      try {
+        const r = await chunks.next();
+        if (closed) return;
+        if (r.done) {
+          controller.enqueue(encoder.encode("data: [DONE]\n\n"));
+          closed = true;
+          controller.close();
+          return;
+        }
+        controller.enqueue(encoder.encode(`data: ${JSON.stringify(r.value)}\n\n`));
+      } catch (e) {
+        if (closed) return;
+        const err = fromEngineError(e);
+        ctx.log.error("stream failed", { request_id: info.id, status: err.status, error: err.message });
+        controller.enqueue(encoder.encode(`data: ${JSON.stringify(err.body())}\n\ndata: [DONE]\n\n`));
+        closed = true;
+        controller.close();
+      }
+    },
+    async cancel() {
+      closed = true;
+      ctx.log.info("client disconnected; cancelling", { request_id: info.id });
+      abort();
+      void chunks.return(undefined).catch(() => {});
+    },
+  });
+  return new Response(stream, {
+    status: 200,
+    headers: { "content-type": "text/event-stream; charset=utf-8", "cache-control": "no-cache", "x-accel-buffering": "no" },
+  });
+}

@@ -1,0 +1,357 @@
+// A small deterministic Engine for server tests and the serve benchmark. It follows the
+// contract in src/engine/api.ts the way the real engine does:
+//  - byte-level tokenizer: token id = UTF-8 byte (0..255), BOS = 256, EOS = 257;
+//  - a step loop on a timer: each step admits waiting requests (up to maxNumSeqs running,
+//    while KV blocks last), then every running request gets one token;
+//  - KV blocks: ceil(tokens / blockSize) per running request, freed when it finishes or is
+//    cancelled; cancellation (AbortSignal, or the consumer stopping) takes effect at the next
+//    step and the stream ends with finishReason "abort";
+//  - a waiting-queue limit: generate() throws {code: "queue_full"} on its first next();
+//  - output text: a fixed passage, starting at an offset picked by the seed (temperature > 0)
+//    or 0 (greedy), with stop strings (held back while they could still match), EOS after
+//    `eosAfter` tokens when set, streamed UTF-8 (multi-byte characters held until complete).
+import type {
+  ChatMessage,
+  Engine,
+  EngineHealth,
+  EngineStats,
+  GenerateRequest,
+  ModelDescription,
+  TokenEvent,
+  TokenLogprob,
+} from "../../src/engine/api.ts";
+
+export const BOS = 256;
+export const EOS = 257;
+export const PASSAGE = "Once upon a time, there was a little robot named Byte. It liked to count blocks — ünïcødé ✓ too. The end. ";
+
+export interface FakeEngineOptions {
+  id?: string;
+  maxModelLen?: number;
+  /** Milliseconds per step (0 = next macrotask). */
+  stepMs?: number;
+  maxNumSeqs?: number;
+  /** Requests allowed to wait before generate() rejects with queue_full. */
+  maxWaiting?: number;
+  blocksTotal?: number;
+  blockSize?: number;
+  /** Start-up time before health() becomes "ready". */
+  startupMs?: number;
+  /** Emit EOS after this many tokens (unless ignoreEos). */
+  eosAfter?: number;
+  /** Fail start-up with this message. */
+  startupError?: string;
+}
+
+interface Seq {
+  req: GenerateRequest;
+  tokens: number[];
+  out: number[];
+  text: string;
+  sent: number;
+  blocks: number;
+  offset: number;
+  decoder: TextDecoder;
+  aborted: boolean;
+  push: (ev: TokenEvent | Error) => void;
+}
+
+const enc = new TextEncoder();
+
+function hash32(xs: number[], seed: number): number {
+  let h = (2166136261 ^ seed) >>> 0;
+  for (const x of xs) h = Math.imul(h ^ x, 16777619) >>> 0;
+  return h;
+}
+
+export class FakeEngine implements Engine {
+  readonly o: Required<Omit<FakeEngineOptions, "eosAfter" | "startupError">> & Pick<FakeEngineOptions, "eosAfter" | "startupError">;
+  private state: EngineHealth = "starting";
+  private readyP: Promise<void>;
+  private waiting: Seq[] = [];
+  private running: Seq[] = [];
+  private timer: ReturnType<typeof setTimeout> | null = null;
+  private passage = Array.from(enc.encode(PASSAGE));
+  private generated = 0;
+  private prompted = 0;
+  private steps = 0;
+  private recent: { t: number; n: number }[] = [];
+  /** Request ids whose AbortSignal fired (for tests). */
+  readonly aborted: string[] = [];
+  /** Every request received (for tests). */
+  readonly requests: GenerateRequest[] = [];
+
+  constructor(opts: FakeEngineOptions = {}) {
+    this.o = {
+      id: opts.id ?? "fake-model",
+      maxModelLen: opts.maxModelLen ?? 256,
+      stepMs: opts.stepMs ?? 1,
+      maxNumSeqs: opts.maxNumSeqs ?? 256,
+      maxWaiting: opts.maxWaiting ?? 1024,
+      blocksTotal: opts.blocksTotal ?? 4096,
+      blockSize: opts.blockSize ?? 16,
+      startupMs: opts.startupMs ?? 0,
+      eosAfter: opts.eosAfter,
+      startupError: opts.startupError,
+    };
+    this.readyP = new Promise<void>((resolve, reject) => {
+      setTimeout(() => {
+        if (this.o.startupError) {
+          this.state = "dead";
+          reject(new Error(this.o.startupError));
+        } else {
+          this.state = "ready";
+          resolve();
+        }
+      }, this.o.startupMs);
+    });
+    this.readyP.catch(() => {});
+  }
+
+  health(): EngineHealth {
+    return this.state;
+  }
+  ready(): Promise<void> {
+    return this.readyP;
+  }
+  /** Test hook: the engine process died. */
+  kill(): void {
+    this.state = "dead";
+    for (const s of [...this.waiting, ...this.running]) s.push(Object.assign(new Error("engine died"), { code: "engine_dead" }));
+    this.waiting = [];
+    this.running = [];
+  }
+
+  model(): ModelDescription {
+    return { id: this.o.id, maxModelLen: this.o.maxModelLen, vocabSize: 258, randomWeights: true };
+  }
+
+  async tokenize(text: string, addSpecialTokens: boolean): Promise<number[]> {
+    const ids = Array.from(enc.encode(text));
+    return addSpecialTokens ? [BOS, ...ids] : ids;
+  }
+
+  async applyChatTemplate(messages: ChatMessage[]): Promise<number[]> {
+    const text = messages.map((m) => `<|${m.role}|>${m.content}\n`).join("") + "<|assistant|>";
+    return this.tokenize(text, true);
+  }
+
+  private tokenString(id: number): string {
+    if (id === BOS) return "<s>";
+    if (id === EOS) return "</s>";
+    return id < 128 ? String.fromCharCode(id) : `<0x${id.toString(16).toUpperCase()}>`;
+  }
+
+  generate(req: GenerateRequest, signal?: AbortSignal): AsyncIterable<TokenEvent> {
+    const self = this;
+    return {
+      [Symbol.asyncIterator]: () => self.stream(req, signal),
+    };
+  }
+
+  private async *stream(req: GenerateRequest, signal?: AbortSignal): AsyncGenerator<TokenEvent> {
+    if (this.state !== "ready") throw Object.assign(new Error(`engine is ${this.state}`), { code: "engine_dead" });
+    if (this.waiting.length >= this.o.maxWaiting)
+      throw Object.assign(new Error(`waiting queue is full (${this.waiting.length} waiting, limit ${this.o.maxWaiting})`), { code: "queue_full" });
+    if (req.promptTokenIds.length + req.params.maxTokens > this.o.maxModelLen)
+      throw Object.assign(new Error(`prompt (${req.promptTokenIds.length}) + max_tokens (${req.params.maxTokens}) > max_model_len (${this.o.maxModelLen})`), { code: "prompt_too_long" });
+    this.requests.push(req);
+    const queue: (TokenEvent | Error)[] = [];
+    let wake: (() => void) | null = null;
+    const t = req.params.temperature;
+    const seed = req.params.seed ?? Math.floor(Math.random() * 2 ** 31);
+    const seq: Seq = {
+      req,
+      tokens: [...req.promptTokenIds],
+      out: [],
+      text: "",
+      sent: 0,
+      blocks: 0,
+      offset: t === 0 ? 0 : hash32(req.promptTokenIds, seed) % this.passage.length,
+      decoder: new TextDecoder("utf-8"),
+      aborted: false,
+      push: (ev) => {
+        queue.push(ev);
+        const w = wake;
+        wake = null;
+        w?.();
+      },
+    };
+    const onAbort = () => {
+      seq.aborted = true;
+      this.aborted.push(req.requestId);
+    };
+    if (signal?.aborted) onAbort();
+    else signal?.addEventListener("abort", onAbort, { once: true });
+    this.waiting.push(seq);
+    this.schedule();
+    try {
+      for (;;) {
+        if (queue.length === 0) await new Promise<void>((r) => (wake = r));
+        const ev = queue.shift()!;
+        if (ev instanceof Error) throw ev;
+        yield ev;
+        if (ev.finishReason !== null) return;
+      }
+    } finally {
+      signal?.removeEventListener("abort", onAbort);
+      // Consumer stopped early: cancel (takes effect at the next step).
+      seq.aborted = true;
+    }
+  }
+
+  private schedule(): void {
+    if (this.timer !== null || this.state !== "ready") return;
+    if (this.waiting.length === 0 && this.running.length === 0) return;
+    this.timer = setTimeout(() => {
+      this.timer = null;
+      this.step();
+      this.schedule();
+    }, this.o.stepMs);
+  }
+
+  private blocksUsed(): number {
+    return this.running.reduce((a, s) => a + s.blocks, 0);
+  }
+
+  private finish(s: Seq, reason: "stop" | "length" | "abort", text: string): void {
+    s.push({
+      requestId: s.req.requestId,
+      tokenIds: [],
+      text,
+      finishReason: reason,
+      promptTokens: s.req.promptTokenIds.length,
+      completionTokens: s.out.length,
+    });
+  }
+
+  private step(): void {
+    this.steps++;
+    // Cancelled requests leave first (their blocks return now, within one step).
+    for (const list of [this.waiting, this.running])
+      for (const s of list.filter((x) => x.aborted)) {
+        list.splice(list.indexOf(s), 1);
+        s.blocks = 0;
+        this.finish(s, "abort", "");
+      }
+    // Admit.
+    while (this.waiting.length > 0 && this.running.length < this.o.maxNumSeqs) {
+      const s = this.waiting[0]!;
+      const need = Math.ceil((s.tokens.length + 1) / this.o.blockSize);
+      if (this.blocksUsed() + need > this.o.blocksTotal) break;
+      this.waiting.shift();
+      s.blocks = need;
+      this.prompted += s.tokens.length;
+      this.running.push(s);
+    }
+    // Decode one token each.
+    const now = performance.now();
+    let produced = 0;
+    for (const s of [...this.running]) {
+      const p = s.req.params;
+      let id: number;
+      if (this.o.eosAfter !== undefined && s.out.length >= this.o.eosAfter && !p.ignoreEos) id = EOS;
+      else id = this.passage[(s.offset + s.out.length) % this.passage.length]!;
+      s.out.push(id);
+      s.tokens.push(id);
+      produced++;
+      const need = Math.ceil(s.tokens.length / this.o.blockSize);
+      if (need > s.blocks) s.blocks = need;
+      let logprobs: TokenLogprob[] | undefined;
+      if (p.logprobs !== undefined) {
+        const top = [];
+        for (let k = 0; k < p.logprobs; k++) {
+          const alt = k === 0 ? id : (id + k) % 256;
+          top.push({ tokenId: alt, token: this.tokenString(alt), logprob: -0.25 - k });
+        }
+        logprobs = [{ tokenId: id, token: this.tokenString(id), logprob: -0.25, top }];
+      }
+      const done = (reason: "stop" | "length", text: string) => {
+        this.running.splice(this.running.indexOf(s), 1);
+        s.blocks = 0;
+        s.push({ requestId: s.req.requestId, tokenIds: [id], text, logprobs, finishReason: reason, promptTokens: s.req.promptTokenIds.length, completionTokens: s.out.length });
+      };
+      if (id === EOS || p.stopTokenIds.includes(id)) {
+        done("stop", s.decoder.decode() + s.text.slice(s.sent));
+        continue;
+      }
+      s.text += s.decoder.decode(new Uint8Array([id]), { stream: true });
+      // Stop strings: earliest match ends the text; otherwise hold back a possible prefix.
+      let cut = -1;
+      for (const st of p.stop) {
+        const i = s.text.indexOf(st, Math.max(0, s.sent - st.length));
+        if (i >= 0 && (cut < 0 || i < cut)) cut = i;
+      }
+      if (cut >= 0) {
+        done("stop", s.text.slice(s.sent, Math.max(cut, s.sent)));
+        continue;
+      }
+      if (s.out.length >= p.maxTokens) {
+        done("length", s.text.slice(s.sent) + s.decoder.decode());
+        continue;
+      }
+      let hold = 0;
+      for (const st of p.stop)
+        for (let k = Math.min(st.length - 1, s.text.length - s.sent); k > hold; k--)
+          if (s.text.endsWith(st.slice(0, k))) {
+            hold = k;
+            break;
+          }
+      const upto = s.text.length - hold;
+      const text = s.text.slice(s.sent, upto);
+      s.sent = upto;
+      s.push({ requestId: s.req.requestId, tokenIds: [id], text, logprobs, finishReason: null, promptTokens: s.req.promptTokenIds.length, completionTokens: s.out.length });
+    }
+    this.generated += produced;
+    this.recent.push({ t: now, n: produced });
+    while (this.recent.length > 0 && now - this.recent[0]!.t > 1000) this.recent.shift();
+  }
+
+  async stats(): Promise<EngineStats> {
+    const used = this.blocksUsed();
+    const now = performance.now();
+    const window = this.recent.filter((r) => now - r.t <= 1000);
+    return {
+      running: this.running.length,
+      waiting: this.waiting.length,
+      blocksTotal: this.o.blocksTotal,
+      blocksUsed: used,
+      blocksFree: this.o.blocksTotal - used,
+      blocksCached: 0,
+      blockSize: this.o.blockSize,
+      prefixCacheQueries: 0,
+      prefixCacheHits: 0,
+      prefixCacheHitRate: 0,
+      generatedTokens: this.generated,
+      promptTokens: this.prompted,
+      tokensPerSecond: window.reduce((a, r) => a + r.n, 0),
+      preemptions: 0,
+      steps: this.steps,
+    };
+  }
+
+  async memory(): Promise<Record<string, unknown>> {
+    const total = 1 << 30;
+    const kv = this.o.blocksTotal * this.o.blockSize * 64;
+    return {
+      device: "fake",
+      snapshot: { total, free: total - 600e6, used: 600e6, allocator_reserved: 500e6, allocator_allocated: 450e6, allocator_peak: 480e6, non_allocator: 100e6 },
+      profile: { weights: 300e6, peak_activation: 50e6, non_allocator_increase: 20e6, cuda_graph: 12e6, non_kv_total: 382e6, kv_budget: kv, time_s: 0.01 },
+      breakdown: { other_processes: 0, weights: 300e6, activations: 50e6, non_allocator: 20e6, cuda_graph: 12e6, kv_cache: kv },
+      suggestions: { kv_cache_memory_bytes_fit_request: kv, kv_cache_memory_bytes_full_device: kv * 2 },
+    };
+  }
+
+  async allocator(): Promise<Record<string, unknown>> {
+    return {
+      stats: { allocated_bytes: { current: 450e6, peak: 480e6 }, reserved_bytes: { current: 500e6, peak: 500e6 }, num_alloc_retries: 0, num_ooms: 0 },
+      segments: [{ address: 0, size: 500e6, blocks: [{ size: 450e6, allocated: true }] }],
+    };
+  }
+
+  async close(): Promise<void> {
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = null;
+    this.state = "dead";
+  }
+}
