@@ -50,11 +50,15 @@ export const DEFAULT_SAMPLING_PARAMS: Readonly<SamplingParams> = Object.freeze({
   ignoreEos: false,
 });
 
-/** Fills in defaults and validates ranges; throws RangeError on bad values. */
+/**
+ * Fills in defaults (for missing or undefined fields, so the server's `SamplingParams` from
+ * api.ts with `seed?`/`logprobs?` fits) and validates ranges; throws RangeError on bad values.
+ */
 export function makeSamplingParams(p: Partial<SamplingParams> = {}): SamplingParams {
+  const given = Object.fromEntries(Object.entries(p).filter(([, v]) => v !== undefined)) as Partial<SamplingParams>;
   const s: SamplingParams = {
     ...DEFAULT_SAMPLING_PARAMS,
-    ...p,
+    ...given,
     stopTokenIds: [...(p.stopTokenIds ?? [])],
     stop: [...(p.stop ?? [])],
   };

@@ -75,6 +75,17 @@ function softmax64(x: ArrayLike<number>): number[] {
 describe("Sampler", () => {
   const sampler = new Sampler();
 
+  test("sampling parameters: defaults for missing/undefined fields, ranges validated", () => {
+    const s = makeSamplingParams({ seed: undefined, logprobs: undefined, temperature: 0.5 });
+    expect(s.seed).toBeNull();
+    expect(s.logprobs).toBeNull();
+    expect(s.temperature).toBe(0.5);
+    expect(s.topP).toBe(1);
+    for (const bad of [{ temperature: -1 }, { topP: 0 }, { topK: 1.5 }, { minP: 2 }, { logprobs: 21 }, { maxTokens: 0 }, { repetitionPenalty: 0 }, { stop: [""] }]) {
+      expect(() => makeSamplingParams(bad)).toThrow(RangeError);
+    }
+  });
+
   test("greedy (temperature 0) is argmax, whatever the seed", () => {
     for (const V of [32000, 151936]) {
       const rows = 4;
@@ -263,7 +274,14 @@ describe("Sampler", () => {
     const V = 151936;
     const rows = 16;
     const logits = new Float32Array(rows * V);
-    for (let r = 0; r < rows; r++) logits.set(randomLogits(V, r, 2), r * V);
+    let st = 0x2545f491;
+    for (let i = 0; i < logits.length; i++) {
+      st ^= st << 13;
+      st ^= st >>> 17;
+      st ^= st << 5;
+      const u = (st >>> 0) / 4294967296;
+      logits[i] = 6 * (u + ((st >>> 7) & 1023) / 1024 - 1); // triangular-ish in [-6, 6)
+    }
     const timings: Record<string, number> = {};
     for (const [name, sp] of [
       ["greedy", { temperature: 0 }],
