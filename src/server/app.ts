@@ -118,7 +118,8 @@ export function createApp(args: CreateAppArgs) {
         info = { id: requestId(request.headers.get("x-request-id")), start: performance.now(), route: routeLabel(new URL(request.url).pathname) };
         ctx.requests.set(request, info);
       }
-      if (options.apiKey !== null && info.route.startsWith("/v1")) {
+      const path = new URL(request.url).pathname;
+      if (options.apiKey !== null && (path === "/v1" || path.startsWith("/v1/"))) {
         const auth = request.headers.get("authorization") ?? "";
         const m = /^Bearer\s+(.+)$/i.exec(auth);
         if (!m || !sameSecret(m[1]!.trim(), options.apiKey))
@@ -216,9 +217,9 @@ export function startServer(args: CreateAppArgs): RunningServer {
   const server = Bun.serve({
     hostname: h.options.host,
     port: h.options.port,
-    // Content-Length above the limit gets our JSON 413 (onRequest); Bun's limit (its own 413)
-    // is the backstop for chunked bodies.
-    maxRequestBodySize: h.options.maxRequestBodyBytes,
+    // Content-Length above the limit gets our JSON 413 (onRequest); Bun's limit (its own plain
+    // 413, checked before our handler runs, hence the margin) is the backstop for chunked bodies.
+    maxRequestBodySize: h.options.maxRequestBodyBytes + 1024 * 1024,
     idleTimeout: 60,
     fetch: (req, srv) => h.fetch(req, srv),
     error(e) {
