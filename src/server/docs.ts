@@ -55,6 +55,6 @@ export function swaggerAssets() {
       if (!type || !path) return status(404, "not found");
       return new Response(Bun.file(path), { headers: { "content-type": type, "cache-control": "public, max-age=86400" } });
     },
-    { params: t.Object({ file: t.String() }), detail: { hide: true } },
+    { params: t.Object({ file: t.String() }, { additionalProperties: false }), detail: { hide: true } },
   );
 }

@@ -30,7 +30,7 @@ export function modelsRoutes(ctx: ServerContext) {
         return c;
       },
       {
-        params: t.Object({ model: t.String() }),
+        params: t.Object({ model: t.String() }, { additionalProperties: false }),
         response: { 200: ModelCard, 401: ErrorResponse, 404: ErrorResponse },
         detail: { tags: ["OpenAI"], summary: "Retrieve a model", security: [{ bearerAuth: [] }] },
       },

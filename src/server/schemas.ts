@@ -1,6 +1,16 @@
 // TypeBox schemas for every route (request bodies, queries and responses). They feed both
 // validation and the OpenAPI document.
+import { Type, type IntegerOptions, type ObjectOptions, type TProperties } from "@sinclair/typebox";
 import { t, type Static, type TSchema } from "elysia";
+
+/** Plain JSON-schema integer. (Elysia's t.Integer also accepts numeric strings and shows up in
+ *  the OpenAPI document as `string | integer`, which generated clients then type wrongly.) */
+const Int = (o?: IntegerOptions) => Type.Integer(o);
+
+/** Objects state additionalProperties explicitly: Elysia otherwise adds it in place when it
+ *  compiles a validator, which would make the OpenAPI document depend on what ran before.
+ *  (Unknown request fields are dropped, not rejected, as vLLM does.) */
+export const Obj = <P extends TProperties>(props: P, o?: ObjectOptions) => t.Object(props, { additionalProperties: false, ...o });
 
 /** Optional and nullable (OpenAI clients send null for "unset"). */
 const opt = <T extends TSchema>(s: T, description?: string) =>
@@ -8,13 +18,13 @@ const opt = <T extends TSchema>(s: T, description?: string) =>
 
 // ---------- errors ----------
 
-export const ErrorResponse = t.Object(
+export const ErrorResponse = Obj(
   {
-    error: t.Object({
+    error: Obj({
       message: t.String(),
       type: t.String(),
       param: t.Union([t.String(), t.Null()]),
-      code: t.Union([t.String(), t.Integer(), t.Null()]),
+      code: t.Union([t.String(), Int(), t.Null()]),
     }),
   },
   { description: "OpenAI-style error" },
@@ -37,20 +47,20 @@ const Stop = t.Union([t.String(), t.Array(t.String(), { maxItems: 16 })], {
   description: "Up to 16 sequences where generation stops; excluded from the text",
 });
 
-const StreamOptions = t.Object({
+const StreamOptions = Obj({
   include_usage: opt(t.Boolean(), "Send a last chunk with usage (choices: [])"),
 });
 
 const sampling = {
-  n: opt(t.Integer({ minimum: 1, maximum: 128 }), "Choices per prompt (default 1)"),
+  n: opt(Int({ minimum: 1, maximum: 128 }), "Choices per prompt (default 1)"),
   stream: opt(t.Boolean()),
   stream_options: opt(StreamOptions),
   stop: opt(Stop),
-  stop_token_ids: opt(t.Array(t.Integer({ minimum: 0 }), { maxItems: 64 }), "Extra token ids that end generation (vLLM extension)"),
-  seed: opt(t.Integer(), "Same seed and parameters ⇒ same output"),
+  stop_token_ids: opt(t.Array(Int({ minimum: 0 }), { maxItems: 64 }), "Extra token ids that end generation (vLLM extension)"),
+  seed: opt(Int(), "Same seed and parameters ⇒ same output"),
   temperature: opt(t.Number({ minimum: 0, maximum: 2 }), "0 = greedy (default 1)"),
   top_p: opt(t.Number({ exclusiveMinimum: 0, maximum: 1 })),
-  top_k: opt(t.Integer({ minimum: -1 }), "0 or -1 = off (vLLM extension)"),
+  top_k: opt(Int({ minimum: -1 }), "0 or -1 = off (vLLM extension)"),
   min_p: opt(t.Number({ minimum: 0, maximum: 1 }), "vLLM extension"),
   presence_penalty: opt(t.Number({ minimum: -2, maximum: 2 })),
   frequency_penalty: opt(t.Number({ minimum: -2, maximum: 2 })),
@@ -61,53 +71,53 @@ const sampling = {
 
 // ---------- completions ----------
 
-export const CompletionRequest = t.Object({
+export const CompletionRequest = Obj({
   model: opt(t.String(), "Served model name (default: the only model)"),
   prompt: t.Union(
     [
       t.String(),
       t.Array(t.String(), { minItems: 1, maxItems: 1024 }),
-      t.Array(t.Integer({ minimum: 0 }), { minItems: 1 }),
-      t.Array(t.Array(t.Integer({ minimum: 0 }), { minItems: 1 }), { minItems: 1, maxItems: 1024 }),
+      t.Array(Int({ minimum: 0 }), { minItems: 1 }),
+      t.Array(t.Array(Int({ minimum: 0 }), { minItems: 1 }), { minItems: 1, maxItems: 1024 }),
     ],
     { description: "Text, list of texts, token ids or list of token-id lists" },
   ),
-  max_tokens: opt(t.Integer({ minimum: 1 }), "Default 16"),
-  logprobs: opt(t.Integer({ minimum: 0, maximum: 20 }), "Top alternatives per token to return"),
+  max_tokens: opt(Int({ minimum: 1 }), "Default 16"),
+  logprobs: opt(Int({ minimum: 0, maximum: 20 }), "Top alternatives per token to return"),
   echo: opt(t.Boolean(), "Prepend the prompt to the completion"),
   suffix: opt(t.String(), "Not supported (must be empty)"),
-  best_of: opt(t.Integer({ minimum: 1 }), "Only best_of == n is supported"),
+  best_of: opt(Int({ minimum: 1 }), "Only best_of == n is supported"),
   ...sampling,
 });
 export type CompletionRequest = Static<typeof CompletionRequest>;
 
-const CompletionLogprobs = t.Object({
+const CompletionLogprobs = Obj({
   tokens: t.Array(t.String()),
   token_logprobs: t.Array(t.Union([t.Number(), t.Null()])),
   top_logprobs: t.Array(t.Union([t.Record(t.String(), t.Number()), t.Null()])),
-  text_offset: t.Array(t.Integer()),
+  text_offset: t.Array(Int()),
 });
 export type CompletionLogprobs = Static<typeof CompletionLogprobs>;
 
 const FinishReason = t.Union([t.Literal("stop"), t.Literal("length"), t.Literal("abort"), t.Null()]);
 
-export const Usage = t.Object({
-  prompt_tokens: t.Integer(),
-  completion_tokens: t.Integer(),
-  total_tokens: t.Integer(),
+export const Usage = Obj({
+  prompt_tokens: Int(),
+  completion_tokens: Int(),
+  total_tokens: Int(),
 });
 export type Usage = Static<typeof Usage>;
 
-export const CompletionResponse = t.Object(
+export const CompletionResponse = Obj(
   {
     id: t.String({ description: "cmpl-…" }),
     object: t.Literal("text_completion"),
-    created: t.Integer(),
+    created: Int(),
     model: t.String(),
     system_fingerprint: t.Optional(t.Union([t.String(), t.Null()])),
     choices: t.Array(
-      t.Object({
-        index: t.Integer(),
+      Obj({
+        index: Int(),
         text: t.String(),
         logprobs: t.Union([CompletionLogprobs, t.Null()]),
         finish_reason: FinishReason,
@@ -124,40 +134,40 @@ export type CompletionResponse = Static<typeof CompletionResponse>;
 
 // ---------- chat ----------
 
-const ContentPart = t.Object({
+const ContentPart = Obj({
   type: t.String({ description: "Only 'text' is supported" }),
   text: t.Optional(t.String()),
 });
 
-export const ChatMessageIn = t.Object({
+export const ChatMessageIn = Obj({
   role: t.Union([t.Literal("system"), t.Literal("developer"), t.Literal("user"), t.Literal("assistant"), t.Literal("tool")]),
   content: t.Union([t.String(), t.Array(ContentPart), t.Null()]),
   name: t.Optional(t.String()),
 });
 
-export const ChatCompletionRequest = t.Object({
+export const ChatCompletionRequest = Obj({
   model: opt(t.String(), "Served model name (default: the only model)"),
   messages: t.Array(ChatMessageIn, { minItems: 1 }),
-  max_tokens: opt(t.Integer({ minimum: 1 }), "Deprecated alias of max_completion_tokens"),
-  max_completion_tokens: opt(t.Integer({ minimum: 1 }), "Default: what fits in max_model_len"),
+  max_tokens: opt(Int({ minimum: 1 }), "Deprecated alias of max_completion_tokens"),
+  max_completion_tokens: opt(Int({ minimum: 1 }), "Default: what fits in max_model_len"),
   logprobs: opt(t.Boolean()),
-  top_logprobs: opt(t.Integer({ minimum: 0, maximum: 20 })),
+  top_logprobs: opt(Int({ minimum: 0, maximum: 20 })),
   ...sampling,
 });
 export type ChatCompletionRequest = Static<typeof ChatCompletionRequest>;
 
-const TopLogprob = t.Object({
+const TopLogprob = Obj({
   token: t.String(),
   logprob: t.Number(),
-  bytes: t.Union([t.Array(t.Integer()), t.Null()]),
+  bytes: t.Union([t.Array(Int()), t.Null()]),
 });
-export const ChatLogprobs = t.Object({
+export const ChatLogprobs = Obj({
   content: t.Union([
     t.Array(
-      t.Object({
+      Obj({
         token: t.String(),
         logprob: t.Number(),
-        bytes: t.Union([t.Array(t.Integer()), t.Null()]),
+        bytes: t.Union([t.Array(Int()), t.Null()]),
         top_logprobs: t.Array(TopLogprob),
       }),
     ),
@@ -166,17 +176,17 @@ export const ChatLogprobs = t.Object({
 });
 export type ChatLogprobs = Static<typeof ChatLogprobs>;
 
-export const ChatCompletionResponse = t.Object(
+export const ChatCompletionResponse = Obj(
   {
     id: t.String({ description: "chatcmpl-…" }),
     object: t.Literal("chat.completion"),
-    created: t.Integer(),
+    created: Int(),
     model: t.String(),
     system_fingerprint: t.Optional(t.Union([t.String(), t.Null()])),
     choices: t.Array(
-      t.Object({
-        index: t.Integer(),
-        message: t.Object({
+      Obj({
+        index: Int(),
+        message: Obj({
           role: t.Literal("assistant"),
           content: t.Union([t.String(), t.Null()]),
           refusal: t.Optional(t.Union([t.String(), t.Null()])),
@@ -196,16 +206,16 @@ export type ChatCompletionResponse = Static<typeof ChatCompletionResponse>;
 
 // ---------- models ----------
 
-export const ModelCard = t.Object({
+export const ModelCard = Obj({
   id: t.String(),
   object: t.Literal("model"),
-  created: t.Integer(),
+  created: Int(),
   owned_by: t.String(),
   root: t.String(),
-  max_model_len: t.Integer(),
+  max_model_len: Int(),
   random_weights: t.Boolean({ description: "True for the built-in demo model" }),
 });
-export const ModelList = t.Object({ object: t.Literal("list"), data: t.Array(ModelCard) });
+export const ModelList = Obj({ object: t.Literal("list"), data: t.Array(ModelCard) });
 
 // ---------- memory / kv ----------
 
@@ -217,23 +227,23 @@ export const AllocatorPayload = t.Record(t.String(), t.Unknown(), {
   description: "Caching-allocator stats (allocated/reserved/active bytes current & peak, retries, OOMs) and a snapshot of segments and blocks.",
 });
 
-export const KvStats = t.Object({
-  block_size: t.Integer(),
-  blocks_total: t.Integer(),
-  blocks_used: t.Integer(),
-  blocks_free: t.Integer(),
-  blocks_cached: t.Integer({ description: "Free blocks that still hold a reusable cached prefix" }),
+export const KvStats = Obj({
+  block_size: Int(),
+  blocks_total: Int(),
+  blocks_used: Int(),
+  blocks_free: Int(),
+  blocks_cached: Int({ description: "Free blocks that still hold a reusable cached prefix" }),
   usage: t.Number({ description: "blocks_used / blocks_total" }),
-  prefix_cache_queries: t.Integer(),
-  prefix_cache_hits: t.Integer(),
+  prefix_cache_queries: Int(),
+  prefix_cache_hits: Int(),
   prefix_cache_hit_rate: t.Number(),
-  running: t.Integer(),
-  waiting: t.Integer(),
-  preemptions: t.Integer(),
+  running: Int(),
+  waiting: Int(),
+  preemptions: Int(),
 });
 
 // ---------- health ----------
 
-export const Health = t.Object({
+export const Health = Obj({
   status: t.Union([t.Literal("ok"), t.Literal("starting"), t.Literal("dead")]),
 });

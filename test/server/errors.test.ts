@@ -72,6 +72,11 @@ describe("invalid input → 400 with OpenAI error bodies", () => {
     }
   });
 
+  test("unknown fields are ignored (as vLLM does), not rejected", async () => {
+    const r = await postJson(`${s.url}/v1/chat/completions`, { messages: [{ role: "user", content: "x", extra: 1 }], max_tokens: 2, response_format: { type: "text" }, parallel_tool_calls: false, foo: [1] });
+    expect(r.status).toBe(200);
+  });
+
   test("unsupported combinations are 400, not 500", async () => {
     await expectError(await postJson(`${s.url}/v1/completions`, { prompt: "x", suffix: "y" }), 400, /suffix/);
     await expectError(await postJson(`${s.url}/v1/completions`, { prompt: "x", best_of: 3 }), 400, /best_of/);
