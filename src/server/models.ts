@@ -6,6 +6,7 @@ import { ErrorResponse, ModelCard, ModelList } from "./schemas.ts";
 
 export function modelsRoutes(ctx: ServerContext) {
   const card = () => {
+    ctx.checkReady(); // the engine knows its model only once loaded
     const m = ctx.engine.model();
     return {
       id: ctx.modelName(),
@@ -19,7 +20,7 @@ export function modelsRoutes(ctx: ServerContext) {
   };
   return new Elysia({ name: "headroom-models" })
     .get("/v1/models", () => ({ object: "list" as const, data: [card()] }), {
-      response: { 200: ModelList, 401: ErrorResponse },
+      response: { 200: ModelList, 401: ErrorResponse, 503: ErrorResponse },
       detail: { tags: ["OpenAI"], summary: "List models", security: [{ bearerAuth: [] }] },
     })
     .get(
@@ -31,7 +32,7 @@ export function modelsRoutes(ctx: ServerContext) {
       },
       {
         params: t.Object({ model: t.String() }, { additionalProperties: false }),
-        response: { 200: ModelCard, 401: ErrorResponse, 404: ErrorResponse },
+        response: { 200: ModelCard, 401: ErrorResponse, 404: ErrorResponse, 503: ErrorResponse },
         detail: { tags: ["OpenAI"], summary: "Retrieve a model", security: [{ bearerAuth: [] }] },
       },
     );

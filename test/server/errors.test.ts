@@ -213,6 +213,9 @@ describe("capacity and engine state → 503", () => {
       expect(await r0.json()).toEqual({ status: "starting" });
       const g = await postJson(`${h.url}/v1/completions`, { prompt: "x" });
       await expectError(g, 503, /starting/);
+      await expectError(await fetch(`${h.url}/v1/models`), 503, /starting/);
+      await expectError(await fetch(`${h.url}/v1/kv`), 503, /starting/);
+      expect((await fetch(`${h.url}/metrics`)).status).toBe(200);
       expect(g.headers.get("retry-after")).toBe("1");
       await h.engine.ready();
       const r1 = await fetch(`${h.url}/health`);
