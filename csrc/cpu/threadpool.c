@@ -44,6 +44,9 @@ static int64_t job_n;
 static hrt_task_fn job_fn;
 static void *job_ctx;
 static _Thread_local int in_region;
+/* Generation when the workers were created: a worker must not read `gen` itself at start-up,
+ * or a region begun before it is scheduled would look already seen and never run. */
+static uint64_t start_gen;
 
 static void run_tasks(int tid) {
   for (;;) {
@@ -56,7 +59,7 @@ static void run_tasks(int tid) {
 static void *worker_main(void *arg) {
   int tid = (int)(intptr_t)arg;
   in_region = 1;
-  uint64_t seen = atomic_load_explicit(&gen, memory_order_acquire);
+  uint64_t seen = start_gen;
   for (;;) {
     uint64_t g;
     int spins = 0;
@@ -127,6 +130,7 @@ static int start_locked(int n) {
     return hr_fail(HR_E_OOM, "hr_set_num_threads: host allocation for %d threads failed", n);
   }
   nthreads = 1;
+  start_gen = atomic_load(&gen);
   for (int i = 1; i < n; i++) {
     if (pthread_create(&workers[i - 1], NULL, worker_main, (void *)(intptr_t)i) != 0) break;
     nthreads++;
