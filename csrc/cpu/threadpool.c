@@ -44,6 +44,7 @@ static int64_t job_n;
 static hrt_task_fn job_fn;
 static void *job_ctx;
 static _Thread_local int in_region;
+static uint64_t start_gen; /* gen when the workers were created (run_lock held) */
 /* Generation when the workers were created: a worker must not read `gen` itself at start-up,
  * or a region begun before it is scheduled would look already seen and never run. */
 static uint64_t start_gen;
