@@ -85,7 +85,7 @@ async function serve(argv: string[]): Promise<number> {
   const progress = createProgress(log);
   let engine;
   try {
-    engine = await createEngine(options, { onProgress: progress });
+    engine = await createEngine(options, { onProgress: progress, onLog: (message) => log.info(message) });
   } catch (e) {
     progress.end();
     log.error(e instanceof EngineUnavailableError ? e.message : `engine start-up failed: ${e instanceof Error ? e.message : String(e)}`);

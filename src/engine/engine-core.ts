@@ -1,0 +1,294 @@
+// The synchronous engine: scheduler → model runner → sampler → scheduler.update, one step at a
+// time, plus the stats and memory reports. It runs inside the engine worker (worker.ts), never
+// on the HTTP thread.
+import { bytesPerBlock, fmtBytes } from "../memory/kv-sizing.ts";
+import { takeSnapshot } from "../memory/snapshot.ts";
+import type { Tokenizer } from "../model/tokenizer.ts";
+import type { EngineStats, GenerateRequest, ModelDescription, TokenEvent, TokenLogprob } from "./api.ts";
+import { KVCacheManager } from "./kv-cache-manager.ts";
+import { LlamaRunner } from "./model-runner.ts";
+import { Request, type SampleLogprobs } from "./request.ts";
+import { Sampler } from "./sampler.ts";
+import { Scheduler, SchedulerError, type RequestOutput } from "./scheduler.ts";
+import type { StartedEngine } from "./startup.ts";
+
+export interface EngineCoreOptions {
+  maxNumSeqs: number;
+  maxWaiting: number;
+  servedModelName: string | null;
+  enablePrefixCaching?: boolean;
+}
+
+/** An error the server maps to an HTTP status by its `code`. */
+export class EngineRequestError extends Error {
+  constructor(
+    readonly code: "queue_full" | "invalid_request" | "prompt_too_long",
+    message: string,
+  ) {
+    super(message);
+    this.name = "EngineRequestError";
+  }
+}
+
+export class EngineCore {
+  readonly scheduler: Scheduler;
+  readonly kv: KVCacheManager;
+  private readonly sampler = new Sampler();
+  private readonly runner: LlamaRunner;
+  private readonly tokenizer: Tokenizer;
+  private generated = 0;
+  private prompts = 0;
+  private readonly window: { t: number; n: number }[] = [];
+
+  constructor(
+    readonly started: StartedEngine,
+    private readonly opts: EngineCoreOptions,
+  ) {
+    this.tokenizer = started.opened.tokenizer;
+    this.kv = new KVCacheManager({
+      numBlocks: started.kv.numBlocks,
+      blockSize: started.kvSpec.blockSize,
+      enablePrefixCaching: opts.enablePrefixCaching ?? true,
+    });
+    this.scheduler = new Scheduler(
+      {
+        maxNumSeqs: started.limits.maxSeqs,
+        maxNumBatchedTokens: started.limits.maxTokens,
+        maxModelLen: started.maxModelLen,
+        maxWaitingRequests: opts.maxWaiting,
+      },
+      this.kv,
+    );
+    this.runner = new LlamaRunner(started.model);
+  }
+
+  model(): ModelDescription {
+    const cfg = this.started.opened.config;
+    return {
+      id: this.opts.servedModelName ?? cfg.name,
+      maxModelLen: this.started.maxModelLen,
+      vocabSize: cfg.vocabSize,
+      randomWeights: cfg.randomWeights === true,
+    };
+  }
+
+  tokenize(text: string, addSpecialTokens: boolean): number[] {
+    return this.tokenizer.encode(text, { addBos: addSpecialTokens ? undefined : false });
+  }
+
+  applyChatTemplate(messages: { role: string; content: string }[]): number[] {
+    return this.started.opened.chatTemplate.encode(this.tokenizer, messages);
+  }
+
+  hasWork(): boolean {
+    return this.scheduler.hasUnfinishedRequests();
+  }
+
+  /** Queues a request; throws EngineRequestError for requests that can never run. */
+  add(req: GenerateRequest): void {
+    const p = req.params;
+    const cfg = this.started.opened.config;
+    const n = req.promptTokenIds.length;
+    if (n >= this.started.maxModelLen) {
+      throw new EngineRequestError(
+        "prompt_too_long",
+        `This model's maximum context length is ${this.started.maxModelLen} tokens; the prompt has ${n} tokens (prompt + at least 1 completion token must fit).`,
+      );
+    }
+    for (const t of req.promptTokenIds) {
+      if (!Number.isInteger(t) || t < 0 || t >= cfg.vocabSize) {
+        throw new EngineRequestError("invalid_request", `prompt token id ${t} is outside the vocabulary (size ${cfg.vocabSize})`);
+      }
+    }
+    const [eos, ...moreEos] = cfg.eosTokenIds;
+    const decoder = this.tokenizer.incrementalDecoder();
+    let request: Request;
+    try {
+      request = new Request({
+        requestId: req.requestId,
+        promptTokenIds: req.promptTokenIds,
+        eosTokenId: eos ?? null,
+        detokenizer: decoder,
+        sampling: {
+          temperature: p.temperature,
+          topP: p.topP,
+          topK: p.topK,
+          minP: p.minP,
+          seed: p.seed ?? null,
+          maxTokens: p.maxTokens,
+          stop: p.stop,
+          stopTokenIds: p.ignoreEos ? p.stopTokenIds : [...p.stopTokenIds, ...moreEos],
+          ignoreEos: p.ignoreEos,
+          logprobs: p.logprobs ?? null,
+          presencePenalty: p.presencePenalty,
+          frequencyPenalty: p.frequencyPenalty,
+          repetitionPenalty: p.repetitionPenalty,
+        },
+      });
+      this.scheduler.addRequest(request);
+    } catch (e) {
+      if (e instanceof SchedulerError) {
+        throw new EngineRequestError(e.code === "queue_full" ? "queue_full" : "invalid_request", e.message);
+      }
+      if (e instanceof RangeError) throw new EngineRequestError("invalid_request", e.message);
+      throw e;
+    }
+    this.prompts += n;
+  }
+
+  /** Cancels a request; its blocks are free when this returns. */
+  abort(requestId: string): TokenEvent | null {
+    const out = this.scheduler.abort(requestId);
+    return out ? this.toEvent(out) : null;
+  }
+
+  /** Runs one step; returns the events it produced. */
+  step(): TokenEvent[] {
+    const out = this.scheduler.schedule();
+    if (out.scheduled.length === 0) return [];
+    const logits = this.runner.execute(out);
+    const samples = this.sampler.sample(logits.logits, logits.vocabSize, out.logitsRequests.map((s) => s.request));
+    const results = this.scheduler.update(
+      out,
+      samples.map((s) => s.tokenId),
+      samples.map((s) => s.logprobs),
+    );
+    const events = results.map((r) => this.toEvent(r));
+    let n = 0;
+    for (const e of events) n += e.tokenIds.length;
+    this.generated += n;
+    const now = performance.now();
+    this.window.push({ t: now, n });
+    while (this.window.length > 0 && now - this.window[0]!.t > 5000) this.window.shift();
+    return events;
+  }
+
+  private toEvent(r: RequestOutput): TokenEvent {
+    return {
+      requestId: r.requestId,
+      tokenIds: r.newTokenIds,
+      text: r.newText,
+      logprobs: r.newLogprobs ? r.newLogprobs.map((l) => this.toLogprob(l)) : undefined,
+      finishReason: r.finishReason,
+      promptTokens: r.numPromptTokens,
+      completionTokens: r.numOutputTokens,
+    };
+  }
+
+  private toLogprob(l: SampleLogprobs): TokenLogprob {
+    const tok = (id: number) => this.tokenizer.decode([id], { skipSpecialTokens: false });
+    return {
+      tokenId: l.tokenId,
+      token: tok(l.tokenId),
+      logprob: l.logprob,
+      top: l.top.map((t) => ({ tokenId: t.tokenId, token: tok(t.tokenId), logprob: t.logprob })),
+    };
+  }
+
+  stats(): EngineStats {
+    const s = this.scheduler.stats();
+    const kv = s.kv;
+    const span = this.window.length > 1 ? (this.window.at(-1)!.t - this.window[0]!.t) / 1000 : 0;
+    const tokens = this.window.reduce((a, w) => a + w.n, 0);
+    return {
+      running: s.numRunning,
+      waiting: s.numWaiting,
+      blocksTotal: kv.numBlocks,
+      blocksUsed: kv.usedBlocks,
+      blocksFree: kv.freeBlocks,
+      blocksCached: kv.cachedBlocks,
+      blockSize: kv.blockSize,
+      prefixCacheQueries: kv.prefixCacheQueries,
+      prefixCacheHits: kv.prefixCacheHits,
+      prefixCacheHitRate: kv.prefixCacheHitRate,
+      generatedTokens: this.generated,
+      promptTokens: this.prompts,
+      tokensPerSecond: span > 0 ? tokens / span : 0,
+      preemptions: s.numPreemptions,
+      steps: s.numSteps,
+    };
+  }
+
+  /** GET /v1/memory: snapshot, start-up profile, breakdown by category, suggestions, plan. */
+  memory(): Record<string, unknown> {
+    const st = this.started;
+    const snap = takeSnapshot(st.dev);
+    const p = st.profile;
+    const kvStats = this.kv.stats();
+    const perBlock = bytesPerBlock(st.kvSpec);
+    const kvUsed = kvStats.usedBlocks * perBlock;
+    const instance = snap.reservedBytes + snap.kvMappedBytes + Math.max(0, snap.nonAllocatorBytes - p.baseline.nonAllocatorBytes);
+    const other = snap.usedBytes - instance;
+    return {
+      device: { name: st.dev.info().name, backend: st.dev.backend, total_bytes: snap.totalBytes },
+      snapshot: {
+        timestamp: snap.timestamp,
+        total: snap.totalBytes,
+        free: snap.freeBytes,
+        used: snap.usedBytes,
+        allocator_reserved: snap.reservedBytes,
+        allocator_allocated: snap.allocatedBytes,
+        allocator_peak: snap.peakAllocatedBytes,
+        kv_mapped: snap.kvMappedBytes,
+        non_allocator: snap.nonAllocatorBytes,
+      },
+      profile: {
+        weights: p.weightsBytes,
+        peak_activation: p.peakActivationBytes,
+        non_allocator_increase: p.nonAllocatorIncreaseBytes,
+        cuda_graph: p.graphBytes,
+        allocator_slack: p.allocatorSlackBytes,
+        non_kv_total: p.nonKvBytes,
+        requested: p.requestedBytes,
+        kv_budget: p.kvBudgetBytes,
+        profile_time_ms: p.profileTimeMs,
+        profile_skipped: p.profileSkipped,
+        baseline_used: p.baseline.usedBytes,
+        baseline_free: p.baseline.freeBytes,
+      },
+      breakdown: {
+        other_processes: other,
+        weights: p.weightsBytes,
+        activations: p.peakActivationBytes,
+        non_allocator: p.nonAllocatorIncreaseBytes,
+        graphs: p.graphBytes,
+        allocator_slack: Math.max(0, snap.reservedBytes - snap.allocatedBytes),
+        kv_used: kvUsed,
+        kv_free: snap.kvMappedBytes - kvUsed,
+        free: snap.freeBytes,
+      },
+      kv: {
+        blocks: st.kv.numBlocks,
+        block_size: st.kvSpec.blockSize,
+        bytes_per_block: perBlock,
+        tokens: st.kv.tokens,
+        mapped_bytes: st.kv.mappedBytes,
+        max_concurrency: st.kv.maxConcurrency,
+        max_model_len: st.maxModelLen,
+      },
+      suggestions: {
+        kv_cache_memory_bytes_fits_request: st.suggestions.kvCacheMemoryBytesForRequest,
+        kv_cache_memory_bytes_full_device: st.suggestions.kvCacheMemoryBytesFullDevice,
+        safety_margin_bytes: st.suggestions.safetyMarginBytes,
+        text: `--kv-cache-memory-bytes=${st.suggestions.kvCacheMemoryBytesForRequest} fits the request; ` +
+          `--kv-cache-memory-bytes=${st.suggestions.kvCacheMemoryBytesFullDevice} uses the whole device ` +
+          `(keeps a ${fmtBytes(st.suggestions.safetyMarginBytes)} margin)`,
+      },
+      plan: st.plan,
+      plan_mismatches: st.planMismatches,
+      startup_line: st.startupLine,
+    };
+  }
+
+  /** GET /v1/memory/allocator: PyTorch-style stats and the segment/block snapshot. */
+  allocator(): Record<string, unknown> {
+    const dev = this.started.dev;
+    const segments = dev.snapshot().map((s) => ({
+      address: `0x${s.address.toString(16)}`,
+      size: s.size,
+      pool: s.pool,
+      blocks: s.blocks.map((b) => ({ address: `0x${b.address.toString(16)}`, size: b.size, allocated: b.allocated })),
+    }));
+    return { stats: dev.stats(), segments };
+  }
+}

@@ -1,0 +1,37 @@
+// The ModelRunner for Llama-family models: turns a SchedulerOutput into staged device inputs,
+// one forward pass and fp32 logits on the host.
+import type { LlamaModel } from "../model/llama.ts";
+import type { LogitsOutput, ModelRunner } from "./runner.ts";
+import { fillBlockTable, type SchedulerOutput } from "./scheduler.ts";
+
+export class LlamaRunner implements ModelRunner {
+  readonly vocabSize: number;
+  private readonly blockTables: Int32Array;
+  private readonly logits: Float32Array;
+
+  constructor(private readonly model: LlamaModel) {
+    this.vocabSize = model.cfg.vocabSize;
+    this.blockTables = new Int32Array(model.limits.maxSeqs * model.limits.maxBlocksPerSeq);
+    this.logits = new Float32Array(model.limits.maxSeqs * this.vocabSize);
+  }
+
+  execute(out: SchedulerOutput): LogitsOutput {
+    const S = out.scheduled.length;
+    const maxBlocks = this.model.limits.maxBlocksPerSeq;
+    const decodeOnly = out.numPrefillTokens === 0;
+    this.model.stage({
+      inputIds: out.inputIds,
+      positions: out.positions,
+      slotMapping: out.slotMapping,
+      queryStartLoc: out.queryStartLoc,
+      seqLens: out.seqLens,
+      blockTables: fillBlockTable(out, maxBlocks, this.blockTables).subarray(0, S * maxBlocks),
+      logitsIndices: out.logitsIndices,
+      decodeOnly,
+    });
+    const rows = out.logitsIndices.length;
+    this.model.forward(out.numScheduledTokens, S, rows, decodeOnly);
+    this.model.readLogits(rows, this.logits);
+    return { logits: this.logits, vocabSize: this.vocabSize, numRows: rows };
+  }
+}

@@ -1,0 +1,248 @@
+// Engine start-up, in the order the memory model demands ("capture first, size last"):
+//   1. open the device and take the instance's first snapshot
+//   2. load weights (measured by the allocator)
+//   3. reserve a virtual range for the largest possible KV cache (no physical memory)
+//   4. profile run at the maximum batch (peak activation measured; skipped with
+//      --kv-cache-memory-bytes)
+//   5. capture graphs against the real KV addresses (measured; 0 until graphs exist)
+//   6. map physical memory for exactly what is left into the KV range, in whole blocks
+import { Device } from "../native/index.ts";
+import { Ops } from "../native/ops.ts";
+import { LlamaModel, attentionWorkspaceBytes } from "../model/llama.ts";
+import { openModel, type OpenedModel } from "../model/load.ts";
+import { uploadWeights, type LoadedWeights } from "../model/upload.ts";
+import { MemoryProfiler, type MemoryProfilingResult } from "../memory/profiling.ts";
+import {
+  StartupMemoryError, bytesForOneSequence, fmtBytes, numSlices, roundUp, safetyMarginBytes, sizeKvCache, sliceBytesPerBlock,
+  type KvCacheSpec, type KvSizing,
+} from "../memory/kv-sizing.ts";
+import { batchLimitsFor, kvSpecFor, planMemory, type MemoryPlan } from "../memory/planner.ts";
+import { takeSnapshot } from "../memory/snapshot.ts";
+import type { BatchLimits } from "../model/arena.ts";
+
+export interface EngineOptions {
+  model: string | null;
+  device: "auto" | "cpu" | "cuda";
+  /** CPU backend capacity (bytes); null = backend default. */
+  deviceMemory: number | null;
+  /** CPU backend: which simulated device (instances on one ordinal share it). */
+  deviceOrdinal?: number;
+  gpuMemoryUtilization: number;
+  kvCacheMemoryBytes: number | null;
+  maxModelLen: number | null;
+  maxNumSeqs: number;
+  maxNumBatchedTokens: number | null;
+  blockSize: number;
+  enforceEager: boolean;
+  maxWaiting: number;
+  servedModelName: string | null;
+  /** CPU op threads (0 = default). */
+  numThreads?: number;
+}
+
+export interface StartedEngine {
+  dev: Device;
+  ops: Ops;
+  opened: OpenedModel;
+  weights: LoadedWeights;
+  model: LlamaModel;
+  limits: BatchLimits;
+  maxModelLen: number;
+  kvSpec: KvCacheSpec;
+  kv: KvSizing;
+  kvBase: bigint;
+  profile: MemoryProfilingResult;
+  plan: MemoryPlan;
+  suggestions: { kvCacheMemoryBytesForRequest: number; kvCacheMemoryBytesFullDevice: number; safetyMarginBytes: number };
+  startupLine: string;
+  startupMs: number;
+  /** Planned vs measured differences (empty when the plan was exact). */
+  planMismatches: string[];
+  close(): void;
+}
+
+/** Default token budget per step: vLLM-like on GPUs, smaller on the CPU backend. */
+export function defaultMaxNumBatchedTokens(backend: string, maxModelLen: number): number {
+  return backend === "cpu" ? Math.min(512, Math.max(maxModelLen, 64)) : Math.max(2048, Math.min(maxModelLen, 8192));
+}
+
+export function startEngine(opts: EngineOptions, log: (msg: string) => void = () => {}): StartedEngine {
+  const t0 = performance.now();
+  const dev = Device.open({ device: opts.device, ordinal: opts.deviceOrdinal ?? 0, cpuCapacityBytes: opts.deviceMemory ?? 0, log });
+  let weights: LoadedWeights | null = null;
+  let model: LlamaModel | null = null;
+  let kvBase = 0n;
+  try {
+    const profiler = new MemoryProfiler(dev);
+    const base = profiler.baseline;
+    const requested = Math.floor(base.totalBytes * opts.gpuMemoryUtilization);
+    if (opts.kvCacheMemoryBytes === null && base.freeBytes < requested) {
+      throw new StartupMemoryError(
+        `free device memory ${fmtBytes(base.freeBytes)} of ${fmtBytes(base.totalBytes)} is less than the requested ` +
+          `${fmtBytes(requested)} (--gpu-memory-utilization ${opts.gpuMemoryUtilization}); other users of the device hold ` +
+          `${fmtBytes(base.usedBytes)}. Lower --gpu-memory-utilization to at most ${(base.freeBytes / base.totalBytes).toFixed(3)} or free the device.`,
+      );
+    }
+    const ops = new Ops(dev);
+    if (opts.numThreads) ops.setNumThreads(opts.numThreads);
+    const opened = openModel(opts.model);
+    const cfg = opened.config;
+    const maxModelLen = opts.maxModelLen ?? cfg.maxPositionEmbeddings;
+    if (maxModelLen > cfg.maxPositionEmbeddings) {
+      log(`warning: --max-model-len ${maxModelLen} exceeds the model's max_position_embeddings ${cfg.maxPositionEmbeddings}`);
+    }
+    const maxTokens = opts.maxNumBatchedTokens ?? defaultMaxNumBatchedTokens(dev.backend, maxModelLen);
+    const limits = batchLimitsFor(maxModelLen, opts.maxNumSeqs, maxTokens, opts.blockSize);
+    const dtypeBytes = 4;
+    const kvSpec = kvSpecFor(cfg, opts.blockSize, dtypeBytes);
+
+    // 2. weights
+    weights = profiler.measureWeights(() => uploadWeights(dev, opened.weights));
+    // 3. KV address range: each slice can hold the whole device, so any final size fits.
+    const region = dev.reserveRegion(base.totalBytes, numSlices(kvSpec));
+    kvBase = region.base;
+    model = new LlamaModel(dev, ops, cfg, weights, limits, opts.blockSize);
+    const m = model;
+    // 4. profile run (or just the arena with an explicit KV size)
+    if (opts.kvCacheMemoryBytes !== null) {
+      profiler.skipProfile(() => m.allocateArena());
+    } else {
+      profiler.profileRun(() => {
+        m.allocateArena();
+        profileStep(dev, m, kvSpec, region.base, region.sliceStride, region.granularity);
+      });
+    }
+    dev.emptyCache();
+    // 5. graphs: captured here against the reserved KV addresses (none yet: measures 0)
+    profiler.measureGraphs(() => {});
+    // 6. size the KV cache last
+    const profile = profiler.result(opts.gpuMemoryUtilization);
+    const margin = safetyMarginBytes(base.totalBytes);
+    const budget = opts.kvCacheMemoryBytes ?? profile.kvBudgetBytes - margin;
+    const kv = sizeKvCache(budget, kvSpec, region.granularity, maxModelLen);
+    const blocksPerSeq = Math.ceil(maxModelLen / opts.blockSize);
+    if (kv.numBlocks < blocksPerSeq) {
+      const need = bytesForOneSequence(kvSpec, region.granularity, maxModelLen);
+      const missing = need - Math.max(0, budget);
+      const util = Math.min(1, (profile.nonKvBytes + margin + need) / base.totalBytes);
+      const fitLen = Math.floor(Math.max(0, budget) / (2 * cfg.numLayers * sliceBytesPerBlock(kvSpec) / opts.blockSize));
+      throw new StartupMemoryError(
+        `the KV cache budget ${fmtBytes(Math.max(0, budget))} holds ${kv.tokens} tokens, but one ${maxModelLen}-token ` +
+          `sequence needs ${fmtBytes(need)} (missing ${fmtBytes(missing)}; non-KV memory is ${fmtBytes(profile.nonKvBytes)}). ` +
+          (opts.kvCacheMemoryBytes !== null
+            ? `Raise --kv-cache-memory-bytes to at least ${need} or lower --max-model-len to at most ${fitLen}.`
+            : `Raise --gpu-memory-utilization to at least ${util.toFixed(3)}, lower --max-model-len to at most ${fitLen}, ` +
+              `or lower --max-num-batched-tokens (activation arena ${fmtBytes(profile.peakActivationBytes)}).`),
+      );
+    }
+    try {
+      dev.mapRegion(region.base, kv.bytesPerSlice);
+    } catch (e) {
+      throw new StartupMemoryError(`mapping the KV cache (${fmtBytes(kv.mappedBytes)}) failed: ${(e as Error).message}`);
+    }
+    model.setKvCache({ base: region.base, sliceStride: region.sliceStride, numBlocks: kv.numBlocks, blockSize: opts.blockSize });
+
+    const plan = planMemory({
+      config: cfg,
+      backend: dev.backend === "cuda" ? "cuda" : "cpu",
+      deviceMemoryBytes: base.totalBytes,
+      gpuMemoryUtilization: opts.gpuMemoryUtilization,
+      maxModelLen,
+      maxNumSeqs: opts.maxNumSeqs,
+      maxNumBatchedTokens: maxTokens,
+      blockSize: opts.blockSize,
+      captureSizes: [],
+      attentionWorkspaceBytes: attentionWorkspaceBytes(ops, cfg, limits, opts.blockSize),
+      kvCacheMemoryBytes: opts.kvCacheMemoryBytes,
+      nonAllocatorEstimateBytes: profile.nonAllocatorIncreaseBytes,
+    });
+    const planMismatches: string[] = [];
+    if (plan.weightsBytes !== profile.weightsBytes) planMismatches.push(`weights: planned ${plan.weightsBytes}, measured ${profile.weightsBytes}`);
+    if (plan.activationArenaBytes !== profile.peakActivationBytes) {
+      planMismatches.push(`activation: planned ${plan.activationArenaBytes}, measured peak ${profile.peakActivationBytes}`);
+    }
+    for (const mm of planMismatches) log(`plan vs measurement: ${mm}`);
+
+    const now = takeSnapshot(dev);
+    const fullDevice = Math.max(0, kv.mappedBytes + now.freeBytes - margin);
+    const suggestions = { kvCacheMemoryBytesForRequest: kv.mappedBytes, kvCacheMemoryBytesFullDevice: fullDevice, safetyMarginBytes: margin };
+    const startupMs = performance.now() - t0;
+    const startupLine =
+      `memory: free at start ${fmtBytes(base.freeBytes)} of ${fmtBytes(base.totalBytes)}; requested ${fmtBytes(profile.requestedBytes)} ` +
+      `(utilization ${opts.gpuMemoryUtilization}); weights ${fmtBytes(profile.weightsBytes)}, peak activation ${fmtBytes(profile.peakActivationBytes)}, ` +
+      `non-allocator ${fmtBytes(profile.nonAllocatorIncreaseBytes)}, graphs ${fmtBytes(profile.graphBytes)}, allocator slack ${fmtBytes(profile.allocatorSlackBytes)}; ` +
+      `KV cache ${fmtBytes(kv.mappedBytes)} = ${kv.numBlocks} blocks × ${opts.blockSize} = ${kv.tokens} tokens, max concurrency ` +
+      `${kv.maxConcurrency.toFixed(2)} at ${maxModelLen} tokens; --kv-cache-memory-bytes=${kv.mappedBytes} fits this request, ` +
+      `--kv-cache-memory-bytes=${fullDevice} uses the whole device (margin ${fmtBytes(margin)})` +
+      (profile.profileSkipped ? "; profile run skipped (explicit KV size)" : `; profile run ${profile.profileTimeMs.toFixed(0)} ms`);
+    log(startupLine);
+    const w = weights;
+    const mdl = model;
+    return {
+      dev, ops, opened, weights: w, model: mdl, limits, maxModelLen, kvSpec, kv, kvBase: region.base, profile, plan, suggestions,
+      startupLine, startupMs, planMismatches,
+      close() {
+        mdl.freeArena();
+        dev.releaseRegion(region.base);
+        w.free();
+        dev.close();
+      },
+    };
+  } catch (e) {
+    try {
+      model?.freeArena();
+      if (kvBase) dev.releaseRegion(kvBase);
+      weights?.free();
+    } finally {
+      dev.close();
+    }
+    throw e;
+  }
+}
+
+/**
+ * One forward pass at the maximum batch: max_num_batched_tokens tokens over
+ * min(max_num_seqs, tokens) prompts, with just enough KV mapped for it (unmapped after).
+ */
+function profileStep(dev: Device, m: LlamaModel, spec: KvCacheSpec, base: bigint, sliceStride: number, granularity: number): void {
+  const { maxTokens, maxSeqs, maxBlocksPerSeq } = m.limits;
+  const S = Math.min(maxSeqs, maxTokens);
+  const bs = spec.blockSize;
+  // The scheduler can never put more than S full-length sequences in a step.
+  const T = Math.min(maxTokens, S * maxBlocksPerSeq * bs);
+  const lens: number[] = [];
+  for (let i = 0; i < S; i++) lens.push(Math.floor(T / S) + (i < T % S ? 1 : 0));
+  const blocks = lens.reduce((a, n) => a + Math.ceil(n / bs), 0);
+  const inputIds = new Int32Array(T);
+  const positions = new Int32Array(T);
+  const slotMapping = new Int32Array(T);
+  const queryStartLoc = new Int32Array(S + 1);
+  const seqLens = new Int32Array(S);
+  const blockTables = new Int32Array(S * maxBlocksPerSeq);
+  const logitsIndices = new Int32Array(S);
+  let t = 0;
+  let nextBlock = 0;
+  lens.forEach((n, s) => {
+    queryStartLoc[s] = t;
+    seqLens[s] = n;
+    const nb = Math.ceil(n / bs);
+    for (let b = 0; b < Math.min(nb, maxBlocksPerSeq); b++) blockTables[s * maxBlocksPerSeq + b] = nextBlock + b;
+    for (let i = 0; i < n; i++, t++) {
+      inputIds[t] = (t * 7919) % m.cfg.vocabSize;
+      positions[t] = i;
+      slotMapping[t] = (nextBlock + Math.floor(i / bs)) * bs + (i % bs);
+    }
+    nextBlock += nb;
+    logitsIndices[s] = t - 1;
+  });
+  queryStartLoc[S] = t;
+  dev.mapRegion(base, roundUp(Math.max(1, blocks) * sliceBytesPerBlock(spec), granularity));
+  try {
+    m.setKvCache({ base, sliceStride, numBlocks: blocks, blockSize: bs });
+    m.stage({ inputIds, positions, slotMapping, queryStartLoc, seqLens, blockTables, logitsIndices, decodeOnly: false });
+    m.forward(T, S, S, false);
+    m.readLogits(S);
+  } finally {
+    dev.mapRegion(base, 0);
+  }
+}

@@ -1,0 +1,148 @@
+// The planner: from a model config and the serving limits, predict device memory without a
+// device — weights, activation arena, graph buffers, KV blocks/tokens, max concurrency, and
+// whether (and how much) weight offload is needed. `headroom plan` and POST /v1/memory/plan
+// call it; the engine's start-up compares its prediction with the measurement.
+import { allocatorRounded, planArena, type BatchLimits } from "../model/arena.ts";
+import { expectedTensors, type ModelConfig } from "../model/config.ts";
+import { numel } from "../model/weights.ts";
+import { bytesForOneSequence, safetyMarginBytes, sizeKvCache, type KvCacheSpec } from "./kv-sizing.ts";
+
+export type PlanBackend = "cpu" | "cuda";
+
+export interface PlanInput {
+  config: ModelConfig;
+  backend: PlanBackend;
+  /** Total device memory (bytes). */
+  deviceMemoryBytes: number;
+  gpuMemoryUtilization: number;
+  maxModelLen: number;
+  maxNumSeqs: number;
+  maxNumBatchedTokens: number;
+  blockSize: number;
+  /** Graph capture sizes (empty = eager). */
+  captureSizes: number[];
+  /** Decode-attention workspace bytes for the largest batch (hr_paged_attention_workspace_bytes). */
+  attentionWorkspaceBytes: number;
+  /** Explicit KV size (--kv-cache-memory-bytes). */
+  kvCacheMemoryBytes?: number | null;
+  /** Memory outside the allocator the backend needs (CUDA context, cuBLAS); measured at start-up. */
+  nonAllocatorEstimateBytes?: number;
+}
+
+export interface MemoryPlan {
+  backend: PlanBackend;
+  computeDtype: "f32" | "f16";
+  computeDtypeBytes: number;
+  weightsBytes: number;
+  weightsPerLayerBytes: number;
+  /** Embeddings, final norm and LM head (kept resident under offload). */
+  weightsResidentBytes: number;
+  activationArenaBytes: number;
+  /** Static graph inputs/outputs beyond the arena: 0, graphs share the arena's buffers. */
+  graphBuffersBytes: number;
+  nonAllocatorEstimateBytes: number;
+  nonKvBytes: number;
+  requestedBytes: number;
+  safetyMarginBytes: number;
+  kvBudgetBytes: number;
+  kvBytesPerBlock: number;
+  kvGranularityBytes: number;
+  kvBlocks: number;
+  kvTokens: number;
+  kvMappedBytes: number;
+  maxConcurrency: number;
+  /** KV bytes one max_model_len sequence needs. */
+  kvBytesForOneSequence: number;
+  fits: boolean;
+  /** Weights that must stay in host memory for one max_model_len sequence to fit (0 = none). */
+  offloadBytes: number;
+  offloadLayers: number;
+  notes: string[];
+}
+
+const MiB = 2 ** 20;
+
+/** Defaults the CLI and the engine share. */
+export function defaultCaptureSizes(maxNumSeqs: number): number[] {
+  const top = Math.min(2 * maxNumSeqs, 512);
+  const sizes = [1, 2, 4].filter((s) => s <= top);
+  for (let s = 8; s <= top; s += 8) sizes.push(s);
+  return sizes;
+}
+
+export function kvSpecFor(cfg: ModelConfig, blockSize: number, dtypeBytes: number): KvCacheSpec {
+  return { numLayers: cfg.numLayers, numKvHeads: cfg.numKvHeads, headDim: cfg.headDim, blockSize, dtypeBytes };
+}
+
+export function batchLimitsFor(maxModelLen: number, maxNumSeqs: number, maxNumBatchedTokens: number, blockSize: number): BatchLimits {
+  return { maxTokens: maxNumBatchedTokens, maxSeqs: maxNumSeqs, maxBlocksPerSeq: Math.ceil(maxModelLen / blockSize) };
+}
+
+/** Allocator bytes of every weight tensor in the compute dtype. */
+export function weightBytes(cfg: ModelConfig, dtypeBytes: number): { total: number; perLayer: number; resident: number } {
+  let total = 0;
+  let layer0 = 0;
+  for (const [name, shape] of expectedTensors(cfg)) {
+    const b = allocatorRounded(numel(shape) * dtypeBytes);
+    total += b;
+    if (name.startsWith("model.layers.0.")) layer0 += b;
+  }
+  return { total, perLayer: layer0, resident: total - layer0 * cfg.numLayers };
+}
+
+export function planMemory(p: PlanInput): MemoryPlan {
+  const dtypeBytes = p.backend === "cpu" ? 4 : 2;
+  const notes: string[] = [];
+  const w = weightBytes(p.config, dtypeBytes);
+  const limits = batchLimitsFor(p.maxModelLen, p.maxNumSeqs, p.maxNumBatchedTokens, p.blockSize);
+  const arena = allocatorRounded(planArena(p.config, limits, dtypeBytes, p.attentionWorkspaceBytes).totalBytes);
+  const nonAlloc = p.nonAllocatorEstimateBytes ?? (p.backend === "cuda" ? 600 * MiB : 0);
+  if (nonAlloc > 0) notes.push(`non-allocator memory is an estimate (${nonAlloc} B); start-up measures it`);
+  const nonKv = w.total + arena + nonAlloc;
+  const requested = Math.floor(p.deviceMemoryBytes * p.gpuMemoryUtilization);
+  const margin = safetyMarginBytes(p.deviceMemoryBytes);
+  const granularity = p.backend === "cpu" ? 4096 : 2 * MiB;
+  const spec = kvSpecFor(p.config, p.blockSize, dtypeBytes);
+  const budget = p.kvCacheMemoryBytes ?? requested - nonKv - margin;
+  const kv = sizeKvCache(budget, spec, granularity, p.maxModelLen);
+  const oneSeq = bytesForOneSequence(spec, granularity, p.maxModelLen);
+  const fits = kv.numBlocks >= Math.ceil(p.maxModelLen / p.blockSize);
+  let offloadBytes = 0;
+  let offloadLayers = 0;
+  if (!fits && p.kvCacheMemoryBytes == null) {
+    offloadBytes = Math.max(0, nonKv + margin + oneSeq - requested);
+    offloadLayers = Math.ceil(offloadBytes / Math.max(1, w.perLayer));
+    if (offloadLayers > p.config.numLayers) {
+      notes.push(`even with every layer offloaded the device share cannot hold the arena, resident weights and one ${p.maxModelLen}-token sequence`);
+    } else {
+      notes.push(`weights do not fit with one ${p.maxModelLen}-token sequence: offload ${offloadLayers} of ${p.config.numLayers} layers (${offloadBytes} B)`);
+    }
+  }
+  if (p.captureSizes.length === 0) notes.push("graphs off (eager)");
+  return {
+    backend: p.backend,
+    computeDtype: dtypeBytes === 4 ? "f32" : "f16",
+    computeDtypeBytes: dtypeBytes,
+    weightsBytes: w.total,
+    weightsPerLayerBytes: w.perLayer,
+    weightsResidentBytes: w.resident,
+    activationArenaBytes: arena,
+    graphBuffersBytes: 0,
+    nonAllocatorEstimateBytes: nonAlloc,
+    nonKvBytes: nonKv,
+    requestedBytes: requested,
+    safetyMarginBytes: margin,
+    kvBudgetBytes: budget,
+    kvBytesPerBlock: 2 * p.config.numLayers * p.blockSize * p.config.numKvHeads * p.config.headDim * dtypeBytes,
+    kvGranularityBytes: granularity,
+    kvBlocks: kv.numBlocks,
+    kvTokens: kv.tokens,
+    kvMappedBytes: kv.mappedBytes,
+    maxConcurrency: kv.maxConcurrency,
+    kvBytesForOneSequence: oneSeq,
+    fits,
+    offloadBytes,
+    offloadLayers,
+    notes,
+  };
+}

@@ -1,0 +1,77 @@
+// The activation arena: every intermediate of a forward pass lives in one allocation whose
+// layout is a pure function of the model shape and the batch limits. No allocation happens
+// per step, and the planner predicts the arena to the byte (the profile run checks it).
+import type { ModelConfig } from "./config.ts";
+
+export interface BatchLimits {
+  /** max_num_batched_tokens: tokens in one step. */
+  maxTokens: number;
+  /** max_num_seqs: sequences in one step (and logits rows). */
+  maxSeqs: number;
+  /** Blocks in one sequence's block table: ceil(max_model_len / block_size). */
+  maxBlocksPerSeq: number;
+}
+
+/** Names of the arena's buffers (int32 index arrays first, then fp32 activations). */
+export type ArenaBuffer =
+  | "inputIds" | "positions" | "slotMapping" | "queryStartLoc" | "seqLens" | "blockTables" | "logitsIndices"
+  | "invFreq" | "x" | "h" | "q" | "k" | "v" | "attn" | "o" | "gate" | "up" | "act" | "logits" | "workspace";
+
+export interface ArenaLayout {
+  totalBytes: number;
+  offsets: Record<ArenaBuffer, number>;
+  bytes: Record<ArenaBuffer, number>;
+}
+
+/** Every buffer starts on a 256-byte boundary (SIMD loads on CPU, coalescing on CUDA). */
+export const ARENA_ALIGN = 256;
+
+/**
+ * Lays out the arena for `cfg` and `limits`. `actBytes` is the activation element size (4 on
+ * CPU); `attentionWorkspaceBytes` comes from hr_paged_attention_workspace_bytes for the
+ * largest decode batch.
+ */
+export function planArena(cfg: ModelConfig, limits: BatchLimits, actBytes: number, attentionWorkspaceBytes: number): ArenaLayout {
+  const T = limits.maxTokens;
+  const S = limits.maxSeqs;
+  const D = cfg.hiddenSize;
+  const qDim = cfg.numHeads * cfg.headDim;
+  const kvDim = cfg.numKvHeads * cfg.headDim;
+  const I = cfg.intermediateSize;
+  const sizes: [ArenaBuffer, number][] = [
+    ["inputIds", 4 * T],
+    ["positions", 4 * T],
+    ["slotMapping", 4 * T],
+    ["queryStartLoc", 4 * (S + 1)],
+    ["seqLens", 4 * S],
+    ["blockTables", 4 * S * limits.maxBlocksPerSeq],
+    ["logitsIndices", 4 * S],
+    ["invFreq", 4 * (cfg.headDim / 2)],
+    ["x", actBytes * T * D],
+    ["h", actBytes * T * D],
+    ["q", actBytes * T * qDim],
+    ["k", actBytes * T * kvDim],
+    ["v", actBytes * T * kvDim],
+    ["attn", actBytes * T * qDim],
+    ["o", actBytes * T * D],
+    ["gate", actBytes * T * I],
+    ["up", actBytes * T * I],
+    ["act", actBytes * T * I],
+    ["logits", 4 * S * cfg.vocabSize],
+    ["workspace", attentionWorkspaceBytes],
+  ];
+  const offsets = {} as Record<ArenaBuffer, number>;
+  const bytes = {} as Record<ArenaBuffer, number>;
+  let at = 0;
+  for (const [name, n] of sizes) {
+    offsets[name] = at;
+    bytes[name] = n;
+    at += Math.ceil(Math.max(n, 1) / ARENA_ALIGN) * ARENA_ALIGN;
+  }
+  return { totalBytes: at, offsets, bytes };
+}
+
+/** Allocator size of a request (512 B rounding, as csrc/core/allocator.c does). */
+export function allocatorRounded(bytes: number): number {
+  return Math.max(512, Math.ceil(bytes / 512) * 512);
+}

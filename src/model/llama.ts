@@ -1,0 +1,215 @@
+// The Llama-family forward pass (Llama, Mistral, Qwen2), top to bottom, on device buffers.
+// Every intermediate lives in the activation arena (arena.ts); the KV cache is paged
+// ([num_blocks, block_size, num_kv_heads, head_dim] per layer, K and V). One call runs one
+// scheduler step: any mix of prefill chunks and decodes, flattened to T tokens.
+import type { Device } from "../native/device.ts";
+import { RopeLayout, type Ops, type PagedCache } from "../native/ops.ts";
+import type { ModelConfig } from "./config.ts";
+import { planArena, type ArenaBuffer, type ArenaLayout, type BatchLimits } from "./arena.ts";
+import { ropeInvFreq } from "./rope.ts";
+import { downloadTensor, type LoadedWeights } from "./upload.ts";
+
+/** Split-K partition of decode attention (tokens); a multiple of every supported block size. */
+export const DECODE_PARTITION_SIZE = 512;
+
+interface LayerWeights {
+  inputNorm: bigint;
+  q: bigint;
+  k: bigint;
+  v: bigint;
+  qBias: bigint;
+  kBias: bigint;
+  vBias: bigint;
+  o: bigint;
+  postNorm: bigint;
+  gate: bigint;
+  up: bigint;
+  down: bigint;
+}
+
+/** Where the paged KV cache lives: one slice per layer for K and one for V. */
+export interface KvCacheLocation {
+  base: bigint;
+  sliceStride: number;
+  numBlocks: number;
+  blockSize: number;
+}
+
+/** Host-side inputs of one step (the scheduler's flat arrays). */
+export interface StepInputs {
+  inputIds: Int32Array;
+  positions: Int32Array;
+  slotMapping: Int32Array;
+  /** Prefix sums of tokens per sequence, length numSeqs + 1. */
+  queryStartLoc: Int32Array;
+  /** Context length per sequence (cached + new). */
+  seqLens: Int32Array;
+  /** [numSeqs, maxBlocksPerSeq] row-major. */
+  blockTables: Int32Array;
+  /** Flat token index of each logits row. */
+  logitsIndices: Int32Array;
+  /** Every sequence computes exactly one new token (decode-only step). */
+  decodeOnly: boolean;
+}
+
+export function attentionWorkspaceBytes(ops: Ops, cfg: ModelConfig, limits: BatchLimits, blockSize: number): number {
+  return ops.decodeWorkspaceBytes(limits.maxSeqs, cfg.numHeads, cfg.headDim, limits.maxBlocksPerSeq, blockSize, DECODE_PARTITION_SIZE);
+}
+
+export class LlamaModel {
+  readonly layout: ArenaLayout;
+  private arenaBase = 0n;
+  private readonly layers: LayerWeights[] = [];
+  private readonly embed: bigint;
+  private readonly finalNorm: bigint;
+  private readonly lmHead: bigint;
+  private kv: KvCacheLocation | null = null;
+  private readonly scale: number;
+
+  constructor(
+    private readonly dev: Device,
+    private readonly ops: Ops,
+    readonly cfg: ModelConfig,
+    readonly weights: LoadedWeights,
+    readonly limits: BatchLimits,
+    readonly blockSize: number,
+  ) {
+    this.layout = planArena(cfg, limits, 4, attentionWorkspaceBytes(ops, cfg, limits, blockSize));
+    const w = (name: string) => weights.get(name).ptr;
+    const opt = (name: string) => (weights.tensors.has(name) ? w(name) : 0n);
+    for (let i = 0; i < cfg.numLayers; i++) {
+      const p = `model.layers.${i}.`;
+      this.layers.push({
+        inputNorm: w(`${p}input_layernorm.weight`),
+        q: w(`${p}self_attn.q_proj.weight`),
+        k: w(`${p}self_attn.k_proj.weight`),
+        v: w(`${p}self_attn.v_proj.weight`),
+        qBias: opt(`${p}self_attn.q_proj.bias`),
+        kBias: opt(`${p}self_attn.k_proj.bias`),
+        vBias: opt(`${p}self_attn.v_proj.bias`),
+        o: w(`${p}self_attn.o_proj.weight`),
+        postNorm: w(`${p}post_attention_layernorm.weight`),
+        gate: w(`${p}mlp.gate_proj.weight`),
+        up: w(`${p}mlp.up_proj.weight`),
+        down: w(`${p}mlp.down_proj.weight`),
+      });
+    }
+    this.embed = w("model.embed_tokens.weight");
+    this.finalNorm = w("model.norm.weight");
+    this.lmHead = cfg.tieWordEmbeddings ? this.embed : w("lm_head.weight");
+    this.scale = 1 / Math.sqrt(cfg.headDim);
+  }
+
+  /** Allocates the arena (once) and writes the constant RoPE table into it. */
+  allocateArena(): void {
+    if (this.arenaBase !== 0n) return;
+    this.arenaBase = this.dev.alloc(this.layout.totalBytes);
+    const factors = this.weights.tensors.get("rope_freqs.weight");
+    const inv = ropeInvFreq(this.cfg, factors ? downloadTensor(this.dev, factors) : undefined);
+    this.dev.copyToDevice(this.buf("invFreq"), inv);
+  }
+
+  freeArena(): void {
+    if (this.arenaBase === 0n) return;
+    this.dev.free(this.arenaBase);
+    this.arenaBase = 0n;
+  }
+
+  get arenaBytes(): number {
+    return this.layout.totalBytes;
+  }
+
+  setKvCache(kv: KvCacheLocation): void {
+    this.kv = kv;
+  }
+
+  buf(name: ArenaBuffer): bigint {
+    return this.arenaBase + BigInt(this.layout.offsets[name]);
+  }
+
+  private cache(layer: number): PagedCache {
+    const kv = this.kv!;
+    return {
+      kCache: kv.base + BigInt(2 * layer * kv.sliceStride),
+      vCache: kv.base + BigInt((2 * layer + 1) * kv.sliceStride),
+      numBlocks: kv.numBlocks,
+      blockSize: kv.blockSize,
+      numKvHeads: this.cfg.numKvHeads,
+      headDim: this.cfg.headDim,
+    };
+  }
+
+  /** Copies a step's inputs into the arena's index buffers. */
+  stage(inp: StepInputs): void {
+    const T = inp.inputIds.length;
+    const S = inp.seqLens.length;
+    if (T > this.limits.maxTokens || S > this.limits.maxSeqs || inp.logitsIndices.length > this.limits.maxSeqs) {
+      throw new RangeError(`step of ${T} tokens / ${S} sequences exceeds the arena (${this.limits.maxTokens} / ${this.limits.maxSeqs})`);
+    }
+    this.dev.copyToDevice(this.buf("inputIds"), inp.inputIds);
+    this.dev.copyToDevice(this.buf("positions"), inp.positions);
+    this.dev.copyToDevice(this.buf("slotMapping"), inp.slotMapping);
+    this.dev.copyToDevice(this.buf("queryStartLoc"), inp.queryStartLoc);
+    this.dev.copyToDevice(this.buf("seqLens"), inp.seqLens);
+    this.dev.copyToDevice(this.buf("blockTables"), inp.blockTables);
+    this.dev.copyToDevice(this.buf("logitsIndices"), inp.logitsIndices);
+  }
+
+  /**
+   * One forward pass over the staged step; logits rows land in the arena's "logits" buffer
+   * (read them with readLogits).
+   */
+  forward(numTokens: number, numSeqs: number, numLogitsRows: number, decodeOnly: boolean): void {
+    const { ops, cfg } = this;
+    const T = numTokens;
+    const D = cfg.hiddenSize;
+    const I = cfg.intermediateSize;
+    const qDim = cfg.numHeads * cfg.headDim;
+    const kvDim = cfg.numKvHeads * cfg.headDim;
+    const x = this.buf("x"); // residual stream
+    const h = this.buf("h"); // normalized input of the current sub-block
+    const [q, k, v, attn, o] = [this.buf("q"), this.buf("k"), this.buf("v"), this.buf("attn"), this.buf("o")];
+    const [gate, up, act] = [this.buf("gate"), this.buf("up"), this.buf("act")];
+    const maxBlocks = this.limits.maxBlocksPerSeq;
+
+    ops.embedding(x, this.embed, this.buf("inputIds"), T, cfg.vocabSize, D);
+    for (let l = 0; l < cfg.numLayers; l++) {
+      const L = this.layers[l]!;
+      // attention block: h = norm(x [+ previous MLP output]); q, k, v = h W + b; RoPE; cache; attend
+      ops.rmsNorm(h, x, l === 0 ? 0n : o, L.inputNorm, T, D, cfg.rmsNormEps);
+      ops.matmul(q, h, L.q, L.qBias, T, qDim, D);
+      ops.matmul(k, h, L.k, L.kBias, T, kvDim, D);
+      ops.matmul(v, h, L.v, L.vBias, T, kvDim, D);
+      ops.rope(q, k, this.buf("positions"), this.buf("invFreq"), T, cfg.numHeads, cfg.numKvHeads, cfg.headDim, 0, RopeLayout.NEOX);
+      const cache = this.cache(l);
+      ops.kvWrite(cache, k, v, this.buf("slotMapping"), T);
+      if (decodeOnly) {
+        ops.attentionDecode(
+          attn, q, cache, this.buf("blockTables"), this.buf("seqLens"), this.buf("workspace"), this.layout.bytes.workspace,
+          numSeqs, cfg.numHeads, maxBlocks, DECODE_PARTITION_SIZE, this.scale,
+        );
+      } else {
+        ops.attentionPrefill(
+          attn, q, cache, this.buf("blockTables"), this.buf("seqLens"), this.buf("queryStartLoc"), numSeqs, T, cfg.numHeads, maxBlocks, this.scale,
+        );
+      }
+      ops.matmul(o, attn, L.o, 0n, T, D, qDim);
+      // MLP block: h = norm(x += attention output); o = down(silu(gate h) * up h)
+      ops.rmsNorm(h, x, o, L.postNorm, T, D, cfg.rmsNormEps);
+      ops.matmul(gate, h, L.gate, 0n, T, I, D);
+      ops.matmul(up, h, L.up, 0n, T, I, D);
+      ops.siluMul(act, gate, up, T, I);
+      ops.matmul(o, act, L.down, 0n, T, D, I);
+    }
+    ops.rmsNorm(h, x, o, this.finalNorm, T, D, cfg.rmsNormEps);
+    if (numLogitsRows > 0) {
+      ops.logits(this.buf("logits"), h, this.buf("logitsIndices"), numLogitsRows, T, this.lmHead, cfg.vocabSize, D);
+    }
+  }
+
+  /** Copies `rows` logits rows back to the host. */
+  readLogits(rows: number, out: Float32Array = new Float32Array(rows * this.cfg.vocabSize)): Float32Array {
+    if (rows > 0) this.dev.copyFromDevice(out.subarray(0, rows * this.cfg.vocabSize), this.buf("logits"));
+    return out;
+  }
+}
