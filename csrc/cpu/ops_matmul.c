@@ -256,7 +256,6 @@ static const tile_fn tiles256[2][4] = {{tile256_1_1, tile256_1_2, tile256_1_3, t
 
 static void mm_task(void *vctx, int64_t task, int thread, void *scratch) {
   (void)thread;
-  (void)scratch;
   const mm_ctx *c = vctx;
   int64_t tn = task % c->n_tasks_n, tm = task / c->n_tasks_n;
   int64_t nb = tn * c->n_chunk, ne = nb + c->n_chunk;
@@ -274,6 +273,10 @@ static void mm_task(void *vctx, int64_t task, int thread, void *scratch) {
   int64_t nkb = K <= KC_MAX ? 1 : (K + KC_SPLIT - 1) / KC_SPLIT;
   int64_t kcs = (K + nkb - 1) / nkb;
   kcs = (kcs + 15) & ~(int64_t)15;
+  /* pack W panels when more than one x tile will reuse them */
+  int pack = (me - mb) > RMX && scratch != NULL;
+  float *pk = scratch;
+  int64_t ldp = kcs + 16; /* row pitch: kcs is a multiple of 16 floats; +64 B staggers the L1 sets */
   for (int64_t mc0 = mb; mc0 < me; mc0 += MC) {
     int64_t mc1 = mc0 + MC < me ? mc0 + MC : me;
     for (int64_t k0 = 0; k0 < K; k0 += kcs) {
@@ -281,22 +284,30 @@ static void mm_task(void *vctx, int64_t task, int thread, void *scratch) {
       int first = k0 == 0;
       for (int64_t n0 = nb; n0 < ne; n0 += RNX) {
         int rn = (int)(ne - n0 < RNX ? ne - n0 : RNX);
-        const float *wpan = c->w + n0 * K;
+        const float *wpan = c->w + n0 * K + k0;
+        int64_t ldw = K;
+        if (pack) {
+          /* Several x tiles reuse this panel: copy it to a contiguous buffer whose row pitch
+           * is not a multiple of 4 KiB (W rows K*4 bytes apart can all map to one L1 set). */
+          for (int j = 0; j < rn; j++) memcpy(pk + j * ldp, wpan + j * K, (size_t)kc * sizeof(float));
+          wpan = pk;
+          ldw = ldp;
+        }
         for (int64_t m0 = mc0; m0 < mc1; m0 += RMX) {
           int rm = (int)(mc1 - m0 < RMX ? mc1 - m0 : RMX);
           const float *xr[3];
           float *yr[3];
           for (int i = 0; i < rm; i++) {
             int64_t r = c->rows ? c->rows[m0 + i] : m0 + i;
-            xr[i] = c->x + r * K;
+            xr[i] = c->x + r * K + k0;
             yr[i] = c->y + (m0 + i) * c->n;
           }
           switch (c->isa) {
 #ifdef HR_X86
-            case HR_ISA_AVX512: tiles512[rm - 1][rn - 1](xr, wpan, K, k0, kc, yr, n0, c->bias, first); break;
-            case HR_ISA_AVX2: tiles256[rm - 1][rn - 1](xr, wpan, K, k0, kc, yr, n0, c->bias, first); break;
+            case HR_ISA_AVX512: tiles512[rm - 1][rn - 1](xr, wpan, ldw, 0, kc, yr, n0, c->bias, first); break;
+            case HR_ISA_AVX2: tiles256[rm - 1][rn - 1](xr, wpan, ldw, 0, kc, yr, n0, c->bias, first); break;
 #endif
-            default: tile_c(rm, rn, xr, wpan, K, k0, kc, yr, n0, c->bias, first); break;
+            default: tile_c(rm, rn, xr, wpan, ldw, 0, kc, yr, n0, c->bias, first); break;
           }
         }
       }
@@ -327,9 +338,8 @@ int hr_cpu_matmul_f32(float *y, const float *x, const float *w, const float *bia
   }
   c.m_chunk = (m + tasks_m - 1) / tasks_m;
   int64_t ntasks = c.n_tasks_n * tasks_m;
-  if (threads == 1) {
-    for (int64_t t = 0; t < ntasks; t++) mm_task(&c, t, 0, NULL);
-    return HR_OK;
-  }
-  return hrt_parallel(ntasks, 0, mm_task, &c);
+  int64_t nkb = k <= KC_MAX ? 1 : (k + KC_SPLIT - 1) / KC_SPLIT;
+  int64_t kcs = (((k + nkb - 1) / nkb) + 15) & ~(int64_t)15;
+  size_t scratch = m > 3 ? (size_t)(8 * (kcs + 16)) * sizeof(float) : 0;
+  return hrt_parallel(ntasks, scratch, mm_task, &c);
 }
