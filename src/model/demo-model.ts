@@ -55,7 +55,11 @@ function uniform(key: number, i: number): number {
 
 /** Weights of the demo model: uniform(-a, a) with std 0.02 for matrices, 1.0 for RMSNorm gains. */
 export function demoWeights(seed = DEMO_SEED): WeightSet {
-  const config = demoConfig();
+  return syntheticWeights(demoConfig(), seed);
+}
+
+/** Deterministic random weights for any Llama-shaped config (demo model, benchmarks). */
+export function syntheticWeights(config: ModelConfig, seed = DEMO_SEED): WeightSet {
   const tensors = new Map<string, TensorSource>();
   const a = 0.02 * Math.sqrt(3);
   for (const [name, shape] of expectedTensors(config)) {
@@ -65,7 +69,7 @@ export function demoWeights(seed = DEMO_SEED): WeightSet {
       name,
       shape,
       dtype: "f32",
-      file: DEMO_MODEL_NAME,
+      file: config.name,
       fileName: name,
       generate: isNorm
         ? (_start, out) => out.fill(1)

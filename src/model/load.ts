@@ -5,7 +5,8 @@ import { join } from "node:path";
 
 import type { ModelConfig } from "./config.ts";
 import { ChatTemplate, chatTemplateFromConfig, chatTemplateFromGguf } from "./chat-template.ts";
-import { demoChatTemplate, demoTokenizer, demoWeights } from "./demo-model.ts";
+import { demoChatTemplate, demoTokenizer, demoWeights, syntheticWeights } from "./demo-model.ts";
+import { isSyntheticSpec, syntheticConfig } from "./synthetic.ts";
 import { ModelFileError } from "./errors.ts";
 import { readGguf } from "./gguf.ts";
 import { ggufWeights } from "./gguf-model.ts";
@@ -22,10 +23,14 @@ export interface OpenedModel {
   source: "hf" | "gguf" | "demo";
 }
 
-/** Opens a model: an HF folder, a .gguf file, or (no path) the built-in demo model. */
+/** Opens a model: an HF folder, a .gguf file, a synthetic spec, or (no path) the built-in demo model. */
 export function openModel(path?: string | null): OpenedModel {
   if (!path) {
     const weights = demoWeights();
+    return { config: weights.config, weights, tokenizer: demoTokenizer(), chatTemplate: demoChatTemplate(), source: "demo" };
+  }
+  if (isSyntheticSpec(path)) {
+    const weights = syntheticWeights(syntheticConfig(path));
     return { config: weights.config, weights, tokenizer: demoTokenizer(), chatTemplate: demoChatTemplate(), source: "demo" };
   }
   if (!existsSync(path)) throw new ModelFileError(path, "does not exist");

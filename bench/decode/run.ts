@@ -1,0 +1,191 @@
+// bench/decode: CPU prefill and decode throughput of synthetic Llama shapes next to ceilings
+// measured in the same run:
+//   decode ceiling  = memory bandwidth (a large matrix-vector pass) ÷ weight bytes
+//   prefill ceiling = matmul peak FLOP/s (a large fp32 matmul) ÷ FLOPs per token
+// Usage: bun bench/decode/run.ts [--shapes stories15m,110m] [--threads 2]
+import { mkdirSync, writeFileSync } from "node:fs";
+import { cpus } from "node:os";
+
+import { EngineCore } from "../../src/engine/engine-core.ts";
+import { startEngine, type StartedEngine } from "../../src/engine/startup.ts";
+import { parameterCount } from "../../src/model/config.ts";
+import type { Device } from "../../src/native/index.ts";
+import type { Ops } from "../../src/native/ops.ts";
+
+const args = process.argv.slice(2);
+const opt = (name: string, dflt: string) => {
+  const i = args.indexOf(`--${name}`);
+  return i >= 0 && args[i + 1] ? args[i + 1]! : dflt;
+};
+const shapes = opt("shapes", "stories15m,110m").split(",");
+const threads = Number(opt("threads", "2"));
+const MiB = 2 ** 20;
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.floor(s.length / 2)]!;
+}
+
+function timeIt(fn: () => void, reps: number): number {
+  fn(); // warm-up
+  const t: number[] = [];
+  for (let i = 0; i < reps; i++) {
+    const t0 = performance.now();
+    fn();
+    t.push(performance.now() - t0);
+  }
+  return median(t) / 1000;
+}
+
+/** GB/s of a matrix-vector pass over a `bytes`-sized fp32 matrix (well beyond the caches). */
+function measureBandwidth(dev: Device, ops: Ops, bytes: number): number {
+  const K = 4096;
+  const N = Math.floor(bytes / 4 / K);
+  const w = dev.alloc(N * K * 4);
+  const x = dev.alloc(K * 4);
+  const y = dev.alloc(N * 4);
+  dev.copyToDevice(x, new Float32Array(K).fill(0.5));
+  for (let r = 0; r < N; r += 4096) dev.copyToDevice(w + BigInt(r * K * 4), new Float32Array(Math.min(4096, N - r) * K).fill(0.01));
+  const s = timeIt(() => ops.matmul(y, x, w, 0n, 1, N, K), 7);
+  dev.free(w), dev.free(x), dev.free(y);
+  return (N * K * 4) / s / 1e9;
+}
+
+/** GFLOP/s of a large fp32 matmul (the prefill ceiling). */
+function measureMatmulPeak(dev: Device, ops: Ops): number {
+  const [M, N, K] = [512, 2048, 768];
+  const x = dev.alloc(M * K * 4), w = dev.alloc(N * K * 4), y = dev.alloc(M * N * 4);
+  dev.copyToDevice(x, new Float32Array(M * K).fill(0.1));
+  dev.copyToDevice(w, new Float32Array(N * K).fill(0.1));
+  const s = timeIt(() => ops.matmul(y, x, w, 0n, M, N, K), 5);
+  dev.free(x), dev.free(w), dev.free(y);
+  return (2 * M * N * K) / s / 1e9;
+}
+
+interface Row {
+  shape: string;
+  params: number;
+  weightBytes: number;
+  bandwidthGBs: number;
+  matmulPeakGflops: number;
+  prefillTokS: number;
+  prefillGflops: number;
+  prefillOfPeak: number;
+  decode1TokS: number;
+  decode1BoundTokS: number;
+  decode1OfBound: number;
+  decode16TokS: number;
+  decode16OverDecode1: number;
+  engineDecode1TokS: number;
+}
+
+function stepInputs(s: StartedEngine, seqs: number, tokensPerSeq: number, ctx: number) {
+  const bs = s.kvSpec.blockSize;
+  const maxB = s.limits.maxBlocksPerSeq;
+  const blocksPerSeq = Math.ceil(ctx / bs);
+  const T = seqs * tokensPerSeq;
+  const inputIds = new Int32Array(T).map((_, i) => 3 + ((i * 7919) % 250));
+  const positions = new Int32Array(T);
+  const slotMapping = new Int32Array(T);
+  const queryStartLoc = new Int32Array(seqs + 1);
+  const seqLens = new Int32Array(seqs);
+  const blockTables = new Int32Array(seqs * maxB);
+  const logitsIndices = new Int32Array(seqs);
+  for (let q = 0; q < seqs; q++) {
+    queryStartLoc[q] = q * tokensPerSeq;
+    seqLens[q] = ctx;
+    for (let b = 0; b < blocksPerSeq; b++) blockTables[q * maxB + b] = q * blocksPerSeq + b;
+    for (let i = 0; i < tokensPerSeq; i++) {
+      const pos = ctx - tokensPerSeq + i;
+      positions[q * tokensPerSeq + i] = pos;
+      slotMapping[q * tokensPerSeq + i] = (q * blocksPerSeq + Math.floor(pos / bs)) * bs + (pos % bs);
+    }
+    logitsIndices[q] = (q + 1) * tokensPerSeq - 1;
+  }
+  queryStartLoc[seqs] = T;
+  return { inputIds, positions, slotMapping, queryStartLoc, seqLens, blockTables, logitsIndices, decodeOnly: tokensPerSeq === 1 };
+}
+
+function benchShape(shape: string): Row {
+  const s = startEngine({
+    model: `synthetic:${shape}`,
+    device: "cpu",
+    deviceMemory: 3 * 1024 * MiB,
+    gpuMemoryUtilization: 0.9,
+    kvCacheMemoryBytes: 256 * MiB,
+    maxModelLen: 512,
+    maxNumSeqs: 16,
+    maxNumBatchedTokens: 128,
+    blockSize: 16,
+    enforceEager: true,
+    maxWaiting: 16,
+    servedModelName: null,
+    numThreads: threads,
+  });
+  try {
+    const cfg = s.opened.config;
+    const params = parameterCount(cfg);
+    const weightBytes = s.weights.totalBytes;
+    const bandwidth = measureBandwidth(s.dev, s.ops, 256 * MiB);
+    const peak = measureMatmulPeak(s.dev, s.ops);
+    const run = (seqs: number, tps: number, ctx: number) => {
+      const inp = stepInputs(s, seqs, tps, ctx);
+      return () => {
+        s.model.stage(inp);
+        s.model.forward(seqs * tps, seqs, seqs, inp.decodeOnly);
+        s.model.readLogits(seqs);
+      };
+    };
+    const prefillS = timeIt(run(1, 128, 128), 5);
+    const decode1S = timeIt(run(1, 1, 129), 15);
+    const decode16S = timeIt(run(16, 1, 129), 7);
+    // Through the whole engine (scheduler, sampler, logits copy): batch-1 greedy decode.
+    const core = new EngineCore(s, { maxNumSeqs: 16, maxWaiting: 16, servedModelName: null });
+    core.add({
+      requestId: "e",
+      promptTokenIds: Array.from({ length: 64 }, (_, i) => 3 + i),
+      params: { temperature: 0, topP: 1, topK: 0, minP: 0, maxTokens: 48, stop: [], stopTokenIds: [], ignoreEos: true, presencePenalty: 0, frequencyPenalty: 0, repetitionPenalty: 1 },
+    });
+    core.step(); // prefill
+    const t0 = performance.now();
+    let n = 0;
+    while (core.hasWork()) for (const e of core.step()) n += e.tokenIds.length;
+    const engineDecode1 = n / ((performance.now() - t0) / 1000);
+    const flopsPerToken = 2 * params; // matmuls dominate at 128 tokens
+    const prefillGflops = (flopsPerToken * 128) / prefillS / 1e9;
+    const bound = (bandwidth * 1e9) / weightBytes;
+    return {
+      shape,
+      params,
+      weightBytes,
+      bandwidthGBs: bandwidth,
+      matmulPeakGflops: peak,
+      prefillTokS: 128 / prefillS,
+      prefillGflops,
+      prefillOfPeak: prefillGflops / peak,
+      decode1TokS: 1 / decode1S,
+      decode1BoundTokS: bound,
+      decode1OfBound: 1 / decode1S / bound,
+      decode16TokS: 16 / decode16S,
+      decode16OverDecode1: 16 / decode16S / (1 / decode1S),
+      engineDecode1TokS: engineDecode1,
+    };
+  } finally {
+    s.close();
+  }
+}
+
+const rows = shapes.map(benchShape);
+const machine = `${cpus()[0]?.model ?? "cpu"}, ${cpus().length} cores, ${threads} threads`;
+console.log(`bench/decode — ${machine}, ${new Date().toISOString().slice(0, 10)}`);
+console.log("| shape | params | weights MiB | GB/s (GEMV) | peak GFLOP/s | prefill tok/s | prefill % of peak | decode b=1 tok/s | bound tok/s | % of bound | b=16 agg tok/s | b=16 ÷ b=1 | engine b=1 tok/s |");
+console.log("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+for (const r of rows) {
+  console.log(
+    `| ${r.shape} | ${(r.params / 1e6).toFixed(1)}M | ${(r.weightBytes / MiB).toFixed(0)} | ${r.bandwidthGBs.toFixed(1)} | ${r.matmulPeakGflops.toFixed(1)} | ` +
+      `${r.prefillTokS.toFixed(0)} | ${(100 * r.prefillOfPeak).toFixed(0)}% | ${r.decode1TokS.toFixed(1)} | ${r.decode1BoundTokS.toFixed(1)} | ` +
+      `${(100 * r.decode1OfBound).toFixed(0)}% | ${r.decode16TokS.toFixed(1)} | ${r.decode16OverDecode1.toFixed(2)}x | ${r.engineDecode1TokS.toFixed(1)} |`,
+  );
+}
+mkdirSync("bench/out", { recursive: true });
+writeFileSync("bench/out/decode.json", JSON.stringify({ machine, date: new Date().toISOString(), threads, rows }, null, 2));
