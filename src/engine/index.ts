@@ -64,7 +64,10 @@ export class WorkerEngine implements Engine {
     options: EngineOptions,
     private readonly hooks: EngineHooks = {},
   ) {
-    this.worker = new Worker(new URL("./worker.ts", import.meta.url).href);
+    // In the single binary (src/ship/compile.ts: entry points src/cli.ts + src/engine/worker.ts,
+    // root src/) import.meta.url is the executable's /$bunfs/root/<name>, the worker /$bunfs/root/engine/worker.js.
+    const workerUrl = Bun.isStandaloneExecutable ? new URL("./engine/worker.ts", import.meta.url) : new URL("./worker.ts", import.meta.url);
+    this.worker = new Worker(workerUrl.href);
     let resolveReady!: () => void;
     let rejectReady!: (e: Error) => void;
     this.readyPromise = new Promise<void>((res, rej) => {

@@ -5,6 +5,7 @@ import { existsSync } from "node:fs";
 import { join, resolve } from "node:path";
 
 import { HeadroomError } from "./errors.ts";
+import { embeddedLibraryPath, explainDlopenError } from "./extract.ts";
 import { symbols, type Symbols } from "./symbols.ts";
 
 /** Must equal HR_ABI_VERSION in csrc/include/headroom.h. */
@@ -27,7 +28,12 @@ export function libraryDir(): string {
   return process.env.HEADROOM_LIB_DIR ?? resolve(import.meta.dir, "../../build");
 }
 
+/** In the single binary (no $HEADROOM_LIB_DIR), the extracted copy of the embedded library. */
 export function libraryPath(backend: Backend): string {
+  if (process.env.HEADROOM_LIB_DIR === undefined) {
+    const embedded = embeddedLibraryPath(backend);
+    if (embedded !== null) return embedded;
+  }
   return join(libraryDir(), `libheadroom_${backend}.so`);
 }
 
@@ -39,7 +45,12 @@ function open(backend: Backend, path: string): NativeLibrary {
   if (!existsSync(path)) {
     throw new HeadroomError(-5, "loadLibrary", `${path} not found: run \`make\` to build the native library`);
   }
-  const lib = dlopen(path, symbols);
+  let lib: ReturnType<typeof dlopen<Symbols>>;
+  try {
+    lib = dlopen(path, symbols);
+  } catch (e) {
+    throw new HeadroomError(-5, "loadLibrary", explainDlopenError(path, (e as Error).message));
+  }
   const sym = lib.symbols;
   const abi = sym.hr_abi_version();
   if (abi !== EXPECTED_ABI_VERSION) {

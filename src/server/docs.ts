@@ -3,6 +3,7 @@
 import { openapi } from "@elysiajs/openapi";
 import { Elysia, t } from "elysia";
 import pkg from "../../package.json";
+import { embedded } from "../native/embedded.ts";
 
 export const OPENAPI_PATH = "/openapi.json";
 export const SWAGGER_PATH = "/swagger";
@@ -14,6 +15,8 @@ const ASSET_FILES: Record<string, string> = {
 };
 
 function assetPath(file: string): string | null {
+  const embeddedPath = embedded.swagger[file]; // the single binary (src/ship/compile.ts)
+  if (embeddedPath !== undefined) return embeddedPath;
   try {
     return Bun.resolveSync(`swagger-ui-dist/${file}`, import.meta.dir);
   } catch {
