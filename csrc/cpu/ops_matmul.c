@@ -26,8 +26,12 @@
 #define T256 __attribute__((target("avx2,fma")))
 #endif
 
-#define KC_MAX 1024 /* K blocks: a single block up to this, else ~768 */
-#define KC_SPLIT 768
+#ifndef KC_MAX
+#define KC_MAX 1024 /* K blocks: a single block up to this, else ~KC_SPLIT */
+#endif
+#ifndef KC_SPLIT
+#define KC_SPLIT 1024
+#endif
 #define MC 96       /* rows of x per M-block (multiple of 2 and 3) */
 
 typedef struct {
@@ -174,6 +178,63 @@ DEF512_ROW(3)
    tile512_##RM##_7, tile512_##RM##_8}
 static const tile_fn tiles512[3][8] = {ROW512(1), ROW512(2), ROW512(3)};
 
+/* Decode regime (M <= 3): one W row at a time, so each thread reads W as a single
+ * sequential stream (the tile kernel interleaves 8 rows = 8 streams, which DRAM and the
+ * prefetchers serve worse). 4 accumulators per x row hide the FMA latency. */
+T512 static inline __attribute__((always_inline)) void gemv512(const int RM, const float *const *xr, const float *w,
+                                                                int64_t K, int64_t n0, int64_t n1, float *const *yr,
+                                                                const float *bias) {
+  const int64_t K64 = K & ~(int64_t)63;
+  for (int64_t n = n0; n < n1; n++) {
+    const float *wr = w + n * K;
+    __m512 acc[3][4];
+#pragma GCC unroll 3
+    for (int i = 0; i < 3; i++)
+#pragma GCC unroll 4
+      for (int u = 0; u < 4; u++) acc[i][u] = _mm512_setzero_ps();
+    int64_t kk = 0;
+    for (; kk < K64; kk += 64) {
+#pragma GCC unroll 4
+      for (int u = 0; u < 4; u++) {
+        __m512 b = _mm512_loadu_ps(wr + kk + 16 * u);
+        if (RM > 1) __asm__("" : "+v"(b));
+#pragma GCC unroll 3
+        for (int i = 0; i < 3; i++)
+          if (i < RM) acc[i][u] = _mm512_fmadd_ps(_mm512_loadu_ps(xr[i] + kk + 16 * u), b, acc[i][u]);
+      }
+    }
+    for (; kk < K; kk += 16) {
+      __mmask16 msk = K - kk >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (K - kk)) - 1);
+      __m512 b = _mm512_maskz_loadu_ps(msk, wr + kk);
+#pragma GCC unroll 3
+      for (int i = 0; i < 3; i++)
+        if (i < RM) acc[i][0] = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(msk, xr[i] + kk), b, acc[i][0]);
+    }
+#pragma GCC unroll 3
+    for (int i = 0; i < 3; i++) {
+      if (i >= RM) continue;
+      float v = _mm512_reduce_add_ps(
+          _mm512_add_ps(_mm512_add_ps(acc[i][0], acc[i][1]), _mm512_add_ps(acc[i][2], acc[i][3])));
+      yr[i][n] = bias ? v + bias[n] : v;
+    }
+  }
+}
+typedef void (*gemv_fn)(const float *const *xr, const float *w, int64_t K, int64_t n0, int64_t n1, float *const *yr,
+                        const float *bias);
+T512 static void gemv512_1(const float *const *xr, const float *w, int64_t K, int64_t n0, int64_t n1, float *const *yr,
+                           const float *bias) {
+  gemv512(1, xr, w, K, n0, n1, yr, bias);
+}
+T512 static void gemv512_2(const float *const *xr, const float *w, int64_t K, int64_t n0, int64_t n1, float *const *yr,
+                           const float *bias) {
+  gemv512(2, xr, w, K, n0, n1, yr, bias);
+}
+T512 static void gemv512_3(const float *const *xr, const float *w, int64_t K, int64_t n0, int64_t n1, float *const *yr,
+                           const float *bias) {
+  gemv512(3, xr, w, K, n0, n1, yr, bias);
+}
+static const gemv_fn gemvs512[3] = {gemv512_1, gemv512_2, gemv512_3};
+
 /* ---- AVX2: up to 2 x 4 tiles ---- */
 T256 static inline __m128 hsum4_256(__m256 a, __m256 b, __m256 c, __m256 d) {
   __m256 abcd = _mm256_hadd_ps(_mm256_hadd_ps(a, b), _mm256_hadd_ps(c, d));
@@ -273,6 +334,18 @@ static void mm_task(void *vctx, int64_t task, int thread, void *scratch) {
   int64_t nkb = K <= KC_MAX ? 1 : (K + KC_SPLIT - 1) / KC_SPLIT;
   int64_t kcs = (K + nkb - 1) / nkb;
   kcs = (kcs + 15) & ~(int64_t)15;
+#ifdef HR_X86
+  if (c->isa == HR_ISA_AVX512 && c->m <= 3) {
+    const float *xr[3];
+    float *yr[3];
+    for (int64_t i = 0; i < c->m; i++) {
+      xr[i] = c->x + (c->rows ? c->rows[i] : i) * c->k;
+      yr[i] = c->y + i * c->n;
+    }
+    gemvs512[c->m - 1](xr, c->w, c->k, nb, ne, yr, c->bias);
+    return;
+  }
+#endif
   /* pack W panels when more than one x tile will reuse them */
   int pack = (me - mb) > RMX && scratch != NULL;
   float *pk = scratch;

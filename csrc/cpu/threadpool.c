@@ -35,31 +35,50 @@ static pthread_cond_t wake_cond = PTHREAD_COND_INITIALIZER;
 static int nthreads;         /* 0 = not started */
 static pthread_t *workers;   /* nthreads - 1 */
 static scratch_t *scratch;   /* nthreads */
-static _Atomic uint64_t gen; /* bumped per region */
+static _Atomic uint64_t gen; /* bumped per region (wakes workers) */
 static atomic_int quit;
 static atomic_int sleepers;
-static _Atomic int64_t next_task;
-static atomic_int done_workers;
-static int64_t job_n;
-static hrt_task_fn job_fn;
-static void *job_ctx;
 static _Thread_local int in_region;
 static uint64_t start_gen; /* gen when the workers were created (run_lock held) */
-/* Generation when the workers were created: a worker must not read `gen` itself at start-up,
- * or a region begun before it is scheduled would look already seen and never run. */
-static uint64_t start_gen;
+
+/*
+ * Task claiming. A region publishes its job in slot (region & 1) and then the ticket
+ * (region << 40 | next task index). Threads claim a task by CAS on the ticket, so a worker
+ * that wakes late (after its region ended) can never claim a task of another region: its
+ * CAS fails as soon as a new ticket is published. The region's caller waits only for its
+ * tasks to be *done* (not for every worker to check in), so a descheduled worker does not
+ * stall a region; whoever is running claims the remaining tasks.
+ */
+typedef struct {
+  _Atomic(hrt_task_fn) fn;
+  _Atomic(void *) ctx;
+  _Atomic int64_t n;
+  _Atomic int64_t done;
+} job_t;
+static job_t jobs[2];
+static _Atomic uint64_t ticket;
+static uint64_t region_no;
+#define IDX_BITS 40
+#define IDX_MASK ((UINT64_C(1) << IDX_BITS) - 1)
 
 static void run_tasks(int tid) {
   for (;;) {
-    int64_t t = atomic_fetch_add_explicit(&next_task, 1, memory_order_relaxed);
-    if (t >= job_n) break;
-    job_fn(job_ctx, t, tid, scratch[tid].ptr);
+    uint64_t t = atomic_load(&ticket);
+    job_t *j = &jobs[(t >> IDX_BITS) & 1];
+    int64_t idx = (int64_t)(t & IDX_MASK);
+    if (idx >= atomic_load_explicit(&j->n, memory_order_relaxed)) return;
+    if (!atomic_compare_exchange_weak(&ticket, &t, t + 1)) continue;
+    /* claimed: the region cannot end before this task is done, so its job is stable */
+    hrt_task_fn fn = atomic_load_explicit(&j->fn, memory_order_relaxed);
+    fn(atomic_load_explicit(&j->ctx, memory_order_relaxed), idx, tid, scratch[tid].ptr);
+    atomic_fetch_add_explicit(&j->done, 1, memory_order_release);
   }
 }
 
 static void *worker_main(void *arg) {
   int tid = (int)(intptr_t)arg;
   in_region = 1;
+  /* The generation at creation (not at thread start-up, which may come after the first region). */
   uint64_t seen = start_gen;
   for (;;) {
     uint64_t g;
@@ -79,7 +98,6 @@ static void *worker_main(void *arg) {
     if (atomic_load(&quit)) break;
     seen = g;
     run_tasks(tid);
-    atomic_fetch_add_explicit(&done_workers, 1, memory_order_acq_rel);
   }
   return NULL;
 }
@@ -193,11 +211,13 @@ int hrt_parallel(int64_t n_tasks, size_t scratch_bytes, hrt_task_fn fn, void *ct
   if (nthreads == 1 || n_tasks == 1) {
     for (int64_t t = 0; t < n_tasks; t++) fn(ctx, t, 0, scratch[0].ptr);
   } else {
-    job_fn = fn;
-    job_ctx = ctx;
-    job_n = n_tasks;
-    atomic_store_explicit(&next_task, 0, memory_order_relaxed);
-    atomic_store_explicit(&done_workers, 0, memory_order_relaxed);
+    region_no++;
+    job_t *j = &jobs[region_no & 1];
+    atomic_store_explicit(&j->fn, fn, memory_order_relaxed);
+    atomic_store_explicit(&j->ctx, ctx, memory_order_relaxed);
+    atomic_store_explicit(&j->n, n_tasks, memory_order_relaxed);
+    atomic_store_explicit(&j->done, 0, memory_order_relaxed);
+    atomic_store(&ticket, (region_no & ((UINT64_C(1) << (64 - IDX_BITS)) - 1)) << IDX_BITS); /* publishes the job */
     atomic_fetch_add(&gen, 1); /* seq_cst: pairs with the sleepers check */
     if (atomic_load(&sleepers) > 0) {
       pthread_mutex_lock(&wake_lock);
@@ -205,7 +225,7 @@ int hrt_parallel(int64_t n_tasks, size_t scratch_bytes, hrt_task_fn fn, void *ct
       pthread_mutex_unlock(&wake_lock);
     }
     run_tasks(0);
-    while (atomic_load_explicit(&done_workers, memory_order_acquire) < nthreads - 1) CPU_RELAX();
+    while (atomic_load_explicit(&j->done, memory_order_acquire) < n_tasks) CPU_RELAX();
   }
   in_region = 0;
   pthread_mutex_unlock(&run_lock);
