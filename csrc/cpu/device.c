@@ -15,7 +15,7 @@
 #include "../core/backend.h"
 #include "../core/status.h"
 
-#define MAX_CPU_DEVICES 8
+#define MAX_CPU_DEVICES 64
 
 struct hrb_device {
   int64_t ordinal;

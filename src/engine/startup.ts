@@ -61,6 +61,12 @@ export interface StartedEngine {
   close(): void;
 }
 
+function weightsDeviceBytes(m: OpenedModel): number {
+  let n = 0;
+  for (const t of m.weights.tensors.values()) n += t.shape.reduce((a, b) => a * b, 1) * 4;
+  return n;
+}
+
 /** Default token budget per step: vLLM-like on GPUs, smaller on the CPU backend. */
 export function defaultMaxNumBatchedTokens(backend: string, maxModelLen: number): number {
   return backend === "cpu" ? Math.min(512, Math.max(maxModelLen, 64)) : Math.max(2048, Math.min(maxModelLen, 8192));
@@ -97,20 +103,33 @@ export function startEngine(opts: EngineOptions, log: (msg: string) => void = ()
     const kvSpec = kvSpecFor(cfg, opts.blockSize, dtypeBytes);
 
     // 2. weights
-    weights = profiler.measureWeights(() => uploadWeights(dev, opened.weights));
+    const stage = <T>(what: string, knob: string, fn: () => T): T => {
+      try {
+        return fn();
+      } catch (e) {
+        if ((e as { code?: number }).code !== -2) throw e;
+        const free = dev.memInfo().free;
+        throw new StartupMemoryError(`${what} does not fit in device memory (${fmtBytes(free)} free of ${fmtBytes(base.totalBytes)}): ${knob}. (${(e as Error).message})`);
+      }
+    };
+    weights = stage(`the model's weights (${fmtBytes(opened.weights.tensors.size ? weightsDeviceBytes(opened) : 0)})`,
+      "use a device with more memory or offload weights to host memory", () => profiler.measureWeights(() => uploadWeights(dev, opened.weights)));
     // 3. KV address range: each slice can hold the whole device, so any final size fits.
     const region = dev.reserveRegion(base.totalBytes, numSlices(kvSpec));
     kvBase = region.base;
     model = new LlamaModel(dev, ops, cfg, weights, limits, opts.blockSize);
     const m = model;
     // 4. profile run (or just the arena with an explicit KV size)
+    const arenaKnob = "lower --max-num-batched-tokens or --max-num-seqs";
     if (opts.kvCacheMemoryBytes !== null) {
-      profiler.skipProfile(() => m.allocateArena());
+      stage(`the activation arena (${fmtBytes(m.arenaBytes)})`, arenaKnob, () => profiler.skipProfile(() => m.allocateArena()));
     } else {
-      profiler.profileRun(() => {
-        m.allocateArena();
-        profileStep(dev, m, kvSpec, region.base, region.sliceStride, region.granularity);
-      });
+      stage(`the profile run at the maximum batch (arena ${fmtBytes(m.arenaBytes)} + its KV blocks)`, arenaKnob, () =>
+        profiler.profileRun(() => {
+          m.allocateArena();
+          profileStep(dev, m, kvSpec, region.base, region.sliceStride, region.granularity);
+        }),
+      );
     }
     dev.emptyCache();
     // 5. graphs: captured here against the reserved KV addresses (none yet: measures 0)
@@ -146,6 +165,7 @@ export function startEngine(opts: EngineOptions, log: (msg: string) => void = ()
       config: cfg,
       backend: dev.backend === "cuda" ? "cuda" : "cpu",
       deviceMemoryBytes: base.totalBytes,
+      freeMemoryBytes: base.freeBytes,
       gpuMemoryUtilization: opts.gpuMemoryUtilization,
       maxModelLen,
       maxNumSeqs: opts.maxNumSeqs,

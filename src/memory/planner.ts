@@ -2,9 +2,10 @@
 // device — weights, activation arena, graph buffers, KV blocks/tokens, max concurrency, and
 // whether (and how much) weight offload is needed. `headroom plan` and POST /v1/memory/plan
 // call it; the engine's start-up compares its prediction with the measurement.
-import { allocatorRounded, planArena, type BatchLimits } from "../model/arena.ts";
-import { expectedTensors, type ModelConfig } from "../model/config.ts";
-import { numel } from "../model/weights.ts";
+import { planArena, type BatchLimits } from "../model/arena.ts";
+import type { ModelConfig } from "../model/config.ts";
+import { weightLayout } from "../model/weight-layout.ts";
+import { simulateAllocations } from "./allocator-model.ts";
 import { bytesForOneSequence, safetyMarginBytes, sizeKvCache, type KvCacheSpec } from "./kv-sizing.ts";
 
 export type PlanBackend = "cpu" | "cuda";
@@ -14,6 +15,8 @@ export interface PlanInput {
   backend: PlanBackend;
   /** Total device memory (bytes). */
   deviceMemoryBytes: number;
+  /** Free device memory at start (default: all of it). */
+  freeMemoryBytes?: number;
   gpuMemoryUtilization: number;
   maxModelLen: number;
   maxNumSeqs: number;
@@ -33,6 +36,7 @@ export interface MemoryPlan {
   backend: PlanBackend;
   computeDtype: "f32" | "f16";
   computeDtypeBytes: number;
+  /** Allocator bytes of the weight buffers (block sizes, as the allocator counts them). */
   weightsBytes: number;
   weightsPerLayerBytes: number;
   /** Embeddings, final norm and LM head (kept resident under offload). */
@@ -40,6 +44,8 @@ export interface MemoryPlan {
   activationArenaBytes: number;
   /** Static graph inputs/outputs beyond the arena: 0, graphs share the arena's buffers. */
   graphBuffersBytes: number;
+  /** Reserved minus allocated after weights and arena (segment rounding, predicted exactly). */
+  allocatorSlackBytes: number;
   nonAllocatorEstimateBytes: number;
   nonKvBytes: number;
   requestedBytes: number;
@@ -78,27 +84,32 @@ export function batchLimitsFor(maxModelLen: number, maxNumSeqs: number, maxNumBa
   return { maxTokens: maxNumBatchedTokens, maxSeqs: maxNumSeqs, maxBlocksPerSeq: Math.ceil(maxModelLen / blockSize) };
 }
 
-/** Allocator bytes of every weight tensor in the compute dtype. */
-export function weightBytes(cfg: ModelConfig, dtypeBytes: number): { total: number; perLayer: number; resident: number } {
-  let total = 0;
-  let layer0 = 0;
-  for (const [name, shape] of expectedTensors(cfg)) {
-    const b = allocatorRounded(numel(shape) * dtypeBytes);
-    total += b;
-    if (name.startsWith("model.layers.0.")) layer0 += b;
-  }
-  return { total, perLayer: layer0, resident: total - layer0 * cfg.numLayers };
+/** Allocation sizes start-up makes, in order: weight buffers (resident, layers), then the arena. */
+export function startupAllocations(cfg: ModelConfig, dtypeBytes: number, arenaBytes: number): number[] {
+  return [...weightLayout(cfg, dtypeBytes).map((b) => Math.max(1, b.bytes)), arenaBytes];
 }
 
 export function planMemory(p: PlanInput): MemoryPlan {
   const dtypeBytes = p.backend === "cpu" ? 4 : 2;
   const notes: string[] = [];
-  const w = weightBytes(p.config, dtypeBytes);
   const limits = batchLimitsFor(p.maxModelLen, p.maxNumSeqs, p.maxNumBatchedTokens, p.blockSize);
-  const arena = allocatorRounded(planArena(p.config, limits, dtypeBytes, p.attentionWorkspaceBytes).totalBytes);
+  const arenaRequest = planArena(p.config, limits, dtypeBytes, p.attentionWorkspaceBytes).totalBytes;
+  const sizes = startupAllocations(p.config, dtypeBytes, arenaRequest);
+  let fp: ReturnType<typeof simulateAllocations>;
+  try {
+    fp = simulateAllocations(sizes, p.freeMemoryBytes ?? p.deviceMemoryBytes);
+  } catch {
+    fp = simulateAllocations(sizes); // does not fit at all: report the unconstrained footprint
+    notes.push("weights and activation arena do not fit in free device memory");
+  }
+  const weightsBytes = fp.blocks.slice(0, -1).reduce((a, b) => a + b, 0);
+  const arena = fp.blocks.at(-1)!;
+  const perLayer = p.config.numLayers > 0 ? fp.blocks[1]! : 0;
+  const w = { total: weightsBytes, perLayer, resident: fp.blocks[0]! };
   const nonAlloc = p.nonAllocatorEstimateBytes ?? (p.backend === "cuda" ? 600 * MiB : 0);
   if (nonAlloc > 0) notes.push(`non-allocator memory is an estimate (${nonAlloc} B); start-up measures it`);
-  const nonKv = w.total + arena + nonAlloc;
+  const slack = fp.reserved - fp.allocated;
+  const nonKv = fp.reserved + nonAlloc;
   const requested = Math.floor(p.deviceMemoryBytes * p.gpuMemoryUtilization);
   const margin = safetyMarginBytes(p.deviceMemoryBytes);
   const granularity = p.backend === "cpu" ? 4096 : 2 * MiB;
@@ -128,6 +139,7 @@ export function planMemory(p: PlanInput): MemoryPlan {
     weightsResidentBytes: w.resident,
     activationArenaBytes: arena,
     graphBuffersBytes: 0,
+    allocatorSlackBytes: slack,
     nonAllocatorEstimateBytes: nonAlloc,
     nonKvBytes: nonKv,
     requestedBytes: requested,

@@ -4,7 +4,8 @@
 // converted in bounded chunks through one reusable scratch buffer.
 import type { Device } from "../native/device.ts";
 import type { ModelConfig } from "./config.ts";
-import { readRowsF32, numel, rowCount, rowLength, type WeightSet } from "./weights.ts";
+import { weightLayout, type WeightBufferLayout } from "./weight-layout.ts";
+import { readRowsF32, numel, rowCount, rowLength, type TensorSource, type WeightSet } from "./weights.ts";
 
 export interface LoadedTensor {
   /** Device address. */
@@ -17,6 +18,8 @@ export interface LoadedTensor {
 export interface LoadedWeights {
   config: ModelConfig;
   tensors: Map<string, LoadedTensor>;
+  /** The device buffers holding the tensors (weight-layout.ts): resident, then one per layer. */
+  buffers: (WeightBufferLayout & { ptr: bigint })[];
   /** Device bytes requested for the weights (sum of tensor sizes, before allocator rounding). */
   totalBytes: number;
   /** Bytes read from the source (file dtype). */
@@ -40,6 +43,7 @@ export function uploadWeights(dev: Device, ws: WeightSet, opts: UploadOptions = 
   const chunkElems = Math.max(1024, Math.floor((opts.chunkBytes ?? 4 << 20) / 4));
   let scratch = new Float32Array(0);
   const tensors = new Map<string, LoadedTensor>();
+  const buffers: (WeightBufferLayout & { ptr: bigint })[] = [];
   let totalBytes = 0;
   let sourceBytes = 0;
   let freed = false;
@@ -47,43 +51,51 @@ export function uploadWeights(dev: Device, ws: WeightSet, opts: UploadOptions = 
     if (freed) return;
     freed = true;
     let first: unknown;
-    for (const t of tensors.values()) {
+    for (const b of buffers) {
       try {
-        dev.free(t.ptr);
+        dev.free(b.ptr);
       } catch (e) {
         first ??= e;
       }
     }
+    buffers.length = 0;
     tensors.clear();
     if (first) throw first;
   };
+  const copyTensor = (t: TensorSource, ptr: bigint) => {
+    const n = numel(t.shape);
+    if (n === 0) return;
+    if (t.data && t.dtype === "f32" && !t.rowPerm) {
+      dev.copyToDevice(ptr, t.data);
+      return;
+    }
+    const rl = rowLength(t.shape);
+    const rows = rowCount(t.shape);
+    const rowsPerChunk = Math.max(1, Math.floor(chunkElems / rl));
+    const need = Math.min(rows, rowsPerChunk) * rl;
+    if (scratch.length < need) scratch = new Float32Array(need);
+    for (let r = 0; r < rows; r += rowsPerChunk) {
+      const nr = Math.min(rowsPerChunk, rows - r);
+      const view = scratch.subarray(0, nr * rl);
+      readRowsF32(t, r, nr, view);
+      dev.copyToDevice(ptr + BigInt(r * rl * 4), view);
+    }
+  };
   try {
     let done = 0;
-    for (const t of ws.tensors.values()) {
-      const n = numel(t.shape);
-      const bytes = n * 4;
-      const ptr = dev.alloc(Math.max(bytes, 1));
-      tensors.set(t.name, { ptr, shape: [...t.shape], dtype: "f32", bytes });
-      totalBytes += bytes;
-      sourceBytes += t.data?.byteLength ?? 0;
-      if (n > 0) {
-        if (t.data && t.dtype === "f32" && !t.rowPerm) {
-          dev.copyToDevice(ptr, t.data);
-        } else {
-          const rl = rowLength(t.shape);
-          const rows = rowCount(t.shape);
-          const rowsPerChunk = Math.max(1, Math.floor(chunkElems / rl));
-          const need = Math.min(rows, rowsPerChunk) * rl;
-          if (scratch.length < need) scratch = new Float32Array(need);
-          for (let r = 0; r < rows; r += rowsPerChunk) {
-            const nr = Math.min(rowsPerChunk, rows - r);
-            const view = scratch.subarray(0, nr * rl);
-            readRowsF32(t, r, nr, view);
-            dev.copyToDevice(ptr + BigInt(r * rl * 4), view);
-          }
-        }
+    for (const layout of weightLayout(ws.config, 4)) {
+      const base = dev.alloc(Math.max(layout.bytes, 1));
+      buffers.push({ ...layout, ptr: base });
+      for (const lt of layout.tensors) {
+        const t = ws.tensors.get(lt.name);
+        if (!t) throw new Error(`uploadWeights: tensor "${lt.name}" missing from the weight set`);
+        const ptr = base + BigInt(lt.offset);
+        tensors.set(t.name, { ptr, shape: [...t.shape], dtype: "f32", bytes: lt.bytes });
+        totalBytes += lt.bytes;
+        sourceBytes += t.data?.byteLength ?? 0;
+        copyTensor(t, ptr);
+        opts.onTensor?.(t.name, ++done, ws.tensors.size);
       }
-      opts.onTensor?.(t.name, ++done, ws.tensors.size);
     }
   } catch (e) {
     try {
@@ -97,6 +109,7 @@ export function uploadWeights(dev: Device, ws: WeightSet, opts: UploadOptions = 
   return {
     config: ws.config,
     tensors,
+    buffers,
     totalBytes,
     sourceBytes,
     uploadMs,

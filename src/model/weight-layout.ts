@@ -1,0 +1,30 @@
+// Where weights live on the device: one buffer for the tensors used every step (embeddings,
+// final norm, LM head: "resident") and one buffer per decoder layer, tensors at 256-byte
+// aligned offsets. Few, large, per-layer allocations make the allocator's footprint exactly
+// predictable (the planner simulates them) and give weight offload one copy per layer.
+import { expectedTensors, type ModelConfig } from "./config.ts";
+import { numel } from "./weights.ts";
+
+export const WEIGHT_ALIGN = 256;
+
+export interface WeightBufferLayout {
+  /** "resident" or "layer.<i>". */
+  name: string;
+  layer: number | null;
+  bytes: number;
+  tensors: { name: string; shape: number[]; offset: number; bytes: number }[];
+}
+
+/** Buffers in allocation order: resident first, then layers 0 … L−1. */
+export function weightLayout(cfg: ModelConfig, elemBytes: number): WeightBufferLayout[] {
+  const resident: WeightBufferLayout = { name: "resident", layer: null, bytes: 0, tensors: [] };
+  const layers: WeightBufferLayout[] = Array.from({ length: cfg.numLayers }, (_, i) => ({ name: `layer.${i}`, layer: i, bytes: 0, tensors: [] }));
+  for (const [name, shape] of expectedTensors(cfg)) {
+    const m = /^model\.layers\.(\d+)\./.exec(name);
+    const buf = m ? layers[Number(m[1])]! : resident;
+    const bytes = numel(shape) * elemBytes;
+    buf.tensors.push({ name, shape, offset: buf.bytes, bytes });
+    buf.bytes += Math.ceil(Math.max(bytes, 1) / WEIGHT_ALIGN) * WEIGHT_ALIGN;
+  }
+  return [resident, ...layers];
+}
