@@ -16,6 +16,7 @@ import type { Engine } from "../engine/api.ts";
 import { chatRoutes } from "./chat.ts";
 import { completionsRoutes } from "./completions.ts";
 import { ServerContext } from "./context.ts";
+import { dashboardRoutes } from "./dashboard.ts";
 import { openapiPlugin, swaggerAssets } from "./docs.ts";
 import { ApiError, errorResponse } from "./errors.ts";
 import { healthRoutes } from "./health.ts";
@@ -45,6 +46,7 @@ const KNOWN_ROUTES = new Set([
   "/metrics",
   "/openapi.json",
   "/swagger",
+  "/dashboard",
 ]);
 const GENERATION_ROUTES = new Set(["/v1/completions", "/v1/chat/completions"]);
 
@@ -162,7 +164,8 @@ export function createApp(args: CreateAppArgs) {
     .use(chatRoutes(ctx))
     .use(memoryRoutes(ctx))
     .use(kvRoutes(ctx))
-    .use(swaggerAssets());
+    .use(swaggerAssets())
+    .use(dashboardRoutes());
 
   /** Bun.serve fetch handler: request id, per-route metrics and the access log around app.handle. */
   async function fetch(req: Request, server?: Server<unknown>): Promise<Response> {
