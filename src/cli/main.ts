@@ -8,15 +8,19 @@ import { createLogger } from "../server/log.ts";
 import { openapiText } from "../server/openapi-doc.ts";
 import { OptionsError, parseServeOptions, redactOptions, serveHelp } from "../server/options.ts";
 import { createProgress } from "../server/progress.ts";
+import { planCommand } from "./plan.ts";
+
+function plan(argv: string[]): number {
+  return planCommand(argv);
+}
 
 const USAGE = `headroom ${pkg.version} — LLM inference server with exact device-memory management
 
 Usage:
   headroom serve [flags]            start the OpenAI-compatible server (see: headroom serve --help)
+  headroom plan [flags]             predict device memory for a model (see: headroom plan --help)
   headroom openapi [--out FILE]     write the OpenAPI document (default: stdout)
-  headroom --version
-
-The memory planner (headroom plan) arrives with src/memory/planner.ts.`;
+  headroom --version`;
 
 export async function runCli(argv: string[]): Promise<number> {
   const [cmd, ...rest] = argv;
@@ -35,6 +39,8 @@ export async function runCli(argv: string[]): Promise<number> {
       return await serve(rest);
     case "openapi":
       return await openapi(rest);
+    case "plan":
+      return plan(rest);
     default:
       console.error(`headroom: unknown command '${cmd}'\n\n${USAGE}`);
       return 2;

@@ -1,0 +1,136 @@
+// One entry point for "what if" memory plans: a model (path, synthetic spec or an HF
+// config.json object) plus serving limits → MemoryPlan. Backs `headroom plan` and
+// POST /v1/memory/plan.
+import { DECODE_PARTITION_SIZE } from "../model/llama.ts";
+import { parseHfConfig } from "../model/hf-config.ts";
+import { openModel } from "../model/load.ts";
+import type { ModelConfig } from "../model/config.ts";
+import { loadLibrary } from "../native/library.ts";
+import { batchLimitsFor, defaultCaptureSizes, planMemory, type MemoryPlan, type PlanBackend } from "./planner.ts";
+
+export interface PlanRequest {
+  /** HF folder, .gguf file or synthetic:… spec (server side paths). */
+  model?: string | null;
+  /** An HF config.json object (instead of `model`). */
+  config?: Record<string, unknown> | null;
+  backend?: PlanBackend;
+  deviceMemoryBytes: number;
+  gpuMemoryUtilization?: number;
+  maxModelLen?: number | null;
+  maxNumSeqs?: number;
+  maxNumBatchedTokens?: number | null;
+  blockSize?: number;
+  cudagraphCaptureSizes?: number[] | null;
+  enforceEager?: boolean;
+  kvCacheMemoryBytes?: number | null;
+}
+
+export interface PlanResponse {
+  model: { name: string; architecture: string; layers: number; hidden_size: number; heads: number; kv_heads: number; vocab_size: number };
+  inputs: {
+    backend: PlanBackend;
+    device_memory_bytes: number;
+    gpu_memory_utilization: number;
+    max_model_len: number;
+    max_num_seqs: number;
+    max_num_batched_tokens: number;
+    block_size: number;
+    capture_sizes: number[];
+  };
+  plan: MemoryPlan;
+}
+
+export class PlanRequestError extends Error {
+  override readonly name = "PlanRequestError";
+  readonly code = "invalid_request";
+}
+
+function configOf(req: PlanRequest): ModelConfig {
+  if (req.config) return parseHfConfig(req.config, "request body config", String(req.config._name_or_path ?? "config"));
+  if (req.model) return openModel(req.model).config;
+  throw new PlanRequestError("a plan needs `model` (path or synthetic:… spec) or `config` (an HF config.json object)");
+}
+
+/** Decode-attention workspace (the same formula the engine uses), from the CPU library. */
+function workspaceBytes(cfg: ModelConfig, maxSeqs: number, maxBlocksPerSeq: number, blockSize: number): number {
+  const lib = loadLibrary("cpu");
+  const out = new BigUint64Array(1);
+  lib.check(
+    lib.sym.hr_paged_attention_workspace_bytes(0, maxSeqs, cfg.numHeads, cfg.headDim, maxBlocksPerSeq, blockSize, DECODE_PARTITION_SIZE, out),
+    "hr_paged_attention_workspace_bytes",
+  );
+  return Number(out[0]);
+}
+
+export function planFromRequest(req: PlanRequest): PlanResponse {
+  const cfg = configOf(req);
+  const backend = req.backend ?? "cuda";
+  const maxModelLen = req.maxModelLen ?? cfg.maxPositionEmbeddings;
+  const maxNumSeqs = req.maxNumSeqs ?? 256;
+  const blockSize = req.blockSize ?? 16;
+  const maxTokens = req.maxNumBatchedTokens ?? (backend === "cpu" ? Math.min(512, Math.max(maxModelLen, 64)) : Math.max(2048, Math.min(maxModelLen, 8192)));
+  if (!(req.deviceMemoryBytes > 0)) throw new PlanRequestError(`device_memory_bytes must be > 0 (got ${req.deviceMemoryBytes})`);
+  const util = req.gpuMemoryUtilization ?? 0.9;
+  if (!(util > 0 && util <= 1)) throw new PlanRequestError(`gpu_memory_utilization must be in (0, 1] (got ${util})`);
+  const captureSizes = req.enforceEager ? [] : (req.cudagraphCaptureSizes ?? defaultCaptureSizes(maxNumSeqs));
+  const limits = batchLimitsFor(maxModelLen, maxNumSeqs, maxTokens, blockSize);
+  const plan = planMemory({
+    config: cfg,
+    backend,
+    deviceMemoryBytes: req.deviceMemoryBytes,
+    gpuMemoryUtilization: util,
+    maxModelLen,
+    maxNumSeqs,
+    maxNumBatchedTokens: maxTokens,
+    blockSize,
+    captureSizes,
+    attentionWorkspaceBytes: workspaceBytes(cfg, limits.maxSeqs, limits.maxBlocksPerSeq, blockSize),
+    kvCacheMemoryBytes: req.kvCacheMemoryBytes ?? null,
+  });
+  return {
+    model: {
+      name: cfg.name,
+      architecture: cfg.architecture,
+      layers: cfg.numLayers,
+      hidden_size: cfg.hiddenSize,
+      heads: cfg.numHeads,
+      kv_heads: cfg.numKvHeads,
+      vocab_size: cfg.vocabSize,
+    },
+    inputs: {
+      backend,
+      device_memory_bytes: req.deviceMemoryBytes,
+      gpu_memory_utilization: util,
+      max_model_len: maxModelLen,
+      max_num_seqs: maxNumSeqs,
+      max_num_batched_tokens: maxTokens,
+      block_size: blockSize,
+      capture_sizes: captureSizes,
+    },
+    plan,
+  };
+}
+
+/** The plan as a two-column text table (headroom plan). */
+export function planTable(r: PlanResponse): string {
+  const p = r.plan;
+  const gib = (b: number) => `${(b / 2 ** 30).toFixed(3)} GiB`;
+  const rows: [string, string][] = [
+    ["model", `${r.model.name} (${r.model.architecture}, ${r.model.layers} layers, hidden ${r.model.hidden_size}, ${r.model.heads}/${r.model.kv_heads} heads)`],
+    ["backend / dtype", `${p.backend} / ${p.computeDtype}`],
+    ["device memory", gib(r.inputs.device_memory_bytes)],
+    ["requested (utilization)", `${gib(p.requestedBytes)} (${r.inputs.gpu_memory_utilization})`],
+    ["weights", gib(p.weightsBytes)],
+    ["activation arena", gib(p.activationArenaBytes)],
+    ["allocator slack", gib(p.allocatorSlackBytes)],
+    ["graph buffers (shared)", gib(p.graphBuffersBytes)],
+    ["non-allocator (estimate)", gib(p.nonAllocatorEstimateBytes)],
+    ["safety margin", gib(p.safetyMarginBytes)],
+    ["KV budget", gib(p.kvBudgetBytes)],
+    ["KV blocks × block size", `${p.kvBlocks} × ${r.inputs.block_size} = ${p.kvTokens} tokens`],
+    ["max concurrency", `${p.maxConcurrency.toFixed(2)} sequences of ${r.inputs.max_model_len} tokens`],
+    ["fits", p.fits ? "yes" : `no: offload ${p.offloadLayers} layers (${gib(p.offloadBytes)})`],
+  ];
+  const w = Math.max(...rows.map(([k]) => k.length));
+  return [...rows.map(([k, v]) => `${k.padEnd(w)}  ${v}`), ...p.notes.map((n) => `note: ${n}`)].join("\n");
+}
