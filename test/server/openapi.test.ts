@@ -32,7 +32,7 @@ describe("openapi document", () => {
     const doc = (await res.json()) as { openapi: string; paths: Record<string, Record<string, { requestBody?: { content: Record<string, unknown> }; responses: Record<string, unknown>; security?: unknown }>> };
     expect(doc).toEqual(JSON.parse(readFileSync(docPath, "utf8")));
     expect(doc.openapi).toMatch(/^3\.1/);
-    expect(Object.keys(doc.paths).sort()).toEqual(["/health", "/metrics", "/v1/chat/completions", "/v1/completions", "/v1/kv", "/v1/memory", "/v1/memory/allocator", "/v1/models", "/v1/models/{model}"]);
+    expect(Object.keys(doc.paths).sort()).toEqual(["/health", "/metrics", "/v1/chat/completions", "/v1/completions", "/v1/kv", "/v1/memory", "/v1/memory/allocator", "/v1/memory/plan", "/v1/models", "/v1/models/{model}"]);
     for (const p of ["/v1/completions", "/v1/chat/completions"]) {
       const op = doc.paths[p]!.post!;
       expect(Object.keys(op.requestBody!.content)).toEqual(["application/json"]);
