@@ -5,6 +5,7 @@ import { EngineCore } from "./engine-core.ts";
 import type { FromWorker, ToWorker } from "./protocol.ts";
 import { toWire } from "./protocol.ts";
 import { startEngine, type StartedEngine } from "./startup.ts";
+import { HostPressureReleaser } from "../memory/pressure.ts";
 
 declare const self: Worker;
 
@@ -33,6 +34,13 @@ function handle(m: ToWorker): void {
           servedModelName: m.options.servedModelName,
         });
         post({ type: "ready", model: core.model(), startupLine: started.startupLine });
+        // Unified-memory devices: give cached allocator memory back when the host runs low.
+        const releaser = new HostPressureReleaser(started.dev);
+        const timer = setInterval(() => {
+          if (stopping) return clearInterval(timer);
+          const n = releaser.check();
+          if (n > 0) post({ type: "log", message: `host memory pressure: released ${n} B of cached allocator memory` });
+        }, 1000);
       } catch (e) {
         post({ type: "failed", error: toWire(e) });
         stopping = true;
