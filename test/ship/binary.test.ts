@@ -50,7 +50,7 @@ describe.skipIf(!haveLib)("single binary", () => {
     expect(h.stdout.toString()).toContain("--device-memory");
   });
 
-  test("serves: /health, /v1/models, /v1/completions, Swagger UI assets; two concurrent starts share one extraction dir", async () => {
+  test("serves: /health, /v1/models, /v1/completions, Swagger UI assets, /dashboard; two concurrent starts share one extraction dir", async () => {
     const tmp = join(work, "tmp");
     const a = serve(tmp);
     const b = serve(tmp); // concurrent start: same content-addressed file, written via rename
@@ -73,6 +73,9 @@ describe.skipIf(!haveLib)("single binary", () => {
     expect(js.status).toBe(200);
     expect((await js.arrayBuffer()).byteLength).toBeGreaterThan(100_000);
     expect((await fetch(`${ua}/swagger`)).status).toBe(200);
+    const dash = await fetch(`${ua}/dashboard`);
+    expect(dash.status).toBe(200);
+    expect(await dash.text()).toContain("/v1/memory");
 
     // The private extraction directory: 0700, owned by us, one content-addressed copy.
     const dir = join(tmp, `headroom-${uid}`);
