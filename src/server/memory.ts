@@ -9,7 +9,7 @@ import { AllocatorPayload, ErrorResponse, MemoryPayload } from "./schemas.ts";
 const PlanBody = t.Object(
   {
     model: t.Optional(t.String({ description: "HF folder, .gguf file or synthetic:… spec on the server (default: the served model's config)" })),
-    config: t.Optional(t.Record(t.String(), t.Unknown(), { description: "an HF config.json object" })),
+    config: t.Optional(t.Record(t.String(), t.Unknown(), { description: "an HF config.json object", additionalProperties: false })),
     backend: t.Optional(t.Union([t.Literal("cuda"), t.Literal("cpu")])),
     device_memory_bytes: t.Integer({ minimum: 1 }),
     gpu_memory_utilization: t.Optional(t.Number({ exclusiveMinimum: 0, maximum: 1 })),
@@ -26,9 +26,9 @@ const PlanBody = t.Object(
 
 const PlanResponse = t.Object(
   {
-    model: t.Record(t.String(), t.Unknown()),
-    inputs: t.Record(t.String(), t.Unknown()),
-    plan: t.Record(t.String(), t.Unknown()),
+    model: t.Record(t.String(), t.Unknown(), { additionalProperties: false }),
+    inputs: t.Record(t.String(), t.Unknown(), { additionalProperties: false }),
+    plan: t.Record(t.String(), t.Unknown(), { additionalProperties: false }),
   },
   { additionalProperties: false },
 );
