@@ -49,6 +49,7 @@ export function table(head: string[], rows: (string | number | Json | undefined)
 
 const isObj = (x: Json | undefined): x is Obj => typeof x === "object" && x !== null && !Array.isArray(x);
 const num = (x: Json | undefined): number => (typeof x === "number" ? x : NaN);
+const pct = (x: Json | undefined) => (Number.isFinite(num(x)) ? `${num(x).toFixed(1)}%` : "–");
 const ratio = (a: number, b: number) => (b > 0 && Number.isFinite(a) ? `${(a / b).toFixed(2)}×` : "–");
 
 /** Flattens nested objects of scalars to dotted keys. */
@@ -104,8 +105,8 @@ const renderers: Record<string, Renderer> = {
   matmul(out) {
     const j = out["matmul.json"] as Obj;
     const head = `ISA ${fmt(j.isa)}, ${fmt(j.threads)} threads; same-run ceilings: STREAM-like read ${fmt(j.stream_read_gbs)} GB/s, FMA loop ${fmt(j.peak_fma_loop_gflops)} GFLOP/s (theory ${fmt(j.peak_theory_gflops)}).`;
-    const dec = ((j.decode as Obj[]) ?? []).map((r) => [`${r.n}×${r.k}, M=${r.m}`, r.cold_gbs, `${fmt(r.pct_stream)}%`, r.hot_gbs, r.us_per_call, `${fmt(r.tokens_per_s_vs_m1)}×`]);
-    const pre = ((j.prefill as Obj[]) ?? []).map((r) => [`${r.n}×${r.k}, M=${r.m}`, r.gflops, `${fmt(r.pct_fma_loop)}%`, `${fmt(r.pct_theory)}%`, num(r.naive_1t_gflops) > 0 ? r.naive_1t_gflops : "–", ratio(num(r.gflops), num(r.naive_1t_gflops))]);
+    const dec = ((j.decode as Obj[]) ?? []).map((r) => [`${r.n}×${r.k}, M=${r.m}`, r.cold_gbs, pct(r.pct_stream), r.hot_gbs, r.us_per_call, `${fmt(r.tokens_per_s_vs_m1)}×`]);
+    const pre = ((j.prefill as Obj[]) ?? []).map((r) => [`${r.n}×${r.k}, M=${r.m}`, r.gflops, pct(r.pct_fma_loop), pct(r.pct_theory), num(r.naive_1t_gflops) > 0 ? r.naive_1t_gflops : "–", ratio(num(r.gflops), num(r.naive_1t_gflops))]);
     return [
       head,
       `Decode (GEMV-like, weight-streaming):\n\n${table(["N×K, M", "cold GB/s", "of read bw", "hot GB/s", "µs/call", "tok/s vs M=1"], dec)}`,

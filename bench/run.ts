@@ -4,7 +4,7 @@
 //   bun bench/run.ts                 CPU benchmarks (GPU ones say "skipped: no GPU")
 //   bun bench/run.ts --gpu           also the GPU benchmarks (on a machine with a CUDA device)
 //   bun bench/run.ts --only serve,load    --skip load    --list
-//   bun bench/run.ts --report-only [--only x]   re-render RESULTS.md blocks from the JSON in bench/out
+//   bun bench/run.ts --report-only [--only x]   re-render RESULTS.md blocks from bench/out (JSON + runs/<name>.json)
 //   bun bench/run.ts --no-write      run, print, leave RESULTS.md alone
 //
 // Benchmarks: every bench/<name>/ with run.ts (run with bun) or run.sh (bash), plus the table
@@ -14,7 +14,7 @@
 // ran successfully have their block in RESULTS.md replaced; hand-written text and the blocks of
 // benchmarks that did not run are kept as they are.
 import { spawnSync } from "node:child_process";
-import { existsSync, readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { cpus, release, totalmem } from "node:os";
 import { join, resolve } from "node:path";
 import { renderRun, upsertBlock, type Json, type RunInfo } from "./report.ts";
@@ -162,7 +162,9 @@ export async function main(argv: string[]): Promise<number> {
         continue;
       }
       const newest = Math.max(...Object.keys(outputs).map((f) => statSync(join(OUT, f)).mtimeMs));
-      runs.push({ name: spec.name, date: new Date(newest).toISOString(), machine: `${mach} (rendered from existing JSON)`, command, wallSeconds: 0, outputs });
+      const metaPath = join(OUT, "runs", `${spec.name}.json`);
+      const meta = existsSync(metaPath) ? (JSON.parse(readFileSync(metaPath, "utf8")) as Omit<RunInfo, "outputs">) : null;
+      runs.push({ ...(meta ?? { name: spec.name, date: new Date(newest).toISOString(), machine: `${mach} (rendered from existing JSON)`, command, wallSeconds: 0 }), outputs });
       summary.push([spec.name, "rendered from bench/out"]);
       continue;
     }
@@ -201,7 +203,10 @@ export async function main(argv: string[]): Promise<number> {
       continue;
     }
     const outputs = outputsOf(spec, started);
-    runs.push({ name: spec.name, date: new Date().toISOString(), machine: mach, command, wallSeconds: wall, outputs });
+    const info = { name: spec.name, date: new Date().toISOString(), machine: mach, command, wallSeconds: wall };
+    mkdirSync(join(OUT, "runs"), { recursive: true });
+    writeFileSync(join(OUT, "runs", `${spec.name}.json`), JSON.stringify(info, null, 2) + "\n"); // for --report-only
+    runs.push({ ...info, outputs });
     summary.push([spec.name, `ok in ${wall.toFixed(1)} s (${Object.keys(outputs).length} JSON)`]);
   }
 
