@@ -25,13 +25,29 @@ const int hr_op_nargs[HR_OPK_COUNT] = {
 const char *hr_op_kind_name(int kind) {
   static const char *names[HR_OPK_COUNT] = {"none", "embedding", "rms_norm", "rope", "matmul",
                                             "silu_mul", "kv_write", "attention_decode", "attention_prefill"};
+  static const char *copy_names[HR_OPK_COPY_END - HR_OPK_COPY_FIRST] = {"copy_begin", "copy_async", "copy_wait",
+                                                                         "copy_release"};
+  if (hr_op_is_copy(kind)) return copy_names[kind - HR_OPK_COPY_FIRST];
   return (kind >= 0 && kind < HR_OPK_COUNT) ? names[kind] : "unknown";
 }
 
+hr_op_exec_fn hr_copy_op_executor(int kind); /* copy_engine.c */
+
+hr_op_exec_fn hr_ops_executor(int kind) {
+  if (hr_op_is_copy(kind)) return hr_copy_op_executor(kind);
+  if (kind <= HR_OPK_NONE || kind >= HR_OPK_COUNT) return NULL;
+  return hrb_op_executors[kind];
+}
+
+int hr_op_nargs_of(int kind) {
+  if (hr_op_is_copy(kind)) return HR_A_CP_N;
+  return (kind > HR_OPK_NONE && kind < HR_OPK_COUNT) ? hr_op_nargs[kind] : 0;
+}
+
 int hr_ops_submit(hr_instance *inst, int kind, const int64_t *args) {
-  if (kind <= HR_OPK_NONE || kind >= HR_OPK_COUNT)
+  if (!hr_op_is_copy(kind) && (kind <= HR_OPK_NONE || kind >= HR_OPK_COUNT))
     return hr_fail(HR_E_INVALID, "hr_ops_submit: unknown op kind %d", kind);
-  hr_op_exec_fn fn = hrb_op_executors[kind];
+  hr_op_exec_fn fn = hr_ops_executor(kind);
   if (!fn)
     return hr_fail(HR_E_UNSUPPORTED, "hr_op_%s: not implemented by the %s backend", hr_op_kind_name(kind),
                    hr_backend_name());

@@ -33,6 +33,23 @@ enum hr_op_kind {
 
 #define HR_OP_MAX_ARGS 24
 
+/*
+ * Copy-engine ops (offload, csrc/core/copy_engine.c): a separate range so backend executor
+ * tables (sized HR_OPK_COUNT) stay as they are; their executors are backend-independent and
+ * found through hr_ops_executor(). A graph recorder should store (kind, hr_op_nargs_of(kind)
+ * values) and replay through hr_ops_executor(kind) so these are recorded too.
+ */
+enum hr_copy_op_kind {
+  HR_OPK_COPY_FIRST = 64,
+  HR_OPK_COPY_BEGIN = HR_OPK_COPY_FIRST, /* args: engine */
+  HR_OPK_COPY_ASYNC,                     /* args: engine, slot, dst, src_host, bytes, after_release */
+  HR_OPK_COPY_WAIT,                      /* args: engine, slot */
+  HR_OPK_COPY_RELEASE,                   /* args: engine, slot */
+  HR_OPK_COPY_END
+};
+enum { HR_A_CP_ENGINE, HR_A_CP_SLOT, HR_A_CP_DST, HR_A_CP_SRC, HR_A_CP_BYTES, HR_A_CP_AFTER_RELEASE, HR_A_CP_N };
+static inline int hr_op_is_copy(int kind) { return kind >= HR_OPK_COPY_FIRST && kind < HR_OPK_COPY_END; }
+
 /* ---- argument records (indices into int64_t args[]) ---- */
 enum { HR_A_EMB_DTYPE, HR_A_EMB_OUT, HR_A_EMB_TABLE, HR_A_EMB_IDS, HR_A_EMB_T, HR_A_EMB_ROWS, HR_A_EMB_DIM, HR_A_EMB_N };
 enum { HR_A_RMS_DTYPE, HR_A_RMS_OUT, HR_A_RMS_X, HR_A_RMS_RES, HR_A_RMS_W, HR_A_RMS_ROWS, HR_A_RMS_DIM, HR_A_RMS_EPS, HR_A_RMS_N };
@@ -78,6 +95,11 @@ extern const hr_op_exec_fn hrb_op_executors[HR_OPK_COUNT];
 /* Backend thread control behind hr_set_num_threads / hr_get_num_threads. */
 int hrb_ops_set_num_threads(int64_t n);
 int64_t hrb_ops_get_num_threads(void);
+
+/* The executor of any kind (compute kinds: the backend table; copy kinds: core), NULL if none. */
+hr_op_exec_fn hr_ops_executor(int kind);
+/* Number of meaningful args of any kind (hr_op_nargs for compute kinds, HR_A_CP_N for copy kinds). */
+int hr_op_nargs_of(int kind);
 
 /* Runs (today) or records (during capture, later) one op. */
 int hr_ops_submit(hr_instance *inst, int kind, const int64_t *args);

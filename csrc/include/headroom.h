@@ -299,6 +299,73 @@ HR_API int hr_op_attention_prefill(uint64_t dev, int64_t dtype, uint64_t out, ui
                                    int64_t num_blocks, int64_t block_size, int64_t max_blocks_per_seq,
                                    double scale, int64_t q_stride);
 
+/* ---- offload / copy engine ------------------------------------------------------- */
+/*
+ * Weight offload (DESIGN.md "Conditional weight offload"): layers that do not fit on the
+ * device live in host buffers and are copied into a ring of device staging slots on a copy
+ * engine while other layers compute. Both backends export this section.
+ *
+ * Host buffers: pinned (cudaHostAlloc, portable) on CUDA; page-aligned anonymous mmap on
+ * CPU. They are host memory: never counted against the device or its allocator.
+ * hr_host_bytes: bytes currently held through hr_host_alloc by this instance.
+ */
+HR_API int hr_host_alloc(uint64_t dev, uint64_t bytes, uint64_t *ptr_out);
+HR_API int hr_host_free(uint64_t dev, uint64_t ptr);
+HR_API int hr_host_bytes(uint64_t dev, uint64_t *bytes_out);
+
+/*
+ * A copy engine with `num_slots` slot events (one per staging slot; 1..64). CUDA: its own
+ * non-blocking copy stream plus, per slot, a "copied" and a "released" event. CPU: a copy
+ * thread serving a FIFO of memcpy requests, per slot a sequence number of the last copy
+ * issued and the last copy done. Ordering (the compute side is the instance's stream on
+ * CUDA, the calling thread on CPU):
+ *   hr_copy_begin    copies issued after it start after the compute work queued before it
+ *                    (CUDA: event on the compute stream, the copy stream waits on it; this is
+ *                    also how a captured graph forks into the copy stream). CPU: no-op.
+ *   hr_copy_async    copies `bytes` from host buffer `src_host` (inside one hr_host_alloc
+ *                    block) to `dst` (inside a live allocation of this instance), tagged with
+ *                    `slot`. after_release = 1: the copy also waits until the compute side
+ *                    released the slot (hr_copy_release), so a slot is never overwritten
+ *                    while the layer using it may still run. Returns at once.
+ *   hr_copy_wait     compute work queued after it runs after the last copy tagged `slot`
+ *                    (CUDA: cudaStreamWaitEvent on the compute stream, the host does not
+ *                    block; CPU: blocks the calling thread until that copy is done).
+ *   hr_copy_release  the compute work using `slot` has been queued (CUDA: event recorded on
+ *                    the compute stream; CPU: ops have finished when they return: no-op).
+ * These four go through the op dispatcher (csrc/core/ops_dispatch.c), so op-list graphs
+ * (CPU) record them and CUDA stream capture turns them into memcpy nodes and cross-stream
+ * event dependencies.
+ * hr_copy_query: *done_out = 1 when the last copy tagged `slot` has completed (host view).
+ * hr_copy_synchronize: the host waits for every copy issued so far.
+ * hr_copy_engine_destroy waits for pending copies first.
+ */
+HR_API int hr_copy_engine_create(uint64_t dev, int64_t num_slots, uint64_t *engine_out);
+HR_API int hr_copy_engine_destroy(uint64_t dev, uint64_t engine);
+HR_API int hr_copy_begin(uint64_t dev, uint64_t engine);
+HR_API int hr_copy_async(uint64_t dev, uint64_t engine, int64_t slot, uint64_t dst, uint64_t src_host, uint64_t bytes,
+                         int64_t after_release);
+HR_API int hr_copy_wait(uint64_t dev, uint64_t engine, int64_t slot);
+HR_API int hr_copy_release(uint64_t dev, uint64_t engine, int64_t slot);
+HR_API int hr_copy_query(uint64_t dev, uint64_t engine, int64_t slot, int64_t *done_out);
+HR_API int hr_copy_synchronize(uint64_t dev, uint64_t engine);
+
+/* Layout of hr_copy_engine_stats's out array (double each; cumulative since create). */
+#define HR_COPY_STAT_BYTES 0        /* bytes copied (CUDA: bytes issued eagerly, not graph replays) */
+#define HR_COPY_STAT_COPIES 1       /* copies */
+#define HR_COPY_STAT_BUSY_S 2       /* seconds the copy thread spent copying (CPU; 0 on CUDA) */
+#define HR_COPY_STAT_WAIT_S 3       /* seconds the compute side was blocked in hr_copy_wait (CPU) */
+#define HR_COPY_STAT_WAITS 4        /* hr_copy_wait calls */
+#define HR_COPY_STAT_WAITS_BLOCKED 5 /* waits that found the copy not done yet (CPU) */
+#define HR_COPY_STAT_COUNT 6
+/* Writes min(n, HR_COPY_STAT_COUNT) values. */
+HR_API int hr_copy_engine_stats(uint64_t dev, uint64_t engine, double *out, int64_t n);
+/*
+ * Test knob (CPU only; HR_E_UNSUPPORTED on CUDA): the copy thread sleeps delay_us before
+ * every copy, so a missing wait shows up as wrong results. Env HEADROOM_COPY_DELAY_US sets the
+ * initial value of every new CPU engine.
+ */
+HR_API int hr_copy_engine_set_delay_us(uint64_t dev, uint64_t engine, int64_t delay_us);
+
 #ifdef __cplusplus
 }
 #endif

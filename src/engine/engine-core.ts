@@ -274,9 +274,41 @@ export class EngineCore {
           `--kv-cache-memory-bytes=${st.suggestions.kvCacheMemoryBytesFullDevice} uses the whole device ` +
           `(keeps a ${fmtBytes(st.suggestions.safetyMarginBytes)} margin)`,
       },
+      offload: this.offload(),
       plan: st.plan,
       plan_mismatches: st.planMismatches,
       startup_line: st.startupLine,
+    };
+  }
+
+  /** The `offload` object of GET /v1/memory: placement, slots, link and step-time figures. */
+  offload(): Record<string, unknown> {
+    const o = this.started.offload;
+    const L = this.started.opened.config.numLayers;
+    if (!o) return { enabled: false, layers_on_device: L, layers_in_host_memory: 0, reason: this.started.plan.offload.reason };
+    const s = o.manager.stats();
+    return {
+      enabled: true,
+      mode: o.placement.mode,
+      reason: o.placement.reason,
+      layers_on_device: s.layersOnDevice,
+      layers_in_host_memory: s.layersOffloaded,
+      first_offloaded_layer: o.placement.firstOffloadedLayer,
+      host_bytes: s.hostBytes,
+      slots: s.slots,
+      slot_bytes: s.slotBytes,
+      bytes_per_step: s.bytesPerStep,
+      measured_bandwidth_bytes_per_s: o.bandwidthBytesPerS,
+      compute_step_ms: o.computeMs,
+      copy_step_ms: o.copyMs,
+      predicted_step_ms: o.predictedStepMs,
+      measured_step_ms: o.measuredStepMs,
+      copied_bytes: s.copy.bytes,
+      copies: s.copy.copies,
+      achieved_bandwidth_bytes_per_s: s.achievedBandwidthBytesPerS,
+      overlap: s.overlap,
+      wait_seconds: s.copy.waitSeconds,
+      copy_busy_seconds: s.copy.busySeconds,
     };
   }
 

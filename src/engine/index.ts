@@ -46,6 +46,9 @@ export function engineOptionsFrom(o: ServeOptions): EngineOptions {
     enforceEager: o.enforceEager,
     maxWaiting: o.maxWaiting,
     servedModelName: o.servedModelName,
+    cpuOffloadGb: o.cpuOffloadGb,
+    cpuOffloadTriggerPercent: o.cpuOffloadTriggerPercent,
+    offloadPrefetchLayers: o.offloadPrefetchLayers,
   };
 }
 

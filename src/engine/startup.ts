@@ -16,7 +16,8 @@ import {
   StartupMemoryError, bytesForOneSequence, fmtBytes, numSlices, roundUp, safetyMarginBytes, sizeKvCache, sliceBytesPerBlock,
   type KvCacheSpec, type KvSizing,
 } from "../memory/kv-sizing.ts";
-import { batchLimitsFor, kvSpecFor, planMemory, type MemoryPlan } from "../memory/planner.ts";
+import { batchLimitsFor, kvSpecFor, planMemory, type MemoryPlan, type OffloadPlacement } from "../memory/planner.ts";
+import { OffloadManager } from "./offload.ts";
 import { takeSnapshot } from "../memory/snapshot.ts";
 import type { BatchLimits } from "../model/arena.ts";
 
@@ -38,6 +39,28 @@ export interface EngineOptions {
   servedModelName: string | null;
   /** CPU op threads (0 = default). */
   numThreads?: number;
+  /** Weight offload (DESIGN.md "Conditional weight offload"): GiB of layer weights kept in host memory. */
+  cpuOffloadGb?: number;
+  /** Weights go to the device until its usage reaches this percent of total (0–100); null = off. */
+  cpuOffloadTriggerPercent?: number | null;
+  /** Device staging slots for offloaded layers (default 2). */
+  offloadPrefetchLayers?: number;
+}
+
+/** The offload plan as the engine runs it, with the start-up measurements. */
+export interface EngineOffload {
+  manager: OffloadManager;
+  placement: OffloadPlacement;
+  /** Host→device bandwidth measured at start-up through the copy engine (bytes/s). */
+  bandwidthBytesPerS: number;
+  /** One-sequence decode step with copies skipped (compute only), ms. */
+  computeMs: number;
+  /** Offloaded bytes ÷ bandwidth, ms. */
+  copyMs: number;
+  /** max(compute, copy), ms. */
+  predictedStepMs: number;
+  /** The same decode step with the copies, ms. */
+  measuredStepMs: number;
 }
 
 export interface StartedEngine {
@@ -58,6 +81,8 @@ export interface StartedEngine {
   startupMs: number;
   /** Planned vs measured differences (empty when the plan was exact). */
   planMismatches: string[];
+  /** Weight offload, null when every layer is on the device. */
+  offload: EngineOffload | null;
   close(): void;
 }
 
@@ -78,6 +103,7 @@ export function startEngine(opts: EngineOptions, log: (msg: string) => void = ()
   let weights: LoadedWeights | null = null;
   let model: LlamaModel | null = null;
   let kvBase = 0n;
+  let offload: OffloadManager | null = null;
   try {
     const profiler = new MemoryProfiler(dev);
     const base = profiler.baseline;
@@ -112,12 +138,49 @@ export function startEngine(opts: EngineOptions, log: (msg: string) => void = ()
         throw new StartupMemoryError(`${what} does not fit in device memory (${fmtBytes(free)} free of ${fmtBytes(base.totalBytes)}): ${knob}. (${(e as Error).message})`);
       }
     };
+    // Placement: which layers stay in host memory (automatic unless a flag says otherwise).
+    const prefetch = Math.max(1, opts.offloadPrefetchLayers ?? 2);
+    const planInput = {
+      config: cfg,
+      backend: (dev.backend === "cuda" ? "cuda" : "cpu") as "cuda" | "cpu",
+      deviceMemoryBytes: base.totalBytes,
+      freeMemoryBytes: base.freeBytes,
+      gpuMemoryUtilization: opts.gpuMemoryUtilization,
+      maxModelLen,
+      maxNumSeqs: opts.maxNumSeqs,
+      maxNumBatchedTokens: maxTokens,
+      blockSize: opts.blockSize,
+      captureSizes: [],
+      attentionWorkspaceBytes: attentionWorkspaceBytes(ops, cfg, limits, opts.blockSize),
+      kvCacheMemoryBytes: opts.kvCacheMemoryBytes,
+    };
+    const placement = planMemory({
+      ...planInput,
+      offload: { cpuOffloadGb: opts.cpuOffloadGb ?? 0, triggerPercent: opts.cpuOffloadTriggerPercent ?? null, prefetchLayers: prefetch },
+    }).offload;
+    const nOff = placement.layersOffloaded;
+    if (nOff > 0 || placement.mode !== "auto") log(`offload: ${placement.reason}`);
     weights = stage(`the model's weights (${fmtBytes(opened.weights.tensors.size ? weightsDeviceBytes(opened) : 0)})`,
-      "use a device with more memory or offload weights to host memory", () => profiler.measureWeights(() => uploadWeights(dev, opened.weights)));
+      "use a device with more memory or offload weights to host memory (--cpu-offload-gb)", () =>
+        profiler.measureWeights(() => {
+          const w = uploadWeights(dev, opened.weights, nOff > 0 ? { firstHostLayer: placement.firstOffloadedLayer } : {});
+          if (nOff > 0) {
+            try {
+              offload = new OffloadManager(dev, w, placement.slots);
+            } catch (e) {
+              w.free();
+              throw e;
+            }
+          }
+          return w;
+        }));
+    const om = offload as OffloadManager | null;
+    const bandwidth = om ? om.measureBandwidth() : 0;
     // 3. KV address range: each slice can hold the whole device, so any final size fits.
     const region = dev.reserveRegion(base.totalBytes, numSlices(kvSpec));
     kvBase = region.base;
     model = new LlamaModel(dev, ops, cfg, weights, limits, opts.blockSize);
+    if (om) model.setOffload(om);
     const m = model;
     // 4. profile run (or just the arena with an explicit KV size)
     const arenaKnob = "lower --max-num-batched-tokens or --max-num-seqs";
@@ -162,20 +225,11 @@ export function startEngine(opts: EngineOptions, log: (msg: string) => void = ()
     model.setKvCache({ base: region.base, sliceStride: region.sliceStride, numBlocks: kv.numBlocks, blockSize: opts.blockSize });
 
     const plan = planMemory({
-      config: cfg,
-      backend: dev.backend === "cuda" ? "cuda" : "cpu",
-      deviceMemoryBytes: base.totalBytes,
-      freeMemoryBytes: base.freeBytes,
-      gpuMemoryUtilization: opts.gpuMemoryUtilization,
-      maxModelLen,
-      maxNumSeqs: opts.maxNumSeqs,
-      maxNumBatchedTokens: maxTokens,
-      blockSize: opts.blockSize,
-      captureSizes: [],
-      attentionWorkspaceBytes: attentionWorkspaceBytes(ops, cfg, limits, opts.blockSize),
-      kvCacheMemoryBytes: opts.kvCacheMemoryBytes,
+      ...planInput,
       nonAllocatorEstimateBytes: profile.nonAllocatorIncreaseBytes,
+      offload: { layers: nOff, prefetchLayers: prefetch },
     });
+    plan.offload = { ...plan.offload, mode: placement.mode, reason: placement.reason };
     const planMismatches: string[] = [];
     if (plan.weightsBytes !== profile.weightsBytes) planMismatches.push(`weights: planned ${plan.weightsBytes}, measured ${profile.weightsBytes}`);
     if (plan.activationArenaBytes !== profile.peakActivationBytes) {
@@ -186,6 +240,15 @@ export function startEngine(opts: EngineOptions, log: (msg: string) => void = ()
     const now = takeSnapshot(dev);
     const fullDevice = Math.max(0, kv.mappedBytes + now.freeBytes - margin);
     const suggestions = { kvCacheMemoryBytesForRequest: kv.mappedBytes, kvCacheMemoryBytesFullDevice: fullDevice, safetyMarginBytes: margin };
+    let engineOffload: EngineOffload | null = null;
+    if (om) {
+      const t = timeDecodeStep(m, om);
+      const copyMs = bandwidth > 0 ? (om.layersOffloaded * om.layerBytes) / bandwidth * 1000 : 0;
+      engineOffload = {
+        manager: om, placement: plan.offload, bandwidthBytesPerS: bandwidth, computeMs: t.computeMs, copyMs,
+        predictedStepMs: Math.max(t.computeMs, copyMs), measuredStepMs: t.stepMs,
+      };
+    }
     const startupMs = performance.now() - t0;
     const startupLine =
       `memory: free at start ${fmtBytes(base.freeBytes)} of ${fmtBytes(base.totalBytes)}; requested ${fmtBytes(profile.requestedBytes)} ` +
@@ -194,16 +257,24 @@ export function startEngine(opts: EngineOptions, log: (msg: string) => void = ()
       `KV cache ${fmtBytes(kv.mappedBytes)} = ${kv.numBlocks} blocks × ${opts.blockSize} = ${kv.tokens} tokens, max concurrency ` +
       `${kv.maxConcurrency.toFixed(2)} at ${maxModelLen} tokens; --kv-cache-memory-bytes=${kv.mappedBytes} fits this request, ` +
       `--kv-cache-memory-bytes=${fullDevice} uses the whole device (margin ${fmtBytes(margin)})` +
-      (profile.profileSkipped ? "; profile run skipped (explicit KV size)" : `; profile run ${profile.profileTimeMs.toFixed(0)} ms`);
+      (profile.profileSkipped ? "; profile run skipped (explicit KV size)" : `; profile run ${profile.profileTimeMs.toFixed(0)} ms`) +
+      (engineOffload
+        ? `; offload: ${engineOffload.placement.layersOffloaded} of ${cfg.numLayers} layers in host memory ` +
+          `(${fmtBytes(engineOffload.placement.hostBytes)}, ${engineOffload.placement.mode}), ${engineOffload.placement.slots} staging slots ` +
+          `(${fmtBytes(engineOffload.placement.slotBytes)}), link ${(engineOffload.bandwidthBytesPerS / 1e9).toFixed(2)} GB/s, predicted decode step ` +
+          `max(compute ${engineOffload.computeMs.toFixed(2)} ms, copy ${engineOffload.copyMs.toFixed(2)} ms) = ${engineOffload.predictedStepMs.toFixed(2)} ms ` +
+          `(measured ${engineOffload.measuredStepMs.toFixed(2)} ms)`
+        : "");
     log(startupLine);
     const w = weights;
     const mdl = model;
     return {
       dev, ops, opened, weights: w, model: mdl, limits, maxModelLen, kvSpec, kv, kvBase: region.base, profile, plan, suggestions,
-      startupLine, startupMs, planMismatches,
+      startupLine, startupMs, planMismatches, offload: engineOffload,
       close() {
         mdl.freeArena();
         dev.releaseRegion(region.base);
+        om?.destroy();
         w.free();
         dev.close();
       },
@@ -212,6 +283,7 @@ export function startEngine(opts: EngineOptions, log: (msg: string) => void = ()
     try {
       model?.freeArena();
       if (kvBase) dev.releaseRegion(kvBase);
+      (offload as OffloadManager | null)?.destroy();
       weights?.free();
     } finally {
       dev.close();
@@ -265,4 +337,35 @@ function profileStep(dev: Device, m: LlamaModel, spec: KvCacheSpec, base: bigint
   } finally {
     dev.mapRegion(base, 0);
   }
+}
+
+/**
+ * Times a one-sequence decode step (best of a few): with the copies skipped (compute only,
+ * offloaded layers read whatever their slots hold) and with them. Runs on block 0 of the
+ * mapped KV cache before any request exists.
+ */
+function timeDecodeStep(m: LlamaModel, om: OffloadManager, reps = 3): { computeMs: number; stepMs: number } {
+  const maxBlocks = m.limits.maxBlocksPerSeq;
+  const blockTables = new Int32Array(maxBlocks);
+  m.stage({
+    inputIds: Int32Array.of(1), positions: Int32Array.of(0), slotMapping: Int32Array.of(0), queryStartLoc: Int32Array.of(0, 1),
+    seqLens: Int32Array.of(1), blockTables, logitsIndices: Int32Array.of(0), decodeOnly: true,
+  });
+  const run = () => {
+    const t = performance.now();
+    m.forward(1, 1, 1, true);
+    m.readLogits(1);
+    return performance.now() - t;
+  };
+  let computeMs = Infinity;
+  let stepMs = Infinity;
+  run(); // warm-up
+  om.skipCopies = true;
+  try {
+    for (let i = 0; i < reps; i++) computeMs = Math.min(computeMs, run());
+  } finally {
+    om.skipCopies = false;
+  }
+  for (let i = 0; i < reps; i++) stepMs = Math.min(stepMs, run());
+  return { computeMs, stepMs };
 }

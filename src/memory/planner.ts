@@ -30,6 +30,43 @@ export interface PlanInput {
   kvCacheMemoryBytes?: number | null;
   /** Memory outside the allocator the backend needs (CUDA context, cuBLAS); measured at start-up. */
   nonAllocatorEstimateBytes?: number;
+  /** Weight offload limits (default: automatic, 2 staging slots). */
+  offload?: OffloadRequest;
+}
+
+/**
+ * Which limit decides how many decoder layers stay in host memory (the last layers are the
+ * ones offloaded; embeddings, final norm and LM head always stay resident):
+ *   layers            exactly this many (the engine re-plans with its own placement)
+ *   cpuOffloadGb      at least G GiB of layer weights (vLLM's --cpu-offload-gb)
+ *   triggerPercent    layers go to the device until its usage (others' memory at start +
+ *                     this instance's weights and staging slots) would pass P % of total
+ *   otherwise         automatic: the fewest layers for weights + arena + one max_model_len
+ *                     sequence to fit the requested share (none when they fit)
+ */
+export interface OffloadRequest {
+  layers?: number | null;
+  cpuOffloadGb?: number;
+  triggerPercent?: number | null;
+  /** Device staging slots (--offload-prefetch-layers, default 2). */
+  prefetchLayers?: number;
+}
+
+export type OffloadMode = "auto" | "cpu-offload-gb" | "trigger-percent" | "layers";
+
+export interface OffloadPlacement {
+  mode: OffloadMode;
+  layersOnDevice: number;
+  layersOffloaded: number;
+  /** Layers on the device are 0 … layersOnDevice − 1; the rest live in host memory. */
+  firstOffloadedLayer: number;
+  /** Host bytes of the offloaded layer buffers. */
+  hostBytes: number;
+  /** Staging slots (min(prefetch layers, offloaded layers)), each one layer buffer. */
+  slots: number;
+  slotBytes: number;
+  /** Why this many layers are offloaded (logged at start-up). */
+  reason: string;
 }
 
 export interface MemoryPlan {
@@ -60,9 +97,12 @@ export interface MemoryPlan {
   /** KV bytes one max_model_len sequence needs. */
   kvBytesForOneSequence: number;
   fits: boolean;
-  /** Weights that must stay in host memory for one max_model_len sequence to fit (0 = none). */
+  /** Bytes of decoder-layer weights kept in host memory (0 = none). */
   offloadBytes: number;
   offloadLayers: number;
+  /** Allocator bytes of the device staging slots (included in weightsBytes). */
+  weightsStagingBytes: number;
+  offload: OffloadPlacement;
   notes: string[];
 }
 
@@ -84,9 +124,20 @@ export function batchLimitsFor(maxModelLen: number, maxNumSeqs: number, maxNumBa
   return { maxTokens: maxNumBatchedTokens, maxSeqs: maxNumSeqs, maxBlocksPerSeq: Math.ceil(maxModelLen / blockSize) };
 }
 
-/** Allocation sizes start-up makes, in order: weight buffers (resident, layers), then the arena. */
-export function startupAllocations(cfg: ModelConfig, dtypeBytes: number, arenaBytes: number): number[] {
-  return [...weightLayout(cfg, dtypeBytes).map((b) => Math.max(1, b.bytes)), arenaBytes];
+/**
+ * Allocation sizes start-up makes, in order: the resident buffer, the device layers' buffers,
+ * the staging slots (one layer buffer each), then the arena. Offloaded layers are host memory.
+ */
+export function startupAllocations(cfg: ModelConfig, dtypeBytes: number, arenaBytes: number, offloadedLayers = 0, slots = 0): number[] {
+  const bufs = weightLayout(cfg, dtypeBytes).map((b) => Math.max(1, b.bytes));
+  const onDevice = cfg.numLayers - offloadedLayers;
+  const layerBytes = bufs[1] ?? 0;
+  return [...bufs.slice(0, 1 + onDevice), ...Array<number>(offloadedLayers > 0 ? slots : 0).fill(layerBytes), arenaBytes];
+}
+
+/** Staging slots for `offloaded` layers with `prefetch` requested (0 when nothing is offloaded). */
+export function stagingSlots(offloaded: number, prefetch: number): number {
+  return offloaded > 0 ? Math.max(1, Math.min(prefetch, offloaded)) : 0;
 }
 
 export function planMemory(p: PlanInput): MemoryPlan {
@@ -94,41 +145,94 @@ export function planMemory(p: PlanInput): MemoryPlan {
   const notes: string[] = [];
   const limits = batchLimitsFor(p.maxModelLen, p.maxNumSeqs, p.maxNumBatchedTokens, p.blockSize);
   const arenaRequest = planArena(p.config, limits, dtypeBytes, p.attentionWorkspaceBytes).totalBytes;
-  const sizes = startupAllocations(p.config, dtypeBytes, arenaRequest);
-  let fp: ReturnType<typeof simulateAllocations>;
-  try {
-    fp = simulateAllocations(sizes, p.freeMemoryBytes ?? p.deviceMemoryBytes);
-  } catch {
-    fp = simulateAllocations(sizes); // does not fit at all: report the unconstrained footprint
-    notes.push("weights and activation arena do not fit in free device memory");
-  }
-  const weightsBytes = fp.blocks.slice(0, -1).reduce((a, b) => a + b, 0);
-  const arena = fp.blocks.at(-1)!;
-  const perLayer = p.config.numLayers > 0 ? fp.blocks[1]! : 0;
-  const w = { total: weightsBytes, perLayer, resident: fp.blocks[0]! };
+  const L = p.config.numLayers;
+  const prefetch = Math.max(1, Math.floor(p.offload?.prefetchLayers ?? 2));
+  const free = p.freeMemoryBytes ?? p.deviceMemoryBytes;
   const nonAlloc = p.nonAllocatorEstimateBytes ?? (p.backend === "cuda" ? 600 * MiB : 0);
-  if (nonAlloc > 0) notes.push(`non-allocator memory is an estimate (${nonAlloc} B); start-up measures it`);
-  const slack = fp.reserved - fp.allocated;
-  const nonKv = fp.reserved + nonAlloc;
   const requested = Math.floor(p.deviceMemoryBytes * p.gpuMemoryUtilization);
   const margin = safetyMarginBytes(p.deviceMemoryBytes);
   const granularity = p.backend === "cpu" ? 4096 : 2 * MiB;
   const spec = kvSpecFor(p.config, p.blockSize, dtypeBytes);
+  const oneSeq = bytesForOneSequence(spec, granularity, p.maxModelLen);
+  const layerLayoutBytes = L > 0 ? weightLayout(p.config, dtypeBytes)[1]!.bytes : 0;
+  // Footprint (allocator blocks, reserved) with `n` layers offloaded; constrained by free memory.
+  const footprint = (n: number, constrained: boolean) => {
+    const sizes = startupAllocations(p.config, dtypeBytes, arenaRequest, n, stagingSlots(n, prefetch));
+    try {
+      return { fp: simulateAllocations(sizes, constrained ? free : Number.POSITIVE_INFINITY), ok: true };
+    } catch {
+      return { fp: simulateAllocations(sizes), ok: false };
+    }
+  };
+  const fitsWith = (n: number) => {
+    const { fp, ok } = footprint(n, true);
+    if (!ok) return false;
+    const budget = p.kvCacheMemoryBytes ?? requested - (fp.reserved + nonAlloc) - margin;
+    return sizeKvCache(budget, spec, granularity, p.maxModelLen).numBlocks >= Math.ceil(p.maxModelLen / p.blockSize);
+  };
+  const gib = (b: number) => `${(b / 2 ** 30).toFixed(2)} GiB`;
+  let n = 0;
+  let mode: OffloadMode = "auto";
+  let reason = "";
+  const o = p.offload ?? {};
+  if (o.layers != null) {
+    mode = "layers";
+    n = Math.max(0, Math.min(L, Math.floor(o.layers)));
+    reason = `${n} layers placed in host memory by the caller`;
+  } else if ((o.cpuOffloadGb ?? 0) > 0) {
+    mode = "cpu-offload-gb";
+    n = Math.min(L, Math.ceil((o.cpuOffloadGb! * 2 ** 30) / Math.max(1, layerLayoutBytes)));
+    reason = `--cpu-offload-gb ${o.cpuOffloadGb}: ${n} of ${L} layers (${gib(n * layerLayoutBytes)}) stay in host memory`;
+  } else if (o.triggerPercent != null) {
+    mode = "trigger-percent";
+    const limit = Math.floor((p.deviceMemoryBytes * o.triggerPercent) / 100);
+    const usedAtStart = p.deviceMemoryBytes - free;
+    const weightsReserved = (k: number) => {
+      const sizes = startupAllocations(p.config, dtypeBytes, 1, k, stagingSlots(k, prefetch)).slice(0, -1);
+      return simulateAllocations(sizes).reserved;
+    };
+    n = 0;
+    while (n < L && usedAtStart + weightsReserved(n) > limit) n++;
+    reason = n === 0
+      ? `--cpu-offload-trigger-percent ${o.triggerPercent}: all weights fit below ${gib(limit)}`
+      : `--cpu-offload-trigger-percent ${o.triggerPercent}: device usage would pass ${gib(limit)} (${o.triggerPercent}% of ${gib(p.deviceMemoryBytes)}); ${n} of ${L} layers stay in host memory`;
+  } else if (!fitsWith(0) && p.kvCacheMemoryBytes == null) {
+    // Offloading n <= slots layers saves nothing (each needs a slot): search from 0 upwards.
+    n = 1;
+    while (n < L && !fitsWith(n)) n++;
+    reason = fitsWith(n)
+      ? `weights + activation arena + one ${p.maxModelLen}-token sequence do not fit the requested ${gib(requested)}: ` +
+        `offloading the fewest layers that fit, ${n} of ${L} (${gib(n * layerLayoutBytes)}), with ${stagingSlots(n, prefetch)} staging slots`
+      : `even with all ${L} layers offloaded the device share cannot hold the resident weights, ${stagingSlots(L, prefetch)} staging slots, the arena and one ${p.maxModelLen}-token sequence`;
+    if (!fitsWith(n)) n = 0; // nothing to gain: report the unoffloaded plan as not fitting
+  }
+  const slots = stagingSlots(n, prefetch);
+  const { fp, ok } = footprint(n, true);
+  if (!ok) notes.push("weights and activation arena do not fit in free device memory");
+  const weightsBytes = fp.blocks.slice(0, -1).reduce((a, b) => a + b, 0);
+  const arena = fp.blocks.at(-1)!;
+  const perLayer = L > 0 ? fp.blocks[1] ?? footprint(0, false).fp.blocks[1]! : 0;
+  const stagingBytes = fp.blocks.slice(1 + (L - n), 1 + (L - n) + (n > 0 ? slots : 0)).reduce((a, b) => a + b, 0);
+  const w = { total: weightsBytes, perLayer, resident: fp.blocks[0]! };
+  if (nonAlloc > 0) notes.push(`non-allocator memory is an estimate (${nonAlloc} B); start-up measures it`);
+  const slack = fp.reserved - fp.allocated;
+  const nonKv = fp.reserved + nonAlloc;
   const budget = p.kvCacheMemoryBytes ?? requested - nonKv - margin;
   const kv = sizeKvCache(budget, spec, granularity, p.maxModelLen);
-  const oneSeq = bytesForOneSequence(spec, granularity, p.maxModelLen);
   const fits = kv.numBlocks >= Math.ceil(p.maxModelLen / p.blockSize);
-  let offloadBytes = 0;
-  let offloadLayers = 0;
-  if (!fits && p.kvCacheMemoryBytes == null) {
-    offloadBytes = Math.max(0, nonKv + margin + oneSeq - requested);
-    offloadLayers = Math.ceil(offloadBytes / Math.max(1, w.perLayer));
-    if (offloadLayers > p.config.numLayers) {
-      notes.push(`even with every layer offloaded the device share cannot hold the arena, resident weights and one ${p.maxModelLen}-token sequence`);
-    } else {
-      notes.push(`weights do not fit with one ${p.maxModelLen}-token sequence: offload ${offloadLayers} of ${p.config.numLayers} layers (${offloadBytes} B)`);
-    }
-  }
+  if (reason) notes.push(`offload: ${reason}`);
+  const offload: OffloadPlacement = {
+    mode,
+    layersOnDevice: L - n,
+    layersOffloaded: n,
+    firstOffloadedLayer: L - n,
+    hostBytes: n * layerLayoutBytes,
+    slots,
+    slotBytes: stagingBytes,
+    reason: reason || "weights fit on the device",
+  };
+  const offloadBytes = n * layerLayoutBytes;
+  const offloadLayers = n;
   if (p.captureSizes.length === 0) notes.push("graphs off (eager)");
   return {
     backend: p.backend,
@@ -155,6 +259,8 @@ export function planMemory(p: PlanInput): MemoryPlan {
     fits,
     offloadBytes,
     offloadLayers,
+    weightsStagingBytes: stagingBytes,
+    offload,
     notes,
   };
 }

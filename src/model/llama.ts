@@ -27,6 +27,19 @@ interface LayerWeights {
   down: bigint;
 }
 
+/**
+ * Weight offload hooks (src/engine/offload.ts): an offloaded layer's tensors are read from a
+ * device staging slot at the same offsets as in its layer buffer; the copy into the slot is
+ * issued ahead and waited for before the layer runs, and the slot is released after it.
+ */
+export interface LayerOffload {
+  /** Device address layer l's buffer is read from (its staging slot), or null when it is resident. */
+  slotBase(layer: number): bigint | null;
+  beginStep(): void;
+  beforeLayer(layer: number): void;
+  afterLayer(layer: number): void;
+}
+
 /** Where the paged KV cache lives: one slice per layer for K and one for V. */
 export interface KvCacheLocation {
   base: bigint;
@@ -65,6 +78,7 @@ export class LlamaModel {
   private readonly lmHead: bigint;
   private kv: KvCacheLocation | null = null;
   private readonly scale: number;
+  private offload: LayerOffload | null = null;
 
   constructor(
     private readonly dev: Device,
@@ -117,6 +131,17 @@ export class LlamaModel {
 
   get arenaBytes(): number {
     return this.layout.totalBytes;
+  }
+
+  /** Reads offloaded layers from their staging slots (set once, before the first forward). */
+  setOffload(o: LayerOffload): void {
+    this.offload = o;
+    for (const b of this.weights.buffers) {
+      const slot = b.layer === null ? null : o.slotBase(b.layer);
+      if (slot === null || b.layer === null) continue;
+      const L = this.layers[b.layer]! as unknown as Record<string, bigint>;
+      for (const key of Object.keys(L)) if (L[key] !== 0n) L[key] = L[key]! - b.ptr + slot;
+    }
   }
 
   setKvCache(kv: KvCacheLocation): void {
@@ -172,9 +197,12 @@ export class LlamaModel {
     const [gate, up, act] = [this.buf("gate"), this.buf("up"), this.buf("act")];
     const maxBlocks = this.limits.maxBlocksPerSeq;
 
+    const off = this.offload;
+    off?.beginStep();
     ops.embedding(x, this.embed, this.buf("inputIds"), T, cfg.vocabSize, D);
     for (let l = 0; l < cfg.numLayers; l++) {
       const L = this.layers[l]!;
+      off?.beforeLayer(l);
       // attention block: h = norm(x [+ previous MLP output]); q, k, v = h W + b; RoPE; cache; attend
       ops.rmsNorm(h, x, l === 0 ? 0n : o, L.inputNorm, T, D, cfg.rmsNormEps);
       ops.matmul(q, h, L.q, L.qBias, T, qDim, D);
@@ -200,6 +228,7 @@ export class LlamaModel {
       ops.matmul(up, h, L.up, 0n, T, I, D);
       ops.siluMul(act, gate, up, T, I);
       ops.matmul(o, act, L.down, 0n, T, D, I);
+      off?.afterLayer(l);
     }
     ops.rmsNorm(h, x, o, this.finalNorm, T, D, cfg.rmsNormEps);
     if (numLogitsRows > 0) {

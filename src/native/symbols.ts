@@ -67,6 +67,21 @@ export const symbols = {
     args: [u64, i64, u64, u64, u64, u64, u64, u64, u64, i64, i64, i64, i64, i64, i64, i64, i64, f64, i64],
     returns: i32,
   },
+
+  // ---- offload / copy engine (both backends)
+  hr_host_alloc: { args: [u64, u64, ptr], returns: i32 },
+  hr_host_free: { args: [u64, u64], returns: i32 },
+  hr_host_bytes: { args: [u64, ptr], returns: i32 },
+  hr_copy_engine_create: { args: [u64, i64, ptr], returns: i32 },
+  hr_copy_engine_destroy: { args: [u64, u64], returns: i32 },
+  hr_copy_begin: { args: [u64, u64], returns: i32 },
+  hr_copy_async: { args: [u64, u64, i64, u64, u64, u64, i64], returns: i32 },
+  hr_copy_wait: { args: [u64, u64, i64], returns: i32 },
+  hr_copy_release: { args: [u64, u64, i64], returns: i32 },
+  hr_copy_query: { args: [u64, u64, i64, ptr], returns: i32 },
+  hr_copy_synchronize: { args: [u64, u64], returns: i32 },
+  hr_copy_engine_stats: { args: [u64, u64, ptr, i64], returns: i32 },
+  hr_copy_engine_set_delay_us: { args: [u64, u64, i64], returns: i32 },
 } as const satisfies Record<string, FFIFunction>;
 
 export type Symbols = typeof symbols;
