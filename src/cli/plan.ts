@@ -19,6 +19,10 @@ must be offloaded, for a device of --device-memory bytes. Flags:
   --block-size N             [16]
   --kv-cache-memory-bytes B
   --enforce-eager            no graph capture
+  --cpu-offload-gb G         keep G GiB of layer weights in host memory
+  --cpu-offload-trigger-percent P  weights on the device until usage reaches P% of total
+  --offload-prefetch-layers N  staging slots for offloaded layers   [2]
+                             (default: layers are offloaded automatically when needed)
   --json                     print JSON instead of a table`;
 
 export function planCommand(argv: string[]): number {
@@ -59,6 +63,9 @@ export function planCommand(argv: string[]): number {
         case "--block-size": req.blockSize = num(); break;
         case "--kv-cache-memory-bytes": req.kvCacheMemoryBytes = parseBytes(val()); break;
         case "--enforce-eager": req.enforceEager = true; break;
+        case "--cpu-offload-gb": req.cpuOffloadGb = num(); break;
+        case "--cpu-offload-trigger-percent": req.cpuOffloadTriggerPercent = num(); break;
+        case "--offload-prefetch-layers": req.offloadPrefetchLayers = num(); break;
         case "--json": json = true; break;
         default:
           throw new Error(`unknown flag '${a}'`);

@@ -23,6 +23,10 @@ export interface PlanRequest {
   cudagraphCaptureSizes?: number[] | null;
   enforceEager?: boolean;
   kvCacheMemoryBytes?: number | null;
+  /** Weight offload limits, as `headroom serve` takes them (default: automatic). */
+  cpuOffloadGb?: number;
+  cpuOffloadTriggerPercent?: number | null;
+  offloadPrefetchLayers?: number;
 }
 
 export interface PlanResponse {
@@ -86,6 +90,7 @@ export function planFromRequest(req: PlanRequest): PlanResponse {
     captureSizes,
     attentionWorkspaceBytes: workspaceBytes(cfg, limits.maxSeqs, limits.maxBlocksPerSeq, blockSize),
     kvCacheMemoryBytes: req.kvCacheMemoryBytes ?? null,
+    offload: { cpuOffloadGb: req.cpuOffloadGb ?? 0, triggerPercent: req.cpuOffloadTriggerPercent ?? null, prefetchLayers: req.offloadPrefetchLayers ?? 2 },
   });
   return {
     model: {
@@ -129,7 +134,14 @@ export function planTable(r: PlanResponse): string {
     ["KV budget", gib(p.kvBudgetBytes)],
     ["KV blocks × block size", `${p.kvBlocks} × ${r.inputs.block_size} = ${p.kvTokens} tokens`],
     ["max concurrency", `${p.maxConcurrency.toFixed(2)} sequences of ${r.inputs.max_model_len} tokens`],
-    ["fits", p.fits ? "yes" : `no: offload ${p.offloadLayers} layers (${gib(p.offloadBytes)})`],
+    [
+      "weight offload",
+      p.offloadLayers > 0
+        ? `${p.offloadLayers} of ${r.model.layers} layers in host memory (${gib(p.offloadBytes)}, ${p.offload.mode}), ` +
+          `${p.offload.slots} staging slots (${gib(p.weightsStagingBytes)}, counted in weights)`
+        : "none",
+    ],
+    ["fits", p.fits ? "yes" : "no"],
   ];
   const w = Math.max(...rows.map(([k]) => k.length));
   return [...rows.map(([k, v]) => `${k.padEnd(w)}  ${v}`), ...p.notes.map((n) => `note: ${n}`)].join("\n");

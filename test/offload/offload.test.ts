@@ -7,6 +7,7 @@ import { afterEach, describe, expect, test } from "bun:test";
 import { EngineCore } from "../../src/engine/engine-core.ts";
 import { startEngine, type EngineOptions, type StartedEngine } from "../../src/engine/startup.ts";
 import { simulateAllocations } from "../../src/memory/allocator-model.ts";
+import { planFromRequest } from "../../src/memory/plan-request.ts";
 import { planMemory, startupAllocations } from "../../src/memory/planner.ts";
 import { weightLayout } from "../../src/model/weight-layout.ts";
 import { openModel } from "../../src/model/load.ts";
@@ -184,6 +185,12 @@ describe("automatic offload at start-up", () => {
     expect(mem.offload).toMatchObject({ enabled: true, mode: "auto", layers_in_host_memory: o.placement.layersOffloaded, slots: 2 });
     expect(mem.offload.achieved_bandwidth_bytes_per_s as number).toBeGreaterThan(0);
     expect(mem.offload.overlap as number).toBeGreaterThanOrEqual(0);
+    // `headroom plan` (planFromRequest) with the same inputs shows the same placement
+    const planned = planFromRequest({
+      model: spec, backend: "cpu", deviceMemoryBytes: deviceMemory, gpuMemoryUtilization: 0.5, maxModelLen: 128, maxNumSeqs: 8, maxNumBatchedTokens: 64,
+    }).plan;
+    expect(planned.offload).toMatchObject({ mode: "auto", layersOffloaded: o.placement.layersOffloaded, slots: 2 });
+    expect(planned.weightsBytes).toBe(s.profile.weightsBytes);
     // the same model without offload cannot start in that share
     expect(() =>
       startEngine(engineOptions(spec, { deviceOrdinal: ordinal++, deviceMemory, gpuMemoryUtilization: 0.5, maxModelLen: 128, maxNumBatchedTokens: 64, cpuOffloadTriggerPercent: 100 })),
