@@ -14,6 +14,7 @@ extern "C" {
 #include "../core/status.h"
 }
 #include "cuda_device.h"
+#include "cuda_common.cuh"
 
 #define MAX_CUDA_DEVICES 64
 
@@ -101,9 +102,9 @@ int hrb_raw_alloc(hrb_device *d, uint64_t size, uint64_t *ptr_out) {
 }
 
 int hrb_raw_free(hrb_device *d, uint64_t ptr, uint64_t size) {
-  (void)size;
   int st = use(d, "cudaSetDevice");
   if (st != HR_OK) return st;
+  hrc_on_segment_free(ptr, size); /* a cuBLAS workspace inside is gone with it */
   CU(cudaFree((void *)(uintptr_t)ptr), "cudaFree");
   return HR_OK;
 }

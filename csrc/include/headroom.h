@@ -366,6 +366,54 @@ HR_API int hr_copy_engine_stats(uint64_t dev, uint64_t engine, double *out, int6
  */
 HR_API int hr_copy_engine_set_delay_us(uint64_t dev, uint64_t engine, int64_t delay_us);
 
+/* ---- CUDA extras ------------------------------------------------------------------ */
+/*
+ * Exported by libheadroom_cuda.so only: the CPU library does not have these symbols (the
+ * binding opens them through `cudaExtraSymbols` in src/native/symbols.ts, never through the
+ * common table). Same conventions as above: int status, hr_last_error() on failure, and
+ * every CUDA error becomes HR_E_BACKEND carrying the CUDA error name and text.
+ *
+ * Streams: each instance has one CUDA stream (created on first use, default flags, so the
+ * synchronous hr_memcpy_* / hr_memset calls above stay ordered with it). Every op of the
+ * instance is queued on it; ops return before the GPU has finished. On CUDA, values inside
+ * index arrays are not checked by the host (they live in device memory): an out-of-range
+ * index never causes an out-of-bounds access, the outputs it affects are written as NaN
+ * (kv_write: the token is skipped). Pinned host memory is hr_host_alloc (offload section).
+ */
+/*
+ * Copy queued on the instance's stream (returns at once). kind: HRC_COPY_H2D (src is a host
+ * address, ideally from hr_host_alloc), HRC_COPY_D2H (dst host), HRC_COPY_D2D. Device ranges must lie in
+ * a live allocation (or mapped vmm range) of this instance.
+ */
+#define HRC_COPY_H2D 0
+#define HRC_COPY_D2H 1
+#define HRC_COPY_D2D 2
+HR_API int hr_memcpy_async(uint64_t dev, int64_t kind, uint64_t dst, uint64_t src, uint64_t bytes);
+/* Waits for the instance's stream only. */
+HR_API int hr_stream_synchronize(uint64_t dev);
+/* The instance's cudaStream_t as an integer (for CUDA graph capture by the caller). */
+HR_API int hr_cuda_stream(uint64_t dev, uint64_t *stream_out);
+
+/* Events for timing work on the instance's stream (handles are checked, not raw pointers). */
+HR_API int hr_event_create(uint64_t dev, uint64_t *event_out);
+HR_API int hr_event_destroy(uint64_t dev, uint64_t event);
+HR_API int hr_event_record(uint64_t dev, uint64_t event);
+HR_API int hr_event_synchronize(uint64_t dev, uint64_t event);
+/* Milliseconds between two recorded, completed events. */
+HR_API int hr_event_elapsed_ms(uint64_t dev, uint64_t start, uint64_t end, double *ms_out);
+
+/*
+ * cuBLAS, loaded at run time with dlopen: $HEADROOM_CUBLAS if set, else libcublas.so.13,
+ * .so.12, .so.11, libcublas.so. hr_blas_init loads it (once per process), creates this
+ * instance's handle on its stream and allocates the workspace (workspace_bytes, 0 = 32 MiB on
+ * compute capability >= 9, else 4 MiB) through the instance's caching allocator, so it shows
+ * in hr_allocator_stats. Matmul/logits do this on first use; call it before graph capture.
+ * HR_E_UNSUPPORTED with the search list when cuBLAS cannot be loaded.
+ */
+HR_API int hr_blas_init(uint64_t dev, uint64_t workspace_bytes);
+/* "path (version N)" of the loaded cuBLAS into buf; HR_E_UNSUPPORTED if not loadable. */
+HR_API int hr_blas_info(uint64_t dev, char *buf, int64_t len);
+
 #ifdef __cplusplus
 }
 #endif

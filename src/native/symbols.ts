@@ -85,3 +85,23 @@ export const symbols = {
 } as const satisfies Record<string, FFIFunction>;
 
 export type Symbols = typeof symbols;
+
+// ---- CUDA extras (the "CUDA extras" section at the end of headroom.h) ----
+// Exported by libheadroom_cuda.so only, so they are NOT part of `symbols` (the CPU library
+// would fail to load). Open them next to the common table:
+//   dlopen(libraryPath("cuda"), cudaExtraSymbols)
+export const cudaExtraSymbols = {
+  hr_memcpy_async: { args: [u64, i64, u64, u64, u64], returns: i32 },
+  hr_stream_synchronize: { args: [u64], returns: i32 },
+  hr_cuda_stream: { args: [u64, ptr], returns: i32 },
+  hr_event_create: { args: [u64, ptr], returns: i32 },
+  hr_event_destroy: { args: [u64, u64], returns: i32 },
+  hr_event_record: { args: [u64, u64], returns: i32 },
+  hr_event_synchronize: { args: [u64, u64], returns: i32 },
+  hr_event_elapsed_ms: { args: [u64, u64, u64, ptr], returns: i32 },
+  hr_blas_init: { args: [u64, u64], returns: i32 },
+  hr_blas_info: { args: [u64, ptr, i64], returns: i32 },
+} as const satisfies Record<string, FFIFunction>;
+
+export type CudaExtraSymbols = typeof cudaExtraSymbols;
+// ---- end of CUDA extras
