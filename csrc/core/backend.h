@@ -47,4 +47,24 @@ int hrb_memcpy(hrb_device *d, int kind, void *dst, const void *src, uint64_t byt
 int hrb_memset(hrb_device *d, uint64_t dst, int value, uint64_t bytes);
 int hrb_synchronize(hrb_device *d);
 
+/*
+ * Graph capture hooks (core/graph.c drives them; see "graphs" in headroom.h).
+ * capture_begin: prepare and start capturing the instance's work; *records_ops_out = 1 asks
+ *   the core to record ops into an op list itself (CPU), 0 means the backend captures what the
+ *   executors enqueue (CUDA stream capture). Called before the set's pool becomes active.
+ * capture_end: stop capturing and build the executable (*exec_out, may be NULL for op lists),
+ *   its device bytes and node count. On failure nothing is left capturing.
+ * capture_abort: stop capturing and drop whatever was captured (never fails visibly).
+ * launch: run an executable on the instance's stream. exec_destroy: free it.
+ */
+struct hr_instance;
+int hrb_graph_capture_begin(struct hr_instance *inst, const char *call, int *records_ops_out);
+int hrb_graph_capture_end(struct hr_instance *inst, const char *call, void **exec_out, uint64_t *exec_bytes_out,
+                          int64_t *num_nodes_out);
+void hrb_graph_capture_abort(struct hr_instance *inst);
+int hrb_graph_launch(struct hr_instance *inst, const char *call, void *exec);
+void hrb_graph_exec_destroy(struct hr_instance *inst, void *exec);
+/* 1 if this backend's graphs are core-recorded op lists (CPU), 0 if backend graphs (CUDA). */
+int hrb_graph_records_ops(void);
+
 #endif

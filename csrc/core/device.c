@@ -13,6 +13,7 @@
 #include <unistd.h>
 #include <stdio.h>
 
+#include "graph.h"
 #include "status.h"
 
 #define MAX_INSTANCES 256
@@ -100,6 +101,7 @@ int hr_device_close(uint64_t handle) {
   pthread_mutex_lock(&table_lock);
   table[(handle & 0xffff) - 1] = NULL;
   pthread_mutex_unlock(&table_lock);
+  hr_graph_release_instance(inst);
   if (inst->sim_non_allocator)
     hrb_simulate_usage(inst->dev, HR_SIM_NON_ALLOCATOR, inst->sim_non_allocator, 0);
   hr_vmm_release_all(inst);
@@ -226,6 +228,7 @@ static int check_range(hr_instance *inst, uint64_t ptr, uint64_t bytes, const ch
 
 int hr_memcpy_h2d(uint64_t handle, uint64_t dst, const void *src, uint64_t bytes) {
   GET(handle, "hr_memcpy_h2d");
+  if (inst->graph_capture) return hr_graph_refuse(inst, "hr_memcpy_h2d");
   if (bytes == 0) return HR_OK;
   HR_CHECK_PTR(src, "hr_memcpy_h2d");
   int st = check_range(inst, dst, bytes, "hr_memcpy_h2d", "dst");
@@ -235,6 +238,7 @@ int hr_memcpy_h2d(uint64_t handle, uint64_t dst, const void *src, uint64_t bytes
 
 int hr_memcpy_d2h(uint64_t handle, void *dst, uint64_t src, uint64_t bytes) {
   GET(handle, "hr_memcpy_d2h");
+  if (inst->graph_capture) return hr_graph_refuse(inst, "hr_memcpy_d2h");
   if (bytes == 0) return HR_OK;
   HR_CHECK_PTR(dst, "hr_memcpy_d2h");
   int st = check_range(inst, src, bytes, "hr_memcpy_d2h", "src");
@@ -244,6 +248,7 @@ int hr_memcpy_d2h(uint64_t handle, void *dst, uint64_t src, uint64_t bytes) {
 
 int hr_memcpy_d2d(uint64_t handle, uint64_t dst, uint64_t src, uint64_t bytes) {
   GET(handle, "hr_memcpy_d2d");
+  if (inst->graph_capture) return hr_graph_refuse(inst, "hr_memcpy_d2d");
   if (bytes == 0) return HR_OK;
   int st = check_range(inst, dst, bytes, "hr_memcpy_d2d", "dst");
   if (st == HR_OK) st = check_range(inst, src, bytes, "hr_memcpy_d2d", "src");
@@ -253,6 +258,7 @@ int hr_memcpy_d2d(uint64_t handle, uint64_t dst, uint64_t src, uint64_t bytes) {
 
 int hr_memset(uint64_t handle, uint64_t dst, int64_t byte_value, uint64_t bytes) {
   GET(handle, "hr_memset");
+  if (inst->graph_capture) return hr_graph_refuse(inst, "hr_memset");
   if (bytes == 0) return HR_OK;
   if (byte_value < 0 || byte_value > 255)
     return hr_fail(HR_E_INVALID, "hr_memset: byte_value must be 0..255 (got %lld)", (long long)byte_value);
@@ -263,6 +269,7 @@ int hr_memset(uint64_t handle, uint64_t dst, int64_t byte_value, uint64_t bytes)
 
 int hr_synchronize(uint64_t handle) {
   GET(handle, "hr_synchronize");
+  if (inst->graph_capture) return hr_graph_refuse(inst, "hr_synchronize");
   return hrb_synchronize(inst->dev);
 }
 

@@ -8,6 +8,7 @@
 
 #include <stdio.h>
 
+#include "graph.h"
 #include "status.h"
 
 const int hr_op_nargs[HR_OPK_COUNT] = {
@@ -51,6 +52,11 @@ int hr_ops_submit(hr_instance *inst, int kind, const int64_t *args) {
   if (!fn)
     return hr_fail(HR_E_UNSUPPORTED, "hr_op_%s: not implemented by the %s backend", hr_op_kind_name(kind),
                    hr_backend_name());
+  if (inst->graph_capture) { /* graph capture (core/graph.c): CPU records the op instead of running it */
+    int recorded = 0;
+    int st = hr_graph_submit(inst, kind, args, &recorded);
+    if (st != HR_OK || recorded) return st;
+  }
   return fn(inst, args);
 }
 

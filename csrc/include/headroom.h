@@ -299,6 +299,7 @@ HR_API int hr_op_attention_prefill(uint64_t dev, int64_t dtype, uint64_t out, ui
                                    int64_t num_blocks, int64_t block_size, int64_t max_blocks_per_seq,
                                    double scale, int64_t q_stride);
 
+
 /* ---- offload / copy engine ------------------------------------------------------- */
 /*
  * Weight offload (DESIGN.md "Conditional weight offload"): layers that do not fit on the
@@ -365,6 +366,79 @@ HR_API int hr_copy_engine_stats(uint64_t dev, uint64_t engine, double *out, int6
  * initial value of every new CPU engine.
  */
 HR_API int hr_copy_engine_set_delay_us(uint64_t dev, uint64_t engine, int64_t delay_us);
+
+/* ---- graphs ------------------------------------------------------------------------- */
+/*
+ * Graph sets (csrc/core/graph.c; DESIGN.md "Graph capture with shared output buffers").
+ * A set holds one graph per capture size (batch size) of one instance. Every graph of a set
+ * reads and writes the same static buffers (the caller's activation arena: inputs sized for
+ * the largest size, one output buffer), so N graphs cost MAX, not SUM. Allocations made while
+ * a graph is being captured come from ONE private allocator pool owned by the set (shared by
+ * all its graphs: memory freed during one capture is reused by the next).
+ *
+ * Capture: hr_graph_capture_begin(size) ... ops of one step ... hr_graph_capture_end. Sizes
+ * are captured largest first (HR_E_STATE if a larger size of the set is still uncaptured), each
+ * once. Between begin and end every hr_op_* of the instance is captured, not executed:
+ *  - CPU: the op (kind + validated, packed arguments) is appended to the graph's op list;
+ *    replay runs the list inside C through the executor table, no FFI crossing per op.
+ *    Nothing is read or written during capture (so the KV range may still be unmapped).
+ *    Index values (ids, slots, block tables, ...) are checked at replay, as in eager mode.
+ *  - CUDA: stream capture on the instance's stream (cudaStreamCaptureModeThreadLocal; begin
+ *    and end on the same thread), cudaGraphInstantiate + cudaGraphUpload at end; replay is
+ *    one cudaGraphLaunch on the instance's stream.
+ * While capturing, hr_memcpy_* / hr_memset / hr_synchronize on the instance fail with
+ * HR_E_STATE (they would not be part of the graph; on CUDA they would break the capture).
+ * An op whose validation fails is not captured (it returns its error; the capture stays
+ * open). hr_graph_capture_abort discards the graph being captured.
+ *
+ * Pointers are captured by value: replay reuses exactly the buffers given during capture.
+ *
+ * Memory: a graph's bytes = growth of the set's pool reserved bytes during its capture +
+ * its executable's device bytes (CUDA: the free-memory drop of instantiate + upload, which
+ * cudaMemGetInfo sees device-wide; CPU: 0, the op list is host memory reported apart).
+ * The set's total = pool reserved bytes + the executables' bytes.
+ */
+/* hr_graph_info out layout (per captured size) */
+#define HR_GRAPH_SIZE 0
+#define HR_GRAPH_CAPTURED 1     /* 1 once captured */
+#define HR_GRAPH_NUM_OPS 2      /* CPU: recorded ops; CUDA: nodes of the captured graph */
+#define HR_GRAPH_POOL_BYTES 3   /* pool reserved growth during its capture */
+#define HR_GRAPH_EXEC_BYTES 4   /* device bytes of the executable (CUDA), 0 on CPU */
+#define HR_GRAPH_BYTES 5        /* POOL_BYTES + EXEC_BYTES */
+#define HR_GRAPH_HOST_BYTES 6   /* host bytes of the op list (CPU), 0 on CUDA */
+#define HR_GRAPH_CAPTURE_NS 7   /* wall time from begin to end (instantiate included) */
+#define HR_GRAPH_REPLAYS 8
+#define HR_GRAPH_INFO_COUNT 9
+/* hr_graph_set_info out layout */
+#define HR_GSET_NUM_SIZES 0
+#define HR_GSET_NUM_CAPTURED 1
+#define HR_GSET_POOL 2          /* the private pool id (hr_pool_* calls accept it) */
+#define HR_GSET_POOL_RESERVED 3 /* bytes of the pool's segments */
+#define HR_GSET_POOL_ALLOCATED 4 /* bytes of live blocks in the pool */
+#define HR_GSET_EXEC_BYTES 5    /* sum of HR_GRAPH_EXEC_BYTES */
+#define HR_GSET_TOTAL_BYTES 6   /* POOL_RESERVED + EXEC_BYTES */
+#define HR_GSET_HOST_BYTES 7    /* sum of HR_GRAPH_HOST_BYTES */
+#define HR_GSET_CAPTURE_NS 8    /* sum of HR_GRAPH_CAPTURE_NS */
+#define HR_GSET_RECORDS_OPS 9   /* 1: op-list graphs (CPU); 0: backend graphs (CUDA) */
+#define HR_GSET_INFO_COUNT 10
+#define HR_GRAPH_MAX_SIZES 1024
+
+/* A set for `num_sizes` distinct sizes in 1..2^20 (any order; at most HR_GRAPH_MAX_SIZES).
+ * Creates the set's private pool. */
+HR_API int hr_graph_set_create(uint64_t dev, const int64_t *sizes, int64_t num_sizes, uint64_t *set_out);
+/* Destroys the graphs and the pool. HR_E_STATE while capturing, or while blocks allocated
+ * during capture are still live (free them first; the set then stays usable). */
+HR_API int hr_graph_set_destroy(uint64_t dev, uint64_t set);
+HR_API int hr_graph_capture_begin(uint64_t dev, uint64_t set, int64_t size);
+HR_API int hr_graph_capture_end(uint64_t dev, uint64_t set);
+HR_API int hr_graph_capture_abort(uint64_t dev, uint64_t set);
+/* Runs the graph captured for exactly `size` (stage inputs first; pad to the size). */
+HR_API int hr_graph_replay(uint64_t dev, uint64_t set, int64_t size);
+/* Smallest captured size >= batch, or 0 when none (run eagerly). */
+HR_API int hr_graph_select(uint64_t dev, uint64_t set, int64_t batch, int64_t *size_out);
+/* min(n, HR_GRAPH_INFO_COUNT) values for `size`; min(n, HR_GSET_INFO_COUNT) for the set. */
+HR_API int hr_graph_info(uint64_t dev, uint64_t set, int64_t size, int64_t *out, int64_t n);
+HR_API int hr_graph_set_info(uint64_t dev, uint64_t set, int64_t *out, int64_t n);
 
 /* ---- CUDA extras ------------------------------------------------------------------ */
 /*

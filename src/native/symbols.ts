@@ -82,6 +82,17 @@ export const symbols = {
   hr_copy_synchronize: { args: [u64, u64], returns: i32 },
   hr_copy_engine_stats: { args: [u64, u64, ptr, i64], returns: i32 },
   hr_copy_engine_set_delay_us: { args: [u64, u64, i64], returns: i32 },
+
+  // ---- graphs (both backends; see the "graphs" section of headroom.h)
+  hr_graph_set_create: { args: [u64, ptr, i64, ptr], returns: i32 },
+  hr_graph_set_destroy: { args: [u64, u64], returns: i32 },
+  hr_graph_capture_begin: { args: [u64, u64, i64], returns: i32 },
+  hr_graph_capture_end: { args: [u64, u64], returns: i32 },
+  hr_graph_capture_abort: { args: [u64, u64], returns: i32 },
+  hr_graph_replay: { args: [u64, u64, i64], returns: i32 },
+  hr_graph_select: { args: [u64, u64, i64, ptr], returns: i32 },
+  hr_graph_info: { args: [u64, u64, i64, ptr, i64], returns: i32 },
+  hr_graph_set_info: { args: [u64, u64, ptr, i64], returns: i32 },
 } as const satisfies Record<string, FFIFunction>;
 
 export type Symbols = typeof symbols;
