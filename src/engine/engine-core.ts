@@ -5,6 +5,7 @@ import { bytesPerBlock, fmtBytes } from "../memory/kv-sizing.ts";
 import { takeSnapshot } from "../memory/snapshot.ts";
 import type { Tokenizer } from "../model/tokenizer.ts";
 import type { EngineStats, GenerateRequest, ModelDescription, TokenEvent, TokenLogprob } from "./api.ts";
+import { graphsPayload } from "./graph-runner.ts";
 import { KVCacheManager } from "./kv-cache-manager.ts";
 import { LlamaRunner } from "./model-runner.ts";
 import { Request, type SampleLogprobs } from "./request.ts";
@@ -275,6 +276,7 @@ export class EngineCore {
           `(keeps a ${fmtBytes(st.suggestions.safetyMarginBytes)} margin)`,
       },
       offload: this.offload(),
+      graphs: graphsPayload(st.graphs, st.graphsOffReason),
       plan: st.plan,
       plan_mismatches: st.planMismatches,
       startup_line: st.startupLine,

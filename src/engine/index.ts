@@ -44,6 +44,8 @@ export function engineOptionsFrom(o: ServeOptions): EngineOptions {
     maxNumBatchedTokens: o.maxNumBatchedTokens,
     blockSize: o.blockSize,
     enforceEager: o.enforceEager,
+    cudagraphCaptureSizes: o.cudagraphCaptureSizes,
+    maxCudagraphCaptureSize: o.maxCudagraphCaptureSize,
     maxWaiting: o.maxWaiting,
     servedModelName: o.servedModelName,
     cpuOffloadGb: o.cpuOffloadGb,

@@ -19,7 +19,8 @@ export class LlamaRunner implements ModelRunner {
     const S = out.scheduled.length;
     const maxBlocks = this.model.limits.maxBlocksPerSeq;
     const decodeOnly = out.numPrefillTokens === 0;
-    this.model.stage({
+    const rows = out.logitsIndices.length;
+    this.model.step({
       inputIds: out.inputIds,
       positions: out.positions,
       slotMapping: out.slotMapping,
@@ -28,9 +29,7 @@ export class LlamaRunner implements ModelRunner {
       blockTables: fillBlockTable(out, maxBlocks, this.blockTables).subarray(0, S * maxBlocks),
       logitsIndices: out.logitsIndices,
       decodeOnly,
-    });
-    const rows = out.logitsIndices.length;
-    this.model.forward(out.numScheduledTokens, S, rows, decodeOnly);
+    }, out.numScheduledTokens, S, rows);
     this.model.readLogits(rows, this.logits);
     return { logits: this.logits, vocabSize: this.vocabSize, numRows: rows };
   }

@@ -19,6 +19,7 @@ import {
 import { batchLimitsFor, kvSpecFor, planMemory, type MemoryPlan, type OffloadPlacement } from "../memory/planner.ts";
 import { OffloadManager } from "./offload.ts";
 import { takeSnapshot } from "../memory/snapshot.ts";
+import { DecodeGraphs, resolveCaptureSizes, type GraphsReport } from "./graph-runner.ts";
 import type { BatchLimits } from "../model/arena.ts";
 
 export interface EngineOptions {
@@ -39,6 +40,10 @@ export interface EngineOptions {
   servedModelName: string | null;
   /** CPU op threads (0 = default). */
   numThreads?: number;
+  /** Decode batch sizes to capture as graphs (null/undefined = default list); ignored with enforceEager. */
+  cudagraphCaptureSizes?: number[] | null;
+  /** Largest size to capture (null/undefined = no bound beyond the largest decode batch). */
+  maxCudagraphCaptureSize?: number | null;
   /** Weight offload (DESIGN.md "Conditional weight offload"): GiB of layer weights kept in host memory. */
   cpuOffloadGb?: number;
   /** Weights go to the device until its usage reaches this percent of total (0–100); null = off. */
@@ -83,6 +88,11 @@ export interface StartedEngine {
   planMismatches: string[];
   /** Weight offload, null when every layer is on the device. */
   offload: EngineOffload | null;
+  /** Captured decode graphs (null = eager: --enforce-eager, no sizes, or offload). */
+  graphs: GraphsReport | null;
+  decodeGraphs: DecodeGraphs | null;
+  /** Why graphs are off ("" when on). */
+  graphsOffReason: string;
   close(): void;
 }
 
@@ -104,6 +114,7 @@ export function startEngine(opts: EngineOptions, log: (msg: string) => void = ()
   let model: LlamaModel | null = null;
   let kvBase = 0n;
   let offload: OffloadManager | null = null;
+  let decodeGraphs: DecodeGraphs | null = null;
   try {
     const profiler = new MemoryProfiler(dev);
     const base = profiler.baseline;
@@ -195,8 +206,37 @@ export function startEngine(opts: EngineOptions, log: (msg: string) => void = ()
       );
     }
     dev.emptyCache();
-    // 5. graphs: captured here against the reserved KV addresses (none yet: measures 0)
-    profiler.measureGraphs(() => {});
+    // 5. graphs: whole decode steps captured largest first against the reserved, still unmapped
+    //    KV range (CPU capture only records ops, CUDA capture queues nothing: KV is not touched)
+    const capture = resolveCaptureSizes(opts, limits);
+    let graphsOffReason = opts.enforceEager ? "--enforce-eager" : capture.sizes.length === 0 ? "no capture size fits the largest decode batch" : "";
+    if (capture.sizes.length > 0 && om) {
+      graphsOffReason = "weights are offloaded";
+      log("graphs: off while weights are offloaded (per-layer copies are issued step by step); decode runs eagerly");
+      profiler.measureGraphs(() => {});
+    } else if (capture.sizes.length > 0) {
+      if (capture.dropped.length > 0) {
+        log(`graphs: sizes ${capture.dropped.join(",")} exceed the largest decode batch ` +
+          `(${Math.min(limits.maxSeqs, limits.maxTokens)} sequences) and are not captured`);
+      }
+      const kvCapture = {
+        base: region.base, sliceStride: region.sliceStride, blockSize: opts.blockSize,
+        numBlocks: Math.floor(region.sliceStride / sliceBytesPerBlock(kvSpec)),
+      };
+      stage(`graph capture (${capture.sizes.length} sizes)`, "use --enforce-eager or fewer --cudagraph-capture-sizes", () =>
+        profiler.measureGraphs(() => {
+          decodeGraphs = new DecodeGraphs(dev, m, capture.sizes);
+          (decodeGraphs as DecodeGraphs).capture(kvCapture, capture.dropped);
+        }));
+      const dg = decodeGraphs as DecodeGraphs | null;
+      if (dg) {
+        const gi = dg.setInfo();
+        profiler.recordGraphPool(gi.poolReserved, gi.poolAllocated);
+        m.decodeGraphs = dg;
+      }
+    } else {
+      profiler.measureGraphs(() => {});
+    }
     // 6. size the KV cache last
     const profile = profiler.result(opts.gpuMemoryUtilization);
     const margin = safetyMarginBytes(base.totalBytes);
@@ -250,7 +290,7 @@ export function startEngine(opts: EngineOptions, log: (msg: string) => void = ()
       };
     }
     const startupMs = performance.now() - t0;
-    const startupLine =
+    let startupLine =
       `memory: free at start ${fmtBytes(base.freeBytes)} of ${fmtBytes(base.totalBytes)}; requested ${fmtBytes(profile.requestedBytes)} ` +
       `(utilization ${opts.gpuMemoryUtilization}); weights ${fmtBytes(profile.weightsBytes)}, peak activation ${fmtBytes(profile.peakActivationBytes)}, ` +
       `non-allocator ${fmtBytes(profile.nonAllocatorIncreaseBytes)}, graphs ${fmtBytes(profile.graphBytes)}, allocator slack ${fmtBytes(profile.allocatorSlackBytes)}; ` +
@@ -265,13 +305,21 @@ export function startEngine(opts: EngineOptions, log: (msg: string) => void = ()
           `max(compute ${engineOffload.computeMs.toFixed(2)} ms, copy ${engineOffload.copyMs.toFixed(2)} ms) = ${engineOffload.predictedStepMs.toFixed(2)} ms ` +
           `(measured ${engineOffload.measuredStepMs.toFixed(2)} ms)`
         : "");
+    const dgs = decodeGraphs as DecodeGraphs | null;
+    const graphsReport = dgs ? dgs.report() : null;
+    startupLine += graphsReport
+      ? `; graphs (${graphsReport.kind}): ${graphsReport.sizes.length} sizes ${graphsReport.sizes[0]}..${graphsReport.sizes.at(-1)} ` +
+        `captured in ${graphsReport.captureMs.toFixed(0)} ms, ${fmtBytes(graphsReport.totalBytes)} in all (pool ${fmtBytes(graphsReport.poolReserved)}, ` +
+        `executables ${fmtBytes(graphsReport.execBytes)}), largest ${fmtBytes(graphsReport.perGraphBytes.at(-1) ?? 0)}`
+      : `; graphs off (${graphsOffReason})`;
     log(startupLine);
     const w = weights;
     const mdl = model;
     return {
       dev, ops, opened, weights: w, model: mdl, limits, maxModelLen, kvSpec, kv, kvBase: region.base, profile, plan, suggestions,
-      startupLine, startupMs, planMismatches, offload: engineOffload,
+      startupLine, startupMs, planMismatches, offload: engineOffload, graphs: graphsReport, decodeGraphs: dgs, graphsOffReason,
       close() {
+        dgs?.destroy();
         mdl.freeArena();
         dev.releaseRegion(region.base);
         om?.destroy();
@@ -281,6 +329,7 @@ export function startEngine(opts: EngineOptions, log: (msg: string) => void = ()
     };
   } catch (e) {
     try {
+      (decodeGraphs as DecodeGraphs | null)?.destroy();
       model?.freeArena();
       if (kvBase) dev.releaseRegion(kvBase);
       (offload as OffloadManager | null)?.destroy();

@@ -40,6 +40,11 @@ export interface LayerOffload {
   afterLayer(layer: number): void;
 }
 
+/** Replays a captured decode step for a decode-only batch; false = no graph fits (run eagerly). */
+export interface DecodeGraphReplayer {
+  replay(inp: StepInputs): boolean;
+}
+
 /** Where the paged KV cache lives: one slice per layer for K and one for V. */
 export interface KvCacheLocation {
   base: bigint;
@@ -184,7 +189,7 @@ export class LlamaModel {
    * One forward pass over the staged step; logits rows land in the arena's "logits" buffer
    * (read them with readLogits).
    */
-  forward(numTokens: number, numSeqs: number, numLogitsRows: number, decodeOnly: boolean): void {
+  forward(numTokens: number, numSeqs: number, numLogitsRows: number, decodeOnly: boolean, logitsOut: bigint = this.buf("logits")): void {
     const { ops, cfg } = this;
     const T = numTokens;
     const D = cfg.hiddenSize;
@@ -232,8 +237,23 @@ export class LlamaModel {
     }
     ops.rmsNorm(h, x, o, this.finalNorm, T, D, cfg.rmsNormEps);
     if (numLogitsRows > 0) {
-      ops.logits(this.buf("logits"), h, this.buf("logitsIndices"), numLogitsRows, T, this.lmHead, cfg.vocabSize, D);
+      ops.logits(logitsOut, h, this.buf("logitsIndices"), numLogitsRows, T, this.lmHead, cfg.vocabSize, D);
     }
+  }
+
+  /** Captured decode graphs (src/engine/graph-runner.ts, set at start-up); null = eager only. */
+  decodeGraphs: DecodeGraphReplayer | null = null;
+
+  /**
+   * Stages and runs one step: a decode-only step of B <= the largest captured size replays the
+   * graph of the next captured size (inputs padded); prefill, mixed and larger steps run
+   * eagerly. Returns true when a graph ran. Logits rows land where forward() puts them.
+   */
+  step(inp: StepInputs, numTokens: number, numSeqs: number, numLogitsRows: number): boolean {
+    if (inp.decodeOnly && this.decodeGraphs?.replay(inp)) return true;
+    this.stage(inp);
+    this.forward(numTokens, numSeqs, numLogitsRows, inp.decodeOnly);
+    return false;
   }
 
   /** Copies `rows` logits rows back to the host. */

@@ -26,6 +26,8 @@ export interface ServeOptions {
   enforceEager: boolean;
   /** null = default list (1, 2, 4, then steps of 8 up to min(2 × max_num_seqs, 512)). */
   cudagraphCaptureSizes: number[] | null;
+  /** Largest batch size to capture (caps the list); null = no cap. */
+  maxCudagraphCaptureSize: number | null;
   /** When set, every /v1 route requires `Authorization: Bearer <key>`. */
   apiKey: string | null;
   /** Name served in /v1/models and accepted in `model`; null = the engine's model id. */
@@ -77,6 +79,7 @@ export const SERVE_FLAGS: readonly FlagSpec[] = [
   { flag: "block-size", key: "blockSize", kind: "int", min: 1, max: 1024, help: "tokens per KV block" },
   { flag: "enforce-eager", key: "enforceEager", kind: "bool", help: "never capture graphs" },
   { flag: "cudagraph-capture-sizes", key: "cudagraphCaptureSizes", kind: "intlist", nullable: true, help: "batch sizes to capture (comma separated); default 1,2,4,8,16,… up to min(2×max-num-seqs, 512)" },
+  { flag: "max-cudagraph-capture-size", key: "maxCudagraphCaptureSize", kind: "int", nullable: true, min: 1, help: "largest decode batch size to capture as a graph (caps the capture list)" },
   { flag: "api-key", key: "apiKey", kind: "string", nullable: true, secret: true, help: "require 'Authorization: Bearer <key>' on /v1 routes" },
   { flag: "served-model-name", key: "servedModelName", kind: "string", nullable: true, help: "model name in the API (default: the model's id)" },
   { flag: "max-waiting", key: "maxWaiting", kind: "int", min: 0, help: "waiting requests allowed before 503 + Retry-After" },
@@ -102,6 +105,7 @@ export function defaultServeOptions(): ServeOptions {
     blockSize: 16,
     enforceEager: false,
     cudagraphCaptureSizes: null,
+    maxCudagraphCaptureSize: null,
     apiKey: null,
     servedModelName: null,
     maxWaiting: 1024,
