@@ -97,3 +97,15 @@ $(BUILD)/bench_allocator: bench/allocator/bench_allocator.c csrc/core/allocator.
 bench-allocator: $(BUILD)/bench_allocator
 	@$(MAKE) --no-print-directory cpu || echo "note: build/libheadroom_cpu.so did not build; the public-ABI row is skipped"
 	$(BUILD)/bench_allocator bench/out/allocator.json
+
+# ---- GPU suites (test/gpu, issue 7): CUDA kernels vs float64 references and the CPU backend,
+# the CUDA device layer, and the no-driver fallback. Without a GPU the CUDA parts print
+# "skipped: no GPU" and pass; the reference harness and the fallback test run everywhere.
+.PHONY: test-gpu bench-attention
+test-gpu: tools native
+	$(BUN) test test/gpu
+
+# Paged decode attention bandwidth vs a D2D copy + a synthetic Llama-8B decode step (GPU only;
+# prints "skipped: no GPU" elsewhere). Writes bench/out/attention.json.
+bench-attention: tools native
+	$(BUN) bench/attention/run.ts

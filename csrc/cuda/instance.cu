@@ -63,7 +63,7 @@ int hrc_begin(hr_instance *inst, const char *call, hrc_state **out) {
   if (fresh) {
     // Another instance (or a dead one) owned this slot: keep the stream and cuBLAS handle
     // only when they belong to the same device; never touch the old workspace again.
-    if (st->inst && st->ordinal != inst->ordinal) {
+    if ((st->stream || st->blas) && st->ordinal != inst->ordinal) {
       st->stream = NULL; // leaked on purpose: it belongs to another device's context
       st->blas = NULL;
     }
