@@ -151,6 +151,7 @@ export function startEngine(opts: EngineOptions, log: (msg: string) => void = ()
     };
     // Placement: which layers stay in host memory (automatic unless a flag says otherwise).
     const prefetch = Math.max(1, opts.offloadPrefetchLayers ?? 2);
+    const capture = resolveCaptureSizes(opts, limits);
     const planInput = {
       config: cfg,
       backend: (dev.backend === "cuda" ? "cuda" : "cpu") as "cuda" | "cpu",
@@ -161,7 +162,7 @@ export function startEngine(opts: EngineOptions, log: (msg: string) => void = ()
       maxNumSeqs: opts.maxNumSeqs,
       maxNumBatchedTokens: maxTokens,
       blockSize: opts.blockSize,
-      captureSizes: [],
+      captureSizes: capture.sizes,
       attentionWorkspaceBytes: attentionWorkspaceBytes(ops, cfg, limits, opts.blockSize),
       kvCacheMemoryBytes: opts.kvCacheMemoryBytes,
     };
@@ -208,13 +209,10 @@ export function startEngine(opts: EngineOptions, log: (msg: string) => void = ()
     dev.emptyCache();
     // 5. graphs: whole decode steps captured largest first against the reserved, still unmapped
     //    KV range (CPU capture only records ops, CUDA capture queues nothing: KV is not touched)
-    const capture = resolveCaptureSizes(opts, limits);
     let graphsOffReason = opts.enforceEager ? "--enforce-eager" : capture.sizes.length === 0 ? "no capture size fits the largest decode batch" : "";
-    if (capture.sizes.length > 0 && om) {
-      graphsOffReason = "weights are offloaded";
-      log("graphs: off while weights are offloaded (per-layer copies are issued step by step); decode runs eagerly");
-      profiler.measureGraphs(() => {});
-    } else if (capture.sizes.length > 0) {
+    if (capture.sizes.length > 0) {
+      // With offload, the per-layer copies, waits and slot releases go through the op
+      // dispatcher too, so each graph replays its layers' copies in order (graphs stay on).
       if (capture.dropped.length > 0) {
         log(`graphs: sizes ${capture.dropped.join(",")} exceed the largest decode batch ` +
           `(${Math.min(limits.maxSeqs, limits.maxTokens)} sequences) and are not captured`);

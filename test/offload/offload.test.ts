@@ -55,6 +55,24 @@ describe("offloaded runs equal resident runs (greedy)", () => {
     }
   });
 
+  test("graphs stay on while offloading: replayed decode steps carry the layer copies (same tokens)", () => {
+    const ref = generate(start(SYN), PROMPTS, 24);
+    const layerGiB = weightLayout(openModel(SYN).config, 4)[1]!.bytes / 2 ** 30;
+    for (const [layers, slots] of [[2, 1], [3, 2]] as const) {
+      const s = start(SYN, { enforceEager: false, cpuOffloadGb: layers * layerGiB, offloadPrefetchLayers: slots });
+      expect(s.offload?.placement.layersOffloaded).toBe(layers);
+      expect(s.decodeGraphs).not.toBeNull();
+      expect(generate(s, PROMPTS, 24)).toEqual(ref);
+      const st = s.offload!.manager.stats();
+      expect(st.copy.copies).toBeGreaterThan(0);
+      expect(s.decodeGraphs!.replays).toBeGreaterThan(0);
+    }
+    // and with a slow copy thread the replayed graphs still wait for every copy
+    const slow = start(SYN, { enforceEager: false, cpuOffloadGb: 3 * layerGiB, offloadPrefetchLayers: 1 });
+    slow.offload!.manager.engine.setDelayUs(5_000);
+    expect(generate(slow, PROMPTS, 8)).toEqual(ref.map((r) => r.slice(0, 8)));
+  });
+
   test("slow copy thread (20 ms per copy): same tokens, the compute side waited", () => {
     const ref = generate(start(SYN), PROMPTS, 6);
     const s = start(SYN, { cpuOffloadGb: 3 * weightLayout(openModel(SYN).config, 4)[1]!.bytes / 2 ** 30 });
