@@ -34,13 +34,16 @@ export interface BenchSpec {
   timeoutS: number;
 }
 
+const DEMO_SERVE = ["--device", "cpu", "--device-memory", "1GiB", "--max-model-len", "512"];
+
 /** Benchmarks that need more than their run script with no arguments. */
 const KNOWN: Record<string, Partial<BenchSpec>> = {
-  // two workloads: c=32 (serve.json) and c=1 (serve-c1.json), each against its same-run direct baseline
+  // two workloads against the real engine with the demo model: c=32 (serve.json) and c=1
+  // (serve-c1.json), each against its same-run direct baseline (engine.generate in-process)
   serve: {
     cmd: [
-      ["bun", "bench/serve/run.ts"],
-      ["bun", "bench/serve/run.ts", "--concurrency", "1", "--requests", "32", "--out", "bench/out/serve-c1.json"],
+      ["bun", "bench/serve/run.ts", "--engine", "real", "--requests", "128", "--max-tokens", "32", "--", ...DEMO_SERVE],
+      ["bun", "bench/serve/run.ts", "--engine", "real", "--concurrency", "1", "--requests", "16", "--max-tokens", "32", "--out", "bench/out/serve-c1.json", "--", ...DEMO_SERVE],
     ],
   },
   // names reserved for GPU benchmarks as they appear
