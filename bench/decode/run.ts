@@ -38,8 +38,7 @@ function timeIt(fn: () => void, reps: number): number {
 }
 
 /** GB/s of a matrix-vector pass over a `bytes`-sized fp32 matrix (well beyond the caches). */
-function measureBandwidth(dev: Device, ops: Ops, bytes: number): number {
-  const K = 4096;
+function measureBandwidth(dev: Device, ops: Ops, bytes: number, K: number): number {
   const N = Math.floor(bytes / 4 / K);
   const w = dev.alloc(N * K * 4);
   const x = dev.alloc(K * 4);
@@ -51,15 +50,26 @@ function measureBandwidth(dev: Device, ops: Ops, bytes: number): number {
   return (N * K * 4) / s / 1e9;
 }
 
-/** GFLOP/s of a large fp32 matmul (the prefill ceiling). */
-function measureMatmulPeak(dev: Device, ops: Ops): number {
-  const [M, N, K] = [512, 2048, 768];
-  const x = dev.alloc(M * K * 4), w = dev.alloc(N * K * 4), y = dev.alloc(M * N * 4);
-  dev.copyToDevice(x, new Float32Array(M * K).fill(0.1));
-  dev.copyToDevice(w, new Float32Array(N * K).fill(0.1));
-  const s = timeIt(() => ops.matmul(y, x, w, 0n, M, N, K), 5);
-  dev.free(x), dev.free(w), dev.free(y);
-  return (2 * M * N * K) / s / 1e9;
+/** GFLOP/s of large fp32 matmuls of the model's layer shapes, the best of them (the prefill ceiling). */
+function measureMatmulPeak(dev: Device, ops: Ops, D: number, I: number): number {
+  let best = 0;
+  for (const [M, N, K] of [[512, I, D], [512, D, I], [512, D, D]] as const) {
+    const x = dev.alloc(M * K * 4), w = dev.alloc(N * K * 4), y = dev.alloc(M * N * 4);
+    dev.copyToDevice(x, new Float32Array(M * K).fill(0.1));
+    dev.copyToDevice(w, new Float32Array(N * K).fill(0.1));
+    const s = timeIt(() => ops.matmul(y, x, w, 0n, M, N, K), 5);
+    dev.free(x), dev.free(w), dev.free(y);
+    best = Math.max(best, (2 * M * N * K) / s / 1e9);
+  }
+  return best;
+}
+
+/** FLOPs of a prefill of `T` tokens of one sequence: layer matmuls, attention, one logits row. */
+function prefillFlops(cfg: { hiddenSize: number; intermediateSize: number; numLayers: number; numHeads: number; numKvHeads: number; headDim: number; vocabSize: number }, T: number): number {
+  const D = cfg.hiddenSize, I = cfg.intermediateSize, q = cfg.numHeads * cfg.headDim, kv = cfg.numKvHeads * cfg.headDim;
+  const perTokenLayer = 2 * (D * (q + 2 * kv) + q * D + 3 * D * I);
+  const attention = 2 * 2 * q * ((T * (T + 1)) / 2); // QKᵀ and PV over the causal context
+  return cfg.numLayers * (T * perTokenLayer + attention) + 2 * cfg.vocabSize * D;
 }
 
 interface Row {
@@ -126,8 +136,8 @@ function benchShape(shape: string): Row {
     const cfg = s.opened.config;
     const params = parameterCount(cfg);
     const weightBytes = s.weights.totalBytes;
-    const bandwidth = measureBandwidth(s.dev, s.ops, 256 * MiB);
-    const peak = measureMatmulPeak(s.dev, s.ops);
+    const bandwidth = measureBandwidth(s.dev, s.ops, 256 * MiB, cfg.hiddenSize);
+    const peak = measureMatmulPeak(s.dev, s.ops, cfg.hiddenSize, cfg.intermediateSize);
     const run = (seqs: number, tps: number, ctx: number) => {
       const inp = stepInputs(s, seqs, tps, ctx);
       return () => {
@@ -151,8 +161,7 @@ function benchShape(shape: string): Row {
     let n = 0;
     while (core.hasWork()) for (const e of core.step()) n += e.tokenIds.length;
     const engineDecode1 = n / ((performance.now() - t0) / 1000);
-    const flopsPerToken = 2 * params; // matmuls dominate at 128 tokens
-    const prefillGflops = (flopsPerToken * 128) / prefillS / 1e9;
+    const prefillGflops = prefillFlops(cfg, 128) / prefillS / 1e9;
     const bound = (bandwidth * 1e9) / weightBytes;
     return {
       shape,
