@@ -11,6 +11,7 @@ import {
   runJobs,
   samplingParams,
   sseResponse,
+  choiceChunks,
   startStream,
   usageOf,
   utf8Bytes,
@@ -118,20 +119,13 @@ export function chatRoutes(ctx: ServerContext) {
             ...extra,
           };
         };
-        try {
-          if (first) {
-            const c = one(first);
-            if (c) yield c;
-          }
-          for await (const ce of rest) {
-            const c = one(ce);
-            if (c) yield c;
-          }
-          if (includeUsage) yield { ...base, choices: [], usage: usageOf([promptTokens], [...completion.values()]) };
-        } finally {
-          request.signal.removeEventListener("abort", onAbort);
-          await rest.return(undefined);
-        }
+        yield* choiceChunks(
+          first,
+          rest,
+          one,
+          () => (includeUsage ? { ...base, choices: [], usage: usageOf([promptTokens], [...completion.values()]) } : null),
+          () => request.signal.removeEventListener("abort", onAbort),
+        );
       }
       // Elysia passes a Response through untouched; the cast only satisfies its handler typing
       // (which does not accept Promise<Response | T>).

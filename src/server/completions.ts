@@ -12,6 +12,7 @@ import {
   runJobs,
   samplingParams,
   sseResponse,
+  choiceChunks,
   startStream,
   usageOf,
   type ChoiceEvent,
@@ -123,21 +124,16 @@ export function completionsRoutes(ctx: ServerContext) {
             ...extra,
           };
         };
-        try {
-          if (first) {
-            const c = one(first);
-            if (c) yield c;
-          }
-          for await (const ce of rest) {
-            const c = one(ce);
-            if (c) yield c;
-          }
-          if (includeUsage)
-            yield { ...base, choices: [], usage: usageOf(prompts.map((ids, i) => promptTokens.get(i) ?? ids.length), [...completion.values()]) };
-        } finally {
-          request.signal.removeEventListener("abort", onAbort);
-          await rest.return(undefined);
-        }
+        yield* choiceChunks(
+          first,
+          rest,
+          one,
+          () =>
+            includeUsage
+              ? { ...base, choices: [], usage: usageOf(prompts.map((ids, i) => promptTokens.get(i) ?? ids.length), [...completion.values()]) }
+              : null,
+          () => request.signal.removeEventListener("abort", onAbort),
+        );
       }
       // Elysia passes a Response through untouched; the cast only satisfies its handler typing
       // (which does not accept Promise<Response | T>).

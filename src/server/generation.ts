@@ -231,6 +231,35 @@ export async function startStream(events: AsyncGenerator<ChoiceEvent>): Promise<
 }
 
 /**
+ * One SSE chunk per choice event (`first`, then the rest; `one` may return null to skip an
+ * event), then the closing chunk `last()` if any. Always runs `cleanup` and closes the event
+ * stream, also when the client goes away mid-stream.
+ */
+export async function* choiceChunks(
+  first: ChoiceEvent | undefined,
+  rest: AsyncGenerator<ChoiceEvent>,
+  one: (ce: ChoiceEvent) => object | null,
+  last: () => object | null,
+  cleanup: () => void,
+): AsyncGenerator<object> {
+  try {
+    if (first) {
+      const c = one(first);
+      if (c) yield c;
+    }
+    for await (const ce of rest) {
+      const c = one(ce);
+      if (c) yield c;
+    }
+    const l = last();
+    if (l) yield l;
+  } finally {
+    cleanup();
+    await rest.return(undefined);
+  }
+}
+
+/**
  * A text/event-stream Response over `chunks` (objects are JSON-encoded; the stream ends with
  * `data: [DONE]`). Cancelling the body (client gone) stops the source generator, which aborts
  * the engine requests. An error after the headers are sent becomes an `error` chunk.
