@@ -108,7 +108,7 @@ export class WorkerEngine implements Engine {
           return;
         }
         case "progress":
-          this.hooks.onProgress?.({ stage: m.stage, done: m.done, total: m.total, message: m.message });
+          this.hooks.onProgress?.({ stage: m.stage, done: m.done, total: m.total, unit: m.unit, message: m.message });
           return;
         case "log":
           this.hooks.onLog?.(m.message);

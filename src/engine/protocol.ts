@@ -20,7 +20,7 @@ export interface WireError {
 }
 
 export type FromWorker =
-  | { type: "progress"; stage: string; done: number; total: number; message?: string }
+  | { type: "progress"; stage: string; done: number; total: number; unit?: string; message?: string }
   | { type: "ready"; model: ModelDescription; startupLine: string }
   | { type: "failed"; error: WireError }
   | { type: "events"; events: TokenEvent[] }

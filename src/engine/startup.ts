@@ -107,7 +107,10 @@ export function defaultMaxNumBatchedTokens(backend: string, maxModelLen: number)
   return backend === "cpu" ? Math.min(512, Math.max(maxModelLen, 64)) : Math.max(2048, Math.min(maxModelLen, 8192));
 }
 
-export function startEngine(opts: EngineOptions, log: (msg: string) => void = () => {}): StartedEngine {
+/** Start-up progress for the terminal display: stage, done of total (unit). */
+export type StartupProgressFn = (p: { stage: string; done: number; total: number; unit?: string; message?: string }) => void;
+
+export function startEngine(opts: EngineOptions, log: (msg: string) => void = () => {}, progress: StartupProgressFn = () => {}): StartedEngine {
   const t0 = performance.now();
   const dev = Device.open({ device: opts.device, ordinal: opts.deviceOrdinal ?? 0, cpuCapacityBytes: opts.deviceMemory ?? 0, log });
   let weights: LoadedWeights | null = null;
@@ -175,7 +178,8 @@ export function startEngine(opts: EngineOptions, log: (msg: string) => void = ()
     weights = stage(`the model's weights (${fmtBytes(opened.weights.tensors.size ? weightsDeviceBytes(opened) : 0)})`,
       "use a device with more memory or offload weights to host memory (--cpu-offload-gb)", () =>
         profiler.measureWeights(() => {
-          const w = uploadWeights(dev, opened.weights, nOff > 0 ? { firstHostLayer: placement.firstOffloadedLayer } : {});
+          const onTensor = (_name: string, done: number, total: number) => progress({ stage: "load_weights", done, total, unit: "tensors" });
+          const w = uploadWeights(dev, opened.weights, nOff > 0 ? { firstHostLayer: placement.firstOffloadedLayer, onTensor } : { onTensor });
           if (nOff > 0) {
             try {
               offload = new OffloadManager(dev, w, placement.slots);
@@ -199,12 +203,14 @@ export function startEngine(opts: EngineOptions, log: (msg: string) => void = ()
     if (opts.kvCacheMemoryBytes !== null) {
       stage(`the activation arena (${fmtBytes(m.arenaBytes)})`, arenaKnob, () => profiler.skipProfile(() => m.allocateArena()));
     } else {
+      progress({ stage: "profile", done: 0, total: 1, message: "profile run at the maximum batch" });
       stage(`the profile run at the maximum batch (arena ${fmtBytes(m.arenaBytes)} + its KV blocks)`, arenaKnob, () =>
         profiler.profileRun(() => {
           m.allocateArena();
           profileStep(dev, m, kvSpec, region.base, region.sliceStride, region.granularity);
         }),
       );
+      progress({ stage: "profile", done: 1, total: 1 });
     }
     dev.emptyCache();
     // 5. graphs: whole decode steps captured largest first against the reserved, still unmapped
@@ -221,11 +227,13 @@ export function startEngine(opts: EngineOptions, log: (msg: string) => void = ()
         base: region.base, sliceStride: region.sliceStride, blockSize: opts.blockSize,
         numBlocks: Math.floor(region.sliceStride / sliceBytesPerBlock(kvSpec)),
       };
+      progress({ stage: "capture_graphs", done: 0, total: capture.sizes.length, unit: "graphs" });
       stage(`graph capture (${capture.sizes.length} sizes)`, "use --enforce-eager or fewer --cudagraph-capture-sizes", () =>
         profiler.measureGraphs(() => {
           decodeGraphs = new DecodeGraphs(dev, m, capture.sizes);
           (decodeGraphs as DecodeGraphs).capture(kvCapture, capture.dropped);
         }));
+      progress({ stage: "capture_graphs", done: capture.sizes.length, total: capture.sizes.length, unit: "graphs" });
       const dg = decodeGraphs as DecodeGraphs | null;
       if (dg) {
         const gi = dg.setInfo();
@@ -256,7 +264,9 @@ export function startEngine(opts: EngineOptions, log: (msg: string) => void = ()
       );
     }
     try {
+      progress({ stage: "kv_cache", done: 0, total: kv.mappedBytes, unit: "bytes" });
       dev.mapRegion(region.base, kv.bytesPerSlice);
+      progress({ stage: "kv_cache", done: kv.mappedBytes, total: kv.mappedBytes, unit: "bytes" });
     } catch (e) {
       throw new StartupMemoryError(`mapping the KV cache (${fmtBytes(kv.mappedBytes)}) failed: ${(e as Error).message}`);
     }

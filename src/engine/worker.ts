@@ -27,7 +27,11 @@ function handle(m: ToWorker): void {
   switch (m.type) {
     case "start": {
       try {
-        started = startEngine(m.options, (message) => post({ type: "log", message }));
+        started = startEngine(
+          m.options,
+          (message) => post({ type: "log", message }),
+          (p) => post({ type: "progress", ...p }),
+        );
         core = new EngineCore(started, {
           maxNumSeqs: m.options.maxNumSeqs,
           maxWaiting: m.options.maxWaiting,
