@@ -9,6 +9,7 @@
 #include <stdio.h>
 
 #include "graph.h"
+#include "sample_rule.h"
 #include "status.h"
 
 const int hr_op_nargs[HR_OPK_COUNT] = {
@@ -21,11 +22,13 @@ const int hr_op_nargs[HR_OPK_COUNT] = {
     [HR_OPK_KV_WRITE] = HR_A_KVW_N,
     [HR_OPK_ATTN_DECODE] = HR_A_DEC_N,
     [HR_OPK_ATTN_PREFILL] = HR_A_PRE_N,
+    [HR_OPK_SAMPLE] = HR_A_SMP_N,
 };
 
 const char *hr_op_kind_name(int kind) {
   static const char *names[HR_OPK_COUNT] = {"none", "embedding", "rms_norm", "rope", "matmul",
-                                            "silu_mul", "kv_write", "attention_decode", "attention_prefill"};
+                                            "silu_mul", "kv_write", "attention_decode", "attention_prefill",
+                                            "sample"};
   static const char *copy_names[HR_OPK_COPY_END - HR_OPK_COPY_FIRST] = {"copy_begin", "copy_async", "copy_wait",
                                                                          "copy_release"};
   if (hr_op_is_copy(kind)) return copy_names[kind - HR_OPK_COPY_FIRST];
@@ -470,4 +473,47 @@ int hr_op_attention_prefill(uint64_t dev, int64_t dtype, uint64_t out, uint64_t 
   a[HR_A_PRE_SCALE] = hr_f64_bits(scale);
   a[HR_A_PRE_QSTRIDE] = q_stride ? q_stride : num_q_heads * head_dim;
   return hr_ops_submit(inst, HR_OPK_ATTN_PREFILL, a);
+}
+
+/* ---- sampling ---- */
+
+static int sample_common(const char *CALL, hr_instance *inst, uint64_t out_ids, uint64_t logits, uint64_t temperature,
+                         uint64_t top_k, uint64_t top_p, uint64_t uniform, int64_t rows, int64_t vocab) {
+  int st_;
+  TRY(need_ptr(CALL, "out_ids", out_ids));
+  TRY(need_ptr(CALL, "logits", logits));
+  TRY(need_dim(CALL, "rows", rows));
+  if (vocab < 1 || vocab > HR_SAMPLE_MAX_VOCAB)
+    return hr_fail(HR_E_INVALID, "%s: vocab must be in 1..2^23 (got %lld)", CALL, (long long)vocab);
+  TRY(need_product(CALL, rows, vocab, 1));
+  /* out_ids [rows] int32 must not overlap logits [rows, vocab] float32 */
+  uint64_t lo = logits, hi = logits + (uint64_t)rows * (uint64_t)vocab * 4u;
+  if (out_ids + (uint64_t)rows * 4u > lo && out_ids < hi)
+    return hr_fail(HR_E_INVALID, "%s: out_ids (0x%llx) overlaps logits (0x%llx, %lld x %lld floats)", CALL,
+                   (hr_ull)out_ids, (hr_ull)logits, (long long)rows, (long long)vocab);
+  int64_t a[HR_OP_MAX_ARGS] = {0};
+  a[HR_A_SMP_OUT] = (int64_t)out_ids;
+  a[HR_A_SMP_LOGITS] = (int64_t)logits;
+  a[HR_A_SMP_TEMP] = (int64_t)temperature;
+  a[HR_A_SMP_TOPK] = (int64_t)top_k;
+  a[HR_A_SMP_TOPP] = (int64_t)top_p;
+  a[HR_A_SMP_U] = (int64_t)uniform;
+  a[HR_A_SMP_ROWS] = rows;
+  a[HR_A_SMP_V] = vocab;
+  return hr_ops_submit(inst, HR_OPK_SAMPLE, a);
+}
+
+int hr_op_argmax(uint64_t dev, uint64_t out_ids, uint64_t logits, int64_t rows, int64_t vocab) {
+  BEGIN("hr_op_argmax");
+  return sample_common(CALL, inst, out_ids, logits, 0, 0, 0, 0, rows, vocab);
+}
+
+int hr_op_sample(uint64_t dev, uint64_t out_ids, uint64_t logits, uint64_t temperature, uint64_t top_k,
+                 uint64_t top_p, uint64_t uniform, int64_t rows, int64_t vocab) {
+  BEGIN("hr_op_sample");
+  TRY(need_ptr(CALL, "temperature", temperature));
+  TRY(need_ptr(CALL, "top_k", top_k));
+  TRY(need_ptr(CALL, "top_p", top_p));
+  TRY(need_ptr(CALL, "uniform", uniform));
+  return sample_common(CALL, inst, out_ids, logits, temperature, top_k, top_p, uniform, rows, vocab);
 }

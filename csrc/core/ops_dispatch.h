@@ -28,6 +28,7 @@ enum hr_op_kind {
   HR_OPK_KV_WRITE,
   HR_OPK_ATTN_DECODE,
   HR_OPK_ATTN_PREFILL,
+  HR_OPK_SAMPLE, /* hr_op_sample, and hr_op_argmax (temperature == 0: every row greedy) */
   HR_OPK_COUNT
 };
 
@@ -78,6 +79,11 @@ enum {
   HR_A_PRE_DTYPE, HR_A_PRE_OUT, HR_A_PRE_Q, HR_A_PRE_KC, HR_A_PRE_VC, HR_A_PRE_BT, HR_A_PRE_SEQLENS, HR_A_PRE_QSL,
   HR_A_PRE_B, HR_A_PRE_T, HR_A_PRE_HQ, HR_A_PRE_HK, HR_A_PRE_D, HR_A_PRE_NBLOCKS, HR_A_PRE_BS, HR_A_PRE_MAXBLOCKS,
   HR_A_PRE_SCALE, HR_A_PRE_QSTRIDE, HR_A_PRE_N
+};
+/* sample: temperature/top_k/top_p/uniform are device arrays [rows]; temperature 0 = argmax */
+enum {
+  HR_A_SMP_OUT, HR_A_SMP_LOGITS, HR_A_SMP_TEMP, HR_A_SMP_TOPK, HR_A_SMP_TOPP, HR_A_SMP_U, HR_A_SMP_ROWS,
+  HR_A_SMP_V, HR_A_SMP_N
 };
 
 /* Number of meaningful values in each kind's record (for copying into an op list). */

@@ -233,6 +233,7 @@ static int exec_matmul(hr_instance *inst, const int64_t *a) {
 
 int hr_cpu_exec_attn_decode(hr_instance *inst, const int64_t *a);
 int hr_cpu_exec_attn_prefill(hr_instance *inst, const int64_t *a);
+int hr_cpu_exec_sample(hr_instance *inst, const int64_t *a); /* ops_sample.c */
 
 const hr_op_exec_fn hrb_op_executors[HR_OPK_COUNT] = {
     [HR_OPK_EMBEDDING] = exec_embedding,
@@ -243,6 +244,7 @@ const hr_op_exec_fn hrb_op_executors[HR_OPK_COUNT] = {
     [HR_OPK_KV_WRITE] = exec_kv_write,
     [HR_OPK_ATTN_DECODE] = hr_cpu_exec_attn_decode,
     [HR_OPK_ATTN_PREFILL] = hr_cpu_exec_attn_prefill,
+    [HR_OPK_SAMPLE] = hr_cpu_exec_sample,
 };
 
 int hrb_ops_set_num_threads(int64_t n) { return hrt_set_num_threads(n); }

@@ -11,6 +11,7 @@ int hrc_exec_silu_mul(hr_instance *inst, const int64_t *a);
 int hrc_exec_kv_write(hr_instance *inst, const int64_t *a);
 int hrc_exec_attn_decode(hr_instance *inst, const int64_t *a);
 int hrc_exec_attn_prefill(hr_instance *inst, const int64_t *a);
+int hrc_exec_sample(hr_instance *inst, const int64_t *a);
 
 extern "C" {
 
@@ -24,9 +25,11 @@ const hr_op_exec_fn hrb_op_executors[HR_OPK_COUNT] = {
     hrc_exec_kv_write,     // HR_OPK_KV_WRITE
     hrc_exec_attn_decode,  // HR_OPK_ATTN_DECODE
     hrc_exec_attn_prefill, // HR_OPK_ATTN_PREFILL
+    hrc_exec_sample,       // HR_OPK_SAMPLE (and argmax)
 };
-static_assert(HR_OPK_COUNT == 9, "update the executor table when op kinds change");
-static_assert(HR_OPK_ATTN_PREFILL == 8 && HR_OPK_EMBEDDING == 1, "table order follows enum hr_op_kind");
+static_assert(HR_OPK_COUNT == 10, "update the executor table when op kinds change");
+static_assert(HR_OPK_ATTN_PREFILL == 8 && HR_OPK_EMBEDDING == 1 && HR_OPK_SAMPLE == 9,
+              "table order follows enum hr_op_kind");
 
 // CPU worker threads do not apply to the CUDA backend.
 int hrb_ops_set_num_threads(int64_t n) {

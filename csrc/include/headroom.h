@@ -299,6 +299,43 @@ HR_API int hr_op_attention_prefill(uint64_t dev, int64_t dtype, uint64_t out, ui
                                    int64_t num_blocks, int64_t block_size, int64_t max_blocks_per_seq,
                                    double scale, int64_t q_stride);
 
+/* ---- sampling (part of the ops section) ---- */
+/*
+ * One token id per row of float32 logits [rows, vocab] (dense, as hr_op_logits writes them;
+ * read only). out_ids: int32 [rows]. No dtype argument: logits are always float32.
+ * vocab in 1..2^23. Per-row parameters are device arrays of `rows` values:
+ * temperature float32, top_k int32, top_p float32, uniform float32 (the caller's random number
+ * per row, e.g. the engine's seeded uniform, so sampling stays reproducible).
+ *
+ * The rule, per row (the CPU executor is the reference; CUDA gives the same ids bit for bit,
+ * because both use the integer arithmetic below):
+ *  - order: token i ranks before j when l_i > l_j, or l_i == l_j and i < j (NaN counts as
+ *    -inf, -0 as +0). "Ties" are equal logits; they always go to the lowest ids.
+ *  - argmax = the first token in that order (lowest id among the largest logits; 0 when every
+ *    logit is NaN/-inf).
+ *  - Greedy: temperature < 1e-5 or NaN, or the row's max is +inf or -inf -> argmax.
+ *  - Otherwise, with m = max logit and T the temperature, each token gets the integer weight
+ *        q_i = floor(e((l_i - m) * (1/T)) * 2^40)   (0 for l_i = -inf/NaN)
+ *    where e() is a fixed float32 polynomial exp (rel. error ~1e-7, exact 1 at 0, 0 below -32;
+ *    csrc/core/sample_rule.h). So q = 2^40 for the top token and softmax(l / T)_i =
+ *    q_i / sum q up to that rounding; tokens below 2^-40 of the top token weigh 0.
+ *  - top-k: k = top_k; k <= 0 or k >= vocab = off. Keep the first k tokens of the order.
+ *    Q_k = sum of q over the kept tokens.
+ *  - top-p: p = top_p; p >= 1 or NaN = off. target = max(1, ceil(p * Q_k)) (in float64).
+ *    Keep the shortest prefix of the order (among the top-k survivors) whose q sum >= target
+ *    (p <= 0 keeps the first token only).
+ *  - draw: Q = sum of q over the survivors ("renormalize"), r = min(floor(u * Q), Q - 1) in
+ *    float64 (u NaN or < 0 -> 0). Walk the survivors in ascending token id accumulating q; the
+ *    result is the first token where the running sum exceeds r (a zero-weight token is
+ *    never drawn). u = 0 gives the lowest-id survivor of positive weight.
+ * Values inside the parameter arrays are not errors on either backend (clamped as above).
+ * vLLM order (penalties -> temperature -> min-p -> top-k -> top-p) is the caller's: apply
+ * penalties/min-p masking to the logits (-inf) before this op.
+ */
+HR_API int hr_op_argmax(uint64_t dev, uint64_t out_ids, uint64_t logits, int64_t rows, int64_t vocab);
+HR_API int hr_op_sample(uint64_t dev, uint64_t out_ids, uint64_t logits, uint64_t temperature, uint64_t top_k,
+                        uint64_t top_p, uint64_t uniform, int64_t rows, int64_t vocab);
+
 
 /* ---- offload / copy engine ------------------------------------------------------- */
 /*

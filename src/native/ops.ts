@@ -115,4 +115,18 @@ export class Ops {
       "hr_op_attention_prefill",
     );
   }
+
+  /** outIds[r] (int32) = argmax of float32 logits row r (lowest id on ties). Ignores `dtype`. */
+  argmax(outIds: bigint, logits: bigint, rows: number, vocab: number): void {
+    this.check(this.s.hr_op_argmax(this.h, outIds, logits, rows, vocab), "hr_op_argmax");
+  }
+
+  /**
+   * One token per float32 logits row (headroom.h "sampling"): per-row device arrays temperature
+   * (f32; < 1e-5 = greedy), topK (i32; 0 = off), topP (f32; 1 = off) and uniform (f32 in [0, 1)).
+   * Ignores `dtype`.
+   */
+  sample(outIds: bigint, logits: bigint, temperature: bigint, topK: bigint, topP: bigint, uniform: bigint, rows: number, vocab: number): void {
+    this.check(this.s.hr_op_sample(this.h, outIds, logits, temperature, topK, topP, uniform, rows, vocab), "hr_op_sample");
+  }
 }
