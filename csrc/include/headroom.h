@@ -307,8 +307,8 @@ HR_API int hr_op_attention_prefill(uint64_t dev, int64_t dtype, uint64_t out, ui
  * temperature float32, top_k int32, top_p float32, uniform float32 (the caller's random number
  * per row, e.g. the engine's seeded uniform, so sampling stays reproducible).
  *
- * The rule, per row (the CPU executor is the reference; CUDA gives the same ids bit for bit,
- * because both use the integer arithmetic below):
+ * The rule, per row (the CPU executor is the reference; the CUDA kernel uses the same integer
+ * arithmetic so that it returns the same ids bit for bit, which test/gpu/sample.test.ts checks):
  *  - order: token i ranks before j when l_i > l_j, or l_i == l_j and i < j (NaN counts as
  *    -inf, -0 as +0). "Ties" are equal logits; they always go to the lowest ids.
  *  - argmax = the first token in that order (lowest id among the largest logits; 0 when every
