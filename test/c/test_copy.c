@@ -14,15 +14,7 @@
 
 #define MiB (1ull << 20)
 
-static const char *cur_test = "?";
-#define CHECK(cond)                                                                                  \
-  do {                                                                                               \
-    if (!(cond)) {                                                                                   \
-      fprintf(stderr, "FAIL %s (%s:%d): %s\n  hr_last_error: %s\n", cur_test, __FILE__, __LINE__, #cond, \
-              hr_last_error());                                                                      \
-      exit(1);                                                                                       \
-    }                                                                                                \
-  } while (0)
+#include "check.h"
 #define OK(expr) CHECK((expr) == HR_OK)
 
 static double now_s(void) {

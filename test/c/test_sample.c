@@ -25,34 +25,9 @@
 #include "../../csrc/core/sample_rule.h"
 #include "headroom.h"
 
-static const char *cur_test = "?";
+#include "check.h"
 static uint64_t dev;
 
-static void failf(const char *file, int line, const char *fmt, ...) {
-  va_list ap;
-  va_start(ap, fmt);
-  fprintf(stderr, "FAIL %s (%s:%d): ", cur_test, file, line);
-  vfprintf(stderr, fmt, ap);
-  fprintf(stderr, "\n  hr_last_error: %s\n", hr_last_error());
-  va_end(ap);
-  exit(1);
-}
-#define CHECK(cond, ...)                                    \
-  do {                                                      \
-    if (!(cond)) failf(__FILE__, __LINE__, "" __VA_ARGS__); \
-  } while (0)
-#define CHECK_OK(call)                                                                         \
-  do {                                                                                         \
-    int st_ = (call);                                                                          \
-    if (st_ != HR_OK) failf(__FILE__, __LINE__, "%s returned %s", #call, hr_status_name(st_)); \
-  } while (0)
-#define CHECK_ERR(call, want, needle)                                                                          \
-  do {                                                                                                         \
-    int st_ = (call);                                                                                          \
-    if (st_ != (want))                                                                                         \
-      failf(__FILE__, __LINE__, "%s returned %s, expected %s", #call, hr_status_name(st_), hr_status_name(want)); \
-    if (!strstr(hr_last_error(), (needle))) failf(__FILE__, __LINE__, "hr_last_error() lacks \"%s\"", (needle)); \
-  } while (0)
 #define PASS() printf("ok %s\n", cur_test)
 
 static uint64_t rng = 0x2545f4914f6cdd1dull;
