@@ -10,7 +10,8 @@ Predicts weights, activation arena, KV blocks/tokens, max concurrency and whethe
 must be offloaded, for a device of --device-memory bytes. Flags:
   --model PATH               HF folder, .gguf file or synthetic:110m-style spec
   --config FILE              an HF config.json (instead of --model)
-  --backend cuda|cpu         compute dtype fp16 (cuda) or fp32 (cpu)   [cuda]
+  --backend cuda|cpu         [cuda]
+  --dtype auto|float32|bfloat16|float16  compute dtype; auto = bf16 (cuda), fp32 (cpu) [auto]
   --device-memory BYTES      total device memory, e.g. 80GiB            [80GiB]
   --gpu-memory-utilization F [0.9]
   --max-model-len N          [the model's]
@@ -53,6 +54,12 @@ export function planCommand(argv: string[]): number {
           const b = val();
           if (b !== "cuda" && b !== "cpu") throw new Error(`--backend must be cuda or cpu (got ${b})`);
           req.backend = b;
+          break;
+        }
+        case "--dtype": {
+          const d = val();
+          if (d !== "auto" && d !== "float32" && d !== "bfloat16" && d !== "float16") throw new Error(`--dtype must be auto, float32, bfloat16 or float16 (got ${d})`);
+          req.dtype = d;
           break;
         }
         case "--device-memory": req.deviceMemoryBytes = parseBytes(val()); break;

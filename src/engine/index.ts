@@ -36,6 +36,7 @@ export function engineOptionsFrom(o: ServeOptions): EngineOptions {
   return {
     model: o.model,
     device: o.device,
+    dtype: o.dtype,
     deviceMemory: o.deviceMemory,
     gpuMemoryUtilization: o.gpuMemoryUtilization,
     kvCacheMemoryBytes: o.kvCacheMemoryBytes,

@@ -9,6 +9,7 @@
 import { Device } from "../native/index.ts";
 import { Ops } from "../native/ops.ts";
 import { LlamaModel, attentionWorkspaceBytes } from "../model/llama.ts";
+import { COMPUTE_DTYPE_BYTES, COMPUTE_DTYPE_CODE, resolveComputeDtype, type ComputeDtype, type DtypeFlag } from "../model/dtype.ts";
 import { openModel, type OpenedModel } from "../model/load.ts";
 import { uploadWeights, type LoadedWeights } from "../model/upload.ts";
 import { MemoryProfiler, type MemoryProfilingResult } from "../memory/profiling.ts";
@@ -25,6 +26,11 @@ import type { BatchLimits } from "../model/arena.ts";
 export interface EngineOptions {
   model: string | null;
   device: "auto" | "cpu" | "cuda";
+  /**
+   * Compute dtype of weights, activations and the KV cache (logits stay fp32): auto (default) =
+   * float32 on the CPU backend, bfloat16 on CUDA. bfloat16/float16 on the CPU backend is refused.
+   */
+  dtype?: DtypeFlag;
   /** CPU backend capacity (bytes); null = backend default. */
   deviceMemory: number | null;
   /** CPU backend: which simulated device (instances on one ordinal share it). */
@@ -71,6 +77,8 @@ export interface EngineOffload {
 export interface StartedEngine {
   dev: Device;
   ops: Ops;
+  /** The compute dtype (weights, activations, KV cache). */
+  dtype: ComputeDtype;
   opened: OpenedModel;
   weights: LoadedWeights;
   model: LlamaModel;
@@ -96,9 +104,9 @@ export interface StartedEngine {
   close(): void;
 }
 
-function weightsDeviceBytes(m: OpenedModel): number {
+function weightsDeviceBytes(m: OpenedModel, elemBytes: number): number {
   let n = 0;
-  for (const t of m.weights.tensors.values()) n += t.shape.reduce((a, b) => a * b, 1) * 4;
+  for (const t of m.weights.tensors.values()) n += t.shape.reduce((a, b) => a * b, 1) * elemBytes;
   return n;
 }
 
@@ -119,6 +127,9 @@ export function startEngine(opts: EngineOptions, log: (msg: string) => void = ()
   let offload: OffloadManager | null = null;
   let decodeGraphs: DecodeGraphs | null = null;
   try {
+    // The compute dtype first: a 16-bit dtype on the CPU backend fails before anything is loaded.
+    const dtype = resolveComputeDtype(opts.dtype, dev.backend);
+    const dtypeBytes = COMPUTE_DTYPE_BYTES[dtype];
     const profiler = new MemoryProfiler(dev);
     const base = profiler.baseline;
     const requested = Math.floor(base.totalBytes * opts.gpuMemoryUtilization);
@@ -129,7 +140,7 @@ export function startEngine(opts: EngineOptions, log: (msg: string) => void = ()
           `${fmtBytes(base.usedBytes)}. Lower --gpu-memory-utilization to at most ${(base.freeBytes / base.totalBytes).toFixed(3)} or free the device.`,
       );
     }
-    const ops = new Ops(dev);
+    const ops = new Ops(dev, COMPUTE_DTYPE_CODE[dtype]);
     if (opts.numThreads) ops.setNumThreads(opts.numThreads);
     const opened = openModel(opts.model);
     const cfg = opened.config;
@@ -139,7 +150,6 @@ export function startEngine(opts: EngineOptions, log: (msg: string) => void = ()
     }
     const maxTokens = opts.maxNumBatchedTokens ?? defaultMaxNumBatchedTokens(dev.backend, maxModelLen);
     const limits = batchLimitsFor(maxModelLen, opts.maxNumSeqs, maxTokens, opts.blockSize);
-    const dtypeBytes = 4;
     const kvSpec = kvSpecFor(cfg, opts.blockSize, dtypeBytes);
 
     // 2. weights
@@ -158,6 +168,7 @@ export function startEngine(opts: EngineOptions, log: (msg: string) => void = ()
     const planInput = {
       config: cfg,
       backend: (dev.backend === "cuda" ? "cuda" : "cpu") as "cuda" | "cpu",
+      computeDtype: dtype,
       deviceMemoryBytes: base.totalBytes,
       freeMemoryBytes: base.freeBytes,
       gpuMemoryUtilization: opts.gpuMemoryUtilization,
@@ -175,11 +186,11 @@ export function startEngine(opts: EngineOptions, log: (msg: string) => void = ()
     }).offload;
     const nOff = placement.layersOffloaded;
     if (nOff > 0 || placement.mode !== "auto") log(`offload: ${placement.reason}`);
-    weights = stage(`the model's weights (${fmtBytes(opened.weights.tensors.size ? weightsDeviceBytes(opened) : 0)})`,
+    weights = stage(`the model's weights (${fmtBytes(opened.weights.tensors.size ? weightsDeviceBytes(opened, dtypeBytes) : 0)}, ${dtype})`,
       "use a device with more memory or offload weights to host memory (--cpu-offload-gb)", () =>
         profiler.measureWeights(() => {
           const onTensor = (_name: string, done: number, total: number) => progress({ stage: "load_weights", done, total, unit: "tensors" });
-          const w = uploadWeights(dev, opened.weights, nOff > 0 ? { firstHostLayer: placement.firstOffloadedLayer, onTensor } : { onTensor });
+          const w = uploadWeights(dev, opened.weights, nOff > 0 ? { dtype, firstHostLayer: placement.firstOffloadedLayer, onTensor } : { dtype, onTensor });
           if (nOff > 0) {
             try {
               offload = new OffloadManager(dev, w, placement.slots);
@@ -300,7 +311,7 @@ export function startEngine(opts: EngineOptions, log: (msg: string) => void = ()
     const startupMs = performance.now() - t0;
     let startupLine =
       `memory: free at start ${fmtBytes(base.freeBytes)} of ${fmtBytes(base.totalBytes)}; requested ${fmtBytes(profile.requestedBytes)} ` +
-      `(utilization ${opts.gpuMemoryUtilization}); weights ${fmtBytes(profile.weightsBytes)}, peak activation ${fmtBytes(profile.peakActivationBytes)}, ` +
+      `(utilization ${opts.gpuMemoryUtilization}); weights ${fmtBytes(profile.weightsBytes)} (${dtype}), peak activation ${fmtBytes(profile.peakActivationBytes)}, ` +
       `non-allocator ${fmtBytes(profile.nonAllocatorIncreaseBytes)}, graphs ${fmtBytes(profile.graphBytes)}, allocator slack ${fmtBytes(profile.allocatorSlackBytes)}; ` +
       `KV cache ${fmtBytes(kv.mappedBytes)} = ${kv.numBlocks} blocks × ${opts.blockSize} = ${kv.tokens} tokens, max concurrency ` +
       `${kv.maxConcurrency.toFixed(2)} at ${maxModelLen} tokens; --kv-cache-memory-bytes=${kv.mappedBytes} fits this request, ` +
@@ -324,7 +335,7 @@ export function startEngine(opts: EngineOptions, log: (msg: string) => void = ()
     const w = weights;
     const mdl = model;
     return {
-      dev, ops, opened, weights: w, model: mdl, limits, maxModelLen, kvSpec, kv, kvBase: region.base, profile, plan, suggestions,
+      dev, ops, dtype, opened, weights: w, model: mdl, limits, maxModelLen, kvSpec, kv, kvBase: region.base, profile, plan, suggestions,
       startupLine, startupMs, planMismatches, offload: engineOffload, graphs: graphsReport, decodeGraphs: dgs, graphsOffReason,
       close() {
         dgs?.destroy();

@@ -6,6 +6,7 @@ import { parseHfConfig } from "../model/hf-config.ts";
 import { openModel } from "../model/load.ts";
 import type { ModelConfig } from "../model/config.ts";
 import { loadLibrary } from "../native/library.ts";
+import { resolveComputeDtype, type ComputeDtype, type DtypeFlag } from "../model/dtype.ts";
 import { batchLimitsFor, defaultCaptureSizes, planMemory, type MemoryPlan, type PlanBackend } from "./planner.ts";
 
 export interface PlanRequest {
@@ -14,6 +15,8 @@ export interface PlanRequest {
   /** An HF config.json object (instead of `model`). */
   config?: Record<string, unknown> | null;
   backend?: PlanBackend;
+  /** Compute dtype as `serve --dtype` takes it (default auto: f32 on cpu, bf16 on cuda). */
+  dtype?: DtypeFlag;
   deviceMemoryBytes: number;
   gpuMemoryUtilization?: number;
   maxModelLen?: number | null;
@@ -76,11 +79,18 @@ export function planFromRequest(req: PlanRequest): PlanResponse {
   if (!(req.deviceMemoryBytes > 0)) throw new PlanRequestError(`device_memory_bytes must be > 0 (got ${req.deviceMemoryBytes})`);
   const util = req.gpuMemoryUtilization ?? 0.9;
   if (!(util > 0 && util <= 1)) throw new PlanRequestError(`gpu_memory_utilization must be in (0, 1] (got ${util})`);
+  let computeDtype: ComputeDtype;
+  try {
+    computeDtype = resolveComputeDtype(req.dtype, backend);
+  } catch (e) {
+    throw new PlanRequestError((e as Error).message);
+  }
   const captureSizes = req.enforceEager ? [] : (req.cudagraphCaptureSizes ?? defaultCaptureSizes(maxNumSeqs));
   const limits = batchLimitsFor(maxModelLen, maxNumSeqs, maxTokens, blockSize);
   const plan = planMemory({
     config: cfg,
     backend,
+    computeDtype,
     deviceMemoryBytes: req.deviceMemoryBytes,
     gpuMemoryUtilization: util,
     maxModelLen,

@@ -4,6 +4,7 @@
 // call it; the engine's start-up compares its prediction with the measurement.
 import { planArena, type BatchLimits } from "../model/arena.ts";
 import type { ModelConfig } from "../model/config.ts";
+import { COMPUTE_DTYPE_BYTES, defaultComputeDtype, type ComputeDtype } from "../model/dtype.ts";
 import { weightLayout } from "../model/weight-layout.ts";
 import { simulateAllocations } from "./allocator-model.ts";
 import { bytesForOneSequence, safetyMarginBytes, sizeKvCache, type KvCacheSpec } from "./kv-sizing.ts";
@@ -13,6 +14,11 @@ export type PlanBackend = "cpu" | "cuda";
 export interface PlanInput {
   config: ModelConfig;
   backend: PlanBackend;
+  /**
+   * Element type of weights, activations and KV (default: the backend's, f32 on CPU and bf16
+   * on CUDA, as the engine's --dtype auto). Logits are fp32 either way.
+   */
+  computeDtype?: ComputeDtype;
   /** Total device memory (bytes). */
   deviceMemoryBytes: number;
   /** Free device memory at start (default: all of it). */
@@ -71,7 +77,7 @@ export interface OffloadPlacement {
 
 export interface MemoryPlan {
   backend: PlanBackend;
-  computeDtype: "f32" | "f16";
+  computeDtype: ComputeDtype;
   computeDtypeBytes: number;
   /** Allocator bytes of the weight buffers (block sizes, as the allocator counts them). */
   weightsBytes: number;
@@ -141,7 +147,8 @@ export function stagingSlots(offloaded: number, prefetch: number): number {
 }
 
 export function planMemory(p: PlanInput): MemoryPlan {
-  const dtypeBytes = p.backend === "cpu" ? 4 : 2;
+  const computeDtype = p.computeDtype ?? defaultComputeDtype(p.backend);
+  const dtypeBytes = COMPUTE_DTYPE_BYTES[computeDtype];
   const notes: string[] = [];
   const limits = batchLimitsFor(p.maxModelLen, p.maxNumSeqs, p.maxNumBatchedTokens, p.blockSize);
   const arenaRequest = planArena(p.config, limits, dtypeBytes, p.attentionWorkspaceBytes).totalBytes;
@@ -236,7 +243,7 @@ export function planMemory(p: PlanInput): MemoryPlan {
   if (p.captureSizes.length === 0) notes.push("graphs off (eager)");
   return {
     backend: p.backend,
-    computeDtype: dtypeBytes === 4 ? "f32" : "f16",
+    computeDtype,
     computeDtypeBytes: dtypeBytes,
     weightsBytes: w.total,
     weightsPerLayerBytes: w.perLayer,

@@ -6,6 +6,7 @@ import type { Device } from "../native/device.ts";
 import { RopeLayout, type Ops, type PagedCache } from "../native/ops.ts";
 import type { ModelConfig } from "./config.ts";
 import { planArena, type ArenaBuffer, type ArenaLayout, type BatchLimits } from "./arena.ts";
+import { COMPUTE_DTYPE_BYTES, dtypeOfCode, type ComputeDtype } from "./dtype.ts";
 import { ropeInvFreq } from "./rope.ts";
 import { downloadTensor, type LoadedWeights } from "./upload.ts";
 
@@ -70,6 +71,11 @@ export interface StepInputs {
   decodeOnly: boolean;
 }
 
+/**
+ * Decode-attention workspace for the largest decode batch. The split-K partials are fp32
+ * whatever the compute dtype (hr_paged_attention_workspace_bytes takes the dtype but its size
+ * does not depend on it), so the planner may use the same figure for every dtype.
+ */
 export function attentionWorkspaceBytes(ops: Ops, cfg: ModelConfig, limits: BatchLimits, blockSize: number): number {
   return ops.decodeWorkspaceBytes(limits.maxSeqs, cfg.numHeads, cfg.headDim, limits.maxBlocksPerSeq, blockSize, DECODE_PARTITION_SIZE);
 }
@@ -84,6 +90,8 @@ export class LlamaModel {
   private kv: KvCacheLocation | null = null;
   private readonly scale: number;
   private offload: LayerOffload | null = null;
+  /** The compute dtype (weights, activations, KV cache); the ops' dtype. Logits are fp32. */
+  readonly dtype: ComputeDtype;
 
   constructor(
     private readonly dev: Device,
@@ -93,7 +101,11 @@ export class LlamaModel {
     readonly limits: BatchLimits,
     readonly blockSize: number,
   ) {
-    this.layout = planArena(cfg, limits, 4, attentionWorkspaceBytes(ops, cfg, limits, blockSize));
+    this.dtype = dtypeOfCode(ops.dtype);
+    if (weights.dtype !== this.dtype) {
+      throw new Error(`LlamaModel: the weights were uploaded as ${weights.dtype} but the ops compute in ${this.dtype}`);
+    }
+    this.layout = planArena(cfg, limits, COMPUTE_DTYPE_BYTES[this.dtype], attentionWorkspaceBytes(ops, cfg, limits, blockSize));
     const w = (name: string) => weights.get(name).ptr;
     const opt = (name: string) => (weights.tensors.has(name) ? w(name) : 0n);
     for (let i = 0; i < cfg.numLayers; i++) {
@@ -124,7 +136,8 @@ export class LlamaModel {
     if (this.arenaBase !== 0n) return;
     this.arenaBase = this.dev.alloc(this.layout.totalBytes);
     const factors = this.weights.tensors.get("rope_freqs.weight");
-    const inv = ropeInvFreq(this.cfg, factors ? downloadTensor(this.dev, factors) : undefined);
+    const host = this.weights.hostF32.get("rope_freqs.weight");
+    const inv = ropeInvFreq(this.cfg, factors ? (host ?? downloadTensor(this.dev, factors)) : undefined);
     this.dev.copyToDevice(this.buf("invFreq"), inv);
   }
 

@@ -1,24 +1,38 @@
-// Upload a weight set into device memory through the caching allocator. The device copy is the
-// backend's compute dtype (fp32): F32 tensors without a row permutation go straight from the
-// mmap view to the device (no JS copy); F16/BF16, permuted (GGUF Q/K) and generated tensors are
-// converted in bounded chunks through one reusable scratch buffer.
+// Upload a weight set into device memory through the caching allocator, in the engine's compute
+// dtype (dtype.ts: f32 on CPU, bf16/f16 on CUDA). A tensor whose file dtype is the compute
+// dtype goes straight from the mmap view to the device (no JS copy; permuted rows are gathered
+// as raw bytes); F16/BF16 -> f32, f32 -> bf16/f16 (round to nearest even), permuted (GGUF Q/K)
+// and generated tensors are converted in bounded chunks through reusable scratch buffers.
 import { HostBuffer } from "../native/copy-engine.ts";
 import type { Device } from "../native/device.ts";
 import type { ModelConfig } from "./config.ts";
+import { COMPUTE_DTYPE_BYTES, f32ToHalfBits, type ComputeDtype } from "./dtype.ts";
 import { weightLayout, type WeightBufferLayout } from "./weight-layout.ts";
-import { readRowsF32, numel, rowCount, rowLength, type TensorSource, type WeightSet } from "./weights.ts";
+import { convertToF32, readRowsF32, numel, rowCount, rowLength, tensorToF32, type TensorSource, type WeightSet } from "./weights.ts";
+
+/** Tensors the forward pass reads on the host as well (kept in fp32 whatever the compute dtype). */
+const HOST_F32_TENSORS = ["rope_freqs.weight"];
 
 export interface LoadedTensor {
   /** Device address. */
   ptr: bigint;
   shape: number[];
-  dtype: "f32";
+  /** The compute dtype the tensor was converted to. */
+  dtype: ComputeDtype;
+  /** numel × element size of `dtype`. */
   bytes: number;
 }
 
 export interface LoadedWeights {
   config: ModelConfig;
+  /** Element type of every device tensor (the engine's compute dtype). */
+  dtype: ComputeDtype;
   tensors: Map<string, LoadedTensor>;
+  /**
+   * fp32 host copies of the small tensors read on the host (rope_freqs.weight -> inv_freq), so
+   * a 16-bit compute dtype does not round them. The device copies exist as well.
+   */
+  hostF32: Map<string, Float32Array>;
   /**
    * The buffers holding the tensors (weight-layout.ts): resident, then one per layer. An
    * offloaded layer's buffer is a host buffer (`host` set, `ptr` a host address); its tensors'
@@ -37,6 +51,8 @@ export interface LoadedWeights {
 }
 
 export interface UploadOptions {
+  /** Device element type (default f32, the CPU backend's; the engine passes its compute dtype). */
+  dtype?: ComputeDtype;
   /** Scratch size for converted chunks (bytes, default 4 MiB). */
   chunkBytes?: number;
   /** Called after each tensor (progress). */
@@ -47,9 +63,15 @@ export interface UploadOptions {
 
 export function uploadWeights(dev: Device, ws: WeightSet, opts: UploadOptions = {}): LoadedWeights {
   const t0 = performance.now();
-  const chunkElems = Math.max(1024, Math.floor((opts.chunkBytes ?? 4 << 20) / 4));
-  let scratch = new Float32Array(0);
+  const dtype: ComputeDtype = opts.dtype ?? "f32";
+  const eb = COMPUTE_DTYPE_BYTES[dtype];
+  const chunkBytes = opts.chunkBytes ?? 4 << 20;
+  const chunkElems = Math.max(1024, Math.floor(chunkBytes / 4));
+  let scratch = new Float32Array(0); // fp32 rows (conversion source)
+  let half = new Uint16Array(0); // bf16/f16 rows (conversion result)
+  let raw = new Uint8Array(0); // permuted rows gathered as file bytes
   const tensors = new Map<string, LoadedTensor>();
+  const hostF32 = new Map<string, Float32Array>();
   const buffers: (WeightBufferLayout & { ptr: bigint; host: HostBuffer | null })[] = [];
   const firstHost = opts.firstHostLayer ?? Number.POSITIVE_INFINITY;
   let totalBytes = 0;
@@ -71,33 +93,58 @@ export function uploadWeights(dev: Device, ws: WeightSet, opts: UploadOptions = 
     tensors.clear();
     if (first) throw first;
   };
-  // Writes f32 data at byte `at` of a tensor placed at `ptr` (device) or `hostAt` of `host`.
-  const put = (ptr: bigint, host: HostBuffer | null, hostAt: number, at: number, data: Uint8Array | Float32Array) => {
+  // Writes `data` (compute-dtype bytes) at byte `at` of a tensor placed at `ptr` (device) or `hostAt` of `host`.
+  const put = (ptr: bigint, host: HostBuffer | null, hostAt: number, at: number, data: Uint8Array | Uint16Array | Float32Array) => {
     if (host) host.view(hostAt + at, data.byteLength).set(new Uint8Array(data.buffer, data.byteOffset, data.byteLength));
     else dev.copyToDevice(ptr + BigInt(at), data);
   };
   const copyTensor = (t: TensorSource, ptr: bigint, host: HostBuffer | null, hostAt: number) => {
     const n = numel(t.shape);
     if (n === 0) return;
-    if (t.data && t.dtype === "f32" && !t.rowPerm) {
-      put(ptr, host, hostAt, 0, t.data);
-      return;
-    }
     const rl = rowLength(t.shape);
     const rows = rowCount(t.shape);
     const rowsPerChunk = Math.max(1, Math.floor(chunkElems / rl));
+    if (t.data && t.dtype === dtype) {
+      // Same dtype as the device copy: the file's bytes, never converted.
+      if (t.data.byteLength !== n * eb) {
+        throw new Error(`uploadWeights: tensor "${t.name}" has ${t.data.byteLength} bytes, ${n} ${dtype} elements need ${n * eb}`);
+      }
+      if (!t.rowPerm) {
+        put(ptr, host, hostAt, 0, t.data);
+        return;
+      }
+      const rowBytes = rl * eb;
+      const rawRows = Math.max(1, Math.floor(chunkBytes / rowBytes));
+      if (raw.length < Math.min(rows, rawRows) * rowBytes) raw = new Uint8Array(Math.min(rows, rawRows) * rowBytes);
+      for (let r = 0; r < rows; r += rawRows) {
+        const nr = Math.min(rawRows, rows - r);
+        for (let i = 0; i < nr; i++) {
+          const src = t.rowPerm[r + i]! * rowBytes;
+          raw.set(t.data.subarray(src, src + rowBytes), i * rowBytes);
+        }
+        put(ptr, host, hostAt, r * rowBytes, raw.subarray(0, nr * rowBytes));
+      }
+      return;
+    }
     const need = Math.min(rows, rowsPerChunk) * rl;
     if (scratch.length < need) scratch = new Float32Array(need);
+    if (dtype !== "f32" && half.length < need) half = new Uint16Array(need);
     for (let r = 0; r < rows; r += rowsPerChunk) {
       const nr = Math.min(rowsPerChunk, rows - r);
       const view = scratch.subarray(0, nr * rl);
       readRowsF32(t, r, nr, view);
-      put(ptr, host, hostAt, r * rl * 4, view);
+      if (dtype === "f32") {
+        put(ptr, host, hostAt, r * rl * 4, view);
+      } else {
+        const h = half.subarray(0, nr * rl);
+        f32ToHalfBits(dtype, view, h);
+        put(ptr, host, hostAt, r * rl * 2, h);
+      }
     }
   };
   try {
     let done = 0;
-    for (const layout of weightLayout(ws.config, 4)) {
+    for (const layout of weightLayout(ws.config, eb)) {
       const host = layout.layer !== null && layout.layer >= firstHost ? HostBuffer.alloc(dev, Math.max(layout.bytes, 1)) : null;
       const base = host ? host.ptr : dev.alloc(Math.max(layout.bytes, 1));
       buffers.push({ ...layout, ptr: base, host });
@@ -105,10 +152,11 @@ export function uploadWeights(dev: Device, ws: WeightSet, opts: UploadOptions = 
         const t = ws.tensors.get(lt.name);
         if (!t) throw new Error(`uploadWeights: tensor "${lt.name}" missing from the weight set`);
         const ptr = base + BigInt(lt.offset);
-        tensors.set(t.name, { ptr, shape: [...t.shape], dtype: "f32", bytes: lt.bytes });
+        tensors.set(t.name, { ptr, shape: [...t.shape], dtype, bytes: lt.bytes });
         totalBytes += lt.bytes;
         sourceBytes += t.data?.byteLength ?? 0;
         copyTensor(t, ptr, host, lt.offset);
+        if (HOST_F32_TENSORS.includes(t.name)) hostF32.set(t.name, tensorToF32(t));
         opts.onTensor?.(t.name, ++done, ws.tensors.size);
       }
     }
@@ -123,7 +171,9 @@ export function uploadWeights(dev: Device, ws: WeightSet, opts: UploadOptions = 
   const uploadMs = performance.now() - t0;
   return {
     config: ws.config,
+    dtype,
     tensors,
+    hostF32,
     buffers,
     totalBytes,
     sourceBytes,
@@ -137,9 +187,24 @@ export function uploadWeights(dev: Device, ws: WeightSet, opts: UploadOptions = 
   };
 }
 
-/** Reads a device tensor back to the host (tests, debugging). */
+/** Reads a device tensor back to the host as fp32 (bf16/f16 widened exactly; tests, debugging). */
 export function downloadTensor(dev: Device, t: LoadedTensor): Float32Array {
-  const out = new Float32Array(t.bytes / 4);
-  dev.copyFromDevice(out, t.ptr);
+  const eb = COMPUTE_DTYPE_BYTES[t.dtype];
+  const n = t.bytes / eb;
+  const out = new Float32Array(n);
+  if (t.dtype === "f32") {
+    dev.copyFromDevice(out, t.ptr);
+    return out;
+  }
+  const bits = new Uint8Array(t.bytes);
+  dev.copyFromDevice(bits, t.ptr);
+  convertToF32(t.dtype, bits, 0, n, out, 0);
   return out;
+}
+
+/** The device tensor's raw bytes in its compute dtype (tests: bit-exact checks). */
+export function downloadTensorBits(dev: Device, t: LoadedTensor): Uint8Array {
+  const bits = new Uint8Array(t.bytes);
+  dev.copyFromDevice(bits, t.ptr);
+  return bits;
 }

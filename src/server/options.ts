@@ -3,6 +3,8 @@
 // HEADROOM_<NAME> (flag name upper-cased, dashes to underscores); a flag wins over the variable.
 
 export type DeviceKind = "auto" | "cpu" | "cuda";
+/** Compute dtype (src/model/dtype.ts DtypeFlag): auto = float32 on CPU, bfloat16 on CUDA. */
+export type DtypeOption = "auto" | "float32" | "bfloat16" | "float16";
 export type LogLevel = "debug" | "info" | "warn" | "error";
 
 export interface ServeOptions {
@@ -11,6 +13,8 @@ export interface ServeOptions {
   host: string;
   port: number;
   device: DeviceKind;
+  /** Weights, activations and KV cache element type (logits stay float32); 16-bit needs CUDA. */
+  dtype: DtypeOption;
   /** CPU backend: device capacity in bytes; null = the backend's default share of RAM. */
   deviceMemory: number | null;
   /** Per-instance fraction of total device memory (0, 1]. */
@@ -70,6 +74,7 @@ export const SERVE_FLAGS: readonly FlagSpec[] = [
   { flag: "host", key: "host", kind: "string", help: "address to listen on" },
   { flag: "port", key: "port", kind: "int", min: 0, max: 65535, help: "port to listen on (0 = ephemeral)" },
   { flag: "device", key: "device", kind: "choice", choices: ["auto", "cpu", "cuda"], help: "backend" },
+  { flag: "dtype", key: "dtype", kind: "choice", choices: ["auto", "float32", "bfloat16", "float16"], help: "compute dtype of weights, activations and KV cache (logits stay float32); auto = float32 on CPU, bfloat16 on CUDA; the CPU backend supports float32 only" },
   { flag: "device-memory", key: "deviceMemory", kind: "bytes", nullable: true, gt: 0, help: "CPU backend device capacity (bytes; K/M/G/KiB/MiB/GiB suffixes)" },
   { flag: "gpu-memory-utilization", key: "gpuMemoryUtilization", kind: "float", gt: 0, max: 1, help: "fraction of total device memory this instance may use" },
   { flag: "kv-cache-memory-bytes", key: "kvCacheMemoryBytes", kind: "bytes", nullable: true, gt: 0, help: "explicit KV cache size (skips the profile run)" },
@@ -96,6 +101,7 @@ export function defaultServeOptions(): ServeOptions {
     host: "127.0.0.1",
     port: 8000,
     device: "auto",
+    dtype: "auto",
     deviceMemory: null,
     gpuMemoryUtilization: 0.9,
     kvCacheMemoryBytes: null,
