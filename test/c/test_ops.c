@@ -22,7 +22,7 @@
 #include "ref_ops.h"
 
 #include "check.h"
-static uint64_t dev;
+#include "device_bufs.h"
 
 
 /* ---- helpers ---- */
@@ -39,21 +39,6 @@ static float frnd(void) { /* uniform in [-1, 1), never exactly 0 */
 }
 static int64_t irnd(int64_t n) { return (int64_t)(rnd() % (uint32_t)n); }
 
-#define MAX_BUFS 64
-static uint64_t bufs[MAX_BUFS];
-static int nbufs;
-static void *dalloc(size_t bytes) {
-  uint64_t p = 0;
-  CHECK_OK(hr_alloc(dev, bytes ? bytes : 4, &p));
-  CHECK(nbufs < MAX_BUFS, "too many buffers");
-  bufs[nbufs++] = p;
-  return (void *)(uintptr_t)p;
-}
-static void free_all(void) {
-  for (int i = 0; i < nbufs; i++) CHECK_OK(hr_free(dev, bufs[i]));
-  nbufs = 0;
-}
-static uint64_t P(const void *p) { return (uint64_t)(uintptr_t)p; }
 static float *frand_buf(int64_t n) {
   float *p = dalloc((size_t)n * 4);
   for (int64_t i = 0; i < n; i++) p[i] = frnd();

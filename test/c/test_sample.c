@@ -26,7 +26,7 @@
 #include "headroom.h"
 
 #include "check.h"
-static uint64_t dev;
+#include "device_bufs.h"
 
 #define PASS() printf("ok %s\n", cur_test)
 
@@ -40,21 +40,6 @@ static uint32_t rnd(void) {
 static float frnd(void) { return ((float)(rnd() & 0xffffff) + 0.5f) / 8388608.0f - 1.0f; } /* (-1, 1) */
 static float urnd(void) { return (float)(rnd() & 0xffffff) / 16777216.0f; }                   /* [0, 1) */
 
-#define MAX_BUFS 64
-static uint64_t bufs[MAX_BUFS];
-static int nbufs;
-static void *dalloc(size_t bytes) {
-  uint64_t p = 0;
-  CHECK_OK(hr_alloc(dev, bytes ? bytes : 4, &p));
-  CHECK(nbufs < MAX_BUFS, "too many buffers");
-  bufs[nbufs++] = p;
-  return (void *)(uintptr_t)p;
-}
-static void free_all(void) {
-  for (int i = 0; i < nbufs; i++) CHECK_OK(hr_free(dev, bufs[i]));
-  nbufs = 0;
-}
-static uint64_t P(const void *p) { return (uint64_t)(uintptr_t)p; }
 
 /* ---- references ------------------------------------------------------------------------- */
 
