@@ -154,7 +154,7 @@ function benchShape(shape: string): Row {
     core.add({
       requestId: "e",
       promptTokenIds: Array.from({ length: 64 }, (_, i) => 3 + i),
-      params: { temperature: 0, topP: 1, topK: 0, minP: 0, maxTokens: 48, stop: [], stopTokenIds: [], ignoreEos: true, presencePenalty: 0, frequencyPenalty: 0, repetitionPenalty: 1 },
+      params: { temperature: 0, topP: 1, topK: 0, minP: 0, maxTokens: 48, stopTokenIds: [], ignoreEos: true, presencePenalty: 0, frequencyPenalty: 0, repetitionPenalty: 1 },
     });
     core.step(); // prefill
     const t0 = performance.now();

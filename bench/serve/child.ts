@@ -4,6 +4,7 @@
 //   bun bench/serve/child.ts direct '<json config>'   → prints the direct-run result JSON
 import type { Engine } from "../../src/engine/api.ts";
 import { startServer } from "../../src/server/app.ts";
+import { loadTextModel } from "../../src/frontend/text-model.ts";
 import { createEngine } from "../../src/server/engine-factory.ts";
 import { silentLogger } from "../../src/server/log.ts";
 import { defaultServeOptions, parseServeOptions } from "../../src/server/options.ts";
@@ -26,7 +27,8 @@ async function makeEngine(): Promise<Engine> {
 }
 
 const engine = await makeEngine();
-const prompt = await engine.tokenize(cfg.prompt, true);
+// The engine takes token ids: tokenize here with the model's own tokenizer (the demo byte tokenizer for the fake engine).
+const prompt = loadTextModel(cfg.engine === "real" ? parseServeOptions(cfg.serveArgs).model : null).tokenizer.encode(cfg.prompt);
 
 if (mode === "direct") {
   let n = 0;
@@ -38,7 +40,7 @@ if (mode === "direct") {
     const stream = engine.generate({
       requestId: `direct-${n++}`,
       promptTokenIds: prompt,
-      params: { temperature: 0, topP: 1, topK: 0, minP: 0, maxTokens: cfg.maxTokens, stop: [], stopTokenIds: [], ignoreEos: true, presencePenalty: 0, frequencyPenalty: 0, repetitionPenalty: 1 },
+      params: { temperature: 0, topP: 1, topK: 0, minP: 0, maxTokens: cfg.maxTokens, stopTokenIds: [], ignoreEos: true, presencePenalty: 0, frequencyPenalty: 0, repetitionPenalty: 1 },
     });
     for await (const ev of stream) {
       if (ev.tokenIds.length > 0) {
@@ -56,6 +58,7 @@ if (mode === "direct") {
 } else {
   const options = { ...defaultServeOptions(), ...(cfg.engine === "real" ? parseServeOptions(cfg.serveArgs) : {}), host: "127.0.0.1", port: 0 };
   const s = startServer({ engine, options, logger: silentLogger });
+  await s.app.ctx.text.start();
   process.stdout.write(JSON.stringify({ url: s.url, promptTokens: prompt.length }) + "\n");
   process.on("SIGTERM", async () => {
     await s.stop(true);

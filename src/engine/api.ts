@@ -1,5 +1,7 @@
-// The contract between the HTTP server and the engine. The engine runs off the HTTP thread
-// (a worker / engine process); everything here is async and serializable.
+// The contract between the HTTP server (frontend) and the engine. The engine runs off the HTTP
+// thread (a worker / engine process); everything here is async and serializable. The engine
+// sees token ids only: tokenizing, chat templates, detokenizing, stop strings and logprob
+// strings live in the frontend (src/frontend), which aborts a request when a stop string matches.
 
 export interface SamplingParams {
   /** 0 = greedy. */
@@ -10,7 +12,7 @@ export interface SamplingParams {
   minP: number;
   seed?: number;
   maxTokens: number;
-  stop: string[];
+  /** Token ids that end generation with finish reason "stop" (the model's EOS ids are added by the engine unless ignoreEos). */
   stopTokenIds: number[];
   ignoreEos: boolean;
   /** Number of top alternatives to return per token (0..20); undefined = no logprobs. */
@@ -22,16 +24,17 @@ export interface SamplingParams {
 
 export interface GenerateRequest {
   requestId: string;
-  /** Token ids (already tokenized and templated by the caller through `tokenize`). */
+  /** Token ids (tokenized and templated by the frontend). */
   promptTokenIds: number[];
   params: SamplingParams;
 }
 
+/** Logprobs of one sampled token: ids and values only (the frontend adds the strings). */
 export interface TokenLogprob {
   tokenId: number;
-  token: string;
   logprob: number;
-  top: { tokenId: number; token: string; logprob: number }[];
+  /** The top-n alternatives, most likely first (n = SamplingParams.logprobs). */
+  top: { tokenId: number; logprob: number }[];
 }
 
 export type FinishReason = "stop" | "length" | "abort";
@@ -39,10 +42,12 @@ export type FinishReason = "stop" | "length" | "abort";
 /** One streamed step of one request. */
 export interface TokenEvent {
   requestId: string;
-  /** New token ids this step (usually one). */
+  /**
+   * New token ids this step (usually one). With finishReason "stop" the last id is the EOS or
+   * stop token that ended the request (counted, never detokenized).
+   */
   tokenIds: number[];
-  /** New complete UTF-8 text (stop strings already removed). */
-  text: string;
+  /** One entry per token id when logprobs were asked for. */
   logprobs?: TokenLogprob[];
   finishReason: FinishReason | null;
   promptTokens: number;
@@ -87,10 +92,10 @@ export interface Engine {
   /** Resolves when the engine is ready; rejects with the start-up error. */
   ready(): Promise<void>;
   model(): ModelDescription;
-  tokenize(text: string, addSpecialTokens: boolean): Promise<number[]>;
-  /** Renders the model's chat template (with the generation prompt) and tokenizes it. */
-  applyChatTemplate(messages: ChatMessage[]): Promise<number[]>;
-  /** Streams events until one has a finishReason. Aborting `signal` cancels the request. */
+  /**
+   * Streams events until one has a finishReason. Aborting `signal` (or leaving the loop early)
+   * cancels the request: the frontend does so when a stop string matches.
+   */
   generate(req: GenerateRequest, signal?: AbortSignal): AsyncIterable<TokenEvent>;
   stats(): Promise<EngineStats>;
   /** GET /v1/memory payload (snapshot, profiling result, breakdown, suggestions). */

@@ -1,9 +1,8 @@
 // The synchronous engine: scheduler → model runner → sampler → scheduler.update, one step at a
 // time, plus the stats and memory reports. It runs inside the engine worker (worker.ts), never
-// on the HTTP thread.
+// on the HTTP thread, and works on token ids only (text is the frontend's, src/frontend).
 import { bytesPerBlock, fmtBytes } from "../memory/kv-sizing.ts";
 import { takeSnapshot } from "../memory/snapshot.ts";
-import type { Tokenizer } from "../model/tokenizer.ts";
 import type { EngineStats, GenerateRequest, ModelDescription, TokenEvent, TokenLogprob } from "./api.ts";
 import { graphsPayload } from "./graph-runner.ts";
 import { KVCacheManager } from "./kv-cache-manager.ts";
@@ -36,7 +35,6 @@ export class EngineCore {
   readonly kv: KVCacheManager;
   private readonly sampler = new Sampler();
   private readonly runner: LlamaRunner;
-  private readonly tokenizer: Tokenizer;
   private generated = 0;
   private prompts = 0;
   private readonly window: { t: number; n: number }[] = [];
@@ -45,7 +43,6 @@ export class EngineCore {
     readonly started: StartedEngine,
     private readonly opts: EngineCoreOptions,
   ) {
-    this.tokenizer = started.opened.tokenizer;
     this.kv = new KVCacheManager({
       numBlocks: started.kv.numBlocks,
       blockSize: started.kvSpec.blockSize,
@@ -73,14 +70,6 @@ export class EngineCore {
     };
   }
 
-  tokenize(text: string, addSpecialTokens: boolean): number[] {
-    return this.tokenizer.encode(text, { addBos: addSpecialTokens ? undefined : false });
-  }
-
-  applyChatTemplate(messages: { role: string; content: string }[]): number[] {
-    return this.started.opened.chatTemplate.encode(this.tokenizer, messages);
-  }
-
   hasWork(): boolean {
     return this.scheduler.hasUnfinishedRequests();
   }
@@ -102,14 +91,12 @@ export class EngineCore {
       }
     }
     const [eos, ...moreEos] = cfg.eosTokenIds;
-    const decoder = this.tokenizer.incrementalDecoder();
     let request: Request;
     try {
       request = new Request({
         requestId: req.requestId,
         promptTokenIds: req.promptTokenIds,
         eosTokenId: eos ?? null,
-        detokenizer: decoder,
         sampling: {
           temperature: p.temperature,
           topP: p.topP,
@@ -117,7 +104,6 @@ export class EngineCore {
           minP: p.minP,
           seed: p.seed ?? null,
           maxTokens: p.maxTokens,
-          stop: p.stop,
           stopTokenIds: p.ignoreEos ? p.stopTokenIds : [...p.stopTokenIds, ...moreEos],
           ignoreEos: p.ignoreEos,
           logprobs: p.logprobs ?? null,
@@ -168,7 +154,6 @@ export class EngineCore {
     return {
       requestId: r.requestId,
       tokenIds: r.newTokenIds,
-      text: r.newText,
       logprobs: r.newLogprobs ? r.newLogprobs.map((l) => this.toLogprob(l)) : undefined,
       finishReason: r.finishReason,
       promptTokens: r.numPromptTokens,
@@ -177,13 +162,7 @@ export class EngineCore {
   }
 
   private toLogprob(l: SampleLogprobs): TokenLogprob {
-    const tok = (id: number) => this.tokenizer.decode([id], { skipSpecialTokens: false });
-    return {
-      tokenId: l.tokenId,
-      token: tok(l.tokenId),
-      logprob: l.logprob,
-      top: l.top.map((t) => ({ tokenId: t.tokenId, token: tok(t.tokenId), logprob: t.logprob })),
-    };
+    return { tokenId: l.tokenId, logprob: l.logprob, top: l.top.map((t) => ({ tokenId: t.tokenId, logprob: t.logprob })) };
   }
 
   stats(): EngineStats {

@@ -2,9 +2,7 @@
 // returns at once; /health answers 503 until the worker reports ready.
 import type { ServeOptions } from "../server/options.ts";
 import type { StartupProgress } from "../server/progress.ts";
-import type {
-  ChatMessage, Engine, EngineHealth, EngineStats, GenerateRequest, ModelDescription, TokenEvent,
-} from "./api.ts";
+import type { Engine, EngineHealth, EngineStats, GenerateRequest, ModelDescription, TokenEvent } from "./api.ts";
 import { fromWire, type CallMethod, type FromWorker, type ToWorker } from "./protocol.ts";
 import type { EngineOptions } from "./startup.ts";
 
@@ -159,14 +157,6 @@ export class WorkerEngine implements Engine {
   model(): ModelDescription {
     if (!this.desc) throw Object.assign(new Error("engine is still starting"), { code: "engine_starting" });
     return this.desc;
-  }
-
-  tokenize(text: string, addSpecialTokens: boolean): Promise<number[]> {
-    return this.call("tokenize", [text, addSpecialTokens]);
-  }
-
-  applyChatTemplate(messages: ChatMessage[]): Promise<number[]> {
-    return this.call("chat", [messages]);
   }
 
   async *generate(req: GenerateRequest, signal?: AbortSignal): AsyncIterable<TokenEvent> {

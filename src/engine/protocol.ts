@@ -1,15 +1,14 @@
 // Messages between the engine client (index.ts, on the HTTP thread) and the engine worker.
-import type { ChatMessage, GenerateRequest, ModelDescription, TokenEvent } from "./api.ts";
+// Token ids only: no text crosses this boundary (the frontend tokenizes and detokenizes).
+import type { GenerateRequest, ModelDescription, TokenEvent } from "./api.ts";
 import type { EngineOptions } from "./startup.ts";
 
-export type CallMethod = "tokenize" | "chat" | "stats" | "memory" | "allocator";
+export type CallMethod = "stats" | "memory" | "allocator";
 
 export type ToWorker =
   | { type: "start"; options: EngineOptions }
   | { type: "generate"; req: GenerateRequest }
   | { type: "abort"; requestId: string }
-  | { type: "call"; id: number; method: "tokenize"; args: [string, boolean] }
-  | { type: "call"; id: number; method: "chat"; args: [ChatMessage[]] }
   | { type: "call"; id: number; method: "stats" | "memory" | "allocator"; args: [] }
   | { type: "shutdown" };
 

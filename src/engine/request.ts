@@ -27,8 +27,6 @@ export interface SamplingParams {
   minTokens: number;
   /** Extra token ids that end generation with finish_reason 'stop' (token kept in token ids). */
   stopTokenIds: number[];
-  /** Stop strings, matched on the detokenized output text; excluded from the output text. */
-  stop: string[];
   /** Do not stop at the model's EOS token. */
   ignoreEos: boolean;
 }
@@ -46,7 +44,6 @@ export const DEFAULT_SAMPLING_PARAMS: Readonly<SamplingParams> = Object.freeze({
   maxTokens: 16,
   minTokens: 0,
   stopTokenIds: [],
-  stop: [],
   ignoreEos: false,
 });
 
@@ -60,7 +57,6 @@ export function makeSamplingParams(p: Partial<SamplingParams> = {}): SamplingPar
     ...DEFAULT_SAMPLING_PARAMS,
     ...given,
     stopTokenIds: [...(p.stopTokenIds ?? [])],
-    stop: [...(p.stop ?? [])],
   };
   const bad = (what: string): never => {
     throw new RangeError(`invalid sampling parameter: ${what}`);
@@ -77,17 +73,7 @@ export function makeSamplingParams(p: Partial<SamplingParams> = {}): SamplingPar
   if (!Number.isInteger(s.minTokens) || s.minTokens < 0) bad(`minTokens=${s.minTokens} (must be an integer >= 0)`);
   if (s.seed !== null && !Number.isSafeInteger(s.seed)) bad(`seed=${s.seed} (must be a safe integer)`);
   for (const t of s.stopTokenIds) if (!Number.isInteger(t) || t < 0) bad(`stopTokenIds contains ${t}`);
-  for (const t of s.stop) if (typeof t !== "string" || t.length === 0) bad(`stop contains an empty string`);
   return s;
-}
-
-/**
- * Incremental detokenizer supplied by the caller (the tokenizer lives elsewhere). The scheduler
- * pushes each generated token id (never the EOS / stop token ids) and receives the text delta.
- * Implementations handle multi-byte characters themselves (return "" until a character is whole).
- */
-export interface IncrementalDetokenizer {
-  push(tokenId: number): string;
 }
 
 export type RequestStatus = "waiting" | "running" | "preempted" | "finished";
@@ -101,8 +87,6 @@ export interface RequestInit {
   eosTokenId?: number | null;
   /** Extra prefix-cache key (cache salt, adapter id …): requests with different keys never share blocks. */
   cacheKey?: string | null;
-  /** Needed when sampling.stop is non-empty; also makes results carry text. */
-  detokenizer?: IncrementalDetokenizer | null;
   /** Arrival time in ms (defaults to performance.now()). */
   arrivalTime?: number;
 }
@@ -123,7 +107,6 @@ export class Request {
   readonly sampling: SamplingParams;
   readonly eosTokenId: number | null;
   readonly cacheKey: string | null;
-  readonly detokenizer: IncrementalDetokenizer | null;
   readonly arrivalTime: number;
   /** Monotonic admission order; lower = higher priority (FCFS). */
   readonly arrivalSeq: number;
@@ -132,8 +115,8 @@ export class Request {
 
   status: RequestStatus = "waiting";
   finishReason: FinishReason | null = null;
-  /** Token id or stop string that ended the request, if any. */
-  stopReason: number | string | null = null;
+  /** Stop token id that ended the request, if any (null for EOS, length, abort). */
+  stopReason: number | null = null;
   /** Tokens whose K/V are in the cache (or scheduled to be written in the current step). */
   numComputedTokens = 0;
   /** Prompt tokens served from the prefix cache at first scheduling (-1: not yet scheduled). */
@@ -141,11 +124,6 @@ export class Request {
   numPreemptions = 0;
   /** Chained hashes of the full blocks of allTokenIds (maintained by KVCacheManager). */
   readonly blockHashes: bigint[] = [];
-
-  /** Detokenized output (stop string removed once finished by it). */
-  outputText = "";
-  /** How much of outputText has been handed out in results. */
-  sentTextLength = 0;
 
   constructor(init: RequestInit) {
     if (init.promptTokenIds.length === 0) throw new RangeError(`request ${init.requestId}: empty prompt`);
@@ -158,10 +136,6 @@ export class Request {
     this.sampling = makeSamplingParams(init.sampling);
     this.eosTokenId = init.eosTokenId ?? null;
     this.cacheKey = init.cacheKey ?? null;
-    this.detokenizer = init.detokenizer ?? null;
-    if (this.sampling.stop.length > 0 && this.detokenizer === null) {
-      throw new RangeError(`request ${init.requestId}: stop strings need a detokenizer`);
-    }
     this.arrivalTime = init.arrivalTime ?? performance.now();
     this.arrivalSeq = arrivalCounter++;
     this.samplerSeed = this.sampling.seed ?? randomSeed();

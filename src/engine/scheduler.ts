@@ -11,7 +11,8 @@
 //     budget and blocks last, starting from their longest cached prefix.
 // `numComputedTokens` advances at schedule time; the runner must execute every step it is given,
 // writing a layer's K/V for all scheduled tokens before that layer's attention reads the cache.
-// After the runner and sampler, update() appends the sampled tokens and applies stop rules.
+// After the runner and sampler, update() appends the sampled tokens and applies stop rules
+// (EOS, stop token ids, length; stop strings are matched by the frontend, which aborts).
 
 import type { KVCacheManager, KVCacheStats } from "./kv-cache-manager.ts";
 import type { FinishReason, Request, SampleLogprobs } from "./request.ts";
@@ -97,13 +98,11 @@ export interface RequestOutput {
   requestId: string;
   /** Tokens generated this step (includes an EOS / stop token id that ended the request). */
   newTokenIds: number[];
-  /** New output text ("" without a detokenizer); text that may start a stop string is held back until resolved. */
-  newText: string;
   newLogprobs: SampleLogprobs[] | null;
   finished: boolean;
   finishReason: FinishReason | null;
-  /** The stop token id or stop string that ended the request (null for EOS, length, abort). */
-  stopReason: number | string | null;
+  /** The stop token id that ended the request (null for EOS, length, abort). */
+  stopReason: number | null;
   numPromptTokens: number;
   numOutputTokens: number;
   /** Prompt tokens that came from the prefix cache at first scheduling. */
@@ -308,24 +307,13 @@ export class Scheduler {
       const nOut = r.numOutputTokens;
       const checkStops = nOut >= sp.minTokens;
       let reason: FinishReason | null = null;
-      let stopReason: number | string | null = null;
+      let stopReason: number | null = null;
 
       if (checkStops && tok === r.eosTokenId && !sp.ignoreEos) {
         reason = "stop";
       } else if (checkStops && sp.stopTokenIds.includes(tok)) {
         reason = "stop";
         stopReason = tok;
-      } else if (r.detokenizer !== null) {
-        const prevLen = r.outputText.length;
-        r.outputText += r.detokenizer.push(tok);
-        if (checkStops && sp.stop.length > 0) {
-          const hit = findStopString(r.outputText, sp.stop, prevLen);
-          if (hit !== null) {
-            r.outputText = r.outputText.slice(0, hit.index);
-            reason = "stop";
-            stopReason = hit.stop;
-          }
-        }
       }
       if (reason === null && (nOut >= sp.maxTokens || r.numTokens >= this.maxModelLen)) reason = "length";
       if (reason !== null) this.finish(r, reason, stopReason);
@@ -370,7 +358,7 @@ export class Scheduler {
     this.waiting.unshift(r);
   }
 
-  private finish(r: Request, reason: FinishReason, stopReason: number | string | null): void {
+  private finish(r: Request, reason: FinishReason, stopReason: number | null): void {
     const i = this.running.indexOf(r);
     if (i >= 0) this.running.splice(i, 1);
     this.kv.free(r);
@@ -383,17 +371,9 @@ export class Scheduler {
 
   private makeOutput(r: Request, newTokenIds: number[], newLogprobs: SampleLogprobs[] | null): RequestOutput {
     const finished = r.isFinished;
-    let newText = "";
-    if (r.detokenizer !== null) {
-      const holdBack = finished || r.sampling.stop.length === 0 ? 0 : Math.max(...r.sampling.stop.map((s) => s.length)) - 1;
-      const end = Math.max(r.sentTextLength, r.outputText.length - holdBack);
-      newText = r.outputText.slice(r.sentTextLength, end);
-      r.sentTextLength = end;
-    }
     return {
       requestId: r.requestId,
       newTokenIds,
-      newText,
       newLogprobs,
       finished,
       finishReason: r.finishReason,
@@ -475,17 +455,6 @@ export class Scheduler {
       finishedRequestIds,
     };
   }
-}
-
-/** Earliest stop string that ends after `prevLen` (i.e. completed by the newest text). */
-export function findStopString(text: string, stops: readonly string[], prevLen: number): { index: number; stop: string } | null {
-  let best: { index: number; stop: string } | null = null;
-  for (const s of stops) {
-    const from = Math.max(0, prevLen - s.length + 1);
-    const idx = text.indexOf(s, from);
-    if (idx >= 0 && (best === null || idx < best.index)) best = { index: idx, stop: s };
-  }
-  return best;
 }
 
 /**

@@ -68,9 +68,7 @@ function handle(m: ToWorker): void {
       try {
         if (!core) throw new Error("engine is not ready");
         let result: unknown;
-        if (m.method === "tokenize") result = core.tokenize(m.args[0], m.args[1]);
-        else if (m.method === "chat") result = core.applyChatTemplate(m.args[0]);
-        else if (m.method === "stats") result = core.stats();
+        if (m.method === "stats") result = core.stats();
         else if (m.method === "memory") result = core.memory();
         else result = core.allocator();
         post({ type: "reply", id: m.id, result });

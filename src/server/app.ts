@@ -13,6 +13,7 @@ import { Value } from "@sinclair/typebox/value";
 import type { TSchema } from "@sinclair/typebox";
 import type { Server } from "bun";
 import type { Engine } from "../engine/api.ts";
+import { TextFrontend } from "../frontend/text-frontend.ts";
 import { chatRoutes } from "./chat.ts";
 import { completionsRoutes } from "./completions.ts";
 import { ServerContext } from "./context.ts";
@@ -33,6 +34,8 @@ export interface CreateAppArgs {
   /** Missing fields take the defaults of `headroom serve`. */
   options?: Partial<ServeOptions>;
   logger?: Logger;
+  /** The text side; default: loaded from options.model by startServer (createApp alone does not start it). */
+  text?: TextFrontend;
 }
 
 const KNOWN_ROUTES = new Set([
@@ -107,7 +110,8 @@ function validationMessage(e: ValidationError): { message: string; param: string
 export function createApp(args: CreateAppArgs) {
   const options: ServeOptions = { ...defaultServeOptions(), ...args.options };
   const log = args.logger ?? createLogger(options.logLevel);
-  const ctx = new ServerContext(args.engine, options, log, new ServerMetrics());
+  const text = args.text ?? new TextFrontend({ model: options.model, workers: options.tokenizerWorkers });
+  const ctx = new ServerContext(args.engine, options, log, new ServerMetrics(), text);
   const limit = options.maxRequestBodyBytes;
   const tooLarge = (n: number | string) =>
     new ApiError(413, `Request body is too large (${n} bytes; the limit is ${limit} bytes, see --max-request-body-bytes).`, "invalid_request_error", null, "request_too_large");
@@ -210,7 +214,7 @@ export interface RunningServer {
   hostname: string;
   app: HeadroomApp;
   server: Server<unknown>;
-  /** Stops listening (in-flight streams are closed when `force`). Does not close the engine. */
+  /** Stops listening (in-flight streams are closed when `force`) and the tokenizer workers. Does not close the engine. */
   stop(force?: boolean): Promise<void>;
 }
 
@@ -230,6 +234,8 @@ export function startServer(args: CreateAppArgs): RunningServer {
       return errorResponse(new ApiError(500, "Internal error", "internal_server_error", null, "internal_error"));
     },
   });
+  // Tokenizer workers load in the background; /health says "starting" until they are ready.
+  h.ctx.text.start().catch((e: Error) => h.log.error("tokenizer failed to load", { error: e.message }));
   const hostname = server.hostname ?? h.options.host;
   const port = server.port ?? h.options.port;
   const urlHost = hostname.includes(":") ? `[${hostname}]` : hostname;
@@ -241,6 +247,7 @@ export function startServer(args: CreateAppArgs): RunningServer {
     server,
     stop: async (force = true) => {
       await server.stop(force);
+      h.ctx.text.close();
     },
   };
 }

@@ -1,15 +1,18 @@
 // POST /v1/chat/completions (non-streaming and SSE).
 import { Elysia } from "elysia";
-import type { ChatMessage, TokenLogprob } from "../engine/api.ts";
+import type { ChatMessage } from "../engine/api.ts";
+import type { TextLogprob } from "../frontend/output-processor.ts";
 import type { ServerContext } from "./context.ts";
-import { badRequest } from "./errors.ts";
+import { ApiError, badRequest } from "./errors.ts";
 import {
+  checkPromptChars,
   collect,
   fitMaxTokens,
   makeJobs,
   newId,
   runJobs,
   samplingParams,
+  stopStrings,
   sseResponse,
   choiceChunks,
   startStream,
@@ -19,7 +22,7 @@ import {
 } from "./generation.ts";
 import { ChatCompletionRequest, ChatCompletionResponse, generationErrors, type ChatLogprobs } from "./schemas.ts";
 
-export function chatLogprobs(lps: TokenLogprob[], top: number): ChatLogprobs {
+export function chatLogprobs(lps: TextLogprob[], top: number): ChatLogprobs {
   return {
     content: lps.map((lp) => ({
       token: lp.token,
@@ -47,6 +50,19 @@ function toMessages(body: ChatCompletionRequest): ChatMessage[] {
   });
 }
 
+/**
+ * The chat template rendered and tokenized on a tokenizer worker. A template that refuses the
+ * conversation (raise_exception: roles out of order, …) is the client's error: 400.
+ */
+async function renderChat(ctx: ServerContext, messages: ChatMessage[]): Promise<number[]> {
+  try {
+    return Array.from(await ctx.text.chat(messages));
+  } catch (e) {
+    if ((e as { code?: unknown }).code === "engine_dead") throw e;
+    throw new ApiError(400, `The chat template cannot render these messages: ${e instanceof Error ? e.message : String(e)}`, "invalid_request_error", "messages", "chat_template_error");
+  }
+}
+
 export function chatRoutes(ctx: ServerContext) {
   return new Elysia({ name: "headroom-chat" }).post(
     "/v1/chat/completions",
@@ -57,12 +73,13 @@ export function chatRoutes(ctx: ServerContext) {
       const n = body.n ?? 1;
       const messages = toMessages(body);
       if (body.top_logprobs != null && body.logprobs !== true) throw badRequest("top_logprobs requires logprobs: true.", "top_logprobs");
-      const prompt = await ctx.engine.applyChatTemplate(messages);
+      checkPromptChars(ctx, messages.map((m) => m.content), "messages");
+      const prompt = await renderChat(ctx, messages);
       const requested = body.max_completion_tokens ?? body.max_tokens ?? undefined;
       const param = body.max_completion_tokens != null ? "max_completion_tokens" : "max_tokens";
       const logprobs = body.logprobs === true ? (body.top_logprobs ?? 0) : undefined;
       const maxTokens = fitMaxTokens(ctx, prompt.length, requested, param);
-      const jobs = makeJobs([prompt], n, () => samplingParams(body, maxTokens, logprobs));
+      const jobs = makeJobs([prompt], n, () => samplingParams(body, maxTokens, logprobs), stopStrings(body));
       const id = newId("chatcmpl");
       const created = Math.floor(Date.now() / 1000);
 

@@ -1,9 +1,10 @@
 // POST /v1/completions (OpenAI legacy completions; non-streaming and SSE).
 import { Elysia } from "elysia";
-import type { TokenLogprob } from "../engine/api.ts";
+import type { TextLogprob } from "../frontend/output-processor.ts";
 import type { ServerContext } from "./context.ts";
 import { badRequest } from "./errors.ts";
 import {
+  checkPromptChars,
   checkTokenIds,
   collect,
   fitMaxTokens,
@@ -11,6 +12,7 @@ import {
   newId,
   runJobs,
   samplingParams,
+  stopStrings,
   sseResponse,
   choiceChunks,
   startStream,
@@ -19,8 +21,8 @@ import {
 } from "./generation.ts";
 import { CompletionRequest, CompletionResponse, generationErrors, type CompletionLogprobs } from "./schemas.ts";
 
-/** OpenAI completions logprobs for `lps`, text offsets starting at `offset`. */
-export function completionLogprobs(lps: TokenLogprob[], offset: number): CompletionLogprobs {
+/** OpenAI completions logprobs for `lps`; text offsets are shifted by `echoLength` (the echoed prompt). */
+export function completionLogprobs(lps: TextLogprob[], echoLength: number): CompletionLogprobs {
   const out: CompletionLogprobs = { tokens: [], token_logprobs: [], top_logprobs: [], text_offset: [] };
   for (const lp of lps) {
     out.tokens.push(lp.token);
@@ -29,8 +31,7 @@ export function completionLogprobs(lps: TokenLogprob[], offset: number): Complet
     for (const a of lp.top) if (!(a.token in top)) top[a.token] = a.logprob;
     if (lp.top.length === 0) top[lp.token] = lp.logprob;
     out.top_logprobs.push(top);
-    out.text_offset.push(offset);
-    offset += lp.token.length;
+    out.text_offset.push(echoLength + lp.textOffset);
   }
   return out;
 }
@@ -53,8 +54,11 @@ export function completionsRoutes(ctx: ServerContext) {
       if (typeof p === "string") texts = [p];
       else if (p.length > 0 && typeof p[0] === "string") texts = p as string[];
       else texts = [];
-      if (texts.length > 0) prompts = await Promise.all(texts.map((s) => ctx.engine.tokenize(s ?? "", true)));
-      else {
+      if (texts.length > 0) {
+        checkPromptChars(ctx, texts as string[], "prompt");
+        // On the tokenizer workers: a huge prompt blocks neither this thread nor the engine.
+        prompts = (await Promise.all(texts.map((s) => ctx.text.encode(s ?? "", true)))).map((ids) => Array.from(ids));
+      } else {
         prompts = typeof p[0] === "number" ? [p as number[]] : (p as number[][]);
         texts = prompts.map(() => null);
         for (const ids of prompts) checkTokenIds(ctx, ids, "prompt");
@@ -63,7 +67,7 @@ export function completionsRoutes(ctx: ServerContext) {
       for (const ids of prompts) if (ids.length === 0) throw badRequest("The prompt is empty.", "prompt");
 
       const logprobs = body.logprobs ?? undefined;
-      const jobs = makeJobs(prompts, n, (ids) => samplingParams(body, fitMaxTokens(ctx, ids.length, body.max_tokens ?? 16, "max_tokens"), logprobs));
+      const jobs = makeJobs(prompts, n, (ids) => samplingParams(body, fitMaxTokens(ctx, ids.length, body.max_tokens ?? 16, "max_tokens"), logprobs), stopStrings(body));
       const id = newId("cmpl");
       const created = Math.floor(Date.now() / 1000);
       const echoText = (index: number) => (body.echo ? (texts[Math.floor(index / n)] ?? "") : "");
@@ -84,7 +88,7 @@ export function completionsRoutes(ctx: ServerContext) {
             choices: results.map((r) => ({
               index: r.index,
               text: echoText(r.index) + r.text,
-              logprobs: r.logprobs ? completionLogprobs(r.logprobs, 0) : null,
+              logprobs: r.logprobs ? completionLogprobs(r.logprobs, echoText(r.index).length) : null,
               finish_reason: r.finishReason,
             })),
             usage: usageOf(
@@ -100,7 +104,6 @@ export function completionsRoutes(ctx: ServerContext) {
 
       const includeUsage = body.stream_options?.include_usage === true;
       const { first, rest } = await startStream(events);
-      const offsets = new Map<number, number>();
       const completion = new Map<number, number>();
       const promptTokens = new Map<number, number>();
       async function* chunks(): AsyncGenerator<object> {
@@ -108,7 +111,6 @@ export function completionsRoutes(ctx: ServerContext) {
         const extra = includeUsage ? { usage: null } : {};
         if (body.echo)
           for (const j of jobs) {
-            offsets.set(j.index, echoText(j.index).length);
             yield { ...base, choices: [{ index: j.index, text: echoText(j.index), logprobs: null, finish_reason: null }], ...extra };
           }
         const one = (ce: ChoiceEvent) => {
@@ -116,11 +118,9 @@ export function completionsRoutes(ctx: ServerContext) {
           completion.set(index, Math.max(completion.get(index) ?? 0, ev.completionTokens));
           if (ev.promptTokens > 0) promptTokens.set(jobs[index]!.promptIndex, ev.promptTokens);
           if (ev.text === "" && !ev.logprobs?.length && ev.finishReason === null) return null;
-          const off = offsets.get(index) ?? 0;
-          offsets.set(index, off + ev.text.length);
           return {
             ...base,
-            choices: [{ index, text: ev.text, logprobs: logprobs !== undefined ? completionLogprobs(ev.logprobs ?? [], off) : null, finish_reason: ev.finishReason }],
+            choices: [{ index, text: ev.text, logprobs: logprobs !== undefined ? completionLogprobs(ev.logprobs ?? [], echoText(index).length) : null, finish_reason: ev.finishReason }],
             ...extra,
           };
         };

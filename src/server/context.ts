@@ -1,5 +1,6 @@
 // What every route needs: the engine, the options, logging, metrics and admission control.
 import type { Engine } from "../engine/api.ts";
+import type { TextFrontend } from "../frontend/text-frontend.ts";
 import { ApiError, queueFull } from "./errors.ts";
 import type { Logger } from "./log.ts";
 import type { ServeOptions } from "./options.ts";
@@ -22,6 +23,8 @@ export class ServerContext {
     readonly options: ServeOptions,
     readonly log: Logger,
     readonly metrics: ServerMetrics,
+    /** Tokenizer, chat template, detokenizer, stop strings: the text side (src/frontend). */
+    readonly text: TextFrontend,
   ) {}
 
   info(req: Request): RequestInfo {
@@ -49,11 +52,22 @@ export class ServerContext {
     return served;
   }
 
-  /** 503 unless the engine is ready. */
+  /** Engine and text side together: "ready" only when both are. */
+  health(): "starting" | "ready" | "dead" {
+    const e = this.engine.health();
+    const t = this.text.health();
+    if (e === "dead" || t === "dead") return "dead";
+    return e === "ready" && t === "ready" ? "ready" : "starting";
+  }
+
+  /** 503 unless the engine and the tokenizer are ready. */
   checkReady(): void {
-    const h = this.engine.health();
+    const h = this.health();
     if (h === "starting") throw new ApiError(503, "The engine is starting; retry shortly.", "service_unavailable", null, "engine_starting", { "retry-after": "1" });
-    if (h === "dead") throw new ApiError(503, "The engine has stopped; the server cannot generate.", "service_unavailable", null, "engine_dead");
+    if (h === "dead") {
+      const why = this.text.health() === "dead" ? `The tokenizer is not available${this.text.error ? ` (${this.text.error.message})` : ""}` : "The engine has stopped";
+      throw new ApiError(503, `${why}; the server cannot generate.`, "service_unavailable", null, "engine_dead");
+    }
   }
 
   /**

@@ -1,7 +1,9 @@
 // Shared by /v1/completions and /v1/chat/completions: sampling parameters, the context-length
 // check, admission, running n×prompts sequences on the engine with one AbortSignal, merging
-// their event streams, and the latency metrics (TTFT, inter-token latency, e2e).
-import type { FinishReason, SamplingParams, TokenEvent, TokenLogprob } from "../engine/api.ts";
+// their event streams through the frontend's output processors (ids → text, stop strings: a
+// match ends the sequence and aborts it in the engine), and the latency metrics.
+import type { FinishReason, SamplingParams } from "../engine/api.ts";
+import type { TextEvent, TextLogprob } from "../frontend/output-processor.ts";
 import type { RequestInfo, ServerContext } from "./context.ts";
 import { ApiError, badRequest, fromEngineError } from "./errors.ts";
 
@@ -20,8 +22,13 @@ export interface CommonSampling {
   ignore_eos?: boolean | null;
 }
 
-export function samplingParams(body: CommonSampling, maxTokens: number, logprobs: number | undefined): SamplingParams {
+/** The request's stop strings (empty ones dropped); matched by the frontend, never sent to the engine. */
+export function stopStrings(body: CommonSampling): string[] {
   const stop = body.stop == null ? [] : typeof body.stop === "string" ? [body.stop] : body.stop;
+  return stop.filter((s) => s !== "");
+}
+
+export function samplingParams(body: CommonSampling, maxTokens: number, logprobs: number | undefined): SamplingParams {
   return {
     temperature: body.temperature ?? 1,
     topP: body.top_p ?? 1,
@@ -29,7 +36,6 @@ export function samplingParams(body: CommonSampling, maxTokens: number, logprobs
     minP: body.min_p ?? 0,
     ...(body.seed != null ? { seed: body.seed } : {}),
     maxTokens,
-    stop: stop.filter((s) => s !== ""),
     stopTokenIds: body.stop_token_ids ?? [],
     ignoreEos: body.ignore_eos ?? false,
     ...(logprobs !== undefined ? { logprobs } : {}),
@@ -59,6 +65,18 @@ export function fitMaxTokens(ctx: ServerContext, promptLen: number, requested: n
   return maxTokens;
 }
 
+/**
+ * The prompt-size limit, checked before tokenizing (tokenizing costs time on a worker even when
+ * the result is then refused as too long): characters over all texts of the request.
+ */
+export function checkPromptChars(ctx: ServerContext, texts: readonly string[], param: string): void {
+  const limit = ctx.options.maxPromptChars;
+  let n = 0;
+  for (const t of texts) n += t.length;
+  if (n > limit)
+    throw new ApiError(400, `The prompt is too long: ${n} characters; the limit is ${limit} characters (see --max-prompt-chars).`, "invalid_request_error", param, "prompt_too_long");
+}
+
 export function checkTokenIds(ctx: ServerContext, ids: number[], param: string): void {
   const vocab = ctx.engine.model().vocabSize;
   for (const id of ids) if (id >= vocab) throw badRequest(`Token id ${id} is out of vocabulary (size ${vocab}).`, param, "invalid_token_id");
@@ -71,11 +89,13 @@ export interface SeqJob {
   promptIndex: number;
   promptTokenIds: number[];
   params: SamplingParams;
+  /** Stop strings (frontend side). */
+  stop: string[];
 }
 
 export interface ChoiceEvent {
   index: number;
-  ev: TokenEvent;
+  ev: TextEvent;
 }
 
 export interface ChoiceResult {
@@ -83,21 +103,21 @@ export interface ChoiceResult {
   promptIndex: number;
   text: string;
   tokenIds: number[];
-  logprobs: TokenLogprob[] | null;
+  logprobs: TextLogprob[] | null;
   finishReason: FinishReason;
   promptTokens: number;
   completionTokens: number;
 }
 
 /** n choices per prompt; with a seed, choice j of a prompt uses seed + j so choices differ. */
-export function makeJobs(prompts: number[][], n: number, params: (prompt: number[]) => SamplingParams): SeqJob[] {
+export function makeJobs(prompts: number[][], n: number, params: (prompt: number[]) => SamplingParams, stop: string[]): SeqJob[] {
   const jobs: SeqJob[] = [];
   prompts.forEach((p, pi) => {
     const base = params(p);
     for (let j = 0; j < n; j++) {
-      const ps = { ...base, stop: [...base.stop], stopTokenIds: [...base.stopTokenIds] };
+      const ps = { ...base, stopTokenIds: [...base.stopTokenIds] };
       if (base.seed !== undefined) ps.seed = base.seed + j;
-      jobs.push({ index: pi * n + j, promptIndex: pi, promptTokenIds: p, params: ps });
+      jobs.push({ index: pi * n + j, promptIndex: pi, promptTokenIds: p, params: ps, stop: [...stop] });
     }
   });
   return jobs;
@@ -116,7 +136,7 @@ export async function* runJobs(ctx: ServerContext, info: RequestInfo, jobs: SeqJ
   if (clientSignal?.aborted) onClientAbort();
   clientSignal?.addEventListener("abort", onClientAbort);
 
-  type Item = { index: number; ev?: TokenEvent; err?: unknown; end?: true };
+  type Item = { index: number; ev?: TextEvent; err?: unknown; end?: true };
   const queue: Item[] = [];
   let wake: (() => void) | null = null;
   const push = (it: Item) => {
@@ -134,8 +154,12 @@ export async function* runJobs(ctx: ServerContext, info: RequestInfo, jobs: SeqJ
     let last = info.start;
     let first = true;
     try {
+      const text = ctx.text.processor(job.promptTokenIds, { stop: job.stop, logprobs: job.params.logprobs !== undefined });
       const stream = ctx.engine.generate({ requestId: `${info.id}-${job.index}`, promptTokenIds: job.promptTokenIds, params: job.params }, ac.signal);
-      for await (const ev of stream) {
+      // Leaving this loop before the engine finished (a stop string matched) aborts the request there.
+      for await (const engineEv of stream) {
+        const ev = text.process(engineEv);
+        if (ev === null) break;
         const k = ev.tokenIds.length;
         if (k > 0) {
           const now = performance.now();
@@ -177,7 +201,7 @@ export async function* runJobs(ctx: ServerContext, info: RequestInfo, jobs: SeqJ
           // The engine ended a stream without a finish reason: report it as aborted.
           finished.add(it.index);
           if (!ac.signal.aborted) ctx.log.warn("engine stream ended without finish_reason", { request_id: info.id, index: it.index });
-          yield { index: it.index, ev: { requestId: `${info.id}-${it.index}`, tokenIds: [], text: "", finishReason: "abort", promptTokens: 0, completionTokens: 0 } };
+          yield { index: it.index, ev: { tokenIds: [], text: "", finishReason: "abort", stopReason: null, promptTokens: 0, completionTokens: 0 } };
         }
         continue;
       }

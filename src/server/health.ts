@@ -1,4 +1,5 @@
-// GET /health — 200 {status: "ok"} when the engine is ready, 503 while starting or after it died.
+// GET /health — 200 {status: "ok"} when the engine and the tokenizer are ready, 503 while
+// starting or after either died.
 import { Elysia } from "elysia";
 import type { ServerContext } from "./context.ts";
 import { Health } from "./schemas.ts";
@@ -7,7 +8,7 @@ export function healthRoutes(ctx: ServerContext) {
   return new Elysia({ name: "headroom-health" }).get(
     "/health",
     ({ status }) => {
-      const h = ctx.engine.health();
+      const h = ctx.health();
       if (h === "ready") return { status: "ok" as const };
       return status(503, { status: h });
     },

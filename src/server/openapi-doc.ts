@@ -11,8 +11,6 @@ const docsOnlyEngine: Engine = {
   health: () => "starting",
   ready: noEngine,
   model: noEngine,
-  tokenize: noEngine,
-  applyChatTemplate: noEngine,
   generate: noEngine,
   stats: noEngine,
   memory: noEngine,

@@ -47,6 +47,10 @@ export interface ServeOptions {
   logLevel: LogLevel;
   /** Largest accepted request body (413 above). */
   maxRequestBodyBytes: number;
+  /** Longest prompt text, in characters over the request's prompts / messages (400 above, checked before tokenizing). */
+  maxPromptChars: number;
+  /** Tokenizer worker threads (tokenization runs off the HTTP thread). */
+  tokenizerWorkers: number;
 }
 
 export class OptionsError extends Error {
@@ -93,6 +97,8 @@ export const SERVE_FLAGS: readonly FlagSpec[] = [
   { flag: "offload-prefetch-layers", key: "offloadPrefetchLayers", kind: "int", min: 1, help: "device staging slots for offloaded layers" },
   { flag: "log-level", key: "logLevel", kind: "choice", choices: ["debug", "info", "warn", "error"], help: "log verbosity" },
   { flag: "max-request-body-bytes", key: "maxRequestBodyBytes", kind: "bytes", min: 1024, help: "largest request body (413 above)" },
+  { flag: "max-prompt-chars", key: "maxPromptChars", kind: "int", min: 1, help: "longest prompt text in characters, all prompts/messages of a request together (400 above; checked before tokenizing)" },
+  { flag: "tokenizer-workers", key: "tokenizerWorkers", kind: "int", min: 1, max: 64, help: "tokenizer worker threads (tokenization runs off the HTTP thread)" },
 ];
 
 export function defaultServeOptions(): ServeOptions {
@@ -120,6 +126,8 @@ export function defaultServeOptions(): ServeOptions {
     offloadPrefetchLayers: 2,
     logLevel: "info",
     maxRequestBodyBytes: 32 * 1024 * 1024,
+    maxPromptChars: 1024 * 1024,
+    tokenizerWorkers: 2,
   };
 }
 

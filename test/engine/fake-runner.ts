@@ -5,7 +5,7 @@
 // up as different tokens than a request run alone.
 
 import { KVCacheManager } from "../../src/engine/kv-cache-manager.ts";
-import { Request, type IncrementalDetokenizer, type RequestInit } from "../../src/engine/request.ts";
+import { Request, type RequestInit } from "../../src/engine/request.ts";
 import type { LogitsOutput, ModelRunner } from "../../src/engine/runner.ts";
 import { Sampler } from "../../src/engine/sampler.ts";
 import { Scheduler, type RequestOutput, type SchedulerConfig, type SchedulerOutput } from "../../src/engine/scheduler.ts";
@@ -64,13 +64,6 @@ export class FakeRunner implements ModelRunner {
   }
 }
 
-/** Detokenizer for tests: token t ↦ one letter (a–z by t mod 26). */
-export class LetterDetokenizer implements IncrementalDetokenizer {
-  push(tokenId: number): string {
-    return String.fromCharCode(97 + (tokenId % 26));
-  }
-}
-
 export interface EngineHarness {
   scheduler: Scheduler;
   kv: KVCacheManager;
@@ -93,9 +86,8 @@ export function makeHarness(opts: {
 
 export interface Finished {
   tokens: number[];
-  text: string;
   finishReason: string | null;
-  stopReason: number | string | null;
+  stopReason: number | null;
   outputs: RequestOutput[];
 }
 
@@ -113,13 +105,13 @@ export function step(h: EngineHarness, onSchedule?: (o: SchedulerOutput) => void
   return { out, results };
 }
 
-/** Runs until nothing is left; collects every request's streamed tokens and text. */
+/** Runs until nothing is left; collects every request's streamed tokens. */
 export function runToCompletion(h: EngineHarness, maxSteps = 100000, onSchedule?: (o: SchedulerOutput) => void): Map<string, Finished> {
   const done = new Map<string, Finished>();
   const get = (id: string): Finished => {
     let f = done.get(id);
     if (f === undefined) {
-      f = { tokens: [], text: "", finishReason: null, stopReason: null, outputs: [] };
+      f = { tokens: [], finishReason: null, stopReason: null, outputs: [] };
       done.set(id, f);
     }
     return f;
@@ -131,7 +123,6 @@ export function runToCompletion(h: EngineHarness, maxSteps = 100000, onSchedule?
     for (const r of results) {
       const f = get(r.requestId);
       f.tokens.push(...r.newTokenIds);
-      f.text += r.newText;
       f.outputs.push(r);
       if (r.finished) {
         f.finishReason = r.finishReason;

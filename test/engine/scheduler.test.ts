@@ -1,7 +1,7 @@
 import { describe, expect, test } from "bun:test";
 import { Request, type RequestInit } from "../../src/engine/request.ts";
-import { SchedulerError, fillBlockTable, findStopString, type SchedulerOutput } from "../../src/engine/scheduler.ts";
-import { LetterDetokenizer, makeHarness, runAlone, runToCompletion, step } from "./fake-runner.ts";
+import { SchedulerError, fillBlockTable, type SchedulerOutput } from "../../src/engine/scheduler.ts";
+import { makeHarness, runAlone, runToCompletion, step } from "./fake-runner.ts";
 
 const range = (a: number, b: number) => Array.from({ length: b - a }, (_, i) => a + i);
 let nextId = 0;
@@ -230,32 +230,6 @@ describe("Scheduler: stop conditions", () => {
     const mt = runAlone({ requestId: uid(), promptTokenIds: [5, 6, 7], eosTokenId: t3, sampling: { maxTokens: 30, temperature: 0, minTokens: firstIdx + 2 } });
     expect(mt.tokens.length).toBeGreaterThanOrEqual(firstIdx + 2);
     expect(mt.tokens.slice(0, firstIdx + 2)).not.toContain(t3);
-  });
-
-  test("stop strings: matched on detokenized text, excluded from the text, text held back until resolved", () => {
-    const p = [9, 8, 7];
-    const base = runAlone({ requestId: uid(), promptTokenIds: p, detokenizer: new LetterDetokenizer(), sampling: { maxTokens: 40, temperature: 0 } });
-    expect(base.text.length).toBe(40);
-    // a stop string spanning tokens 5..7
-    const stop = base.text.slice(5, 8);
-    const at = base.text.indexOf(stop);
-    const f = runAlone({ requestId: uid(), promptTokenIds: p, detokenizer: new LetterDetokenizer(), sampling: { maxTokens: 40, temperature: 0, stop: ["zzzzzzzz", stop] } });
-    expect(f.finishReason).toBe("stop");
-    expect(f.stopReason).toBe(stop);
-    expect(f.text).toBe(base.text.slice(0, at));
-    expect(f.tokens).toEqual(base.tokens.slice(0, at + 3));
-    // nothing streamed ever went past the stop position
-    let streamed = "";
-    for (const o of f.outputs) {
-      streamed += o.newText;
-      expect(base.text.startsWith(streamed)).toBe(true);
-      expect(streamed.length).toBeLessThanOrEqual(at);
-    }
-    // no detokenizer → stop strings refused
-    expect(() => new Request({ requestId: uid(), promptTokenIds: p, sampling: { stop: ["a"] } })).toThrow();
-    expect(findStopString("hello world", ["wor", "lo"], 5)).toEqual({ index: 6, stop: "wor" });
-    expect(findStopString("hello world", ["lo"], 4)).toEqual({ index: 3, stop: "lo" });
-    expect(findStopString("hello world", ["lo"], 5)).toBeNull(); // ended inside the old text: seen before
   });
 
   test("maxModelLen caps prompt + output; over-long prompts and hopeless requests are refused", () => {

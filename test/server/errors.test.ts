@@ -206,7 +206,7 @@ describe("capacity and engine state → 503", () => {
   });
 
   test("health is 503 while starting, 200 when ready, 503 after the engine died; generation 503 meanwhile", async () => {
-    const h = await startTestServer({ fake: { startupMs: 150 }, waitReady: false });
+    const h = await startTestServer({ fake: { startupMs: 1500 }, waitReady: false });
     try {
       const r0 = await fetch(`${h.url}/health`);
       expect(r0.status).toBe(503);

@@ -1,17 +1,17 @@
 // A small deterministic Engine for server tests and the serve benchmark. It follows the
 // contract in src/engine/api.ts the way the real engine does:
-//  - byte-level tokenizer: token id = UTF-8 byte (0..255), BOS = 256, EOS = 257;
+//  - token ids only (text is the server's: the demo model's byte tokenizer maps id = UTF-8 byte
+//    0..255, BOS = 256, EOS = 257, so the server's frontend detokenizes these ids);
 //  - a step loop on a timer: each step admits waiting requests (up to maxNumSeqs running,
 //    while KV blocks last), then every running request gets one token;
 //  - KV blocks: ceil(tokens / blockSize) per running request, freed when it finishes or is
 //    cancelled; cancellation (AbortSignal, or the consumer stopping) takes effect at the next
 //    step and the stream ends with finishReason "abort";
 //  - a waiting-queue limit: generate() throws {code: "queue_full"} on its first next();
-//  - output text: a fixed passage, starting at an offset picked by the seed (temperature > 0)
-//    or 0 (greedy), with stop strings (held back while they could still match), EOS after
-//    `eosAfter` tokens when set, streamed UTF-8 (multi-byte characters held until complete).
+//  - output: the UTF-8 bytes of a fixed passage, starting at an offset picked by the seed
+//    (temperature > 0) or 0 (greedy), EOS after `eosAfter` tokens when set; stop token ids end
+//    a request with "stop" (the stop token is the last id of that event).
 import type {
-  ChatMessage,
   Engine,
   EngineHealth,
   EngineStats,
@@ -47,11 +47,8 @@ interface Seq {
   req: GenerateRequest;
   tokens: number[];
   out: number[];
-  text: string;
-  sent: number;
   blocks: number;
   offset: number;
-  decoder: TextDecoder;
   aborted: boolean;
   push: (ev: TokenEvent | Error) => void;
 }
@@ -126,22 +123,6 @@ export class FakeEngine implements Engine {
     return { id: this.o.id, maxModelLen: this.o.maxModelLen, vocabSize: 258, randomWeights: true };
   }
 
-  async tokenize(text: string, addSpecialTokens: boolean): Promise<number[]> {
-    const ids = Array.from(enc.encode(text));
-    return addSpecialTokens ? [BOS, ...ids] : ids;
-  }
-
-  async applyChatTemplate(messages: ChatMessage[]): Promise<number[]> {
-    const text = messages.map((m) => `<|${m.role}|>${m.content}\n`).join("") + "<|assistant|>";
-    return this.tokenize(text, true);
-  }
-
-  private tokenString(id: number): string {
-    if (id === BOS) return "<s>";
-    if (id === EOS) return "</s>";
-    return id < 128 ? String.fromCharCode(id) : `<0x${id.toString(16).toUpperCase()}>`;
-  }
-
   generate(req: GenerateRequest, signal?: AbortSignal): AsyncIterable<TokenEvent> {
     const self = this;
     return {
@@ -164,11 +145,8 @@ export class FakeEngine implements Engine {
       req,
       tokens: [...req.promptTokenIds],
       out: [],
-      text: "",
-      sent: 0,
       blocks: 0,
       offset: t === 0 ? 0 : hash32(req.promptTokenIds, seed) % this.passage.length,
-      decoder: new TextDecoder("utf-8"),
       aborted: false,
       push: (ev) => {
         queue.push(ev);
@@ -214,11 +192,10 @@ export class FakeEngine implements Engine {
     return this.running.reduce((a, s) => a + s.blocks, 0);
   }
 
-  private finish(s: Seq, reason: "stop" | "length" | "abort", text: string): void {
+  private finish(s: Seq, reason: "stop" | "length" | "abort"): void {
     s.push({
       requestId: s.req.requestId,
       tokenIds: [],
-      text,
       finishReason: reason,
       promptTokens: s.req.promptTokenIds.length,
       completionTokens: s.out.length,
@@ -232,7 +209,7 @@ export class FakeEngine implements Engine {
       for (const s of list.filter((x) => x.aborted)) {
         list.splice(list.indexOf(s), 1);
         s.blocks = 0;
-        this.finish(s, "abort", "");
+        this.finish(s, "abort");
       }
     // Admit.
     while (this.waiting.length > 0 && this.running.length < this.o.maxNumSeqs) {
@@ -260,47 +237,17 @@ export class FakeEngine implements Engine {
       let logprobs: TokenLogprob[] | undefined;
       if (p.logprobs !== undefined) {
         const top = [];
-        for (let k = 0; k < p.logprobs; k++) {
-          const alt = k === 0 ? id : (id + k) % 256;
-          top.push({ tokenId: alt, token: this.tokenString(alt), logprob: -0.25 - k });
-        }
-        logprobs = [{ tokenId: id, token: this.tokenString(id), logprob: -0.25, top }];
+        for (let k = 0; k < p.logprobs; k++) top.push({ tokenId: k === 0 ? id : (id + k) % 256, logprob: -0.25 - k });
+        logprobs = [{ tokenId: id, logprob: -0.25, top }];
       }
-      const done = (reason: "stop" | "length", text: string) => {
+      let reason: "stop" | "length" | null = null;
+      if (id === EOS || p.stopTokenIds.includes(id)) reason = "stop";
+      else if (s.out.length >= p.maxTokens) reason = "length";
+      if (reason !== null) {
         this.running.splice(this.running.indexOf(s), 1);
         s.blocks = 0;
-        s.push({ requestId: s.req.requestId, tokenIds: [id], text, logprobs, finishReason: reason, promptTokens: s.req.promptTokenIds.length, completionTokens: s.out.length });
-      };
-      if (id === EOS || p.stopTokenIds.includes(id)) {
-        done("stop", s.decoder.decode() + s.text.slice(s.sent));
-        continue;
       }
-      s.text += s.decoder.decode(new Uint8Array([id]), { stream: true });
-      // Stop strings: earliest match ends the text; otherwise hold back a possible prefix.
-      let cut = -1;
-      for (const st of p.stop) {
-        const i = s.text.indexOf(st, Math.max(0, s.sent - st.length));
-        if (i >= 0 && (cut < 0 || i < cut)) cut = i;
-      }
-      if (cut >= 0) {
-        done("stop", s.text.slice(s.sent, Math.max(cut, s.sent)));
-        continue;
-      }
-      if (s.out.length >= p.maxTokens) {
-        done("length", s.text.slice(s.sent) + s.decoder.decode());
-        continue;
-      }
-      let hold = 0;
-      for (const st of p.stop)
-        for (let k = Math.min(st.length - 1, s.text.length - s.sent); k > hold; k--)
-          if (s.text.endsWith(st.slice(0, k))) {
-            hold = k;
-            break;
-          }
-      const upto = s.text.length - hold;
-      const text = s.text.slice(s.sent, upto);
-      s.sent = upto;
-      s.push({ requestId: s.req.requestId, tokenIds: [id], text, logprobs, finishReason: null, promptTokens: s.req.promptTokenIds.length, completionTokens: s.out.length });
+      s.push({ requestId: s.req.requestId, tokenIds: [id], logprobs, finishReason: reason, promptTokens: s.req.promptTokenIds.length, completionTokens: s.out.length });
     }
     this.generated += produced;
     this.recent.push({ t: now, n: produced });

@@ -23,6 +23,8 @@ export async function startTestServer(args: { fake?: FakeEngineOptions; options?
   const logs: string[] = [];
   const logger: Logger = process.env.HEADROOM_TEST_LOGS ? createLogger("debug") : createLogger("debug", (l) => logs.push(l));
   const server = startServer({ engine, options, logger: logger ?? silentLogger });
+  // The text side (tokenizer workers) loads in the background after listening.
+  if (args.waitReady !== false) await server.app.ctx.text.start();
   return {
     url: server.url,
     engine,

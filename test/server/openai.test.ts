@@ -130,7 +130,8 @@ describe("openai client", () => {
     expect(lp[0]!.token).toBe("O");
     expect(lp[0]!.bytes).toEqual([79]);
     expect(lp[0]!.top_logprobs).toHaveLength(3);
-    const prompt = "<|system|>Be brief.\n<|user|>Hi\n<|assistant|>";
+    // The frontend renders the served model's chat template (the demo model's ChatML fallback).
+    const prompt = "<|im_start|>system\nBe brief.<|im_end|>\n<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n";
     expect(r.usage).toEqual({ prompt_tokens: prompt.length + 1, completion_tokens: 5, total_tokens: prompt.length + 6 });
   });
 

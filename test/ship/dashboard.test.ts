@@ -73,6 +73,7 @@ describe.skipIf(!haveChromium || !haveLib)("dashboard in headless Chromium", () 
     engine = createEngine(options);
     await engine.ready();
     server = startServer({ engine, options, logger: silentLogger });
+    await server.app.ctx.text.start();
     const models = (await api<{ data: { id: string }[] }>("/v1/models")).data;
     model = models[0]!.id;
     const { chromium } = await import("playwright-core");

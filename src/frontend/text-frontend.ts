@@ -1,0 +1,81 @@
+// The text side of the server (vLLM's frontend processor + output processor): tokenizer and chat
+// template on a worker pool, and, on the HTTP thread, the per-sequence output processors
+// (incremental detokenizer, stop strings, logprob strings). The engine sees token ids only.
+import type { ChatMessage, EngineHealth } from "../engine/api.ts";
+import type { Tokenizer } from "../model/tokenizer.ts";
+import { OutputProcessor, type OutputProcessorOptions } from "./output-processor.ts";
+import { loadTextModel } from "./text-model.ts";
+import { TokenizerPool } from "./tokenizer-pool.ts";
+
+export interface TextFrontendOptions {
+  /** Model path (null: the built-in demo model), the same one the engine opens. */
+  model: string | null;
+  /** Tokenizer workers (default 2). */
+  workers?: number;
+}
+
+export class TextFrontend {
+  private state: EngineHealth = "starting";
+  private tokenizer: Tokenizer | null = null;
+  private pool: TokenizerPool | null = null;
+  private started: Promise<void> | null = null;
+  private failure: Error | null = null;
+
+  constructor(private readonly opts: TextFrontendOptions) {}
+
+  /** Loads the tokenizer here and in the workers. Idempotent; the server calls it when it listens. */
+  start(): Promise<void> {
+    this.started ??= (async () => {
+      try {
+        this.pool = new TokenizerPool(this.opts.model, this.opts.workers ?? 2);
+        // Yield first so a listening server answers /health (503 "starting") during the load.
+        await new Promise((r) => setTimeout(r, 0));
+        this.tokenizer = loadTextModel(this.opts.model).tokenizer;
+        await this.pool.ready;
+        this.state = "ready";
+      } catch (e) {
+        this.failure = e instanceof Error ? e : new Error(String(e));
+        this.state = "dead";
+        throw this.failure;
+      }
+    })();
+    this.started.catch(() => {});
+    return this.started;
+  }
+
+  health(): EngineHealth {
+    if (this.state === "ready" && this.pool?.error) return "dead";
+    return this.state;
+  }
+
+  /** Why the text side is dead, if it is. */
+  get error(): Error | null {
+    return this.failure ?? this.pool?.error ?? null;
+  }
+
+  private ready(): { tok: Tokenizer; pool: TokenizerPool } {
+    if (this.health() !== "ready" || !this.tokenizer || !this.pool)
+      throw Object.assign(new Error(`the tokenizer is ${this.health()}${this.error ? `: ${this.error.message}` : ""}`), { code: "engine_dead" });
+    return { tok: this.tokenizer, pool: this.pool };
+  }
+
+  /** Token ids of a text prompt (off the HTTP thread). */
+  encode(text: string, addSpecialTokens = true): Promise<Int32Array> {
+    return this.ready().pool.encode(text, addSpecialTokens);
+  }
+
+  /** The model's chat template with the generation prompt, tokenized (off the HTTP thread). */
+  chat(messages: ChatMessage[]): Promise<Int32Array> {
+    return this.ready().pool.chat(messages);
+  }
+
+  /** A fresh output processor for one sequence of `promptTokenIds`. */
+  processor(promptTokenIds: ArrayLike<number>, opts: OutputProcessorOptions): OutputProcessor {
+    return new OutputProcessor(this.ready().tok, promptTokenIds, opts);
+  }
+
+  close(): void {
+    this.pool?.close();
+    if (this.state !== "dead") this.state = "dead";
+  }
+}
