@@ -94,7 +94,8 @@ export type CompletionRequest = Static<typeof CompletionRequest>;
 const CompletionLogprobs = Obj({
   tokens: t.Array(t.String()),
   token_logprobs: t.Array(t.Union([t.Number(), t.Null()])),
-  top_logprobs: t.Array(t.Union([t.Record(t.String(), t.Number(), { additionalProperties: false }), t.Null()])),
+  // Token strings can hold any character ("\n" among them): TypeBox's default key pattern ^(.*)$ does not match newlines.
+  top_logprobs: t.Array(t.Union([t.Record(t.String({ pattern: "^[\\s\\S]*$" }), t.Number(), { additionalProperties: false }), t.Null()])),
   text_offset: t.Array(Int()),
 });
 export type CompletionLogprobs = Static<typeof CompletionLogprobs>;

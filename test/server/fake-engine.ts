@@ -41,6 +41,8 @@ export interface FakeEngineOptions {
   eosAfter?: number;
   /** Fail start-up with this message. */
   startupError?: string;
+  /** The text whose UTF-8 bytes are generated (default PASSAGE). */
+  passage?: string;
 }
 
 interface Seq {
@@ -62,13 +64,13 @@ function hash32(xs: number[], seed: number): number {
 }
 
 export class FakeEngine implements Engine {
-  readonly o: Required<Omit<FakeEngineOptions, "eosAfter" | "startupError">> & Pick<FakeEngineOptions, "eosAfter" | "startupError">;
+  readonly o: Required<Omit<FakeEngineOptions, "eosAfter" | "startupError" | "passage">> & Pick<FakeEngineOptions, "eosAfter" | "startupError">;
   private state: EngineHealth = "starting";
   private readyP: Promise<void>;
   private waiting: Seq[] = [];
   private running: Seq[] = [];
   private timer: ReturnType<typeof setTimeout> | null = null;
-  private passage = Array.from(enc.encode(PASSAGE));
+  private readonly passage: number[];
   private generated = 0;
   private prompted = 0;
   private steps = 0;
@@ -79,6 +81,7 @@ export class FakeEngine implements Engine {
   readonly requests: GenerateRequest[] = [];
 
   constructor(opts: FakeEngineOptions = {}) {
+    this.passage = Array.from(enc.encode(opts.passage ?? PASSAGE));
     this.o = {
       id: opts.id ?? "fake-model",
       maxModelLen: opts.maxModelLen ?? 256,
@@ -173,7 +176,9 @@ export class FakeEngine implements Engine {
       }
     } finally {
       signal?.removeEventListener("abort", onAbort);
-      // Consumer stopped early: cancel (takes effect at the next step).
+      // Consumer stopped early (client gone, or the server matched a stop string): cancel (takes
+      // effect at the next step), recorded like a signalled abort.
+      if (!seq.aborted && (this.running.includes(seq) || this.waiting.includes(seq))) this.aborted.push(req.requestId);
       seq.aborted = true;
     }
   }

@@ -1,0 +1,149 @@
+// Text lives in the frontend (the HTTP process), over real HTTP: stop strings end the text and
+// abort the request in the engine, logprob records whose token contains "\n" validate (they used
+// to fail the response schema: 500), the prompt-size limit answers 400 before tokenizing, a
+// tokenizer that cannot load makes /health say so, and a multi-MB prompt being tokenized does not
+// stall a concurrent stream.
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import OpenAI from "openai";
+
+import { loadTextModel } from "../../src/frontend/text-model.ts";
+import { GPT2_DIR, HAVE_MODELS } from "../model/helpers.ts";
+import { postJson, readSse, startTestServer, waitFor, type TestServer } from "./helpers.ts";
+
+describe("stop strings and logprobs on the frontend (fake engine, demo byte tokenizer)", () => {
+  let s: TestServer;
+  let client: OpenAI;
+  beforeAll(async () => {
+    s = await startTestServer({ fake: { passage: "Once upon a time.\nThe end.\nMore\n" } });
+    client = new OpenAI({ baseURL: `${s.url}/v1`, apiKey: "none" });
+  });
+  afterAll(async () => await s.close());
+
+  test("a stop string ends the text and aborts the request in the engine", async () => {
+    const r = await postJson(`${s.url}/v1/completions`, { prompt: "x", stop: ["The end"], max_tokens: 200, temperature: 0 }, { "x-request-id": "stop-1" });
+    expect(r.status).toBe(200);
+    const body = (await r.json()) as { choices: { text: string; finish_reason: string }[]; usage: { completion_tokens: number } };
+    expect(body.choices[0]!.text).toBe("Once upon a time.\n");
+    expect(body.choices[0]!.finish_reason).toBe("stop");
+    expect(body.usage.completion_tokens).toBe("Once upon a time.\nThe end".length);
+    await waitFor(() => s.engine.aborted.includes("stop-1-0"), 2000, "the engine to see the abort");
+    await waitFor(async () => (await s.engine.stats()).blocksUsed === 0, 2000, "blocks freed");
+  });
+
+  test("streaming: no chunk ever carries text past the stop string", async () => {
+    const r = await postJson(`${s.url}/v1/chat/completions`, { messages: [{ role: "user", content: "hi" }], stop: "end.", max_tokens: 200, temperature: 0, stream: true });
+    const chunks = (await readSse(r)).filter((c) => c !== "[DONE]") as { choices: { delta: { content?: string }; finish_reason: string | null }[] }[];
+    const text = chunks.map((c) => c.choices[0]?.delta.content ?? "").join("");
+    expect(text).toBe("Once upon a time.\nThe ");
+    expect(chunks.at(-1)!.choices[0]!.finish_reason).toBe("stop");
+  });
+
+  test('logprobs whose tokens contain "\\n": 200 with the newline as a token and key (was a 500)', async () => {
+    const r = await client.completions.create({ model: "fake-model", prompt: "x", max_tokens: 20, temperature: 0, logprobs: 2 });
+    const lp = r.choices[0]!.logprobs!;
+    expect(r.choices[0]!.text).toBe("Once upon a time.\nTh");
+    expect(lp.tokens).toContain("\n");
+    expect(lp.tokens!.join("")).toBe(r.choices[0]!.text);
+    const nl = lp.tokens!.indexOf("\n");
+    expect(Object.keys(lp.top_logprobs![nl]!)).toContain("\n");
+    expect(lp.text_offset![nl]).toBe("Once upon a time.".length);
+    const c = await client.chat.completions.create({ model: "fake-model", messages: [{ role: "user", content: "x" }], max_tokens: 20, temperature: 0, logprobs: true, top_logprobs: 2 });
+    expect(c.choices[0]!.logprobs!.content!.map((t) => t.token)).toContain("\n");
+  });
+
+  test("prompt-size limit: 400 before tokenizing, naming the limit", async () => {
+    const q = await startTestServer({ options: { maxPromptChars: 200 } });
+    try {
+      for (const [route, body] of [
+        ["/v1/completions", { prompt: "y".repeat(201) }],
+        ["/v1/completions", { prompt: ["y".repeat(120), "z".repeat(120)] }],
+        ["/v1/chat/completions", { messages: [{ role: "user", content: "y".repeat(201) }] }],
+      ] as const) {
+        const r = await postJson(`${q.url}${route}`, body);
+        expect(r.status).toBe(400);
+        const e = (await r.json()) as { error: { message: string; code: string; type: string } };
+        expect(e.error.code).toBe("prompt_too_long");
+        expect(e.error.type).toBe("invalid_request_error");
+        expect(e.error.message).toContain("200 characters");
+      }
+      expect((await postJson(`${q.url}/v1/completions`, { prompt: "y".repeat(200), max_tokens: 1 })).status).toBe(200);
+      expect(q.engine.requests.length).toBe(1);
+    } finally {
+      await q.close();
+    }
+  });
+});
+
+test("a tokenizer that cannot load: /health 503 dead, generation 503 naming the tokenizer", async () => {
+  const s = await startTestServer({ options: { model: "/nonexistent/model.gguf" }, waitReady: false });
+  try {
+    await s.engine.ready();
+    await s.server.app.ctx.text.start().catch(() => {});
+    const h = await fetch(`${s.url}/health`);
+    expect(h.status).toBe(503);
+    expect(await h.json()).toEqual({ status: "dead" });
+    const r = await postJson(`${s.url}/v1/completions`, { prompt: "x" });
+    expect(r.status).toBe(503);
+    expect(((await r.json()) as { error: { message: string } }).error.message).toMatch(/tokenizer.*nonexistent/);
+  } finally {
+    await s.close();
+  }
+});
+
+describe.skipIf(!HAVE_MODELS)("a multi-MB prompt being tokenized does not stall a running stream", () => {
+  test("inter-token gaps of a concurrent stream stay far below the tokenization time", async () => {
+    const big = "Once upon a time, there was a little girl named Lily. She loved to play outside. ".repeat(30000); // ~2.4 MB
+    // The reference: how long this prompt takes to tokenize (here, blocking this thread once).
+    const tok = loadTextModel(GPT2_DIR).tokenizer;
+    const t0 = performance.now();
+    const n = tok.encode(big).length;
+    const tokenizeMs = performance.now() - t0;
+    expect(n).toBeGreaterThan(100_000);
+
+    const s = await startTestServer({ fake: { stepMs: 5, maxModelLen: 4096 }, options: { model: GPT2_DIR, maxPromptChars: 8 * 2 ** 20 } });
+    try {
+      const ac = new AbortController();
+      const res = await fetch(`${s.url}/v1/completions`, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({ prompt: "x", max_tokens: 4000, ignore_eos: true, stream: true }),
+        signal: ac.signal,
+      });
+      const reader = res.body!.getReader();
+      const arrivals: number[] = [];
+      let reading = true;
+      const pump = (async () => {
+        while (reading) {
+          const r = await reader.read().catch(() => ({ done: true as const, value: undefined }));
+          if (r.done) break;
+          arrivals.push(performance.now());
+        }
+      })();
+      await waitFor(() => arrivals.length >= 10, 5000, "the stream to start");
+
+      const h0 = performance.now();
+      const huge = await postJson(`${s.url}/v1/completions`, { prompt: big, max_tokens: 1 });
+      const h1 = performance.now();
+      // Tokenized on a worker (then refused: far longer than the context).
+      expect(huge.status).toBe(400);
+      expect(((await huge.json()) as { error: { code: string } }).error.code).toBe("context_length_exceeded");
+      const health = performance.now();
+      expect((await fetch(`${s.url}/health`)).status).toBe(200);
+      expect(performance.now() - health).toBeLessThan(tokenizeMs / 4);
+
+      reading = false;
+      ac.abort();
+      await pump;
+      const during = arrivals.filter((t) => t >= h0 && t <= h1);
+      let maxGap = 0;
+      for (let i = 1; i < arrivals.length; i++) if (arrivals[i]! > h0 && arrivals[i - 1]! < h1) maxGap = Math.max(maxGap, arrivals[i]! - arrivals[i - 1]!);
+      console.log(`[text-frontend] tokenize ${tokenizeMs.toFixed(0)} ms; huge request ${(h1 - h0).toFixed(0)} ms; ${during.length} chunks meanwhile; max gap ${maxGap.toFixed(1)} ms`);
+      // The huge request really spent about the tokenization time, while the stream kept flowing.
+      expect(h1 - h0).toBeGreaterThan(tokenizeMs / 3);
+      expect(during.length).toBeGreaterThan(10);
+      expect(maxGap).toBeLessThan(tokenizeMs / 5);
+    } finally {
+      await s.close();
+    }
+  }, 120_000);
+});
