@@ -8,6 +8,7 @@ import { resolve } from "node:path";
 
 import type { EngineStats } from "../../src/engine/api.ts";
 import { createEngine } from "../../src/engine/index.ts";
+import { loadTextModel } from "../../src/frontend/text-model.ts";
 import { defaultServeOptions, type ServeOptions } from "../../src/server/options.ts";
 import { postJson, startTestServer, waitFor, type TestServer } from "./helpers.ts";
 
@@ -54,6 +55,43 @@ describe.skipIf(!HAVE)("real engine, stories260K", () => {
     expect(r.usage?.prompt_tokens).toBe(5);
     expect(r.usage?.completion_tokens).toBe(30);
     expect(r.choices[0]!.finish_reason).toBe("length");
+  });
+
+  test("the first generated token keeps its leading space (SentencePiece), also in echo and logprobs", async () => {
+    const prompt = "Lily and Tom went to the";
+    const r = await client.completions.create({ model: "stories", prompt, max_tokens: 8, temperature: 0, logprobs: 1 });
+    const text = r.choices[0]!.text;
+    expect(text.startsWith(" ")).toBe(true); // was "park…" (prompt + text = "…to thepark")
+    // prompt text + completion text is the decode of prompt ids + completion ids, as llama-server / vLLM give it
+    const tok = loadTextModel(GGUF).tokenizer;
+    const ids = tok.encode(prompt + text);
+    expect(tok.decode(ids)).toBe(prompt + text);
+    expect(ids.length).toBeLessThanOrEqual(tok.encode(prompt).length + 8);
+    const lp = r.choices[0]!.logprobs!;
+    expect(lp.tokens!.join("")).toBe(text);
+    expect(lp.tokens![0]!.startsWith(" ")).toBe(true);
+    expect(lp.text_offset![0]).toBe(0);
+    lp.tokens!.forEach((t, i) => expect(text.slice(lp.text_offset![i]!, lp.text_offset![i]! + t.length)).toBe(t));
+    const echo = await client.completions.create({ model: "stories", prompt: "Once", max_tokens: 3, temperature: 0, echo: true });
+    expect(echo.choices[0]!.text.startsWith("Once upon")).toBe(true); // was "Onceupon"
+    const stream = await client.completions.create({ model: "stories", prompt, max_tokens: 8, temperature: 0, stream: true });
+    let streamed = "";
+    for await (const c of stream) streamed += c.choices[0]?.text ?? "";
+    expect(streamed).toBe(text);
+  });
+
+  test("a stop string ends the text and the engine frees the request at once", async () => {
+    const full = await client.completions.create({ model: "stories", prompt: "Once upon a time", max_tokens: 30, temperature: 0 });
+    const before = (await stats(s)).generatedTokens;
+    const r = await client.completions.create({ model: "stories", prompt: "Once upon a time", max_tokens: 200, temperature: 0, stop: ["Lily"], ignore_eos: true });
+    const cut = full.choices[0]!.text.indexOf("Lily");
+    expect(cut).toBeGreaterThan(0);
+    expect(r.choices[0]!.text).toBe(full.choices[0]!.text.slice(0, cut));
+    expect(r.choices[0]!.finish_reason).toBe("stop");
+    expect(r.usage!.completion_tokens).toBeLessThan(30);
+    await waitFor(async () => (await stats(s)).running === 0 && (await stats(s)).blocksUsed === 0, 5000, "the request to leave the engine");
+    // aborted by the frontend: the engine did not run on to max_tokens (200)
+    expect((await stats(s)).generatedTokens - before).toBeLessThan(40);
   });
 
   test("chat streaming with the openai client, usage included", async () => {
