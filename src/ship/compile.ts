@@ -2,8 +2,9 @@
 //
 //   bun src/ship/compile.ts [--outfile dist/headroom] [--lib-dir build] [--no-cuda]
 //
-// Entry points: src/cli.ts and the engine worker src/engine/worker.ts (Bun needs a worker as its
-// own entry point to run it from a compiled executable). src/native/embedded.ts is replaced, in
+// Entry points: src/cli.ts, the engine worker src/engine/worker.ts and the tokenizer worker
+// src/frontend/tokenizer-worker.ts (Bun needs a worker as its own entry point to run it from a
+// compiled executable). src/native/embedded.ts is replaced, in
 // memory, by a module that imports the built native libraries (libheadroom_cpu.so always,
 // libheadroom_cuda.so when it was built) and the Swagger UI assets `with { type: "file" }`, so
 // they are embedded; at start the libraries are extracted to a private directory
@@ -57,7 +58,7 @@ export async function compile(opts: CompileOptions = {}): Promise<CompileResult>
 
   mkdirSync(dirname(outfile), { recursive: true });
   const result = await Bun.build({
-    entrypoints: [join(ROOT, "src/cli.ts"), join(ROOT, "src/engine/worker.ts")],
+    entrypoints: [join(ROOT, "src/cli.ts"), join(ROOT, "src/engine/worker.ts"), join(ROOT, "src/frontend/tokenizer-worker.ts")],
     root: join(ROOT, "src"),
     compile: { outfile, autoloadDotenv: false, autoloadBunfig: false },
     minify: { syntax: true, whitespace: true, identifiers: false },
