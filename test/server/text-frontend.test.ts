@@ -6,8 +6,12 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import OpenAI from "openai";
 
+import { copyFileSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+
 import { loadTextModel } from "../../src/frontend/text-model.ts";
-import { GPT2_DIR, HAVE_MODELS } from "../model/helpers.ts";
+import { GPT2_DIR, HAVE_MODELS, HF_DIR } from "../model/helpers.ts";
 import { postJson, readSse, startTestServer, waitFor, type TestServer } from "./helpers.ts";
 
 describe("stop strings and logprobs on the frontend (fake engine, demo byte tokenizer)", () => {
@@ -72,6 +76,32 @@ describe("stop strings and logprobs on the frontend (fake engine, demo byte toke
       await q.close();
     }
   });
+});
+
+test.skipIf(!HAVE_MODELS)("the model's chat template renders in the frontend; one that refuses the conversation is a 400", async () => {
+  // stories260K-hf's tokenizer with a Llama-2-style template that insists on alternating roles
+  const dir = mkdtempSync(join(tmpdir(), "headroom-tmpl-"));
+  for (const f of ["config.json", "tokenizer.json"]) copyFileSync(join(HF_DIR, f), join(dir, f));
+  const cfg = JSON.parse(readFileSync(join(HF_DIR, "tokenizer_config.json"), "utf8")) as Record<string, unknown>;
+  cfg.chat_template =
+    "{% for m in messages %}{% if (m['role'] == 'user') != (loop.index0 % 2 == 0) %}{{ raise_exception('Conversation roles must alternate user/assistant') }}{% endif %}" +
+    "{{ '[' + m['role'] + '] ' + m['content'] + '\\n' }}{% endfor %}{{ '[assistant] ' }}";
+  writeFileSync(join(dir, "tokenizer_config.json"), JSON.stringify(cfg));
+  const s = await startTestServer({ options: { model: dir } });
+  try {
+    const ok = await postJson(`${s.url}/v1/chat/completions`, { messages: [{ role: "user", content: "Hi" }], max_tokens: 1 });
+    expect(ok.status).toBe(200);
+    const tok = loadTextModel(dir).tokenizer;
+    expect(s.engine.requests.at(-1)!.promptTokenIds).toEqual(tok.encode("[user] Hi\n[assistant] "));
+    const bad = await postJson(`${s.url}/v1/chat/completions`, { messages: [{ role: "assistant", content: "Hi" }] });
+    expect(bad.status).toBe(400);
+    const e = (await bad.json()) as { error: { message: string; code: string; param: string } };
+    expect(e.error.code).toBe("chat_template_error");
+    expect(e.error.param).toBe("messages");
+    expect(e.error.message).toContain("roles must alternate");
+  } finally {
+    await s.close();
+  }
 });
 
 test("a tokenizer that cannot load: /health 503 dead, generation 503 naming the tokenizer", async () => {
