@@ -10,8 +10,10 @@ import { copyFileSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 
+import { createEngine } from "../../src/engine/index.ts";
 import { loadTextModel } from "../../src/frontend/text-model.ts";
-import { GPT2_DIR, HAVE_MODELS, HF_DIR } from "../model/helpers.ts";
+import { defaultServeOptions, type ServeOptions } from "../../src/server/options.ts";
+import { HAVE_MODELS, HF_DIR } from "../model/helpers.ts";
 import { postJson, readSse, startTestServer, waitFor, type TestServer } from "./helpers.ts";
 
 describe("stop strings and logprobs on the frontend (fake engine, demo byte tokenizer)", () => {
@@ -120,23 +122,26 @@ test("a tokenizer that cannot load: /health 503 dead, generation 503 naming the 
   }
 });
 
-describe.skipIf(!HAVE_MODELS)("a multi-MB prompt being tokenized does not stall a running stream", () => {
+describe("a multi-MB prompt being tokenized does not stall a running stream (real engine, demo model)", () => {
   test("inter-token gaps of a concurrent stream stay far below the tokenization time", async () => {
-    const big = "Once upon a time, there was a little girl named Lily. She loved to play outside. ".repeat(30000); // ~2.4 MB
+    const big = "Once upon a time, there was a little girl named Lily. She loved to play outside. ".repeat(15000); // ~1.2 MB
     // The reference: how long this prompt takes to tokenize (here, blocking this thread once).
-    const tok = loadTextModel(GPT2_DIR).tokenizer;
+    const tok = loadTextModel(null).tokenizer;
     const t0 = performance.now();
     const n = tok.encode(big).length;
     const tokenizeMs = performance.now() - t0;
-    expect(n).toBeGreaterThan(100_000);
+    expect(n).toBe(big.length + 1);
 
-    const s = await startTestServer({ fake: { stepMs: 5, maxModelLen: 4096 }, options: { model: GPT2_DIR, maxPromptChars: 8 * 2 ** 20 } });
+    const options: ServeOptions = { ...defaultServeOptions(), host: "127.0.0.1", port: 0, model: null, device: "cpu", deviceMemory: 128 * 2 ** 20, maxModelLen: 2048, maxNumSeqs: 4, maxPromptChars: 8 * 2 ** 20 };
+    const engine = createEngine(options);
+    await engine.ready();
+    const s = await startTestServer({ engine, options });
     try {
       const ac = new AbortController();
       const res = await fetch(`${s.url}/v1/completions`, {
         method: "POST",
         headers: { "content-type": "application/json" },
-        body: JSON.stringify({ prompt: "x", max_tokens: 4000, ignore_eos: true, stream: true }),
+        body: JSON.stringify({ prompt: "x", max_tokens: 2000, ignore_eos: true, stream: true }),
         signal: ac.signal,
       });
       const reader = res.body!.getReader();
@@ -149,28 +154,26 @@ describe.skipIf(!HAVE_MODELS)("a multi-MB prompt being tokenized does not stall 
           arrivals.push(performance.now());
         }
       })();
-      await waitFor(() => arrivals.length >= 10, 5000, "the stream to start");
+      await waitFor(() => arrivals.length >= 10, 10_000, "the stream to start");
 
       const h0 = performance.now();
       const huge = await postJson(`${s.url}/v1/completions`, { prompt: big, max_tokens: 1 });
       const h1 = performance.now();
-      // Tokenized on a worker (then refused: far longer than the context).
+      // Tokenized (on a worker), then refused: far longer than the context.
       expect(huge.status).toBe(400);
       expect(((await huge.json()) as { error: { code: string } }).error.code).toBe("context_length_exceeded");
-      const health = performance.now();
-      expect((await fetch(`${s.url}/health`)).status).toBe(200);
-      expect(performance.now() - health).toBeLessThan(tokenizeMs / 4);
-
       reading = false;
       ac.abort();
       await pump;
+
       const during = arrivals.filter((t) => t >= h0 && t <= h1);
       let maxGap = 0;
       for (let i = 1; i < arrivals.length; i++) if (arrivals[i]! > h0 && arrivals[i - 1]! < h1) maxGap = Math.max(maxGap, arrivals[i]! - arrivals[i - 1]!);
       console.log(`[text-frontend] tokenize ${tokenizeMs.toFixed(0)} ms; huge request ${(h1 - h0).toFixed(0)} ms; ${during.length} chunks meanwhile; max gap ${maxGap.toFixed(1)} ms`);
-      // The huge request really spent about the tokenization time, while the stream kept flowing.
+      // The huge request really took about the tokenization time, and the stream kept flowing
+      // meanwhile (tokenizing on the HTTP thread or in the engine stalls it for all of that time).
       expect(h1 - h0).toBeGreaterThan(tokenizeMs / 3);
-      expect(during.length).toBeGreaterThan(10);
+      expect(during.length).toBeGreaterThan(5);
       expect(maxGap).toBeLessThan(tokenizeMs / 5);
     } finally {
       await s.close();
