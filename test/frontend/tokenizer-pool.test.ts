@@ -25,7 +25,7 @@ describe.skipIf(!HAVE_MODELS)("tokenizer pool (stories260K GGUF)", () => {
 
   test("this thread keeps running timers while a worker tokenizes a large prompt", async () => {
     await pool.ready;
-    const big = "Once upon a time, there was a little girl named Lily. ".repeat(2000);
+    const big = "Once upon a time, there was a little girl named Lily. ".repeat(1000);
     let ticks = 0;
     let maxGap = 0;
     let last = performance.now();
@@ -43,7 +43,7 @@ describe.skipIf(!HAVE_MODELS)("tokenizer pool (stories260K GGUF)", () => {
     // Tokenizing here would have frozen the timer for the whole time; the worker does not.
     expect(ticks).toBeGreaterThan(3);
     expect(maxGap).toBeLessThan(Math.max(took / 3, 50));
-  });
+  }, 60_000);
 });
 
 test("a model path that cannot be loaded rejects ready and every job", async () => {
