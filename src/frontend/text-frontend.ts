@@ -59,14 +59,14 @@ export class TextFrontend {
     return { tok: this.tokenizer, pool: this.pool };
   }
 
-  /** Token ids of a text prompt (off the HTTP thread). */
-  encode(text: string, addSpecialTokens = true): Promise<Int32Array> {
-    return this.ready().pool.encode(text, addSpecialTokens);
+  /** Token ids of a text prompt (off the HTTP thread; dropped unstarted once `signal` aborts). */
+  encode(text: string, addSpecialTokens = true, signal?: AbortSignal): Promise<Int32Array> {
+    return this.ready().pool.encode(text, addSpecialTokens, signal);
   }
 
   /** The model's chat template with the generation prompt, tokenized (off the HTTP thread). */
-  chat(messages: ChatMessage[]): Promise<Int32Array> {
-    return this.ready().pool.chat(messages);
+  chat(messages: ChatMessage[], signal?: AbortSignal): Promise<Int32Array> {
+    return this.ready().pool.chat(messages, signal);
   }
 
   /** A fresh output processor for one sequence of `promptTokenIds`. */

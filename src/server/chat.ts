@@ -14,6 +14,7 @@ import {
   samplingParams,
   stopStrings,
   sseResponse,
+  tokenizationFailed,
   choiceChunks,
   startStream,
   usageOf,
@@ -54,11 +55,11 @@ function toMessages(body: ChatCompletionRequest): ChatMessage[] {
  * The chat template rendered and tokenized on a tokenizer worker. A template that refuses the
  * conversation (raise_exception: roles out of order, …) is the client's error: 400.
  */
-async function renderChat(ctx: ServerContext, messages: ChatMessage[]): Promise<number[]> {
+async function renderChat(ctx: ServerContext, messages: ChatMessage[], signal: AbortSignal): Promise<number[]> {
   try {
-    return Array.from(await ctx.text.chat(messages));
+    return Array.from(await ctx.text.chat(messages, signal));
   } catch (e) {
-    if ((e as { code?: unknown }).code === "engine_dead") throw e;
+    if ((e as { code?: unknown }).code === "engine_dead" || (e as Error).name === "AbortError") tokenizationFailed(e);
     throw new ApiError(400, `The chat template cannot render these messages: ${e instanceof Error ? e.message : String(e)}`, "invalid_request_error", "messages", "chat_template_error");
   }
 }
@@ -74,7 +75,7 @@ export function chatRoutes(ctx: ServerContext) {
       const messages = toMessages(body);
       if (body.top_logprobs != null && body.logprobs !== true) throw badRequest("top_logprobs requires logprobs: true.", "top_logprobs");
       checkPromptChars(ctx, messages.map((m) => m.content), "messages");
-      const prompt = await renderChat(ctx, messages);
+      const prompt = await renderChat(ctx, messages, request.signal);
       const requested = body.max_completion_tokens ?? body.max_tokens ?? undefined;
       const param = body.max_completion_tokens != null ? "max_completion_tokens" : "max_tokens";
       const logprobs = body.logprobs === true ? (body.top_logprobs ?? 0) : undefined;

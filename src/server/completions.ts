@@ -14,6 +14,7 @@ import {
   samplingParams,
   stopStrings,
   sseResponse,
+  tokenizationFailed,
   choiceChunks,
   startStream,
   usageOf,
@@ -57,7 +58,8 @@ export function completionsRoutes(ctx: ServerContext) {
       if (texts.length > 0) {
         checkPromptChars(ctx, texts as string[], "prompt");
         // On the tokenizer workers: a huge prompt blocks neither this thread nor the engine.
-        prompts = (await Promise.all(texts.map((s) => ctx.text.encode(s ?? "", true)))).map((ids) => Array.from(ids));
+        const encoded = await Promise.all(texts.map((s) => ctx.text.encode(s ?? "", true, request.signal))).catch(tokenizationFailed);
+        prompts = encoded.map((ids) => Array.from(ids));
       } else {
         prompts = typeof p[0] === "number" ? [p as number[]] : (p as number[][]);
         texts = prompts.map(() => null);

@@ -77,6 +77,15 @@ export function checkPromptChars(ctx: ServerContext, texts: readonly string[], p
     throw new ApiError(400, `The prompt is too long: ${n} characters; the limit is ${limit} characters (see --max-prompt-chars).`, "invalid_request_error", param, "prompt_too_long");
 }
 
+/**
+ * Rethrows a tokenization error; one for a request whose client left before its tokenization
+ * started becomes 499 (nobody reads it, and it is no server error).
+ */
+export function tokenizationFailed(e: unknown): never {
+  if (e instanceof Error && e.name === "AbortError") throw new ApiError(499, "The client closed the request before its prompt was tokenized.", "invalid_request_error", null, "client_closed_request");
+  throw e;
+}
+
 export function checkTokenIds(ctx: ServerContext, ids: number[], param: string): void {
   const vocab = ctx.engine.model().vocabSize;
   for (const id of ids) if (id >= vocab) throw badRequest(`Token id ${id} is out of vocabulary (size ${vocab}).`, param, "invalid_token_id");

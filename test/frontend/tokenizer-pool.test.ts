@@ -44,6 +44,31 @@ describe.skipIf(!HAVE_MODELS)("tokenizer pool (stories260K GGUF)", () => {
     expect(ticks).toBeGreaterThan(3);
     expect(maxGap).toBeLessThan(Math.max(took / 3, 50));
   }, 60_000);
+
+  test("a short prompt does not wait behind a large one; a job whose client left is dropped unstarted", async () => {
+    await pool.ready;
+    const big = "Once upon a time, there was a little girl named Lily. ".repeat(1000);
+    const order: string[] = [];
+    const bigDone = pool.encode(big, true).then(() => order.push("big"));
+    const small = await pool.encode("Hi", true);
+    order.push("small");
+    expect(Array.from(small)).toEqual(local.tokenizer.encode("Hi"));
+    await bigDone;
+    expect(order).toEqual(["small", "big"]);
+
+    // Both workers busy: a third job queues; its client leaves before it starts.
+    const ac = new AbortController();
+    const busy = [pool.encode(big, true), pool.encode(big, true)];
+    const dropped = pool.encode("never tokenized", true, ac.signal);
+    const kept = pool.encode("Lily", true);
+    expect(pool.outstanding).toBe(4);
+    ac.abort();
+    await expect(dropped).rejects.toThrow(/cancelled/);
+    expect(pool.outstanding).toBe(3); // gone from the queue at once, before any worker is free
+    expect(Array.from(await kept)).toEqual(local.tokenizer.encode("Lily"));
+    await Promise.all(busy);
+    expect(pool.outstanding).toBe(0);
+  }, 60_000);
 });
 
 test("a model path that cannot be loaded rejects ready and every job", async () => {
