@@ -74,8 +74,9 @@ export class TextFrontend {
     return new OutputProcessor(this.ready().tok, promptTokenIds, opts);
   }
 
+  /** Stops the tokenizer workers; generation is refused (503) afterwards. */
   close(): void {
     this.pool?.close();
-    if (this.state !== "dead") this.state = "dead";
+    this.state = "dead";
   }
 }
