@@ -6,7 +6,11 @@
 // ids = [prompt tail ..., generated ...]; text already returned = decode(ids[prefix:read]) minus
 // what came before; each push decodes ids[prefix:] and returns what grew past decode(ids[prefix:
 // read]). Text that ends in U+FFFD (a character split over byte tokens) is held until complete.
+import { bytesToUnicode } from "../model/demo-model.ts";
 import type { Tokenizer } from "../model/tokenizer.ts";
+
+/** Byte-level BPE's printable character → byte (GPT-2's bytes_to_unicode, inverted). */
+const BYTE_OF_CHAR = new Map(bytesToUnicode().map((c, b) => [c, b] as const));
 
 /** Prompt tokens that seed the window (vLLM: INITIAL_INCREMENTAL_DETOKENIZATION_OFFSET = 5, plus 2). */
 const PROMPT_CONTEXT = 7;
@@ -77,10 +81,32 @@ export class IncrementalDetokenizer {
   tokenStrings(ids: readonly number[]): string[] {
     const ctx = this.ids.slice(this.prefixOffset);
     const before = this.decode(ctx, false);
+    // After an incomplete character (held bytes), a byte token continues or rewrites the tail
+    // rather than appending: such tokens are shown bare (U+FFFD; see partialBytes).
+    const midCharacter = before.endsWith("\uFFFD");
     return ids.map((id) => {
-      const after = this.decode([...ctx, id], false);
-      // A token that completes a held character rewrites the tail: fall back to the bare token.
-      return after.startsWith(before) ? after.slice(before.length) : this.decode([id], false);
+      const after = midCharacter ? "" : this.decode([...ctx, id], false);
+      return !midCharacter && after.startsWith(before) ? after.slice(before.length) : this.decode([id], false);
     });
+  }
+
+  /**
+   * The raw bytes of a token that is not a whole character on its own (its string is U+FFFD):
+   * SentencePiece byte-fallback pieces (<0xE2>) and byte-level BPE pieces. Null when the
+   * token's text is whole (its UTF-8 encoding is then its bytes) or its bytes are unknown.
+   */
+  partialBytes(id: number, text: string): number[] | null {
+    if (!text.includes("\uFFFD")) return null;
+    const piece = this.tok.idToToken(id);
+    if (piece === undefined) return null;
+    const hex = /^<0x([0-9A-Fa-f]{2})>$/.exec(piece);
+    if (hex) return [parseInt(hex[1]!, 16)];
+    const bytes: number[] = [];
+    for (const c of piece) {
+      const b = BYTE_OF_CHAR.get(c);
+      if (b === undefined) return null;
+      bytes.push(b);
+    }
+    return bytes;
   }
 }

@@ -11,10 +11,12 @@ import { findStopString, stopPrefixLength } from "./stop-strings.ts";
 export interface TextLogprob {
   tokenId: number;
   token: string;
+  /** Raw bytes when the token is part of a character (its `token` is then U+FFFD). */
+  bytes: number[] | null;
   logprob: number;
   /** Offset of this token's text in the completion text (characters, before any echo). */
   textOffset: number;
-  top: { tokenId: number; token: string; logprob: number }[];
+  top: { tokenId: number; token: string; bytes: number[] | null; logprob: number }[];
 }
 
 /** What the routes stream: new text and the tokens/logprobs behind it. */
@@ -72,9 +74,10 @@ export class OutputProcessor {
         logprobs.push({
           tokenId: lp.tokenId,
           token: strings[0]!,
+          bytes: this.detok.partialBytes(lp.tokenId, strings[0]!),
           logprob: lp.logprob,
           textOffset: this.text.length,
-          top: lp.top.map((t, k) => ({ tokenId: t.tokenId, token: strings[k + 1]!, logprob: t.logprob })),
+          top: lp.top.map((t, k) => ({ tokenId: t.tokenId, token: strings[k + 1]!, bytes: this.detok.partialBytes(t.tokenId, strings[k + 1]!), logprob: t.logprob })),
         });
       }
       if (i === stopTokenAt) break;

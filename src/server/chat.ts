@@ -28,8 +28,9 @@ export function chatLogprobs(lps: TextLogprob[], top: number): ChatLogprobs {
     content: lps.map((lp) => ({
       token: lp.token,
       logprob: lp.logprob,
-      bytes: utf8Bytes(lp.token),
-      top_logprobs: lp.top.slice(0, top).map((a) => ({ token: a.token, logprob: a.logprob, bytes: utf8Bytes(a.token) })),
+      // a token that is part of a character has its own bytes (its string is U+FFFD)
+      bytes: lp.bytes ?? utf8Bytes(lp.token),
+      top_logprobs: lp.top.slice(0, top).map((a) => ({ token: a.token, logprob: a.logprob, bytes: a.bytes ?? utf8Bytes(a.token) })),
     })),
   };
 }

@@ -89,6 +89,23 @@ describe("logprob strings and offsets", () => {
     expect(lps[0]!.top.map((t) => t.token)).toEqual(["a", "\n"]);
   });
 
+  test("a token that is part of a character: U+FFFD string, its own raw bytes", () => {
+    const p = new OutputProcessor(demo, bytes("go"), { stop: [], logprobs: true });
+    const lps = run(p, bytes("aé"), "length", true).flatMap((e) => e.logprobs ?? []);
+    expect(lps.map((l) => l.token)).toEqual(["a", "\uFFFD", "\uFFFD"]);
+    expect(lps.map((l) => l.bytes)).toEqual([null, [0xc3], [0xa9]]);
+  });
+
+  test.skipIf(!HAVE_MODELS)("SentencePiece byte fallback: <0xNN> pieces carry their byte", () => {
+    const tok = loadTextModel(GGUF_PATH).tokenizer;
+    const prompt = tok.encode("Tom saw", { addBos: true });
+    const rest = tok.encode("Tom saw 日", { addBos: true }).slice(prompt.length);
+    const p = new OutputProcessor(tok, prompt, { stop: [], logprobs: true });
+    const lps = run(p, rest, "length", true).flatMap((e) => e.logprobs ?? []);
+    const raw = lps.filter((l) => l.bytes !== null).flatMap((l) => l.bytes!);
+    expect(raw).toEqual(Array.from(new TextEncoder().encode("日")));
+  });
+
   test.skipIf(!HAVE_MODELS)("SentencePiece: the first token's string and offset keep the space", () => {
     const tok = loadTextModel(GGUF_PATH).tokenizer;
     const prompt = tok.encode("Lily and Tom went to the", { addBos: true });

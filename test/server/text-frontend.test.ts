@@ -80,6 +80,20 @@ describe("stop strings and logprobs on the frontend (fake engine, demo byte toke
   });
 });
 
+test("chat logprobs: a token that is part of a character reports its own raw bytes", async () => {
+  const s = await startTestServer({ fake: { passage: "é!" } });
+  try {
+    const r = await postJson(`${s.url}/v1/chat/completions`, { messages: [{ role: "user", content: "x" }], max_tokens: 3, temperature: 0, logprobs: true, top_logprobs: 1 });
+    expect(r.status).toBe(200);
+    const body = (await r.json()) as { choices: { message: { content: string }; logprobs: { content: { token: string; bytes: number[] }[] } }[] };
+    expect(body.choices[0]!.message.content).toBe("é!");
+    expect(body.choices[0]!.logprobs.content.map((c) => c.bytes)).toEqual([[0xc3], [0xa9], [0x21]]);
+    expect(body.choices[0]!.logprobs.content.flatMap((c) => c.bytes)).toEqual(Array.from(new TextEncoder().encode("é!")));
+  } finally {
+    await s.close();
+  }
+});
+
 test.skipIf(!HAVE_MODELS)("the model's chat template renders in the frontend; one that refuses the conversation is a 400", async () => {
   // stories260K-hf's tokenizer with a Llama-2-style template that insists on alternating roles
   const dir = mkdtempSync(join(tmpdir(), "headroom-tmpl-"));
