@@ -9,6 +9,7 @@
 #include <stdio.h>
 
 #include "graph.h"
+#include "quant.h"
 #include "sample_rule.h"
 #include "status.h"
 
@@ -141,9 +142,22 @@ int hr_get_num_threads(uint64_t dev, int64_t *n_out) {
 
 /* ---- ops ---- */
 
-int hr_op_embedding(uint64_t dev, int64_t dtype, uint64_t out, uint64_t table, uint64_t ids, int64_t num_tokens,
-                    int64_t num_rows, int64_t dim) {
-  BEGIN("hr_op_embedding");
+/* wtype is the op's dtype (plain weights) or a quantized type whose block size divides k. */
+static int need_wtype(const char *call, int64_t dtype, int64_t wtype, int64_t k) {
+  if (wtype == dtype) return HR_OK;
+  const hr_quant_info *qi = hr_quant_lookup(wtype);
+  if (!qi)
+    return hr_fail(HR_E_INVALID, "%s: weight type %lld is neither the dtype (%lld) nor a supported HR_QTYPE_*", call,
+                   (long long)wtype, (long long)dtype);
+  if (k % qi->block_elems != 0)
+    return hr_fail(HR_E_INVALID, "%s: %s weights need k (%lld) to be a multiple of %lld", call, qi->name, (long long)k,
+                   (long long)qi->block_elems);
+  return HR_OK;
+}
+
+static int embedding_common(const char *CALL, hr_instance *inst, int64_t dtype, int64_t wtype, uint64_t out,
+                            uint64_t table, uint64_t ids, int64_t num_tokens, int64_t num_rows, int64_t dim) {
+  int st_;
   TRY(need_dtype(CALL, dtype));
   TRY(need_ptr(CALL, "out", out));
   TRY(need_ptr(CALL, "table", table));
@@ -161,7 +175,22 @@ int hr_op_embedding(uint64_t dev, int64_t dtype, uint64_t out, uint64_t table, u
   a[HR_A_EMB_T] = num_tokens;
   a[HR_A_EMB_ROWS] = num_rows;
   a[HR_A_EMB_DIM] = dim;
+  a[HR_A_EMB_WTYPE] = wtype;
   return hr_ops_submit(inst, HR_OPK_EMBEDDING, a);
+}
+
+int hr_op_embedding(uint64_t dev, int64_t dtype, uint64_t out, uint64_t table, uint64_t ids, int64_t num_tokens,
+                    int64_t num_rows, int64_t dim) {
+  BEGIN("hr_op_embedding");
+  return embedding_common(CALL, inst, dtype, dtype, out, table, ids, num_tokens, num_rows, dim);
+}
+
+int hr_op_embedding_q(uint64_t dev, int64_t dtype, int64_t wtype, uint64_t out, uint64_t table, uint64_t ids,
+                      int64_t num_tokens, int64_t num_rows, int64_t dim) {
+  BEGIN("hr_op_embedding_q");
+  TRY(need_dtype(CALL, dtype));
+  TRY(need_wtype(CALL, dtype, wtype, dim));
+  return embedding_common(CALL, inst, dtype, wtype, out, table, ids, num_tokens, num_rows, dim);
 }
 
 int hr_op_rms_norm(uint64_t dev, int64_t dtype, uint64_t out, uint64_t x, uint64_t residual, uint64_t weight,
@@ -232,8 +261,8 @@ int hr_op_rope(uint64_t dev, int64_t dtype, uint64_t q, uint64_t k, uint64_t pos
   return hr_ops_submit(inst, HR_OPK_ROPE, a);
 }
 
-static int matmul_common(const char *CALL, hr_instance *inst, int64_t dtype, uint64_t y, uint64_t x, uint64_t w,
-                         uint64_t bias, int64_t m, int64_t n, int64_t k, uint64_t rows, int64_t xrows) {
+static int matmul_common(const char *CALL, hr_instance *inst, int64_t dtype, int64_t wtype, uint64_t y, uint64_t x,
+                         uint64_t w, uint64_t bias, int64_t m, int64_t n, int64_t k, uint64_t rows, int64_t xrows) {
   int st_;
   TRY(need_dtype(CALL, dtype));
   TRY(need_ptr(CALL, "y", y));
@@ -257,13 +286,22 @@ static int matmul_common(const char *CALL, hr_instance *inst, int64_t dtype, uin
   a[HR_A_MM_K] = k;
   a[HR_A_MM_ROWS] = (int64_t)rows;
   a[HR_A_MM_XROWS] = xrows;
+  a[HR_A_MM_WTYPE] = wtype;
   return hr_ops_submit(inst, HR_OPK_MATMUL, a);
 }
 
 int hr_op_matmul(uint64_t dev, int64_t dtype, uint64_t y, uint64_t x, uint64_t w, uint64_t bias, int64_t m,
                  int64_t n, int64_t k) {
   BEGIN("hr_op_matmul");
-  return matmul_common(CALL, inst, dtype, y, x, w, bias, m, n, k, 0, m);
+  return matmul_common(CALL, inst, dtype, dtype, y, x, w, bias, m, n, k, 0, m);
+}
+
+int hr_op_matmul_q(uint64_t dev, int64_t dtype, int64_t wtype, uint64_t y, uint64_t x, uint64_t w, uint64_t bias,
+                   int64_t m, int64_t n, int64_t k) {
+  BEGIN("hr_op_matmul_q");
+  TRY(need_dtype(CALL, dtype));
+  TRY(need_wtype(CALL, dtype, wtype, k));
+  return matmul_common(CALL, inst, dtype, wtype, y, x, w, bias, m, n, k, 0, m);
 }
 
 int hr_op_logits(uint64_t dev, int64_t dtype, uint64_t logits, uint64_t hidden, uint64_t row_ids, int64_t num_rows,
@@ -271,7 +309,18 @@ int hr_op_logits(uint64_t dev, int64_t dtype, uint64_t logits, uint64_t hidden, 
   BEGIN("hr_op_logits");
   TRY(need_ptr(CALL, "row_ids", row_ids));
   TRY(need_dim(CALL, "num_hidden_rows", num_hidden_rows));
-  return matmul_common(CALL, inst, dtype, logits, hidden, w, 0, num_rows, vocab, dim, row_ids, num_hidden_rows);
+  return matmul_common(CALL, inst, dtype, dtype, logits, hidden, w, 0, num_rows, vocab, dim, row_ids, num_hidden_rows);
+}
+
+int hr_op_logits_q(uint64_t dev, int64_t dtype, int64_t wtype, uint64_t logits, uint64_t hidden, uint64_t row_ids,
+                   int64_t num_rows, int64_t num_hidden_rows, uint64_t w, int64_t vocab, int64_t dim) {
+  BEGIN("hr_op_logits_q");
+  TRY(need_ptr(CALL, "row_ids", row_ids));
+  TRY(need_dim(CALL, "num_hidden_rows", num_hidden_rows));
+  TRY(need_dtype(CALL, dtype));
+  TRY(need_wtype(CALL, dtype, wtype, dim));
+  return matmul_common(CALL, inst, dtype, wtype, logits, hidden, w, 0, num_rows, vocab, dim, row_ids,
+                       num_hidden_rows);
 }
 
 int hr_op_silu_mul(uint64_t dev, int64_t dtype, uint64_t out, uint64_t gate, uint64_t up, int64_t rows, int64_t inter,

@@ -52,7 +52,9 @@ enum { HR_A_CP_ENGINE, HR_A_CP_SLOT, HR_A_CP_DST, HR_A_CP_SRC, HR_A_CP_BYTES, HR
 static inline int hr_op_is_copy(int kind) { return kind >= HR_OPK_COPY_FIRST && kind < HR_OPK_COPY_END; }
 
 /* ---- argument records (indices into int64_t args[]) ---- */
-enum { HR_A_EMB_DTYPE, HR_A_EMB_OUT, HR_A_EMB_TABLE, HR_A_EMB_IDS, HR_A_EMB_T, HR_A_EMB_ROWS, HR_A_EMB_DIM, HR_A_EMB_N };
+enum { HR_A_EMB_DTYPE, HR_A_EMB_OUT, HR_A_EMB_TABLE, HR_A_EMB_IDS, HR_A_EMB_T, HR_A_EMB_ROWS, HR_A_EMB_DIM,
+       HR_A_EMB_WTYPE, /* table type: the dtype or an HR_QTYPE_* */
+       HR_A_EMB_N };
 enum { HR_A_RMS_DTYPE, HR_A_RMS_OUT, HR_A_RMS_X, HR_A_RMS_RES, HR_A_RMS_W, HR_A_RMS_ROWS, HR_A_RMS_DIM, HR_A_RMS_EPS, HR_A_RMS_N };
 enum {
   HR_A_ROPE_DTYPE, HR_A_ROPE_Q, HR_A_ROPE_K, HR_A_ROPE_POS, HR_A_ROPE_INVF, HR_A_ROPE_T, HR_A_ROPE_HQ,
@@ -63,6 +65,7 @@ enum {
   HR_A_MM_DTYPE, HR_A_MM_Y, HR_A_MM_X, HR_A_MM_W, HR_A_MM_BIAS, HR_A_MM_M, HR_A_MM_N, HR_A_MM_K,
   HR_A_MM_ROWS, /* int32 row ids or 0 */
   HR_A_MM_XROWS, /* rows of x (bound for row ids) */
+  HR_A_MM_WTYPE, /* weight type: the dtype or an HR_QTYPE_* */
   HR_A_MM_N_
 };
 enum { HR_A_SILU_DTYPE, HR_A_SILU_OUT, HR_A_SILU_GATE, HR_A_SILU_UP, HR_A_SILU_ROWS, HR_A_SILU_I, HR_A_SILU_STRIDE, HR_A_SILU_N };

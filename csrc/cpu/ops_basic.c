@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "../core/ops_dispatch.h"
+#include "../core/quant.h"
 #include "../core/status.h"
 #include "ops_cpu.h"
 #include "threadpool.h"
@@ -56,6 +57,17 @@ static void emb_rows(const int64_t *a, int64_t r0, int64_t r1) {
   for (int64_t t = r0; t < r1; t++) memcpy(out + t * d, table + (int64_t)ids[t] * d, (size_t)d * sizeof(float));
 }
 
+/* Quantized table (GGUF blocks): each gathered row is dequantized. */
+static void emb_rows_q(const int64_t *a, int64_t r0, int64_t r1) {
+  float *out = HR_PTR(a, HR_A_EMB_OUT, float);
+  const uint8_t *table = HR_PTR(a, HR_A_EMB_TABLE, const uint8_t);
+  const int32_t *ids = HR_PTR(a, HR_A_EMB_IDS, const int32_t);
+  int64_t d = a[HR_A_EMB_DIM], qt = a[HR_A_EMB_WTYPE];
+  const hr_quant_info *qi = hr_quant_lookup(qt);
+  int64_t row_bytes = d / qi->block_elems * qi->block_bytes;
+  for (int64_t t = r0; t < r1; t++) hr_quant_dequantize_row(qt, table + (int64_t)ids[t] * row_bytes, out + t * d, d);
+}
+
 static int exec_embedding(hr_instance *inst, const int64_t *a) {
   (void)inst;
   int st = need_f32("embedding", a[HR_A_EMB_DTYPE]);
@@ -65,6 +77,12 @@ static int exec_embedding(hr_instance *inst, const int64_t *a) {
     if (ids[t] < 0 || ids[t] >= a[HR_A_EMB_ROWS])
       return hr_fail(HR_E_INVALID, "hr_op_embedding: ids[%lld] = %d is out of range [0, %lld)", (long long)t, ids[t],
                      (long long)a[HR_A_EMB_ROWS]);
+  if (a[HR_A_EMB_WTYPE] != a[HR_A_EMB_DTYPE]) {
+    if (!hr_quant_lookup(a[HR_A_EMB_WTYPE]))
+      return hr_fail(HR_E_UNSUPPORTED, "hr_op_embedding_q: table type %lld is not supported by the CPU backend",
+                     (long long)a[HR_A_EMB_WTYPE]);
+    return run_rows(emb_rows_q, a, a[HR_A_EMB_T], a[HR_A_EMB_DIM]);
+  }
   return run_rows(emb_rows, a, a[HR_A_EMB_T], a[HR_A_EMB_DIM]);
 }
 
@@ -226,9 +244,9 @@ static int exec_matmul(hr_instance *inst, const int64_t *a) {
       if (rows[i] < 0 || rows[i] >= a[HR_A_MM_XROWS])
         return hr_fail(HR_E_INVALID, "hr_op_logits: row_ids[%lld] = %d is out of range [0, %lld)", (long long)i,
                        rows[i], (long long)a[HR_A_MM_XROWS]);
-  return hr_cpu_matmul_f32(HR_PTR(a, HR_A_MM_Y, float), HR_PTR(a, HR_A_MM_X, const float),
-                           HR_PTR(a, HR_A_MM_W, const float), HR_PTR(a, HR_A_MM_BIAS, const float), rows, a[HR_A_MM_M],
-                           a[HR_A_MM_N], a[HR_A_MM_K]);
+  return hr_cpu_matmul(HR_PTR(a, HR_A_MM_Y, float), HR_PTR(a, HR_A_MM_X, const float), HR_PTR(a, HR_A_MM_W, const void),
+                       a[HR_A_MM_WTYPE], HR_PTR(a, HR_A_MM_BIAS, const float), rows, a[HR_A_MM_M], a[HR_A_MM_N],
+                       a[HR_A_MM_K]);
 }
 
 int hr_cpu_exec_attn_decode(hr_instance *inst, const int64_t *a);

@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../core/quant.h"
 #include "../core/status.h"
 #include "ops_cpu.h"
 #include "threadpool.h"
@@ -38,6 +39,8 @@ typedef struct {
   float *y;
   const float *x, *w, *bias;
   const int32_t *rows;
+  const uint8_t *wq; /* quantized weights (GGUF blocks) instead of w, or NULL */
+  int64_t wtype, wq_row_bytes;
   int64_t m, n, k;
   int64_t n_chunk, m_chunk, n_tasks_n; /* task grid */
   int isa;
@@ -331,7 +334,7 @@ static void mm_task(void *vctx, int64_t task, int thread, void *scratch) {
     default: RMX = 2; RNX = 4; break;
   }
   const int64_t K = c->k;
-  int64_t nkb = K <= KC_MAX ? 1 : (K + KC_SPLIT - 1) / KC_SPLIT;
+  int64_t nkb = K <= KC_MAX || c->wq ? 1 : (K + KC_SPLIT - 1) / KC_SPLIT;
   int64_t kcs = (K + nkb - 1) / nkb;
   kcs = (kcs + 15) & ~(int64_t)15;
 #ifdef HR_X86
@@ -342,12 +345,25 @@ static void mm_task(void *vctx, int64_t task, int thread, void *scratch) {
       xr[i] = c->x + (c->rows ? c->rows[i] : i) * c->k;
       yr[i] = c->y + i * c->n;
     }
-    gemvs512[c->m - 1](xr, c->w, c->k, nb, ne, yr, c->bias);
+    if (!c->wq) {
+      gemvs512[c->m - 1](xr, c->w, c->k, nb, ne, yr, c->bias);
+      return;
+    }
+    /* Quantized: dequantize 8 weight rows into scratch (L1/L2), then the same GEMV on them. */
+    float *panel = scratch;
+    for (int64_t n0 = nb; n0 < ne; n0 += 8) {
+      int64_t rn = ne - n0 < 8 ? ne - n0 : 8;
+      for (int64_t j = 0; j < rn; j++)
+        hr_quant_dequantize_row(c->wtype, c->wq + (n0 + j) * c->wq_row_bytes, panel + j * K, K);
+      float *yo[3];
+      for (int64_t i = 0; i < c->m; i++) yo[i] = yr[i] + n0;
+      gemvs512[c->m - 1](xr, panel, K, 0, rn, yo, c->bias ? c->bias + n0 : NULL);
+    }
     return;
   }
 #endif
   /* pack W panels when more than one x tile will reuse them */
-  int pack = (me - mb) > RMX && scratch != NULL;
+  int pack = ((me - mb) > RMX || c->wq) && scratch != NULL; /* quantized rows are always unpacked */
   float *pk = scratch;
   int64_t ldp = kcs + 16; /* row pitch: kcs is a multiple of 16 floats; +64 B staggers the L1 sets */
   for (int64_t mc0 = mb; mc0 < me; mc0 += MC) {
@@ -357,12 +373,16 @@ static void mm_task(void *vctx, int64_t task, int thread, void *scratch) {
       int first = k0 == 0;
       for (int64_t n0 = nb; n0 < ne; n0 += RNX) {
         int rn = (int)(ne - n0 < RNX ? ne - n0 : RNX);
-        const float *wpan = c->w + n0 * K + k0;
+        const float *wpan = c->wq ? NULL : c->w + n0 * K + k0;
         int64_t ldw = K;
         if (pack) {
           /* Several x tiles reuse this panel: copy it to a contiguous buffer whose row pitch
            * is not a multiple of 4 KiB (W rows K*4 bytes apart can all map to one L1 set). */
-          for (int j = 0; j < rn; j++) memcpy(pk + j * ldp, wpan + j * K, (size_t)kc * sizeof(float));
+          if (c->wq) /* one K block (kc == K) for quantized weights: dequantize whole rows */
+            for (int j = 0; j < rn; j++)
+              hr_quant_dequantize_row(c->wtype, c->wq + (n0 + j) * c->wq_row_bytes, pk + j * ldp, K);
+          else
+            for (int j = 0; j < rn; j++) memcpy(pk + j * ldp, wpan + j * K, (size_t)kc * sizeof(float));
           wpan = pk;
           ldw = ldp;
         }
@@ -390,7 +410,21 @@ static void mm_task(void *vctx, int64_t task, int thread, void *scratch) {
 
 int hr_cpu_matmul_f32(float *y, const float *x, const float *w, const float *bias, const int32_t *rows, int64_t m,
                       int64_t n, int64_t k) {
-  mm_ctx c = {.y = y, .x = x, .w = w, .bias = bias, .rows = rows, .m = m, .n = n, .k = k, .isa = hr_cpu_isa()};
+  return hr_cpu_matmul(y, x, w, HR_DTYPE_F32, bias, rows, m, n, k);
+}
+
+int hr_cpu_matmul(float *y, const float *x, const void *w, int64_t wtype, const float *bias, const int32_t *rows,
+                  int64_t m, int64_t n, int64_t k) {
+  const hr_quant_info *qi = wtype == HR_DTYPE_F32 ? NULL : hr_quant_lookup(wtype);
+  if (wtype != HR_DTYPE_F32 && !qi)
+    return hr_fail(HR_E_UNSUPPORTED, "matmul: weight type %lld is not supported by the CPU backend", (long long)wtype);
+  mm_ctx c = {.y = y, .x = x, .w = qi ? NULL : w, .bias = bias, .rows = rows, .m = m, .n = n, .k = k,
+              .isa = hr_cpu_isa()};
+  if (qi) {
+    c.wq = w;
+    c.wtype = wtype;
+    c.wq_row_bytes = k / qi->block_elems * qi->block_bytes;
+  }
   int64_t threads = hrt_num_threads();
   int64_t rn = c.isa == HR_ISA_AVX512 ? 8 : 4;
   int64_t panels = (n + rn - 1) / rn;
@@ -411,8 +445,8 @@ int hr_cpu_matmul_f32(float *y, const float *x, const float *w, const float *bia
   }
   c.m_chunk = (m + tasks_m - 1) / tasks_m;
   int64_t ntasks = c.n_tasks_n * tasks_m;
-  int64_t nkb = k <= KC_MAX ? 1 : (k + KC_SPLIT - 1) / KC_SPLIT;
+  int64_t nkb = k <= KC_MAX || qi ? 1 : (k + KC_SPLIT - 1) / KC_SPLIT;
   int64_t kcs = (((k + nkb - 1) / nkb) + 15) & ~(int64_t)15;
-  size_t scratch = m > 3 ? (size_t)(8 * (kcs + 16)) * sizeof(float) : 0;
+  size_t scratch = m > 3 || qi ? (size_t)(8 * (kcs + 16)) * sizeof(float) : 0;
   return hrt_parallel(ntasks, scratch, mm_task, &c);
 }

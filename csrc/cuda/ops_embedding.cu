@@ -44,11 +44,14 @@ int hrc_gather_rows(const char *call, cudaStream_t stream, int64_t dtype, uint64
   });
 }
 
+int hrc_exec_embedding_q(hr_instance *inst, hrc_state *st, const int64_t *a); // ops_matmul_q.cu
+
 int hrc_exec_embedding(hr_instance *inst, const int64_t *a) {
   static const char *const CALL = "hr_op_embedding";
   hrc_state *st = NULL;
   int s = hrc_begin(inst, CALL, &st);
   if (s != HR_OK) return s;
+  if (a[HR_A_EMB_WTYPE] != a[HR_A_EMB_DTYPE]) return hrc_exec_embedding_q(inst, st, a);
   return hrc_gather_rows(CALL, st->stream, a[HR_A_EMB_DTYPE], (uint64_t)a[HR_A_EMB_OUT], (uint64_t)a[HR_A_EMB_TABLE],
                          (uint64_t)a[HR_A_EMB_IDS], a[HR_A_EMB_T], a[HR_A_EMB_ROWS], a[HR_A_EMB_DIM]);
 }

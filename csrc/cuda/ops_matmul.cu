@@ -20,6 +20,8 @@ __global__ void __launch_bounds__(256) fill_bias_kernel(T *__restrict__ y, const
     for (int64_t j = threadIdx.x; j < n; j += blockDim.x) y[r * n + j] = bias[j];
 }
 
+int hrc_exec_matmul_q(hr_instance *inst, hrc_state *st, const int64_t *a); // ops_matmul_q.cu
+
 int hrc_exec_matmul(hr_instance *inst, const int64_t *a) {
   const bool logits = a[HR_A_MM_ROWS] != 0;
   const char *CALL = logits ? "hr_op_logits" : "hr_op_matmul";
@@ -27,6 +29,7 @@ int hrc_exec_matmul(hr_instance *inst, const int64_t *a) {
   int s = hrc_begin(inst, CALL, &st);
   if (s != HR_OK) return s;
   const int64_t dtype = a[HR_A_MM_DTYPE], m = a[HR_A_MM_M], n = a[HR_A_MM_N], k = a[HR_A_MM_K];
+  if (a[HR_A_MM_WTYPE] != dtype) return hrc_exec_matmul_q(inst, st, a);
   const uint64_t y = (uint64_t)a[HR_A_MM_Y], w = (uint64_t)a[HR_A_MM_W], bias = (uint64_t)a[HR_A_MM_BIAS];
   uint64_t x = (uint64_t)a[HR_A_MM_X];
   // cuBLAS first: a missing cuBLAS must fail before anything is queued.

@@ -242,6 +242,36 @@ HR_API int hr_op_rope(uint64_t dev, int64_t dtype, uint64_t q, uint64_t k, uint6
 HR_API int hr_op_matmul(uint64_t dev, int64_t dtype, uint64_t y, uint64_t x, uint64_t w, uint64_t bias,
                         int64_t m, int64_t n, int64_t k);
 
+/*
+ * Quantized weights: GGUF (ggml) block formats kept on the device exactly as the file stores
+ * them (weight bytes on the device == the file's tensor bytes). A weight type `wtype` is either
+ * the op's dtype (plain weights) or an HR_QTYPE_* value (100 + the ggml type id). Rows are
+ * quantized along k, so k must be a multiple of the type's block size (32, or 256 for K-quants).
+ * x, y, bias and embedding outputs stay in the op's dtype. The CPU backend dequantizes panels
+ * of weight rows to fp32 in cache and multiplies them like hr_op_matmul.
+ */
+#define HR_QTYPE_BASE 100
+#define HR_QTYPE_Q4_0 102
+#define HR_QTYPE_Q4_1 103
+#define HR_QTYPE_Q5_0 106
+#define HR_QTYPE_Q5_1 107
+#define HR_QTYPE_Q8_0 108
+#define HR_QTYPE_Q4_K 112
+#define HR_QTYPE_Q5_K 113
+#define HR_QTYPE_Q6_K 114
+/* Elements and bytes per block of a quantized type (host-side helper; no instance). */
+HR_API int hr_quant_block_info(int64_t qtype, int64_t *block_elems_out, int64_t *block_bytes_out);
+/* Dequantizes `count` elements (a multiple of the block size) from host memory: the reference rule. */
+HR_API int hr_dequantize(int64_t qtype, const void *src, float *dst, int64_t count);
+/* hr_op_matmul / hr_op_logits / hr_op_embedding with a weight (table) of type wtype. */
+HR_API int hr_op_matmul_q(uint64_t dev, int64_t dtype, int64_t wtype, uint64_t y, uint64_t x, uint64_t w,
+                          uint64_t bias, int64_t m, int64_t n, int64_t k);
+HR_API int hr_op_logits_q(uint64_t dev, int64_t dtype, int64_t wtype, uint64_t logits, uint64_t hidden,
+                          uint64_t row_ids, int64_t num_rows, int64_t num_hidden_rows, uint64_t w, int64_t vocab,
+                          int64_t dim);
+HR_API int hr_op_embedding_q(uint64_t dev, int64_t dtype, int64_t wtype, uint64_t out, uint64_t table,
+                             uint64_t ids, int64_t num_tokens, int64_t num_rows, int64_t dim);
+
 /* Logits for selected rows: logits[r, :] = hidden[row_ids[r], :] . w^T, r < num_rows,
  * row_ids in [0, num_hidden_rows); logits are always float32 [num_rows, vocab]. */
 HR_API int hr_op_logits(uint64_t dev, int64_t dtype, uint64_t logits, uint64_t hidden, uint64_t row_ids,
