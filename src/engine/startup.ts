@@ -12,6 +12,7 @@ import { LlamaModel, attentionWorkspaceBytes } from "../model/llama.ts";
 import { COMPUTE_DTYPE_BYTES, COMPUTE_DTYPE_CODE, resolveComputeDtype, type ComputeDtype, type DtypeFlag } from "../model/dtype.ts";
 import { openModel, type OpenedModel } from "../model/load.ts";
 import { uploadWeights, type LoadedWeights } from "../model/upload.ts";
+import { deviceBytes, quantizedTensorBytes } from "../model/weights.ts";
 import { MemoryProfiler, type MemoryProfilingResult } from "../memory/profiling.ts";
 import {
   StartupMemoryError, bytesForOneSequence, fmtBytes, numSlices, roundUp, safetyMarginBytes, sizeKvCache, sliceBytesPerBlock,
@@ -105,9 +106,7 @@ export interface StartedEngine {
 }
 
 function weightsDeviceBytes(m: OpenedModel, elemBytes: number): number {
-  let n = 0;
-  for (const t of m.weights.tensors.values()) n += t.shape.reduce((a, b) => a * b, 1) * elemBytes;
-  return n;
+  return deviceBytes(m.weights, elemBytes);
 }
 
 /** Default token budget per step: vLLM-like on GPUs, smaller on the CPU backend. */
@@ -179,6 +178,7 @@ export function startEngine(opts: EngineOptions, log: (msg: string) => void = ()
       captureSizes: capture.sizes,
       attentionWorkspaceBytes: attentionWorkspaceBytes(ops, cfg, limits, opts.blockSize),
       kvCacheMemoryBytes: opts.kvCacheMemoryBytes,
+      quantizedBytes: quantizedTensorBytes(opened.weights),
     };
     const placement = planMemory({
       ...planInput,

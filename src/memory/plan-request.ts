@@ -4,6 +4,7 @@
 import { DECODE_PARTITION_SIZE } from "../model/llama.ts";
 import { parseHfConfig } from "../model/hf-config.ts";
 import { openModel } from "../model/load.ts";
+import { quantizedTensorBytes } from "../model/weights.ts";
 import type { ModelConfig } from "../model/config.ts";
 import { loadLibrary } from "../native/library.ts";
 import { resolveComputeDtype, type ComputeDtype, type DtypeFlag } from "../model/dtype.ts";
@@ -52,9 +53,13 @@ export class PlanRequestError extends Error {
   readonly code = "invalid_request";
 }
 
-function configOf(req: PlanRequest): ModelConfig {
+/** The model's config, and the bytes of its block-quantized tensors (GGUF) when it is a file. */
+function configOf(req: PlanRequest): ModelConfig & { quantizedBytes?: ReadonlyMap<string, number> } {
   if (req.config) return parseHfConfig(req.config, "request body config", String(req.config._name_or_path ?? "config"));
-  if (req.model) return openModel(req.model).config;
+  if (req.model) {
+    const opened = openModel(req.model);
+    return Object.assign(opened.config, { quantizedBytes: quantizedTensorBytes(opened.weights) });
+  }
   throw new PlanRequestError("a plan needs `model` (path or synthetic:… spec) or `config` (an HF config.json object)");
 }
 
@@ -101,6 +106,7 @@ export function planFromRequest(req: PlanRequest): PlanResponse {
     attentionWorkspaceBytes: workspaceBytes(cfg, limits.maxSeqs, limits.maxBlocksPerSeq, blockSize),
     kvCacheMemoryBytes: req.kvCacheMemoryBytes ?? null,
     offload: { cpuOffloadGb: req.cpuOffloadGb ?? 0, triggerPercent: req.cpuOffloadTriggerPercent ?? null, prefetchLayers: req.offloadPrefetchLayers ?? 2 },
+    quantizedBytes: cfg.quantizedBytes,
   });
   return {
     model: {

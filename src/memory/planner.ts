@@ -38,6 +38,8 @@ export interface PlanInput {
   nonAllocatorEstimateBytes?: number;
   /** Weight offload limits (default: automatic, 2 staging slots). */
   offload?: OffloadRequest;
+  /** Device bytes of tensors kept block-quantized (GGUF), by name (weights.ts quantizedTensorBytes). */
+  quantizedBytes?: ReadonlyMap<string, number>;
 }
 
 /**
@@ -134,10 +136,13 @@ export function batchLimitsFor(maxModelLen: number, maxNumSeqs: number, maxNumBa
  * Allocation sizes start-up makes, in order: the resident buffer, the device layers' buffers,
  * the staging slots (one layer buffer each), then the arena. Offloaded layers are host memory.
  */
-export function startupAllocations(cfg: ModelConfig, dtypeBytes: number, arenaBytes: number, offloadedLayers = 0, slots = 0): number[] {
-  const bufs = weightLayout(cfg, dtypeBytes).map((b) => Math.max(1, b.bytes));
+export function startupAllocations(
+  cfg: ModelConfig, dtypeBytes: number, arenaBytes: number, offloadedLayers = 0, slots = 0, quantizedBytes?: ReadonlyMap<string, number>,
+): number[] {
+  const bufs = weightLayout(cfg, dtypeBytes, quantizedBytes).map((b) => Math.max(1, b.bytes));
   const onDevice = cfg.numLayers - offloadedLayers;
-  const layerBytes = bufs[1] ?? 0;
+  // Slots hold the largest offloaded layer (layers differ in mixed-type quantized files).
+  const layerBytes = offloadedLayers > 0 ? Math.max(...bufs.slice(1 + onDevice)) : 0;
   return [...bufs.slice(0, 1 + onDevice), ...Array<number>(offloadedLayers > 0 ? slots : 0).fill(layerBytes), arenaBytes];
 }
 
@@ -161,10 +166,10 @@ export function planMemory(p: PlanInput): MemoryPlan {
   const granularity = p.backend === "cpu" ? 4096 : 2 * MiB;
   const spec = kvSpecFor(p.config, p.blockSize, dtypeBytes);
   const oneSeq = bytesForOneSequence(spec, granularity, p.maxModelLen);
-  const layerLayoutBytes = L > 0 ? weightLayout(p.config, dtypeBytes)[1]!.bytes : 0;
+  const layerLayoutBytes = L > 0 ? weightLayout(p.config, dtypeBytes, p.quantizedBytes)[1]!.bytes : 0;
   // Footprint (allocator blocks, reserved) with `n` layers offloaded; constrained by free memory.
   const footprint = (n: number, constrained: boolean) => {
-    const sizes = startupAllocations(p.config, dtypeBytes, arenaRequest, n, stagingSlots(n, prefetch));
+    const sizes = startupAllocations(p.config, dtypeBytes, arenaRequest, n, stagingSlots(n, prefetch), p.quantizedBytes);
     try {
       return { fp: simulateAllocations(sizes, constrained ? free : Number.POSITIVE_INFINITY), ok: true };
     } catch {
@@ -195,7 +200,7 @@ export function planMemory(p: PlanInput): MemoryPlan {
     const limit = Math.floor((p.deviceMemoryBytes * o.triggerPercent) / 100);
     const usedAtStart = p.deviceMemoryBytes - free;
     const weightsReserved = (k: number) => {
-      const sizes = startupAllocations(p.config, dtypeBytes, 1, k, stagingSlots(k, prefetch)).slice(0, -1);
+      const sizes = startupAllocations(p.config, dtypeBytes, 1, k, stagingSlots(k, prefetch), p.quantizedBytes).slice(0, -1);
       return simulateAllocations(sizes).reserved;
     };
     n = 0;

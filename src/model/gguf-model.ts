@@ -155,7 +155,7 @@ export function ggufWeights(g: GgufFile): WeightSet {
   for (const t of g.tensors.values()) {
     const name = canonicalGgufName(t.name);
     if (!name) throw new ModelFileError(g.path, `unexpected tensor (not a known ${config.architecture} GGUF tensor name)`, t.name);
-    const src: TensorSource = { name, shape: t.shape, dtype: t.dtype, file: g.path, fileName: t.name, data: t.data };
+    const src: TensorSource = { name, shape: t.shape, dtype: t.dtype, file: g.path, fileName: t.name, data: t.data, ...(t.quant ? { quant: t.quant } : {}) };
     // llama.cpp permutes Q/K only for the "llama" architecture (Qwen2 uses NeoX RoPE as is).
     if (config.architecture !== "qwen2" && t.shape.length >= 1) {
       const heads = name.endsWith("q_proj.weight") || name.endsWith("q_proj.bias") ? config.numHeads
@@ -173,7 +173,7 @@ export function ggufWeights(g: GgufFile): WeightSet {
   // An output matrix byte-identical to the embedding is stored once (tied).
   const out = tensors.get("lm_head.weight");
   const emb = tensors.get("model.embed_tokens.weight");
-  if (out?.data && emb?.data && out.dtype === emb.dtype && sameBytes(out.data, emb.data)) {
+  if (out?.data && emb?.data && out.dtype === emb.dtype && out.quant === emb.quant && sameBytes(out.data, emb.data)) {
     tensors.delete("lm_head.weight");
     config.tieWordEmbeddings = true;
   }

@@ -6,6 +6,7 @@ import { ModelFileError } from "./errors.ts";
 import type { SourceDtype } from "./config.ts";
 import { mapFile } from "./safetensors.ts";
 import { DTYPE_BYTES, numel } from "./weights.ts";
+import { QUANT_TYPE_NAMES, quantTensorBytes, quantTypeOfGgml, type QuantType } from "./quant.ts";
 
 export type GgufValue = number | bigint | boolean | string | GgufValue[];
 
@@ -26,7 +27,10 @@ export const GGML_TYPE_ID: Record<string, number> = Object.fromEntries(Object.en
 export interface GgufTensorInfo {
   name: string;
   ggmlType: number;
+  /** Element type of a plain tensor; for a quantized one, the dtype it dequantizes to (f32). */
   dtype: SourceDtype;
+  /** Set for block-quantized tensors (kept quantized on the device). */
+  quant?: QuantType;
   /** ne[] as stored: innermost (columns) first. */
   dims: number[];
   /** Row-major shape, outermost first (dims reversed). */
@@ -194,15 +198,21 @@ export function parseGguf(path: string, buf: Uint8Array): GgufFile {
   const spans: [number, number, string][] = [];
   for (const t of infos) {
     const typeName = GGML_TYPE_NAMES[t.type];
-    const dtype = SUPPORTED_TYPES[t.type];
+    const quant = quantTypeOfGgml(t.type);
+    const dtype = SUPPORTED_TYPES[t.type] ?? (quant ? "f32" : undefined);
     if (!dtype) {
-      if (typeName) throw new ModelFileError(path, `quantized type ${typeName} is not supported yet (supported: F32, F16, BF16)`, t.name);
+      const supported = ["F32", "F16", "BF16", ...QUANT_TYPE_NAMES].join(", ");
+      if (typeName) throw new ModelFileError(path, `tensor type ${typeName} is not supported (supported: ${supported})`, t.name);
       throw new ModelFileError(path, `unknown ggml type ${t.type}`, t.name);
+    }
+    if (quant && (t.dims[0] ?? 0) % quant.blockElems !== 0) {
+      throw new ModelFileError(path, `${quant.name} tensor has rows of ${t.dims[0]} elements, not a multiple of the block size ${quant.blockElems}`, t.name);
     }
     if (t.offset > BigInt(dataLen)) throw new ModelFileError(path, `offset ${t.offset} is beyond the data section (${dataLen} bytes): file truncated or corrupt`, t.name);
     const offset = Number(t.offset);
     if (offset % alignment !== 0) throw new ModelFileError(path, `offset ${offset} is not aligned to ${alignment}`, t.name);
-    const bytes = numel(t.dims) * DTYPE_BYTES[dtype];
+    const shape = [...t.dims].reverse();
+    const bytes = quant ? quantTensorBytes(quant, shape) : numel(t.dims) * DTYPE_BYTES[dtype];
     if (!Number.isSafeInteger(bytes) || offset + bytes > dataLen) {
       throw new ModelFileError(path, `data [${offset}, ${offset + bytes}) extends beyond the data section (${dataLen} bytes): file truncated or corrupt`, t.name);
     }
@@ -211,8 +221,9 @@ export function parseGguf(path: string, buf: Uint8Array): GgufFile {
       name: t.name,
       ggmlType: t.type,
       dtype,
+      ...(quant ? { quant } : {}),
       dims: t.dims,
-      shape: [...t.dims].reverse(),
+      shape,
       offset,
       data: buf.subarray(dataStart + offset, dataStart + offset + bytes),
     });

@@ -28,6 +28,10 @@ interface LayerWeights {
   down: bigint;
 }
 
+/** Weight type of each matmul weight: the ops' dtype, or a quantized HR_QTYPE_* code (kept apart
+ * from LayerWeights, whose addresses setOffload rebases). */
+type LayerWeightTypes = Record<"q" | "k" | "v" | "o" | "gate" | "up" | "down", number>;
+
 /**
  * Weight offload hooks (src/engine/offload.ts): an offloaded layer's tensors are read from a
  * device staging slot at the same offsets as in its layer buffer; the copy into the slot is
@@ -84,6 +88,9 @@ export class LlamaModel {
   readonly layout: ArenaLayout;
   private arenaBase = 0n;
   private readonly layers: LayerWeights[] = [];
+  private readonly layerTypes: LayerWeightTypes[] = [];
+  private readonly embedType: number;
+  private readonly lmHeadType: number;
   private readonly embed: bigint;
   private readonly finalNorm: bigint;
   private readonly lmHead: bigint;
@@ -108,6 +115,7 @@ export class LlamaModel {
     this.layout = planArena(cfg, limits, COMPUTE_DTYPE_BYTES[this.dtype], attentionWorkspaceBytes(ops, cfg, limits, blockSize));
     const w = (name: string) => weights.get(name).ptr;
     const opt = (name: string) => (weights.tensors.has(name) ? w(name) : 0n);
+    const wt = (name: string) => weights.get(name).quant?.code ?? ops.dtype;
     for (let i = 0; i < cfg.numLayers; i++) {
       const p = `model.layers.${i}.`;
       this.layers.push({
@@ -124,10 +132,21 @@ export class LlamaModel {
         up: w(`${p}mlp.up_proj.weight`),
         down: w(`${p}mlp.down_proj.weight`),
       });
+      this.layerTypes.push({
+        q: wt(`${p}self_attn.q_proj.weight`),
+        k: wt(`${p}self_attn.k_proj.weight`),
+        v: wt(`${p}self_attn.v_proj.weight`),
+        o: wt(`${p}self_attn.o_proj.weight`),
+        gate: wt(`${p}mlp.gate_proj.weight`),
+        up: wt(`${p}mlp.up_proj.weight`),
+        down: wt(`${p}mlp.down_proj.weight`),
+      });
     }
     this.embed = w("model.embed_tokens.weight");
     this.finalNorm = w("model.norm.weight");
     this.lmHead = cfg.tieWordEmbeddings ? this.embed : w("lm_head.weight");
+    this.embedType = wt("model.embed_tokens.weight");
+    this.lmHeadType = cfg.tieWordEmbeddings ? this.embedType : wt("lm_head.weight");
     this.scale = 1 / Math.sqrt(cfg.headDim);
   }
 
@@ -217,15 +236,16 @@ export class LlamaModel {
 
     const off = this.offload;
     off?.beginStep();
-    ops.embedding(x, this.embed, this.buf("inputIds"), T, cfg.vocabSize, D);
+    ops.embedding(x, this.embed, this.buf("inputIds"), T, cfg.vocabSize, D, this.embedType);
     for (let l = 0; l < cfg.numLayers; l++) {
       const L = this.layers[l]!;
+      const W = this.layerTypes[l]!;
       off?.beforeLayer(l);
       // attention block: h = norm(x [+ previous MLP output]); q, k, v = h W + b; RoPE; cache; attend
       ops.rmsNorm(h, x, l === 0 ? 0n : o, L.inputNorm, T, D, cfg.rmsNormEps);
-      ops.matmul(q, h, L.q, L.qBias, T, qDim, D);
-      ops.matmul(k, h, L.k, L.kBias, T, kvDim, D);
-      ops.matmul(v, h, L.v, L.vBias, T, kvDim, D);
+      ops.matmul(q, h, L.q, L.qBias, T, qDim, D, W.q);
+      ops.matmul(k, h, L.k, L.kBias, T, kvDim, D, W.k);
+      ops.matmul(v, h, L.v, L.vBias, T, kvDim, D, W.v);
       ops.rope(q, k, this.buf("positions"), this.buf("invFreq"), T, cfg.numHeads, cfg.numKvHeads, cfg.headDim, 0, RopeLayout.NEOX);
       const cache = this.cache(l);
       ops.kvWrite(cache, k, v, this.buf("slotMapping"), T);
@@ -239,18 +259,18 @@ export class LlamaModel {
           attn, q, cache, this.buf("blockTables"), this.buf("seqLens"), this.buf("queryStartLoc"), numSeqs, T, cfg.numHeads, maxBlocks, this.scale,
         );
       }
-      ops.matmul(o, attn, L.o, 0n, T, D, qDim);
+      ops.matmul(o, attn, L.o, 0n, T, D, qDim, W.o);
       // MLP block: h = norm(x += attention output); o = down(silu(gate h) * up h)
       ops.rmsNorm(h, x, o, L.postNorm, T, D, cfg.rmsNormEps);
-      ops.matmul(gate, h, L.gate, 0n, T, I, D);
-      ops.matmul(up, h, L.up, 0n, T, I, D);
+      ops.matmul(gate, h, L.gate, 0n, T, I, D, W.gate);
+      ops.matmul(up, h, L.up, 0n, T, I, D, W.up);
       ops.siluMul(act, gate, up, T, I);
-      ops.matmul(o, act, L.down, 0n, T, D, I);
+      ops.matmul(o, act, L.down, 0n, T, D, I, W.down);
       off?.afterLayer(l);
     }
     ops.rmsNorm(h, x, o, this.finalNorm, T, D, cfg.rmsNormEps);
     if (numLogitsRows > 0) {
-      ops.logits(logitsOut, h, this.buf("logitsIndices"), numLogitsRows, T, this.lmHead, cfg.vocabSize, D);
+      ops.logits(logitsOut, h, this.buf("logitsIndices"), numLogitsRows, T, this.lmHead, cfg.vocabSize, D, this.lmHeadType);
     }
   }
 

@@ -7,8 +7,11 @@ import { HostBuffer } from "../native/copy-engine.ts";
 import type { Device } from "../native/device.ts";
 import type { ModelConfig } from "./config.ts";
 import { COMPUTE_DTYPE_BYTES, f32ToHalfBits, type ComputeDtype } from "./dtype.ts";
+import { dequantizeRow, quantTensorBytes, type QuantType } from "./quant.ts";
 import { weightLayout, type WeightBufferLayout } from "./weight-layout.ts";
-import { convertToF32, readRowsF32, numel, rowCount, rowLength, tensorToF32, type TensorSource, type WeightSet } from "./weights.ts";
+import {
+  convertToF32, numel, quantizedTensorBytes, readRowsF32, rowCount, rowLength, tensorToF32, type TensorSource, type WeightSet,
+} from "./weights.ts";
 
 /** Tensors the forward pass reads on the host as well (kept in fp32 whatever the compute dtype). */
 const HOST_F32_TENSORS = ["rope_freqs.weight"];
@@ -17,9 +20,11 @@ export interface LoadedTensor {
   /** Device address. */
   ptr: bigint;
   shape: number[];
-  /** The compute dtype the tensor was converted to. */
+  /** The compute dtype the tensor was converted to (or, when quantized, the ops' dtype it feeds). */
   dtype: ComputeDtype;
-  /** numel × element size of `dtype`. */
+  /** Kept block-quantized (GGUF): the device holds the file's bytes; ops take quant.code as the weight type. */
+  quant?: QuantType;
+  /** numel × element size of `dtype`, or the quantized bytes. */
   bytes: number;
 }
 
@@ -104,16 +109,17 @@ export function uploadWeights(dev: Device, ws: WeightSet, opts: UploadOptions = 
     const rl = rowLength(t.shape);
     const rows = rowCount(t.shape);
     const rowsPerChunk = Math.max(1, Math.floor(chunkElems / rl));
-    if (t.data && t.dtype === dtype) {
-      // Same dtype as the device copy: the file's bytes, never converted.
-      if (t.data.byteLength !== n * eb) {
-        throw new Error(`uploadWeights: tensor "${t.name}" has ${t.data.byteLength} bytes, ${n} ${dtype} elements need ${n * eb}`);
+    if (t.data && (t.quant || t.dtype === dtype)) {
+      // Same dtype as the device copy, or kept quantized: the file's bytes, never converted.
+      const want = t.quant ? quantTensorBytes(t.quant, t.shape) : n * eb;
+      if (t.data.byteLength !== want) {
+        throw new Error(`uploadWeights: tensor "${t.name}" has ${t.data.byteLength} bytes, ${n} ${t.quant?.name ?? dtype} elements need ${want}`);
       }
       if (!t.rowPerm) {
         put(ptr, host, hostAt, 0, t.data);
         return;
       }
-      const rowBytes = rl * eb;
+      const rowBytes = t.data.byteLength / rows; // a quantized row is whole blocks, so rows permute as bytes too
       const rawRows = Math.max(1, Math.floor(chunkBytes / rowBytes));
       if (raw.length < Math.min(rows, rawRows) * rowBytes) raw = new Uint8Array(Math.min(rows, rawRows) * rowBytes);
       for (let r = 0; r < rows; r += rawRows) {
@@ -144,7 +150,7 @@ export function uploadWeights(dev: Device, ws: WeightSet, opts: UploadOptions = 
   };
   try {
     let done = 0;
-    for (const layout of weightLayout(ws.config, eb)) {
+    for (const layout of weightLayout(ws.config, eb, quantizedTensorBytes(ws))) {
       const host = layout.layer !== null && layout.layer >= firstHost ? HostBuffer.alloc(dev, Math.max(layout.bytes, 1)) : null;
       const base = host ? host.ptr : dev.alloc(Math.max(layout.bytes, 1));
       buffers.push({ ...layout, ptr: base, host });
@@ -152,7 +158,7 @@ export function uploadWeights(dev: Device, ws: WeightSet, opts: UploadOptions = 
         const t = ws.tensors.get(lt.name);
         if (!t) throw new Error(`uploadWeights: tensor "${lt.name}" missing from the weight set`);
         const ptr = base + BigInt(lt.offset);
-        tensors.set(t.name, { ptr, shape: [...t.shape], dtype, bytes: lt.bytes });
+        tensors.set(t.name, { ptr, shape: [...t.shape], dtype, ...(t.quant ? { quant: t.quant } : {}), bytes: lt.bytes });
         totalBytes += lt.bytes;
         sourceBytes += t.data?.byteLength ?? 0;
         copyTensor(t, ptr, host, lt.offset);
@@ -189,6 +195,15 @@ export function uploadWeights(dev: Device, ws: WeightSet, opts: UploadOptions = 
 
 /** Reads a device tensor back to the host as fp32 (bf16/f16 widened exactly; tests, debugging). */
 export function downloadTensor(dev: Device, t: LoadedTensor): Float32Array {
+  if (t.quant) {
+    const bits = new Uint8Array(t.bytes);
+    dev.copyFromDevice(bits, t.ptr);
+    const out = new Float32Array(numel(t.shape));
+    const k = t.shape[t.shape.length - 1]!;
+    const rowBytes = t.bytes / (out.length / k);
+    for (let r = 0; r < out.length / k; r++) dequantizeRow(t.quant, bits, r * rowBytes, k, out, r * k);
+    return out;
+  }
   const eb = COMPUTE_DTYPE_BYTES[t.dtype];
   const n = t.bytes / eb;
   const out = new Float32Array(n);

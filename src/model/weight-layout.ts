@@ -15,14 +15,17 @@ export interface WeightBufferLayout {
   tensors: { name: string; shape: number[]; offset: number; bytes: number }[];
 }
 
-/** Buffers in allocation order: resident first, then layers 0 … L−1. */
-export function weightLayout(cfg: ModelConfig, elemBytes: number): WeightBufferLayout[] {
+/**
+ * Buffers in allocation order: resident first, then layers 0 … L−1. `quantizedBytes` gives the
+ * size of tensors kept block-quantized (GGUF): they take the file's bytes, not numel × elemBytes.
+ */
+export function weightLayout(cfg: ModelConfig, elemBytes: number, quantizedBytes?: ReadonlyMap<string, number>): WeightBufferLayout[] {
   const resident: WeightBufferLayout = { name: "resident", layer: null, bytes: 0, tensors: [] };
   const layers: WeightBufferLayout[] = Array.from({ length: cfg.numLayers }, (_, i) => ({ name: `layer.${i}`, layer: i, bytes: 0, tensors: [] }));
   for (const [name, shape] of expectedTensors(cfg)) {
     const m = /^model\.layers\.(\d+)\./.exec(name);
     const buf = m ? layers[Number(m[1])]! : resident;
-    const bytes = numel(shape) * elemBytes;
+    const bytes = quantizedBytes?.get(name) ?? numel(shape) * elemBytes;
     buf.tensors.push({ name, shape, offset: buf.bytes, bytes });
     buf.bytes += Math.ceil(Math.max(bytes, 1) / WEIGHT_ALIGN) * WEIGHT_ALIGN;
   }

@@ -4,6 +4,7 @@
 import type { ModelConfig, SourceDtype } from "./config.ts";
 import { expectedTensors } from "./config.ts";
 import { ModelFileError } from "./errors.ts";
+import { dequantizeRow, quantRowBytes, quantTensorBytes, type QuantType } from "./quant.ts";
 
 export const DTYPE_BYTES: Record<SourceDtype, number> = { f32: 4, f16: 2, bf16: 2 };
 
@@ -13,6 +14,8 @@ export interface TensorSource {
   /** Row-major shape, outermost first. */
   shape: number[];
   dtype: SourceDtype;
+  /** Block-quantized (GGUF) tensor: uploaded as the file's bytes, read on the host by dequantizing. */
+  quant?: QuantType;
   /** Where it came from, for error messages. */
   file: string;
   /** Name as written in the file. */
@@ -98,6 +101,11 @@ export function readRowsF32(t: TensorSource, row: number, nRows: number, out: Fl
   }
   const data = t.data;
   if (!data) throw new ModelFileError(t.file, "has no data", t.fileName);
+  if (t.quant) {
+    const rb = quantRowBytes(t.quant, rl);
+    for (let r = 0; r < nRows; r++) dequantizeRow(t.quant, data, (t.rowPerm ? t.rowPerm[row + r]! : row + r) * rb, rl, out, r * rl);
+    return;
+  }
   const eb = DTYPE_BYTES[t.dtype];
   if (!t.rowPerm) {
     convertToF32(t.dtype, data, row * rl * eb, nRows * rl, out, 0);
@@ -144,9 +152,21 @@ export function checkTensors(
   }
 }
 
-/** Bytes the device copy takes in the compute dtype (fp32 on CPU). */
+/** Bytes the device copy of one tensor takes: the file's bytes when quantized, else numel × compute element size. */
+export function tensorDeviceBytes(t: Pick<TensorSource, "shape" | "quant">, computeBytes: number): number {
+  return t.quant ? quantTensorBytes(t.quant, t.shape) : numel(t.shape) * computeBytes;
+}
+
+/** Device bytes of the tensors that stay quantized, by name (the planner's and the layout's input). */
+export function quantizedTensorBytes(ws: WeightSet): Map<string, number> {
+  const m = new Map<string, number>();
+  for (const t of ws.tensors.values()) if (t.quant) m.set(t.name, quantTensorBytes(t.quant, t.shape));
+  return m;
+}
+
+/** Bytes the device copy takes in the compute dtype (fp32 on CPU); quantized tensors at their file size. */
 export function deviceBytes(ws: WeightSet, computeBytes = 4): number {
   let n = 0;
-  for (const t of ws.tensors.values()) n += numel(t.shape) * computeBytes;
+  for (const t of ws.tensors.values()) n += tensorDeviceBytes(t, computeBytes);
   return n;
 }

@@ -43,8 +43,10 @@ export class Ops {
     return Number(out[0]);
   }
 
-  embedding(out: bigint, table: bigint, ids: bigint, numTokens: number, numRows: number, dim: number): void {
-    this.check(this.s.hr_op_embedding(this.h, this.dtype, out, table, ids, numTokens, numRows, dim), "hr_op_embedding");
+  /** wtype: the table's type — `dtype` (plain) or a quantized HR_QTYPE_* code (src/model/quant.ts). */
+  embedding(out: bigint, table: bigint, ids: bigint, numTokens: number, numRows: number, dim: number, wtype: number = this.dtype): void {
+    if (wtype === this.dtype) this.check(this.s.hr_op_embedding(this.h, this.dtype, out, table, ids, numTokens, numRows, dim), "hr_op_embedding");
+    else this.check(this.s.hr_op_embedding_q(this.h, this.dtype, wtype, out, table, ids, numTokens, numRows, dim), "hr_op_embedding_q");
   }
 
   /** out = rmsnorm(x [+= residual]) * weight; residual 0n = no fused add. */
@@ -62,13 +64,18 @@ export class Ops {
     );
   }
 
-  /** y[m, n] = x[m, k] · w[n, k]ᵀ (+ bias). */
-  matmul(y: bigint, x: bigint, w: bigint, bias: bigint, m: number, n: number, k: number): void {
-    this.check(this.s.hr_op_matmul(this.h, this.dtype, y, x, w, bias, m, n, k), "hr_op_matmul");
+  /** y[m, n] = x[m, k] · w[n, k]ᵀ (+ bias); wtype as in embedding(). */
+  matmul(y: bigint, x: bigint, w: bigint, bias: bigint, m: number, n: number, k: number, wtype: number = this.dtype): void {
+    if (wtype === this.dtype) this.check(this.s.hr_op_matmul(this.h, this.dtype, y, x, w, bias, m, n, k), "hr_op_matmul");
+    else this.check(this.s.hr_op_matmul_q(this.h, this.dtype, wtype, y, x, w, bias, m, n, k), "hr_op_matmul_q");
   }
 
-  logits(logits: bigint, hidden: bigint, rowIds: bigint, numRows: number, numHiddenRows: number, w: bigint, vocab: number, dim: number): void {
-    this.check(this.s.hr_op_logits(this.h, this.dtype, logits, hidden, rowIds, numRows, numHiddenRows, w, vocab, dim), "hr_op_logits");
+  logits(logits: bigint, hidden: bigint, rowIds: bigint, numRows: number, numHiddenRows: number, w: bigint, vocab: number, dim: number, wtype: number = this.dtype): void {
+    if (wtype === this.dtype) {
+      this.check(this.s.hr_op_logits(this.h, this.dtype, logits, hidden, rowIds, numRows, numHiddenRows, w, vocab, dim), "hr_op_logits");
+    } else {
+      this.check(this.s.hr_op_logits_q(this.h, this.dtype, wtype, logits, hidden, rowIds, numRows, numHiddenRows, w, vocab, dim), "hr_op_logits_q");
+    }
   }
 
   siluMul(out: bigint, gate: bigint, up: bigint, rows: number, inter: number, inStride = 0): void {
