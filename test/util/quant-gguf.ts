@@ -1,0 +1,153 @@
+// Quantized GGUF files for tests: a Q8_0 quantizer that follows ggml's reference rule
+// (quantize_row_q8_0_ref), random blocks of any type (finite fp16 scales), and writers that
+// re-encode a GGUF file's weights (stories260K → Q8_0) or build a small synthetic Llama whose
+// tensors use a mix of block types, next to an F32 copy holding exactly the dequantized values.
+import { writeFileSync } from "node:fs";
+
+import { f32ToHalfBits } from "../../src/model/dtype.ts";
+import { GgufValueType, metadataToKvs, readGguf, serializeGguf, type GgufKv, type GgufTensorToWrite } from "../../src/model/gguf.ts";
+import { dequantizeRow, quantRowBytes, quantTypeByName, type QuantType } from "../../src/model/quant.ts";
+import { numel } from "../../src/model/weights.ts";
+import { prng } from "../model/helpers.ts";
+
+const halfBits = (x: number): number => {
+  const out = new Uint16Array(1);
+  f32ToHalfBits("f16", Float32Array.of(x), out);
+  return out[0]!;
+};
+
+/** ggml's quantize_row_q8_0_ref: d = amax / 127 (stored as fp16), q = roundf(x / d). */
+export function quantizeQ8_0(x: Float32Array): Uint8Array {
+  if (x.length % 32 !== 0) throw new RangeError("Q8_0 needs a multiple of 32 elements");
+  const out = new Uint8Array((x.length / 32) * 34);
+  const dv = new DataView(out.buffer);
+  for (let b = 0; b < x.length / 32; b++) {
+    let amax = 0;
+    for (let j = 0; j < 32; j++) amax = Math.max(amax, Math.abs(x[b * 32 + j]!));
+    const d = Math.fround(amax / 127);
+    const id = d ? Math.fround(1 / d) : 0;
+    dv.setUint16(b * 34, halfBits(d), true);
+    for (let j = 0; j < 32; j++) {
+      const v = Math.fround(x[b * 32 + j]! * id);
+      dv.setInt8(b * 34 + 2 + j, Math.sign(v) * Math.round(Math.abs(v))); // roundf: half away from zero
+    }
+  }
+  return out;
+}
+
+/** Random blocks of `q` for `elems` elements: random quant bits, fp16 scales of magnitude 2^-8..2^-5. */
+export function randomBlocks(q: QuantType, elems: number, rnd: () => number): Uint8Array {
+  const n = elems / q.blockElems;
+  const out = new Uint8Array(n * q.blockBytes);
+  for (let i = 0; i < out.length; i++) out[i] = Math.floor(rnd() * 256);
+  const scale = () => ((rnd() < 0.5 ? 0x8000 : 0) | ((7 + Math.floor(rnd() * 4)) << 10) | Math.floor(rnd() * 1024));
+  const dv = new DataView(out.buffer);
+  for (let b = 0; b < n; b++) {
+    const at = b * q.blockBytes;
+    if (q.name === "Q6_K") dv.setUint16(at + 208, scale(), true);
+    else {
+      dv.setUint16(at, scale(), true);
+      if (["Q4_1", "Q5_1", "Q4_K", "Q5_K"].includes(q.name)) dv.setUint16(at + 2, scale(), true);
+    }
+  }
+  return out;
+}
+
+function f32Bytes(x: Float32Array): Uint8Array {
+  return new Uint8Array(x.buffer, x.byteOffset, x.byteLength);
+}
+
+/** Re-encodes every 2-D F32 weight whose rows are whole Q8_0 blocks as Q8_0; returns the quantized tensor count. */
+export function writeQ8_0Copy(srcPath: string, outPath: string): { quantized: number; kept: number } {
+  const g = readGguf(srcPath);
+  const tensors: GgufTensorToWrite[] = [];
+  let quantized = 0;
+  for (const t of g.tensors.values()) {
+    const rowLen = t.dims[0]!;
+    if (t.dims.length === 2 && t.dtype === "f32" && !t.quant && rowLen % 32 === 0) {
+      const x = new Float32Array(numel(t.dims));
+      new Uint8Array(x.buffer).set(t.data);
+      tensors.push({ name: t.name, dims: t.dims, ggmlType: 8, data: quantizeQ8_0(x) });
+      quantized++;
+    } else {
+      tensors.push({ name: t.name, dims: t.dims, ggmlType: t.ggmlType, data: t.data });
+    }
+  }
+  writeFileSync(outPath, serializeGguf(metadataToKvs(g.metadata, g.metadataTypes), tensors, g.alignment));
+  return { quantized, kept: tensors.length - quantized };
+}
+
+/** Tensor types of the synthetic model, like llama-quantize's Q4_K_M mix plus every other type somewhere. */
+export const SYNTHETIC_MIX: Record<string, string> = {
+  "token_embd.weight": "Q4_K",
+  "output.weight": "Q6_K",
+  "attn_q.weight": "Q4_K",
+  "attn_k.weight": "Q5_0",
+  "attn_v.weight": "Q6_K",
+  "attn_output.weight": "Q5_K",
+  "ffn_gate.weight": "Q4_0",
+  "ffn_up.weight": "Q8_0",
+  "ffn_down.weight": "Q4_1",
+};
+
+/**
+ * A 2-layer Llama (hidden 256, ffn 512, 4 heads, 2 KV heads, stories260K's 512-token vocab and
+ * tokenizer) with quantized weights of `mix` types (layer 1 swaps in Q5_1 for ffn_down so every type
+ * appears), written twice: `quantPath` (quantized) and `f32Path` (the same weights dequantized).
+ */
+export function writeSyntheticQuantLlama(vocabFrom: string, quantPath: string, f32Path: string, seed = 7, mix = SYNTHETIC_MIX): void {
+  const vocabSrc = readGguf(vocabFrom);
+  const rnd = prng(seed);
+  const D = 256, F = 512, L = 2, H = 4, HK = 2, V = 512;
+  const kvs: GgufKv[] = metadataToKvs(
+    new Map([...vocabSrc.metadata].filter(([k]) => k.startsWith("tokenizer."))),
+    vocabSrc.metadataTypes,
+  );
+  const u32 = (key: string, value: number): GgufKv => ({ key, type: GgufValueType.U32, value });
+  kvs.unshift(
+    { key: "general.architecture", type: GgufValueType.STRING, value: "llama" },
+    { key: "general.name", type: GgufValueType.STRING, value: "synthetic-quant-llama" },
+    u32("llama.context_length", 512),
+    u32("llama.embedding_length", D),
+    u32("llama.block_count", L),
+    u32("llama.feed_forward_length", F),
+    u32("llama.attention.head_count", H),
+    u32("llama.attention.head_count_kv", HK),
+    u32("llama.rope.dimension_count", D / H),
+    { key: "llama.rope.freq_base", type: GgufValueType.F32, value: 10000 },
+    { key: "llama.attention.layer_norm_rms_epsilon", type: GgufValueType.F32, value: 1e-5 },
+  );
+  const quant: GgufTensorToWrite[] = [];
+  const plain: GgufTensorToWrite[] = [];
+  const addQuant = (name: string, dims: number[], type: string) => {
+    const q = quantTypeByName(type)!;
+    const data = randomBlocks(q, dims[0]! * dims[1]!, rnd);
+    const f = new Float32Array(dims[0]! * dims[1]!);
+    const rb = quantRowBytes(q, dims[0]!);
+    for (let r = 0; r < dims[1]!; r++) dequantizeRow(q, data, r * rb, dims[0]!, f, r * dims[0]!);
+    quant.push({ name, dims, ggmlType: q.ggmlType, data });
+    plain.push({ name, dims, ggmlType: 0, data: f32Bytes(f) });
+  };
+  const addNorm = (name: string) => {
+    const f = Float32Array.from({ length: D }, () => 0.8 + 0.4 * rnd());
+    quant.push({ name, dims: [D], ggmlType: 0, data: f32Bytes(f) });
+    plain.push({ name, dims: [D], ggmlType: 0, data: f32Bytes(f) });
+  };
+  addQuant("token_embd.weight", [D, V], mix["token_embd.weight"]!);
+  for (let l = 0; l < L; l++) {
+    const p = `blk.${l}.`;
+    addNorm(`${p}attn_norm.weight`);
+    addQuant(`${p}attn_q.weight`, [D, D], mix["attn_q.weight"]!);
+    addQuant(`${p}attn_k.weight`, [D, (D / H) * HK], mix["attn_k.weight"]!);
+    addQuant(`${p}attn_v.weight`, [D, (D / H) * HK], mix["attn_v.weight"]!);
+    addQuant(`${p}attn_output.weight`, [D, D], mix["attn_output.weight"]!);
+    addNorm(`${p}ffn_norm.weight`);
+    addQuant(`${p}ffn_gate.weight`, [D, F], mix["ffn_gate.weight"]!);
+    addQuant(`${p}ffn_up.weight`, [D, F], mix["ffn_up.weight"]!);
+    addQuant(`${p}ffn_down.weight`, [F, D], l === 1 ? "Q5_1" : mix["ffn_down.weight"]!);
+  }
+  addNorm("output_norm.weight");
+  addQuant("output.weight", [D, V], mix["output.weight"]!);
+  writeFileSync(quantPath, serializeGguf(kvs, quant));
+  writeFileSync(f32Path, serializeGguf(kvs, plain));
+}
