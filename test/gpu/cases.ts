@@ -8,6 +8,7 @@
 import type { Device } from "../../src/native/device.ts";
 import { DType, Ops, RopeLayout, type DTypeCode, type PagedCache } from "../../src/native/ops.ts";
 import { Buffers, esize, Rng, roundTo } from "./common.ts";
+import { dequantizeRow, quantRowBytes, quantTypeByName, type QuantType } from "../../src/model/quant.ts";
 import {
   llama3InvFreq, refDecode, refEmbedding, refMatmul, refPrefill, refRmsNorm, refRope, refSiluMul, type PagedKv,
 } from "./ref.ts";
@@ -53,6 +54,92 @@ const embedding = (T: number, rows: number, dim: number): OpCase => ({
     }
   },
 });
+
+// ---- quantized weights (GGUF blocks): reference = float64 over src/model/quant.ts's dequantization ----
+function quantBlocks(rng: Rng, q: QuantType, rows: number, k: number): { raw: Uint8Array; deq: Float32Array } {
+  const rb = quantRowBytes(q, k);
+  const raw = new Uint8Array(rows * rb).map(() => rng.int(256));
+  const dv = new DataView(raw.buffer);
+  const scale = () => (rng.int(2) << 15) | ((7 + rng.int(4)) << 10) | rng.int(1024); // finite fp16, 2^-8..2^-5
+  for (let at = 0; at < raw.length; at += q.blockBytes) {
+    if (q.name === "Q6_K") dv.setUint16(at + 208, scale(), true);
+    else {
+      dv.setUint16(at, scale(), true);
+      if (["Q4_1", "Q5_1", "Q4_K", "Q5_K"].includes(q.name)) dv.setUint16(at + 2, scale(), true);
+    }
+  }
+  const deq = new Float32Array(rows * k);
+  for (let r = 0; r < rows; r++) dequantizeRow(q, raw, r * rb, k, deq, r * k);
+  return { raw, deq };
+}
+
+function rawBuffer(b: Buffers, raw: Uint8Array): bigint {
+  const p = b.alloc(raw.byteLength);
+  b.dev.copyToDevice(p, raw);
+  return p;
+}
+
+const matmulQ = (type: string, m: number, n: number, k: number, bias: boolean): OpCase => ({
+  name: `matmul_q ${type} m=${m} n=${n} k=${k}${bias ? " +bias" : ""}`,
+  run(dev, dtype, rng, roundAs = dtype) {
+    const q = quantTypeByName(type)!;
+    const b = new Buffers(dev);
+    try {
+      const { raw, deq } = quantBlocks(rng, q, n, k);
+      const x = vals(rng, roundAs, m * k), bs = bias ? vals(rng, roundAs, n) : null;
+      const y = b.poisoned(dtype, m * n);
+      new Ops(dev, dtype as DTypeCode).matmul(y, b.values(dtype, x), rawBuffer(b, raw), bs ? b.values(dtype, bs) : 0n, m, n, k, q.code);
+      const ref = refMatmul(x, null, deq, bs, m, n, k);
+      return [{ what: "y", got: b.read(dtype, y, m * n), ref: ref.y, scale: ref.mag }];
+    } finally {
+      b.freeAll();
+    }
+  },
+});
+
+const logitsQ = (type: string, rows: number, hiddenRows: number, vocab: number, dim: number): OpCase => ({
+  name: `logits_q ${type} rows=${rows}/${hiddenRows} vocab=${vocab} dim=${dim}`,
+  run(dev, dtype, rng, roundAs = dtype) {
+    const q = quantTypeByName(type)!;
+    const b = new Buffers(dev);
+    try {
+      const { raw, deq } = quantBlocks(rng, q, vocab, dim);
+      const h = vals(rng, roundAs, hiddenRows * dim);
+      const ids = new Int32Array(rows).map(() => rng.int(hiddenRows));
+      const out = b.poisoned(DType.F32, rows * vocab);
+      new Ops(dev, dtype as DTypeCode).logits(out, b.values(dtype, h), b.ints(ids), rows, hiddenRows, rawBuffer(b, raw), vocab, dim, q.code);
+      const ref = refMatmul(h, ids, deq, null, rows, vocab, dim);
+      return [{ what: "logits", got: b.read(DType.F32, out, rows * vocab), ref: ref.y, scale: ref.mag }];
+    } finally {
+      b.freeAll();
+    }
+  },
+});
+
+const embeddingQ = (type: string, T: number, rows: number, dim: number): OpCase => ({
+  name: `embedding_q ${type} T=${T} rows=${rows} dim=${dim}`,
+  run(dev, dtype, rng) {
+    const q = quantTypeByName(type)!;
+    const b = new Buffers(dev);
+    try {
+      const { raw, deq } = quantBlocks(rng, q, rows, dim);
+      const ids = new Int32Array(T).map(() => rng.int(rows));
+      const out = b.poisoned(dtype, T * dim);
+      new Ops(dev, dtype as DTypeCode).embedding(out, rawBuffer(b, raw), b.ints(ids), T, rows, dim, q.code);
+      // f32: the dequantized values exactly; f16/bf16: one rounding of them
+      return [{ what: "out", got: b.read(dtype, out, T * dim), ref: refEmbedding(deq, ids, dim), scale: 0, exact: dtype === DType.F32 }];
+    } finally {
+      b.freeAll();
+    }
+  },
+});
+
+const QUANT_CASES: OpCase[] = ["Q4_0", "Q4_1", "Q5_0", "Q5_1", "Q8_0", "Q4_K", "Q5_K", "Q6_K"].flatMap((t, i) => [
+  matmulQ(t, 1, 37, 512, i % 2 === 0),
+  matmulQ(t, 11, 64, 768, i % 2 === 1),
+  logitsQ(t, 3, 7, 300, 256),
+  embeddingQ(t, 9, 40, 512),
+]);
 
 // ---- rms_norm ----
 const rmsNorm = (rows: number, dim: number, residual: boolean, inPlace = false): OpCase => ({
@@ -319,6 +406,7 @@ export const CASES: OpCase[] = [
   matmul(7, 512, 4096, false),
   matmul(64, 129, 300, true),
   logits(3, 10, 1000, 64),
+  ...QUANT_CASES,
   logits(2, 5, 32000, 128),
   decode({ lens: [1, 17, 100], hq: 8, hk: 8, d: 64, bs: 16, part: 0 }),
   decode({ lens: [1000, 3, 640, 129], hq: 32, hk: 8, d: 128, bs: 16, part: 64, qPad: 3 * 128 }),
