@@ -1,7 +1,12 @@
 // bench/decode: CPU prefill and decode throughput of synthetic Llama shapes next to ceilings
 // measured in the same run:
-//   decode ceiling  = memory bandwidth (a large matrix-vector pass) ÷ weight bytes
+//   decode ceiling  = time to stream what a decode step really reads, each matrix at the GEMV
+//                     bandwidth measured at its own shape (the model's [N, K] matmuls, LM head
+//                     included), plus the KV cache it reads at that bandwidth. The embedding table
+//                     is not streamed by decode (one row is gathered) unless it is the tied LM head.
 //   prefill ceiling = matmul peak FLOP/s (a large fp32 matmul) ÷ FLOPs per token
+// The KV cache of every sequence is written by a real prefill before decode is timed, so decode
+// reads written pages (never the zero page of an untouched mapping).
 // Usage: bun bench/decode/run.ts [--shapes stories15m,110m] [--threads 2]
 import { mkdirSync, writeFileSync } from "node:fs";
 import { cpus } from "node:os";
@@ -35,6 +40,26 @@ function timeIt(fn: () => void, reps: number): number {
     t.push(performance.now() - t0);
   }
   return median(t) / 1000;
+}
+
+/**
+ * GB/s of an fp32 matrix-vector pass at shape [N, K], over enough copies of the matrix that the
+ * data read per pass (>= `minBytes`) is well beyond the caches, as a decode step's weights are.
+ */
+function measureGemv(dev: Device, ops: Ops, N: number, K: number, minBytes = 256 * MiB): number {
+  const copies = Math.max(1, Math.ceil(minBytes / (N * K * 4)));
+  const ws = Array.from({ length: copies }, () => dev.alloc(N * K * 4));
+  const x = dev.alloc(K * 4);
+  const y = dev.alloc(N * 4);
+  dev.copyToDevice(x, new Float32Array(K).fill(0.5));
+  const rows = Math.max(1, Math.floor((4 * MiB) / (K * 4)));
+  for (const w of ws) for (let r = 0; r < N; r += rows) dev.copyToDevice(w + BigInt(r * K * 4), new Float32Array(Math.min(rows, N - r) * K).fill(0.01));
+  const s = timeIt(() => {
+    for (const w of ws) ops.matmul(y, x, w, 0n, 1, N, K);
+  }, 5);
+  for (const w of ws) dev.free(w);
+  dev.free(x), dev.free(y);
+  return (copies * N * K * 4) / s / 1e9;
 }
 
 /** GB/s of a matrix-vector pass over a `bytes`-sized fp32 matrix (well beyond the caches). */
@@ -76,6 +101,12 @@ interface Row {
   shape: string;
   params: number;
   weightBytes: number;
+  /** Weight bytes one decode step streams (all but the untied embedding table). */
+  streamedWeightBytes: number;
+  /** Seconds to stream one batch-1 decode step's weights + KV at the GEMV bandwidth of each shape. */
+  decode1BoundS: number;
+  /** Per-shape GEMV bandwidth (GB/s). */
+  gemv: { shape: string; n: number; k: number; count: number; gbs: number }[];
   bandwidthGBs: number;
   matmulPeakGflops: number;
   prefillTokS: number;
@@ -147,6 +178,22 @@ function benchShape(shape: string): Row {
       };
     };
     const prefillS = timeIt(run(1, 128, 128), 5);
+    // Write the KV of all 16 sequences (128 tokens each, one prefill per sequence) so decode reads real pages.
+    for (let q = 0; q < 16; q++) {
+      const inp = stepInputs(s, 16, 128, 128);
+      const one = {
+        ...inp,
+        inputIds: inp.inputIds.subarray(q * 128, (q + 1) * 128),
+        positions: inp.positions.subarray(q * 128, (q + 1) * 128),
+        slotMapping: inp.slotMapping.subarray(q * 128, (q + 1) * 128),
+        queryStartLoc: Int32Array.of(0, 128),
+        seqLens: Int32Array.of(128),
+        blockTables: inp.blockTables.subarray(q * s.limits.maxBlocksPerSeq, (q + 1) * s.limits.maxBlocksPerSeq),
+        logitsIndices: Int32Array.of(127),
+      };
+      s.model.stage(one);
+      s.model.forward(128, 1, 1, false);
+    }
     const decode1S = timeIt(run(1, 1, 129), 15);
     const decode16S = timeIt(run(16, 1, 129), 7);
     // Through the whole engine (scheduler, sampler, logits copy): batch-1 greedy decode.
@@ -162,11 +209,32 @@ function benchShape(shape: string): Row {
     while (core.hasWork()) for (const e of core.step()) n += e.tokenIds.length;
     const engineDecode1 = n / ((performance.now() - t0) / 1000);
     const prefillGflops = prefillFlops(cfg, 128) / prefillS / 1e9;
-    const bound = (bandwidth * 1e9) / weightBytes;
+    // What one batch-1 decode step reads, matrix by matrix, at each shape's own GEMV bandwidth.
+    const D = cfg.hiddenSize, I = cfg.intermediateSize, qd = cfg.numHeads * cfg.headDim, kvd = cfg.numKvHeads * cfg.headDim;
+    const shapesOfStep = [
+      { shape: "q", n: qd, k: D, count: cfg.numLayers },
+      { shape: "k/v", n: kvd, k: D, count: 2 * cfg.numLayers },
+      { shape: "o", n: D, k: qd, count: cfg.numLayers },
+      { shape: "gate/up", n: I, k: D, count: 2 * cfg.numLayers },
+      { shape: "down", n: D, k: I, count: cfg.numLayers },
+      { shape: "lm_head", n: cfg.vocabSize, k: D, count: 1 },
+    ];
+    const gemv = shapesOfStep.map((g) => ({ ...g, gbs: measureGemv(s.dev, s.ops, g.n, g.k) }));
+    const embedBytes = cfg.vocabSize * D * 4;
+    const streamedWeightBytes = weightBytes - (cfg.tieWordEmbeddings ? 0 : embedBytes);
+    const kvReadBytes = 2 * cfg.numLayers * 129 * kvd * 4; // K and V of the 129-token context
+    const matBytes = gemv.reduce((a, g) => a + g.count * g.n * g.k * 4, 0);
+    const otherBytes = Math.max(0, streamedWeightBytes - matBytes); // norms: read at the large-matrix bandwidth
+    const decode1BoundS =
+      gemv.reduce((a, g) => a + (g.count * g.n * g.k * 4) / (g.gbs * 1e9), 0) + (otherBytes + kvReadBytes) / (bandwidth * 1e9);
+    const bound = 1 / decode1BoundS;
     return {
       shape,
       params,
       weightBytes,
+      streamedWeightBytes,
+      decode1BoundS,
+      gemv,
       bandwidthGBs: bandwidth,
       matmulPeakGflops: peak,
       prefillTokS: 128 / prefillS,
@@ -187,14 +255,16 @@ function benchShape(shape: string): Row {
 const rows = shapes.map(benchShape);
 const machine = `${cpus()[0]?.model ?? "cpu"}, ${cpus().length} cores, ${threads} threads`;
 console.log(`bench/decode — ${machine}, ${new Date().toISOString().slice(0, 10)}`);
-console.log("| shape | params | weights MiB | GB/s (GEMV) | peak GFLOP/s | prefill tok/s | prefill % of peak | decode b=1 tok/s | bound tok/s | % of bound | b=16 agg tok/s | b=16 ÷ b=1 | engine b=1 tok/s |");
-console.log("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+console.log("| shape | params | weights MiB | streamed per decode step MiB | GB/s (GEMV, large) | peak GFLOP/s | prefill tok/s | prefill % of peak | decode b=1 tok/s | bound tok/s | % of bound | b=16 agg tok/s | b=16 ÷ b=1 | engine b=1 tok/s |");
+console.log("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
 for (const r of rows) {
   console.log(
-    `| ${r.shape} | ${(r.params / 1e6).toFixed(1)}M | ${(r.weightBytes / MiB).toFixed(0)} | ${r.bandwidthGBs.toFixed(1)} | ${r.matmulPeakGflops.toFixed(1)} | ` +
+    `| ${r.shape} | ${(r.params / 1e6).toFixed(1)}M | ${(r.weightBytes / MiB).toFixed(0)} | ${(r.streamedWeightBytes / MiB).toFixed(0)} | ${r.bandwidthGBs.toFixed(1)} | ${r.matmulPeakGflops.toFixed(1)} | ` +
       `${r.prefillTokS.toFixed(0)} | ${(100 * r.prefillOfPeak).toFixed(0)}% | ${r.decode1TokS.toFixed(1)} | ${r.decode1BoundTokS.toFixed(1)} | ` +
       `${(100 * r.decode1OfBound).toFixed(0)}% | ${r.decode16TokS.toFixed(1)} | ${r.decode16OverDecode1.toFixed(2)}x | ${r.engineDecode1TokS.toFixed(1)} |`,
   );
 }
+console.log("\nGEMV bandwidth at the model's own shapes (GB/s), which the decode bound uses:");
+for (const r of rows) console.log(`  ${r.shape}: ${r.gemv.map((g) => `${g.shape} [${g.n}x${g.k}] ${g.gbs.toFixed(1)}`).join(", ")}`);
 mkdirSync("bench/out", { recursive: true });
 writeFileSync("bench/out/decode.json", JSON.stringify({ machine, date: new Date().toISOString(), threads, rows }, null, 2));
