@@ -33,6 +33,8 @@ class EventQueue {
 export function engineOptionsFrom(o: ServeOptions): EngineOptions {
   return {
     model: o.model,
+    chatTemplate: o.chatTemplate,
+    generationConfig: o.generationConfig,
     device: o.device,
     dtype: o.dtype,
     deviceMemory: o.deviceMemory,

@@ -10,7 +10,7 @@ import { Device } from "../native/index.ts";
 import { Ops } from "../native/ops.ts";
 import { LlamaModel, attentionWorkspaceBytes } from "../model/llama.ts";
 import { COMPUTE_DTYPE_BYTES, COMPUTE_DTYPE_CODE, resolveComputeDtype, type ComputeDtype, type DtypeFlag } from "../model/dtype.ts";
-import { openModel, type OpenedModel } from "../model/load.ts";
+import { modelNotes, openModel, type OpenedModel } from "../model/load.ts";
 import { uploadWeights, type LoadedWeights } from "../model/upload.ts";
 import { deviceBytes, quantizedTensorBytes } from "../model/weights.ts";
 import { MemoryProfiler, type MemoryProfilingResult } from "../memory/profiling.ts";
@@ -26,6 +26,10 @@ import type { BatchLimits } from "../model/arena.ts";
 
 export interface EngineOptions {
   model: string | null;
+  /** --chat-template FILE|STRING (null = the model's own). */
+  chatTemplate?: string | null;
+  /** --generation-config auto|none|DIR. */
+  generationConfig?: string;
   device: "auto" | "cpu" | "cuda";
   /**
    * Compute dtype of weights, activations and the KV cache (logits stay fp32): auto (default) =
@@ -141,7 +145,8 @@ export function startEngine(opts: EngineOptions, log: (msg: string) => void = ()
     }
     const ops = new Ops(dev, COMPUTE_DTYPE_CODE[dtype]);
     if (opts.numThreads) ops.setNumThreads(opts.numThreads);
-    const opened = openModel(opts.model);
+    const opened = openModel(opts.model, { chatTemplate: opts.chatTemplate ?? null, generationConfig: opts.generationConfig ?? "auto" });
+    for (const line of modelNotes(opened)) log(line);
     const cfg = opened.config;
     const maxModelLen = opts.maxModelLen ?? cfg.maxPositionEmbeddings;
     if (maxModelLen > cfg.maxPositionEmbeddings) {

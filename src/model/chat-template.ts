@@ -1,24 +1,45 @@
-// Chat templates: the model's Jinja template (tokenizer_config.json `chat_template`, or GGUF
-// `tokenizer.chat_template`) rendered with @huggingface/jinja, the same way transformers'
-// apply_chat_template does (messages, bos_token, eos_token, add_generation_prompt,
-// raise_exception, strftime_now). Models without one get FALLBACK_CHAT_TEMPLATE.
-import { Template } from "@huggingface/jinja";
+// Chat templates rendered with @huggingface/jinja the way transformers' apply_chat_template
+// renders them with Python Jinja2 (trim_blocks, lstrip_blocks, HF's tojson, raise_exception,
+// strftime_now; variables messages, tools, documents, add_generation_prompt, the special tokens
+// and chat_template_kwargs; continue_final_message trimming). Where the template comes from:
+// chat-template-source.ts. Byte-for-byte agreement with Python is checked by
+// test/model/chat-template-oracle.test.ts over the real templates.
+import { Environment, parse, tokenize } from "@huggingface/jinja";
 
 import { ModelFileError } from "./errors.ts";
-import type { GgufFile } from "./gguf.ts";
+import { HfInterpreter } from "./jinja-hf.ts";
+import { pythonStrftime } from "./python-strftime.ts";
 import type { Tokenizer } from "./tokenizer.ts";
 
+/** A message as templates see it: OpenAI fields, tool call arguments already parsed to objects. */
 export interface ChatMessage {
   role: "system" | "user" | "assistant" | "tool" | (string & {});
-  content: string;
+  content: string | null;
+  [field: string]: unknown;
 }
 
 export interface RenderOptions {
   /** End with the opening of an assistant turn (default true). */
   addGenerationPrompt?: boolean;
-  /** More variables for the template (tools, date_string, ...). */
-  extra?: Record<string, unknown>;
+  /** Cut the render right after the last message's content, so the model continues it. */
+  continueFinalMessage?: boolean;
+  /** OpenAI tool definitions; also selects a template named "tool_use" when the model has one. */
+  tools?: readonly unknown[] | null;
+  /** chat_template_kwargs: more template variables (enable_thinking, date_string, ...). */
+  kwargs?: Record<string, unknown>;
+  /** Clock for strftime_now (tests pin it). */
+  now?: () => Date;
 }
+
+/** A request problem found while rendering (the template raised, or the options conflict): a 400. */
+export class ChatTemplateError extends Error {
+  override name = "ChatTemplateError";
+  /** The server maps engine errors with this code to 400 (src/server/errors.ts fromEngineError). */
+  readonly code = "invalid_request";
+}
+
+/** Variables the renderer sets itself; chat_template_kwargs may not replace them. */
+export const RESERVED_TEMPLATE_VARIABLES = ["messages", "tools", "documents", "add_generation_prompt", "continue_final_message", "raise_exception", "strftime_now"] as const;
 
 /**
  * Used when a model ships no chat template: ChatML (`<|im_start|>role\n...<|im_end|>\n`), the
@@ -29,35 +50,114 @@ export const FALLBACK_CHAT_TEMPLATE =
   "{% for message in messages %}{{ '<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>' + '\\n' }}{% endfor %}" +
   "{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}";
 
+type Program = ReturnType<typeof parse>;
+
+function compile(source: string, origin: string): Program {
+  try {
+    // HF's Jinja environment: trim_blocks and lstrip_blocks on.
+    return parse(tokenize(source, { lstrip_blocks: true, trim_blocks: true }));
+  } catch (e) {
+    throw new ModelFileError(origin, `chat template does not parse: ${(e as Error).message}`);
+  }
+}
+
+/** Python's range(stop) / range(start, stop[, step]). */
+function pyRange(...args: unknown[]): number[] {
+  const n = args.map((a) => {
+    if (typeof a !== "number" || !Number.isInteger(a)) throw new Error(`range() arguments must be integers, got ${JSON.stringify(a)}`);
+    return a;
+  });
+  const [start, stop, step] = n.length === 1 ? [0, n[0]!, 1] : [n[0] ?? 0, n[1] ?? 0, n[2] ?? 1];
+  if (step === 0) throw new Error("range() arg 3 must not be zero");
+  const out: number[] = [];
+  for (let i = start; step > 0 ? i < stop : i > stop; i += step) out.push(i);
+  return out;
+}
+
+/**
+ * Template.render of @huggingface/jinja, but with our raise_exception and strftime_now (its own
+ * globals cannot be replaced through render's variables: "Variable already declared").
+ */
+function run(program: Program, vars: Record<string, unknown>): string {
+  const env = new Environment();
+  const globals: Record<string, unknown> = { false: false, true: true, none: null, False: false, True: true, None: null, range: pyRange };
+  for (const [k, v] of Object.entries({ ...globals, ...vars })) env.set(k, v);
+  const result = new HfInterpreter(env).run(program);
+  return String(result.value);
+}
+
+/** transformers' continue_final_message: keep the render up to the end of the final message's text. */
+export function cutAfterFinalMessage(text: string, messages: readonly ChatMessage[]): string {
+  const final = messages[messages.length - 1]?.content;
+  if (typeof final !== "string") throw new ChatTemplateError("continue_final_message needs a final message with text content.");
+  const stripped = final.trim();
+  if (!text.includes(stripped))
+    throw new ChatTemplateError("continue_final_message is set but the final message does not appear in the chat after applying the chat template!");
+  const loc = text.lastIndexOf(stripped);
+  // Keep the message's trailing spacing when the template kept it, else cut at the stripped text.
+  const lstripped = final.trimStart();
+  return text.slice(0, loc + (text.slice(loc, loc + lstripped.length) === final ? lstripped.length : stripped.length));
+}
+
 export class ChatTemplate {
-  private readonly template: Template;
+  private readonly template: Program;
+  private readonly named = new Map<string, Program>();
 
   constructor(
     readonly source: string,
     readonly bosToken: string | null = null,
     readonly eosToken: string | null = null,
-    /** Where the template came from ("tokenizer_config.json", "gguf", "fallback"). */
+    /** Where the template came from ("tokenizer_config.json", "gguf", "fallback", ...). */
     readonly origin = "fallback",
+    /** More templates by name (tokenizer_config.json's list form), e.g. "tool_use". */
+    namedSources: Readonly<Record<string, string>> = {},
   ) {
-    try {
-      this.template = new Template(source);
-    } catch (e) {
-      throw new ModelFileError(origin, `chat template does not parse: ${(e as Error).message}`);
-    }
+    this.template = compile(source, origin);
+    for (const [name, src] of Object.entries(namedSources)) this.named.set(name, compile(src, `${origin} (template "${name}")`));
   }
 
   get isFallback(): boolean {
     return this.origin === "fallback";
   }
 
+  /** Names of the extra templates ("tool_use", ...). */
+  get templateNames(): string[] {
+    return [...this.named.keys()];
+  }
+
   render(messages: readonly ChatMessage[], opts: RenderOptions = {}): string {
-    return this.template.render({
-      ...opts.extra,
-      messages: messages.map((m) => ({ ...m })),
-      bos_token: this.bosToken ?? "",
-      eos_token: this.eosToken ?? "",
-      add_generation_prompt: opts.addGenerationPrompt ?? true,
-    });
+    const addGenerationPrompt = opts.addGenerationPrompt ?? !opts.continueFinalMessage;
+    if (addGenerationPrompt && opts.continueFinalMessage)
+      throw new ChatTemplateError("Cannot set both `continue_final_message` and `add_generation_prompt` to true.");
+    const kwargs = opts.kwargs ?? {};
+    for (const k of RESERVED_TEMPLATE_VARIABLES)
+      if (k in kwargs) throw new ChatTemplateError(`chat_template_kwargs may not set '${k}' (it is set by the server).`);
+    const tools = opts.tools ?? null;
+    // HF: a template named "tool_use" is used when tools are given.
+    const template = (tools !== null && this.named.get("tool_use")) || this.template;
+    const now = opts.now ?? (() => new Date());
+    const vars: Record<string, unknown> = {
+      // Special tokens the tokenizer defines (HF passes special_tokens_map; unset ones stay undefined).
+      ...(this.bosToken !== null ? { bos_token: this.bosToken } : {}),
+      ...(this.eosToken !== null ? { eos_token: this.eosToken } : {}),
+      ...kwargs,
+      messages: structuredClone(messages),
+      tools: tools === null ? null : structuredClone(tools),
+      documents: null,
+      add_generation_prompt: addGenerationPrompt,
+      raise_exception: (message: unknown) => {
+        throw new ChatTemplateError(String(message));
+      },
+      strftime_now: (format: unknown) => pythonStrftime(now(), String(format)),
+    };
+    let text: string;
+    try {
+      text = run(template, vars);
+    } catch (e) {
+      if (e instanceof ChatTemplateError) throw e;
+      throw new ChatTemplateError(`chat template (${this.origin}) failed for these messages: ${(e as Error).message}`);
+    }
+    return opts.continueFinalMessage ? cutAfterFinalMessage(text, messages) : text;
   }
 
   /** Renders and encodes; BOS is added only when the rendered text does not already start with it. */
@@ -66,37 +166,4 @@ export class ChatTemplate {
     const hasBos = this.bosToken !== null && this.bosToken !== "" && text.startsWith(this.bosToken);
     return tok.encode(text, { addBos: tok.addBos && !hasBos });
   }
-}
-
-function content(v: unknown): string | null {
-  if (typeof v === "string") return v;
-  if (v && typeof v === "object" && typeof (v as { content?: unknown }).content === "string") return (v as { content: string }).content;
-  return null;
-}
-
-/** Template source from tokenizer_config.json's chat_template (a string, or a list of named templates). */
-export function chatTemplateSource(cfg: unknown, file = "tokenizer_config.json"): string | null {
-  if (!cfg || typeof cfg !== "object") return null;
-  const ct = (cfg as { chat_template?: unknown }).chat_template;
-  if (ct === undefined || ct === null) return null;
-  if (typeof ct === "string") return ct;
-  if (Array.isArray(ct)) {
-    const named = ct.filter((x): x is { name: string; template: string } => !!x && typeof x.name === "string" && typeof x.template === "string");
-    return (named.find((x) => x.name === "default") ?? named[0])?.template ?? null;
-  }
-  throw new ModelFileError(file, "chat_template must be a string or a list of {name, template}");
-}
-
-/** The chat template of an HF model (tokenizer_config.json), or the fallback. */
-export function chatTemplateFromConfig(cfg: unknown, file = "tokenizer_config.json"): ChatTemplate {
-  const c = (cfg && typeof cfg === "object" ? cfg : {}) as Record<string, unknown>;
-  const src = chatTemplateSource(cfg, file);
-  return new ChatTemplate(src ?? FALLBACK_CHAT_TEMPLATE, content(c.bos_token), content(c.eos_token), src ? file : "fallback");
-}
-
-/** The chat template of a GGUF file (tokenizer.chat_template), or the fallback. */
-export function chatTemplateFromGguf(g: GgufFile, tok: Tokenizer): ChatTemplate {
-  const src = g.metadata.get("tokenizer.chat_template");
-  if (src !== undefined && typeof src !== "string") throw new ModelFileError(g.path, `metadata "tokenizer.chat_template" must be a string`);
-  return new ChatTemplate(src ?? FALLBACK_CHAT_TEMPLATE, tok.bosToken, tok.eosToken, src ? `${g.path} (tokenizer.chat_template)` : "fallback");
 }

@@ -10,6 +10,10 @@ export type LogLevel = "debug" | "info" | "warn" | "error";
 export interface ServeOptions {
   /** HF folder or GGUF file; null = the built-in demo model (random weights). */
   model: string | null;
+  /** Chat template file or text; null = the model's own (chat_template.jinja, tokenizer_config.json, GGUF). */
+  chatTemplate: string | null;
+  /** "auto" = the model's generation_config.json, "none" = ignore it, else a folder holding one. */
+  generationConfig: string;
   host: string;
   port: number;
   device: DeviceKind;
@@ -75,6 +79,8 @@ interface FlagSpec {
 
 export const SERVE_FLAGS: readonly FlagSpec[] = [
   { flag: "model", key: "model", kind: "string", nullable: true, help: "HF model folder or GGUF file (default: built-in demo model with random weights)" },
+  { flag: "chat-template", key: "chatTemplate", kind: "string", nullable: true, help: "chat template: a file, or the Jinja text itself (default: the model's chat_template.jinja / tokenizer_config.json / GGUF template)" },
+  { flag: "generation-config", key: "generationConfig", kind: "string", help: "'auto': the model's generation_config.json (extra EOS ids, default temperature/top_p/top_k/min_p/repetition_penalty/max_new_tokens); 'none': ignore it; or a folder holding one" },
   { flag: "host", key: "host", kind: "string", help: "address to listen on" },
   { flag: "port", key: "port", kind: "int", min: 0, max: 65535, help: "port to listen on (0 = ephemeral)" },
   { flag: "device", key: "device", kind: "choice", choices: ["auto", "cpu", "cuda"], help: "backend" },
@@ -104,6 +110,8 @@ export const SERVE_FLAGS: readonly FlagSpec[] = [
 export function defaultServeOptions(): ServeOptions {
   return {
     model: null,
+    chatTemplate: null,
+    generationConfig: "auto",
     host: "127.0.0.1",
     port: 8000,
     device: "auto",

@@ -3,7 +3,8 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 
-import { ChatTemplate, chatTemplateFromConfig, chatTemplateFromGguf, FALLBACK_CHAT_TEMPLATE, type ChatMessage } from "../../src/model/chat-template.ts";
+import { ChatTemplate, FALLBACK_CHAT_TEMPLATE, type ChatMessage } from "../../src/model/chat-template.ts";
+import { chatTemplateFromConfig, chatTemplateFromGguf } from "../../src/model/chat-template-source.ts";
 import { demoChatTemplate, demoTokenizer } from "../../src/model/demo-model.ts";
 import { GgufValueType, readGguf, serializeGguf } from "../../src/model/gguf.ts";
 import { ggufTokenizer } from "../../src/model/gguf-tokenizer.ts";
