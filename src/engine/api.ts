@@ -54,10 +54,28 @@ export interface TokenEvent {
   completionTokens: number;
 }
 
+/** A chat message as the template sees it (tool_calls with parsed arguments, tool_call_id, name, ...). */
 export interface ChatMessage {
   role: string;
   content: string;
+  [field: string]: unknown;
 }
+
+/** Request fields that shape the chat template render (vLLM's names in comments). */
+export interface ChatTemplateRequest {
+  /** add_generation_prompt (default true). */
+  addGenerationPrompt?: boolean;
+  /** continue_final_message: end the prompt inside the last (assistant) message. */
+  continueFinalMessage?: boolean;
+  /** tools: OpenAI tool definitions, given to the template (and select a "tool_use" template). */
+  tools?: unknown[] | null;
+  /** chat_template_kwargs: more template variables (enable_thinking, ...). */
+  kwargs?: Record<string, unknown>;
+}
+
+/** Request defaults from the model's generation_config.json (a request's own value wins). */
+export type { SamplingDefaults } from "../model/generation-config.ts";
+import type { SamplingDefaults } from "../model/generation-config.ts";
 
 export interface EngineStats {
   running: number;
@@ -85,6 +103,8 @@ export interface ModelDescription {
   maxModelLen: number;
   vocabSize: number;
   randomWeights: boolean;
+  /** generation_config.json's sampling defaults (absent or {} = none). */
+  samplingDefaults?: SamplingDefaults;
 }
 
 export interface Engine {

@@ -67,6 +67,7 @@ export class EngineCore {
       maxModelLen: this.started.maxModelLen,
       vocabSize: cfg.vocabSize,
       randomWeights: cfg.randomWeights === true,
+      samplingDefaults: this.started.opened.generationConfig.defaults,
     };
   }
 

@@ -1,7 +1,7 @@
 // The text side of the server (vLLM's frontend processor + output processor): tokenizer and chat
 // template on a worker pool, and, on the HTTP thread, the per-sequence output processors
 // (incremental detokenizer, stop strings, logprob strings). The engine sees token ids only.
-import type { ChatMessage, EngineHealth } from "../engine/api.ts";
+import type { ChatMessage, ChatTemplateRequest, EngineHealth } from "../engine/api.ts";
 import type { Tokenizer } from "../model/tokenizer.ts";
 import { OutputProcessor, type OutputProcessorOptions } from "./output-processor.ts";
 import { loadTextModel } from "./text-model.ts";
@@ -10,6 +10,8 @@ import { TokenizerPool } from "./tokenizer-pool.ts";
 export interface TextFrontendOptions {
   /** Model path (null: the built-in demo model), the same one the engine opens. */
   model: string | null;
+  /** --chat-template (a file or the template text); null/absent = the model's own. */
+  chatTemplate?: string | null;
   /** Tokenizer workers (default 2). */
   workers?: number;
 }
@@ -27,10 +29,10 @@ export class TextFrontend {
   start(): Promise<void> {
     this.started ??= (async () => {
       try {
-        this.pool = new TokenizerPool(this.opts.model, this.opts.workers ?? 2);
+        this.pool = new TokenizerPool(this.opts.model, this.opts.workers ?? 2, this.opts.chatTemplate ?? null);
         // Yield first so a listening server answers /health (503 "starting") during the load.
         await new Promise((r) => setTimeout(r, 0));
-        this.tokenizer = loadTextModel(this.opts.model).tokenizer;
+        this.tokenizer = loadTextModel(this.opts.model, { chatTemplate: this.opts.chatTemplate ?? null }).tokenizer;
         await this.pool.ready;
         this.state = "ready";
       } catch (e) {
@@ -64,9 +66,9 @@ export class TextFrontend {
     return this.ready().pool.encode(text, addSpecialTokens, signal);
   }
 
-  /** The model's chat template with the generation prompt, tokenized (off the HTTP thread). */
-  chat(messages: ChatMessage[], signal?: AbortSignal): Promise<Int32Array> {
-    return this.ready().pool.chat(messages, signal);
+  /** The model's chat template rendered per `opts` and tokenized (off the HTTP thread). */
+  chat(messages: ChatMessage[], opts: ChatTemplateRequest = {}, signal?: AbortSignal): Promise<Int32Array> {
+    return this.ready().pool.chat(messages, opts, signal);
   }
 
   /** A fresh output processor for one sequence of `promptTokenIds`. */

@@ -4,7 +4,8 @@
 import { existsSync, statSync } from "node:fs";
 import { basename, join } from "node:path";
 
-import { type ChatTemplate, chatTemplateFromConfig, chatTemplateFromGguf } from "../model/chat-template.ts";
+import type { ChatTemplate } from "../model/chat-template.ts";
+import { chatTemplateForFolder, chatTemplateFromGguf } from "../model/chat-template-source.ts";
 import { demoChatTemplate, demoTokenizer } from "../model/demo-model.ts";
 import { ModelFileError } from "../model/errors.ts";
 import { readGguf } from "../model/gguf.ts";
@@ -22,7 +23,7 @@ export interface TextModel {
 }
 
 /** Tokenizer + chat template of `path` (null: the demo model), as openModel would give them. */
-export function loadTextModel(path: string | null): TextModel {
+export function loadTextModel(path: string | null, opts: { chatTemplate?: string | null } = {}): TextModel {
   if (!path || isSyntheticSpec(path)) return { tokenizer: demoTokenizer(), chatTemplate: demoChatTemplate(), source: "demo" };
   if (!existsSync(path)) throw new ModelFileError(path, "does not exist");
   if (statSync(path).isDirectory()) {
@@ -31,9 +32,9 @@ export function loadTextModel(path: string | null): TextModel {
     const eos = existsSync(configPath) ? parseHfConfig(readJsonFile(configPath), configPath, basename(path)).eosTokenIds : [];
     const cfgPath = join(path, "tokenizer_config.json");
     const tcfg = existsSync(cfgPath) ? readJsonFile(cfgPath) : {};
-    return { tokenizer: Tokenizer.fromFolder(path, eos), chatTemplate: chatTemplateFromConfig(tcfg, cfgPath), source: "hf" };
+    return { tokenizer: Tokenizer.fromFolder(path, eos), chatTemplate: chatTemplateForFolder(path, tcfg, opts.chatTemplate ?? null), source: "hf" };
   }
   const gguf = readGguf(path);
   const tokenizer = ggufTokenizer(gguf, ggufConfig(gguf).eosTokenIds);
-  return { tokenizer, chatTemplate: chatTemplateFromGguf(gguf, tokenizer), source: "gguf" };
+  return { tokenizer, chatTemplate: chatTemplateFromGguf(gguf, tokenizer, opts.chatTemplate ?? null), source: "gguf" };
 }

@@ -2,10 +2,10 @@
 // tokenizer and chat template itself. Jobs wait in one FIFO queue and go to whichever worker is
 // free, one at a time: a multi-MB prompt occupies one worker while short prompts keep flowing on
 // the others, and a job whose client has gone away (AbortSignal) is dropped before it starts.
-import type { ChatMessage } from "../engine/api.ts";
+import type { ChatMessage, ChatTemplateRequest } from "../engine/api.ts";
 import type { FromTokenizer, ToTokenizer } from "./tokenizer-protocol.ts";
 
-type JobMessage = { type: "encode"; text: string; addSpecialTokens: boolean } | { type: "chat"; messages: ChatMessage[] };
+type JobMessage = { type: "encode"; text: string; addSpecialTokens: boolean } | { type: "chat"; messages: ChatMessage[]; opts: ChatTemplateRequest };
 
 interface Job {
   message: JobMessage;
@@ -20,7 +20,7 @@ class PoolWorker {
   current: { id: number; job: Job } | null = null;
   readonly loaded: Promise<void>;
 
-  constructor(model: string | null, onDone: (w: PoolWorker) => void, onCrash: (e: Error) => void) {
+  constructor(model: string | null, chatTemplate: string | null, onDone: (w: PoolWorker) => void, onCrash: (e: Error) => void) {
     // In the single binary (src/ship/compile.ts) the worker is its own entry point under the root.
     const url = Bun.isStandaloneExecutable ? new URL("./frontend/tokenizer-worker.ts", import.meta.url) : new URL("./tokenizer-worker.ts", import.meta.url);
     this.worker = new Worker(url.href);
@@ -48,7 +48,7 @@ class PoolWorker {
       this.current = null;
       onCrash(err);
     };
-    this.post({ type: "load", model });
+    this.post({ type: "load", model, chatTemplate });
   }
 
   post(m: ToTokenizer): void {
@@ -64,9 +64,10 @@ export class TokenizerPool {
   /** Resolves when every worker has loaded the tokenizer; rejects with the first load error. */
   readonly ready: Promise<void>;
 
-  constructor(model: string | null, size = 2) {
+  /** `chatTemplate`: --chat-template (a file or the template text); null = the model's own. */
+  constructor(model: string | null, size = 2, chatTemplate: string | null = null) {
     if (!(size >= 1)) throw new RangeError(`tokenizer pool size must be >= 1 (got ${size})`);
-    this.workers = Array.from({ length: size }, () => new PoolWorker(model, () => this.dispatch(), (e) => this.fail(e)));
+    this.workers = Array.from({ length: size }, () => new PoolWorker(model, chatTemplate, () => this.dispatch(), (e) => this.fail(e)));
     this.ready = Promise.all(this.workers.map((w) => w.loaded)).then(() => this.dispatch());
     this.ready.catch((e: Error) => this.fail(e));
   }
@@ -118,9 +119,9 @@ export class TokenizerPool {
     return this.run({ type: "encode", text, addSpecialTokens }, signal);
   }
 
-  /** The chat template rendered with the generation prompt, tokenized. */
-  chat(messages: ChatMessage[], signal?: AbortSignal): Promise<Int32Array> {
-    return this.run({ type: "chat", messages }, signal);
+  /** The chat template rendered (generation prompt, tools, kwargs per `opts`), tokenized. */
+  chat(messages: ChatMessage[], opts: ChatTemplateRequest = {}, signal?: AbortSignal): Promise<Int32Array> {
+    return this.run({ type: "chat", messages, opts }, signal);
   }
 
   /** Jobs waiting or running (for tests and metrics). */

@@ -1,10 +1,10 @@
 // Messages between the tokenizer pool (tokenizer-pool.ts) and its workers (tokenizer-worker.ts).
-import type { ChatMessage } from "../engine/api.ts";
+import type { ChatMessage, ChatTemplateRequest } from "../engine/api.ts";
 
 export type ToTokenizer =
-  | { type: "load"; model: string | null }
+  | { type: "load"; model: string | null; chatTemplate: string | null }
   | { type: "encode"; id: number; text: string; addSpecialTokens: boolean }
-  | { type: "chat"; id: number; messages: ChatMessage[] };
+  | { type: "chat"; id: number; messages: ChatMessage[]; opts: ChatTemplateRequest };
 
 export type FromTokenizer =
   | { type: "loaded" }

@@ -13,7 +13,7 @@ self.onmessage = (e: MessageEvent<ToTokenizer>) => {
   const m = e.data;
   if (m.type === "load") {
     try {
-      model = loadTextModel(m.model);
+      model = loadTextModel(m.model, { chatTemplate: m.chatTemplate });
       post({ type: "loaded" });
     } catch (err) {
       post({ type: "load-failed", message: err instanceof Error ? err.message : String(err) });
@@ -25,7 +25,7 @@ self.onmessage = (e: MessageEvent<ToTokenizer>) => {
     const ids =
       m.type === "encode"
         ? model.tokenizer.encode(m.text, { addBos: m.addSpecialTokens ? undefined : false })
-        : model.chatTemplate.encode(model.tokenizer, m.messages);
+        : model.chatTemplate.encode(model.tokenizer, m.messages, m.opts);
     const out = Int32Array.from(ids);
     post({ type: "done", id: m.id, ids: out }, [out.buffer]);
   } catch (err) {

@@ -110,7 +110,7 @@ function validationMessage(e: ValidationError): { message: string; param: string
 export function createApp(args: CreateAppArgs) {
   const options: ServeOptions = { ...defaultServeOptions(), ...args.options };
   const log = args.logger ?? createLogger(options.logLevel);
-  const text = args.text ?? new TextFrontend({ model: options.model, workers: options.tokenizerWorkers });
+  const text = args.text ?? new TextFrontend({ model: options.model, chatTemplate: options.chatTemplate, workers: options.tokenizerWorkers });
   const ctx = new ServerContext(args.engine, options, log, new ServerMetrics(), text);
   const limit = options.maxRequestBodyBytes;
   const tooLarge = (n: number | string) =>

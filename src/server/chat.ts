@@ -1,7 +1,8 @@
 // POST /v1/chat/completions (non-streaming and SSE).
 import { Elysia } from "elysia";
-import type { ChatMessage } from "../engine/api.ts";
+import type { ChatMessage, ChatTemplateRequest } from "../engine/api.ts";
 import type { TextLogprob } from "../frontend/output-processor.ts";
+import { templateMessages, templateRequest } from "./chat-template-request.ts";
 import type { ServerContext } from "./context.ts";
 import { ApiError, badRequest } from "./errors.ts";
 import {
@@ -35,30 +36,13 @@ export function chatLogprobs(lps: TextLogprob[], top: number): ChatLogprobs {
   };
 }
 
-function toMessages(body: ChatCompletionRequest): ChatMessage[] {
-  return body.messages.map((m, i) => {
-    let content: string;
-    if (m.content === null) content = "";
-    else if (typeof m.content === "string") content = m.content;
-    else
-      content = m.content
-        .map((part, j) => {
-          if (part.type !== "text" || typeof part.text !== "string")
-            throw badRequest(`messages[${i}].content[${j}]: only parts of type 'text' with a 'text' field are supported (got '${part.type}').`, `messages[${i}].content`);
-          return part.text;
-        })
-        .join("");
-    return { role: m.role, content };
-  });
-}
-
 /**
  * The chat template rendered and tokenized on a tokenizer worker. A template that refuses the
  * conversation (raise_exception: roles out of order, …) is the client's error: 400.
  */
-async function renderChat(ctx: ServerContext, messages: ChatMessage[], signal: AbortSignal): Promise<number[]> {
+async function renderChat(ctx: ServerContext, messages: ChatMessage[], opts: ChatTemplateRequest, signal: AbortSignal): Promise<number[]> {
   try {
-    return Array.from(await ctx.text.chat(messages, signal));
+    return Array.from(await ctx.text.chat(messages, opts, signal));
   } catch (e) {
     if ((e as { code?: unknown }).code === "engine_dead" || (e as Error).name === "AbortError") tokenizationFailed(e);
     throw new ApiError(400, `The chat template cannot render these messages: ${e instanceof Error ? e.message : String(e)}`, "invalid_request_error", "messages", "chat_template_error");
@@ -73,15 +57,19 @@ export function chatRoutes(ctx: ServerContext) {
       ctx.checkReady();
       const model = ctx.checkModel(body.model);
       const n = body.n ?? 1;
-      const messages = toMessages(body);
+      const messages = templateMessages(body);
+      const templateOpts = templateRequest(body);
       if (body.top_logprobs != null && body.logprobs !== true) throw badRequest("top_logprobs requires logprobs: true.", "top_logprobs");
       checkPromptChars(ctx, messages.map((m) => m.content), "messages");
-      const prompt = await renderChat(ctx, messages, request.signal);
+      const prompt = await renderChat(ctx, messages, templateOpts, request.signal);
       const requested = body.max_completion_tokens ?? body.max_tokens ?? undefined;
       const param = body.max_completion_tokens != null ? "max_completion_tokens" : "max_tokens";
       const logprobs = body.logprobs === true ? (body.top_logprobs ?? 0) : undefined;
-      const maxTokens = fitMaxTokens(ctx, prompt.length, requested, param);
-      const jobs = makeJobs([prompt], n, () => samplingParams(body, maxTokens, logprobs), stopStrings(body));
+      const defaults = ctx.engine.model().samplingDefaults ?? {};
+      const fitted = fitMaxTokens(ctx, prompt.length, requested, param);
+      // generation_config.json's max_new_tokens bounds a completion whose length the request leaves open.
+      const maxTokens = requested === undefined && defaults.maxTokens !== undefined ? Math.min(fitted, defaults.maxTokens) : fitted;
+      const jobs = makeJobs([prompt], n, () => samplingParams(body, maxTokens, logprobs, defaults), stopStrings(body));
       const id = newId("chatcmpl");
       const created = Math.floor(Date.now() / 1000);
 

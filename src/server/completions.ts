@@ -69,7 +69,8 @@ export function completionsRoutes(ctx: ServerContext) {
       for (const ids of prompts) if (ids.length === 0) throw badRequest("The prompt is empty.", "prompt");
 
       const logprobs = body.logprobs ?? undefined;
-      const jobs = makeJobs(prompts, n, (ids) => samplingParams(body, fitMaxTokens(ctx, ids.length, body.max_tokens ?? 16, "max_tokens"), logprobs), stopStrings(body));
+      const defaults = ctx.engine.model().samplingDefaults ?? {};
+      const jobs = makeJobs(prompts, n, (ids) => samplingParams(body, fitMaxTokens(ctx, ids.length, body.max_tokens ?? defaults.maxTokens ?? 16, "max_tokens"), logprobs, defaults), stopStrings(body));
       const id = newId("cmpl");
       const created = Math.floor(Date.now() / 1000);
       const echoText = (index: number) => (body.echo ? (texts[Math.floor(index / n)] ?? "") : "");

@@ -2,7 +2,7 @@
 // check, admission, running n×prompts sequences on the engine with one AbortSignal, merging
 // their event streams through the frontend's output processors (ids → text, stop strings: a
 // match ends the sequence and aborts it in the engine), and the latency metrics.
-import type { FinishReason, SamplingParams } from "../engine/api.ts";
+import type { FinishReason, SamplingDefaults, SamplingParams } from "../engine/api.ts";
 import type { TextEvent, TextLogprob } from "../frontend/output-processor.ts";
 import type { RequestInfo, ServerContext } from "./context.ts";
 import { ApiError, badRequest, fromEngineError } from "./errors.ts";
@@ -28,12 +28,13 @@ export function stopStrings(body: CommonSampling): string[] {
   return stop.filter((s) => s !== "");
 }
 
-export function samplingParams(body: CommonSampling, maxTokens: number, logprobs: number | undefined): SamplingParams {
+/** `defaults`: the model's generation_config.json values, used where the request sets nothing. */
+export function samplingParams(body: CommonSampling, maxTokens: number, logprobs: number | undefined, defaults: SamplingDefaults = {}): SamplingParams {
   return {
-    temperature: body.temperature ?? 1,
-    topP: body.top_p ?? 1,
-    topK: body.top_k ?? 0,
-    minP: body.min_p ?? 0,
+    temperature: body.temperature ?? defaults.temperature ?? 1,
+    topP: body.top_p ?? defaults.topP ?? 1,
+    topK: body.top_k ?? defaults.topK ?? 0,
+    minP: body.min_p ?? defaults.minP ?? 0,
     ...(body.seed != null ? { seed: body.seed } : {}),
     maxTokens,
     stopTokenIds: body.stop_token_ids ?? [],
@@ -41,7 +42,7 @@ export function samplingParams(body: CommonSampling, maxTokens: number, logprobs
     ...(logprobs !== undefined ? { logprobs } : {}),
     presencePenalty: body.presence_penalty ?? 0,
     frequencyPenalty: body.frequency_penalty ?? 0,
-    repetitionPenalty: body.repetition_penalty ?? 1,
+    repetitionPenalty: body.repetition_penalty ?? defaults.repetitionPenalty ?? 1,
   };
 }
 

@@ -140,10 +140,29 @@ const ContentPart = Obj({
   text: t.Optional(t.String()),
 });
 
+const ToolCallIn = Obj({
+  id: t.String(),
+  type: t.Literal("function"),
+  function: Obj({ name: t.String(), arguments: t.String({ description: "JSON text (given to the chat template parsed)" }) }),
+});
+
 export const ChatMessageIn = Obj({
   role: t.Union([t.Literal("system"), t.Literal("developer"), t.Literal("user"), t.Literal("assistant"), t.Literal("tool")]),
-  content: t.Union([t.String(), t.Array(ContentPart), t.Null()]),
+  content: t.Optional(t.Union([t.String(), t.Array(ContentPart), t.Null()])),
   name: t.Optional(t.String()),
+  tool_calls: opt(t.Array(ToolCallIn), "Assistant tool calls of earlier turns (rendered by the chat template)"),
+  tool_call_id: opt(t.String(), "Tool messages: the call answered"),
+  reasoning_content: opt(t.String(), "Assistant reasoning of earlier turns (templates such as Qwen3 use it)"),
+});
+
+const ToolIn = Obj({
+  type: t.Literal("function"),
+  function: Obj({
+    name: t.String(),
+    description: t.Optional(t.String()),
+    parameters: t.Optional(t.Record(t.String(), t.Unknown(), { additionalProperties: false })),
+    strict: opt(t.Boolean()),
+  }),
 });
 
 export const ChatCompletionRequest = Obj({
@@ -153,6 +172,14 @@ export const ChatCompletionRequest = Obj({
   max_completion_tokens: opt(Int({ minimum: 1 }), "Default: what fits in max_model_len"),
   logprobs: opt(t.Boolean()),
   top_logprobs: opt(Int({ minimum: 0, maximum: 20 })),
+  tools: opt(t.Array(ToolIn, { maxItems: 128 }), "Given to the chat template; needs tool_choice 'none' (tool calls in the output are not parsed)"),
+  tool_choice: opt(
+    t.Union([t.Literal("none"), t.Literal("auto"), t.Literal("required"), Obj({ type: t.Literal("function"), function: Obj({ name: t.String() }) })]),
+    "Only 'none' is supported",
+  ),
+  add_generation_prompt: opt(t.Boolean(), "End the prompt with the assistant turn's opening (default true; vLLM extension)"),
+  continue_final_message: opt(t.Boolean(), "Continue the last message instead of starting a new one (needs add_generation_prompt: false; vLLM extension)"),
+  chat_template_kwargs: opt(t.Record(t.String(), t.Unknown(), { additionalProperties: false }), "More chat template variables, e.g. {\"enable_thinking\": false} (vLLM extension)"),
   ...sampling,
 });
 export type ChatCompletionRequest = Static<typeof ChatCompletionRequest>;
