@@ -51,7 +51,7 @@ describe("chat template sources", () => {
     expect(t.render([{ role: "assistant", content: "Once upon " }], { addGenerationPrompt: false, continueFinalMessage: true })).toBe("[Once upon "); // kept: the template kept the space (transformers)
     expect(() => t.render(msgs, { addGenerationPrompt: true, continueFinalMessage: true })).toThrow(ChatTemplateError);
     expect(() => t.render(msgs, { kwargs: { messages: [] } })).toThrow(/may not set 'messages'/);
-    const bad = chatTemplateFromConfig({ chat_template: "{{ messages[0].content + 1 }}" });
+    const bad = chatTemplateFromConfig({ chat_template: "{{ no_such_function() }}" });
     expect(() => bad.render(msgs)).toThrow(ChatTemplateError);
   });
 });
