@@ -49,8 +49,8 @@ export function selectFiles(repo: string, files: readonly RepoFile[], opts: { gg
     candidates = ggufs.filter((f) => f.path === opts.ggufFile || base(f.path) === opts.ggufFile);
     if (candidates.length === 0) throw new HubSelectionError(`${repo} has no GGUF file named ${opts.ggufFile}; it has: ${names}`);
   } else if (opts.quant) {
-    // The quant as a whole word of the file name: "Q4_K" must not pick "Q4_K_M".
-    const q = new RegExp(`(^|[-._])${opts.quant}([-._]|$)`, "i");
+    // The quant as a whole word of the file name: "Q4_K" must not pick "Q4_K_M" ('_' belongs to quant names).
+    const q = new RegExp(`(^|[-._])${opts.quant}([-.]|$)`, "i");
     candidates = ggufs.filter((f) => q.test(base(f.path).replace(/\.gguf$/i, "")));
     if (candidates.length === 0) throw new HubSelectionError(`${repo} has no GGUF file for quantization ${opts.quant}; it has: ${names}`);
   } else {
