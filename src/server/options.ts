@@ -14,6 +14,8 @@ export interface ServeOptions {
   chatTemplate: string | null;
   /** "auto" = the model's generation_config.json, "none" = ignore it, else a folder holding one. */
   generationConfig: string;
+  /** With a Hub repo id (or a folder): the GGUF file to use. */
+  ggufFile: string | null;
   host: string;
   port: number;
   device: DeviceKind;
@@ -78,7 +80,8 @@ interface FlagSpec {
 }
 
 export const SERVE_FLAGS: readonly FlagSpec[] = [
-  { flag: "model", key: "model", kind: "string", nullable: true, help: "HF model folder or GGUF file (default: built-in demo model with random weights)" },
+  { flag: "model", key: "model", kind: "string", nullable: true, help: "HF model folder, GGUF file, or Hugging Face repo id ORG/NAME[@REVISION][:QUANT] (downloaded into $HF_HOME/hub; HF_TOKEN, HF_ENDPOINT, HF_HUB_OFFLINE honoured) (default: built-in demo model with random weights)" },
+  { flag: "gguf-file", key: "ggufFile", kind: "string", nullable: true, help: "the GGUF file to use from a Hub repo (or a folder) holding several" },
   { flag: "chat-template", key: "chatTemplate", kind: "string", nullable: true, help: "chat template: a file, or the Jinja text itself (default: the model's chat_template.jinja / tokenizer_config.json / GGUF template)" },
   { flag: "generation-config", key: "generationConfig", kind: "string", help: "'auto': the model's generation_config.json (extra EOS ids, default temperature/top_p/top_k/min_p/repetition_penalty/max_new_tokens); 'none': ignore it; or a folder holding one" },
   { flag: "host", key: "host", kind: "string", help: "address to listen on" },
@@ -112,6 +115,7 @@ export function defaultServeOptions(): ServeOptions {
     model: null,
     chatTemplate: null,
     generationConfig: "auto",
+    ggufFile: null,
     host: "127.0.0.1",
     port: 8000,
     device: "auto",

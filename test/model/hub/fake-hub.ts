@@ -130,7 +130,7 @@ export class FakeHub {
         });
         return new Response(stream, { status, headers });
       }
-      return new Response(req.method === "HEAD" ? null : body, { status, headers });
+      return new Response(req.method === "HEAD" ? null : body.slice(), { status, headers });
     }
     return Response.json({ error: `fake hub: no route for ${req.method} ${path}` }, { status: 404 });
   }

@@ -1,7 +1,7 @@
 // --model ORG/NAME[@REV][:QUANT] against a fake Hub over loopback: the HF cache layout, only the
 // needed files, a download cut mid-file and resumed with a Range request, offline mode from the
 // cache, GGUF choice by quant or --gguf-file, HF_TOKEN, and clear errors.
-import { afterAll, beforeEach, describe, expect, test } from "bun:test";
+import { afterAll, afterEach, beforeEach, describe, expect, test } from "bun:test";
 import { existsSync, lstatSync, mkdtempSync, readFileSync, readlinkSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
@@ -76,6 +76,7 @@ describe.skipIf(!HAVE_MODELS)("downloads from a fake Hub", () => {
     hub.requests.length = 0;
     hub.cuts.clear();
   });
+  afterEach(() => rmSync(home, { recursive: true, force: true }));
   afterAll(() => {
     hub.stop();
   });
@@ -154,5 +155,38 @@ describe.skipIf(!HAVE_MODELS)("downloads from a fake Hub", () => {
     hub.requests.length = 0;
     await expect(resolveHubModel(parseRepoSpec("corp/private")!, { env: { ...env(), HF_TOKEN: hub.token } })).rejects.toThrow(/no \.safetensors weights/);
     expect(hub.requests.every((q) => q.auth === `Bearer ${hub.token}`)).toBe(true);
+  });
+});
+
+describe.skipIf(!HAVE_MODELS)("serve --model ORG/NAME", () => {
+  test("the repo id becomes the cached snapshot before the engine starts, served under its own name", async () => {
+    const { resolveModelOption } = await import("../../../src/server/resolve-model.ts");
+    const { defaultServeOptions } = await import("../../../src/server/options.ts");
+    const { createEngine } = await import("../../../src/engine/index.ts");
+    const files = ["config.json", "tokenizer.json", "tokenizer_config.json", "model.safetensors"].map((p) => file(p, read(join(HF_DIR, p)), p.endsWith(".safetensors")));
+    const hub = new FakeHub([{ id: "karpathy/stories260K", refs: { main: MAIN }, files }]);
+    const home = mkdtempSync(join(tmpdir(), "headroom-hf-serve-"));
+    try {
+      const stages: string[] = [];
+      const base = { ...defaultServeOptions(), device: "cpu" as const, deviceMemory: 256 * 2 ** 20, maxModelLen: 128, maxNumSeqs: 2, maxNumBatchedTokens: 128 };
+      const o = await resolveModelOption({ ...base, model: "karpathy/stories260K" }, { onProgress: (p) => stages.push(p.stage) }, { HF_HOME: home, HF_ENDPOINT: hub.url });
+      expect(o.model).toBe(join(home, "hub", "models--karpathy--stories260K", "snapshots", MAIN));
+      expect(o.servedModelName).toBe("karpathy/stories260K");
+      expect(stages).toContain("download");
+      const engine = createEngine(o);
+      try {
+        await engine.ready();
+        expect(engine.model().id).toBe("karpathy/stories260K");
+      } finally {
+        await engine.close();
+      }
+      // --gguf-file picks a file in a local folder; without --model it is an error.
+      const local = await resolveModelOption({ ...base, model: resolve(GGUF_PATH, ".."), ggufFile: "stories260K.gguf" });
+      expect(local.model).toBe(GGUF_PATH);
+      await expect(resolveModelOption({ ...base, model: null, ggufFile: "x.gguf" })).rejects.toThrow(/--gguf-file needs --model/);
+    } finally {
+      hub.stop();
+      rmSync(home, { recursive: true, force: true });
+    }
   });
 });
