@@ -12,6 +12,8 @@ import type { ChatCompletionRequest } from "./schemas.ts";
 type MessageIn = ChatCompletionRequest["messages"][number];
 
 function textContent(m: MessageIn, i: number): string {
+  // content may be left out only by an assistant message that carries tool calls (as in OpenAI's API).
+  if (m.content === undefined && !(m.role === "assistant" && m.tool_calls)) throw badRequest(`messages[${i}].content is required.`, `messages.${i}.content`);
   if (m.content === null || m.content === undefined) return "";
   if (typeof m.content === "string") return m.content;
   return m.content
