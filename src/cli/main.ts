@@ -8,6 +8,7 @@ import { createLogger } from "../server/log.ts";
 import { openapiText } from "../server/openapi-doc.ts";
 import { OptionsError, parseServeOptions, redactOptions, serveHelp } from "../server/options.ts";
 import { createProgress } from "../server/progress.ts";
+import { resolveModelOption } from "../server/resolve-model.ts";
 import { planCommand } from "./plan.ts";
 
 function plan(argv: string[]): number {
@@ -91,6 +92,8 @@ async function serve(argv: string[]): Promise<number> {
   const progress = createProgress(log);
   let engine;
   try {
+    // A Hub repo id becomes a local path (downloaded or cached) before anything opens the model.
+    options = await resolveModelOption(options, { onProgress: progress, onLog: (message) => log.info(message) });
     engine = await createEngine(options, { onProgress: progress, onLog: (message) => log.info(message) });
   } catch (e) {
     progress.end();

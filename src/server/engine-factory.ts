@@ -3,7 +3,6 @@ import type { Engine } from "../engine/api.ts";
 import { createEngine as createWorkerEngine } from "../engine/index.ts";
 import type { ServeOptions } from "./options.ts";
 import type { ProgressHook } from "./progress.ts";
-import { resolveModelOption } from "./resolve-model.ts";
 
 export interface EngineHooks {
   /** Start-up progress (weights loading, profiling, graph capture) for the terminal display. */
@@ -19,6 +18,5 @@ export class EngineUnavailableError extends Error {
 }
 
 export async function createEngine(options: ServeOptions, hooks: EngineHooks = {}): Promise<Engine> {
-  // A Hub repo id becomes a local path (downloaded or cached) before the engine starts.
-  return await createWorkerEngine(await resolveModelOption(options, hooks), hooks);
+  return await createWorkerEngine(options, hooks);
 }

@@ -190,3 +190,17 @@ describe.skipIf(!HAVE_MODELS)("serve --model ORG/NAME", () => {
     }
   });
 });
+
+test("cli: serve --model ORG/NAME resolves before start-up (offline, not cached: clear error, exit 1)", () => {
+  const home = mkdtempSync(join(tmpdir(), "headroom-hf-cli-"));
+  try {
+    const r = Bun.spawnSync([process.execPath, "src/cli.ts", "serve", "--model", "nobody/nothing", "--device", "cpu", "--port", "0"], {
+      cwd: resolve(import.meta.dir, "../../.."),
+      env: { ...process.env, HF_HOME: home, HF_HUB_OFFLINE: "1" },
+    });
+    expect(r.exitCode).toBe(1);
+    expect(r.stdout.toString() + r.stderr.toString()).toMatch(/nobody\/nothing: HF_HUB_OFFLINE is set, and revision 'main' is not in the cache/);
+  } finally {
+    rmSync(home, { recursive: true, force: true });
+  }
+}, 20_000);
