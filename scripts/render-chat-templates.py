@@ -81,6 +81,16 @@ def main():
     with open(os.path.join(FIXTURES, "strftime.json"), "w", encoding="utf-8") as f:
         json.dump({fmt: now.strftime(fmt) for fmt in spec["strftime_formats"]}, f, ensure_ascii=False, indent=1)
         f.write("\n")
+    # Small expressions that pin down how values print (True/None, Python reprs, Undefined).
+    exprs = {}
+    for src in spec["expressions"]:
+        try:
+            exprs[src] = {"text": env.from_string(src).render(messages=[{"role": "user", "content": "hi"}])}
+        except Exception as e:
+            exprs[src] = {"error": str(e), "kind": type(e).__name__}
+    with open(os.path.join(FIXTURES, "expressions.json"), "w", encoding="utf-8") as f:
+        json.dump(exprs, f, ensure_ascii=False, indent=1)
+        f.write("\n")
     for name, tokens in spec["templates"].items():
         with open(os.path.join(template_dir, name + ".jinja"), encoding="utf-8") as f:
             source = f.read()

@@ -7,6 +7,8 @@
 //   - `{% for %}` over Undefined iterates nothing (and runs the else block) in Jinja2.
 //   - string filters on Undefined see "" (Jinja2 filters call str(value)): `x.description|trim`
 //     is "" when there is no description (Hermes tool_use); `|length` is 0, `|list` is [].
+//   - values print as Python's str() does: True/False/None, lists and dicts as Python reprs
+//     (`{'a': 1}`), in `{{ }}` output, `|string`, `|join` and `~`.
 // The library's Interpreter keeps its node evaluators private, so this hooks `evaluate` (every
 // node passes through it) and handles only those cases, delegating everything else.
 import { Environment, Interpreter } from "@huggingface/jinja";
@@ -28,6 +30,58 @@ const ITERABLE = new Set(["ArrayValue", "StringValue", "ObjectValue", "Undefined
 const CONTAINERS = new Set(["ObjectValue", "NamespaceValue"]);
 /** What Jinja2's filters give for an Undefined operand (they work on str(Undefined) == ""). */
 const ON_UNDEFINED: Record<string, unknown> = { trim: "", upper: "", lower: "", title: "", capitalize: "", string: "", length: 0, count: 0, list: [], join: "" };
+
+/** Python's repr() of a string: single quotes unless only they occur, escapes as Python writes them. */
+function pyStringRepr(v: string): string {
+  const q = v.includes("'") && !v.includes('"') ? '"' : "'";
+  let out = "";
+  for (const ch of v) {
+    const c = ch.codePointAt(0)!;
+    if (ch === "\\") out += "\\\\";
+    else if (ch === q) out += "\\" + q;
+    else if (ch === "\n") out += "\\n";
+    else if (ch === "\r") out += "\\r";
+    else if (ch === "\t") out += "\\t";
+    else if (c < 0x20 || c === 0x7f) out += "\\x" + c.toString(16).padStart(2, "0");
+    else out += ch;
+  }
+  return q + out + q;
+}
+
+/** Python's repr() of a template value. */
+export function pyRepr(v: Value): string {
+  switch (v.type) {
+    case "StringValue":
+      return pyStringRepr(v.value as string);
+    case "BooleanValue":
+      return v.value ? "True" : "False";
+    case "NullValue":
+    case "UndefinedValue":
+      return "None";
+    case "ArrayValue":
+      return "[" + (v.value as Value[]).map(pyRepr).join(", ") + "]";
+    case "TupleValue":
+      return "(" + (v.value as Value[]).map(pyRepr).join(", ") + ((v.value as Value[]).length === 1 ? ",)" : ")");
+    case "ObjectValue":
+    case "NamespaceValue":
+      return "{" + [...(v.value as Map<string, Value>)].map(([k, x]) => `${pyStringRepr(k)}: ${pyRepr(x)}`).join(", ") + "}";
+    default:
+      return v.toString();
+  }
+}
+
+/** Python's str() of a template value (what `{{ v }}` prints); Undefined prints nothing. */
+export function pyStr(v: Value): string {
+  if (v.type === "StringValue") return v.value as string;
+  if (v.type === "UndefinedValue") return "";
+  return pyRepr(v);
+}
+
+/** Nodes that are statements (their result is rendered text, or nothing); every other node is an expression to print. */
+const STATEMENTS = new Set(["Program", "If", "For", "Break", "Continue", "Set", "Macro", "Comment", "FilterStatement", "CallStatement"]);
+
+interface BinaryNode { type: "BinaryExpression"; operator: { value: string }; left: Statement; right: Statement }
+interface CallFilter { type: "CallExpression"; callee: { value?: string }; args: (Statement & { type: string })[] }
 
 export class HfInterpreter extends Interpreter {
   override evaluate(statement: Statement | undefined, environment: Environment): Value {
@@ -51,7 +105,24 @@ export class HfInterpreter extends Interpreter {
       case "FilterExpression": {
         const node = statement as unknown as FilterNode;
         const name = node.filter.type === "Identifier" ? node.filter.value : node.filter.callee?.value;
-        if (name !== undefined && Object.hasOwn(ON_UNDEFINED, name) && this.evaluate(node.operand, environment).type === "UndefinedValue") return runtime(ON_UNDEFINED[name]);
+        if (name === undefined) break;
+        const operand = () => this.evaluate(node.operand, environment);
+        if (Object.hasOwn(ON_UNDEFINED, name) && operand().type === "UndefinedValue") return runtime(ON_UNDEFINED[name]);
+        if (name === "string") return runtime(pyStr(operand()));
+        if (name === "join") {
+          // join(sep) over a list: str() of each item (attribute= and other forms: the library's).
+          const args = node.filter.type === "CallExpression" ? (node.filter as unknown as CallFilter).args : [];
+          if (args.length > 1 || args.some((a) => a.type === "KeywordArgumentExpression")) break;
+          const list = operand();
+          if (list.type !== "ArrayValue") break;
+          const sep = args.length === 1 ? pyStr(this.evaluate(args[0], environment)) : "";
+          return runtime((list.value as Value[]).map(pyStr).join(sep));
+        }
+        break;
+      }
+      case "BinaryExpression": {
+        const node = statement as unknown as BinaryNode;
+        if (node.operator.value === "~") return runtime(pyStr(this.evaluate(node.left, environment)) + pyStr(this.evaluate(node.right, environment)));
         break;
       }
       case "For": {
@@ -68,3 +139,16 @@ export class HfInterpreter extends Interpreter {
     return super.evaluate(statement, environment);
   }
 }
+
+// Output: the library's evaluateBlock prints values with JavaScript's String() (true, null as
+// nothing, JSON for lists); Jinja2 prints str(value). evaluateBlock is private in the typings,
+// so it is replaced on this subclass's prototype (the library class itself is untouched).
+(HfInterpreter.prototype as unknown as { evaluateBlock: (this: HfInterpreter, statements: Statement[], env: Environment) => Value }).evaluateBlock = function (statements, env) {
+  let out = "";
+  for (const st of statements) {
+    const v = this.evaluate(st, env);
+    if (st && STATEMENTS.has(st.type)) out += v.type === "NullValue" || v.type === "UndefinedValue" ? "" : v.toString();
+    else out += pyStr(v);
+  }
+  return runtime(out);
+};

@@ -74,3 +74,17 @@ test("strftime_now formats like Python's datetime.strftime (C locale)", () => {
   expect(Object.keys(expected).length).toBeGreaterThan(3);
   for (const [fmt, want] of Object.entries(expected)) expect(`${fmt} -> ${pythonStrftime(now, fmt)}`).toBe(`${fmt} -> ${want}`);
 });
+
+test("expressions print and behave as in Python Jinja2 (True/None, reprs, Undefined)", () => {
+  const expected = JSON.parse(readFileSync(resolve(FIXTURES, "expressions.json"), "utf8")) as Record<string, Expected>;
+  expect(Object.keys(expected).length).toBe((spec as unknown as { expressions: string[] }).expressions.length);
+  const got: Record<string, Expected> = {};
+  for (const src of Object.keys(expected)) {
+    try {
+      got[src] = { text: new ChatTemplate(src, null, null, "expr").render([{ role: "user", content: "hi" }], { addGenerationPrompt: false }) };
+    } catch (e) {
+      got[src] = { error: (e as Error).message, kind: "raised" };
+    }
+  }
+  expect(got).toEqual(expected);
+});
