@@ -44,6 +44,8 @@ const truthy = (v: string | undefined) => v !== undefined && /^(1|true|yes|on)$/
 
 function client(env: Env, f?: typeof fetch): HubClient {
   const token = env.HF_TOKEN || env.HUGGING_FACE_HUB_TOKEN || undefined;
+  // The client refuses other tokens with a TypeError; say which variable is wrong instead.
+  if (token !== undefined && !token.startsWith("hf_")) throw new HubError(`HF_TOKEN is not a Hugging Face access token (they start with 'hf_')`);
   return { hubUrl: (env.HF_ENDPOINT || "https://huggingface.co").replace(/\/+$/, ""), ...(token ? { accessToken: token } : {}), ...(f ? { fetch: f } : {}) };
 }
 

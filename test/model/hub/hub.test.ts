@@ -155,6 +155,7 @@ describe.skipIf(!HAVE_MODELS)("downloads from a fake Hub", () => {
     hub.requests.length = 0;
     await expect(resolveHubModel(parseRepoSpec("corp/private")!, { env: { ...env(), HF_TOKEN: hub.token } })).rejects.toThrow(/no \.safetensors weights/);
     expect(hub.requests.every((q) => q.auth === `Bearer ${hub.token}`)).toBe(true);
+    await expect(resolveHubModel(parseRepoSpec("corp/private")!, { env: { ...env(), HF_TOKEN: "secret" } })).rejects.toThrow(/HF_TOKEN is not a Hugging Face access token/);
   });
 });
 
