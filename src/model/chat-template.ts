@@ -52,10 +52,18 @@ export const FALLBACK_CHAT_TEMPLATE =
 
 type Program = ReturnType<typeof parse>;
 
+/** Parsed templates by source: a model is opened by the engine and the frontend, tests open many. */
+const compiled = new Map<string, Program>();
+
 function compile(source: string, origin: string): Program {
+  const hit = compiled.get(source);
+  if (hit) return hit;
   try {
     // HF's Jinja environment: trim_blocks and lstrip_blocks on.
-    return parse(tokenize(source, { lstrip_blocks: true, trim_blocks: true }));
+    const program = parse(tokenize(source, { lstrip_blocks: true, trim_blocks: true }));
+    if (compiled.size >= 64) compiled.delete(compiled.keys().next().value!);
+    compiled.set(source, program);
+    return program;
   } catch (e) {
     throw new ModelFileError(origin, `chat template does not parse: ${(e as Error).message}`);
   }
