@@ -55,3 +55,22 @@ describe("chat template sources", () => {
     expect(() => bad.render(msgs)).toThrow(ChatTemplateError);
   });
 });
+
+test("start-up notes: a warning when the built-in default template is used; the sources used otherwise", async () => {
+  const { modelNotes, openModel } = await import("../../src/model/load.ts");
+  const { HAVE_MODELS, HF_DIR, GGUF_PATH } = await import("./helpers.ts");
+  if (!HAVE_MODELS) return console.warn("[chat-template-source] start-up notes skipped: ../shared/models not found");
+  expect(modelNotes(openModel(GGUF_PATH)).join("\n")).toMatch(/^warning: the model has no chat template .*built-in ChatML default/);
+  const dir = mkdtempSync(join(tmpdir(), "headroom-notes-"));
+  try {
+    Bun.spawnSync(["cp", "-r", `${HF_DIR}/.`, dir]);
+    writeFileSync(join(dir, "chat_template.jinja"), "{{ messages[0].content }}");
+    writeFileSync(join(dir, "generation_config.json"), JSON.stringify({ eos_token_id: [2, 3], temperature: 0.7 }));
+    const notes = modelNotes(openModel(dir)).join("\n");
+    expect(notes).toContain(`chat template: ${join(dir, "chat_template.jinja")}`);
+    expect(notes).toContain(`generation config: ${join(dir, "generation_config.json")}; stop token ids 2, 3; request defaults temperature=0.7`);
+    expect(modelNotes(openModel(dir, { chatTemplate: "{{ 'x' }}" })).join("\n")).toContain("chat template: --chat-template");
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
