@@ -2,7 +2,7 @@
 // later try continues from its size with an HTTP Range request (the Blob @huggingface/hub
 // returns fetches `bytes=<start>-` when sliced). A finished file is checked (size, and sha256
 // when the ETag is one, as it is for LFS files) before it becomes blobs/<etag>.
-import { closeSync, existsSync, mkdirSync, openSync, renameSync, rmSync, statSync, truncateSync, writeSync } from "node:fs";
+import { closeSync, existsSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, statSync, truncateSync, writeFileSync, writeSync } from "node:fs";
 import { dirname } from "node:path";
 
 import { downloadFile, fileDownloadInfo } from "@huggingface/hub";
@@ -43,6 +43,43 @@ async function sha256File(path: string): Promise<string> {
   return hasher.digest("hex");
 }
 
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as { code?: string }).code === "EPERM";
+  }
+}
+
+/**
+ * One writer per blob: servers started together (or two resolves in one process) must not append
+ * to the same .incomplete file. The lock file holds the owner's pid; a dead owner's lock is taken over.
+ */
+async function withBlobLock<T>(lockPath: string, fn: () => Promise<T>): Promise<T> {
+  for (;;) {
+    try {
+      writeFileSync(lockPath, String(process.pid), { flag: "wx" });
+      break;
+    } catch (e) {
+      if ((e as { code?: string }).code !== "EEXIST") throw e;
+      let owner = 0;
+      try {
+        owner = Number(readFileSync(lockPath, "utf8"));
+      } catch {
+        continue; // released between the two calls
+      }
+      if (!Number.isInteger(owner) || owner <= 0 || !alive(owner)) rmSync(lockPath, { force: true });
+      else await Bun.sleep(100);
+    }
+  }
+  try {
+    return await fn();
+  } finally {
+    rmSync(lockPath, { force: true });
+  }
+}
+
 /** Downloads `path` at `commit` into the cache (resuming a partial blob); returns the snapshot path. */
 export async function downloadToCache(
   client: HubClient,
@@ -57,11 +94,25 @@ export async function downloadToCache(
   const etag = normalizeEtag(info.etag);
   if (!/^[A-Za-z0-9._-]+$/.test(etag)) throw new HubDownloadError(`${where}: the Hub sent an unusable ETag ${JSON.stringify(info.etag)}`);
   const blobPath = cache.blob(etag);
+  mkdirSync(dirname(blobPath), { recursive: true });
+  return await withBlobLock(`${blobPath}.lock`, () => fetchBlob(client, cache, commit, path, info, etag, onBytes));
+}
+
+async function fetchBlob(
+  client: HubClient,
+  cache: RepoCache,
+  commit: string,
+  path: string,
+  info: NonNullable<Awaited<ReturnType<typeof fileDownloadInfo>>>,
+  etag: string,
+  onBytes: (done: number, total: number) => void,
+): Promise<string> {
+  const where = `${cache.repo}/${path}`;
+  const blobPath = cache.blob(etag);
   if (existsSync(blobPath) && statSync(blobPath).size === info.size) {
     onBytes(info.size, info.size);
     return cache.link(commit, path, etag);
   }
-  mkdirSync(dirname(blobPath), { recursive: true });
   const part = `${blobPath}.incomplete`;
   let have = existsSync(part) ? statSync(part).size : 0;
   if (have > info.size) {

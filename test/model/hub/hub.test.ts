@@ -120,6 +120,16 @@ describe.skipIf(!HAVE_MODELS)("downloads from a fake Hub", () => {
     expect(hub.requests.filter((q) => q.path.endsWith("/config.json") && q.range !== "bytes=0-0")).toEqual([]);
   });
 
+  test("two resolves at once: one writer per blob, both get the same intact files", async () => {
+    const spec = parseRepoSpec("karpathy/stories260K")!;
+    const [a, b] = await Promise.all([resolveHubModel(spec, { env: env() }), resolveHubModel(spec, { env: env() })]);
+    expect(a.path).toBe(b.path);
+    expect(read(join(a.path, "model.safetensors"))).toEqual(weights);
+    const bodies = hub.requests.filter((q) => q.path.endsWith("/model.safetensors") && q.range !== "bytes=0-0");
+    expect(bodies.length).toBe(1); // the second waited for the lock, then found the blob
+    expect(existsSync(join(repoDir(), "blobs", `${hub.etag(hfFiles[4]!)}.lock`))).toBe(false);
+  });
+
   test("offline mode uses the cache and makes no request; a missing entry names the cache", async () => {
     const online = await resolveHubModel(parseRepoSpec("karpathy/stories260K")!, { env: env() });
     hub.requests.length = 0;
