@@ -103,6 +103,6 @@ describe.skipIf(!HAVE_MODELS)("chat template request fields (real engine)", () =
     }
     const raised = await chat({ messages: [{ role: "system", content: "raise" }, user] });
     expect(raised.status).toBe(400);
-    expect(raised.body.error?.message).toBe("no system please");
+    expect(raised.body.error?.message).toBe("The chat template cannot render these messages: no system please");
   });
 });

@@ -45,7 +45,7 @@ describe.skipIf(!HAVE_MODELS)("generation_config.json", () => {
     const started = startEngine(engineOptions(dir));
     try {
       const core = new EngineCore(started, { maxNumSeqs: 4, maxWaiting: 8, servedModelName: null });
-      const prompt = core.tokenize(PROMPT, true);
+      const prompt = started.opened.tokenizer.encode(PROMPT);
       core.add({ requestId: "ref", promptTokenIds: prompt, params: greedyParams(20) });
       while (core.hasWork()) for (const e of core.step()) greedyIds.push(...e.tokenIds);
       // The first token from the 5th on that did not occur before: generation must stop exactly there.
