@@ -59,7 +59,8 @@ const MAX_DEPTH = 4;
 class Reader {
   pos = 0;
   private readonly dv: DataView;
-  private readonly td = new TextDecoder("utf-8", { fatal: false });
+  // ignoreBOM: a token may begin with U+FEFF (Gemma 4 has "\uFEFF//" next to "//"); stripping it would merge them.
+  private readonly td = new TextDecoder("utf-8", { fatal: false, ignoreBOM: true });
   constructor(
     readonly path: string,
     readonly buf: Uint8Array,

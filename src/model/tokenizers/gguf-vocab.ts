@@ -1,0 +1,458 @@
+// The vocabulary embedded in a GGUF file, tokenized and detokenized as llama.cpp does
+// (llama-vocab.cpp): "llama" (SentencePiece with scores and byte fallback), "gpt2" (byte-level
+// BPE with a named pre-tokenizer) and "gemma4" (SentencePiece-style BPE on raw UTF-8). Loading
+// follows llama_vocab::load: defaults per type, metadata overrides, by-text detection of
+// EOT/EOM/FIM/EOG tokens, the special-token cache and the per-token decode pieces.
+import { ModelFileError } from "../errors.ts";
+import type { GgufFile, GgufValue } from "../gguf.ts";
+import { BpeEncoder } from "./bpe.ts";
+import { charByte } from "./byte-unicode.ts";
+import { preTokenizerByName, type PreTokenizer } from "./pre-types.ts";
+import { PreTokenizerSplitter } from "./pretokenize.ts";
+import { type Fragment, SpecialTokenMatcher, type SpecialToken } from "./special-tokens.ts";
+import { spmEncode } from "./spm.ts";
+import { ALWAYS_RENDERED, Attr, attrOfType, EOG_TEXTS, EOM_TEXTS, EOT_TEXTS, FIM_TEXTS } from "./token-attrs.ts";
+
+export type VocabKind = "spm" | "bpe";
+
+export interface SpecialIds {
+  bos: number | null;
+  eos: number | null;
+  eot: number | null;
+  eom: number | null;
+  unk: number | null;
+  sep: number | null;
+  pad: number | null;
+  mask: number | null;
+  fimPre: number | null;
+  fimSuf: number | null;
+  fimMid: number | null;
+  fimPad: number | null;
+  fimRep: number | null;
+  fimSep: number | null;
+}
+
+const SPECIAL_KEYS: [keyof SpecialIds, string][] = [
+  ["bos", "bos_token_id"],
+  ["eos", "eos_token_id"],
+  ["eot", "eot_token_id"],
+  ["eom", "eom_token_id"],
+  ["unk", "unknown_token_id"],
+  ["sep", "seperator_token_id"],
+  ["pad", "padding_token_id"],
+  ["mask", "mask_token_id"],
+  ["fimPre", "fim_pre_token_id"],
+  ["fimSuf", "fim_suf_token_id"],
+  ["fimMid", "fim_mid_token_id"],
+  ["fimPad", "fim_pad_token_id"],
+  ["fimRep", "fim_rep_token_id"],
+  ["fimSep", "fim_sep_token_id"],
+  // deprecated names
+  ["fimPre", "prefix_token_id"],
+  ["fimSuf", "suffix_token_id"],
+  ["fimMid", "middle_token_id"],
+];
+
+const encoder = new TextEncoder();
+const decoder = new TextDecoder("utf-8", { fatal: false, ignoreBOM: true });
+const EMPTY = new Uint8Array(0);
+
+export interface DetokenizeOptions {
+  /** Drop a leading BOS / trailing EOS the vocabulary adds itself (llama.cpp remove_special). */
+  removeSpecial: boolean;
+  /** Render control/unknown tokens as their text (llama.cpp unparse_special); else they vanish. */
+  unparseSpecial: boolean;
+}
+
+export class GgufVocab {
+  readonly kind: VocabKind;
+  readonly model: string;
+  readonly preName: string | null;
+  readonly tokens: readonly string[];
+  readonly attrs: Uint16Array;
+  readonly special: SpecialIds;
+  readonly addBos: boolean;
+  readonly addEos: boolean;
+  readonly addSpacePrefix: boolean;
+  readonly cleanSpaces: boolean;
+  /** Ids that end generation (eos, eot, eom and the tokens llama.cpp recognises by text), ascending. */
+  readonly eogIds: readonly number[];
+
+  private readonly scores: Float64Array;
+  private readonly idOf = new Map<string, number>();
+  private readonly ranks = new Map<string, number>();
+  private readonly pre: PreTokenizer | null;
+  private readonly splitter: PreTokenizerSplitter | null;
+  private readonly bpe: BpeEncoder | null;
+  private readonly escapeWhitespaces: boolean;
+  private readonly matcherAll: SpecialTokenMatcher;
+  private readonly matcherUser: SpecialTokenMatcher;
+  private readonly pieces: (Uint8Array | undefined)[];
+
+  constructor(g: GgufFile) {
+    const file = g.path;
+    const str = (key: string): string | undefined => {
+      const v = g.metadata.get(key);
+      if (v === undefined) return undefined;
+      if (typeof v !== "string") throw new ModelFileError(file, `metadata "${key}" must be a string`);
+      return v;
+    };
+    const bool = (key: string): boolean | undefined => {
+      const v = g.metadata.get(key);
+      if (v === undefined) return undefined;
+      if (typeof v !== "boolean") throw new ModelFileError(file, `metadata "${key}" must be a boolean`);
+      return v;
+    };
+    const arr = (key: string): GgufValue[] | undefined => {
+      const v = g.metadata.get(key);
+      if (v === undefined) return undefined;
+      if (!Array.isArray(v)) throw new ModelFileError(file, `metadata "${key}" must be an array`);
+      return v;
+    };
+
+    const model = str("tokenizer.ggml.model");
+    if (model === undefined) throw new ModelFileError(file, `has no embedded tokenizer (metadata "tokenizer.ggml.model" missing)`);
+    this.model = model;
+    let preName = str("tokenizer.ggml.pre") ?? null;
+    const special: SpecialIds = { bos: null, eos: null, eot: null, eom: null, unk: null, sep: null, pad: null, mask: null, fimPre: null, fimSuf: null, fimMid: null, fimPad: null, fimRep: null, fimSep: null };
+    let addBos = false;
+    let addEos = false;
+    let addSpacePrefix = false;
+    let cleanSpaces = false;
+    let escapeWhitespaces = true;
+    let pre: PreTokenizer | null = null;
+    if (model === "llama") {
+      this.kind = "spm";
+      Object.assign(special, { bos: 1, eos: 2, unk: 0 });
+      addSpacePrefix = true;
+      addBos = true;
+    } else if (model === "gpt2" || model === "gemma4") {
+      this.kind = "bpe";
+      if (model === "gpt2") Object.assign(special, { bos: 11, eos: 11 });
+      else preName = "gemma4";
+      const found = preTokenizerByName(preName ?? undefined);
+      if (!found) {
+        throw new ModelFileError(file, `pre-tokenizer "tokenizer.ggml.pre" = ${JSON.stringify(preName)} is not supported (supported: ${knownNames()})`);
+      }
+      pre = found;
+      addSpacePrefix = false;
+      escapeWhitespaces = pre.escapeWhitespaces;
+      cleanSpaces = pre.cleanSpaces;
+      addBos = pre.addBos;
+      if (pre.noBos) special.bos = null;
+      const merges = arr("tokenizer.ggml.merges");
+      if (merges === undefined) throw new ModelFileError(file, `BPE tokenizer has no merges (metadata "tokenizer.ggml.merges" missing)`);
+      merges.forEach((m, i) => {
+        if (typeof m !== "string") throw new ModelFileError(file, `metadata "tokenizer.ggml.merges" entry ${i} is not a string`);
+        const sp = m.indexOf(" ", 1);
+        // llama.cpp keys a merge by (first, second) split at the first space after position 0;
+        // a line without one becomes ("", ""). The first occurrence of a pair keeps its rank.
+        const key = sp === -1 ? " " : m;
+        if (!this.ranks.has(key)) this.ranks.set(key, i);
+      });
+    } else {
+      throw new ModelFileError(file, `embedded tokenizer type ${JSON.stringify(model)} is not supported (supported: "llama" SentencePiece, "gpt2" byte-level BPE, "gemma4")`);
+    }
+    this.preName = preName;
+    this.pre = pre;
+    addSpacePrefix = bool("tokenizer.ggml.add_space_prefix") ?? addSpacePrefix;
+
+    const tokens = arr("tokenizer.ggml.tokens");
+    if (tokens === undefined || tokens.length === 0) throw new ModelFileError(file, `metadata "tokenizer.ggml.tokens" missing or empty`);
+    const n = tokens.length;
+    const scores = arr("tokenizer.ggml.scores");
+    if (scores !== undefined && scores.length < n) throw new ModelFileError(file, `tokenizer.ggml.scores has ${scores.length} entries for ${n} tokens`);
+    const types = arr("tokenizer.ggml.token_type");
+    if (types !== undefined && types.length < n) throw new ModelFileError(file, `tokenizer.ggml.token_type has ${types.length} entries for ${n} tokens`);
+    const texts: string[] = new Array(n);
+    this.scores = new Float64Array(n);
+    this.attrs = new Uint16Array(n);
+    for (let i = 0; i < n; i++) {
+      let t = tokens[i];
+      if (typeof t !== "string") throw new ModelFileError(file, `metadata "tokenizer.ggml.tokens" entry ${i} is not a string`);
+      if (t.length === 0) t = `[EMPTY_${i}]`;
+      const dup = this.idOf.get(t);
+      if (dup !== undefined) throw new ModelFileError(file, `duplicate token in vocabulary: ${JSON.stringify(t)} has ids ${dup} and ${i}`);
+      this.idOf.set(t, i);
+      texts[i] = t;
+      const s = scores?.[i] ?? 0;
+      if (typeof s !== "number") throw new ModelFileError(file, `tokenizer.ggml.scores entry ${i} is not a number`);
+      this.scores[i] = s;
+      const ty = types === undefined ? 1 : types[i];
+      if (typeof ty !== "number") throw new ModelFileError(file, `tokenizer.ggml.token_type entry ${i} is not a number`);
+      this.attrs[i] = types === undefined ? Attr.NORMAL : attrOfType(ty);
+    }
+    this.tokens = texts;
+
+    // Special ids: defaults out of range are dropped, then metadata overrides (bad ids ignored).
+    for (const k of Object.keys(special) as (keyof SpecialIds)[]) {
+      const v = special[k];
+      if (v !== null && v >= n) special[k] = null;
+    }
+    for (const [k, key] of SPECIAL_KEYS) {
+      const v = g.metadata.get(`tokenizer.ggml.${key}`);
+      if (v === undefined) continue;
+      const id = typeof v === "bigint" ? Number(v) : v;
+      if (typeof id === "number" && Number.isSafeInteger(id) && id >= 0 && id < n) special[k] = id;
+    }
+    addBos = bool("tokenizer.ggml.add_bos_token") ?? addBos;
+    addEos = bool("tokenizer.ggml.add_eos_token") ?? addEos;
+    if (pre?.type === "gemma4") addBos = true; // llama.cpp forces BOS for Gemma 4
+    if (addBos && special.bos === null) throw new ModelFileError(file, `tokenizer.ggml.add_bos_token is true, but tokenizer.ggml.bos_token_id is not set`);
+    if (addEos && special.eos === null) throw new ModelFileError(file, `tokenizer.ggml.add_eos_token is true, but tokenizer.ggml.eos_token_id is not set`);
+
+    this.detectByText(special);
+    this.special = special;
+    this.eogIds = this.deriveEog(special);
+    for (const t of ALWAYS_RENDERED) {
+      const id = this.idOf.get(t);
+      if (id !== undefined) this.attrs[id] = Attr.USER_DEFINED;
+    }
+
+    // Special-token cache: control, user-defined and unknown tokens, longest text first.
+    const cache: number[] = [];
+    for (let id = 0; id < n; id++) if (this.attrs[id]! & (Attr.CONTROL | Attr.USER_DEFINED | Attr.UNKNOWN)) cache.push(id);
+    const name = (str("general.name") ?? "").toLowerCase();
+    if (name.includes("phi-3") || name.includes("phi3")) {
+      // llama.cpp's per-model attributes: Phi-3's special tokens swallow following whitespace.
+      for (const id of cache) this.attrs[id]! |= Attr.RSTRIP;
+      const set = (t: string, on: boolean) => {
+        const id = this.idOf.get(t);
+        if (id !== undefined) this.attrs[id] = on ? this.attrs[id]! | Attr.RSTRIP : this.attrs[id]! & ~Attr.RSTRIP;
+      };
+      set("</s>", true);
+      for (const t of ["<unk>", "<s>", "<|endoftext|>"]) set(t, false);
+    }
+    // Longest first by UTF-8 length, as llama.cpp (its tie order is unspecified; here: lower id).
+    const bytesLen = new Map(cache.map((id) => [id, encoder.encode(texts[id]!).length]));
+    cache.sort((a, b) => bytesLen.get(b)! - bytesLen.get(a)! || a - b);
+    const st = (id: number): SpecialToken => ({ id, text: texts[id]!, lstrip: (this.attrs[id]! & Attr.LSTRIP) !== 0, rstrip: (this.attrs[id]! & Attr.RSTRIP) !== 0 });
+    this.matcherAll = new SpecialTokenMatcher(cache.map(st));
+    this.matcherUser = new SpecialTokenMatcher(cache.filter((id) => !(this.attrs[id]! & (Attr.CONTROL | Attr.UNKNOWN))).map(st));
+
+    this.addBos = addBos;
+    this.addEos = addEos;
+    this.addSpacePrefix = addSpacePrefix;
+    this.cleanSpaces = cleanSpaces;
+    this.escapeWhitespaces = escapeWhitespaces;
+    this.splitter = pre ? new PreTokenizerSplitter(pre) : null;
+    this.bpe = pre
+      ? new BpeEncoder(
+          { textToId: (t) => this.idOf.get(t), mergeRank: (l, r) => this.ranks.get(`${l} ${r}`) },
+          { ignoreMerges: pre.ignoreMerges, byteEncoded: pre.byteEncode, wholeNewlineRuns: pre.type === "gemma4" },
+        )
+      : null;
+    this.pieces = new Array(n);
+  }
+
+  get size(): number {
+    return this.tokens.length;
+  }
+
+  tokenToId(text: string): number | undefined {
+    return this.idOf.get(text);
+  }
+
+  isControl(id: number): boolean {
+    return (this.attrs[id]! & (Attr.CONTROL | Attr.UNKNOWN)) !== 0;
+  }
+
+  /** Text → ids, without BOS/EOS. `parseSpecial`: control tokens written in the text become those tokens (user-defined ones always do). */
+  encode(text: string, parseSpecial: boolean): number[] {
+    const raw = text.toWellFormed();
+    const frags: Fragment[] = (parseSpecial ? this.matcherAll : this.matcherUser).partition(raw);
+    const out: number[] = [];
+    if (this.kind === "spm") {
+      let prevSpecial = true; // the text start counts as "after a special token": gets the space prefix
+      for (const f of frags) {
+        if ("id" in f) {
+          out.push(f.id);
+          prevSpecial = true;
+          continue;
+        }
+        const t = (this.addSpacePrefix && prevSpecial ? " " : "") + f.text;
+        spmEncode(this.spmView, t.replaceAll(" ", "\u2581"), out, this.special.unk);
+        prevSpecial = false;
+      }
+      return out;
+    }
+    for (const f of frags) {
+      if ("id" in f) {
+        out.push(f.id);
+        continue;
+      }
+      const t = this.escapeWhitespaces ? f.text.replaceAll(" ", "\u2581") : f.text;
+      for (const w of this.splitter!.split(t)) this.bpe!.encodeWord(w, out);
+    }
+    return out;
+  }
+
+  private readonly spmView = {
+    textToId: (t: string) => this.idOf.get(t),
+    score: (id: number) => this.scores[id]!,
+    byteToId: (b: number) => this.idOf.get(`<0x${b.toString(16).toUpperCase().padStart(2, "0")}>`) ?? this.idOf.get(String.fromCharCode(b)),
+  };
+
+  /** The bytes a token stands for (llama.cpp token_to_piece with special = true). */
+  piece(id: number): Uint8Array {
+    const cached = this.pieces[id];
+    if (cached !== undefined) return cached;
+    const p = this.computePiece(id);
+    this.pieces[id] = p;
+    return p;
+  }
+
+  private computePiece(id: number): Uint8Array {
+    const a = this.attrs[id]!;
+    const text = this.tokens[id]!;
+    if (a & (Attr.UNKNOWN | Attr.CONTROL | Attr.USER_DEFINED)) return encoder.encode(text);
+    if (a & Attr.NORMAL) {
+      if (this.kind === "spm" || this.escapeWhitespaces) return encoder.encode(text.replaceAll("\u2581", " "));
+      const bytes: number[] = [];
+      for (const ch of text) {
+        const b = charByte(ch);
+        if (b !== undefined) bytes.push(b);
+        else {
+          const hex = Array.from(encoder.encode(ch), (x) => x.toString(16).padStart(2, "0")).join("");
+          bytes.push(...encoder.encode(`[UNK_BYTE_0x${hex}${text}]`));
+        }
+      }
+      return Uint8Array.from(bytes);
+    }
+    if (a & Attr.BYTE) return Uint8Array.of(parseInt(text.slice(3, 5), 16));
+    return EMPTY;
+  }
+
+  /** Ids → text (llama.cpp llama_detokenize); invalid UTF-8 becomes U+FFFD. */
+  decode(ids: readonly number[], opts: DetokenizeOptions): string {
+    let start = 0;
+    let end = ids.length;
+    let removeSpace = this.addSpacePrefix;
+    if (opts.removeSpecial && this.addBos && end > 0 && ids[0] === this.special.bos) {
+      removeSpace = false;
+      start++;
+    }
+    if (opts.removeSpecial && this.addEos && end > start && ids[end - 1] === this.special.eos) end--;
+    const parts: Uint8Array[] = [];
+    let total = 0;
+    for (let i = start; i < end; i++) {
+      const id = ids[i]!;
+      if (!Number.isInteger(id) || id < 0 || id >= this.tokens.length) continue;
+      if (!opts.unparseSpecial && this.attrs[id]! & (Attr.UNKNOWN | Attr.CONTROL)) {
+        removeSpace = false;
+        continue;
+      }
+      let p = this.piece(id);
+      if (removeSpace && p.length > 0 && p[0] === 0x20) p = p.subarray(1);
+      removeSpace = false;
+      parts.push(p);
+      total += p.length;
+    }
+    let bytes: Uint8Array = new Uint8Array(total);
+    let o = 0;
+    for (const p of parts) {
+      bytes.set(p, o);
+      o += p.length;
+    }
+    if (this.cleanSpaces) bytes = cleanSpaces(bytes);
+    return decoder.decode(bytes);
+  }
+
+  private detectByText(special: SpecialIds): void {
+    const markControl = (id: number) => {
+      this.attrs[id]! |= Attr.CONTROL;
+    };
+    const detect = (k: keyof SpecialIds, texts: readonly string[]) => {
+      if (special[k] !== null) return;
+      for (let id = 0; id < this.tokens.length; id++) {
+        if (texts.includes(this.tokens[id]!)) {
+          special[k] = id;
+          markControl(id);
+          return;
+        }
+      }
+    };
+    detect("eot", EOT_TEXTS);
+    detect("eom", EOM_TEXTS);
+    detect("fimPre", FIM_TEXTS.pre);
+    detect("fimSuf", FIM_TEXTS.suf);
+    detect("fimMid", FIM_TEXTS.mid);
+    detect("fimPad", FIM_TEXTS.pad);
+    detect("fimRep", FIM_TEXTS.rep);
+    detect("fimSep", FIM_TEXTS.sep);
+  }
+
+  private deriveEog(special: SpecialIds): number[] {
+    const eog = new Set<number>();
+    for (const id of [special.fimPad, special.fimRep, special.fimSep]) if (id !== null) eog.add(id);
+    const texts = new Set(EOG_TEXTS);
+    for (let id = 0; id < this.tokens.length; id++) {
+      if (texts.has(this.tokens[id]!)) {
+        eog.add(id);
+        this.attrs[id]! |= Attr.CONTROL;
+      }
+    }
+    for (const id of [special.eos, special.eot, special.eom]) if (id !== null) eog.add(id);
+    const has = (t: string) => [...eog].some((id) => this.tokens[id] === t);
+    // gpt-oss / solar-open: "<|end|>" ends a message, not the generation.
+    if ((has("<|return|>") && has("<|call|>") && has("<|end|>")) || (has("<|calls|>") && has("<|flush|>") && has("<|end|>"))) {
+      const id = this.idOf.get("<|end|>")!;
+      eog.delete(id);
+      this.attrs[id] = Attr.USER_DEFINED;
+    }
+    // Gemma 4: "</s>" is ordinary text there.
+    if (has("<|tool_response>") && has("</s>")) {
+      const id = this.idOf.get("</s>")!;
+      eog.delete(id);
+      this.attrs[id] = Attr.NORMAL;
+    }
+    return [...eog].sort((a, b) => a - b);
+  }
+}
+
+function knownNames(): string {
+  return "llama-bpe, qwen2, deepseek-llm, gpt-2, … (see src/model/tokenizers/pre-types.ts)";
+}
+
+/** llama.cpp's clean_spaces passes over the detokenized bytes: " ?" → "?", " ' " → "'", " 's" → "'s" … */
+export function cleanSpaces(text: Uint8Array): Uint8Array {
+  const t = Uint8Array.from(text);
+  const SP = 0x20;
+  const Q = 0x27;
+  let total = t.length;
+  // first pass: " ?", " !", " .", " ,"
+  const t1 = total;
+  total = t1 ? 1 : 0;
+  for (let i = 1; i < t1; i++) {
+    const x = t[i]!;
+    if (t[i - 1] === SP && (x === 0x3f || x === 0x21 || x === 0x2e || x === 0x2c)) total--;
+    t[total++] = x;
+  }
+  // second pass: a single apostrophe between spaces
+  const t2 = total;
+  total = t2 ? 1 : 0;
+  for (let i = 1; i < t2; i++) {
+    const x = t[i]!;
+    if (x === Q && i + 1 < t2 && t[i - 1] === SP && t[i + 1] === SP) {
+      total--;
+      t[++i] = 0;
+    }
+    t[total++] = x;
+  }
+  // third pass: contractions " 's", " 'm", " 're", " 've"
+  const t3 = total;
+  total = t3 ? 1 : 0;
+  for (let i = 1; i < t3; i++) {
+    const x = t[i]!;
+    if (t[i - 1] === SP && x === Q && i + 1 < t3) {
+      const x1 = t[i + 1]!;
+      if (x1 === 0x73 || x1 === 0x6d) total--;
+      else if (i + 2 < t3) {
+        const x2 = t[i + 2]!;
+        if ((x1 === 0x72 && x2 === 0x65) || (x1 === 0x76 && x2 === 0x65)) total--;
+      }
+    }
+    t[total++] = x;
+  }
+  return t.subarray(0, total);
+}
