@@ -1,6 +1,7 @@
-// Tokenizer: a thin, typed wrapper over @huggingface/tokenizers for every tokenizer we serve (HF
-// tokenizer.json, the GGUF embedded tokenizer expressed as tokenizer.json, the demo byte-level
-// tokenizer), plus BOS/EOS handling and a streaming decoder that only emits complete UTF-8.
+// Tokenizer: one typed front for every tokenizer we serve, over an engine that does the work —
+// @huggingface/tokenizers for HF tokenizer.json (and the demo byte-level tokenizer), or the
+// llama.cpp-exact GGUF vocabulary (src/model/tokenizers/) — plus BOS/EOS handling, the
+// end-of-generation ids and a streaming decoder that only emits complete UTF-8.
 import { Tokenizer as HfTokenizer } from "@huggingface/tokenizers";
 import { existsSync } from "node:fs";
 import { join } from "node:path";
@@ -13,6 +14,14 @@ type Json = Record<string, unknown>;
 export interface EncodeOptions {
   /** Prepend the BOS token (default: the tokenizer's own setting, e.g. add_bos_token). */
   addBos?: boolean;
+  /** Append the EOS token (default: the tokenizer's own setting, e.g. GGUF add_eos_token; false for HF). */
+  addEos?: boolean;
+  /**
+   * Special (control) tokens written in the text become those tokens (default true: chat
+   * templates rely on it). false: they are tokenized as plain text (llama.cpp parse_special =
+   * false; user-defined tokens are still matched). HF tokenizers always parse them.
+   */
+  parseSpecial?: boolean;
 }
 
 export interface DecodeOptions {
@@ -52,14 +61,69 @@ function postProcessorBos(pp: unknown): string | null {
   return null;
 }
 
+/** What does the work behind a Tokenizer. */
+export interface TokenizerEngine {
+  readonly vocabSize: number;
+  /** Text → ids, without BOS/EOS. */
+  encode(text: string, parseSpecial: boolean): number[];
+  decode(ids: readonly number[], skipSpecialTokens: boolean): string;
+  tokenToId(token: string): number | undefined;
+  idToToken(id: number): string | undefined;
+}
+
+/** The special-token facts a Tokenizer needs from an engine's vocabulary. */
+export interface EngineSpecials {
+  bosTokenId: number | null;
+  /** End-of-generation ids (EOS, EOT, EOM, …). */
+  eosTokenIds: readonly number[];
+  addBos: boolean;
+  addEos: boolean;
+  /** Ids decode drops when skipping special tokens. */
+  specialIds: ReadonlySet<number>;
+}
+
+/** Constructor argument for an engine-backed tokenizer (see Tokenizer.fromEngine). */
+class EngineSource {
+  constructor(
+    readonly engine: TokenizerEngine,
+    readonly specials: EngineSpecials,
+  ) {}
+}
+
+/** @huggingface/tokenizers behind the TokenizerEngine interface. */
+class HfEngine implements TokenizerEngine {
+  readonly vocabSize: number;
+  constructor(readonly tk: HfTokenizer) {
+    let max = -1;
+    for (const id of tk.get_vocab(true).values()) if (id > max) max = id;
+    this.vocabSize = max + 1;
+  }
+  encode(text: string): number[] {
+    return this.tk.encode(text, { add_special_tokens: false }).ids;
+  }
+  decode(ids: readonly number[], skipSpecialTokens: boolean): string {
+    if (ids.length === 0) return "";
+    return this.tk.decode(ids as number[], { skip_special_tokens: skipSpecialTokens, clean_up_tokenization_spaces: false });
+  }
+  tokenToId(token: string): number | undefined {
+    return this.tk.token_to_id(token);
+  }
+  idToToken(id: number): string | undefined {
+    return this.tk.id_to_token(id);
+  }
+}
+
 export class Tokenizer {
-  private readonly tk: HfTokenizer;
+  private readonly engine: TokenizerEngine;
   readonly vocabSize: number;
   readonly bosTokenId: number | null;
   readonly bosToken: string | null;
+  /** Every id that ends generation (EOS, EOT/EOM and, for GGUF, llama.cpp's end-of-generation list). */
   readonly eosTokenIds: number[];
   readonly eosToken: string | null;
   readonly addBos: boolean;
+  /** Whether encode() appends EOS by default. */
+  readonly addEos: boolean;
   /** Ids of special tokens (skipped by decode). */
   readonly specialIds: ReadonlySet<number>;
 
@@ -70,31 +134,53 @@ export class Tokenizer {
    * @param extraEos more end-of-sequence ids (e.g. from the model config)
    */
   constructor(tokenizerJson: unknown, tokenizerConfig: unknown = {}, origin = "tokenizer.json", extraEos: readonly number[] = []) {
+    if (tokenizerJson instanceof EngineSource) {
+      const { engine, specials } = tokenizerJson;
+      this.engine = engine;
+      this.vocabSize = engine.vocabSize;
+      this.specialIds = specials.specialIds;
+      this.bosTokenId = specials.bosTokenId;
+      this.bosToken = specials.bosTokenId !== null ? (engine.idToToken(specials.bosTokenId) ?? null) : null;
+      this.eosTokenIds = [...new Set([...specials.eosTokenIds, ...extraEos])];
+      const eos = specials.eosTokenIds[0];
+      this.eosToken = eos !== undefined ? (engine.idToToken(eos) ?? null) : null;
+      this.addBos = specials.addBos && this.bosTokenId !== null;
+      this.addEos = specials.addEos && eos !== undefined;
+      return;
+    }
     if (!tokenizerJson || typeof tokenizerJson !== "object") throw new ModelFileError(origin, "is not a tokenizer.json object");
     const tj = tokenizerJson as Json;
     const cfg = (tokenizerConfig && typeof tokenizerConfig === "object" ? tokenizerConfig : {}) as Json;
+    let tk: HfTokenizer;
     try {
-      this.tk = new HfTokenizer(tj, cfg);
+      tk = new HfTokenizer(tj, cfg);
     } catch (e) {
       throw new ModelFileError(origin, `tokenizer cannot be built: ${(e as Error).message}`);
     }
-    const vocab = this.tk.get_vocab(true);
-    let max = -1;
-    for (const id of vocab.values()) if (id > max) max = id;
-    this.vocabSize = max + 1;
+    this.engine = new HfEngine(tk);
+    this.vocabSize = this.engine.vocabSize;
 
     const special = new Set<number>();
-    for (const [id, t] of this.tk.get_added_tokens_decoder()) if (t.special) special.add(id);
+    for (const [id, t] of tk.get_added_tokens_decoder()) if (t.special) special.add(id);
     this.specialIds = special;
 
     const ppBos = postProcessorBos(tj.post_processor);
     this.bosToken = tokenContent(cfg.bos_token) ?? ppBos;
     this.eosToken = tokenContent(cfg.eos_token);
-    this.bosTokenId = this.bosToken !== null ? (this.tk.token_to_id(this.bosToken) ?? null) : null;
-    const eos = this.eosToken !== null ? this.tk.token_to_id(this.eosToken) : undefined;
+    this.bosTokenId = this.bosToken !== null ? (tk.token_to_id(this.bosToken) ?? null) : null;
+    const eos = this.eosToken !== null ? tk.token_to_id(this.eosToken) : undefined;
     this.eosTokenIds = [...new Set([...(eos !== undefined ? [eos] : []), ...extraEos])];
     const addBos = typeof cfg.add_bos_token === "boolean" ? cfg.add_bos_token : ppBos !== null;
     this.addBos = addBos && this.bosTokenId !== null;
+    this.addEos = false;
+  }
+
+  /**
+   * A tokenizer over any engine (e.g. the GGUF vocabulary); `extraEos` adds end-of-generation
+   * ids (e.g. from the model config).
+   */
+  static fromEngine(engine: TokenizerEngine, specials: EngineSpecials, extraEos: readonly number[] = []): Tokenizer {
+    return new Tokenizer(new EngineSource(engine, specials), {}, "", extraEos);
   }
 
   /** tokenizer.json (+ tokenizer_config.json when present) of an HF model folder. */
@@ -107,23 +193,24 @@ export class Tokenizer {
   }
 
   encode(text: string, opts: EncodeOptions = {}): number[] {
-    const ids = this.tk.encode(text, { add_special_tokens: false }).ids;
-    const addBos = opts.addBos ?? this.addBos;
-    if (addBos && this.bosTokenId !== null) return [this.bosTokenId, ...ids];
+    const ids = this.engine.encode(text, opts.parseSpecial ?? true);
+    if ((opts.addBos ?? this.addBos) && this.bosTokenId !== null) ids.unshift(this.bosTokenId);
+    const eos = this.eosTokenIds[0];
+    if ((opts.addEos ?? this.addEos) && eos !== undefined) ids.push(eos);
     return ids;
   }
 
   decode(ids: readonly number[], opts: DecodeOptions = {}): string {
     if (ids.length === 0) return "";
-    return this.tk.decode(ids as number[], { skip_special_tokens: opts.skipSpecialTokens ?? true, clean_up_tokenization_spaces: false });
+    return this.engine.decode(ids, opts.skipSpecialTokens ?? true);
   }
 
   tokenToId(token: string): number | undefined {
-    return this.tk.token_to_id(token);
+    return this.engine.tokenToId(token);
   }
 
   idToToken(id: number): string | undefined {
-    return this.tk.id_to_token(id);
+    return this.engine.idToToken(id);
   }
 
   isEos(id: number): boolean {
