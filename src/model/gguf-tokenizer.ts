@@ -39,7 +39,11 @@ export function ggufEosIds(v: GgufVocab): number[] {
 
 /** A Tokenizer for the GGUF file's embedded vocabulary. */
 export function ggufTokenizer(g: GgufFile, extraEos: readonly number[] = []): Tokenizer {
-  const v = new GgufVocab(g);
+  return tokenizerFromVocab(new GgufVocab(g), extraEos);
+}
+
+/** A Tokenizer over an already loaded GGUF vocabulary. */
+export function tokenizerFromVocab(v: GgufVocab, extraEos: readonly number[] = []): Tokenizer {
   const specialIds = new Set<number>();
   for (let id = 0; id < v.size; id++) if (v.isControl(id)) specialIds.add(id);
   const specials: EngineSpecials = { bosTokenId: v.special.bos, eosTokenIds: ggufEosIds(v), addBos: v.addBos, addEos: v.addEos, specialIds };

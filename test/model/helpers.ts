@@ -11,6 +11,8 @@ export const HAVE_MODELS = existsSync(resolve(MODELS_DIR, "stories260K/stories26
 export const GGUF_PATH = resolve(MODELS_DIR, "stories260K/stories260K.gguf");
 export const HF_DIR = resolve(MODELS_DIR, "stories260K-hf");
 export const GPT2_DIR = resolve(MODELS_DIR, "tokenizers/gpt2");
+/** llama.cpp's tokenizer test data: ggml-vocab-*.gguf.gz with .inp/.out. */
+export const VOCAB_DIR = resolve(MODELS_DIR, "vocab");
 
 export function warnIfNoModels(suite: string): void {
   if (!HAVE_MODELS) console.warn(`[${suite}] skipped: ../shared/models not found (${MODELS_DIR}); set HEADROOM_MODELS_DIR`);

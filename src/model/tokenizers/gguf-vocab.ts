@@ -62,6 +62,13 @@ export interface DetokenizeOptions {
   removeSpecial: boolean;
   /** Render control/unknown tokens as their text (llama.cpp unparse_special); else they vanish. */
   unparseSpecial: boolean;
+  /**
+   * Apply llama_detokenize's clean_spaces passes (" ?" → "?", " 's" → "'s" …) when the
+   * vocabulary asks for them (default false: pieces are concatenated byte for byte, as
+   * llama.cpp's server streams them; the passes look across tokens, so streaming could not
+   * reproduce them).
+   */
+  cleanSpaces?: boolean;
 }
 
 export class GgufVocab {
@@ -354,7 +361,7 @@ export class GgufVocab {
       bytes.set(p, o);
       o += p.length;
     }
-    if (this.cleanSpaces) bytes = cleanSpaces(bytes);
+    if (opts.cleanSpaces && this.cleanSpaces) bytes = cleanSpaces(bytes);
     return decoder.decode(bytes);
   }
 
