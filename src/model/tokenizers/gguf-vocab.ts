@@ -95,6 +95,8 @@ export class GgufVocab {
   private readonly matcherAll: SpecialTokenMatcher;
   private readonly matcherUser: SpecialTokenMatcher;
   private readonly pieces: (Uint8Array | undefined)[];
+  /** Longest token text (UTF-16 units): longer strings need no lookup. */
+  private readonly maxTokenLength: number;
 
   constructor(g: GgufFile) {
     const file = g.path;
@@ -190,6 +192,7 @@ export class GgufVocab {
       this.attrs[i] = types === undefined ? Attr.NORMAL : attrOfType(ty);
     }
     this.tokens = texts;
+    this.maxTokenLength = texts.reduce((m, t) => Math.max(m, t.length), 0);
 
     // Special ids: defaults out of range are dropped, then metadata overrides (bad ids ignored).
     for (const k of Object.keys(special) as (keyof SpecialIds)[]) {
@@ -294,10 +297,15 @@ export class GgufVocab {
     return out;
   }
 
+  private byteIds: (number | undefined)[] | null = null;
   private readonly spmView = {
-    textToId: (t: string) => this.idOf.get(t),
+    textToId: (t: string) => (t.length <= this.maxTokenLength ? this.idOf.get(t) : undefined),
     score: (id: number) => this.scores[id]!,
-    byteToId: (b: number) => this.idOf.get(`<0x${b.toString(16).toUpperCase().padStart(2, "0")}>`) ?? this.idOf.get(String.fromCharCode(b)),
+    /** <0xXX>, else the byte as a one-character token (llama.cpp byte_to_token). */
+    byteToId: (b: number) => {
+      this.byteIds ??= Array.from({ length: 256 }, (_, x) => this.idOf.get(`<0x${x.toString(16).toUpperCase().padStart(2, "0")}>`) ?? this.idOf.get(String.fromCharCode(x)));
+      return this.byteIds[b];
+    },
   };
 
   /** The bytes a token stands for (llama.cpp token_to_piece with special = true). */
@@ -369,14 +377,17 @@ export class GgufVocab {
     const markControl = (id: number) => {
       this.attrs[id]! |= Attr.CONTROL;
     };
+    // llama.cpp takes the first match in hash-map order; here: the lowest id among the texts.
     const detect = (k: keyof SpecialIds, texts: readonly string[]) => {
       if (special[k] !== null) return;
-      for (let id = 0; id < this.tokens.length; id++) {
-        if (texts.includes(this.tokens[id]!)) {
-          special[k] = id;
-          markControl(id);
-          return;
-        }
+      let best: number | undefined;
+      for (const t of texts) {
+        const id = this.idOf.get(t);
+        if (id !== undefined && (best === undefined || id < best)) best = id;
+      }
+      if (best !== undefined) {
+        special[k] = best;
+        markControl(best);
       }
     };
     detect("eot", EOT_TEXTS);
@@ -392,9 +403,9 @@ export class GgufVocab {
   private deriveEog(special: SpecialIds): number[] {
     const eog = new Set<number>();
     for (const id of [special.fimPad, special.fimRep, special.fimSep]) if (id !== null) eog.add(id);
-    const texts = new Set(EOG_TEXTS);
-    for (let id = 0; id < this.tokens.length; id++) {
-      if (texts.has(this.tokens[id]!)) {
+    for (const t of EOG_TEXTS) {
+      const id = this.idOf.get(t);
+      if (id !== undefined) {
         eog.add(id);
         this.attrs[id]! |= Attr.CONTROL;
       }
