@@ -114,7 +114,7 @@ export function ggufSpmVocab(g: GgufFile): SpmVocab {
   const model = g.metadata.get("tokenizer.ggml.model");
   if (model === undefined) throw new ModelFileError(g.path, `has no embedded tokenizer (metadata "tokenizer.ggml.model" missing)`);
   if (model !== "llama") {
-    throw new ModelFileError(g.path, `embedded tokenizer type ${JSON.stringify(model)} is not supported yet (supported: "llama" SentencePiece)`);
+    throw new ModelFileError(g.path, `embedded tokenizer type ${JSON.stringify(model)} is not SentencePiece ("llama"); only those convert to tokenizer.json here`);
   }
   const tokens = arr(g, "tokenizer.ggml.tokens");
   if (!tokens || tokens.length === 0) throw new ModelFileError(g.path, `metadata "tokenizer.ggml.tokens" missing or empty`);

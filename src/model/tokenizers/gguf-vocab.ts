@@ -7,7 +7,7 @@ import { ModelFileError } from "../errors.ts";
 import type { GgufFile, GgufValue } from "../gguf.ts";
 import { BpeEncoder } from "./bpe.ts";
 import { charByte } from "./byte-unicode.ts";
-import { preTokenizerByName, type PreTokenizer } from "./pre-types.ts";
+import { knownPreTokenizers, preTokenizerByName, type PreTokenizer } from "./pre-types.ts";
 import { PreTokenizerSplitter } from "./pretokenize.ts";
 import { type Fragment, SpecialTokenMatcher, type SpecialToken } from "./special-tokens.ts";
 import { spmEncode } from "./spm.ts";
@@ -141,7 +141,7 @@ export class GgufVocab {
       else preName = "gemma4";
       const found = preTokenizerByName(preName ?? undefined);
       if (!found) {
-        throw new ModelFileError(file, `pre-tokenizer "tokenizer.ggml.pre" = ${JSON.stringify(preName)} is not supported (supported: ${knownNames()})`);
+        throw new ModelFileError(file, `pre-tokenizer "tokenizer.ggml.pre" = ${JSON.stringify(preName)} is not supported (supported: ${knownPreTokenizers().join(", ")})`);
       }
       pre = found;
       addSpacePrefix = false;
@@ -426,10 +426,6 @@ export class GgufVocab {
     }
     return [...eog].sort((a, b) => a - b);
   }
-}
-
-function knownNames(): string {
-  return "llama-bpe, qwen2, deepseek-llm, gpt-2, … (see src/model/tokenizers/pre-types.ts)";
 }
 
 /** llama.cpp's clean_spaces passes over the detokenized bytes: " ?" → "?", " ' " → "'", " 's" → "'s" … */
