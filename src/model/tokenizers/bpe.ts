@@ -2,6 +2,7 @@
 // characters, repeatedly merge the adjacent pair with the lowest merge rank (ties: leftmost)
 // using a priority queue over a linked list of symbols, then look the symbols up. Results are
 // cached per pre-token, so long prompts cost one merge run per distinct word.
+import { byteEncode } from "./byte-unicode.ts";
 import { Heap } from "./heap.ts";
 
 export interface BpeVocabView {
@@ -39,12 +40,12 @@ export class BpeEncoder {
     private readonly opts: BpeOptions,
   ) {}
 
-  /** Appends the ids of one pre-token to `out`. */
+  /** Appends the ids of one pre-token (plain text; byte-level encoded here when the vocabulary is) to `out`. */
   encodeWord(word: string, out: number[]): void {
     if (word.length === 0) return;
     let ids = this.cache.get(word);
     if (ids === undefined) {
-      ids = this.merge(word);
+      ids = this.merge(this.opts.byteEncoded ? byteEncode(word) : word);
       if (this.cache.size >= CACHE_LIMIT) this.cache = new Map();
       this.cache.set(word, ids);
     }

@@ -4,7 +4,6 @@
 // unicode.cpp); any other regex that uses \p{..} classes runs on llama.cpp's "collapsed" text,
 // where each non-ASCII codepoint is replaced by one stand-in character for its class, so the
 // classes behave exactly as there; a regex without classes runs on the codepoints themselves.
-import { byteEncode } from "./byte-unicode.ts";
 import { GPT2_REGEX, LLAMA3_REGEXES, type PreTokenizer } from "./pre-types.ts";
 import { codepoints, cptCategory, cptFlags, CptFlag, cptsToString, cptToLower } from "./unicode.ts";
 
@@ -323,7 +322,7 @@ function collapse(cps: Uint32Array): string {
   return s;
 }
 
-/** A compiled pre-tokenizer: text → pre-tokens (byte-level encoded when the vocabulary is). */
+/** A compiled pre-tokenizer: text → pre-tokens (plain text; the BPE encoder byte-encodes them). */
 export class PreTokenizerSplitter {
   private readonly compiled: CompiledRegex[];
   constructor(readonly pre: PreTokenizer) {
@@ -348,8 +347,7 @@ export class PreTokenizerSplitter {
       const from = u;
       for (let k = 0; k < len; k++) u += cps[cpAt + k]! > 0xffff ? 2 : 1;
       cpAt += len;
-      const w = text.slice(from, u);
-      words.push(this.pre.byteEncode ? byteEncode(w) : w);
+      words.push(text.slice(from, u));
     }
     return words;
   }
