@@ -68,6 +68,9 @@ export function openModel(path?: string | null, opts: OpenModelOptions = {}): Op
   const generationConfig = loadGenerationConfig(genSetting === "auto" ? "none" : genSetting, null, weights.config.vocabSize);
   withGenerationEos(weights.config, generationConfig);
   const tokenizer = ggufTokenizer(gguf, weights.config.eosTokenIds);
+  // The engine stops at config.eosTokenIds: make that every id llama.cpp treats as end of
+  // generation (EOS, <|eot_id|>, <|im_end|>, <end_of_turn>, … found by the tokenizer).
+  weights.config.eosTokenIds = tokenizer.eosTokenIds;
   return { config: weights.config, weights, tokenizer, chatTemplate: chatTemplateFromGguf(gguf, tokenizer, opts.chatTemplate ?? null), generationConfig, source: "gguf" };
 }
 

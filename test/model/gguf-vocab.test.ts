@@ -6,7 +6,8 @@ import { describe, expect, test } from "bun:test";
 import { tokenizerFromVocab } from "../../src/model/gguf-tokenizer.ts";
 import type { Tokenizer } from "../../src/model/tokenizer.ts";
 import { cleanSpaces, GgufVocab } from "../../src/model/tokenizers/gguf-vocab.ts";
-import { prng, VOCAB_DIR } from "./helpers.ts";
+import { openModel } from "../../src/model/load.ts";
+import { GGUF_PATH, HAVE_MODELS, prng, VOCAB_DIR } from "./helpers.ts";
 import { loadVocabCases, loadVocabGguf, vocabNames } from "./vocab-data.ts";
 
 const NAMES = vocabNames();
@@ -178,6 +179,14 @@ describe.skipIf(NAMES.length === 0)("llama_detokenize clean_spaces (opt-in)", ()
     const q = qwen.encode("a , b", false);
     expect(qwen.decode(q, { removeSpecial: false, unparseSpecial: true, cleanSpaces: true })).toBe("a , b");
     expect(fromUtf8.decode(cleanSpaces(utf8.encode(" 't 'd 'll x")))).toBe(" 't 'd 'll x");
+  });
+});
+
+describe.skipIf(!HAVE_MODELS)("openModel (GGUF)", () => {
+  test("the engine's stop ids (config.eosTokenIds) are the tokenizer's end-of-generation ids", () => {
+    const m = openModel(GGUF_PATH);
+    expect(m.config.eosTokenIds).toEqual(m.tokenizer.eosTokenIds);
+    expect(m.config.eosTokenIds).toEqual([2]);
   });
 });
 
