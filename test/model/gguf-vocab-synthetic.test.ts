@@ -114,6 +114,9 @@ describe("unsupported or corrupt tokenizer metadata is refused with the file nam
     refuse(tinyBpe({ "tokenizer.ggml.token_type": [1, 1] }), /token_type has 2 entries for 263 tokens/);
     refuse(tinyBpe({ "tokenizer.ggml.tokens": ["a", "b", "a"], "tokenizer.ggml.token_type": [1, 1, 1] }), /duplicate token in vocabulary: "a" has ids 0 and 2/);
     refuse(tinyBpe({ "tokenizer.ggml.tokens": ["a", 7] }), /entry 1 is not a string/);
+    // Two invalid-UTF-8 tokens both read as "\uFFFD…" are not a real duplicate.
+    const lenient = tinyBpe({ "tokenizer.ggml.tokens": ["a", "\uFFFDx", "\uFFFDx"], "tokenizer.ggml.token_type": [1, 1, 1], "tokenizer.ggml.eos_token_id": 0 });
+    expect(ggufTokenizer(lenient).tokenToId("\uFFFDx")).toBe(1);
     // Gemma 4 always adds BOS (llama.cpp forces it) and has no default BOS id.
     refuse(tinyBpe({ "tokenizer.ggml.model": "gemma4" }), /add_bos_token is true, but tokenizer.ggml.bos_token_id is not set/);
   });

@@ -181,8 +181,11 @@ export class GgufVocab {
       if (typeof t !== "string") throw new ModelFileError(file, `metadata "tokenizer.ggml.tokens" entry ${i} is not a string`);
       if (t.length === 0) t = `[EMPTY_${i}]`;
       const dup = this.idOf.get(t);
-      if (dup !== undefined) throw new ModelFileError(file, `duplicate token in vocabulary: ${JSON.stringify(t)} has ids ${dup} and ${i}`);
-      this.idOf.set(t, i);
+      if (dup === undefined) this.idOf.set(t, i);
+      // Tokens that are not valid UTF-8 read back with U+FFFD and may collide although their
+      // bytes differ: keep the first for text lookups (the id still decodes). Real duplicates
+      // are refused, as llama.cpp does.
+      else if (!t.includes("\uFFFD")) throw new ModelFileError(file, `duplicate token in vocabulary: ${JSON.stringify(t)} has ids ${dup} and ${i}`);
       texts[i] = t;
       const s = scores?.[i] ?? 0;
       if (typeof s !== "number") throw new ModelFileError(file, `tokenizer.ggml.scores entry ${i} is not a number`);
