@@ -5,7 +5,8 @@ import { describe, expect, test } from "bun:test";
 
 import { tokenizerFromVocab } from "../../src/model/gguf-tokenizer.ts";
 import type { Tokenizer } from "../../src/model/tokenizer.ts";
-import { cleanSpaces, GgufVocab } from "../../src/model/tokenizers/gguf-vocab.ts";
+import { cleanSpaces } from "../../src/model/tokenizers/clean-spaces.ts";
+import { GgufVocab } from "../../src/model/tokenizers/gguf-vocab.ts";
 import { openModel } from "../../src/model/load.ts";
 import { GGUF_PATH, HAVE_MODELS, prng, VOCAB_DIR } from "./helpers.ts";
 import { loadVocabCases, loadVocabGguf, vocabNames } from "./vocab-data.ts";

@@ -11,47 +11,12 @@ import { knownPreTokenizers, preTokenizerByName, type PreTokenizer } from "./pre
 import { PreTokenizerSplitter } from "./pretokenize.ts";
 import { type Fragment, SpecialTokenMatcher, type SpecialToken } from "./special-tokens.ts";
 import { spmEncode } from "./spm.ts";
-import { ALWAYS_RENDERED, Attr, attrOfType, EOG_TEXTS, EOM_TEXTS, EOT_TEXTS, FIM_TEXTS } from "./token-attrs.ts";
+import { cleanSpaces } from "./clean-spaces.ts";
+import { deriveEogIds, detectSpecialsByText, SPECIAL_KEYS, type SpecialIds } from "./special-ids.ts";
+import { ALWAYS_RENDERED, Attr, attrOfType } from "./token-attrs.ts";
 
+export type { SpecialIds } from "./special-ids.ts";
 export type VocabKind = "spm" | "bpe";
-
-export interface SpecialIds {
-  bos: number | null;
-  eos: number | null;
-  eot: number | null;
-  eom: number | null;
-  unk: number | null;
-  sep: number | null;
-  pad: number | null;
-  mask: number | null;
-  fimPre: number | null;
-  fimSuf: number | null;
-  fimMid: number | null;
-  fimPad: number | null;
-  fimRep: number | null;
-  fimSep: number | null;
-}
-
-const SPECIAL_KEYS: [keyof SpecialIds, string][] = [
-  ["bos", "bos_token_id"],
-  ["eos", "eos_token_id"],
-  ["eot", "eot_token_id"],
-  ["eom", "eom_token_id"],
-  ["unk", "unknown_token_id"],
-  ["sep", "seperator_token_id"],
-  ["pad", "padding_token_id"],
-  ["mask", "mask_token_id"],
-  ["fimPre", "fim_pre_token_id"],
-  ["fimSuf", "fim_suf_token_id"],
-  ["fimMid", "fim_mid_token_id"],
-  ["fimPad", "fim_pad_token_id"],
-  ["fimRep", "fim_rep_token_id"],
-  ["fimSep", "fim_sep_token_id"],
-  // deprecated names
-  ["fimPre", "prefix_token_id"],
-  ["fimSuf", "suffix_token_id"],
-  ["fimMid", "middle_token_id"],
-];
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder("utf-8", { fatal: false, ignoreBOM: true });
@@ -214,9 +179,10 @@ export class GgufVocab {
     if (addBos && special.bos === null) throw new ModelFileError(file, `tokenizer.ggml.add_bos_token is true, but tokenizer.ggml.bos_token_id is not set`);
     if (addEos && special.eos === null) throw new ModelFileError(file, `tokenizer.ggml.add_eos_token is true, but tokenizer.ggml.eos_token_id is not set`);
 
-    this.detectByText(special);
+    const tables = { tokens: texts, idOf: this.idOf, attrs: this.attrs };
+    detectSpecialsByText(tables, special);
     this.special = special;
-    this.eogIds = this.deriveEog(special);
+    this.eogIds = deriveEogIds(tables, special);
     for (const t of ALWAYS_RENDERED) {
       const id = this.idOf.get(t);
       if (id !== undefined) this.attrs[id] = Attr.USER_DEFINED;
@@ -375,101 +341,4 @@ export class GgufVocab {
     if (opts.cleanSpaces && this.cleanSpaces) bytes = cleanSpaces(bytes);
     return decoder.decode(bytes);
   }
-
-  private detectByText(special: SpecialIds): void {
-    const markControl = (id: number) => {
-      this.attrs[id]! |= Attr.CONTROL;
-    };
-    // llama.cpp takes the first match in hash-map order; here: the lowest id among the texts.
-    const detect = (k: keyof SpecialIds, texts: readonly string[]) => {
-      if (special[k] !== null) return;
-      let best: number | undefined;
-      for (const t of texts) {
-        const id = this.idOf.get(t);
-        if (id !== undefined && (best === undefined || id < best)) best = id;
-      }
-      if (best !== undefined) {
-        special[k] = best;
-        markControl(best);
-      }
-    };
-    detect("eot", EOT_TEXTS);
-    detect("eom", EOM_TEXTS);
-    detect("fimPre", FIM_TEXTS.pre);
-    detect("fimSuf", FIM_TEXTS.suf);
-    detect("fimMid", FIM_TEXTS.mid);
-    detect("fimPad", FIM_TEXTS.pad);
-    detect("fimRep", FIM_TEXTS.rep);
-    detect("fimSep", FIM_TEXTS.sep);
-  }
-
-  private deriveEog(special: SpecialIds): number[] {
-    const eog = new Set<number>();
-    for (const id of [special.fimPad, special.fimRep, special.fimSep]) if (id !== null) eog.add(id);
-    for (const t of EOG_TEXTS) {
-      const id = this.idOf.get(t);
-      if (id !== undefined) {
-        eog.add(id);
-        this.attrs[id]! |= Attr.CONTROL;
-      }
-    }
-    for (const id of [special.eos, special.eot, special.eom]) if (id !== null) eog.add(id);
-    const has = (t: string) => [...eog].some((id) => this.tokens[id] === t);
-    // gpt-oss / solar-open: "<|end|>" ends a message, not the generation.
-    if ((has("<|return|>") && has("<|call|>") && has("<|end|>")) || (has("<|calls|>") && has("<|flush|>") && has("<|end|>"))) {
-      const id = this.idOf.get("<|end|>")!;
-      eog.delete(id);
-      this.attrs[id] = Attr.USER_DEFINED;
-    }
-    // Gemma 4: "</s>" is ordinary text there.
-    if (has("<|tool_response>") && has("</s>")) {
-      const id = this.idOf.get("</s>")!;
-      eog.delete(id);
-      this.attrs[id] = Attr.NORMAL;
-    }
-    return [...eog].sort((a, b) => a - b);
-  }
-}
-
-/** llama.cpp's clean_spaces passes over the detokenized bytes: " ?" → "?", " ' " → "'", " 's" → "'s" … */
-export function cleanSpaces(text: Uint8Array): Uint8Array {
-  const t = Uint8Array.from(text);
-  const SP = 0x20;
-  const Q = 0x27;
-  let total = t.length;
-  // first pass: " ?", " !", " .", " ,"
-  const t1 = total;
-  total = t1 ? 1 : 0;
-  for (let i = 1; i < t1; i++) {
-    const x = t[i]!;
-    if (t[i - 1] === SP && (x === 0x3f || x === 0x21 || x === 0x2e || x === 0x2c)) total--;
-    t[total++] = x;
-  }
-  // second pass: a single apostrophe between spaces
-  const t2 = total;
-  total = t2 ? 1 : 0;
-  for (let i = 1; i < t2; i++) {
-    const x = t[i]!;
-    if (x === Q && i + 1 < t2 && t[i - 1] === SP && t[i + 1] === SP) {
-      total--;
-      t[++i] = 0;
-    }
-    t[total++] = x;
-  }
-  // third pass: contractions " 's", " 'm", " 're", " 've"
-  const t3 = total;
-  total = t3 ? 1 : 0;
-  for (let i = 1; i < t3; i++) {
-    const x = t[i]!;
-    if (t[i - 1] === SP && x === Q && i + 1 < t3) {
-      const x1 = t[i + 1]!;
-      if (x1 === 0x73 || x1 === 0x6d) total--;
-      else if (i + 2 < t3) {
-        const x2 = t[i + 2]!;
-        if ((x1 === 0x72 && x2 === 0x65) || (x1 === 0x76 && x2 === 0x65)) total--;
-      }
-    }
-    t[total++] = x;
-  }
-  return t.subarray(0, total);
 }

@@ -16,45 +16,54 @@ export const CptFlag = {
 } as const;
 
 const CATEGORY_MASK = 0x00ff;
-const COMPUTED = 0x8000;
 const MAX_CODEPOINT = 0x110000;
+const BLOCK = 256;
 
+// First matching class wins (the classes are disjoint; Cn is tested before the rest of C).
 const CLASSES: [RegExp, number][] = [
-  [/^\p{L}$/u, CptFlag.LETTER],
-  [/^\p{N}$/u, CptFlag.NUMBER],
-  [/^\p{P}$/u, CptFlag.PUNCTUATION],
-  [/^\p{S}$/u, CptFlag.SYMBOL],
-  [/^\p{M}$/u, CptFlag.ACCENT_MARK],
-  [/^\p{Z}$/u, CptFlag.SEPARATOR],
-  [/^\p{Cn}$/u, CptFlag.UNDEFINED],
-  [/^\p{C}$/u, CptFlag.CONTROL],
+  [/\p{L}/gu, CptFlag.LETTER],
+  [/\p{N}/gu, CptFlag.NUMBER],
+  [/\p{P}/gu, CptFlag.PUNCTUATION],
+  [/\p{S}/gu, CptFlag.SYMBOL],
+  [/\p{M}/gu, CptFlag.ACCENT_MARK],
+  [/\p{Z}/gu, CptFlag.SEPARATOR],
+  [/\p{Cn}/gu, CptFlag.UNDEFINED],
+  [/\p{C}/gu, CptFlag.CONTROL],
 ];
-const WHITE_SPACE = /^\p{White_Space}$/u;
+const WHITE_SPACE = /\p{White_Space}/gu;
 
 let table: Uint16Array | null = null;
+let blockDone: Uint8Array | null = null;
 
-function compute(cp: number): number {
-  const s = String.fromCodePoint(cp);
-  let f = 0;
+/** Classifies one 256-codepoint block with a few regex scans (cheaper than one test per codepoint). */
+function computeBlock(t: Uint16Array, block: number): void {
+  const first = block * BLOCK;
+  const cps: number[] = [];
+  for (let i = 0; i < BLOCK; i++) cps.push(first + i);
+  const s = String.fromCodePoint(...cps);
+  const unit = first >= 0x10000 ? 2 : 1; // a block is all BMP or all astral
   for (const [re, flag] of CLASSES) {
-    if (re.test(s)) {
-      f = flag;
-      break;
+    for (const m of s.matchAll(re)) {
+      const cp = first + m.index / unit;
+      if (t[cp] === 0) t[cp] = flag;
     }
   }
-  if (WHITE_SPACE.test(s)) f |= CptFlag.WHITESPACE;
-  return f;
+  for (const m of s.matchAll(WHITE_SPACE)) t[first + m.index / unit]! |= CptFlag.WHITESPACE;
 }
 
 /** The flags of one codepoint (0 outside Unicode's range, like llama.cpp's out-of-range "no flags"). */
 export function cptFlags(cp: number): number {
   if (cp < 0 || cp >= MAX_CODEPOINT) return 0;
-  if (table === null) table = new Uint16Array(MAX_CODEPOINT);
-  const v = table[cp]!;
-  if (v !== 0) return v & ~COMPUTED;
-  const f = compute(cp);
-  table[cp] = f | COMPUTED;
-  return f;
+  if (table === null) {
+    table = new Uint16Array(MAX_CODEPOINT);
+    blockDone = new Uint8Array(MAX_CODEPOINT / BLOCK);
+  }
+  const b = cp >> 8;
+  if (blockDone![b] === 0) {
+    computeBlock(table, b);
+    blockDone![b] = 1;
+  }
+  return table[cp]!;
 }
 
 /** The category bit alone (one of NUMBER, LETTER, …; 0 for none). */
