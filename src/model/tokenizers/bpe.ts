@@ -8,8 +8,11 @@ import { Heap } from "./heap.ts";
 export interface BpeVocabView {
   /** Token id of an exact text, or undefined. */
   textToId(text: string): number | undefined;
-  /** Merge rank of (left, right), or undefined. */
-  mergeRank(left: string, right: string): number | undefined;
+  /**
+   * Merge rank of (left, right), or undefined; the ids are the sides' token ids (-1: not a
+   * token), which lets the vocabulary look most pairs up by number instead of by text.
+   */
+  mergeRank(left: string, leftId: number, right: string, rightId: number): number | undefined;
 }
 
 export interface BpeOptions {
@@ -58,6 +61,8 @@ export class BpeEncoder {
       (this.opts.wholeNewlineRuns && /^\n+$/.test(word) && this.vocab.textToId(word) !== undefined);
     const text: string[] = whole ? [word] : Array.from(word);
     const n = text.length;
+    const id = new Int32Array(n);
+    for (let i = 0; i < n; i++) id[i] = this.vocab.textToId(text[i]!) ?? -1;
     const prev = new Int32Array(n);
     const next = new Int32Array(n);
     for (let i = 0; i < n; i++) {
@@ -67,7 +72,7 @@ export class BpeEncoder {
     const queue = new Heap<Bigram>((a, b) => a.rank < b.rank || (a.rank === b.rank && a.left < b.left));
     const addBigram = (l: number, r: number) => {
       if (l === -1 || r === -1) return;
-      const rank = this.vocab.mergeRank(text[l]!, text[r]!);
+      const rank = this.vocab.mergeRank(text[l]!, id[l]!, text[r]!, id[r]!);
       if (rank === undefined) return;
       queue.push({ left: l, right: r, text: text[l]! + text[r]!, rank });
     };
@@ -77,6 +82,7 @@ export class BpeEncoder {
       const rt = text[b.right]!;
       if (lt.length === 0 || rt.length === 0 || lt + rt !== b.text) continue; // outdated
       text[b.left] = b.text;
+      id[b.left] = this.vocab.textToId(b.text) ?? -1;
       text[b.right] = "";
       next[b.left] = next[b.right]!;
       if (next[b.right]! >= 0) prev[next[b.right]!] = b.left;
@@ -87,9 +93,8 @@ export class BpeEncoder {
     for (let i = 0; i !== -1 && n > 0; i = next[i]!) {
       const s = text[i]!;
       if (s.length === 0) continue;
-      const id = this.vocab.textToId(s);
-      if (id !== undefined) {
-        ids.push(id);
+      if (id[i]! >= 0) {
+        ids.push(id[i]!);
         continue;
       }
       // Not a token: its bytes, as single-byte tokens (llama.cpp drops bytes with no token).

@@ -6,6 +6,7 @@
 import { ModelFileError } from "../errors.ts";
 import type { GgufFile, GgufValue } from "../gguf.ts";
 import { BpeEncoder } from "./bpe.ts";
+import { PairTable } from "./pair-table.ts";
 import { charByte } from "./byte-unicode.ts";
 import { knownPreTokenizers, preTokenizerByName, type PreTokenizer } from "./pre-types.ts";
 import { PreTokenizerSplitter } from "./pretokenize.ts";
@@ -52,7 +53,10 @@ export class GgufVocab {
 
   private readonly scores: Float64Array;
   private readonly idOf = new Map<string, number>();
-  private readonly ranks = new Map<string, number>();
+  /** Merge ranks by token-id pair, for merges of two tokens. */
+  private ranksById = new PairTable(0);
+  /** Merge ranks by "left right" text, for the rare merge with a side that is not a token. */
+  private readonly ranksByText = new Map<string, number>();
   private readonly pre: PreTokenizer | null;
   private readonly splitter: PreTokenizerSplitter | null;
   private readonly bpe: BpeEncoder | null;
@@ -95,6 +99,7 @@ export class GgufVocab {
     let cleanSpaces = false;
     let escapeWhitespaces = true;
     let pre: PreTokenizer | null = null;
+    let rawMerges: GgufValue[] = [];
     if (model === "llama") {
       this.kind = "spm";
       Object.assign(special, { bos: 1, eos: 2, unk: 0 });
@@ -116,14 +121,7 @@ export class GgufVocab {
       if (pre.noBos) special.bos = null;
       const merges = arr("tokenizer.ggml.merges");
       if (merges === undefined) throw new ModelFileError(file, `BPE tokenizer has no merges (metadata "tokenizer.ggml.merges" missing)`);
-      merges.forEach((m, i) => {
-        if (typeof m !== "string") throw new ModelFileError(file, `metadata "tokenizer.ggml.merges" entry ${i} is not a string`);
-        const sp = m.indexOf(" ", 1);
-        // llama.cpp keys a merge by (first, second) split at the first space after position 0;
-        // a line without one becomes ("", ""). The first occurrence of a pair keeps its rank.
-        const key = sp === -1 ? " " : m;
-        if (!this.ranks.has(key)) this.ranks.set(key, i);
-      });
+      rawMerges = merges;
     } else {
       throw new ModelFileError(file, `embedded tokenizer type ${JSON.stringify(model)} is not supported (supported: "llama" SentencePiece, "gpt2" byte-level BPE, "gemma4")`);
     }
@@ -160,6 +158,7 @@ export class GgufVocab {
       this.attrs[i] = types === undefined ? Attr.NORMAL : attrOfType(ty);
     }
     this.tokens = texts;
+    this.buildRanks(file, rawMerges);
     this.maxTokenLength = texts.reduce((m, t) => Math.max(m, t.length), 0);
 
     // Special ids: defaults out of range are dropped, then metadata overrides (bad ids ignored).
@@ -217,11 +216,34 @@ export class GgufVocab {
     this.splitter = pre ? new PreTokenizerSplitter(pre) : null;
     this.bpe = pre
       ? new BpeEncoder(
-          { textToId: (t) => this.idOf.get(t), mergeRank: (l, r) => this.ranks.get(`${l} ${r}`) },
+          { textToId: (t) => this.idOf.get(t), mergeRank: (l, li, r, ri) => this.mergeRank(l, li, r, ri) },
           { ignoreMerges: pre.ignoreMerges, byteEncoded: pre.byteEncode, wholeNewlineRuns: pre.type === "gemma4" },
         )
       : null;
     this.pieces = new Array(n);
+  }
+
+  /**
+   * Merges as llama.cpp keys them: (first, second) split at the first space after position 0
+   * (a line without one becomes ("", "")); the first occurrence of a pair keeps its rank.
+   */
+  private buildRanks(file: string, merges: readonly GgufValue[]): void {
+    this.ranksById = new PairTable(merges.length);
+    merges.forEach((m, i) => {
+      if (typeof m !== "string") throw new ModelFileError(file, `metadata "tokenizer.ggml.merges" entry ${i} is not a string`);
+      const sp = m.indexOf(" ", 1);
+      const l = sp === -1 ? "" : m.slice(0, sp);
+      const r = sp === -1 ? "" : m.slice(sp + 1);
+      const li = this.idOf.get(l);
+      const ri = this.idOf.get(r);
+      if (li !== undefined && ri !== undefined) this.ranksById.setIfAbsent(li, ri, i);
+      else if (!this.ranksByText.has(`${l} ${r}`)) this.ranksByText.set(`${l} ${r}`, i);
+    });
+  }
+
+  private mergeRank(l: string, li: number, r: string, ri: number): number | undefined {
+    if (li >= 0 && ri >= 0) return this.ranksById.get(li, ri);
+    return this.ranksByText.size === 0 ? undefined : this.ranksByText.get(`${l} ${r}`);
   }
 
   get size(): number {
