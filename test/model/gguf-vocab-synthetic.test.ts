@@ -7,6 +7,8 @@ import { ModelFileError } from "../../src/model/errors.ts";
 import type { GgufFile, GgufValue } from "../../src/model/gguf.ts";
 import { ggufTokenizer } from "../../src/model/gguf-tokenizer.ts";
 import { byteChar } from "../../src/model/tokenizers/byte-unicode.ts";
+import { knownPreTokenizers, preTokenizerByName } from "../../src/model/tokenizers/pre-types.ts";
+import { PreTokenizerSplitter } from "../../src/model/tokenizers/pretokenize.ts";
 
 function gguf(meta: Record<string, GgufValue>, path = "tiny.gguf"): GgufFile {
   return { path, version: 3, metadata: new Map(Object.entries(meta)), metadataTypes: new Map(), tensors: new Map(), alignment: 32, dataStart: 0 };
@@ -119,5 +121,27 @@ describe("unsupported or corrupt tokenizer metadata is refused with the file nam
     expect(ggufTokenizer(lenient).tokenToId("\uFFFDx")).toBe(1);
     // Gemma 4 always adds BOS (llama.cpp forces it) and has no default BOS id.
     refuse(tinyBpe({ "tokenizer.ggml.model": "gemma4" }), /add_bos_token is true, but tokenizer.ggml.bos_token_id is not set/);
+  });
+});
+
+describe("every named pre-tokenizer", () => {
+  test("compiles and splits text into pieces that rejoin to it", () => {
+    const text = "Hello, y'all! I'M 12345 naïve café 世界 🦙\n\n  \t x\u00a0y 'll ...";
+    for (const name of knownPreTokenizers()) {
+      const pre = preTokenizerByName(name)!;
+      const pieces = new PreTokenizerSplitter(pre).split(text);
+      expect(pieces.join("")).toBe(text);
+      expect(pieces.every((p) => p.length > 0)).toBe(true);
+      expect(pieces.length).toBeGreaterThanOrEqual(3); // gemma4 splits at newlines only
+    }
+  });
+
+  test("llama3 splits digits in threes and keeps contractions; gpt-2 keeps digit runs", () => {
+    const llama3 = new PreTokenizerSplitter(preTokenizerByName("llama-bpe")!);
+    expect(llama3.split("I'M 1234567 ok\n\n")).toEqual(["I", "'M", " ", "123", "456", "7", " ok", "\n\n"]);
+    const gpt2 = new PreTokenizerSplitter(preTokenizerByName("gpt-2")!);
+    expect(gpt2.split("I'M 1234567  ok")).toEqual(["I", "'", "M", " 1234567", " ", " ok"]);
+    const qwen2 = new PreTokenizerSplitter(preTokenizerByName("qwen2")!);
+    expect(qwen2.split("ab 123")).toEqual(["ab", " ", "1", "2", "3"]);
   });
 });
