@@ -151,6 +151,9 @@ describe.skipIf(NAMES.length === 0)("GGUF tokenizers: round trip, streaming, spe
     expect(tok.encode("</s>Hello", { addBos: false })).toEqual([2, ...a]); // "▁Hello" again after a special
     expect(tok.decode(a)).toBe("Hello");
     expect(tok.encode("Hello")[0]).toBe(1);
+    // HF's rule, not llama.cpp's " Hello": the first text after a BOS loses its space prefix too.
+    expect(tok.decode(tok.encode("Hello"))).toBe("Hello");
+    expect(tok.decode(tok.encode("Hello"), { skipSpecialTokens: false })).toBe("<s> Hello");
     expect(tok.eosTokenIds).toEqual([2]);
   });
 

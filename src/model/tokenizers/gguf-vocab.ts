@@ -329,27 +329,28 @@ export class GgufVocab {
     return EMPTY;
   }
 
-  /** Ids → text (llama.cpp llama_detokenize); invalid UTF-8 becomes U+FFFD. */
+  /**
+   * Ids → text (llama.cpp llama_detokenize); invalid UTF-8 becomes U+FFFD. One deliberate
+   * difference: with a space prefix (SentencePiece), the leading space is dropped from the first
+   * token that produces text — also after a removed or hidden BOS, where llama.cpp keeps it
+   * (" Hello"). That is what HF's decoders do ("Hello"), and what the frontend's streaming and
+   * prompt echo expect.
+   */
   decode(ids: readonly number[], opts: DetokenizeOptions): string {
     let start = 0;
     let end = ids.length;
     let removeSpace = this.addSpacePrefix;
-    if (opts.removeSpecial && this.addBos && end > 0 && ids[0] === this.special.bos) {
-      removeSpace = false;
-      start++;
-    }
+    if (opts.removeSpecial && this.addBos && end > 0 && ids[0] === this.special.bos) start++;
     if (opts.removeSpecial && this.addEos && end > start && ids[end - 1] === this.special.eos) end--;
     const parts: Uint8Array[] = [];
     let total = 0;
     for (let i = start; i < end; i++) {
       const id = ids[i]!;
       if (!Number.isInteger(id) || id < 0 || id >= this.tokens.length) continue;
-      if (!opts.unparseSpecial && this.attrs[id]! & (Attr.UNKNOWN | Attr.CONTROL)) {
-        removeSpace = false;
-        continue;
-      }
+      if (!opts.unparseSpecial && this.attrs[id]! & (Attr.UNKNOWN | Attr.CONTROL)) continue;
       let p = this.piece(id);
-      if (removeSpace && p.length > 0 && p[0] === 0x20) p = p.subarray(1);
+      if (p.length === 0) continue;
+      if (removeSpace && p[0] === 0x20) p = p.subarray(1);
       removeSpace = false;
       parts.push(p);
       total += p.length;
