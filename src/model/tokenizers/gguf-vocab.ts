@@ -57,7 +57,8 @@ export class GgufVocab {
   private ranksById = new PairTable(0);
   /** Merge ranks by "left right" text, for the rare merge with a side that is not a token. */
   private readonly ranksByText = new Map<string, number>();
-  private readonly pre: PreTokenizer | null;
+  /** The BPE pre-tokenizer (null for SentencePiece). */
+  readonly pre: PreTokenizer | null;
   private readonly splitter: PreTokenizerSplitter | null;
   private readonly bpe: BpeEncoder | null;
   private readonly escapeWhitespaces: boolean;
