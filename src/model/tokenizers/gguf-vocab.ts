@@ -20,6 +20,8 @@ export type { SpecialIds } from "./special-ids.ts";
 export type VocabKind = "spm" | "bpe";
 
 const encoder = new TextEncoder();
+/** Remembered pair ranks before the memo starts over (bounds memory on adversarial text). */
+const RANK_MEMO_LIMIT = 4_000_000;
 const decoder = new TextDecoder("utf-8", { fatal: false, ignoreBOM: true });
 const EMPTY = new Uint8Array(0);
 
@@ -53,10 +55,10 @@ export class GgufVocab {
 
   private readonly scores: Float64Array;
   private readonly idOf = new Map<string, number>();
-  /** Merge ranks by token-id pair, for merges of two tokens. */
-  private ranksById = new PairTable(0);
-  /** Merge ranks by "left right" text, for the rare merge with a side that is not a token. */
+  /** Merge ranks by "left right" text (the merge line). */
   private readonly ranksByText = new Map<string, number>();
+  /** Ranks already looked up, by token-id pair. */
+  private rankMemo = new PairTable();
   /** The BPE pre-tokenizer (null for SentencePiece). */
   readonly pre: PreTokenizer | null;
   private readonly splitter: PreTokenizerSplitter | null;
@@ -226,25 +228,26 @@ export class GgufVocab {
 
   /**
    * Merges as llama.cpp keys them: (first, second) split at the first space after position 0
-   * (a line without one becomes ("", "")); the first occurrence of a pair keeps its rank.
+   * (a line without one becomes ("", "")); the first occurrence of a pair keeps its rank. The
+   * merge line itself is that key, so loading is one map insert per merge.
    */
   private buildRanks(file: string, merges: readonly GgufValue[]): void {
-    this.ranksById = new PairTable(merges.length);
     merges.forEach((m, i) => {
       if (typeof m !== "string") throw new ModelFileError(file, `metadata "tokenizer.ggml.merges" entry ${i} is not a string`);
-      const sp = m.indexOf(" ", 1);
-      const l = sp === -1 ? "" : m.slice(0, sp);
-      const r = sp === -1 ? "" : m.slice(sp + 1);
-      const li = this.idOf.get(l);
-      const ri = this.idOf.get(r);
-      if (li !== undefined && ri !== undefined) this.ranksById.setIfAbsent(li, ri, i);
-      else if (!this.ranksByText.has(`${l} ${r}`)) this.ranksByText.set(`${l} ${r}`, i);
+      const key = m.indexOf(" ", 1) === -1 ? " " : m;
+      if (!this.ranksByText.has(key)) this.ranksByText.set(key, i);
     });
   }
 
+  /** Rank of a pair; pairs of two tokens are remembered by id (-1: no merge) after the first text lookup. */
   private mergeRank(l: string, li: number, r: string, ri: number): number | undefined {
-    if (li >= 0 && ri >= 0) return this.ranksById.get(li, ri);
-    return this.ranksByText.size === 0 ? undefined : this.ranksByText.get(`${l} ${r}`);
+    if (li < 0 || ri < 0) return this.ranksByText.get(`${l} ${r}`);
+    const known = this.rankMemo.get(li, ri);
+    if (known !== undefined) return known === -1 ? undefined : known;
+    const rank = this.ranksByText.get(`${l} ${r}`);
+    if (this.rankMemo.size >= RANK_MEMO_LIMIT) this.rankMemo = new PairTable();
+    this.rankMemo.setIfAbsent(li, ri, rank ?? -1);
+    return rank;
   }
 
   get size(): number {
