@@ -8,9 +8,10 @@ import type { Tokenizer } from "../../src/model/tokenizer.ts";
 import { cleanSpaces } from "../../src/model/tokenizers/clean-spaces.ts";
 import { GgufVocab } from "../../src/model/tokenizers/gguf-vocab.ts";
 import { openModel } from "../../src/model/load.ts";
-import { GGUF_PATH, HAVE_MODELS, prng, VOCAB_DIR } from "./helpers.ts";
+import { GGUF_PATH, HAVE_MODELS, prng, VOCAB_DIR, warnIfNoModels } from "./helpers.ts";
 import { loadVocabCases, loadVocabGguf, vocabNames } from "./vocab-data.ts";
 
+warnIfNoModels("gguf-vocab");
 const NAMES = vocabNames();
 if (NAMES.length === 0) console.warn(`[gguf-vocab] skipped: no ggml-vocab-*.gguf.gz in ${VOCAB_DIR}; set HEADROOM_MODELS_DIR`);
 
