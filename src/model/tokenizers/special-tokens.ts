@@ -1,8 +1,8 @@
 // Splits text around special tokens the way llama.cpp's tokenizer_st_partition does: the
 // special tokens are taken longest first, each claiming all its (non-overlapping, leftmost)
 // occurrences in the text not yet claimed; LSTRIP/RSTRIP tokens also swallow adjacent ASCII
-// whitespace. Only tokens that occur in the text are tried (one scan finds them), so a
-// vocabulary with thousands of special tokens does not cost thousands of passes.
+// whitespace. Only tokens that occur in the text are tried (one scan with a trie finds them),
+// so a vocabulary with thousands of special tokens does not cost thousands of passes.
 
 export type Fragment = { text: string } | { id: number };
 
@@ -18,9 +18,15 @@ function isCSpace(c: number): boolean {
   return c === 0x20 || (c >= 0x09 && c <= 0x0d);
 }
 
+interface TrieNode {
+  next: Map<number, TrieNode>;
+  token: SpecialToken | null;
+}
+
 export class SpecialTokenMatcher {
-  /** Candidates by first UTF-16 unit, in partition order (longest text first, then lowest id). */
-  private readonly byFirst = new Map<number, SpecialToken[]>();
+  /** The token texts as a trie over UTF-16 units. */
+  private readonly root: TrieNode = { next: new Map(), token: null };
+  /** Partition order of each token id (longest text first, as given). */
   private readonly order = new Map<number, number>();
 
   /** `tokens` in llama.cpp's cache order: longest text first. */
@@ -28,20 +34,28 @@ export class SpecialTokenMatcher {
     tokens.forEach((t, i) => {
       if (t.text.length === 0) return;
       this.order.set(t.id, i);
-      const k = t.text.charCodeAt(0);
-      let list = this.byFirst.get(k);
-      if (!list) this.byFirst.set(k, (list = []));
-      list.push(t);
+      let node = this.root;
+      for (let k = 0; k < t.text.length; k++) {
+        const c = t.text.charCodeAt(k);
+        let child = node.next.get(c);
+        if (!child) node.next.set(c, (child = { next: new Map(), token: null }));
+        node = child;
+      }
+      node.token ??= t;
     });
   }
 
   /** The special tokens that occur in `text`, in partition order. */
   private occurring(text: string): SpecialToken[] {
     const found = new Map<number, SpecialToken>();
+    const root = this.root.next;
     for (let i = 0; i < text.length; i++) {
-      const list = this.byFirst.get(text.charCodeAt(i));
-      if (!list) continue;
-      for (const t of list) if (!found.has(t.id) && text.startsWith(t.text, i)) found.set(t.id, t);
+      let node = root.get(text.charCodeAt(i));
+      for (let j = i + 1; node !== undefined; j++) {
+        if (node.token && !found.has(node.token.id)) found.set(node.token.id, node.token);
+        if (j >= text.length) break;
+        node = node.next.get(text.charCodeAt(j));
+      }
     }
     return [...found.values()].sort((a, b) => this.order.get(a.id)! - this.order.get(b.id)!);
   }
