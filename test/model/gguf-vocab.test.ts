@@ -222,4 +222,20 @@ describe.skipIf(NAMES.length === 0)("GGUF tokenizers: speed", () => {
     },
     300_000,
   );
+
+  test(
+    "special-token scan stays linear on text full of their first characters (qwen2: 290 \"[PAD…]\" tokens)",
+    () => {
+      if (!NAMES.includes("qwen2")) return;
+      const { tok } = load("qwen2");
+      const text = "[[[PAD1516".repeat(50_000) + "<|im_start|>";
+      const t = performance.now();
+      const ids = tok.encode(text, { addBos: false });
+      const ms = performance.now() - t;
+      expect(ids.at(-1)).toBe(tok.tokenToId("<|im_start|>")!);
+      console.log(`[gguf-vocab] qwen2: 500k chars of "[[[PAD…" in ${ms.toFixed(0)} ms`);
+      expect(ms).toBeLessThan(20_000);
+    },
+    120_000,
+  );
 });
