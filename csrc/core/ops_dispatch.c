@@ -6,6 +6,7 @@
  */
 #include "ops_dispatch.h"
 
+#include <math.h>
 #include <stdio.h>
 
 #include "graph.h"
@@ -24,12 +25,14 @@ const int hr_op_nargs[HR_OPK_COUNT] = {
     [HR_OPK_ATTN_DECODE] = HR_A_DEC_N,
     [HR_OPK_ATTN_PREFILL] = HR_A_PRE_N,
     [HR_OPK_SAMPLE] = HR_A_SMP_N,
+    [HR_OPK_GELU_MUL] = HR_A_SILU_N,
+    [HR_OPK_SCALE] = HR_A_SCL_N,
 };
 
 const char *hr_op_kind_name(int kind) {
   static const char *names[HR_OPK_COUNT] = {"none", "embedding", "rms_norm", "rope", "matmul",
                                             "silu_mul", "kv_write", "attention_decode", "attention_prefill",
-                                            "sample"};
+                                            "sample", "gelu_tanh_mul", "scale"};
   static const char *copy_names[HR_OPK_COPY_END - HR_OPK_COPY_FIRST] = {"copy_begin", "copy_async", "copy_wait",
                                                                          "copy_release"};
   if (hr_op_is_copy(kind)) return copy_names[kind - HR_OPK_COPY_FIRST];
@@ -323,9 +326,25 @@ int hr_op_logits_q(uint64_t dev, int64_t dtype, int64_t wtype, uint64_t logits, 
                        num_hidden_rows);
 }
 
+static int gated_common(const char *CALL, hr_instance *inst, int kind, int64_t dtype, uint64_t out, uint64_t gate,
+                        uint64_t up, int64_t rows, int64_t inter, int64_t in_stride);
+
 int hr_op_silu_mul(uint64_t dev, int64_t dtype, uint64_t out, uint64_t gate, uint64_t up, int64_t rows, int64_t inter,
                    int64_t in_stride) {
   BEGIN("hr_op_silu_mul");
+  return gated_common(CALL, inst, HR_OPK_SILU_MUL, dtype, out, gate, up, rows, inter, in_stride);
+}
+
+int hr_op_gelu_tanh_mul(uint64_t dev, int64_t dtype, uint64_t out, uint64_t gate, uint64_t up, int64_t rows,
+                        int64_t inter, int64_t in_stride) {
+  BEGIN("hr_op_gelu_tanh_mul");
+  return gated_common(CALL, inst, HR_OPK_GELU_MUL, dtype, out, gate, up, rows, inter, in_stride);
+}
+
+/* silu_mul and gelu_tanh_mul: same validation and record, different kind */
+static int gated_common(const char *CALL, hr_instance *inst, int kind, int64_t dtype, uint64_t out, uint64_t gate,
+                        uint64_t up, int64_t rows, int64_t inter, int64_t in_stride) {
+  int st_;
   TRY(need_dtype(CALL, dtype));
   TRY(need_ptr(CALL, "out", out));
   TRY(need_ptr(CALL, "gate", gate));
@@ -342,7 +361,42 @@ int hr_op_silu_mul(uint64_t dev, int64_t dtype, uint64_t out, uint64_t gate, uin
   a[HR_A_SILU_ROWS] = rows;
   a[HR_A_SILU_I] = inter;
   a[HR_A_SILU_STRIDE] = in_stride ? in_stride : inter;
-  return hr_ops_submit(inst, HR_OPK_SILU_MUL, a);
+  return hr_ops_submit(inst, kind, a);
+}
+
+static int scale_common(const char *CALL, hr_instance *inst, int64_t dtype, uint64_t x, int64_t n, double scale,
+                        double cap) {
+  int st_;
+  TRY(need_dtype(CALL, dtype));
+  TRY(need_ptr(CALL, "x", x));
+  TRY(need_dim(CALL, "n", n));
+  if (!isfinite(scale)) return hr_fail(HR_E_INVALID, "%s: scale must be finite (got %g)", CALL, scale);
+  int64_t a[HR_OP_MAX_ARGS] = {0};
+  a[HR_A_SCL_DTYPE] = dtype;
+  a[HR_A_SCL_X] = (int64_t)x;
+  a[HR_A_SCL_N_ELEMS] = n;
+  a[HR_A_SCL_SCALE] = hr_f64_bits(scale);
+  a[HR_A_SCL_CAP] = hr_f64_bits(cap);
+  return hr_ops_submit(inst, HR_OPK_SCALE, a);
+}
+
+int hr_op_scale(uint64_t dev, int64_t dtype, uint64_t x, int64_t n, double scale) {
+  BEGIN("hr_op_scale");
+  return scale_common(CALL, inst, dtype, x, n, scale, 0.0);
+}
+
+int hr_op_softcap(uint64_t dev, int64_t dtype, uint64_t x, int64_t n, double cap) {
+  BEGIN("hr_op_softcap");
+  if (!(cap > 0.0) || !isfinite(cap)) return hr_fail(HR_E_INVALID, "%s: cap must be > 0 and finite (got %g)", CALL, cap);
+  return scale_common(CALL, inst, dtype, x, n, 1.0, cap);
+}
+
+/* window >= 0 (0 = full causal), softcap >= 0 (0 = off) */
+static int need_window_cap(const char *CALL, int64_t window, double softcap) {
+  if (window < 0) return hr_fail(HR_E_INVALID, "%s: window must be >= 0 (0 = full attention, got %lld)", CALL, (long long)window);
+  if (!(softcap >= 0.0) || !isfinite(softcap))
+    return hr_fail(HR_E_INVALID, "%s: softcap must be >= 0 and finite (0 = off, got %g)", CALL, softcap);
+  return HR_OK;
 }
 
 static int need_cache(const char *CALL, int64_t hk, int64_t d, int64_t num_blocks, int64_t block_size) {
@@ -436,8 +490,9 @@ int hr_op_attention_decode(uint64_t dev, int64_t dtype, uint64_t out, uint64_t q
                            uint64_t block_tables, uint64_t seq_lens, uint64_t workspace, uint64_t workspace_bytes,
                            int64_t num_seqs, int64_t num_q_heads, int64_t num_kv_heads, int64_t head_dim,
                            int64_t num_blocks, int64_t block_size, int64_t max_blocks_per_seq, int64_t partition_size,
-                           double scale, int64_t q_stride) {
+                           double scale, int64_t q_stride, int64_t window, double softcap) {
   BEGIN("hr_op_attention_decode");
+  TRY(need_window_cap(CALL, window, softcap));
   TRY(need_dtype(CALL, dtype));
   TRY(need_ptr(CALL, "out", out));
   TRY(need_ptr(CALL, "q", q));
@@ -480,6 +535,8 @@ int hr_op_attention_decode(uint64_t dev, int64_t dtype, uint64_t out, uint64_t q
   a[HR_A_DEC_PART] = hr_attn_partition_tokens(max_blocks_per_seq, block_size, partition_size);
   a[HR_A_DEC_SCALE] = hr_f64_bits(scale);
   a[HR_A_DEC_QSTRIDE] = q_stride ? q_stride : num_q_heads * head_dim;
+  a[HR_A_DEC_WINDOW] = window;
+  a[HR_A_DEC_SOFTCAP] = hr_f64_bits(softcap);
   return hr_ops_submit(inst, HR_OPK_ATTN_DECODE, a);
 }
 
@@ -487,8 +544,9 @@ int hr_op_attention_prefill(uint64_t dev, int64_t dtype, uint64_t out, uint64_t 
                             uint64_t v_cache, uint64_t block_tables, uint64_t seq_lens, uint64_t query_start_loc,
                             int64_t num_seqs, int64_t num_tokens, int64_t num_q_heads, int64_t num_kv_heads,
                             int64_t head_dim, int64_t num_blocks, int64_t block_size, int64_t max_blocks_per_seq,
-                            double scale, int64_t q_stride) {
+                            double scale, int64_t q_stride, int64_t window, double softcap) {
   BEGIN("hr_op_attention_prefill");
+  TRY(need_window_cap(CALL, window, softcap));
   TRY(need_dtype(CALL, dtype));
   TRY(need_ptr(CALL, "out", out));
   TRY(need_ptr(CALL, "q", q));
@@ -521,6 +579,8 @@ int hr_op_attention_prefill(uint64_t dev, int64_t dtype, uint64_t out, uint64_t 
   a[HR_A_PRE_MAXBLOCKS] = max_blocks_per_seq;
   a[HR_A_PRE_SCALE] = hr_f64_bits(scale);
   a[HR_A_PRE_QSTRIDE] = q_stride ? q_stride : num_q_heads * head_dim;
+  a[HR_A_PRE_WINDOW] = window;
+  a[HR_A_PRE_SOFTCAP] = hr_f64_bits(softcap);
   return hr_ops_submit(inst, HR_OPK_ATTN_PREFILL, a);
 }
 

@@ -29,6 +29,8 @@ enum hr_op_kind {
   HR_OPK_ATTN_DECODE,
   HR_OPK_ATTN_PREFILL,
   HR_OPK_SAMPLE, /* hr_op_sample, and hr_op_argmax (temperature == 0: every row greedy) */
+  HR_OPK_GELU_MUL, /* hr_op_gelu_tanh_mul: args as silu_mul (HR_A_SILU_*) */
+  HR_OPK_SCALE,    /* hr_op_scale and hr_op_softcap */
   HR_OPK_COUNT
 };
 
@@ -76,13 +78,15 @@ enum {
 enum {
   HR_A_DEC_DTYPE, HR_A_DEC_OUT, HR_A_DEC_Q, HR_A_DEC_KC, HR_A_DEC_VC, HR_A_DEC_BT, HR_A_DEC_SEQLENS, HR_A_DEC_WS,
   HR_A_DEC_WSBYTES, HR_A_DEC_B, HR_A_DEC_HQ, HR_A_DEC_HK, HR_A_DEC_D, HR_A_DEC_NBLOCKS, HR_A_DEC_BS,
-  HR_A_DEC_MAXBLOCKS, HR_A_DEC_PART, HR_A_DEC_SCALE, HR_A_DEC_QSTRIDE, HR_A_DEC_N
+  HR_A_DEC_MAXBLOCKS, HR_A_DEC_PART, HR_A_DEC_SCALE, HR_A_DEC_QSTRIDE, HR_A_DEC_WINDOW, HR_A_DEC_SOFTCAP, HR_A_DEC_N
 };
 enum {
   HR_A_PRE_DTYPE, HR_A_PRE_OUT, HR_A_PRE_Q, HR_A_PRE_KC, HR_A_PRE_VC, HR_A_PRE_BT, HR_A_PRE_SEQLENS, HR_A_PRE_QSL,
   HR_A_PRE_B, HR_A_PRE_T, HR_A_PRE_HQ, HR_A_PRE_HK, HR_A_PRE_D, HR_A_PRE_NBLOCKS, HR_A_PRE_BS, HR_A_PRE_MAXBLOCKS,
-  HR_A_PRE_SCALE, HR_A_PRE_QSTRIDE, HR_A_PRE_N
+  HR_A_PRE_SCALE, HR_A_PRE_QSTRIDE, HR_A_PRE_WINDOW, HR_A_PRE_SOFTCAP, HR_A_PRE_N
 };
+/* scale: x = softcap > 0 ? softcap * tanh(x * scale / softcap) : x * scale (in place) */
+enum { HR_A_SCL_DTYPE, HR_A_SCL_X, HR_A_SCL_N_ELEMS, HR_A_SCL_SCALE, HR_A_SCL_CAP, HR_A_SCL_N };
 /* sample: temperature/top_k/top_p/uniform are device arrays [rows]; temperature 0 = argmax */
 enum {
   HR_A_SMP_OUT, HR_A_SMP_LOGITS, HR_A_SMP_TEMP, HR_A_SMP_TOPK, HR_A_SMP_TOPP, HR_A_SMP_U, HR_A_SMP_ROWS,

@@ -55,16 +55,24 @@ typedef struct {
   float *out, *ws;
   const float *q, *kc, *vc;
   const int32_t *bt, *seq_lens;
-  int64_t b, hq, hk, d, bs, maxb, part, nparts, qs;
-  float scale;
+  int64_t b, hq, hk, d, bs, maxb, part, nparts, qs, window;
+  float scale, softcap;
 } dec_ctx;
+
+/* First key a query at position pos sees (sliding window; 0 = from the start). */
+static inline int64_t window_start(int64_t pos, int64_t window) {
+  return window > 0 && pos - window + 1 > 0 ? pos - window + 1 : 0;
+}
+
+/* Gemma 2 attention logit soft-capping (cap 0 = off). */
+static inline float softcap_score(float s, float cap) { return cap > 0.0f ? cap * tanhf(s / cap) : s; }
 
 static void dec_task(void *v, int64_t task, int thread, void *scratch) {
   (void)thread;
   const dec_ctx *c = v;
   int64_t p = task % c->nparts, hk = (task / c->nparts) % c->hk, s = task / (c->nparts * c->hk);
   int64_t L = c->seq_lens[s];
-  int64_t t0 = p * c->part;
+  int64_t t0 = p * c->part, lo = window_start(L - 1, c->window);
   int64_t g = c->hq / c->hk, d = c->d, kvrow = c->hk * d;
   float *ws_max = c->ws, *ws_sum = NULL, *ws_out = NULL;
   if (c->ws) {
@@ -72,7 +80,8 @@ static void dec_task(void *v, int64_t task, int thread, void *scratch) {
     ws_sum = c->ws + n;
     ws_out = c->ws + 2 * n;
   }
-  if (t0 >= L) {
+  /* a partition wholly before the window is empty like one past the end */
+  if (t0 >= L || t0 + c->part <= lo) {
     if (c->ws) /* empty partition: neutral element for the reduction */
       for (int64_t h = 0; h < g; h++) {
         int64_t idx = (s * c->hq + hk * g + h) * c->nparts + p;
@@ -81,7 +90,9 @@ static void dec_task(void *v, int64_t task, int thread, void *scratch) {
       }
     return;
   }
-  int64_t t1 = t0 + c->part < L ? t0 + c->part : L, n = t1 - t0;
+  int64_t t1 = t0 + c->part < L ? t0 + c->part : L;
+  if (t0 < lo) t0 = lo;
+  int64_t n = t1 - t0;
   float *scores = scratch;             /* [g][part] */
   float *acc = scores + g * c->part;   /* [g][d] */
   const float *qh = c->q + s * c->qs + hk * g * d;
@@ -89,7 +100,8 @@ static void dec_task(void *v, int64_t task, int thread, void *scratch) {
   for (int64_t t = t0; t < t1; t++) {
     int64_t blk = c->bt[s * c->maxb + t / c->bs];
     const float *k = c->kc + (blk * c->bs + t % c->bs) * kvrow + hk * d;
-    for (int64_t h = 0; h < g; h++) scores[h * c->part + (t - t0)] = hr_vdot(qh + h * d, k, d) * c->scale;
+    for (int64_t h = 0; h < g; h++)
+      scores[h * c->part + (t - t0)] = softcap_score(hr_vdot(qh + h * d, k, d) * c->scale, c->softcap);
   }
   float mx[256], sm[256]; /* g <= 256 checked by the executor */
   for (int64_t h = 0; h < g; h++) {
@@ -165,7 +177,9 @@ int hr_cpu_exec_attn_decode(hr_instance *inst, const int64_t *a) {
       .maxb = a[HR_A_DEC_MAXBLOCKS],
       .part = a[HR_A_DEC_PART],
       .qs = a[HR_A_DEC_QSTRIDE],
+      .window = a[HR_A_DEC_WINDOW],
       .scale = (float)hr_bits_f64(a[HR_A_DEC_SCALE]),
+      .softcap = (float)hr_bits_f64(a[HR_A_DEC_SOFTCAP]),
   };
   if (c.hq / c.hk > 256)
     return hr_fail(HR_E_UNSUPPORTED, "%s: the CPU backend supports at most 256 query heads per KV head (got %lld)",
@@ -189,8 +203,8 @@ typedef struct {
   float *out;
   const float *q, *kc, *vc;
   const int32_t *bt, *seq_lens, *qsl;
-  int64_t b, hq, hk, d, bs, maxb, qs;
-  float scale;
+  int64_t b, hq, hk, d, bs, maxb, qs, window;
+  float scale, softcap;
   const int64_t *tile_start; /* [b + 1] prefix sums of tiles per sequence */
 } pre_ctx;
 
@@ -221,7 +235,7 @@ static void pre_task(void *v, int64_t task, int thread, void *scratch) {
   memset(acc, 0, (size_t)(nq * d) * sizeof(float));
   int64_t pos0 = L - qlen + i0;         /* position of the tile's first row */
   int64_t last = pos0 + nrows - 1;      /* last key any row of the tile sees */
-  for (int64_t kb = 0; kb * bs <= last; kb++) {
+  for (int64_t kb = window_start(pos0, c->window) / bs; kb * bs <= last; kb++) {
     int64_t blk = c->bt[s * c->maxb + kb];
     const float *kpage = c->kc + blk * bs * kvrow + hk * d;
     const float *vpage = c->vc + blk * bs * kvrow + hk * d;
@@ -229,14 +243,18 @@ static void pre_task(void *v, int64_t task, int thread, void *scratch) {
     for (int64_t r = 0; r < nrows; r++) {
       int64_t pos = pos0 + r;
       if (kstart > pos) continue; /* this row does not reach the page yet */
-      int64_t nk = pos - kstart + 1 < bs ? pos - kstart + 1 : bs;
+      int64_t lo = window_start(pos, c->window);
+      if (kstart + bs <= lo) continue; /* the page is wholly before this row's window */
+      int64_t k0 = lo > kstart ? lo - kstart : 0; /* first key of the page the row sees */
+      int64_t nk = (pos - kstart + 1 < bs ? pos - kstart + 1 : bs) - k0;
+      const float *kp = kpage + k0 * kvrow, *vp = vpage + k0 * kvrow;
       const float *qrow = c->q + (qbeg + i0 + r) * c->qs + hk * g * d;
       for (int64_t h = 0; h < g; h++) {
         int64_t j = r * g + h;
         const float *qv = qrow + h * d;
         float pm = -INFINITY;
         for (int64_t t = 0; t < nk; t++) {
-          sc[t] = hr_vdot(qv, kpage + t * kvrow, d) * c->scale;
+          sc[t] = softcap_score(hr_vdot(qv, kp + t * kvrow, d) * c->scale, c->softcap);
           pm = sc[t] > pm ? sc[t] : pm;
         }
         float mnew = pm > m[j] ? pm : m[j];
@@ -244,7 +262,7 @@ static void pre_task(void *v, int64_t task, int thread, void *scratch) {
         float ps = hr_vexp_sub_sum(sc, mnew, nk);
         float *aj = acc + j * d;
         if (corr != 1.0f) hr_vscale(aj, corr, d);
-        for (int64_t t = 0; t < nk; t++) hr_vaxpy(aj, sc[t], vpage + t * kvrow, d);
+        for (int64_t t = 0; t < nk; t++) hr_vaxpy(aj, sc[t], vp + t * kvrow, d);
         l[j] = l[j] * corr + ps;
         m[j] = mnew;
       }
@@ -278,7 +296,9 @@ int hr_cpu_exec_attn_prefill(hr_instance *inst, const int64_t *a) {
       .bs = a[HR_A_PRE_BS],
       .maxb = a[HR_A_PRE_MAXBLOCKS],
       .qs = a[HR_A_PRE_QSTRIDE],
+      .window = a[HR_A_PRE_WINDOW],
       .scale = (float)hr_bits_f64(a[HR_A_PRE_SCALE]),
+      .softcap = (float)hr_bits_f64(a[HR_A_PRE_SOFTCAP]),
   };
   int64_t T = a[HR_A_PRE_T];
   if (c.qsl[0] != 0)

@@ -37,9 +37,15 @@ struct DecParams {
   const int32_t *bt, *seq_lens;
   float *ws;
   int64_t hq, hk, d, num_blocks, bs, maxb, part, nparts, qs, max_ctx, nws;
+  int64_t window; // sliding window (0 = full): keys L - window .. L - 1
   int g, head_batches;
-  float scale;
+  float scale, softcap; // softcap 0 = off
 };
+
+// First key the decode query (position L - 1) sees.
+__device__ __forceinline__ int64_t window_lo(int64_t L, int64_t window) {
+  return window > 0 && L > window ? L - window : 0;
+}
 
 // EPL elements of a row slice as floats (zeros past d on the generic path).
 template <typename T, int EPL, bool VEC>
@@ -95,6 +101,9 @@ __global__ void __launch_bounds__(kThreads) attn_decode_kernel(const DecParams p
   }
   if (t0 >= L) return; // partition past the end of this sequence: not used by the reduction
   const int64_t t1 = min(t0 + p.part, L);
+  // A partition wholly before the sliding window is skipped (the reduction starts after it).
+  const int64_t lo = window_lo(L, p.window);
+  if (t1 <= lo) return;
   const int64_t h0 = kvh * p.g + (int64_t)hb * GMAX; // first query head of this CTA
   const int gn = min(GMAX, p.g - hb * GMAX);   // query heads in this CTA (uniform)
   const int64_t d = p.d;
@@ -123,7 +132,7 @@ __global__ void __launch_bounds__(kThreads) attn_decode_kernel(const DecParams p
 
   const T *kc = (const T *)p.kc, *vc = (const T *)p.vc;
   const int64_t row_elems = p.hk * d;
-  for (int64_t c0 = t0; c0 < t1; c0 += kChunk) {
+  for (int64_t c0 = max(t0, lo); c0 < t1; c0 += kChunk) {
     const int n = (int)min((int64_t)kChunk, t1 - c0);
     // 1. row offsets of the chunk's tokens
     if (tid < kChunk) {
@@ -163,6 +172,7 @@ __global__ void __launch_bounds__(kThreads) attn_decode_kernel(const DecParams p
             for (int e = 0; e < EPL; e++) dot = fmaf(qv[h][e], kf[u][e], dot);
 #pragma unroll
             for (int o = TEAM / 2; o > 0; o >>= 1) dot += __shfl_xor_sync(0xffffffffu, dot, o);
+            if (p.softcap > 0.0f) dot = p.softcap * tanhf(dot / p.softcap);
             if (lt == 0) s_p[h][j] = valid ? dot : -INFINITY;
           }
         }
@@ -277,7 +287,7 @@ template <typename T>
 __global__ void __launch_bounds__(128) attn_decode_reduce_kernel(T *__restrict__ out, const float *__restrict__ ws,
                                                                  const int32_t *__restrict__ seq_lens, int64_t num_seqs,
                                                                  int64_t hq, int64_t d, int64_t nparts, int64_t part,
-                                                                 int64_t max_ctx, int64_t nws) {
+                                                                 int64_t max_ctx, int64_t nws, int64_t window) {
   constexpr int kW = 256;
   __shared__ float s_w[kW];
   __shared__ float red[32];
@@ -291,7 +301,9 @@ __global__ void __launch_bounds__(128) attn_decode_reduce_kernel(T *__restrict__
       continue;
     }
     if (L <= part) continue; // written directly by the partition kernel
-    const int64_t used = (L + part - 1) / part, base = sh * nparts;
+    // partitions first .. used-1 hold the sliding window (first = 0 without one)
+    const int64_t first = window_lo(L, window) / part;
+    const int64_t used = (L + part - 1) / part - first, base = sh * nparts + first;
     float m = -INFINITY;
     for (int64_t q = threadIdx.x; q < used; q += blockDim.x) m = fmaxf(m, ws_max[base + q]);
     // block max (via the sum helper's pattern)
@@ -371,6 +383,8 @@ int hrc_exec_attn_decode(hr_instance *inst, const int64_t *a) {
   p.part = a[HR_A_DEC_PART];
   p.qs = a[HR_A_DEC_QSTRIDE];
   p.scale = (float)hr_bits_f64(a[HR_A_DEC_SCALE]);
+  p.window = a[HR_A_DEC_WINDOW];
+  p.softcap = (float)hr_bits_f64(a[HR_A_DEC_SOFTCAP]);
   p.max_ctx = p.maxb * p.bs;
   p.nparts = (p.max_ctx + p.part - 1) / p.part;
   p.nws = B * p.hq * p.nparts;
@@ -401,7 +415,7 @@ int hrc_exec_attn_decode(hr_instance *inst, const int64_t *a) {
     if (p.ws) {
       const unsigned rgrid = hrc_grid(B * p.hq, 1, 65535 * 16);
       attn_decode_reduce_kernel<T><<<rgrid, 128, 0, st->stream>>>((T *)p.out, p.ws, p.seq_lens, B, p.hq, p.d,
-                                                                  p.nparts, p.part, p.max_ctx, p.nws);
+                                                                  p.nparts, p.part, p.max_ctx, p.nws, p.window);
       s = hrc_launched(CALL, "attn_decode_reduce_kernel");
     }
     return s;

@@ -27,7 +27,8 @@ struct PreParams {
   const int32_t *bt, *seq_lens, *qsl;
   int64_t B, T, hq, hk, d, num_blocks, bs, maxb, qs, max_ctx;
   int64_t g;
-  float scale;
+  int64_t window; // sliding window (0 = full): row at pos sees keys pos - window < t <= pos
+  float scale, softcap; // softcap 0 = off
 };
 
 size_t smem_bytes(int64_t d) {
@@ -97,7 +98,9 @@ __global__ void __launch_bounds__(kThreads) attn_prefill_kernel(const PreParams 
     }
     if (tid == 0) *s_bad = 0;
 
-    for (int64_t c0 = 0; c0 <= last; c0 += kK) {
+    // keys before the first row's window are never visible to the run
+    const int64_t first_key = p.window > 0 && pos0 - p.window + 1 > 0 ? pos0 - p.window + 1 : 0;
+    for (int64_t c0 = first_key; c0 <= last; c0 += kK) {
       const int64_t nk = min((int64_t)kK, last + 1 - c0);
       __syncthreads(); // previous chunk's K/V/scores are consumed
       if (tid < kK) {
@@ -121,11 +124,12 @@ __global__ void __launch_bounds__(kThreads) attn_prefill_kernel(const PreParams 
         const int row = i / kK, j = i % kK;
         const int64_t t = c0 + j;
         float sc = -INFINITY;
-        if (row < nr && j < nk && t <= pos0 + row && s_off[j] >= 0) {
+        const bool in_window = p.window <= 0 || pos0 + row - t < p.window;
+        if (row < nr && j < nk && t <= pos0 + row && in_window && s_off[j] >= 0) {
           const float *qr = s_q + row * d, *kr = s_k + j * dp;
           float dot = 0.0f;
           for (int64_t e = 0; e < d; e++) dot = fmaf(qr[e], kr[e], dot);
-          sc = dot;
+          sc = p.softcap > 0.0f ? p.softcap * tanhf(dot / p.softcap) : dot;
         }
         s_s[i] = sc;
       }
@@ -191,6 +195,8 @@ int hrc_exec_attn_prefill(hr_instance *inst, const int64_t *a) {
   p.maxb = a[HR_A_PRE_MAXBLOCKS];
   p.qs = a[HR_A_PRE_QSTRIDE];
   p.scale = (float)hr_bits_f64(a[HR_A_PRE_SCALE]);
+  p.window = a[HR_A_PRE_WINDOW];
+  p.softcap = (float)hr_bits_f64(a[HR_A_PRE_SOFTCAP]);
   p.max_ctx = p.maxb * p.bs;
   p.g = p.hq / p.hk;
   if (p.d > 256)

@@ -26,7 +26,7 @@ extern "C" {
 #endif
 
 /* Bumped whenever a signature or a documented array layout changes. */
-#define HR_ABI_VERSION 1
+#define HR_ABI_VERSION 2
 
 /* ---- status codes ------------------------------------------------------------------ */
 #define HR_OK 0
@@ -283,6 +283,17 @@ HR_API int hr_op_logits(uint64_t dev, int64_t dtype, uint64_t logits, uint64_t h
 HR_API int hr_op_silu_mul(uint64_t dev, int64_t dtype, uint64_t out, uint64_t gate, uint64_t up,
                           int64_t rows, int64_t inter, int64_t in_stride);
 
+/* out[t, i] = gelu_tanh(gate[t, i]) * up[t, i] (Gemma's GeGLU, HF "gelu_pytorch_tanh"):
+ * gelu_tanh(g) = 0.5 g (1 + tanh(sqrt(2/pi) (g + 0.044715 g^3))). Arguments as hr_op_silu_mul. */
+HR_API int hr_op_gelu_tanh_mul(uint64_t dev, int64_t dtype, uint64_t out, uint64_t gate, uint64_t up,
+                               int64_t rows, int64_t inter, int64_t in_stride);
+
+/* In place on n elements of x: x = x * scale (Gemma's embedding scale sqrt(hidden)). */
+HR_API int hr_op_scale(uint64_t dev, int64_t dtype, uint64_t x, int64_t n, double scale);
+/* In place on n elements of x: x = cap * tanh(x / cap), cap > 0 (Gemma 2 final logit
+ * soft-capping; call with HR_DTYPE_F32 on the float32 logits). */
+HR_API int hr_op_softcap(uint64_t dev, int64_t dtype, uint64_t x, int64_t n, double cap);
+
 /*
  * Paged KV cache, per layer k_cache/v_cache [num_blocks, block_size, num_kv_heads, head_dim].
  * Writes key/value [T, Hk, head_dim] (kv_stride elements between tokens, 0 = Hk*head_dim)
@@ -301,6 +312,11 @@ HR_API int hr_op_kv_write(uint64_t dev, int64_t dtype, uint64_t k_cache, uint64_
  * partition_size tokens (a multiple of block_size; 0 = no split), processed in parallel,
  * then reduced. When more than one partition is possible, `workspace` must hold
  * hr_paged_attention_workspace_bytes(...) bytes (device memory; contents scratch).
+ * window: sliding-window attention (Mistral v0.1, Qwen2, Gemma 2/3 local layers): the query
+ * at position p sees keys p - window < t <= p; 0 = full causal attention. Blocks before the
+ * window are not read (their block-table entries must still be valid ids).
+ * softcap: attention logit soft-capping (Gemma 2): score = softcap * tanh(scale q.k / softcap);
+ * 0 = off. Both apply to decode and prefill alike.
  */
 HR_API int hr_paged_attention_workspace_bytes(int64_t dtype, int64_t num_seqs, int64_t num_q_heads,
                                               int64_t head_dim, int64_t max_blocks_per_seq,
@@ -311,7 +327,8 @@ HR_API int hr_op_attention_decode(uint64_t dev, int64_t dtype, uint64_t out, uin
                                   uint64_t workspace, uint64_t workspace_bytes, int64_t num_seqs,
                                   int64_t num_q_heads, int64_t num_kv_heads, int64_t head_dim,
                                   int64_t num_blocks, int64_t block_size, int64_t max_blocks_per_seq,
-                                  int64_t partition_size, double scale, int64_t q_stride);
+                                  int64_t partition_size, double scale, int64_t q_stride, int64_t window,
+                                  double softcap);
 
 /*
  * Paged prefill attention with causal mask and cached prefix (chunked prefill).
@@ -327,7 +344,7 @@ HR_API int hr_op_attention_prefill(uint64_t dev, int64_t dtype, uint64_t out, ui
                                    uint64_t query_start_loc, int64_t num_seqs, int64_t num_tokens,
                                    int64_t num_q_heads, int64_t num_kv_heads, int64_t head_dim,
                                    int64_t num_blocks, int64_t block_size, int64_t max_blocks_per_seq,
-                                   double scale, int64_t q_stride);
+                                   double scale, int64_t q_stride, int64_t window, double softcap);
 
 /* ---- sampling (part of the ops section) ---- */
 /*

@@ -82,6 +82,21 @@ export class Ops {
     this.check(this.s.hr_op_silu_mul(this.h, this.dtype, out, gate, up, rows, inter, inStride), "hr_op_silu_mul");
   }
 
+  /** out = gelu_tanh(gate) * up (Gemma's GeGLU); arguments as siluMul. */
+  geluTanhMul(out: bigint, gate: bigint, up: bigint, rows: number, inter: number, inStride = 0): void {
+    this.check(this.s.hr_op_gelu_tanh_mul(this.h, this.dtype, out, gate, up, rows, inter, inStride), "hr_op_gelu_tanh_mul");
+  }
+
+  /** x *= scale in place (n elements of `dtype`, default the ops' dtype). */
+  scale(x: bigint, n: number, scale: number, dtype: DTypeCode = this.dtype): void {
+    this.check(this.s.hr_op_scale(this.h, dtype, x, n, scale), "hr_op_scale");
+  }
+
+  /** x = cap * tanh(x / cap) in place; logits are float32, so pass DType.F32 for them. */
+  softcap(x: bigint, n: number, cap: number, dtype: DTypeCode = this.dtype): void {
+    this.check(this.s.hr_op_softcap(this.h, dtype, x, n, cap), "hr_op_softcap");
+  }
+
   kvWrite(c: PagedCache, key: bigint, value: bigint, slotMapping: bigint, numTokens: number, kvStride = 0): void {
     this.check(
       this.s.hr_op_kv_write(this.h, this.dtype, c.kCache, c.vCache, key, value, slotMapping, numTokens, c.numKvHeads, c.headDim, c.numBlocks, c.blockSize, kvStride),
@@ -100,11 +115,12 @@ export class Ops {
   attentionDecode(
     out: bigint, q: bigint, c: PagedCache, blockTables: bigint, seqLens: bigint, workspace: bigint, workspaceBytes: number,
     numSeqs: number, numQHeads: number, maxBlocksPerSeq: number, partitionSize: number, scale: number, qStride = 0,
+    window = 0, softcap = 0,
   ): void {
     this.check(
       this.s.hr_op_attention_decode(
         this.h, this.dtype, out, q, c.kCache, c.vCache, blockTables, seqLens, workspace, workspaceBytes, numSeqs, numQHeads,
-        c.numKvHeads, c.headDim, c.numBlocks, c.blockSize, maxBlocksPerSeq, partitionSize, scale, qStride,
+        c.numKvHeads, c.headDim, c.numBlocks, c.blockSize, maxBlocksPerSeq, partitionSize, scale, qStride, window, softcap,
       ),
       "hr_op_attention_decode",
     );
@@ -112,12 +128,12 @@ export class Ops {
 
   attentionPrefill(
     out: bigint, q: bigint, c: PagedCache, blockTables: bigint, seqLens: bigint, queryStartLoc: bigint, numSeqs: number,
-    numTokens: number, numQHeads: number, maxBlocksPerSeq: number, scale: number, qStride = 0,
+    numTokens: number, numQHeads: number, maxBlocksPerSeq: number, scale: number, qStride = 0, window = 0, softcap = 0,
   ): void {
     this.check(
       this.s.hr_op_attention_prefill(
         this.h, this.dtype, out, q, c.kCache, c.vCache, blockTables, seqLens, queryStartLoc, numSeqs, numTokens, numQHeads,
-        c.numKvHeads, c.headDim, c.numBlocks, c.blockSize, maxBlocksPerSeq, scale, qStride,
+        c.numKvHeads, c.headDim, c.numBlocks, c.blockSize, maxBlocksPerSeq, scale, qStride, window, softcap,
       ),
       "hr_op_attention_prefill",
     );

@@ -364,7 +364,7 @@ static void run_decode(const cache_t *kv, const float *q, int64_t qs, const int3
   float *ws = need ? nan_buf((int64_t)(need / 4)) : NULL;
   for (int64_t i = 0; i < B * hq * kv->d; i++) out[i] = NAN;
   CHECK_OK(hr_op_attention_decode(dev, HR_DTYPE_F32, P(out), P(q), P(kv->kc), P(kv->vc), P(bt), P(lens), P(ws), need, B,
-                                  hq, kv->hk, kv->d, kv->nb, kv->bs, maxb, part, scale, qs));
+                                  hq, kv->hk, kv->d, kv->nb, kv->bs, maxb, part, scale, qs, 0, 0.0));
 }
 
 static void test_attention_decode(void) {
@@ -447,7 +447,7 @@ static void test_attention_prefill(void) {
     float *q = frand_buf(T * qrow), *out = nan_buf(T * hq * d);
     double scale = 1.0 / sqrt((double)d);
     CHECK_OK(hr_op_attention_prefill(dev, HR_DTYPE_F32, P(out), P(q), P(kv.kc), P(kv.vc), P(bt), P(lens), P(qsl), B, T,
-                                     hq, hk, d, nb, bs, maxb, scale, qs));
+                                     hq, hk, d, nb, bs, maxb, scale, qs, 0, 0.0));
     for (int64_t s = 0; s < B; s++)
       for (int64_t i = 0; i < newt[s]; i++) {
         int64_t row = qsl[s] + i, pos = cached[s] + i;
@@ -467,7 +467,7 @@ static void test_attention_prefill(void) {
     float *dec = nan_buf(hq * d);
     int32_t *bt1 = bt + 3 * maxb, *len1 = lens + 3;
     CHECK_OK(hr_op_attention_decode(dev, HR_DTYPE_F32, P(dec), P(q + qsl[3] * qrow), P(kv.kc), P(kv.vc), P(bt1),
-                                    P(len1), 0, 0, 1, hq, hk, d, nb, bs, maxb, 0, scale, 0));
+                                    P(len1), 0, 0, 1, hq, hk, d, nb, bs, maxb, 0, scale, 0, 0, 0.0));
     for (int64_t e = 0; e < hq * d; e++)
       CHECK(fabs(dec[e] - out[qsl[3] * hq * d + e]) <= 2e-6, "prefill(1 token) != decode at %lld", (long long)e);
     free_all();
@@ -509,42 +509,42 @@ static void test_errors(void) {
   lens[0] = 20; lens[1] = 5;
   float *q = frand_buf(2 * 4 * d), *o = nan_buf(2 * 4 * d);
   CHECK_ERR(hr_op_attention_decode(dev, HR_DTYPE_F32, P(o), P(q), P(kv.kc), P(kv.vc), P(bt), P(lens), 0, 0, 2, 3, hk, d,
-                                   nb, bs, maxb, 0, 0.3, 0),
+                                   nb, bs, maxb, 0, 0.3, 0, 0, 0.0),
             HR_E_INVALID, "num_q_heads (3) must be a multiple of num_kv_heads (2)");
   CHECK_ERR(hr_op_attention_decode(dev, HR_DTYPE_F32, P(o), P(q), P(kv.kc), P(kv.vc), P(bt), P(lens), 0, 0, 2, 4, hk, d,
-                                   nb, bs, maxb, 16, 0.3, 0),
+                                   nb, bs, maxb, 16, 0.3, 0, 0, 0.0),
             HR_E_INVALID, "workspace of 0 bytes");
   CHECK_ERR(hr_op_attention_decode(dev, HR_DTYPE_F32, P(o), P(q), P(kv.kc), P(kv.vc), P(bt), P(lens), 0, 0, 2, 4, hk, d,
-                                   nb, bs, maxb, 10, 0.3, 0),
+                                   nb, bs, maxb, 10, 0.3, 0, 0, 0.0),
             HR_E_INVALID, "multiple of block_size=16");
   CHECK_ERR(hr_op_attention_decode(dev, HR_DTYPE_F32, P(o), P(q), P(kv.kc), P(kv.vc), P(bt), P(lens), 0, 0, 2, 4, hk, d,
-                                   nb, bs, maxb, 0, 0.0, 0),
+                                   nb, bs, maxb, 0, 0.0, 0, 0, 0.0),
             HR_E_INVALID, "scale");
   lens[1] = 0;
   CHECK_ERR(hr_op_attention_decode(dev, HR_DTYPE_F32, P(o), P(q), P(kv.kc), P(kv.vc), P(bt), P(lens), 0, 0, 2, 4, hk, d,
-                                   nb, bs, maxb, 0, 0.3, 0),
+                                   nb, bs, maxb, 0, 0.3, 0, 0, 0.0),
             HR_E_INVALID, "seq_lens[1] = 0");
   lens[1] = 33;
   CHECK_ERR(hr_op_attention_decode(dev, HR_DTYPE_F32, P(o), P(q), P(kv.kc), P(kv.vc), P(bt), P(lens), 0, 0, 2, 4, hk, d,
-                                   nb, bs, maxb, 0, 0.3, 0),
+                                   nb, bs, maxb, 0, 0.3, 0, 0, 0.0),
             HR_E_INVALID, "seq_lens[1] = 33");
   lens[1] = 5;
   bt[1] = 9;
   CHECK_ERR(hr_op_attention_decode(dev, HR_DTYPE_F32, P(o), P(q), P(kv.kc), P(kv.vc), P(bt), P(lens), 0, 0, 2, 4, hk, d,
-                                   nb, bs, maxb, 0, 0.3, 0),
+                                   nb, bs, maxb, 0, 0.3, 0, 0, 0.0),
             HR_E_INVALID, "block_tables[0][1] = 9");
   bt[1] = 1;
   qsl[0] = 1; qsl[1] = 3; qsl[2] = 4;
   CHECK_ERR(hr_op_attention_prefill(dev, HR_DTYPE_F32, P(o), P(q), P(kv.kc), P(kv.vc), P(bt), P(lens), P(qsl), 2, 4, 4,
-                                    hk, d, nb, bs, maxb, 0.3, 0),
+                                    hk, d, nb, bs, maxb, 0.3, 0, 0, 0.0),
             HR_E_INVALID, "query_start_loc[0] must be 0");
   qsl[0] = 0; qsl[1] = 3; qsl[2] = 9;
   CHECK_ERR(hr_op_attention_prefill(dev, HR_DTYPE_F32, P(o), P(q), P(kv.kc), P(kv.vc), P(bt), P(lens), P(qsl), 2, 4, 4,
-                                    hk, d, nb, bs, maxb, 0.3, 0),
+                                    hk, d, nb, bs, maxb, 0.3, 0, 0, 0.0),
             HR_E_INVALID, "non-decreasing");
   qsl[2] = 4; lens[1] = 0;
   CHECK_ERR(hr_op_attention_prefill(dev, HR_DTYPE_F32, P(o), P(q), P(kv.kc), P(kv.vc), P(bt), P(lens), P(qsl), 2, 4, 4,
-                                    hk, d, nb, bs, maxb, 0.3, 0),
+                                    hk, d, nb, bs, maxb, 0.3, 0, 0, 0.0),
             HR_E_INVALID, "sequence 1 has 1 new tokens but seq_lens[1] = 0");
   uint64_t need = 0;
   CHECK_ERR(hr_paged_attention_workspace_bytes(HR_DTYPE_F32, 2, 4, d, maxb, bs, 0, NULL), HR_E_INVALID, "bytes_out");
