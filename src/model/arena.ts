@@ -15,7 +15,7 @@ export interface BatchLimits {
 /** Names of the arena's buffers (int32 index arrays first, then fp32 activations). */
 export type ArenaBuffer =
   | "inputIds" | "positions" | "slotMapping" | "queryStartLoc" | "seqLens" | "blockTables" | "logitsIndices"
-  | "invFreq" | "x" | "h" | "q" | "k" | "v" | "attn" | "o" | "gate" | "up" | "act" | "logits" | "workspace";
+  | "invFreq" | "invFreqLocal" | "x" | "h" | "q" | "k" | "v" | "attn" | "o" | "gate" | "up" | "act" | "logits" | "workspace";
 
 export interface ArenaLayout {
   totalBytes: number;
@@ -47,6 +47,8 @@ export function planArena(cfg: ModelConfig, limits: BatchLimits, actBytes: numbe
     ["blockTables", 4 * S * limits.maxBlocksPerSeq],
     ["logitsIndices", 4 * S],
     ["invFreq", 4 * (cfg.headDim / 2)],
+    // Gemma 3's sliding layers rotate with their own base; absent (0 bytes) for other models.
+    ["invFreqLocal", cfg.ropeLocalTheta != null ? 4 * (cfg.headDim / 2) : 0],
     ["x", actBytes * T * D],
     ["h", actBytes * T * D],
     ["q", actBytes * T * qDim],
@@ -66,6 +68,7 @@ export function planArena(cfg: ModelConfig, limits: BatchLimits, actBytes: numbe
   for (const [name, n] of sizes) {
     offsets[name] = at;
     bytes[name] = n;
+    if (name === "invFreqLocal" && n === 0) continue; // optional buffer: takes no space when absent
     at += Math.ceil(Math.max(n, 1) / ARENA_ALIGN) * ARENA_ALIGN;
   }
   return { totalBytes: at, offsets, bytes };

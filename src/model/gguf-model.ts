@@ -4,12 +4,23 @@
 // Meta's interleaved RoPE layout, are permuted back to HF's rotate-half layout at read time.
 import { basename } from "node:path";
 
-import { type Architecture, type ModelConfig, type RopeScaling, validateConfig } from "./config.ts";
+import { type Architecture, type LayerType, type ModelConfig, type RopeScaling, validateConfig } from "./config.ts";
 import { ModelFileError } from "./errors.ts";
+import { unfuse } from "./fused.ts";
 import { type GgufFile, type GgufValue, readGguf } from "./gguf.ts";
-import { checkTensors, type TensorSource, type WeightSet } from "./weights.ts";
+import { checkTensors, tensorToF32, type TensorSource, type WeightSet } from "./weights.ts";
 
-const ARCHS: Record<string, Architecture> = { llama: "llama", mistral: "mistral", qwen2: "qwen2" };
+const ARCHS: Record<string, Architecture> = {
+  llama: "llama",
+  mistral: "mistral",
+  qwen2: "qwen2",
+  qwen3: "qwen3",
+  gemma: "gemma",
+  gemma2: "gemma2",
+  gemma3: "gemma3",
+  phi3: "phi3",
+};
+const SUPPORTED = Object.keys(ARCHS).join(", ");
 
 const LAYER_MAP: Record<string, string> = {
   "attn_norm.weight": "input_layernorm.weight",
@@ -24,21 +35,39 @@ const LAYER_MAP: Record<string, string> = {
   "ffn_gate.weight": "mlp.gate_proj.weight",
   "ffn_up.weight": "mlp.up_proj.weight",
   "ffn_down.weight": "mlp.down_proj.weight",
+  "attn_q_norm.weight": "self_attn.q_norm.weight",
+  "attn_k_norm.weight": "self_attn.k_norm.weight",
+};
+/** Gemma 2/3 (llama.cpp tensor_mapping): the HF post-attention norm is the sandwich norm; ffn_norm is the pre-FFN one. */
+const SANDWICH_MAP: Record<string, string> = {
+  ...LAYER_MAP,
+  "post_attention_norm.weight": "post_attention_layernorm.weight",
+  "ffn_norm.weight": "pre_feedforward_layernorm.weight",
+  "post_ffw_norm.weight": "post_feedforward_layernorm.weight",
+};
+/** Phi-3: fused attn_qkv and ffn_up (gate rows first), split after mapping. */
+const PHI3_MAP: Record<string, string> = {
+  ...LAYER_MAP,
+  "attn_qkv.weight": "self_attn.qkv_proj.weight",
+  "ffn_up.weight": "mlp.gate_up_proj.weight",
 };
 const GLOBAL_MAP: Record<string, string> = {
   "token_embd.weight": "model.embed_tokens.weight",
   "output_norm.weight": "model.norm.weight",
   "output.weight": "lm_head.weight",
   "rope_freqs.weight": "rope_freqs.weight",
+  "rope_factors_long.weight": "rope_factors_long.weight",
+  "rope_factors_short.weight": "rope_factors_short.weight",
 };
 
-/** GGUF tensor name -> canonical HF name (undefined when unknown). */
-export function canonicalGgufName(name: string): string | undefined {
+/** GGUF tensor name -> canonical HF name (undefined when unknown) for architecture `arch`. */
+export function canonicalGgufName(name: string, arch: Architecture = "llama"): string | undefined {
   const g = GLOBAL_MAP[name];
   if (g) return g;
   const m = /^blk\.(\d{1,6})\.(.+)$/.exec(name);
   if (!m) return undefined;
-  const rest = LAYER_MAP[m[2]!];
+  const map = arch === "gemma2" || arch === "gemma3" ? SANDWICH_MAP : arch === "phi3" ? PHI3_MAP : LAYER_MAP;
+  const rest = map[m[2]!];
   return rest ? `model.layers.${Number(m[1])}.${rest}` : undefined;
 }
 
@@ -83,12 +112,68 @@ function tokenId(g: GgufFile, key: string): number | null {
   return v;
 }
 
+/** Sliding-window period or per-layer flags (llama.cpp's get_key_or_arr) -> layer types. */
+function swaLayers(g: GgufFile, key: string, n: number, period: number): LayerType[] {
+  const v = meta(g, key);
+  if (Array.isArray(v)) {
+    if (v.length !== n) throw new ModelFileError(g.path, `metadata "${key}" has ${v.length} entries for ${n} layers`);
+    return v.map((x) => (x ? "sliding" : "full"));
+  }
+  const per = typeof v === "number" ? v : period;
+  // llama.cpp set_swa_pattern: layer il is sliding iff il % period < period - 1 (period 0/1 = all sliding)
+  return Array.from({ length: n }, (_, il) => (per <= 1 || il % per < per - 1 ? "sliding" : "full"));
+}
+
+/**
+ * Family features from GGUF metadata, following llama.cpp (src/models/<arch>.cpp): Gemma's
+ * embedding scale and GeGLU, Gemma 2/3 sandwich norms, soft-capping, sliding layers and the
+ * attention scale (GGUF has no query_pre_attn_scalar: llama.cpp uses n_embd/n_head for the
+ * 27B models, head_dim otherwise), Qwen3/Gemma 3 q/k norms, Mistral/Qwen2/Phi-3 windows.
+ */
+function familyFeatures(g: GgufFile, c: ModelConfig): void {
+  const p = metaStr(g, "general.architecture")!;
+  const a = c.architecture;
+  const optNum = (key: string): number | null => {
+    const v = meta(g, key);
+    return typeof v === "number" && v > 0 ? v : null;
+  };
+  if (a === "gemma" || a === "gemma2" || a === "gemma3") {
+    c.hiddenAct = "gelu_tanh";
+    c.embedScale = true;
+  }
+  if (a === "qwen3" || a === "gemma3") c.qkNorm = true;
+  if (a === "gemma2" || a === "gemma3") {
+    c.sandwichNorm = true;
+    const big = a === "gemma2" ? c.numLayers === 46 : c.numLayers === 62;
+    c.queryPreAttnScalar = big ? c.hiddenSize / c.numHeads : c.headDim;
+  }
+  if (a === "gemma2") {
+    c.attnSoftcap = meta(g, `${p}.attn_logit_softcapping`) === undefined ? 50 : optNum(`${p}.attn_logit_softcapping`);
+    c.finalSoftcap = meta(g, `${p}.final_logit_softcapping`) === undefined ? 30 : optNum(`${p}.final_logit_softcapping`);
+    c.slidingWindow = metaNum(g, `${p}.attention.sliding_window`, 4096);
+    c.layerTypes = swaLayers(g, `${p}.attention.sliding_window_pattern`, c.numLayers, 2);
+    c.ropeLocalTheta = optNum(`${p}.rope.freq_base_swa`) ?? c.ropeTheta;
+  } else if (a === "gemma3") {
+    c.finalSoftcap = optNum(`${p}.final_logit_softcapping`);
+    const sw = optNum(`${p}.attention.sliding_window`);
+    if (sw !== null) {
+      c.slidingWindow = sw;
+      c.layerTypes = swaLayers(g, `${p}.attention.sliding_window_pattern`, c.numLayers, 6);
+      c.ropeLocalTheta = optNum(`${p}.rope.freq_base_swa`) ?? 10000;
+    }
+  } else if (a === "mistral" || a === "qwen2" || a === "qwen3" || a === "phi3" || a === "llama") {
+    // Every layer sliding when the file says so (Mistral v0.1). Phi-3: HF applies its
+    // sliding_window to every layer; llama.cpp currently ignores it (see report).
+    c.slidingWindow = optNum(`${p}.attention.sliding_window`);
+  }
+}
+
 /** Config from GGUF metadata (the tensors supply what metadata may omit, e.g. vocab size). */
 export function ggufConfig(g: GgufFile): ModelConfig {
   const archName = metaStr(g, "general.architecture");
   if (archName === undefined) throw new ModelFileError(g.path, `missing metadata "general.architecture"`);
   const arch = ARCHS[archName];
-  if (!arch) throw new ModelFileError(g.path, `unknown architecture "${archName}" (supported: llama, mistral, qwen2)`);
+  if (!arch) throw new ModelFileError(g.path, `unknown architecture "${archName}" (supported: ${SUPPORTED})`);
   const p = archName;
   const hidden = metaNum(g, `${p}.embedding_length`);
   const heads = metaNum(g, `${p}.attention.head_count`);
@@ -99,7 +184,22 @@ export function ggufConfig(g: GgufFile): ModelConfig {
   let ropeScaling: RopeScaling | null = null;
   const st = metaStr(g, `${p}.rope.scaling.type`);
   if (st === "linear") ropeScaling = { type: "linear", factor: metaNum(g, `${p}.rope.scaling.factor`) };
-  else if (st !== undefined && st !== "none") throw new ModelFileError(g.path, `rope scaling type "${st}" is not supported (supported: linear)`);
+  else if (st === "yarn") {
+    // llama.cpp's converter writes factor and original_context_length; beta/attention factors when the config had them.
+    const orig = metaNum(g, `${p}.rope.scaling.original_context_length`);
+    const af = meta(g, `${p}.rope.scaling.attn_factor`);
+    ropeScaling = {
+      type: "yarn",
+      factor: metaNum(g, `${p}.rope.scaling.factor`),
+      originalMaxPositionEmbeddings: orig,
+      betaFast: metaNum(g, `${p}.rope.scaling.yarn_beta_fast`, 32),
+      betaSlow: metaNum(g, `${p}.rope.scaling.yarn_beta_slow`, 1),
+      attentionFactor: typeof af === "number" ? af : null,
+      mscale: null,
+      mscaleAllDim: null,
+      truncate: true,
+    };
+  } else if (st !== undefined && st !== "none") throw new ModelFileError(g.path, `rope scaling type "${st}" is not supported (supported: linear, yarn)`);
   if (g.tensors.has("rope_freqs.weight")) {
     if (ropeScaling) throw new ModelFileError(g.path, "has both rope scaling metadata and rope_freqs", "rope_freqs.weight");
     ropeScaling = { type: "freq_factors" };
@@ -109,7 +209,6 @@ export function ggufConfig(g: GgufFile): ModelConfig {
     const id = tokenId(g, k);
     if (id !== null && !eos.includes(id)) eos.push(id);
   }
-  const sw = meta(g, `${p}.attention.sliding_window`);
   const name = metaStr(g, "general.name");
   const cfg: ModelConfig = {
     name: name && name !== "llama" ? name : basename(g.path).replace(/\.gguf$/i, ""),
@@ -127,12 +226,13 @@ export function ggufConfig(g: GgufFile): ModelConfig {
     tieWordEmbeddings: !g.tensors.has("output.weight"),
     qkvBias: arch === "qwen2",
     maxPositionEmbeddings: metaNum(g, `${p}.context_length`, 2048),
-    slidingWindow: typeof sw === "number" && sw > 0 ? sw : null,
+    slidingWindow: null,
     vocabSize: vocab,
     bosTokenId: tokenId(g, "tokenizer.ggml.bos_token_id"),
     eosTokenIds: eos,
     dtype: emb?.dtype ?? "f32",
   };
+  familyFeatures(g, cfg);
   const rd = meta(g, `${p}.rope.dimension_count`);
   if (typeof rd === "number" && rd !== headDim) throw new ModelFileError(g.path, `partial RoPE (rope.dimension_count ${rd} != head dim ${headDim}) is not supported`);
   return validateConfig(cfg, g.path);
@@ -153,11 +253,11 @@ export function ggufWeights(g: GgufFile): WeightSet {
   const config = ggufConfig(g);
   const tensors = new Map<string, TensorSource>();
   for (const t of g.tensors.values()) {
-    const name = canonicalGgufName(t.name);
+    const name = canonicalGgufName(t.name, config.architecture);
     if (!name) throw new ModelFileError(g.path, `unexpected tensor (not a known ${config.architecture} GGUF tensor name)`, t.name);
     const src: TensorSource = { name, shape: t.shape, dtype: t.dtype, file: g.path, fileName: t.name, data: t.data, ...(t.quant ? { quant: t.quant } : {}) };
-    // llama.cpp permutes Q/K only for the "llama" architecture (Qwen2 uses NeoX RoPE as is).
-    if (config.architecture !== "qwen2" && t.shape.length >= 1) {
+    // llama.cpp permutes Q/K only for Llama/Mistral (the other families use NeoX RoPE as is).
+    if ((config.architecture === "llama" || config.architecture === "mistral") && t.shape.length >= 1) {
       const heads = name.endsWith("q_proj.weight") || name.endsWith("q_proj.bias") ? config.numHeads
         : name.endsWith("k_proj.weight") || name.endsWith("k_proj.bias") ? config.numKvHeads : 0;
       if (heads) {
@@ -170,6 +270,12 @@ export function ggufWeights(g: GgufFile): WeightSet {
     }
     tensors.set(name, src);
   }
+  if (config.architecture === "phi3") {
+    const q = config.numHeads * config.headDim, kv = config.numKvHeads * config.headDim, I = config.intermediateSize;
+    unfuse(tensors, "self_attn.qkv_proj.weight", (p) => [[`${p}self_attn.q_proj.weight`, q], [`${p}self_attn.k_proj.weight`, kv], [`${p}self_attn.v_proj.weight`, kv]]);
+    unfuse(tensors, "mlp.gate_up_proj.weight", (p) => [[`${p}mlp.gate_proj.weight`, I], [`${p}mlp.up_proj.weight`, I]]);
+  }
+  longropeFromTensors(g, config, tensors);
   // An output matrix byte-identical to the embedding is stored once (tied).
   const out = tensors.get("lm_head.weight");
   const emb = tensors.get("model.embed_tokens.weight");
@@ -179,6 +285,33 @@ export function ggufWeights(g: GgufFile): WeightSet {
   }
   checkTensors(config, tensors, g.path);
   return { config, format: "gguf", files: [g.path], tensors };
+}
+
+/**
+ * Phi-3 GGUF: LongRoPE factors are the tensors rope_factors_short/long [headDim/2] and the
+ * attention factor the metadata rope.scaling.attn_factor; they become the config's
+ * longrope scaling (as HF's config.json carries them) and leave the tensor set.
+ */
+function longropeFromTensors(g: GgufFile, config: ModelConfig, tensors: Map<string, TensorSource>): void {
+  const long = tensors.get("rope_factors_long.weight");
+  const short = tensors.get("rope_factors_short.weight");
+  if (!long && !short) return;
+  if (!long || !short) throw new ModelFileError(g.path, "has only one of rope_factors_long / rope_factors_short", (long ?? short)!.fileName);
+  if (config.ropeScaling) throw new ModelFileError(g.path, "has both rope scaling metadata and rope_factors tensors", long.fileName);
+  tensors.delete("rope_factors_long.weight");
+  tensors.delete("rope_factors_short.weight");
+  const p = metaStr(g, "general.architecture")!;
+  const original = metaNum(g, `${p}.rope.scaling.original_context_length`, config.maxPositionEmbeddings);
+  const af = meta(g, `${p}.rope.scaling.attn_factor`);
+  config.ropeScaling = {
+    type: "longrope",
+    factor: config.maxPositionEmbeddings / original,
+    shortFactor: Array.from(tensorToF32(short)),
+    longFactor: Array.from(tensorToF32(long)),
+    originalMaxPositionEmbeddings: original,
+    attentionFactor: typeof af === "number" ? af : null,
+  };
+  validateConfig(config, g.path);
 }
 
 export function loadGgufWeights(path: string): { gguf: GgufFile; weights: WeightSet } {

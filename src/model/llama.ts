@@ -1,13 +1,16 @@
-// The Llama-family forward pass (Llama, Mistral, Qwen2), top to bottom, on device buffers.
+// The Llama-family forward pass (Llama, Mistral, Qwen2/3, Gemma 1/2/3, Phi-3), top to bottom,
+// on device buffers. Family differences are config flags (config.ts): q/k norms, Gemma's
+// sandwich norms / GeGLU / embedding scale / soft-capping, per-layer sliding windows and RoPE
+// tables; Phi-3's fused projections were split at load time (fused.ts).
 // Every intermediate lives in the activation arena (arena.ts); the KV cache is paged
 // ([num_blocks, block_size, num_kv_heads, head_dim] per layer, K and V). One call runs one
 // scheduler step: any mix of prefill chunks and decodes, flattened to T tokens.
 import type { Device } from "../native/device.ts";
-import { RopeLayout, type Ops, type PagedCache } from "../native/ops.ts";
-import type { ModelConfig } from "./config.ts";
+import { DType, RopeLayout, type Ops, type PagedCache } from "../native/ops.ts";
+import { layerType, layerWindow, type ModelConfig } from "./config.ts";
 import { planArena, type ArenaBuffer, type ArenaLayout, type BatchLimits } from "./arena.ts";
 import { COMPUTE_DTYPE_BYTES, dtypeOfCode, type ComputeDtype } from "./dtype.ts";
-import { ropeInvFreq } from "./rope.ts";
+import { ropeAttentionFactor, ropeInvFreq } from "./rope.ts";
 import { downloadTensor, type LoadedWeights } from "./upload.ts";
 
 /** Split-K partition of decode attention (tokens); a multiple of every supported block size. */
@@ -23,6 +26,12 @@ interface LayerWeights {
   vBias: bigint;
   o: bigint;
   postNorm: bigint;
+  /** Per-head q/k RMSNorm weights (Qwen3, Gemma 3), 0n when absent. */
+  qNorm: bigint;
+  kNorm: bigint;
+  /** Gemma 2/3 sandwich norms, 0n when absent (postNorm is then the post-attention norm). */
+  preFfNorm: bigint;
+  postFfNorm: bigint;
   gate: bigint;
   up: bigint;
   down: bigint;
@@ -96,6 +105,7 @@ export class LlamaModel {
   private readonly lmHead: bigint;
   private kv: KvCacheLocation | null = null;
   private readonly scale: number;
+  private readonly ropeScale: number;
   private offload: LayerOffload | null = null;
   /** The compute dtype (weights, activations, KV cache); the ops' dtype. Logits are fp32. */
   readonly dtype: ComputeDtype;
@@ -128,6 +138,10 @@ export class LlamaModel {
         vBias: opt(`${p}self_attn.v_proj.bias`),
         o: w(`${p}self_attn.o_proj.weight`),
         postNorm: w(`${p}post_attention_layernorm.weight`),
+        qNorm: opt(`${p}self_attn.q_norm.weight`),
+        kNorm: opt(`${p}self_attn.k_norm.weight`),
+        preFfNorm: opt(`${p}pre_feedforward_layernorm.weight`),
+        postFfNorm: opt(`${p}post_feedforward_layernorm.weight`),
         gate: w(`${p}mlp.gate_proj.weight`),
         up: w(`${p}mlp.up_proj.weight`),
         down: w(`${p}mlp.down_proj.weight`),
@@ -147,7 +161,24 @@ export class LlamaModel {
     this.lmHead = cfg.tieWordEmbeddings ? this.embed : w("lm_head.weight");
     this.embedType = wt("model.embed_tokens.weight");
     this.lmHeadType = cfg.tieWordEmbeddings ? this.embedType : wt("lm_head.weight");
-    this.scale = 1 / Math.sqrt(cfg.headDim);
+    // Gemma 2/3 scale by query_pre_attn_scalar; yarn/longrope's cos/sin factor scales q.k by its square.
+    this.scale = 1 / Math.sqrt(cfg.queryPreAttnScalar ?? cfg.headDim);
+    this.ropeScale = ropeAttentionFactor(cfg) ** 2;
+  }
+
+  /** Attention scale of layer l (the RoPE attention factor applies to the scaled, global table only). */
+  private layerScale(l: number): number {
+    return this.localRope(l) ? this.scale : this.scale * this.ropeScale;
+  }
+
+  /** Layer l rotates with Gemma 3's local table. */
+  private localRope(l: number): boolean {
+    return this.cfg.ropeLocalTheta != null && layerType(this.cfg, l) === "sliding";
+  }
+
+  /** Longest sequence the engine serves (picks dynamic-NTK / LongRoPE tables, rope.ts). */
+  get maxModelLen(): number {
+    return this.limits.maxBlocksPerSeq * this.blockSize;
   }
 
   /** Allocates the arena (once) and writes the constant RoPE table into it. */
@@ -156,8 +187,9 @@ export class LlamaModel {
     this.arenaBase = this.dev.alloc(this.layout.totalBytes);
     const factors = this.weights.tensors.get("rope_freqs.weight");
     const host = this.weights.hostF32.get("rope_freqs.weight");
-    const inv = ropeInvFreq(this.cfg, factors ? (host ?? downloadTensor(this.dev, factors)) : undefined);
+    const inv = ropeInvFreq(this.cfg, factors ? (host ?? downloadTensor(this.dev, factors)) : undefined, this.maxModelLen);
     this.dev.copyToDevice(this.buf("invFreq"), inv);
+    if (this.cfg.ropeLocalTheta != null) this.dev.copyToDevice(this.buf("invFreqLocal"), ropeInvFreq(this.cfg, undefined, this.maxModelLen, true));
   }
 
   freeArena(): void {
@@ -236,41 +268,64 @@ export class LlamaModel {
 
     const off = this.offload;
     off?.beginStep();
+    const eps = cfg.rmsNormEps;
+    const softcap = cfg.attnSoftcap ?? 0;
     ops.embedding(x, this.embed, this.buf("inputIds"), T, cfg.vocabSize, D, this.embedType);
+    // Gemma: x * sqrt(hidden), the constant rounded to the activation dtype as HF does.
+    if (cfg.embedScale) ops.scale(x, T * D, roundToDtype(Math.sqrt(D), this.dtype));
     for (let l = 0; l < cfg.numLayers; l++) {
       const L = this.layers[l]!;
       const W = this.layerTypes[l]!;
       off?.beforeLayer(l);
-      // attention block: h = norm(x [+ previous MLP output]); q, k, v = h W + b; RoPE; cache; attend
-      ops.rmsNorm(h, x, l === 0 ? 0n : o, L.inputNorm, T, D, cfg.rmsNormEps);
+      // attention block: h = norm(x [+ previous block output]); q, k, v = h W + b; [q/k norm]; RoPE; cache; attend
+      ops.rmsNorm(h, x, l === 0 ? 0n : o, L.inputNorm, T, D, eps);
       ops.matmul(q, h, L.q, L.qBias, T, qDim, D, W.q);
       ops.matmul(k, h, L.k, L.kBias, T, kvDim, D, W.k);
       ops.matmul(v, h, L.v, L.vBias, T, kvDim, D, W.v);
-      ops.rope(q, k, this.buf("positions"), this.buf("invFreq"), T, cfg.numHeads, cfg.numKvHeads, cfg.headDim, 0, RopeLayout.NEOX);
+      if (L.qNorm !== 0n) {
+        // per-head RMSNorm over head_dim, in place (rows = tokens x heads)
+        ops.rmsNorm(q, q, 0n, L.qNorm, T * cfg.numHeads, cfg.headDim, eps);
+        ops.rmsNorm(k, k, 0n, L.kNorm, T * cfg.numKvHeads, cfg.headDim, eps);
+      }
+      const invFreq = this.buf(this.localRope(l) ? "invFreqLocal" : "invFreq");
+      ops.rope(q, k, this.buf("positions"), invFreq, T, cfg.numHeads, cfg.numKvHeads, cfg.headDim, 0, RopeLayout.NEOX);
       const cache = this.cache(l);
       ops.kvWrite(cache, k, v, this.buf("slotMapping"), T);
+      const window = layerWindow(cfg, l);
+      const scale = this.layerScale(l);
       if (decodeOnly) {
         ops.attentionDecode(
           attn, q, cache, this.buf("blockTables"), this.buf("seqLens"), this.buf("workspace"), this.layout.bytes.workspace,
-          numSeqs, cfg.numHeads, maxBlocks, DECODE_PARTITION_SIZE, this.scale,
+          numSeqs, cfg.numHeads, maxBlocks, DECODE_PARTITION_SIZE, scale, 0, window, softcap,
         );
       } else {
         ops.attentionPrefill(
-          attn, q, cache, this.buf("blockTables"), this.buf("seqLens"), this.buf("queryStartLoc"), numSeqs, T, cfg.numHeads, maxBlocks, this.scale,
+          attn, q, cache, this.buf("blockTables"), this.buf("seqLens"), this.buf("queryStartLoc"), numSeqs, T, cfg.numHeads, maxBlocks, scale,
+          0, window, softcap,
         );
       }
       ops.matmul(o, attn, L.o, 0n, T, D, qDim, W.o);
-      // MLP block: h = norm(x += attention output); o = down(silu(gate h) * up h)
-      ops.rmsNorm(h, x, o, L.postNorm, T, D, cfg.rmsNormEps);
+      // MLP block: h = norm(x += attention output); o = down(act(gate h) * up h). Gemma 2/3
+      // normalize the attention output first (sandwich) and the MLP output after.
+      if (L.preFfNorm !== 0n) {
+        ops.rmsNorm(o, o, 0n, L.postNorm, T, D, eps);
+        ops.rmsNorm(h, x, o, L.preFfNorm, T, D, eps);
+      } else {
+        ops.rmsNorm(h, x, o, L.postNorm, T, D, eps);
+      }
       ops.matmul(gate, h, L.gate, 0n, T, I, D, W.gate);
       ops.matmul(up, h, L.up, 0n, T, I, D, W.up);
-      ops.siluMul(act, gate, up, T, I);
+      if (cfg.hiddenAct === "gelu_tanh") ops.geluTanhMul(act, gate, up, T, I);
+      else ops.siluMul(act, gate, up, T, I);
       ops.matmul(o, act, L.down, 0n, T, D, I, W.down);
+      if (L.postFfNorm !== 0n) ops.rmsNorm(o, o, 0n, L.postFfNorm, T, D, eps);
       off?.afterLayer(l);
     }
-    ops.rmsNorm(h, x, o, this.finalNorm, T, D, cfg.rmsNormEps);
+    ops.rmsNorm(h, x, o, this.finalNorm, T, D, eps);
     if (numLogitsRows > 0) {
       ops.logits(logitsOut, h, this.buf("logitsIndices"), numLogitsRows, T, this.lmHead, cfg.vocabSize, D, this.lmHeadType);
+      // Gemma 2 final soft-capping on the float32 logits.
+      if (cfg.finalSoftcap) ops.softcap(logitsOut, numLogitsRows * cfg.vocabSize, cfg.finalSoftcap, DType.F32);
     }
   }
 
@@ -294,4 +349,20 @@ export class LlamaModel {
     if (rows > 0) this.dev.copyFromDevice(out.subarray(0, rows * this.cfg.vocabSize), this.buf("logits"));
     return out;
   }
+}
+
+/** `v` rounded to the compute dtype (HF builds Gemma's normalizer as a tensor of the activation dtype). */
+function roundToDtype(v: number, dtype: ComputeDtype): number {
+  if (dtype === "f32") return Math.fround(v);
+  const f = new Float32Array([v]);
+  const u = new Uint32Array(f.buffer);
+  if (dtype === "bf16") {
+    // round to nearest even on the upper 16 bits
+    u[0] = ((u[0]! + 0x7fff + ((u[0]! >>> 16) & 1)) & 0xffff0000) >>> 0;
+    return f[0]!;
+  }
+  // f16: 10 mantissa bits (the values used here are normal numbers)
+  const e = Math.floor(Math.log2(Math.abs(v)));
+  const step = 2 ** (e - 10);
+  return Math.round(v / step) * step;
 }

@@ -109,8 +109,9 @@ export function uploadWeights(dev: Device, ws: WeightSet, opts: UploadOptions = 
     const rl = rowLength(t.shape);
     const rows = rowCount(t.shape);
     const rowsPerChunk = Math.max(1, Math.floor(chunkElems / rl));
-    if (t.data && (t.quant || t.dtype === dtype)) {
-      // Same dtype as the device copy, or kept quantized: the file's bytes, never converted.
+    if (t.data && (t.quant || (t.dtype === dtype && !t.addOne))) {
+      // Same dtype as the device copy, or kept quantized: the file's bytes, never converted
+      // (Gemma's HF norm weights, read as w + 1, go through the converting path).
       const want = t.quant ? quantTensorBytes(t.quant, t.shape) : n * eb;
       if (t.data.byteLength !== want) {
         throw new Error(`uploadWeights: tensor "${t.name}" has ${t.data.byteLength} bytes, ${n} ${t.quant?.name ?? dtype} elements need ${want}`);

@@ -24,6 +24,8 @@ export interface TensorSource {
   data?: Uint8Array;
   /** Destination row r is source row rowPerm[r] (GGUF Q/K -> rotate-half layout). Rows = shape[0]. */
   rowPerm?: Int32Array;
+  /** Read as w + 1 (Gemma's RMSNorm weights in HF checkpoints, applied as 1 + w). */
+  addOne?: boolean;
   /** Generated tensors (demo model): writes elements [start, start+out.length) as fp32. */
   generate?: (start: number, out: Float32Array) => void;
 }
@@ -94,6 +96,11 @@ export function convertToF32(dtype: SourceDtype, src: Uint8Array, at: number, co
  * applying the row permutation. The caller sizes `out`.
  */
 export function readRowsF32(t: TensorSource, row: number, nRows: number, out: Float32Array): void {
+  readRowsRaw(t, row, nRows, out);
+  if (t.addOne) for (let i = 0, n = nRows * rowLength(t.shape); i < n; i++) out[i] = out[i]! + 1;
+}
+
+function readRowsRaw(t: TensorSource, row: number, nRows: number, out: Float32Array): void {
   const rl = rowLength(t.shape);
   if (t.generate) {
     t.generate(row * rl, out.subarray(0, nRows * rl));
