@@ -1,0 +1,236 @@
+// Families beyond Llama (Qwen3, Gemma 1/2/3, Phi-3 LongRoPE, Mistral v0.1 / Qwen2 sliding
+// windows, yarn, dynamic NTK): tiny random-weight models with the real config field and tensor
+// names, loaded from an HF folder and from a GGUF file with llama.cpp's names, run through the
+// real forward pass on the CPU backend (paged KV, chunked prefill, then decode steps) and
+// compared with the independent float64 reference in arch-ref.ts.
+//
+// Tolerance: max |logit - reference| <= 1e-4. The model computes in fp32 (CPU backend) on
+// hidden 32 / 3 layers with logits of magnitude <= ~10; fp32 rounding through ~10 dependent
+// ops per layer gives ~1e-6 relative, i.e. ~1e-5 absolute, so 1e-4 leaves a 10x margin while
+// any semantic error (a norm without +1, a missed window, a wrong RoPE table, a softcap off by
+// a factor) moves logits by 1e-2 or more (the sliding-window bug of the issue: 1.24).
+import { afterAll, describe, expect, test } from "bun:test";
+import { copyFileSync, mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+
+import { EngineCore } from "../../src/engine/engine-core.ts";
+import { startEngine } from "../../src/engine/startup.ts";
+import { batchLimitsFor } from "../../src/memory/planner.ts";
+import { ModelFileError } from "../../src/model/errors.ts";
+import { loadGgufWeights } from "../../src/model/gguf-model.ts";
+import { parseHfConfig } from "../../src/model/hf-config.ts";
+import { loadHfWeights } from "../../src/model/hf-model.ts";
+import { LlamaModel } from "../../src/model/llama.ts";
+import { uploadWeights } from "../../src/model/upload.ts";
+import type { WeightSet } from "../../src/model/weights.ts";
+import { Ops } from "../../src/native/ops.ts";
+import { engineOptions, greedyParams } from "../engine/engine-helpers.ts";
+import { asFloat64, FAMILIES, randomWeights, writeGgufFile, writeHfFolder } from "./arch-models.ts";
+import { refForward, refGreedy } from "./arch-ref.ts";
+import { deviceSkipReason, HAVE_MODELS, HF_DIR, prng, tryOpenCpuDevice } from "./helpers.ts";
+
+const TOL = 1e-4;
+const tmp = mkdtempSync(join(tmpdir(), "headroom-arch-"));
+const dev = tryOpenCpuDevice(256 * 2 ** 20);
+if (!dev) console.warn(`[arch] skipped: ${deviceSkipReason()}`);
+afterAll(() => {
+  dev?.close();
+  rmSync(tmp, { recursive: true, force: true });
+});
+
+interface Run {
+  /** tokens of the whole sequence (prompt + greedy continuation) */
+  seq: number[];
+  promptLen: number;
+  /** [position, logits] for the last row of each prefill chunk and each decode step */
+  rows: [number, Float32Array][];
+}
+
+/** Prefill `prompt` in `chunks`, then `steps` greedy decode steps, through the paged KV path. */
+function runModel(ws: WeightSet, prompt: number[], chunks: number[], steps: number, maxModelLen: number, bs = 4): Run {
+  const d = dev!;
+  const cfg = ws.config;
+  const w = uploadWeights(d, ws);
+  const ops = new Ops(d);
+  const limits = batchLimitsFor(maxModelLen, 4, 64, bs);
+  const m = new LlamaModel(d, ops, cfg, w, limits, bs);
+  m.allocateArena();
+  const numBlocks = limits.maxBlocksPerSeq + 3;
+  const sliceStride = numBlocks * bs * cfg.numKvHeads * cfg.headDim * 4;
+  const kv = d.alloc(2 * cfg.numLayers * sliceStride);
+  try {
+    m.setKvCache({ base: kv, sliceStride, numBlocks, blockSize: bs });
+    // scattered, reversed blocks: the block table is really used
+    const table = Int32Array.from({ length: limits.maxBlocksPerSeq }, (_, i) => numBlocks - 1 - i);
+    const seq = [...prompt];
+    const rows: [number, Float32Array][] = [];
+    let done = 0;
+    const step = (ids: number[], decodeOnly: boolean) => {
+      const n = ids.length;
+      const pos = Int32Array.from({ length: n }, (_, i) => done + i);
+      m.stage({
+        inputIds: Int32Array.from(ids), positions: pos,
+        slotMapping: pos.map((p) => table[Math.floor(p / bs)]! * bs + (p % bs)),
+        queryStartLoc: Int32Array.from([0, n]), seqLens: Int32Array.from([done + n]), blockTables: table,
+        logitsIndices: Int32Array.from([n - 1]), decodeOnly,
+      });
+      m.forward(n, 1, 1, decodeOnly);
+      done += n;
+      rows.push([done - 1, m.readLogits(1).slice()]);
+    };
+    for (const n of chunks) step(prompt.slice(done, done + n), false);
+    if (done !== prompt.length) throw new Error("chunks must cover the prompt");
+    for (let s = 0; s < steps; s++) {
+      const last = rows[rows.length - 1]![1];
+      let best = 0;
+      for (let i = 1; i < last.length; i++) if (last[i]! > last[best]!) best = i;
+      seq.push(best);
+      step([best], true);
+    }
+    return { seq, rows, promptLen: prompt.length };
+  } finally {
+    d.free(kv);
+    m.freeArena();
+    w.free();
+  }
+}
+
+/** Max |ours - reference| over the recorded rows; checks greedy picks agree where the reference is not tied. */
+function compare(cfgJson: Record<string, unknown>, W: ReturnType<typeof asFloat64>, run: Run, checkPicks = true): number {
+  const ref = refForward(cfgJson, W, run.seq);
+  let maxErr = 0;
+  for (const [pos, logits] of run.rows) {
+    const r = ref[pos]!;
+    let e = 0;
+    for (let i = 0; i < r.length; i++) e = Math.max(e, Math.abs(logits[i]! - r[i]!));
+    if (process.env.ARCH_DEBUG) console.log(`pos ${pos}: ${e}`);
+    maxErr = Math.max(maxErr, e);
+    if (checkPicks && pos >= run.promptLen - 1 && pos + 1 < run.seq.length) { // a greedy pick
+      const sorted = [...r].sort((a, b) => b - a);
+      let best = 0;
+      for (let i = 1; i < r.length; i++) if (r[i]! > r[best]!) best = i;
+      if (sorted[0]! - sorted[1]! > 10 * TOL) expect(run.seq[pos + 1]).toBe(best);
+    }
+  }
+  return maxErr;
+}
+
+function prompt(n: number, vocab: number, seed: number): number[] {
+  const r = prng(seed);
+  return Array.from({ length: n }, () => 3 + Math.floor(r() * (vocab - 3)));
+}
+
+const maxErrors: string[] = [];
+afterAll(() => {
+  if (maxErrors.length) console.log(`[arch] max |logit - float64 reference|:\n  ${maxErrors.join("\n  ")}`);
+});
+
+describe.skipIf(!dev)("families vs the float64 reference (prefill in chunks past the window, then decode)", () => {
+  FAMILIES.forEach((fam, fi) => {
+    const cfg = fam.cfg;
+    const weights = randomWeights(cfg, 1000 + fi);
+    const W = asFloat64(weights);
+    const dir = join(tmp, `hf-${fi}`);
+    writeHfFolder(dir, cfg, weights);
+    // 30-token prompt in chunks 11 + 7 + 12 (cached prefix + window across chunk and block edges), 6 decode steps
+    const p = prompt(30, cfg.vocab_size, 7 + fi);
+    test(`${fam.name}: HF folder`, () => {
+      const run = runModel(loadHfWeights(dir), p, [11, 7, 12], 6, 64);
+      const err = compare(cfg, W, run);
+      maxErrors.push(`${fam.name} (HF): ${err.toExponential(2)}`);
+      expect(err).toBeLessThan(TOL);
+    });
+    if (fam.gguf) {
+      test(`${fam.name}: GGUF with llama.cpp names and metadata`, () => {
+        const path = join(tmp, `m-${fi}.gguf`);
+        writeGgufFile(path, cfg, weights);
+        const run = runModel(loadGgufWeights(path).weights, p, [11, 7, 12], 6, 64);
+        const err = compare(cfg, W, run);
+        maxErrors.push(`${fam.name} (GGUF): ${err.toExponential(2)}`);
+        expect(err).toBeLessThan(TOL);
+      });
+    }
+  });
+
+  test("Phi-3 LongRoPE past original_max_position_embeddings: long factors (max_model_len 128 > 64)", () => {
+    const fam = FAMILIES.find((f) => f.cfg.model_type === "phi3")!;
+    const weights = randomWeights(fam.cfg, 77);
+    const dir = join(tmp, "phi3-long");
+    writeHfFolder(dir, fam.cfg, weights);
+    // every forward of the reference has seq_len > 64, so HF uses long_factor throughout
+    const run = runModel(loadHfWeights(dir), prompt(70, fam.cfg.vocab_size, 5), [40, 30], 4, 128);
+    const err = compare(fam.cfg, asFloat64(weights), run);
+    maxErrors.push(`Phi-3 long factors (HF): ${err.toExponential(2)}`);
+    expect(err).toBeLessThan(TOL);
+  });
+
+  test("Gemma 2 with query_pre_attn_scalar != head_dim (HF only: GGUF has no such key)", () => {
+    const fam = FAMILIES.find((f) => f.cfg.model_type === "gemma2")!;
+    const cfg = { ...fam.cfg, query_pre_attn_scalar: 40 };
+    const weights = randomWeights(cfg, 78);
+    const dir = join(tmp, "gemma2-qpas");
+    writeHfFolder(dir, cfg, weights);
+    const run = runModel(loadHfWeights(dir), prompt(20, cfg.vocab_size, 6), [20], 4, 64);
+    expect(compare(cfg, asFloat64(weights), run)).toBeLessThan(TOL);
+  });
+
+  test("the sliding window matters: Mistral v0.1 without it differs from the reference by far more than the tolerance", () => {
+    const fam = FAMILIES.find((f) => f.cfg.model_type === "mistral")!;
+    const weights = randomWeights(fam.cfg, 1000 + FAMILIES.indexOf(fam));
+    const dir = join(tmp, "mistral-nowindow");
+    writeHfFolder(dir, { ...fam.cfg, sliding_window: null }, weights);
+    const run = runModel(loadHfWeights(dir), prompt(30, fam.cfg.vocab_size, 9), [30], 2, 64);
+    expect(compare({ ...fam.cfg }, asFloat64(weights), { ...run, rows: run.rows.slice(0, 1) }, false)).toBeGreaterThan(100 * TOL);
+  });
+});
+
+describe.skipIf(!dev || !HAVE_MODELS)("engine: greedy generation through the paged KV path past the sliding window", () => {
+  test("Mistral v0.1 (window 8, block 16): 40 greedy tokens equal the float64 reference's", () => {
+    const cfg = { ...FAMILIES.find((f) => f.cfg.model_type === "mistral")!.cfg, vocab_size: 512 };
+    const weights = randomWeights(cfg, 4242);
+    const dir = join(tmp, "mistral-engine");
+    writeHfFolder(dir, cfg, weights);
+    copyFileSync(join(HF_DIR, "tokenizer.json"), join(dir, "tokenizer.json"));
+    const p = prompt(21, 512, 11);
+    const ref = refGreedy(cfg, asFloat64(weights), p, 40);
+    const s = startEngine(engineOptions(dir, { deviceOrdinal: 61, maxModelLen: 128, enforceEager: false }));
+    try {
+      const core = new EngineCore(s, { maxNumSeqs: 8, maxWaiting: 64, servedModelName: null });
+      core.add({ requestId: "w", promptTokenIds: p, params: greedyParams(40) });
+      const out: number[] = [];
+      while (core.hasWork()) for (const e of core.step()) out.push(...e.tokenIds);
+      expect(out).toEqual(ref.tokens);
+    } finally {
+      s.close();
+    }
+  });
+});
+
+describe("refusals name the config field", () => {
+  const base = { ...FAMILIES[0]!.cfg };
+  const parse = (over: Record<string, unknown>) => () => parseHfConfig({ ...base, ...over }, "config.json", "x");
+  test("unsupported fields are ModelFileErrors naming the field", () => {
+    expect(parse({ model_type: "gemma3", architectures: ["Gemma3ForConditionalGeneration"] })).toThrow(/model_type "gemma3" \(Gemma3ForConditionalGeneration/);
+    expect(parse({ partial_rotary_factor: 0.75 })).toThrow(/partial_rotary_factor 0.75 is not supported/);
+    expect(parse({ model_type: "gemma2", architectures: ["Gemma2ForCausalLM"], hidden_activation: "gelu" })).toThrow(/hidden_activation "gelu" is not supported/);
+    expect(parse({ hidden_act: "relu" })).toThrow(/hidden_act "relu" is not supported/);
+    expect(parse({ attention_bias: true })).toThrow(/attention_bias=true is not supported/);
+    expect(parse({ rope_scaling: { rope_type: "mrope", factor: 2 } })).toThrow(/rope_scaling type "mrope" is not supported/);
+    expect(parse({ rope_scaling: { type: "longrope", short_factor: [1, 2], long_factor: [1, 2, 3, 4] } })).toThrow(/rope_scaling.short_factor has 2 entries, head_dim\/2 = 8 needed/);
+    expect(parse({ layer_types: ["full_attention", "chunked_attention", "full_attention"], use_sliding_window: true, sliding_window: 8 })).toThrow(/layer_types\[1\] "chunked_attention" is not supported/);
+    expect(parse({ model_type: "gemma2", architectures: ["Gemma2ForCausalLM"], attn_logit_softcapping: -1 })).toThrow(/attn_logit_softcapping -1 must be > 0/);
+    expect(parse({ model_type: "gpt_oss", architectures: ["GptOssForCausalLM"] })).toThrow(ModelFileError);
+  });
+
+  test("Qwen2/Qwen3 sliding_window is ignored unless use_sliding_window (as transformers); Mistral's applies to every layer", () => {
+    const q = parseHfConfig({ ...base, model_type: "qwen2", architectures: ["Qwen2ForCausalLM"], sliding_window: 32768 }, "c", "x");
+    expect(q.slidingWindow).toBeNull();
+    const q2 = parseHfConfig({ ...base, model_type: "qwen2", architectures: ["Qwen2ForCausalLM"], use_sliding_window: true, sliding_window: 64, max_window_layers: 2 }, "c", "x");
+    expect(q2.layerTypes).toEqual(["full", "full", "sliding"]);
+    const m = parseHfConfig({ ...base, model_type: "mistral", architectures: ["MistralForCausalLM"], sliding_window: 4096 }, "c", "x");
+    expect([m.slidingWindow, m.layerTypes]).toEqual([4096, undefined]);
+    const g3 = parseHfConfig(FAMILIES.find((f) => f.cfg.model_type === "gemma3_text")!.cfg, "c", "x");
+    expect(g3.layerTypes).toEqual(["sliding", "sliding", "full"]);
+  });
+});
