@@ -2,7 +2,7 @@
 // allocator's stats/snapshot/OOM/pools through FFI, transfers and error mapping.
 import { afterEach, describe, expect, test } from "bun:test";
 
-import { Device, HeadroomError, hostMemory, loadLibrary, Status } from "../src/native/index.ts";
+import { Device, EXPECTED_ABI_VERSION, HeadroomError, hostMemory, loadLibrary, Status } from "../src/native/index.ts";
 
 const MiB = 1 << 20;
 const open: Device[] = [];
@@ -18,7 +18,7 @@ afterEach(() => {
 describe("library", () => {
   test("loads the CPU library with the expected ABI and backend name", () => {
     const lib = loadLibrary("cpu");
-    expect(lib.sym.hr_abi_version()).toBe(1);
+    expect(lib.sym.hr_abi_version()).toBe(EXPECTED_ABI_VERSION);
     expect(String(lib.sym.hr_backend_name())).toBe("cpu");
     expect(String(lib.sym.hr_status_name(-2))).toBe("HR_E_OOM");
   });

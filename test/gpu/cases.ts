@@ -7,6 +7,7 @@
 // every output element back and returns what to compare with the reference.
 import type { Device } from "../../src/native/device.ts";
 import { DType, Ops, RopeLayout, type DTypeCode, type PagedCache } from "../../src/native/ops.ts";
+import { ARCH_CASES } from "./cases-arch.ts";
 import { Buffers, esize, Rng, roundTo } from "./common.ts";
 import { dequantizeRow, quantRowBytes, quantTypeByName, type QuantType } from "../../src/model/quant.ts";
 import {
@@ -325,9 +326,11 @@ function pagedCache(rng: Rng, roundAs: number, lens: number[], hk: number, d: nu
   return { kv: { k: vals(rng, roundAs, n), v: vals(rng, roundAs, n), bs, hk, d }, nb, maxb, bt };
 }
 
-interface DecCfg { lens: number[]; hq: number; hk: number; d: number; bs: number; part: number; qPad?: number }
+interface DecCfg { lens: number[]; hq: number; hk: number; d: number; bs: number; part: number; qPad?: number; window?: number; softcap?: number }
+/** " window=W softcap=C" suffix of a case name (sliding-window / soft-capped attention). */
+const attnExtras = (c: { window?: number; softcap?: number }) => `${c.window ? ` window=${c.window}` : ""}${c.softcap ? ` softcap=${c.softcap}` : ""}`;
 const decode = (c: DecCfg, big = false): OpCase => ({
-  name: `attention_decode B=${c.lens.length} hq=${c.hq} hk=${c.hk} (GQA ${c.hq / c.hk}) d=${c.d} bs=${c.bs} part=${c.part} ctx=${Math.max(...c.lens)}${c.qPad ? " q_stride" : ""}`,
+  name: `attention_decode B=${c.lens.length} hq=${c.hq} hk=${c.hk} (GQA ${c.hq / c.hk}) d=${c.d} bs=${c.bs} part=${c.part} ctx=${Math.max(...c.lens)}${c.qPad ? " q_stride" : ""}${attnExtras(c)}`,
   big,
   run(dev, dtype, rng, roundAs = dtype) {
     const b = new Buffers(dev);
@@ -343,8 +346,8 @@ const decode = (c: DecCfg, big = false): OpCase => ({
       const ws = wsBytes ? b.alloc(wsBytes) : 0n;
       const out = b.poisoned(dtype, B * c.hq * c.d);
       const scale = 1 / Math.sqrt(c.d);
-      ops.attentionDecode(out, b.values(dtype, q), cache, b.ints(p.bt), b.ints(Int32Array.from(c.lens)), ws, wsBytes, B, c.hq, p.maxb, c.part, scale, c.qPad ? qs : 0);
-      const ref = refDecode(q, p.kv, p.bt, Int32Array.from(c.lens), B, c.hq, p.maxb, scale, qs);
+      ops.attentionDecode(out, b.values(dtype, q), cache, b.ints(p.bt), b.ints(Int32Array.from(c.lens)), ws, wsBytes, B, c.hq, p.maxb, c.part, scale, c.qPad ? qs : 0, c.window ?? 0, c.softcap ?? 0);
+      const ref = refDecode(q, p.kv, p.bt, Int32Array.from(c.lens), B, c.hq, p.maxb, scale, qs, c.window ?? 0, c.softcap ?? 0);
       return [{ what: "out", got: b.read(dtype, out, B * c.hq * c.d), ref, scale: dtype === DType.F32 ? 1 : 0.1, rtolF32: 2e-5 }];
     } finally {
       b.freeAll();
@@ -352,10 +355,10 @@ const decode = (c: DecCfg, big = false): OpCase => ({
   },
 });
 
-interface PreCfg { seqs: { cached: number; fresh: number }[]; pad: number; hq: number; hk: number; d: number; bs: number }
+interface PreCfg { seqs: { cached: number; fresh: number }[]; pad: number; hq: number; hk: number; d: number; bs: number; window?: number; softcap?: number }
 const prefill = (c: PreCfg, big = false): OpCase => ({
   name: `attention_prefill B=${c.seqs.length} hq=${c.hq} hk=${c.hk} (GQA ${c.hq / c.hk}) d=${c.d} bs=${c.bs} ` +
-    `seqs=${c.seqs.map((s) => `${s.cached}+${s.fresh}`).join(",")} pad=${c.pad}`,
+    `seqs=${c.seqs.map((s) => `${s.cached}+${s.fresh}`).join(",")} pad=${c.pad}${attnExtras(c)}`,
   big,
   run(dev, dtype, rng, roundAs = dtype) {
     const b = new Buffers(dev);
@@ -372,8 +375,8 @@ const prefill = (c: PreCfg, big = false): OpCase => ({
       };
       const out = b.poisoned(dtype, T * c.hq * c.d);
       const scale = 1 / Math.sqrt(c.d);
-      new Ops(dev, dtype as DTypeCode).attentionPrefill(out, b.values(dtype, q), cache, b.ints(p.bt), b.ints(Int32Array.from(lens)), b.ints(qsl), B, T, c.hq, p.maxb, scale);
-      const ref = refPrefill(q, p.kv, p.bt, Int32Array.from(lens), qsl, B, T, c.hq, p.maxb, scale, c.hq * c.d);
+      new Ops(dev, dtype as DTypeCode).attentionPrefill(out, b.values(dtype, q), cache, b.ints(p.bt), b.ints(Int32Array.from(lens)), b.ints(qsl), B, T, c.hq, p.maxb, scale, 0, c.window ?? 0, c.softcap ?? 0);
+      const ref = refPrefill(q, p.kv, p.bt, Int32Array.from(lens), qsl, B, T, c.hq, p.maxb, scale, c.hq * c.d, c.window ?? 0, c.softcap ?? 0);
       return [{ what: "out", got: b.read(dtype, out, T * c.hq * c.d), ref, scale: dtype === DType.F32 ? 1 : 0.1, rtolF32: 2e-5 }];
     } finally {
       b.freeAll();
@@ -421,4 +424,13 @@ export const CASES: OpCase[] = [
   prefill({ seqs: [{ cached: 5, fresh: 17 }, { cached: 0, fresh: 3 }], pad: 1, hq: 16, hk: 2, d: 96, bs: 7 }),
   prefill({ seqs: [{ cached: 40, fresh: 9 }], pad: 0, hq: 2, hk: 1, d: 256, bs: 16 }),
   prefill({ seqs: [{ cached: 32768 - 40, fresh: 40 }], pad: 0, hq: 8, hk: 1, d: 128, bs: 16 }, true),
+  // sliding window (Mistral v0.1 / Qwen2 / Gemma local layers) and Gemma 2 logit soft-capping
+  decode({ lens: [1, 17, 100, 700], hq: 8, hk: 4, d: 64, bs: 16, part: 0, window: 33 }),
+  decode({ lens: [1000, 3, 640, 129], hq: 32, hk: 8, d: 128, bs: 16, part: 64, window: 100, softcap: 0.5 }),
+  decode({ lens: [4096, 5000], hq: 16, hk: 8, d: 256, bs: 16, part: 512, window: 4096, softcap: 50 }, true),
+  decode({ lens: [50, 300], hq: 12, hk: 1, d: 96, bs: 7, part: 14, window: 1 }),
+  prefill({ seqs: [{ cached: 0, fresh: 70 }, { cached: 100, fresh: 1 }, { cached: 33, fresh: 64 }], pad: 3, hq: 8, hk: 2, d: 128, bs: 16, window: 20 }),
+  prefill({ seqs: [{ cached: 5, fresh: 17 }, { cached: 0, fresh: 3 }], pad: 1, hq: 16, hk: 2, d: 96, bs: 7, window: 6, softcap: 0.3 }),
+  prefill({ seqs: [{ cached: 4000, fresh: 200 }], pad: 0, hq: 8, hk: 4, d: 256, bs: 16, window: 4096, softcap: 50 }, true),
+  ...ARCH_CASES,
 ];

@@ -7,7 +7,7 @@ import { describe, expect, test } from "bun:test";
 
 import { Device } from "../../src/native/device.ts";
 import { HeadroomError, Status } from "../../src/native/errors.ts";
-import { libraryPath, loadLibrary } from "../../src/native/library.ts";
+import { EXPECTED_ABI_VERSION, libraryPath, loadLibrary } from "../../src/native/library.ts";
 import { cudaExtraSymbols, symbols } from "../../src/native/symbols.ts";
 import { noGpu } from "./common.ts";
 
@@ -52,7 +52,7 @@ describe.skipIf(!built || !noGpu)("CUDA library without a GPU", () => {
   test("the raw ABI answers without a driver: statuses and messages, never a crash", () => {
     const lib = dlopen(libraryPath("cuda"), { ...symbols, ...cudaExtraSymbols });
     const s = lib.symbols;
-    expect(s.hr_abi_version()).toBe(1);
+    expect(s.hr_abi_version()).toBe(EXPECTED_ABI_VERSION);
     expect(String(s.hr_backend_name())).toBe("cuda");
     const n = new BigInt64Array(1);
     expect(s.hr_device_count(n)).toBe(Status.NODEVICE);

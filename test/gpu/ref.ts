@@ -106,25 +106,27 @@ export interface PagedKv {
 /** Attention of one query over keys 0..n-1 of a sequence through its block table row. */
 export function refAttend(
   out: Float64Array, outOff: number, q: Float32Array, qOff: number, kv: PagedKv, bt: Int32Array, btOff: number,
-  kvh: number, n: number, scale: number,
+  kvh: number, n: number, scale: number, window = 0, softcap = 0,
 ): void {
   const { bs, hk, d } = kv;
-  const sc = new Float64Array(n);
+  const sc = new Float64Array(n).fill(-Infinity);
+  // sliding window: the query at position n-1 sees keys n-window .. n-1
+  const t0 = window > 0 ? Math.max(0, n - window) : 0;
   let mx = -Infinity;
-  for (let t = 0; t < n; t++) {
+  for (let t = t0; t < n; t++) {
     const base = ((bt[btOff + Math.floor(t / bs)]! * bs + (t % bs)) * hk + kvh) * d;
     let s = 0;
     for (let i = 0; i < d; i++) s += q[qOff + i]! * kv.k[base + i]!;
-    sc[t] = s * scale;
+    sc[t] = softcap > 0 ? softcap * Math.tanh((s * scale) / softcap) : s * scale;
     if (sc[t]! > mx) mx = sc[t]!;
   }
   let sum = 0;
-  for (let t = 0; t < n; t++) {
+  for (let t = t0; t < n; t++) {
     sc[t] = Math.exp(sc[t]! - mx);
     sum += sc[t]!;
   }
   for (let i = 0; i < d; i++) out[outOff + i] = 0;
-  for (let t = 0; t < n; t++) {
+  for (let t = t0; t < n; t++) {
     const base = ((bt[btOff + Math.floor(t / bs)]! * bs + (t % bs)) * hk + kvh) * d;
     const p = sc[t]! / sum;
     for (let i = 0; i < d; i++) out[outOff + i] = out[outOff + i]! + p * kv.v[base + i]!;
@@ -134,20 +136,20 @@ export function refAttend(
 /** Decode: out [B, hq, d]. */
 export function refDecode(
   q: Float32Array, kv: PagedKv, bt: Int32Array, seqLens: Int32Array, B: number, hq: number, maxb: number,
-  scale: number, qStride: number,
+  scale: number, qStride: number, window = 0, softcap = 0,
 ): Float64Array {
   const d = kv.d, g = hq / kv.hk;
   const out = new Float64Array(B * hq * d);
   for (let s = 0; s < B; s++)
     for (let h = 0; h < hq; h++)
-      refAttend(out, (s * hq + h) * d, q, s * qStride + h * d, kv, bt, s * maxb, Math.floor(h / g), seqLens[s]!, scale);
+      refAttend(out, (s * hq + h) * d, q, s * qStride + h * d, kv, bt, s * maxb, Math.floor(h / g), seqLens[s]!, scale, window, softcap);
   return out;
 }
 
 /** Prefill with causal mask over cached prefix: rows covered by qsl are written, others NaN. */
 export function refPrefill(
   q: Float32Array, kv: PagedKv, bt: Int32Array, seqLens: Int32Array, qsl: Int32Array, B: number, T: number,
-  hq: number, maxb: number, scale: number, qStride: number,
+  hq: number, maxb: number, scale: number, qStride: number, window = 0, softcap = 0,
 ): Float64Array {
   const d = kv.d, g = hq / kv.hk;
   const out = new Float64Array(T * hq * d).fill(NaN);
@@ -156,7 +158,7 @@ export function refPrefill(
     for (let i = 0; i < qlen; i++) {
       const row = qsl[s]! + i, pos = L - qlen + i;
       for (let h = 0; h < hq; h++)
-        refAttend(out, (row * hq + h) * d, q, row * qStride + h * d, kv, bt, s * maxb, Math.floor(h / g), pos + 1, scale);
+        refAttend(out, (row * hq + h) * d, q, row * qStride + h * d, kv, bt, s * maxb, Math.floor(h / g), pos + 1, scale, window, softcap);
     }
   }
   return out;

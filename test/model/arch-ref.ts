@@ -204,7 +204,7 @@ export function refForward(c: Json, W: Tensors, tokens: number[]): Float64Array[
         const mx = Math.max(...sc);
         const e = sc.map((s) => Math.exp(s - mx));
         const sum = e.reduce((a, b) => a + b, 0);
-        for (let j = 0; j <= t; j++) for (let i = 0; i < hd; i++) attn[hh * hd + i] += (e[j]! / sum) * vs[j]![kvh * hd + i]!;
+        for (let j = 0; j <= t; j++) for (let i = 0; i < hd; i++) attn[hh * hd + i] = attn[hh * hd + i]! + (e[j]! / sum) * vs[j]![kvh * hd + i]!;
       }
       let o = linear(get(`${p}self_attn.o_proj.weight`), attn, H);
       if (sandwich) o = rmsNorm(o, get(`${p}post_attention_layernorm.weight`), eps, true);
