@@ -291,6 +291,11 @@ export class LlamaModel {
       ops.rope(q, k, this.buf("positions"), invFreq, T, cfg.numHeads, cfg.numKvHeads, cfg.headDim, 0, RopeLayout.NEOX);
       const cache = this.cache(l);
       ops.kvWrite(cache, k, v, this.buf("slotMapping"), T);
+      // Sliding-window layers read only the last `window` keys, but every block stays allocated:
+      // Gemma 2/3 global layers need them all, prefix caching hashes whole chains of blocks, and
+      // the block manager has one table per sequence for all layers. Freeing blocks wholly before
+      // the window would only pay off for all-sliding models (Mistral v0.1, Phi-3) and needs
+      // per-layer tables; it is not done.
       const window = layerWindow(cfg, l);
       const scale = this.layerScale(l);
       if (decodeOnly) {

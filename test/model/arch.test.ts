@@ -20,6 +20,7 @@ import { batchLimitsFor } from "../../src/memory/planner.ts";
 import { ModelFileError } from "../../src/model/errors.ts";
 import { loadGgufWeights } from "../../src/model/gguf-model.ts";
 import { parseHfConfig } from "../../src/model/hf-config.ts";
+import { ropeAttentionFactor, ropeInvFreq } from "../../src/model/rope.ts";
 import { loadHfWeights } from "../../src/model/hf-model.ts";
 import { LlamaModel } from "../../src/model/llama.ts";
 import { uploadWeights } from "../../src/model/upload.ts";
@@ -27,7 +28,7 @@ import type { WeightSet } from "../../src/model/weights.ts";
 import { Ops } from "../../src/native/ops.ts";
 import { engineOptions, greedyParams } from "../engine/engine-helpers.ts";
 import { asFloat64, FAMILIES, randomWeights, writeGgufFile, writeHfFolder } from "./arch-models.ts";
-import { refForward, refGreedy } from "./arch-ref.ts";
+import { refForward, refGreedy, refRope } from "./arch-ref.ts";
 import { deviceSkipReason, HAVE_MODELS, HF_DIR, prng, tryOpenCpuDevice } from "./helpers.ts";
 
 const TOL = 1e-4;
@@ -237,4 +238,28 @@ describe("refusals name the config field", () => {
     const g3 = parseHfConfig(FAMILIES.find((f) => f.cfg.model_type === "gemma3_text")!.cfg, "c", "x");
     expect(g3.layerTypes).toEqual(["sliding", "sliding", "full"]);
   });
+});
+
+describe("RoPE tables vs modeling_rope_utils (float64 reference)", () => {
+  const llama = { ...FAMILIES.find((f) => f.cfg.model_type === "llama")!.cfg, head_dim: 64, max_position_embeddings: 4096, rope_theta: 500000 };
+  const cases: [string, Record<string, unknown>, number][] = [
+    ["dynamic NTK, max_model_len 16384 > max_position_embeddings 4096", { rope_scaling: { rope_type: "dynamic", factor: 4 } }, 16384],
+    ["dynamic NTK, max_model_len <= max_position_embeddings: unchanged", { rope_scaling: { rope_type: "dynamic", factor: 4 } }, 2048],
+    ["yarn with original_max_position_embeddings (factor = ratio)", { max_position_embeddings: 32768, rope_scaling: { rope_type: "yarn", factor: 4, original_max_position_embeddings: 8192 } }, 32768],
+    ["yarn, factor only, beta 16/2, truncate false", { rope_scaling: { rope_type: "yarn", factor: 8, beta_fast: 16, beta_slow: 2, truncate: false } }, 4096],
+    ["yarn with mscale / mscale_all_dim (DeepSeek style)", { rope_scaling: { rope_type: "yarn", factor: 40, mscale: 1.0, mscale_all_dim: 0.707 } }, 4096],
+    ["yarn with explicit attention_factor", { rope_scaling: { rope_type: "yarn", factor: 2, attention_factor: 1.3 } }, 4096],
+    ["longrope short (max_model_len <= original)", { original_max_position_embeddings: 1024, rope_scaling: { rope_type: "longrope", short_factor: Array.from({ length: 32 }, (_, i) => 1 + i / 10), long_factor: Array.from({ length: 32 }, (_, i) => 2 + i) } }, 1024],
+    ["longrope long (max_model_len > original)", { original_max_position_embeddings: 1024, rope_scaling: { rope_type: "longrope", short_factor: Array.from({ length: 32 }, (_, i) => 1 + i / 10), long_factor: Array.from({ length: 32 }, (_, i) => 2 + i) } }, 4096],
+  ];
+  for (const [what, over, maxModelLen] of cases) {
+    test(what, () => {
+      const c: Record<string, any> = { ...llama, ...over };
+      const cfg = parseHfConfig(c, "config.json", "x");
+      const ours = ropeInvFreq(cfg, undefined, maxModelLen);
+      const ref = refRope(c, c.rope_scaling, c.rope_theta, maxModelLen);
+      for (let i = 0; i < ours.length; i++) expect(Math.abs(ours[i]! - ref.inv[i]!) / ref.inv[i]!).toBeLessThan(1e-6); // fp32 table
+      expect(ropeAttentionFactor(cfg)).toBeCloseTo(ref.af, 12);
+    });
+  }
 });

@@ -149,7 +149,7 @@ describe("HF config.json", () => {
   test("unknown architecture, unsupported rope scaling, inconsistent heads are ModelFileErrors", () => {
     const base = { ...tinyCfg };
     expect(() => parseHfConfig({ ...base, model_type: "gpt2", architectures: ["GPT2LMHeadModel"] }, "config.json", "x")).toThrow(/unknown architecture "gpt2"/);
-    expect(() => parseHfConfig({ ...base, rope_scaling: { type: "yarn", factor: 4 } }, "config.json", "x")).toThrow(/rope_scaling type "yarn" is not supported/);
+    expect(() => parseHfConfig({ ...base, rope_scaling: { type: "mrope", factor: 4 } }, "config.json", "x")).toThrow(/rope_scaling type "mrope" is not supported/);
     expect(() => parseHfConfig({ ...base, num_key_value_heads: 3 }, "config.json", "x")).toThrow(ModelFileError);
     expect(() => parseHfConfig({ ...base, hidden_size: "16" }, "config.json", "x")).toThrow(/"hidden_size" must be a number/);
   });
