@@ -165,6 +165,10 @@ function familyFeatures(g: GgufFile, c: ModelConfig): void {
     // Every layer sliding when the file says so (Mistral v0.1). Phi-3: HF applies its
     // sliding_window to every layer; llama.cpp currently ignores it (see report).
     c.slidingWindow = optNum(`${p}.attention.sliding_window`);
+    // per-layer flags when the converter wrote them (Qwen-style layer_types), else every layer
+    if (c.slidingWindow !== null && meta(g, `${p}.attention.sliding_window_pattern`) !== undefined) {
+      c.layerTypes = swaLayers(g, `${p}.attention.sliding_window_pattern`, c.numLayers, 0);
+    }
   }
 }
 

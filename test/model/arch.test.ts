@@ -141,7 +141,7 @@ describe.skipIf(!dev)("families vs the float64 reference (prefill in chunks past
       const err = compare(cfg, W, run);
       maxErrors.push(`${fam.name} (HF): ${err.toExponential(2)}`);
       expect(err).toBeLessThan(TOL);
-    });
+    }, 30_000);
     if (fam.gguf) {
       test(`${fam.name}: GGUF with llama.cpp names and metadata`, () => {
         const path = join(tmp, `m-${fi}.gguf`);
@@ -150,7 +150,7 @@ describe.skipIf(!dev)("families vs the float64 reference (prefill in chunks past
         const err = compare(cfg, W, run);
         maxErrors.push(`${fam.name} (GGUF): ${err.toExponential(2)}`);
         expect(err).toBeLessThan(TOL);
-      });
+      }, 30_000);
     }
   });
 
@@ -164,7 +164,7 @@ describe.skipIf(!dev)("families vs the float64 reference (prefill in chunks past
     const err = compare(fam.cfg, asFloat64(weights), run);
     maxErrors.push(`Phi-3 long factors (HF): ${err.toExponential(2)}`);
     expect(err).toBeLessThan(TOL);
-  });
+  }, 30_000);
 
   test("Gemma 2 with query_pre_attn_scalar != head_dim (HF only: GGUF has no such key)", () => {
     const fam = FAMILIES.find((f) => f.cfg.model_type === "gemma2")!;
@@ -200,6 +200,10 @@ describe.skipIf(!dev || !HAVE_MODELS)("engine: greedy generation through the pag
       const ref = refGreedy(cfg, asFloat64(weights), p, 40);
       const s = startEngine(engineOptions(dir, { deviceOrdinal: 61, maxModelLen: 64, enforceEager: false }));
       try {
+        // the planner predicts this family's weights and arena (Gemma 3's second RoPE table included)
+        expect(s.planMismatches).toEqual([]);
+        expect(s.plan.weightsBytes).toBe(s.profile.weightsBytes);
+        expect(s.plan.activationArenaBytes).toBe(s.profile.peakActivationBytes);
         const core = new EngineCore(s, { maxNumSeqs: 8, maxWaiting: 64, servedModelName: null });
         core.add({ requestId: "w", promptTokenIds: p, params: greedyParams(40) });
         const out: number[] = [];
@@ -208,7 +212,7 @@ describe.skipIf(!dev || !HAVE_MODELS)("engine: greedy generation through the pag
       } finally {
         s.close();
       }
-    });
+    }, 60_000);
   }
 });
 
