@@ -44,8 +44,8 @@ export const FAMILIES: { name: string; cfg: Json; gguf: boolean }[] = [
     },
   },
   { name: "Mistral v0.1 (sliding window)", gguf: true, cfg: { ...base, architectures: ["MistralForCausalLM"], model_type: "mistral", rope_theta: 10000, sliding_window: 8 } },
-  { name: "Qwen2 (use_sliding_window, max_window_layers)", gguf: false, cfg: { ...base, architectures: ["Qwen2ForCausalLM"], model_type: "qwen2", rope_theta: 1e6, use_sliding_window: true, sliding_window: 8, max_window_layers: 1 } },
-  { name: "Qwen2 (yarn)", gguf: false, cfg: { ...base, architectures: ["Qwen2ForCausalLM"], model_type: "qwen2", rope_theta: 1e6, rope_scaling: { type: "yarn", factor: 4.0, original_max_position_embeddings: 64 } } },
+  { name: "Qwen2 (use_sliding_window, max_window_layers)", gguf: true, cfg: { ...base, architectures: ["Qwen2ForCausalLM"], model_type: "qwen2", rope_theta: 1e6, use_sliding_window: true, sliding_window: 8, max_window_layers: 1 } },
+  { name: "Qwen2 (yarn)", gguf: true, cfg: { ...base, architectures: ["Qwen2ForCausalLM"], model_type: "qwen2", rope_theta: 1e6, rope_scaling: { type: "yarn", factor: 4.0, original_max_position_embeddings: 64 } } },
   { name: "Llama (dynamic NTK)", gguf: false, cfg: { ...base, architectures: ["LlamaForCausalLM"], model_type: "llama", rope_theta: 10000, rope_scaling: { type: "dynamic", factor: 2.0 } } },
 ];
 
@@ -171,6 +171,12 @@ export function writeGgufFile(path: string, c: Json, w: Map<string, { shape: num
   u32("attention.value_length", hd);
   f32("rope.freq_base", c.rope_theta);
   if (c.sliding_window && mt !== "qwen2") u32("attention.sliding_window", c.sliding_window);
+  if (mt === "qwen2" && c.use_sliding_window) {
+    // per-layer flags as llama.cpp's Qwen converters write layer_types (sliding from max_window_layers on)
+    u32("attention.sliding_window", c.sliding_window);
+    const flags = Array.from({ length: c.num_hidden_layers }, (_, i) => i >= c.max_window_layers);
+    kvs.push({ key: `${a}.attention.sliding_window_pattern`, type: GgufValueType.ARRAY, elemType: GgufValueType.BOOL, value: flags });
+  }
   if (mt === "gemma2") {
     f32("attn_logit_softcapping", c.attn_logit_softcapping);
     f32("final_logit_softcapping", c.final_logit_softcapping);
@@ -181,6 +187,12 @@ export function writeGgufFile(path: string, c: Json, w: Map<string, { shape: num
   if (c.rope_scaling?.rope_type === "linear" || c.rope_scaling?.type === "linear") {
     kvs.push({ key: `${a}.rope.scaling.type`, type: GgufValueType.STRING, value: "linear" });
     f32("rope.scaling.factor", c.rope_scaling.factor);
+  }
+  if (c.rope_scaling?.type === "yarn" || c.rope_scaling?.rope_type === "yarn") {
+    // TextModel.set_gguf_parameters: type, factor, original context (llama.cpp derives the mscale)
+    kvs.push({ key: `${a}.rope.scaling.type`, type: GgufValueType.STRING, value: "yarn" });
+    f32("rope.scaling.factor", c.rope_scaling.factor);
+    u32("rope.scaling.original_context_length", c.rope_scaling.original_max_position_embeddings);
   }
   const tensors: GgufTensorToWrite[] = [];
   const push = (name: string, shape: number[], v: Float32Array) => tensors.push({ name, dims: [...shape].reverse(), ggmlType: GGML_TYPE_ID.F32!, data: bytes(v) });
