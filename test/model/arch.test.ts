@@ -16,19 +16,15 @@ import { join } from "node:path";
 
 import { EngineCore } from "../../src/engine/engine-core.ts";
 import { startEngine } from "../../src/engine/startup.ts";
-import { batchLimitsFor } from "../../src/memory/planner.ts";
 import { ModelFileError } from "../../src/model/errors.ts";
 import { loadGgufWeights } from "../../src/model/gguf-model.ts";
 import { parseHfConfig } from "../../src/model/hf-config.ts";
-import { ropeAttentionFactor, ropeInvFreq } from "../../src/model/rope.ts";
 import { loadHfWeights } from "../../src/model/hf-model.ts";
-import { LlamaModel } from "../../src/model/llama.ts";
-import { uploadWeights } from "../../src/model/upload.ts";
-import type { WeightSet } from "../../src/model/weights.ts";
-import { Ops } from "../../src/native/ops.ts";
+import { ropeAttentionFactor, ropeInvFreq } from "../../src/model/rope.ts";
 import { engineOptions, greedyParams } from "../engine/engine-helpers.ts";
 import { asFloat64, FAMILIES, randomWeights, writeGgufFile, writeHfFolder } from "./arch-models.ts";
 import { refForward, refGreedy, refRope } from "./arch-ref.ts";
+import { runModel, type Run } from "./arch-run.ts";
 import { deviceSkipReason, HAVE_MODELS, HF_DIR, prng, tryOpenCpuDevice } from "./helpers.ts";
 
 const TOL = 1e-4;
@@ -39,63 +35,6 @@ afterAll(() => {
   dev?.close();
   rmSync(tmp, { recursive: true, force: true });
 });
-
-interface Run {
-  /** tokens of the whole sequence (prompt + greedy continuation) */
-  seq: number[];
-  promptLen: number;
-  /** [position, logits] for the last row of each prefill chunk and each decode step */
-  rows: [number, Float32Array][];
-}
-
-/** Prefill `prompt` in `chunks`, then `steps` greedy decode steps, through the paged KV path. */
-function runModel(ws: WeightSet, prompt: number[], chunks: number[], steps: number, maxModelLen: number, bs = 4): Run {
-  const d = dev!;
-  const cfg = ws.config;
-  const w = uploadWeights(d, ws);
-  const ops = new Ops(d);
-  const limits = batchLimitsFor(maxModelLen, 4, 64, bs);
-  const m = new LlamaModel(d, ops, cfg, w, limits, bs);
-  m.allocateArena();
-  const numBlocks = limits.maxBlocksPerSeq + 3;
-  const sliceStride = numBlocks * bs * cfg.numKvHeads * cfg.headDim * 4;
-  const kv = d.alloc(2 * cfg.numLayers * sliceStride);
-  try {
-    m.setKvCache({ base: kv, sliceStride, numBlocks, blockSize: bs });
-    // scattered, reversed blocks: the block table is really used
-    const table = Int32Array.from({ length: limits.maxBlocksPerSeq }, (_, i) => numBlocks - 1 - i);
-    const seq = [...prompt];
-    const rows: [number, Float32Array][] = [];
-    let done = 0;
-    const step = (ids: number[], decodeOnly: boolean) => {
-      const n = ids.length;
-      const pos = Int32Array.from({ length: n }, (_, i) => done + i);
-      m.stage({
-        inputIds: Int32Array.from(ids), positions: pos,
-        slotMapping: pos.map((p) => table[Math.floor(p / bs)]! * bs + (p % bs)),
-        queryStartLoc: Int32Array.from([0, n]), seqLens: Int32Array.from([done + n]), blockTables: table,
-        logitsIndices: Int32Array.from([n - 1]), decodeOnly,
-      });
-      m.forward(n, 1, 1, decodeOnly);
-      done += n;
-      rows.push([done - 1, m.readLogits(1).slice()]);
-    };
-    for (const n of chunks) step(prompt.slice(done, done + n), false);
-    if (done !== prompt.length) throw new Error("chunks must cover the prompt");
-    for (let s = 0; s < steps; s++) {
-      const last = rows[rows.length - 1]![1];
-      let best = 0;
-      for (let i = 1; i < last.length; i++) if (last[i]! > last[best]!) best = i;
-      seq.push(best);
-      step([best], true);
-    }
-    return { seq, rows, promptLen: prompt.length };
-  } finally {
-    d.free(kv);
-    m.freeArena();
-    w.free();
-  }
-}
 
 /** Max |ours - reference| over the recorded rows; checks greedy picks agree where the reference is not tied. */
 function compare(cfgJson: Record<string, unknown>, W: ReturnType<typeof asFloat64>, run: Run, checkPicks = true): number {
@@ -137,7 +76,7 @@ describe.skipIf(!dev)("families vs the float64 reference (prefill in chunks past
     // 30-token prompt in chunks 11 + 7 + 12 (cached prefix + window across chunk and block edges), 6 decode steps
     const p = prompt(30, cfg.vocab_size, 7 + fi);
     test(`${fam.name}: HF folder`, () => {
-      const run = runModel(loadHfWeights(dir), p, [11, 7, 12], 6, 64);
+      const run = runModel(dev!, loadHfWeights(dir), p, [11, 7, 12], 6, 64);
       const err = compare(cfg, W, run);
       maxErrors.push(`${fam.name} (HF): ${err.toExponential(2)}`);
       expect(err).toBeLessThan(TOL);
@@ -146,7 +85,7 @@ describe.skipIf(!dev)("families vs the float64 reference (prefill in chunks past
       test(`${fam.name}: GGUF with llama.cpp names and metadata`, () => {
         const path = join(tmp, `m-${fi}.gguf`);
         writeGgufFile(path, cfg, weights);
-        const run = runModel(loadGgufWeights(path).weights, p, [11, 7, 12], 6, 64);
+        const run = runModel(dev!, loadGgufWeights(path).weights, p, [11, 7, 12], 6, 64);
         const err = compare(cfg, W, run);
         maxErrors.push(`${fam.name} (GGUF): ${err.toExponential(2)}`);
         expect(err).toBeLessThan(TOL);
@@ -160,7 +99,7 @@ describe.skipIf(!dev)("families vs the float64 reference (prefill in chunks past
     const dir = join(tmp, "phi3-long");
     writeHfFolder(dir, fam.cfg, weights);
     // every forward of the reference has seq_len > 64, so HF uses long_factor throughout
-    const run = runModel(loadHfWeights(dir), prompt(70, fam.cfg.vocab_size, 5), [40, 30], 4, 128);
+    const run = runModel(dev!, loadHfWeights(dir), prompt(70, fam.cfg.vocab_size, 5), [40, 30], 4, 128);
     const err = compare(fam.cfg, asFloat64(weights), run);
     maxErrors.push(`Phi-3 long factors (HF): ${err.toExponential(2)}`);
     expect(err).toBeLessThan(TOL);
@@ -172,7 +111,7 @@ describe.skipIf(!dev)("families vs the float64 reference (prefill in chunks past
     const weights = randomWeights(cfg, 78);
     const dir = join(tmp, "gemma2-qpas");
     writeHfFolder(dir, cfg, weights);
-    const run = runModel(loadHfWeights(dir), prompt(20, cfg.vocab_size, 6), [20], 4, 64);
+    const run = runModel(dev!, loadHfWeights(dir), prompt(20, cfg.vocab_size, 6), [20], 4, 64);
     expect(compare(cfg, asFloat64(weights), run)).toBeLessThan(TOL);
   });
 
@@ -181,7 +120,7 @@ describe.skipIf(!dev)("families vs the float64 reference (prefill in chunks past
     const weights = randomWeights(fam.cfg, 1000 + FAMILIES.indexOf(fam));
     const dir = join(tmp, "mistral-nowindow");
     writeHfFolder(dir, { ...fam.cfg, sliding_window: null }, weights);
-    const run = runModel(loadHfWeights(dir), prompt(30, fam.cfg.vocab_size, 9), [30], 2, 64);
+    const run = runModel(dev!, loadHfWeights(dir), prompt(30, fam.cfg.vocab_size, 9), [30], 2, 64);
     expect(compare({ ...fam.cfg }, asFloat64(weights), { ...run, rows: run.rows.slice(0, 1) }, false)).toBeGreaterThan(100 * TOL);
   });
 });
