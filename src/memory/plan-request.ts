@@ -15,6 +15,8 @@ export interface PlanRequest {
   model?: string | null;
   /** An HF config.json object (instead of `model`). */
   config?: Record<string, unknown> | null;
+  /** An already opened model config (instead of `model`/`config`; see plan-source.ts). */
+  modelConfig?: PlanModelConfig;
   backend?: PlanBackend;
   /** Compute dtype as `serve --dtype` takes it (default auto: f32 on cpu, bf16 on cuda). */
   dtype?: DtypeFlag;
@@ -53,13 +55,19 @@ export class PlanRequestError extends Error {
   readonly code = "invalid_request";
 }
 
-/** The model's config, and the bytes of its block-quantized tensors (GGUF) when it is a file. */
-function configOf(req: PlanRequest): ModelConfig & { quantizedBytes?: ReadonlyMap<string, number> } {
+/** A model opened for planning: its config and the bytes of its block-quantized tensors (GGUF). */
+export type PlanModelConfig = ModelConfig & { quantizedBytes?: ReadonlyMap<string, number> };
+
+/** Opens a model (path or synthetic spec) for planning. */
+export function openPlanModel(path: string): PlanModelConfig {
+  const opened = openModel(path);
+  return Object.assign(opened.config, { quantizedBytes: quantizedTensorBytes(opened.weights) });
+}
+
+function configOf(req: PlanRequest): PlanModelConfig {
+  if (req.modelConfig) return req.modelConfig;
   if (req.config) return parseHfConfig(req.config, "request body config", String(req.config._name_or_path ?? "config"));
-  if (req.model) {
-    const opened = openModel(req.model);
-    return Object.assign(opened.config, { quantizedBytes: quantizedTensorBytes(opened.weights) });
-  }
+  if (req.model) return openPlanModel(req.model);
   throw new PlanRequestError("a plan needs `model` (path or synthetic:… spec) or `config` (an HF config.json object)");
 }
 

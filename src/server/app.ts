@@ -3,17 +3,19 @@
 //   const h = createApp({ engine, options });          // Elysia app + fetch handler
 //   const s = await startServer({ engine, options });  // listening (port 0 = ephemeral)
 //
-// Request flow: fetch() (request id, metrics, access log) → Elysia: onRequest (auth on /v1,
-// Content-Length limit → 413) → JSON body parsing (routes use `parse: "json"`; malformed JSON
-// → 400) → TypeBox validation (→ 400 in OpenAI's error shape) → route → onError (OpenAI error
-// bodies). Bodies without Content-Length (chunked) are capped by Bun's maxRequestBodySize.
-import { timingSafeEqual } from "node:crypto";
+// Request flow: fetch() (Host check → 400, request id, metrics, access log) → Elysia: onRequest
+// (Content-Length limit → 413) → routing → parse stage: API key on /v1 routes (auth.ts), then
+// the body read with size/time/depth bounds (body.ts; 413/408/400) → transform: API key again
+// for body-less routes → TypeBox validation (→ 400 in OpenAI's error shape) → route → onError
+// (OpenAI error bodies).
 import { Elysia, ValidationError } from "elysia";
 import { Value } from "@sinclair/typebox/value";
 import type { TSchema } from "@sinclair/typebox";
 import type { Server } from "bun";
 import type { Engine } from "../engine/api.ts";
 import { TextFrontend } from "../frontend/text-frontend.ts";
+import { apiKeyGuard, checkApiKey, isProtectedRoute } from "./auth.ts";
+import { bodyTooLarge, parseJsonBody } from "./body.ts";
 import { chatRoutes } from "./chat.ts";
 import { completionsRoutes } from "./completions.ts";
 import { ServerContext } from "./context.ts";
@@ -21,6 +23,7 @@ import { dashboardRoutes } from "./dashboard.ts";
 import { openapiPlugin, swaggerAssets } from "./docs.ts";
 import { ApiError, errorResponse } from "./errors.ts";
 import { healthRoutes } from "./health.ts";
+import { hostProblem } from "./host.ts";
 import { kvRoutes } from "./kv.ts";
 import { createLogger, type Logger } from "./log.ts";
 import { memoryRoutes } from "./memory.ts";
@@ -63,11 +66,6 @@ export function routeLabel(path: string): string {
 function requestId(header: string | null): string {
   if (header && /^[A-Za-z0-9._:@\-]{1,128}$/.test(header)) return header;
   return crypto.randomUUID();
-}
-
-function sameSecret(a: string, b: string): boolean {
-  const h = (s: string) => new Bun.CryptoHasher("sha256").update(s).digest();
-  return timingSafeEqual(h(a), h(b));
 }
 
 function validationMessage(e: ValidationError): { message: string; param: string | null } {
@@ -113,10 +111,11 @@ export function createApp(args: CreateAppArgs) {
   const text = args.text ?? new TextFrontend({ model: options.model, chatTemplate: options.chatTemplate, workers: options.tokenizerWorkers });
   const ctx = new ServerContext(args.engine, options, log, new ServerMetrics(), text);
   const limit = options.maxRequestBodyBytes;
-  const tooLarge = (n: number | string) =>
-    new ApiError(413, `Request body is too large (${n} bytes; the limit is ${limit} bytes, see --max-request-body-bytes).`, "invalid_request_error", null, "request_too_large");
 
-  const app = new Elysia({ name: "headroom" })
+  // standardHostname: false — Elysia otherwise finds the path by searching for "/" from the
+  // 12th character of the URL, i.e. it assumes a Host of 4+ characters ("Host: ab" turned
+  // /x/v1/kv into /v1/kv, "Host: api" made every path unroutable).
+  const app = new Elysia({ name: "headroom", handler: { standardHostname: false } })
     .use(openapiPlugin())
     .onRequest(({ request }) => {
       let info = ctx.requests.get(request);
@@ -124,18 +123,20 @@ export function createApp(args: CreateAppArgs) {
         info = { id: requestId(request.headers.get("x-request-id")), start: performance.now(), route: routeLabel(new URL(request.url).pathname) };
         ctx.requests.set(request, info);
       }
-      const path = new URL(request.url).pathname;
-      if (options.apiKey !== null && (path === "/v1" || path.startsWith("/v1/"))) {
-        const auth = request.headers.get("authorization") ?? "";
-        const m = /^Bearer\s+(.+)$/i.exec(auth);
-        if (!m || !sameSecret(m[1]!.trim(), options.apiKey))
-          return errorResponse(
-            new ApiError(401, m ? "Incorrect API key provided." : "Missing API key: send 'Authorization: Bearer <key>'.", "invalid_request_error", null, "invalid_api_key"),
-            { "www-authenticate": "Bearer" },
-          );
-      }
       const cl = request.headers.get("content-length");
-      if (cl !== null && Number(cl) > limit) return errorResponse(tooLarge(cl), { connection: "close" });
+      if (cl !== null && Number(cl) > limit) throw bodyTooLarge(`${cl} bytes`, limit);
+    })
+    .use(apiKeyGuard(options.apiKey))
+    // Every body is JSON; read it here, bounded, before validation sees it.
+    .onParse({ as: "global" }, async ({ request }) => {
+      const info = ctx.info(request);
+      const body = await parseJsonBody(request, {
+        maxBytes: limit,
+        deadline: info.start + options.requestBodyTimeout * 1000,
+        timeoutS: options.requestBodyTimeout,
+      });
+      info.bodyRead?.();
+      return body;
     })
     .onError(({ code, error, request }) => {
       const info = ctx.info(request);
@@ -153,6 +154,14 @@ export function createApp(args: CreateAppArgs) {
       else if (code === "NOT_FOUND") {
         const url = new URL(request.url);
         err = new ApiError(404, `Not found: ${request.method} ${url.pathname}`, "invalid_request_error", null, "not_found");
+        // Unknown /v1 paths answer 401 without the key too: which routes exist is not for strangers.
+        if (isProtectedRoute(url.pathname)) {
+          try {
+            checkApiKey(options.apiKey, request);
+          } catch (e) {
+            err = e as ApiError;
+          }
+        }
       } else {
         const message = error instanceof Error ? error.message : String(error);
         log.error("internal error", { request_id: info.id, code: String(code), error: message, stack: error instanceof Error ? error.stack : undefined });
@@ -174,15 +183,17 @@ export function createApp(args: CreateAppArgs) {
   /** Bun.serve fetch handler: request id, per-route metrics and the access log around app.handle. */
   async function fetch(req: Request, server?: Server<unknown>): Promise<Response> {
     const start = performance.now();
-    const url = new URL(req.url);
-    const route = routeLabel(url.pathname);
     const id = requestId(req.headers.get("x-request-id"));
-    ctx.requests.set(req, { id, start, route });
-    // Generation requests may wait in the queue (and stream) longer than Bun's idle timeout.
-    if (server && GENERATION_ROUTES.has(route)) server.timeout(req, 0);
+    const badHost = hostProblem(req);
+    const path = badHost ? "" : new URL(req.url).pathname;
+    const route = badHost ? "other" : routeLabel(path);
+    // Generation requests may wait in the queue (and stream) longer than Bun's idle timeout, but
+    // only once their body is in: a body that stops arriving must still time out.
+    const bodyRead = server && GENERATION_ROUTES.has(route) ? () => server.timeout(req, 0) : undefined;
+    ctx.requests.set(req, { id, start, route, bodyRead });
     let res: Response;
     try {
-      res = await app.handle(req);
+      res = badHost ? errorResponse(badHost) : await app.handle(req);
     } catch (e) {
       log.error("unhandled error", { request_id: id, error: e instanceof Error ? e.message : String(e) });
       res = errorResponse(new ApiError(500, `Internal error (request ${id})`, "internal_server_error", null, "internal_error"));
@@ -197,7 +208,7 @@ export function createApp(args: CreateAppArgs) {
     ctx.metrics.requests.inc({ route, method: req.method, status: String(res.status) });
     ctx.metrics.requestLatency.observe(ms / 1000, { route });
     const quiet = route === "/metrics" || route === "/health" || route.startsWith("/swagger");
-    const fields = { request_id: id, method: req.method, path: url.pathname, status: res.status, ms: Math.round(ms * 100) / 100 };
+    const fields = { request_id: id, method: req.method, path, status: res.status, ms: Math.round(ms * 100) / 100 };
     if (quiet) log.debug("request", fields);
     else log.info("request", fields);
     return res;

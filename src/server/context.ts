@@ -10,6 +10,8 @@ export interface RequestInfo {
   id: string;
   start: number;
   route: string;
+  /** Called once the body has been read (generation routes then lift the idle timeout). */
+  bodyRead?: () => void;
 }
 
 export class ServerContext {
@@ -76,6 +78,15 @@ export class ServerContext {
    */
   admit(seqs: number): () => void {
     const limit = this.options.maxNumSeqs + this.options.maxWaiting;
+    // More sequences than the server ever holds: retrying cannot help, so it is the client's error.
+    if (seqs > limit)
+      throw new ApiError(
+        400,
+        `This request needs ${seqs} sequences (prompts × n), more than this server ever holds: max_num_seqs ${this.options.maxNumSeqs} + max_waiting ${this.options.maxWaiting} = ${limit} (see --max-num-seqs, --max-waiting). Split it into smaller requests.`,
+        "invalid_request_error",
+        "n",
+        "too_many_sequences",
+      );
     if (this.inflight + seqs > limit) {
       this.metrics.rejected.inc({ reason: "queue_full" });
       throw queueFull(`The server is at capacity: ${this.inflight} sequences in flight, limit ${limit} (max_num_seqs ${this.options.maxNumSeqs} + max_waiting ${this.options.maxWaiting}); retry later.`);

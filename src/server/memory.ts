@@ -1,7 +1,9 @@
 // GET /v1/memory, GET /v1/memory/allocator — the engine's payloads, passed through.
 // POST /v1/memory/plan — the planner (src/memory/planner.ts), no device needed.
 import { Elysia, t } from "elysia";
-import { planFromRequest } from "../memory/plan-request.ts";
+import { openPlanModel, planFromRequest, PlanRequestError, type PlanModelConfig } from "../memory/plan-request.ts";
+import { resolvePlanModel, unreadableModel } from "../memory/plan-source.ts";
+import { isSyntheticSpec } from "../model/synthetic.ts";
 import type { ServerContext } from "./context.ts";
 import { badRequest } from "./errors.ts";
 import { AllocatorPayload, ErrorResponse, MemoryPayload } from "./schemas.ts";
@@ -64,14 +66,24 @@ export function memoryRoutes(ctx: ServerContext) {
     .post(
       "/v1/memory/plan",
       ({ body }) => {
-        if (!body.model && !body.config) {
-          const served = ctx.options.model;
-          if (!served) throw badRequest("give `model` or `config`: the served model is the built-in demo model", "model");
-          body = { ...body, model: served };
-        }
         try {
+          // Only the served model, synthetic specs, inline configs and --models-dir files.
+          let modelConfig: PlanModelConfig | undefined;
+          if (!body.config) {
+            const path = resolvePlanModel(body.model, {
+              servedModel: ctx.options.model,
+              servedNames: ctx.engine.health() === "ready" ? [ctx.modelName(), ctx.engine.model().id] : [],
+              modelsDir: ctx.options.modelsDir,
+            });
+            try {
+              modelConfig = openPlanModel(path);
+            } catch (e) {
+              if (isSyntheticSpec(path)) throw new PlanRequestError((e as Error).message);
+              throw unreadableModel(body.model ?? "(the served model)");
+            }
+          }
           const r = planFromRequest({
-            model: body.model,
+            modelConfig,
             config: body.config,
             backend: body.backend,
             deviceMemoryBytes: body.device_memory_bytes,
@@ -91,6 +103,7 @@ export function memoryRoutes(ctx: ServerContext) {
       },
       {
         body: PlanBody,
+        parse: "json", // documents application/json; the bounded reader in app.ts parses first
         response: { 200: PlanResponse, 400: ErrorResponse, 401: ErrorResponse },
         detail: {
           tags: ["Memory"],

@@ -57,6 +57,10 @@ export interface ServeOptions {
   maxPromptChars: number;
   /** Tokenizer worker threads (tokenization runs off the HTTP thread). */
   tokenizerWorkers: number;
+  /** Seconds a request body may take to arrive (408 after). */
+  requestBodyTimeout: number;
+  /** Folder whose models POST /v1/memory/plan may open by path; null = none (only the served model). */
+  modelsDir: string | null;
 }
 
 export class OptionsError extends Error {
@@ -108,6 +112,8 @@ export const SERVE_FLAGS: readonly FlagSpec[] = [
   { flag: "max-request-body-bytes", key: "maxRequestBodyBytes", kind: "bytes", min: 1024, help: "largest request body (413 above)" },
   { flag: "max-prompt-chars", key: "maxPromptChars", kind: "int", min: 1, help: "longest prompt text in characters, all prompts/messages of a request together (400 above; checked before tokenizing)" },
   { flag: "tokenizer-workers", key: "tokenizerWorkers", kind: "int", min: 1, max: 64, help: "tokenizer worker threads (tokenization runs off the HTTP thread)" },
+  { flag: "request-body-timeout", key: "requestBodyTimeout", kind: "float", gt: 0, help: "seconds a request body may take to arrive (408 after)" },
+  { flag: "models-dir", key: "modelsDir", kind: "string", nullable: true, help: "folder whose models POST /v1/memory/plan may open by path (default: none, only the served model)" },
 ];
 
 export function defaultServeOptions(): ServeOptions {
@@ -140,6 +146,8 @@ export function defaultServeOptions(): ServeOptions {
     maxRequestBodyBytes: 32 * 1024 * 1024,
     maxPromptChars: 1024 * 1024,
     tokenizerWorkers: 2,
+    requestBodyTimeout: 30,
+    modelsDir: null,
   };
 }
 
