@@ -1,88 +1,44 @@
-// `headroom plan`: the memory planner on the command line (no device needed).
+// `headroom plan`: the memory planner on the command line (no device needed). Its flags are
+// the option rows marked `plan` in src/options/table.ts (the same names, defaults and checks
+// as `headroom serve`), plus --config and --json.
 import { readFileSync } from "node:fs";
 
-import { planFromRequest, planTable, type PlanRequest } from "../memory/plan-request.ts";
-import { parseBytes } from "../server/options.ts";
+import { PLAN_ROWS, planRequestFrom } from "../memory/plan-options.ts";
+import { planFromRequest, planTable } from "../memory/plan-request.ts";
+import { flagsHelp, parseArgs, type ExtraFlag } from "../options/argv.ts";
+import { defaultServeOptions } from "../options/table.ts";
 
-const HELP = `Usage: headroom plan (--model PATH|synthetic:SPEC | --config config.json) [flags]
+/** Device size when --device-memory is not given: an 80 GiB accelerator. */
+const DEFAULT_DEVICE_BYTES = 80 * 2 ** 30;
+
+const EXTRAS: readonly ExtraFlag[] = [
+  { flag: "config", value: true, meta: "config.json", help: "an HF config.json (instead of --model)" },
+  { flag: "json", value: false, help: "print JSON instead of a table" },
+];
+
+function help(): string {
+  return `Usage: headroom plan (--model PATH|synthetic:SPEC | --config config.json) [flags]
 
 Predicts weights, activation arena, KV blocks/tokens, max concurrency and whether weights
-must be offloaded, for a device of --device-memory bytes. Flags:
-  --model PATH               HF folder, .gguf file or synthetic:110m-style spec
-  --config FILE              an HF config.json (instead of --model)
-  --backend cuda|cpu         [cuda]
-  --dtype auto|float32|bfloat16|float16  compute dtype; auto = bf16 (cuda), fp32 (cpu) [auto]
-  --device-memory BYTES      total device memory, e.g. 80GiB            [80GiB]
-  --gpu-memory-utilization F [0.9]
-  --max-model-len N          [the model's]
-  --max-num-seqs N           [256]
-  --max-num-batched-tokens N
-  --block-size N             [16]
-  --kv-cache-memory-bytes B
-  --enforce-eager            no graph capture
-  --cpu-offload-gb G         keep G GiB of layer weights in host memory
-  --cpu-offload-trigger-percent P  weights on the device until usage reaches P% of total
-  --offload-prefetch-layers N  staging slots for offloaded layers   [2]
-                             (default: layers are offloaded automatically when needed)
-  --json                     print JSON instead of a table`;
+must be offloaded, for a device of --device-memory bytes (default 80GiB; --device auto = cuda).
+Without offload flags, layers are offloaded automatically when needed. Flags:
+${flagsHelp(PLAN_ROWS, { ...defaultServeOptions(), deviceMemory: "80GiB" }, { env: false, extras: EXTRAS })}`;
+}
 
 export function planCommand(argv: string[]): number {
-  const req: PlanRequest = { deviceMemoryBytes: 80 * 2 ** 30 };
-  let json = false;
+  if (argv.includes("--help") || argv.includes("-h")) {
+    console.log(help());
+    return 0;
+  }
   try {
-    for (let i = 0; i < argv.length; i++) {
-      const a = argv[i]!;
-      const [flag, inline] = a.includes("=") ? [a.slice(0, a.indexOf("=")), a.slice(a.indexOf("=") + 1)] : [a, undefined];
-      const val = () => {
-        const v = inline ?? argv[++i];
-        if (v === undefined) throw new Error(`${flag} needs a value`);
-        return v;
-      };
-      const num = () => {
-        const v = Number(val());
-        if (!Number.isFinite(v)) throw new Error(`${flag} needs a number`);
-        return v;
-      };
-      switch (flag) {
-        case "--help":
-        case "-h":
-          console.log(HELP);
-          return 0;
-        case "--model": req.model = val(); break;
-        case "--config": req.config = JSON.parse(readFileSync(val(), "utf8")) as Record<string, unknown>; break;
-        case "--backend": {
-          const b = val();
-          if (b !== "cuda" && b !== "cpu") throw new Error(`--backend must be cuda or cpu (got ${b})`);
-          req.backend = b;
-          break;
-        }
-        case "--dtype": {
-          const d = val();
-          if (d !== "auto" && d !== "float32" && d !== "bfloat16" && d !== "float16") throw new Error(`--dtype must be auto, float32, bfloat16 or float16 (got ${d})`);
-          req.dtype = d;
-          break;
-        }
-        case "--device-memory": req.deviceMemoryBytes = parseBytes(val()); break;
-        case "--gpu-memory-utilization": req.gpuMemoryUtilization = num(); break;
-        case "--max-model-len": req.maxModelLen = num(); break;
-        case "--max-num-seqs": req.maxNumSeqs = num(); break;
-        case "--max-num-batched-tokens": req.maxNumBatchedTokens = num(); break;
-        case "--block-size": req.blockSize = num(); break;
-        case "--kv-cache-memory-bytes": req.kvCacheMemoryBytes = parseBytes(val()); break;
-        case "--enforce-eager": req.enforceEager = true; break;
-        case "--cpu-offload-gb": req.cpuOffloadGb = num(); break;
-        case "--cpu-offload-trigger-percent": req.cpuOffloadTriggerPercent = num(); break;
-        case "--offload-prefetch-layers": req.offloadPrefetchLayers = num(); break;
-        case "--json": json = true; break;
-        default:
-          throw new Error(`unknown flag '${a}'`);
-      }
-    }
-    const r = planFromRequest(req);
-    console.log(json ? JSON.stringify(r, null, 2) : planTable(r));
+    const { values, extra } = parseArgs(PLAN_ROWS, argv, {}, EXTRAS);
+    const req = planRequestFrom(values, { options: defaultServeOptions(), backend: "cuda", deviceMemoryBytes: DEFAULT_DEVICE_BYTES });
+    const config = typeof extra.config === "string" ? (JSON.parse(readFileSync(extra.config, "utf8")) as Record<string, unknown>) : undefined;
+    const r = planFromRequest({ ...req, config, deviceMemoryBytes: req.deviceMemoryBytes ?? DEFAULT_DEVICE_BYTES });
+    console.log(extra.json ? JSON.stringify(r, null, 2) : planTable(r));
     return r.plan.fits ? 0 : 3;
   } catch (e) {
-    console.error(`headroom plan: ${(e as Error).message}\n\n${HELP}`);
+    console.error(`headroom plan: ${(e as Error).message}\n\n${help()}`);
     return 2;
   }
 }

@@ -3,6 +3,8 @@
 // sees token ids only: tokenizing, chat templates, detokenizing, stop strings and logprob
 // strings live in the frontend (src/frontend), which aborts a request when a stop string matches.
 
+import type { AllocatorReport, MemoryReport } from "../memory/report-schema.ts";
+
 export interface SamplingParams {
   /** 0 = greedy. */
   temperature: number;
@@ -119,8 +121,8 @@ export interface Engine {
   generate(req: GenerateRequest, signal?: AbortSignal): AsyncIterable<TokenEvent>;
   stats(): Promise<EngineStats>;
   /** GET /v1/memory payload (snapshot, profiling result, breakdown, suggestions). */
-  memory(): Promise<Record<string, unknown>>;
+  memory(): Promise<MemoryReport>;
   /** GET /v1/memory/allocator payload (stats + segments). */
-  allocator(): Promise<Record<string, unknown>>;
+  allocator(): Promise<AllocatorReport>;
   close(): Promise<void>;
 }

@@ -1,6 +1,8 @@
 // The synchronous engine: scheduler → model runner → sampler → scheduler.update, one step at a
 // time, plus the stats and memory reports. It runs inside the engine worker (worker.ts), never
 // on the HTTP thread, and works on token ids only (text is the frontend's, src/frontend).
+import { memoryBreakdown } from "../memory/breakdown.ts";
+import type { AllocatorReport, MemoryReport, OffloadReport } from "../memory/report-schema.ts";
 import { bytesPerBlock, fmtBytes } from "../memory/kv-sizing.ts";
 import { takeSnapshot } from "../memory/snapshot.ts";
 import type { EngineStats, GenerateRequest, ModelDescription, TokenEvent, TokenLogprob } from "./api.ts";
@@ -191,15 +193,13 @@ export class EngineCore {
   }
 
   /** GET /v1/memory: snapshot, start-up profile, breakdown by category, suggestions, plan. */
-  memory(): Record<string, unknown> {
+  memory(): MemoryReport {
     const st = this.started;
     const snap = takeSnapshot(st.dev);
     const p = st.profile;
     const kvStats = this.kv.stats();
     const perBlock = bytesPerBlock(st.kvSpec);
     const kvUsed = kvStats.usedBlocks * perBlock;
-    const instance = snap.reservedBytes + snap.kvMappedBytes + Math.max(0, snap.nonAllocatorBytes - p.baseline.nonAllocatorBytes);
-    const other = snap.usedBytes - instance;
     return {
       device: { name: st.dev.info().name, backend: st.dev.backend, total_bytes: snap.totalBytes },
       snapshot: {
@@ -227,17 +227,7 @@ export class EngineCore {
         baseline_used: p.baseline.usedBytes,
         baseline_free: p.baseline.freeBytes,
       },
-      breakdown: {
-        other_processes: other,
-        weights: p.weightsBytes,
-        activations: p.peakActivationBytes,
-        non_allocator: p.nonAllocatorIncreaseBytes,
-        graphs: p.graphBytes,
-        allocator_slack: Math.max(0, snap.reservedBytes - snap.allocatedBytes),
-        kv_used: kvUsed,
-        kv_free: snap.kvMappedBytes - kvUsed,
-        free: snap.freeBytes,
-      },
+      breakdown: memoryBreakdown(snap, p, kvUsed),
       kv: {
         blocks: st.kv.numBlocks,
         block_size: st.kvSpec.blockSize,
@@ -264,7 +254,7 @@ export class EngineCore {
   }
 
   /** The `offload` object of GET /v1/memory: placement, slots, link and step-time figures. */
-  offload(): Record<string, unknown> {
+  offload(): OffloadReport {
     const o = this.started.offload;
     const L = this.started.opened.config.numLayers;
     if (!o) return { enabled: false, layers_on_device: L, layers_in_host_memory: 0, reason: this.started.plan.offload.reason };
@@ -295,7 +285,7 @@ export class EngineCore {
   }
 
   /** GET /v1/memory/allocator: PyTorch-style stats and the segment/block snapshot. */
-  allocator(): Record<string, unknown> {
+  allocator(): AllocatorReport {
     const dev = this.started.dev;
     const segments = dev.snapshot().map((s) => ({
       address: `0x${s.address.toString(16)}`,

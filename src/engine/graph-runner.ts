@@ -11,6 +11,7 @@ import type { Device } from "../native/device.ts";
 import { GraphSet, type GraphInfo, type GraphSetInfo } from "../native/graphs.ts";
 import type { DecodeGraphReplayer, KvCacheLocation, LlamaModel, StepInputs } from "../model/llama.ts";
 import { defaultCaptureSizes } from "../memory/planner.ts";
+import type { GraphsReportPayload } from "../memory/report-schema.ts";
 import type { BatchLimits } from "../model/arena.ts";
 
 export interface CaptureSizeOptions {
@@ -194,7 +195,7 @@ export class DecodeGraphs implements DecodeGraphReplayer {
 }
 
 /** The `graphs` object of GET /v1/memory. */
-export function graphsPayload(r: GraphsReport | null, offReason = ""): Record<string, unknown> {
+export function graphsPayload(r: GraphsReport | null, offReason = ""): GraphsReportPayload {
   if (!r) {
     return { enabled: false, reason: offReason, sizes: [], per_graph_bytes: [], total_bytes: 0, pool_reserved: 0, capture_ms: 0 };
   }

@@ -1,8 +1,9 @@
 // createEngine: the Engine the server talks to. It starts the engine worker (worker.ts) and
 // returns at once; /health answers 503 until the worker reports ready.
-import type { ServeOptions } from "../server/options.ts";
+import { engineOptionsFrom as engineRowsOf, type ServeOptions } from "../options/table.ts";
 import type { StartupProgress } from "../server/progress.ts";
 import type { Engine, EngineHealth, EngineStats, GenerateRequest, ModelDescription, TokenEvent } from "./api.ts";
+import type { AllocatorReport, MemoryReport } from "../memory/report-schema.ts";
 import { fromWire, type CallMethod, type FromWorker, type ToWorker } from "./protocol.ts";
 import type { EngineOptions } from "./startup.ts";
 
@@ -30,29 +31,9 @@ class EventQueue {
   }
 }
 
+/** The engine's options: the rows marked `engine` in src/options/table.ts (type-checked here). */
 export function engineOptionsFrom(o: ServeOptions): EngineOptions {
-  return {
-    model: o.model,
-    chatTemplate: o.chatTemplate,
-    generationConfig: o.generationConfig,
-    device: o.device,
-    dtype: o.dtype,
-    deviceMemory: o.deviceMemory,
-    gpuMemoryUtilization: o.gpuMemoryUtilization,
-    kvCacheMemoryBytes: o.kvCacheMemoryBytes,
-    maxModelLen: o.maxModelLen,
-    maxNumSeqs: o.maxNumSeqs,
-    maxNumBatchedTokens: o.maxNumBatchedTokens,
-    blockSize: o.blockSize,
-    enforceEager: o.enforceEager,
-    cudagraphCaptureSizes: o.cudagraphCaptureSizes,
-    maxCudagraphCaptureSize: o.maxCudagraphCaptureSize,
-    maxWaiting: o.maxWaiting,
-    servedModelName: o.servedModelName,
-    cpuOffloadGb: o.cpuOffloadGb,
-    cpuOffloadTriggerPercent: o.cpuOffloadTriggerPercent,
-    offloadPrefetchLayers: o.offloadPrefetchLayers,
-  };
+  return engineRowsOf(o);
 }
 
 export class WorkerEngine implements Engine {
@@ -195,11 +176,11 @@ export class WorkerEngine implements Engine {
     return this.call("stats", []);
   }
 
-  memory(): Promise<Record<string, unknown>> {
+  memory(): Promise<MemoryReport> {
     return this.call("memory", []);
   }
 
-  allocator(): Promise<Record<string, unknown>> {
+  allocator(): Promise<AllocatorReport> {
     return this.call("allocator", []);
   }
 

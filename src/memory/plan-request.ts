@@ -8,9 +8,17 @@ import { quantizedTensorBytes } from "../model/weights.ts";
 import type { ModelConfig } from "../model/config.ts";
 import { loadLibrary } from "../native/library.ts";
 import { resolveComputeDtype, type ComputeDtype, type DtypeFlag } from "../model/dtype.ts";
-import { batchLimitsFor, defaultCaptureSizes, planMemory, type MemoryPlan, type PlanBackend } from "./planner.ts";
+import { resolveCaptureSizes } from "../engine/graph-runner.ts";
+import { defaultMaxNumBatchedTokens } from "../engine/startup.ts";
+import { defaultServeOptions, type PlanKey, type ServeOptions } from "../options/table.ts";
+import { batchLimitsFor, planMemory, type MemoryPlan, type PlanBackend } from "./planner.ts";
 
-export interface PlanRequest {
+/**
+ * What a plan is computed from. The serving limits are the option rows marked `plan` in
+ * src/options/table.ts (same names and meanings as `headroom serve`), except that the device
+ * is named by `backend` (cuda or cpu) and its size by `deviceMemoryBytes`.
+ */
+export type PlanRequest = Partial<Omit<Pick<ServeOptions, PlanKey>, "model" | "device" | "deviceMemory">> & {
   /** HF folder, .gguf file or synthetic:… spec (server side paths). */
   model?: string | null;
   /** An HF config.json object (instead of `model`). */
@@ -18,22 +26,8 @@ export interface PlanRequest {
   /** An already opened model config (instead of `model`/`config`; see plan-source.ts). */
   modelConfig?: PlanModelConfig;
   backend?: PlanBackend;
-  /** Compute dtype as `serve --dtype` takes it (default auto: f32 on cpu, bf16 on cuda). */
-  dtype?: DtypeFlag;
   deviceMemoryBytes: number;
-  gpuMemoryUtilization?: number;
-  maxModelLen?: number | null;
-  maxNumSeqs?: number;
-  maxNumBatchedTokens?: number | null;
-  blockSize?: number;
-  cudagraphCaptureSizes?: number[] | null;
-  enforceEager?: boolean;
-  kvCacheMemoryBytes?: number | null;
-  /** Weight offload limits, as `headroom serve` takes them (default: automatic). */
-  cpuOffloadGb?: number;
-  cpuOffloadTriggerPercent?: number | null;
-  offloadPrefetchLayers?: number;
-}
+};
 
 export interface PlanResponse {
   model: { name: string; architecture: string; layers: number; hidden_size: number; heads: number; kv_heads: number; vocab_size: number };
@@ -84,13 +78,14 @@ function workspaceBytes(cfg: ModelConfig, maxSeqs: number, maxBlocksPerSeq: numb
 
 export function planFromRequest(req: PlanRequest): PlanResponse {
   const cfg = configOf(req);
+  const d = defaultServeOptions();
   const backend = req.backend ?? "cuda";
   const maxModelLen = req.maxModelLen ?? cfg.maxPositionEmbeddings;
-  const maxNumSeqs = req.maxNumSeqs ?? 256;
-  const blockSize = req.blockSize ?? 16;
-  const maxTokens = req.maxNumBatchedTokens ?? (backend === "cpu" ? Math.min(512, Math.max(maxModelLen, 64)) : Math.max(2048, Math.min(maxModelLen, 8192)));
+  const maxNumSeqs = req.maxNumSeqs ?? d.maxNumSeqs;
+  const blockSize = req.blockSize ?? d.blockSize;
+  const maxTokens = req.maxNumBatchedTokens ?? defaultMaxNumBatchedTokens(backend, maxModelLen);
   if (!(req.deviceMemoryBytes > 0)) throw new PlanRequestError(`device_memory_bytes must be > 0 (got ${req.deviceMemoryBytes})`);
-  const util = req.gpuMemoryUtilization ?? 0.9;
+  const util = req.gpuMemoryUtilization ?? d.gpuMemoryUtilization;
   if (!(util > 0 && util <= 1)) throw new PlanRequestError(`gpu_memory_utilization must be in (0, 1] (got ${util})`);
   let computeDtype: ComputeDtype;
   try {
@@ -98,8 +93,12 @@ export function planFromRequest(req: PlanRequest): PlanResponse {
   } catch (e) {
     throw new PlanRequestError((e as Error).message);
   }
-  const captureSizes = req.enforceEager ? [] : (req.cudagraphCaptureSizes ?? defaultCaptureSizes(maxNumSeqs));
   const limits = batchLimitsFor(maxModelLen, maxNumSeqs, maxTokens, blockSize);
+  // The sizes the engine would capture (the same function: capped by the largest decode batch).
+  const captureSizes = resolveCaptureSizes(
+    { enforceEager: req.enforceEager ?? d.enforceEager, cudagraphCaptureSizes: req.cudagraphCaptureSizes ?? null, maxCudagraphCaptureSize: req.maxCudagraphCaptureSize ?? null, maxNumSeqs },
+    limits,
+  ).sizes.sort((a, b) => a - b);
   const plan = planMemory({
     config: cfg,
     backend,
@@ -113,7 +112,11 @@ export function planFromRequest(req: PlanRequest): PlanResponse {
     captureSizes,
     attentionWorkspaceBytes: workspaceBytes(cfg, limits.maxSeqs, limits.maxBlocksPerSeq, blockSize),
     kvCacheMemoryBytes: req.kvCacheMemoryBytes ?? null,
-    offload: { cpuOffloadGb: req.cpuOffloadGb ?? 0, triggerPercent: req.cpuOffloadTriggerPercent ?? null, prefetchLayers: req.offloadPrefetchLayers ?? 2 },
+    offload: {
+      cpuOffloadGb: req.cpuOffloadGb ?? d.cpuOffloadGb,
+      triggerPercent: req.cpuOffloadTriggerPercent ?? d.cpuOffloadTriggerPercent,
+      prefetchLayers: req.offloadPrefetchLayers ?? d.offloadPrefetchLayers,
+    },
     quantizedBytes: cfg.quantizedBytes,
   });
   return {

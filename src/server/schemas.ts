@@ -247,17 +247,8 @@ export const ModelList = Obj({ object: t.Literal("list"), data: t.Array(ModelCar
 
 // ---------- memory / kv ----------
 
-// additionalProperties is explicit: Elysia adds it when it compiles a response validator, and
-// the OpenAPI document must not depend on which routes were already called.
-export const MemoryPayload = t.Record(t.String(), t.Unknown(), {
-  additionalProperties: false,
-  description:
-    "What the engine reports, in bytes: `snapshot` (total, free, used, allocator reserved/allocated/peak, non_allocator), `profile` (weights, peak_activation, non_allocator_increase, cuda_graph, non_kv_total, kv_budget, time), `breakdown` by category, `suggestions` (kv_cache_memory_bytes values that fit the request / fully use the device).",
-});
-export const AllocatorPayload = t.Record(t.String(), t.Unknown(), {
-  additionalProperties: false,
-  description: "Caching-allocator stats (allocated/reserved/active bytes current & peak, retries, OOMs) and a snapshot of segments and blocks.",
-});
+// GET /v1/memory and /v1/memory/allocator: full schemas in src/memory/report-schema.ts.
+export { AllocatorReport as AllocatorPayload, MemoryReport as MemoryPayload } from "../memory/report-schema.ts";
 
 export const KvStats = Obj({
   block_size: Int(),

@@ -20,6 +20,8 @@ import type {
   TokenEvent,
   TokenLogprob,
 } from "../../src/engine/api.ts";
+import { planFromRequest } from "../../src/memory/plan-request.ts";
+import type { AllocatorReport, MemoryReport } from "../../src/memory/report-schema.ts";
 
 export const BOS = 256;
 export const EOS = 257;
@@ -282,22 +284,38 @@ export class FakeEngine implements Engine {
     };
   }
 
-  async memory(): Promise<Record<string, unknown>> {
+  /** A memory report shaped like the real engine's, with numbers that add up. */
+  async memory(): Promise<MemoryReport> {
     const total = 1 << 30;
-    const kv = this.o.blocksTotal * this.o.blockSize * 64;
+    const perBlock = this.o.blockSize * 64;
+    const kvMapped = this.o.blocksTotal * perBlock;
+    const kvUsed = this.running.reduce((a, q) => a + q.blocks, 0) * perBlock;
+    const [weights, activations, graphs, reserved, allocated] = [300e6, 50e6, 12e6, 500e6, 450e6];
+    const used = reserved + kvMapped + graphs;
+    const plan = planFromRequest({ model: "synthetic:stories15m", backend: "cpu", deviceMemoryBytes: total }).plan;
     return {
-      device: "fake",
-      snapshot: { total, free: total - 600e6, used: 600e6, allocator_reserved: 500e6, allocator_allocated: 450e6, allocator_peak: 480e6, non_allocator: 100e6 },
-      profile: { weights: 300e6, peak_activation: 50e6, non_allocator_increase: 20e6, cuda_graph: 12e6, non_kv_total: 382e6, kv_budget: kv, time_s: 0.01 },
-      breakdown: { other_processes: 0, weights: 300e6, activations: 50e6, non_allocator: 20e6, cuda_graph: 12e6, kv_cache: kv },
-      suggestions: { kv_cache_memory_bytes_fit_request: kv, kv_cache_memory_bytes_full_device: kv * 2 },
+      device: { name: "fake", backend: "cpu", total_bytes: total },
+      snapshot: { timestamp: 1_700_000_000_000, total, free: total - used, used, allocator_reserved: reserved, allocator_allocated: allocated, allocator_peak: allocated + activations, kv_mapped: kvMapped, non_allocator: graphs },
+      profile: {
+        weights, peak_activation: activations, non_allocator_increase: 0, cuda_graph: graphs, allocator_slack: reserved - allocated,
+        non_kv_total: weights + activations + graphs + reserved - allocated, requested: total * 0.9, kv_budget: kvMapped, profile_time_ms: 10, profile_skipped: false, baseline_used: 0, baseline_free: total,
+      },
+      breakdown: { other_processes: 0, weights, activations, non_allocator: 0, graphs, allocator_slack: reserved - allocated, kv_used: kvUsed, kv_free: kvMapped - kvUsed, free: total - used },
+      kv: { blocks: this.o.blocksTotal, block_size: this.o.blockSize, bytes_per_block: perBlock, tokens: this.o.blocksTotal * this.o.blockSize, mapped_bytes: kvMapped, max_concurrency: 1, max_model_len: this.o.maxModelLen },
+      suggestions: { kv_cache_memory_bytes_fits_request: kvMapped, kv_cache_memory_bytes_full_device: kvMapped * 2, safety_margin_bytes: 0, text: "fake" },
+      offload: { enabled: false, layers_on_device: 6, layers_in_host_memory: 0, reason: "fits" },
+      graphs: { enabled: false, reason: "fake engine", sizes: [], per_graph_bytes: [], total_bytes: 0, pool_reserved: 0, capture_ms: 0 },
+      plan,
+      plan_mismatches: [],
+      startup_line: "fake engine: no device",
     };
   }
 
-  async allocator(): Promise<Record<string, unknown>> {
+  async allocator(): Promise<AllocatorReport> {
+    const g = (current: number) => ({ current, peak: current, allocated: current, freed: 0 });
     return {
-      stats: { allocated_bytes: { current: 450e6, peak: 480e6 }, reserved_bytes: { current: 500e6, peak: 500e6 }, num_alloc_retries: 0, num_ooms: 0 },
-      segments: [{ address: 0, size: 500e6, blocks: [{ size: 450e6, allocated: true }] }],
+      stats: { allocatedBytes: g(450e6), reservedBytes: g(500e6), activeBytes: g(450e6), segment: g(1), numAllocRetries: 0, numOoms: 0, numAllocs: 3, limit: 0 },
+      segments: [{ address: "0x1000", size: 500e6, pool: 0, blocks: [{ address: "0x1000", size: 450e6, allocated: true }, { address: "0x1ad28bc0", size: 50e6, allocated: false }] }],
     };
   }
 
