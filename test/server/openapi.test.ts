@@ -89,11 +89,27 @@ export async function run(baseUrl: string, key: string) {
   const errorMessage: string | undefined = bad.error?.error.message;
   const kv = await client.GET("/v1/kv");
   const blocks: number | undefined = kv.data?.blocks_total;
+  // The memory routes are typed field by field (issue 13 item 4).
+  const mem = await client.GET("/v1/memory");
+  const weights: number | undefined = mem.data?.breakdown.weights;
+  const offloading: boolean | undefined = mem.data?.offload.enabled;
+  const graphSizes: number[] | undefined = mem.data?.graphs.sizes;
+  const planKvBlocks: number | undefined = mem.data?.plan.kvBlocks;
+  const alloc = await client.GET("/v1/memory/allocator");
+  const reservedPeak: number | undefined = alloc.data?.stats.reservedBytes.peak;
+  const firstBlockFree: boolean | undefined = alloc.data?.segments[0]?.blocks[0]?.allocated;
+  const planned = await client.POST("/v1/memory/plan", { body: { model: "synthetic:110m", dtype: "float32", backend: "cpu", cpu_offload_gb: 0 } });
+  const fits: boolean | undefined = planned.data?.plan.fits;
+  const planLayers: number | undefined = planned.data?.model.layers;
+  // @ts-expect-error breakdown categories are known
+  void mem.data?.breakdown.nope;
+  // @ts-expect-error dtype is one of the listed values
+  void (() => client.POST("/v1/memory/plan", { body: { dtype: "int8" } }));
   // @ts-expect-error max_tokens must be a number
   void (() => client.POST("/v1/completions", { body: { prompt: "Hi", max_tokens: "many" } }));
   // @ts-expect-error unknown route
   void (() => client.GET("/v1/nope"));
-  return { first, text, total, content, errorMessage, status: bad.response.status, blocks };
+  return { first, text, total, content, errorMessage, status: bad.response.status, blocks, weights, offloading, graphSizes, planKvBlocks, reservedPeak, firstBlockFree, fits, planLayers };
 }
 `,
       );
@@ -108,7 +124,8 @@ export async function run(baseUrl: string, key: string) {
       if (tsc.exitCode !== 0) throw new Error(`generated client does not type-check:\n${tsc.stdout.toString()}${tsc.stderr.toString()}`);
       const mod = (await import(join(dir, "client.ts"))) as { run(u: string, k: string): Promise<Record<string, unknown>> };
       const r = await mod.run(s.url, "k");
-      expect(r).toMatchObject({ first: "fake-model", text: "Once", total: 7, status: 400, blocks: 4096 });
+      expect(r).toMatchObject({ first: "fake-model", text: "Once", total: 7, status: 400, blocks: 4096, weights: 300e6, offloading: false, graphSizes: [], reservedPeak: 500e6, firstBlockFree: true, fits: true, planLayers: 12 });
+      expect(r.planKvBlocks).toBeNumber();
       expect(typeof r.content).toBe("string");
       expect(String(r.errorMessage)).toContain("maximum context length");
     } finally {

@@ -7,8 +7,10 @@ import { existsSync } from "node:fs";
 import { resolve } from "node:path";
 
 import type { EngineStats } from "../../src/engine/api.ts";
+import { Value } from "@sinclair/typebox/value";
 import { createEngine } from "../../src/engine/index.ts";
 import { loadTextModel } from "../../src/frontend/text-model.ts";
+import { AllocatorReport, MemoryReport } from "../../src/memory/report-schema.ts";
 import { defaultServeOptions, type ServeOptions } from "../../src/server/options.ts";
 import { postJson, startTestServer, waitFor, type TestServer } from "./helpers.ts";
 
@@ -165,7 +167,14 @@ describe.skipIf(!HAVE)("real engine, stories260K", () => {
     const b = m.breakdown!;
     const sum = Object.values(b).reduce((a, v) => a + v, 0);
     expect(Math.abs(sum - m.snapshot!.total!)).toBeLessThan(64 * 1024); // categories cover the device
+    // The typed schemas describe the engine's payloads exactly: nothing is stripped on the way.
+    const raw = await s.engine.memory();
+    expect([...Value.Errors(MemoryReport, raw)].map((e) => `${e.path}: ${e.message}`)).toEqual([]);
+    expect(Object.keys(m).sort()).toEqual(Object.keys(raw).sort());
+    const rawAlloc = await s.engine.allocator();
+    expect([...Value.Errors(AllocatorReport, rawAlloc)].map((e) => `${e.path}: ${e.message}`)).toEqual([]);
     const a = (await (await fetch(`${s.url}/v1/memory/allocator`)).json()) as { stats: { reservedBytes: { current: number } }; segments: unknown[] };
+    expect(a).toEqual(JSON.parse(JSON.stringify(await s.engine.allocator())));
     expect(a.stats.reservedBytes.current).toBe(m.snapshot!.allocator_reserved!);
     expect(a.segments.length).toBeGreaterThan(0);
   });
