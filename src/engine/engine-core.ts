@@ -16,7 +16,8 @@ import type { StartedEngine } from "./startup.ts";
 
 export interface EngineCoreOptions {
   maxNumSeqs: number;
-  maxWaiting: number;
+  /** Engine-side waiting limit (requests); unset = none: the frontend's admission bounds the queue. */
+  maxWaiting?: number;
   servedModelName: string | null;
   enablePrefixCaching?: boolean;
 }

@@ -47,7 +47,8 @@ export interface EngineOptions {
   maxNumBatchedTokens: number | null;
   blockSize: number;
   enforceEager: boolean;
-  maxWaiting: number;
+  /** Engine-side waiting limit; unset (as `serve` runs it) = none: request limits are checked once, in the frontend. */
+  maxWaiting?: number;
   servedModelName: string | null;
   /** CPU op threads (0 = default). */
   numThreads?: number;

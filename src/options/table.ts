@@ -108,7 +108,7 @@ export const OPTIONS = {
   maxCudagraphCaptureSize: { flag: "max-cudagraph-capture-size", kind: "int", nullable: true, min: 1, default: null, engine: true, plan: true, help: "largest decode batch size to capture as a graph (caps the capture list)" },
   apiKey: { flag: "api-key", kind: "string", nullable: true, secret: true, default: null, help: "require 'Authorization: Bearer <key>' on /v1 routes" },
   servedModelName: { flag: "served-model-name", kind: "string", nullable: true, default: null, engine: true, help: "model name in the API (default: the model's id)" },
-  maxWaiting: { flag: "max-waiting", kind: "int", min: 0, default: 1024, engine: true, help: "waiting sequences allowed before 503 + Retry-After" },
+  maxWaiting: { flag: "max-waiting", kind: "int", min: 0, default: 1024, help: "waiting sequences allowed before 503 + Retry-After" },
   cpuOffloadGb: { flag: "cpu-offload-gb", kind: "float", min: 0, default: 0, engine: true, plan: true, help: "GiB of weights kept in host memory and streamed per layer" },
   cpuOffloadTriggerPercent: { flag: "cpu-offload-trigger-percent", kind: "float", nullable: true, gt: 0, max: 100, default: null, engine: true, plan: true, help: "offload the remaining weights once device usage reaches this percent" },
   offloadPrefetchLayers: { flag: "offload-prefetch-layers", kind: "int", min: 1, default: 2, engine: true, plan: true, help: "device staging slots for offloaded layers" },

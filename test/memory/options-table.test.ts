@@ -36,6 +36,8 @@ describe("the table", () => {
       else expect(e[r.key]).toBeUndefined();
     }
     expect(e.maxCudagraphCaptureSize).toBe(8);
+    // Request limits are checked once, in the frontend: the engine gets no waiting limit of its own.
+    expect(e.maxWaiting).toBeUndefined();
   });
 
   test("the HTTP plan body is exactly the plan rows (+ config)", () => {
