@@ -75,6 +75,10 @@ describe("Host header", () => {
     }
   });
 
+  test("HTTP/1.1 without Host is refused by Bun itself (400), before any handler", async () => {
+    expect((await rawGet(port, "/v1/kv", [])).status).toBe(400);
+  });
+
   test("malformed Host is a 400", async () => {
     for (const host of ["a b", "a/b", "ab/v1", "a@b", "[zz]", "x:port", "ab\\v1"]) {
       const r = await rawGet(port, "/health", [`Host: ${host}`]);
