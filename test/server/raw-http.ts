@@ -9,9 +9,11 @@ export interface RawReply {
   /** The server closed the connection (rather than our timeout). */
   closed: boolean;
   ms: number;
+  /** ms until the first byte of the reply (Infinity when none came). */
+  firstByteMs: number;
 }
 
-export function parseReply(text: string, closed: boolean, ms: number): RawReply {
+export function parseReply(text: string, closed: boolean, ms: number, firstByteMs = Infinity): RawReply {
   const end = text.indexOf("\r\n\r\n");
   const head = end >= 0 ? text.slice(0, end) : text;
   const [statusLine = "", ...lines] = head.split("\r\n");
@@ -20,7 +22,7 @@ export function parseReply(text: string, closed: boolean, ms: number): RawReply 
     const i = l.indexOf(":");
     if (i > 0) headers[l.slice(0, i).trim().toLowerCase()] = l.slice(i + 1).trim();
   }
-  return { status: Number(statusLine.split(" ")[1] ?? 0), headers, body: end >= 0 ? text.slice(end + 4) : "", closed, ms };
+  return { status: Number(statusLine.split(" ")[1] ?? 0), headers, body: end >= 0 ? text.slice(end + 4) : "", closed, ms, firstByteMs };
 }
 
 /** Sends `parts` (written in order, `gapMs` apart), then waits up to `waitMs` for the server to close. */
@@ -29,12 +31,13 @@ export function rawRequest(port: number, parts: (string | Uint8Array)[], opts: {
   return new Promise((resolve) => {
     let data = "";
     let done = false;
+    let firstByteMs = Infinity;
     const finish = (closed: boolean) => {
       if (done) return;
       done = true;
       clearTimeout(timer);
       sock.destroy();
-      resolve(parseReply(data, closed, performance.now() - t0));
+      resolve(parseReply(data, closed, performance.now() - t0, firstByteMs));
     };
     const sock = net.connect(port, "127.0.0.1", async () => {
       for (const p of parts) {
@@ -43,7 +46,10 @@ export function rawRequest(port: number, parts: (string | Uint8Array)[], opts: {
         if (opts.gapMs) await Bun.sleep(opts.gapMs);
       }
     });
-    sock.on("data", (b) => (data += b.toString("latin1")));
+    sock.on("data", (b) => {
+      if (data === "") firstByteMs = performance.now() - t0;
+      data += b.toString("latin1");
+    });
     sock.on("end", () => finish(true));
     sock.on("close", () => finish(true));
     sock.on("error", () => finish(true));

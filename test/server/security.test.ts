@@ -62,6 +62,12 @@ describe("API key on the matched route", () => {
     const r = await postJson(`${s.url}/v1/completions`, { prompt: 5 });
     expect(r.status).toBe(401);
   });
+
+  test("an unauthenticated body is never read: 401 at once, even while the body is still coming", async () => {
+    const r = await rawRequest(port, [`POST /v1/completions HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{"prompt":`], { waitMs: 2000 });
+    expect(r.status).toBe(401);
+    expect(r.firstByteMs).toBeLessThan(400); // well before the 0.5 s body deadline
+  });
 });
 
 describe("Host header", () => {
