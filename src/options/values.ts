@@ -117,7 +117,7 @@ export function valueSchema(spec: ValueSpec, description: string): TSchema {
   return spec.nullable ? Type.Union([s, Type.Null()], { description }) : { ...s, description };
 }
 
-/** "4294967296" → "4GiB"-style text for help output; other values as they are. */
+/** A default as --help shows it: null → "none", lists comma separated. */
 export function showValue(v: unknown): string {
   if (v === null) return "none";
   if (Array.isArray(v)) return v.join(",");
