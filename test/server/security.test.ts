@@ -46,6 +46,16 @@ describe("API key on the matched route", () => {
     }
   });
 
+  test("no request-target form reaches a /v1 route without the key", async () => {
+    const targets = ["http://ab/v1/kv", "http://x/y/v1/kv", "/./v1/kv", "/a/../v1/kv", "/%2Fv1/kv", "/v1%2Fkv", "/v1/kv?x=//", "//v1//kv", "/v1/./kv"];
+    for (const host of ["ab", "localhost"])
+      for (const target of targets) {
+        const r = await rawGet(port, target, [`Host: ${host}`]);
+        expect({ host, target, ok: r.status === 200 }).toEqual({ host, target, ok: false });
+        expect([400, 401, 404]).toContain(r.status);
+      }
+  });
+
   test("short Hosts route normally: /health answers, /v1 needs the key and works with it", async () => {
     for (const host of ["api", "llm", "ab", "a", "10.0.0.1:8000", "[::1]:80"]) {
       expect({ host, status: (await rawGet(port, "/health", [`Host: ${host}`])).status }).toEqual({ host, status: 200 });
