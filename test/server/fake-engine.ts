@@ -65,6 +65,9 @@ function hash32(xs: number[], seed: number): number {
   return h;
 }
 
+/** The start-up plan the fake reports (computed once: it costs tens of ms). */
+let fakePlan: MemoryReport["plan"] | undefined;
+
 export class FakeEngine implements Engine {
   readonly o: Required<Omit<FakeEngineOptions, "eosAfter" | "startupError" | "passage">> & Pick<FakeEngineOptions, "eosAfter" | "startupError">;
   private state: EngineHealth = "starting";
@@ -292,7 +295,7 @@ export class FakeEngine implements Engine {
     const kvUsed = this.running.reduce((a, q) => a + q.blocks, 0) * perBlock;
     const [weights, activations, graphs, reserved, allocated] = [300e6, 50e6, 12e6, 500e6, 450e6];
     const used = reserved + kvMapped + graphs;
-    const plan = planFromRequest({ model: "synthetic:stories15m", backend: "cpu", deviceMemoryBytes: total }).plan;
+    const plan = (fakePlan ??= planFromRequest({ model: "synthetic:stories15m", backend: "cpu", deviceMemoryBytes: total }).plan);
     return {
       device: { name: "fake", backend: "cpu", total_bytes: total },
       snapshot: { timestamp: 1_700_000_000_000, total, free: total - used, used, allocator_reserved: reserved, allocator_allocated: allocated, allocator_peak: allocated + activations, kv_mapped: kvMapped, non_allocator: graphs },
