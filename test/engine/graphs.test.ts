@@ -2,6 +2,8 @@
 // gives exactly the eager logits for every captured size and the eager tokens for padded
 // batch sizes; whole generations with graphs equal --enforce-eager; start-up at 0.99 with
 // graphs does not OOM and sizes the KV cache after capture; memory is reported.
+import { Value } from "@sinclair/typebox/value";
+import { MemoryReport } from "../../src/memory/report-schema.ts";
 import { afterAll, describe, expect, test } from "bun:test";
 
 import { EngineCore } from "../../src/engine/engine-core.ts";
@@ -203,6 +205,8 @@ describe("memory", () => {
     expect(mem.startup_line).toContain("graphs (op-list)");
     const off = new EngineCore(e, { maxNumSeqs: 16, maxWaiting: 64, servedModelName: null }).memory() as { graphs: Record<string, unknown> };
     expect(off.graphs).toMatchObject({ enabled: false, reason: "--enforce-eager" });
+    // GET /v1/memory's schema describes both reports exactly (graphs on and off).
+    for (const m of [core.memory(), off]) expect([...Value.Errors(MemoryReport, m)].map((x) => `${x.path}: ${x.message}`)).toEqual([]);
   });
 
   test("capture of the default list is fast (well under 2 s)", () => {

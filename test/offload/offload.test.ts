@@ -2,6 +2,8 @@
 // tokens (synthetic model, stories260K when ../shared is present), also with a slow copy
 // thread (no use-before-copy); placement for each limit kind matches the planner and the
 // measurement; automatic offload makes a model bigger than the device share start and serve.
+import { Value } from "@sinclair/typebox/value";
+import { MemoryReport } from "../../src/memory/report-schema.ts";
 import { afterEach, describe, expect, test } from "bun:test";
 
 import { EngineCore } from "../../src/engine/engine-core.ts";
@@ -203,6 +205,8 @@ describe("automatic offload at start-up", () => {
     expect(mem.offload).toMatchObject({ enabled: true, mode: "auto", layers_in_host_memory: o.placement.layersOffloaded, slots: 2 });
     expect(mem.offload.achieved_bandwidth_bytes_per_s as number).toBeGreaterThan(0);
     expect(mem.offload.overlap as number).toBeGreaterThanOrEqual(0);
+    // GET /v1/memory's schema describes the offloading engine's report exactly.
+    expect([...Value.Errors(MemoryReport, core.memory())].map((e) => `${e.path}: ${e.message}`)).toEqual([]);
     // `headroom plan` (planFromRequest) with the same inputs shows the same placement
     const planned = planFromRequest({
       model: spec, backend: "cpu", deviceMemoryBytes: deviceMemory, gpuMemoryUtilization: 0.5, maxModelLen: 128, maxNumSeqs: 8, maxNumBatchedTokens: 64,
