@@ -128,14 +128,16 @@ export function createApp(args: CreateAppArgs) {
     })
     .use(apiKeyGuard(options.apiKey))
     // Every body is JSON; read it here, bounded, before validation sees it.
-    .onParse({ as: "global" }, async ({ request }) => {
+    .onParse({ as: "global" }, async ({ request, route }) => {
       const info = ctx.info(request);
       const body = await parseJsonBody(request, {
         maxBytes: limit,
         deadline: info.start + options.requestBodyTimeout * 1000,
         timeoutS: options.requestBodyTimeout,
       });
-      info.bodyRead?.();
+      // Generation requests may wait in the queue (and stream) longer than Bun's idle timeout, but
+      // only once their body is in: a body that stops arriving must still time out.
+      if (GENERATION_ROUTES.has(route)) info.noIdleTimeout?.();
       return body;
     })
     .onError(({ code, error, request }) => {
@@ -187,10 +189,7 @@ export function createApp(args: CreateAppArgs) {
     const badHost = hostProblem(req);
     const path = badHost ? "" : new URL(req.url).pathname;
     const route = badHost ? "other" : routeLabel(path);
-    // Generation requests may wait in the queue (and stream) longer than Bun's idle timeout, but
-    // only once their body is in: a body that stops arriving must still time out.
-    const bodyRead = server && GENERATION_ROUTES.has(route) ? () => server.timeout(req, 0) : undefined;
-    ctx.requests.set(req, { id, start, route, bodyRead });
+    ctx.requests.set(req, { id, start, route, noIdleTimeout: server ? () => server.timeout(req, 0) : undefined });
     let res: Response;
     try {
       res = badHost ? errorResponse(badHost) : await app.handle(req);

@@ -10,8 +10,8 @@ export interface RequestInfo {
   id: string;
   start: number;
   route: string;
-  /** Called once the body has been read (generation routes then lift the idle timeout). */
-  bodyRead?: () => void;
+  /** Lifts Bun's idle timeout for this request (generation routes, once their body is in). */
+  noIdleTimeout?: () => void;
 }
 
 export class ServerContext {
