@@ -57,6 +57,10 @@ export interface ServeOptions {
   maxPromptChars: number;
   /** Tokenizer worker threads (tokenization runs off the HTTP thread). */
   tokenizerWorkers: number;
+  /** Seconds an engine step may make no progress (while there is work) before it counts as hung. */
+  engineStepTimeout: number;
+  /** Seconds SIGTERM/SIGINT lets in-flight requests finish before ending them (finish_reason "abort"). */
+  shutdownTimeout: number;
 }
 
 export class OptionsError extends Error {
@@ -108,6 +112,8 @@ export const SERVE_FLAGS: readonly FlagSpec[] = [
   { flag: "max-request-body-bytes", key: "maxRequestBodyBytes", kind: "bytes", min: 1024, help: "largest request body (413 above)" },
   { flag: "max-prompt-chars", key: "maxPromptChars", kind: "int", min: 1, help: "longest prompt text in characters, all prompts/messages of a request together (400 above; checked before tokenizing)" },
   { flag: "tokenizer-workers", key: "tokenizerWorkers", kind: "int", min: 1, max: 64, help: "tokenizer worker threads (tokenization runs off the HTTP thread)" },
+  { flag: "engine-step-timeout", key: "engineStepTimeout", kind: "float", gt: 0, help: "seconds an engine step may go without progress before the engine counts as hung (killed and restarted, in-flight requests fail)" },
+  { flag: "shutdown-timeout", key: "shutdownTimeout", kind: "float", min: 0, help: "seconds SIGTERM/SIGINT waits for in-flight requests before ending them (finish_reason \"abort\")" },
 ];
 
 export function defaultServeOptions(): ServeOptions {
@@ -140,6 +146,10 @@ export function defaultServeOptions(): ServeOptions {
     maxRequestBodyBytes: 32 * 1024 * 1024,
     maxPromptChars: 1024 * 1024,
     tokenizerWorkers: 2,
+    // vLLM's engine iteration timeout; a CPU prefill of a long prompt stays well under it.
+    engineStepTimeout: 60,
+    // Under Kubernetes' default 30 s termination grace period, so requests end with a final chunk.
+    shutdownTimeout: 25,
   };
 }
 
