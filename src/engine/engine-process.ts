@@ -35,6 +35,10 @@ export async function engineProcessMain(): Promise<never> {
   };
   process.on("uncaughtException", fatal);
   process.on("unhandledRejection", fatal);
+  // Ctrl-C and `systemctl stop` signal the whole process group: the server drains and then
+  // stops us over the channel, so the engine must not die first.
+  process.on("SIGINT", () => {});
+  process.on("SIGTERM", () => {});
   // The server closed the channel (it exited or killed us): nothing left to serve.
   process.on("disconnect", () => process.exit(0));
 
