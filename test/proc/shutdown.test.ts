@@ -38,8 +38,8 @@ async function run(base: string, stream: boolean, maxTokens: number): Promise<Ou
   return { status: res.status, stream, finish, completionTokens: tokens, done: events.at(-1) === "[DONE]" };
 }
 
-/** 20 requests in flight (all admitted by the engine), then SIGTERM. */
-async function sigtermWithInflight(s: Served, maxTokens: number): Promise<{ outcomes: Outcome[]; code: number; ms: number }> {
+/** 20 requests in flight (all admitted by the engine), then the signal. */
+async function signalWithInflight(s: Served, maxTokens: number, signal: "SIGTERM" | "SIGINT"): Promise<{ outcomes: Outcome[]; code: number; ms: number }> {
   const all = Array.from({ length: 20 }, (_, i) => run(s.base, i % 2 === 0, maxTokens));
   const t0 = performance.now();
   while ((await engineSequences(s.base)) < 20) {
@@ -47,7 +47,7 @@ async function sigtermWithInflight(s: Served, maxTokens: number): Promise<{ outc
     await Bun.sleep(20);
   }
   const tSig = performance.now();
-  s.proc.kill("SIGTERM");
+  s.proc.kill(signal);
   // The listener closes at once: a new connection is refused (or, at worst, told 503).
   await Bun.sleep(100);
   const late = await fetch(`${s.base}/health`).then((r) => r.status, () => "refused");
@@ -61,7 +61,7 @@ describe.skipIf(!HAVE)("graceful shutdown", () => {
   test("SIGTERM with 20 in-flight requests: every one completes, exit 0", async () => {
     const s = await serve();
     procs.push(s);
-    const { outcomes, code } = await sigtermWithInflight(s, 60);
+    const { outcomes, code } = await signalWithInflight(s, 60, "SIGTERM");
     expect(code).toBe(0);
     for (const o of outcomes) expect(o).toEqual({ status: 200, stream: o.stream, finish: "length", completionTokens: 60, done: true });
     const logs = logLines(s);
@@ -69,10 +69,10 @@ describe.skipIf(!HAVE)("graceful shutdown", () => {
     expect(logs.find((l) => l.msg === "stopped")).toMatchObject({ requests_ended_by_timeout: false });
   }, 90_000);
 
-  test("--shutdown-timeout 0.5: the rest end with finish_reason abort, a final chunk and [DONE]", async () => {
+  test("SIGINT with --shutdown-timeout 0.5: the rest end with finish_reason abort, a final chunk and [DONE]", async () => {
     const s = await serve(["--shutdown-timeout", "0.5"]);
     procs.push(s);
-    const { outcomes, code, ms } = await sigtermWithInflight(s, 250);
+    const { outcomes, code, ms } = await signalWithInflight(s, 250, "SIGINT");
     expect(code).toBe(0);
     expect(ms).toBeLessThan(8000);
     for (const o of outcomes) {
