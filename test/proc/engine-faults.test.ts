@@ -126,3 +126,20 @@ describe.skipIf(!HAVE)("engine failures", () => {
     expect(lines.find((l) => l.msg === "engine keeps failing; giving up")).toBeDefined();
   }, 90_000);
 });
+
+describe.skipIf(!HAVE || process.platform !== "linux")("engine process lifetime", () => {
+  test("a hung engine does not outlive a server killed with SIGKILL", async () => {
+    const s = await serve([], { HEADROOM_TEST_FAULT: "hang@1" });
+    procs.push(s);
+    const children = () => Bun.spawnSync(["ps", "-o", "pid=", "--ppid", String(s.proc.pid)]).stdout.toString().trim().split(/\s+/).filter(Boolean).map(Number);
+    const [engine] = children();
+    expect(engine).toBeGreaterThan(0);
+    void complete(s.base, { max_tokens: 4 }).catch(() => {}); // the engine spins at step 1
+    await Bun.sleep(300);
+    s.proc.kill("SIGKILL");
+    await s.exited;
+    const alive = () => Bun.spawnSync(["kill", "-0", String(engine)]).exitCode === 0;
+    for (let i = 0; i < 40 && alive(); i++) await Bun.sleep(50);
+    expect(alive()).toBe(false);
+  }, 30_000);
+});
