@@ -14,6 +14,7 @@ import { processTransport } from "./process-transport.ts";
 import { fromWire, type CallMethod, type FromWorker, type ToWorker } from "./protocol.ts";
 import { DEFAULT_RESTART_POLICY, RestartPolicy, type RestartPolicyOptions } from "./restart-policy.ts";
 import type { EngineOptions } from "./startup.ts";
+import { EventQueue } from "./event-queue.ts";
 import type { EngineTransport, TransportFactory } from "./transport.ts";
 import { workerTransport } from "./worker-transport.ts";
 
@@ -41,24 +42,6 @@ export interface SupervisorOptions {
 export class EngineError extends Error {
   override name = "EngineError";
   readonly code = "engine_error";
-}
-
-type Item = TokenEvent | Error;
-
-/** An unbounded async queue of one request's events. */
-class EventQueue {
-  private items: Item[] = [];
-  private waiter: (() => void) | null = null;
-  push(x: Item): void {
-    this.items.push(x);
-    const w = this.waiter;
-    this.waiter = null;
-    w?.();
-  }
-  async next(): Promise<Item> {
-    while (this.items.length === 0) await new Promise<void>((r) => (this.waiter = r));
-    return this.items.shift()!;
-  }
 }
 
 export function engineOptionsFrom(o: ServeOptions): EngineOptions {
@@ -108,10 +91,6 @@ export class EngineClient implements Engine {
   private readonly policy: RestartPolicy;
   private readonly stepTimeoutMs: number;
   startupLine = "";
-  /** Engine processes started so far (restarts = starts - 1). */
-  get starts(): number {
-    return this.start;
-  }
 
   constructor(
     private readonly options: EngineOptions,
