@@ -123,5 +123,7 @@ export interface Engine {
   memory(): Promise<Record<string, unknown>>;
   /** GET /v1/memory/allocator payload (stats + segments). */
   allocator(): Promise<Record<string, unknown>>;
+  /** Times a supervised engine was restarted after a crash, exception or hang. */
+  restarts?(): number;
   close(): Promise<void>;
 }

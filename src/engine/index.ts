@@ -317,6 +317,10 @@ export class EngineClient implements Engine {
     return this.call("allocator", []);
   }
 
+  restarts(): number {
+    return Math.max(0, this.start - 1);
+  }
+
   /** Asks the engine to release the device and exit; kills it after 5 s. */
   async close(): Promise<void> {
     this.closing = true;

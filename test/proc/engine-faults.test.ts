@@ -79,6 +79,7 @@ describe.skipIf(!HAVE)("engine failures", () => {
     await failInflight(s);
     await recovers(s);
     expect(loggedCause(s)).toBe("signal SIGSEGV");
+    expect(await (await fetch(`${s.base}/metrics`)).text()).toMatch(/^headroom_engine_restarts_total 1$/m);
     await s.kill();
   }, 60_000);
 
