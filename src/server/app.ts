@@ -150,7 +150,7 @@ export function createApp(args: CreateAppArgs) {
         const why = cause instanceof Error ? `: ${cause.message}` : "";
         err = new ApiError(400, `The request body is not valid JSON${why}`, "invalid_request_error", null, "invalid_json");
       }
-      else if ((error as { code?: unknown }).code === "engine_error") err = fromEngineError(error); // engine died mid-call
+      else if (error instanceof Error && (error as { code?: unknown }).code === "engine_error") err = fromEngineError(error); // engine died mid-call
       else if (code === "NOT_FOUND") {
         const url = new URL(request.url);
         err = new ApiError(404, `Not found: ${request.method} ${url.pathname}`, "invalid_request_error", null, "not_found");
