@@ -1,8 +1,10 @@
-// Draining (src/server/shutdown.ts, context.ts) over the fake engine: /health and new requests
-// answer 503 while draining, and ending in-flight requests finishes them with "abort" and a
-// complete response; an engine_error from the engine is a 503 in OpenAI's error shape.
+// Server lifecycle over the fake engine: draining (src/server/shutdown.ts, context.ts) — /health
+// and new requests answer 503, ending in-flight requests finishes them with "abort" and a
+// complete response — and an engine that fails mid-call (engine_error) is a 503 in OpenAI's
+// error shape on every route.
 import { afterEach, describe, expect, test } from "bun:test";
 import { fromEngineError } from "../../src/server/errors.ts";
+import { FakeEngine } from "./fake-engine.ts";
 import { postJson, readSse, startTestServer, type TestServer } from "./helpers.ts";
 
 let s: TestServer | null = null;
@@ -45,5 +47,19 @@ describe("draining", () => {
     const e = fromEngineError(Object.assign(new Error("The engine failed (signal SIGSEGV)"), { code: "engine_error" }));
     expect(e.status).toBe(503);
     expect(e.body().error).toMatchObject({ type: "engine_error", code: "engine_error", message: "The engine failed (signal SIGSEGV)" });
+  });
+});
+
+describe("engine failure during a call", () => {
+  test("a route whose engine call fails with engine_error answers 503 engine_error, not 500", async () => {
+    class DyingEngine extends FakeEngine {
+      override stats(): Promise<never> {
+        return Promise.reject(Object.assign(new Error("The engine failed (signal SIGSEGV) and is restarting; the request was not completed."), { code: "engine_error" }));
+      }
+    }
+    s = await startTestServer({ engine: new DyingEngine() });
+    const r = await fetch(`${s.url}/v1/kv`);
+    expect(r.status).toBe(503);
+    expect(((await r.json()) as { error: { type: string; code: string } }).error).toMatchObject({ type: "engine_error", code: "engine_error" });
   });
 });
