@@ -118,18 +118,24 @@ export class EngineClient implements Engine {
   private spawn(): void {
     const n = ++this.start;
     this.live = n;
-    this.transport = this.factory(
-      {
-        onMessage: (m) => {
-          if (n === this.live) this.onMessage(m);
+    try {
+      this.transport = this.factory(
+        {
+          onMessage: (m) => {
+            if (n === this.live) this.onMessage(m);
+          },
+          onExit: (cause) => {
+            if (n === this.live) this.died(cause);
+          },
+          onOutput: (line) => this.incident("debug", "engine output", { line }),
         },
-        onExit: (cause) => {
-          if (n === this.live) this.died(cause);
-        },
-        onOutput: (line) => this.incident("debug", "engine output", { line }),
-      },
-      n,
-    );
+        n,
+      );
+    } catch (e) {
+      // Could not even start it (executable gone, out of processes): one more failure.
+      this.died(`cannot start the engine process: ${e instanceof Error ? e.message : String(e)}`);
+      return;
+    }
     this.transport.send({ type: "start", options: this.options });
   }
 

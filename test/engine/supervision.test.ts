@@ -143,6 +143,24 @@ describe("engine client supervision", () => {
     await c.close();
   });
 
+  test("an engine process that cannot be spawned on restart counts as a failure, not a server crash", async () => {
+    const { factory, incarnations } = scripted();
+    let spawns = 0;
+    const flaky: TransportFactory = (h, start) => {
+      if (++spawns > 1) throw new Error("spawn EAGAIN");
+      return factory(h, start);
+    };
+    let gaveUp = "";
+    const c = new EngineClient(engineOptions(null), { onIncident: () => {}, onGiveUp: (cause) => (gaveUp = cause) }, flaky, { restart: fast });
+    incarnations[0]!.emit(ready);
+    incarnations[0]!.h.onExit("signal SIGKILL");
+    await Bun.sleep(50);
+    expect(c.health()).toBe("dead");
+    expect(gaveUp).toBe("cannot start the engine process: spawn EAGAIN");
+    expect(spawns).toBe(3); // the first, then two failed restarts (maxRestarts 2)
+    await c.close();
+  });
+
   test("start-up failure of the first engine is the server's error: no restart", async () => {
     const { factory, incarnations } = scripted();
     const c = new EngineClient(engineOptions(null), { onIncident: () => {} }, factory, { restart: fast });
