@@ -22,7 +22,7 @@ export async function drainAndStop(server: RunningServer, engine: Engine, timeou
   }, timeoutMs);
   await Promise.race([closed, Bun.sleep(timeoutMs + FLUSH_MS)]);
   clearTimeout(timer);
-  await server.server.stop(true); // whatever is still open after the flush time
+  await server.stop(true); // whatever is still open after the flush time; the tokenizer workers
   await engine.close().catch(() => {});
   return { ended };
 }
