@@ -5,7 +5,7 @@
 import { afterEach, describe, expect, test } from "bun:test";
 import { fromEngineError } from "../../src/server/errors.ts";
 import { FakeEngine } from "./fake-engine.ts";
-import { postJson, readSse, startTestServer, type TestServer } from "./helpers.ts";
+import { postJson, readSse, startTestServer, waitFor, type TestServer } from "./helpers.ts";
 
 let s: TestServer | null = null;
 afterEach(async () => {
@@ -31,6 +31,8 @@ describe("draining", () => {
     const url = s.url;
     const stream = postJson(`${url}/v1/completions`, { prompt: "hi", max_tokens: 200, ignore_eos: true, stream: true });
     const whole = postJson(`${url}/v1/chat/completions`, { messages: [{ role: "user", content: "hi" }], max_tokens: 200, ignore_eos: true });
+    // Both reached the engine and generated a few tokens (5 ms steps).
+    await waitFor(() => s!.engine.requests.length === 2, 10_000, "both requests in the engine");
     await Bun.sleep(100);
     s.server.app.ctx.endInflight();
     const events = (await readSse(await stream)) as ({ choices: { finish_reason: string | null }[] } | "[DONE]")[];
