@@ -131,16 +131,27 @@ const renderers: Record<string, Renderer> = {
       if (!isObj(v) || !isObj(v.direct)) continue;
       const c = v.config as Obj;
       const run = `${c.engine} engine, c=${c.concurrency}, ${c.requests} req × ${c.maxTokens} tok`;
-      for (const path of ["direct", "http"] as const) {
+      // direct/http: the baseline and the served path; *_process/*_inprocess: the engine-process
+      // comparison (real engine only).
+      const paths = [
+        ["direct", isObj(v.direct_process) ? "direct (engine.generate), engine in-process (baseline)" : "direct (engine.generate, baseline)"],
+        ["direct_process", "direct (engine.generate), engine process"],
+        ["http_inprocess", "HTTP + SSE, engine in-process"],
+        ["http", isObj(v.direct_process) ? "HTTP + SSE, engine process (serve default)" : "HTTP + SSE"],
+      ] as const;
+      for (const [path, label] of paths) {
         const s = v[path] as Obj;
         if (!isObj(s)) continue;
         const p = (k: string) => { const q = s[k] as Obj; return `${num(q?.p50).toFixed(2)} / ${num(q?.p90).toFixed(2)} / ${num(q?.p99).toFixed(2)}`; };
-        rows.push([run, path === "direct" ? "direct (engine.generate, baseline)" : "HTTP + SSE", `${s.requests! as number - num(s.failed)}/${s.requests}`, num(s.requests_per_s).toFixed(1), Math.round(num(s.output_tokens_per_s)), p("ttft_ms"), p("itl_ms")]);
+        const cpuTok = num(s.cpu_us) / num(s.output_tokens);
+        rows.push([run, label, `${s.requests! as number - num(s.failed)}/${s.requests}`, num(s.requests_per_s).toFixed(1), Math.round(num(s.output_tokens_per_s)), p("ttft_ms"), p("itl_ms"), Number.isFinite(cpuTok) ? cpuTok.toFixed(1) : "n/a"]);
       }
       const o = v.overhead as Obj;
       if (isObj(o)) over.push(`- ${run} (\`${file}\`): +${num(o.per_token_itl_us).toFixed(0)} µs mean ITL per streamed token, server CPU ${num(o.server_cpu_per_token_us).toFixed(1)} µs/token, throughput ${num(o.throughput_ratio_http_vs_direct).toFixed(2)}× direct.`);
+      if (isObj(o) && o.engine_process_itl_us !== undefined)
+        over.push(`- ${run}: engine process vs in-process, per token: direct ${num(o.engine_process_itl_us).toFixed(0)} µs mean ITL, ${num(o.engine_process_cpu_per_token_us).toFixed(1)} µs CPU; HTTP ${num(o.engine_process_http_itl_us).toFixed(0)} µs mean ITL, ${num(o.engine_process_http_cpu_per_token_us).toFixed(1)} µs CPU.`);
     }
-    return [table(["run", "path", "ok", "req/s", "tok/s", "TTFT ms p50/p90/p99", "ITL ms p50/p90/p99"], rows), over.join("\n")].filter(Boolean).join("\n\n");
+    return [table(["run", "path", "ok", "req/s", "tok/s", "TTFT ms p50/p90/p99", "ITL ms p50/p90/p99", "CPU µs/token"], rows), over.join("\n")].filter(Boolean).join("\n\n");
   },
 
   decode(out) {

@@ -1,14 +1,16 @@
 // Child process of bench/serve/run.ts. Builds an engine (the fake one, or the real one through
-// createEngine) and either serves it over HTTP or runs the workload directly on engine.generate.
+// createEngine: its own process or a Worker, cfg.engineMode) and either serves it over HTTP or
+// runs the workload directly on engine.generate.
 //   bun bench/serve/child.ts serve  '<json config>'   → prints {"url": ...} then serves
 //   bun bench/serve/child.ts direct '<json config>'   → prints the direct-run result JSON
 import type { Engine } from "../../src/engine/api.ts";
 import { startServer } from "../../src/server/app.ts";
 import { loadTextModel } from "../../src/frontend/text-model.ts";
-import { createEngine } from "../../src/server/engine-factory.ts";
+import { createEngine } from "../../src/engine/index.ts";
 import { silentLogger } from "../../src/server/log.ts";
 import { defaultServeOptions, parseServeOptions } from "../../src/server/options.ts";
 import { FakeEngine } from "../../test/server/fake-engine.ts";
+import { treeCpuUs } from "./cpu.ts";
 import { runWorkload, type BenchConfig, type RequestTiming } from "./workload.ts";
 
 const [mode, raw] = process.argv.slice(2);
@@ -21,7 +23,7 @@ async function makeEngine(): Promise<Engine> {
     return e;
   }
   const options = parseServeOptions(cfg.serveArgs);
-  const e = await createEngine(options);
+  const e = createEngine(options, {}, { mode: cfg.engineMode });
   await e.ready();
   return e;
 }
@@ -32,7 +34,7 @@ const prompt = loadTextModel(cfg.engine === "real" ? parseServeOptions(cfg.serve
 
 if (mode === "direct") {
   let n = 0;
-  const cpu0 = process.cpuUsage();
+  const cpu0 = treeCpuUs(process.pid); // this process and the engine process, if any
   const result = await runWorkload(cfg, async (): Promise<RequestTiming> => {
     const t0 = performance.now();
     const times: number[] = [];
@@ -51,8 +53,8 @@ if (mode === "direct") {
     }
     return { start: t0, tokenTimes: times, tokens, end: performance.now(), ok: true };
   });
-  const cpu = process.cpuUsage(cpu0);
-  process.stdout.write(JSON.stringify({ ...result, cpu_us: cpu.user + cpu.system }) + "\n");
+  const cpu = treeCpuUs(process.pid) - cpu0;
+  process.stdout.write(JSON.stringify({ ...result, cpu_us: cpu }) + "\n");
   await engine.close();
   process.exit(0);
 } else {

@@ -3,6 +3,8 @@
 
 export interface BenchConfig {
   engine: "fake" | "real";
+  /** Real engine: its own process (the server's default) or a Worker of this process. */
+  engineMode: "process" | "worker";
   /** `headroom serve` flags for the real engine. */
   serveArgs: string[];
   fakeStepMs: number;

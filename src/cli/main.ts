@@ -9,6 +9,7 @@ import { openapiText } from "../server/openapi-doc.ts";
 import { OptionsError, parseServeOptions, redactOptions, serveHelp } from "../server/options.ts";
 import { createProgress } from "../server/progress.ts";
 import { resolveModelOption } from "../server/resolve-model.ts";
+import { drainAndStop } from "../server/shutdown.ts";
 import { planCommand } from "./plan.ts";
 
 function plan(argv: string[]): number {
@@ -91,10 +92,17 @@ async function serve(argv: string[]): Promise<number> {
   log.info("starting headroom", { version: pkg.version, options: redactOptions(options) });
   const progress = createProgress(log);
   let engine;
+  // Set once the server listens: the engine's restarts gave up → exit non-zero.
+  let onGiveUp = (_cause: string) => {};
   try {
     // A Hub repo id becomes a local path (downloaded or cached) before anything opens the model.
     options = await resolveModelOption(options, { onProgress: progress, onLog: (message) => log.info(message) });
-    engine = await createEngine(options, { onProgress: progress, onLog: (message) => log.info(message) });
+    engine = await createEngine(options, {
+      onProgress: progress,
+      onLog: (message) => log.info(message),
+      onIncident: (level, message, fields) => log[level](message, fields),
+      onGiveUp: (cause) => onGiveUp(cause),
+    });
   } catch (e) {
     progress.end();
     log.error(e instanceof EngineUnavailableError ? e.message : `engine start-up failed: ${e instanceof Error ? e.message : String(e)}`);
@@ -119,8 +127,25 @@ async function serve(argv: string[]): Promise<number> {
     await engine.close().catch(() => {});
     process.exit(code);
   };
-  process.on("SIGINT", () => void shutdown("SIGINT", 0));
-  process.on("SIGTERM", () => void shutdown("SIGTERM", 0));
+  // SIGTERM/SIGINT drain (shutdown.ts); a second signal stops at once.
+  const onSignal = async (sig: string) => {
+    if (stopping) {
+      log.warn("second signal: stopping now", { signal: sig });
+      await engine.close().catch(() => {});
+      process.exit(1);
+    }
+    stopping = true;
+    log.info("shutting down", { reason: sig });
+    const { ended } = await drainAndStop(server, engine, options.shutdownTimeout * 1000, log);
+    log.info("stopped", { requests_ended_by_timeout: ended });
+    process.exit(0);
+  };
+  process.on("SIGINT", () => void onSignal("SIGINT"));
+  process.on("SIGTERM", () => void onSignal("SIGTERM"));
+  onGiveUp = (cause) => {
+    log.error("the engine keeps failing; exiting", { cause });
+    void shutdown("engine failed repeatedly", 1);
+  };
 
   try {
     await engine.ready();

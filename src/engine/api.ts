@@ -1,5 +1,5 @@
-// The contract between the HTTP server (frontend) and the engine. The engine runs off the HTTP
-// thread (a worker / engine process); everything here is async and serializable. The engine
+// The contract between the HTTP server (frontend) and the engine. The engine core runs in its own
+// process (or, for comparison, a worker); everything here is async and serializable. The engine
 // sees token ids only: tokenizing, chat templates, detokenizing, stop strings and logprob
 // strings live in the frontend (src/frontend), which aborts a request when a stop string matches.
 
@@ -97,7 +97,8 @@ export interface EngineStats {
   steps: number;
 }
 
-export type EngineHealth = "starting" | "ready" | "dead";
+/** "restarting": the engine died or hung and is being restarted (in-flight requests failed). */
+export type EngineHealth = "starting" | "ready" | "restarting" | "dead";
 
 export interface ModelDescription {
   /** Name served in /v1/models. */
@@ -124,5 +125,7 @@ export interface Engine {
   memory(): Promise<MemoryReport>;
   /** GET /v1/memory/allocator payload (stats + segments). */
   allocator(): Promise<AllocatorReport>;
+  /** Times a supervised engine was restarted after a crash, exception or hang. */
+  restarts?(): number;
   close(): Promise<void>;
 }

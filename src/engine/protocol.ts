@@ -1,4 +1,7 @@
-// Messages between the engine client (index.ts, on the HTTP thread) and the engine worker.
+// Messages between the engine client (index.ts, in the server process) and the engine core
+// (engine-loop.ts), which runs in its own process (engine-process.ts, over Bun's IPC channel)
+// or, for comparison, in a Worker of the server process (worker.ts). Every message is a plain
+// structured-cloneable object; Bun frames them (length-prefixed) on the channel.
 // Token ids only: no text crosses this boundary (the frontend tokenizes and detokenizes).
 import type { GenerateRequest, ModelDescription, TokenEvent } from "./api.ts";
 import type { EngineOptions } from "./startup.ts";
@@ -26,6 +29,10 @@ export type FromWorker =
   | { type: "request-error"; requestId: string; error: WireError }
   | { type: "reply"; id: number; result?: unknown; error?: WireError }
   | { type: "log"; message: string }
+  /** A step that produced no events (prefill chunk): progress for the client's watchdog. */
+  | { type: "tick" }
+  /** An exception escaped the engine loop; the engine process exits right after this. */
+  | { type: "fatal"; error: WireError }
   | { type: "closed" };
 
 export function toWire(e: unknown): WireError {

@@ -1,108 +1,14 @@
-// The engine worker: owns the device, the model and the EngineCore, and runs the step loop
-// off the HTTP thread. Messages (protocol.ts) are handled between steps, so a cancel takes
-// effect within one step.
-import { EngineCore } from "./engine-core.ts";
-import type { FromWorker, ToWorker } from "./protocol.ts";
-import { toWire } from "./protocol.ts";
-import { startEngine, type StartedEngine } from "./startup.ts";
-import { HostPressureReleaser } from "../memory/pressure.ts";
+// The engine core in a Worker of the server process: the in-process mode (createEngine's
+// `mode: "worker"`), kept to measure what the separate engine process costs (bench/serve).
+// No supervision beyond "the worker died": a crash here takes the whole server down.
+import { runEngineLoop } from "./engine-loop.ts";
+import type { ToWorker } from "./protocol.ts";
 
 declare const self: Worker;
 
-const post = (m: FromWorker) => self.postMessage(m);
-const inbox: ToWorker[] = [];
-let wake: (() => void) | null = null;
-let core: EngineCore | null = null;
-let started: StartedEngine | null = null;
-let stopping = false;
-
-self.onmessage = (e: MessageEvent<ToWorker>) => {
-  inbox.push(e.data);
-  const w = wake;
-  wake = null;
-  w?.();
-};
-
-function handle(m: ToWorker): void {
-  switch (m.type) {
-    case "start": {
-      try {
-        started = startEngine(
-          m.options,
-          (message) => post({ type: "log", message }),
-          (p) => post({ type: "progress", ...p }),
-        );
-        core = new EngineCore(started, {
-          maxNumSeqs: m.options.maxNumSeqs,
-          maxWaiting: m.options.maxWaiting,
-          servedModelName: m.options.servedModelName,
-        });
-        post({ type: "ready", model: core.model(), startupLine: started.startupLine });
-        // Unified-memory devices: give cached allocator memory back when the host runs low.
-        const releaser = new HostPressureReleaser(started.dev);
-        const timer = setInterval(() => {
-          if (stopping) return clearInterval(timer);
-          const n = releaser.check();
-          if (n > 0) post({ type: "log", message: `host memory pressure: released ${n} B of cached allocator memory` });
-        }, 1000);
-      } catch (e) {
-        post({ type: "failed", error: toWire(e) });
-        stopping = true;
-      }
-      return;
-    }
-    case "generate":
-      try {
-        if (!core) throw Object.assign(new Error("engine is not ready"), { code: "engine_dead" });
-        core.add(m.req);
-      } catch (e) {
-        post({ type: "request-error", requestId: m.req.requestId, error: toWire(e) });
-      }
-      return;
-    case "abort": {
-      const ev = core?.abort(m.requestId);
-      if (ev) post({ type: "events", events: [ev] });
-      return;
-    }
-    case "call":
-      try {
-        if (!core) throw new Error("engine is not ready");
-        let result: unknown;
-        if (m.method === "stats") result = core.stats();
-        else if (m.method === "memory") result = core.memory();
-        else result = core.allocator();
-        post({ type: "reply", id: m.id, result });
-      } catch (e) {
-        post({ type: "reply", id: m.id, error: toWire(e) });
-      }
-      return;
-    case "shutdown":
-      stopping = true;
-      return;
-  }
-}
-
-async function loop(): Promise<void> {
-  for (;;) {
-    while (inbox.length > 0) handle(inbox.shift()!);
-    if (stopping) break;
-    if (core?.hasWork()) {
-      const events = core.step();
-      if (events.length > 0) post({ type: "events", events });
-      // Let queued messages (new requests, cancels) in before the next step.
-      await new Promise<void>((r) => setImmediate(r));
-    } else {
-      await new Promise<void>((r) => {
-        if (inbox.length > 0) r();
-        else wake = r;
-      });
-    }
-  }
-  try {
-    started?.close();
-  } finally {
-    post({ type: "closed" });
-  }
-}
-
-void loop();
+void runEngineLoop({
+  post: (m) => self.postMessage(m),
+  onMessage: (h) => {
+    self.onmessage = (e: MessageEvent<ToWorker>) => h(e.data);
+  },
+});

@@ -74,6 +74,10 @@ export interface ServeOptions {
   tokenizerWorkers: number;
   /** Seconds a request body may take to arrive (408 after). */
   requestBodyTimeout: number;
+  /** Seconds an engine step may make no progress (while there is work) before it counts as hung. */
+  engineStepTimeout: number;
+  /** Seconds SIGTERM/SIGINT lets in-flight requests finish before ending them (finish_reason "abort"). */
+  shutdownTimeout: number;
   /** Folder whose models POST /v1/memory/plan may open by path; null = none (only the served model). */
   modelsDir: string | null;
 }
@@ -117,6 +121,8 @@ export const OPTIONS = {
   maxPromptChars: { flag: "max-prompt-chars", kind: "int", min: 1, default: 1024 * 1024, help: "longest prompt text in characters, all prompts/messages of a request together (400 above; checked before tokenizing)" },
   tokenizerWorkers: { flag: "tokenizer-workers", kind: "int", min: 1, max: 64, default: 2, help: "tokenizer worker threads (tokenization runs off the HTTP thread)" },
   requestBodyTimeout: { flag: "request-body-timeout", kind: "float", gt: 0, default: 30, help: "seconds a request body may take to arrive (408 after)" },
+  engineStepTimeout: { flag: "engine-step-timeout", kind: "float", gt: 0, default: 60, help: "seconds an engine step may make no progress (with work queued) before the engine counts as hung and is restarted" },
+  shutdownTimeout: { flag: "shutdown-timeout", kind: "float", min: 0, default: 25, help: "seconds SIGTERM/SIGINT lets in-flight requests finish before ending them (finish_reason \"abort\")" },
   modelsDir: { flag: "models-dir", kind: "string", nullable: true, default: null, help: "folder whose models POST /v1/memory/plan may open by path (default: none: only the served model, synthetic: specs and inline configs)" },
 } as const satisfies { [K in keyof ServeOptions]: OptionRow<ServeOptions[K]> };
 

@@ -21,7 +21,7 @@ import { completionsRoutes } from "./completions.ts";
 import { ServerContext } from "./context.ts";
 import { dashboardRoutes } from "./dashboard.ts";
 import { openapiPlugin, swaggerAssets } from "./docs.ts";
-import { ApiError, errorResponse } from "./errors.ts";
+import { ApiError, errorResponse, fromEngineError } from "./errors.ts";
 import { healthRoutes } from "./health.ts";
 import { hostProblem } from "./host.ts";
 import { kvRoutes } from "./kv.ts";
@@ -153,6 +153,7 @@ export function createApp(args: CreateAppArgs) {
         const why = cause instanceof Error ? `: ${cause.message}` : "";
         err = new ApiError(400, `The request body is not valid JSON${why}`, "invalid_request_error", null, "invalid_json");
       }
+      else if (error instanceof Error && (error as { code?: unknown }).code === "engine_error") err = fromEngineError(error); // engine died mid-call
       else if (code === "NOT_FOUND") {
         const url = new URL(request.url);
         err = new ApiError(404, `Not found: ${request.method} ${url.pathname}`, "invalid_request_error", null, "not_found");

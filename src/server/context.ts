@@ -1,5 +1,5 @@
 // What every route needs: the engine, the options, logging, metrics and admission control.
-import type { Engine } from "../engine/api.ts";
+import type { Engine, EngineHealth } from "../engine/api.ts";
 import type { TextFrontend } from "../frontend/text-frontend.ts";
 import { ApiError, queueFull } from "./errors.ts";
 import type { Logger } from "./log.ts";
@@ -17,6 +17,11 @@ export interface RequestInfo {
 export class ServerContext {
   /** Sequences (prompt × n) admitted and not yet finished. */
   inflight = 0;
+  /** Set by SIGTERM/SIGINT (shutdown.ts): new generation requests get 503, /health 503. */
+  draining = false;
+  /** Aborted when the shutdown timeout ends in-flight generations (finish_reason "abort"). */
+  private readonly drainAbort = new AbortController();
+  readonly drainSignal = this.drainAbort.signal;
   readonly requests = new WeakMap<Request, RequestInfo>();
   readonly created = Math.floor(Date.now() / 1000);
 
@@ -54,18 +59,27 @@ export class ServerContext {
     return served;
   }
 
-  /** Engine and text side together: "ready" only when both are. */
-  health(): "starting" | "ready" | "dead" {
+  /** Ends every in-flight generation now: each finishes with finish_reason "abort". */
+  endInflight(): void {
+    this.drainAbort.abort(new Error("server shutting down"));
+  }
+
+  /** Engine and text side together: "ready" only when both are; "draining" once SIGTERM came. */
+  health(): EngineHealth | "draining" {
+    if (this.draining) return "draining";
     const e = this.engine.health();
     const t = this.text.health();
     if (e === "dead" || t === "dead") return "dead";
+    if (e === "restarting") return "restarting";
     return e === "ready" && t === "ready" ? "ready" : "starting";
   }
 
-  /** 503 unless the engine and the tokenizer are ready. */
+  /** 503 unless the engine and the tokenizer are ready (and the server is not shutting down). */
   checkReady(): void {
     const h = this.health();
+    if (h === "draining") throw new ApiError(503, "The server is shutting down.", "service_unavailable", null, "server_shutting_down", { connection: "close" });
     if (h === "starting") throw new ApiError(503, "The engine is starting; retry shortly.", "service_unavailable", null, "engine_starting", { "retry-after": "1" });
+    if (h === "restarting") throw new ApiError(503, "The engine is restarting after a failure; retry shortly.", "engine_error", null, "engine_error", { "retry-after": "1" });
     if (h === "dead") {
       const why = this.text.health() === "dead" ? `The tokenizer is not available${this.text.error ? ` (${this.text.error.message})` : ""}` : "The engine has stopped";
       throw new ApiError(503, `${why}; the server cannot generate.`, "service_unavailable", null, "engine_dead");

@@ -9,6 +9,10 @@ export interface EngineHooks {
   onProgress?: ProgressHook;
   /** Engine log lines (the start-up memory line among them). */
   onLog?: (message: string) => void;
+  /** Supervision: engine deaths and their cause, restarts, stray engine output (debug). */
+  onIncident?: (level: "debug" | "info" | "warn" | "error", message: string, fields?: Record<string, unknown>) => void;
+  /** The engine kept dying and will not be restarted again. */
+  onGiveUp?: (cause: string) => void;
 }
 
 export type CreateEngine = (options: ServeOptions, hooks?: EngineHooks) => Engine | Promise<Engine>;

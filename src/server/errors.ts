@@ -40,6 +40,7 @@ export function errorResponse(err: ApiError, extraHeaders: Record<string, string
  *  - "queue_full" / "QueueFullError"              → 503 + Retry-After
  *  - "invalid_request" / "prompt_too_long" / RangeError / "InvalidRequestError" → 400
  *  - "engine_dead" / "EngineDeadError"            → 503
+ *  - "engine_error" (the engine died or hung mid-request; it is restarted) → 503 engine_error
  * Anything else is an internal error (500) — a bug or a crash, not bad input.
  */
 export function fromEngineError(e: unknown): ApiError {
@@ -54,6 +55,7 @@ export function fromEngineError(e: unknown): ApiError {
   }
   if (code === "invalid_request" || code === "prompt_too_long" || name === "InvalidRequestError" || e instanceof RangeError)
     return new ApiError(400, message, "invalid_request_error", null, code || null);
+  if (code === "engine_error") return new ApiError(503, message, "engine_error", null, "engine_error", { "retry-after": "1" });
   if (code === "engine_dead" || name === "EngineDeadError")
     return new ApiError(503, `The engine is not available: ${message}`, "service_unavailable", null, "engine_dead");
   return new ApiError(500, `Internal error: ${message}`, "internal_server_error", null, "internal_error");

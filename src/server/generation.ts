@@ -145,6 +145,11 @@ export async function* runJobs(ctx: ServerContext, info: RequestInfo, jobs: SeqJ
   const onClientAbort = () => ac.abort(new Error("client disconnected"));
   if (clientSignal?.aborted) onClientAbort();
   clientSignal?.addEventListener("abort", onClientAbort);
+  // Shutdown timeout: the engine ends these sequences with finish_reason "abort", and the
+  // response still completes (final chunk + [DONE], or the whole JSON body).
+  const onDrain = () => ac.abort(new Error("server shutting down"));
+  if (ctx.drainSignal.aborted) onDrain();
+  ctx.drainSignal.addEventListener("abort", onDrain);
 
   type Item = { index: number; ev?: TextEvent; err?: unknown; end?: true };
   const queue: Item[] = [];
@@ -196,6 +201,7 @@ export async function* runJobs(ctx: ServerContext, info: RequestInfo, jobs: SeqJ
   });
   void Promise.allSettled(pumps).then(() => {
     clientSignal?.removeEventListener("abort", onClientAbort);
+    ctx.drainSignal.removeEventListener("abort", onDrain);
     release();
   });
 

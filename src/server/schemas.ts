@@ -268,5 +268,5 @@ export const KvStats = Obj({
 // ---------- health ----------
 
 export const Health = Obj({
-  status: t.Union([t.Literal("ok"), t.Literal("starting"), t.Literal("dead")]),
+  status: t.Union([t.Literal("ok"), t.Literal("starting"), t.Literal("restarting"), t.Literal("draining"), t.Literal("dead")]),
 });

@@ -46,7 +46,8 @@ export class ServerMetrics {
   readonly finished = this.registry.add(new Counter("headroom_request_success_total", "Finished sequences by finish_reason"));
   readonly rejected = this.registry.add(new Counter("headroom_requests_rejected_total", "Generation requests rejected by reason (queue_full, invalid, …)"));
   readonly inflight = this.registry.add(new Gauge("headroom_http_inflight_sequences", "Sequences admitted by the server and not finished"));
-  readonly engine = this.registry.add(new Gauge("headroom_engine_up", "1 when the engine is ready, 0 while starting or after it died"));
+  readonly engine = this.registry.add(new Gauge("headroom_engine_up", "1 when the engine is ready, 0 while starting, restarting or after it died"));
+  readonly restarts = this.registry.add(new Counter("headroom_engine_restarts_total", "Engine restarts after a crash, exception or hang"));
   readonly running = this.registry.add(new Gauge("headroom_num_requests_running", "Sequences running in the engine"));
   readonly waiting = this.registry.add(new Gauge("headroom_num_requests_waiting", "Sequences waiting in the engine"));
   readonly tokensPerSecond = this.registry.add(new Gauge("headroom_tokens_per_second", "Engine generation throughput (tokens/s)"));
@@ -65,6 +66,7 @@ export class ServerMetrics {
   async scrape(engine: Engine, inflight: number): Promise<string> {
     const health = engine.health();
     this.engine.set({}, health === "ready" ? 1 : 0);
+    this.restarts.set({}, engine.restarts?.() ?? 0);
     this.inflight.set({}, inflight);
     if (health === "ready") {
       const timeout = <T>(p: Promise<T>) =>

@@ -4,7 +4,8 @@
 //
 // Entry points: src/cli.ts, the engine worker src/engine/worker.ts and the tokenizer worker
 // src/frontend/tokenizer-worker.ts (Bun needs a worker as its own entry point to run it from a
-// compiled executable). src/native/embedded.ts is replaced, in
+// compiled executable; the engine worker is the in-process engine mode, the default engine
+// process is the binary re-executed as `headroom __engine`, see src/cli.ts). src/native/embedded.ts is replaced, in
 // memory, by a module that imports the built native libraries (libheadroom_cpu.so always,
 // libheadroom_cuda.so when it was built) and the Swagger UI assets `with { type: "file" }`, so
 // they are embedded; at start the libraries are extracted to a private directory

@@ -147,7 +147,7 @@ describe("serve options", () => {
     expect(bad.exitCode).toBe(2);
     expect(bad.stderr.toString()).toContain("unknown flag --nope");
     expect(run(["frobnicate"]).exitCode).toBe(2);
-  });
+  }, 20_000); // three `bun src/cli.ts` processes
 });
 
 describe("progress display", () => {

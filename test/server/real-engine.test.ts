@@ -158,7 +158,7 @@ describe.skipIf(!HAVE)("real engine, stories260K", () => {
     const st = await stats(s);
     expect(st.blocksUsed).toBe(0);
     expect(st.running + st.waiting).toBe(0);
-  });
+  }, 30_000); // 200 streams through the engine process: seconds on a loaded 2-core machine
 
   test("memory routes report the real start-up profile", async () => {
     const m = (await (await fetch(`${s.url}/v1/memory`)).json()) as Record<string, Record<string, number>>;

@@ -88,6 +88,30 @@ describe.skipIf(!haveLib)("single binary", () => {
     await Promise.all([a.kill(), b.kill()]);
   }, 60_000);
 
+  test("the engine runs as a child process of the binary (headroom __engine) and is restarted after a segfault", async () => {
+    const s = serve(join(work, "tmp"), [], { HEADROOM_TEST_FAULT: "segfault@3" });
+    const url = await s.url;
+    await waitHealthy(url);
+    // The engine process is the binary itself, re-executed with the hidden sub-command.
+    const children = Bun.spawnSync(["ps", "-o", "args=", "--ppid", String(s.proc.pid)]).stdout.toString();
+    expect(children).toContain(`${bin} __engine`);
+    const ask = () =>
+      fetch(`${url}/v1/completions`, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({ prompt: "Once upon a time", max_tokens: 8, temperature: 0 }),
+      });
+    const failed = await ask();
+    expect(failed.status).toBe(503);
+    expect(((await failed.json()) as { error: { code: string } }).error.code).toBe("engine_error");
+    await waitHealthy(url);
+    const ok = await ask();
+    expect(ok.status).toBe(200);
+    expect(s.lines.some((l) => l.includes('"engine died"') && l.includes("signal SIGSEGV"))).toBe(true);
+    await s.kill();
+    expect(await s.exited).toBe(0);
+  }, 60_000);
+
   test("an extraction dir on a noexec mount fails with a message naming HEADROOM_TMPDIR", async () => {
     const probe = Bun.spawnSync(["unshare", "-rm", "true"], { stderr: "pipe" });
     if (probe.exitCode !== 0) {
