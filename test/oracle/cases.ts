@@ -1,0 +1,131 @@
+// The architectures checked against llama.cpp: one row per case. Adding a family = one row (a
+// synthetic spec with llama.cpp's architecture name, or a real file). Tolerances are per row
+// and justified in TOLERANCES below.
+import { resolve } from "node:path";
+
+import { MODELS_DIR } from "../model/helpers.ts";
+import type { TinyModelSpec } from "../util/tiny-models.ts";
+
+export interface OracleCase {
+  /** Test name. */
+  name: string;
+  /** README table row: architecture as headroom calls it. */
+  family: string;
+  /** A real GGUF under ../shared/models, or a synthetic model written by writeTinyModel. */
+  source: { file: string } | { spec: TinyModelSpec };
+  /** Text prompt; both tokenizers must give the same ids; BOS is prepended when `bos`. */
+  prompt: string;
+  bos: boolean;
+  /** Greedy steps (>= 32 must be compared before any accepted near-tie). */
+  steps: number;
+  /** Max |Δ logprob| over the top-k of every compared step. */
+  tol: number;
+}
+
+const VOCAB = (name: string) => resolve(MODELS_DIR, `vocab/ggml-vocab-${name}.gguf.gz`);
+
+/**
+ * Tolerances on |Δ logprob| (measured on these rows; the test prints each case's max):
+ * - F32 files: both sides compute in fp32 (llama.cpp: F32 weights, F32 KV cache, F32 dot products;
+ *   headroom: fp32 CPU backend); only summation orders differ (SIMD dot products, softmax and
+ *   RMSNorm reductions), a few fp32 ulps per reduction growing through the layers. The oracle's
+ *   own fp32 softmax normalisation is undone in float64 (llama-cpp.ts). Measured max 1.7e-5
+ *   (logits of std ~4, vocab 32000; stories260K 6.7e-6); bound 1e-4 (6x margin, still 4 orders of
+ *   magnitude below a real bug: a wrong RoPE layout, bias or head mapping moves logprobs by O(1)).
+ * - F16 files: llama.cpp's CPU matmul rounds the activations to F16 before every dot product with
+ *   an F16 weight (ggml's vec_dot_type for F16 is F16); headroom widens the weights to fp32 and
+ *   keeps fp32 activations. ~2^-11 relative input rounding per projection: measured max 1.4e-2;
+ *   bound 5e-2.
+ * - BF16 files: the same with BF16 activations (2^-8 relative): measured max 9.8e-2; bound 0.3.
+ *   The token-for-token equality over >= 32 steps is the strong part of this row.
+ */
+export const TOL_F32 = 1e-4;
+export const TOL_F16 = 5e-2;
+export const TOL_BF16 = 0.3;
+/**
+ * Near-tie rule: a divergence is accepted only where llama.cpp's top-2 gap is below 2 * tol (each
+ * side's logprobs may be off by tol, so the order of two tokens closer than that is not defined).
+ */
+export const tieGap = (tol: number) => 2 * tol;
+/** Top-k log-probabilities compared at every step. */
+export const TOP_K = 5;
+export const MIN_COMPARED_STEPS = 32;
+
+const PROMPT = "Once upon a time, there was a little";
+
+export const CASES: OracleCase[] = [
+  {
+    name: "stories260K (real weights, F32, llama)",
+    family: "llama",
+    source: { file: resolve(MODELS_DIR, "stories260K/stories260K.gguf") },
+    prompt: PROMPT, bos: true, steps: 64, tol: TOL_F32,
+  },
+  {
+    name: "Llama-3 shape: GQA 8/2, llama3 rope scaling (rope_freqs), untied output, F32",
+    family: "llama",
+    source: {
+      spec: {
+        arch: "llama", hidden: 64, layers: 2, heads: 8, kvHeads: 2, ffn: 160, ropeTheta: 10000, rmsEps: 1e-5,
+        contextLength: 256, tensorType: "F32", vocabFile: VOCAB("llama-spm"), seed: 1,
+        // A short original context puts all three llama3 bands (1, smooth, factor) inside head_dim 16.
+        ropeScaling: { factor: 8, lowFreqFactor: 1, highFreqFactor: 4, originalContext: 32 },
+      },
+    },
+    prompt: PROMPT, bos: true, steps: 48, tol: TOL_F32,
+  },
+  {
+    name: "Mistral-style: head_dim 32 != hidden/heads, GQA 4/1, tied embeddings, F32",
+    family: "mistral (GGUF arch llama)",
+    source: {
+      spec: {
+        arch: "llama", hidden: 64, layers: 2, heads: 4, kvHeads: 1, headDim: 32, ffn: 128, ropeTheta: 1e6, rmsEps: 1e-5,
+        contextLength: 256, tensorType: "F32", vocabFile: VOCAB("llama-spm"), seed: 2, tiedEmbeddings: true,
+      },
+    },
+    prompt: PROMPT, bos: true, steps: 48, tol: TOL_F32,
+  },
+  {
+    name: "Qwen2: q/k/v biases, NeoX RoPE, GQA 4/2, tied embeddings, F32",
+    family: "qwen2",
+    source: {
+      spec: {
+        arch: "qwen2", hidden: 64, layers: 2, heads: 4, kvHeads: 2, ffn: 128, ropeTheta: 1e6, rmsEps: 1e-6,
+        contextLength: 256, tensorType: "F32", vocabFile: VOCAB("phi-3"), seed: 3, qkvBias: true, tiedEmbeddings: true,
+      },
+    },
+    prompt: PROMPT, bos: true, steps: 48, tol: TOL_F32,
+  },
+  {
+    name: "Qwen2, F16 weights",
+    family: "qwen2",
+    source: {
+      spec: {
+        arch: "qwen2", hidden: 64, layers: 2, heads: 4, kvHeads: 2, ffn: 128, ropeTheta: 1e6, rmsEps: 1e-6,
+        contextLength: 256, tensorType: "F16", vocabFile: VOCAB("phi-3"), seed: 4, qkvBias: true, tiedEmbeddings: true,
+      },
+    },
+    prompt: PROMPT, bos: true, steps: 48, tol: TOL_F16,
+  },
+  {
+    name: "Llama, F16 weights, GQA 4/2",
+    family: "llama",
+    source: {
+      spec: {
+        arch: "llama", hidden: 64, layers: 2, heads: 4, kvHeads: 2, ffn: 128, ropeTheta: 10000, rmsEps: 1e-5,
+        contextLength: 256, tensorType: "F16", vocabFile: VOCAB("llama-spm"), seed: 6,
+      },
+    },
+    prompt: PROMPT, bos: true, steps: 48, tol: TOL_F16,
+  },
+  {
+    name: "Llama, BF16 weights, GQA 4/2",
+    family: "llama",
+    source: {
+      spec: {
+        arch: "llama", hidden: 64, layers: 2, heads: 4, kvHeads: 2, ffn: 128, ropeTheta: 10000, rmsEps: 1e-5,
+        contextLength: 256, tensorType: "BF16", vocabFile: VOCAB("llama-spm"), seed: 7,
+      },
+    },
+    prompt: PROMPT, bos: true, steps: 48, tol: TOL_BF16,
+  },
+];
