@@ -30,6 +30,14 @@ export interface TinyModelSpec {
   ropeScaling?: Llama3RopeScaling;
   /** attn_q/k/v biases (Qwen2). */
   qkvBias?: boolean;
+  /** attn_q_norm / attn_k_norm [head_dim] (Qwen3, Gemma 3). */
+  qkNorm?: boolean;
+  /** post_attention_norm and post_ffw_norm around attention/FFN outputs (Gemma 2/3). */
+  sandwichNorms?: boolean;
+  /** Phi-3 layout: one attn_qkv [q+2kv, hidden] and ffn_up [2*ffn, hidden] (gate rows first), no ffn_gate. */
+  fused?: boolean;
+  /** More `${arch}.*` metadata (softcapping, sliding window, ...): key without the arch prefix. */
+  archMetadata?: Record<string, GgufMeta>;
   /** No output.weight: the output projection is token_embd. */
   tiedEmbeddings?: boolean;
   /** Type of the 2-D weights; 1-D tensors (norms, biases, rope_freqs) stay F32 as llama.cpp's converter writes them. */
@@ -128,6 +136,7 @@ export function writeTinyModel(path: string, s: TinyModelSpec): number {
     md.set(`${a}.attention.key_length`, meta.u32(hd));
     md.set(`${a}.attention.value_length`, meta.u32(hd));
   }
+  for (const [k, v] of Object.entries(s.archMetadata ?? {})) md.set(`${a}.${k}`, v);
   for (const [k, v] of tok) md.set(k, v);
 
   const rand = normals(s.seed);
@@ -142,19 +151,31 @@ export function writeTinyModel(path: string, s: TinyModelSpec): number {
   for (let i = 0; i < s.layers; i++) {
     const p = `blk.${i}.`;
     t.push(V(`${p}attn_norm.weight`, H, 0.1, 1));
-    t.push(W(`${p}attn_q.weight`, q, H, 2 / Math.sqrt(H)));
-    t.push(W(`${p}attn_k.weight`, kv, H, 2 / Math.sqrt(H)));
-    t.push(W(`${p}attn_v.weight`, kv, H, 1 / Math.sqrt(H)));
+    if (s.fused) t.push(W(`${p}attn_qkv.weight`, q + 2 * kv, H, 2 / Math.sqrt(H)));
+    else {
+      t.push(W(`${p}attn_q.weight`, q, H, 2 / Math.sqrt(H)));
+      t.push(W(`${p}attn_k.weight`, kv, H, 2 / Math.sqrt(H)));
+      t.push(W(`${p}attn_v.weight`, kv, H, 1 / Math.sqrt(H)));
+    }
     if (s.qkvBias) {
       t.push(V(`${p}attn_q.bias`, q, 0.5));
       t.push(V(`${p}attn_k.bias`, kv, 0.5));
       t.push(V(`${p}attn_v.bias`, kv, 0.5));
     }
+    if (s.qkNorm) {
+      t.push(V(`${p}attn_q_norm.weight`, hd, 0.1, 1));
+      t.push(V(`${p}attn_k_norm.weight`, hd, 0.1, 1));
+    }
     t.push(W(`${p}attn_output.weight`, H, q, 1 / Math.sqrt(q)));
+    if (s.sandwichNorms) t.push(V(`${p}post_attention_norm.weight`, H, 0.1, 1));
     t.push(V(`${p}ffn_norm.weight`, H, 0.1, 1));
-    t.push(W(`${p}ffn_gate.weight`, s.ffn, H, 1 / Math.sqrt(H)));
-    t.push(W(`${p}ffn_up.weight`, s.ffn, H, 1 / Math.sqrt(H)));
+    if (s.fused) t.push(W(`${p}ffn_up.weight`, 2 * s.ffn, H, 1 / Math.sqrt(H)));
+    else {
+      t.push(W(`${p}ffn_gate.weight`, s.ffn, H, 1 / Math.sqrt(H)));
+      t.push(W(`${p}ffn_up.weight`, s.ffn, H, 1 / Math.sqrt(H)));
+    }
     t.push(W(`${p}ffn_down.weight`, H, s.ffn, 1 / Math.sqrt(s.ffn)));
+    if (s.sandwichNorms) t.push(V(`${p}post_ffw_norm.weight`, H, 0.1, 1));
   }
   t.push(V("output_norm.weight", H, 0.1, 1));
   if (!s.tiedEmbeddings) t.push(W("output.weight", vocabSize, H, logitStd / Math.sqrt(H)));
