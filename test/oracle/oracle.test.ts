@@ -36,13 +36,14 @@ describe.skipIf(skip !== null)("llama.cpp oracle: same GGUF, same greedy tokens 
       const maxLen = 256;
       const { openInLlamaCpp } = await import("./llama-cpp.ts");
       const ref = await openInLlamaCpp(oracle, path, maxLen);
-      const hr = openInHeadroom(path, maxLen);
+      const hr = openInHeadroom(path, maxLen, c.maxNumBatchedTokens);
       try {
         const ids = ref.tokenize(c.prompt);
         expect(hr.tokenize(c.prompt)).toEqual(ids);
         const bos = hr.engine.opened.config.bosTokenId;
         expect(bos).toBe(ref.model.tokens.bos as number | null);
         const prompt = c.bos && bos !== null ? [bos, ...ids] : ids;
+        if (c.maxNumBatchedTokens !== undefined) expect(prompt.length).toBeGreaterThan(2 * c.maxNumBatchedTokens);
         const a = await ref.greedy(prompt, c.steps, TOP_K);
         const b = hr.greedy(prompt, c.steps, TOP_K);
         const r = compareContinuations(a, b, c.tol, tieGap(c.tol));
