@@ -1,6 +1,12 @@
-// The architectures checked against llama.cpp: one row per case. Adding a family = one row (a
-// synthetic spec with llama.cpp's architecture name, or a real file). Tolerances are per row
-// and justified in TOLERANCES below.
+// The architectures checked against llama.cpp: one row per case, run by oracle.test.ts.
+//
+// Adding a family = one row: `source: { spec }` with llama.cpp's architecture name as `arch` and
+// the family's layout switches of TinyModelSpec (qkvBias, qkNorm, sandwichNorms, fused, headDim,
+// tiedEmbeddings, ropeScaling, archMetadata for keys such as "attention.sliding_window"), or
+// `source: { file }` for a real GGUF under ../shared/models. Pick a `tol` below (or add one with
+// its measurement and reason), run `bun test test/oracle`, and read the printed max |Δ logprob|
+// and min top-2 gap; if a random model diverges at a near-tie before 32 steps, change its seed.
+// Update the README table "Models checked against llama.cpp" with what the row checks.
 import { resolve } from "node:path";
 
 import { MODELS_DIR } from "../model/helpers.ts";
