@@ -12,7 +12,7 @@ import { writeTinyModel } from "../util/tiny-models.ts";
 import { CASES, MIN_COMPARED_STEPS, TOP_K, tieGap } from "./cases.ts";
 import { compareContinuations } from "./compare.ts";
 import { openInHeadroom } from "./headroom.ts";
-import { loadOracle } from "./llama-cpp.ts";
+import { loadOracle, openInLlamaCpp } from "./llama-cpp.ts";
 
 const oracle = await loadOracle();
 const skip = typeof oracle === "string" ? oracle : !HAVE_MODELS ? `../shared/models not found (${MODELS_DIR})` : null;
@@ -34,7 +34,6 @@ describe.skipIf(skip !== null)("llama.cpp oracle: same GGUF, same greedy tokens 
       const path = "file" in c.source ? c.source.file : join(tmp, `case${i}.gguf`);
       if ("spec" in c.source) writeTinyModel(path, c.source.spec);
       const maxLen = 256;
-      const { openInLlamaCpp } = await import("./llama-cpp.ts");
       const ref = await openInLlamaCpp(oracle, path, maxLen);
       const hr = openInHeadroom(path, maxLen, c.maxNumBatchedTokens);
       try {
