@@ -3,6 +3,7 @@
 // float64 log-softmax for the top-k log-probabilities).
 import { EngineCore } from "../../src/engine/engine-core.ts";
 import { startEngine, type StartedEngine } from "../../src/engine/startup.ts";
+import { greedyParams } from "../engine/engine-helpers.ts";
 import type { Continuation } from "./compare.ts";
 
 const MiB = 2 ** 20;
@@ -30,10 +31,7 @@ export function openInHeadroom(path: string, maxModelLen: number, maxNumBatchedT
       core.add({
         requestId: `oracle-${n++}`,
         promptTokenIds: prompt,
-        params: {
-          temperature: 0, topP: 1, topK: 0, minP: 0, maxTokens: steps, stop: [], stopTokenIds: [], ignoreEos: true,
-          presencePenalty: 0, frequencyPenalty: 0, repetitionPenalty: 1, logprobs: topK,
-        },
+        params: { ...greedyParams(steps), logprobs: topK },
       });
       const tokens: number[] = [];
       const top: { tokenId: number; logprob: number }[][] = [];
