@@ -33,6 +33,7 @@ describe.skipIf(skip !== null)("llama.cpp oracle: same GGUF, same greedy tokens 
       if (typeof oracle === "string") throw new Error(oracle);
       const path = "file" in c.source ? c.source.file : join(tmp, `case${i}.gguf`);
       if ("spec" in c.source) writeTinyModel(path, c.source.spec);
+      else if ("write" in c.source) c.source.write(path);
       const maxLen = 256;
       const ref = await openInLlamaCpp(oracle, path, maxLen);
       const hr = openInHeadroom(path, maxLen, c.maxNumBatchedTokens);
