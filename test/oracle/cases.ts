@@ -39,7 +39,7 @@ const VOCAB = (name: string) => resolve(MODELS_DIR, `vocab/ggml-vocab-${name}.gg
  *   headroom: fp32 CPU backend); only summation orders differ (SIMD dot products, softmax and
  *   RMSNorm reductions), a few fp32 ulps per reduction growing through the layers. The oracle's
  *   own fp32 softmax normalisation is undone in float64 (llama-cpp.ts). Measured max 1.7e-5 on
- *   the short-prompt rows (logits of std ~4, vocab 32000; stories260K 6.7e-6) and 5.2e-5 with
+ *   the short-prompt rows (logits of std ~4, vocab 32000-151936; stories260K 6.7e-6) and 5.2e-5 with
  *   stories260K's 145-token prompt (errors grow with the context); bound 2e-4 (4x margin, still
  *   3-4 orders of magnitude below a real bug: a wrong RoPE layout, bias or head mapping moves
  *   logprobs by O(1); a 10x wrong RMSNorm epsilon moved them by 5e-4 to 6e-3).
@@ -93,12 +93,12 @@ export const CASES: OracleCase[] = [
     prompt: PROMPT, bos: true, steps: 48, tol: TOL_Q8_0,
   },
   {
-    name: "Llama-3 shape: GQA 8/2, llama3 rope scaling (rope_freqs), untied output, F32",
+    name: "Llama-3 shape: Llama-3 BPE vocabulary (128256), GQA 8/2, llama3 rope scaling (rope_freqs), untied output, F32",
     family: "llama",
     source: {
       spec: {
         arch: "llama", hidden: 64, layers: 2, heads: 8, kvHeads: 2, ffn: 160, ropeTheta: 10000, rmsEps: 1e-5,
-        contextLength: 256, tensorType: "F32", vocabFile: VOCAB("llama-spm"), seed: 1,
+        contextLength: 256, tensorType: "F32", vocabFile: VOCAB("llama-bpe"), seed: 1,
         // A short original context puts all three llama3 bands (1, smooth, factor) inside head_dim 16.
         ropeScaling: { factor: 8, lowFreqFactor: 1, highFreqFactor: 4, originalContext: 32 },
       },
@@ -117,12 +117,12 @@ export const CASES: OracleCase[] = [
     prompt: PROMPT, bos: true, steps: 48, tol: TOL_F32,
   },
   {
-    name: "Qwen2: q/k/v biases, NeoX RoPE, GQA 4/2, tied embeddings, F32",
+    name: "Qwen2: Qwen2 BPE vocabulary (151936), q/k/v biases, NeoX RoPE, GQA 4/2, tied embeddings, F32",
     family: "qwen2",
     source: {
       spec: {
         arch: "qwen2", hidden: 64, layers: 2, heads: 4, kvHeads: 2, ffn: 128, ropeTheta: 1e6, rmsEps: 1e-6,
-        contextLength: 256, tensorType: "F32", vocabFile: VOCAB("phi-3"), seed: 3, qkvBias: true, tiedEmbeddings: true,
+        contextLength: 256, tensorType: "F32", vocabFile: VOCAB("qwen2"), seed: 3, qkvBias: true, tiedEmbeddings: true,
       },
     },
     prompt: PROMPT, bos: true, steps: 48, tol: TOL_F32,
