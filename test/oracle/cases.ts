@@ -10,6 +10,7 @@
 import { resolve } from "node:path";
 
 import { MODELS_DIR } from "../model/helpers.ts";
+import { meta } from "../util/gguf-writer.ts";
 import { writeQ8_0Copy } from "../util/quant-gguf.ts";
 import type { TinyModelSpec } from "../util/tiny-models.ts";
 
@@ -49,6 +50,9 @@ const VOCAB = (name: string) => resolve(MODELS_DIR, `vocab/ggml-vocab-${name}.gg
  *   bound 5e-2.
  * - BF16 files: the same with BF16 activations (2^-8 relative): measured max 9.8e-2; bound 0.3.
  *   The token-for-token equality over >= 32 steps is the strong part of this row.
+ * - Gemma family (GELU): llama.cpp's CPU GELU (ggml-cpu vec.h, GGML_GELU_FP16) rounds its input to
+ *   F16 and reads the result from an F16 table, ~2^-11 relative per FFN activation; headroom uses
+ *   fp32 tanh-GELU. Measured max 1.3e-3 (Gemma 3); bound 5e-3.
  * - Q8_0 files: llama.cpp quantizes the activations to Q8_0 too (32-element blocks, 1/254 relative
  *   steps) before each quantized dot product; headroom keeps fp32 activations. Measured max 0.15
  *   on stories260K; bound 0.5 (again the 48 equal tokens are the strong part).
@@ -57,6 +61,7 @@ export const TOL_F32 = 2e-4;
 export const TOL_F16 = 5e-2;
 export const TOL_BF16 = 0.3;
 export const TOL_Q8_0 = 0.5;
+export const TOL_GELU = 5e-3;
 /**
  * Near-tie rule: a divergence is accepted only where llama.cpp's top-2 gap is below 2 * tol (each
  * side's logprobs may be off by tol, so the order of two tokens closer than that is not defined).
@@ -159,5 +164,64 @@ export const CASES: OracleCase[] = [
       },
     },
     prompt: PROMPT, bos: true, steps: 48, tol: TOL_BF16,
+  },
+  {
+    name: "Qwen3: q/k RMSNorm, head_dim 32 != hidden/heads, GQA 4/2, tied embeddings, F32",
+    family: "qwen3",
+    source: {
+      spec: {
+        arch: "qwen3", hidden: 64, layers: 2, heads: 4, kvHeads: 2, headDim: 32, ffn: 128, ropeTheta: 1e6, rmsEps: 1e-6,
+        contextLength: 256, tensorType: "F32", vocabFile: VOCAB("phi-3"), seed: 11, qkNorm: true, tiedEmbeddings: true,
+      },
+    },
+    prompt: PROMPT, bos: true, steps: 48, tol: TOL_F32,
+  },
+  {
+    name: "Gemma: GeGLU, embedding scale, head_dim 32, MQA 4/1, F32",
+    family: "gemma",
+    source: {
+      spec: {
+        arch: "gemma", hidden: 64, layers: 2, heads: 4, kvHeads: 1, headDim: 32, ffn: 128, ropeTheta: 10000, rmsEps: 1e-6,
+        contextLength: 256, tensorType: "F32", vocabFile: VOCAB("llama-spm"), seed: 12, tiedEmbeddings: true,
+      },
+    },
+    prompt: PROMPT, bos: true, steps: 48, tol: TOL_GELU,
+  },
+  {
+    name: "Gemma 2: sandwich norms, attention and final logit soft-capping, sliding window 16 on alternate layers, F32",
+    family: "gemma2",
+    source: {
+      spec: {
+        arch: "gemma2", hidden: 64, layers: 2, heads: 4, kvHeads: 2, headDim: 32, ffn: 128, ropeTheta: 10000, rmsEps: 1e-6,
+        contextLength: 256, tensorType: "F32", vocabFile: VOCAB("llama-spm"), seed: 13, tiedEmbeddings: true, sandwichNorms: true,
+        archMetadata: { attn_logit_softcapping: meta.f32(50), final_logit_softcapping: meta.f32(30), "attention.sliding_window": meta.u32(16) },
+      },
+    },
+    prompt: PROMPT, bos: true, steps: 48, tol: TOL_GELU,
+  },
+  {
+    name: "Gemma 3: q/k norms, sandwich norms, sliding window 16 (pattern 2) with its own RoPE base, F32",
+    family: "gemma3",
+    source: {
+      spec: {
+        arch: "gemma3", hidden: 64, layers: 2, heads: 4, kvHeads: 2, headDim: 32, ffn: 128, ropeTheta: 1e6, rmsEps: 1e-6,
+        contextLength: 256, tensorType: "F32", vocabFile: VOCAB("llama-spm"), seed: 14, tiedEmbeddings: true, sandwichNorms: true, qkNorm: true,
+        archMetadata: {
+          "attention.sliding_window": meta.u32(16), "attention.sliding_window_pattern": meta.u32(2), "rope.freq_base_swa": meta.f32(10000),
+        },
+      },
+    },
+    prompt: PROMPT, bos: true, steps: 48, tol: TOL_GELU,
+  },
+  {
+    name: "Phi-3: fused attn_qkv and gate/up, GQA 4/2, untied output, F32",
+    family: "phi3",
+    source: {
+      spec: {
+        arch: "phi3", hidden: 64, layers: 2, heads: 4, kvHeads: 2, ffn: 128, ropeTheta: 10000, rmsEps: 1e-6,
+        contextLength: 256, tensorType: "F32", vocabFile: VOCAB("phi-3"), seed: 15, fused: true,
+      },
+    },
+    prompt: PROMPT, bos: true, steps: 48, tol: TOL_F32,
   },
 ];
