@@ -52,7 +52,8 @@ const VOCAB = (name: string) => resolve(MODELS_DIR, `vocab/ggml-vocab-${name}.gg
  *   The token-for-token equality over >= 32 steps is the strong part of this row.
  * - Gemma family (GELU): llama.cpp's CPU GELU (ggml-cpu vec.h, GGML_GELU_FP16) rounds its input to
  *   F16 and reads the result from an F16 table, ~2^-11 relative per FFN activation; headroom uses
- *   fp32 tanh-GELU. Measured max 1.3e-3 (Gemma 3); bound 5e-3.
+ *   fp32 tanh-GELU. Measured max 3.1e-3 (Gemma 3, layer outputs scaled x4 so that greedy decoding
+ *   does not just repeat the last token); bound 1e-2.
  * - Q8_0 files: llama.cpp quantizes the activations to Q8_0 too (32-element blocks, 1/254 relative
  *   steps) before each quantized dot product; headroom keeps fp32 activations. Measured max 0.15
  *   on stories260K; bound 0.5 (again the 48 equal tokens are the strong part).
@@ -61,7 +62,7 @@ export const TOL_F32 = 2e-4;
 export const TOL_F16 = 5e-2;
 export const TOL_BF16 = 0.3;
 export const TOL_Q8_0 = 0.5;
-export const TOL_GELU = 5e-3;
+export const TOL_GELU = 1e-2;
 /**
  * Near-tie rule: a divergence is accepted only where llama.cpp's top-2 gap is below 2 * tol (each
  * side's logprobs may be off by tol, so the order of two tokens closer than that is not defined).
@@ -182,7 +183,7 @@ export const CASES: OracleCase[] = [
     source: {
       spec: {
         arch: "gemma", hidden: 64, layers: 2, heads: 4, kvHeads: 1, headDim: 32, ffn: 128, ropeTheta: 10000, rmsEps: 1e-6,
-        contextLength: 256, tensorType: "F32", vocabFile: VOCAB("llama-spm"), seed: 12, tiedEmbeddings: true,
+        contextLength: 256, tensorType: "F32", vocabFile: VOCAB("llama-spm"), seed: 12, tiedEmbeddings: true, outScale: 4,
       },
     },
     prompt: PROMPT, bos: true, steps: 48, tol: TOL_GELU,
@@ -193,7 +194,7 @@ export const CASES: OracleCase[] = [
     source: {
       spec: {
         arch: "gemma2", hidden: 64, layers: 2, heads: 4, kvHeads: 2, headDim: 32, ffn: 128, ropeTheta: 10000, rmsEps: 1e-6,
-        contextLength: 256, tensorType: "F32", vocabFile: VOCAB("llama-spm"), seed: 13, tiedEmbeddings: true, sandwichNorms: true,
+        contextLength: 256, tensorType: "F32", vocabFile: VOCAB("llama-spm"), seed: 13, tiedEmbeddings: true, outScale: 4, sandwichNorms: true,
         archMetadata: { attn_logit_softcapping: meta.f32(50), final_logit_softcapping: meta.f32(30), "attention.sliding_window": meta.u32(16) },
       },
     },
@@ -205,7 +206,7 @@ export const CASES: OracleCase[] = [
     source: {
       spec: {
         arch: "gemma3", hidden: 64, layers: 2, heads: 4, kvHeads: 2, headDim: 32, ffn: 128, ropeTheta: 1e6, rmsEps: 1e-6,
-        contextLength: 256, tensorType: "F32", vocabFile: VOCAB("llama-spm"), seed: 14, tiedEmbeddings: true, sandwichNorms: true, qkNorm: true,
+        contextLength: 256, tensorType: "F32", vocabFile: VOCAB("llama-spm"), seed: 14, tiedEmbeddings: true, outScale: 4, sandwichNorms: true, qkNorm: true,
         archMetadata: {
           "attention.sliding_window": meta.u32(16), "attention.sliding_window_pattern": meta.u32(2), "rope.freq_base_swa": meta.f32(10000),
         },

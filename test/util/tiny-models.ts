@@ -47,6 +47,12 @@ export interface TinyModelSpec {
   seed: number;
   /** Standard deviation of the logits at initialisation (default 4): keeps greedy choices well separated. */
   logitStd?: number;
+  /**
+   * Scale of each layer's attention and FFN outputs (default 1). Gemma multiplies the tied
+   * embedding by sqrt(hidden), which otherwise dominates the residual stream so that greedy
+   * decoding just repeats the last token.
+   */
+  outScale?: number;
 }
 
 /** mulberry32 + Box-Muller: deterministic standard normals. */
@@ -146,6 +152,7 @@ export function writeTinyModel(path: string, s: TinyModelSpec): number {
   const V = (name: string, n: number, std: number, mean = 0): GgufTensor => ({ name, shape: [n], type: "F32", data: randn(rand, n, std, mean) });
   const H = s.hidden;
   const logitStd = s.logitStd ?? 4;
+  const o = s.outScale ?? 1;
   const t: GgufTensor[] = [W("token_embd.weight", vocabSize, H, s.tiedEmbeddings ? logitStd / Math.sqrt(H) : 1)];
   if (s.ropeScaling) t.push({ name: "rope_freqs.weight", shape: [hd / 2], type: "F32", data: llama3RopeFreqs(hd, s.ropeTheta, s.ropeScaling) });
   for (let i = 0; i < s.layers; i++) {
@@ -166,16 +173,16 @@ export function writeTinyModel(path: string, s: TinyModelSpec): number {
       t.push(V(`${p}attn_q_norm.weight`, hd, 0.1, 1));
       t.push(V(`${p}attn_k_norm.weight`, hd, 0.1, 1));
     }
-    t.push(W(`${p}attn_output.weight`, H, q, 1 / Math.sqrt(q)));
-    if (s.sandwichNorms) t.push(V(`${p}post_attention_norm.weight`, H, 0.1, 1));
+    t.push(W(`${p}attn_output.weight`, H, q, o / Math.sqrt(q)));
+    if (s.sandwichNorms) t.push(V(`${p}post_attention_norm.weight`, H, 0.1 * o, o));
     t.push(V(`${p}ffn_norm.weight`, H, 0.1, 1));
     if (s.fused) t.push(W(`${p}ffn_up.weight`, 2 * s.ffn, H, 1 / Math.sqrt(H)));
     else {
       t.push(W(`${p}ffn_gate.weight`, s.ffn, H, 1 / Math.sqrt(H)));
       t.push(W(`${p}ffn_up.weight`, s.ffn, H, 1 / Math.sqrt(H)));
     }
-    t.push(W(`${p}ffn_down.weight`, H, s.ffn, 1 / Math.sqrt(s.ffn)));
-    if (s.sandwichNorms) t.push(V(`${p}post_ffw_norm.weight`, H, 0.1, 1));
+    t.push(W(`${p}ffn_down.weight`, H, s.ffn, o / Math.sqrt(s.ffn)));
+    if (s.sandwichNorms) t.push(V(`${p}post_ffw_norm.weight`, H, 0.1 * o, o));
   }
   t.push(V("output_norm.weight", H, 0.1, 1));
   if (!s.tiedEmbeddings) t.push(W("output.weight", vocabSize, H, logitStd / Math.sqrt(H)));
