@@ -13,6 +13,7 @@ import { Request, type SampleLogprobs } from "./request.ts";
 import { Sampler } from "./sampler.ts";
 import { Scheduler, SchedulerError, type RequestOutput } from "./scheduler.ts";
 import type { StartedEngine } from "./startup.ts";
+import { StructuredOutputs } from "./structured.ts";
 
 export interface EngineCoreOptions {
   maxNumSeqs: number;
@@ -41,6 +42,8 @@ export class EngineCore {
   private generated = 0;
   private prompts = 0;
   private readonly window: { t: number; n: number }[] = [];
+  /** Grammar matchers of constrained requests (created on the first one). */
+  private structured: StructuredOutputs | null = null;
 
   constructor(
     readonly started: StartedEngine,
@@ -127,8 +130,50 @@ export class EngineCore {
     this.prompts += n;
   }
 
+  /**
+   * Queues a request, first compiling its grammar when it has one (structured outputs). Resolves
+   * once it is queued (or dropped: aborted while its grammar compiled).
+   */
+  async addAsync(req: GenerateRequest): Promise<void> {
+    const spec = req.params.structured;
+    if (!spec) return this.add(req);
+    const so = this.structuredOutputs();
+    const cfg = this.started.opened.config;
+    const stops = [...(req.params.ignoreEos ? [] : cfg.eosTokenIds), ...req.params.stopTokenIds];
+    let ok: boolean;
+    try {
+      ok = await so.register(req.requestId, spec, stops);
+    } catch (e) {
+      throw new EngineRequestError("invalid_request", (e as Error).message);
+    }
+    if (!ok) return;
+    try {
+      this.add(req);
+    } catch (e) {
+      so.release(req.requestId);
+      throw e;
+    }
+  }
+
+  private structuredOutputs(): StructuredOutputs {
+    this.structured ??= new StructuredOutputs(this.started.opened.tokenizer, this.started.opened.config.vocabSize);
+    return this.structured;
+  }
+
+  /** True when prepareStep() has work (a constrained request needs its next mask). */
+  needsPrepare(): boolean {
+    return this.structured?.needsPrepare() ?? false;
+  }
+
+  /** Computes the grammar masks the next step needs (between steps, off the step itself). */
+  async prepareStep(): Promise<void> {
+    await this.structured?.prepare();
+  }
+
   /** Cancels a request; its blocks are free when this returns. */
   abort(requestId: string): TokenEvent | null {
+    if (this.structured?.cancel(requestId)) return null;
+    this.structured?.release(requestId);
     const out = this.scheduler.abort(requestId);
     return out ? this.toEvent(out) : null;
   }
@@ -137,13 +182,22 @@ export class EngineCore {
   step(): TokenEvent[] {
     const out = this.scheduler.schedule();
     if (out.scheduled.length === 0) return [];
-    const logits = this.runner.execute(out);
+    const so = this.structured;
+    const bitmask = so && so.size > 0 ? so.batch(out.logitsRequests.map((s) => s.request.requestId)) : null;
+    const logits = this.runner.execute(out, bitmask);
     const samples = this.sampler.sample(logits.logits, logits.vocabSize, out.logitsRequests.map((s) => s.request));
     const results = this.scheduler.update(
       out,
       samples.map((s) => s.tokenId),
       samples.map((s) => s.logprobs),
     );
+    if (so && so.size > 0) {
+      for (const r of results) {
+        if (!so.has(r.requestId)) continue;
+        so.accept(r.requestId, r.newTokenIds);
+        if (r.finishReason !== null) so.release(r.requestId);
+      }
+    }
     const events = results.map((r) => this.toEvent(r));
     let n = 0;
     for (const e of events) n += e.tokenIds.length;

@@ -16,6 +16,12 @@ let core: EngineCore | null = null;
 let started: StartedEngine | null = null;
 let stopping = false;
 
+function wakeLoop(): void {
+  const w = wake;
+  wake = null;
+  w?.();
+}
+
 self.onmessage = (e: MessageEvent<ToWorker>) => {
   inbox.push(e.data);
   const w = wake;
@@ -54,7 +60,13 @@ function handle(m: ToWorker): void {
     case "generate":
       try {
         if (!core) throw Object.assign(new Error("engine is not ready"), { code: "engine_dead" });
-        core.add(m.req);
+        if (m.req.params.structured) {
+          // The grammar compiles first (async); the loop is woken when the request is queued.
+          const id = m.req.requestId;
+          core.addAsync(m.req).then(wakeLoop, (e) => {
+            post({ type: "request-error", requestId: id, error: toWire(e) });
+          });
+        } else core.add(m.req);
       } catch (e) {
         post({ type: "request-error", requestId: m.req.requestId, error: toWire(e) });
       }
@@ -87,6 +99,7 @@ async function loop(): Promise<void> {
     while (inbox.length > 0) handle(inbox.shift()!);
     if (stopping) break;
     if (core?.hasWork()) {
+      if (core.needsPrepare()) await core.prepareStep(); // structured outputs: next masks
       const events = core.step();
       if (events.length > 0) post({ type: "events", events });
       // Let queued messages (new requests, cancels) in before the next step.
