@@ -69,10 +69,15 @@ const MAX_WHITESPACE = 2;
  * The EBNF of a JSON schema, with one fix: xgrammar 0.1.27 writes strings with maxLength /
  * minLength as `"\"" [^"\\\r\n]{m,n} "\""`, which admits raw control characters (invalid
  * JSON: a random-weights model produces them). They are excluded as in its own basic string rule.
+ * And its generic object/array rules (json_object, untyped values) allow unbounded whitespace
+ * `[ \n\t]*` whatever maxWhitespaceCnt says: a small model then pads with newlines until
+ * max_tokens (seen with stories260K); they get the same bound.
  */
 async function jsonSchemaEbnf(schema: string, strict: boolean): Promise<string> {
   const ebnf = await Testings._jsonSchemaToEBNF(schema, true, -1, undefined, strict, MAX_WHITESPACE);
-  return ebnf.replaceAll('[^"\\\\\\r\\n]', '[^\\0-\\x1f"\\\\]');
+  return ebnf
+    .replaceAll('[^"\\\\\\r\\n]', '[^\\0-\\x1f"\\\\]')
+    .replaceAll("[ \\n\\t]*", `[ \\n\\t]{0,${MAX_WHITESPACE}}`);
 }
 
 /** Compiles specs for one tokenizer; compiled grammars are cached (LRU) by spec. */
