@@ -11,7 +11,8 @@ import { KVCacheManager } from "./kv-cache-manager.ts";
 import { LlamaRunner } from "./model-runner.ts";
 import { Request, type SampleLogprobs } from "./request.ts";
 import { Sampler } from "./sampler.ts";
-import { Scheduler, SchedulerError, type RequestOutput } from "./scheduler.ts";
+import type { LogitsOutput } from "./runner.ts";
+import { Scheduler, SchedulerError, type RequestOutput, type SchedulerOutput } from "./scheduler.ts";
 import type { StartedEngine } from "./startup.ts";
 import { StructuredOutputs } from "./structured.ts";
 
@@ -178,13 +179,39 @@ export class EngineCore {
     return out ? this.toEvent(out) : null;
   }
 
-  /** Runs one step; returns the events it produced. */
+  /**
+   * Runs one step; returns the events it produced. With constrained requests, their masks must
+   * be ready (needsPrepare() false: await prepareStep() first), or use stepAsync().
+   */
   step(): TokenEvent[] {
     const out = this.scheduler.schedule();
     if (out.scheduled.length === 0) return [];
     const so = this.structured;
     const bitmask = so && so.size > 0 ? so.batch(out.logitsRequests.map((s) => s.request.requestId)) : null;
     const logits = this.runner.execute(out, bitmask);
+    return this.afterForward(out, logits);
+  }
+
+  /**
+   * One step that computes the grammar masks while the forward pass runs: the forward is
+   * launched first (on CUDA it is asynchronous), then the matchers produce the next-token masks
+   * on this thread, then the masks are applied on the device and the logits read back. This
+   * keeps the matchers off the critical path on a GPU (on the CPU backend the forward pass runs
+   * on this thread, so the two add up). What the engine loop calls.
+   */
+  async stepAsync(): Promise<TokenEvent[]> {
+    const so = this.structured;
+    if (!so || so.size === 0) return this.step();
+    const out = this.scheduler.schedule();
+    if (out.scheduled.length === 0) return [];
+    this.runner.launch(out);
+    await so.prepare();
+    const logits = this.runner.finish(out, so.batch(out.logitsRequests.map((s) => s.request.requestId)));
+    return this.afterForward(out, logits);
+  }
+
+  private afterForward(out: SchedulerOutput, logits: LogitsOutput): TokenEvent[] {
+    const so = this.structured;
     const samples = this.sampler.sample(logits.logits, logits.vocabSize, out.logitsRequests.map((s) => s.request));
     const results = this.scheduler.update(
       out,

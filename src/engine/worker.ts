@@ -99,8 +99,8 @@ async function loop(): Promise<void> {
     while (inbox.length > 0) handle(inbox.shift()!);
     if (stopping) break;
     if (core?.hasWork()) {
-      if (core.needsPrepare()) await core.prepareStep(); // structured outputs: next masks
-      const events = core.step();
+      // Structured outputs: the grammar masks are computed while the forward pass runs.
+      const events = await core.stepAsync();
       if (events.length > 0) post({ type: "events", events });
       // Let queued messages (new requests, cancels) in before the next step.
       await new Promise<void>((r) => setImmediate(r));
