@@ -84,6 +84,9 @@ export class EngineCore {
 
   /** Queues a request; throws EngineRequestError for requests that can never run. */
   add(req: GenerateRequest): void {
+    // A constrained request needs its matcher first (addAsync); queuing it here would run it free.
+    if (req.params.structured && !this.structured?.has(req.requestId))
+      throw new Error(`request ${req.requestId} has a structured-output grammar: queue it with addAsync()`);
     const p = req.params;
     const cfg = this.started.opened.config;
     const n = req.promptTokenIds.length;
