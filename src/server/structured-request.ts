@@ -100,13 +100,23 @@ export function structuredSpecOf(body: StructuredFields): { spec: StructuredSpec
 export async function structuredSpec(ctx: ServerContext, body: StructuredFields): Promise<StructuredSpec | undefined> {
   const found = structuredSpecOf(body);
   if (!found) return undefined;
+  return await compiledSpec(ctx, found.spec, found.param);
+}
+
+/**
+ * Compiles `spec` in the frontend (cached) and returns it, or throws a 400 naming `param`. The
+ * entry point for other features that constrain a request, e.g. tool calls: build a
+ * {type: "json_schema"} or {type: "structural_tag"} spec, pass it here, then attach it to the
+ * sampling parameters with withStructured().
+ */
+export async function compiledSpec(ctx: ServerContext, spec: StructuredSpec, param: string): Promise<StructuredSpec> {
   try {
-    await ctx.text.compileGrammar(found.spec, ctx.engine.model().vocabSize);
+    await ctx.text.compileGrammar(spec, ctx.engine.model().vocabSize);
   } catch (e) {
-    if (e instanceof GrammarError) throw badRequest(`${found.param}: ${e.message}`, found.param, "invalid_grammar");
+    if (e instanceof GrammarError) throw badRequest(`${param}: ${e.message}`, param, "invalid_grammar");
     throw e;
   }
-  return found.spec;
+  return spec;
 }
 
 /** `params` with the constraint attached (sent to the engine with the sampling parameters). */
