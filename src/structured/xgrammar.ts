@@ -26,7 +26,9 @@ function hookConsole(): void {
   hooked = true;
   const orig = console.error.bind(console);
   console.error = (...args: unknown[]) => {
-    if (capture) capture.push(args.map(String).join(" "));
+    const line = args.map(String).join(" ");
+    // Only xgrammar's own lines are taken; anything else logged meanwhile still goes out.
+    if (capture && (line.startsWith("[FATAL]") || line.startsWith("Aborted("))) capture.push(line);
     else orig(...args);
   };
 }
@@ -40,7 +42,7 @@ async function guarded<T>(what: string, fn: () => Promise<T>): Promise<T> {
   try {
     return await fn();
   } catch (e) {
-    const fatal = mine.find((l) => l.includes("[FATAL]")) ?? mine.find((l) => !l.startsWith("Aborted(")) ?? (e instanceof Error ? e.message : String(e));
+    const fatal = mine.find((l) => l.startsWith("[FATAL]")) ?? (e instanceof Error ? e.message : String(e));
     // "[FATAL] /path/file.cc:123: Check failed: ...: message" -> the message
     const msg = fatal.replace(/^\[FATAL\]\s*\S+:\d+:\s*/, "").replace(/^Check failed: \(.*?\) is false: /, "");
     throw new GrammarError(`${what}: ${msg}`);
