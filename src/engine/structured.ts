@@ -9,11 +9,11 @@
 // request, and needs a timeout path for a frontend that falls behind. Here a mask costs one
 // WASM call per constrained row per step (~0.1 ms at 32k vocab), computed between steps by
 // prepare(), after the previous step's tokens were accepted; free requests cost nothing.
-import { GrammarMatcher } from "@mlc-ai/web-xgrammar";
+import type { GrammarMatcher } from "@mlc-ai/web-xgrammar";
 
 import type { Tokenizer } from "../model/tokenizer.ts";
 import type { StructuredSpec } from "../structured/spec.ts";
-import { GrammarCompilerCache, grammarVocab } from "../structured/xgrammar.ts";
+import { GrammarCompilerCache, grammarVocab, xgrammar } from "../structured/xgrammar.ts";
 
 /** The batch's bitmask rows: `mask` row k (int32 words) constrains logits row `rows[k]`. */
 export interface TokenBitmaskBatch {
@@ -62,7 +62,7 @@ export class StructuredOutputs {
     try {
       const compiled = await this.compilers.compile(spec);
       if (this.cancelled.delete(requestId)) return false;
-      const matcher = await GrammarMatcher.createGrammarMatcher(compiled, stopTokenIds);
+      const matcher = await (await xgrammar()).GrammarMatcher.createGrammarMatcher(compiled, stopTokenIds);
       // The first mask now, so a request is never scheduled without one.
       const first = await matcher.getNextTokenBitmask();
       if (this.cancelled.delete(requestId)) {

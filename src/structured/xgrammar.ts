@@ -2,10 +2,18 @@
 // from our tokenizer, grammar compilation with a cache per (spec, tokenizer), and readable
 // compile errors. Used by the frontend (validation: a bad schema is a 400 before the engine sees
 // the request) and by the engine (its own matchers; see src/engine/structured.ts).
-import { GrammarCompiler, Testings, TokenizerInfo, type CompiledGrammar } from "@mlc-ai/web-xgrammar";
+import type { CompiledGrammar, GrammarCompiler } from "@mlc-ai/web-xgrammar";
 
 import type { Tokenizer } from "../model/tokenizer.ts";
 import { choiceGrammar, specKey, type StructuredSpec } from "./spec.ts";
+
+type Xgrammar = typeof import("@mlc-ai/web-xgrammar");
+let loading: Promise<Xgrammar> | null = null;
+/** The xgrammar module, imported on first use (its 1 MB of JS + WASM costs ~0.2 s to load). */
+export function xgrammar(): Promise<Xgrammar> {
+  loading ??= import("@mlc-ai/web-xgrammar");
+  return loading;
+}
 
 /** A grammar the client sent that xgrammar cannot compile (the server answers 400). */
 export class GrammarError extends Error {
@@ -76,7 +84,7 @@ const MAX_WHITESPACE = 2;
  * max_tokens (seen with stories260K); they get the same bound.
  */
 async function jsonSchemaEbnf(schema: string, strict: boolean): Promise<string> {
-  const ebnf = await Testings._jsonSchemaToEBNF(schema, true, -1, undefined, strict, MAX_WHITESPACE);
+  const ebnf = await (await xgrammar()).Testings._jsonSchemaToEBNF(schema, true, -1, undefined, strict, MAX_WHITESPACE);
   return ebnf
     .replaceAll('[^"\\\\\\r\\n]', '[^\\0-\\x1f"\\\\]')
     .replaceAll("[ \\n\\t]*", `[ \\n\\t]{0,${MAX_WHITESPACE}}`);
@@ -102,6 +110,7 @@ export class GrammarCompilerCache {
     if (this.compiler) return this.compiler;
     this.starting ??= (async () => {
       const v = this.vocab;
+      const { GrammarCompiler, TokenizerInfo } = await xgrammar();
       const info = await TokenizerInfo.createTokenizerInfo(v.encoded, v.vocabType, v.prependSpace, v.vocabSize, v.stopTokenIds);
       this.compiler = await GrammarCompiler.createGrammarCompiler(info);
       return this.compiler;
