@@ -3,7 +3,7 @@
 // children's-story model; the demo model: random weights), so their free text is never JSON:
 // everything that parses here does so because the grammar's bitmask constrained the logits.
 // Outputs are validated with ajv (an independent JSON-schema validator).
-import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
+import { afterAll, beforeAll, describe, expect, test as bunTest } from "bun:test";
 import Ajv from "ajv";
 import OpenAI from "openai";
 import { zodResponseFormat } from "openai/helpers/zod";
@@ -21,8 +21,8 @@ const HAVE = existsSync(GGUF);
 if (!HAVE) console.warn("[structured] stories260K tests skipped: ../shared/models not found (the demo-model tests still run)");
 
 const MiB = 2 ** 20;
-// Whole generations on a shared CPU: seconds each under load.
-setDefaultTimeout(120_000);
+// Whole generations on a shared CPU: seconds each under load (a per-test limit, not a global one).
+const test = (name: string, fn: () => Promise<void>) => bunTest(name, fn, 120_000);
 
 async function start(over: Partial<ServeOptions>): Promise<TestServer> {
   const options: ServeOptions = {
