@@ -154,6 +154,15 @@ const renderers: Record<string, Renderer> = {
     return [table(["run", "path", "ok", "req/s", "tok/s", "TTFT ms p50/p90/p99", "ITL ms p50/p90/p99", "CPU µs/token"], rows), over.join("\n")].filter(Boolean).join("\n\n");
   },
 
+  structured(out) {
+    const j = out["structured.json"] as Obj;
+    const rows = ((j.rows as Obj[]) ?? []).map((r) => {
+      const f = r.free as Obj, c = r.constrained as Obj;
+      return [String(r.model).split("/").at(-1) ?? "", fmt(r.vocab), num(f.tokS).toFixed(0), num(c.tokS).toFixed(0), num(f.msPerStep).toFixed(2), num(c.msPerStep).toFixed(2), pct(100 * num(r.slowdown))];
+    });
+    return `Batch ${fmt(j.batch)}, ${fmt(j.tokens)} decode tokens per request, greedy; every request constrained by a JSON schema vs none.\n\n` +
+      table(["model", "vocab", "free tok/s", "constrained tok/s", "ms/step free", "ms/step constrained", "slowdown"], rows);
+  },
   decode(out) {
     const j = out["decode.json"] as Obj;
     const rows = ((j.rows as Obj[]) ?? []).map((r) => [

@@ -27,12 +27,13 @@ const int hr_op_nargs[HR_OPK_COUNT] = {
     [HR_OPK_SAMPLE] = HR_A_SMP_N,
     [HR_OPK_GELU_MUL] = HR_A_SILU_N,
     [HR_OPK_SCALE] = HR_A_SCL_N,
+    [HR_OPK_TOKEN_BITMASK] = HR_A_TBM_N,
 };
 
 const char *hr_op_kind_name(int kind) {
   static const char *names[HR_OPK_COUNT] = {"none", "embedding", "rms_norm", "rope", "matmul",
                                             "silu_mul", "kv_write", "attention_decode", "attention_prefill",
-                                            "sample", "gelu_tanh_mul", "scale"};
+                                            "sample", "gelu_tanh_mul", "scale", "apply_token_bitmask"};
   static const char *copy_names[HR_OPK_COPY_END - HR_OPK_COPY_FIRST] = {"copy_begin", "copy_async", "copy_wait",
                                                                          "copy_release"};
   if (hr_op_is_copy(kind)) return copy_names[kind - HR_OPK_COPY_FIRST];
@@ -625,4 +626,33 @@ int hr_op_sample(uint64_t dev, uint64_t out_ids, uint64_t logits, uint64_t tempe
   TRY(need_ptr(CALL, "top_p", top_p));
   TRY(need_ptr(CALL, "uniform", uniform));
   return sample_common(CALL, inst, out_ids, logits, temperature, top_k, top_p, uniform, rows, vocab);
+}
+
+/* ---- structured outputs: token bitmask ---- */
+
+int hr_op_apply_token_bitmask(uint64_t dev, uint64_t logits, int64_t logits_rows, uint64_t bitmask,
+                              uint64_t row_indices, int64_t rows, int64_t vocab) {
+  BEGIN("hr_op_apply_token_bitmask");
+  TRY(need_ptr(CALL, "logits", logits));
+  TRY(need_ptr(CALL, "bitmask", bitmask));
+  TRY(need_dim(CALL, "logits_rows", logits_rows));
+  TRY(need_dim(CALL, "rows", rows));
+  TRY(need_dim(CALL, "vocab", vocab));
+  TRY(need_product(CALL, logits_rows, vocab, 1));
+  if (row_indices == 0 && rows > logits_rows)
+    return hr_fail(HR_E_INVALID, "%s: rows (%lld) > logits_rows (%lld) without row_indices", CALL, (long long)rows,
+                   (long long)logits_rows);
+  /* the mask [rows, ceil(vocab/32)] int32 must not overlap the logits it edits */
+  const uint64_t words = (uint64_t)(vocab + 31) / 32u;
+  const uint64_t lo = logits, hi = logits + (uint64_t)logits_rows * (uint64_t)vocab * 4u;
+  if (bitmask + (uint64_t)rows * words * 4u > lo && bitmask < hi)
+    return hr_fail(HR_E_INVALID, "%s: bitmask (0x%llx) overlaps logits (0x%llx)", CALL, (hr_ull)bitmask, (hr_ull)logits);
+  int64_t a[HR_OP_MAX_ARGS] = {0};
+  a[HR_A_TBM_LOGITS] = (int64_t)logits;
+  a[HR_A_TBM_LROWS] = logits_rows;
+  a[HR_A_TBM_MASK] = (int64_t)bitmask;
+  a[HR_A_TBM_IDX] = (int64_t)row_indices;
+  a[HR_A_TBM_ROWS] = rows;
+  a[HR_A_TBM_V] = vocab;
+  return hr_ops_submit(inst, HR_OPK_TOKEN_BITMASK, a);
 }

@@ -31,6 +31,7 @@ enum hr_op_kind {
   HR_OPK_SAMPLE, /* hr_op_sample, and hr_op_argmax (temperature == 0: every row greedy) */
   HR_OPK_GELU_MUL, /* hr_op_gelu_tanh_mul: args as silu_mul (HR_A_SILU_*) */
   HR_OPK_SCALE,    /* hr_op_scale and hr_op_softcap */
+  HR_OPK_TOKEN_BITMASK, /* hr_op_apply_token_bitmask (structured outputs) */
   HR_OPK_COUNT
 };
 
@@ -92,6 +93,9 @@ enum {
   HR_A_SMP_OUT, HR_A_SMP_LOGITS, HR_A_SMP_TEMP, HR_A_SMP_TOPK, HR_A_SMP_TOPP, HR_A_SMP_U, HR_A_SMP_ROWS,
   HR_A_SMP_V, HR_A_SMP_N
 };
+
+/* token bitmask: logits [logits_rows, vocab] f32; bitmask int32 [rows, ceil(vocab/32)]; row_indices int32 [rows] or 0 */
+enum { HR_A_TBM_LOGITS, HR_A_TBM_LROWS, HR_A_TBM_MASK, HR_A_TBM_IDX, HR_A_TBM_ROWS, HR_A_TBM_V, HR_A_TBM_N };
 
 /* Number of meaningful values in each kind's record (for copying into an op list). */
 extern const int hr_op_nargs[HR_OPK_COUNT];

@@ -254,6 +254,7 @@ int hr_cpu_exec_attn_prefill(hr_instance *inst, const int64_t *a);
 int hr_cpu_exec_sample(hr_instance *inst, const int64_t *a); /* ops_sample.c */
 int hr_cpu_exec_gelu_mul(hr_instance *inst, const int64_t *a); /* ops_gelu.c */
 int hr_cpu_exec_scale(hr_instance *inst, const int64_t *a);    /* ops_scale.c (scale, softcap) */
+int hr_cpu_exec_token_bitmask(hr_instance *inst, const int64_t *a); /* ops_bitmask.c */
 
 const hr_op_exec_fn hrb_op_executors[HR_OPK_COUNT] = {
     [HR_OPK_EMBEDDING] = exec_embedding,
@@ -267,6 +268,7 @@ const hr_op_exec_fn hrb_op_executors[HR_OPK_COUNT] = {
     [HR_OPK_SAMPLE] = hr_cpu_exec_sample,
     [HR_OPK_GELU_MUL] = hr_cpu_exec_gelu_mul,
     [HR_OPK_SCALE] = hr_cpu_exec_scale,
+    [HR_OPK_TOKEN_BITMASK] = hr_cpu_exec_token_bitmask,
 };
 
 int hrb_ops_set_num_threads(int64_t n) { return hrt_set_num_threads(n); }

@@ -384,6 +384,20 @@ HR_API int hr_op_sample(uint64_t dev, uint64_t out_ids, uint64_t logits, uint64_
                         uint64_t top_p, uint64_t uniform, int64_t rows, int64_t vocab);
 
 
+/* ---- structured outputs (part of the ops section) ---- */
+/*
+ * Applies a grammar's token bitmask (xgrammar's layout) to float32 logits in place:
+ * for bitmask row r (int32 words [rows, ceil(vocab/32)], bit j of word w = token 32*w + j
+ * allowed), logits row i = row_indices ? row_indices[r] : r gets -inf at every disallowed
+ * token and is otherwise unchanged. Rows of the logits with no bitmask row (free requests in
+ * the same batch) are untouched; row_indices[r] < 0 or >= logits_rows skips that bitmask row
+ * (padding, graph friendly: indices are device data, read at run time). Bits past vocab are
+ * ignored. Usable in graph capture (CPU op lists, CUDA graphs): the mask and indices are
+ * device buffers the caller stages before each replay.
+ */
+HR_API int hr_op_apply_token_bitmask(uint64_t dev, uint64_t logits, int64_t logits_rows, uint64_t bitmask,
+                                     uint64_t row_indices, int64_t rows, int64_t vocab);
+
 /* ---- offload / copy engine ------------------------------------------------------- */
 /*
  * Weight offload (DESIGN.md "Conditional weight offload"): layers that do not fit on the

@@ -4,6 +4,7 @@
 // strings live in the frontend (src/frontend), which aborts a request when a stop string matches.
 
 import type { AllocatorReport, MemoryReport } from "../memory/report-schema.ts";
+import type { StructuredSpec } from "../structured/spec.ts";
 
 export interface SamplingParams {
   /** 0 = greedy. */
@@ -22,6 +23,11 @@ export interface SamplingParams {
   presencePenalty: number;
   frequencyPenalty: number;
   repetitionPenalty: number;
+  /**
+   * Structured output: the grammar the tokens must follow (compiled and validated by the
+   * frontend; the engine masks the logits with its matcher each step).
+   */
+  structured?: StructuredSpec;
 }
 
 export interface GenerateRequest {

@@ -11,8 +11,10 @@ import { KVCacheManager } from "./kv-cache-manager.ts";
 import { LlamaRunner } from "./model-runner.ts";
 import { Request, type SampleLogprobs } from "./request.ts";
 import { Sampler } from "./sampler.ts";
-import { Scheduler, SchedulerError, type RequestOutput } from "./scheduler.ts";
+import type { LogitsOutput } from "./runner.ts";
+import { Scheduler, SchedulerError, type RequestOutput, type SchedulerOutput } from "./scheduler.ts";
 import type { StartedEngine } from "./startup.ts";
+import { StructuredOutputs } from "./structured.ts";
 
 export interface EngineCoreOptions {
   maxNumSeqs: number;
@@ -41,6 +43,8 @@ export class EngineCore {
   private generated = 0;
   private prompts = 0;
   private readonly window: { t: number; n: number }[] = [];
+  /** Grammar matchers of constrained requests (created on the first one). */
+  private structured: StructuredOutputs | null = null;
 
   constructor(
     readonly started: StartedEngine,
@@ -80,6 +84,9 @@ export class EngineCore {
 
   /** Queues a request; throws EngineRequestError for requests that can never run. */
   add(req: GenerateRequest): void {
+    // A constrained request needs its matcher first (addAsync); queuing it here would run it free.
+    if (req.params.structured && !this.structured?.has(req.requestId))
+      throw new Error(`request ${req.requestId} has a structured-output grammar: queue it with addAsync()`);
     const p = req.params;
     const cfg = this.started.opened.config;
     const n = req.promptTokenIds.length;
@@ -127,23 +134,100 @@ export class EngineCore {
     this.prompts += n;
   }
 
+  /**
+   * Queues a request, first compiling its grammar when it has one (structured outputs). Resolves
+   * once it is queued (or dropped: aborted while its grammar compiled).
+   */
+  async addAsync(req: GenerateRequest): Promise<void> {
+    const spec = req.params.structured;
+    if (!spec) return this.add(req);
+    const so = this.structuredOutputs();
+    const cfg = this.started.opened.config;
+    const stops = [...(req.params.ignoreEos ? [] : cfg.eosTokenIds), ...req.params.stopTokenIds];
+    let ok: boolean;
+    try {
+      ok = await so.register(req.requestId, spec, stops);
+    } catch (e) {
+      throw new EngineRequestError("invalid_request", (e as Error).message);
+    }
+    if (!ok) return;
+    try {
+      this.add(req);
+    } catch (e) {
+      so.release(req.requestId);
+      throw e;
+    }
+  }
+
+  private structuredOutputs(): StructuredOutputs {
+    this.structured ??= new StructuredOutputs(this.started.opened.tokenizer, this.started.opened.config.vocabSize);
+    return this.structured;
+  }
+
+  /** True when prepareStep() has work (a constrained request needs its next mask). */
+  needsPrepare(): boolean {
+    return this.structured?.needsPrepare() ?? false;
+  }
+
+  /** Computes the grammar masks the next step needs (between steps, off the step itself). */
+  async prepareStep(): Promise<void> {
+    await this.structured?.prepare();
+  }
+
   /** Cancels a request; its blocks are free when this returns. */
   abort(requestId: string): TokenEvent | null {
+    if (this.structured?.cancel(requestId)) return null;
+    this.structured?.release(requestId);
     const out = this.scheduler.abort(requestId);
     return out ? this.toEvent(out) : null;
   }
 
-  /** Runs one step; returns the events it produced. */
+  /**
+   * Runs one step; returns the events it produced. With constrained requests, their masks must
+   * be ready (needsPrepare() false: await prepareStep() first), or use stepAsync().
+   */
   step(): TokenEvent[] {
     const out = this.scheduler.schedule();
     if (out.scheduled.length === 0) return [];
-    const logits = this.runner.execute(out);
+    const so = this.structured;
+    const bitmask = so && so.size > 0 ? so.batch(out.logitsRequests.map((s) => s.request.requestId)) : null;
+    const logits = this.runner.execute(out, bitmask);
+    return this.afterForward(out, logits);
+  }
+
+  /**
+   * One step that computes the grammar masks while the forward pass runs: the forward is
+   * launched first (on CUDA it is asynchronous), then the matchers produce the next-token masks
+   * on this thread, then the masks are applied on the device and the logits read back. This
+   * keeps the matchers off the critical path on a GPU (on the CPU backend the forward pass runs
+   * on this thread, so the two add up). What the engine loop calls.
+   */
+  async stepAsync(): Promise<TokenEvent[]> {
+    const so = this.structured;
+    if (!so || so.size === 0) return this.step();
+    const out = this.scheduler.schedule();
+    if (out.scheduled.length === 0) return [];
+    this.runner.launch(out);
+    await so.prepare();
+    const logits = this.runner.finish(out, so.batch(out.logitsRequests.map((s) => s.request.requestId)));
+    return this.afterForward(out, logits);
+  }
+
+  private afterForward(out: SchedulerOutput, logits: LogitsOutput): TokenEvent[] {
+    const so = this.structured;
     const samples = this.sampler.sample(logits.logits, logits.vocabSize, out.logitsRequests.map((s) => s.request));
     const results = this.scheduler.update(
       out,
       samples.map((s) => s.tokenId),
       samples.map((s) => s.logprobs),
     );
+    if (so && so.size > 0) {
+      for (const r of results) {
+        if (!so.has(r.requestId)) continue;
+        so.accept(r.requestId, r.newTokenIds);
+        if (r.finishReason !== null) so.release(r.requestId);
+      }
+    }
     const events = results.map((r) => this.toEvent(r));
     let n = 0;
     for (const e of events) n += e.tokenIds.length;

@@ -31,11 +31,15 @@ export async function runEngineLoop(port: EnginePort, hooks: LoopHooks = {}): Pr
   let stopping = false as boolean;
   let steps = 0;
 
-  port.onMessage((m) => {
-    inbox.push(m);
+  function wakeLoop(): void {
     const w = wake;
     wake = null;
     w?.();
+  }
+
+  port.onMessage((m) => {
+    inbox.push(m);
+    wakeLoop();
   });
 
   function handle(m: ToWorker): void {
@@ -70,7 +74,11 @@ export async function runEngineLoop(port: EnginePort, hooks: LoopHooks = {}): Pr
       case "generate":
         try {
           if (!core) throw Object.assign(new Error("engine is not ready"), { code: "engine_dead" });
-          core.add(m.req);
+          if (m.req.params.structured) {
+            // The grammar compiles first (async); the loop is woken once the request is queued.
+            const id = m.req.requestId;
+            core.addAsync(m.req).then(wakeLoop, (e) => post({ type: "request-error", requestId: id, error: toWire(e) }));
+          } else core.add(m.req);
         } catch (e) {
           post({ type: "request-error", requestId: m.req.requestId, error: toWire(e) });
         }
@@ -103,7 +111,8 @@ export async function runEngineLoop(port: EnginePort, hooks: LoopHooks = {}): Pr
     if (stopping) break;
     if (core?.hasWork()) {
       hooks.beforeStep?.(++steps);
-      const events = core.step();
+      // Structured outputs: the grammar masks are computed while the forward pass runs.
+      const events = await core.stepAsync();
       // Every step reports something, so the client's watchdog sees progress.
       post(events.length > 0 ? { type: "events", events } : { type: "tick" });
       // Let queued messages (new requests, cancels) in before the next step.

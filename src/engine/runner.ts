@@ -4,6 +4,7 @@
 //   results = scheduler.update(out, samples.map(s => s.tokenId), samples.map(s => s.logprobs));
 
 import type { SchedulerOutput } from "./scheduler.ts";
+import type { TokenBitmaskBatch } from "./structured.ts";
 
 /** fp32 logits, one row of `vocabSize` per entry of `SchedulerOutput.logitsRequests`, in that order. */
 export interface LogitsOutput {
@@ -20,6 +21,8 @@ export interface ModelRunner {
    * in the same step), attends over each request's `blockTable` up to `contextLen`, and returns
    * logits for the tokens at `logitsIndices`. Every step returned by schedule() must be executed.
    * Requests named in `preemptedRequestIds` / `finishedRequestIds` no longer own their blocks.
+   * `bitmask` (structured outputs): grammar masks applied to the logits on the device (disallowed
+   * tokens -inf) before they are returned.
    */
-  execute(output: SchedulerOutput): LogitsOutput | Promise<LogitsOutput>;
+  execute(output: SchedulerOutput, bitmask?: TokenBitmaskBatch | null): LogitsOutput | Promise<LogitsOutput>;
 }

@@ -3,6 +3,8 @@
 // (incremental detokenizer, stop strings, logprob strings). The engine sees token ids only.
 import type { ChatMessage, ChatTemplateRequest, EngineHealth } from "../engine/api.ts";
 import type { Tokenizer } from "../model/tokenizer.ts";
+import type { StructuredSpec } from "../structured/spec.ts";
+import { GrammarCompilerCache, grammarVocab } from "../structured/xgrammar.ts";
 import { OutputProcessor, type OutputProcessorOptions } from "./output-processor.ts";
 import { loadTextModel } from "./text-model.ts";
 import { TokenizerPool } from "./tokenizer-pool.ts";
@@ -19,6 +21,7 @@ export interface TextFrontendOptions {
 export class TextFrontend {
   private state: EngineHealth = "starting";
   private tokenizer: Tokenizer | null = null;
+  private grammars: GrammarCompilerCache | null = null;
   private pool: TokenizerPool | null = null;
   private started: Promise<void> | null = null;
   private failure: Error | null = null;
@@ -74,6 +77,17 @@ export class TextFrontend {
   /** A fresh output processor for one sequence of `promptTokenIds`. */
   processor(promptTokenIds: ArrayLike<number>, opts: OutputProcessorOptions): OutputProcessor {
     return new OutputProcessor(this.ready().tok, promptTokenIds, opts);
+  }
+
+  /**
+   * Compiles a structured-output grammar for this tokenizer (cached per spec); rejects with
+   * GrammarError when xgrammar refuses it. `vocabSize` is the logits width (the model's).
+   * Also the way for other features (tool calls) to check a schema / structural tag up front.
+   */
+  async compileGrammar(spec: StructuredSpec, vocabSize: number): Promise<void> {
+    const tok = this.ready().tok;
+    if (!this.grammars || this.grammars.vocab.vocabSize !== Math.max(vocabSize, tok.vocabSize)) this.grammars = new GrammarCompilerCache(grammarVocab(tok, vocabSize));
+    await this.grammars.compile(spec);
   }
 
   /** Stops the tokenizer workers; generation is refused (503) afterwards. */

@@ -15,6 +15,7 @@ export interface BatchLimits {
 /** Names of the arena's buffers (int32 index arrays first, then fp32 activations). */
 export type ArenaBuffer =
   | "inputIds" | "positions" | "slotMapping" | "queryStartLoc" | "seqLens" | "blockTables" | "logitsIndices"
+  | "tokenBitmask" | "bitmaskRows"
   | "invFreq" | "invFreqLocal" | "x" | "h" | "q" | "k" | "v" | "attn" | "o" | "gate" | "up" | "act" | "logits" | "workspace";
 
 export interface ArenaLayout {
@@ -46,6 +47,9 @@ export function planArena(cfg: ModelConfig, limits: BatchLimits, actBytes: numbe
     ["seqLens", 4 * S],
     ["blockTables", 4 * S * limits.maxBlocksPerSeq],
     ["logitsIndices", 4 * S],
+    // Structured outputs: one grammar bitmask row per logits row (int32 words) and its target row.
+    ["tokenBitmask", 4 * S * Math.ceil(cfg.vocabSize / 32)],
+    ["bitmaskRows", 4 * S],
     ["invFreq", 4 * (cfg.headDim / 2)],
     // Gemma 3's sliding layers rotate with their own base; absent (0 bytes) for other models.
     ["invFreqLocal", cfg.ropeLocalTheta != null ? 4 * (cfg.headDim / 2) : 0],

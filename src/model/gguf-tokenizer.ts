@@ -46,6 +46,16 @@ export function ggufTokenizer(g: GgufFile, extraEos: readonly number[] = []): To
 export function tokenizerFromVocab(v: GgufVocab, extraEos: readonly number[] = []): Tokenizer {
   const specialIds = new Set<number>();
   for (let id = 0; id < v.size; id++) if (v.isControl(id)) specialIds.add(id);
-  const specials: EngineSpecials = { bosTokenId: v.special.bos, eosTokenIds: ggufEosIds(v), addBos: v.addBos, addEos: v.addEos, specialIds };
+  // xgrammar's view of the token strings: SentencePiece ("▁", <0xNN> byte tokens) or GPT-2 bytes.
+  const vocabType = v.kind === "spm" ? "byte_fallback" : v.model === "gpt2" ? "byte_level" : "byte_fallback";
+  const specials: EngineSpecials = {
+    bosTokenId: v.special.bos,
+    eosTokenIds: ggufEosIds(v),
+    addBos: v.addBos,
+    addEos: v.addEos,
+    specialIds,
+    vocabType,
+    prependSpace: v.addSpacePrefix,
+  };
   return Tokenizer.fromEngine(new GgufEngine(v), specials, extraEos);
 }

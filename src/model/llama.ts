@@ -349,6 +349,20 @@ export class LlamaModel {
     return false;
   }
 
+  /**
+   * Structured outputs: stages `rows` grammar bitmask rows (int32 [rows, ceil(vocab/32)]) and
+   * their logits rows, then sets every disallowed logit to -inf on the device (after the
+   * forward pass or graph replay, before readLogits). Free rows of the batch are untouched.
+   */
+  applyTokenBitmask(bitmask: Int32Array, rowIndices: Int32Array, rows: number, logitsRows: number): void {
+    if (rows === 0) return;
+    const words = Math.ceil(this.cfg.vocabSize / 32);
+    if (rows > this.limits.maxSeqs || bitmask.length < rows * words) throw new RangeError(`token bitmask of ${rows} rows does not fit the arena`);
+    this.dev.copyToDevice(this.buf("tokenBitmask"), bitmask.subarray(0, rows * words));
+    this.dev.copyToDevice(this.buf("bitmaskRows"), rowIndices.subarray(0, rows));
+    this.ops.applyTokenBitmask(this.buf("logits"), logitsRows, this.buf("tokenBitmask"), this.buf("bitmaskRows"), rows, this.cfg.vocabSize);
+  }
+
   /** Copies `rows` logits rows back to the host. */
   readLogits(rows: number, out: Float32Array = new Float32Array(rows * this.cfg.vocabSize)): Float32Array {
     if (rows > 0) this.dev.copyFromDevice(out.subarray(0, rows * this.cfg.vocabSize), this.buf("logits"));

@@ -80,6 +80,40 @@ export interface EngineSpecials {
   addEos: boolean;
   /** Ids decode drops when skipping special tokens. */
   specialIds: ReadonlySet<number>;
+  /** How token strings map to bytes (see Tokenizer.vocabType); default "raw". */
+  vocabType?: VocabType;
+  /** Whether encoding prepends a space (see Tokenizer.prependSpace); default false. */
+  prependSpace?: boolean;
+}
+
+/** xgrammar's vocab types: GPT-2 byte-to-unicode strings, SentencePiece ("▁", <0xNN>), or raw text. */
+export type VocabType = "byte_level" | "byte_fallback" | "raw";
+
+/** Component types of a tokenizer.json part, looking inside "Sequence" lists. */
+function partTypes(part: unknown): string[] {
+  if (!part || typeof part !== "object") return [];
+  const p = part as Json;
+  const inner = [p.decoders, p.normalizers, p.pretokenizers].find(Array.isArray) as unknown[] | undefined;
+  return [typeof p.type === "string" ? p.type : "", ...(inner ?? []).flatMap(partTypes)];
+}
+
+function vocabTypeOf(tj: Json): VocabType {
+  const dec = partTypes(tj.decoder);
+  if (dec.includes("ByteLevel")) return "byte_level";
+  const model = (tj.model ?? {}) as Json;
+  if (model.byte_fallback === true || dec.includes("ByteFallback")) return "byte_fallback";
+  return "raw";
+}
+
+function prependsSpace(tj: Json): boolean {
+  const walk = (x: unknown): boolean => {
+    if (!x || typeof x !== "object") return false;
+    const p = x as Json;
+    if (p.type === "Prepend" && p.prepend === "\u2581") return true;
+    if (p.type === "Metaspace") return p.prepend_scheme !== undefined ? p.prepend_scheme !== "never" : p.add_prefix_space === true;
+    return [p.normalizers, p.pretokenizers].some((a) => Array.isArray(a) && a.some(walk));
+  };
+  return [tj.normalizer, tj.pre_tokenizer].some(walk);
 }
 
 /** Constructor argument for an engine-backed tokenizer (see Tokenizer.fromEngine). */
@@ -126,6 +160,10 @@ export class Tokenizer {
   readonly addEos: boolean;
   /** Ids of special tokens (skipped by decode). */
   readonly specialIds: ReadonlySet<number>;
+  /** How token strings map to bytes (structured outputs build xgrammar's vocabulary from it). */
+  readonly vocabType: VocabType;
+  /** Whether encoding prepends a space ("▁") to the text (SentencePiece add_dummy_prefix). */
+  readonly prependSpace: boolean;
 
   /**
    * @param tokenizerJson parsed tokenizer.json
@@ -146,6 +184,8 @@ export class Tokenizer {
       this.eosToken = eos !== undefined ? (engine.idToToken(eos) ?? null) : null;
       this.addBos = specials.addBos && this.bosTokenId !== null;
       this.addEos = specials.addEos && eos !== undefined;
+      this.vocabType = specials.vocabType ?? "raw";
+      this.prependSpace = specials.prependSpace ?? false;
       return;
     }
     if (!tokenizerJson || typeof tokenizerJson !== "object") throw new ModelFileError(origin, "is not a tokenizer.json object");
@@ -159,6 +199,8 @@ export class Tokenizer {
     }
     this.engine = new HfEngine(tk);
     this.vocabSize = this.engine.vocabSize;
+    this.vocabType = vocabTypeOf(tj);
+    this.prependSpace = prependsSpace(tj);
 
     const special = new Set<number>();
     for (const [id, t] of tk.get_added_tokens_decoder()) if (t.special) special.add(id);
@@ -211,6 +253,13 @@ export class Tokenizer {
 
   idToToken(id: number): string | undefined {
     return this.engine.idToToken(id);
+  }
+
+  /** Every token string by id (0 .. vocabSize-1; "" for holes), as the vocabulary stores it. */
+  encodedVocab(): string[] {
+    const out: string[] = new Array(this.vocabSize);
+    for (let i = 0; i < this.vocabSize; i++) out[i] = this.engine.idToToken(i) ?? "";
+    return out;
   }
 
   isEos(id: number): boolean {

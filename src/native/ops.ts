@@ -152,4 +152,13 @@ export class Ops {
   sample(outIds: bigint, logits: bigint, temperature: bigint, topK: bigint, topP: bigint, uniform: bigint, rows: number, vocab: number): void {
     this.check(this.s.hr_op_sample(this.h, outIds, logits, temperature, topK, topP, uniform, rows, vocab), "hr_op_sample");
   }
+
+  /**
+   * Structured outputs (headroom.h): float32 logits row rowIndices[r] (or r when rowIndices is
+   * 0n) gets -inf at every token whose bit is clear in int32 bitmask row r ([rows, ceil(vocab/32)],
+   * xgrammar's layout). Other rows are untouched; indices < 0 or >= logitsRows are skipped.
+   */
+  applyTokenBitmask(logits: bigint, logitsRows: number, bitmask: bigint, rowIndices: bigint, rows: number, vocab: number): void {
+    this.check(this.s.hr_op_apply_token_bitmask(this.h, logits, logitsRows, bitmask, rowIndices, rows, vocab), "hr_op_apply_token_bitmask");
+  }
 }

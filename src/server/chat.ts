@@ -22,6 +22,7 @@ import {
   utf8Bytes,
   type ChoiceEvent,
 } from "./generation.ts";
+import { structuredSpec, withStructured } from "./structured-request.ts";
 import { ChatCompletionRequest, ChatCompletionResponse, generationErrors, type ChatLogprobs } from "./schemas.ts";
 
 export function chatLogprobs(lps: TextLogprob[], top: number): ChatLogprobs {
@@ -69,7 +70,8 @@ export function chatRoutes(ctx: ServerContext) {
       const fitted = fitMaxTokens(ctx, prompt.length, requested, param);
       // generation_config.json's max_new_tokens bounds a completion whose length the request leaves open.
       const maxTokens = requested === undefined && defaults.maxTokens !== undefined ? Math.min(fitted, defaults.maxTokens) : fitted;
-      const jobs = makeJobs([prompt], n, () => samplingParams(body, maxTokens, logprobs, defaults), stopStrings(body));
+      const structured = await structuredSpec(ctx, body);
+      const jobs = makeJobs([prompt], n, () => withStructured(samplingParams(body, maxTokens, logprobs, defaults), structured), stopStrings(body));
       const id = newId("chatcmpl");
       const created = Math.floor(Date.now() / 1000);
 

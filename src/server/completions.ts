@@ -20,6 +20,7 @@ import {
   usageOf,
   type ChoiceEvent,
 } from "./generation.ts";
+import { structuredSpec, withStructured } from "./structured-request.ts";
 import { CompletionRequest, CompletionResponse, generationErrors, type CompletionLogprobs } from "./schemas.ts";
 
 /** OpenAI completions logprobs for `lps`; text offsets are shifted by `echoLength` (the echoed prompt). */
@@ -70,7 +71,8 @@ export function completionsRoutes(ctx: ServerContext) {
 
       const logprobs = body.logprobs ?? undefined;
       const defaults = ctx.engine.model().samplingDefaults ?? {};
-      const jobs = makeJobs(prompts, n, (ids) => samplingParams(body, fitMaxTokens(ctx, ids.length, body.max_tokens ?? defaults.maxTokens ?? 16, "max_tokens"), logprobs, defaults), stopStrings(body));
+      const structured = await structuredSpec(ctx, body);
+      const jobs = makeJobs(prompts, n, (ids) => withStructured(samplingParams(body, fitMaxTokens(ctx, ids.length, body.max_tokens ?? defaults.maxTokens ?? 16, "max_tokens"), logprobs, defaults), structured), stopStrings(body));
       const id = newId("cmpl");
       const created = Math.floor(Date.now() / 1000);
       const echoText = (index: number) => (body.echo ? (texts[Math.floor(index / n)] ?? "") : "");

@@ -69,6 +69,52 @@ const sampling = {
   user: opt(t.String()),
 };
 
+// ---------- structured outputs (OpenAI response_format, vLLM guided_* / structured_outputs) ----------
+
+const JsonObject = (description?: string) => t.Record(t.String(), t.Unknown(), { additionalProperties: false, ...(description ? { description } : {}) });
+
+const ResponseFormat = Obj(
+  {
+    type: t.Union([t.Literal("text"), t.Literal("json_object"), t.Literal("json_schema")]),
+    json_schema: opt(
+      Obj({
+        name: t.String(),
+        description: opt(t.String()),
+        schema: opt(JsonObject("The JSON schema the output follows")),
+        strict: opt(t.Boolean(), "Always enforced: the grammar allows only schema-valid output"),
+      }),
+    ),
+  },
+  { description: "'json_object': any JSON object; 'json_schema': JSON valid against json_schema.schema (enforced by an xgrammar grammar)" },
+);
+
+const StructuredOutputsParams = Obj(
+  {
+    json: opt(t.Union([t.String(), JsonObject()]), "JSON schema (object or JSON text)"),
+    regex: opt(t.String()),
+    choice: opt(t.Array(t.String(), { minItems: 1 })),
+    grammar: opt(t.String(), "EBNF grammar (xgrammar syntax, GBNF-like; root rule 'root')"),
+    json_object: opt(t.Boolean()),
+    structural_tag: opt(t.String(), "xgrammar structural tag (JSON text)"),
+    disable_fallback: opt(t.Boolean(), "Accepted: xgrammar is the only backend, there is no fallback"),
+    disable_any_whitespace: opt(t.Boolean(), "Not supported (400)"),
+    disable_additional_properties: opt(t.Boolean(), "Not supported (400)"),
+    whitespace_pattern: opt(t.String(), "Not supported (400)"),
+  },
+  { description: "vLLM's structured outputs: exactly one of json, regex, choice, grammar, json_object, structural_tag" },
+);
+
+const structuredFields = {
+  response_format: opt(ResponseFormat),
+  structured_outputs: opt(StructuredOutputsParams),
+  guided_json: opt(t.Union([t.String(), JsonObject()]), "vLLM (deprecated form of structured_outputs.json)"),
+  guided_regex: opt(t.String(), "vLLM (deprecated form of structured_outputs.regex)"),
+  guided_choice: opt(t.Array(t.String(), { minItems: 1 }), "vLLM (deprecated form of structured_outputs.choice)"),
+  guided_grammar: opt(t.String(), "vLLM (deprecated form of structured_outputs.grammar)"),
+  guided_decoding_backend: opt(t.String(), "Only 'xgrammar' (or 'auto') is supported"),
+  guided_whitespace_pattern: opt(t.String(), "Not supported (400)"),
+};
+
 // ---------- completions ----------
 
 export const CompletionRequest = Obj({
@@ -88,6 +134,7 @@ export const CompletionRequest = Obj({
   suffix: opt(t.String(), "Not supported (must be empty)"),
   best_of: opt(Int({ minimum: 1 }), "Only best_of == n is supported"),
   ...sampling,
+  ...structuredFields,
 });
 export type CompletionRequest = Static<typeof CompletionRequest>;
 
@@ -181,6 +228,7 @@ export const ChatCompletionRequest = Obj({
   continue_final_message: opt(t.Boolean(), "Continue the last message instead of starting a new one (needs add_generation_prompt: false; vLLM extension)"),
   chat_template_kwargs: opt(t.Record(t.String(), t.Unknown(), { additionalProperties: false }), "More chat template variables, e.g. {\"enable_thinking\": false} (vLLM extension)"),
   ...sampling,
+  ...structuredFields,
 });
 export type ChatCompletionRequest = Static<typeof ChatCompletionRequest>;
 
