@@ -64,6 +64,10 @@ int hrb_graph_capture_end(struct hr_instance *inst, const char *call, void **exe
 void hrb_graph_capture_abort(struct hr_instance *inst);
 int hrb_graph_launch(struct hr_instance *inst, const char *call, void *exec);
 void hrb_graph_exec_destroy(struct hr_instance *inst, void *exec);
+/* Instance close, after its graphs and copy engines are gone and before its allocator is
+ * destroyed: waits for the instance's queued work and frees backend objects it owns (CUDA:
+ * events, cuBLAS handle, stream). Never fails visibly. */
+void hrb_instance_close(struct hr_instance *inst);
 /* 1 if this backend's graphs are core-recorded op lists (CPU), 0 if backend graphs (CUDA). */
 int hrb_graph_records_ops(void);
 

@@ -10,6 +10,8 @@
 
 #include "allocator.h"
 #include "copy_backend.h"
+#include "graph.h"
+#include "handles.h"
 #include "ops_dispatch.h"
 #include "status.h"
 
@@ -103,40 +105,51 @@ static int host_owns(uint64_t dev, uint64_t ptr, uint64_t bytes) {
 
 /* ---- copy engines ---- */
 
-#define MAX_ENGINES 64
 #define MAX_SLOTS 64
 
-static pthread_mutex_t eng_lock = PTHREAD_MUTEX_INITIALIZER;
-static struct {
+typedef struct engine {
   hrb_copy *c;
-  hr_instance *inst;
-  uint64_t dev;
   int64_t num_slots;
-  uint32_t gen;
-} engines[MAX_ENGINES];
+} engine;
 
 /* Resolves an engine handle of instance `inst`; sets an error naming `call` on failure. */
 static hrb_copy *engine_get(hr_instance *inst, uint64_t h, const char *call, int64_t *num_slots) {
-  uint64_t slot = (h & 0xffff) - 1, gen = h >> 16;
-  hrb_copy *c = NULL;
-  int other = 0;
-  if ((h & 0xffff) != 0 && slot < MAX_ENGINES) {
-    pthread_mutex_lock(&eng_lock);
-    if (engines[slot].c && engines[slot].gen == gen) {
-      if (engines[slot].inst == inst) {
-        c = engines[slot].c;
-        if (num_slots) *num_slots = engines[slot].num_slots;
-      } else {
-        other = 1;
+  engine *e = (engine *)hr_handle_get(h, HR_H_COPY_ENGINE, inst, call);
+  if (!e) return NULL;
+  if (num_slots) *num_slots = e->num_slots;
+  return e->c;
+}
+
+static void engine_destroy(engine *e) {
+  hrb_copy_destroy(e->c); /* waits for pending copies (CPU: joins the copy thread) */
+  free(e);
+}
+
+void hr_copy_release_instance(hr_instance *inst) {
+  engine *e;
+  while ((e = (engine *)hr_handle_take_owned(HR_H_COPY_ENGINE, inst, NULL)) != NULL) engine_destroy(e);
+}
+
+void hr_host_release_instance(hr_instance *inst) {
+  for (;;) {
+    host_block b = {0};
+    int found = 0;
+    pthread_mutex_lock(&host_lock);
+    for (int64_t i = 0; i < hosts_n && !found; i++)
+      if (hosts[i].dev == inst->handle) {
+        b = hosts[i];
+        hosts[i] = hosts[--hosts_n];
+        found = 1;
       }
+    if (!found && hosts_n == 0) { /* last one out frees the registry (no leak at exit) */
+      free(hosts);
+      hosts = NULL;
+      hosts_cap = 0;
     }
-    pthread_mutex_unlock(&eng_lock);
+    pthread_mutex_unlock(&host_lock);
+    if (!found) return;
+    hrb_host_free(b.ordinal, (void *)(uintptr_t)b.ptr, b.bytes);
   }
-  if (!c) {
-    if (other) hr_fail(HR_E_INVALID, "%s: copy engine 0x%llx belongs to another device instance", call, (hr_ull)h);
-    else hr_fail(HR_E_INVALID, "%s: invalid or destroyed copy engine handle 0x%llx", call, (hr_ull)h);
-  }
-  return c;
 }
 
 int hr_copy_engine_create(uint64_t dev, int64_t num_slots, uint64_t *engine_out) {
@@ -146,43 +159,25 @@ int hr_copy_engine_create(uint64_t dev, int64_t num_slots, uint64_t *engine_out)
   *engine_out = 0;
   if (num_slots < 1 || num_slots > MAX_SLOTS)
     return hr_fail(HR_E_INVALID, "%s: num_slots must be in 1..%d (got %lld)", CALL, MAX_SLOTS, (long long)num_slots);
-  hrb_copy *c = NULL;
-  int st = hrb_copy_create(inst, num_slots, &c);
-  if (st != HR_OK) return st;
-  pthread_mutex_lock(&eng_lock);
-  int slot = -1;
-  for (int i = 0; i < MAX_ENGINES; i++)
-    if (!engines[i].c) {
-      slot = i;
-      break;
-    }
-  if (slot >= 0) {
-    engines[slot].c = c;
-    engines[slot].inst = inst;
-    engines[slot].dev = dev;
-    engines[slot].num_slots = num_slots;
-    engines[slot].gen = (engines[slot].gen + 1) & 0xffffffffu;
-    if (engines[slot].gen == 0) engines[slot].gen = 1;
-    *engine_out = ((uint64_t)engines[slot].gen << 16) | (uint64_t)(slot + 1);
-  }
-  pthread_mutex_unlock(&eng_lock);
-  if (slot < 0) {
-    hrb_copy_destroy(c);
-    return hr_fail(HR_E_STATE, "%s: too many live copy engines (max %d)", CALL, MAX_ENGINES);
+  engine *e = calloc(1, sizeof *e);
+  if (!e) return hr_fail(HR_E_OOM, "%s: host allocation failed", CALL);
+  e->num_slots = num_slots;
+  int st = hrb_copy_create(inst, num_slots, &e->c);
+  if (st == HR_OK) st = hr_handle_new(HR_H_COPY_ENGINE, e, inst, CALL, engine_out);
+  if (st != HR_OK) {
+    if (e->c) hrb_copy_destroy(e->c);
+    free(e);
+    return st;
   }
   return HR_OK;
 }
 
-int hr_copy_engine_destroy(uint64_t dev, uint64_t engine) {
+int hr_copy_engine_destroy(uint64_t dev, uint64_t h) {
   static const char *const CALL = "hr_copy_engine_destroy";
   GET(dev, CALL);
-  if (!engine_get(inst, engine, CALL, NULL)) return HR_E_INVALID;
-  pthread_mutex_lock(&eng_lock);
-  hrb_copy *c = engines[(engine & 0xffff) - 1].c;
-  engines[(engine & 0xffff) - 1].c = NULL;
-  engines[(engine & 0xffff) - 1].inst = NULL;
-  pthread_mutex_unlock(&eng_lock);
-  hrb_copy_destroy(c);
+  if (!engine_get(inst, h, CALL, NULL)) return HR_E_INVALID;
+  if (inst->graph_capture) return hr_graph_refuse(inst, CALL); /* destroy waits for the copy stream */
+  engine_destroy((engine *)hr_handle_take(h, HR_H_COPY_ENGINE));
   return HR_OK;
 }
 

@@ -2,37 +2,24 @@
  * Device instances: the handle table behind hr_device_open/close, and the public device,
  * allocator and transfer calls that only need to find the instance and delegate.
  *
- * Handles encode (generation << 16 | slot + 1) so a closed or forged handle is caught
- * instead of dereferenced.
+ * Handles come from the one handle table (handles.c): a closed, forged or wrong-kind handle
+ * is caught instead of dereferenced. An instance owns what is created on it: closing it
+ * releases its copy engines (joining their threads), graph sets, host buffers, backend
+ * objects (events, streams), reserved ranges and finally its allocator.
  */
 #include "device.h"
 
-#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 #include <stdio.h>
 
 #include "graph.h"
+#include "handles.h"
 #include "status.h"
 
-#define MAX_INSTANCES 256
-
-static pthread_mutex_t table_lock = PTHREAD_MUTEX_INITIALIZER;
-static hr_instance *table[MAX_INSTANCES];
-static uint32_t generation[MAX_INSTANCES];
-
 hr_instance *hr_instance_get(uint64_t handle, const char *call) {
-  uint64_t slot = (handle & 0xffff) - 1;
-  uint64_t gen = handle >> 16;
-  hr_instance *inst = NULL;
-  if ((handle & 0xffff) != 0 && slot < MAX_INSTANCES) {
-    pthread_mutex_lock(&table_lock);
-    if (generation[slot] == gen) inst = table[slot];
-    pthread_mutex_unlock(&table_lock);
-  }
-  if (!inst) hr_fail(HR_E_INVALID, "%s: invalid or closed device handle 0x%llx", call, (hr_ull)handle);
-  return inst;
+  return (hr_instance *)hr_handle_get(handle, HR_H_INSTANCE, NULL, call);
 }
 
 #define GET(handle, call)                                    \
@@ -76,32 +63,26 @@ int hr_device_open(int64_t ordinal, uint64_t cpu_capacity_bytes, uint64_t *dev_o
   inst->dev = d;
   inst->alloc = a;
   inst->ordinal = ordinal;
-  pthread_mutex_lock(&table_lock);
-  int slot = -1;
-  for (int i = 0; i < MAX_INSTANCES; i++)
-    if (!table[i]) { slot = i; break; }
-  if (slot >= 0) {
-    table[slot] = inst;
-    generation[slot] = (generation[slot] + 1) & 0xffffffffu;
-    if (generation[slot] == 0) generation[slot] = 1;
-    *dev_out = ((uint64_t)generation[slot] << 16) | (uint64_t)(slot + 1);
-  }
-  pthread_mutex_unlock(&table_lock);
-  if (slot < 0) {
+  int st2 = hr_handle_new(HR_H_INSTANCE, inst, NULL, "hr_device_open", dev_out);
+  if (st2 != HR_OK) {
     hr_allocator_destroy(a);
     hrb_device_release(d);
     free(inst);
-    return hr_fail(HR_E_STATE, "hr_device_open: too many open instances (max %d)", MAX_INSTANCES);
+    return st2;
   }
+  inst->handle = *dev_out;
   return HR_OK;
 }
 
 int hr_device_close(uint64_t handle) {
   GET(handle, "hr_device_close");
-  pthread_mutex_lock(&table_lock);
-  table[(handle & 0xffff) - 1] = NULL;
-  pthread_mutex_unlock(&table_lock);
+  if (hr_handle_take(handle, HR_H_INSTANCE) != inst) return hr_fail(HR_E_INVALID, "hr_device_close: handle 0x%llx closed concurrently", (hr_ull)handle);
+  /* Children first, in dependency order: copy engines may still be copying into device
+   * memory, graphs reference the pool, host buffers feed the copies. */
+  hr_copy_release_instance(inst);
   hr_graph_release_instance(inst);
+  hr_host_release_instance(inst);
+  hrb_instance_close(inst);
   if (inst->sim_non_allocator)
     hrb_simulate_usage(inst->dev, HR_SIM_NON_ALLOCATOR, inst->sim_non_allocator, 0);
   hr_vmm_release_all(inst);

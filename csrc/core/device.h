@@ -16,6 +16,7 @@ typedef struct hr_vmm_range {
 } hr_vmm_range;
 
 typedef struct hr_instance {
+  uint64_t handle; /* its own handle (children record it) */
   hrb_device *dev;
   hr_allocator *alloc;
   int64_t ordinal;
@@ -28,6 +29,11 @@ typedef struct hr_instance {
 int hr_vmm_owns_range(hr_instance *inst, uint64_t ptr, uint64_t bytes);
 /* Releases every range (instance close). */
 void hr_vmm_release_all(hr_instance *inst);
+
+/* Instance close (core/copy_engine.c): destroys the instance's copy engines (joining their
+ * threads) and frees its host buffers. */
+void hr_copy_release_instance(hr_instance *inst);
+void hr_host_release_instance(hr_instance *inst);
 
 /* Resolves a handle; on failure sets an error naming `call` and returns NULL. */
 hr_instance *hr_instance_get(uint64_t handle, const char *call);

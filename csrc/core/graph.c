@@ -19,13 +19,13 @@
  */
 #include "graph.h"
 
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
 #include "allocator.h"
+#include "handles.h"
 #include "ops_dispatch.h"
 #include "status.h"
 
@@ -59,11 +59,6 @@ typedef struct hr_graph_set {
   int op_error;       /* recording failed (host OOM): end fails */
 } hr_graph_set;
 
-#define MAX_SETS 1024
-static pthread_mutex_t sets_lock = PTHREAD_MUTEX_INITIALIZER;
-static hr_graph_set *sets[MAX_SETS];
-static uint32_t set_gen[MAX_SETS];
-
 static int64_t now_ns(void) {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -74,21 +69,14 @@ static int64_t now_ns(void) {
 static int lookup(uint64_t dev, uint64_t handle, const char *call, hr_instance **inst_out, hr_graph_set **set_out) {
   hr_instance *inst = hr_instance_get(dev, call);
   if (!inst) return HR_E_INVALID;
-  uint64_t slot = (handle & 0xffff) - 1, gen = handle >> 16;
-  hr_graph_set *s = NULL;
-  if ((handle & 0xffff) != 0 && slot < MAX_SETS) {
-    pthread_mutex_lock(&sets_lock);
-    if (set_gen[slot] == gen) s = sets[slot];
-    pthread_mutex_unlock(&sets_lock);
-  }
-  if (!s) return hr_fail(HR_E_INVALID, "%s: invalid or destroyed graph set handle 0x%llx", call, (hr_ull)handle);
-  if (s->dev != dev || s->inst != inst)
-    return hr_fail(HR_E_INVALID, "%s: graph set 0x%llx belongs to another instance (0x%llx, not 0x%llx)", call,
-                   (hr_ull)handle, (hr_ull)s->dev, (hr_ull)dev);
+  hr_graph_set *s = (hr_graph_set *)hr_handle_get(handle, HR_H_GRAPH_SET, inst, call);
+  if (!s) return HR_E_INVALID;
   *inst_out = inst;
   *set_out = s;
   return HR_OK;
 }
+
+static int pool_allocated(hr_instance *inst, uint64_t pool, uint64_t *bytes_out);
 
 static hr_graph *find(hr_graph_set *s, int64_t size) {
   int64_t lo = 0, hi = s->n - 1;
@@ -157,34 +145,14 @@ int hr_graph_set_create(uint64_t dev, const int64_t *sizes, int64_t num_sizes, u
     free(s);
     return st;
   }
-  pthread_mutex_lock(&sets_lock);
-  int slot = -1;
-  for (int i = 0; i < MAX_SETS; i++)
-    if (!sets[i]) {
-      slot = i;
-      break;
-    }
-  if (slot >= 0) {
-    sets[slot] = s;
-    set_gen[slot] = (set_gen[slot] + 1) & 0xffffffffu;
-    if (set_gen[slot] == 0) set_gen[slot] = 1;
-    *set_out = ((uint64_t)set_gen[slot] << 16) | (uint64_t)(slot + 1);
-  }
-  pthread_mutex_unlock(&sets_lock);
-  if (slot < 0) {
+  st = hr_handle_new(HR_H_GRAPH_SET, s, inst, CALL, set_out);
+  if (st != HR_OK) {
     hr_allocator_pool_destroy(inst->alloc, s->pool);
     free(g);
     free(s);
-    return hr_fail(HR_E_STATE, "%s: too many live graph sets (max %d)", CALL, MAX_SETS);
+    return st;
   }
   return HR_OK;
-}
-
-static void set_unlink(hr_graph_set *s) {
-  pthread_mutex_lock(&sets_lock);
-  for (int i = 0; i < MAX_SETS; i++)
-    if (sets[i] == s) sets[i] = NULL;
-  pthread_mutex_unlock(&sets_lock);
 }
 
 int hr_graph_set_destroy(uint64_t dev, uint64_t handle) {
@@ -197,18 +165,25 @@ int hr_graph_set_destroy(uint64_t dev, uint64_t handle) {
   if (s->capturing)
     return hr_fail(HR_E_STATE, "%s: size %lld is being captured; end or abort the capture first", CALL,
                    (long long)s->capturing->size);
-  st = hr_allocator_pool_destroy(inst->alloc, s->pool);
-  if (st != HR_OK) {
-    char msg[700];
-    snprintf(msg, sizeof msg, "%s", hr_last_error());
-    return hr_fail(st, "%s: the set's pool %llu cannot be released (%s); free the blocks allocated during capture first",
-                   CALL, (hr_ull)s->pool, msg);
-  }
-  set_unlink(s);
+  if (inst->graph_capture)
+    return hr_graph_refuse(inst, CALL); /* freeing the pool would free device memory mid-capture */
+  uint64_t live = 0;
+  st = pool_allocated(inst, s->pool, &live);
+  if (st != HR_OK) return st;
+  if (live > 0)
+    return hr_fail(HR_E_STATE,
+                   "%s: the set's pool %llu cannot be released (%llu bytes of blocks allocated during capture are "
+                   "still live); free the blocks allocated during capture first",
+                   CALL, (hr_ull)s->pool, (hr_ull)live);
+  hr_handle_take(handle, HR_H_GRAPH_SET);
+  /* Executables first (a launch still in flight is freed when it completes), then wait for
+   * the device, and only then give the pool's memory back: a replay may still be using it. */
   for (int64_t i = 0; i < s->n; i++) graph_clear(s, &s->g[i]);
+  int sst = hrb_synchronize(inst->dev);
+  st = hr_allocator_pool_destroy(inst->alloc, s->pool);
   free(s->g);
   free(s);
-  return HR_OK;
+  return st != HR_OK ? st : sst;
 }
 
 int hr_graph_capture_begin(uint64_t dev, uint64_t handle, int64_t size) {
@@ -476,16 +451,8 @@ int hr_graph_set_info(uint64_t dev, uint64_t handle, int64_t *out, int64_t n) {
 }
 
 void hr_graph_release_instance(hr_instance *inst) {
-  for (;;) {
-    hr_graph_set *s = NULL;
-    pthread_mutex_lock(&sets_lock);
-    for (int i = 0; i < MAX_SETS && !s; i++)
-      if (sets[i] && sets[i]->inst == inst) {
-        s = sets[i];
-        sets[i] = NULL;
-      }
-    pthread_mutex_unlock(&sets_lock);
-    if (!s) break;
+  hr_graph_set *s;
+  while ((s = (hr_graph_set *)hr_handle_take_owned(HR_H_GRAPH_SET, inst, NULL)) != NULL) {
     if (s->capturing) {
       leave(inst, s);
       hrb_graph_capture_abort(inst);
@@ -495,4 +462,5 @@ void hr_graph_release_instance(hr_instance *inst) {
     free(s);
   }
   inst->graph_capture = NULL;
+  hrb_synchronize(inst->dev); /* replays done before the allocator (and the pools) go */
 }

@@ -9,6 +9,7 @@
 #include <math.h>
 #include <stdio.h>
 
+#include "checked.h"
 #include "graph.h"
 #include "quant.h"
 #include "sample_rule.h"
@@ -120,12 +121,13 @@ static int need_heads(const char *call, int64_t hq, int64_t hk) {
   return st;
 }
 
+/* Largest element count of one tensor (2^46: beyond any device, and products stay exact). */
+#define HR_ELEMS_MAX (1LL << 46)
 static int need_product(const char *call, int64_t a, int64_t b, int64_t c) {
-  /* each <= 2^40 already; reject products that would not fit an address space */
-  double p = (double)a * (double)b * (double)c;
-  if (p > (double)(1LL << 46))
-    return hr_fail(HR_E_INVALID, "%s: tensor of %lld x %lld x %lld elements is too large", call, (long long)a,
-                   (long long)b, (long long)c);
+  int64_t p = 0;
+  if (hr_mul3_i64(a, b, c, &p) || p > HR_ELEMS_MAX)
+    return hr_fail(HR_E_INVALID, "%s: tensor of %lld x %lld x %lld elements is too large (max 2^46)", call,
+                   (long long)a, (long long)b, (long long)c);
   return HR_OK;
 }
 
@@ -402,9 +404,11 @@ static int need_window_cap(const char *CALL, int64_t window, double softcap) {
 
 static int need_cache(const char *CALL, int64_t hk, int64_t d, int64_t num_blocks, int64_t block_size) {
   int st_;
+  TRY(need_dim(CALL, "num_kv_heads", hk));
   TRY(need_dim(CALL, "head_dim", d));
   TRY(need_dim(CALL, "num_blocks", num_blocks));
   TRY(need_dim(CALL, "block_size", block_size));
+  TRY(need_product(CALL, hk, d, 1)); /* bound hk * d before it is used as a factor */
   TRY(need_product(CALL, num_blocks, block_size, hk * d));
   return HR_OK;
 }
@@ -442,12 +446,32 @@ int hr_op_kv_write(uint64_t dev, int64_t dtype, uint64_t k_cache, uint64_t v_cac
 
 uint64_t hr_attn_decode_workspace(int64_t num_seqs, int64_t num_q_heads, int64_t head_dim, int64_t max_blocks_per_seq,
                                   int64_t block_size, int64_t partition_size) {
-  int64_t ctx = max_blocks_per_seq * block_size;
-  int64_t part = hr_attn_partition_tokens(max_blocks_per_seq, block_size, partition_size);
-  int64_t parts = (ctx + part - 1) / part;
+  int64_t ctx = 0;
+  if (hr_mul3_i64(max_blocks_per_seq, block_size, 1, &ctx)) return UINT64_MAX;
+  int64_t part = partition_size > 0 ? partition_size : ctx;
+  if (part <= 0) return UINT64_MAX;
+  int64_t parts = ctx / part + (ctx % part != 0);
   if (parts <= 1) return 0;
-  /* per (seq, q head, partition): max, exp-sum, head_dim partial outputs (float32) */
-  return (uint64_t)num_seqs * (uint64_t)num_q_heads * (uint64_t)parts * (uint64_t)(head_dim + 2) * 4u;
+  /* per (seq, q head, partition): max, exp-sum, head_dim partial outputs (float32);
+   * saturates to UINT64_MAX instead of wrapping (callers reject it) */
+  uint64_t v = 0;
+  if (hr_mul_u64((uint64_t)num_seqs, (uint64_t)num_q_heads, &v) || hr_mul_u64(v, (uint64_t)parts, &v) ||
+      hr_mul_u64(v, (uint64_t)head_dim + 2u, &v) || hr_mul_u64(v, 4u, &v))
+    return UINT64_MAX;
+  return v;
+}
+
+/* Workspaces beyond 2^48 bytes (256 TiB) cannot exist on any device: the inputs are wrong. */
+#define HR_WORKSPACE_MAX (1ULL << 48)
+static int need_workspace_size(const char *call, uint64_t need, int64_t b, int64_t hq, int64_t d, int64_t maxb,
+                               int64_t bs, int64_t part) {
+  if (need > HR_WORKSPACE_MAX)
+    return hr_fail(HR_E_INVALID,
+                   "%s: the split-K workspace for num_seqs=%lld num_q_heads=%lld head_dim=%lld max_blocks_per_seq=%lld "
+                   "block_size=%lld partition_size=%lld would exceed 2^48 bytes%s",
+                   call, (long long)b, (long long)hq, (long long)d, (long long)maxb, (long long)bs, (long long)part,
+                   need == UINT64_MAX ? " (overflows 64 bits)" : "");
+  return HR_OK;
 }
 
 static int check_attn_shapes(const char *CALL, int64_t b, int64_t hq, int64_t hk, int64_t d, int64_t num_blocks,
@@ -471,6 +495,7 @@ int hr_paged_attention_workspace_bytes(int64_t dtype, int64_t num_seqs, int64_t 
   int st_;
   hr_clear_error();
   HR_CHECK_PTR(bytes_out, CALL);
+  *bytes_out = 0;
   TRY(need_dtype(CALL, dtype));
   TRY(need_dim(CALL, "num_seqs", num_seqs));
   TRY(need_dim(CALL, "num_q_heads", num_q_heads));
@@ -482,8 +507,10 @@ int hr_paged_attention_workspace_bytes(int64_t dtype, int64_t num_seqs, int64_t 
   if (partition_size < 0 || (partition_size > 0 && partition_size % block_size != 0))
     return hr_fail(HR_E_INVALID, "%s: partition_size must be 0 or a positive multiple of block_size=%lld (got %lld)",
                    CALL, (long long)block_size, (long long)partition_size);
-  *bytes_out =
+  uint64_t need =
       hr_attn_decode_workspace(num_seqs, num_q_heads, head_dim, max_blocks_per_seq, block_size, partition_size);
+  TRY(need_workspace_size(CALL, need, num_seqs, num_q_heads, head_dim, max_blocks_per_seq, block_size, partition_size));
+  *bytes_out = need;
   return HR_OK;
 }
 
@@ -509,6 +536,7 @@ int hr_op_attention_decode(uint64_t dev, int64_t dtype, uint64_t out, uint64_t q
   TRY(need_stride(CALL, "q_stride", q_stride, num_q_heads * head_dim));
   uint64_t need =
       hr_attn_decode_workspace(num_seqs, num_q_heads, head_dim, max_blocks_per_seq, block_size, partition_size);
+  TRY(need_workspace_size(CALL, need, num_seqs, num_q_heads, head_dim, max_blocks_per_seq, block_size, partition_size));
   if (need > 0 && (workspace == 0 || workspace_bytes < need))
     return hr_fail(HR_E_INVALID,
                    "%s: workspace of %llu bytes at 0x%llx is too small: %llu bytes needed for num_seqs=%lld "

@@ -68,7 +68,7 @@ static void emb_rows_q(const int64_t *a, int64_t r0, int64_t r1) {
   for (int64_t t = r0; t < r1; t++) hr_quant_dequantize_row(qt, table + (int64_t)ids[t] * row_bytes, out + t * d, d);
 }
 
-static int exec_embedding(hr_instance *inst, const int64_t *a) {
+int hr_cpu_exec_embedding(hr_instance *inst, const int64_t *a) {
   (void)inst;
   int st = need_f32("embedding", a[HR_A_EMB_DTYPE]);
   if (st != HR_OK) return st;
@@ -106,7 +106,7 @@ static void rms_rows(const int64_t *a, int64_t r0, int64_t r1) {
   }
 }
 
-static int exec_rms_norm(hr_instance *inst, const int64_t *a) {
+int hr_cpu_exec_rms_norm(hr_instance *inst, const int64_t *a) {
   (void)inst;
   int st = need_f32("rms_norm", a[HR_A_RMS_DTYPE]);
   if (st != HR_OK) return st;
@@ -175,7 +175,7 @@ static void rope_rows(const int64_t *a, int64_t r0, int64_t r1) {
   }
 }
 
-static int exec_rope(hr_instance *inst, const int64_t *a) {
+int hr_cpu_exec_rope(hr_instance *inst, const int64_t *a) {
   (void)inst;
   int st = need_f32("rope", a[HR_A_ROPE_DTYPE]);
   if (st != HR_OK) return st;
@@ -195,7 +195,7 @@ static void silu_rows(const int64_t *a, int64_t r0, int64_t r1) {
   for (int64_t r = r0; r < r1; r++) hr_vsilu_mul(out + r * n, g + r * s, u + r * s, n);
 }
 
-static int exec_silu_mul(hr_instance *inst, const int64_t *a) {
+int hr_cpu_exec_silu_mul(hr_instance *inst, const int64_t *a) {
   (void)inst;
   int st = need_f32("silu_mul", a[HR_A_SILU_DTYPE]);
   if (st != HR_OK) return st;
@@ -216,7 +216,7 @@ static void kvw_rows(const int64_t *a, int64_t r0, int64_t r1) {
   }
 }
 
-static int exec_kv_write(hr_instance *inst, const int64_t *a) {
+int hr_cpu_exec_kv_write(hr_instance *inst, const int64_t *a) {
   (void)inst;
   int st = need_f32("kv_write", a[HR_A_KVW_DTYPE]);
   if (st != HR_OK) return st;
@@ -233,7 +233,7 @@ static int exec_kv_write(hr_instance *inst, const int64_t *a) {
 }
 
 /* ---- matmul / logits ---- */
-static int exec_matmul(hr_instance *inst, const int64_t *a) {
+int hr_cpu_exec_matmul(hr_instance *inst, const int64_t *a) {
   (void)inst;
   const char *op = a[HR_A_MM_ROWS] ? "logits" : "matmul";
   int st = need_f32(op, a[HR_A_MM_DTYPE]);
@@ -248,28 +248,3 @@ static int exec_matmul(hr_instance *inst, const int64_t *a) {
                        a[HR_A_MM_WTYPE], HR_PTR(a, HR_A_MM_BIAS, const float), rows, a[HR_A_MM_M], a[HR_A_MM_N],
                        a[HR_A_MM_K]);
 }
-
-int hr_cpu_exec_attn_decode(hr_instance *inst, const int64_t *a);
-int hr_cpu_exec_attn_prefill(hr_instance *inst, const int64_t *a);
-int hr_cpu_exec_sample(hr_instance *inst, const int64_t *a); /* ops_sample.c */
-int hr_cpu_exec_gelu_mul(hr_instance *inst, const int64_t *a); /* ops_gelu.c */
-int hr_cpu_exec_scale(hr_instance *inst, const int64_t *a);    /* ops_scale.c (scale, softcap) */
-int hr_cpu_exec_token_bitmask(hr_instance *inst, const int64_t *a); /* ops_bitmask.c */
-
-const hr_op_exec_fn hrb_op_executors[HR_OPK_COUNT] = {
-    [HR_OPK_EMBEDDING] = exec_embedding,
-    [HR_OPK_RMS_NORM] = exec_rms_norm,
-    [HR_OPK_ROPE] = exec_rope,
-    [HR_OPK_MATMUL] = exec_matmul,
-    [HR_OPK_SILU_MUL] = exec_silu_mul,
-    [HR_OPK_KV_WRITE] = exec_kv_write,
-    [HR_OPK_ATTN_DECODE] = hr_cpu_exec_attn_decode,
-    [HR_OPK_ATTN_PREFILL] = hr_cpu_exec_attn_prefill,
-    [HR_OPK_SAMPLE] = hr_cpu_exec_sample,
-    [HR_OPK_GELU_MUL] = hr_cpu_exec_gelu_mul,
-    [HR_OPK_SCALE] = hr_cpu_exec_scale,
-    [HR_OPK_TOKEN_BITMASK] = hr_cpu_exec_token_bitmask,
-};
-
-int hrb_ops_set_num_threads(int64_t n) { return hrt_set_num_threads(n); }
-int64_t hrb_ops_get_num_threads(void) { return hrt_num_threads(); }

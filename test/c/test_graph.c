@@ -114,7 +114,7 @@ static void test_create_errors(void) {
   /* another instance cannot use the set */
   uint64_t dev2 = open_dev();
   CHECK_ST(hr_graph_replay(dev2, set, 8), HR_E_INVALID);
-  CHECK_MSG("another instance");
+  CHECK_MSG("another device instance");
   CHECK_OK(hr_device_close(dev2));
   CHECK_OK(hr_graph_set_destroy(dev, set));
   CHECK_ST(hr_graph_set_destroy(dev, set), HR_E_INVALID);
