@@ -247,7 +247,9 @@ describe("reserve-then-map regions", () => {
   test("sliced regions map the same prefix of every slice (one slice per layer's K or V)", () => {
     const d = device(64 * MiB);
     const r = d.reserveRegion(100 * MiB, 4);
-    expect(r.sliceStride).toBe(100 * MiB);
+    // all slices grow together, so none can map more than a quarter of the 64 MiB device:
+    // the reservation is bounded by the device size, not 4 x 100 MiB
+    expect(r.sliceStride).toBe(16 * MiB);
     d.mapRegion(r.base, 4 * MiB);
     expect(d.memInfo().free).toBe(64 * MiB - 16 * MiB);
     expect(d.mappedRegionBytes()).toBe(16 * MiB);

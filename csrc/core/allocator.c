@@ -70,6 +70,9 @@
  * num_ooms is incremented and HR_E_OOM is returned with a message naming the requested and
  * rounded bytes, the device's free/total (ops.mem_info), and this allocator's reserved,
  * allocated and limit. Nothing is left half done: the allocator stays fully usable.
+ * While a graph is being captured (hr_allocator_set_capturing) no segment is released, by the
+ * retry or by empty_cache: freeing device memory (cudaFree) is not allowed during stream
+ * capture, as in PyTorch, which skips release_cached_blocks while captures are underway.
  * Backend errors other than HR_E_OOM are returned as they are, without a retry.
  *
  * Note [Stats]
@@ -157,6 +160,7 @@ struct hr_allocator {
   uint64_t limit;
   hr_stat st_alloc, st_reserved, st_active, st_segment;
   int64_t num_retries, num_ooms, num_allocs;
+  int capturing; /* a graph is being captured: never give segments back (Note [Out of memory]) */
 };
 
 /* ---- stats -------------------------------------------------------------------------- */
@@ -487,8 +491,10 @@ static int grow(hr_allocator *a, hr_pool *p, int kind, uint64_t size, uint64_t r
   int st = segment_obtain(a, p, kind, seg_size, out, why, sizeof why);
   if (st == HR_E_OOM) {
     a->num_retries++;
-    (void)pool_release_free(a, &a->def, NULL, 0);
-    st = segment_obtain(a, p, kind, seg_size, out, why, sizeof why);
+    if (!a->capturing) {
+      (void)pool_release_free(a, &a->def, NULL, 0);
+      st = segment_obtain(a, p, kind, seg_size, out, why, sizeof why);
+    }
     uint64_t min_seg = (rounded + HR_ROUND_LARGE - 1) & ~(HR_ROUND_LARGE - 1);
     if (st == HR_E_OOM && kind == KIND_LARGE && min_seg < seg_size) {
       char why2[512];
@@ -515,10 +521,13 @@ static int grow(hr_allocator *a, hr_pool *p, int kind, uint64_t size, uint64_t r
   if (p->id) snprintf(pool_desc, sizeof pool_desc, " in private pool %llu", (hr_ull)p->id);
   return hr_fail(HR_E_OOM,
                  "hr_alloc: out of memory: requested %llu bytes (rounded %llu, segment %llu)%s; %s; this allocator "
-                 "reserved %lld, allocated %lld, limit %llu%s (after releasing cached segments and retrying): %s",
+                 "reserved %lld, allocated %lld, limit %llu%s (%s): %s",
                  (hr_ull)size, (hr_ull)rounded, (hr_ull)seg_size, pool_desc, dev,
                  (long long)a->st_reserved.v[HR_STAT_CURRENT], (long long)a->st_alloc.v[HR_STAT_CURRENT],
-                 (hr_ull)a->limit, a->limit ? "" : " (none)", why);
+                 (hr_ull)a->limit, a->limit ? "" : " (none)",
+                 a->capturing ? "no cached segment released: a graph is being captured"
+                              : "after releasing cached segments and retrying",
+                 why);
 }
 
 int hr_allocator_malloc(hr_allocator *a, uint64_t size, uint64_t *ptr_out) {
@@ -646,10 +655,21 @@ int hr_allocator_limit(hr_allocator *a, uint64_t limit_bytes) {
   return HR_OK;
 }
 
+void hr_allocator_set_capturing(hr_allocator *a, int on) {
+  pthread_mutex_lock(&a->lock);
+  a->capturing = on;
+  pthread_mutex_unlock(&a->lock);
+}
+
 int hr_allocator_release_cached(hr_allocator *a) {
   if (!a) return hr_fail(HR_E_INVALID, "hr_allocator_empty_cache: allocator is NULL");
   char why[512];
   pthread_mutex_lock(&a->lock);
+  if (a->capturing) {
+    pthread_mutex_unlock(&a->lock);
+    return hr_fail(HR_E_STATE, "hr_allocator_empty_cache: a graph is being captured (device memory cannot be freed "
+                               "during capture); call it after hr_graph_capture_end");
+  }
   int st = pool_release_free(a, &a->def, why, sizeof why);
   pthread_mutex_unlock(&a->lock);
   if (st != HR_OK) return hr_fail(st, "hr_allocator_empty_cache: releasing a segment failed: %s", why);

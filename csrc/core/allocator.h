@@ -48,6 +48,8 @@ int hr_allocator_malloc(hr_allocator *a, uint64_t size, uint64_t *ptr_out);
 int hr_allocator_free(hr_allocator *a, uint64_t ptr);
 int hr_allocator_limit(hr_allocator *a, uint64_t limit_bytes);
 int hr_allocator_release_cached(hr_allocator *a); /* empty_cache */
+/* Graph capture on/off: while on, no segment goes back to the device (see allocator.c). */
+void hr_allocator_set_capturing(hr_allocator *a, int on);
 int hr_allocator_peak_reset(hr_allocator *a);
 int hr_allocator_get_stats(hr_allocator *a, int64_t *out, int64_t n);
 int hr_allocator_get_snapshot(hr_allocator *a, int64_t *out, int64_t max_rows, int64_t *rows_out);

@@ -33,18 +33,26 @@ int hrb_simulate_usage(hrb_device *d, int64_t kind, uint64_t old_bytes, uint64_t
  */
 int hrb_vmm_granularity(hrb_device *d, uint64_t *granularity_out);
 int hrb_vmm_reserve(hrb_device *d, uint64_t slice_stride, int64_t num_slices, uint64_t *base_out, void **state_out);
-/* Grows or shrinks the mapped prefix of every slice from old_mapped to new_mapped bytes; on
- * failure the old mapping is left in place. */
+/* Grows or shrinks the mapped prefix of every slice from old_mapped to new_mapped bytes.
+ * *mapped_out is what is really mapped afterwards, success or not (a failed re-grow after a
+ * partial shrink can leave less than old_mapped), so the core's bookkeeping stays true. */
 int hrb_vmm_set_mapped(hrb_device *d, void *state, uint64_t base, uint64_t slice_stride, int64_t num_slices,
-                       uint64_t old_mapped, uint64_t new_mapped);
+                       uint64_t old_mapped, uint64_t new_mapped, uint64_t *mapped_out);
+/* 1 when the backend's kernels bound KV block ids by a device-side word holding the mapped
+ * bytes per slice (CUDA: graphs replay after the KV cache is resized); 0 when executors read
+ * the host bookkeeping (CPU). */
+int hrb_vmm_wants_device_word(void);
 int hrb_vmm_release(hrb_device *d, void *state, uint64_t base, uint64_t slice_stride, int64_t num_slices,
                     uint64_t mapped);
 
 #define HRB_H2D 0
 #define HRB_D2H 1
 #define HRB_D2D 2
-int hrb_memcpy(hrb_device *d, int kind, void *dst, const void *src, uint64_t bytes);
-int hrb_memset(hrb_device *d, uint64_t dst, int value, uint64_t bytes);
+/* Synchronous copies/memsets ordered after the instance's queued work (CUDA: on its stream,
+ * then a wait; the stream is non-blocking, so the legacy stream would not order them). */
+struct hr_instance;
+int hrb_memcpy(struct hr_instance *inst, int kind, void *dst, const void *src, uint64_t bytes);
+int hrb_memset(struct hr_instance *inst, uint64_t dst, int value, uint64_t bytes);
 int hrb_synchronize(hrb_device *d);
 
 /*

@@ -23,8 +23,9 @@ int hrb_copy_begin(hrb_copy *c, hr_instance *inst);
 int hrb_copy_submit(hrb_copy *c, int64_t slot, void *dst, const void *src, uint64_t bytes, int after_release);
 int hrb_copy_wait(hrb_copy *c, hr_instance *inst, int64_t slot);
 int hrb_copy_release(hrb_copy *c, hr_instance *inst, int64_t slot);
-int hrb_copy_query(hrb_copy *c, int64_t slot, int *done_out);
-int hrb_copy_sync(hrb_copy *c);
+/* Host view of copies, including those replayed inside graphs on the instance's stream. */
+int hrb_copy_query(hrb_copy *c, hr_instance *inst, int64_t slot, int *done_out);
+int hrb_copy_sync(hrb_copy *c, hr_instance *inst);
 /* Fills out[0 .. HR_COPY_STAT_COUNT). */
 void hrb_copy_stats(hrb_copy *c, double *out);
 int hrb_copy_set_delay_us(hrb_copy *c, int64_t delay_us);

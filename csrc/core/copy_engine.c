@@ -36,6 +36,7 @@ int hr_host_alloc(uint64_t dev, uint64_t bytes, uint64_t *ptr_out) {
   GET(dev, CALL);
   HR_CHECK_PTR(ptr_out, CALL);
   *ptr_out = 0;
+  if (inst->graph_capture) return hr_graph_refuse(inst, CALL); /* cudaHostAlloc synchronizes */
   if (bytes == 0 || bytes > (1ull << 48))
     return hr_fail(HR_E_INVALID, "%s: bytes must be in 1..2^48 (got %llu)", CALL, (hr_ull)bytes);
   pthread_mutex_lock(&host_lock);
@@ -63,7 +64,7 @@ int hr_host_alloc(uint64_t dev, uint64_t bytes, uint64_t *ptr_out) {
 int hr_host_free(uint64_t dev, uint64_t ptr) {
   static const char *const CALL = "hr_host_free";
   GET(dev, CALL);
-  (void)inst;
+  if (inst->graph_capture) return hr_graph_refuse(inst, CALL); /* cudaFreeHost synchronizes */
   if (ptr == 0) return HR_OK;
   pthread_mutex_lock(&host_lock);
   int64_t i = 0;
@@ -251,13 +252,14 @@ int hr_copy_query(uint64_t dev, uint64_t engine, int64_t slot, int64_t *done_out
   static const char *const CALL = "hr_copy_query";
   GET(dev, CALL);
   HR_CHECK_PTR(done_out, CALL);
+  if (inst->graph_capture) return hr_graph_refuse(inst, CALL); /* the copies are being captured, not run */
   int64_t n = 0;
   hrb_copy *c = engine_get(inst, engine, CALL, &n);
   if (!c) return HR_E_INVALID;
   int st = check_slot(CALL, slot, n);
   if (st != HR_OK) return st;
   int done = 0;
-  st = hrb_copy_query(c, slot, &done);
+  st = hrb_copy_query(c, inst, slot, &done);
   *done_out = done;
   return st;
 }
@@ -267,7 +269,8 @@ int hr_copy_synchronize(uint64_t dev, uint64_t engine) {
   GET(dev, CALL);
   hrb_copy *c = engine_get(inst, engine, CALL, NULL);
   if (!c) return HR_E_INVALID;
-  return hrb_copy_sync(c);
+  if (inst->graph_capture) return hr_graph_refuse(inst, CALL);
+  return hrb_copy_sync(c, inst);
 }
 
 int hr_copy_engine_stats(uint64_t dev, uint64_t engine, double *out, int64_t n) {

@@ -214,7 +214,7 @@ int hr_memcpy_h2d(uint64_t handle, uint64_t dst, const void *src, uint64_t bytes
   HR_CHECK_PTR(src, "hr_memcpy_h2d");
   int st = check_range(inst, dst, bytes, "hr_memcpy_h2d", "dst");
   if (st != HR_OK) return st;
-  return hrb_memcpy(inst->dev, HRB_H2D, (void *)(uintptr_t)dst, src, bytes);
+  return hrb_memcpy(inst, HRB_H2D, (void *)(uintptr_t)dst, src, bytes);
 }
 
 int hr_memcpy_d2h(uint64_t handle, void *dst, uint64_t src, uint64_t bytes) {
@@ -224,7 +224,7 @@ int hr_memcpy_d2h(uint64_t handle, void *dst, uint64_t src, uint64_t bytes) {
   HR_CHECK_PTR(dst, "hr_memcpy_d2h");
   int st = check_range(inst, src, bytes, "hr_memcpy_d2h", "src");
   if (st != HR_OK) return st;
-  return hrb_memcpy(inst->dev, HRB_D2H, dst, (const void *)(uintptr_t)src, bytes);
+  return hrb_memcpy(inst, HRB_D2H, dst, (const void *)(uintptr_t)src, bytes);
 }
 
 int hr_memcpy_d2d(uint64_t handle, uint64_t dst, uint64_t src, uint64_t bytes) {
@@ -234,7 +234,7 @@ int hr_memcpy_d2d(uint64_t handle, uint64_t dst, uint64_t src, uint64_t bytes) {
   int st = check_range(inst, dst, bytes, "hr_memcpy_d2d", "dst");
   if (st == HR_OK) st = check_range(inst, src, bytes, "hr_memcpy_d2d", "src");
   if (st != HR_OK) return st;
-  return hrb_memcpy(inst->dev, HRB_D2D, (void *)(uintptr_t)dst, (const void *)(uintptr_t)src, bytes);
+  return hrb_memcpy(inst, HRB_D2D, (void *)(uintptr_t)dst, (const void *)(uintptr_t)src, bytes);
 }
 
 int hr_memset(uint64_t handle, uint64_t dst, int64_t byte_value, uint64_t bytes) {
@@ -245,7 +245,7 @@ int hr_memset(uint64_t handle, uint64_t dst, int64_t byte_value, uint64_t bytes)
     return hr_fail(HR_E_INVALID, "hr_memset: byte_value must be 0..255 (got %lld)", (long long)byte_value);
   int st = check_range(inst, dst, bytes, "hr_memset", "dst");
   if (st != HR_OK) return st;
-  return hrb_memset(inst->dev, dst, (int)byte_value, bytes);
+  return hrb_memset(inst, dst, (int)byte_value, bytes);
 }
 
 int hr_synchronize(uint64_t handle) {

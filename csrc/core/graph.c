@@ -215,6 +215,7 @@ int hr_graph_capture_begin(uint64_t dev, uint64_t handle, int64_t size) {
     hrb_graph_capture_abort(inst);
     return st;
   }
+  hr_allocator_set_capturing(inst->alloc, 1);
   s->records = records;
   s->pool_before = before;
   s->t0 = t0;
@@ -227,6 +228,7 @@ int hr_graph_capture_begin(uint64_t dev, uint64_t handle, int64_t size) {
 
 /* Leaves capture mode on the instance; returns the pool_end status. */
 static int leave(hr_instance *inst, hr_graph_set *s) {
+  hr_allocator_set_capturing(inst->alloc, 0);
   inst->graph_capture = NULL;
   s->capturing = NULL;
   return hr_allocator_pool_end(inst->alloc);

@@ -205,14 +205,17 @@ int hrb_copy_release(hrb_copy *c, hr_instance *inst, int64_t slot) {
   return HR_OK;
 }
 
-int hrb_copy_query(hrb_copy *c, int64_t slot, int *done_out) {
+/* Replays run the recorded copies through the same queue: nothing else to consider. */
+int hrb_copy_query(hrb_copy *c, hr_instance *inst, int64_t slot, int *done_out) {
+  (void)inst;
   pthread_mutex_lock(&c->lock);
   *done_out = c->finished[slot] >= c->issued[slot];
   pthread_mutex_unlock(&c->lock);
   return HR_OK;
 }
 
-int hrb_copy_sync(hrb_copy *c) {
+int hrb_copy_sync(hrb_copy *c, hr_instance *inst) {
+  (void)inst;
   pthread_mutex_lock(&c->lock);
   while (c->q_len > 0) pthread_cond_wait(&c->done, &c->lock);
   pthread_mutex_unlock(&c->lock);

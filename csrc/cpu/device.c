@@ -187,15 +187,15 @@ int hrb_simulate_usage(hrb_device *d, int64_t kind, uint64_t old_bytes, uint64_t
   return st;
 }
 
-int hrb_memcpy(hrb_device *d, int kind, void *dst, const void *src, uint64_t bytes) {
-  (void)d;
+int hrb_memcpy(struct hr_instance *inst, int kind, void *dst, const void *src, uint64_t bytes) {
+  (void)inst;
   (void)kind;
   memmove(dst, src, bytes);
   return HR_OK;
 }
 
-int hrb_memset(hrb_device *d, uint64_t dst, int value, uint64_t bytes) {
-  (void)d;
+int hrb_memset(struct hr_instance *inst, uint64_t dst, int value, uint64_t bytes) {
+  (void)inst;
   memset((void *)(uintptr_t)dst, value, bytes);
   return HR_OK;
 }
@@ -219,7 +219,9 @@ int hrb_vmm_reserve(hrb_device *d, uint64_t slice_stride, int64_t num_slices, ui
   uint64_t size = slice_stride * (uint64_t)num_slices;
   void *p = mmap(NULL, size, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
   if (p == MAP_FAILED)
-    return hr_fail(HR_E_OOM, "hr_vmm_reserve: cpu device %lld: reserving %llu bytes of address space failed: %s",
+    return hr_fail(HR_E_BACKEND,
+                   "hr_vmm_reserve: cpu device %lld: reserving %llu bytes of virtual address space (no memory is "
+                   "committed) failed: %s; check ulimit -v / vm.overcommit_memory",
                    (long long)d->ordinal, (hr_ull)size, strerror(errno));
   *base_out = (uint64_t)(uintptr_t)p;
   *state_out = NULL;
@@ -227,9 +229,12 @@ int hrb_vmm_reserve(hrb_device *d, uint64_t slice_stride, int64_t num_slices, ui
 }
 
 /* Changes the usable prefix of every slice; accounting first so a full device fails cleanly. */
+int hrb_vmm_wants_device_word(void) { return 0; }
+
 int hrb_vmm_set_mapped(hrb_device *d, void *state, uint64_t base, uint64_t slice_stride, int64_t num_slices,
-                       uint64_t old_mapped, uint64_t new_mapped) {
+                       uint64_t old_mapped, uint64_t new_mapped, uint64_t *mapped_out) {
   (void)state;
+  *mapped_out = old_mapped; /* on failure nothing changed */
   uint64_t n = (uint64_t)num_slices;
   if (new_mapped > old_mapped) {
     uint64_t grow = (new_mapped - old_mapped) * n;
@@ -266,6 +271,7 @@ int hrb_vmm_set_mapped(hrb_device *d, void *state, uint64_t base, uint64_t slice
     d->raw_used -= shrink * n;
     pthread_mutex_unlock(&d->lock);
   }
+  *mapped_out = new_mapped;
   return HR_OK;
 }
 

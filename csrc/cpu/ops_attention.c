@@ -30,9 +30,19 @@ static int need_f32(const char *op, int64_t dtype) {
   return HR_OK;
 }
 
-/* Checks seq_lens[b] in [lo, max_ctx] and the block ids it uses in [0, num_blocks). */
+/* Blocks of both caches that are really usable: a KV cache in a reserved range may have fewer
+ * mapped blocks than the num_blocks a graph recorded (hr_vmm_block_limit). */
+static int64_t usable_blocks(hr_instance *inst, const int64_t *a, int kc, int vc, int64_t num_blocks, int64_t bs,
+                             int64_t hk, int64_t d) {
+  uint64_t block_bytes = (uint64_t)bs * (uint64_t)hk * (uint64_t)d * sizeof(float);
+  int64_t n = hr_vmm_block_limit(inst, (uint64_t)a[kc], num_blocks, block_bytes);
+  return hr_vmm_block_limit(inst, (uint64_t)a[vc], n, block_bytes);
+}
+
+/* Checks seq_lens[b] in [lo, max_ctx] and the block ids it uses in [0, num_blocks) and
+ * [0, usable) (usable < num_blocks: the rest is reserved but not mapped). */
 static int check_tables(const char *call, const int32_t *seq_lens, const int32_t *bt, int64_t b, int64_t maxb,
-                        int64_t bs, int64_t num_blocks, int64_t lo) {
+                        int64_t bs, int64_t num_blocks, int64_t usable, int64_t lo) {
   for (int64_t s = 0; s < b; s++) {
     int64_t L = seq_lens[s];
     if (L < lo || L > maxb * bs)
@@ -44,6 +54,11 @@ static int check_tables(const char *call, const int32_t *seq_lens, const int32_t
       if (id < 0 || id >= num_blocks)
         return hr_fail(HR_E_INVALID, "%s: block_tables[%lld][%lld] = %d is out of range [0, %lld)", call,
                        (long long)s, (long long)j, id, (long long)num_blocks);
+      if (id >= usable)
+        return hr_fail(HR_E_INVALID,
+                       "%s: block_tables[%lld][%lld] = %d is beyond the %lld mapped blocks of the KV cache (num_blocks "
+                       "%lld are reserved)",
+                       call, (long long)s, (long long)j, id, (long long)usable, (long long)num_blocks);
     }
   }
   return HR_OK;
@@ -158,7 +173,6 @@ static void dec_reduce_task(void *v, int64_t task, int thread, void *scratch) {
 }
 
 int hr_cpu_exec_attn_decode(hr_instance *inst, const int64_t *a) {
-  (void)inst;
   static const char *const CALL = "hr_op_attention_decode";
   int st = need_f32("attention_decode", a[HR_A_DEC_DTYPE]);
   if (st != HR_OK) return st;
@@ -187,7 +201,8 @@ int hr_cpu_exec_attn_decode(hr_instance *inst, const int64_t *a) {
   int64_t ctx = c.maxb * c.bs;
   c.nparts = (ctx + c.part - 1) / c.part;
   c.ws = c.nparts > 1 ? HR_PTR(a, HR_A_DEC_WS, float) : NULL;
-  st = check_tables(CALL, c.seq_lens, c.bt, c.b, c.maxb, c.bs, a[HR_A_DEC_NBLOCKS], 1);
+  st = check_tables(CALL, c.seq_lens, c.bt, c.b, c.maxb, c.bs, a[HR_A_DEC_NBLOCKS],
+                    usable_blocks(inst, a, HR_A_DEC_KC, HR_A_DEC_VC, a[HR_A_DEC_NBLOCKS], c.bs, c.hk, c.d), 1);
   if (st != HR_OK) return st;
   size_t scratch = (size_t)((c.hq / c.hk) * (c.part + c.d)) * sizeof(float);
   st = hrt_parallel(c.b * c.hk * c.nparts, scratch, dec_task, &c);
@@ -313,7 +328,8 @@ int hr_cpu_exec_attn_prefill(hr_instance *inst, const int64_t *a) {
       return hr_fail(HR_E_INVALID, "%s: sequence %lld has %lld new tokens but seq_lens[%lld] = %d", CALL, (long long)s,
                      (long long)ql, (long long)s, c.seq_lens[s]);
   }
-  st = check_tables(CALL, c.seq_lens, c.bt, c.b, c.maxb, c.bs, a[HR_A_PRE_NBLOCKS], 0);
+  st = check_tables(CALL, c.seq_lens, c.bt, c.b, c.maxb, c.bs, a[HR_A_PRE_NBLOCKS],
+                    usable_blocks(inst, a, HR_A_PRE_KC, HR_A_PRE_VC, a[HR_A_PRE_NBLOCKS], c.bs, c.hk, c.d), 0);
   if (st != HR_OK) return st;
   int64_t *tile_start = malloc(sizeof(int64_t) * (size_t)(c.b + 1));
   if (!tile_start) return hr_fail(HR_E_OOM, "%s: host allocation failed", CALL);

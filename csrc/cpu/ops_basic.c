@@ -217,13 +217,21 @@ static void kvw_rows(const int64_t *a, int64_t r0, int64_t r1) {
 }
 
 int hr_cpu_exec_kv_write(hr_instance *inst, const int64_t *a) {
-  (void)inst;
   int st = need_f32("kv_write", a[HR_A_KVW_DTYPE]);
   if (st != HR_OK) return st;
   const int32_t *slots = HR_PTR(a, HR_A_KVW_SLOTS, const int32_t);
   int64_t nslots = a[HR_A_KVW_NBLOCKS] * a[HR_A_KVW_BS];
+  /* a cache in a reserved range may have fewer mapped blocks than num_blocks (hr_vmm_block_limit) */
+  uint64_t block_bytes = (uint64_t)a[HR_A_KVW_BS] * (uint64_t)a[HR_A_KVW_HK] * (uint64_t)a[HR_A_KVW_D] * sizeof(float);
+  int64_t mapped = hr_vmm_block_limit(inst, (uint64_t)a[HR_A_KVW_KC], a[HR_A_KVW_NBLOCKS], block_bytes);
+  mapped = hr_vmm_block_limit(inst, (uint64_t)a[HR_A_KVW_VC], mapped, block_bytes);
   for (int64_t t = 0; t < a[HR_A_KVW_T]; t++)
-    if (slots[t] < -1 || slots[t] >= nslots)
+    if (slots[t] >= mapped * a[HR_A_KVW_BS] && slots[t] < nslots)
+      return hr_fail(HR_E_INVALID,
+                     "hr_op_kv_write: slot_mapping[%lld] = %d is beyond the %lld mapped blocks of the KV cache "
+                     "(num_blocks %lld are reserved)",
+                     (long long)t, slots[t], (long long)mapped, (long long)a[HR_A_KVW_NBLOCKS]);
+    else if (slots[t] < -1 || slots[t] >= nslots)
       return hr_fail(HR_E_INVALID,
                      "hr_op_kv_write: slot_mapping[%lld] = %d is out of range (-1 = padding, else [0, %lld) = "
                      "num_blocks %lld x block_size %lld)",

@@ -209,7 +209,8 @@ export function startEngine(opts: EngineOptions, log: (msg: string) => void = ()
         }));
     const om = offload as OffloadManager | null;
     const bandwidth = om ? om.measureBandwidth() : 0;
-    // 3. KV address range: each slice can hold the whole device, so any final size fits.
+    // 3. KV address range: any final size fits (the library bounds each slice by its share of
+    //    the device, so the whole KV cache reserves about one device of address space).
     const region = dev.reserveRegion(base.totalBytes, numSlices(kvSpec));
     kvBase = region.base;
     model = new LlamaModel(dev, ops, cfg, weights, limits, opts.blockSize);
