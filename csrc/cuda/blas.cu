@@ -20,6 +20,7 @@
 extern "C" {
 #include "../core/allocator.h"
 #include "../core/device.h"
+#include "../core/graph.h"
 }
 
 typedef int hrc_blas_status;  // cublasStatus_t; 0 = CUBLAS_STATUS_SUCCESS
@@ -117,6 +118,10 @@ static int blas_fail(hrc_blas_status s, const char *call, const char *what) {
                  call, what, (int)s, text ? text : "");
 }
 
+void hrc_blas_destroy(void *blas) {
+  if (B.ok && blas) B.destroy((hrc_blas_handle)blas);
+}
+
 int hrc_blas_forget_workspace(void *blas) {
   if (!B.ok || !blas) return HR_OK;
   return B.set_workspace((hrc_blas_handle)blas, NULL, 0) == 0 ? HR_OK : HR_E_BACKEND;
@@ -132,10 +137,17 @@ int hrc_blas_ready(hrc_state *st, const char *call, uint64_t workspace_bytes) {
     st->blas = h;
     st->ws = st->ws_bytes = 0;
   }
-  // Always (re)bind the stream: a reused state may have changed streams.
+  // Always (re)bind the stream: a reused state may have changed streams. cublasSetStream
+  // "unconditionally resets the cuBLAS library workspace back to the default workspace pool"
+  // (cuBLAS docs), which cuBLAS would then allocate outside our allocator (and, under capture,
+  // inside the graph): re-apply the accounted workspace every time, as PyTorch's
+  // getCurrentCUDABlasHandle does.
   hrc_blas_status bs = B.set_stream((hrc_blas_handle)st->blas, st->stream);
   if (bs != 0) return blas_fail(bs, call, "cublasSetStream_v2");
-  if (!st->ws) {
+  if (st->ws) {
+    bs = B.set_workspace((hrc_blas_handle)st->blas, (void *)(uintptr_t)st->ws, (size_t)st->ws_bytes);
+    if (bs != 0) return blas_fail(bs, call, "cublasSetWorkspace_v2 (re-applying the workspace)");
+  } else {
     if (workspace_bytes == 0) {
       int major = 0;
       cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, (int)st->ordinal);
@@ -186,6 +198,7 @@ extern "C" {
 int hr_blas_init(uint64_t dev, uint64_t workspace_bytes) {
   static const char *const CALL = "hr_blas_init";
   GET(dev, CALL);
+  if (inst->graph_capture) return hr_graph_refuse(inst, CALL); /* creating the handle/workspace cannot be captured */
   if (workspace_bytes > (1ull << 34))
     return hr_fail(HR_E_INVALID, "%s: workspace_bytes must be <= 16 GiB (got %llu)", CALL, (hr_ull)workspace_bytes);
   hrc_state *st = NULL;

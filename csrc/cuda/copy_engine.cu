@@ -9,6 +9,13 @@
 // memcpy nodes from pinned memory and cross-stream event dependencies joined back by the
 // waits (every copy of a step is waited on by the step, so the capture is joined).
 // Host buffers are pinned (cudaHostAlloc, portable).
+//
+// Replays: a captured copy runs inside the graph launched on the compute stream, and the
+// cross-stream events of the capture are graph-internal, so neither the "copied" event nor
+// the copy stream sees it. Once an engine has had copies captured, query and synchronize
+// also look at the compute stream (an event recorded on it now / a stream sync), so copies
+// made by graph replays are counted: conservative (other queued work counts too) but never
+// blind.
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,12 +32,15 @@ struct hrb_copy {
   cudaStream_t stream;
   cudaEvent_t fork;
   cudaEvent_t *copied, *released;
+  cudaEvent_t probe; // recorded on the compute stream by query once copies were captured
+  int captured;      // some copy of this engine was recorded into a graph
   pthread_mutex_t lock;
   double stats[HR_COPY_STAT_COUNT];
 };
 
 static void destroy_events(hrb_copy *c) {
   if (c->fork) cudaEventDestroy(c->fork);
+  if (c->probe) cudaEventDestroy(c->probe);
   for (int64_t i = 0; i < c->num_slots; i++) {
     if (c->copied && c->copied[i]) cudaEventDestroy(c->copied[i]);
     if (c->released && c->released[i]) cudaEventDestroy(c->released[i]);
@@ -76,6 +86,7 @@ int hrb_copy_create(hr_instance *inst, int64_t num_slots, hrb_copy **out) {
   // Non-blocking: the copy stream must not serialize with the legacy default stream.
   if (e == cudaSuccess) e = cudaStreamCreateWithFlags(&c->stream, cudaStreamNonBlocking);
   if (e == cudaSuccess) e = cudaEventCreateWithFlags(&c->fork, cudaEventDisableTiming);
+  if (e == cudaSuccess) e = cudaEventCreateWithFlags(&c->probe, cudaEventDisableTiming);
   for (int64_t i = 0; i < num_slots && e == cudaSuccess; i++) {
     e = cudaEventCreateWithFlags(&c->copied[i], cudaEventDisableTiming);
     if (e == cudaSuccess) e = cudaEventCreateWithFlags(&c->released[i], cudaEventDisableTiming);
@@ -111,6 +122,9 @@ int hrb_copy_begin(hrb_copy *c, hr_instance *inst) {
 int hrb_copy_submit(hrb_copy *c, int64_t slot, void *dst, const void *src, uint64_t bytes, int after_release) {
   static const char *const CALL = "hr_copy_async";
   HRC_TRY(CALL, cudaSetDevice((int)c->ordinal));
+  cudaStreamCaptureStatus cs = cudaStreamCaptureStatusNone;
+  HRC_TRY(CALL, cudaStreamIsCapturing(c->stream, &cs));
+  if (cs != cudaStreamCaptureStatusNone) c->captured = 1; // replays will copy (see the top)
   // Waiting on an event that was never recorded completes at once.
   if (after_release) HRC_TRY(CALL, cudaStreamWaitEvent(c->stream, c->released[slot], 0));
   HRC_TRY(CALL, cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, c->stream));
@@ -143,22 +157,45 @@ int hrb_copy_release(hrb_copy *c, hr_instance *inst, int64_t slot) {
   return HR_OK;
 }
 
-int hrb_copy_query(hrb_copy *c, int64_t slot, int *done_out) {
-  HRC_TRY("hr_copy_query", cudaSetDevice((int)c->ordinal));
-  cudaError_t e = cudaEventQuery(c->copied[slot]);
+// 1 = done, 0 = not yet, else an HR_* error (with message).
+static int event_done(cudaEvent_t ev, const char *call) {
+  cudaError_t e = cudaEventQuery(ev);
   if (e == cudaErrorNotReady) {
     cudaGetLastError();
-    *done_out = 0;
-    return HR_OK;
+    return 0;
   }
-  if (e != cudaSuccess) return hrc_fail(e, "hr_copy_query", "cudaEventQuery");
-  *done_out = 1;
+  if (e != cudaSuccess) return hrc_fail(e, call, "cudaEventQuery");
+  return 1;
+}
+
+int hrb_copy_query(hrb_copy *c, hr_instance *inst, int64_t slot, int *done_out) {
+  static const char *const CALL = "hr_copy_query";
+  *done_out = 0;
+  HRC_TRY(CALL, cudaSetDevice((int)c->ordinal));
+  int d = event_done(c->copied[slot], CALL);
+  if (d < 0) return d;
+  if (d == 1 && c->captured) { // replayed copies run on the compute stream (see the top)
+    hrc_state *st = NULL;
+    int s = hrc_begin(inst, CALL, &st);
+    if (s != HR_OK) return s;
+    HRC_TRY(CALL, cudaEventRecord(c->probe, st->stream));
+    d = event_done(c->probe, CALL);
+    if (d < 0) return d;
+  }
+  *done_out = d;
   return HR_OK;
 }
 
-int hrb_copy_sync(hrb_copy *c) {
-  HRC_TRY("hr_copy_synchronize", cudaSetDevice((int)c->ordinal));
-  HRC_TRY("hr_copy_synchronize", cudaStreamSynchronize(c->stream));
+int hrb_copy_sync(hrb_copy *c, hr_instance *inst) {
+  static const char *const CALL = "hr_copy_synchronize";
+  HRC_TRY(CALL, cudaSetDevice((int)c->ordinal));
+  HRC_TRY(CALL, cudaStreamSynchronize(c->stream));
+  if (c->captured) {
+    hrc_state *st = NULL;
+    int s = hrc_begin(inst, CALL, &st);
+    if (s != HR_OK) return s;
+    HRC_TRY(CALL, cudaStreamSynchronize(st->stream));
+  }
   return HR_OK;
 }
 

@@ -18,6 +18,7 @@
 #include <stdint.h>
 
 extern "C" {
+#include "../core/device.h"
 #include "../core/ops_dispatch.h"
 #include "../core/status.h"
 }
@@ -63,6 +64,32 @@ int hrc_blas_ready(hrc_state *st, const char *call, uint64_t workspace_bytes);
 // y of `ydtype`; fp32 accumulation.
 int hrc_gemm(hrc_state *st, const char *call, int64_t dtype, int64_t ydtype, uint64_t y, uint64_t x, uint64_t w,
              int64_t m, int64_t n, int64_t k, int accumulate);
+
+// ---- KV caches in reserved ranges ---------------------------------------------------
+// Graphs are captured while the KV range is reserved but not yet mapped, so the num_blocks
+// they bake in is the reserved count. The kernels bound block ids by the blocks really mapped,
+// read at run time from the range's device word (core/vmm.c, Note [Mapped word]); a cache
+// outside any range (a plain allocation) has no word and keeps num_blocks.
+struct HrcKvBound {
+  const uint64_t *kw, *vw; // mapped bytes per slice of the K / V cache's range, or null
+  uint64_t koff, voff;     // offset of the cache inside its slice
+  uint64_t block_bytes;    // bytes of one block of one cache
+};
+// Fills b for caches kc/vc of inst (host side, once per launch).
+void hrc_kv_bound(hr_instance *inst, uint64_t kc, uint64_t vc, uint64_t block_bytes, HrcKvBound *b);
+// Blocks usable by a kernel: min(num_blocks, mapped blocks of K, mapped blocks of V).
+__device__ __forceinline__ int64_t hrc_mapped_blocks(const HrcKvBound &b, int64_t num_blocks) {
+  int64_t n = num_blocks;
+  if (b.kw) {
+    const uint64_t m = *b.kw, u = m > b.koff ? (m - b.koff) / b.block_bytes : 0;
+    if (u < (uint64_t)n) n = (int64_t)u;
+  }
+  if (b.vw) {
+    const uint64_t m = *b.vw, u = m > b.voff ? (m - b.voff) / b.block_bytes : 0;
+    if (u < (uint64_t)n) n = (int64_t)u;
+  }
+  return n;
+}
 
 // ---- dtypes -----------------------------------------------------------------------
 __device__ __forceinline__ float hrc_to_f(float v) { return v; }

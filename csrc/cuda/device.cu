@@ -155,20 +155,26 @@ int hrb_simulate_usage(hrb_device *d, int64_t kind, uint64_t old_bytes, uint64_t
   return hr_fail(HR_E_UNSUPPORTED, "hr_device_simulate_usage: only the CPU backend simulates device usage");
 }
 
-int hrb_memcpy(hrb_device *d, int kind, void *dst, const void *src, uint64_t bytes) {
-  int st = use(d, "cudaSetDevice");
+// The instance's stream is non-blocking (instance.cu), so the legacy-stream cudaMemcpy would
+// not be ordered with its kernels: copies run on that stream, then the host waits for it.
+int hrb_memcpy(struct hr_instance *inst, int kind, void *dst, const void *src, uint64_t bytes) {
+  hrc_state *s = NULL;
+  int st = hrc_begin(inst, "hr_memcpy", &s);
   if (st != HR_OK) return st;
   cudaMemcpyKind k = kind == HRB_H2D ? cudaMemcpyHostToDevice
                      : kind == HRB_D2H ? cudaMemcpyDeviceToHost
                                        : cudaMemcpyDeviceToDevice;
-  CU(cudaMemcpy(dst, src, bytes, k), "cudaMemcpy");
+  CU(cudaMemcpyAsync(dst, src, bytes, k, s->stream), "cudaMemcpyAsync");
+  CU(cudaStreamSynchronize(s->stream), "cudaStreamSynchronize (after a copy)");
   return HR_OK;
 }
 
-int hrb_memset(hrb_device *d, uint64_t dst, int value, uint64_t bytes) {
-  int st = use(d, "cudaSetDevice");
+int hrb_memset(struct hr_instance *inst, uint64_t dst, int value, uint64_t bytes) {
+  hrc_state *s = NULL;
+  int st = hrc_begin(inst, "hr_memset", &s);
   if (st != HR_OK) return st;
-  CU(cudaMemset((void *)(uintptr_t)dst, value, bytes), "cudaMemset");
+  CU(cudaMemsetAsync((void *)(uintptr_t)dst, value, bytes, s->stream), "cudaMemsetAsync");
+  CU(cudaStreamSynchronize(s->stream), "cudaStreamSynchronize (after a memset)");
   return HR_OK;
 }
 

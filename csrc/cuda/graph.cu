@@ -8,8 +8,15 @@
 //    captured): hrc_blas_ready() runs first, outside the capture and outside the set's pool,
 //    so the workspace stays in the default pool. No cuBLAS (not loadable) is not an error
 //    here: a graph without matmuls can still be captured, and a matmul reports it.
-//  - cudaStreamCaptureModeThreadLocal: captures on other threads (other instances) do not
-//    interfere; begin and end must run on the same thread.
+//  - The instance's stream is non-blocking (instance.cu): legacy-stream work of other threads
+//    cannot join or invalidate the capture. cudaStreamCaptureModeThreadLocal: captures on
+//    other threads (other instances) do not interfere; begin and end must run on the same
+//    thread. The core refuses synchronizing calls of the instance while it captures
+//    (hr_vmm_map/reserve/release, hr_synchronize, copies, host buffers, empty_cache, ...) and
+//    the allocator never frees a segment then (its OOM retry skips the release).
+//  - Warm-up: lazy initialisation that cannot be captured is done here (the cuBLAS handle and
+//    its workspace). Running each size once eagerly before capturing it is the caller's job
+//    (the engine's profile run at the largest batch does it for the shapes it shares).
 //  - During capture the calling thread's interaction mode is relaxed (as PyTorch's caching
 //    allocator does around cudaMalloc while capturing), so the allocator may grow the set's
 //    private pool with cudaMalloc. The core refuses the synchronous copy/memset/synchronize
@@ -19,7 +26,7 @@
 //    drop around instantiate + upload is reported as the executable's bytes (device-wide
 //    cudaMemGetInfo: another process allocating at that moment would be counted).
 //  - Replay: cudaGraphLaunch on the instance's stream (ordered with staging copies, which run
-//    on the legacy stream that this blocking stream synchronizes with).
+//    on the same stream: hr_memcpy_* and hr_memcpy_async).
 #include "cuda_common.cuh"
 
 extern "C" {

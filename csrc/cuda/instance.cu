@@ -2,11 +2,15 @@
 // headroom.h that need it: async copies, stream sync, the raw stream, events.
 //
 // The core's hr_instance has no backend slot, so states live in a table here keyed by the
-// instance pointer. A closed instance is noticed two ways: hrb_raw_free tells us when the
-// segment holding a cuBLAS workspace goes back to the device (only happens when its
-// allocator is destroyed), and a state whose allocator pointer or ordinal no longer matches
-// the instance at that address is treated as stale. The stream of a stale state is reused
-// (streams are per device, not per instance object), its workspace is never touched again.
+// instance pointer. hrb_instance_close (instance close) waits for the stream, destroys the
+// instance's events, cuBLAS handle and stream and frees the slot. As a second line of defence
+// a state whose allocator pointer or ordinal no longer matches the instance at that address
+// is treated as stale (its workspace is never touched again).
+//
+// The stream is non-blocking (cudaStreamNonBlocking): work other threads put on the legacy
+// default stream (another instance's cudaMemcpy, a library) neither waits for it nor, worse,
+// joins or invalidates a capture in progress on it. The synchronous hr_memcpy_*/hr_memset
+// therefore run on this stream and wait for it (device.cu).
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,6 +20,8 @@
 extern "C" {
 #include "../core/allocator.h"
 #include "../core/device.h"
+#include "../core/graph.h"
+#include "../core/handles.h"
 }
 
 // ---- errors -------------------------------------------------------------------------
@@ -76,9 +82,8 @@ int hrc_begin(hr_instance *inst, const char *call, hrc_state **out) {
   pthread_mutex_unlock(&states_lock);
   if (!st->stream) {
     cudaStream_t s = NULL;
-    // Default (blocking) flags: the synchronous hr_memcpy_*/hr_memset calls on the legacy
-    // stream are ordered with this stream's work.
-    HRC_TRY(call, cudaStreamCreateWithFlags(&s, cudaStreamDefault));
+    // Non-blocking: no implicit synchronization with the legacy stream (see the top).
+    HRC_TRY(call, cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking));
     st->stream = s;
   }
   *out = st;
@@ -86,6 +91,35 @@ int hrc_begin(hr_instance *inst, const char *call, hrc_state **out) {
 }
 
 int hrc_blas_forget_workspace(void *blas); // blas.cu
+void hrc_blas_destroy(void *blas);         // blas.cu
+
+static void event_destroy_owned(hr_instance *inst);
+
+extern "C" void hrb_instance_close(struct hr_instance *inst) {
+  event_destroy_owned(inst);
+  pthread_mutex_lock(&states_lock);
+  hrc_state *st = NULL;
+  for (int i = 0; i < HRC_MAX_STATES && !st; i++)
+    if (states[i].inst == inst && states[i].alloc == inst->alloc) st = &states[i];
+  hrc_state copy;
+  if (st) {
+    copy = *st;
+    memset(st, 0, sizeof *st); // the slot is free again (last_use 0)
+  }
+  pthread_mutex_unlock(&states_lock);
+  if (!st) return;
+  if (cudaSetDevice((int)copy.ordinal) != cudaSuccess) {
+    cudaGetLastError();
+    return;
+  }
+  if (copy.stream) cudaStreamSynchronize(copy.stream);
+  if (copy.blas) {
+    hrc_blas_forget_workspace(copy.blas);
+    hrc_blas_destroy(copy.blas);
+  }
+  if (copy.stream) cudaStreamDestroy(copy.stream);
+  cudaGetLastError(); // nothing here is reported: close never fails visibly
+}
 
 void hrc_on_segment_free(uint64_t ptr, uint64_t size) {
   pthread_mutex_lock(&states_lock);
@@ -99,6 +133,15 @@ void hrc_on_segment_free(uint64_t ptr, uint64_t size) {
     }
   }
   pthread_mutex_unlock(&states_lock);
+}
+
+void hrc_kv_bound(hr_instance *inst, uint64_t kc, uint64_t vc, uint64_t block_bytes, HrcKvBound *b) {
+  uint64_t kw = 0, vw = 0;
+  hr_vmm_device_word(inst, kc, &kw, &b->koff);
+  hr_vmm_device_word(inst, vc, &vw, &b->voff);
+  b->kw = (const uint64_t *)(uintptr_t)kw;
+  b->vw = (const uint64_t *)(uintptr_t)vw;
+  b->block_bytes = block_bytes ? block_bytes : 1;
 }
 
 // ---- public extras ----------------------------------------------------------------
@@ -141,6 +184,7 @@ int hr_memcpy_async(uint64_t dev, int64_t kind, uint64_t dst, uint64_t src, uint
 int hr_stream_synchronize(uint64_t dev) {
   static const char *const CALL = "hr_stream_synchronize";
   GET(dev, CALL);
+  if (inst->graph_capture) return hr_graph_refuse(inst, CALL);
   hrc_state *st = NULL;
   int s = hrc_begin(inst, CALL, &st);
   if (s != HR_OK) return s;
@@ -161,34 +205,21 @@ int hr_cuda_stream(uint64_t dev, uint64_t *stream_out) {
 
 } // extern "C"
 
-// ---- events: a handle table (slot + generation), so a stale handle is an error ----
+// ---- events: entries of the core handle table (kind HR_H_EVENT), owned by the instance that
+// created them (destroyed with it), so a stale or wrong-kind handle is an error ----
 
-#define HRC_MAX_EVENTS 4096
-static pthread_mutex_t events_lock = PTHREAD_MUTEX_INITIALIZER;
-static struct {
-  cudaEvent_t ev;
-  int64_t ordinal;
-  uint32_t gen;
-} events[HRC_MAX_EVENTS];
+static cudaEvent_t event_get(hr_instance *inst, uint64_t h, const char *call) {
+  return (cudaEvent_t)hr_handle_get(h, HR_H_EVENT, inst, call);
+}
 
-static cudaEvent_t event_get(uint64_t h, const char *call, int64_t ordinal) {
-  uint64_t slot = (h & 0xffff) - 1, gen = h >> 16;
-  cudaEvent_t ev = NULL;
-  int other_device = 0;
-  if ((h & 0xffff) != 0 && slot < HRC_MAX_EVENTS) {
-    pthread_mutex_lock(&events_lock);
-    if (events[slot].ev && events[slot].gen == gen) {
-      ev = events[slot].ev;
-      other_device = events[slot].ordinal != ordinal;
-    }
-    pthread_mutex_unlock(&events_lock);
+static void event_destroy_owned(hr_instance *inst) {
+  void *ev;
+  int set = 0;
+  while ((ev = hr_handle_take_owned(HR_H_EVENT, inst, NULL)) != NULL) {
+    if (!set) set = cudaSetDevice((int)inst->ordinal) == cudaSuccess;
+    cudaEventDestroy((cudaEvent_t)ev);
   }
-  if (!ev) hr_fail(HR_E_INVALID, "%s: invalid or destroyed event handle 0x%llx", call, (hr_ull)h);
-  else if (other_device) {
-    hr_fail(HR_E_INVALID, "%s: event 0x%llx belongs to another CUDA device", call, (hr_ull)h);
-    ev = NULL;
-  }
-  return ev;
+  cudaGetLastError();
 }
 
 extern "C" {
@@ -201,36 +232,16 @@ int hr_event_create(uint64_t dev, uint64_t *event_out) {
   HRC_TRY(CALL, cudaSetDevice((int)inst->ordinal));
   cudaEvent_t ev = NULL;
   HRC_TRY(CALL, cudaEventCreate(&ev));
-  pthread_mutex_lock(&events_lock);
-  int slot = -1;
-  for (int i = 0; i < HRC_MAX_EVENTS; i++)
-    if (!events[i].ev) {
-      slot = i;
-      break;
-    }
-  if (slot >= 0) {
-    events[slot].ev = ev;
-    events[slot].ordinal = inst->ordinal;
-    events[slot].gen = (events[slot].gen + 1) & 0xffffffffu;
-    if (events[slot].gen == 0) events[slot].gen = 1;
-    *event_out = ((uint64_t)events[slot].gen << 16) | (uint64_t)(slot + 1);
-  }
-  pthread_mutex_unlock(&events_lock);
-  if (slot < 0) {
-    cudaEventDestroy(ev);
-    return hr_fail(HR_E_STATE, "%s: too many live events (max %d)", CALL, HRC_MAX_EVENTS);
-  }
-  return HR_OK;
+  int st = hr_handle_new(HR_H_EVENT, (void *)ev, inst, CALL, event_out);
+  if (st != HR_OK) cudaEventDestroy(ev);
+  return st;
 }
 
 int hr_event_destroy(uint64_t dev, uint64_t event) {
   static const char *const CALL = "hr_event_destroy";
   GET(dev, CALL);
-  cudaEvent_t ev = event_get(event, CALL, inst->ordinal);
-  if (!ev) return HR_E_INVALID;
-  pthread_mutex_lock(&events_lock);
-  events[(event & 0xffff) - 1].ev = NULL;
-  pthread_mutex_unlock(&events_lock);
+  if (!event_get(inst, event, CALL)) return HR_E_INVALID;
+  cudaEvent_t ev = (cudaEvent_t)hr_handle_take(event, HR_H_EVENT);
   HRC_TRY(CALL, cudaSetDevice((int)inst->ordinal));
   HRC_TRY(CALL, cudaEventDestroy(ev));
   return HR_OK;
@@ -239,7 +250,7 @@ int hr_event_destroy(uint64_t dev, uint64_t event) {
 int hr_event_record(uint64_t dev, uint64_t event) {
   static const char *const CALL = "hr_event_record";
   GET(dev, CALL);
-  cudaEvent_t ev = event_get(event, CALL, inst->ordinal);
+  cudaEvent_t ev = event_get(inst, event, CALL);
   if (!ev) return HR_E_INVALID;
   hrc_state *st = NULL;
   int s = hrc_begin(inst, CALL, &st);
@@ -251,8 +262,9 @@ int hr_event_record(uint64_t dev, uint64_t event) {
 int hr_event_synchronize(uint64_t dev, uint64_t event) {
   static const char *const CALL = "hr_event_synchronize";
   GET(dev, CALL);
-  cudaEvent_t ev = event_get(event, CALL, inst->ordinal);
+  cudaEvent_t ev = event_get(inst, event, CALL);
   if (!ev) return HR_E_INVALID;
+  if (inst->graph_capture) return hr_graph_refuse(inst, CALL);
   HRC_TRY(CALL, cudaSetDevice((int)inst->ordinal));
   HRC_TRY(CALL, cudaEventSynchronize(ev));
   return HR_OK;
@@ -262,9 +274,9 @@ int hr_event_elapsed_ms(uint64_t dev, uint64_t start, uint64_t end, double *ms_o
   static const char *const CALL = "hr_event_elapsed_ms";
   GET(dev, CALL);
   HR_CHECK_PTR(ms_out, CALL);
-  cudaEvent_t a = event_get(start, CALL, inst->ordinal);
+  cudaEvent_t a = event_get(inst, start, CALL);
   if (!a) return HR_E_INVALID;
-  cudaEvent_t b = event_get(end, CALL, inst->ordinal);
+  cudaEvent_t b = event_get(inst, end, CALL);
   if (!b) return HR_E_INVALID;
   HRC_TRY(CALL, cudaSetDevice((int)inst->ordinal));
   float ms = 0;

@@ -40,6 +40,7 @@ struct DecParams {
   int64_t window; // sliding window (0 = full): keys L - window .. L - 1
   int g, head_batches;
   float scale, softcap; // softcap 0 = off
+  HrcKvBound bound; // block ids >= the mapped blocks are bad (read at run time)
 };
 
 // First key the decode query (position L - 1) sees.
@@ -129,6 +130,10 @@ __global__ void __launch_bounds__(kThreads) attn_decode_kernel(const DecParams p
     s_l[tid] = 0.0f;
   }
   if (tid == 0) s_bad = 0;
+  // Every warp may set s_bad in step 1 below: the clear must be visible to all of them first
+  // (without this barrier warp 1 could flag a bad block before warp 0 clears the flag).
+  __syncthreads();
+  const int64_t nblk = hrc_mapped_blocks(p.bound, p.num_blocks);
 
   const T *kc = (const T *)p.kc, *vc = (const T *)p.vc;
   const int64_t row_elems = p.hk * d;
@@ -140,7 +145,7 @@ __global__ void __launch_bounds__(kThreads) attn_decode_kernel(const DecParams p
       if (tid < n) {
         const int64_t t = c0 + tid;
         const int32_t blk = p.bt[s * p.maxb + t / p.bs];
-        if (blk >= 0 && blk < p.num_blocks) off = ((int64_t)blk * p.bs + t % p.bs) * row_elems + kvh * d;
+        if (blk >= 0 && blk < nblk) off = ((int64_t)blk * p.bs + t % p.bs) * row_elems + kvh * d;
         else s_bad = 1;
       }
       s_row[tid] = off;
@@ -408,6 +413,7 @@ int hrc_exec_attn_decode(hr_instance *inst, const int64_t *a) {
   int s = hrc_begin(inst, CALL, &st);
   if (s != HR_OK) return s;
   const int64_t esz = hrc_dtype_size(a[HR_A_DEC_DTYPE]);
+  hrc_kv_bound(inst, (uint64_t)a[HR_A_DEC_KC], (uint64_t)a[HR_A_DEC_VC], (uint64_t)(p.bs * p.hk * p.d * esz), &p.bound);
   const bool aligned = ((uint64_t)a[HR_A_DEC_KC] | (uint64_t)a[HR_A_DEC_VC]) % 16 == 0 && (p.hk * p.d * esz) % 16 == 0;
   HRC_DISPATCH(a[HR_A_DEC_DTYPE], {
     s = launch_decode<T>(p, grid, st->stream, CALL, aligned);

@@ -29,6 +29,7 @@ struct PreParams {
   int64_t g;
   int64_t window; // sliding window (0 = full): row at pos sees keys pos - window < t <= pos
   float scale, softcap; // softcap 0 = off
+  HrcKvBound bound; // block ids >= the mapped blocks are bad (read at run time)
 };
 
 size_t smem_bytes(int64_t d) {
@@ -56,6 +57,7 @@ __global__ void __launch_bounds__(kThreads) attn_prefill_kernel(const PreParams 
   T *out = (T *)p.out;
   const int64_t row_elems = p.hk * d;
   const float nan = __int_as_float(0x7fc00000);
+  const int64_t nblk = hrc_mapped_blocks(p.bound, p.num_blocks);
 
   int64_t r = r_begin;
   while (r < r_end) {
@@ -108,7 +110,7 @@ __global__ void __launch_bounds__(kThreads) attn_prefill_kernel(const PreParams 
         if (tid < nk) {
           const int64_t t = c0 + tid;
           const int32_t blk = p.bt[b * p.maxb + t / p.bs];
-          if (blk >= 0 && blk < p.num_blocks) off = ((int64_t)blk * p.bs + t % p.bs) * row_elems + kvh * d;
+          if (blk >= 0 && blk < nblk) off = ((int64_t)blk * p.bs + t % p.bs) * row_elems + kvh * d;
           else *s_bad = 1;
         }
         s_off[tid] = off;
@@ -209,6 +211,8 @@ int hrc_exec_attn_prefill(hr_instance *inst, const int64_t *a) {
   hrc_state *st = NULL;
   int s = hrc_begin(inst, CALL, &st);
   if (s != HR_OK) return s;
+  hrc_kv_bound(inst, (uint64_t)p.kc, (uint64_t)p.vc,
+               (uint64_t)(p.bs * p.hk * p.d * hrc_dtype_size(a[HR_A_PRE_DTYPE])), &p.bound);
   const size_t smem = smem_bytes(p.d);
   const dim3 grid((unsigned)tiles, (unsigned)p.hq);
   HRC_DISPATCH(a[HR_A_PRE_DTYPE], {

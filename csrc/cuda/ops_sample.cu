@@ -23,6 +23,21 @@ extern "C" {
 
 namespace {
 
+// hist[bin] += w for the active lanes of a warp, one atomic per distinct bin: similar logits
+// share their top key bits, so without aggregation up to 32 lanes hit one shared counter per
+// step (serialized atomics). Must be reached by all 32 lanes (the loops below are
+// warp-uniform); inactive lanes pass active = false. Sums are exact uint64, so the order
+// does not matter.
+__device__ __forceinline__ void hist_add_warp(unsigned long long *hist, unsigned bin, uint64_t w, bool active) {
+  const unsigned mask = __ballot_sync(0xffffffffu, active);
+  if (!active) return;
+  const unsigned peers = __match_any_sync(mask, bin);
+  const int lane = threadIdx.x & 31;
+  uint64_t sum = 0;
+  for (unsigned rest = peers; rest; rest &= rest - 1) sum += __shfl_sync(peers, w, __ffs(rest) - 1);
+  if (lane == __ffs(peers) - 1) atomicAdd(&hist[bin], (unsigned long long)sum);
+}
+
 __device__ __forceinline__ uint64_t warp_max_u64(uint64_t v) {
 #pragma unroll
   for (int o = 16; o > 0; o >>= 1) {
@@ -141,9 +156,10 @@ __global__ void __launch_bounds__(SMP_THREADS)
         for (int b = tid; b < 256; b += nthr) hist[b] = 0;
         __syncthreads(); // also publishes sel
         const uint32_t hm = mask_above(shift), prefix = sel.prefix;
-        for (int64_t i = tid; i < v; i += nthr) {
-          const uint32_t key = hr_sr_key(l[i]);
-          if ((key & hm) == prefix) atomicAdd((unsigned long long *)&hist[(key >> shift) & 255u], 1ull);
+        for (int64_t i0 = 0; i0 < v; i0 += nthr) { // warp-uniform trip count (hist_add_warp)
+          const int64_t i = i0 + tid;
+          const uint32_t key = i < v ? hr_sr_key(l[i]) : 0u;
+          hist_add_warp((unsigned long long *)hist, (key >> shift) & 255u, 1u, i < v && (key & hm) == prefix);
         }
         __syncthreads();
         if (tid == 0) walk_bins(hist, shift, &sel);
@@ -173,13 +189,13 @@ __global__ void __launch_bounds__(SMP_THREADS)
         __syncthreads();
         const uint32_t hm = mask_above(shift), prefix = sel.prefix;
         if (tid == 0 && (kk & hm) == prefix) atomicAdd((unsigned long long *)&hist[(kk >> shift) & 255u], nk * qk);
-        for (int64_t i = tid; i < v; i += nthr) {
-          const float li = l[i];
-          const uint32_t key = hr_sr_key(li);
-          if (key > kk && (key & hm) == prefix) {
-            const uint64_t w = hr_sr_weight(li, m, inv_t);
-            if (w) atomicAdd((unsigned long long *)&hist[(key >> shift) & 255u], (unsigned long long)w);
-          }
+        for (int64_t i0 = 0; i0 < v; i0 += nthr) { // warp-uniform trip count (hist_add_warp)
+          const int64_t i = i0 + tid;
+          const float li = i < v ? l[i] : 0.0f;
+          const uint32_t key = i < v ? hr_sr_key(li) : 0u;
+          const bool in = i < v && key > kk && (key & hm) == prefix;
+          const uint64_t w = in ? hr_sr_weight(li, m, inv_t) : 0u;
+          hist_add_warp((unsigned long long *)hist, (key >> shift) & 255u, w, in && w != 0);
         }
         __syncthreads();
         if (tid == 0) walk_bins(hist, shift, &sel);

@@ -109,7 +109,16 @@ extern "C" int hrb_vmm_reserve(hrb_device *d, uint64_t slice_stride, int64_t num
   if (st != HR_OK) return st;
   CUdeviceptr base = 0;
   CUresult r = drv.reserve(&base, slice_stride * (uint64_t)num_slices, gran, 0, 0);
-  if (r != CUDA_SUCCESS) return cu_fail(r, "hr_vmm_reserve: cuMemAddressReserve");
+  if (r != CUDA_SUCCESS) {
+    // Address space, not device memory: never report it as "out of memory".
+    const char *s = "unknown";
+    if (drv.error_string) drv.error_string(r, &s);
+    return hr_fail(HR_E_BACKEND,
+                   "hr_vmm_reserve: cuda device %lld: reserving %llu bytes of virtual address space (%lld slices of "
+                   "%llu; no device memory is used) failed: %s (CUresult %d)",
+                   (long long)d->ordinal, (unsigned long long)(slice_stride * (uint64_t)num_slices),
+                   (long long)num_slices, (unsigned long long)slice_stride, s, (int)r);
+  }
   vmm_state *s = (vmm_state *)calloc(1, sizeof(vmm_state));
   if (!s) {
     drv.free_addr(base, slice_stride * (uint64_t)num_slices);
@@ -161,9 +170,15 @@ static void unmap_last(vmm_state *s, uint64_t base, uint64_t slice_stride) {
 
 /* Chunks are appended slice by slice per growth step, so the most recent chunks are the
  * highest offsets of every slice: shrinking pops from the end, then re-grows any remainder. */
+extern "C" int hrb_vmm_wants_device_word(void) { return 1; }
+
+// A shrink pops whole chunks past new_mapped, then re-grows the remainder [from, new_mapped).
+// If that re-grow fails the range holds `from` bytes per slice, less than both old and new:
+// *mapped_out reports it so the core's bookkeeping (and the kernels' bound) stay true.
 extern "C" int hrb_vmm_set_mapped(hrb_device *d, void *state, uint64_t base, uint64_t slice_stride,
-                                  int64_t num_slices, uint64_t old_mapped, uint64_t new_mapped) {
+                                  int64_t num_slices, uint64_t old_mapped, uint64_t new_mapped, uint64_t *mapped_out) {
   vmm_state *s = (vmm_state *)state;
+  *mapped_out = old_mapped;
   cudaSetDevice((int)d->ordinal);
   cudaDeviceSynchronize();
   int64_t n0 = s->n;
@@ -173,15 +188,17 @@ extern "C" int hrb_vmm_set_mapped(hrb_device *d, void *state, uint64_t base, uin
       unmap_last(s, base, slice_stride);
     from = s->n > 0 ? s->chunks[s->n - 1].offset + s->chunks[s->n - 1].size : 0;
     n0 = s->n;
+    *mapped_out = from;
     if (from >= new_mapped) return HR_OK;
   }
   for (int64_t i = 0; i < num_slices; i++) {
     int st = map_chunk(d, s, base, slice_stride, (uint64_t)i, from, new_mapped - from);
     if (st != HR_OK) {
-      while (s->n > n0) unmap_last(s, base, slice_stride); /* leave the old mapping in place */
+      while (s->n > n0) unmap_last(s, base, slice_stride); /* back to `from` in every slice */
       return st;
     }
   }
+  *mapped_out = new_mapped;
   return HR_OK;
 }
 
