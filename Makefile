@@ -109,3 +109,9 @@ test-gpu: tools native
 # prints "skipped: no GPU" elsewhere). Writes bench/out/attention.json.
 bench-attention: tools native
 	$(BUN) bench/attention/run.ts
+
+# ---- GPU kit (issue 16 item 4): one archive (<= 48 MiB) to run every GPU check on a GPU
+# machine without network: build/headroom-gpu-kit.tar.xz; there: ./gpu-check.sh (kit/).
+.PHONY: gpu-kit
+gpu-kit: native
+	bash kit/build.sh

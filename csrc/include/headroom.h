@@ -6,7 +6,10 @@
  *    is a pure query documented otherwise (hr_abi_version, hr_last_error, names).
  *  - On failure, hr_last_error() returns a thread-local message naming the call and the
  *    values involved. Nothing here aborts, exits or prints.
- *  - Only scalars and pointers cross the boundary. Handles are opaque uint64_t.
+ *  - Only scalars and pointers cross the boundary. Handles are opaque uint64_t (< 2^52, so a
+ *    JS number holds them) from one table that records each handle's kind and generation: a
+ *    closed, destroyed, forged or wrong-kind handle (a graph set passed as a device, ...) is
+ *    HR_E_INVALID naming the kinds, never a crash.
  *    Device pointers are uint64_t addresses (on the CPU backend they are host addresses).
  *  - Out-values are written through pointers to int64_t/uint64_t/double.
  */
@@ -62,6 +65,10 @@ HR_API int hr_device_count(int64_t *count_out);
  * same value. CUDA backend: `cpu_capacity_bytes` must be 0.
  */
 HR_API int hr_device_open(int64_t ordinal, uint64_t cpu_capacity_bytes, uint64_t *dev_out);
+/* Closes an instance and releases everything created on it, in this order: its copy engines
+ * (pending copies waited for, CPU copy threads joined), graph sets (an open capture is
+ * aborted), host buffers, backend objects (CUDA events, cuBLAS handle, stream), reserved
+ * ranges, and its allocator's memory. Their handles become invalid. */
 HR_API int hr_device_close(uint64_t dev);
 
 /* Like cudaMemGetInfo: free and total bytes of the whole device (all instances, all users). */
@@ -162,6 +169,15 @@ HR_API int hr_pool_reserved(uint64_t dev, uint64_t pool, uint64_t *bytes_out);
  * (CUDA: cuMemAddressReserve; CPU: mmap(PROT_NONE)). Addresses are stable, so graphs can be
  * captured against them before the size is known. The KV cache uses one slice per layer and
  * K/V (2 x layers slices), so every layer's cache has a fixed address whatever its final size.
+ * Bounded: all slices are mapped alike, so no slice can ever hold more than the device's total
+ * bytes / num_slices; the stride is min(slice_bytes, that share), rounded up to the
+ * granularity (use slice_stride_out, not slice_bytes). Asking for the whole device per slice
+ * thus reserves about one device of address space for the whole range, and several
+ * instances fit. A failed reservation is HR_E_BACKEND ("virtual address space"), not HR_E_OOM.
+ * Kernels and executors bound paged-KV block ids by the blocks *mapped* when they run (also in
+ * replayed graphs, which were captured against the reserved count): CPU executors fail with
+ * HR_E_INVALID, CUDA kernels treat such a block like any bad index (NaN / skipped write).
+ * hr_vmm_reserve, hr_vmm_map and hr_vmm_release are HR_E_STATE while the instance captures.
  */
 HR_API int hr_vmm_reserve(uint64_t dev, uint64_t slice_bytes, int64_t num_slices, uint64_t *base_out,
                           uint64_t *granularity_out, uint64_t *slice_stride_out);
@@ -169,7 +185,9 @@ HR_API int hr_vmm_reserve(uint64_t dev, uint64_t slice_bytes, int64_t num_slices
  * Makes exactly the first `bytes_per_slice` bytes of every slice usable (a multiple of the
  * granularity, at most the slice size), mapping or unmapping physical memory as needed (CUDA:
  * cuMemCreate + cuMemMap + cuMemSetAccess; CPU: commit against the device capacity).
- * HR_E_OOM if the device has no room; the previous mapping is then unchanged.
+ * HR_E_OOM if the device has no room; the previous mapping is then unchanged, except when a
+ * shrink had to re-map a remainder and that failed: the message then says how many bytes per
+ * slice are mapped, and hr_vmm_mapped_bytes reports it.
  */
 HR_API int hr_vmm_map(uint64_t dev, uint64_t base, uint64_t bytes_per_slice);
 /* Unmaps and frees the whole range. */
@@ -436,6 +454,8 @@ HR_API int hr_host_bytes(uint64_t dev, uint64_t *bytes_out);
  * event dependencies.
  * hr_copy_query: *done_out = 1 when the last copy tagged `slot` has completed (host view).
  * hr_copy_synchronize: the host waits for every copy issued so far.
+ * Both include copies made by graph replays: on CUDA, once copies of the engine were captured,
+ * they also require the instance's stream (where replays run) to be idle (conservative).
  * hr_copy_engine_destroy waits for pending copies first.
  */
 HR_API int hr_copy_engine_create(uint64_t dev, int64_t num_slots, uint64_t *engine_out);
@@ -484,7 +504,14 @@ HR_API int hr_copy_engine_set_delay_us(uint64_t dev, uint64_t engine, int64_t de
  *  - CUDA: stream capture on the instance's stream (cudaStreamCaptureModeThreadLocal; begin
  *    and end on the same thread), cudaGraphInstantiate + cudaGraphUpload at end; replay is
  *    one cudaGraphLaunch on the instance's stream.
- * While capturing, hr_memcpy_* / hr_memset / hr_synchronize on the instance fail with
+ * While capturing, every call that would synchronize or free device memory fails with
+ * HR_E_STATE: hr_vmm_reserve/map/release, hr_allocator_empty_cache, hr_host_alloc/free,
+ * hr_copy_query/synchronize/engine_destroy, hr_graph_set_destroy and hr_graph_replay of any
+ * set, and on CUDA hr_stream_synchronize, hr_event_synchronize, hr_blas_init; and the
+ * allocator's OOM retry releases no cached segment (no cudaFree during capture). Warm-up:
+ * capture_begin does the lazy set-up it can (cuBLAS handle and workspace); running each size
+ * once eagerly before capturing it is the caller's choice. Also:
+ * hr_memcpy_* / hr_memset / hr_synchronize on the instance fail with
  * HR_E_STATE (they would not be part of the graph; on CUDA they would break the capture).
  * An op whose validation fails is not captured (it returns its error; the capture stays
  * open). hr_graph_capture_abort discards the graph being captured.
@@ -524,7 +551,8 @@ HR_API int hr_copy_engine_set_delay_us(uint64_t dev, uint64_t engine, int64_t de
 /* A set for `num_sizes` distinct sizes in 1..2^20 (any order; at most HR_GRAPH_MAX_SIZES).
  * Creates the set's private pool. */
 HR_API int hr_graph_set_create(uint64_t dev, const int64_t *sizes, int64_t num_sizes, uint64_t *set_out);
-/* Destroys the graphs and the pool. HR_E_STATE while capturing, or while blocks allocated
+/* Destroys the executables, waits for the device (a replay may still be running), then frees
+ * the pool. HR_E_STATE while the instance captures, or while blocks allocated
  * during capture are still live (free them first; the set then stays usable). */
 HR_API int hr_graph_set_destroy(uint64_t dev, uint64_t set);
 HR_API int hr_graph_capture_begin(uint64_t dev, uint64_t set, int64_t size);
@@ -545,8 +573,10 @@ HR_API int hr_graph_set_info(uint64_t dev, uint64_t set, int64_t *out, int64_t n
  * common table). Same conventions as above: int status, hr_last_error() on failure, and
  * every CUDA error becomes HR_E_BACKEND carrying the CUDA error name and text.
  *
- * Streams: each instance has one CUDA stream (created on first use, default flags, so the
- * synchronous hr_memcpy_* / hr_memset calls above stay ordered with it). Every op of the
+ * Streams: each instance has one CUDA stream (created on first use, cudaStreamNonBlocking, so
+ * other threads' legacy-stream work neither waits for it nor disturbs a capture on it); the
+ * synchronous hr_memcpy_* / hr_memset calls above run on it and wait, so they stay ordered
+ * with its ops. Every op of the
  * instance is queued on it; ops return before the GPU has finished. On CUDA, values inside
  * index arrays are not checked by the host (they live in device memory): an out-of-range
  * index never causes an out-of-bounds access, the outputs it affects are written as NaN
