@@ -77,10 +77,11 @@ int hr_device_open(int64_t ordinal, uint64_t cpu_capacity_bytes, uint64_t *dev_o
 int hr_device_close(uint64_t handle) {
   GET(handle, "hr_device_close");
   if (hr_handle_take(handle, HR_H_INSTANCE) != inst) return hr_fail(HR_E_INVALID, "hr_device_close: handle 0x%llx closed concurrently", (hr_ull)handle);
-  /* Children first, in dependency order: copy engines may still be copying into device
-   * memory, graphs reference the pool, host buffers feed the copies. */
-  hr_copy_release_instance(inst);
+  /* Children first, in dependency order: graph sets (then the device is waited for: no
+   * replay runs any more), copy engines (pending copies waited for, threads joined), then the
+   * host buffers those copies read. */
   hr_graph_release_instance(inst);
+  hr_copy_release_instance(inst);
   hr_host_release_instance(inst);
   hrb_instance_close(inst);
   if (inst->sim_non_allocator)

@@ -65,10 +65,10 @@ HR_API int hr_device_count(int64_t *count_out);
  * same value. CUDA backend: `cpu_capacity_bytes` must be 0.
  */
 HR_API int hr_device_open(int64_t ordinal, uint64_t cpu_capacity_bytes, uint64_t *dev_out);
-/* Closes an instance and releases everything created on it, in this order: its copy engines
- * (pending copies waited for, CPU copy threads joined), graph sets (an open capture is
- * aborted), host buffers, backend objects (CUDA events, cuBLAS handle, stream), reserved
- * ranges, and its allocator's memory. Their handles become invalid. */
+/* Closes an instance and releases everything created on it, in this order: its graph sets (an
+ * open capture is aborted; then the device is waited for), copy engines (pending copies
+ * waited for, CPU copy threads joined), host buffers, backend objects (CUDA events, cuBLAS
+ * handle, stream), reserved ranges, and its allocator's memory. Their handles become invalid. */
 HR_API int hr_device_close(uint64_t dev);
 
 /* Like cudaMemGetInfo: free and total bytes of the whole device (all instances, all users). */
