@@ -42,6 +42,7 @@ run() {
 }
 
 run cpu-native 0 60 "$BUN" test test/native.test.ts test/ops.test.ts test/ops-sample.test.ts
+run cuda-fallback 0 60 "$BUN" test test/gpu/fallback.test.ts # the CUDA library without a GPU / with one
 run gpu-suites 1 180 "$BUN" test test/gpu
 if [ -n "$SAN" ]; then
   run memcheck 1 90 "$SAN" --tool memcheck --leak-check no --error-exitcode 3 "$BUN" test test/gpu/memory.test.ts
