@@ -6,7 +6,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 NAME=headroom-gpu-kit
-STAGE=build/gpu-kit/$NAME
+# Staged outside the repository: a copy of test/ under build/ would be found by `bun test`.
+TMP=$(mktemp -d)
+trap 'rm -rf "$TMP"' EXIT
+STAGE=$TMP/$NAME
 OUTF=build/$NAME.tar.xz
 LIMIT=$((48 * 1024 * 1024))
 for lib in build/libheadroom_cpu.so build/libheadroom_cuda.so; do
@@ -31,13 +34,13 @@ cp kit/gpu-check.sh "$STAGE/"
     const p = JSON.parse(fs.readFileSync(path.join("node_modules", n, "package.json"), "utf8"));
     todo.push(...Object.keys(p.dependencies ?? {}), ...Object.keys(p.peerDependencies ?? {}));
   }
-  console.log([...seen].join("\n"));' > build/gpu-kit/deps.txt
+  console.log([...seen].join("\n"));' > "$TMP/deps.txt"
 while read -r dep; do
   mkdir -p "$STAGE/node_modules/$(dirname "$dep")"
   cp -r "node_modules/$dep" "$STAGE/node_modules/$dep"
-done < build/gpu-kit/deps.txt
+done < "$TMP/deps.txt"
 xz -T2 -6 -c "$BUNBIN" > "$STAGE/tools/bun.xz"
-tar -C build/gpu-kit -cf - "$NAME" | xz -T2 -6 > "$OUTF"
+tar -C "$TMP" -cf - "$NAME" | xz -T2 -6 > "$OUTF"
 size=$(stat -c %s "$OUTF")
-echo "gpu-kit: $OUTF ($((size / 1024 / 1024)) MiB, $(wc -l < build/gpu-kit/deps.txt) runtime packages)"
+echo "gpu-kit: $OUTF ($((size / 1024 / 1024)) MiB, $(wc -l < "$TMP/deps.txt") runtime packages)"
 [ "$size" -le "$LIMIT" ] || { echo "gpu-kit: archive exceeds 48 MiB" >&2; exit 1; }
