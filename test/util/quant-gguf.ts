@@ -35,19 +35,37 @@ export function quantizeQ8_0(x: Float32Array): Uint8Array {
   return out;
 }
 
-/** Random blocks of `q` for `elems` elements: random quant bits, fp16 scales of magnitude 2^-8..2^-5. */
+/**
+ * fp16 exponents (2^x) of the block scale `d` and min `m` per type, chosen so the dequantized
+ * weights are ~0.01-0.1 like a trained model's (a d that is fine for Q8_0 makes K-quant weights,
+ * d × 6-bit scale × quant, hundreds of times larger and the model's logits span thousands).
+ */
+const SCALE_EXP: Record<string, { d: number; m: number }> = {
+  Q8_0: { d: -11, m: 0 },
+  Q4_0: { d: -7, m: 0 },
+  Q4_1: { d: -8, m: -5 },
+  Q5_0: { d: -8, m: 0 },
+  Q5_1: { d: -9, m: -5 },
+  Q4_K: { d: -12, m: -10 },
+  Q5_K: { d: -13, m: -10 },
+  Q6_K: { d: -14, m: 0 },
+};
+
+/** Random blocks of `q` for `elems` elements: random quant bits, fp16 scales sized per type (SCALE_EXP). */
 export function randomBlocks(q: QuantType, elems: number, rnd: () => number): Uint8Array {
   const n = elems / q.blockElems;
   const out = new Uint8Array(n * q.blockBytes);
   for (let i = 0; i < out.length; i++) out[i] = Math.floor(rnd() * 256);
-  const scale = () => ((rnd() < 0.5 ? 0x8000 : 0) | ((7 + Math.floor(rnd() * 4)) << 10) | Math.floor(rnd() * 1024));
+  const exp = SCALE_EXP[q.name]!;
+  // sign | exponent field (x + 15, one octave of jitter) | random mantissa
+  const scale = (x: number) => ((rnd() < 0.5 ? 0x8000 : 0) | ((x + 15 + Math.floor(rnd() * 2)) << 10) | Math.floor(rnd() * 1024));
   const dv = new DataView(out.buffer);
   for (let b = 0; b < n; b++) {
     const at = b * q.blockBytes;
-    if (q.name === "Q6_K") dv.setUint16(at + 208, scale(), true);
+    if (q.name === "Q6_K") dv.setUint16(at + 208, scale(exp.d), true);
     else {
-      dv.setUint16(at, scale(), true);
-      if (["Q4_1", "Q5_1", "Q4_K", "Q5_K"].includes(q.name)) dv.setUint16(at + 2, scale(), true);
+      dv.setUint16(at, scale(exp.d), true);
+      if (["Q4_1", "Q5_1", "Q4_K", "Q5_K"].includes(q.name)) dv.setUint16(at + 2, scale(exp.m), true);
     }
   }
   return out;
