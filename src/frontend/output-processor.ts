@@ -36,6 +36,8 @@ export interface OutputProcessorOptions {
   stop: readonly string[];
   /** Resolve logprob token strings (the engine sends ids and values only). */
   logprobs: boolean;
+  /** Leave special tokens out of the text (default true). Tool-call parsing needs markers such as [TOOL_CALLS]. */
+  skipSpecialTokens?: boolean;
 }
 
 export class OutputProcessor {
@@ -51,7 +53,7 @@ export class OutputProcessor {
     promptTokenIds: ArrayLike<number>,
     private readonly opts: OutputProcessorOptions,
   ) {
-    this.detok = new IncrementalDetokenizer(tok, promptTokenIds);
+    this.detok = new IncrementalDetokenizer(tok, promptTokenIds, { skipSpecialTokens: opts.skipSpecialTokens ?? true });
   }
 
   /** Turns one engine event into a text event. Events after `finished` are ignored (null). */

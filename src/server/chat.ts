@@ -2,6 +2,7 @@
 import { Elysia } from "elysia";
 import type { ChatMessage, ChatTemplateRequest } from "../engine/api.ts";
 import type { TextLogprob } from "../frontend/output-processor.ts";
+import { extractToolCalls, ToolCallStreamer } from "../frontend/tool-calls/parser.ts";
 import { templateMessages, templateRequest } from "./chat-template-request.ts";
 import type { ServerContext } from "./context.ts";
 import { ApiError, badRequest } from "./errors.ts";
@@ -23,6 +24,7 @@ import {
   type ChoiceEvent,
 } from "./generation.ts";
 import { structuredSpec, withStructured } from "./structured-request.ts";
+import { toolParsing } from "./tool-request.ts";
 import { ChatCompletionRequest, ChatCompletionResponse, generationErrors, type ChatLogprobs } from "./schemas.ts";
 
 export function chatLogprobs(lps: TextLogprob[], top: number): ChatLogprobs {
@@ -60,6 +62,7 @@ export function chatRoutes(ctx: ServerContext) {
       const n = body.n ?? 1;
       const messages = templateMessages(body);
       const templateOpts = templateRequest(body);
+      const tools = toolParsing(ctx, body);
       if (body.top_logprobs != null && body.logprobs !== true) throw badRequest("top_logprobs requires logprobs: true.", "top_logprobs");
       checkPromptChars(ctx, messages.map((m) => m.content), "messages");
       const prompt = await renderChat(ctx, messages, templateOpts, request.signal);
@@ -71,7 +74,9 @@ export function chatRoutes(ctx: ServerContext) {
       // generation_config.json's max_new_tokens bounds a completion whose length the request leaves open.
       const maxTokens = requested === undefined && defaults.maxTokens !== undefined ? Math.min(fitted, defaults.maxTokens) : fitted;
       const structured = await structuredSpec(ctx, body);
-      const jobs = makeJobs([prompt], n, () => withStructured(samplingParams(body, maxTokens, logprobs, defaults), structured), stopStrings(body));
+      // Tool-call markers can be special tokens ([TOOL_CALLS], <|python_tag|>): kept in the text the parser reads.
+      const output = { skipSpecialTokens: tools ? false : true };
+      const jobs = makeJobs([prompt], n, () => withStructured(samplingParams(body, maxTokens, logprobs, defaults), structured), stopStrings(body), output);
       const id = newId("chatcmpl");
       const created = Math.floor(Date.now() / 1000);
 
@@ -88,12 +93,17 @@ export function chatRoutes(ctx: ServerContext) {
             object: "chat.completion",
             created,
             model,
-            choices: results.map((r) => ({
-              index: r.index,
-              message: { role: "assistant" as const, content: r.text, refusal: null },
-              logprobs: r.logprobs ? chatLogprobs(r.logprobs, logprobs ?? 0) : null,
-              finish_reason: r.finishReason,
-            })),
+            choices: results.map((r) => {
+              const parsed = tools ? extractToolCalls(tools.format, r.text, tools.maxCalls) : null;
+              const called = parsed !== null && parsed.toolCalls.length > 0;
+              return {
+                index: r.index,
+                message: called ? { role: "assistant" as const, content: parsed.content, refusal: null, tool_calls: parsed.toolCalls } : { role: "assistant" as const, content: r.text, refusal: null },
+                logprobs: r.logprobs ? chatLogprobs(r.logprobs, logprobs ?? 0) : null,
+                // OpenAI: a turn that ends in tool calls finishes with "tool_calls".
+                finish_reason: called && r.finishReason === "stop" ? ("tool_calls" as const) : r.finishReason,
+              };
+            }),
             usage: usageOf([results[0]?.promptTokens || prompt.length], results.map((r) => r.completionTokens)),
           };
           return res;
@@ -106,6 +116,7 @@ export function chatRoutes(ctx: ServerContext) {
       const { first, rest } = await startStream(events);
       const completion = new Map<number, number>();
       let promptTokens = prompt.length;
+      const streamers = new Map(tools ? jobs.map((j) => [j.index, new ToolCallStreamer(tools.format, tools.maxCalls)] as const) : []);
       async function* chunks(): AsyncGenerator<object> {
         const base = { id, object: "chat.completion.chunk" as const, created, model, system_fingerprint: null };
         const extra = includeUsage ? { usage: null } : {};
@@ -114,15 +125,18 @@ export function chatRoutes(ctx: ServerContext) {
           const { index, ev } = ce;
           completion.set(index, Math.max(completion.get(index) ?? 0, ev.completionTokens));
           if (ev.promptTokens > 0) promptTokens = ev.promptTokens;
-          if (ev.text === "" && !ev.logprobs?.length && ev.finishReason === null) return null;
+          const streamer = streamers.get(index);
+          const parsed = streamer ? streamer.push(ev.text, ev.finishReason !== null) : { content: ev.text, toolCalls: [] };
+          if (parsed.content === "" && parsed.toolCalls.length === 0 && !ev.logprobs?.length && ev.finishReason === null) return null;
+          const delta = { ...(parsed.content !== "" ? { content: parsed.content } : {}), ...(parsed.toolCalls.length > 0 ? { tool_calls: parsed.toolCalls } : {}) };
           return {
             ...base,
             choices: [
               {
                 index,
-                delta: ev.text !== "" ? { content: ev.text } : {},
+                delta,
                 logprobs: logprobs !== undefined && ev.logprobs?.length ? chatLogprobs(ev.logprobs, logprobs) : null,
-                finish_reason: ev.finishReason,
+                finish_reason: streamer?.calledTools && ev.finishReason === "stop" ? "tool_calls" : ev.finishReason,
               },
             ],
             ...extra,

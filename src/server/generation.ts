@@ -3,7 +3,7 @@
 // their event streams through the frontend's output processors (ids → text, stop strings: a
 // match ends the sequence and aborts it in the engine), and the latency metrics.
 import type { FinishReason, SamplingDefaults, SamplingParams } from "../engine/api.ts";
-import type { TextEvent, TextLogprob } from "../frontend/output-processor.ts";
+import type { OutputProcessorOptions, TextEvent, TextLogprob } from "../frontend/output-processor.ts";
 import type { RequestInfo, ServerContext } from "./context.ts";
 import { ApiError, badRequest, fromEngineError } from "./errors.ts";
 
@@ -101,6 +101,8 @@ export interface SeqJob {
   params: SamplingParams;
   /** Stop strings (frontend side). */
   stop: string[];
+  /** More output-processor options (special tokens in the text, ...). */
+  output: Partial<OutputProcessorOptions>;
 }
 
 export interface ChoiceEvent {
@@ -120,14 +122,14 @@ export interface ChoiceResult {
 }
 
 /** n choices per prompt; with a seed, choice j of a prompt uses seed + j so choices differ. */
-export function makeJobs(prompts: number[][], n: number, params: (prompt: number[]) => SamplingParams, stop: string[]): SeqJob[] {
+export function makeJobs(prompts: number[][], n: number, params: (prompt: number[]) => SamplingParams, stop: string[], output: Partial<OutputProcessorOptions> = {}): SeqJob[] {
   const jobs: SeqJob[] = [];
   prompts.forEach((p, pi) => {
     const base = params(p);
     for (let j = 0; j < n; j++) {
       const ps = { ...base, stopTokenIds: [...base.stopTokenIds] };
       if (base.seed !== undefined) ps.seed = base.seed + j;
-      jobs.push({ index: pi * n + j, promptIndex: pi, promptTokenIds: p, params: ps, stop: [...stop] });
+      jobs.push({ index: pi * n + j, promptIndex: pi, promptTokenIds: p, params: ps, stop: [...stop], output });
     }
   });
   return jobs;
@@ -169,7 +171,7 @@ export async function* runJobs(ctx: ServerContext, info: RequestInfo, jobs: SeqJ
     let last = info.start;
     let first = true;
     try {
-      const text = ctx.text.processor(job.promptTokenIds, { stop: job.stop, logprobs: job.params.logprobs !== undefined });
+      const text = ctx.text.processor(job.promptTokenIds, { ...job.output, stop: job.stop, logprobs: job.params.logprobs !== undefined });
       const stream = ctx.engine.generate({ requestId: `${info.id}-${job.index}`, promptTokenIds: job.promptTokenIds, params: job.params }, ac.signal);
       // Leaving this loop before the engine finished (a stop string matched) aborts the request there.
       for await (const engineEv of stream) {

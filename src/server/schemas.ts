@@ -148,6 +148,9 @@ const CompletionLogprobs = Obj({
 export type CompletionLogprobs = Static<typeof CompletionLogprobs>;
 
 const FinishReason = t.Union([t.Literal("stop"), t.Literal("length"), t.Literal("abort"), t.Null()]);
+const ChatFinishReason = t.Union([t.Literal("stop"), t.Literal("length"), t.Literal("tool_calls"), t.Literal("abort"), t.Null()], {
+  description: "'tool_calls' when the turn ends in tool calls",
+});
 
 export const Usage = Obj({
   prompt_tokens: Int(),
@@ -202,6 +205,12 @@ export const ChatMessageIn = Obj({
   reasoning_content: opt(t.String(), "Assistant reasoning of earlier turns (templates such as Qwen3 use it)"),
 });
 
+const ToolCallOut = Obj({
+  id: t.String(),
+  type: t.Literal("function"),
+  function: Obj({ name: t.String(), arguments: t.String({ description: "JSON text of the arguments object, as the model wrote it" }) }),
+});
+
 const ToolIn = Obj({
   type: t.Literal("function"),
   function: Obj({
@@ -219,11 +228,12 @@ export const ChatCompletionRequest = Obj({
   max_completion_tokens: opt(Int({ minimum: 1 }), "Default: what fits in max_model_len"),
   logprobs: opt(t.Boolean()),
   top_logprobs: opt(Int({ minimum: 0, maximum: 20 })),
-  tools: opt(t.Array(ToolIn, { maxItems: 128 }), "Given to the chat template; needs tool_choice 'none' (tool calls in the output are not parsed)"),
+  tools: opt(t.Array(ToolIn, { maxItems: 128 }), "Given to the chat template; with tool_choice 'auto' tool calls are parsed out of the output (--tool-call-parser)"),
   tool_choice: opt(
     t.Union([t.Literal("none"), t.Literal("auto"), t.Literal("required"), Obj({ type: t.Literal("function"), function: Obj({ name: t.String() }) })]),
-    "Only 'none' is supported",
+    "'auto' (default with tools): the model may call tools; 'none': plain text. 'required' and a named function are refused (400) until grammar-constrained decoding enforces them",
   ),
+  parallel_tool_calls: opt(t.Boolean(), "false: at most one tool call (the first) is returned"),
   add_generation_prompt: opt(t.Boolean(), "End the prompt with the assistant turn's opening (default true; vLLM extension)"),
   continue_final_message: opt(t.Boolean(), "Continue the last message instead of starting a new one (needs add_generation_prompt: false; vLLM extension)"),
   chat_template_kwargs: opt(t.Record(t.String(), t.Unknown(), { additionalProperties: false }), "More chat template variables, e.g. {\"enable_thinking\": false} (vLLM extension)"),
@@ -266,16 +276,17 @@ export const ChatCompletionResponse = Obj(
           role: t.Literal("assistant"),
           content: t.Union([t.String(), t.Null()]),
           refusal: t.Optional(t.Union([t.String(), t.Null()])),
+          tool_calls: t.Optional(t.Array(ToolCallOut, { description: "Tool calls parsed from the output (tool_choice 'auto')" })),
         }),
         logprobs: t.Union([ChatLogprobs, t.Null()]),
-        finish_reason: FinishReason,
+        finish_reason: ChatFinishReason,
       }),
     ),
     usage: Usage,
   },
   {
     description:
-      "With stream=true the response is text/event-stream of chat.completion.chunk objects (`choices[].delta` with role first, then content), ending with `data: [DONE]`.",
+      "With stream=true the response is text/event-stream of chat.completion.chunk objects (`choices[].delta` with role first, then content; tool calls as `delta.tool_calls` [{index, id, type, function: {name, arguments: ''}}] then [{index, function: {arguments: fragment}}], as OpenAI streams them), ending with `data: [DONE]`.",
   },
 );
 export type ChatCompletionResponse = Static<typeof ChatCompletionResponse>;
