@@ -28,6 +28,10 @@ export interface SamplingParams {
    * frontend; the engine masks the logits with its matcher each step).
    */
   structured?: StructuredSpec;
+  /** EOS and stop token ids are banned (and stops not checked) until this many tokens were generated. */
+  minTokens?: number;
+  /** Additive logit bias per token id, [id, bias] pairs (OpenAI logit_bias; applied before penalties). */
+  logitBias?: [number, number][];
 }
 
 export interface GenerateRequest {

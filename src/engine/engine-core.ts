@@ -121,6 +121,8 @@ export class EngineCore {
           presencePenalty: p.presencePenalty,
           frequencyPenalty: p.frequencyPenalty,
           repetitionPenalty: p.repetitionPenalty,
+          minTokens: p.minTokens ?? 0,
+          logitBias: p.logitBias ?? [],
         },
       });
       this.scheduler.addRequest(request);

@@ -29,6 +29,8 @@ export interface SamplingParams {
   stopTokenIds: number[];
   /** Do not stop at the model's EOS token. */
   ignoreEos: boolean;
+  /** [token id, additive bias] pairs added to the logits before the penalties (OpenAI logit_bias). */
+  logitBias: [number, number][];
 }
 
 export const DEFAULT_SAMPLING_PARAMS: Readonly<SamplingParams> = Object.freeze({
@@ -45,6 +47,7 @@ export const DEFAULT_SAMPLING_PARAMS: Readonly<SamplingParams> = Object.freeze({
   minTokens: 0,
   stopTokenIds: [],
   ignoreEos: false,
+  logitBias: [],
 });
 
 /**
@@ -57,6 +60,7 @@ export function makeSamplingParams(p: Partial<SamplingParams> = {}): SamplingPar
     ...DEFAULT_SAMPLING_PARAMS,
     ...given,
     stopTokenIds: [...(p.stopTokenIds ?? [])],
+    logitBias: (p.logitBias ?? []).map(([t, b]) => [t, b] as [number, number]),
   };
   const bad = (what: string): never => {
     throw new RangeError(`invalid sampling parameter: ${what}`);
@@ -73,6 +77,7 @@ export function makeSamplingParams(p: Partial<SamplingParams> = {}): SamplingPar
   if (!Number.isInteger(s.minTokens) || s.minTokens < 0) bad(`minTokens=${s.minTokens} (must be an integer >= 0)`);
   if (s.seed !== null && !Number.isSafeInteger(s.seed)) bad(`seed=${s.seed} (must be a safe integer)`);
   for (const t of s.stopTokenIds) if (!Number.isInteger(t) || t < 0) bad(`stopTokenIds contains ${t}`);
+  for (const [t, b] of s.logitBias) if (!Number.isInteger(t) || t < 0 || !Number.isFinite(b)) bad(`logitBias contains [${t}, ${b}]`);
   return s;
 }
 

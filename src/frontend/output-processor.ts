@@ -38,6 +38,8 @@ export interface OutputProcessorOptions {
   logprobs: boolean;
   /** Leave special tokens out of the text (default true). Tool-call parsing needs markers such as [TOOL_CALLS]. */
   skipSpecialTokens?: boolean;
+  /** Keep the matched stop string, or the stop token's text, at the end of the text (vLLM's include_stop_str_in_output). */
+  includeStopStr?: boolean;
 }
 
 export class OutputProcessor {
@@ -82,12 +84,12 @@ export class OutputProcessor {
           top: lp.top.map((t, k) => ({ tokenId: t.tokenId, token: strings[k + 1]!, bytes: this.detok.partialBytes(t.tokenId, strings[k + 1]!), logprob: t.logprob })),
         });
       }
-      if (i === stopTokenAt) break;
+      if (i === stopTokenAt && !this.opts.includeStopStr) break;
       const added = this.detok.push(id);
       this.text += added;
       const hit = this.opts.stop.length > 0 && added.length > 0 ? findStopString(this.text, this.opts.stop, added.length) : null;
       if (hit) {
-        this.text = this.text.slice(0, hit.index);
+        this.text = this.text.slice(0, hit.index + (this.opts.includeStopStr ? hit.stop.length : 0));
         finishReason = "stop";
         stopReason = hit.stop;
         break; // later tokens of this event are past the stop: dropped, as the engine is aborted

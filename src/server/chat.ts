@@ -5,11 +5,14 @@ import type { TextLogprob } from "../frontend/output-processor.ts";
 import { extractToolCalls, ToolCallStreamer } from "../frontend/tool-calls/parser.ts";
 import { templateMessages, templateRequest } from "./chat-template-request.ts";
 import type { ServerContext } from "./context.ts";
+import { rejectUnknownFields } from "./unknown-fields.ts";
 import { ApiError, badRequest } from "./errors.ts";
 import {
+  checkMinTokens,
   checkPromptChars,
   collect,
   fitMaxTokens,
+  logitBias,
   makeJobs,
   newId,
   runJobs,
@@ -75,8 +78,11 @@ export function chatRoutes(ctx: ServerContext) {
       const maxTokens = requested === undefined && defaults.maxTokens !== undefined ? Math.min(fitted, defaults.maxTokens) : fitted;
       const structured = await structuredSpec(ctx, body);
       // Tool-call markers can be special tokens ([TOOL_CALLS], <|python_tag|>): kept in the text the parser reads.
-      const output = { skipSpecialTokens: tools ? false : true };
-      const jobs = makeJobs([prompt], n, () => withStructured(samplingParams(body, maxTokens, logprobs, defaults), structured), stopStrings(body), output);
+      const output = { skipSpecialTokens: tools ? false : (body.skip_special_tokens ?? true), includeStopStr: body.include_stop_str_in_output ?? false };
+      checkMinTokens(body, maxTokens);
+      const bias = logitBias(ctx, body);
+      const params = withStructured({ ...samplingParams(body, maxTokens, logprobs, defaults), ...(bias.length ? { logitBias: bias } : {}) }, structured);
+      const jobs = makeJobs([prompt], n, () => params, stopStrings(body), output);
       const id = newId("chatcmpl");
       const created = Math.floor(Date.now() / 1000);
 
@@ -156,6 +162,7 @@ export function chatRoutes(ctx: ServerContext) {
     },
     {
       parse: "json",
+      transform: rejectUnknownFields(ChatCompletionRequest),
       body: ChatCompletionRequest,
       response: { 200: ChatCompletionResponse, ...generationErrors },
       detail: {

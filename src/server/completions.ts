@@ -2,12 +2,15 @@
 import { Elysia } from "elysia";
 import type { TextLogprob } from "../frontend/output-processor.ts";
 import type { ServerContext } from "./context.ts";
+import { rejectUnknownFields } from "./unknown-fields.ts";
 import { badRequest } from "./errors.ts";
 import {
+  checkMinTokens,
   checkPromptChars,
   checkTokenIds,
   collect,
   fitMaxTokens,
+  logitBias,
   makeJobs,
   newId,
   runJobs,
@@ -72,7 +75,19 @@ export function completionsRoutes(ctx: ServerContext) {
       const logprobs = body.logprobs ?? undefined;
       const defaults = ctx.engine.model().samplingDefaults ?? {};
       const structured = await structuredSpec(ctx, body);
-      const jobs = makeJobs(prompts, n, (ids) => withStructured(samplingParams(body, fitMaxTokens(ctx, ids.length, body.max_tokens ?? defaults.maxTokens ?? 16, "max_tokens"), logprobs, defaults), structured), stopStrings(body));
+      const bias = logitBias(ctx, body);
+      const output = { skipSpecialTokens: body.skip_special_tokens ?? true, includeStopStr: body.include_stop_str_in_output ?? false };
+      const jobs = makeJobs(
+        prompts,
+        n,
+        (ids) => {
+          const maxTokens = fitMaxTokens(ctx, ids.length, body.max_tokens ?? defaults.maxTokens ?? 16, "max_tokens");
+          checkMinTokens(body, maxTokens);
+          return withStructured({ ...samplingParams(body, maxTokens, logprobs, defaults), ...(bias.length ? { logitBias: bias } : {}) }, structured);
+        },
+        stopStrings(body),
+        output,
+      );
       const id = newId("cmpl");
       const created = Math.floor(Date.now() / 1000);
       const echoText = (index: number) => (body.echo ? (texts[Math.floor(index / n)] ?? "") : "");
@@ -146,6 +161,7 @@ export function completionsRoutes(ctx: ServerContext) {
     },
     {
       parse: "json",
+      transform: rejectUnknownFields(CompletionRequest),
       body: CompletionRequest,
       response: { 200: CompletionResponse, ...generationErrors },
       detail: {

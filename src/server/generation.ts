@@ -20,6 +20,25 @@ export interface CommonSampling {
   frequency_penalty?: number | null;
   repetition_penalty?: number | null;
   ignore_eos?: boolean | null;
+  min_tokens?: number | null;
+  logit_bias?: Record<string, number> | null;
+  skip_special_tokens?: boolean | null;
+  include_stop_str_in_output?: boolean | null;
+}
+
+/** logit_bias as [token id, bias] pairs; an id outside the vocabulary is a 400. */
+export function logitBias(ctx: ServerContext, body: CommonSampling): [number, number][] {
+  const vocab = ctx.engine.model().vocabSize;
+  return Object.entries(body.logit_bias ?? {}).map(([k, v]) => {
+    const id = Number(k);
+    if (!Number.isSafeInteger(id) || id >= vocab) throw badRequest(`logit_bias: token id ${k} is out of vocabulary (size ${vocab}).`, "logit_bias", "invalid_token_id");
+    return [id, v];
+  });
+}
+
+/** min_tokens must leave room within max_tokens. */
+export function checkMinTokens(body: CommonSampling, maxTokens: number): void {
+  if (body.min_tokens != null && body.min_tokens > maxTokens) throw badRequest(`min_tokens (${body.min_tokens}) must not exceed max_tokens (${maxTokens}).`, "min_tokens");
 }
 
 /** The request's stop strings (empty ones dropped); matched by the frontend, never sent to the engine. */
@@ -43,6 +62,7 @@ export function samplingParams(body: CommonSampling, maxTokens: number, logprobs
     presencePenalty: body.presence_penalty ?? 0,
     frequencyPenalty: body.frequency_penalty ?? 0,
     repetitionPenalty: body.repetition_penalty ?? defaults.repetitionPenalty ?? 1,
+    ...(body.min_tokens ? { minTokens: body.min_tokens } : {}),
   };
 }
 

@@ -65,8 +65,15 @@ const sampling = {
   presence_penalty: opt(t.Number({ minimum: -2, maximum: 2 })),
   frequency_penalty: opt(t.Number({ minimum: -2, maximum: 2 })),
   repetition_penalty: opt(t.Number({ exclusiveMinimum: 0, maximum: 10 }), "1 = off (vLLM extension)"),
-  ignore_eos: opt(t.Boolean(), "vLLM extension"),
-  user: opt(t.String()),
+  ignore_eos: opt(t.Boolean(), "Do not stop at the model's EOS tokens (vLLM extension)"),
+  min_tokens: opt(Int({ minimum: 0 }), "EOS and stop_token_ids are banned until this many tokens were generated (vLLM extension)"),
+  logit_bias: opt(
+    t.Record(t.String({ pattern: "^[0-9]+$" }), t.Number({ minimum: -100, maximum: 100 }), { additionalProperties: false }),
+    "Token id (as a string) → bias added to its logit before sampling; -100 bans the token, 100 all but forces it",
+  ),
+  skip_special_tokens: opt(t.Boolean(), "Leave special tokens out of the text (default true; vLLM extension)"),
+  include_stop_str_in_output: opt(t.Boolean(), "Keep the matched stop string (or stop token's text) at the end of the text (default false; vLLM extension)"),
+  user: opt(t.String(), "An end-user id; accepted and not used"),
 };
 
 // ---------- structured outputs (OpenAI response_format, vLLM guided_* / structured_outputs) ----------
@@ -132,7 +139,7 @@ export const CompletionRequest = Obj({
   logprobs: opt(Int({ minimum: 0, maximum: 20 }), "Top alternatives per token to return"),
   echo: opt(t.Boolean(), "Prepend the prompt to the completion"),
   suffix: opt(t.String(), "Not supported (must be empty)"),
-  best_of: opt(Int({ minimum: 1 }), "Only best_of == n is supported"),
+  best_of: opt(Int({ minimum: 1 }), "Only best_of == n is supported (400 otherwise: best-of sampling is not implemented)"),
   ...sampling,
   ...structuredFields,
 });
