@@ -25,7 +25,7 @@ function textContent(m: MessageIn, i: number): string {
 }
 
 /** The messages as chat templates expect them. */
-export function templateMessages(body: ChatCompletionRequest): ChatMessage[] {
+export function templateMessages(body: Pick<ChatCompletionRequest, "messages">): ChatMessage[] {
   return body.messages.map((m, i) => {
     const out: ChatMessage = { role: m.role, content: textContent(m, i) };
     if (m.name != null) out.name = m.name;
@@ -48,7 +48,9 @@ export function templateMessages(body: ChatCompletionRequest): ChatMessage[] {
 }
 
 /** add_generation_prompt, continue_final_message, tools and chat_template_kwargs, checked. */
-export function templateRequest(body: ChatCompletionRequest): ChatTemplateRequest {
+export function templateRequest(
+  body: Pick<ChatCompletionRequest, "messages" | "add_generation_prompt" | "continue_final_message" | "tools" | "chat_template_kwargs">,
+): ChatTemplateRequest {
   const addGenerationPrompt = body.add_generation_prompt ?? true;
   const continueFinalMessage = body.continue_final_message ?? false;
   if (addGenerationPrompt && continueFinalMessage)

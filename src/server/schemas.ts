@@ -298,6 +298,39 @@ export const ChatCompletionResponse = Obj(
 );
 export type ChatCompletionResponse = Static<typeof ChatCompletionResponse>;
 
+// ---------- tokenize / detokenize (vLLM's shapes) ----------
+
+export const TokenizeRequest = Obj(
+  {
+    model: opt(t.String(), "Served model name (default: the only model)"),
+    prompt: t.Optional(t.String({ description: "Text to tokenize (give prompt or messages)" })),
+    add_special_tokens: opt(t.Boolean(), "prompt only: add BOS etc. as /v1/completions does (default true)"),
+    messages: t.Optional(t.Array(ChatMessageIn, { minItems: 1, description: "A chat, tokenized exactly as /v1/chat/completions would (give prompt or messages)" })),
+    add_generation_prompt: opt(t.Boolean(), "messages only (default true)"),
+    continue_final_message: opt(t.Boolean(), "messages only (default false)"),
+    chat_template_kwargs: opt(t.Record(t.String(), t.Unknown(), { additionalProperties: false }), "messages only"),
+    tools: opt(t.Array(ToolIn, { maxItems: 128 }), "messages only: given to the chat template"),
+    return_token_strs: opt(t.Boolean(), "Also return each token's string (default false)"),
+  },
+  { description: "Either {prompt, add_special_tokens} or {messages, add_generation_prompt, …}" },
+);
+export type TokenizeRequest = Static<typeof TokenizeRequest>;
+
+export const TokenizeResponse = Obj({
+  count: Int(),
+  max_model_len: Int(),
+  tokens: t.Array(Int()),
+  token_strs: t.Optional(t.Array(t.String(), { description: "Only with return_token_strs" })),
+});
+
+export const DetokenizeRequest = Obj({
+  model: opt(t.String(), "Served model name (default: the only model)"),
+  tokens: t.Array(Int({ minimum: 0 }), { description: "Token ids; special tokens are kept in the text" }),
+});
+export type DetokenizeRequest = Static<typeof DetokenizeRequest>;
+
+export const DetokenizeResponse = Obj({ prompt: t.String() });
+
 // ---------- models ----------
 
 export const ModelCard = Obj({
