@@ -224,7 +224,7 @@ const ToolIn = Obj({
     name: t.String(),
     description: t.Optional(t.String()),
     parameters: t.Optional(t.Record(t.String(), t.Unknown(), { additionalProperties: false })),
-    strict: opt(t.Boolean()),
+    strict: opt(t.Boolean(), "true is refused (400) until grammar-constrained decoding enforces the schema"),
   }),
 });
 

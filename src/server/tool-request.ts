@@ -44,6 +44,10 @@ export function toolParsing(ctx: ServerContext, body: ChatCompletionRequest): To
       "tool_choice",
       "unsupported_parameter",
     );
+  // strict promises arguments valid against the schema: only a grammar could keep that promise.
+  const strict = tools.findIndex((t) => t.function.strict === true);
+  if (strict >= 0)
+    throw badRequest(`tools[${strict}].function.strict: true is not enforced yet (it needs grammar-constrained decoding); leave it unset or false.`, `tools.${strict}.function.strict`, "unsupported_parameter");
   const format = toolFormat(ctx);
   if (format === null)
     throw badRequest(
