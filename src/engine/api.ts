@@ -32,6 +32,8 @@ export interface SamplingParams {
   minTokens?: number;
   /** Additive logit bias per token id, [id, bias] pairs (OpenAI logit_bias; applied before penalties). */
   logitBias?: [number, number][];
+  /** Logprobs of the prompt tokens with this many alternatives (echo + logprobs); undefined = none. */
+  promptLogprobs?: number;
 }
 
 export interface GenerateRequest {
@@ -61,6 +63,8 @@ export interface TokenEvent {
   tokenIds: number[];
   /** One entry per token id when logprobs were asked for. */
   logprobs?: TokenLogprob[];
+  /** With promptLogprobs: one entry per prompt token (the first is null), on the first event. */
+  promptLogprobs?: (TokenLogprob | null)[];
   finishReason: FinishReason | null;
   promptTokens: number;
   completionTokens: number;

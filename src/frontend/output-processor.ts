@@ -2,7 +2,7 @@
 // detokenizes incrementally, resolves logprob token strings and text offsets, matches stop
 // strings (cutting the text before the match) and holds back text that may still become one.
 // The caller aborts the engine request once `finished` is set by a stop string.
-import type { FinishReason, TokenEvent } from "../engine/api.ts";
+import type { FinishReason, TokenEvent, TokenLogprob } from "../engine/api.ts";
 import type { Tokenizer } from "../model/tokenizer.ts";
 import { IncrementalDetokenizer } from "./detokenizer.ts";
 import { findStopString, stopPrefixLength } from "./stop-strings.ts";
@@ -25,6 +25,8 @@ export interface TextEvent {
   /** New text that can be sent (stop strings removed, possible stop prefixes held back). */
   text: string;
   logprobs?: TextLogprob[];
+  /** Prompt logprobs (ids and values; the route adds strings), on the first event when asked for. */
+  promptLogprobs?: (TokenLogprob | null)[];
   finishReason: FinishReason | null;
   /** The stop string or stop token id that ended the sequence, when one did. */
   stopReason: string | number | null;
@@ -107,6 +109,7 @@ export class OutputProcessor {
       tokenIds,
       text,
       ...(logprobs ? { logprobs } : {}),
+      ...(ev.promptLogprobs ? { promptLogprobs: ev.promptLogprobs } : {}),
       finishReason,
       stopReason: finishReason !== null ? stopReason : null,
       promptTokens: ev.promptTokens,

@@ -2,7 +2,7 @@
 // check, admission, running n×prompts sequences on the engine with one AbortSignal, merging
 // their event streams through the frontend's output processors (ids → text, stop strings: a
 // match ends the sequence and aborts it in the engine), and the latency metrics.
-import type { FinishReason, SamplingDefaults, SamplingParams } from "../engine/api.ts";
+import type { FinishReason, SamplingDefaults, SamplingParams, TokenLogprob } from "../engine/api.ts";
 import type { OutputProcessorOptions, TextEvent, TextLogprob } from "../frontend/output-processor.ts";
 import type { RequestInfo, ServerContext } from "./context.ts";
 import { ApiError, badRequest, fromEngineError } from "./errors.ts";
@@ -136,6 +136,8 @@ export interface ChoiceResult {
   text: string;
   tokenIds: number[];
   logprobs: TextLogprob[] | null;
+  /** With SamplingParams.promptLogprobs: the engine's prompt logprobs (ids and values). */
+  promptLogprobs: (TokenLogprob | null)[] | null;
   finishReason: FinishReason;
   promptTokens: number;
   completionTokens: number;
@@ -257,12 +259,13 @@ export async function* runJobs(ctx: ServerContext, info: RequestInfo, jobs: SeqJ
 export async function collect(jobs: SeqJob[], events: AsyncIterable<ChoiceEvent>, wantLogprobs: boolean): Promise<ChoiceResult[]> {
   const results = new Map<number, ChoiceResult>();
   for (const j of jobs)
-    results.set(j.index, { index: j.index, promptIndex: j.promptIndex, text: "", tokenIds: [], logprobs: wantLogprobs ? [] : null, finishReason: "abort", promptTokens: j.promptTokenIds.length, completionTokens: 0 });
+    results.set(j.index, { index: j.index, promptIndex: j.promptIndex, text: "", tokenIds: [], logprobs: wantLogprobs ? [] : null, promptLogprobs: null, finishReason: "abort", promptTokens: j.promptTokenIds.length, completionTokens: 0 });
   for await (const { index, ev } of events) {
     const r = results.get(index)!;
     r.text += ev.text;
     r.tokenIds.push(...ev.tokenIds);
     if (r.logprobs && ev.logprobs) r.logprobs.push(...ev.logprobs);
+    if (ev.promptLogprobs) r.promptLogprobs = ev.promptLogprobs;
     if (ev.promptTokens > 0) r.promptTokens = ev.promptTokens;
     r.completionTokens = Math.max(r.completionTokens, ev.completionTokens, r.tokenIds.length);
     if (ev.finishReason !== null) r.finishReason = ev.finishReason;

@@ -137,7 +137,7 @@ export const CompletionRequest = Obj({
   ),
   max_tokens: opt(Int({ minimum: 1 }), "Default 16"),
   logprobs: opt(Int({ minimum: 0, maximum: 20 }), "Top alternatives per token to return"),
-  echo: opt(t.Boolean(), "Prepend the prompt to the completion"),
+  echo: opt(t.Boolean(), "Prepend the prompt to the completion (text prompts); with logprobs, the prompt tokens' logprobs come first (the first token's is null)"),
   suffix: opt(t.String(), "Not supported (must be empty)"),
   best_of: opt(Int({ minimum: 1 }), "Only best_of == n is supported (400 otherwise: best-of sampling is not implemented)"),
   ...sampling,

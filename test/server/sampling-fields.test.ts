@@ -92,6 +92,55 @@ describe.skipIf(!HAVE)("logit_bias, min_tokens, skip_special_tokens (real engine
     expect(late.usage!.completion_tokens).toBe(4);
   });
 
+  test("echo + logprobs: the prompt's logprobs equal the sampled logprobs of the same tokens", async () => {
+    const prompt = "Once upon a time";
+    const first = await create({ prompt, max_tokens: 5, logprobs: 2 });
+    const generated = first.choices[0]!.text;
+    const lp1 = first.choices[0]!.logprobs!;
+    // Score prompt + generated text as a prompt: its last 5 prompt logprobs are the sampled ones.
+    const echo = await create({ prompt: prompt + generated, max_tokens: 1, logprobs: 2, echo: true });
+    const lp2 = echo.choices[0]!.logprobs!;
+    const n = tok!.encode(prompt + generated).length;
+    expect(echo.usage!.prompt_tokens).toBe(n);
+    expect(lp2.tokens).toHaveLength(n + 1);
+    expect(lp2.token_logprobs![0]).toBeNull();
+    expect(lp2.top_logprobs![0]).toBeNull();
+    const tail = lp2.token_logprobs!.slice(n - 5, n) as number[];
+    tail.forEach((v, i) => expect(v).toBeCloseTo(lp1.token_logprobs![i]!, 4));
+    expect(lp2.tokens!.slice(n - 5, n)).toEqual(lp1.tokens!);
+    expect(Object.keys(lp2.top_logprobs![n - 1]!).length).toBeGreaterThanOrEqual(1);
+    // Offsets index the echoed text; the text is prompt + completion.
+    const text = echo.choices[0]!.text;
+    expect(text.startsWith(prompt + generated)).toBe(true);
+    lp2.tokens!.forEach((t, i) => expect(text.slice(lp2.text_offset![i]!, lp2.text_offset![i]! + t.length)).toBe(t));
+    // Streamed: the same logprobs, the echo in the first chunk.
+    const stream = await client.completions.create({ model: "stories", prompt: prompt + generated, max_tokens: 1, temperature: 0, logprobs: 2, echo: true, stream: true });
+    const got: (number | null)[] = [];
+    let streamed = "";
+    for await (const c of stream) {
+      streamed += c.choices[0]?.text ?? "";
+      got.push(...(c.choices[0]?.logprobs?.token_logprobs ?? []));
+    }
+    expect(streamed).toBe(text);
+    expect(got).toEqual(lp2.token_logprobs!);
+  });
+
+  test("prompt logprobs of a prompt longer than a step's logits rows (chunked), next to other requests", async () => {
+    const prompt = "Once upon a time there was a little girl named Lily. She loved to play outside in the park with her friends every day.";
+    const [a, b] = await Promise.all([create({ prompt, max_tokens: 1, logprobs: 0, echo: true }), create({ prompt: "Lily", max_tokens: 4 })]);
+    const n = tok!.encode(prompt).length;
+    expect(n).toBeGreaterThan(8); // more than maxNumSeqs logits rows in one step
+    const lps = a.choices[0]!.logprobs!.token_logprobs!;
+    expect(lps).toHaveLength(n + 1);
+    expect(lps.slice(1).every((v) => typeof v === "number" && v <= 0)).toBe(true);
+    expect(b.choices[0]!.text.length).toBeGreaterThan(0);
+    // The same prompt again, alone (its blocks are in the prefix cache, other chunk boundaries): the same logprobs.
+    const again = await create({ prompt, max_tokens: 1, logprobs: 0, echo: true });
+    const lps2 = again.choices[0]!.logprobs!.token_logprobs!;
+    expect(lps2).toHaveLength(n + 1);
+    lps2.slice(1).forEach((v, i) => expect(v!).toBeCloseTo(lps[i + 1]!, 3));
+  });
+
   test("skip_special_tokens: false shows special tokens in the text", async () => {
     const bos = tok!.bosTokenId!;
     const hidden = await create({ logit_bias: { [String(bos)]: 100 }, max_tokens: 2 });

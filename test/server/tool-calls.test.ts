@@ -110,7 +110,7 @@ describe("tool calls", () => {
     }
     const e = await error(client.chat.completions.create({ model: "fake-model", messages: [user], tools, tool_choice: { type: "function", function: { name: "nope" } } }));
     expect(e.message).toContain("'nope', which is not in tools");
-    const strict = await error(client.chat.completions.create({ model: "fake-model", messages: [user], tools: [{ ...tools[0]!, function: { ...tools[0]!.function, strict: true } }] }));
+    const strict = await error(client.chat.completions.create({ model: "fake-model", messages: [user], tools: [{ type: "function", function: { name: "get_weather", strict: true } }] }));
     expect(strict).toMatchObject({ status: 400, param: "tools.0.function.strict" });
     const noTools = await postJson(`${s.url}/v1/chat/completions`, { messages: [user], tool_choice: "auto" });
     expect(noTools.status).toBe(400);
