@@ -4,7 +4,12 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import OpenAI from "openai";
 import type { ChatCompletionTool } from "openai/resources/chat/completions";
+import { existsSync } from "node:fs";
+import { resolve } from "node:path";
 import { postJson, startTestServer, type TestServer } from "./helpers.ts";
+
+const MODELS = process.env.HEADROOM_MODELS_DIR ?? resolve(import.meta.dir, "../../../shared/models");
+const QWEN = resolve(MODELS, "chat-templates/Qwen-Qwen2.5-7B-Instruct.jinja");
 
 const OUTPUT = 'I will look.\n<tool_call>\n{"name": "get_weather", "arguments": {"city": "Paris", "unit": "°C"}}\n</tool_call>\n<tool_call>\n{"name": "get_time", "arguments": {}}\n</tool_call>';
 const BYTES = new TextEncoder().encode(OUTPUT).length;
@@ -120,5 +125,21 @@ describe("tool calls", () => {
     // tool_choice none needs no format.
     const ok = await a.chat.completions.create({ model: "fake-model", messages: [user], tools, tool_choice: "none", max_tokens: 3, temperature: 0 });
     expect(ok.choices[0]!.message.content).toBe(OUTPUT.slice(0, 3));
+  });
+});
+
+describe.skipIf(!existsSync(QWEN))("--tool-call-parser auto", () => {
+  test("recognises hermes from a real chat template (--chat-template Qwen2.5) and parses its calls", async () => {
+    const q = await startTestServer({ fake: { passage: OUTPUT, eosAfter: BYTES, maxModelLen: 4096 }, options: { chatTemplate: QWEN } });
+    try {
+      const c = new OpenAI({ baseURL: `${q.url}/v1`, apiKey: "unused", maxRetries: 0 });
+      const r = await c.chat.completions.create({ model: "fake-model", messages: [user], tools, temperature: 0 });
+      expect(r.choices[0]!.finish_reason).toBe("tool_calls");
+      expect(r.choices[0]!.message.tool_calls?.map((k) => k.type === "function" && k.function.name)).toEqual(["get_weather", "get_time"]);
+      // The prompt carried the tools in Qwen's system block.
+      expect(r.usage!.prompt_tokens).toBeGreaterThan(200);
+    } finally {
+      await q.close();
+    }
   });
 });
