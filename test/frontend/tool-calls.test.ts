@@ -138,6 +138,21 @@ describe("tool-call parsing edge cases", () => {
     expect(streamed("mistral", text, 3).calls.map((k) => k.args)).toEqual(['{"q": 1}', "{}"]);
   });
 
+  test("mistral v11+: [TOOL_CALLS]name[ARGS]{…}, several calls, content before", () => {
+    const text = 'Sure.[TOOL_CALLS]get_weather[ARGS]{"city": "Paris"}[TOOL_CALLS]get_time[ARGS]{}';
+    const got = extractToolCalls("mistral", text);
+    expect(got.content).toBe("Sure.");
+    expect(got.toolCalls.map((k) => k.function)).toEqual([
+      { name: "get_weather", arguments: '{"city": "Paris"}' },
+      { name: "get_time", arguments: "{}" },
+    ]);
+    for (const size of [1, 2, 5]) {
+      const s = streamed("mistral", text, size);
+      expect(s.content).toBe("Sure.");
+      expect(s.calls.map((k) => [k.name, k.args])).toEqual([["get_weather", '{"city": "Paris"}'], ["get_time", "{}"]]);
+    }
+  });
+
   test("parallel_tool_calls: false keeps the first call", () => {
     const text = '<tool_call>{"name": "a", "arguments": {}}</tool_call><tool_call>{"name": "b", "arguments": {}}</tool_call>';
     expect(extractToolCalls("hermes", text, 1).toolCalls.map((k) => k.function.name)).toEqual(["a"]);

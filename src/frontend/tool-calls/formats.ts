@@ -3,6 +3,7 @@
 //   hermes       Hermes 2/3, Qwen 2.5/3:   text <tool_call>{"name": …, "arguments": {…}}</tool_call> …
 //   llama3_json  Llama 3.1/3.2:            [<|python_tag|>]{"name": …, "parameters": {…}}[; {…}]
 //   mistral      Mistral (Nemo, …):        text [TOOL_CALLS][{"name": …, "arguments": {…}}, …]
+//                newer Mistral tokenizers:  text [TOOL_CALLS]name[ARGS]{…}[TOOL_CALLS]name[ARGS]{…}
 // segment() works on the whole text so far; `final` is false while more text may come, and
 // then text that may still turn into a tool-call marker is held back from the content.
 import { jsonValueEnd, scanObject } from "./json-scan.ts";
@@ -83,11 +84,36 @@ function llama3Json(text: string, final: boolean): Segmented {
 
 const TOOL_CALLS = "[TOOL_CALLS]";
 
+const ARGS = "[ARGS]";
+
+/**
+ * Mistral's newer tokenizers (v11+: Mistral-Small 3.2, Magistral, Devstral) write each call as
+ * [TOOL_CALLS]name[ARGS]{…}; rewritten here as the JSON object the older form has.
+ */
+function mistralV11(text: string, at: number): string[] {
+  const calls: string[] = [];
+  for (const part of text.slice(at).split(TOOL_CALLS).slice(1)) {
+    const a = part.indexOf(ARGS);
+    if (a < 0) {
+      calls.push("{"); // name still arriving
+      break;
+    }
+    const name = part.slice(0, a).trim();
+    const argsStart = a + ARGS.length;
+    const end = jsonValueEnd(part, argsStart);
+    const args = (end < 0 ? part.slice(argsStart) : part.slice(argsStart, end)).trim();
+    calls.push(`{"name": ${JSON.stringify(name)}, "arguments": ${args}${end < 0 ? "" : "}"}`);
+  }
+  return calls;
+}
+
 function mistral(text: string, final: boolean): Segmented {
   const { content, at } = beforeMarker(text, TOOL_CALLS, final);
   if (at < 0) return { content, calls: [] };
   let i = at + TOOL_CALLS.length;
   while (i < text.length && /\s/.test(text[i]!)) i++;
+  if (i >= text.length) return { content, calls: [] };
+  if (text[i] !== "[" && text[i] !== "{") return { content, calls: mistralV11(text, at) };
   if (text[i] === "[") i++;
   return { content, calls: objectsFrom(text, i, ",") };
 }
