@@ -224,7 +224,7 @@ const ToolIn = Obj({
     name: t.String(),
     description: t.Optional(t.String()),
     parameters: t.Optional(t.Record(t.String(), t.Unknown(), { additionalProperties: false })),
-    strict: opt(t.Boolean(), "true is refused (400) until grammar-constrained decoding enforces the schema"),
+    strict: opt(t.Boolean(), "true is refused (400) with tool_choice 'auto' (not enforced there); with 'required' or a named function the grammar always enforces the schema"),
   }),
 });
 
@@ -238,7 +238,7 @@ export const ChatCompletionRequest = Obj({
   tools: opt(t.Array(ToolIn, { maxItems: 128 }), "Given to the chat template; with tool_choice 'auto' tool calls are parsed out of the output (--tool-call-parser)"),
   tool_choice: opt(
     t.Union([t.Literal("none"), t.Literal("auto"), t.Literal("required"), Obj({ type: t.Literal("function"), function: Obj({ name: t.String() }) })]),
-    "'auto' (default with tools): the model may call tools; 'none': plain text. 'required' and a named function are refused (400) until grammar-constrained decoding enforces them",
+    "'auto' (default with tools): the model may call tools; 'none': plain text; 'required' / a named function: the output is forced into tool calls by a grammar (xgrammar; not combinable with response_format)",
   ),
   parallel_tool_calls: opt(t.Boolean(), "false: at most one tool call (the first) is returned"),
   add_generation_prompt: opt(t.Boolean(), "End the prompt with the assistant turn's opening (default true; vLLM extension)"),

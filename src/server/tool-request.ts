@@ -3,10 +3,13 @@
 //   auto      (default with tools) tool calls are parsed out of the output in the format of
 //             --tool-call-parser (auto: the one the chat template teaches)
 //   required, {type: "function", function: {name}}
-//             must be enforced by a grammar (structured outputs); until the server has one
-//             they are refused (400) rather than silently left unenforced.
+//             enforced by a grammar (structured outputs, xgrammar): the output is a JSON array
+//             of calls / the named function's arguments object (as vLLM does), read back by
+//             src/frontend/tool-calls/forced.ts
 import type { ToolParserName } from "../frontend/tool-calls/formats.ts";
 import { detectToolParser } from "../frontend/tool-calls/formats.ts";
+import { namedToolSchema, requiredToolsSchema } from "../frontend/tool-calls/forced.ts";
+import type { StructuredSpec } from "../structured/spec.ts";
 import type { ServerContext } from "./context.ts";
 import { badRequest } from "./errors.ts";
 import type { ChatCompletionRequest } from "./schemas.ts";
@@ -15,6 +18,8 @@ export interface ToolParsing {
   format: ToolParserName;
   /** parallel_tool_calls: false → 1. */
   maxCalls: number;
+  /** required / named: the grammar that forces the calls, and the named function (null: required). */
+  forced?: { spec: StructuredSpec; name: string | null };
 }
 
 /** The tool-call format this server parses: the flag, or the one the chat template shows. */
@@ -38,12 +43,12 @@ export function toolParsing(ctx: ServerContext, body: ChatCompletionRequest): To
     if (!tools.some((t) => t.function.name === name))
       throw badRequest(`tool_choice names the function '${name}', which is not in tools.`, "tool_choice");
   }
-  if (choice !== "auto")
-    throw badRequest(
-      `tool_choice ${JSON.stringify(choice)} is not enforced yet: forcing a tool call needs grammar-constrained decoding (structured outputs), which this server does not have yet. Use tool_choice "auto" (the model decides) or "none".`,
-      "tool_choice",
-      "unsupported_parameter",
-    );
+  if (choice !== "auto") {
+    const named = typeof choice === "object" ? tools.find((t) => t.function.name === choice.function.name)! : null;
+    const schema = named ? namedToolSchema(named) : requiredToolsSchema(tools, body.parallel_tool_calls === false ? 1 : undefined);
+    // The grammar enforces the parameters schema, strict or not.
+    return { format: toolFormat(ctx) ?? "hermes", maxCalls: body.parallel_tool_calls === false ? 1 : Infinity, forced: { spec: { type: "json_schema", schema }, name: named ? named.function.name : null } };
+  }
   // strict promises arguments valid against the schema: only a grammar could keep that promise.
   const strict = tools.findIndex((t) => t.function.strict === true);
   if (strict >= 0)

@@ -19,10 +19,12 @@ export function namedToolSchema(tool: ToolDef): Record<string, unknown> {
 }
 
 /** The JSON schema of tool_choice "required": a non-empty array of calls of the given tools. */
-export function requiredToolsSchema(tools: readonly ToolDef[]): Record<string, unknown> {
+export function requiredToolsSchema(tools: readonly ToolDef[], maxItems?: number): Record<string, unknown> {
   return {
     type: "array",
     minItems: 1,
+    // parallel_tool_calls: false → exactly one call, in the grammar itself.
+    ...(maxItems !== undefined ? { maxItems } : {}),
     items: {
       type: "object",
       anyOf: tools.map((t) => ({
