@@ -28,6 +28,12 @@ export interface SamplingParams {
    * frontend; the engine masks the logits with its matcher each step).
    */
   structured?: StructuredSpec;
+  /** EOS and stop token ids are banned (and stops not checked) until this many tokens were generated. */
+  minTokens?: number;
+  /** Additive logit bias per token id, [id, bias] pairs (OpenAI logit_bias; applied before penalties). */
+  logitBias?: [number, number][];
+  /** Logprobs of the prompt tokens with this many alternatives (echo + logprobs); undefined = none. */
+  promptLogprobs?: number;
 }
 
 export interface GenerateRequest {
@@ -57,6 +63,8 @@ export interface TokenEvent {
   tokenIds: number[];
   /** One entry per token id when logprobs were asked for. */
   logprobs?: TokenLogprob[];
+  /** With promptLogprobs: one entry per prompt token (the first is null), on the first event. */
+  promptLogprobs?: (TokenLogprob | null)[];
   finishReason: FinishReason | null;
   promptTokens: number;
   completionTokens: number;

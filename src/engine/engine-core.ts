@@ -10,7 +10,7 @@ import { graphsPayload } from "./graph-runner.ts";
 import { KVCacheManager } from "./kv-cache-manager.ts";
 import { LlamaRunner } from "./model-runner.ts";
 import { Request, type SampleLogprobs } from "./request.ts";
-import { Sampler } from "./sampler.ts";
+import { Sampler, computeLogprobs } from "./sampler.ts";
 import type { LogitsOutput } from "./runner.ts";
 import { Scheduler, SchedulerError, type RequestOutput, type SchedulerOutput } from "./scheduler.ts";
 import type { StartedEngine } from "./startup.ts";
@@ -121,6 +121,9 @@ export class EngineCore {
           presencePenalty: p.presencePenalty,
           frequencyPenalty: p.frequencyPenalty,
           repetitionPenalty: p.repetitionPenalty,
+          minTokens: p.minTokens ?? 0,
+          logitBias: p.logitBias ?? [],
+          promptLogprobs: p.promptLogprobs ?? null,
         },
       });
       this.scheduler.addRequest(request);
@@ -216,6 +219,12 @@ export class EngineCore {
   private afterForward(out: SchedulerOutput, logits: LogitsOutput): TokenEvent[] {
     const so = this.structured;
     const samples = this.sampler.sample(logits.logits, logits.vocabSize, out.logitsRequests.map((s) => s.request));
+    // Prompt logprobs: the rows after the sampling rows; row of position p scores prompt token p + 1.
+    const V = logits.vocabSize;
+    out.promptLogprobRows.forEach(({ request: r, position: p }, j) => {
+      const row = out.logitsRequests.length + j;
+      r.promptLogprobs[p + 1] = computeLogprobs(logits.logits.subarray(row * V, (row + 1) * V), r.promptTokenIds[p + 1]!, r.sampling.promptLogprobs ?? 0);
+    });
     const results = this.scheduler.update(
       out,
       samples.map((s) => s.tokenId),
@@ -243,6 +252,7 @@ export class EngineCore {
       requestId: r.requestId,
       tokenIds: r.newTokenIds,
       logprobs: r.newLogprobs ? r.newLogprobs.map((l) => this.toLogprob(l)) : undefined,
+      ...(r.promptLogprobs ? { promptLogprobs: r.promptLogprobs.map((l) => (l ? this.toLogprob(l) : null)) } : {}),
       finishReason: r.finishReason,
       promptTokens: r.numPromptTokens,
       completionTokens: r.numOutputTokens,

@@ -29,6 +29,10 @@ export interface SamplingParams {
   stopTokenIds: number[];
   /** Do not stop at the model's EOS token. */
   ignoreEos: boolean;
+  /** [token id, additive bias] pairs added to the logits before the penalties (OpenAI logit_bias). */
+  logitBias: [number, number][];
+  /** Logprobs of the prompt tokens with this many alternatives (0..20); null: none (no extra logits rows). */
+  promptLogprobs: number | null;
 }
 
 export const DEFAULT_SAMPLING_PARAMS: Readonly<SamplingParams> = Object.freeze({
@@ -45,6 +49,8 @@ export const DEFAULT_SAMPLING_PARAMS: Readonly<SamplingParams> = Object.freeze({
   minTokens: 0,
   stopTokenIds: [],
   ignoreEos: false,
+  logitBias: [],
+  promptLogprobs: null,
 });
 
 /**
@@ -57,6 +63,7 @@ export function makeSamplingParams(p: Partial<SamplingParams> = {}): SamplingPar
     ...DEFAULT_SAMPLING_PARAMS,
     ...given,
     stopTokenIds: [...(p.stopTokenIds ?? [])],
+    logitBias: (p.logitBias ?? []).map(([t, b]) => [t, b] as [number, number]),
   };
   const bad = (what: string): never => {
     throw new RangeError(`invalid sampling parameter: ${what}`);
@@ -68,11 +75,13 @@ export function makeSamplingParams(p: Partial<SamplingParams> = {}): SamplingPar
   if (!(s.repetitionPenalty > 0) || !Number.isFinite(s.repetitionPenalty)) bad(`repetitionPenalty=${s.repetitionPenalty} (must be > 0)`);
   if (!(s.frequencyPenalty >= -2 && s.frequencyPenalty <= 2)) bad(`frequencyPenalty=${s.frequencyPenalty} (must be in [-2, 2])`);
   if (!(s.presencePenalty >= -2 && s.presencePenalty <= 2)) bad(`presencePenalty=${s.presencePenalty} (must be in [-2, 2])`);
+  if (s.promptLogprobs !== null && (!Number.isInteger(s.promptLogprobs) || s.promptLogprobs < 0 || s.promptLogprobs > 20)) bad(`promptLogprobs=${s.promptLogprobs} (must be an integer in [0, 20])`);
   if (s.logprobs !== null && (!Number.isInteger(s.logprobs) || s.logprobs < 0 || s.logprobs > 20)) bad(`logprobs=${s.logprobs} (must be an integer in [0, 20])`);
   if (!Number.isInteger(s.maxTokens) || s.maxTokens < 1) bad(`maxTokens=${s.maxTokens} (must be an integer >= 1)`);
   if (!Number.isInteger(s.minTokens) || s.minTokens < 0) bad(`minTokens=${s.minTokens} (must be an integer >= 0)`);
   if (s.seed !== null && !Number.isSafeInteger(s.seed)) bad(`seed=${s.seed} (must be a safe integer)`);
   for (const t of s.stopTokenIds) if (!Number.isInteger(t) || t < 0) bad(`stopTokenIds contains ${t}`);
+  for (const [t, b] of s.logitBias) if (!Number.isInteger(t) || t < 0 || !Number.isFinite(b)) bad(`logitBias contains [${t}, ${b}]`);
   return s;
 }
 
@@ -122,6 +131,16 @@ export class Request {
   /** Prompt tokens served from the prefix cache at first scheduling (-1: not yet scheduled). */
   numCachedTokens = -1;
   numPreemptions = 0;
+  /**
+   * Prompt logprobs (sampling.promptLogprobs set): entry p is the logprob of prompt token p given
+   * the tokens before it (entry 0 is null: nothing predicts the first token). Filled as prefill
+   * chunks run; promptLogprobsDone positions have their logits computed.
+   */
+  readonly promptLogprobs: (SampleLogprobs | null)[] = [null];
+  /** Prompt positions p (< numPromptTokens - 1) whose logits row gave entry p + 1. */
+  promptLogprobsDone = 0;
+  /** The prompt logprobs went out with an output (sent once). */
+  promptLogprobsSent = false;
   /** Chained hashes of the full blocks of allTokenIds (maintained by KVCacheManager). */
   readonly blockHashes: bigint[] = [];
 
@@ -149,6 +168,10 @@ export class Request {
   }
   get numTokens(): number {
     return this.allTokenIds.length;
+  }
+  /** Prompt positions that still need a logits row for prompt logprobs. */
+  get pendingPromptRows(): number {
+    return this.sampling.promptLogprobs === null ? 0 : Math.max(0, this.numPromptTokens - 1 - this.promptLogprobsDone);
   }
   get isFinished(): boolean {
     return this.status === "finished";

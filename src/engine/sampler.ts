@@ -2,7 +2,7 @@
 //
 // Per row, in this order (vLLM v1 order):
 //  1. min_tokens: EOS (unless ignoreEos) and stop token ids are masked (−∞) while fewer than
-//     minTokens tokens were generated;
+//     minTokens tokens were generated; then logit_bias is added (OpenAI: −100 bans, +100 forces);
 //  2. repetition penalty (HF): for every distinct token of prompt + output, a positive logit is
 //     divided by the penalty and a negative one multiplied by it;
 //  3. frequency / presence penalties (OpenAI): logit −= frequency × count + presence × [count > 0]
@@ -149,7 +149,7 @@ export function logSumExp(x: ArrayLike<number>, n = x.length): number {
 
 // ---- penalties ------------------------------------------------------------------------------------
 
-/** Applies min_tokens masking and the three penalties to `logits` in place. */
+/** Applies min_tokens masking, logit bias and the three penalties to `logits` in place. */
 export function applyPenalties(logits: Float32Array, req: SamplerRequest): void {
   const sp = req.sampling;
   const V = logits.length;
@@ -158,6 +158,7 @@ export function applyPenalties(logits: Float32Array, req: SamplerRequest): void 
     if (req.eosTokenId !== null && !sp.ignoreEos && req.eosTokenId < V) logits[req.eosTokenId] = Number.NEGATIVE_INFINITY;
     for (const t of sp.stopTokenIds) if (t < V) logits[t] = Number.NEGATIVE_INFINITY;
   }
+  for (const [t, b] of sp.logitBias) if (t < V) logits[t] = (logits[t] as number) + b;
   if (sp.repetitionPenalty !== 1) {
     const r = sp.repetitionPenalty;
     const seen = new Set<number>();

@@ -83,7 +83,12 @@ export interface SchedulerOutput {
   queryStartLoc: Int32Array;
   /** contextLen per scheduled request. */
   seqLens: Int32Array;
-  /** Flat token index whose hidden state gives each logits row. */
+  /**
+   * Extra logits rows after the sampling rows (row logitsRequests.length + i): prompt position
+   * `position` of `request`, whose row predicts prompt token position + 1 (prompt logprobs).
+   */
+  promptLogprobRows: { request: Request; position: number }[];
+  /** Flat token index whose hidden state gives each logits row (sampling rows, then prompt rows). */
   logitsIndices: Int32Array;
   numScheduledTokens: number;
   numPrefillTokens: number;
@@ -107,6 +112,8 @@ export interface RequestOutput {
   numOutputTokens: number;
   /** Prompt tokens that came from the prefix cache at first scheduling. */
   numCachedTokens: number;
+  /** Prompt logprobs (entry 0 null), on the request's first output when it asked for them. */
+  promptLogprobs?: (SampleLogprobs | null)[];
 }
 
 export interface SchedulerStats {
@@ -202,6 +209,9 @@ export class Scheduler {
         `request ${request.requestId}: up to ${maxTokens} tokens of KV need ${need} blocks of ${this.kv.blockSize}; the cache has ${this.kv.numBlocks} blocks`,
       );
     }
+    if (request.sampling.promptLogprobs !== null && !this.enableChunkedPrefill) {
+      throw new SchedulerError("invalid_request", `request ${request.requestId}: prompt logprobs need chunked prefill (their logits rows are limited per step)`);
+    }
     if (!this.canAcceptRequest()) {
       throw new SchedulerError("queue_full", `waiting queue is full (${this.waiting.length} requests)`);
     }
@@ -228,6 +238,17 @@ export class Scheduler {
     let budget = this.maxNumBatchedTokens;
     const sched = new Map<Request, number>();
     const preempted: string[] = [];
+    // Logits rows are limited (the arena holds min(maxNumSeqs, maxNumBatchedTokens)): a request
+    // that wants prompt logprobs gets a chunk whose rows fit next to one row per request that
+    // may still be scheduled this step.
+    const rowCap = Math.min(this.maxNumSeqs, this.maxNumBatchedTokens);
+    const potential = Math.min(this.maxNumSeqs, this.running.length + this.waiting.length);
+    let rowsUsed = 0;
+    const fitRows = (r: Request, start: number, numNew: number): number => {
+      if (r.pendingPromptRows === 0) return numNew;
+      const allowed = rowCap - rowsUsed - Math.max(0, potential - (sched.size + 1));
+      return Math.min(numNew, this.rowsFit(r, start, numNew, allowed));
+    };
 
     // 1. running requests: decodes first, then continuing prefills, each in arrival order.
     const decodes: Request[] = [];
@@ -239,7 +260,8 @@ export class Scheduler {
       let numNew = r.numTokens - r.numComputedTokens;
       if (numNew <= 0) continue;
       if (!this.enableChunkedPrefill && numNew > budget) continue;
-      numNew = Math.min(numNew, budget);
+      numNew = fitRows(r, r.numComputedTokens, Math.min(numNew, budget));
+      if (numNew <= 0) continue;
       let ok = false;
       for (;;) {
         if (this.kv.allocateSlots(r, numNew) !== null) {
@@ -258,6 +280,7 @@ export class Scheduler {
       }
       if (!ok) continue;
       sched.set(r, numNew);
+      rowsUsed += this.rowsOf(r, r.numComputedTokens, numNew);
       budget -= numNew;
     }
 
@@ -266,10 +289,12 @@ export class Scheduler {
       while (budget > 0 && this.running.length < this.maxNumSeqs) {
         const r = this.waiting[0];
         if (r === undefined) break;
-        const hit = this.kv.getComputedBlocks(r);
+        // Cached prompt tokens have no logits: a request still owing prompt logprobs computes them all.
+        const hit = r.pendingPromptRows > 0 ? { blocks: [], numComputedTokens: 0 } : this.kv.getComputedBlocks(r);
         let numNew = r.numTokens - hit.numComputedTokens;
         if (!this.enableChunkedPrefill && numNew > budget) break;
-        numNew = Math.min(numNew, budget);
+        numNew = fitRows(r, hit.numComputedTokens, Math.min(numNew, budget));
+        if (numNew <= 0) break;
         if (this.kv.allocateSlots(r, numNew, hit.blocks) === null) break;
         this.waiting.shift();
         r.numComputedTokens = hit.numComputedTokens;
@@ -277,6 +302,7 @@ export class Scheduler {
         r.status = "running";
         this.insertRunning(r);
         sched.set(r, numNew);
+        rowsUsed += this.rowsOf(r, hit.numComputedTokens, numNew);
         budget -= numNew;
       }
     }
@@ -335,6 +361,29 @@ export class Scheduler {
 
   // ---------------------------------------------------------------------------------------------
 
+  /** Prompt positions in [start, start + numNew) that still owe a prompt-logprob row. */
+  private promptRowRange(r: Request, start: number, numNew: number): [number, number] {
+    if (r.sampling.promptLogprobs === null) return [0, 0];
+    const lo = Math.max(start, r.promptLogprobsDone);
+    const hi = Math.min(start + numNew, r.numPromptTokens - 1);
+    return hi > lo ? [lo, hi] : [0, 0];
+  }
+
+  /** Logits rows a chunk needs: its prompt-logprob rows, plus the sampling row at the end. */
+  private rowsOf(r: Request, start: number, numNew: number): number {
+    const [lo, hi] = this.promptRowRange(r, start, numNew);
+    return hi - lo + (start + numNew === r.numTokens ? 1 : 0);
+  }
+
+  /** The longest chunk (<= numNew tokens) whose rows fit in `allowed`. */
+  private rowsFit(r: Request, start: number, numNew: number, allowed: number): number {
+    if (this.rowsOf(r, start, numNew) <= allowed) return numNew;
+    if (allowed <= 0) return 0;
+    // Capped below the end of the prompt: no sampling row, exactly `allowed` prompt rows.
+    const lo = Math.max(start, r.promptLogprobsDone);
+    return Math.min(numNew - 1, lo - start + allowed);
+  }
+
   private lowestPriorityRunning(): Request {
     const last = this.running[this.running.length - 1];
     if (last === undefined) throw new Error("Scheduler: no running request to preempt");
@@ -371,7 +420,13 @@ export class Scheduler {
 
   private makeOutput(r: Request, newTokenIds: number[], newLogprobs: SampleLogprobs[] | null): RequestOutput {
     const finished = r.isFinished;
+    let promptLogprobs: (SampleLogprobs | null)[] | undefined;
+    if (r.sampling.promptLogprobs !== null && !r.promptLogprobsSent && (newTokenIds.length > 0 || finished)) {
+      r.promptLogprobsSent = true;
+      promptLogprobs = r.promptLogprobs;
+    }
     return {
+      ...(promptLogprobs ? { promptLogprobs } : {}),
       requestId: r.requestId,
       newTokenIds,
       newLogprobs,
@@ -396,6 +451,8 @@ export class Scheduler {
     const scheduled: ScheduledRequest[] = [];
     const logitsRequests: ScheduledRequest[] = [];
     const logitsIdx: number[] = [];
+    const promptLogprobRows: { request: Request; position: number }[] = [];
+    const promptIdx: number[] = [];
     let off = 0;
     let numPrefill = 0;
     let numDecode = 0;
@@ -430,6 +487,12 @@ export class Scheduler {
         logitsRequests.push(sr);
         logitsIdx.push(off + numNew - 1);
       }
+      const [plo, phi] = this.promptRowRange(r, start, numNew);
+      for (let p = plo; p < phi; p++) {
+        promptLogprobRows.push({ request: r, position: p });
+        promptIdx.push(off + (p - start));
+      }
+      if (phi > plo) r.promptLogprobsDone = phi;
       seqLens[scheduled.length] = contextLen;
       scheduled.push(sr);
       off += numNew;
@@ -447,7 +510,8 @@ export class Scheduler {
       slotMapping,
       queryStartLoc,
       seqLens,
-      logitsIndices: Int32Array.from(logitsIdx),
+      promptLogprobRows,
+      logitsIndices: Int32Array.from([...logitsIdx, ...promptIdx]),
       numScheduledTokens: total,
       numPrefillTokens: numPrefill,
       numDecodeTokens: numDecode,

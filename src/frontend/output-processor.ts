@@ -2,7 +2,7 @@
 // detokenizes incrementally, resolves logprob token strings and text offsets, matches stop
 // strings (cutting the text before the match) and holds back text that may still become one.
 // The caller aborts the engine request once `finished` is set by a stop string.
-import type { FinishReason, TokenEvent } from "../engine/api.ts";
+import type { FinishReason, TokenEvent, TokenLogprob } from "../engine/api.ts";
 import type { Tokenizer } from "../model/tokenizer.ts";
 import { IncrementalDetokenizer } from "./detokenizer.ts";
 import { findStopString, stopPrefixLength } from "./stop-strings.ts";
@@ -25,6 +25,8 @@ export interface TextEvent {
   /** New text that can be sent (stop strings removed, possible stop prefixes held back). */
   text: string;
   logprobs?: TextLogprob[];
+  /** Prompt logprobs (ids and values; the route adds strings), on the first event when asked for. */
+  promptLogprobs?: (TokenLogprob | null)[];
   finishReason: FinishReason | null;
   /** The stop string or stop token id that ended the sequence, when one did. */
   stopReason: string | number | null;
@@ -36,6 +38,10 @@ export interface OutputProcessorOptions {
   stop: readonly string[];
   /** Resolve logprob token strings (the engine sends ids and values only). */
   logprobs: boolean;
+  /** Leave special tokens out of the text (default true). Tool-call parsing needs markers such as [TOOL_CALLS]. */
+  skipSpecialTokens?: boolean;
+  /** Keep the matched stop string, or the stop token's text, at the end of the text (vLLM's include_stop_str_in_output). */
+  includeStopStr?: boolean;
 }
 
 export class OutputProcessor {
@@ -51,7 +57,7 @@ export class OutputProcessor {
     promptTokenIds: ArrayLike<number>,
     private readonly opts: OutputProcessorOptions,
   ) {
-    this.detok = new IncrementalDetokenizer(tok, promptTokenIds);
+    this.detok = new IncrementalDetokenizer(tok, promptTokenIds, { skipSpecialTokens: opts.skipSpecialTokens ?? true });
   }
 
   /** Turns one engine event into a text event. Events after `finished` are ignored (null). */
@@ -80,12 +86,12 @@ export class OutputProcessor {
           top: lp.top.map((t, k) => ({ tokenId: t.tokenId, token: strings[k + 1]!, bytes: this.detok.partialBytes(t.tokenId, strings[k + 1]!), logprob: t.logprob })),
         });
       }
-      if (i === stopTokenAt) break;
+      if (i === stopTokenAt && !this.opts.includeStopStr) break;
       const added = this.detok.push(id);
       this.text += added;
       const hit = this.opts.stop.length > 0 && added.length > 0 ? findStopString(this.text, this.opts.stop, added.length) : null;
       if (hit) {
-        this.text = this.text.slice(0, hit.index);
+        this.text = this.text.slice(0, hit.index + (this.opts.includeStopStr ? hit.stop.length : 0));
         finishReason = "stop";
         stopReason = hit.stop;
         break; // later tokens of this event are past the stop: dropped, as the engine is aborted
@@ -103,6 +109,7 @@ export class OutputProcessor {
       tokenIds,
       text,
       ...(logprobs ? { logprobs } : {}),
+      ...(ev.promptLogprobs ? { promptLogprobs: ev.promptLogprobs } : {}),
       finishReason,
       stopReason: finishReason !== null ? stopReason : null,
       promptTokens: ev.promptTokens,

@@ -2,6 +2,7 @@
 // template on a worker pool, and, on the HTTP thread, the per-sequence output processors
 // (incremental detokenizer, stop strings, logprob strings). The engine sees token ids only.
 import type { ChatMessage, ChatTemplateRequest, EngineHealth } from "../engine/api.ts";
+import type { ChatTemplate } from "../model/chat-template.ts";
 import type { Tokenizer } from "../model/tokenizer.ts";
 import type { StructuredSpec } from "../structured/spec.ts";
 import { GrammarCompilerCache, grammarVocab } from "../structured/xgrammar.ts";
@@ -22,6 +23,7 @@ export class TextFrontend {
   private state: EngineHealth = "starting";
   private tokenizer: Tokenizer | null = null;
   private grammars: GrammarCompilerCache | null = null;
+  private template: ChatTemplate | null = null;
   private pool: TokenizerPool | null = null;
   private started: Promise<void> | null = null;
   private failure: Error | null = null;
@@ -35,7 +37,9 @@ export class TextFrontend {
         this.pool = new TokenizerPool(this.opts.model, this.opts.workers ?? 2, this.opts.chatTemplate ?? null);
         // Yield first so a listening server answers /health (503 "starting") during the load.
         await new Promise((r) => setTimeout(r, 0));
-        this.tokenizer = loadTextModel(this.opts.model, { chatTemplate: this.opts.chatTemplate ?? null }).tokenizer;
+        const tm = loadTextModel(this.opts.model, { chatTemplate: this.opts.chatTemplate ?? null });
+        this.tokenizer = tm.tokenizer;
+        this.template = tm.chatTemplate;
         await this.pool.ready;
         this.state = "ready";
       } catch (e) {
@@ -72,6 +76,17 @@ export class TextFrontend {
   /** The model's chat template rendered per `opts` and tokenized (off the HTTP thread). */
   chat(messages: ChatMessage[], opts: ChatTemplateRequest = {}, signal?: AbortSignal): Promise<Int32Array> {
     return this.ready().pool.chat(messages, opts, signal);
+  }
+
+  /** The text of the chat templates in use (default and named), e.g. to recognise the tool-call format. */
+  chatTemplateSources(): string[] {
+    this.ready();
+    return this.template?.allSources ?? [];
+  }
+
+  /** The tokenizer (detokenizing ids for /detokenize, special-token lookups). */
+  get tok(): Tokenizer {
+    return this.ready().tok;
   }
 
   /** A fresh output processor for one sequence of `promptTokenIds`. */

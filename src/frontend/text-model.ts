@@ -4,8 +4,8 @@
 import { existsSync, statSync } from "node:fs";
 import { basename, join } from "node:path";
 
-import type { ChatTemplate } from "../model/chat-template.ts";
-import { chatTemplateForFolder, chatTemplateFromGguf } from "../model/chat-template-source.ts";
+import { ChatTemplate } from "../model/chat-template.ts";
+import { chatTemplateForFolder, chatTemplateFromGguf, readChatTemplateOption } from "../model/chat-template-source.ts";
 import { demoChatTemplate, demoTokenizer } from "../model/demo-model.ts";
 import { ModelFileError } from "../model/errors.ts";
 import { readGguf } from "../model/gguf.ts";
@@ -24,7 +24,11 @@ export interface TextModel {
 
 /** Tokenizer + chat template of `path` (null: the demo model), as openModel would give them. */
 export function loadTextModel(path: string | null, opts: { chatTemplate?: string | null } = {}): TextModel {
-  if (!path || isSyntheticSpec(path)) return { tokenizer: demoTokenizer(), chatTemplate: demoChatTemplate(), source: "demo" };
+  if (!path || isSyntheticSpec(path)) {
+    // --chat-template applies to the demo model too (it was silently ignored).
+    const o = opts.chatTemplate ? readChatTemplateOption(opts.chatTemplate) : null;
+    return { tokenizer: demoTokenizer(), chatTemplate: o ? new ChatTemplate(o.source, "<s>", "</s>", o.origin) : demoChatTemplate(), source: "demo" };
+  }
   if (!existsSync(path)) throw new ModelFileError(path, "does not exist");
   if (statSync(path).isDirectory()) {
     const configPath = join(path, "config.json");

@@ -118,7 +118,7 @@ export class ChatTemplate {
     /** Where the template came from ("tokenizer_config.json", "gguf", "fallback", ...). */
     readonly origin = "fallback",
     /** More templates by name (tokenizer_config.json's list form), e.g. "tool_use". */
-    namedSources: Readonly<Record<string, string>> = {},
+    readonly namedSources: Readonly<Record<string, string>> = {},
   ) {
     this.template = compile(source, origin);
     for (const [name, src] of Object.entries(namedSources)) this.named.set(name, compile(src, `${origin} (template "${name}")`));
@@ -126,6 +126,11 @@ export class ChatTemplate {
 
   get isFallback(): boolean {
     return this.origin === "fallback";
+  }
+
+  /** The text of every template (default and named), e.g. to tell which tool-call format it teaches. */
+  get allSources(): string[] {
+    return [this.source, ...Object.values(this.namedSources)];
   }
 
   /** Names of the extra templates ("tool_use", ...). */

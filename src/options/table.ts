@@ -80,7 +80,11 @@ export interface ServeOptions {
   shutdownTimeout: number;
   /** Folder whose models POST /v1/memory/plan may open by path; null = none (only the served model). */
   modelsDir: string | null;
+  /** Tool-call format parsed from chat outputs; "auto" = recognised from the chat template. */
+  toolCallParser: ToolCallParserOption;
 }
+
+export type ToolCallParserOption = "auto" | "hermes" | "llama3_json" | "mistral";
 
 export interface OptionRow<V> extends ValueSpec {
   default: V;
@@ -124,6 +128,7 @@ export const OPTIONS = {
   engineStepTimeout: { flag: "engine-step-timeout", kind: "float", gt: 0, default: 60, help: "seconds an engine step may make no progress (with work queued) before the engine counts as hung and is restarted" },
   shutdownTimeout: { flag: "shutdown-timeout", kind: "float", min: 0, default: 25, help: "seconds SIGTERM/SIGINT lets in-flight requests finish before ending them (finish_reason \"abort\")" },
   modelsDir: { flag: "models-dir", kind: "string", nullable: true, default: null, help: "folder whose models POST /v1/memory/plan may open by path (default: none: only the served model, synthetic: specs and inline configs)" },
+  toolCallParser: { flag: "tool-call-parser", kind: "choice", choices: ["auto", "hermes", "llama3_json", "mistral"], default: "auto", help: "tool-call format parsed from chat outputs (tool_choice auto): hermes (<tool_call>, Hermes/Qwen), llama3_json (Llama 3.1/3.2), mistral ([TOOL_CALLS]); auto = recognised from the chat template" },
 } as const satisfies { [K in keyof ServeOptions]: OptionRow<ServeOptions[K]> };
 
 type Rows = typeof OPTIONS;

@@ -31,6 +31,7 @@ import { metricsRoutes } from "./metrics.ts";
 import { modelsRoutes } from "./models.ts";
 import { defaultServeOptions, type ServeOptions } from "./options.ts";
 import { ServerMetrics } from "./telemetry.ts";
+import { tokenizeRoutes } from "./tokenize.ts";
 
 export interface CreateAppArgs {
   engine: Engine;
@@ -44,6 +45,8 @@ export interface CreateAppArgs {
 const KNOWN_ROUTES = new Set([
   "/v1/completions",
   "/v1/chat/completions",
+  "/tokenize",
+  "/detokenize",
   "/v1/models",
   "/v1/memory",
   "/v1/memory/allocator",
@@ -178,6 +181,7 @@ export function createApp(args: CreateAppArgs) {
     .use(modelsRoutes(ctx))
     .use(completionsRoutes(ctx))
     .use(chatRoutes(ctx))
+    .use(tokenizeRoutes(ctx))
     .use(memoryRoutes(ctx))
     .use(kvRoutes(ctx))
     .use(swaggerAssets())

@@ -1,4 +1,5 @@
-// --api-key: every /v1 route requires `Authorization: Bearer <key>`.
+// --api-key: every /v1 route, and vLLM's /tokenize and /detokenize (outside /v1, they expose
+// the model too), require `Authorization: Bearer <key>`.
 //
 // The decision is made on the route Elysia matched (`route`, its pattern), in the transform
 // stage: after routing, before body validation and the handler. Deciding from the URL text
@@ -10,7 +11,7 @@ import { ApiError } from "./errors.ts";
 
 /** Whether a matched route pattern is guarded by the API key. */
 export function isProtectedRoute(route: string): boolean {
-  return route === "/v1" || route.startsWith("/v1/");
+  return route === "/v1" || route.startsWith("/v1/") || route === "/tokenize" || route === "/detokenize";
 }
 
 function sameSecret(a: string, b: string): boolean {

@@ -1,9 +1,8 @@
 // /v1/chat/completions request fields that shape the chat template render, checked and
 // converted the way vLLM does: tool call arguments (JSON text in the API) reach the template as
 // objects; add_generation_prompt defaults to true and cannot be combined with
-// continue_final_message; tools are rendered only with tool_choice "none", because this server
-// does not parse tool calls out of the output (vLLM without --enable-auto-tool-choice refuses
-// "auto" the same way).
+// continue_final_message; tools are given to the template (tool_choice is checked in
+// tool-request.ts).
 import type { ChatMessage, ChatTemplateRequest } from "../engine/api.ts";
 import { RESERVED_TEMPLATE_VARIABLES } from "../model/chat-template.ts";
 import { badRequest } from "./errors.ts";
@@ -26,7 +25,7 @@ function textContent(m: MessageIn, i: number): string {
 }
 
 /** The messages as chat templates expect them. */
-export function templateMessages(body: ChatCompletionRequest): ChatMessage[] {
+export function templateMessages(body: Pick<ChatCompletionRequest, "messages">): ChatMessage[] {
   return body.messages.map((m, i) => {
     const out: ChatMessage = { role: m.role, content: textContent(m, i) };
     if (m.name != null) out.name = m.name;
@@ -49,7 +48,9 @@ export function templateMessages(body: ChatCompletionRequest): ChatMessage[] {
 }
 
 /** add_generation_prompt, continue_final_message, tools and chat_template_kwargs, checked. */
-export function templateRequest(body: ChatCompletionRequest): ChatTemplateRequest {
+export function templateRequest(
+  body: Pick<ChatCompletionRequest, "messages" | "add_generation_prompt" | "continue_final_message" | "tools" | "chat_template_kwargs">,
+): ChatTemplateRequest {
   const addGenerationPrompt = body.add_generation_prompt ?? true;
   const continueFinalMessage = body.continue_final_message ?? false;
   if (addGenerationPrompt && continueFinalMessage)
@@ -57,12 +58,6 @@ export function templateRequest(body: ChatCompletionRequest): ChatTemplateReques
   if (continueFinalMessage && body.messages[body.messages.length - 1]?.role !== "assistant")
     throw badRequest("continue_final_message needs the last message to be the assistant's (the text to continue).", "continue_final_message");
   const tools = body.tools ?? null;
-  if (tools !== null && tools.length > 0 && body.tool_choice !== "none")
-    throw badRequest(
-      `tool_choice ${JSON.stringify(body.tool_choice ?? "auto")} is not supported: this server does not parse tool calls from the output. Pass tool_choice: "none" to give the tools to the chat template only.`,
-      "tool_choice",
-    );
-  if (tools === null && body.tool_choice != null && body.tool_choice !== "none") throw badRequest("tool_choice needs tools.", "tool_choice");
   const kwargs = body.chat_template_kwargs ?? {};
   for (const k of RESERVED_TEMPLATE_VARIABLES)
     if (Object.hasOwn(kwargs, k)) throw badRequest(`chat_template_kwargs.${k} is set by the server; use the request field instead.`, "chat_template_kwargs");

@@ -1,13 +1,18 @@
 // POST /v1/completions (OpenAI legacy completions; non-streaming and SSE).
 import { Elysia } from "elysia";
+import type { TokenLogprob } from "../engine/api.ts";
 import type { TextLogprob } from "../frontend/output-processor.ts";
+import { promptLogprobStrings } from "../frontend/prompt-logprobs.ts";
 import type { ServerContext } from "./context.ts";
+import { rejectUnknownFields } from "./unknown-fields.ts";
 import { badRequest } from "./errors.ts";
 import {
+  checkMinTokens,
   checkPromptChars,
   checkTokenIds,
   collect,
   fitMaxTokens,
+  logitBias,
   makeJobs,
   newId,
   runJobs,
@@ -38,6 +43,29 @@ export function completionLogprobs(lps: TextLogprob[], echoLength: number): Comp
   return out;
 }
 
+/** echo + logprobs: the prompt's logprobs (the first token has none: null), then the completion's. */
+function echoLogprobs(ctx: ServerContext, promptIds: number[], prompt: (TokenLogprob | null)[] | null, completion: TextLogprob[], echoLength: number): CompletionLogprobs {
+  const out: CompletionLogprobs = { tokens: [], token_logprobs: [], top_logprobs: [], text_offset: [] };
+  for (const lp of promptLogprobStrings(ctx.text.tok, promptIds, prompt ?? [])) {
+    out.tokens.push(lp.token);
+    out.token_logprobs.push(lp.logprob);
+    let top: Record<string, number> | null = null;
+    if (lp.top !== null && lp.logprob !== null) {
+      top = {};
+      for (const a of lp.top) if (!(a.token in top)) top[a.token] = a.logprob;
+      if (lp.top.length === 0) top[lp.token] = lp.logprob;
+    }
+    out.top_logprobs.push(top);
+    out.text_offset.push(lp.textOffset);
+  }
+  const rest = completionLogprobs(completion, echoLength);
+  out.tokens.push(...rest.tokens);
+  out.token_logprobs.push(...rest.token_logprobs);
+  out.top_logprobs.push(...rest.top_logprobs);
+  out.text_offset.push(...rest.text_offset);
+  return out;
+}
+
 export function completionsRoutes(ctx: ServerContext) {
   return new Elysia({ name: "headroom-completions" }).post(
     "/v1/completions",
@@ -48,7 +76,6 @@ export function completionsRoutes(ctx: ServerContext) {
       if (body.suffix) throw badRequest("suffix is not supported.", "suffix");
       const n = body.n ?? 1;
       if (body.best_of != null && body.best_of !== n) throw badRequest(`best_of (${body.best_of}) must equal n (${n}); best_of sampling is not supported.`, "best_of");
-      if (body.echo && body.logprobs != null) throw badRequest("echo together with logprobs is not supported (prompt logprobs are not computed).", "echo");
 
       const p = body.prompt;
       let texts: (string | null)[];
@@ -72,7 +99,27 @@ export function completionsRoutes(ctx: ServerContext) {
       const logprobs = body.logprobs ?? undefined;
       const defaults = ctx.engine.model().samplingDefaults ?? {};
       const structured = await structuredSpec(ctx, body);
-      const jobs = makeJobs(prompts, n, (ids) => withStructured(samplingParams(body, fitMaxTokens(ctx, ids.length, body.max_tokens ?? defaults.maxTokens ?? 16, "max_tokens"), logprobs, defaults), structured), stopStrings(body));
+      const bias = logitBias(ctx, body);
+      const output = { skipSpecialTokens: body.skip_special_tokens ?? true, includeStopStr: body.include_stop_str_in_output ?? false };
+      const jobs = makeJobs(
+        prompts,
+        n,
+        (ids) => {
+          const maxTokens = fitMaxTokens(ctx, ids.length, body.max_tokens ?? defaults.maxTokens ?? 16, "max_tokens");
+          checkMinTokens(body, maxTokens);
+          return withStructured(
+            {
+              ...samplingParams(body, maxTokens, logprobs, defaults),
+              ...(bias.length ? { logitBias: bias } : {}),
+              // echo + logprobs: the engine scores the prompt tokens too.
+              ...(body.echo && logprobs !== undefined ? { promptLogprobs: logprobs } : {}),
+            },
+            structured,
+          );
+        },
+        stopStrings(body),
+        output,
+      );
       const id = newId("cmpl");
       const created = Math.floor(Date.now() / 1000);
       const echoText = (index: number) => (body.echo ? (texts[Math.floor(index / n)] ?? "") : "");
@@ -93,7 +140,11 @@ export function completionsRoutes(ctx: ServerContext) {
             choices: results.map((r) => ({
               index: r.index,
               text: echoText(r.index) + r.text,
-              logprobs: r.logprobs ? completionLogprobs(r.logprobs, echoText(r.index).length) : null,
+              logprobs: r.logprobs
+                ? body.echo
+                  ? echoLogprobs(ctx, prompts[r.promptIndex]!, r.promptLogprobs, r.logprobs, echoText(r.index).length)
+                  : completionLogprobs(r.logprobs, 0)
+                : null,
               finish_reason: r.finishReason,
             })),
             usage: usageOf(
@@ -114,7 +165,10 @@ export function completionsRoutes(ctx: ServerContext) {
       async function* chunks(): AsyncGenerator<object> {
         const base = { id, object: "text_completion" as const, created, model };
         const extra = includeUsage ? { usage: null } : {};
-        if (body.echo)
+        // With logprobs the echo goes out with the first event, next to the prompt's logprobs.
+        const echoWithFirst = body.echo === true && logprobs !== undefined;
+        const echoed = new Set<number>();
+        if (body.echo && !echoWithFirst)
           for (const j of jobs) {
             yield { ...base, choices: [{ index: j.index, text: echoText(j.index), logprobs: null, finish_reason: null }], ...extra };
           }
@@ -122,10 +176,18 @@ export function completionsRoutes(ctx: ServerContext) {
           const { index, ev } = ce;
           completion.set(index, Math.max(completion.get(index) ?? 0, ev.completionTokens));
           if (ev.promptTokens > 0) promptTokens.set(jobs[index]!.promptIndex, ev.promptTokens);
-          if (ev.text === "" && !ev.logprobs?.length && ev.finishReason === null) return null;
+          const withEcho = echoWithFirst && !echoed.has(index);
+          if (!withEcho && ev.text === "" && !ev.logprobs?.length && ev.finishReason === null) return null;
+          echoed.add(index);
+          const lps =
+            logprobs === undefined
+              ? null
+              : withEcho
+                ? echoLogprobs(ctx, jobs[index]!.promptTokenIds, ev.promptLogprobs ?? null, ev.logprobs ?? [], echoText(index).length)
+                : completionLogprobs(ev.logprobs ?? [], echoText(index).length);
           return {
             ...base,
-            choices: [{ index, text: ev.text, logprobs: logprobs !== undefined ? completionLogprobs(ev.logprobs ?? [], echoText(index).length) : null, finish_reason: ev.finishReason }],
+            choices: [{ index, text: (withEcho ? echoText(index) : "") + ev.text, logprobs: lps, finish_reason: ev.finishReason }],
             ...extra,
           };
         };
@@ -146,6 +208,7 @@ export function completionsRoutes(ctx: ServerContext) {
     },
     {
       parse: "json",
+      transform: rejectUnknownFields(CompletionRequest),
       body: CompletionRequest,
       response: { 200: CompletionResponse, ...generationErrors },
       detail: {

@@ -39,6 +39,7 @@ export function openapiPlugin() {
       },
       tags: [
         { name: "OpenAI", description: "OpenAI-compatible routes" },
+        { name: "vLLM", description: "vLLM-compatible routes (/tokenize, /detokenize)" },
         { name: "Memory", description: "Device memory, allocator and KV cache" },
         { name: "Operations", description: "Health and metrics" },
       ],

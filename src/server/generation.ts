@@ -2,8 +2,8 @@
 // check, admission, running n×prompts sequences on the engine with one AbortSignal, merging
 // their event streams through the frontend's output processors (ids → text, stop strings: a
 // match ends the sequence and aborts it in the engine), and the latency metrics.
-import type { FinishReason, SamplingDefaults, SamplingParams } from "../engine/api.ts";
-import type { TextEvent, TextLogprob } from "../frontend/output-processor.ts";
+import type { FinishReason, SamplingDefaults, SamplingParams, TokenLogprob } from "../engine/api.ts";
+import type { OutputProcessorOptions, TextEvent, TextLogprob } from "../frontend/output-processor.ts";
 import type { RequestInfo, ServerContext } from "./context.ts";
 import { ApiError, badRequest, fromEngineError } from "./errors.ts";
 
@@ -20,6 +20,25 @@ export interface CommonSampling {
   frequency_penalty?: number | null;
   repetition_penalty?: number | null;
   ignore_eos?: boolean | null;
+  min_tokens?: number | null;
+  logit_bias?: Record<string, number> | null;
+  skip_special_tokens?: boolean | null;
+  include_stop_str_in_output?: boolean | null;
+}
+
+/** logit_bias as [token id, bias] pairs; an id outside the vocabulary is a 400. */
+export function logitBias(ctx: ServerContext, body: CommonSampling): [number, number][] {
+  const vocab = ctx.engine.model().vocabSize;
+  return Object.entries(body.logit_bias ?? {}).map(([k, v]) => {
+    const id = Number(k);
+    if (!Number.isSafeInteger(id) || id >= vocab) throw badRequest(`logit_bias: token id ${k} is out of vocabulary (size ${vocab}).`, "logit_bias", "invalid_token_id");
+    return [id, v];
+  });
+}
+
+/** min_tokens must leave room within max_tokens. */
+export function checkMinTokens(body: CommonSampling, maxTokens: number): void {
+  if (body.min_tokens != null && body.min_tokens > maxTokens) throw badRequest(`min_tokens (${body.min_tokens}) must not exceed max_tokens (${maxTokens}).`, "min_tokens");
 }
 
 /** The request's stop strings (empty ones dropped); matched by the frontend, never sent to the engine. */
@@ -43,6 +62,7 @@ export function samplingParams(body: CommonSampling, maxTokens: number, logprobs
     presencePenalty: body.presence_penalty ?? 0,
     frequencyPenalty: body.frequency_penalty ?? 0,
     repetitionPenalty: body.repetition_penalty ?? defaults.repetitionPenalty ?? 1,
+    ...(body.min_tokens ? { minTokens: body.min_tokens } : {}),
   };
 }
 
@@ -101,6 +121,8 @@ export interface SeqJob {
   params: SamplingParams;
   /** Stop strings (frontend side). */
   stop: string[];
+  /** More output-processor options (special tokens in the text, ...). */
+  output: Partial<OutputProcessorOptions>;
 }
 
 export interface ChoiceEvent {
@@ -114,20 +136,22 @@ export interface ChoiceResult {
   text: string;
   tokenIds: number[];
   logprobs: TextLogprob[] | null;
+  /** With SamplingParams.promptLogprobs: the engine's prompt logprobs (ids and values). */
+  promptLogprobs: (TokenLogprob | null)[] | null;
   finishReason: FinishReason;
   promptTokens: number;
   completionTokens: number;
 }
 
 /** n choices per prompt; with a seed, choice j of a prompt uses seed + j so choices differ. */
-export function makeJobs(prompts: number[][], n: number, params: (prompt: number[]) => SamplingParams, stop: string[]): SeqJob[] {
+export function makeJobs(prompts: number[][], n: number, params: (prompt: number[]) => SamplingParams, stop: string[], output: Partial<OutputProcessorOptions> = {}): SeqJob[] {
   const jobs: SeqJob[] = [];
   prompts.forEach((p, pi) => {
     const base = params(p);
     for (let j = 0; j < n; j++) {
       const ps = { ...base, stopTokenIds: [...base.stopTokenIds] };
       if (base.seed !== undefined) ps.seed = base.seed + j;
-      jobs.push({ index: pi * n + j, promptIndex: pi, promptTokenIds: p, params: ps, stop: [...stop] });
+      jobs.push({ index: pi * n + j, promptIndex: pi, promptTokenIds: p, params: ps, stop: [...stop], output });
     }
   });
   return jobs;
@@ -169,7 +193,7 @@ export async function* runJobs(ctx: ServerContext, info: RequestInfo, jobs: SeqJ
     let last = info.start;
     let first = true;
     try {
-      const text = ctx.text.processor(job.promptTokenIds, { stop: job.stop, logprobs: job.params.logprobs !== undefined });
+      const text = ctx.text.processor(job.promptTokenIds, { ...job.output, stop: job.stop, logprobs: job.params.logprobs !== undefined });
       const stream = ctx.engine.generate({ requestId: `${info.id}-${job.index}`, promptTokenIds: job.promptTokenIds, params: job.params }, ac.signal);
       // Leaving this loop before the engine finished (a stop string matched) aborts the request there.
       for await (const engineEv of stream) {
@@ -235,12 +259,13 @@ export async function* runJobs(ctx: ServerContext, info: RequestInfo, jobs: SeqJ
 export async function collect(jobs: SeqJob[], events: AsyncIterable<ChoiceEvent>, wantLogprobs: boolean): Promise<ChoiceResult[]> {
   const results = new Map<number, ChoiceResult>();
   for (const j of jobs)
-    results.set(j.index, { index: j.index, promptIndex: j.promptIndex, text: "", tokenIds: [], logprobs: wantLogprobs ? [] : null, finishReason: "abort", promptTokens: j.promptTokenIds.length, completionTokens: 0 });
+    results.set(j.index, { index: j.index, promptIndex: j.promptIndex, text: "", tokenIds: [], logprobs: wantLogprobs ? [] : null, promptLogprobs: null, finishReason: "abort", promptTokens: j.promptTokenIds.length, completionTokens: 0 });
   for await (const { index, ev } of events) {
     const r = results.get(index)!;
     r.text += ev.text;
     r.tokenIds.push(...ev.tokenIds);
     if (r.logprobs && ev.logprobs) r.logprobs.push(...ev.logprobs);
+    if (ev.promptLogprobs) r.promptLogprobs = ev.promptLogprobs;
     if (ev.promptTokens > 0) r.promptTokens = ev.promptTokens;
     r.completionTokens = Math.max(r.completionTokens, ev.completionTokens, r.tokenIds.length);
     if (ev.finishReason !== null) r.finishReason = ev.finishReason;

@@ -65,8 +65,15 @@ const sampling = {
   presence_penalty: opt(t.Number({ minimum: -2, maximum: 2 })),
   frequency_penalty: opt(t.Number({ minimum: -2, maximum: 2 })),
   repetition_penalty: opt(t.Number({ exclusiveMinimum: 0, maximum: 10 }), "1 = off (vLLM extension)"),
-  ignore_eos: opt(t.Boolean(), "vLLM extension"),
-  user: opt(t.String()),
+  ignore_eos: opt(t.Boolean(), "Do not stop at the model's EOS tokens (vLLM extension)"),
+  min_tokens: opt(Int({ minimum: 0 }), "EOS and stop_token_ids are banned until this many tokens were generated (vLLM extension)"),
+  logit_bias: opt(
+    t.Record(t.String({ pattern: "^[0-9]+$" }), t.Number({ minimum: -100, maximum: 100 }), { additionalProperties: false }),
+    "Token id (as a string) → bias added to its logit before sampling; -100 bans the token, 100 all but forces it",
+  ),
+  skip_special_tokens: opt(t.Boolean(), "Leave special tokens out of the text (default true; vLLM extension)"),
+  include_stop_str_in_output: opt(t.Boolean(), "Keep the matched stop string (or stop token's text) at the end of the text (default false; vLLM extension)"),
+  user: opt(t.String(), "An end-user id; accepted and not used"),
 };
 
 // ---------- structured outputs (OpenAI response_format, vLLM guided_* / structured_outputs) ----------
@@ -130,9 +137,9 @@ export const CompletionRequest = Obj({
   ),
   max_tokens: opt(Int({ minimum: 1 }), "Default 16"),
   logprobs: opt(Int({ minimum: 0, maximum: 20 }), "Top alternatives per token to return"),
-  echo: opt(t.Boolean(), "Prepend the prompt to the completion"),
+  echo: opt(t.Boolean(), "Prepend the prompt to the completion (text prompts); with logprobs, the prompt tokens' logprobs come first (the first token's is null)"),
   suffix: opt(t.String(), "Not supported (must be empty)"),
-  best_of: opt(Int({ minimum: 1 }), "Only best_of == n is supported"),
+  best_of: opt(Int({ minimum: 1 }), "Only best_of == n is supported (400 otherwise: best-of sampling is not implemented)"),
   ...sampling,
   ...structuredFields,
 });
@@ -148,6 +155,9 @@ const CompletionLogprobs = Obj({
 export type CompletionLogprobs = Static<typeof CompletionLogprobs>;
 
 const FinishReason = t.Union([t.Literal("stop"), t.Literal("length"), t.Literal("abort"), t.Null()]);
+const ChatFinishReason = t.Union([t.Literal("stop"), t.Literal("length"), t.Literal("tool_calls"), t.Literal("abort"), t.Null()], {
+  description: "'tool_calls' when the turn ends in tool calls",
+});
 
 export const Usage = Obj({
   prompt_tokens: Int(),
@@ -202,13 +212,19 @@ export const ChatMessageIn = Obj({
   reasoning_content: opt(t.String(), "Assistant reasoning of earlier turns (templates such as Qwen3 use it)"),
 });
 
+const ToolCallOut = Obj({
+  id: t.String(),
+  type: t.Literal("function"),
+  function: Obj({ name: t.String(), arguments: t.String({ description: "JSON text of the arguments object, as the model wrote it" }) }),
+});
+
 const ToolIn = Obj({
   type: t.Literal("function"),
   function: Obj({
     name: t.String(),
     description: t.Optional(t.String()),
     parameters: t.Optional(t.Record(t.String(), t.Unknown(), { additionalProperties: false })),
-    strict: opt(t.Boolean()),
+    strict: opt(t.Boolean(), "true is refused (400) with tool_choice 'auto' (not enforced there); with 'required' or a named function the grammar always enforces the schema"),
   }),
 });
 
@@ -219,11 +235,12 @@ export const ChatCompletionRequest = Obj({
   max_completion_tokens: opt(Int({ minimum: 1 }), "Default: what fits in max_model_len"),
   logprobs: opt(t.Boolean()),
   top_logprobs: opt(Int({ minimum: 0, maximum: 20 })),
-  tools: opt(t.Array(ToolIn, { maxItems: 128 }), "Given to the chat template; needs tool_choice 'none' (tool calls in the output are not parsed)"),
+  tools: opt(t.Array(ToolIn, { maxItems: 128 }), "Given to the chat template; with tool_choice 'auto' tool calls are parsed out of the output (--tool-call-parser)"),
   tool_choice: opt(
     t.Union([t.Literal("none"), t.Literal("auto"), t.Literal("required"), Obj({ type: t.Literal("function"), function: Obj({ name: t.String() }) })]),
-    "Only 'none' is supported",
+    "'auto' (default with tools): the model may call tools; 'none': plain text; 'required' / a named function: the output is forced into tool calls by a grammar (xgrammar; not combinable with response_format)",
   ),
+  parallel_tool_calls: opt(t.Boolean(), "false: at most one tool call (the first) is returned"),
   add_generation_prompt: opt(t.Boolean(), "End the prompt with the assistant turn's opening (default true; vLLM extension)"),
   continue_final_message: opt(t.Boolean(), "Continue the last message instead of starting a new one (needs add_generation_prompt: false; vLLM extension)"),
   chat_template_kwargs: opt(t.Record(t.String(), t.Unknown(), { additionalProperties: false }), "More chat template variables, e.g. {\"enable_thinking\": false} (vLLM extension)"),
@@ -266,19 +283,53 @@ export const ChatCompletionResponse = Obj(
           role: t.Literal("assistant"),
           content: t.Union([t.String(), t.Null()]),
           refusal: t.Optional(t.Union([t.String(), t.Null()])),
+          tool_calls: t.Optional(t.Array(ToolCallOut, { description: "Tool calls parsed from the output (tool_choice 'auto')" })),
         }),
         logprobs: t.Union([ChatLogprobs, t.Null()]),
-        finish_reason: FinishReason,
+        finish_reason: ChatFinishReason,
       }),
     ),
     usage: Usage,
   },
   {
     description:
-      "With stream=true the response is text/event-stream of chat.completion.chunk objects (`choices[].delta` with role first, then content), ending with `data: [DONE]`.",
+      "With stream=true the response is text/event-stream of chat.completion.chunk objects (`choices[].delta` with role first, then content; tool calls as `delta.tool_calls` [{index, id, type, function: {name, arguments: ''}}] then [{index, function: {arguments: fragment}}], as OpenAI streams them), ending with `data: [DONE]`.",
   },
 );
 export type ChatCompletionResponse = Static<typeof ChatCompletionResponse>;
+
+// ---------- tokenize / detokenize (vLLM's shapes) ----------
+
+export const TokenizeRequest = Obj(
+  {
+    model: opt(t.String(), "Served model name (default: the only model)"),
+    prompt: t.Optional(t.String({ description: "Text to tokenize (give prompt or messages)" })),
+    add_special_tokens: opt(t.Boolean(), "prompt only: add BOS etc. as /v1/completions does (default true)"),
+    messages: t.Optional(t.Array(ChatMessageIn, { minItems: 1, description: "A chat, tokenized exactly as /v1/chat/completions would (give prompt or messages)" })),
+    add_generation_prompt: opt(t.Boolean(), "messages only (default true)"),
+    continue_final_message: opt(t.Boolean(), "messages only (default false)"),
+    chat_template_kwargs: opt(t.Record(t.String(), t.Unknown(), { additionalProperties: false }), "messages only"),
+    tools: opt(t.Array(ToolIn, { maxItems: 128 }), "messages only: given to the chat template"),
+    return_token_strs: opt(t.Boolean(), "Also return each token's string (default false)"),
+  },
+  { description: "Either {prompt, add_special_tokens} or {messages, add_generation_prompt, …}" },
+);
+export type TokenizeRequest = Static<typeof TokenizeRequest>;
+
+export const TokenizeResponse = Obj({
+  count: Int(),
+  max_model_len: Int(),
+  tokens: t.Array(Int()),
+  token_strs: t.Optional(t.Array(t.String(), { description: "Only with return_token_strs" })),
+});
+
+export const DetokenizeRequest = Obj({
+  model: opt(t.String(), "Served model name (default: the only model)"),
+  tokens: t.Array(Int({ minimum: 0 }), { description: "Token ids; special tokens are kept in the text" }),
+});
+export type DetokenizeRequest = Static<typeof DetokenizeRequest>;
+
+export const DetokenizeResponse = Obj({ prompt: t.String() });
 
 // ---------- models ----------
 

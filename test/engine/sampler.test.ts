@@ -244,6 +244,18 @@ describe("Sampler", () => {
     expect(sampler.sampleRow(eos, mkReq({ temperature: 0, minTokens: 2, ignoreEos: true }, 1, [0], [], 1)).tokenId).toBe(1);
   });
 
+  test("logit_bias: added before the penalties; -100 bans, +100 forces; logprobs stay raw", () => {
+    const raw = Float32Array.from([0, 5, 1, 4]);
+    const x = Float32Array.from(raw);
+    applyPenalties(x, mkReq({ logitBias: [[1, -2.5], [3, 0.25]], repetitionPenalty: 2 }, 1, [3]));
+    expect(Array.from(x)).toEqual([0, 2.5, 1, Math.fround((4 + 0.25) / 2)]);
+    expect(sampler.sampleRow(raw, mkReq({ temperature: 0, logitBias: [[1, -100]] })).tokenId).toBe(3);
+    const forced = sampler.sampleRow(raw, mkReq({ temperature: 1, seed: 7, logitBias: [[0, 100]], logprobs: 1 }));
+    expect(forced.tokenId).toBe(0);
+    expect(forced.logprobs!.top[0]!.tokenId).toBe(1); // raw logits: token 1 is still the most likely
+    expect(() => mkReq({ logitBias: [[-1, 1]] })).toThrow(RangeError);
+  });
+
   test("logprobs are the float64 log-softmax of the raw logits (chosen, rank, top-n)", () => {
     const V = 32000;
     const raw = randomLogits(V, 77, 4);

@@ -258,3 +258,39 @@ describe("Scheduler: stop conditions", () => {
     expect(err(() => h.scheduler.addRequest(new Request({ requestId: "w3", promptTokenIds: [1] }))).code).toBe("queue_full");
   });
 });
+
+describe("Scheduler: prompt logprob rows", () => {
+  test("every prompt position gets one row, chunks capped so rows fit next to other requests; no prefix-cache skip", () => {
+    const h = makeHarness({ numBlocks: 64, blockSize: 4, prefixCaching: true, config: { maxNumSeqs: 4, maxNumBatchedTokens: 64 } });
+    // Warm the prefix cache with the same prompt: the prompt-logprob request must not use it.
+    h.scheduler.addRequest(new Request({ requestId: "warm", promptTokenIds: range(1, 21), sampling: { maxTokens: 1, temperature: 0 } }));
+    runToCompletion(h);
+    h.scheduler.addRequest(new Request({ requestId: "p", promptTokenIds: range(1, 21), sampling: { maxTokens: 2, temperature: 0, promptLogprobs: 1 } }));
+    h.scheduler.addRequest(new Request({ requestId: "other", promptTokenIds: range(30, 33), sampling: { maxTokens: 4, temperature: 0 } }));
+    const positions: number[] = [];
+    let first: RequestOutputLike | null = null;
+    type RequestOutputLike = { promptLogprobs?: unknown[] };
+    for (let i = 0; i < 50 && h.scheduler.hasUnfinishedRequests(); i++) {
+      const { out, results } = step(h, (o) => {
+        checkOutput(o, 64, 4);
+        expect(o.logitsIndices.length).toBe(o.logitsRequests.length + o.promptLogprobRows.length);
+        expect(o.logitsIndices.length).toBeLessThanOrEqual(4); // the arena's rows
+        for (const [j, row] of o.promptLogprobRows.entries()) {
+          const sr = o.scheduled.find((s) => s.request === row.request)!;
+          expect(o.logitsIndices[o.logitsRequests.length + j]).toBe(sr.queryStart + row.position - sr.numComputedBefore);
+          positions.push(row.position);
+        }
+      });
+      void out;
+      for (const r of results) if (r.requestId === "p" && r.promptLogprobs && !first) first = r;
+    }
+    expect(positions).toEqual(range(0, 19)); // positions 0..18 score prompt tokens 1..19
+    expect(first?.promptLogprobs).toBeDefined(); // sent once, with the first output (the engine core fills the values)
+    expect(h.scheduler.getRequest("p")).toBeUndefined();
+  });
+
+  test("refused without chunked prefill", () => {
+    const h = makeHarness({ numBlocks: 64, config: { enableChunkedPrefill: false, maxNumBatchedTokens: 4096, maxModelLen: 4096 } });
+    expect(() => h.scheduler.addRequest(new Request({ requestId: uid(), promptTokenIds: [1, 2], sampling: { promptLogprobs: 0 } }))).toThrow(SchedulerError);
+  });
+});

@@ -72,15 +72,24 @@ describe("invalid input → 400 with OpenAI error bodies", () => {
     }
   });
 
-  test("unknown fields are ignored (as vLLM does), not rejected", async () => {
-    const r = await postJson(`${s.url}/v1/chat/completions`, { messages: [{ role: "user", content: "x", extra: 1 }], max_tokens: 2, response_format: { type: "text" }, parallel_tool_calls: false, foo: [1] });
+  test("a top-level field the server does not implement is a 400 naming it; extra message fields are ignored", async () => {
+    const e = await expectError(await postJson(`${s.url}/v1/chat/completions`, { messages: [{ role: "user", content: "x" }], max_tokens: 2, prediction: { type: "content" }, foo: [1] }), 400, /'prediction', 'foo'/, "prediction");
+    expect(e.code).toBe("unsupported_parameter");
+    await expectError(await postJson(`${s.url}/v1/completions`, { prompt: "x", max_tokens: 2, logit_bias: {}, stream: false, bar: null }), 400, /Unsupported request field: 'bar'/, "bar");
+    const r = await postJson(`${s.url}/v1/chat/completions`, { messages: [{ role: "assistant", content: "y", refusal: null, extra: 1 }], max_tokens: 1 });
     expect(r.status).toBe(200);
+  });
+
+  test("min_tokens, logit_bias: checked against max_tokens and the vocabulary", async () => {
+    await expectError(await postJson(`${s.url}/v1/completions`, { prompt: "x", max_tokens: 2, min_tokens: 3 }), 400, /min_tokens \(3\) must not exceed max_tokens \(2\)/, "min_tokens");
+    await expectError(await postJson(`${s.url}/v1/chat/completions`, { messages: [{ role: "user", content: "x" }], logit_bias: { "999999": 1 } }), 400, /out of vocabulary/, "logit_bias");
+    await expectError(await postJson(`${s.url}/v1/completions`, { prompt: "x", logit_bias: { "1": 101 } }), 400, /logit_bias/);
+    await expectError(await postJson(`${s.url}/v1/completions`, { prompt: "x", logit_bias: { abc: 1 } }), 400, /logit_bias/);
   });
 
   test("unsupported combinations are 400, not 500", async () => {
     await expectError(await postJson(`${s.url}/v1/completions`, { prompt: "x", suffix: "y" }), 400, /suffix/);
     await expectError(await postJson(`${s.url}/v1/completions`, { prompt: "x", best_of: 3 }), 400, /best_of/);
-    await expectError(await postJson(`${s.url}/v1/completions`, { prompt: "x", echo: true, logprobs: 1 }), 400, /echo/);
     await expectError(await postJson(`${s.url}/v1/completions`, { prompt: [1, 2], echo: true }), 400, /echo/);
     await expectError(await postJson(`${s.url}/v1/completions`, { prompt: [1, 999999] }), 400, /out of vocabulary/, "prompt");
   });

@@ -32,7 +32,7 @@ describe("openapi document", () => {
     const doc = (await res.json()) as { openapi: string; paths: Record<string, Record<string, { requestBody?: { content: Record<string, unknown> }; responses: Record<string, unknown>; security?: unknown }>> };
     expect(doc).toEqual(JSON.parse(readFileSync(docPath, "utf8")));
     expect(doc.openapi).toMatch(/^3\.1/);
-    expect(Object.keys(doc.paths).sort()).toEqual(["/health", "/metrics", "/v1/chat/completions", "/v1/completions", "/v1/kv", "/v1/memory", "/v1/memory/allocator", "/v1/memory/plan", "/v1/models", "/v1/models/{model}"]);
+    expect(Object.keys(doc.paths).sort()).toEqual(["/detokenize", "/health", "/metrics", "/tokenize", "/v1/chat/completions", "/v1/completions", "/v1/kv", "/v1/memory", "/v1/memory/allocator", "/v1/memory/plan", "/v1/models", "/v1/models/{model}"]);
     for (const p of ["/v1/completions", "/v1/chat/completions"]) {
       const op = doc.paths[p]!.post!;
       expect(Object.keys(op.requestBody!.content)).toEqual(["application/json"]);
@@ -105,11 +105,20 @@ export async function run(baseUrl: string, key: string) {
   void mem.data?.breakdown.nope;
   // @ts-expect-error dtype is one of the listed values
   void (() => client.POST("/v1/memory/plan", { body: { dtype: "int8" } }));
+  const tok = await client.POST("/tokenize", { body: { prompt: "Hi", add_special_tokens: false } });
+  const count: number | undefined = tok.data?.count;
+  const detok = await client.POST("/detokenize", { body: { tokens: tok.data?.tokens ?? [] } });
+  const back: string | undefined = detok.data?.prompt;
+  const tools = await client.POST("/v1/chat/completions", {
+    body: { messages: [{ role: "user", content: "Hi" }], tools: [{ type: "function", function: { name: "f", parameters: { type: "object" } } }], tool_choice: "none", max_completion_tokens: 1 },
+  });
+  const finish: "stop" | "length" | "tool_calls" | "abort" | null | undefined = tools.data?.choices[0]?.finish_reason;
+  const calls: { id: string; function: { name: string; arguments: string } }[] | undefined = tools.data?.choices[0]?.message.tool_calls;
   // @ts-expect-error max_tokens must be a number
   void (() => client.POST("/v1/completions", { body: { prompt: "Hi", max_tokens: "many" } }));
   // @ts-expect-error unknown route
   void (() => client.GET("/v1/nope"));
-  return { first, text, total, content, errorMessage, status: bad.response.status, blocks, weights, offloading, graphSizes, planKvBlocks, reservedPeak, firstBlockFree, fits, planLayers };
+  return { first, text, total, content, errorMessage, status: bad.response.status, blocks, weights, offloading, graphSizes, planKvBlocks, reservedPeak, firstBlockFree, fits, planLayers, count, back, finish, calls: calls ?? null };
 }
 `,
       );
@@ -126,6 +135,7 @@ export async function run(baseUrl: string, key: string) {
       const r = await mod.run(s.url, "k");
       expect(r).toMatchObject({ first: "fake-model", text: "Once", total: 7, status: 400, blocks: 4096, weights: 300e6, offloading: false, graphSizes: [], reservedPeak: 500e6, firstBlockFree: true, fits: true, planLayers: 12 });
       expect(r.planKvBlocks).toBeNumber();
+      expect(r).toMatchObject({ count: 2, back: "Hi", finish: "length", calls: null });
       expect(typeof r.content).toBe("string");
       expect(String(r.errorMessage)).toContain("maximum context length");
     } finally {

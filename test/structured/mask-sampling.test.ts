@@ -23,7 +23,7 @@ const rnd = () => {
 };
 
 function req(temperature: number, samplerSeed: number): SamplerRequest {
-  const sampling = { temperature, topP: 1, topK: 0, minP: 0, seed: null, maxTokens: 10, minTokens: 0, stopTokenIds: [], ignoreEos: false, logprobs: null, presencePenalty: 0, frequencyPenalty: 0, repetitionPenalty: 1 } as unknown as SamplingParams;
+  const sampling = { temperature, topP: 1, topK: 0, minP: 0, seed: null, maxTokens: 10, minTokens: 0, stopTokenIds: [], ignoreEos: false, logprobs: null, presencePenalty: 0, frequencyPenalty: 0, repetitionPenalty: 1, logitBias: [], promptLogprobs: null } as unknown as SamplingParams;
   return { sampling, promptTokenIds: [1], outputTokenIds: [], samplerSeed, eosTokenId: null };
 }
 
