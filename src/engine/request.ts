@@ -1,8 +1,12 @@
 // Requests and their sampling parameters, as seen by the block manager, the scheduler and
 // the sampler. Pure TypeScript, no native dependency.
 
-/** Per-request sampling parameters (OpenAI/vLLM semantics; see sampler.ts for the order). */
-export interface SamplingParams {
+/**
+ * Per-request sampling parameters with every default filled in (OpenAI/vLLM semantics; see
+ * sampler.ts for the order): makeSamplingParams resolves them from api.ts's SamplingParams, the
+ * wire form the frontend sends.
+ */
+export interface ResolvedSamplingParams {
   /** 0 (or below 1e-5) means greedy. Default 1. */
   temperature: number;
   /** Keep the k most likely tokens; 0 or -1 (or >= vocab) disables. Default 0. */
@@ -35,7 +39,7 @@ export interface SamplingParams {
   promptLogprobs: number | null;
 }
 
-export const DEFAULT_SAMPLING_PARAMS: Readonly<SamplingParams> = Object.freeze({
+export const DEFAULT_SAMPLING_PARAMS: Readonly<ResolvedSamplingParams> = Object.freeze({
   temperature: 1,
   topK: 0,
   topP: 1,
@@ -57,9 +61,9 @@ export const DEFAULT_SAMPLING_PARAMS: Readonly<SamplingParams> = Object.freeze({
  * Fills in defaults (for missing or undefined fields, so the server's `SamplingParams` from
  * api.ts with `seed?`/`logprobs?` fits) and validates ranges; throws RangeError on bad values.
  */
-export function makeSamplingParams(p: Partial<SamplingParams> = {}): SamplingParams {
-  const given = Object.fromEntries(Object.entries(p).filter(([, v]) => v !== undefined)) as Partial<SamplingParams>;
-  const s: SamplingParams = {
+export function makeSamplingParams(p: Partial<ResolvedSamplingParams> = {}): ResolvedSamplingParams {
+  const given = Object.fromEntries(Object.entries(p).filter(([, v]) => v !== undefined)) as Partial<ResolvedSamplingParams>;
+  const s: ResolvedSamplingParams = {
     ...DEFAULT_SAMPLING_PARAMS,
     ...given,
     stopTokenIds: [...(p.stopTokenIds ?? [])],
@@ -86,12 +90,13 @@ export function makeSamplingParams(p: Partial<SamplingParams> = {}): SamplingPar
 }
 
 export type RequestStatus = "waiting" | "running" | "preempted" | "finished";
-export type FinishReason = "stop" | "length" | "abort";
+import type { FinishReason } from "./api.ts";
+export type { FinishReason };
 
 export interface RequestInit {
   requestId: string;
   promptTokenIds: readonly number[];
-  sampling?: Partial<SamplingParams>;
+  sampling?: Partial<ResolvedSamplingParams>;
   /** EOS token id of the model (null: none). */
   eosTokenId?: number | null;
   /** Extra prefix-cache key (cache salt, adapter id …): requests with different keys never share blocks. */
@@ -113,7 +118,7 @@ export class Request {
   /** Prompt followed by the generated tokens (what a preempted request recomputes). */
   readonly allTokenIds: number[];
   readonly outputTokenIds: number[] = [];
-  readonly sampling: SamplingParams;
+  readonly sampling: ResolvedSamplingParams;
   readonly eosTokenId: number | null;
   readonly cacheKey: string | null;
   readonly arrivalTime: number;
@@ -195,6 +200,6 @@ export interface SampleLogprobs {
   logprob: number;
   /** 1-based rank of the sampled token among the raw logits (1 = most likely). */
   rank: number;
-  /** The top-n alternatives, most likely first (n = SamplingParams.logprobs). */
+  /** The top-n alternatives, most likely first (n = ResolvedSamplingParams.logprobs). */
   top: TokenLogprob[];
 }

@@ -22,11 +22,11 @@
 // Cost per row is O(V) plus O(V log k) for top-k (a bounded heap); top-p finds its cut with a
 // weighted quickselect (O(V) expected), never a full sort.
 
-import type { SampleLogprobs, SamplingParams, TokenLogprob } from "./request.ts";
+import type { SampleLogprobs, ResolvedSamplingParams, TokenLogprob } from "./request.ts";
 
 /** What the sampler needs of a request (Request satisfies it). */
 export interface SamplerRequest {
-  readonly sampling: SamplingParams;
+  readonly sampling: ResolvedSamplingParams;
   readonly promptTokenIds: readonly number[];
   readonly outputTokenIds: readonly number[];
   readonly samplerSeed: number;
@@ -230,7 +230,7 @@ export class Sampler {
    * Filters and samples from penalized logits `x` (modified: divided by temperature) with the
    * uniform `u`. Exposed for tests.
    */
-  sampleProcessed(x: Float32Array, sp: Pick<SamplingParams, "temperature" | "topK" | "topP" | "minP">, u: number): number {
+  sampleProcessed(x: Float32Array, sp: Pick<ResolvedSamplingParams, "temperature" | "topK" | "topP" | "minP">, u: number): number {
     const V = x.length;
     const invT = 1 / sp.temperature;
     let m = Number.NEGATIVE_INFINITY;

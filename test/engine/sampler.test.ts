@@ -1,5 +1,5 @@
 import { describe, expect, test } from "bun:test";
-import { makeSamplingParams, type SamplingParams } from "../../src/engine/request.ts";
+import { makeSamplingParams, type ResolvedSamplingParams } from "../../src/engine/request.ts";
 import { Sampler, applyPenalties, argmax, seededUniform, topKIndices, type SamplerRequest } from "../../src/engine/sampler.ts";
 
 /** Deterministic normal-ish logits (fresh per call, never zeros). */
@@ -13,7 +13,7 @@ function randomLogits(V: number, seed: number, scale = 3): Float32Array {
   return x;
 }
 
-function mkReq(p: Partial<SamplingParams>, seed = 1, prompt: number[] = [0], output: number[] = [], eos: number | null = null): SamplerRequest {
+function mkReq(p: Partial<ResolvedSamplingParams>, seed = 1, prompt: number[] = [0], output: number[] = [], eos: number | null = null): SamplerRequest {
   return { sampling: makeSamplingParams(p), promptTokenIds: prompt, outputTokenIds: output, samplerSeed: seed, eosTokenId: eos };
 }
 
@@ -21,7 +21,7 @@ function mkReq(p: Partial<SamplingParams>, seed = 1, prompt: number[] = [0], out
  * Brute-force float64 reference: full sorts, the documented filters, then an inverse-CDF walk over
  * the surviving tokens in ascending token id.
  */
-function referenceSet(raw: Float32Array, sp: Pick<SamplingParams, "temperature" | "topK" | "topP" | "minP">): { idx: number[]; w: number[] } {
+function referenceSet(raw: Float32Array, sp: Pick<ResolvedSamplingParams, "temperature" | "topK" | "topP" | "minP">): { idx: number[]; w: number[] } {
   const V = raw.length;
   const x = new Float32Array(V);
   for (let i = 0; i < V; i++) x[i] = raw[i]! * (1 / sp.temperature);
@@ -160,7 +160,7 @@ describe("Sampler", () => {
 
   test("top-k / top-p / min-p restrict the support exactly as a full-sort reference does", () => {
     const V = 3000;
-    const configs: Pick<SamplingParams, "temperature" | "topK" | "topP" | "minP">[] = [
+    const configs: Pick<ResolvedSamplingParams, "temperature" | "topK" | "topP" | "minP">[] = [
       { temperature: 1, topK: 5, topP: 1, minP: 0 },
       { temperature: 0.8, topK: 0, topP: 0.9, minP: 0 },
       { temperature: 1.3, topK: 0, topP: 0.5, minP: 0 },

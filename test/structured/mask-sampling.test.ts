@@ -5,7 +5,7 @@
 // Rows without a mask in the same batch are sampled exactly as without the op.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 
-import type { SamplingParams } from "../../src/engine/request.ts";
+import type { ResolvedSamplingParams } from "../../src/engine/request.ts";
 import { Sampler, type SamplerRequest } from "../../src/engine/sampler.ts";
 import { Device } from "../../src/native/device.ts";
 import { Ops } from "../../src/native/ops.ts";
@@ -23,7 +23,7 @@ const rnd = () => {
 };
 
 function req(temperature: number, samplerSeed: number): SamplerRequest {
-  const sampling = { temperature, topP: 1, topK: 0, minP: 0, seed: null, maxTokens: 10, minTokens: 0, stopTokenIds: [], ignoreEos: false, logprobs: null, presencePenalty: 0, frequencyPenalty: 0, repetitionPenalty: 1, logitBias: [], promptLogprobs: null } as unknown as SamplingParams;
+  const sampling = { temperature, topP: 1, topK: 0, minP: 0, seed: null, maxTokens: 10, minTokens: 0, stopTokenIds: [], ignoreEos: false, logprobs: null, presencePenalty: 0, frequencyPenalty: 0, repetitionPenalty: 1, logitBias: [], promptLogprobs: null } as unknown as ResolvedSamplingParams;
   return { sampling, promptTokenIds: [1], outputTokenIds: [], samplerSeed, eosTokenId: null };
 }
 
