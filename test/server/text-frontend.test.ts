@@ -188,7 +188,9 @@ describe("a multi-MB prompt being tokenized does not stall a running stream (rea
       // meanwhile (tokenizing on the HTTP thread or in the engine stalls it for all of that time).
       expect(h1 - h0).toBeGreaterThan(tokenizeMs / 3);
       expect(during.length).toBeGreaterThan(5);
-      expect(maxGap).toBeLessThan(tokenizeMs / 5);
+      // A stall would be one gap as long as the whole tokenization as it ran in the server (h1 - h0;
+      // under load it runs longer than the solo measurement), so bound the gap by a fraction of it.
+      expect(maxGap).toBeLessThan(Math.max(tokenizeMs, h1 - h0) / 5);
     } finally {
       await s.close();
     }
