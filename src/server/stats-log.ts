@@ -72,7 +72,7 @@ export class StatsLogger {
         waiting: s.waiting,
         kv_cache_usage_pct: round1(s.blocksTotal > 0 ? (100 * s.blocksUsed) / s.blocksTotal : 0),
         prefix_cache_hit_rate_pct: round1(100 * (queries > 0 ? hits / queries : s.prefixCacheHitRate)),
-        interval_s: round1(dt),
+        interval_s: Math.round(dt * 1000) / 1000,
       };
       const active = line.prompt_tokens_per_s > 0 || line.generation_tokens_per_s > 0 || line.running > 0 || line.waiting > 0;
       const write = active || this.wasActive;
