@@ -99,6 +99,31 @@ describe.skipIf(!HAVE)("vLLM-compatible /metrics (real engine)", () => {
     expect(f.get("headroom_http_requests_total")?.type).toBe("counter");
   });
 
+  test("/v1/kv blocks_cached counts free cached blocks only (registered blocks in use are 'used')", async () => {
+    const kv = async () => (await (await fetch(`${s.url}/v1/kv`)).json()) as { blocks_used: number; blocks_cached: number; blocks_free: number; blocks_total: number };
+    expect((await kv()).blocks_cached).toBe(0); // nothing served yet
+    const prompt = "One day a little bird flew over the big green hill and saw a shiny red ball. ".repeat(2);
+    const r = await postJson(`${s.url}/v1/completions`, { model: NAME, prompt, max_tokens: 180, temperature: 0, ignore_eos: true, stream: true });
+    // While it runs, its prompt's full blocks are registered in the prefix cache but in use: never "cached (free)".
+    const samples: { used: number; cached: number }[] = [];
+    let done = false;
+    const watch = (async () => {
+      while (!done) {
+        const k = await kv();
+        samples.push({ used: k.blocks_used, cached: k.blocks_cached });
+      }
+    })();
+    await r.text();
+    done = true;
+    await watch;
+    expect(samples.filter((x) => x.used > 1).length).toBeGreaterThan(0);
+    expect(samples.filter((x) => x.used > 0 && x.cached !== 0)).toEqual([]); // the last sample may see it finished
+    const after = await kv();
+    expect(after.blocks_used).toBe(0);
+    expect(after.blocks_cached).toBeGreaterThan(1);
+    expect(after.blocks_cached).toBeLessThanOrEqual(after.blocks_free);
+  }, 60_000);
+
   test("counters and histograms move by exactly what was served", async () => {
     const before = await scrape();
     const usages = await Promise.all([complete("Once upon a time", 12), complete("The cat sat", 7), complete("A dog", 20)]);
