@@ -1,7 +1,8 @@
 // Browser and operator conveniences over real HTTP: CORS (--allowed-origins), the landing
 // page at /, and Swagger's "Try it out" examples filled with the served model name.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { CORS_ALLOW_HEADERS } from "../../src/server/cors.ts";
+import { CORS_ALLOW_HEADERS, CorsPolicy } from "../../src/server/cors.ts";
+import { defaultServeOptions, OptionsError, parseServeOptions } from "../../src/server/options.ts";
 import { MODEL_PLACEHOLDER } from "../../src/server/openapi-examples.ts";
 import { postJson, startTestServer, type TestServer } from "./helpers.ts";
 
@@ -115,5 +116,26 @@ describe("landing page and Swagger examples", () => {
   test("the committed document keeps the placeholder (it does not depend on a model)", async () => {
     const committed = await Bun.file(new URL("../../openapi/openapi.json", import.meta.url)).json();
     expect(JSON.stringify(committed)).toContain(JSON.stringify(MODEL_PLACEHOLDER));
+  });
+});
+
+describe("flags", () => {
+  test("--allowed-origins and --stats-interval parse from flags and the environment", () => {
+    const o = parseServeOptions(["--allowed-origins", "https://a.test,http://localhost:3000", "--stats-interval=2.5"]);
+    expect(o.allowedOrigins).toBe("https://a.test,http://localhost:3000");
+    expect(o.statsInterval).toBe(2.5);
+    const d = parseServeOptions([], { HEADROOM_ALLOWED_ORIGINS: "*", HEADROOM_STATS_INTERVAL: "0" });
+    expect([d.allowedOrigins, d.statsInterval]).toEqual(["*", 0]);
+    expect([defaultServeOptions().allowedOrigins, defaultServeOptions().statsInterval]).toEqual([null, 10]);
+    expect(() => parseServeOptions(["--stats-interval", "-1"])).toThrow(OptionsError);
+  });
+
+  test("origins match exactly (scheme, host, port), case-insensitively, ignoring a trailing slash", () => {
+    const p = new CorsPolicy("https://App.example.com/ , http://localhost:3000");
+    expect(p.allowOrigin("https://app.example.com")).toBe("https://app.example.com");
+    expect(p.allowOrigin("http://localhost:3000")).toBe("http://localhost:3000");
+    for (const o of ["http://app.example.com", "https://app.example.com:8443", "http://localhost:3001", "https://evil.app.example.com", "null"]) expect(p.allowOrigin(o)).toBeNull();
+    expect(new CorsPolicy(null).enabled).toBe(false);
+    expect(new CorsPolicy(" , ").enabled).toBe(false);
   });
 });
