@@ -128,7 +128,14 @@ export function createApp(args: CreateAppArgs) {
   const text = args.text ?? new TextFrontend({ model: options.model, chatTemplate: options.chatTemplate, workers: options.tokenizerWorkers });
   // The metrics' model_name label is read when observed: the engine's model id is known only once it is ready.
   let ctxRef: ServerContext | null = null;
-  const ctx = new ServerContext(args.engine, options, log, new ServerMetrics(() => ctxRef?.modelNameIfKnown() ?? null), text);
+  const maxModelLenOr2048 = () => {
+    try {
+      return ctxRef?.maxModelLen() ?? 2048;
+    } catch {
+      return 2048;
+    }
+  };
+  const ctx = new ServerContext(args.engine, options, log, new ServerMetrics(() => ctxRef?.modelNameIfKnown() ?? null, maxModelLenOr2048), text);
   ctxRef = ctx;
   const cors = new CorsPolicy(options.allowedOrigins);
   const limit = options.maxRequestBodyBytes;

@@ -216,7 +216,7 @@ export async function* runJobs(ctx: ServerContext, info: RequestInfo, jobs: SeqJ
         push({ index: job.index, ev });
         if (ev.finishReason !== null) {
           if (firstOfPrompt.has(job)) m.promptTokens.inc({}, ev.promptTokens || job.promptTokenIds.length);
-          m.finished(ev.finishReason, (performance.now() - info.start) / 1000, generated > 0 ? (last - firstAt) / 1000 : 0, generated);
+          m.finished(ev.finishReason, (performance.now() - info.start) / 1000, generated > 0 ? (last - firstAt) / 1000 : 0, generated, job.promptTokenIds.length);
           break;
         }
       }

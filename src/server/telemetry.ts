@@ -65,9 +65,9 @@ export class ServerMetrics {
   /** The same figures under vLLM's names (src/server/vllm-metrics.ts). */
   readonly vllm: VllmMetrics;
 
-  /** `modelName`: the served model name for vLLM's model_name label (null while unknown). */
-  constructor(modelName: () => string | null = () => null) {
-    this.vllm = new VllmMetrics(this.registry, modelName);
+  /** `modelName`: the served model name for vLLM's model_name label (null while unknown); `maxModelLen` sizes vLLM's token-count buckets. */
+  constructor(modelName: () => string | null = () => null, maxModelLen?: () => number) {
+    this.vllm = new VllmMetrics(this.registry, modelName, maxModelLen);
   }
 
   /** A sequence's first generated token arrived `seconds` after the request did. */
@@ -83,10 +83,10 @@ export class ServerMetrics {
   }
 
   /** A sequence finished: `e2e` since arrival, `decode` since its first token. */
-  finished(reason: string, e2eSeconds: number, decodeSeconds: number, generatedTokens: number): void {
+  finished(reason: string, e2eSeconds: number, decodeSeconds: number, generatedTokens: number, promptTokens: number): void {
     this.finishedReasons.inc({ finish_reason: reason });
     this.e2e.observe(e2eSeconds);
-    this.vllm.finished(reason, e2eSeconds, decodeSeconds, generatedTokens);
+    this.vllm.finished(reason, e2eSeconds, decodeSeconds, generatedTokens, promptTokens);
   }
 
   /** Renders the exposition, refreshing engine-side gauges first (best effort). */

@@ -14,6 +14,15 @@ export const VLLM_TTFT_BUCKETS = [0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.
 /** vllm:inter_token_latency_seconds, vllm:time_per_output_token_seconds, vllm:request_time_per_output_token_seconds. */
 export const VLLM_TPOT_BUCKETS = [0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0, 20.0, 40.0, 80.0] as const;
 export const VLLM_REQUEST_LATENCY_BUCKETS = [0.3, 0.5, 0.8, 1.0, 1.5, 2.0, 2.5, 5.0, 10.0, 15.0, 20.0, 30.0, 40.0, 50.0, 60.0, 120.0, 240.0, 480.0, 960.0, 1920.0, 7680.0] as const;
+/** vLLM's build_1_2_5_buckets: 1, 2, 5, 10, 20, 50, … up to max (token-count histograms). */
+export function buckets125(max: number): number[] {
+  const out: number[] = [];
+  for (let e = 1; ; e *= 10) for (const m of [1, 2, 5]) {
+    if (m * e > max) return out;
+    out.push(m * e);
+  }
+}
+
 /** vLLM creates a request_success series per finish reason up front. */
 const FINISH_REASONS = ["stop", "length", "abort"] as const;
 
@@ -38,10 +47,19 @@ export class VllmMetrics {
   readonly tpot: Histogram;
   readonly requestTpot: Histogram;
   readonly e2e: Histogram;
+  /** Per-sequence token counts; their buckets depend on max_model_len, known once the engine is ready. */
+  private tokenHists: { prompt: Histogram; generation: Histogram } | null = null;
   private touched: string | null = null;
 
-  /** `modelName`: the served model name, or null while it is not known (engine starting). */
-  constructor(registry: Registry, private readonly modelName: () => string | null) {
+  /**
+   * `modelName`: the served model name, or null while it is not known (engine starting);
+   * `maxModelLen`: the context length, read with the first known model name.
+   */
+  constructor(
+    private readonly registry: Registry,
+    private readonly modelName: () => string | null,
+    private readonly maxModelLen: () => number = () => 2048,
+  ) {
     const r = registry;
     this.running = r.add(new Gauge("vllm:num_requests_running", "Number of requests in model execution batches."));
     this.waiting = r.add(new Gauge("vllm:num_requests_waiting", "Number of requests waiting to be processed."));
@@ -70,6 +88,15 @@ export class VllmMetrics {
       for (const c of [this.prefixQueries, this.prefixHits, this.preemptions, this.promptTokens, this.generationTokens]) c.inc(l, 0);
       for (const reason of FINISH_REASONS) this.requestSuccess.inc({ ...l, finished_reason: reason }, 0);
       for (const h of [this.ttft, this.itl, this.tpot, this.requestTpot, this.e2e]) h.touch(l);
+      if (this.tokenHists === null) {
+        const b = buckets125(Math.max(1, this.maxModelLen()));
+        this.tokenHists = {
+          prompt: this.registry.add(new Histogram("vllm:request_prompt_tokens", "Number of prefill tokens processed.", b)),
+          generation: this.registry.add(new Histogram("vllm:request_generation_tokens", "Number of generation tokens processed.", b)),
+        };
+      }
+      this.tokenHists.prompt.touch(l);
+      this.tokenHists.generation.touch(l);
     }
     return l;
   }
@@ -101,12 +128,14 @@ export class VllmMetrics {
     this.tpot.observe(seconds, l);
   }
 
-  /** A sequence finished: e2e latency, and its mean time per output token after the first. */
-  finished(reason: string, e2eSeconds: number, decodeSeconds: number, generatedTokens: number): void {
+  /** A sequence finished: e2e latency, its mean time per output token after the first, its token counts. */
+  finished(reason: string, e2eSeconds: number, decodeSeconds: number, generatedTokens: number, promptTokens: number): void {
     const l = this.labels();
     if (l === null) return;
     this.requestSuccess.inc({ ...l, finished_reason: reason });
     this.e2e.observe(e2eSeconds, l);
+    this.tokenHists?.prompt.observe(promptTokens, l);
+    this.tokenHists?.generation.observe(generatedTokens, l);
     if (generatedTokens > 1) this.requestTpot.observe(decodeSeconds / (generatedTokens - 1), l);
   }
 }

@@ -74,6 +74,8 @@ describe.skipIf(!HAVE)("vLLM-compatible /metrics (real engine)", () => {
       "vllm:time_per_output_token_seconds": "histogram",
       "vllm:request_time_per_output_token_seconds": "histogram",
       "vllm:e2e_request_latency_seconds": "histogram",
+      "vllm:request_prompt_tokens": "histogram",
+      "vllm:request_generation_tokens": "histogram",
     };
     for (const [name, type] of Object.entries(types)) {
       expect(f.get(name)?.type).toBe(type as never);
@@ -90,6 +92,9 @@ describe.skipIf(!HAVE)("vLLM-compatible /metrics (real engine)", () => {
     expect(bucketBounds(f.get("vllm:inter_token_latency_seconds")!)).toEqual([...VLLM_TPOT_BUCKETS]);
     expect(bucketBounds(f.get("vllm:time_per_output_token_seconds")!)).toEqual([...VLLM_TPOT_BUCKETS]);
     expect(bucketBounds(f.get("vllm:e2e_request_latency_seconds")!)).toEqual([...VLLM_REQUEST_LATENCY_BUCKETS]);
+    // Token-count buckets: vLLM's build_1_2_5_buckets(max_model_len), here 256.
+    expect(bucketBounds(f.get("vllm:request_prompt_tokens")!)).toEqual([1, 2, 5, 10, 20, 50, 100, 200]);
+    expect(bucketBounds(f.get("vllm:request_generation_tokens")!)).toEqual([1, 2, 5, 10, 20, 50, 100, 200]);
     // vLLM's published lists, spelled out once more so a change to the constants is caught.
     expect(VLLM_TTFT_BUCKETS.length).toBe(22);
     expect(VLLM_TPOT_BUCKETS.length).toBe(19);
@@ -144,6 +149,11 @@ describe.skipIf(!HAVE)("vLLM-compatible /metrics (real engine)", () => {
     expect(d("vllm:time_per_output_token_seconds_count")).toBe(gen - 3);
     expect(d("vllm:time_per_output_token_seconds_sum")).toBeCloseTo(d("vllm:inter_token_latency_seconds_sum"), 9);
     expect(d("vllm:e2e_request_latency_seconds_sum")).toBeGreaterThan(d("vllm:time_to_first_token_seconds_sum"));
+    expect(d("vllm:request_prompt_tokens_count")).toBe(3);
+    expect(d("vllm:request_prompt_tokens_sum")).toBe(prompt);
+    expect(d("vllm:request_generation_tokens_sum")).toBe(gen);
+    expect(d("vllm:request_generation_tokens_bucket", { le: "10" })).toBe(1); // the 7-token one
+    expect(d("vllm:request_generation_tokens_bucket", { le: "20" })).toBe(3);
     // Idle again.
     expect(v(after, "vllm:num_requests_running")).toBe(0);
     expect(v(after, "vllm:num_requests_waiting")).toBe(0);
