@@ -99,6 +99,7 @@ export interface EngineStats {
   blocksTotal: number;
   blocksUsed: number;
   blocksFree: number;
+  /** Free blocks that still hold a reusable prefix (blocks in use count as used, never as cached). */
   blocksCached: number;
   blockSize: number;
   prefixCacheQueries: number;

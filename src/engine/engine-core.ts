@@ -274,7 +274,8 @@ export class EngineCore {
       blocksTotal: kv.numBlocks,
       blocksUsed: kv.usedBlocks,
       blocksFree: kv.freeBlocks,
-      blocksCached: kv.cachedBlocks,
+      // Free blocks still holding a reusable prefix (not every registered block: those in use are counted as used).
+      blocksCached: kv.cachedFreeBlocks,
       blockSize: kv.blockSize,
       prefixCacheQueries: kv.prefixCacheQueries,
       prefixCacheHits: kv.prefixCacheHits,

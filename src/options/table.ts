@@ -82,6 +82,10 @@ export interface ServeOptions {
   modelsDir: string | null;
   /** Tool-call format parsed from chat outputs; "auto" = recognised from the chat template. */
   toolCallParser: ToolCallParserOption;
+  /** Origins allowed to call the API from a browser (CORS): comma list or "*"; null = none (no CORS headers). */
+  allowedOrigins: string | null;
+  /** Seconds between periodic stats log lines (throughput, queue, KV usage); 0 = off. */
+  statsInterval: number;
 }
 
 export type ToolCallParserOption = "auto" | "hermes" | "llama3_json" | "mistral";
@@ -129,6 +133,8 @@ export const OPTIONS = {
   shutdownTimeout: { flag: "shutdown-timeout", kind: "float", min: 0, default: 25, help: "seconds SIGTERM/SIGINT lets in-flight requests finish before ending them (finish_reason \"abort\")" },
   modelsDir: { flag: "models-dir", kind: "string", nullable: true, default: null, help: "folder whose models POST /v1/memory/plan may open by path (default: none: only the served model, synthetic: specs and inline configs)" },
   toolCallParser: { flag: "tool-call-parser", kind: "choice", choices: ["auto", "hermes", "llama3_json", "mistral"], default: "auto", help: "tool-call format parsed from chat outputs (tool_choice auto): hermes (<tool_call>, Hermes/Qwen), llama3_json (Llama 3.1/3.2), mistral ([TOOL_CALLS]); auto = recognised from the chat template" },
+  allowedOrigins: { flag: "allowed-origins", kind: "string", nullable: true, default: null, help: "origins allowed to call the API from a browser (CORS): comma-separated list (https://app.example.com,http://localhost:3000) or *; default none: no CORS headers" },
+  statsInterval: { flag: "stats-interval", kind: "float", min: 0, default: 10, help: "seconds between stats log lines (prompt/generation tokens/s, running, waiting, KV usage, prefix-cache hit rate; only while there is activity); 0 = off" },
 } as const satisfies { [K in keyof ServeOptions]: OptionRow<ServeOptions[K]> };
 
 type Rows = typeof OPTIONS;

@@ -20,7 +20,10 @@ import { chatRoutes } from "./chat.ts";
 import { completionsRoutes } from "./completions.ts";
 import { ServerContext } from "./context.ts";
 import { dashboardRoutes } from "./dashboard.ts";
-import { openapiPlugin, swaggerAssets } from "./docs.ts";
+import { CorsPolicy } from "./cors.ts";
+import { OPENAPI_PATH, openapiPlugin, swaggerAssets } from "./docs.ts";
+import { homeRoutes } from "./home.ts";
+import { fillModelExamples } from "./openapi-examples.ts";
 import { ApiError, errorResponse, fromEngineError } from "./errors.ts";
 import { healthRoutes } from "./health.ts";
 import { hostProblem } from "./host.ts";
@@ -30,6 +33,7 @@ import { memoryRoutes } from "./memory.ts";
 import { metricsRoutes } from "./metrics.ts";
 import { modelsRoutes } from "./models.ts";
 import { defaultServeOptions, type ServeOptions } from "./options.ts";
+import { StatsLogger } from "./stats-log.ts";
 import { ServerMetrics } from "./telemetry.ts";
 import { tokenizeRoutes } from "./tokenize.ts";
 
@@ -43,6 +47,7 @@ export interface CreateAppArgs {
 }
 
 const KNOWN_ROUTES = new Set([
+  "/",
   "/v1/completions",
   "/v1/chat/completions",
   "/tokenize",
@@ -108,11 +113,31 @@ function validationMessage(e: ValidationError): { message: string; param: string
   return { message: param ? `Invalid ${where} field '${param}': ${what}${shown}.` : `Invalid ${where}: ${what}${shown}.`, param };
 }
 
+/** The served /openapi.json with the served model name in its request examples (Swagger's "Try it out"). */
+async function withServedModelExamples(res: Response, model: string | null): Promise<Response> {
+  if (model === null) return res;
+  const doc = fillModelExamples(await res.json(), model);
+  const headers = new Headers(res.headers);
+  headers.delete("content-length");
+  return new Response(JSON.stringify(doc), { status: res.status, headers });
+}
+
 export function createApp(args: CreateAppArgs) {
   const options: ServeOptions = { ...defaultServeOptions(), ...args.options };
   const log = args.logger ?? createLogger(options.logLevel);
   const text = args.text ?? new TextFrontend({ model: options.model, chatTemplate: options.chatTemplate, workers: options.tokenizerWorkers });
-  const ctx = new ServerContext(args.engine, options, log, new ServerMetrics(), text);
+  // The metrics' model_name label is read when observed: the engine's model id is known only once it is ready.
+  let ctxRef: ServerContext | null = null;
+  const maxModelLenOr2048 = () => {
+    try {
+      return ctxRef?.maxModelLen() ?? 2048;
+    } catch {
+      return 2048;
+    }
+  };
+  const ctx = new ServerContext(args.engine, options, log, new ServerMetrics(() => ctxRef?.modelNameIfKnown() ?? null, maxModelLenOr2048), text);
+  ctxRef = ctx;
+  const cors = new CorsPolicy(options.allowedOrigins);
   const limit = options.maxRequestBodyBytes;
 
   // standardHostname: false — Elysia otherwise finds the path by searching for "/" from the
@@ -176,6 +201,7 @@ export function createApp(args: CreateAppArgs) {
       if (err.status >= 400 && err.status < 500 && err.status !== 404) log.debug("request rejected", { request_id: info.id, status: err.status, error: err.message });
       return errorResponse(err);
     })
+    .use(homeRoutes(ctx))
     .use(healthRoutes(ctx))
     .use(metricsRoutes(ctx))
     .use(modelsRoutes(ctx))
@@ -197,16 +223,22 @@ export function createApp(args: CreateAppArgs) {
     ctx.requests.set(req, { id, start, route, noIdleTimeout: server ? () => server.timeout(req, 0) : undefined });
     let res: Response;
     try {
-      res = badHost ? errorResponse(badHost) : await app.handle(req);
+      // CORS preflights are answered before auth (browsers never send credentials on them).
+      res = badHost ? errorResponse(badHost) : (cors.preflight(req) ?? (await app.handle(req)));
+      if (route === OPENAPI_PATH && res.status === 200) res = await withServedModelExamples(res, ctx.modelNameIfKnown());
     } catch (e) {
       log.error("unhandled error", { request_id: id, error: e instanceof Error ? e.message : String(e) });
       res = errorResponse(new ApiError(500, `Internal error (request ${id})`, "internal_server_error", null, "internal_error"));
     }
+    const decorate = (h: Headers) => {
+      h.set("x-request-id", id);
+      cors.decorate(req, h);
+    };
     try {
-      res.headers.set("x-request-id", id);
+      decorate(res.headers);
     } catch {
       res = new Response(res.body, { status: res.status, statusText: res.statusText, headers: new Headers(res.headers) });
-      res.headers.set("x-request-id", id);
+      decorate(res.headers);
     }
     const ms = performance.now() - start;
     ctx.metrics.requests.inc({ route, method: req.method, status: String(res.status) });
@@ -249,6 +281,8 @@ export function startServer(args: CreateAppArgs): RunningServer {
       return errorResponse(new ApiError(500, "Internal error", "internal_server_error", null, "internal_error"));
     },
   });
+  const stats = new StatsLogger(h.ctx.engine, h.log, h.options.statsInterval);
+  stats.start();
   // Tokenizer workers load in the background; /health says "starting" until they are ready.
   h.ctx.text.start().catch((e: Error) => h.log.error("tokenizer failed to load", { error: e.message }));
   const hostname = server.hostname ?? h.options.host;
@@ -261,6 +295,7 @@ export function startServer(args: CreateAppArgs): RunningServer {
     app: h,
     server,
     stop: async (force = true) => {
+      stats.stop();
       await server.stop(force);
       h.ctx.text.close();
     },

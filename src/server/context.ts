@@ -43,6 +43,17 @@ export class ServerContext {
     return this.options.servedModelName ?? this.engine.model().id;
   }
 
+  /** The model name, or null while the engine is starting (its id is not known before it is ready). */
+  modelNameIfKnown(): string | null {
+    if (this.options.servedModelName !== null) return this.options.servedModelName;
+    if (this.engine.health() !== "ready") return null;
+    try {
+      return this.engine.model().id;
+    } catch {
+      return null;
+    }
+  }
+
   /** Effective context length: the engine's (which applies --max-model-len), capped by the flag. */
   maxModelLen(): number {
     const m = this.engine.model().maxModelLen;

@@ -191,6 +191,8 @@ export async function* runJobs(ctx: ServerContext, info: RequestInfo, jobs: SeqJ
   for (const j of jobs) if (!seenPrompts.has(j.promptIndex)) (seenPrompts.add(j.promptIndex), firstOfPrompt.add(j));
   const pumps = jobs.map(async (job) => {
     let last = info.start;
+    let firstAt = 0;
+    let generated = 0;
     let first = true;
     try {
       const text = ctx.text.processor(job.promptTokenIds, { ...job.output, stop: job.stop, logprobs: job.params.logprobs !== undefined });
@@ -203,17 +205,18 @@ export async function* runJobs(ctx: ServerContext, info: RequestInfo, jobs: SeqJ
         if (k > 0) {
           const now = performance.now();
           if (first) {
-            m.ttft.observe((now - info.start) / 1000);
+            m.firstToken((now - info.start) / 1000);
+            firstAt = now;
             first = false;
-          } else for (let i = 0; i < k; i++) m.itl.observe((now - last) / 1000 / k);
+          } else for (let i = 0; i < k; i++) m.interToken((now - last) / 1000 / k);
           last = now;
+          generated += k;
           m.generationTokens.inc({}, k);
         }
         push({ index: job.index, ev });
         if (ev.finishReason !== null) {
           if (firstOfPrompt.has(job)) m.promptTokens.inc({}, ev.promptTokens || job.promptTokenIds.length);
-          m.finished.inc({ finish_reason: ev.finishReason });
-          m.e2e.observe((performance.now() - info.start) / 1000);
+          m.finished(ev.finishReason, (performance.now() - info.start) / 1000, generated > 0 ? (last - firstAt) / 1000 : 0, generated, job.promptTokenIds.length);
           break;
         }
       }

@@ -30,7 +30,8 @@ abstract class Metric {
 
 export class Counter extends Metric {
   private readonly values = new Map<string, { labels: Labels; v: number }>();
-  constructor(name: string, help: string) {
+  /** `omitWhenEmpty`: no sample before the first inc/set (for families whose every series is labelled). */
+  constructor(name: string, help: string, private readonly omitWhenEmpty = false) {
     super(name, help, "counter");
   }
   inc(labels: Labels = {}, by = 1): void {
@@ -47,7 +48,7 @@ export class Counter extends Metric {
     return this.values.get(key(labels))?.v ?? 0;
   }
   lines(): string[] {
-    if (this.values.size === 0) return [`${this.name} 0`];
+    if (this.values.size === 0) return this.omitWhenEmpty ? [] : [`${this.name} 0`];
     return [...this.values.values()].map((e) => `${this.name}${labelText(e.labels)} ${num(e.v)}`);
   }
 }
@@ -83,6 +84,11 @@ export class Histogram extends Metric {
     for (let i = 0; i < this.buckets.length; i++) if (v <= this.buckets[i]!) s.counts[i]!++;
     s.sum += v;
     s.count++;
+  }
+  /** Creates the series with zero counts (Prometheus clients show labelled series from creation). */
+  touch(labels: Labels): void {
+    const k = key(labels);
+    if (!this.series.has(k)) this.series.set(k, { labels, counts: new Array<number>(this.buckets.length).fill(0), sum: 0, count: 0 });
   }
   count(labels: Labels = {}): number {
     return this.series.get(key(labels))?.count ?? 0;

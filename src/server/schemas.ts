@@ -2,6 +2,7 @@
 // validation and the OpenAPI document.
 import { Type, type IntegerOptions, type ObjectOptions, type TProperties } from "@sinclair/typebox";
 import { t, type Static, type TSchema } from "elysia";
+import { CHAT_EXAMPLE, COMPLETION_EXAMPLE } from "./openapi-examples.ts";
 
 /** Plain JSON-schema integer. (Elysia's t.Integer also accepts numeric strings and shows up in
  *  the OpenAPI document as `string | integer`, which generated clients then type wrongly.) */
@@ -142,7 +143,7 @@ export const CompletionRequest = Obj({
   best_of: opt(Int({ minimum: 1 }), "Only best_of == n is supported (400 otherwise: best-of sampling is not implemented)"),
   ...sampling,
   ...structuredFields,
-});
+}, { example: COMPLETION_EXAMPLE });
 export type CompletionRequest = Static<typeof CompletionRequest>;
 
 const CompletionLogprobs = Obj({
@@ -246,7 +247,7 @@ export const ChatCompletionRequest = Obj({
   chat_template_kwargs: opt(t.Record(t.String(), t.Unknown(), { additionalProperties: false }), "More chat template variables, e.g. {\"enable_thinking\": false} (vLLM extension)"),
   ...sampling,
   ...structuredFields,
-});
+}, { example: CHAT_EXAMPLE });
 export type ChatCompletionRequest = Static<typeof ChatCompletionRequest>;
 
 const TopLogprob = Obj({

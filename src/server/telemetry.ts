@@ -2,6 +2,7 @@
 // gauges filled from the engine (stats(), memory()) at scrape time.
 import type { Engine, EngineStats } from "../engine/api.ts";
 import { Counter, Gauge, Histogram, ITL_BUCKETS, LATENCY_BUCKETS, Registry } from "./prom.ts";
+import { VllmMetrics } from "./vllm-metrics.ts";
 
 /** Flattens numeric leaves of a JSON-like object: {a: {b: 1}} → [["a.b", 1]]. */
 export function numericLeaves(v: unknown, prefix = "", out: [string, number][] = [], depth = 0): [string, number][] {
@@ -43,7 +44,7 @@ export class ServerMetrics {
   readonly itl = this.registry.add(new Histogram("headroom_inter_token_latency_seconds", "Time between consecutive generated tokens of a request", ITL_BUCKETS));
   readonly promptTokens = this.registry.add(new Counter("headroom_prompt_tokens_total", "Prompt tokens of finished requests"));
   readonly generationTokens = this.registry.add(new Counter("headroom_generation_tokens_total", "Generated tokens"));
-  readonly finished = this.registry.add(new Counter("headroom_request_success_total", "Finished sequences by finish_reason"));
+  readonly finishedReasons = this.registry.add(new Counter("headroom_request_success_total", "Finished sequences by finish_reason"));
   readonly rejected = this.registry.add(new Counter("headroom_requests_rejected_total", "Generation requests rejected by reason (queue_full, invalid, …)"));
   readonly inflight = this.registry.add(new Gauge("headroom_http_inflight_sequences", "Sequences admitted by the server and not finished"));
   readonly engine = this.registry.add(new Gauge("headroom_engine_up", "1 when the engine is ready, 0 while starting, restarting or after it died"));
@@ -61,6 +62,32 @@ export class ServerMetrics {
   readonly allocated = this.registry.add(new Gauge("headroom_allocator_allocated_bytes", "Caching allocator allocated bytes"));
   readonly graphMem = this.registry.add(new Gauge("headroom_cuda_graph_memory_bytes", "Measured CUDA-graph memory"));
   readonly memory = this.registry.add(new Gauge("headroom_memory", "Every numeric field of GET /v1/memory, by path (bytes unless the path says otherwise)"));
+  /** The same figures under vLLM's names (src/server/vllm-metrics.ts). */
+  readonly vllm: VllmMetrics;
+
+  /** `modelName`: the served model name for vLLM's model_name label (null while unknown); `maxModelLen` sizes vLLM's token-count buckets. */
+  constructor(modelName: () => string | null = () => null, maxModelLen?: () => number) {
+    this.vllm = new VllmMetrics(this.registry, modelName, maxModelLen);
+  }
+
+  /** A sequence's first generated token arrived `seconds` after the request did. */
+  firstToken(seconds: number): void {
+    this.ttft.observe(seconds);
+    this.vllm.firstToken(seconds);
+  }
+
+  /** One generated token, `seconds` after the previous one. */
+  interToken(seconds: number): void {
+    this.itl.observe(seconds);
+    this.vllm.interToken(seconds);
+  }
+
+  /** A sequence finished: `e2e` since arrival, `decode` since its first token. */
+  finished(reason: string, e2eSeconds: number, decodeSeconds: number, generatedTokens: number, promptTokens: number): void {
+    this.finishedReasons.inc({ finish_reason: reason });
+    this.e2e.observe(e2eSeconds);
+    this.vllm.finished(reason, e2eSeconds, decodeSeconds, generatedTokens, promptTokens);
+  }
 
   /** Renders the exposition, refreshing engine-side gauges first (best effort). */
   async scrape(engine: Engine, inflight: number): Promise<string> {
@@ -91,6 +118,7 @@ export class ServerMetrics {
     this.prefixHits.set({}, s.prefixCacheHits);
     this.preemptions.set({}, s.preemptions);
     this.steps.set({}, s.steps);
+    this.vllm.applyStats(s);
   }
 
   applyMemory(mem: Record<string, unknown>): void {

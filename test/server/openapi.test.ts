@@ -5,6 +5,7 @@ import { mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "n
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { openapiText } from "../../src/server/openapi-doc.ts";
+import { fillModelExamples, MODEL_PLACEHOLDER } from "../../src/server/openapi-examples.ts";
 import { startTestServer, type TestServer } from "./helpers.ts";
 
 const root = resolve(import.meta.dir, "../..");
@@ -30,7 +31,10 @@ describe("openapi document", () => {
     const res = await fetch(`${s.url}/openapi.json`);
     expect(res.status).toBe(200);
     const doc = (await res.json()) as { openapi: string; paths: Record<string, Record<string, { requestBody?: { content: Record<string, unknown> }; responses: Record<string, unknown>; security?: unknown }>> };
-    expect(doc).toEqual(JSON.parse(readFileSync(docPath, "utf8")));
+    // The committed document, with the served model name in the request examples ("Try it out").
+    const model = s.server.app.ctx.modelName();
+    expect(doc).toEqual(fillModelExamples(JSON.parse(readFileSync(docPath, "utf8")), model));
+    expect(JSON.stringify(doc)).not.toContain(MODEL_PLACEHOLDER);
     expect(doc.openapi).toMatch(/^3\.1/);
     expect(Object.keys(doc.paths).sort()).toEqual(["/detokenize", "/health", "/metrics", "/tokenize", "/v1/chat/completions", "/v1/completions", "/v1/kv", "/v1/memory", "/v1/memory/allocator", "/v1/memory/plan", "/v1/models", "/v1/models/{model}"]);
     for (const p of ["/v1/completions", "/v1/chat/completions"]) {

@@ -50,7 +50,7 @@ describe.skipIf(!haveLib)("single binary", () => {
     expect(h.stdout.toString()).toContain("--device-memory");
   });
 
-  test("serves: /health, /v1/models, /v1/completions, Swagger UI assets, /dashboard; two concurrent starts share one extraction dir", async () => {
+  test("serves: /health, /v1/models, /v1/completions, Swagger UI assets, /dashboard, /; two concurrent starts share one extraction dir", async () => {
     const tmp = join(work, "tmp");
     const a = serve(tmp);
     const b = serve(tmp); // concurrent start: same content-addressed file, written via rename
@@ -76,6 +76,9 @@ describe.skipIf(!haveLib)("single binary", () => {
     const dash = await fetch(`${ua}/dashboard`);
     expect(dash.status).toBe(200);
     expect(await dash.text()).toContain("/v1/memory");
+    const home = await fetch(`${ua}/`);
+    expect(home.status).toBe(200);
+    expect(await home.text()).toContain('href="/dashboard"');
 
     // The private extraction directory: 0700, owned by us, one content-addressed copy.
     const dir = join(tmp, `headroom-${uid}`);

@@ -1,8 +1,9 @@
 // The memory dashboard (/dashboard) in headless Chromium (Debian `chromium` + playwright-core),
 // against the real server and engine (demo model, CPU backend), with an API key configured.
 // Checks: the page asks for the key and then shows exactly what GET /v1/memory and GET /v1/kv
-// report; it updates while requests run (KV blocks in use, prefix-cache counters); it loads
-// nothing from other origins. Screenshot: test-artifacts/dashboard.png.
+// report, and the served model name; it updates while requests run (KV blocks in use,
+// prefix-cache counters, throughput, TTFT/ITL from /metrics' vllm:* series); the KV "used" line
+// has its own scale; it loads nothing from other origins. Screenshot: test-artifacts/dashboard.png.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { existsSync, mkdirSync } from "node:fs";
 import { join, resolve } from "node:path";
@@ -12,6 +13,7 @@ import { createEngine } from "../../src/engine/index.ts";
 import { startServer, type RunningServer } from "../../src/server/app.ts";
 import { silentLogger } from "../../src/server/log.ts";
 import { defaultServeOptions, type ServeOptions } from "../../src/server/options.ts";
+import { parsePrometheusText, sampleValue } from "../util/prom-text.ts";
 
 const ROOT = resolve(import.meta.dir, "../..");
 const CHROMIUM = process.env.HEADROOM_CHROMIUM ?? "/usr/bin/chromium";
@@ -127,6 +129,8 @@ describe.skipIf(!haveChromium || !haveLib)("dashboard in headless Chromium", () 
     expect(await attr("#kv-used", "data-total")).toBe(String(kv.blocks_total));
     expect(await attr("#prefix-hits", "data-value")).toBe(String(kv.prefix_cache_hits));
     expect(await attr("#prefix-hits", "data-queries")).toBe(String(kv.prefix_cache_queries));
+    expect(await text("#model")).toBe(model);
+    expect(await page!.title()).toBe(`headroom · ${model}`);
   }, 40_000);
 
   test("updates while requests run: KV blocks in use, prefix-cache hits, charts", async () => {
@@ -134,6 +138,8 @@ describe.skipIf(!haveChromium || !haveLib)("dashboard in headless Chromium", () 
     // A long shared prefix: the second round reuses the first round's cached blocks.
     const prefix = "The quick brown fox jumps over the lazy dog. ".repeat(8);
     let maxShownUsed = 0;
+    let maxShownRate = 0;
+    let ttftShown = false;
     let running = true;
     let shot = false;
     mkdirSync(join(ROOT, "test-artifacts"), { recursive: true });
@@ -141,6 +147,8 @@ describe.skipIf(!haveChromium || !haveLib)("dashboard in headless Chromium", () 
       while (running) {
         const v = Number((await attr("#kv-used", "data-value")) ?? 0);
         maxShownUsed = Math.max(maxShownUsed, v);
+        maxShownRate = Math.max(maxShownRate, Number.parseFloat((await text("#gen-rate")) ?? "") || 0);
+        ttftShown ||= /ms$/.test((await text("#ttft")) ?? "");
         if (!shot && v >= 16 && Number((await attr("#prefix-hits", "data-value")) ?? 0) > before.prefix_cache_hits) {
           // The picture under load (second round: KV blocks in use and prefix-cache hits) is the artifact.
           shot = true;
@@ -154,6 +162,8 @@ describe.skipIf(!haveChromium || !haveLib)("dashboard in headless Chromium", () 
     running = false;
     await watch;
     expect(maxShownUsed).toBeGreaterThan(0);
+    expect(maxShownRate).toBeGreaterThan(0); // generation tokens/s while serving
+    expect(ttftShown).toBe(true);
 
     // Idle again: the page converges to the API's figures.
     const kv = await api<Kv>("/v1/kv");
@@ -169,6 +179,32 @@ describe.skipIf(!haveChromium || !haveLib)("dashboard in headless Chromium", () 
       for (const c of CATEGORIES) if ((await attr(`#val-${c}`, "data-bytes")) !== String(mem.breakdown[c])) return false;
       return true;
     });
+    // Throughput and latency: the page's cumulative figures are /metrics' vllm:* series.
+    const prom = parsePrometheusText(await (await fetch(`${server!.url}/metrics`)).text());
+    const pv = (name: string) => sampleValue(prom, name, { model_name: model });
+    await until("the page to show /metrics' token and latency totals", async () =>
+      (await attr("#gen-rate", "data-total")) === String(pv("vllm:generation_tokens_total")) &&
+      (await attr("#ttft", "data-count")) === String(pv("vllm:time_to_first_token_seconds_count")) &&
+      (await attr("#itl", "data-count")) === String(pv("vllm:inter_token_latency_seconds_count")));
+    expect(pv("vllm:time_to_first_token_seconds_count")).toBe(12);
+    expect(Number(await attr("#ttft", "data-mean"))).toBeCloseTo(pv("vllm:time_to_first_token_seconds_sum") / 12, 9);
+    const itlCount = pv("vllm:inter_token_latency_seconds_count");
+    expect(Number(await attr("#itl", "data-mean"))).toBeCloseTo(pv("vllm:inter_token_latency_seconds_sum") / itlCount, 9);
+    const genPoints = (await attr('#rate-chart polyline[data-series="generation"]', "points"))!.split(" ").map((p) => Number(p.split(",")[1]));
+    expect(Math.min(...genPoints)).toBeLessThan(Math.max(...genPoints));
+    expect(await page!.locator('#latency-chart path[data-series="ttft"]').count()).toBe(1);
+    expect(await page!.locator("#latency-chart circle").count()).toBeGreaterThan(1);
+
+    // KV used has its own scale: its peak reaches at least 3/4 of the plot's height whatever the cached count.
+    const usedTop = Number(await attr('#kv-chart polyline[data-series="used"]', "data-top"));
+    const cachedTop = Number(await attr('#kv-chart polyline[data-series="cached"]', "data-top"));
+    expect(usedTop).toBeLessThanOrEqual(Math.max(8, Math.ceil(maxShownUsed * 1.25)) + 1);
+    expect(cachedTop).toBeGreaterThanOrEqual(kv.blocks_cached);
+    // Cached (free) counts free blocks only: idle, every block is free, and cached ones are among them.
+    expect(kv.blocks_used).toBe(0);
+    expect(kv.blocks_cached).toBeGreaterThan(0);
+    expect(kv.blocks_cached).toBeLessThanOrEqual(kv.blocks_total);
+
     // Charts: the series end at the current values; the used-blocks line went above zero.
     expect(await attr('#prefix-chart polyline[data-series="hits"]', "data-last")).toBe(String(kv.prefix_cache_hits));
     expect(await attr('#kv-chart polyline[data-series="cached"]', "data-last")).toBe(String(kv.blocks_cached));
