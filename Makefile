@@ -115,3 +115,14 @@ bench-attention: tools native
 .PHONY: gpu-kit
 gpu-kit: native
 	bash kit/build.sh
+
+# ---- house style: Biome (format + lint) for TypeScript, clang-format for C/CUDA (CI runs format-check).
+C_FORMAT_FILES = $(shell git ls-files 'csrc/*.c' 'csrc/*.h' 'csrc/*.cu' 'csrc/*.cuh' 'test/c/*.c' 'test/c/*.h' 'bench/*.c')
+.PHONY: format format-check
+format: tools
+	$(BUN) x biome check --write .
+	clang-format -i $(C_FORMAT_FILES)
+
+format-check: tools
+	$(BUN) x biome ci .
+	clang-format --dry-run -Werror $(C_FORMAT_FILES)

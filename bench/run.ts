@@ -43,7 +43,22 @@ const KNOWN: Record<string, Partial<BenchSpec>> = {
   serve: {
     cmd: [
       ["bun", "bench/serve/run.ts", "--engine", "real", "--requests", "128", "--max-tokens", "32", "--", ...DEMO_SERVE],
-      ["bun", "bench/serve/run.ts", "--engine", "real", "--concurrency", "1", "--requests", "16", "--max-tokens", "32", "--out", "bench/out/serve-c1.json", "--", ...DEMO_SERVE],
+      [
+        "bun",
+        "bench/serve/run.ts",
+        "--engine",
+        "real",
+        "--concurrency",
+        "1",
+        "--requests",
+        "16",
+        "--max-tokens",
+        "32",
+        "--out",
+        "bench/out/serve-c1.json",
+        "--",
+        ...DEMO_SERVE,
+      ],
     ],
   },
   // names reserved for GPU benchmarks as they appear
@@ -58,7 +73,9 @@ export function discover(): BenchSpec[] {
     const dir = join(ROOT, "bench", name);
     if (name === "out" || !statSync(dir).isDirectory()) continue;
     const manifestPath = join(dir, "bench.json");
-    const manifest = existsSync(manifestPath) ? (JSON.parse(readFileSync(manifestPath, "utf8")) as { cmd?: string[][]; gpu?: boolean; outputs?: string[]; timeout_s?: number }) : {};
+    const manifest = existsSync(manifestPath)
+      ? (JSON.parse(readFileSync(manifestPath, "utf8")) as { cmd?: string[][]; gpu?: boolean; outputs?: string[]; timeout_s?: number })
+      : {};
     const known = KNOWN[name] ?? {};
     let cmd = manifest.cmd ?? known.cmd;
     if (!cmd) {
@@ -66,7 +83,13 @@ export function discover(): BenchSpec[] {
       else if (existsSync(join(dir, "run.sh"))) cmd = [["bash", `bench/${name}/run.sh`]];
       else continue;
     }
-    specs.push({ name, cmd, gpu: manifest.gpu ?? known.gpu ?? false, outputs: manifest.outputs ?? known.outputs, timeoutS: manifest.timeout_s ?? known.timeoutS ?? 900 });
+    specs.push({
+      name,
+      cmd,
+      gpu: manifest.gpu ?? known.gpu ?? false,
+      outputs: manifest.outputs ?? known.outputs,
+      timeoutS: manifest.timeout_s ?? known.timeoutS ?? 900,
+    });
   }
   return specs;
 }
@@ -98,7 +121,8 @@ export function machine(): string {
 }
 
 export function hasGpu(): { yes: boolean; why: string } {
-  if (process.env.CUDA_VISIBLE_DEVICES === "" || process.env.CUDA_VISIBLE_DEVICES === "-1") return { yes: false, why: "CUDA_VISIBLE_DEVICES hides all devices" };
+  if (process.env.CUDA_VISIBLE_DEVICES === "" || process.env.CUDA_VISIBLE_DEVICES === "-1")
+    return { yes: false, why: "CUDA_VISIBLE_DEVICES hides all devices" };
   const l = sh("nvidia-smi", ["-L"]);
   return l ? { yes: true, why: l.split("\n")[0]! } : { yes: false, why: "nvidia-smi lists no GPU" };
 }
@@ -106,7 +130,8 @@ export function hasGpu(): { yes: boolean; why: string } {
 function outputsOf(spec: BenchSpec, since = 0): Record<string, Json> {
   const out: Record<string, Json> = {};
   if (!existsSync(OUT)) return out;
-  const names = spec.outputs ?? readdirSync(OUT).filter((f) => f === `${spec.name}.json` || (f.startsWith(`${spec.name}-`) && f.endsWith(".json")));
+  const names =
+    spec.outputs ?? readdirSync(OUT).filter((f) => f === `${spec.name}.json` || (f.startsWith(`${spec.name}-`) && f.endsWith(".json")));
   for (const f of names.sort()) {
     const p = join(OUT, f);
     if (!existsSync(p) || statSync(p).mtimeMs < since) continue;
@@ -167,7 +192,16 @@ export async function main(argv: string[]): Promise<number> {
       const newest = Math.max(...Object.keys(outputs).map((f) => statSync(join(OUT, f)).mtimeMs));
       const metaPath = join(OUT, "runs", `${spec.name}.json`);
       const meta = existsSync(metaPath) ? (JSON.parse(readFileSync(metaPath, "utf8")) as Omit<RunInfo, "outputs">) : null;
-      runs.push({ ...(meta ?? { name: spec.name, date: new Date(newest).toISOString(), machine: `${mach} (rendered from existing JSON)`, command, wallSeconds: 0 }), outputs });
+      runs.push({
+        ...(meta ?? {
+          name: spec.name,
+          date: new Date(newest).toISOString(),
+          machine: `${mach} (rendered from existing JSON)`,
+          command,
+          wallSeconds: 0,
+        }),
+        outputs,
+      });
       summary.push([spec.name, "rendered from bench/out"]);
       continue;
     }

@@ -123,7 +123,10 @@ describe("caching allocator through FFI", () => {
     const ptrs = [d.alloc(100), d.alloc(5 * MiB), d.alloc(70_000)];
     const snap = d.snapshot();
     const reserved = snap.reduce((s, seg) => s + seg.size, 0);
-    const allocated = snap.flatMap((s) => s.blocks).filter((b) => b.allocated).reduce((s, b) => s + b.size, 0);
+    const allocated = snap
+      .flatMap((s) => s.blocks)
+      .filter((b) => b.allocated)
+      .reduce((s, b) => s + b.size, 0);
     expect(reserved).toBe(d.stats().reservedBytes.current);
     expect(allocated).toBe(d.stats().allocatedBytes.current);
     for (const seg of snap) expect(seg.blocks.reduce((s, b) => s + b.size, 0)).toBe(seg.size);

@@ -38,7 +38,7 @@ const C = [1.98412701e-4, 1.38888892e-3, 8.33333377e-3, 4.16666679e-2, 1.6666667
 function e32(z: number): number {
   if (!(z >= -32)) return 0;
   if (z > 0) z = 0;
-  const t = f(z * f(1.44269504088896341));
+  const t = f(z * f(1.4426950408889634));
   const n = Math.trunc(f(t - 0.5));
   let r = f(z - f(n * f(0.693145751953125)));
   r = f(r - f(n * f(1.428606765330187e-6)));
@@ -121,10 +121,22 @@ function runOp(ops: Ops, d: Device, rows: Row[], V: number): Int32Array {
   ops.sample(
     out,
     upload(d, flat),
-    upload(d, Float32Array.from(rows, (r) => r.temp)),
-    upload(d, Int32Array.from(rows, (r) => r.topK)),
-    upload(d, Float32Array.from(rows, (r) => r.topP)),
-    upload(d, Float32Array.from(rows, (r) => r.u)),
+    upload(
+      d,
+      Float32Array.from(rows, (r) => r.temp),
+    ),
+    upload(
+      d,
+      Int32Array.from(rows, (r) => r.topK),
+    ),
+    upload(
+      d,
+      Float32Array.from(rows, (r) => r.topP),
+    ),
+    upload(
+      d,
+      Float32Array.from(rows, (r) => r.u),
+    ),
     rows.length,
     V,
   );
@@ -165,8 +177,7 @@ describe("sampling ops through FFI (CPU)", () => {
       const got = runOp(ops, d, rows, V);
       rows.forEach((r, i) => {
         const want = refSample(r.logits, r.temp, r.topK, r.topP, r.u);
-        if (got[i] !== want)
-          throw new Error(`row ${i} (T ${r.temp}, k ${r.topK}, p ${r.topP}, u ${r.u}): op ${got[i]}, rule ${want}`);
+        if (got[i] !== want) throw new Error(`row ${i} (T ${r.temp}, k ${r.topK}, p ${r.topP}, u ${r.u}): op ${got[i]}, rule ${want}`);
       });
     });
   }

@@ -46,13 +46,16 @@ describe("ops through FFI (CPU)", () => {
   test("matmul with bias, odd shape, vs float64", () => {
     const { d, ops } = setup();
     const [m, n, k] = [5, 129, 37];
-    const x = randF32(m * k), w = randF32(n * k), b = randF32(n);
+    const x = randF32(m * k),
+      w = randF32(n * k),
+      b = randF32(n);
     const y = poisoned(d, m * n);
     ops.matmul(y, upload(d, x), upload(d, w), upload(d, b), m, n, k);
     const got = download(d, y, m * n);
     for (let i = 0; i < m; i++)
       for (let j = 0; j < n; j++) {
-        let s = b[j]!, mag = Math.abs(b[j]!);
+        let s = b[j]!,
+          mag = Math.abs(b[j]!);
         for (let l = 0; l < k; l++) {
           s += x[i * k + l]! * w[j * k + l]!;
           mag += Math.abs(x[i * k + l]! * w[j * k + l]!);
@@ -64,10 +67,14 @@ describe("ops through FFI (CPU)", () => {
   test("fused-add RMSNorm writes x back; eps crosses as a double", () => {
     const { d, ops } = setup();
     const [rows, dim, eps] = [3, 64, 1e-5];
-    const x = randF32(rows * dim), r = randF32(rows * dim), w = randF32(dim);
-    const px = upload(d, x), out = poisoned(d, rows * dim);
+    const x = randF32(rows * dim),
+      r = randF32(rows * dim),
+      w = randF32(dim);
+    const px = upload(d, x),
+      out = poisoned(d, rows * dim);
     ops.rmsNorm(out, px, upload(d, r), upload(d, w), rows, dim, eps);
-    const gotX = download(d, px, rows * dim), got = download(d, out, rows * dim);
+    const gotX = download(d, px, rows * dim),
+      got = download(d, out, rows * dim);
     for (let i = 0; i < rows; i++) {
       let ss = 0;
       const xs: number[] = [];
@@ -88,18 +95,23 @@ describe("ops through FFI (CPU)", () => {
   test("RoPE (NeoX) on q and k", () => {
     const { d, ops } = setup();
     const [T, hq, hk, D] = [4, 2, 1, 8];
-    const q = randF32(T * hq * D), k = randF32(T * hk * D);
+    const q = randF32(T * hq * D),
+      k = randF32(T * hk * D);
     const pos = new Int32Array([0, 3, 17, 1000]);
-    const invf = new Float32Array(D / 2).map((_, i) => Math.pow(10000, (-2 * i) / D));
-    const pq = upload(d, q), pk = upload(d, k);
+    const invf = new Float32Array(D / 2).map((_, i) => 10000 ** ((-2 * i) / D));
+    const pq = upload(d, q),
+      pk = upload(d, k);
     ops.rope(pq, pk, upload(d, pos), upload(d, invf), T, hq, hk, D, 0, RopeLayout.NEOX);
-    const gq = download(d, pq, q.length), gk = download(d, pk, k.length);
+    const gq = download(d, pq, q.length),
+      gk = download(d, pk, k.length);
     const check = (src: Float32Array, got: Float32Array, heads: number) => {
       for (let t = 0; t < T; t++)
         for (let h = 0; h < heads; h++)
           for (let i = 0; i < D / 2; i++) {
-            const o = (t * heads + h) * D, a = pos[t]! * invf[i]!;
-            const x0 = src[o + i]!, x1 = src[o + i + D / 2]!;
+            const o = (t * heads + h) * D,
+              a = pos[t]! * invf[i]!;
+            const x0 = src[o + i]!,
+              x1 = src[o + i + D / 2]!;
             expect(Math.abs(got[o + i]! - (x0 * Math.cos(a) - x1 * Math.sin(a)))).toBeLessThan(2e-6 * 4);
             expect(Math.abs(got[o + i + D / 2]! - (x1 * Math.cos(a) + x0 * Math.sin(a)))).toBeLessThan(2e-6 * 4);
           }
@@ -111,18 +123,40 @@ describe("ops through FFI (CPU)", () => {
   test("paged KV write + decode attention with split-K (GQA 2), scale as a double", () => {
     const { d, ops } = setup();
     const [nb, bs, hk, D, hq, L] = [9, 16, 2, 32, 4, 70];
-    const cache = { kCache: poisoned(d, nb * bs * hk * D), vCache: poisoned(d, nb * bs * hk * D), numBlocks: nb, blockSize: bs, numKvHeads: hk, headDim: D };
+    const cache = {
+      kCache: poisoned(d, nb * bs * hk * D),
+      vCache: poisoned(d, nb * bs * hk * D),
+      numBlocks: nb,
+      blockSize: bs,
+      numKvHeads: hk,
+      headDim: D,
+    };
     const maxb = 5;
     const table = new Int32Array([7, 2, 5, 0, 3]);
     const slots = new Int32Array(L).map((_, t) => table[Math.floor(t / bs)]! * bs + (t % bs));
-    const key = randF32(L * hk * D), val = randF32(L * hk * D);
+    const key = randF32(L * hk * D),
+      val = randF32(L * hk * D);
     ops.kvWrite(cache, upload(d, key), upload(d, val), upload(d, slots), L);
-    const q = randF32(hq * D), scale = 1 / Math.sqrt(D);
+    const q = randF32(hq * D),
+      scale = 1 / Math.sqrt(D);
     const part = 32;
     const wsBytes = ops.decodeWorkspaceBytes(1, hq, D, maxb, bs, part);
     expect(wsBytes).toBe(hq * Math.ceil((maxb * bs) / part) * (D + 2) * 4);
     const out = poisoned(d, hq * D);
-    ops.attentionDecode(out, upload(d, q), cache, upload(d, table), upload(d, new Int32Array([L])), d.alloc(wsBytes), wsBytes, 1, hq, maxb, part, scale);
+    ops.attentionDecode(
+      out,
+      upload(d, q),
+      cache,
+      upload(d, table),
+      upload(d, new Int32Array([L])),
+      d.alloc(wsBytes),
+      wsBytes,
+      1,
+      hq,
+      maxb,
+      part,
+      scale,
+    );
     const got = download(d, out, hq * D);
     for (let h = 0; h < hq; h++) {
       const g = Math.floor(h / (hq / hk));
@@ -132,7 +166,9 @@ describe("ops through FFI (CPU)", () => {
         for (let i = 0; i < D; i++) dot += q[h * D + i]! * key[(t * hk + g) * D + i]!;
         s.push(dot * scale);
       }
-      const mx = Math.max(...s), e = s.map((v) => Math.exp(v - mx)), sum = e.reduce((a, b) => a + b, 0);
+      const mx = Math.max(...s),
+        e = s.map((v) => Math.exp(v - mx)),
+        sum = e.reduce((a, b) => a + b, 0);
       for (let i = 0; i < D; i++) {
         let ref = 0;
         for (let t = 0; t < L; t++) ref += (e[t]! / sum) * val[(t * hk + g) * D + i]!;

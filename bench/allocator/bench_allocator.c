@@ -72,9 +72,8 @@ static double median(double *v, int n) {
   return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
 }
 
-static const uint64_t SIZES[] = {512,         1000,        4096,      16384,     65536,    200000,
-                                 1u << 20,    1536 * 1024, 3u << 20, 4u << 20,   8u << 20, 2048,
-                                 128 * 1024,  700000,      6u << 20, 24576};
+static const uint64_t SIZES[] = {512,      1000,     4096,     16384, 65536,      200000, 1u << 20, 1536 * 1024,
+                                 3u << 20, 4u << 20, 8u << 20, 2048,  128 * 1024, 700000, 6u << 20, 24576};
 #define NSIZES ((int)(sizeof SIZES / sizeof SIZES[0]))
 #define BATCH 4096
 #define BATCHES 201
@@ -103,7 +102,10 @@ static double pair_median(alloc_fn af, free_fn ff, void *ctx) {
   uint64_t p;
   for (int w = 0; w < 4; w++)
     for (int i = 0; i < BATCH; i++) {
-      if (af(ctx, SIZES[i % NSIZES], &p) != 0) { fprintf(stderr, "alloc failed: %s\n", hr_last_error()); exit(1); }
+      if (af(ctx, SIZES[i % NSIZES], &p) != 0) {
+        fprintf(stderr, "alloc failed: %s\n", hr_last_error());
+        exit(1);
+      }
       sink += p;
       ff(ctx, p);
     }
@@ -124,8 +126,14 @@ static double pair_median(alloc_fn af, free_fn ff, void *ctx) {
 static uint64_t g_dev;
 static int (*lib_alloc)(uint64_t, uint64_t, uint64_t *);
 static int (*lib_free)(uint64_t, uint64_t);
-static int d_alloc(void *ctx, uint64_t size, uint64_t *p) { (void)ctx; return lib_alloc(g_dev, size, p); }
-static int d_free(void *ctx, uint64_t p) { (void)ctx; return lib_free(g_dev, p); }
+static int d_alloc(void *ctx, uint64_t size, uint64_t *p) {
+  (void)ctx;
+  return lib_alloc(g_dev, size, p);
+}
+static int d_free(void *ctx, uint64_t p) {
+  (void)ctx;
+  return lib_free(g_dev, p);
+}
 
 static double abi_pair_median(const char *lib) {
   void *h = dlopen(lib, RTLD_NOW | RTLD_LOCAL);
@@ -198,7 +206,8 @@ static trace_result decode_trace(int steps, int paged) {
         seqs[s].kv_bytes = ((uint64_t)(seqs[s].len + 15) / 16) * 16 * KV_PER_TOKEN * LAYERS;
         if (paged) {
           seqs[s].nchunks = (seqs[s].len + 15) / 16;
-          for (int c = 0; c < seqs[s].nchunks; c++) must(hr_allocator_malloc(a, 16 * KV_PER_TOKEN * LAYERS, &seqs[s].chunks[c]), "kv chunk");
+          for (int c = 0; c < seqs[s].nchunks; c++)
+            must(hr_allocator_malloc(a, 16 * KV_PER_TOKEN * LAYERS, &seqs[s].chunks[c]), "kv chunk");
         } else {
           must(hr_allocator_malloc(a, seqs[s].kv_bytes, &seqs[s].kv), "kv");
         }
@@ -290,15 +299,17 @@ int main(int argc, char **argv) {
 
   trace_result trs[2] = {decode_trace(3000, 1), decode_trace(3000, 0)};
 
-  printf("allocator benchmark (%d sizes 512 B .. 8 MiB cycling; median of %d batches x %d pairs)\n", NSIZES,
-         BATCHES, BATCH);
+  printf("allocator benchmark (%d sizes 512 B .. 8 MiB cycling; median of %d batches x %d pairs)\n", NSIZES, BATCHES,
+         BATCH);
   printf("%-44s %10s %10s\n", "case", "ns/pair", "vs malloc");
   printf("%-44s %10.1f %10.2f\n", "caching allocator (allocator.h)", direct, direct / mal);
   printf("%-44s %10.1f %10.2f\n", "caching allocator, 2000 other live blocks", loaded, loaded / mal);
   if (viaabi > 0) printf("%-44s %10.1f %10.2f\n", "hr_alloc/hr_free (public ABI, CPU device)", viaabi, viaabi / mal);
   printf("%-44s %10.1f %10.2f\n", "glibc malloc/free (baseline, same sizes)", mal, 1.0);
-  printf("\ndecode-like trace (%d steps; 32 layers of activations per step, <=64 seqs, KV growing 2 MiB per 16\n"
-         "tokens, a 64-128 MiB temporary every 97 steps)\n", (int)trs[0].steps);
+  printf(
+      "\ndecode-like trace (%d steps; 32 layers of activations per step, <=64 seqs, KV growing 2 MiB per 16\n"
+      "tokens, a 64-128 MiB temporary every 97 steps)\n",
+      (int)trs[0].steps);
   printf("%-34s %12s %12s %9s %13s\n", "KV growth", "peak alloc", "peak resv", "segments", "resv/alloc");
   for (int t = 0; t < 2; t++)
     printf("%-34s %8.1f MiB %8.1f MiB %9.0f %13.3f\n",

@@ -39,17 +39,25 @@ const opt = (name: string, dflt: string) => {
 const flag = (name: string) => args.includes(`--${name}`);
 const device = opt("device", "cuda") as "cuda" | "cpu";
 const small = flag("small");
-const BATCHES = opt("batches", small ? "1,3" : "1,16,64,256").split(",").map(Number);
-const CONTEXTS = opt("contexts", small ? "64,200" : "512,2048,8192,32768").split(",").map(Number);
+const BATCHES = opt("batches", small ? "1,3" : "1,16,64,256")
+  .split(",")
+  .map(Number);
+const CONTEXTS = opt("contexts", small ? "64,200" : "512,2048,8192,32768")
+  .split(",")
+  .map(Number);
 const ITERS = Number(opt("iters", small ? "3" : "30"));
 const PART = Number(opt("partition", small ? "32" : "512"));
 const OUT = opt("out", small ? "bench/out/attention-smoke.json" : "bench/out/attention.json");
 const E2E = !flag("no-e2e");
 
-const HQ = small ? 8 : 32, HK = small ? 2 : 8, D = small ? 32 : 128, BS = 16;
+const HQ = small ? 8 : 32,
+  HK = small ? 2 : 8,
+  D = small ? 32 : 128,
+  BS = 16;
 const DT: DTypeCode = device === "cuda" ? DType.BF16 : DType.F32;
 const ESZ = DT === DType.F32 ? 4 : 2;
-const GiB = 2 ** 30, MiB = 2 ** 20;
+const GiB = 2 ** 30,
+  MiB = 2 ** 20;
 
 let dev: Device;
 try {
@@ -78,7 +86,8 @@ function timeMs(fn: (i: number) => void, n: number, warmup = 3): number[] {
     return out;
   }
   const ev = new BigUint64Array(1);
-  const a: bigint[] = [], b: bigint[] = [];
+  const a: bigint[] = [],
+    b: bigint[] = [];
   for (let i = 0; i < n; i++) {
     check(x.hr_event_create(dev.handle, ev), "hr_event_create");
     a.push(ev[0]!);
@@ -110,7 +119,8 @@ function uploadInts(v: Int32Array): bigint {
 // ---- copy bandwidth ----
 function copyBandwidth(): { bytes: number; gbPerS: number } {
   const bytes = small ? 64 * MiB : GiB;
-  const a = dev.alloc(bytes), b = dev.alloc(bytes);
+  const a = dev.alloc(bytes),
+    b = dev.alloc(bytes);
   dev.memset(a, 1, bytes);
   const ms = timeMs(() => {
     if (x) check(x.hr_memcpy_async(dev.handle, 2, b, a, bytes), "hr_memcpy_async");
@@ -150,14 +160,16 @@ function attention(B: number, ctx: number, copyGbs: number): AttnRow | { batch: 
   const setBytes = 2 * cacheBytes + qBytes;
   const { free } = dev.memInfo();
   const sets = Math.max(1, Math.ceil((512 * MiB) / setBytes));
-  if (sets * setBytes > 0.8 * free) return { batch: B, context: ctx, skipped: `needs ${(sets * setBytes / GiB).toFixed(1)} GiB` };
+  if (sets * setBytes > 0.8 * free) return { batch: B, context: ctx, skipped: `needs ${((sets * setBytes) / GiB).toFixed(1)} GiB` };
   const wsBytes = ops.decodeWorkspaceBytes(B, HQ, D, blocksPerSeq, BS, PART);
   const ws = wsBytes ? dev.alloc(wsBytes) : 0n;
   const out = dev.alloc(qBytes);
   const seqLens = uploadInts(new Int32Array(B).fill(ctx));
   const made: { cache: PagedCache; q: bigint; bt: bigint }[] = [];
   for (let s = 0; s < sets; s++) {
-    const k = dev.alloc(cacheBytes), v = dev.alloc(cacheBytes), q = dev.alloc(qBytes);
+    const k = dev.alloc(cacheBytes),
+      v = dev.alloc(cacheBytes),
+      q = dev.alloc(qBytes);
     // bf16 0x3c3c (~0.0115) everywhere: the kernel's work does not depend on values
     dev.memset(k, 0x3c, cacheBytes);
     dev.memset(v, 0x3c, cacheBytes);
@@ -186,11 +198,24 @@ function attention(B: number, ctx: number, copyGbs: number): AttnRow | { batch: 
 }
 
 // ---- e2e: synthetic Llama-8B-shaped decode step ----
-interface E2eRow { batch: number; context: number; step_ms: number; tokens_per_s: number; weight_bytes: number; bound_ms: number; step_over_bound: number }
+interface E2eRow {
+  batch: number;
+  context: number;
+  step_ms: number;
+  tokens_per_s: number;
+  weight_bytes: number;
+  bound_ms: number;
+  step_over_bound: number;
+}
 
 function e2e(B: number, ctx: number, copyGbs: number): E2eRow {
-  const dim = small ? 64 : 4096, inter = small ? 160 : 14336, layers = small ? 2 : 32, vocab = small ? 300 : 128256;
-  const hq = HQ, hk = HK, d = dim / hq;
+  const dim = small ? 64 : 4096,
+    inter = small ? 160 : 14336,
+    layers = small ? 2 : 32,
+    vocab = small ? 300 : 128256;
+  const hq = HQ,
+    hk = HK,
+    d = dim / hq;
   const qkvN = (hq + 2 * hk) * d;
   const allocs: bigint[] = [];
   const alloc = (elems: number, fill = 0x3c) => {
@@ -200,16 +225,28 @@ function e2e(B: number, ctx: number, copyGbs: number): E2eRow {
     return p;
   };
   const layer = () => ({
-    n1: alloc(dim), n2: alloc(dim), wqkv: alloc(qkvN * dim), wo: alloc(dim * hq * d), wgu: alloc(2 * inter * dim), wd: alloc(dim * inter),
+    n1: alloc(dim),
+    n2: alloc(dim),
+    wqkv: alloc(qkvN * dim),
+    wo: alloc(dim * hq * d),
+    wgu: alloc(2 * inter * dim),
+    wd: alloc(dim * inter),
   });
   const L = Array.from({ length: layers }, layer);
-  const emb = alloc(vocab * dim), head = alloc(vocab * dim), nf = alloc(dim);
+  const emb = alloc(vocab * dim),
+    head = alloc(vocab * dim),
+    nf = alloc(dim);
   const weightBytes = (layers * (2 * dim + qkvN * dim + dim * dim + 3 * inter * dim) + 2 * vocab * dim + dim) * ESZ;
   const blocksPerSeq = Math.ceil((ctx + 1) / BS);
   const nb = B * blocksPerSeq;
   const kv = L.map(() => ({ k: alloc(nb * BS * hk * d), v: alloc(nb * BS * hk * d) }));
-  const h = alloc(B * dim), res = alloc(B * dim), xn = alloc(B * dim), qkv = alloc(B * qkvN), att = alloc(B * hq * d);
-  const gu = alloc(B * 2 * inter), act = alloc(B * inter);
+  const h = alloc(B * dim),
+    res = alloc(B * dim),
+    xn = alloc(B * dim),
+    qkv = alloc(B * qkvN),
+    att = alloc(B * hq * d);
+  const gu = alloc(B * 2 * inter),
+    act = alloc(B * inter);
   const logits = dev.alloc(B * vocab * 4);
   allocs.push(logits);
   const ids = uploadInts(new Int32Array(B).map((_, i) => (i * 7919) % vocab));
@@ -221,8 +258,11 @@ function e2e(B: number, ctx: number, copyGbs: number): E2eRow {
   for (let s = 0; s < B; s++) slotsHost[s] = btHost[s * blocksPerSeq + Math.floor(ctx / BS)]! * BS + (ctx % BS);
   const slots = uploadInts(slotsHost);
   const rows = uploadInts(new Int32Array(B).map((_, i) => i));
-  const invf = dev.alloc(d / 2 * 4);
-  dev.copyToDevice(invf, new Float32Array(d / 2).map((_, i) => 1 / 500000 ** ((2 * i) / d)));
+  const invf = dev.alloc((d / 2) * 4);
+  dev.copyToDevice(
+    invf,
+    new Float32Array(d / 2).map((_, i) => 1 / 500000 ** ((2 * i) / d)),
+  );
   allocs.push(ids, pos, seqLens, bt, slots, rows, invf);
   const wsBytes = ops.decodeWorkspaceBytes(B, hq, d, blocksPerSeq, BS, PART);
   const ws = wsBytes ? dev.alloc(wsBytes) : 0n;
@@ -251,8 +291,16 @@ function e2e(B: number, ctx: number, copyGbs: number): E2eRow {
   };
   const ms = median(timeMs(step, small ? 2 : 10, 2));
   for (const p of allocs) dev.free(p);
-  const bound = (weightBytes / (copyGbs / 2 * 1e9)) * 1e3; // reads at the copy's per-direction rate
-  return { batch: B, context: ctx, step_ms: ms, tokens_per_s: B / (ms / 1e3), weight_bytes: weightBytes, bound_ms: bound, step_over_bound: ms / bound };
+  const bound = (weightBytes / ((copyGbs / 2) * 1e9)) * 1e3; // reads at the copy's per-direction rate
+  return {
+    batch: B,
+    context: ctx,
+    step_ms: ms,
+    tokens_per_s: B / (ms / 1e3),
+    weight_bytes: weightBytes,
+    bound_ms: bound,
+    step_over_bound: ms / bound,
+  };
 }
 
 // ---- run ----
@@ -276,7 +324,10 @@ for (const B of BATCHES)
   }
 const target = rows.filter((r): r is AttnRow => !("skipped" in r) && r.batch >= 16 && r.context >= 2048);
 const worst = target.length ? Math.min(...target.map((r) => r.of_copy)) : null;
-if (worst !== null) console.log(`target (>= 80 % of copy at batch >= 16, context >= 2k): worst ${(worst * 100).toFixed(1)} % -> ${worst >= 0.8 ? "met" : "NOT met"}`);
+if (worst !== null)
+  console.log(
+    `target (>= 80 % of copy at batch >= 16, context >= 2k): worst ${(worst * 100).toFixed(1)} % -> ${worst >= 0.8 ? "met" : "NOT met"}`,
+  );
 
 const e2eRows: (E2eRow | { batch: number; error: string })[] = [];
 if (E2E) {
@@ -285,7 +336,9 @@ if (E2E) {
     try {
       const r = e2e(B, small ? 40 : 1024, copy.gbPerS);
       e2eRows.push(r);
-      console.log(`batch ${String(B).padStart(3)}: ${r.step_ms.toFixed(2)} ms/step, ${r.tokens_per_s.toFixed(0)} tokens/s, weight-read bound ${r.bound_ms.toFixed(2)} ms (x${r.step_over_bound.toFixed(2)})`);
+      console.log(
+        `batch ${String(B).padStart(3)}: ${r.step_ms.toFixed(2)} ms/step, ${r.tokens_per_s.toFixed(0)} tokens/s, weight-read bound ${r.bound_ms.toFixed(2)} ms (x${r.step_over_bound.toFixed(2)})`,
+      );
     } catch (e) {
       e2eRows.push({ batch: B, error: (e as Error).message });
       console.log(`batch ${B}: failed: ${(e as Error).message}`);
@@ -305,7 +358,11 @@ writeFileSync(
       shape: { num_q_heads: HQ, num_kv_heads: HK, head_dim: D, block_size: BS, partition_size: PART },
       copy_gb_per_s: copy.gbPerS,
       attention: rows,
-      target: { rule: ">= 0.8 of copy bandwidth at batch >= 16 and context >= 2048", worst_ratio: worst, met: worst !== null && worst >= 0.8 },
+      target: {
+        rule: ">= 0.8 of copy bandwidth at batch >= 16 and context >= 2048",
+        worst_ratio: worst,
+        met: worst !== null && worst >= 0.8,
+      },
       e2e: e2eRows,
     },
     null,

@@ -53,7 +53,8 @@ function measureGemv(dev: Device, ops: Ops, N: number, K: number, minBytes = 256
   const y = dev.alloc(N * 4);
   dev.copyToDevice(x, new Float32Array(K).fill(0.5));
   const rows = Math.max(1, Math.floor((4 * MiB) / (K * 4)));
-  for (const w of ws) for (let r = 0; r < N; r += rows) dev.copyToDevice(w + BigInt(r * K * 4), new Float32Array(Math.min(rows, N - r) * K).fill(0.01));
+  for (const w of ws)
+    for (let r = 0; r < N; r += rows) dev.copyToDevice(w + BigInt(r * K * 4), new Float32Array(Math.min(rows, N - r) * K).fill(0.01));
   const s = timeIt(() => {
     for (const w of ws) ops.matmul(y, x, w, 0n, 1, N, K);
   }, 5);
@@ -78,8 +79,14 @@ function measureBandwidth(dev: Device, ops: Ops, bytes: number, K: number): numb
 /** GFLOP/s of large fp32 matmuls of the model's layer shapes, the best of them (the prefill ceiling). */
 function measureMatmulPeak(dev: Device, ops: Ops, D: number, I: number): number {
   let best = 0;
-  for (const [M, N, K] of [[512, I, D], [512, D, I], [512, D, D]] as const) {
-    const x = dev.alloc(M * K * 4), w = dev.alloc(N * K * 4), y = dev.alloc(M * N * 4);
+  for (const [M, N, K] of [
+    [512, I, D],
+    [512, D, I],
+    [512, D, D],
+  ] as const) {
+    const x = dev.alloc(M * K * 4),
+      w = dev.alloc(N * K * 4),
+      y = dev.alloc(M * N * 4);
     dev.copyToDevice(x, new Float32Array(M * K).fill(0.1));
     dev.copyToDevice(w, new Float32Array(N * K).fill(0.1));
     const s = timeIt(() => ops.matmul(y, x, w, 0n, M, N, K), 5);
@@ -90,8 +97,22 @@ function measureMatmulPeak(dev: Device, ops: Ops, D: number, I: number): number 
 }
 
 /** FLOPs of a prefill of `T` tokens of one sequence: layer matmuls, attention, one logits row. */
-function prefillFlops(cfg: { hiddenSize: number; intermediateSize: number; numLayers: number; numHeads: number; numKvHeads: number; headDim: number; vocabSize: number }, T: number): number {
-  const D = cfg.hiddenSize, I = cfg.intermediateSize, q = cfg.numHeads * cfg.headDim, kv = cfg.numKvHeads * cfg.headDim;
+function prefillFlops(
+  cfg: {
+    hiddenSize: number;
+    intermediateSize: number;
+    numLayers: number;
+    numHeads: number;
+    numKvHeads: number;
+    headDim: number;
+    vocabSize: number;
+  },
+  T: number,
+): number {
+  const D = cfg.hiddenSize,
+    I = cfg.intermediateSize,
+    q = cfg.numHeads * cfg.headDim,
+    kv = cfg.numKvHeads * cfg.headDim;
   const perTokenLayer = 2 * (D * (q + 2 * kv) + q * D + 3 * D * I);
   const attention = 2 * 2 * q * ((T * (T + 1)) / 2); // QKᵀ and PV over the causal context
   return cfg.numLayers * (T * perTokenLayer + attention) + 2 * cfg.vocabSize * D;
@@ -201,7 +222,18 @@ function benchShape(shape: string): Row {
     core.add({
       requestId: "e",
       promptTokenIds: Array.from({ length: 64 }, (_, i) => 3 + i),
-      params: { temperature: 0, topP: 1, topK: 0, minP: 0, maxTokens: 48, stopTokenIds: [], ignoreEos: true, presencePenalty: 0, frequencyPenalty: 0, repetitionPenalty: 1 },
+      params: {
+        temperature: 0,
+        topP: 1,
+        topK: 0,
+        minP: 0,
+        maxTokens: 48,
+        stopTokenIds: [],
+        ignoreEos: true,
+        presencePenalty: 0,
+        frequencyPenalty: 0,
+        repetitionPenalty: 1,
+      },
     });
     core.step(); // prefill
     const t0 = performance.now();
@@ -210,7 +242,10 @@ function benchShape(shape: string): Row {
     const engineDecode1 = n / ((performance.now() - t0) / 1000);
     const prefillGflops = prefillFlops(cfg, 128) / prefillS / 1e9;
     // What one batch-1 decode step reads, matrix by matrix, at each shape's own GEMV bandwidth.
-    const D = cfg.hiddenSize, I = cfg.intermediateSize, qd = cfg.numHeads * cfg.headDim, kvd = cfg.numKvHeads * cfg.headDim;
+    const D = cfg.hiddenSize,
+      I = cfg.intermediateSize,
+      qd = cfg.numHeads * cfg.headDim,
+      kvd = cfg.numKvHeads * cfg.headDim;
     const shapesOfStep = [
       { shape: "q", n: qd, k: D, count: cfg.numLayers },
       { shape: "k/v", n: kvd, k: D, count: 2 * cfg.numLayers },
@@ -255,7 +290,9 @@ function benchShape(shape: string): Row {
 const rows = shapes.map(benchShape);
 const machine = `${cpus()[0]?.model ?? "cpu"}, ${cpus().length} cores, ${threads} threads`;
 console.log(`bench/decode — ${machine}, ${new Date().toISOString().slice(0, 10)}`);
-console.log("| shape | params | weights MiB | streamed per decode step MiB | GB/s (GEMV, large) | peak GFLOP/s | prefill tok/s | prefill % of peak | decode b=1 tok/s | bound tok/s | % of bound | b=16 agg tok/s | b=16 ÷ b=1 | engine b=1 tok/s |");
+console.log(
+  "| shape | params | weights MiB | streamed per decode step MiB | GB/s (GEMV, large) | peak GFLOP/s | prefill tok/s | prefill % of peak | decode b=1 tok/s | bound tok/s | % of bound | b=16 agg tok/s | b=16 ÷ b=1 | engine b=1 tok/s |",
+);
 console.log("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
 for (const r of rows) {
   console.log(

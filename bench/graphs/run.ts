@@ -33,9 +33,20 @@ const MEM_MODEL = "synthetic:dim=128,hidden=344,layers=4,heads=4,kv_heads=2,voca
 let ordinal = 20;
 function start(model: string, maxNumSeqs: number, over: Record<string, unknown> = {}): StartedEngine {
   return startEngine({
-    model, device: "cpu", deviceOrdinal: ordinal++, deviceMemory: 2048 * MiB, gpuMemoryUtilization: 0.9, kvCacheMemoryBytes: null,
-    maxModelLen: 256, maxNumSeqs, maxNumBatchedTokens: Math.max(256, maxNumSeqs), blockSize: 16, enforceEager: true, maxWaiting: 64,
-    servedModelName: null, ...over,
+    model,
+    device: "cpu",
+    deviceOrdinal: ordinal++,
+    deviceMemory: 2048 * MiB,
+    gpuMemoryUtilization: 0.9,
+    kvCacheMemoryBytes: null,
+    maxModelLen: 256,
+    maxNumSeqs,
+    maxNumBatchedTokens: Math.max(256, maxNumSeqs),
+    blockSize: 16,
+    enforceEager: true,
+    maxWaiting: 64,
+    servedModelName: null,
+    ...over,
   });
 }
 
@@ -53,7 +64,7 @@ function decodeInputs(s: StartedEngine, B: number, ctx: number): StepInputs {
   for (let b = 0; b < B; b++) for (let j = 0; j < need; j++) bt[b * mb + j] = (b * need + j) % s.kv.numBlocks;
   const slots = Int32Array.from({ length: B }, (_, b) => bt[b * mb + Math.floor(ctx / bs)]! * bs + (ctx % bs));
   return {
-    inputIds: Int32Array.from({ length: B }, (_, b) => 1 + (b * 7) % (s.model.cfg.vocabSize - 1)),
+    inputIds: Int32Array.from({ length: B }, (_, b) => 1 + ((b * 7) % (s.model.cfg.vocabSize - 1))),
     positions: new Int32Array(B).fill(ctx),
     slotMapping: slots,
     queryStartLoc: Int32Array.from({ length: B + 1 }, (_, i) => i),
@@ -86,7 +97,14 @@ interface MemRow {
 
 const INPUTS: ArenaBuffer[] = ["inputIds", "positions", "slotMapping", "queryStartLoc", "seqLens", "blockTables", "logitsIndices"];
 
-function memoryRows(): { rows: MemRow[]; sizes: number[]; ratioShared: number; ratioPerGraph: number; ratioPerGraphLive: number; replayEqual: boolean } {
+function memoryRows(): {
+  rows: MemRow[];
+  sizes: number[];
+  ratioShared: number;
+  ratioPerGraph: number;
+  ratioPerGraphLive: number;
+  replayEqual: boolean;
+} {
   const s = start(MEM_MODEL, 64);
   const m = s.model;
   const { sizes } = resolveCaptureSizes({ enforceEager: false, maxNumSeqs: 64 }, s.limits); // 1,2,4,8,…,64 (128 dropped)
@@ -103,8 +121,14 @@ function memoryRows(): { rows: MemRow[]; sizes: number[]; ratioShared: number; r
     dg.capture(kvForCapture(s));
     const info = dg.setInfo();
     rows.push({
-      variant: label, graphs: list.length, sizes: `${Math.min(...list)}..${Math.max(...list)}`, poolBytes: info.poolReserved,
-      poolAllocatedBytes: info.poolAllocated, freeDropBytes: f0 - free(), staticBytes: inputBytes + logitsBytes, deviceBytes: inputBytes + logitsBytes + info.totalBytes,
+      variant: label,
+      graphs: list.length,
+      sizes: `${Math.min(...list)}..${Math.max(...list)}`,
+      poolBytes: info.poolReserved,
+      poolAllocatedBytes: info.poolAllocated,
+      freeDropBytes: f0 - free(),
+      staticBytes: inputBytes + logitsBytes,
+      deviceBytes: inputBytes + logitsBytes + info.totalBytes,
       opListBytes: info.hostBytes,
     });
     return dg;
@@ -123,8 +147,15 @@ function memoryRows(): { rows: MemRow[]; sizes: number[]; ratioShared: number; r
     }
     const info = set.setInfo();
     rows.push({
-      variant: label, graphs: list.length, sizes: `${Math.min(...list)}..${Math.max(...list)}`, poolBytes: info.poolReserved,
-      poolAllocatedBytes: info.poolAllocated, freeDropBytes: f0 - free(), staticBytes: inputBytes, deviceBytes: inputBytes + info.totalBytes, opListBytes: info.hostBytes,
+      variant: label,
+      graphs: list.length,
+      sizes: `${Math.min(...list)}..${Math.max(...list)}`,
+      poolBytes: info.poolReserved,
+      poolAllocatedBytes: info.poolAllocated,
+      freeDropBytes: f0 - free(),
+      staticBytes: inputBytes,
+      deviceBytes: inputBytes + info.totalBytes,
+      opListBytes: info.hostBytes,
     });
     return { set, outs };
   };
@@ -155,7 +186,9 @@ function memoryRows(): { rows: MemRow[]; sizes: number[]; ratioShared: number; r
   const dev = (label: string) => rows.find((r) => r.variant === label)!.deviceBytes;
   const live = (label: string) => rows.find((r) => r.variant === label)!.poolAllocatedBytes;
   return {
-    rows, sizes: [...sizes].sort((x, y) => x - y), replayEqual,
+    rows,
+    sizes: [...sizes].sort((x, y) => x - y),
+    replayEqual,
     ratioShared: dev("shared buffers, all sizes") / dev("shared buffers, largest alone"),
     ratioPerGraph: dev("per-graph outputs, all sizes") / dev("per-graph outputs, largest alone"),
     ratioPerGraphLive: live("per-graph outputs, all sizes") / live("per-graph outputs, largest alone"),
@@ -199,7 +232,8 @@ function timeRows(): TimeRow[] {
     // alternate the two, rep by rep, so machine noise hits both alike; medians
     const pair = (fa: () => void, fb: () => void): [number, number] => {
       for (let i = 0; i < 20; i++) fa(), fb();
-      const xa: number[] = [], xb: number[] = [];
+      const xa: number[] = [],
+        xb: number[] = [];
       for (let i = 0; i < REPS; i++) {
         let t0 = performance.now();
         fa();
@@ -212,7 +246,16 @@ function timeRows(): TimeRow[] {
     };
     const [eagerUs, graphUs] = pair(eagerStep, graphStep);
     const [er, gr] = pair(eagerRun, graphRun);
-    rows.push({ batch: B, ops: dg.graphInfo(B).numOps, eagerUs, graphUs, speedup: eagerUs / graphUs, eagerRunUs: er, graphRunUs: gr, runSpeedup: er / gr });
+    rows.push({
+      batch: B,
+      ops: dg.graphInfo(B).numOps,
+      eagerUs,
+      graphUs,
+      speedup: eagerUs / graphUs,
+      eagerRunUs: er,
+      graphRunUs: gr,
+      runSpeedup: er / gr,
+    });
   }
   dg.destroy();
   s.close();
@@ -222,10 +265,20 @@ function timeRows(): TimeRow[] {
 // ---------------------------------------------------------------- 3. capture time
 function captureRows(): { model: string; graphs: number; sizes: string; captureMs: number; startupMs: number; opsLargest: number }[] {
   const out = [];
-  for (const [name, model] of [["small (4 layers)", SMALL], ["stories15m shape", "synthetic:stories15m"]] as const) {
+  for (const [name, model] of [
+    ["small (4 layers)", SMALL],
+    ["stories15m shape", "synthetic:stories15m"],
+  ] as const) {
     const s = start(model, 256, { enforceEager: false, maxNumBatchedTokens: 512, deviceMemory: 4096 * MiB });
     const r = s.graphs!;
-    out.push({ model: name, graphs: r.sizes.length, sizes: `${r.sizes[0]}..${r.sizes.at(-1)}`, captureMs: r.captureMs, startupMs: s.startupMs, opsLargest: r.largestOps });
+    out.push({
+      model: name,
+      graphs: r.sizes.length,
+      sizes: `${r.sizes[0]}..${r.sizes.at(-1)}`,
+      captureMs: r.captureMs,
+      startupMs: s.startupMs,
+      opsLargest: r.largestOps,
+    });
     s.close();
   }
   return out;
@@ -239,16 +292,25 @@ const fmtB = (n: number) => (n >= MiB ? `${(n / MiB).toFixed(2)} MiB` : `${(n / 
 console.log(`\n## memory (${MEM_MODEL}, max_num_seqs 64, sizes ${mem.sizes.join(",")})`);
 console.log("| variant | graphs | pool reserved | pool live | free drop | static buffers | device total | op lists (host) |");
 console.log("|---|---:|---:|---:|---:|---:|---:|---:|");
-for (const r of mem.rows) console.log(`| ${r.variant} | ${r.graphs} | ${fmtB(r.poolBytes)} | ${fmtB(r.poolAllocatedBytes)} | ${fmtB(r.freeDropBytes)} | ${fmtB(r.staticBytes)} | ${fmtB(r.deviceBytes)} | ${fmtB(r.opListBytes)} |`);
-console.log(`all / largest alone: shared ${mem.ratioShared.toFixed(3)}×, per-graph outputs ${mem.ratioPerGraph.toFixed(2)}× (live bytes ${mem.ratioPerGraphLive.toFixed(2)}×: sizes sum ${mem.sizes.reduce((a, b) => a + b, 0)} rows vs ${Math.max(...mem.sizes)}); per-graph replay logits equal shared: ${mem.replayEqual}`);
+for (const r of mem.rows)
+  console.log(
+    `| ${r.variant} | ${r.graphs} | ${fmtB(r.poolBytes)} | ${fmtB(r.poolAllocatedBytes)} | ${fmtB(r.freeDropBytes)} | ${fmtB(r.staticBytes)} | ${fmtB(r.deviceBytes)} | ${fmtB(r.opListBytes)} |`,
+  );
+console.log(
+  `all / largest alone: shared ${mem.ratioShared.toFixed(3)}×, per-graph outputs ${mem.ratioPerGraph.toFixed(2)}× (live bytes ${mem.ratioPerGraphLive.toFixed(2)}×: sizes sum ${mem.sizes.reduce((a, b) => a + b, 0)} rows vs ${Math.max(...mem.sizes)}); per-graph replay logits equal shared: ${mem.replayEqual}`,
+);
 console.log(`\n## decode step time (${SMALL}, context 24, median of ${REPS})`);
 console.log("| batch | ops | eager step µs | graph step µs | speedup | eager run µs | graph run µs | run speedup |");
 console.log("|---:|---:|---:|---:|---:|---:|---:|---:|");
-for (const r of time) console.log(`| ${r.batch} | ${r.ops} | ${r.eagerUs.toFixed(1)} | ${r.graphUs.toFixed(1)} | ${r.speedup.toFixed(2)}× | ${r.eagerRunUs.toFixed(1)} | ${r.graphRunUs.toFixed(1)} | ${r.runSpeedup.toFixed(2)}× |`);
+for (const r of time)
+  console.log(
+    `| ${r.batch} | ${r.ops} | ${r.eagerUs.toFixed(1)} | ${r.graphUs.toFixed(1)} | ${r.speedup.toFixed(2)}× | ${r.eagerRunUs.toFixed(1)} | ${r.graphRunUs.toFixed(1)} | ${r.runSpeedup.toFixed(2)}× |`,
+  );
 console.log(`\n## capture time (default list, max_num_seqs 256)`);
 console.log("| model | graphs | sizes | capture ms | ops in largest | start-up ms |");
 console.log("|---|---:|---|---:|---:|---:|");
-for (const r of cap) console.log(`| ${r.model} | ${r.graphs} | ${r.sizes} | ${r.captureMs.toFixed(1)} | ${r.opsLargest} | ${r.startupMs.toFixed(0)} |`);
+for (const r of cap)
+  console.log(`| ${r.model} | ${r.graphs} | ${r.sizes} | ${r.captureMs.toFixed(1)} | ${r.opsLargest} | ${r.startupMs.toFixed(0)} |`);
 
 const json = {
   bench: "graphs",
@@ -260,7 +322,14 @@ const json = {
     ...time.map((r) => ({ section: "step time", ...r })),
     ...cap.map((r) => ({ section: "capture", ...r })),
   ],
-  memory: { model: MEM_MODEL, sizes: mem.sizes, ratio_all_vs_largest_shared: mem.ratioShared, ratio_all_vs_largest_per_graph: mem.ratioPerGraph, ratio_all_vs_largest_per_graph_live: mem.ratioPerGraphLive, per_graph_replay_equal: mem.replayEqual },
+  memory: {
+    model: MEM_MODEL,
+    sizes: mem.sizes,
+    ratio_all_vs_largest_shared: mem.ratioShared,
+    ratio_all_vs_largest_per_graph: mem.ratioPerGraph,
+    ratio_all_vs_largest_per_graph_live: mem.ratioPerGraphLive,
+    per_graph_replay_equal: mem.replayEqual,
+  },
   step_time: { model: SMALL, reps: REPS, rows: time },
   capture: cap,
   gpu: "not run: no GPU on this machine (CUDA graph figures pending)",

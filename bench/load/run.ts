@@ -24,9 +24,20 @@ const GiB = 1024 ** 3;
 
 // hidden 2048, intermediate 5632, 4 layers, vocab 32000, tied: 271M params = 1.01 GiB in F32.
 const cfgJson = {
-  architectures: ["LlamaForCausalLM"], model_type: "llama", hidden_size: 2048, intermediate_size: 5632, num_hidden_layers: 4,
-  num_attention_heads: 32, num_key_value_heads: 32, vocab_size: 32000, max_position_embeddings: 2048, rms_norm_eps: 1e-5,
-  rope_theta: 10000, tie_word_embeddings: true, bos_token_id: 1, eos_token_id: 2,
+  architectures: ["LlamaForCausalLM"],
+  model_type: "llama",
+  hidden_size: 2048,
+  intermediate_size: 5632,
+  num_hidden_layers: 4,
+  num_attention_heads: 32,
+  num_key_value_heads: 32,
+  vocab_size: 32000,
+  max_position_embeddings: 2048,
+  rms_norm_eps: 1e-5,
+  rope_theta: 10000,
+  tie_word_embeddings: true,
+  bos_token_id: 1,
+  eos_token_id: 2,
 };
 
 const libc = dlopen("libc.so.6", { posix_fadvise: { args: [FFIType.i32, FFIType.i64, FFIType.i64, FFIType.i32], returns: FFIType.i32 } });
@@ -48,7 +59,10 @@ function writeModel(dir: string, cfg: ModelConfig, dtype: "F32" | "BF16"): { pat
   writeFileSync(join(dir, "config.json"), JSON.stringify({ ...cfgJson, torch_dtype: dtype === "F32" ? "float32" : "bfloat16" }));
   const eb = dtype === "F32" ? 4 : 2;
   const list = [...expectedTensors(cfg)].map(([name, shape]) => ({ name, dtype, shape }));
-  const head = serializeSafetensorsHeader(list, list.map((t) => numel(t.shape) * eb));
+  const head = serializeSafetensorsHeader(
+    list,
+    list.map((t) => numel(t.shape) * eb),
+  );
   const path = join(dir, "model.safetensors");
   const fd = openSync(path, "w");
   let bytes = 0;

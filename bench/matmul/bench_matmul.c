@@ -31,7 +31,10 @@ static double now(void) {
 
 static float *falloc(size_t n) {
   float *p = aligned_alloc(64, ((n * 4) + 63) & ~(size_t)63);
-  if (!p) { fprintf(stderr, "out of memory\n"); exit(1); }
+  if (!p) {
+    fprintf(stderr, "out of memory\n");
+    exit(1);
+  }
   return p;
 }
 static void frand(float *p, size_t n, unsigned seed) {
@@ -42,7 +45,11 @@ static void frand(float *p, size_t n, unsigned seed) {
 }
 
 /* ---- streaming read ---- */
-typedef struct { const float *p; int64_t n, chunk; float out[64]; } sum_ctx;
+typedef struct {
+  const float *p;
+  int64_t n, chunk;
+  float out[64];
+} sum_ctx;
 __attribute__((target("avx2"))) static void sum_task(void *v, int64_t t, int th, void *s) {
   (void)s;
   sum_ctx *c = v;
@@ -61,7 +68,11 @@ __attribute__((target("avx2"))) static void sum_task(void *v, int64_t t, int th,
 }
 
 /* ---- FMA peak loop ---- */
-typedef struct { int64_t iters; int isa; float sink[64]; } fma_ctx;
+typedef struct {
+  int64_t iters;
+  int isa;
+  float sink[64];
+} fma_ctx;
 __attribute__((target("avx512f"))) static float fma512(int64_t n) {
   __m512 a[12];
   for (int i = 0; i < 12; i++) a[i] = _mm512_set1_ps((float)i * 1e-3f);
@@ -159,8 +170,10 @@ int main(int argc, char **argv) {
     }
   }
   printf("streaming read (sum of 1 GiB, %d threads): %.2f GB/s\n", threads, bw);
-  printf("fp32 FMA peak: theoretical %.1f GFLOP/s (%d x %.2f GHz x 2 FMA x %d lanes x 2), measured FMA loop %.1f GFLOP/s\n\n",
-         peak_theory, threads, ghz, width, fpeak);
+  printf(
+      "fp32 FMA peak: theoretical %.1f GFLOP/s (%d x %.2f GHz x 2 FMA x %d lanes x 2), measured FMA loop %.1f "
+      "GFLOP/s\n\n",
+      peak_theory, threads, ghz, width, fpeak);
 
   char json[65536];
   size_t jl = 0;
@@ -212,8 +225,8 @@ int main(int argc, char **argv) {
       jl += (size_t)snprintf(json + jl, sizeof json - jl,
                              "%s    {\"n\": %lld, \"k\": %lld, \"m\": %lld, \"cold_gbs\": %.3f, \"pct_stream\": %.2f, "
                              "\"hot_gbs\": %.3f, \"us_per_call\": %.2f, \"tokens_per_s_vs_m1\": %.3f}",
-                             first_row ? "" : ",\n", (long long)n, (long long)k, (long long)m, cold, 100 * cold / bw, hot,
-                             best_cold * 1e6, speedup);
+                             first_row ? "" : ",\n", (long long)n, (long long)k, (long long)m, cold, 100 * cold / bw,
+                             hot, best_cold * 1e6, speedup);
       first_row = 0;
     }
     for (int c = 0; c < copies; c++) free(ws[c]);

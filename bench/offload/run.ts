@@ -70,10 +70,22 @@ let ordinal = 40;
 for (const f of FRACTIONS) {
   const n = Math.round(f * cfg.numLayers);
   const s = startEngine({
-    model, device, deviceMemory: device === "cpu" ? 4 * 2 ** 30 : null, deviceOrdinal: ordinal++, gpuMemoryUtilization: 0.9,
-    kvCacheMemoryBytes: null, maxModelLen: 256, maxNumSeqs: 1, maxNumBatchedTokens: 64, blockSize: 16, enforceEager: eager,
-    maxWaiting: 4, servedModelName: null, numThreads: threads || undefined,
-    cpuOffloadGb: n > 0 ? (n * layerBytes) / 2 ** 30 : 0, cpuOffloadTriggerPercent: n > 0 ? null : 100,
+    model,
+    device,
+    deviceMemory: device === "cpu" ? 4 * 2 ** 30 : null,
+    deviceOrdinal: ordinal++,
+    gpuMemoryUtilization: 0.9,
+    kvCacheMemoryBytes: null,
+    maxModelLen: 256,
+    maxNumSeqs: 1,
+    maxNumBatchedTokens: 64,
+    blockSize: 16,
+    enforceEager: eager,
+    maxWaiting: 4,
+    servedModelName: null,
+    numThreads: threads || undefined,
+    cpuOffloadGb: n > 0 ? (n * layerBytes) / 2 ** 30 : 0,
+    cpuOffloadTriggerPercent: n > 0 ? null : 100,
   });
   try {
     decodeSteps(s); // warm-up run
@@ -85,9 +97,20 @@ for (const f of FRACTIONS) {
     const copyMs = bw ? (bytes / bw) * 1000 : 0;
     const bound = Math.max(computeMs, copyMs);
     rows.push({
-      fraction: f, layers_offloaded: n, offloaded_bytes: bytes, slots: o?.placement.slots ?? 0, step_ms: step, tokens_per_s: 1000 / step,
-      compute_ms: computeMs, bandwidth_gb_s: bw ? bw / 1e9 : null, copy_ms: copyMs, bound_ms: bound, bound_tokens_per_s: 1000 / bound,
-      step_over_bound: step / bound, overlap: o ? o.manager.stats().overlap : null, predicted_step_ms: o ? o.predictedStepMs : null,
+      fraction: f,
+      layers_offloaded: n,
+      offloaded_bytes: bytes,
+      slots: o?.placement.slots ?? 0,
+      step_ms: step,
+      tokens_per_s: 1000 / step,
+      compute_ms: computeMs,
+      bandwidth_gb_s: bw ? bw / 1e9 : null,
+      copy_ms: copyMs,
+      bound_ms: bound,
+      bound_tokens_per_s: 1000 / bound,
+      step_over_bound: step / bound,
+      overlap: o ? o.manager.stats().overlap : null,
+      predicted_step_ms: o ? o.predictedStepMs : null,
     });
   } finally {
     s.close();
@@ -95,7 +118,9 @@ for (const f of FRACTIONS) {
 }
 
 const f2 = (x: number | null, d = 2) => (x === null ? "–" : x.toFixed(d));
-console.log(`offload bench: ${model} (${device}, layer ${(layerBytes / 2 ** 20).toFixed(1)} MiB, ${tokens} decode tokens, batch 1, graphs ${eager ? "off" : "on"})`);
+console.log(
+  `offload bench: ${model} (${device}, layer ${(layerBytes / 2 ** 20).toFixed(1)} MiB, ${tokens} decode tokens, batch 1, graphs ${eager ? "off" : "on"})`,
+);
 console.log("offloaded | layers | step ms | tok/s | compute ms | copy ms | bound ms | bound tok/s | step÷bound | link GB/s | overlap");
 for (const r of rows) {
   console.log(
@@ -107,6 +132,20 @@ for (const r of rows) {
 mkdirSync("bench/out", { recursive: true });
 writeFileSync(
   "bench/out/offload.json",
-  JSON.stringify({ model, device, graphs: !eager, cpus: cpus().length, cpu: cpus()[0]?.model ?? "", date: new Date().toISOString(), tokens, layer_bytes: layerBytes, rows }, null, 2) + "\n",
+  JSON.stringify(
+    {
+      model,
+      device,
+      graphs: !eager,
+      cpus: cpus().length,
+      cpu: cpus()[0]?.model ?? "",
+      date: new Date().toISOString(),
+      tokens,
+      layer_bytes: layerBytes,
+      rows,
+    },
+    null,
+    2,
+  ) + "\n",
 );
 console.log("wrote bench/out/offload.json");

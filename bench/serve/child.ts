@@ -42,7 +42,18 @@ if (mode === "direct") {
     const stream = engine.generate({
       requestId: `direct-${n++}`,
       promptTokenIds: prompt,
-      params: { temperature: 0, topP: 1, topK: 0, minP: 0, maxTokens: cfg.maxTokens, stopTokenIds: [], ignoreEos: true, presencePenalty: 0, frequencyPenalty: 0, repetitionPenalty: 1 },
+      params: {
+        temperature: 0,
+        topP: 1,
+        topK: 0,
+        minP: 0,
+        maxTokens: cfg.maxTokens,
+        stopTokenIds: [],
+        ignoreEos: true,
+        presencePenalty: 0,
+        frequencyPenalty: 0,
+        repetitionPenalty: 1,
+      },
     });
     for await (const ev of stream) {
       if (ev.tokenIds.length > 0) {
@@ -58,7 +69,12 @@ if (mode === "direct") {
   await engine.close();
   process.exit(0);
 } else {
-  const options = { ...defaultServeOptions(), ...(cfg.engine === "real" ? parseServeOptions(cfg.serveArgs) : {}), host: "127.0.0.1", port: 0 };
+  const options = {
+    ...defaultServeOptions(),
+    ...(cfg.engine === "real" ? parseServeOptions(cfg.serveArgs) : {}),
+    host: "127.0.0.1",
+    port: 0,
+  };
   const s = startServer({ engine, options, logger: silentLogger });
   await s.app.ctx.text.start();
   process.stdout.write(JSON.stringify({ url: s.url, promptTokens: prompt.length }) + "\n");

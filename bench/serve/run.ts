@@ -23,7 +23,17 @@ const root = resolve(import.meta.dir, "../..");
 const child = resolve(import.meta.dir, "child.ts");
 
 function parseArgs(argv: string[]): BenchConfig & { out: string } {
-  const cfg = { engine: "fake" as "fake" | "real", engineMode: "process" as "process" | "worker", serveArgs: [] as string[], fakeStepMs: 0, concurrency: 32, requests: 256, maxTokens: 64, prompt: "", out: "bench/out/serve.json" };
+  const cfg = {
+    engine: "fake" as "fake" | "real",
+    engineMode: "process" as "process" | "worker",
+    serveArgs: [] as string[],
+    fakeStepMs: 0,
+    concurrency: 32,
+    requests: 256,
+    maxTokens: 64,
+    prompt: "",
+    out: "bench/out/serve.json",
+  };
   let promptLen = 128;
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
@@ -47,7 +57,11 @@ function parseArgs(argv: string[]): BenchConfig & { out: string } {
     else if (a === "--out") cfg.out = v();
     else throw new Error(`unknown argument ${a}`);
   }
-  for (const [k, x] of [["concurrency", cfg.concurrency], ["requests", cfg.requests], ["max-tokens", cfg.maxTokens]] as const)
+  for (const [k, x] of [
+    ["concurrency", cfg.concurrency],
+    ["requests", cfg.requests],
+    ["max-tokens", cfg.maxTokens],
+  ] as const)
     if (!Number.isInteger(x) || x < 1 || x > 100_000) throw new Error(`--${k} must be an integer in 1..100000`);
   const base = "The quick brown fox jumps over the lazy dog. ";
   cfg.prompt = base.repeat(Math.ceil(promptLen / base.length)).slice(0, promptLen);
@@ -75,15 +89,22 @@ async function firstLine(stream: ReadableStream<Uint8Array>): Promise<string> {
   return buf;
 }
 
-
 async function httpRequest(url: string, cfg: BenchConfig): Promise<RequestTiming> {
   const start = performance.now();
   const res = await fetch(`${url}/v1/completions`, {
     method: "POST",
     headers: { "content-type": "application/json" },
-    body: JSON.stringify({ prompt: cfg.prompt, max_tokens: cfg.maxTokens, temperature: 0, ignore_eos: true, stream: true, stream_options: { include_usage: true } }),
+    body: JSON.stringify({
+      prompt: cfg.prompt,
+      max_tokens: cfg.maxTokens,
+      temperature: 0,
+      ignore_eos: true,
+      stream: true,
+      stream_options: { include_usage: true },
+    }),
   });
-  if (res.status !== 200) return { start, tokenTimes: [], tokens: 0, end: performance.now(), ok: false, error: `HTTP ${res.status}: ${await res.text()}` };
+  if (res.status !== 200)
+    return { start, tokenTimes: [], tokens: 0, end: performance.now(), ok: false, error: `HTTP ${res.status}: ${await res.text()}` };
   const reader = res.body!.getReader();
   const dec = new TextDecoder();
   const times: number[] = [];
@@ -115,7 +136,9 @@ async function httpRequest(url: string, cfg: BenchConfig): Promise<RequestTiming
 }
 
 const cfg = parseArgs(process.argv.slice(2));
-console.error(`bench/serve: engine=${cfg.engine} concurrency=${cfg.concurrency} requests=${cfg.requests} max_tokens=${cfg.maxTokens} prompt=${cfg.prompt.length} chars`);
+console.error(
+  `bench/serve: engine=${cfg.engine} concurrency=${cfg.concurrency} requests=${cfg.requests} max_tokens=${cfg.maxTokens} prompt=${cfg.prompt.length} chars`,
+);
 
 type Measured = Summary & { cpu_us: number };
 
@@ -189,7 +212,9 @@ const result = {
 const f = (x: number, d = 2) => (Number.isFinite(x) ? x.toFixed(d) : "n/a");
 const row = (name: string, r: Summary) =>
   `| ${name} | ${r.requests - r.failed}/${r.requests} | ${f(r.requests_per_s, 1)} | ${f(r.output_tokens_per_s, 0)} | ${f(r.ttft_ms.p50)} / ${f(r.ttft_ms.p90)} / ${f(r.ttft_ms.p99)} | ${f(r.itl_ms.p50, 3)} / ${f(r.itl_ms.p90, 3)} / ${f(r.itl_ms.p99, 3)} | ${f(r.e2e_ms.p50, 1)} / ${f(r.e2e_ms.p99, 1)} | ${f(perTok(r as Measured), 1)} |`;
-console.log(`\nbench/serve — engine ${cfg.engine}, concurrency ${cfg.concurrency}, ${cfg.requests} requests × ${cfg.maxTokens} tokens, prompt ${cfg.prompt.length} chars`);
+console.log(
+  `\nbench/serve — engine ${cfg.engine}, concurrency ${cfg.concurrency}, ${cfg.requests} requests × ${cfg.maxTokens} tokens, prompt ${cfg.prompt.length} chars`,
+);
 console.log("| path | ok | req/s | tok/s | TTFT ms p50/p90/p99 | ITL ms p50/p90/p99 | e2e ms p50/p99 | CPU µs/token |");
 console.log("|---|---:|---:|---:|---:|---:|---:|---:|");
 console.log(row(real ? "direct (engine.generate), engine in-process (worker)" : "direct (engine.generate)", direct));

@@ -48,7 +48,9 @@ console.log(`bench/startup — ${machine}, ${new Date().toISOString().slice(0, 1
 console.log("| shape | start-up, profiled (ms) | of which profile run (ms) | start-up, --kv-cache-memory-bytes (ms) | speed-up |");
 console.log("|---|---:|---:|---:|---:|");
 for (const r of rows) {
-  console.log(`| ${r.shape} | ${r.profiledMs.toFixed(0)} | ${r.profileRunMs.toFixed(0)} | ${r.explicitMs.toFixed(0)} | ${r.speedup.toFixed(2)}x |`);
+  console.log(
+    `| ${r.shape} | ${r.profiledMs.toFixed(0)} | ${r.profileRunMs.toFixed(0)} | ${r.explicitMs.toFixed(0)} | ${r.speedup.toFixed(2)}x |`,
+  );
 }
 mkdirSync("bench/out", { recursive: true });
 writeFileSync("bench/out/startup.json", JSON.stringify({ machine, date: new Date().toISOString(), rows }, null, 2));

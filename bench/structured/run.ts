@@ -32,7 +32,11 @@ const BATCH = Number(opt("batch", "16"));
 const SCHEMA = {
   type: "array",
   minItems: TOKENS,
-  items: { type: "object", properties: { id: { type: "integer" }, ok: { type: "boolean" }, tag: { enum: ["a", "b"] } }, required: ["id", "ok", "tag"] },
+  items: {
+    type: "object",
+    properties: { id: { type: "integer" }, ok: { type: "boolean" }, tag: { enum: ["a", "b"] } },
+    required: ["id", "ok", "tag"],
+  },
 };
 
 interface Arm {
@@ -43,30 +47,48 @@ interface Arm {
 }
 
 async function run(model: string): Promise<{ model: string; vocab: number; free: Arm; constrained: Arm; slowdown: number }> {
-  const s = startEngine({
-    model,
-    device: "cpu",
-    deviceMemory: 2 * 1024 * MiB,
-    gpuMemoryUtilization: 0.9,
-    kvCacheMemoryBytes: 256 * MiB,
-    maxModelLen: 1024,
-    maxNumSeqs: BATCH,
-    maxNumBatchedTokens: 1024,
-    blockSize: 16,
-    enforceEager: true,
-  } as Parameters<typeof startEngine>[0], () => {});
+  const s = startEngine(
+    {
+      model,
+      device: "cpu",
+      deviceMemory: 2 * 1024 * MiB,
+      gpuMemoryUtilization: 0.9,
+      kvCacheMemoryBytes: 256 * MiB,
+      maxModelLen: 1024,
+      maxNumSeqs: BATCH,
+      maxNumBatchedTokens: 1024,
+      blockSize: 16,
+      enforceEager: true,
+    } as Parameters<typeof startEngine>[0],
+    () => {},
+  );
   try {
     const core = new EngineCore(s, { maxNumSeqs: BATCH, maxWaiting: BATCH, servedModelName: null });
-    const base: SamplingParams = { temperature: 0, topP: 1, topK: 0, minP: 0, seed: 1, maxTokens: TOKENS, stopTokenIds: [], ignoreEos: false, presencePenalty: 0, frequencyPenalty: 0, repetitionPenalty: 1 };
+    const base: SamplingParams = {
+      temperature: 0,
+      topP: 1,
+      topK: 0,
+      minP: 0,
+      seed: 1,
+      maxTokens: TOKENS,
+      stopTokenIds: [],
+      ignoreEos: false,
+      presencePenalty: 0,
+      frequencyPenalty: 0,
+      repetitionPenalty: 1,
+    };
     let round = 0;
     const arm = async (constrained: boolean): Promise<Arm> => {
       round++;
       for (let i = 0; i < BATCH; i++) {
-        const params: SamplingParams = constrained ? { ...base, structured: { type: "json_schema", schema: SCHEMA } } : { ...base, ignoreEos: true };
+        const params: SamplingParams = constrained
+          ? { ...base, structured: { type: "json_schema", schema: SCHEMA } }
+          : { ...base, ignoreEos: true };
         await core.addAsync({ requestId: `r${round}-${i}`, promptTokenIds: [1, 10 + i, 20 + i, 30], params });
       }
       await core.stepAsync(); // prefill (not timed)
-      let tokens = 0, steps = 0;
+      let tokens = 0,
+        steps = 0;
       const t0 = performance.now();
       while (core.hasWork()) {
         for (const e of await core.stepAsync()) tokens += e.tokenIds.length;
@@ -77,7 +99,8 @@ async function run(model: string): Promise<{ model: string; vocab: number; free:
     };
     await arm(true); // warm-up: compiles the grammar (cached afterwards), JIT
     await arm(false);
-    let free: Arm | null = null, con: Arm | null = null;
+    let free: Arm | null = null,
+      con: Arm | null = null;
     for (let rep = 0; rep < 3; rep++) {
       const f = await arm(false);
       const c = await arm(true);

@@ -116,9 +116,9 @@ typedef struct hr_segment hr_segment;
 typedef struct hr_pool hr_pool;
 
 struct hr_block {
-  hr_block *l, *r, *up;  /* AVL links: free tree of (pool, kind) when free, live tree when allocated */
+  hr_block *l, *r, *up; /* AVL links: free tree of (pool, kind) when free, live tree when allocated */
   uint64_t ptr, size;
-  int32_t h;             /* AVL height */
+  int32_t h; /* AVL height */
   int32_t allocated;
   hr_block *prev, *next; /* neighbours within the segment, address order (next: spare list link) */
   hr_segment *seg;
@@ -128,8 +128,8 @@ struct hr_segment {
   uint64_t ptr, size;
   hr_pool *pool;
   int kind;
-  int64_t n_live;   /* allocated blocks in this segment */
-  hr_block *first;  /* lowest block */
+  int64_t n_live;          /* allocated blocks in this segment */
+  hr_block *first;         /* lowest block */
   hr_segment *prev, *next; /* the pool's segment list */
 };
 
@@ -188,9 +188,12 @@ static inline void fix_h(hr_block *n) {
   n->h = (hl > hr ? hl : hr) + 1;
 }
 static inline void replace_child(hr_block **root, hr_block *parent, hr_block *old, hr_block *repl) {
-  if (!parent) *root = repl;
-  else if (parent->l == old) parent->l = repl;
-  else parent->r = repl;
+  if (!parent)
+    *root = repl;
+  else if (parent->l == old)
+    parent->l = repl;
+  else
+    parent->r = repl;
 }
 static hr_block *rot_left(hr_block **root, hr_block *n) {
   hr_block *x = n->r, *p = n->up;
@@ -405,8 +408,10 @@ static int segment_release(hr_allocator *a, hr_segment *s) {
   hr_block *b = s->first;
   tree_remove(&p->free_root[s->kind], b);
   block_recycle(a, b);
-  if (s->prev) s->prev->next = s->next;
-  else p->segs = s->next;
+  if (s->prev)
+    s->prev->next = s->next;
+  else
+    p->segs = s->next;
   if (s->next) s->next->prev = s->prev;
   p->reserved -= s->size;
   stat_sub(&a->st_reserved, (int64_t)s->size);
@@ -594,8 +599,8 @@ int hr_allocator_free(hr_allocator *a, uint64_t ptr) {
     pthread_mutex_unlock(&a->lock);
     if (inside)
       return hr_fail(HR_E_INVALID,
-                     "hr_free: 0x%llx points inside the live allocation [0x%llx, +%llu), not at its start",
-                     (hr_ull)ptr, (hr_ull)bptr, (hr_ull)bsize);
+                     "hr_free: 0x%llx points inside the live allocation [0x%llx, +%llu), not at its start", (hr_ull)ptr,
+                     (hr_ull)bptr, (hr_ull)bsize);
     return hr_fail(HR_E_INVALID,
                    "hr_free: 0x%llx is not a live allocation of this allocator (never allocated here, or already "
                    "freed)",
@@ -667,8 +672,9 @@ int hr_allocator_release_cached(hr_allocator *a) {
   pthread_mutex_lock(&a->lock);
   if (a->capturing) {
     pthread_mutex_unlock(&a->lock);
-    return hr_fail(HR_E_STATE, "hr_allocator_empty_cache: a graph is being captured (device memory cannot be freed "
-                               "during capture); call it after hr_graph_capture_end");
+    return hr_fail(HR_E_STATE,
+                   "hr_allocator_empty_cache: a graph is being captured (device memory cannot be freed "
+                   "during capture); call it after hr_graph_capture_end");
   }
   int st = pool_release_free(a, &a->def, why, sizeof why);
   pthread_mutex_unlock(&a->lock);
@@ -733,18 +739,18 @@ int hr_allocator_get_snapshot(hr_allocator *a, int64_t *out, int64_t max_rows, i
     for (hr_segment *s = p->segs; s; s = s->next) segs[i++] = s;
   qsort(segs, (size_t)nseg, sizeof *segs, seg_cmp);
   int64_t row = 0;
-#define EMIT(k, addr, sz, alloc, pid, sptr)               \
-  do {                                                    \
-    if (row < max_rows) {                                 \
-      int64_t *o = out + row * HR_SNAP_ROW;               \
-      o[0] = (k);                                         \
-      o[1] = (int64_t)(addr);                             \
-      o[2] = (int64_t)(sz);                               \
-      o[3] = (alloc);                                     \
-      o[4] = (int64_t)(pid);                              \
-      o[5] = (int64_t)(sptr);                             \
-    }                                                     \
-    row++;                                                \
+#define EMIT(k, addr, sz, alloc, pid, sptr) \
+  do {                                      \
+    if (row < max_rows) {                   \
+      int64_t *o = out + row * HR_SNAP_ROW; \
+      o[0] = (k);                           \
+      o[1] = (int64_t)(addr);               \
+      o[2] = (int64_t)(sz);                 \
+      o[3] = (alloc);                       \
+      o[4] = (int64_t)(pid);                \
+      o[5] = (int64_t)(sptr);               \
+    }                                       \
+    row++;                                  \
   } while (0)
   for (i = 0; i < nseg; i++) {
     hr_segment *s = segs[i];
@@ -839,8 +845,10 @@ int hr_allocator_pool_destroy(hr_allocator *a, uint64_t pool) {
     if (st != HR_OK) {
       st = hr_fail(st, "hr_pool_destroy: releasing a segment of pool %llu failed: %s", (hr_ull)pool, why);
     } else {
-      if (prev) prev->next = p->next;
-      else a->privates = p->next;
+      if (prev)
+        prev->next = p->next;
+      else
+        a->privates = p->next;
       free(p);
     }
   }

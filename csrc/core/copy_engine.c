@@ -26,9 +26,9 @@ static pthread_mutex_t host_lock = PTHREAD_MUTEX_INITIALIZER;
 static host_block *hosts;
 static int64_t hosts_n, hosts_cap;
 
-#define GET(handle, call)                                  \
-  hr_clear_error();                                        \
-  hr_instance *inst = hr_instance_get((handle), (call));   \
+#define GET(handle, call)                                \
+  hr_clear_error();                                      \
+  hr_instance *inst = hr_instance_get((handle), (call)); \
   if (!inst) return HR_E_INVALID
 
 int hr_host_alloc(uint64_t dev, uint64_t bytes, uint64_t *ptr_out) {
@@ -99,7 +99,8 @@ static int host_owns(uint64_t dev, uint64_t ptr, uint64_t bytes) {
   int ok = 0;
   pthread_mutex_lock(&host_lock);
   for (int64_t i = 0; i < hosts_n && !ok; i++)
-    ok = hosts[i].dev == dev && ptr >= hosts[i].ptr && bytes <= hosts[i].bytes && ptr - hosts[i].ptr <= hosts[i].bytes - bytes;
+    ok = hosts[i].dev == dev && ptr >= hosts[i].ptr && bytes <= hosts[i].bytes &&
+         ptr - hosts[i].ptr <= hosts[i].bytes - bytes;
   pthread_mutex_unlock(&host_lock);
   return ok;
 }
@@ -214,8 +215,9 @@ int hr_copy_async(uint64_t dev, uint64_t engine, int64_t slot, uint64_t dst, uin
     return hr_fail(HR_E_INVALID, "%s: dst range [0x%llx, +%llu) is not inside a live allocation of this instance", CALL,
                    (hr_ull)dst, (hr_ull)bytes);
   if (!host_owns(dev, src_host, bytes))
-    return hr_fail(HR_E_INVALID, "%s: src range [0x%llx, +%llu) is not inside a host buffer (hr_host_alloc) of this device",
-                   CALL, (hr_ull)src_host, (hr_ull)bytes);
+    return hr_fail(HR_E_INVALID,
+                   "%s: src range [0x%llx, +%llu) is not inside a host buffer (hr_host_alloc) of this device", CALL,
+                   (hr_ull)src_host, (hr_ull)bytes);
   int64_t a[HR_A_CP_N] = {0};
   a[HR_A_CP_ENGINE] = (int64_t)engine;
   a[HR_A_CP_SLOT] = slot;

@@ -22,9 +22,9 @@ hr_instance *hr_instance_get(uint64_t handle, const char *call) {
   return (hr_instance *)hr_handle_get(handle, HR_H_INSTANCE, NULL, call);
 }
 
-#define GET(handle, call)                                    \
-  hr_clear_error();                                          \
-  hr_instance *inst = hr_instance_get((handle), (call));     \
+#define GET(handle, call)                                \
+  hr_clear_error();                                      \
+  hr_instance *inst = hr_instance_get((handle), (call)); \
   if (!inst) return HR_E_INVALID
 
 const char *hr_backend_name(void) { return hrb_name(); }
@@ -38,9 +38,7 @@ int hr_device_count(int64_t *count_out) {
 static int raw_alloc(void *ctx, uint64_t size, uint64_t *ptr_out) {
   return hrb_raw_alloc((hrb_device *)ctx, size, ptr_out);
 }
-static int raw_free(void *ctx, uint64_t ptr, uint64_t size) {
-  return hrb_raw_free((hrb_device *)ctx, ptr, size);
-}
+static int raw_free(void *ctx, uint64_t ptr, uint64_t size) { return hrb_raw_free((hrb_device *)ctx, ptr, size); }
 static int raw_mem_info(void *ctx, uint64_t *free_out, uint64_t *total_out) {
   return hrb_mem_info((hrb_device *)ctx, free_out, total_out);
 }
@@ -76,7 +74,8 @@ int hr_device_open(int64_t ordinal, uint64_t cpu_capacity_bytes, uint64_t *dev_o
 
 int hr_device_close(uint64_t handle) {
   GET(handle, "hr_device_close");
-  if (hr_handle_take(handle, HR_H_INSTANCE) != inst) return hr_fail(HR_E_INVALID, "hr_device_close: handle 0x%llx closed concurrently", (hr_ull)handle);
+  if (hr_handle_take(handle, HR_H_INSTANCE) != inst)
+    return hr_fail(HR_E_INVALID, "hr_device_close: handle 0x%llx closed concurrently", (hr_ull)handle);
   /* Children first, in dependency order: graph sets (then the device is waited for: no
    * replay runs any more), copy engines (pending copies waited for, threads joined), then the
    * host buffers those copies read. */
@@ -84,8 +83,7 @@ int hr_device_close(uint64_t handle) {
   hr_copy_release_instance(inst);
   hr_host_release_instance(inst);
   hrb_instance_close(inst);
-  if (inst->sim_non_allocator)
-    hrb_simulate_usage(inst->dev, HR_SIM_NON_ALLOCATOR, inst->sim_non_allocator, 0);
+  if (inst->sim_non_allocator) hrb_simulate_usage(inst->dev, HR_SIM_NON_ALLOCATOR, inst->sim_non_allocator, 0);
   hr_vmm_release_all(inst);
   hr_allocator_destroy(inst->alloc);
   hrb_device_release(inst->dev);
@@ -203,8 +201,8 @@ int hr_pool_reserved(uint64_t handle, uint64_t pool, uint64_t *bytes_out) {
 
 static int check_range(hr_instance *inst, uint64_t ptr, uint64_t bytes, const char *call, const char *what) {
   if (!hr_allocator_owns_range(inst->alloc, ptr, bytes) && !hr_vmm_owns_range(inst, ptr, bytes))
-    return hr_fail(HR_E_INVALID, "%s: %s range [0x%llx, +%llu) is not inside a live allocation of this instance",
-                   call, what, (hr_ull)ptr, (hr_ull)bytes);
+    return hr_fail(HR_E_INVALID, "%s: %s range [0x%llx, +%llu) is not inside a live allocation of this instance", call,
+                   what, (hr_ull)ptr, (hr_ull)bytes);
   return HR_OK;
 }
 
@@ -270,7 +268,10 @@ int hr_get_cpu_memory(uint64_t *total_out, uint64_t *available_out) {
     char line[256];
     unsigned long long kb;
     while (fgets(line, sizeof line, f))
-      if (sscanf(line, "MemAvailable: %llu kB", &kb) == 1) { *available_out = kb * 1024ull; break; }
+      if (sscanf(line, "MemAvailable: %llu kB", &kb) == 1) {
+        *available_out = kb * 1024ull;
+        break;
+      }
     fclose(f);
   }
   return HR_OK;

@@ -21,9 +21,9 @@ typedef struct hr_instance {
   hrb_device *dev;
   hr_allocator *alloc;
   int64_t ordinal;
-  uint64_t sim_non_allocator; /* HR_SIM_NON_ALLOCATOR bytes held by this instance */
+  uint64_t sim_non_allocator;          /* HR_SIM_NON_ALLOCATOR bytes held by this instance */
   hr_vmm_range vmm[HR_MAX_VMM_RANGES]; /* base == 0: unused slot */
-  struct hr_graph_set *graph_capture;   /* set capturing on this instance (core/graph.c), else NULL */
+  struct hr_graph_set *graph_capture;  /* set capturing on this instance (core/graph.c), else NULL */
 } hr_instance;
 
 /* 1 if [ptr, ptr + bytes) lies in the mapped part of one slice of the instance's vmm ranges. */

@@ -47,16 +47,16 @@ typedef struct hr_graph {
 } hr_graph;
 
 typedef struct hr_graph_set {
-  uint64_t dev;       /* handle of the instance (checked on every call) */
+  uint64_t dev; /* handle of the instance (checked on every call) */
   hr_instance *inst;
   uint64_t pool;
   int64_t n;
-  hr_graph *g;        /* ascending sizes */
+  hr_graph *g; /* ascending sizes */
   hr_graph *capturing;
-  int records;        /* backend lets the core record ops */
+  int records; /* backend lets the core record ops */
   uint64_t pool_before;
   int64_t t0;
-  int op_error;       /* recording failed (host OOM): end fails */
+  int op_error; /* recording failed (host OOM): end fails */
 } hr_graph_set;
 
 static int64_t now_ns(void) {
@@ -83,8 +83,10 @@ static hr_graph *find(hr_graph_set *s, int64_t size) {
   while (lo <= hi) {
     int64_t mid = (lo + hi) / 2;
     if (s->g[mid].size == size) return &s->g[mid];
-    if (s->g[mid].size < size) lo = mid + 1;
-    else hi = mid - 1;
+    if (s->g[mid].size < size)
+      lo = mid + 1;
+    else
+      hi = mid - 1;
   }
   return NULL;
 }
@@ -194,15 +196,17 @@ int hr_graph_capture_begin(uint64_t dev, uint64_t handle, int64_t size) {
   int st = lookup(dev, handle, CALL, &inst, &s);
   if (st != HR_OK) return st;
   hr_graph *g = find(s, size);
-  if (!g) return hr_fail(HR_E_INVALID, "%s: size %lld is not a size of graph set 0x%llx", CALL, (long long)size, (hr_ull)handle);
+  if (!g)
+    return hr_fail(HR_E_INVALID, "%s: size %lld is not a size of graph set 0x%llx", CALL, (long long)size,
+                   (hr_ull)handle);
   if (inst->graph_capture)
     return hr_fail(HR_E_STATE, "%s: the instance is already capturing (size %lld of another or this set); end it first",
                    CALL, (long long)inst->graph_capture->capturing->size);
   if (g->captured) return hr_fail(HR_E_STATE, "%s: size %lld is already captured", CALL, (long long)size);
   for (hr_graph *h = g + 1; h < s->g + s->n; h++)
     if (!h->captured)
-      return hr_fail(HR_E_STATE, "%s: capture sizes largest first: size %lld is not captured yet (capturing %lld)", CALL,
-                     (long long)h->size, (long long)size);
+      return hr_fail(HR_E_STATE, "%s: capture sizes largest first: size %lld is not captured yet (capturing %lld)",
+                     CALL, (long long)h->size, (long long)size);
   uint64_t before = 0;
   st = hr_allocator_pool_reserved(inst->alloc, s->pool, &before);
   if (st != HR_OK) return st;
@@ -242,7 +246,8 @@ int hr_graph_capture_end(uint64_t dev, uint64_t handle) {
   int st = lookup(dev, handle, CALL, &inst, &s);
   if (st != HR_OK) return st;
   hr_graph *g = s->capturing;
-  if (!g || inst->graph_capture != s) return hr_fail(HR_E_STATE, "%s: graph set 0x%llx is not capturing", CALL, (hr_ull)handle);
+  if (!g || inst->graph_capture != s)
+    return hr_fail(HR_E_STATE, "%s: graph set 0x%llx is not capturing", CALL, (hr_ull)handle);
   int op_error = s->op_error;
   int pst = leave(inst, s);
   void *exec = NULL;
@@ -284,7 +289,8 @@ int hr_graph_capture_abort(uint64_t dev, uint64_t handle) {
   int st = lookup(dev, handle, CALL, &inst, &s);
   if (st != HR_OK) return st;
   hr_graph *g = s->capturing;
-  if (!g || inst->graph_capture != s) return hr_fail(HR_E_STATE, "%s: graph set 0x%llx is not capturing", CALL, (hr_ull)handle);
+  if (!g || inst->graph_capture != s)
+    return hr_fail(HR_E_STATE, "%s: graph set 0x%llx is not capturing", CALL, (hr_ull)handle);
   int pst = leave(inst, s);
   hrb_graph_capture_abort(inst);
   graph_clear(s, g);
@@ -317,10 +323,11 @@ int hr_graph_submit(hr_instance *inst, int kind, const int64_t *args, int *recor
 
 int hr_graph_refuse(hr_instance *inst, const char *call) {
   hr_graph_set *s = inst->graph_capture;
-  return hr_fail(HR_E_STATE,
-                 "%s: the instance is capturing graph size %lld; only hr_op_* calls can be part of a graph (stage inputs "
-                 "before hr_graph_capture_begin / hr_graph_replay)",
-                 call, s && s->capturing ? (long long)s->capturing->size : -1LL);
+  return hr_fail(
+      HR_E_STATE,
+      "%s: the instance is capturing graph size %lld; only hr_op_* calls can be part of a graph (stage inputs "
+      "before hr_graph_capture_begin / hr_graph_replay)",
+      call, s && s->capturing ? (long long)s->capturing->size : -1LL);
 }
 
 int hr_graph_replay(uint64_t dev, uint64_t handle, int64_t size) {
@@ -378,7 +385,9 @@ int hr_graph_info(uint64_t dev, uint64_t handle, int64_t size, int64_t *out, int
   HR_CHECK_PTR(out, CALL);
   if (n <= 0) return hr_fail(HR_E_INVALID, "%s: n must be > 0 (got %lld)", CALL, (long long)n);
   hr_graph *g = find(s, size);
-  if (!g) return hr_fail(HR_E_INVALID, "%s: size %lld is not a size of graph set 0x%llx", CALL, (long long)size, (hr_ull)handle);
+  if (!g)
+    return hr_fail(HR_E_INVALID, "%s: size %lld is not a size of graph set 0x%llx", CALL, (long long)size,
+                   (hr_ull)handle);
   int64_t v[HR_GRAPH_INFO_COUNT] = {0};
   v[HR_GRAPH_SIZE] = g->size;
   v[HR_GRAPH_CAPTURED] = g->captured;

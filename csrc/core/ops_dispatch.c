@@ -32,11 +32,21 @@ const int hr_op_nargs[HR_OPK_COUNT] = {
 };
 
 const char *hr_op_kind_name(int kind) {
-  static const char *names[HR_OPK_COUNT] = {"none", "embedding", "rms_norm", "rope", "matmul",
-                                            "silu_mul", "kv_write", "attention_decode", "attention_prefill",
-                                            "sample", "gelu_tanh_mul", "scale", "apply_token_bitmask"};
+  static const char *names[HR_OPK_COUNT] = {"none",
+                                            "embedding",
+                                            "rms_norm",
+                                            "rope",
+                                            "matmul",
+                                            "silu_mul",
+                                            "kv_write",
+                                            "attention_decode",
+                                            "attention_prefill",
+                                            "sample",
+                                            "gelu_tanh_mul",
+                                            "scale",
+                                            "apply_token_bitmask"};
   static const char *copy_names[HR_OPK_COPY_END - HR_OPK_COPY_FIRST] = {"copy_begin", "copy_async", "copy_wait",
-                                                                         "copy_release"};
+                                                                        "copy_release"};
   if (hr_op_is_copy(kind)) return copy_names[kind - HR_OPK_COPY_FIRST];
   return (kind >= 0 && kind < HR_OPK_COUNT) ? names[kind] : "unknown";
 }
@@ -71,18 +81,18 @@ int hr_ops_submit(hr_instance *inst, int kind, const int64_t *args) {
 
 /* ---- validation helpers: each returns HR_OK or an hr_fail status ---- */
 
-#define BEGIN(call)                                   \
-  static const char *const CALL = call;               \
-  hr_clear_error();                                   \
-  hr_instance *inst = hr_instance_get(dev, CALL);     \
-  if (!inst) return HR_E_INVALID;                     \
-  int st_ = HR_OK;                                    \
+#define BEGIN(call)                               \
+  static const char *const CALL = call;           \
+  hr_clear_error();                               \
+  hr_instance *inst = hr_instance_get(dev, CALL); \
+  if (!inst) return HR_E_INVALID;                 \
+  int st_ = HR_OK;                                \
   (void)st_
 
-#define TRY(expr)                     \
-  do {                                \
-    st_ = (expr);                     \
-    if (st_ != HR_OK) return st_;     \
+#define TRY(expr)                 \
+  do {                            \
+    st_ = (expr);                 \
+    if (st_ != HR_OK) return st_; \
   } while (0)
 
 static int need_ptr(const char *call, const char *name, uint64_t p) {
@@ -209,8 +219,7 @@ int hr_op_rms_norm(uint64_t dev, int64_t dtype, uint64_t out, uint64_t x, uint64
   TRY(need_dim(CALL, "rows", rows));
   TRY(need_dim(CALL, "dim", dim));
   TRY(need_product(CALL, rows, dim, 1));
-  if (!(eps >= 0.0) || eps > 1.0)
-    return hr_fail(HR_E_INVALID, "%s: eps must be in [0, 1] (got %g)", CALL, eps);
+  if (!(eps >= 0.0) || eps > 1.0) return hr_fail(HR_E_INVALID, "%s: eps must be in [0, 1] (got %g)", CALL, eps);
   if (residual != 0 && (residual == x || residual == out))
     return hr_fail(HR_E_INVALID, "%s: residual must not alias x or out", CALL);
   int64_t a[HR_OP_MAX_ARGS] = {0};
@@ -296,8 +305,8 @@ static int matmul_common(const char *CALL, hr_instance *inst, int64_t dtype, int
   return hr_ops_submit(inst, HR_OPK_MATMUL, a);
 }
 
-int hr_op_matmul(uint64_t dev, int64_t dtype, uint64_t y, uint64_t x, uint64_t w, uint64_t bias, int64_t m,
-                 int64_t n, int64_t k) {
+int hr_op_matmul(uint64_t dev, int64_t dtype, uint64_t y, uint64_t x, uint64_t w, uint64_t bias, int64_t m, int64_t n,
+                 int64_t k) {
   BEGIN("hr_op_matmul");
   return matmul_common(CALL, inst, dtype, dtype, y, x, w, bias, m, n, k, 0, m);
 }
@@ -325,8 +334,7 @@ int hr_op_logits_q(uint64_t dev, int64_t dtype, int64_t wtype, uint64_t logits, 
   TRY(need_dim(CALL, "num_hidden_rows", num_hidden_rows));
   TRY(need_dtype(CALL, dtype));
   TRY(need_wtype(CALL, dtype, wtype, dim));
-  return matmul_common(CALL, inst, dtype, wtype, logits, hidden, w, 0, num_rows, vocab, dim, row_ids,
-                       num_hidden_rows);
+  return matmul_common(CALL, inst, dtype, wtype, logits, hidden, w, 0, num_rows, vocab, dim, row_ids, num_hidden_rows);
 }
 
 static int gated_common(const char *CALL, hr_instance *inst, int kind, int64_t dtype, uint64_t out, uint64_t gate,
@@ -390,13 +398,15 @@ int hr_op_scale(uint64_t dev, int64_t dtype, uint64_t x, int64_t n, double scale
 
 int hr_op_softcap(uint64_t dev, int64_t dtype, uint64_t x, int64_t n, double cap) {
   BEGIN("hr_op_softcap");
-  if (!(cap > 0.0) || !isfinite(cap)) return hr_fail(HR_E_INVALID, "%s: cap must be > 0 and finite (got %g)", CALL, cap);
+  if (!(cap > 0.0) || !isfinite(cap))
+    return hr_fail(HR_E_INVALID, "%s: cap must be > 0 and finite (got %g)", CALL, cap);
   return scale_common(CALL, inst, dtype, x, n, 1.0, cap);
 }
 
 /* window >= 0 (0 = full causal), softcap >= 0 (0 = off) */
 static int need_window_cap(const char *CALL, int64_t window, double softcap) {
-  if (window < 0) return hr_fail(HR_E_INVALID, "%s: window must be >= 0 (0 = full attention, got %lld)", CALL, (long long)window);
+  if (window < 0)
+    return hr_fail(HR_E_INVALID, "%s: window must be >= 0 (0 = full attention, got %lld)", CALL, (long long)window);
   if (!(softcap >= 0.0) || !isfinite(softcap))
     return hr_fail(HR_E_INVALID, "%s: softcap must be >= 0 and finite (0 = off, got %g)", CALL, softcap);
   return HR_OK;
@@ -528,8 +538,8 @@ int hr_op_attention_decode(uint64_t dev, int64_t dtype, uint64_t out, uint64_t q
   TRY(need_ptr(CALL, "v_cache", v_cache));
   TRY(need_ptr(CALL, "block_tables", block_tables));
   TRY(need_ptr(CALL, "seq_lens", seq_lens));
-  TRY(check_attn_shapes(CALL, num_seqs, num_q_heads, num_kv_heads, head_dim, num_blocks, block_size,
-                        max_blocks_per_seq, scale));
+  TRY(check_attn_shapes(CALL, num_seqs, num_q_heads, num_kv_heads, head_dim, num_blocks, block_size, max_blocks_per_seq,
+                        scale));
   if (partition_size < 0 || (partition_size > 0 && partition_size % block_size != 0))
     return hr_fail(HR_E_INVALID, "%s: partition_size must be 0 or a positive multiple of block_size=%lld (got %lld)",
                    CALL, (long long)block_size, (long long)partition_size);
@@ -569,11 +579,11 @@ int hr_op_attention_decode(uint64_t dev, int64_t dtype, uint64_t out, uint64_t q
   return hr_ops_submit(inst, HR_OPK_ATTN_DECODE, a);
 }
 
-int hr_op_attention_prefill(uint64_t dev, int64_t dtype, uint64_t out, uint64_t q, uint64_t k_cache,
-                            uint64_t v_cache, uint64_t block_tables, uint64_t seq_lens, uint64_t query_start_loc,
-                            int64_t num_seqs, int64_t num_tokens, int64_t num_q_heads, int64_t num_kv_heads,
-                            int64_t head_dim, int64_t num_blocks, int64_t block_size, int64_t max_blocks_per_seq,
-                            double scale, int64_t q_stride, int64_t window, double softcap) {
+int hr_op_attention_prefill(uint64_t dev, int64_t dtype, uint64_t out, uint64_t q, uint64_t k_cache, uint64_t v_cache,
+                            uint64_t block_tables, uint64_t seq_lens, uint64_t query_start_loc, int64_t num_seqs,
+                            int64_t num_tokens, int64_t num_q_heads, int64_t num_kv_heads, int64_t head_dim,
+                            int64_t num_blocks, int64_t block_size, int64_t max_blocks_per_seq, double scale,
+                            int64_t q_stride, int64_t window, double softcap) {
   BEGIN("hr_op_attention_prefill");
   TRY(need_window_cap(CALL, window, softcap));
   TRY(need_dtype(CALL, dtype));
@@ -585,8 +595,8 @@ int hr_op_attention_prefill(uint64_t dev, int64_t dtype, uint64_t out, uint64_t 
   TRY(need_ptr(CALL, "seq_lens", seq_lens));
   TRY(need_ptr(CALL, "query_start_loc", query_start_loc));
   TRY(need_dim(CALL, "num_tokens", num_tokens));
-  TRY(check_attn_shapes(CALL, num_seqs, num_q_heads, num_kv_heads, head_dim, num_blocks, block_size,
-                        max_blocks_per_seq, scale));
+  TRY(check_attn_shapes(CALL, num_seqs, num_q_heads, num_kv_heads, head_dim, num_blocks, block_size, max_blocks_per_seq,
+                        scale));
   TRY(need_product(CALL, num_tokens, num_q_heads, head_dim));
   TRY(need_stride(CALL, "q_stride", q_stride, num_q_heads * head_dim));
   int64_t a[HR_OP_MAX_ARGS] = {0};
@@ -646,8 +656,8 @@ int hr_op_argmax(uint64_t dev, uint64_t out_ids, uint64_t logits, int64_t rows, 
   return sample_common(CALL, inst, out_ids, logits, 0, 0, 0, 0, rows, vocab);
 }
 
-int hr_op_sample(uint64_t dev, uint64_t out_ids, uint64_t logits, uint64_t temperature, uint64_t top_k,
-                 uint64_t top_p, uint64_t uniform, int64_t rows, int64_t vocab) {
+int hr_op_sample(uint64_t dev, uint64_t out_ids, uint64_t logits, uint64_t temperature, uint64_t top_k, uint64_t top_p,
+                 uint64_t uniform, int64_t rows, int64_t vocab) {
   BEGIN("hr_op_sample");
   TRY(need_ptr(CALL, "temperature", temperature));
   TRY(need_ptr(CALL, "top_k", top_k));
@@ -674,7 +684,8 @@ int hr_op_apply_token_bitmask(uint64_t dev, uint64_t logits, int64_t logits_rows
   const uint64_t words = (uint64_t)(vocab + 31) / 32u;
   const uint64_t lo = logits, hi = logits + (uint64_t)logits_rows * (uint64_t)vocab * 4u;
   if (bitmask + (uint64_t)rows * words * 4u > lo && bitmask < hi)
-    return hr_fail(HR_E_INVALID, "%s: bitmask (0x%llx) overlaps logits (0x%llx)", CALL, (hr_ull)bitmask, (hr_ull)logits);
+    return hr_fail(HR_E_INVALID, "%s: bitmask (0x%llx) overlaps logits (0x%llx)", CALL, (hr_ull)bitmask,
+                   (hr_ull)logits);
   int64_t a[HR_OP_MAX_ARGS] = {0};
   a[HR_A_TBM_LOGITS] = (int64_t)logits;
   a[HR_A_TBM_LROWS] = logits_rows;

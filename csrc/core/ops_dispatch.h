@@ -28,9 +28,9 @@ enum hr_op_kind {
   HR_OPK_KV_WRITE,
   HR_OPK_ATTN_DECODE,
   HR_OPK_ATTN_PREFILL,
-  HR_OPK_SAMPLE, /* hr_op_sample, and hr_op_argmax (temperature == 0: every row greedy) */
-  HR_OPK_GELU_MUL, /* hr_op_gelu_tanh_mul: args as silu_mul (HR_A_SILU_*) */
-  HR_OPK_SCALE,    /* hr_op_scale and hr_op_softcap */
+  HR_OPK_SAMPLE,        /* hr_op_sample, and hr_op_argmax (temperature == 0: every row greedy) */
+  HR_OPK_GELU_MUL,      /* hr_op_gelu_tanh_mul: args as silu_mul (HR_A_SILU_*) */
+  HR_OPK_SCALE,         /* hr_op_scale and hr_op_softcap */
   HR_OPK_TOKEN_BITMASK, /* hr_op_apply_token_bitmask (structured outputs) */
   HR_OPK_COUNT
 };
@@ -55,43 +55,144 @@ enum { HR_A_CP_ENGINE, HR_A_CP_SLOT, HR_A_CP_DST, HR_A_CP_SRC, HR_A_CP_BYTES, HR
 static inline int hr_op_is_copy(int kind) { return kind >= HR_OPK_COPY_FIRST && kind < HR_OPK_COPY_END; }
 
 /* ---- argument records (indices into int64_t args[]) ---- */
-enum { HR_A_EMB_DTYPE, HR_A_EMB_OUT, HR_A_EMB_TABLE, HR_A_EMB_IDS, HR_A_EMB_T, HR_A_EMB_ROWS, HR_A_EMB_DIM,
-       HR_A_EMB_WTYPE, /* table type: the dtype or an HR_QTYPE_* */
-       HR_A_EMB_N };
-enum { HR_A_RMS_DTYPE, HR_A_RMS_OUT, HR_A_RMS_X, HR_A_RMS_RES, HR_A_RMS_W, HR_A_RMS_ROWS, HR_A_RMS_DIM, HR_A_RMS_EPS, HR_A_RMS_N };
 enum {
-  HR_A_ROPE_DTYPE, HR_A_ROPE_Q, HR_A_ROPE_K, HR_A_ROPE_POS, HR_A_ROPE_INVF, HR_A_ROPE_T, HR_A_ROPE_HQ,
-  HR_A_ROPE_HK, HR_A_ROPE_D, HR_A_ROPE_ROT, HR_A_ROPE_LAYOUT, HR_A_ROPE_QSTRIDE, HR_A_ROPE_KSTRIDE, HR_A_ROPE_N
+  HR_A_EMB_DTYPE,
+  HR_A_EMB_OUT,
+  HR_A_EMB_TABLE,
+  HR_A_EMB_IDS,
+  HR_A_EMB_T,
+  HR_A_EMB_ROWS,
+  HR_A_EMB_DIM,
+  HR_A_EMB_WTYPE, /* table type: the dtype or an HR_QTYPE_* */
+  HR_A_EMB_N
+};
+enum {
+  HR_A_RMS_DTYPE,
+  HR_A_RMS_OUT,
+  HR_A_RMS_X,
+  HR_A_RMS_RES,
+  HR_A_RMS_W,
+  HR_A_RMS_ROWS,
+  HR_A_RMS_DIM,
+  HR_A_RMS_EPS,
+  HR_A_RMS_N
+};
+enum {
+  HR_A_ROPE_DTYPE,
+  HR_A_ROPE_Q,
+  HR_A_ROPE_K,
+  HR_A_ROPE_POS,
+  HR_A_ROPE_INVF,
+  HR_A_ROPE_T,
+  HR_A_ROPE_HQ,
+  HR_A_ROPE_HK,
+  HR_A_ROPE_D,
+  HR_A_ROPE_ROT,
+  HR_A_ROPE_LAYOUT,
+  HR_A_ROPE_QSTRIDE,
+  HR_A_ROPE_KSTRIDE,
+  HR_A_ROPE_N
 };
 /* matmul: y[m, n] = x[row(m), :] . w[n, :] (+ bias); row(m) = rows ? rows[m] : m */
 enum {
-  HR_A_MM_DTYPE, HR_A_MM_Y, HR_A_MM_X, HR_A_MM_W, HR_A_MM_BIAS, HR_A_MM_M, HR_A_MM_N, HR_A_MM_K,
-  HR_A_MM_ROWS, /* int32 row ids or 0 */
+  HR_A_MM_DTYPE,
+  HR_A_MM_Y,
+  HR_A_MM_X,
+  HR_A_MM_W,
+  HR_A_MM_BIAS,
+  HR_A_MM_M,
+  HR_A_MM_N,
+  HR_A_MM_K,
+  HR_A_MM_ROWS,  /* int32 row ids or 0 */
   HR_A_MM_XROWS, /* rows of x (bound for row ids) */
   HR_A_MM_WTYPE, /* weight type: the dtype or an HR_QTYPE_* */
   HR_A_MM_N_
 };
-enum { HR_A_SILU_DTYPE, HR_A_SILU_OUT, HR_A_SILU_GATE, HR_A_SILU_UP, HR_A_SILU_ROWS, HR_A_SILU_I, HR_A_SILU_STRIDE, HR_A_SILU_N };
 enum {
-  HR_A_KVW_DTYPE, HR_A_KVW_KC, HR_A_KVW_VC, HR_A_KVW_K, HR_A_KVW_V, HR_A_KVW_SLOTS, HR_A_KVW_T, HR_A_KVW_HK,
-  HR_A_KVW_D, HR_A_KVW_NBLOCKS, HR_A_KVW_BS, HR_A_KVW_STRIDE, HR_A_KVW_N
+  HR_A_SILU_DTYPE,
+  HR_A_SILU_OUT,
+  HR_A_SILU_GATE,
+  HR_A_SILU_UP,
+  HR_A_SILU_ROWS,
+  HR_A_SILU_I,
+  HR_A_SILU_STRIDE,
+  HR_A_SILU_N
 };
 enum {
-  HR_A_DEC_DTYPE, HR_A_DEC_OUT, HR_A_DEC_Q, HR_A_DEC_KC, HR_A_DEC_VC, HR_A_DEC_BT, HR_A_DEC_SEQLENS, HR_A_DEC_WS,
-  HR_A_DEC_WSBYTES, HR_A_DEC_B, HR_A_DEC_HQ, HR_A_DEC_HK, HR_A_DEC_D, HR_A_DEC_NBLOCKS, HR_A_DEC_BS,
-  HR_A_DEC_MAXBLOCKS, HR_A_DEC_PART, HR_A_DEC_SCALE, HR_A_DEC_QSTRIDE, HR_A_DEC_WINDOW, HR_A_DEC_SOFTCAP, HR_A_DEC_N
+  HR_A_KVW_DTYPE,
+  HR_A_KVW_KC,
+  HR_A_KVW_VC,
+  HR_A_KVW_K,
+  HR_A_KVW_V,
+  HR_A_KVW_SLOTS,
+  HR_A_KVW_T,
+  HR_A_KVW_HK,
+  HR_A_KVW_D,
+  HR_A_KVW_NBLOCKS,
+  HR_A_KVW_BS,
+  HR_A_KVW_STRIDE,
+  HR_A_KVW_N
 };
 enum {
-  HR_A_PRE_DTYPE, HR_A_PRE_OUT, HR_A_PRE_Q, HR_A_PRE_KC, HR_A_PRE_VC, HR_A_PRE_BT, HR_A_PRE_SEQLENS, HR_A_PRE_QSL,
-  HR_A_PRE_B, HR_A_PRE_T, HR_A_PRE_HQ, HR_A_PRE_HK, HR_A_PRE_D, HR_A_PRE_NBLOCKS, HR_A_PRE_BS, HR_A_PRE_MAXBLOCKS,
-  HR_A_PRE_SCALE, HR_A_PRE_QSTRIDE, HR_A_PRE_WINDOW, HR_A_PRE_SOFTCAP, HR_A_PRE_N
+  HR_A_DEC_DTYPE,
+  HR_A_DEC_OUT,
+  HR_A_DEC_Q,
+  HR_A_DEC_KC,
+  HR_A_DEC_VC,
+  HR_A_DEC_BT,
+  HR_A_DEC_SEQLENS,
+  HR_A_DEC_WS,
+  HR_A_DEC_WSBYTES,
+  HR_A_DEC_B,
+  HR_A_DEC_HQ,
+  HR_A_DEC_HK,
+  HR_A_DEC_D,
+  HR_A_DEC_NBLOCKS,
+  HR_A_DEC_BS,
+  HR_A_DEC_MAXBLOCKS,
+  HR_A_DEC_PART,
+  HR_A_DEC_SCALE,
+  HR_A_DEC_QSTRIDE,
+  HR_A_DEC_WINDOW,
+  HR_A_DEC_SOFTCAP,
+  HR_A_DEC_N
+};
+enum {
+  HR_A_PRE_DTYPE,
+  HR_A_PRE_OUT,
+  HR_A_PRE_Q,
+  HR_A_PRE_KC,
+  HR_A_PRE_VC,
+  HR_A_PRE_BT,
+  HR_A_PRE_SEQLENS,
+  HR_A_PRE_QSL,
+  HR_A_PRE_B,
+  HR_A_PRE_T,
+  HR_A_PRE_HQ,
+  HR_A_PRE_HK,
+  HR_A_PRE_D,
+  HR_A_PRE_NBLOCKS,
+  HR_A_PRE_BS,
+  HR_A_PRE_MAXBLOCKS,
+  HR_A_PRE_SCALE,
+  HR_A_PRE_QSTRIDE,
+  HR_A_PRE_WINDOW,
+  HR_A_PRE_SOFTCAP,
+  HR_A_PRE_N
 };
 /* scale: x = softcap > 0 ? softcap * tanh(x * scale / softcap) : x * scale (in place) */
 enum { HR_A_SCL_DTYPE, HR_A_SCL_X, HR_A_SCL_N_ELEMS, HR_A_SCL_SCALE, HR_A_SCL_CAP, HR_A_SCL_N };
 /* sample: temperature/top_k/top_p/uniform are device arrays [rows]; temperature 0 = argmax */
 enum {
-  HR_A_SMP_OUT, HR_A_SMP_LOGITS, HR_A_SMP_TEMP, HR_A_SMP_TOPK, HR_A_SMP_TOPP, HR_A_SMP_U, HR_A_SMP_ROWS,
-  HR_A_SMP_V, HR_A_SMP_N
+  HR_A_SMP_OUT,
+  HR_A_SMP_LOGITS,
+  HR_A_SMP_TEMP,
+  HR_A_SMP_TOPK,
+  HR_A_SMP_TOPP,
+  HR_A_SMP_U,
+  HR_A_SMP_ROWS,
+  HR_A_SMP_V,
+  HR_A_SMP_N
 };
 
 /* token bitmask: logits [logits_rows, vocab] f32; bitmask int32 [rows, ceil(vocab/32)]; row_indices int32 [rows] or 0 */
@@ -122,11 +223,10 @@ int hr_op_nargs_of(int kind);
 int hr_ops_submit(hr_instance *inst, int kind, const int64_t *args);
 
 /* Workspace bytes for split-K decode attention; 0 when a single partition always suffices. */
-uint64_t hr_attn_decode_workspace(int64_t num_seqs, int64_t num_q_heads, int64_t head_dim,
-                                  int64_t max_blocks_per_seq, int64_t block_size, int64_t partition_size);
+uint64_t hr_attn_decode_workspace(int64_t num_seqs, int64_t num_q_heads, int64_t head_dim, int64_t max_blocks_per_seq,
+                                  int64_t block_size, int64_t partition_size);
 /* Effective partition size in tokens (partition_size 0 = the whole max context). */
-static inline int64_t hr_attn_partition_tokens(int64_t max_blocks_per_seq, int64_t block_size,
-                                               int64_t partition_size) {
+static inline int64_t hr_attn_partition_tokens(int64_t max_blocks_per_seq, int64_t block_size, int64_t partition_size) {
   return partition_size > 0 ? partition_size : max_blocks_per_seq * block_size;
 }
 

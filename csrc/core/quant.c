@@ -130,7 +130,8 @@ static void deq_q6_k(const uint8_t *b, float *y) {
   for (int n = 0; n < 256; n += 128, ql += 64, qh += 32, sc += 8) {
     /* 16 elements share a scale: two runs of 16 with four scales each (vectorizes cleanly) */
     for (int h = 0; h < 2; h++) {
-      const float s0 = d * (float)sc[h], s1 = d * (float)sc[h + 2], s2 = d * (float)sc[h + 4], s3 = d * (float)sc[h + 6];
+      const float s0 = d * (float)sc[h], s1 = d * (float)sc[h + 2], s2 = d * (float)sc[h + 4],
+                  s3 = d * (float)sc[h + 6];
       for (int l = 16 * h; l < 16 * h + 16; l++) {
         int q1 = ((ql[l] & 0xF) | (((qh[l] >> 0) & 3) << 4)) - 32;
         int q2 = ((ql[l + 32] & 0xF) | (((qh[l] >> 2) & 3) << 4)) - 32;
@@ -174,7 +175,8 @@ void hr_quant_dequantize_row(int64_t qtype, const void *src, float *dst, int64_t
 int hr_quant_block_info(int64_t qtype, int64_t *block_elems_out, int64_t *block_bytes_out) {
   hr_clear_error();
   const hr_quant_info *qi = hr_quant_lookup(qtype);
-  if (!qi) return hr_fail(HR_E_UNSUPPORTED, "hr_quant_block_info: %lld is not a supported quantized type", (long long)qtype);
+  if (!qi)
+    return hr_fail(HR_E_UNSUPPORTED, "hr_quant_block_info: %lld is not a supported quantized type", (long long)qtype);
   if (!block_elems_out || !block_bytes_out) return hr_fail(HR_E_INVALID, "hr_quant_block_info: NULL output pointer");
   *block_elems_out = qi->block_elems;
   *block_bytes_out = qi->block_bytes;

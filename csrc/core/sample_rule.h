@@ -41,7 +41,10 @@ HR_SR_FN uint32_t hr_sr_f2u(float f) {
 #if defined(__CUDA_ARCH__)
   return (uint32_t)__float_as_uint(f);
 #else
-  union { float f; uint32_t u; } c;
+  union {
+    float f;
+    uint32_t u;
+  } c;
   c.f = f;
   return c.u;
 #endif
@@ -50,7 +53,10 @@ HR_SR_FN float hr_sr_u2f(uint32_t u) {
 #if defined(__CUDA_ARCH__)
   return __uint_as_float(u);
 #else
-  union { float f; uint32_t u; } c;
+  union {
+    float f;
+    uint32_t u;
+  } c;
   c.u = u;
   return c.f;
 #endif
@@ -68,7 +74,6 @@ HR_SR_FN uint32_t hr_sr_key(float l) {
 }
 /* The logit of a key (inverse of hr_sr_key on the keys it produces). */
 HR_SR_FN float hr_sr_unkey(uint32_t k) { return hr_sr_u2f((k & 0x80000000u) ? (k & 0x7fffffffu) : ~k); }
-
 
 /* e^z for z in [HR_SAMPLE_Z_MIN, 0] (0 below, NaN -> 0); rel. error ~1e-7, deterministic. */
 HR_SR_FN float hr_sr_exp(float z) {

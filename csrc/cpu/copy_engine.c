@@ -29,8 +29,8 @@ typedef struct copy_req {
 
 struct hrb_copy {
   pthread_mutex_t lock;
-  pthread_cond_t work;  /* queue non-empty or stopping */
-  pthread_cond_t done;  /* a copy finished */
+  pthread_cond_t work; /* queue non-empty or stopping */
+  pthread_cond_t done; /* a copy finished */
   pthread_t thread;
   int stop;
   int64_t num_slots;
@@ -75,8 +75,7 @@ static void *copy_thread(void *arg) {
     pthread_mutex_unlock(&c->lock);
     if (delay > 0) {
       struct timespec ts = {.tv_sec = delay / 1000000, .tv_nsec = (delay % 1000000) * 1000};
-      while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
-      }
+      while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {}
     }
     double t0 = now_s();
     memcpy(r.dst, r.src, r.bytes);

@@ -53,7 +53,8 @@ int hrb_device_acquire(int64_t ordinal, uint64_t cap, hrb_device **out) {
     uint64_t total = host_total();
     if (cap == 0) cap = total / 2; /* default: half of RAM */
     if (cap < (1ull << 20) || (total && cap > total)) {
-      st = hr_fail(HR_E_INVALID, "hr_device_open: CPU device capacity %llu bytes must be between 1 MiB and host memory (%llu)",
+      st = hr_fail(HR_E_INVALID,
+                   "hr_device_open: CPU device capacity %llu bytes must be between 1 MiB and host memory (%llu)",
                    (hr_ull)cap, (hr_ull)total);
     } else {
       memset(d, 0, sizeof *d);
@@ -62,9 +63,10 @@ int hrb_device_acquire(int64_t ordinal, uint64_t cap, hrb_device **out) {
       d->capacity = cap;
     }
   } else if (cap != 0 && cap != d->capacity) {
-    st = hr_fail(HR_E_INVALID,
-                 "hr_device_open: CPU device %lld is already open with capacity %llu; pass 0 or the same capacity (got %llu)",
-                 (long long)ordinal, (hr_ull)d->capacity, (hr_ull)cap);
+    st = hr_fail(
+        HR_E_INVALID,
+        "hr_device_open: CPU device %lld is already open with capacity %llu; pass 0 or the same capacity (got %llu)",
+        (long long)ordinal, (hr_ull)d->capacity, (hr_ull)cap);
   }
   if (st == HR_OK) {
     d->refs++;
@@ -91,7 +93,8 @@ int hrb_raw_alloc(hrb_device *d, uint64_t size, uint64_t *ptr_out) {
   if (size > d->capacity || used > d->capacity - size) {
     pthread_mutex_unlock(&d->lock);
     return hr_fail(HR_E_OOM, "cpu device %lld: cannot reserve %llu bytes (free %llu of %llu)", (long long)d->ordinal,
-                   (hr_ull)size, (hr_ull)(d->capacity - (used < d->capacity ? used : d->capacity)), (hr_ull)d->capacity);
+                   (hr_ull)size, (hr_ull)(d->capacity - (used < d->capacity ? used : d->capacity)),
+                   (hr_ull)d->capacity);
   }
   d->raw_used += size;
   pthread_mutex_unlock(&d->lock);

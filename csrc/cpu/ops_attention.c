@@ -46,14 +46,15 @@ static int check_tables(const char *call, const int32_t *seq_lens, const int32_t
   for (int64_t s = 0; s < b; s++) {
     int64_t L = seq_lens[s];
     if (L < lo || L > maxb * bs)
-      return hr_fail(HR_E_INVALID, "%s: seq_lens[%lld] = %lld must be in [%lld, max_blocks_per_seq * block_size = %lld]",
-                     call, (long long)s, (long long)L, (long long)lo, (long long)(maxb * bs));
+      return hr_fail(HR_E_INVALID,
+                     "%s: seq_lens[%lld] = %lld must be in [%lld, max_blocks_per_seq * block_size = %lld]", call,
+                     (long long)s, (long long)L, (long long)lo, (long long)(maxb * bs));
     int64_t nb = (L + bs - 1) / bs;
     for (int64_t j = 0; j < nb; j++) {
       int32_t id = bt[s * maxb + j];
       if (id < 0 || id >= num_blocks)
-        return hr_fail(HR_E_INVALID, "%s: block_tables[%lld][%lld] = %d is out of range [0, %lld)", call,
-                       (long long)s, (long long)j, id, (long long)num_blocks);
+        return hr_fail(HR_E_INVALID, "%s: block_tables[%lld][%lld] = %d is out of range [0, %lld)", call, (long long)s,
+                       (long long)j, id, (long long)num_blocks);
       if (id >= usable)
         return hr_fail(HR_E_INVALID,
                        "%s: block_tables[%lld][%lld] = %d is beyond the %lld mapped blocks of the KV cache (num_blocks "
@@ -108,8 +109,8 @@ static void dec_task(void *v, int64_t task, int thread, void *scratch) {
   int64_t t1 = t0 + c->part < L ? t0 + c->part : L;
   if (t0 < lo) t0 = lo;
   int64_t n = t1 - t0;
-  float *scores = scratch;             /* [g][part] */
-  float *acc = scores + g * c->part;   /* [g][d] */
+  float *scores = scratch;           /* [g][part] */
+  float *acc = scores + g * c->part; /* [g][d] */
   const float *qh = c->q + s * c->qs + hk * g * d;
   /* K pass: all group heads against each key */
   for (int64_t t = t0; t < t1; t++) {
@@ -231,25 +232,27 @@ static void pre_task(void *v, int64_t task, int thread, void *scratch) {
   int64_t lo = 0, hi = c->b;
   while (hi - lo > 1) {
     int64_t mid = (lo + hi) / 2;
-    if (c->tile_start[mid] <= tile) lo = mid;
-    else hi = mid;
+    if (c->tile_start[mid] <= tile)
+      lo = mid;
+    else
+      hi = mid;
   }
   int64_t s = lo, i0 = (tile - c->tile_start[s]) * QT;
   int64_t qbeg = c->qsl[s], qlen = c->qsl[s + 1] - qbeg, L = c->seq_lens[s];
   int64_t nrows = qlen - i0 < QT ? qlen - i0 : QT;
   int64_t g = c->hq / c->hk, d = c->d, kvrow = c->hk * d, bs = c->bs;
-  int64_t nq = nrows * g; /* (row, head) pairs */
-  float *acc = scratch;        /* [nq][d] */
-  float *m = acc + nq * d;     /* [nq] */
-  float *l = m + nq;           /* [nq] */
-  float *sc = l + nq;          /* [bs] */
+  int64_t nq = nrows * g;  /* (row, head) pairs */
+  float *acc = scratch;    /* [nq][d] */
+  float *m = acc + nq * d; /* [nq] */
+  float *l = m + nq;       /* [nq] */
+  float *sc = l + nq;      /* [bs] */
   for (int64_t j = 0; j < nq; j++) {
     m[j] = -INFINITY;
     l[j] = 0.0f;
   }
   memset(acc, 0, (size_t)(nq * d) * sizeof(float));
-  int64_t pos0 = L - qlen + i0;         /* position of the tile's first row */
-  int64_t last = pos0 + nrows - 1;      /* last key any row of the tile sees */
+  int64_t pos0 = L - qlen + i0;    /* position of the tile's first row */
+  int64_t last = pos0 + nrows - 1; /* last key any row of the tile sees */
   for (int64_t kb = window_start(pos0, c->window) / bs; kb * bs <= last; kb++) {
     int64_t blk = c->bt[s * c->maxb + kb];
     const float *kpage = c->kc + blk * bs * kvrow + hk * d;
@@ -259,7 +262,7 @@ static void pre_task(void *v, int64_t task, int thread, void *scratch) {
       int64_t pos = pos0 + r;
       if (kstart > pos) continue; /* this row does not reach the page yet */
       int64_t lo = window_start(pos, c->window);
-      if (kstart + bs <= lo) continue; /* the page is wholly before this row's window */
+      if (kstart + bs <= lo) continue;            /* the page is wholly before this row's window */
       int64_t k0 = lo > kstart ? lo - kstart : 0; /* first key of the page the row sees */
       int64_t nk = (pos - kstart + 1 < bs ? pos - kstart + 1 : bs) - k0;
       const float *kp = kpage + k0 * kvrow, *vp = vpage + k0 * kvrow;
@@ -316,8 +319,7 @@ int hr_cpu_exec_attn_prefill(hr_instance *inst, const int64_t *a) {
       .softcap = (float)hr_bits_f64(a[HR_A_PRE_SOFTCAP]),
   };
   int64_t T = a[HR_A_PRE_T];
-  if (c.qsl[0] != 0)
-    return hr_fail(HR_E_INVALID, "%s: query_start_loc[0] must be 0 (got %d)", CALL, c.qsl[0]);
+  if (c.qsl[0] != 0) return hr_fail(HR_E_INVALID, "%s: query_start_loc[0] must be 0 (got %d)", CALL, c.qsl[0]);
   for (int64_t s = 0; s < c.b; s++) {
     int64_t ql = (int64_t)c.qsl[s + 1] - c.qsl[s];
     if (ql < 0 || c.qsl[s + 1] > T)

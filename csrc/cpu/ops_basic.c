@@ -151,7 +151,8 @@ static void rope_rows(const int64_t *a, int64_t r0, int64_t r1) {
       }
       for (int64_t h = 0; h < hq; h++) {
         float *p = q + t * qs + h * d;
-        if (gptj) rope_head(p + 2 * c0, cs, sn, cn, 1);
+        if (gptj)
+          rope_head(p + 2 * c0, cs, sn, cn, 1);
         else {
           for (int64_t i = 0; i < cn; i++) {
             float x0 = p[c0 + i], x1 = p[c0 + i + half];
@@ -162,7 +163,8 @@ static void rope_rows(const int64_t *a, int64_t r0, int64_t r1) {
       }
       for (int64_t h = 0; k && h < hk; h++) {
         float *p = k + t * ks + h * d;
-        if (gptj) rope_head(p + 2 * c0, cs, sn, cn, 1);
+        if (gptj)
+          rope_head(p + 2 * c0, cs, sn, cn, 1);
         else {
           for (int64_t i = 0; i < cn; i++) {
             float x0 = p[c0 + i], x1 = p[c0 + i + half];
@@ -181,8 +183,7 @@ int hr_cpu_exec_rope(hr_instance *inst, const int64_t *a) {
   if (st != HR_OK) return st;
   const int32_t *pos = HR_PTR(a, HR_A_ROPE_POS, const int32_t);
   for (int64_t t = 0; t < a[HR_A_ROPE_T]; t++)
-    if (pos[t] < 0)
-      return hr_fail(HR_E_INVALID, "hr_op_rope: positions[%lld] = %d is negative", (long long)t, pos[t]);
+    if (pos[t] < 0) return hr_fail(HR_E_INVALID, "hr_op_rope: positions[%lld] = %d is negative", (long long)t, pos[t]);
   return run_rows(rope_rows, a, a[HR_A_ROPE_T], (a[HR_A_ROPE_HQ] + a[HR_A_ROPE_HK]) * a[HR_A_ROPE_ROT]);
 }
 

@@ -28,8 +28,8 @@ float hr_vexp_sub_sum(float *x, float sub, int64_t n);
 void hr_vsilu_mul(float *out, const float *gate, const float *up, int64_t n);
 
 /* y[m, n] = x[row(m)] . w[n]^T (+ bias); rows may be NULL. Multi-threaded. */
-int hr_cpu_matmul_f32(float *y, const float *x, const float *w, const float *bias, const int32_t *rows,
-                      int64_t m, int64_t n, int64_t k);
+int hr_cpu_matmul_f32(float *y, const float *x, const float *w, const float *bias, const int32_t *rows, int64_t m,
+                      int64_t n, int64_t k);
 /* The same with w of type wtype: HR_DTYPE_F32 or an HR_QTYPE_* (GGUF blocks, dequantized in cache). */
 int hr_cpu_matmul(float *y, const float *x, const void *w, int64_t wtype, const float *bias, const int32_t *rows,
                   int64_t m, int64_t n, int64_t k);

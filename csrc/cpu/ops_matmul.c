@@ -33,7 +33,7 @@
 #ifndef KC_SPLIT
 #define KC_SPLIT 1024
 #endif
-#define MC 96       /* rows of x per M-block (multiple of 2 and 3) */
+#define MC 96 /* rows of x per M-block (multiple of 2 and 3) */
 
 typedef struct {
   float *y;
@@ -92,15 +92,15 @@ T512 static inline __m128 hsum4_512(__m512 a, __m512 b, __m512 c, __m512 d) {
   __m512 cd = _mm512_add_ps(_mm512_unpacklo_ps(c, d), _mm512_unpackhi_ps(c, d));
   __m512 abcd = _mm512_add_ps(_mm512_shuffle_ps(ab, cd, _MM_SHUFFLE(1, 0, 1, 0)),
                               _mm512_shuffle_ps(ab, cd, _MM_SHUFFLE(3, 2, 3, 2)));
-  __m256 h = _mm256_add_ps(_mm512_castps512_ps256(abcd),
-                           _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(abcd), 1)));
+  __m256 h =
+      _mm256_add_ps(_mm512_castps512_ps256(abcd), _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(abcd), 1)));
   return _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1));
 }
 
 T512 static inline __attribute__((always_inline)) void tile512(const int RM, const int RN, const float *const *xr,
-                                                                const float *w, int64_t ldw, int64_t k0, int64_t kc,
-                                                                float *const *yr, int64_t n0, const float *bias,
-                                                                int first) {
+                                                               const float *w, int64_t ldw, int64_t k0, int64_t kc,
+                                                               float *const *yr, int64_t n0, const float *bias,
+                                                               int first) {
   __m512 acc[3][8];
 #pragma GCC unroll 3
   for (int i = 0; i < 3; i++)
@@ -166,10 +166,10 @@ T512 static inline __attribute__((always_inline)) void tile512(const int RM, con
   }
 }
 
-#define DEF512(RM, RN)                                                                                          \
-  T512 static void tile512_##RM##_##RN(const float *const *xr, const float *w, int64_t ldw, int64_t k0,         \
-                                       int64_t kc, float *const *yr, int64_t n0, const float *bias, int first) { \
-    tile512(RM, RN, xr, w, ldw, k0, kc, yr, n0, bias, first);                                                   \
+#define DEF512(RM, RN)                                                                                              \
+  T512 static void tile512_##RM##_##RN(const float *const *xr, const float *w, int64_t ldw, int64_t k0, int64_t kc, \
+                                       float *const *yr, int64_t n0, const float *bias, int first) {                \
+    tile512(RM, RN, xr, w, ldw, k0, kc, yr, n0, bias, first);                                                       \
   }
 #define DEF512_ROW(RM) \
   DEF512(RM, 1) DEF512(RM, 2) DEF512(RM, 3) DEF512(RM, 4) DEF512(RM, 5) DEF512(RM, 6) DEF512(RM, 7) DEF512(RM, 8)
@@ -177,16 +177,18 @@ DEF512_ROW(1)
 DEF512_ROW(2)
 DEF512_ROW(3)
 #define ROW512(RM)                                                                                              \
-  {tile512_##RM##_1, tile512_##RM##_2, tile512_##RM##_3, tile512_##RM##_4, tile512_##RM##_5, tile512_##RM##_6, \
-   tile512_##RM##_7, tile512_##RM##_8}
+  {                                                                                                             \
+    tile512_##RM##_1, tile512_##RM##_2, tile512_##RM##_3, tile512_##RM##_4, tile512_##RM##_5, tile512_##RM##_6, \
+        tile512_##RM##_7, tile512_##RM##_8                                                                      \
+  }
 static const tile_fn tiles512[3][8] = {ROW512(1), ROW512(2), ROW512(3)};
 
 /* Decode regime (M <= 3): one W row at a time, so each thread reads W as a single
  * sequential stream (the tile kernel interleaves 8 rows = 8 streams, which DRAM and the
  * prefetchers serve worse). 4 accumulators per x row hide the FMA latency. */
 T512 static inline __attribute__((always_inline)) void gemv512(const int RM, const float *const *xr, const float *w,
-                                                                int64_t K, int64_t n0, int64_t n1, float *const *yr,
-                                                                const float *bias) {
+                                                               int64_t K, int64_t n0, int64_t n1, float *const *yr,
+                                                               const float *bias) {
   const int64_t K64 = K & ~(int64_t)63;
   for (int64_t n = n0; n < n1; n++) {
     const float *wr = w + n * K;
@@ -216,8 +218,8 @@ T512 static inline __attribute__((always_inline)) void gemv512(const int RM, con
 #pragma GCC unroll 3
     for (int i = 0; i < 3; i++) {
       if (i >= RM) continue;
-      float v = _mm512_reduce_add_ps(
-          _mm512_add_ps(_mm512_add_ps(acc[i][0], acc[i][1]), _mm512_add_ps(acc[i][2], acc[i][3])));
+      float v =
+          _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(acc[i][0], acc[i][1]), _mm512_add_ps(acc[i][2], acc[i][3])));
       yr[i][n] = bias ? v + bias[n] : v;
     }
   }
@@ -250,9 +252,9 @@ T256 static inline __m256i tailmask8(int64_t r) {
 }
 
 T256 static inline __attribute__((always_inline)) void tile256(const int RM, const int RN, const float *const *xr,
-                                                                const float *w, int64_t ldw, int64_t k0, int64_t kc,
-                                                                float *const *yr, int64_t n0, const float *bias,
-                                                                int first) {
+                                                               const float *w, int64_t ldw, int64_t k0, int64_t kc,
+                                                               float *const *yr, int64_t n0, const float *bias,
+                                                               int first) {
   __m256 acc[2][4];
 #pragma GCC unroll 2
   for (int i = 0; i < 2; i++)
@@ -306,12 +308,21 @@ T256 static inline __attribute__((always_inline)) void tile256(const int RM, con
   }
 }
 
-#define DEF256(RM, RN)                                                                                          \
-  T256 static void tile256_##RM##_##RN(const float *const *xr, const float *w, int64_t ldw, int64_t k0,         \
-                                       int64_t kc, float *const *yr, int64_t n0, const float *bias, int first) { \
-    tile256(RM, RN, xr, w, ldw, k0, kc, yr, n0, bias, first);                                                   \
+#define DEF256(RM, RN)                                                                                              \
+  T256 static void tile256_##RM##_##RN(const float *const *xr, const float *w, int64_t ldw, int64_t k0, int64_t kc, \
+                                       float *const *yr, int64_t n0, const float *bias, int first) {                \
+    tile256(RM, RN, xr, w, ldw, k0, kc, yr, n0, bias, first);                                                       \
   }
-DEF256(1, 1) DEF256(1, 2) DEF256(1, 3) DEF256(1, 4) DEF256(2, 1) DEF256(2, 2) DEF256(2, 3) DEF256(2, 4)
+/* clang-format off: the macro expands to whole function definitions (no trailing semicolon) */
+DEF256(1, 1)
+DEF256(1, 2)
+DEF256(1, 3)
+DEF256(1, 4)
+DEF256(2, 1)
+DEF256(2, 2)
+DEF256(2, 3)
+DEF256(2, 4)
+/* clang-format on */
 static const tile_fn tiles256[2][4] = {{tile256_1_1, tile256_1_2, tile256_1_3, tile256_1_4},
                                        {tile256_2_1, tile256_2_2, tile256_2_3, tile256_2_4}};
 #endif
@@ -329,9 +340,18 @@ static void mm_task(void *vctx, int64_t task, int thread, void *scratch) {
   if (nb >= ne || mb >= me) return;
   int RMX, RNX;
   switch (c->isa) {
-    case HR_ISA_AVX512: RMX = 3; RNX = 8; break;
-    case HR_ISA_AVX2: RMX = 2; RNX = 4; break;
-    default: RMX = 2; RNX = 4; break;
+    case HR_ISA_AVX512:
+      RMX = 3;
+      RNX = 8;
+      break;
+    case HR_ISA_AVX2:
+      RMX = 2;
+      RNX = 4;
+      break;
+    default:
+      RMX = 2;
+      RNX = 4;
+      break;
   }
   const int64_t K = c->k;
   int64_t nkb = K <= KC_MAX || c->wq ? 1 : (K + KC_SPLIT - 1) / KC_SPLIT;
@@ -418,8 +438,8 @@ int hr_cpu_matmul(float *y, const float *x, const void *w, int64_t wtype, const 
   const hr_quant_info *qi = wtype == HR_DTYPE_F32 ? NULL : hr_quant_lookup(wtype);
   if (wtype != HR_DTYPE_F32 && !qi)
     return hr_fail(HR_E_UNSUPPORTED, "matmul: weight type %lld is not supported by the CPU backend", (long long)wtype);
-  mm_ctx c = {.y = y, .x = x, .w = qi ? NULL : w, .bias = bias, .rows = rows, .m = m, .n = n, .k = k,
-              .isa = hr_cpu_isa()};
+  mm_ctx c = {
+      .y = y, .x = x, .w = qi ? NULL : w, .bias = bias, .rows = rows, .m = m, .n = n, .k = k, .isa = hr_cpu_isa()};
   if (qi) {
     c.wq = w;
     c.wtype = wtype;

@@ -145,6 +145,5 @@ static void sample_task(void *vctx, int64_t row, int thread, void *scratch) {
 int hr_cpu_exec_sample(hr_instance *inst, const int64_t *a) {
   (void)inst;
   sample_ctx c = {.a = a};
-  return hrt_parallel(a[HR_A_SMP_ROWS], (size_t)a[HR_A_SMP_V] * (sizeof(uint64_t) + sizeof(uint32_t)), sample_task,
-                      &c);
+  return hrt_parallel(a[HR_A_SMP_ROWS], (size_t)a[HR_A_SMP_V] * (sizeof(uint64_t) + sizeof(uint32_t)), sample_task, &c);
 }

@@ -120,7 +120,8 @@ T256 static float dot_avx2(const float *a, const float *b, int64_t n) {
 T256 static void axpy_avx2(float *y, float a, const float *x, int64_t n) {
   __m256 va = _mm256_set1_ps(a);
   int64_t i = 0;
-  for (; i + 8 <= n; i += 8) _mm256_storeu_ps(y + i, _mm256_fmadd_ps(va, _mm256_loadu_ps(x + i), _mm256_loadu_ps(y + i)));
+  for (; i + 8 <= n; i += 8)
+    _mm256_storeu_ps(y + i, _mm256_fmadd_ps(va, _mm256_loadu_ps(x + i), _mm256_loadu_ps(y + i)));
   for (; i < n; i++) y[i] += a * x[i];
 }
 
@@ -192,7 +193,8 @@ T512 static void axpy_avx512(float *y, float a, const float *x, int64_t n) {
     _mm512_storeu_ps(y + i, _mm512_fmadd_ps(va, _mm512_loadu_ps(x + i), _mm512_loadu_ps(y + i)));
   if (i < n) {
     __mmask16 m = (__mmask16)((1u << (n - i)) - 1);
-    _mm512_mask_storeu_ps(y + i, m, _mm512_fmadd_ps(va, _mm512_maskz_loadu_ps(m, x + i), _mm512_maskz_loadu_ps(m, y + i)));
+    _mm512_mask_storeu_ps(y + i, m,
+                          _mm512_fmadd_ps(va, _mm512_maskz_loadu_ps(m, x + i), _mm512_maskz_loadu_ps(m, y + i)));
   }
 }
 
@@ -241,7 +243,8 @@ T512 static void silu_mul_avx512(float *out, const float *g, const float *u, int
     __mmask16 m = (__mmask16)((1u << (n - i)) - 1);
     __m512 vg = _mm512_maskz_loadu_ps(m, g + i);
     __m512 e = exp512(_mm512_sub_ps(_mm512_setzero_ps(), vg));
-    _mm512_mask_storeu_ps(out + i, m, _mm512_mul_ps(_mm512_div_ps(vg, _mm512_add_ps(one, e)), _mm512_maskz_loadu_ps(m, u + i)));
+    _mm512_mask_storeu_ps(out + i, m,
+                          _mm512_mul_ps(_mm512_div_ps(vg, _mm512_add_ps(one, e)), _mm512_maskz_loadu_ps(m, u + i)));
   }
 }
 #endif
@@ -258,8 +261,14 @@ float hr_vdot(const float *a, const float *b, int64_t n) {
 void hr_vaxpy(float *y, float a, const float *x, int64_t n) {
 #ifdef HR_X86
   int isa = hr_cpu_isa();
-  if (isa == HR_ISA_AVX512) { axpy_avx512(y, a, x, n); return; }
-  if (isa == HR_ISA_AVX2) { axpy_avx2(y, a, x, n); return; }
+  if (isa == HR_ISA_AVX512) {
+    axpy_avx512(y, a, x, n);
+    return;
+  }
+  if (isa == HR_ISA_AVX2) {
+    axpy_avx2(y, a, x, n);
+    return;
+  }
 #endif
   for (int64_t i = 0; i < n; i++) y[i] += a * x[i];
 }
@@ -280,8 +289,14 @@ float hr_vexp_sub_sum(float *x, float sub, int64_t n) {
 void hr_vsilu_mul(float *out, const float *gate, const float *up, int64_t n) {
 #ifdef HR_X86
   int isa = hr_cpu_isa();
-  if (isa == HR_ISA_AVX512) { silu_mul_avx512(out, gate, up, n); return; }
-  if (isa == HR_ISA_AVX2) { silu_mul_avx2(out, gate, up, n); return; }
+  if (isa == HR_ISA_AVX512) {
+    silu_mul_avx512(out, gate, up, n);
+    return;
+  }
+  if (isa == HR_ISA_AVX2) {
+    silu_mul_avx2(out, gate, up, n);
+    return;
+  }
 #endif
   silu_mul_c(out, gate, up, n);
 }

@@ -90,8 +90,7 @@ static void *worker_main(void *arg) {
       }
       pthread_mutex_lock(&wake_lock);
       atomic_fetch_add(&sleepers, 1);
-      while (atomic_load(&gen) == seen && !atomic_load(&quit))
-        pthread_cond_wait(&wake_cond, &wake_lock);
+      while (atomic_load(&gen) == seen && !atomic_load(&quit)) pthread_cond_wait(&wake_cond, &wake_lock);
       atomic_fetch_sub(&sleepers, 1);
       pthread_mutex_unlock(&wake_lock);
     }

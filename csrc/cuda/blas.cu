@@ -23,11 +23,11 @@ extern "C" {
 #include "../core/graph.h"
 }
 
-typedef int hrc_blas_status;  // cublasStatus_t; 0 = CUBLAS_STATUS_SUCCESS
-typedef void *hrc_blas_handle; // cublasHandle_t
-enum { HRC_OP_N = 0, HRC_OP_T = 1 };          // cublasOperation_t
-enum { HRC_COMPUTE_32F = 68 };                // cublasComputeType_t CUBLAS_COMPUTE_32F
-enum { HRC_GEMM_DEFAULT = -1 };               // cublasGemmAlgo_t CUBLAS_GEMM_DEFAULT
+typedef int hrc_blas_status;         // cublasStatus_t; 0 = CUBLAS_STATUS_SUCCESS
+typedef void *hrc_blas_handle;       // cublasHandle_t
+enum { HRC_OP_N = 0, HRC_OP_T = 1 }; // cublasOperation_t
+enum { HRC_COMPUTE_32F = 68 };       // cublasComputeType_t CUBLAS_COMPUTE_32F
+enum { HRC_GEMM_DEFAULT = -1 };      // cublasGemmAlgo_t CUBLAS_GEMM_DEFAULT
 
 typedef hrc_blas_status (*fn_create)(hrc_blas_handle *);
 typedef hrc_blas_status (*fn_destroy)(hrc_blas_handle);
@@ -37,8 +37,8 @@ typedef hrc_blas_status (*fn_get_version)(hrc_blas_handle, int *);
 typedef const char *(*fn_status_string)(hrc_blas_status);
 typedef hrc_blas_status (*fn_gemm_ex)(hrc_blas_handle, int transa, int transb, int m, int n, int k, const void *alpha,
                                       const void *A, cudaDataType Atype, int lda, const void *B, cudaDataType Btype,
-                                      int ldb, const void *beta, void *C, cudaDataType Ctype, int ldc,
-                                      int computeType, int algo);
+                                      int ldb, const void *beta, void *C, cudaDataType Ctype, int ldc, int computeType,
+                                      int algo);
 
 static pthread_mutex_t blas_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct {
@@ -66,13 +66,17 @@ static int blas_load(const char *call) {
     size_t used = 0;
     if (env && *env) {
       B.lib = dlopen(env, RTLD_NOW | RTLD_LOCAL);
-      if (B.lib) snprintf(B.path, sizeof B.path, "%s", env);
-      else snprintf(B.error, sizeof B.error, "HEADROOM_CUBLAS=%s could not be loaded: %s", env, dlerror());
+      if (B.lib)
+        snprintf(B.path, sizeof B.path, "%s", env);
+      else
+        snprintf(B.error, sizeof B.error, "HEADROOM_CUBLAS=%s could not be loaded: %s", env, dlerror());
     } else {
       for (size_t i = 0; i < sizeof names / sizeof names[0] && !B.lib; i++) {
         B.lib = dlopen(names[i], RTLD_NOW | RTLD_LOCAL);
-        if (B.lib) snprintf(B.path, sizeof B.path, "%s", names[i]);
-        else used += (size_t)snprintf(tried + used, sizeof tried - used, "%s%s", i ? ", " : "", names[i]);
+        if (B.lib)
+          snprintf(B.path, sizeof B.path, "%s", names[i]);
+        else
+          used += (size_t)snprintf(tried + used, sizeof tried - used, "%s%s", i ? ", " : "", names[i]);
         if (used >= sizeof tried) used = sizeof tried - 1;
       }
       if (!B.lib)
@@ -114,8 +118,8 @@ static int blas_load(const char *call) {
 
 static int blas_fail(hrc_blas_status s, const char *call, const char *what) {
   const char *text = B.status_string ? B.status_string(s) : "";
-  return hr_fail(s == 3 /* CUBLAS_STATUS_ALLOC_FAILED */ ? HR_E_OOM : HR_E_BACKEND, "%s: %s failed: cuBLAS status %d %s",
-                 call, what, (int)s, text ? text : "");
+  return hr_fail(s == 3 /* CUBLAS_STATUS_ALLOC_FAILED */ ? HR_E_OOM : HR_E_BACKEND,
+                 "%s: %s failed: cuBLAS status %d %s", call, what, (int)s, text ? text : "");
 }
 
 void hrc_blas_destroy(void *blas) {
@@ -188,9 +192,9 @@ int hrc_gemm(hrc_state *st, const char *call, int64_t dtype, int64_t ydtype, uin
   return HR_OK;
 }
 
-#define GET(handle, call)                                  \
-  hr_clear_error();                                        \
-  hr_instance *inst = hr_instance_get((handle), (call));   \
+#define GET(handle, call)                                \
+  hr_clear_error();                                      \
+  hr_instance *inst = hr_instance_get((handle), (call)); \
   if (!inst) return HR_E_INVALID
 
 extern "C" {

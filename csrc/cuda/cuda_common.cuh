@@ -29,10 +29,10 @@ extern "C" {
 int hrc_status_of(cudaError_t e);
 int hrc_fail(cudaError_t e, const char *call, const char *what);
 
-#define HRC_TRY(call_name, expr)                                        \
-  do {                                                                  \
-    cudaError_t e_ = (expr);                                            \
-    if (e_ != cudaSuccess) return hrc_fail(e_, (call_name), #expr);     \
+#define HRC_TRY(call_name, expr)                                    \
+  do {                                                              \
+    cudaError_t e_ = (expr);                                        \
+    if (e_ != cudaSuccess) return hrc_fail(e_, (call_name), #expr); \
   } while (0)
 
 // After a kernel launch: HR_OK, or HR_E_BACKEND naming the op and kernel.
@@ -47,7 +47,7 @@ struct hrc_state {
   int64_t ordinal;
   uint64_t last_use;
   cudaStream_t stream;
-  void *blas;          // cublasHandle_t, 0 until first use
+  void *blas;            // cublasHandle_t, 0 until first use
   uint64_t ws, ws_bytes; // cuBLAS workspace (a block of inst->alloc), 0 = none
 };
 
@@ -96,35 +96,46 @@ __device__ __forceinline__ float hrc_to_f(float v) { return v; }
 __device__ __forceinline__ float hrc_to_f(__half v) { return __half2float(v); }
 __device__ __forceinline__ float hrc_to_f(__nv_bfloat16 v) { return __bfloat162float(v); }
 
-template <typename T> __device__ __forceinline__ T hrc_from_f(float v);
-template <> __device__ __forceinline__ float hrc_from_f<float>(float v) { return v; }
-template <> __device__ __forceinline__ __half hrc_from_f<__half>(float v) { return __float2half_rn(v); }
-template <> __device__ __forceinline__ __nv_bfloat16 hrc_from_f<__nv_bfloat16>(float v) {
+template <typename T>
+__device__ __forceinline__ T hrc_from_f(float v);
+template <>
+__device__ __forceinline__ float hrc_from_f<float>(float v) {
+  return v;
+}
+template <>
+__device__ __forceinline__ __half hrc_from_f<__half>(float v) {
+  return __float2half_rn(v);
+}
+template <>
+__device__ __forceinline__ __nv_bfloat16 hrc_from_f<__nv_bfloat16>(float v) {
   return __float2bfloat16_rn(v);
 }
 
 // NaN of each storage type (written for outputs affected by a bad index).
-template <typename T> __device__ __forceinline__ T hrc_nan() { return hrc_from_f<T>(__int_as_float(0x7fc00000)); }
+template <typename T>
+__device__ __forceinline__ T hrc_nan() {
+  return hrc_from_f<T>(__int_as_float(0x7fc00000));
+}
 
 // Element size of an HR_DTYPE_*.
 static inline int64_t hrc_dtype_size(int64_t dtype) { return dtype == HR_DTYPE_F32 ? 4 : 2; }
 
 // Runs the statement(s) with T = the storage type of dtype (validated by core); the
 // statements must return.
-#define HRC_DISPATCH(dtype, ...)                  \
-  switch (dtype) {                                \
-    case HR_DTYPE_F16: {                          \
-      typedef __half T;                           \
-      __VA_ARGS__;                                \
-    }                                             \
-    case HR_DTYPE_BF16: {                         \
-      typedef __nv_bfloat16 T;                    \
-      __VA_ARGS__;                                \
-    }                                             \
-    default: {                                    \
-      typedef float T;                            \
-      __VA_ARGS__;                                \
-    }                                             \
+#define HRC_DISPATCH(dtype, ...) \
+  switch (dtype) {               \
+    case HR_DTYPE_F16: {         \
+      typedef __half T;          \
+      __VA_ARGS__;               \
+    }                            \
+    case HR_DTYPE_BF16: {        \
+      typedef __nv_bfloat16 T;   \
+      __VA_ARGS__;               \
+    }                            \
+    default: {                   \
+      typedef float T;           \
+      __VA_ARGS__;               \
+    }                            \
   }
 
 // Grid size for grid-stride loops over `work` items with `per_block` items per block.

@@ -18,7 +18,6 @@ extern "C" {
 
 #define MAX_CUDA_DEVICES 64
 
-
 static pthread_mutex_t devices_lock = PTHREAD_MUTEX_INITIALIZER;
 static hrb_device devices[MAX_CUDA_DEVICES];
 
@@ -30,9 +29,9 @@ static int cuda_fail(cudaError_t e, const char *what) {
   return hr_fail(st, "%s: %s (%s)", what, cudaGetErrorString(e), cudaGetErrorName(e));
 }
 
-#define CU(call, what)                          \
-  do {                                          \
-    cudaError_t e_ = (call);                    \
+#define CU(call, what)                                 \
+  do {                                                 \
+    cudaError_t e_ = (call);                           \
     if (e_ != cudaSuccess) return cuda_fail(e_, what); \
   } while (0)
 
@@ -161,7 +160,7 @@ int hrb_memcpy(struct hr_instance *inst, int kind, void *dst, const void *src, u
   hrc_state *s = NULL;
   int st = hrc_begin(inst, "hr_memcpy", &s);
   if (st != HR_OK) return st;
-  cudaMemcpyKind k = kind == HRB_H2D ? cudaMemcpyHostToDevice
+  cudaMemcpyKind k = kind == HRB_H2D   ? cudaMemcpyHostToDevice
                      : kind == HRB_D2H ? cudaMemcpyDeviceToHost
                                        : cudaMemcpyDeviceToDevice;
   CU(cudaMemcpyAsync(dst, src, bytes, k, s->stream), "cudaMemcpyAsync");

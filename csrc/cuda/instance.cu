@@ -57,8 +57,10 @@ int hrc_begin(hr_instance *inst, const char *call, hrc_state **out) {
   pthread_mutex_lock(&states_lock);
   hrc_state *st = NULL, *oldest = &states[0];
   for (int i = 0; i < HRC_MAX_STATES && !st; i++) {
-    if (states[i].inst == inst) st = &states[i];
-    else if (states[i].last_use < oldest->last_use) oldest = &states[i];
+    if (states[i].inst == inst)
+      st = &states[i];
+    else if (states[i].last_use < oldest->last_use)
+      oldest = &states[i];
   }
   int fresh = 0;
   if (!st) { // free slot (last_use 0) or the least recently used one
@@ -146,15 +148,15 @@ void hrc_kv_bound(hr_instance *inst, uint64_t kc, uint64_t vc, uint64_t block_by
 
 // ---- public extras ----------------------------------------------------------------
 
-#define GET(handle, call)                                  \
-  hr_clear_error();                                        \
-  hr_instance *inst = hr_instance_get((handle), (call));   \
+#define GET(handle, call)                                \
+  hr_clear_error();                                      \
+  hr_instance *inst = hr_instance_get((handle), (call)); \
   if (!inst) return HR_E_INVALID
 
 static int device_range(hr_instance *inst, uint64_t ptr, uint64_t bytes, const char *call, const char *what) {
   if (!hr_allocator_owns_range(inst->alloc, ptr, bytes) && !hr_vmm_owns_range(inst, ptr, bytes))
-    return hr_fail(HR_E_INVALID, "%s: %s range [0x%llx, +%llu) is not inside a live allocation of this instance",
-                   call, what, (hr_ull)ptr, (hr_ull)bytes);
+    return hr_fail(HR_E_INVALID, "%s: %s range [0x%llx, +%llu) is not inside a live allocation of this instance", call,
+                   what, (hr_ull)ptr, (hr_ull)bytes);
   return HR_OK;
 }
 

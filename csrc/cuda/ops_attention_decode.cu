@@ -40,7 +40,7 @@ struct DecParams {
   int64_t window; // sliding window (0 = full): keys L - window .. L - 1
   int g, head_batches;
   float scale, softcap; // softcap 0 = off
-  HrcKvBound bound; // block ids >= the mapped blocks are bad (read at run time)
+  HrcKvBound bound;     // block ids >= the mapped blocks are bad (read at run time)
 };
 
 // First key the decode query (position L - 1) sees.
@@ -106,7 +106,7 @@ __global__ void __launch_bounds__(kThreads) attn_decode_kernel(const DecParams p
   const int64_t lo = window_lo(L, p.window);
   if (t1 <= lo) return;
   const int64_t h0 = kvh * p.g + (int64_t)hb * GMAX; // first query head of this CTA
-  const int gn = min(GMAX, p.g - hb * GMAX);   // query heads in this CTA (uniform)
+  const int gn = min(GMAX, p.g - hb * GMAX);         // query heads in this CTA (uniform)
   const int64_t d = p.d;
   const int64_t first = (int64_t)lt * EPL; // this lane's slice of a row
 
@@ -145,8 +145,10 @@ __global__ void __launch_bounds__(kThreads) attn_decode_kernel(const DecParams p
       if (tid < n) {
         const int64_t t = c0 + tid;
         const int32_t blk = p.bt[s * p.maxb + t / p.bs];
-        if (blk >= 0 && blk < nblk) off = ((int64_t)blk * p.bs + t % p.bs) * row_elems + kvh * d;
-        else s_bad = 1;
+        if (blk >= 0 && blk < nblk)
+          off = ((int64_t)blk * p.bs + t % p.bs) * row_elems + kvh * d;
+        else
+          s_bad = 1;
       }
       s_row[tid] = off;
     }
@@ -160,7 +162,8 @@ __global__ void __launch_bounds__(kThreads) attn_decode_kernel(const DecParams p
       for (int u = 0; u < kUnroll; u++) {
         const int j = team + (jj + u) * NTEAMS;
         const int64_t off = s_row[j];
-        if (off >= 0) load_slice<T, EPL, VEC>(kf[u], kc + off, first, d);
+        if (off >= 0)
+          load_slice<T, EPL, VEC>(kf[u], kc + off, first, d);
         else
 #pragma unroll
           for (int e = 0; e < EPL; e++) kf[u][e] = 0.0f;
@@ -194,7 +197,7 @@ __global__ void __launch_bounds__(kThreads) attn_decode_kernel(const DecParams p
       const float m_old = s_m[h];
       const float m_new = fmaxf(m_old, mx);
       float corr = 1.0f, p0 = 0.0f, p1 = 0.0f;
-      if (m_new != -INFINITY) { // all keys so far invalid: nothing to add
+      if (m_new != -INFINITY) {     // all keys so far invalid: nothing to add
         corr = expf(m_old - m_new); // 0 when m_old = -inf
         p0 = expf(v0 - m_new);
         p1 = expf(v1 - m_new);
@@ -226,7 +229,8 @@ __global__ void __launch_bounds__(kThreads) attn_decode_kernel(const DecParams p
       for (int u = 0; u < kUnroll; u++) {
         const int j = team + (jj + u) * NTEAMS;
         const int64_t off = s_row[j];
-        if (off >= 0) load_slice<T, EPL, VEC>(vf[u], vc + off, first, d);
+        if (off >= 0)
+          load_slice<T, EPL, VEC>(vf[u], vc + off, first, d);
         else
 #pragma unroll
           for (int e = 0; e < EPL; e++) vf[u][e] = 0.0f;
@@ -289,10 +293,10 @@ __global__ void __launch_bounds__(kThreads) attn_decode_kernel(const DecParams p
 // one: out = sum_p exp(m_p - M) acc_p / sum_p exp(m_p - M) l_p. Weights are computed once per
 // chunk of partitions into shared memory.
 template <typename T>
-__global__ void __launch_bounds__(128) attn_decode_reduce_kernel(T *__restrict__ out, const float *__restrict__ ws,
-                                                                 const int32_t *__restrict__ seq_lens, int64_t num_seqs,
-                                                                 int64_t hq, int64_t d, int64_t nparts, int64_t part,
-                                                                 int64_t max_ctx, int64_t nws, int64_t window) {
+__global__ void __launch_bounds__(128)
+    attn_decode_reduce_kernel(T *__restrict__ out, const float *__restrict__ ws, const int32_t *__restrict__ seq_lens,
+                              int64_t num_seqs, int64_t hq, int64_t d, int64_t nparts, int64_t part, int64_t max_ctx,
+                              int64_t nws, int64_t window) {
   constexpr int kW = 256;
   __shared__ float s_w[kW];
   __shared__ float red[32];
@@ -311,7 +315,7 @@ __global__ void __launch_bounds__(128) attn_decode_reduce_kernel(T *__restrict__
     const int64_t used = (L + part - 1) / part - first, base = sh * nparts + first;
     float m = -INFINITY;
     for (int64_t q = threadIdx.x; q < used; q += blockDim.x) m = fmaxf(m, ws_max[base + q]);
-    // block max (via the sum helper's pattern)
+      // block max (via the sum helper's pattern)
 #pragma unroll
     for (int off = 16; off > 0; off >>= 1) m = fmaxf(m, __shfl_xor_sync(0xffffffffu, m, off));
     __syncthreads();
@@ -348,8 +352,10 @@ template <typename T, int TEAM, int EPL, bool VEC>
 int launch_gmax(const DecParams &p, int64_t grid, cudaStream_t stream, const char *call) {
   // GMAX 4 for groups <= 4 (MHA included: unused heads are skipped by uniform branches),
   // else 8 (groups > 8 take several head batches, each re-reading K/V).
-  if (p.g <= 4) attn_decode_kernel<T, TEAM, EPL, VEC, 4><<<(unsigned)grid, kThreads, 0, stream>>>(p);
-  else attn_decode_kernel<T, TEAM, EPL, VEC, 8><<<(unsigned)grid, kThreads, 0, stream>>>(p);
+  if (p.g <= 4)
+    attn_decode_kernel<T, TEAM, EPL, VEC, 4><<<(unsigned)grid, kThreads, 0, stream>>>(p);
+  else
+    attn_decode_kernel<T, TEAM, EPL, VEC, 8><<<(unsigned)grid, kThreads, 0, stream>>>(p);
   return hrc_launched(call, "attn_decode_kernel");
 }
 
@@ -396,8 +402,7 @@ int hrc_exec_attn_decode(hr_instance *inst, const int64_t *a) {
   p.ws = p.nparts > 1 ? HR_PTR(a, HR_A_DEC_WS, float) : nullptr;
   p.g = (int)(p.hq / p.hk);
   if (p.d > 256)
-    return hr_fail(HR_E_UNSUPPORTED, "%s: the CUDA backend supports head_dim <= 256 (got %lld)", CALL,
-                   (long long)p.d);
+    return hr_fail(HR_E_UNSUPPORTED, "%s: the CUDA backend supports head_dim <= 256 (got %lld)", CALL, (long long)p.d);
   if (p.hq / p.hk > 4096)
     return hr_fail(HR_E_UNSUPPORTED, "%s: at most 4096 query heads per KV head (got %lld)", CALL,
                    (long long)(p.hq / p.hk));
@@ -420,8 +425,8 @@ int hrc_exec_attn_decode(hr_instance *inst, const int64_t *a) {
     if (s != HR_OK) return s;
     if (p.ws) {
       const unsigned rgrid = hrc_grid(B * p.hq, 1, 65535 * 16);
-      attn_decode_reduce_kernel<T><<<rgrid, 128, 0, st->stream>>>((T *)p.out, p.ws, p.seq_lens, B, p.hq, p.d,
-                                                                  p.nparts, p.part, p.max_ctx, p.nws, p.window);
+      attn_decode_reduce_kernel<T><<<rgrid, 128, 0, st->stream>>>((T *)p.out, p.ws, p.seq_lens, B, p.hq, p.d, p.nparts,
+                                                                  p.part, p.max_ctx, p.nws, p.window);
       s = hrc_launched(CALL, "attn_decode_reduce_kernel");
     }
     return s;

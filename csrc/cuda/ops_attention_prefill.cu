@@ -27,9 +27,9 @@ struct PreParams {
   const int32_t *bt, *seq_lens, *qsl;
   int64_t B, T, hq, hk, d, num_blocks, bs, maxb, qs, max_ctx;
   int64_t g;
-  int64_t window; // sliding window (0 = full): row at pos sees keys pos - window < t <= pos
+  int64_t window;       // sliding window (0 = full): row at pos sees keys pos - window < t <= pos
   float scale, softcap; // softcap 0 = off
-  HrcKvBound bound; // block ids >= the mapped blocks are bad (read at run time)
+  HrcKvBound bound;     // block ids >= the mapped blocks are bad (read at run time)
 };
 
 size_t smem_bytes(int64_t d) {
@@ -41,12 +41,12 @@ template <typename T>
 __global__ void __launch_bounds__(kThreads) attn_prefill_kernel(const PreParams p) {
   extern __shared__ __align__(16) unsigned char smem[];
   const int64_t d = p.d, dp = d + 1;
-  int64_t *s_off = reinterpret_cast<int64_t *>(smem);          // [kK]
-  float *s_q = reinterpret_cast<float *>(s_off + kK);          // [kQ][d]
-  float *s_acc = s_q + kQ * d;                                 // [kQ][d]
-  float *s_k = s_acc + kQ * d;                                 // [kK][d + 1]
-  float *s_v = s_k + kK * dp;                                  // [kK][d + 1]
-  float *s_s = s_v + kK * dp;                                  // [kQ][kK]
+  int64_t *s_off = reinterpret_cast<int64_t *>(smem);              // [kK]
+  float *s_q = reinterpret_cast<float *>(s_off + kK);              // [kQ][d]
+  float *s_acc = s_q + kQ * d;                                     // [kQ][d]
+  float *s_k = s_acc + kQ * d;                                     // [kK][d + 1]
+  float *s_v = s_k + kK * dp;                                      // [kK][d + 1]
+  float *s_s = s_v + kK * dp;                                      // [kQ][kK]
   float *s_m = s_s + kQ * kK, *s_l = s_m + kQ, *s_corr = s_l + kQ; // [kQ] each
   int *s_bad = reinterpret_cast<int *>(s_corr + kQ);
 
@@ -69,8 +69,10 @@ __global__ void __launch_bounds__(kThreads) attn_prefill_kernel(const PreParams 
     int64_t lo = 0, hi = p.B;
     while (hi - lo > 1) {
       const int64_t mid = (lo + hi) / 2;
-      if (p.qsl[mid] <= r) lo = mid;
-      else hi = mid;
+      if (p.qsl[mid] <= r)
+        lo = mid;
+      else
+        hi = mid;
     }
     const int64_t b = lo, qbeg = p.qsl[b], qend = p.qsl[b + 1];
     if (!(qbeg <= r && r < qend)) { // not covered (past qsl[B]) or inconsistent table
@@ -110,8 +112,10 @@ __global__ void __launch_bounds__(kThreads) attn_prefill_kernel(const PreParams 
         if (tid < nk) {
           const int64_t t = c0 + tid;
           const int32_t blk = p.bt[b * p.maxb + t / p.bs];
-          if (blk >= 0 && blk < nblk) off = ((int64_t)blk * p.bs + t % p.bs) * row_elems + kvh * d;
-          else *s_bad = 1;
+          if (blk >= 0 && blk < nblk)
+            off = ((int64_t)blk * p.bs + t % p.bs) * row_elems + kvh * d;
+          else
+            *s_bad = 1;
         }
         s_off[tid] = off;
       }
@@ -202,8 +206,7 @@ int hrc_exec_attn_prefill(hr_instance *inst, const int64_t *a) {
   p.max_ctx = p.maxb * p.bs;
   p.g = p.hq / p.hk;
   if (p.d > 256)
-    return hr_fail(HR_E_UNSUPPORTED, "%s: the CUDA backend supports head_dim <= 256 (got %lld)", CALL,
-                   (long long)p.d);
+    return hr_fail(HR_E_UNSUPPORTED, "%s: the CUDA backend supports head_dim <= 256 (got %lld)", CALL, (long long)p.d);
   const int64_t tiles = (p.T + kQ - 1) / kQ;
   if (tiles > 0x7fffffff || p.hq > 65535)
     return hr_fail(HR_E_UNSUPPORTED, "%s: %lld token tiles x %lld query heads exceed the grid limits", CALL,
@@ -211,8 +214,8 @@ int hrc_exec_attn_prefill(hr_instance *inst, const int64_t *a) {
   hrc_state *st = NULL;
   int s = hrc_begin(inst, CALL, &st);
   if (s != HR_OK) return s;
-  hrc_kv_bound(inst, (uint64_t)p.kc, (uint64_t)p.vc,
-               (uint64_t)(p.bs * p.hk * p.d * hrc_dtype_size(a[HR_A_PRE_DTYPE])), &p.bound);
+  hrc_kv_bound(inst, (uint64_t)p.kc, (uint64_t)p.vc, (uint64_t)(p.bs * p.hk * p.d * hrc_dtype_size(a[HR_A_PRE_DTYPE])),
+               &p.bound);
   const size_t smem = smem_bytes(p.d);
   const dim3 grid((unsigned)tiles, (unsigned)p.hq);
   HRC_DISPATCH(a[HR_A_PRE_DTYPE], {

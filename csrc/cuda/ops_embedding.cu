@@ -4,9 +4,9 @@
 #include "cuda_common.cuh"
 
 template <typename T, bool VEC>
-__global__ void __launch_bounds__(256) gather_rows_kernel(T *__restrict__ out, const T *__restrict__ table,
-                                                          const int32_t *__restrict__ ids, int64_t num_tokens,
-                                                          int64_t num_rows, int64_t dim) {
+__global__ void __launch_bounds__(256)
+    gather_rows_kernel(T *__restrict__ out, const T *__restrict__ table, const int32_t *__restrict__ ids,
+                       int64_t num_tokens, int64_t num_rows, int64_t dim) {
   for (int64_t t = blockIdx.x; t < num_tokens; t += gridDim.x) {
     const int32_t id = ids[t];
     T *o = out + t * dim;
@@ -35,11 +35,11 @@ int hrc_gather_rows(const char *call, cudaStream_t stream, int64_t dtype, uint64
   const int threads = dim * esz >= 4096 ? 256 : 128;
   HRC_DISPATCH(dtype, {
     if (vec)
-      gather_rows_kernel<T, true><<<grid, threads, 0, stream>>>((T *)out, (const T *)table, (const int32_t *)ids,
-                                                               num_tokens, num_rows, dim);
+      gather_rows_kernel<T, true>
+          <<<grid, threads, 0, stream>>>((T *)out, (const T *)table, (const int32_t *)ids, num_tokens, num_rows, dim);
     else
-      gather_rows_kernel<T, false><<<grid, threads, 0, stream>>>((T *)out, (const T *)table, (const int32_t *)ids,
-                                                                num_tokens, num_rows, dim);
+      gather_rows_kernel<T, false>
+          <<<grid, threads, 0, stream>>>((T *)out, (const T *)table, (const int32_t *)ids, num_tokens, num_rows, dim);
     return hrc_launched(call, "gather_rows_kernel");
   });
 }

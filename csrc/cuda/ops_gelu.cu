@@ -4,8 +4,8 @@
 #include "cuda_common.cuh"
 
 template <typename T>
-__global__ void __launch_bounds__(256) gelu_tanh_mul_kernel(T *out, const T *gate, const T *up, int64_t rows,
-                                                            int64_t inter, int64_t stride) {
+__global__ void __launch_bounds__(256)
+    gelu_tanh_mul_kernel(T *out, const T *gate, const T *up, int64_t rows, int64_t inter, int64_t stride) {
   const float k0 = 0.7978845608028654f; // sqrt(2 / pi)
   for (int64_t r = blockIdx.x; r < rows; r += gridDim.x) {
     const T *g = gate + r * stride, *u = up + r * stride;
@@ -26,10 +26,9 @@ int hrc_exec_gelu_mul(hr_instance *inst, const int64_t *a) {
   const int threads = inter >= 2048 ? 256 : 128;
   const unsigned grid = hrc_grid(rows, 1, 65535 * 16);
   HRC_DISPATCH(a[HR_A_SILU_DTYPE], {
-    gelu_tanh_mul_kernel<T><<<grid, threads, 0, st->stream>>>(HR_PTR(a, HR_A_SILU_OUT, T),
-                                                             HR_PTR(a, HR_A_SILU_GATE, const T),
-                                                             HR_PTR(a, HR_A_SILU_UP, const T), rows, inter,
-                                                             a[HR_A_SILU_STRIDE]);
+    gelu_tanh_mul_kernel<T>
+        <<<grid, threads, 0, st->stream>>>(HR_PTR(a, HR_A_SILU_OUT, T), HR_PTR(a, HR_A_SILU_GATE, const T),
+                                           HR_PTR(a, HR_A_SILU_UP, const T), rows, inter, a[HR_A_SILU_STRIDE]);
     return hrc_launched(CALL, "gelu_tanh_mul_kernel");
   });
 }

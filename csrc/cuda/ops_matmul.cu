@@ -14,8 +14,8 @@ int hrc_gather_rows(const char *call, cudaStream_t stream, int64_t dtype, uint64
                     int64_t num_tokens, int64_t num_rows, int64_t dim);
 
 template <typename T>
-__global__ void __launch_bounds__(256) fill_bias_kernel(T *__restrict__ y, const T *__restrict__ bias, int64_t m,
-                                                        int64_t n) {
+__global__ void __launch_bounds__(256)
+    fill_bias_kernel(T *__restrict__ y, const T *__restrict__ bias, int64_t m, int64_t n) {
   for (int64_t r = blockIdx.x; r < m; r += gridDim.x)
     for (int64_t j = threadIdx.x; j < n; j += blockDim.x) y[r * n + j] = bias[j];
 }

@@ -87,7 +87,8 @@ __device__ __forceinline__ void quant_chunk32(const uint8_t *b, int c, float *y)
   }
 }
 
-template <int QT> struct qt_traits {
+template <int QT>
+struct qt_traits {
   static constexpr int block_elems = (QT == HR_QTYPE_Q4_K || QT == HR_QTYPE_Q5_K || QT == HR_QTYPE_Q6_K) ? 256 : 32;
   static constexpr int block_bytes = QT == HR_QTYPE_Q4_0   ? 18
                                      : QT == HR_QTYPE_Q4_1 ? 20
@@ -102,10 +103,10 @@ template <int QT> struct qt_traits {
 // y[r, n] = x[row(r), :] . dequant(w[n, :]) (+ bias[n]); rows == nullptr: row(r) = r.
 // A row id outside [0, xrows) makes that output row NaN.
 template <int QT, typename T, typename Y>
-__global__ void __launch_bounds__(128) matmul_q_kernel(Y *__restrict__ y, const T *__restrict__ x,
-                                                       const uint8_t *__restrict__ w, const T *__restrict__ bias,
-                                                       const int32_t *__restrict__ rows, int64_t xrows, int64_t m,
-                                                       int64_t n, int64_t k) {
+__global__ void __launch_bounds__(128)
+    matmul_q_kernel(Y *__restrict__ y, const T *__restrict__ x, const uint8_t *__restrict__ w,
+                    const T *__restrict__ bias, const int32_t *__restrict__ rows, int64_t xrows, int64_t m, int64_t n,
+                    int64_t k) {
   typedef qt_traits<QT> Q;
   const int lane = threadIdx.x & 31;
   const int64_t col = (int64_t)blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5);
@@ -151,9 +152,9 @@ __global__ void __launch_bounds__(128) matmul_q_kernel(Y *__restrict__ y, const 
 
 // out[t, :] = dequant(table[ids[t], :]); a bad id writes a NaN row.
 template <int QT, typename T>
-__global__ void __launch_bounds__(128) embedding_q_kernel(T *__restrict__ out, const uint8_t *__restrict__ table,
-                                                          const int32_t *__restrict__ ids, int64_t num_tokens,
-                                                          int64_t num_rows, int64_t dim) {
+__global__ void __launch_bounds__(128)
+    embedding_q_kernel(T *__restrict__ out, const uint8_t *__restrict__ table, const int32_t *__restrict__ ids,
+                       int64_t num_tokens, int64_t num_rows, int64_t dim) {
   typedef qt_traits<QT> Q;
   const int64_t row_bytes = dim / Q::block_elems * Q::block_bytes;
   for (int64_t t = blockIdx.x; t < num_tokens; t += gridDim.x) {
@@ -204,17 +205,17 @@ int launch_embedding(cudaStream_t s, const int64_t *a) {
   });
 }
 
-#define HRC_QTYPE_SWITCH(qt, FN, ...)                               \
-  switch (qt) {                                                     \
-    case HR_QTYPE_Q4_0: return FN<HR_QTYPE_Q4_0>(__VA_ARGS__);      \
-    case HR_QTYPE_Q4_1: return FN<HR_QTYPE_Q4_1>(__VA_ARGS__);      \
-    case HR_QTYPE_Q5_0: return FN<HR_QTYPE_Q5_0>(__VA_ARGS__);      \
-    case HR_QTYPE_Q5_1: return FN<HR_QTYPE_Q5_1>(__VA_ARGS__);      \
-    case HR_QTYPE_Q8_0: return FN<HR_QTYPE_Q8_0>(__VA_ARGS__);      \
-    case HR_QTYPE_Q4_K: return FN<HR_QTYPE_Q4_K>(__VA_ARGS__);      \
-    case HR_QTYPE_Q5_K: return FN<HR_QTYPE_Q5_K>(__VA_ARGS__);      \
-    case HR_QTYPE_Q6_K: return FN<HR_QTYPE_Q6_K>(__VA_ARGS__);      \
-    default: break;                                                 \
+#define HRC_QTYPE_SWITCH(qt, FN, ...)                          \
+  switch (qt) {                                                \
+    case HR_QTYPE_Q4_0: return FN<HR_QTYPE_Q4_0>(__VA_ARGS__); \
+    case HR_QTYPE_Q4_1: return FN<HR_QTYPE_Q4_1>(__VA_ARGS__); \
+    case HR_QTYPE_Q5_0: return FN<HR_QTYPE_Q5_0>(__VA_ARGS__); \
+    case HR_QTYPE_Q5_1: return FN<HR_QTYPE_Q5_1>(__VA_ARGS__); \
+    case HR_QTYPE_Q8_0: return FN<HR_QTYPE_Q8_0>(__VA_ARGS__); \
+    case HR_QTYPE_Q4_K: return FN<HR_QTYPE_Q4_K>(__VA_ARGS__); \
+    case HR_QTYPE_Q5_K: return FN<HR_QTYPE_Q5_K>(__VA_ARGS__); \
+    case HR_QTYPE_Q6_K: return FN<HR_QTYPE_Q6_K>(__VA_ARGS__); \
+    default: break;                                            \
   }
 
 } // namespace

@@ -6,9 +6,9 @@
 #include "cuda_common.cuh"
 
 template <typename T>
-__global__ void __launch_bounds__(256) rms_norm_kernel(T *out, T *x, const T *__restrict__ residual,
-                                                       const T *__restrict__ weight, int64_t rows, int64_t dim,
-                                                       float eps) {
+__global__ void __launch_bounds__(256)
+    rms_norm_kernel(T *out, T *x, const T *__restrict__ residual, const T *__restrict__ weight, int64_t rows,
+                    int64_t dim, float eps) {
   __shared__ float red[32];
   for (int64_t r = blockIdx.x; r < rows; r += gridDim.x) {
     T *xr = x + r * dim;
@@ -30,7 +30,8 @@ __global__ void __launch_bounds__(256) rms_norm_kernel(T *out, T *x, const T *__
     const float total = hrc_block_sum(ss, red);
     const float inv = 1.0f / sqrtf(total / (float)dim + eps);
     T *o = out + r * dim;
-    for (int64_t i = threadIdx.x; i < dim; i += blockDim.x) o[i] = hrc_from_f<T>(hrc_to_f(xr[i]) * inv * hrc_to_f(weight[i]));
+    for (int64_t i = threadIdx.x; i < dim; i += blockDim.x)
+      o[i] = hrc_from_f<T>(hrc_to_f(xr[i]) * inv * hrc_to_f(weight[i]));
   }
 }
 
@@ -45,8 +46,8 @@ int hrc_exec_rms_norm(hr_instance *inst, const int64_t *a) {
   const unsigned grid = hrc_grid(rows, 1, 65535 * 16);
   HRC_DISPATCH(a[HR_A_RMS_DTYPE], {
     rms_norm_kernel<T><<<grid, threads, 0, st->stream>>>(HR_PTR(a, HR_A_RMS_OUT, T), HR_PTR(a, HR_A_RMS_X, T),
-                                                        HR_PTR(a, HR_A_RMS_RES, const T), HR_PTR(a, HR_A_RMS_W, const T),
-                                                        rows, dim, eps);
+                                                         HR_PTR(a, HR_A_RMS_RES, const T),
+                                                         HR_PTR(a, HR_A_RMS_W, const T), rows, dim, eps);
     return hrc_launched(CALL, "rms_norm_kernel");
   });
 }

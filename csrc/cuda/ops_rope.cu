@@ -15,9 +15,9 @@ __device__ __forceinline__ void rotate(T *h, int64_t i, int64_t half, float cs, 
 }
 
 template <typename T, bool GPTJ>
-__global__ void __launch_bounds__(128) rope_kernel(T *q, T *k, const int32_t *__restrict__ positions,
-                                                   const float *__restrict__ inv_freq, int64_t num_tokens, int64_t hq,
-                                                   int64_t hk, int64_t d, int64_t rot, int64_t qs, int64_t ks) {
+__global__ void __launch_bounds__(128)
+    rope_kernel(T *q, T *k, const int32_t *__restrict__ positions, const float *__restrict__ inv_freq,
+                int64_t num_tokens, int64_t hq, int64_t hk, int64_t d, int64_t rot, int64_t qs, int64_t ks) {
   const int64_t half = rot / 2;
   for (int64_t t = blockIdx.x; t < num_tokens; t += gridDim.x) {
     const int32_t pos = positions[t];
@@ -49,11 +49,10 @@ int hrc_exec_rope(hr_instance *inst, const int64_t *a) {
   const bool gptj = a[HR_A_ROPE_LAYOUT] == HR_ROPE_GPTJ;
   HRC_DISPATCH(a[HR_A_ROPE_DTYPE], {
     auto kern = gptj ? rope_kernel<T, true> : rope_kernel<T, false>;
-    kern<<<grid, threads, 0, st->stream>>>(HR_PTR(a, HR_A_ROPE_Q, T), HR_PTR(a, HR_A_ROPE_K, T),
-                                           HR_PTR(a, HR_A_ROPE_POS, const int32_t),
-                                           HR_PTR(a, HR_A_ROPE_INVF, const float), T_, a[HR_A_ROPE_HQ],
-                                           a[HR_A_ROPE_HK], a[HR_A_ROPE_D], a[HR_A_ROPE_ROT],
-                                           a[HR_A_ROPE_QSTRIDE], a[HR_A_ROPE_KSTRIDE]);
+    kern<<<grid, threads, 0, st->stream>>>(
+        HR_PTR(a, HR_A_ROPE_Q, T), HR_PTR(a, HR_A_ROPE_K, T), HR_PTR(a, HR_A_ROPE_POS, const int32_t),
+        HR_PTR(a, HR_A_ROPE_INVF, const float), T_, a[HR_A_ROPE_HQ], a[HR_A_ROPE_HK], a[HR_A_ROPE_D], a[HR_A_ROPE_ROT],
+        a[HR_A_ROPE_QSTRIDE], a[HR_A_ROPE_KSTRIDE]);
     return hrc_launched(CALL, "rope_kernel");
   });
 }

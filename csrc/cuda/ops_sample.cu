@@ -119,8 +119,8 @@ __device__ void walk_bins(const uint64_t *hist, int shift, SelectState *s) {
 }
 
 __global__ void __launch_bounds__(SMP_THREADS)
-    sample_kernel(int32_t *out, const float *logits, const float *temperature, const int32_t *top_k,
-                  const float *top_p, const float *uniform, int64_t rows, int64_t v) {
+    sample_kernel(int32_t *out, const float *logits, const float *temperature, const int32_t *top_k, const float *top_p,
+                  const float *uniform, int64_t rows, int64_t v) {
   __shared__ uint64_t hist[256];
   __shared__ uint64_t red[32];
   __shared__ SelectState sel;

@@ -4,8 +4,8 @@
 #include "cuda_common.cuh"
 
 template <typename T>
-__global__ void __launch_bounds__(256) silu_mul_kernel(T *out, const T *gate, const T *up, int64_t rows,
-                                                       int64_t inter, int64_t stride) {
+__global__ void __launch_bounds__(256)
+    silu_mul_kernel(T *out, const T *gate, const T *up, int64_t rows, int64_t inter, int64_t stride) {
   for (int64_t r = blockIdx.x; r < rows; r += gridDim.x) {
     const T *g = gate + r * stride, *u = up + r * stride;
     T *o = out + r * inter;
@@ -25,9 +25,9 @@ int hrc_exec_silu_mul(hr_instance *inst, const int64_t *a) {
   const int threads = inter >= 2048 ? 256 : 128;
   const unsigned grid = hrc_grid(rows, 1, 65535 * 16);
   HRC_DISPATCH(a[HR_A_SILU_DTYPE], {
-    silu_mul_kernel<T><<<grid, threads, 0, st->stream>>>(HR_PTR(a, HR_A_SILU_OUT, T), HR_PTR(a, HR_A_SILU_GATE, const T),
-                                                        HR_PTR(a, HR_A_SILU_UP, const T), rows, inter,
-                                                        a[HR_A_SILU_STRIDE]);
+    silu_mul_kernel<T>
+        <<<grid, threads, 0, st->stream>>>(HR_PTR(a, HR_A_SILU_OUT, T), HR_PTR(a, HR_A_SILU_GATE, const T),
+                                           HR_PTR(a, HR_A_SILU_UP, const T), rows, inter, a[HR_A_SILU_STRIDE]);
     return hrc_launched(CALL, "silu_mul_kernel");
   });
 }

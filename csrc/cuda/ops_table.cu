@@ -19,18 +19,18 @@ int hrc_exec_token_bitmask(hr_instance *inst, const int64_t *a);
 extern "C" {
 
 const hr_op_exec_fn hrb_op_executors[HR_OPK_COUNT] = {
-    nullptr,               // HR_OPK_NONE
-    hrc_exec_embedding,    // HR_OPK_EMBEDDING
-    hrc_exec_rms_norm,     // HR_OPK_RMS_NORM
-    hrc_exec_rope,         // HR_OPK_ROPE
-    hrc_exec_matmul,       // HR_OPK_MATMUL (and logits)
-    hrc_exec_silu_mul,     // HR_OPK_SILU_MUL
-    hrc_exec_kv_write,     // HR_OPK_KV_WRITE
-    hrc_exec_attn_decode,  // HR_OPK_ATTN_DECODE
-    hrc_exec_attn_prefill, // HR_OPK_ATTN_PREFILL
-    hrc_exec_sample,       // HR_OPK_SAMPLE (and argmax)
-    hrc_exec_gelu_mul,     // HR_OPK_GELU_MUL
-    hrc_exec_scale,        // HR_OPK_SCALE (scale and softcap)
+    nullptr,                // HR_OPK_NONE
+    hrc_exec_embedding,     // HR_OPK_EMBEDDING
+    hrc_exec_rms_norm,      // HR_OPK_RMS_NORM
+    hrc_exec_rope,          // HR_OPK_ROPE
+    hrc_exec_matmul,        // HR_OPK_MATMUL (and logits)
+    hrc_exec_silu_mul,      // HR_OPK_SILU_MUL
+    hrc_exec_kv_write,      // HR_OPK_KV_WRITE
+    hrc_exec_attn_decode,   // HR_OPK_ATTN_DECODE
+    hrc_exec_attn_prefill,  // HR_OPK_ATTN_PREFILL
+    hrc_exec_sample,        // HR_OPK_SAMPLE (and argmax)
+    hrc_exec_gelu_mul,      // HR_OPK_GELU_MUL
+    hrc_exec_scale,         // HR_OPK_SCALE (scale and softcap)
     hrc_exec_token_bitmask, // HR_OPK_TOKEN_BITMASK
 };
 static_assert(HR_OPK_COUNT == 13, "update the executor table when op kinds change");

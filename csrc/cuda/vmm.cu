@@ -15,7 +15,6 @@ extern "C" {
 }
 #include "cuda_device.h"
 
-
 typedef CUresult (*PFN_reserve)(CUdeviceptr *, size_t, size_t, CUdeviceptr, unsigned long long);
 typedef CUresult (*PFN_free_addr)(CUdeviceptr, size_t);
 typedef CUresult (*PFN_create)(CUmemGenericAllocationHandle *, size_t, const CUmemAllocationProp *, unsigned long long);
@@ -45,10 +44,14 @@ static int load_driver(void) {
     const char *name;
     void **fn;
   } want[] = {
-      {"cuMemAddressReserve", (void **)&drv.reserve},   {"cuMemAddressFree", (void **)&drv.free_addr},
-      {"cuMemCreate", (void **)&drv.create},            {"cuMemRelease", (void **)&drv.release},
-      {"cuMemMap", (void **)&drv.map},                  {"cuMemUnmap", (void **)&drv.unmap},
-      {"cuMemSetAccess", (void **)&drv.set_access},     {"cuMemGetAllocationGranularity", (void **)&drv.granularity},
+      {"cuMemAddressReserve", (void **)&drv.reserve},
+      {"cuMemAddressFree", (void **)&drv.free_addr},
+      {"cuMemCreate", (void **)&drv.create},
+      {"cuMemRelease", (void **)&drv.release},
+      {"cuMemMap", (void **)&drv.map},
+      {"cuMemUnmap", (void **)&drv.unmap},
+      {"cuMemSetAccess", (void **)&drv.set_access},
+      {"cuMemGetAllocationGranularity", (void **)&drv.granularity},
       {"cuGetErrorString", (void **)&drv.error_string},
   };
   for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
@@ -129,8 +132,8 @@ extern "C" int hrb_vmm_reserve(hrb_device *d, uint64_t slice_stride, int64_t num
   return HR_OK;
 }
 
-static int map_chunk(hrb_device *d, vmm_state *s, uint64_t base, uint64_t slice_stride, uint64_t slice,
-                     uint64_t offset, uint64_t size) {
+static int map_chunk(hrb_device *d, vmm_state *s, uint64_t base, uint64_t slice_stride, uint64_t slice, uint64_t offset,
+                     uint64_t size) {
   if (s->n == s->cap) {
     int64_t cap = s->cap ? s->cap * 2 : 64;
     vmm_chunk *c = (vmm_chunk *)realloc(s->chunks, sizeof(vmm_chunk) * (size_t)cap);
@@ -175,8 +178,8 @@ extern "C" int hrb_vmm_wants_device_word(void) { return 1; }
 // A shrink pops whole chunks past new_mapped, then re-grows the remainder [from, new_mapped).
 // If that re-grow fails the range holds `from` bytes per slice, less than both old and new:
 // *mapped_out reports it so the core's bookkeeping (and the kernels' bound) stay true.
-extern "C" int hrb_vmm_set_mapped(hrb_device *d, void *state, uint64_t base, uint64_t slice_stride,
-                                  int64_t num_slices, uint64_t old_mapped, uint64_t new_mapped, uint64_t *mapped_out) {
+extern "C" int hrb_vmm_set_mapped(hrb_device *d, void *state, uint64_t base, uint64_t slice_stride, int64_t num_slices,
+                                  uint64_t old_mapped, uint64_t new_mapped, uint64_t *mapped_out) {
   vmm_state *s = (vmm_state *)state;
   *mapped_out = old_mapped;
   cudaSetDevice((int)d->ordinal);

@@ -77,7 +77,7 @@ HR_API int hr_device_mem_info(uint64_t dev, uint64_t *free_out, uint64_t *total_
 /* Layout of hr_device_info's out array (int64_t each). */
 #define HR_INFO_TOTAL_BYTES 0
 #define HR_INFO_FREE_BYTES 1
-#define HR_INFO_CC_MAJOR 2            /* compute capability; 0 on CPU */
+#define HR_INFO_CC_MAJOR 2 /* compute capability; 0 on CPU */
 #define HR_INFO_CC_MINOR 3
 #define HR_INFO_MAX_SHARED_PER_BLOCK 4 /* bytes (opt-in max on CUDA); 0 on CPU */
 #define HR_INFO_MULTIPROCESSORS 5      /* SMs on CUDA; online cores on CPU */
@@ -127,16 +127,16 @@ HR_API int hr_allocator_reset_peak(uint64_t dev);
  */
 #define HR_STAT_CURRENT 0
 #define HR_STAT_PEAK 1
-#define HR_STAT_ALLOCATED 2 /* cumulative */
-#define HR_STAT_FREED 3     /* cumulative */
-#define HR_STATS_ALLOCATED_BYTES 0  /* bytes handed out to callers (rounded sizes) */
-#define HR_STATS_RESERVED_BYTES 4   /* bytes of segments held from the device */
-#define HR_STATS_ACTIVE_BYTES 8     /* allocated + blocks pending free (same as allocated here) */
-#define HR_STATS_SEGMENT 12         /* number of segments */
+#define HR_STAT_ALLOCATED 2        /* cumulative */
+#define HR_STAT_FREED 3            /* cumulative */
+#define HR_STATS_ALLOCATED_BYTES 0 /* bytes handed out to callers (rounded sizes) */
+#define HR_STATS_RESERVED_BYTES 4  /* bytes of segments held from the device */
+#define HR_STATS_ACTIVE_BYTES 8    /* allocated + blocks pending free (same as allocated here) */
+#define HR_STATS_SEGMENT 12        /* number of segments */
 #define HR_STATS_NUM_ALLOC_RETRIES 16
 #define HR_STATS_NUM_OOMS 17
-#define HR_STATS_NUM_ALLOCS 18       /* live blocks in use (count) */
-#define HR_STATS_LIMIT 19           /* the current limit, 0 = none */
+#define HR_STATS_NUM_ALLOCS 18 /* live blocks in use (count) */
+#define HR_STATS_LIMIT 19      /* the current limit, 0 = none */
 #define HR_STATS_COUNT 20
 HR_API int hr_allocator_stats(uint64_t dev, int64_t *out, int64_t n);
 
@@ -230,16 +230,16 @@ HR_API int hr_get_num_threads(uint64_t dev, int64_t *n_out);
 
 /* out[t, :] = table[ids[t], :] for t < num_tokens; ids in [0, num_rows). Also gathers
  * hidden-state rows (e.g. the last token of each sequence) when table is activations. */
-HR_API int hr_op_embedding(uint64_t dev, int64_t dtype, uint64_t out, uint64_t table, uint64_t ids,
-                           int64_t num_tokens, int64_t num_rows, int64_t dim);
+HR_API int hr_op_embedding(uint64_t dev, int64_t dtype, uint64_t out, uint64_t table, uint64_t ids, int64_t num_tokens,
+                           int64_t num_rows, int64_t dim);
 
 /*
  * RMSNorm over rows of length dim. If residual != 0 (fused add, like vLLM's
  * fused_add_rms_norm): x = x + residual is written back into x first. Then
  * out = x * rsqrt(mean(x^2) + eps) * weight. out may equal x.
  */
-HR_API int hr_op_rms_norm(uint64_t dev, int64_t dtype, uint64_t out, uint64_t x, uint64_t residual,
-                          uint64_t weight, int64_t rows, int64_t dim, double eps);
+HR_API int hr_op_rms_norm(uint64_t dev, int64_t dtype, uint64_t out, uint64_t x, uint64_t residual, uint64_t weight,
+                          int64_t rows, int64_t dim, double eps);
 
 /*
  * Rotary embedding in place on q [T, Hq, head_dim] and k [T, Hk, head_dim] (k may be 0)
@@ -250,15 +250,14 @@ HR_API int hr_op_rms_norm(uint64_t dev, int64_t dtype, uint64_t out, uint64_t x,
  */
 #define HR_ROPE_NEOX 0 /* rotate-half (HF Llama): pairs (i, i + rotary_dim/2) */
 #define HR_ROPE_GPTJ 1 /* interleaved (Meta Llama, GGUF): pairs (2i, 2i + 1) */
-HR_API int hr_op_rope(uint64_t dev, int64_t dtype, uint64_t q, uint64_t k, uint64_t positions,
-                      uint64_t inv_freq, int64_t num_tokens, int64_t num_q_heads, int64_t num_kv_heads,
-                      int64_t head_dim, int64_t rotary_dim, int64_t layout, int64_t q_stride,
-                      int64_t k_stride);
+HR_API int hr_op_rope(uint64_t dev, int64_t dtype, uint64_t q, uint64_t k, uint64_t positions, uint64_t inv_freq,
+                      int64_t num_tokens, int64_t num_q_heads, int64_t num_kv_heads, int64_t head_dim,
+                      int64_t rotary_dim, int64_t layout, int64_t q_stride, int64_t k_stride);
 
 /* y[m, n] = sum_k x[m, k] * w[n, k] (+ bias[n] if bias != 0). w is [n, k] row-major
  * (HF/GGUF [out, in]). y must not overlap x or w. */
-HR_API int hr_op_matmul(uint64_t dev, int64_t dtype, uint64_t y, uint64_t x, uint64_t w, uint64_t bias,
-                        int64_t m, int64_t n, int64_t k);
+HR_API int hr_op_matmul(uint64_t dev, int64_t dtype, uint64_t y, uint64_t x, uint64_t w, uint64_t bias, int64_t m,
+                        int64_t n, int64_t k);
 
 /*
  * Quantized weights: GGUF (ggml) block formats kept on the device exactly as the file stores
@@ -282,13 +281,13 @@ HR_API int hr_quant_block_info(int64_t qtype, int64_t *block_elems_out, int64_t 
 /* Dequantizes `count` elements (a multiple of the block size) from host memory: the reference rule. */
 HR_API int hr_dequantize(int64_t qtype, const void *src, float *dst, int64_t count);
 /* hr_op_matmul / hr_op_logits / hr_op_embedding with a weight (table) of type wtype. */
-HR_API int hr_op_matmul_q(uint64_t dev, int64_t dtype, int64_t wtype, uint64_t y, uint64_t x, uint64_t w,
-                          uint64_t bias, int64_t m, int64_t n, int64_t k);
+HR_API int hr_op_matmul_q(uint64_t dev, int64_t dtype, int64_t wtype, uint64_t y, uint64_t x, uint64_t w, uint64_t bias,
+                          int64_t m, int64_t n, int64_t k);
 HR_API int hr_op_logits_q(uint64_t dev, int64_t dtype, int64_t wtype, uint64_t logits, uint64_t hidden,
                           uint64_t row_ids, int64_t num_rows, int64_t num_hidden_rows, uint64_t w, int64_t vocab,
                           int64_t dim);
-HR_API int hr_op_embedding_q(uint64_t dev, int64_t dtype, int64_t wtype, uint64_t out, uint64_t table,
-                             uint64_t ids, int64_t num_tokens, int64_t num_rows, int64_t dim);
+HR_API int hr_op_embedding_q(uint64_t dev, int64_t dtype, int64_t wtype, uint64_t out, uint64_t table, uint64_t ids,
+                             int64_t num_tokens, int64_t num_rows, int64_t dim);
 
 /* Logits for selected rows: logits[r, :] = hidden[row_ids[r], :] . w^T, r < num_rows,
  * row_ids in [0, num_hidden_rows); logits are always float32 [num_rows, vocab]. */
@@ -298,13 +297,13 @@ HR_API int hr_op_logits(uint64_t dev, int64_t dtype, uint64_t logits, uint64_t h
 /* out[t, i] = silu(gate[t, i]) * up[t, i]; in_stride: elements between rows of gate/up
  * (0 = inter). For a merged gate_up [T, 2I]: gate = base, up = base + I elements,
  * in_stride = 2I. out is dense [T, inter]. */
-HR_API int hr_op_silu_mul(uint64_t dev, int64_t dtype, uint64_t out, uint64_t gate, uint64_t up,
-                          int64_t rows, int64_t inter, int64_t in_stride);
+HR_API int hr_op_silu_mul(uint64_t dev, int64_t dtype, uint64_t out, uint64_t gate, uint64_t up, int64_t rows,
+                          int64_t inter, int64_t in_stride);
 
 /* out[t, i] = gelu_tanh(gate[t, i]) * up[t, i] (Gemma's GeGLU, HF "gelu_pytorch_tanh"):
  * gelu_tanh(g) = 0.5 g (1 + tanh(sqrt(2/pi) (g + 0.044715 g^3))). Arguments as hr_op_silu_mul. */
-HR_API int hr_op_gelu_tanh_mul(uint64_t dev, int64_t dtype, uint64_t out, uint64_t gate, uint64_t up,
-                               int64_t rows, int64_t inter, int64_t in_stride);
+HR_API int hr_op_gelu_tanh_mul(uint64_t dev, int64_t dtype, uint64_t out, uint64_t gate, uint64_t up, int64_t rows,
+                               int64_t inter, int64_t in_stride);
 
 /* In place on n elements of x: x = x * scale (Gemma's embedding scale sqrt(hidden)). */
 HR_API int hr_op_scale(uint64_t dev, int64_t dtype, uint64_t x, int64_t n, double scale);
@@ -317,9 +316,9 @@ HR_API int hr_op_softcap(uint64_t dev, int64_t dtype, uint64_t x, int64_t n, dou
  * Writes key/value [T, Hk, head_dim] (kv_stride elements between tokens, 0 = Hk*head_dim)
  * into slots slot_mapping[t] = block * block_size + offset; slot -1 = padding (skipped).
  */
-HR_API int hr_op_kv_write(uint64_t dev, int64_t dtype, uint64_t k_cache, uint64_t v_cache, uint64_t key,
-                          uint64_t value, uint64_t slot_mapping, int64_t num_tokens, int64_t num_kv_heads,
-                          int64_t head_dim, int64_t num_blocks, int64_t block_size, int64_t kv_stride);
+HR_API int hr_op_kv_write(uint64_t dev, int64_t dtype, uint64_t k_cache, uint64_t v_cache, uint64_t key, uint64_t value,
+                          uint64_t slot_mapping, int64_t num_tokens, int64_t num_kv_heads, int64_t head_dim,
+                          int64_t num_blocks, int64_t block_size, int64_t kv_stride);
 
 /*
  * Paged decode attention: one query token per sequence. q [B, Hq, head_dim] (q_stride
@@ -336,15 +335,13 @@ HR_API int hr_op_kv_write(uint64_t dev, int64_t dtype, uint64_t k_cache, uint64_
  * softcap: attention logit soft-capping (Gemma 2): score = softcap * tanh(scale q.k / softcap);
  * 0 = off. Both apply to decode and prefill alike.
  */
-HR_API int hr_paged_attention_workspace_bytes(int64_t dtype, int64_t num_seqs, int64_t num_q_heads,
-                                              int64_t head_dim, int64_t max_blocks_per_seq,
-                                              int64_t block_size, int64_t partition_size,
+HR_API int hr_paged_attention_workspace_bytes(int64_t dtype, int64_t num_seqs, int64_t num_q_heads, int64_t head_dim,
+                                              int64_t max_blocks_per_seq, int64_t block_size, int64_t partition_size,
                                               uint64_t *bytes_out);
 HR_API int hr_op_attention_decode(uint64_t dev, int64_t dtype, uint64_t out, uint64_t q, uint64_t k_cache,
-                                  uint64_t v_cache, uint64_t block_tables, uint64_t seq_lens,
-                                  uint64_t workspace, uint64_t workspace_bytes, int64_t num_seqs,
-                                  int64_t num_q_heads, int64_t num_kv_heads, int64_t head_dim,
-                                  int64_t num_blocks, int64_t block_size, int64_t max_blocks_per_seq,
+                                  uint64_t v_cache, uint64_t block_tables, uint64_t seq_lens, uint64_t workspace,
+                                  uint64_t workspace_bytes, int64_t num_seqs, int64_t num_q_heads, int64_t num_kv_heads,
+                                  int64_t head_dim, int64_t num_blocks, int64_t block_size, int64_t max_blocks_per_seq,
                                   int64_t partition_size, double scale, int64_t q_stride, int64_t window,
                                   double softcap);
 
@@ -358,10 +355,9 @@ HR_API int hr_op_attention_decode(uint64_t dev, int64_t dtype, uint64_t out, uin
  * left untouched.
  */
 HR_API int hr_op_attention_prefill(uint64_t dev, int64_t dtype, uint64_t out, uint64_t q, uint64_t k_cache,
-                                   uint64_t v_cache, uint64_t block_tables, uint64_t seq_lens,
-                                   uint64_t query_start_loc, int64_t num_seqs, int64_t num_tokens,
-                                   int64_t num_q_heads, int64_t num_kv_heads, int64_t head_dim,
-                                   int64_t num_blocks, int64_t block_size, int64_t max_blocks_per_seq,
+                                   uint64_t v_cache, uint64_t block_tables, uint64_t seq_lens, uint64_t query_start_loc,
+                                   int64_t num_seqs, int64_t num_tokens, int64_t num_q_heads, int64_t num_kv_heads,
+                                   int64_t head_dim, int64_t num_blocks, int64_t block_size, int64_t max_blocks_per_seq,
                                    double scale, int64_t q_stride, int64_t window, double softcap);
 
 /* ---- sampling (part of the ops section) ---- */
@@ -400,7 +396,6 @@ HR_API int hr_op_attention_prefill(uint64_t dev, int64_t dtype, uint64_t out, ui
 HR_API int hr_op_argmax(uint64_t dev, uint64_t out_ids, uint64_t logits, int64_t rows, int64_t vocab);
 HR_API int hr_op_sample(uint64_t dev, uint64_t out_ids, uint64_t logits, uint64_t temperature, uint64_t top_k,
                         uint64_t top_p, uint64_t uniform, int64_t rows, int64_t vocab);
-
 
 /* ---- structured outputs (part of the ops section) ---- */
 /*
@@ -469,11 +464,11 @@ HR_API int hr_copy_query(uint64_t dev, uint64_t engine, int64_t slot, int64_t *d
 HR_API int hr_copy_synchronize(uint64_t dev, uint64_t engine);
 
 /* Layout of hr_copy_engine_stats's out array (double each; cumulative since create). */
-#define HR_COPY_STAT_BYTES 0        /* bytes copied (CUDA: bytes issued eagerly, not graph replays) */
-#define HR_COPY_STAT_COPIES 1       /* copies */
-#define HR_COPY_STAT_BUSY_S 2       /* seconds the copy thread spent copying (CPU; 0 on CUDA) */
-#define HR_COPY_STAT_WAIT_S 3       /* seconds the compute side was blocked in hr_copy_wait (CPU) */
-#define HR_COPY_STAT_WAITS 4        /* hr_copy_wait calls */
+#define HR_COPY_STAT_BYTES 0         /* bytes copied (CUDA: bytes issued eagerly, not graph replays) */
+#define HR_COPY_STAT_COPIES 1        /* copies */
+#define HR_COPY_STAT_BUSY_S 2        /* seconds the copy thread spent copying (CPU; 0 on CUDA) */
+#define HR_COPY_STAT_WAIT_S 3        /* seconds the compute side was blocked in hr_copy_wait (CPU) */
+#define HR_COPY_STAT_WAITS 4         /* hr_copy_wait calls */
 #define HR_COPY_STAT_WAITS_BLOCKED 5 /* waits that found the copy not done yet (CPU) */
 #define HR_COPY_STAT_COUNT 6
 /* Writes min(n, HR_COPY_STAT_COUNT) values. */
@@ -525,26 +520,26 @@ HR_API int hr_copy_engine_set_delay_us(uint64_t dev, uint64_t engine, int64_t de
  */
 /* hr_graph_info out layout (per captured size) */
 #define HR_GRAPH_SIZE 0
-#define HR_GRAPH_CAPTURED 1     /* 1 once captured */
-#define HR_GRAPH_NUM_OPS 2      /* CPU: recorded ops; CUDA: nodes of the captured graph */
-#define HR_GRAPH_POOL_BYTES 3   /* pool reserved growth during its capture */
-#define HR_GRAPH_EXEC_BYTES 4   /* device bytes of the executable (CUDA), 0 on CPU */
-#define HR_GRAPH_BYTES 5        /* POOL_BYTES + EXEC_BYTES */
-#define HR_GRAPH_HOST_BYTES 6   /* host bytes of the op list (CPU), 0 on CUDA */
-#define HR_GRAPH_CAPTURE_NS 7   /* wall time from begin to end (instantiate included) */
+#define HR_GRAPH_CAPTURED 1   /* 1 once captured */
+#define HR_GRAPH_NUM_OPS 2    /* CPU: recorded ops; CUDA: nodes of the captured graph */
+#define HR_GRAPH_POOL_BYTES 3 /* pool reserved growth during its capture */
+#define HR_GRAPH_EXEC_BYTES 4 /* device bytes of the executable (CUDA), 0 on CPU */
+#define HR_GRAPH_BYTES 5      /* POOL_BYTES + EXEC_BYTES */
+#define HR_GRAPH_HOST_BYTES 6 /* host bytes of the op list (CPU), 0 on CUDA */
+#define HR_GRAPH_CAPTURE_NS 7 /* wall time from begin to end (instantiate included) */
 #define HR_GRAPH_REPLAYS 8
 #define HR_GRAPH_INFO_COUNT 9
 /* hr_graph_set_info out layout */
 #define HR_GSET_NUM_SIZES 0
 #define HR_GSET_NUM_CAPTURED 1
-#define HR_GSET_POOL 2          /* the private pool id (hr_pool_* calls accept it) */
-#define HR_GSET_POOL_RESERVED 3 /* bytes of the pool's segments */
+#define HR_GSET_POOL 2           /* the private pool id (hr_pool_* calls accept it) */
+#define HR_GSET_POOL_RESERVED 3  /* bytes of the pool's segments */
 #define HR_GSET_POOL_ALLOCATED 4 /* bytes of live blocks in the pool */
-#define HR_GSET_EXEC_BYTES 5    /* sum of HR_GRAPH_EXEC_BYTES */
-#define HR_GSET_TOTAL_BYTES 6   /* POOL_RESERVED + EXEC_BYTES */
-#define HR_GSET_HOST_BYTES 7    /* sum of HR_GRAPH_HOST_BYTES */
-#define HR_GSET_CAPTURE_NS 8    /* sum of HR_GRAPH_CAPTURE_NS */
-#define HR_GSET_RECORDS_OPS 9   /* 1: op-list graphs (CPU); 0: backend graphs (CUDA) */
+#define HR_GSET_EXEC_BYTES 5     /* sum of HR_GRAPH_EXEC_BYTES */
+#define HR_GSET_TOTAL_BYTES 6    /* POOL_RESERVED + EXEC_BYTES */
+#define HR_GSET_HOST_BYTES 7     /* sum of HR_GRAPH_HOST_BYTES */
+#define HR_GSET_CAPTURE_NS 8     /* sum of HR_GRAPH_CAPTURE_NS */
+#define HR_GSET_RECORDS_OPS 9    /* 1: op-list graphs (CPU); 0: backend graphs (CUDA) */
 #define HR_GSET_INFO_COUNT 10
 #define HR_GRAPH_MAX_SIZES 1024
 

@@ -78,7 +78,7 @@ async function serve(argv: string[]): Promise<number> {
     console.log(serveHelp());
     return 0;
   }
-  let options;
+  let options: ReturnType<typeof parseServeOptions>;
   try {
     options = parseServeOptions(argv);
   } catch (e) {
@@ -91,7 +91,7 @@ async function serve(argv: string[]): Promise<number> {
   const log = createLogger(options.logLevel);
   log.info("starting headroom", { version: pkg.version, options: redactOptions(options) });
   const progress = createProgress(log);
-  let engine;
+  let engine: Awaited<ReturnType<typeof createEngine>>;
   // Set once the server listens: the engine's restarts gave up → exit non-zero.
   let onGiveUp = (_cause: string) => {};
   try {
@@ -108,7 +108,7 @@ async function serve(argv: string[]): Promise<number> {
     log.error(e instanceof EngineUnavailableError ? e.message : `engine start-up failed: ${e instanceof Error ? e.message : String(e)}`);
     return 1;
   }
-  let server;
+  let server: ReturnType<typeof startServer>;
   try {
     server = startServer({ engine, options, logger: log });
   } catch (e) {

@@ -33,7 +33,8 @@ export function planCommand(argv: string[]): number {
   try {
     const { values, extra } = parseArgs(PLAN_ROWS, argv, {}, EXTRAS);
     const req = planRequestFrom(values, { options: defaultServeOptions(), backend: "cuda", deviceMemoryBytes: DEFAULT_DEVICE_BYTES });
-    const config = typeof extra.config === "string" ? (JSON.parse(readFileSync(extra.config, "utf8")) as Record<string, unknown>) : undefined;
+    const config =
+      typeof extra.config === "string" ? (JSON.parse(readFileSync(extra.config, "utf8")) as Record<string, unknown>) : undefined;
     const r = planFromRequest({ ...req, config, deviceMemoryBytes: req.deviceMemoryBytes ?? DEFAULT_DEVICE_BYTES });
     console.log(extra.json ? JSON.stringify(r, null, 2) : planTable(r));
     return r.plan.fits ? 0 : 3;

@@ -103,11 +103,7 @@ const textEncoder = new TextEncoder();
  * passes with different seeds over the same bytes (a collision would silently share KV, so 64
  * bits alone felt thin for a long-running server).
  */
-export function hashBlockTokens(
-  parent: BlockHash | null,
-  tokenIds: ArrayLike<number>,
-  extraKey: string | null = null,
-): BlockHash {
+export function hashBlockTokens(parent: BlockHash | null, tokenIds: ArrayLike<number>, extraKey: string | null = null): BlockHash {
   const extra = extraKey === null ? null : textEncoder.encode(extraKey);
   const n = tokenIds.length;
   // layout: [flags u32][n u32][parent lo, hi u64][tokens i32 × n][extra bytes]

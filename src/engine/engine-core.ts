@@ -218,12 +218,20 @@ export class EngineCore {
 
   private afterForward(out: SchedulerOutput, logits: LogitsOutput): TokenEvent[] {
     const so = this.structured;
-    const samples = this.sampler.sample(logits.logits, logits.vocabSize, out.logitsRequests.map((s) => s.request));
+    const samples = this.sampler.sample(
+      logits.logits,
+      logits.vocabSize,
+      out.logitsRequests.map((s) => s.request),
+    );
     // Prompt logprobs: the rows after the sampling rows; row of position p scores prompt token p + 1.
     const V = logits.vocabSize;
     out.promptLogprobRows.forEach(({ request: r, position: p }, j) => {
       const row = out.logitsRequests.length + j;
-      r.promptLogprobs[p + 1] = computeLogprobs(logits.logits.subarray(row * V, (row + 1) * V), r.promptTokenIds[p + 1]!, r.sampling.promptLogprobs ?? 0);
+      r.promptLogprobs[p + 1] = computeLogprobs(
+        logits.logits.subarray(row * V, (row + 1) * V),
+        r.promptTokenIds[p + 1]!,
+        r.sampling.promptLogprobs ?? 0,
+      );
     });
     const results = this.scheduler.update(
       out,
@@ -337,7 +345,8 @@ export class EngineCore {
         kv_cache_memory_bytes_fits_request: st.suggestions.kvCacheMemoryBytesForRequest,
         kv_cache_memory_bytes_full_device: st.suggestions.kvCacheMemoryBytesFullDevice,
         safety_margin_bytes: st.suggestions.safetyMarginBytes,
-        text: `--kv-cache-memory-bytes=${st.suggestions.kvCacheMemoryBytesForRequest} fits the request; ` +
+        text:
+          `--kv-cache-memory-bytes=${st.suggestions.kvCacheMemoryBytesForRequest} fits the request; ` +
           `--kv-cache-memory-bytes=${st.suggestions.kvCacheMemoryBytesFullDevice} uses the whole device ` +
           `(keeps a ${fmtBytes(st.suggestions.safetyMarginBytes)} margin)`,
       },

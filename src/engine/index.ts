@@ -177,7 +177,8 @@ export class EngineClient implements Engine {
   private checkProgress(): void {
     if (this.state !== "ready" || (this.streams.size === 0 && this.calls.size === 0)) return;
     const silent = performance.now() - this.lastProgress;
-    if (silent > this.stepTimeoutMs) this.died(`hung: no progress for ${Math.round(silent)} ms (--engine-step-timeout ${this.stepTimeoutMs} ms)`);
+    if (silent > this.stepTimeoutMs)
+      this.died(`hung: no progress for ${Math.round(silent)} ms (--engine-step-timeout ${this.stepTimeoutMs} ms)`);
   }
 
   /** The current incarnation is gone (or must go): fail its work, then restart or give up. */
@@ -263,7 +264,8 @@ export class EngineClient implements Engine {
 
   async *generate(req: GenerateRequest, signal?: AbortSignal): AsyncIterable<TokenEvent> {
     if (this.state !== "ready") throw this.notReady();
-    if (this.streams.has(req.requestId)) throw Object.assign(new Error(`duplicate request id ${req.requestId}`), { code: "invalid_request" });
+    if (this.streams.has(req.requestId))
+      throw Object.assign(new Error(`duplicate request id ${req.requestId}`), { code: "invalid_request" });
     this.touch();
     const q = new EventQueue();
     this.streams.set(req.requestId, q);

@@ -59,7 +59,8 @@ export class KVCacheManager {
 
   constructor(opts: KVCacheManagerOptions) {
     this.blockSize = opts.blockSize ?? 16;
-    if (!Number.isInteger(this.blockSize) || this.blockSize < 1) throw new RangeError(`KVCacheManager: blockSize=${this.blockSize} must be an integer >= 1`);
+    if (!Number.isInteger(this.blockSize) || this.blockSize < 1)
+      throw new RangeError(`KVCacheManager: blockSize=${this.blockSize} must be an integer >= 1`);
     this.numBlocks = opts.numBlocks;
     this.enablePrefixCaching = opts.enablePrefixCaching ?? true;
     this.pool = new BlockPool(opts.numBlocks, this.enablePrefixCaching);

@@ -31,16 +31,21 @@ export class LlamaRunner implements ModelRunner {
     const maxBlocks = this.model.limits.maxBlocksPerSeq;
     const decodeOnly = out.numPrefillTokens === 0;
     const rows = out.logitsIndices.length;
-    this.model.step({
-      inputIds: out.inputIds,
-      positions: out.positions,
-      slotMapping: out.slotMapping,
-      queryStartLoc: out.queryStartLoc,
-      seqLens: out.seqLens,
-      blockTables: fillBlockTable(out, maxBlocks, this.blockTables).subarray(0, S * maxBlocks),
-      logitsIndices: out.logitsIndices,
-      decodeOnly,
-    }, out.numScheduledTokens, S, rows);
+    this.model.step(
+      {
+        inputIds: out.inputIds,
+        positions: out.positions,
+        slotMapping: out.slotMapping,
+        queryStartLoc: out.queryStartLoc,
+        seqLens: out.seqLens,
+        blockTables: fillBlockTable(out, maxBlocks, this.blockTables).subarray(0, S * maxBlocks),
+        logitsIndices: out.logitsIndices,
+        decodeOnly,
+      },
+      out.numScheduledTokens,
+      S,
+      rows,
+    );
   }
 
   /** The second half: applies the grammar bitmask on the device and reads the logits back. */

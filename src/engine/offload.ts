@@ -54,10 +54,12 @@ export class OffloadManager implements LayerOffload {
     if (host.length === 0) throw new Error("OffloadManager: no layer lives in host memory");
     this.firstOffloaded = host[0]!.layer!;
     host.forEach((b, i) => {
-      if (b.layer !== this.firstOffloaded + i) throw new Error(`OffloadManager: offloaded layers must be the last ones (got layer ${b.layer})`);
+      if (b.layer !== this.firstOffloaded + i)
+        throw new Error(`OffloadManager: offloaded layers must be the last ones (got layer ${b.layer})`);
       this.hostPtrs.push(b.ptr);
     });
-    if (this.firstOffloaded + host.length !== this.numLayers) throw new Error("OffloadManager: offloaded layers must run to the last layer");
+    if (this.firstOffloaded + host.length !== this.numLayers)
+      throw new Error("OffloadManager: offloaded layers must run to the last layer");
     this.layerBytes = Math.max(...host.map((b) => Math.max(1, b.bytes)));
     this.engine = CopyEngine.create(dev, slots);
     try {
@@ -106,7 +108,8 @@ export class OffloadManager implements LayerOffload {
    */
   measureBandwidth(minBytes = 64 * 2 ** 20, maxMs = 2000): number {
     // warm-up: one copy into every slot (first-touch page faults, caches) before timing
-    for (let s = 0; s < this.slots; s++) this.engine.copyAsync(s, this.slotPtrs[s]!, this.hostPtrs[s % this.hostPtrs.length]!, this.layerBytes, false);
+    for (let s = 0; s < this.slots; s++)
+      this.engine.copyAsync(s, this.slotPtrs[s]!, this.hostPtrs[s % this.hostPtrs.length]!, this.layerBytes, false);
     this.engine.synchronize();
     const t0 = performance.now();
     let bytes = 0;

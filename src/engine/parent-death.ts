@@ -11,7 +11,9 @@ const SIGKILL = 9;
 function setDeathSignal(): void {
   if (process.platform !== "linux") return;
   try {
-    const libc = dlopen("libc.so.6", { prctl: { args: [FFIType.i32, FFIType.u64, FFIType.u64, FFIType.u64, FFIType.u64], returns: FFIType.i32 } });
+    const libc = dlopen("libc.so.6", {
+      prctl: { args: [FFIType.i32, FFIType.u64, FFIType.u64, FFIType.u64, FFIType.u64], returns: FFIType.i32 },
+    });
     libc.symbols.prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
   } catch {
     // no libc.so.6 (musl): the ppid check below still applies

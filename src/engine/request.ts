@@ -79,8 +79,10 @@ export function makeSamplingParams(p: Partial<ResolvedSamplingParams> = {}): Res
   if (!(s.repetitionPenalty > 0) || !Number.isFinite(s.repetitionPenalty)) bad(`repetitionPenalty=${s.repetitionPenalty} (must be > 0)`);
   if (!(s.frequencyPenalty >= -2 && s.frequencyPenalty <= 2)) bad(`frequencyPenalty=${s.frequencyPenalty} (must be in [-2, 2])`);
   if (!(s.presencePenalty >= -2 && s.presencePenalty <= 2)) bad(`presencePenalty=${s.presencePenalty} (must be in [-2, 2])`);
-  if (s.promptLogprobs !== null && (!Number.isInteger(s.promptLogprobs) || s.promptLogprobs < 0 || s.promptLogprobs > 20)) bad(`promptLogprobs=${s.promptLogprobs} (must be an integer in [0, 20])`);
-  if (s.logprobs !== null && (!Number.isInteger(s.logprobs) || s.logprobs < 0 || s.logprobs > 20)) bad(`logprobs=${s.logprobs} (must be an integer in [0, 20])`);
+  if (s.promptLogprobs !== null && (!Number.isInteger(s.promptLogprobs) || s.promptLogprobs < 0 || s.promptLogprobs > 20))
+    bad(`promptLogprobs=${s.promptLogprobs} (must be an integer in [0, 20])`);
+  if (s.logprobs !== null && (!Number.isInteger(s.logprobs) || s.logprobs < 0 || s.logprobs > 20))
+    bad(`logprobs=${s.logprobs} (must be an integer in [0, 20])`);
   if (!Number.isInteger(s.maxTokens) || s.maxTokens < 1) bad(`maxTokens=${s.maxTokens} (must be an integer >= 1)`);
   if (!Number.isInteger(s.minTokens) || s.minTokens < 0) bad(`minTokens=${s.minTokens} (must be an integer >= 0)`);
   if (s.seed !== null && !Number.isSafeInteger(s.seed)) bad(`seed=${s.seed} (must be a safe integer)`);

@@ -210,7 +210,10 @@ export class Scheduler {
       );
     }
     if (request.sampling.promptLogprobs !== null && !this.enableChunkedPrefill) {
-      throw new SchedulerError("invalid_request", `request ${request.requestId}: prompt logprobs need chunked prefill (their logits rows are limited per step)`);
+      throw new SchedulerError(
+        "invalid_request",
+        `request ${request.requestId}: prompt logprobs need chunked prefill (their logits rows are limited per step)`,
+      );
     }
     if (!this.canAcceptRequest()) {
       throw new SchedulerError("queue_full", `waiting queue is full (${this.waiting.length} requests)`);
@@ -314,11 +317,7 @@ export class Scheduler {
    * Applies one step's sampled tokens. `sampledTokenIds[i]` (and `logprobs[i]`) belong to
    * `output.logitsRequests[i]`. Returns one output per request that got a token (or finished).
    */
-  update(
-    output: SchedulerOutput,
-    sampledTokenIds: ArrayLike<number>,
-    logprobs?: ReadonlyArray<SampleLogprobs | null>,
-  ): RequestOutput[] {
+  update(output: SchedulerOutput, sampledTokenIds: ArrayLike<number>, logprobs?: ReadonlyArray<SampleLogprobs | null>): RequestOutput[] {
     if (sampledTokenIds.length !== output.logitsRequests.length) {
       throw new RangeError(`Scheduler.update: ${sampledTokenIds.length} sampled tokens for ${output.logitsRequests.length} logits rows`);
     }
@@ -528,7 +527,8 @@ export class Scheduler {
 export function fillBlockTable(output: SchedulerOutput, maxBlocksPerSeq: number, out?: Int32Array, pad = 0): Int32Array {
   const rows = output.scheduled.length;
   const dst = out ?? new Int32Array(rows * maxBlocksPerSeq);
-  if (dst.length < rows * maxBlocksPerSeq) throw new RangeError(`fillBlockTable: buffer holds ${dst.length} entries, need ${rows * maxBlocksPerSeq}`);
+  if (dst.length < rows * maxBlocksPerSeq)
+    throw new RangeError(`fillBlockTable: buffer holds ${dst.length} entries, need ${rows * maxBlocksPerSeq}`);
   dst.fill(pad, 0, rows * maxBlocksPerSeq);
   output.scheduled.forEach((sr, i) => {
     if (sr.blockTable.length > maxBlocksPerSeq) {

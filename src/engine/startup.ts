@@ -15,8 +15,16 @@ import { uploadWeights, type LoadedWeights } from "../model/upload.ts";
 import { deviceBytes, quantizedTensorBytes } from "../model/weights.ts";
 import { MemoryProfiler, type MemoryProfilingResult } from "../memory/profiling.ts";
 import {
-  StartupMemoryError, bytesForOneSequence, fmtBytes, numSlices, roundUp, safetyMarginBytes, sizeKvCache, sliceBytesPerBlock,
-  type KvCacheSpec, type KvSizing,
+  StartupMemoryError,
+  bytesForOneSequence,
+  fmtBytes,
+  numSlices,
+  roundUp,
+  safetyMarginBytes,
+  sizeKvCache,
+  sliceBytesPerBlock,
+  type KvCacheSpec,
+  type KvSizing,
 } from "../memory/kv-sizing.ts";
 import { batchLimitsFor, kvSpecFor, planMemory, type MemoryPlan, type OffloadPlacement } from "../memory/planner.ts";
 import { OffloadManager } from "./offload.ts";
@@ -122,7 +130,11 @@ export function defaultMaxNumBatchedTokens(backend: string, maxModelLen: number)
 /** Start-up progress for the terminal display: stage, done of total (unit). */
 export type StartupProgressFn = (p: { stage: string; done: number; total: number; unit?: string; message?: string }) => void;
 
-export function startEngine(opts: EngineOptions, log: (msg: string) => void = () => {}, progress: StartupProgressFn = () => {}): StartedEngine {
+export function startEngine(
+  opts: EngineOptions,
+  log: (msg: string) => void = () => {},
+  progress: StartupProgressFn = () => {},
+): StartedEngine {
   const t0 = performance.now();
   const dev = Device.open({ device: opts.device, ordinal: opts.deviceOrdinal ?? 0, cpuCapacityBytes: opts.deviceMemory ?? 0, log });
   let weights: LoadedWeights | null = null;
@@ -164,7 +176,9 @@ export function startEngine(opts: EngineOptions, log: (msg: string) => void = ()
       } catch (e) {
         if ((e as { code?: number }).code !== -2) throw e;
         const free = dev.memInfo().free;
-        throw new StartupMemoryError(`${what} does not fit in device memory (${fmtBytes(free)} free of ${fmtBytes(base.totalBytes)}): ${knob}. (${(e as Error).message})`);
+        throw new StartupMemoryError(
+          `${what} does not fit in device memory (${fmtBytes(free)} free of ${fmtBytes(base.totalBytes)}): ${knob}. (${(e as Error).message})`,
+        );
       }
     };
     // Placement: which layers stay in host memory (automatic unless a flag says otherwise).
@@ -192,11 +206,18 @@ export function startEngine(opts: EngineOptions, log: (msg: string) => void = ()
     }).offload;
     const nOff = placement.layersOffloaded;
     if (nOff > 0 || placement.mode !== "auto") log(`offload: ${placement.reason}`);
-    weights = stage(`the model's weights (${fmtBytes(opened.weights.tensors.size ? weightsDeviceBytes(opened, dtypeBytes) : 0)}, ${dtype})`,
-      "use a device with more memory or offload weights to host memory (--cpu-offload-gb)", () =>
+    weights = stage(
+      `the model's weights (${fmtBytes(opened.weights.tensors.size ? weightsDeviceBytes(opened, dtypeBytes) : 0)}, ${dtype})`,
+      "use a device with more memory or offload weights to host memory (--cpu-offload-gb)",
+      () =>
         profiler.measureWeights(() => {
-          const onTensor = (_name: string, done: number, total: number) => progress({ stage: "load_weights", done, total, unit: "tensors" });
-          const w = uploadWeights(dev, opened.weights, nOff > 0 ? { dtype, firstHostLayer: placement.firstOffloadedLayer, onTensor } : { dtype, onTensor });
+          const onTensor = (_name: string, done: number, total: number) =>
+            progress({ stage: "load_weights", done, total, unit: "tensors" });
+          const w = uploadWeights(
+            dev,
+            opened.weights,
+            nOff > 0 ? { dtype, firstHostLayer: placement.firstOffloadedLayer, onTensor } : { dtype, onTensor },
+          );
           if (nOff > 0) {
             try {
               offload = new OffloadManager(dev, w, placement.slots);
@@ -206,7 +227,8 @@ export function startEngine(opts: EngineOptions, log: (msg: string) => void = ()
             }
           }
           return w;
-        }));
+        }),
+    );
     const om = offload as OffloadManager | null;
     const bandwidth = om ? om.measureBandwidth() : 0;
     // 3. KV address range: any final size fits (the library bounds each slice by its share of
@@ -233,16 +255,24 @@ export function startEngine(opts: EngineOptions, log: (msg: string) => void = ()
     dev.emptyCache();
     // 5. graphs: whole decode steps captured largest first against the reserved, still unmapped
     //    KV range (CPU capture only records ops, CUDA capture queues nothing: KV is not touched)
-    let graphsOffReason = opts.enforceEager ? "--enforce-eager" : capture.sizes.length === 0 ? "no capture size fits the largest decode batch" : "";
+    const graphsOffReason = opts.enforceEager
+      ? "--enforce-eager"
+      : capture.sizes.length === 0
+        ? "no capture size fits the largest decode batch"
+        : "";
     if (capture.sizes.length > 0) {
       // With offload, the per-layer copies, waits and slot releases go through the op
       // dispatcher too, so each graph replays its layers' copies in order (graphs stay on).
       if (capture.dropped.length > 0) {
-        log(`graphs: sizes ${capture.dropped.join(",")} exceed the largest decode batch ` +
-          `(${Math.min(limits.maxSeqs, limits.maxTokens)} sequences) and are not captured`);
+        log(
+          `graphs: sizes ${capture.dropped.join(",")} exceed the largest decode batch ` +
+            `(${Math.min(limits.maxSeqs, limits.maxTokens)} sequences) and are not captured`,
+        );
       }
       const kvCapture = {
-        base: region.base, sliceStride: region.sliceStride, blockSize: opts.blockSize,
+        base: region.base,
+        sliceStride: region.sliceStride,
+        blockSize: opts.blockSize,
         numBlocks: Math.floor(region.sliceStride / sliceBytesPerBlock(kvSpec)),
       };
       progress({ stage: "capture_graphs", done: 0, total: capture.sizes.length, unit: "graphs" });
@@ -250,7 +280,8 @@ export function startEngine(opts: EngineOptions, log: (msg: string) => void = ()
         profiler.measureGraphs(() => {
           decodeGraphs = new DecodeGraphs(dev, m, capture.sizes);
           (decodeGraphs as DecodeGraphs).capture(kvCapture, capture.dropped);
-        }));
+        }),
+      );
       progress({ stage: "capture_graphs", done: capture.sizes.length, total: capture.sizes.length, unit: "graphs" });
       const dg = decodeGraphs as DecodeGraphs | null;
       if (dg) {
@@ -271,7 +302,7 @@ export function startEngine(opts: EngineOptions, log: (msg: string) => void = ()
       const need = bytesForOneSequence(kvSpec, region.granularity, maxModelLen);
       const missing = need - Math.max(0, budget);
       const util = Math.min(1, (profile.nonKvBytes + margin + need) / base.totalBytes);
-      const fitLen = Math.floor(Math.max(0, budget) / (2 * cfg.numLayers * sliceBytesPerBlock(kvSpec) / opts.blockSize));
+      const fitLen = Math.floor(Math.max(0, budget) / ((2 * cfg.numLayers * sliceBytesPerBlock(kvSpec)) / opts.blockSize));
       throw new StartupMemoryError(
         `the KV cache budget ${fmtBytes(Math.max(0, budget))} holds ${kv.tokens} tokens, but one ${maxModelLen}-token ` +
           `sequence needs ${fmtBytes(need)} (missing ${fmtBytes(missing)}; non-KV memory is ${fmtBytes(profile.nonKvBytes)}). ` +
@@ -297,7 +328,8 @@ export function startEngine(opts: EngineOptions, log: (msg: string) => void = ()
     });
     plan.offload = { ...plan.offload, mode: placement.mode, reason: placement.reason };
     const planMismatches: string[] = [];
-    if (plan.weightsBytes !== profile.weightsBytes) planMismatches.push(`weights: planned ${plan.weightsBytes}, measured ${profile.weightsBytes}`);
+    if (plan.weightsBytes !== profile.weightsBytes)
+      planMismatches.push(`weights: planned ${plan.weightsBytes}, measured ${profile.weightsBytes}`);
     if (plan.activationArenaBytes !== profile.peakActivationBytes) {
       planMismatches.push(`activation: planned ${plan.activationArenaBytes}, measured peak ${profile.peakActivationBytes}`);
     }
@@ -305,14 +337,23 @@ export function startEngine(opts: EngineOptions, log: (msg: string) => void = ()
 
     const now = takeSnapshot(dev);
     const fullDevice = Math.max(0, kv.mappedBytes + now.freeBytes - margin);
-    const suggestions = { kvCacheMemoryBytesForRequest: kv.mappedBytes, kvCacheMemoryBytesFullDevice: fullDevice, safetyMarginBytes: margin };
+    const suggestions = {
+      kvCacheMemoryBytesForRequest: kv.mappedBytes,
+      kvCacheMemoryBytesFullDevice: fullDevice,
+      safetyMarginBytes: margin,
+    };
     let engineOffload: EngineOffload | null = null;
     if (om) {
       const t = timeDecodeStep(m, om);
-      const copyMs = bandwidth > 0 ? (om.layersOffloaded * om.layerBytes) / bandwidth * 1000 : 0;
+      const copyMs = bandwidth > 0 ? ((om.layersOffloaded * om.layerBytes) / bandwidth) * 1000 : 0;
       engineOffload = {
-        manager: om, placement: plan.offload, bandwidthBytesPerS: bandwidth, computeMs: t.computeMs, copyMs,
-        predictedStepMs: Math.max(t.computeMs, copyMs), measuredStepMs: t.stepMs,
+        manager: om,
+        placement: plan.offload,
+        bandwidthBytesPerS: bandwidth,
+        computeMs: t.computeMs,
+        copyMs,
+        predictedStepMs: Math.max(t.computeMs, copyMs),
+        measuredStepMs: t.stepMs,
       };
     }
     const startupMs = performance.now() - t0;
@@ -342,8 +383,27 @@ export function startEngine(opts: EngineOptions, log: (msg: string) => void = ()
     const w = weights;
     const mdl = model;
     return {
-      dev, ops, dtype, opened, weights: w, model: mdl, limits, maxModelLen, kvSpec, kv, kvBase: region.base, profile, plan, suggestions,
-      startupLine, startupMs, planMismatches, offload: engineOffload, graphs: graphsReport, decodeGraphs: dgs, graphsOffReason,
+      dev,
+      ops,
+      dtype,
+      opened,
+      weights: w,
+      model: mdl,
+      limits,
+      maxModelLen,
+      kvSpec,
+      kv,
+      kvBase: region.base,
+      profile,
+      plan,
+      suggestions,
+      startupLine,
+      startupMs,
+      planMismatches,
+      offload: engineOffload,
+      graphs: graphsReport,
+      decodeGraphs: dgs,
+      graphsOffReason,
       close() {
         dgs?.destroy();
         mdl.freeArena();
@@ -423,8 +483,14 @@ function timeDecodeStep(m: LlamaModel, om: OffloadManager, reps = 3): { computeM
   const maxBlocks = m.limits.maxBlocksPerSeq;
   const blockTables = new Int32Array(maxBlocks);
   m.stage({
-    inputIds: Int32Array.of(1), positions: Int32Array.of(0), slotMapping: Int32Array.of(0), queryStartLoc: Int32Array.of(0, 1),
-    seqLens: Int32Array.of(1), blockTables, logitsIndices: Int32Array.of(0), decodeOnly: true,
+    inputIds: Int32Array.of(1),
+    positions: Int32Array.of(0),
+    slotMapping: Int32Array.of(0),
+    queryStartLoc: Int32Array.of(0, 1),
+    seqLens: Int32Array.of(1),
+    blockTables,
+    logitsIndices: Int32Array.of(0),
+    decodeOnly: true,
   });
   const run = () => {
     const t = performance.now();

@@ -83,7 +83,12 @@ export class OutputProcessor {
           bytes: this.detok.partialBytes(lp.tokenId, strings[0]!),
           logprob: lp.logprob,
           textOffset: this.text.length,
-          top: lp.top.map((t, k) => ({ tokenId: t.tokenId, token: strings[k + 1]!, bytes: this.detok.partialBytes(t.tokenId, strings[k + 1]!), logprob: t.logprob })),
+          top: lp.top.map((t, k) => ({
+            tokenId: t.tokenId,
+            token: strings[k + 1]!,
+            bytes: this.detok.partialBytes(t.tokenId, strings[k + 1]!),
+            logprob: t.logprob,
+          })),
         });
       }
       if (i === stopTokenAt && !this.opts.includeStopStr) break;

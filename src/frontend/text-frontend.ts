@@ -64,7 +64,9 @@ export class TextFrontend {
 
   private ready(): { tok: Tokenizer; pool: TokenizerPool } {
     if (this.health() !== "ready" || !this.tokenizer || !this.pool)
-      throw Object.assign(new Error(`the tokenizer is ${this.health()}${this.error ? `: ${this.error.message}` : ""}`), { code: "engine_dead" });
+      throw Object.assign(new Error(`the tokenizer is ${this.health()}${this.error ? `: ${this.error.message}` : ""}`), {
+        code: "engine_dead",
+      });
     return { tok: this.tokenizer, pool: this.pool };
   }
 
@@ -101,7 +103,8 @@ export class TextFrontend {
    */
   async compileGrammar(spec: StructuredSpec, vocabSize: number): Promise<void> {
     const tok = this.ready().tok;
-    if (!this.grammars || this.grammars.vocab.vocabSize !== Math.max(vocabSize, tok.vocabSize)) this.grammars = new GrammarCompilerCache(grammarVocab(tok, vocabSize));
+    if (!this.grammars || this.grammars.vocab.vocabSize !== Math.max(vocabSize, tok.vocabSize))
+      this.grammars = new GrammarCompilerCache(grammarVocab(tok, vocabSize));
     await this.grammars.compile(spec);
   }
 

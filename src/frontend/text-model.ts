@@ -27,7 +27,11 @@ export function loadTextModel(path: string | null, opts: { chatTemplate?: string
   if (!path || isSyntheticSpec(path)) {
     // --chat-template applies to the demo model too (it was silently ignored).
     const o = opts.chatTemplate ? readChatTemplateOption(opts.chatTemplate) : null;
-    return { tokenizer: demoTokenizer(), chatTemplate: o ? new ChatTemplate(o.source, "<s>", "</s>", o.origin) : demoChatTemplate(), source: "demo" };
+    return {
+      tokenizer: demoTokenizer(),
+      chatTemplate: o ? new ChatTemplate(o.source, "<s>", "</s>", o.origin) : demoChatTemplate(),
+      source: "demo",
+    };
   }
   if (!existsSync(path)) throw new ModelFileError(path, "does not exist");
   if (statSync(path).isDirectory()) {
@@ -36,7 +40,11 @@ export function loadTextModel(path: string | null, opts: { chatTemplate?: string
     const eos = existsSync(configPath) ? parseHfConfig(readJsonFile(configPath), configPath, basename(path)).eosTokenIds : [];
     const cfgPath = join(path, "tokenizer_config.json");
     const tcfg = existsSync(cfgPath) ? readJsonFile(cfgPath) : {};
-    return { tokenizer: Tokenizer.fromFolder(path, eos), chatTemplate: chatTemplateForFolder(path, tcfg, opts.chatTemplate ?? null), source: "hf" };
+    return {
+      tokenizer: Tokenizer.fromFolder(path, eos),
+      chatTemplate: chatTemplateForFolder(path, tcfg, opts.chatTemplate ?? null),
+      source: "hf",
+    };
   }
   const gguf = readGguf(path);
   const tokenizer = ggufTokenizer(gguf, ggufConfig(gguf).eosTokenIds);

@@ -5,7 +5,9 @@
 import type { ChatMessage, ChatTemplateRequest } from "../engine/api.ts";
 import type { FromTokenizer, ToTokenizer } from "./tokenizer-protocol.ts";
 
-type JobMessage = { type: "encode"; text: string; addSpecialTokens: boolean } | { type: "chat"; messages: ChatMessage[]; opts: ChatTemplateRequest };
+type JobMessage =
+  | { type: "encode"; text: string; addSpecialTokens: boolean }
+  | { type: "chat"; messages: ChatMessage[]; opts: ChatTemplateRequest };
 
 interface Job {
   message: JobMessage;
@@ -22,7 +24,9 @@ class PoolWorker {
 
   constructor(model: string | null, chatTemplate: string | null, onDone: (w: PoolWorker) => void, onCrash: (e: Error) => void) {
     // In the single binary (src/ship/compile.ts) the worker is its own entry point under the root.
-    const url = Bun.isStandaloneExecutable ? new URL("./frontend/tokenizer-worker.ts", import.meta.url) : new URL("./tokenizer-worker.ts", import.meta.url);
+    const url = Bun.isStandaloneExecutable
+      ? new URL("./frontend/tokenizer-worker.ts", import.meta.url)
+      : new URL("./tokenizer-worker.ts", import.meta.url);
     this.worker = new Worker(url.href);
     // An idle pool never keeps the process alive (Bun's Worker has unref; the DOM typing lacks it).
     (this.worker as Worker & { unref?: () => void }).unref?.();
@@ -67,7 +71,16 @@ export class TokenizerPool {
   /** `chatTemplate`: --chat-template (a file or the template text); null = the model's own. */
   constructor(model: string | null, size = 2, chatTemplate: string | null = null) {
     if (!(size >= 1)) throw new RangeError(`tokenizer pool size must be >= 1 (got ${size})`);
-    this.workers = Array.from({ length: size }, () => new PoolWorker(model, chatTemplate, () => this.dispatch(), (e) => this.fail(e)));
+    this.workers = Array.from(
+      { length: size },
+      () =>
+        new PoolWorker(
+          model,
+          chatTemplate,
+          () => this.dispatch(),
+          (e) => this.fail(e),
+        ),
+    );
     this.ready = Promise.all(this.workers.map((w) => w.loaded)).then(() => this.dispatch());
     this.ready.catch((e: Error) => this.fail(e));
   }
@@ -106,11 +119,14 @@ export class TokenizerPool {
         "abort",
         () => {
           const i = this.queue.indexOf(job);
-          if (i >= 0) (this.queue.splice(i, 1), reject(abortError()));
+          if (i >= 0) this.queue.splice(i, 1), reject(abortError());
         },
         { once: true },
       );
-      this.ready.then(() => this.dispatch(), () => {});
+      this.ready.then(
+        () => this.dispatch(),
+        () => {},
+      );
     });
   }
 

@@ -27,10 +27,18 @@ export interface PlanDefaults {
 export function planBodySchema() {
   const props: Record<string, TSchema> = {};
   for (const r of PLAN_ROWS) {
-    const help = r.key === "model" ? "a synthetic:… spec, the served model (its path or name; the default), or a model under the server's --models-dir" : r.help;
+    const help =
+      r.key === "model"
+        ? "a synthetic:… spec, the served model (its path or name; the default), or a model under the server's --models-dir"
+        : r.help;
     props[planField(r)] = Type.Optional(valueSchema(r, `${help} (default: the server's setting)`));
   }
-  props.config = Type.Optional(Type.Record(Type.String(), Type.Unknown(), { description: "an HF config.json object (instead of `model`)", additionalProperties: false }));
+  props.config = Type.Optional(
+    Type.Record(Type.String(), Type.Unknown(), {
+      description: "an HF config.json object (instead of `model`)",
+      additionalProperties: false,
+    }),
+  );
   return Type.Object(props, { additionalProperties: false });
 }
 
@@ -42,7 +50,10 @@ export function planValuesFromBody(body: Record<string, unknown>): Partial<Pick<
 }
 
 /** Plan row values (given over defaults) → the planner's request. */
-export function planRequestFrom(given: Partial<Pick<ServeOptions, PlanKey>>, d: PlanDefaults): Omit<PlanRequest, "deviceMemoryBytes"> & { deviceMemoryBytes: number | null } {
+export function planRequestFrom(
+  given: Partial<Pick<ServeOptions, PlanKey>>,
+  d: PlanDefaults,
+): Omit<PlanRequest, "deviceMemoryBytes"> & { deviceMemoryBytes: number | null } {
   const v = { ...d.options, ...given };
   const { model, device, deviceMemory, ...limits } = v;
   return {

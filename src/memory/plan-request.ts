@@ -70,7 +70,16 @@ function workspaceBytes(cfg: ModelConfig, maxSeqs: number, maxBlocksPerSeq: numb
   const lib = loadLibrary("cpu");
   const out = new BigUint64Array(1);
   lib.check(
-    lib.sym.hr_paged_attention_workspace_bytes(0, maxSeqs, cfg.numHeads, cfg.headDim, maxBlocksPerSeq, blockSize, DECODE_PARTITION_SIZE, out),
+    lib.sym.hr_paged_attention_workspace_bytes(
+      0,
+      maxSeqs,
+      cfg.numHeads,
+      cfg.headDim,
+      maxBlocksPerSeq,
+      blockSize,
+      DECODE_PARTITION_SIZE,
+      out,
+    ),
     "hr_paged_attention_workspace_bytes",
   );
   return Number(out[0]);
@@ -96,7 +105,12 @@ export function planFromRequest(req: PlanRequest): PlanResponse {
   const limits = batchLimitsFor(maxModelLen, maxNumSeqs, maxTokens, blockSize);
   // The sizes the engine would capture (the same function: capped by the largest decode batch).
   const captureSizes = resolveCaptureSizes(
-    { enforceEager: req.enforceEager ?? d.enforceEager, cudagraphCaptureSizes: req.cudagraphCaptureSizes ?? null, maxCudagraphCaptureSize: req.maxCudagraphCaptureSize ?? null, maxNumSeqs },
+    {
+      enforceEager: req.enforceEager ?? d.enforceEager,
+      cudagraphCaptureSizes: req.cudagraphCaptureSizes ?? null,
+      maxCudagraphCaptureSize: req.maxCudagraphCaptureSize ?? null,
+      maxNumSeqs,
+    },
     limits,
   ).sizes.sort((a, b) => a - b);
   const plan = planMemory({
@@ -148,7 +162,10 @@ export function planTable(r: PlanResponse): string {
   const p = r.plan;
   const gib = (b: number) => `${(b / 2 ** 30).toFixed(3)} GiB`;
   const rows: [string, string][] = [
-    ["model", `${r.model.name} (${r.model.architecture}, ${r.model.layers} layers, hidden ${r.model.hidden_size}, ${r.model.heads}/${r.model.kv_heads} heads)`],
+    [
+      "model",
+      `${r.model.name} (${r.model.architecture}, ${r.model.layers} layers, hidden ${r.model.hidden_size}, ${r.model.heads}/${r.model.kv_heads} heads)`,
+    ],
     ["backend / dtype", `${p.backend} / ${p.computeDtype}`],
     ["device memory", gib(r.inputs.device_memory_bytes)],
     ["requested (utilization)", `${gib(p.requestedBytes)} (${r.inputs.gpu_memory_utilization})`],

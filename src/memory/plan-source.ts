@@ -25,10 +25,13 @@ function inside(dir: string, path: string): boolean {
 
 /** The model path/spec a plan request may open, or a PlanRequestError saying why not. */
 export function resolvePlanModel(model: string | null | undefined, policy: PlanModelPolicy): string {
-  const served = model === undefined || model === null || model === "" || model === policy.servedModel || policy.servedNames.includes(model);
+  const served =
+    model === undefined || model === null || model === "" || model === policy.servedModel || policy.servedNames.includes(model);
   if (served) {
     if (policy.servedModel === null)
-      throw new PlanRequestError("the served model is the built-in demo model: give `model` (a synthetic:… spec or a model under --models-dir) or `config`");
+      throw new PlanRequestError(
+        "the served model is the built-in demo model: give `model` (a synthetic:… spec or a model under --models-dir) or `config`",
+      );
     return policy.servedModel;
   }
   if (isSyntheticSpec(model)) return model;
@@ -53,5 +56,7 @@ export function resolvePlanModel(model: string | null | undefined, policy: PlanM
 
 /** A failure to read a model the client named, without the reader's details (they quote files). */
 export function unreadableModel(model: string): PlanRequestError {
-  return new PlanRequestError(`cannot read model ${JSON.stringify(model)}: not a supported HF model folder (config.json + safetensors) or GGUF file`);
+  return new PlanRequestError(
+    `cannot read model ${JSON.stringify(model)}: not a supported HF model folder (config.json + safetensors) or GGUF file`,
+  );
 }

@@ -137,7 +137,12 @@ export function batchLimitsFor(maxModelLen: number, maxNumSeqs: number, maxNumBa
  * the staging slots (one layer buffer each), then the arena. Offloaded layers are host memory.
  */
 export function startupAllocations(
-  cfg: ModelConfig, dtypeBytes: number, arenaBytes: number, offloadedLayers = 0, slots = 0, quantizedBytes?: ReadonlyMap<string, number>,
+  cfg: ModelConfig,
+  dtypeBytes: number,
+  arenaBytes: number,
+  offloadedLayers = 0,
+  slots = 0,
+  quantizedBytes?: ReadonlyMap<string, number>,
 ): number[] {
   const bufs = weightLayout(cfg, dtypeBytes, quantizedBytes).map((b) => Math.max(1, b.bytes));
   const onDevice = cfg.numLayers - offloadedLayers;
@@ -205,9 +210,10 @@ export function planMemory(p: PlanInput): MemoryPlan {
     };
     n = 0;
     while (n < L && usedAtStart + weightsReserved(n) > limit) n++;
-    reason = n === 0
-      ? `--cpu-offload-trigger-percent ${o.triggerPercent}: all weights fit below ${gib(limit)}`
-      : `--cpu-offload-trigger-percent ${o.triggerPercent}: device usage would pass ${gib(limit)} (${o.triggerPercent}% of ${gib(p.deviceMemoryBytes)}); ${n} of ${L} layers stay in host memory`;
+    reason =
+      n === 0
+        ? `--cpu-offload-trigger-percent ${o.triggerPercent}: all weights fit below ${gib(limit)}`
+        : `--cpu-offload-trigger-percent ${o.triggerPercent}: device usage would pass ${gib(limit)} (${o.triggerPercent}% of ${gib(p.deviceMemoryBytes)}); ${n} of ${L} layers stay in host memory`;
   } else if (!fitsWith(0) && p.kvCacheMemoryBytes == null) {
     // Offloading n <= slots layers saves nothing (each needs a slot): search from 0 upwards.
     n = 1;
@@ -223,7 +229,7 @@ export function planMemory(p: PlanInput): MemoryPlan {
   if (!ok) notes.push("weights and activation arena do not fit in free device memory");
   const weightsBytes = fp.blocks.slice(0, -1).reduce((a, b) => a + b, 0);
   const arena = fp.blocks.at(-1)!;
-  const perLayer = L > 0 ? fp.blocks[1] ?? footprint(0, false).fp.blocks[1]! : 0;
+  const perLayer = L > 0 ? (fp.blocks[1] ?? footprint(0, false).fp.blocks[1]!) : 0;
   const stagingBytes = fp.blocks.slice(1 + (L - n), 1 + (L - n) + (n > 0 ? slots : 0)).reduce((a, b) => a + b, 0);
   const w = { total: weightsBytes, perLayer, resident: fp.blocks[0]! };
   if (nonAlloc > 0) notes.push(`non-allocator memory is an estimate (${nonAlloc} B); start-up measures it`);

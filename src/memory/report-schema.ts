@@ -60,7 +60,12 @@ const OffloadOff = Obj({
   layers_in_host_memory: Num(),
   reason: Type.String(),
 });
-const OffloadMode = Type.Union([Type.Literal("auto"), Type.Literal("cpu-offload-gb"), Type.Literal("trigger-percent"), Type.Literal("layers")]);
+const OffloadMode = Type.Union([
+  Type.Literal("auto"),
+  Type.Literal("cpu-offload-gb"),
+  Type.Literal("trigger-percent"),
+  Type.Literal("layers"),
+]);
 const OffloadOn = Obj({
   enabled: Type.Literal(true),
   mode: OffloadMode,

@@ -14,9 +14,29 @@ export interface BatchLimits {
 
 /** Names of the arena's buffers (int32 index arrays first, then fp32 activations). */
 export type ArenaBuffer =
-  | "inputIds" | "positions" | "slotMapping" | "queryStartLoc" | "seqLens" | "blockTables" | "logitsIndices"
-  | "tokenBitmask" | "bitmaskRows"
-  | "invFreq" | "invFreqLocal" | "x" | "h" | "q" | "k" | "v" | "attn" | "o" | "gate" | "up" | "act" | "logits" | "workspace";
+  | "inputIds"
+  | "positions"
+  | "slotMapping"
+  | "queryStartLoc"
+  | "seqLens"
+  | "blockTables"
+  | "logitsIndices"
+  | "tokenBitmask"
+  | "bitmaskRows"
+  | "invFreq"
+  | "invFreqLocal"
+  | "x"
+  | "h"
+  | "q"
+  | "k"
+  | "v"
+  | "attn"
+  | "o"
+  | "gate"
+  | "up"
+  | "act"
+  | "logits"
+  | "workspace";
 
 export interface ArenaLayout {
   totalBytes: number;

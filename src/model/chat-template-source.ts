@@ -41,7 +41,13 @@ export function chatTemplateSources(cfg: unknown, file = "tokenizer_config.json"
     }
     const source = named.default;
     // transformers refuses a list without "default" too ("multiple chat templates with no default").
-    if (source === undefined) throw new ModelFileError(file, `chat_template lists templates ${Object.keys(named).map((n) => `"${n}"`).join(", ")} but none named "default"`);
+    if (source === undefined)
+      throw new ModelFileError(
+        file,
+        `chat_template lists templates ${Object.keys(named)
+          .map((n) => `"${n}"`)
+          .join(", ")} but none named "default"`,
+      );
     delete named.default;
     return { source, named };
   }
@@ -63,7 +69,8 @@ export function readChatTemplateOption(value: string): { source: string; origin:
     }
   }
   // A value that looks like a path but is not a template is a typo, not a template.
-  if (!/[{}]/.test(value)) throw new ModelFileError(value, "--chat-template: no such file, and the value is not a Jinja template (no {{ }} or {% %})");
+  if (!/[{}]/.test(value))
+    throw new ModelFileError(value, "--chat-template: no such file, and the value is not a Jinja template (no {{ }} or {% %})");
   return { source: value, origin: "--chat-template" };
 }
 
@@ -96,7 +103,13 @@ export function chatTemplateForFolder(dir: string, tokenizerConfig: unknown, ove
 export function chatTemplateFromConfig(cfg: unknown, file = "tokenizer_config.json"): ChatTemplate {
   const c = (cfg && typeof cfg === "object" ? cfg : {}) as Record<string, unknown>;
   const src = chatTemplateSources(cfg, file);
-  return new ChatTemplate(src?.source ?? FALLBACK_CHAT_TEMPLATE, tokenContent(c.bos_token), tokenContent(c.eos_token), src ? file : "fallback", src?.named ?? {});
+  return new ChatTemplate(
+    src?.source ?? FALLBACK_CHAT_TEMPLATE,
+    tokenContent(c.bos_token),
+    tokenContent(c.eos_token),
+    src ? file : "fallback",
+    src?.named ?? {},
+  );
 }
 
 /** The chat template of a GGUF file (--chat-template, tokenizer.chat_template[.<name>]), or the fallback. */
@@ -112,5 +125,11 @@ export function chatTemplateFromGguf(g: GgufFile, tok: Tokenizer, override: stri
     const m = /^tokenizer\.chat_template\.(.+)$/.exec(k);
     if (m && typeof v === "string") named[m[1]!] = v;
   }
-  return new ChatTemplate(src ?? FALLBACK_CHAT_TEMPLATE, tok.bosToken, tok.eosToken, src ? `${g.path} (tokenizer.chat_template)` : "fallback", src ? named : {});
+  return new ChatTemplate(
+    src ?? FALLBACK_CHAT_TEMPLATE,
+    tok.bosToken,
+    tok.eosToken,
+    src ? `${g.path} (tokenizer.chat_template)` : "fallback",
+    src ? named : {},
+  );
 }

@@ -39,7 +39,15 @@ export class ChatTemplateError extends Error {
 }
 
 /** Variables the renderer sets itself; chat_template_kwargs may not replace them. */
-export const RESERVED_TEMPLATE_VARIABLES = ["messages", "tools", "documents", "add_generation_prompt", "continue_final_message", "raise_exception", "strftime_now"] as const;
+export const RESERVED_TEMPLATE_VARIABLES = [
+  "messages",
+  "tools",
+  "documents",
+  "add_generation_prompt",
+  "continue_final_message",
+  "raise_exception",
+  "strftime_now",
+] as const;
 
 /**
  * Used when a model ships no chat template: ChatML (`<|im_start|>role\n...<|im_end|>\n`), the
@@ -100,7 +108,9 @@ export function cutAfterFinalMessage(text: string, messages: readonly ChatMessag
   if (typeof final !== "string") throw new ChatTemplateError("continue_final_message needs a final message with text content.");
   const stripped = final.trim();
   if (!text.includes(stripped))
-    throw new ChatTemplateError("continue_final_message is set but the final message does not appear in the chat after applying the chat template!");
+    throw new ChatTemplateError(
+      "continue_final_message is set but the final message does not appear in the chat after applying the chat template!",
+    );
   const loc = text.lastIndexOf(stripped);
   // Keep the message's trailing spacing when the template kept it, else cut at the stripped text.
   const lstripped = final.trimStart();

@@ -139,14 +139,24 @@ export function validateConfig(c: ModelConfig, file: string): ModelConfig {
   if (c.layerTypes && c.layerTypes.length !== c.numLayers) {
     throw new ModelFileError(file, `layer_types has ${c.layerTypes.length} entries for ${c.numLayers} layers`);
   }
-  if (c.slidingWindow !== null && !isPosInt(c.slidingWindow)) throw new ModelFileError(file, `sliding_window ${c.slidingWindow} must be a positive integer`);
-  for (const [what, v] of [["attn_logit_softcapping", c.attnSoftcap], ["final_logit_softcapping", c.finalSoftcap], ["query_pre_attn_scalar", c.queryPreAttnScalar], ["rope_local_base_freq", c.ropeLocalTheta]] as const) {
+  if (c.slidingWindow !== null && !isPosInt(c.slidingWindow))
+    throw new ModelFileError(file, `sliding_window ${c.slidingWindow} must be a positive integer`);
+  for (const [what, v] of [
+    ["attn_logit_softcapping", c.attnSoftcap],
+    ["final_logit_softcapping", c.finalSoftcap],
+    ["query_pre_attn_scalar", c.queryPreAttnScalar],
+    ["rope_local_base_freq", c.ropeLocalTheta],
+  ] as const) {
     if (v !== undefined && v !== null && !(v > 0 && Number.isFinite(v))) throw new ModelFileError(file, `${what} ${v} must be > 0`);
   }
   const rs = c.ropeScaling;
   if (rs?.type === "longrope") {
-    for (const [what, f] of [["short_factor", rs.shortFactor], ["long_factor", rs.longFactor]] as const) {
-      if (f.length !== c.headDim / 2) throw new ModelFileError(file, `rope_scaling.${what} has ${f.length} entries, head_dim/2 = ${c.headDim / 2} needed`);
+    for (const [what, f] of [
+      ["short_factor", rs.shortFactor],
+      ["long_factor", rs.longFactor],
+    ] as const) {
+      if (f.length !== c.headDim / 2)
+        throw new ModelFileError(file, `rope_scaling.${what} has ${f.length} entries, head_dim/2 = ${c.headDim / 2} needed`);
       if (f.some((x) => !(x > 0 && Number.isFinite(x)))) throw new ModelFileError(file, `rope_scaling.${what} entries must be > 0`);
     }
   }

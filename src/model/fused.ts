@@ -12,7 +12,11 @@ import { DTYPE_BYTES, rowLength, type TensorSource } from "./weights.ts";
 export function splitRows(t: TensorSource, parts: [string, number][]): TensorSource[] {
   const total = parts.reduce((a, [, r]) => a + r, 0);
   if (t.shape.length !== 2 || t.shape[0] !== total) {
-    throw new ModelFileError(t.file, `shape [${t.shape.join(", ")}] cannot be split into ${parts.map(([n, r]) => `${n} (${r} rows)`).join(" + ")}`, t.fileName);
+    throw new ModelFileError(
+      t.file,
+      `shape [${t.shape.join(", ")}] cannot be split into ${parts.map(([n, r]) => `${n} (${r} rows)`).join(" + ")}`,
+      t.fileName,
+    );
   }
   if (!t.data || t.rowPerm) throw new ModelFileError(t.file, "a fused tensor must be a plain file tensor", t.fileName);
   // a quantized row is whole blocks, so row slices stay contiguous and block-aligned
@@ -27,11 +31,7 @@ export function splitRows(t: TensorSource, parts: [string, number][]): TensorSou
 }
 
 /** Replaces each fused tensor of `tensors` (canonical names) by its parts, per layer. */
-export function unfuse(
-  tensors: Map<string, TensorSource>,
-  fused: string,
-  parts: (layerPrefix: string) => [string, number][],
-): void {
+export function unfuse(tensors: Map<string, TensorSource>, fused: string, parts: (layerPrefix: string) => [string, number][]): void {
   for (const [name, t] of [...tensors]) {
     const m = /^(model\.layers\.\d+\.)(.+)$/.exec(name);
     if (!m || m[2] !== fused) continue;

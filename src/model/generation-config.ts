@@ -53,7 +53,8 @@ export function parseGenerationConfig(json: unknown, file: string, vocabSize: nu
   for (const [name, key, ok] of FIELDS) {
     const v = j[name];
     if (v === undefined || v === null) continue;
-    if (typeof v !== "number" || !Number.isFinite(v) || !ok(v)) throw new ModelFileError(file, `${name} ${JSON.stringify(v)} is out of range`);
+    if (typeof v !== "number" || !Number.isFinite(v) || !ok(v))
+      throw new ModelFileError(file, `${name} ${JSON.stringify(v)} is out of range`);
     defaults[key] = v;
   }
   return { file, eosTokenIds: [...new Set(eos as number[])], defaults };
@@ -70,7 +71,8 @@ export function loadGenerationConfig(setting: string, modelDir: string | null, v
     const file = join(modelDir, "generation_config.json");
     return existsSync(file) ? parseGenerationConfig(readJsonFile(file), file, vocabSize) : NO_GENERATION_CONFIG;
   }
-  if (!existsSync(setting) || !statSync(setting).isDirectory()) throw new ModelFileError(setting, "--generation-config: not 'auto', 'none' or a folder");
+  if (!existsSync(setting) || !statSync(setting).isDirectory())
+    throw new ModelFileError(setting, "--generation-config: not 'auto', 'none' or a folder");
   const file = join(setting, "generation_config.json");
   if (!existsSync(file)) throw new ModelFileError(setting, "--generation-config: the folder has no generation_config.json");
   return parseGenerationConfig(readJsonFile(file), file, vocabSize);

@@ -95,7 +95,8 @@ function metaNum(g: GgufFile, key: string, fallback?: number): number {
     if (fallback !== undefined) return fallback;
     throw new ModelFileError(g.path, `missing metadata "${key}"`);
   }
-  if (typeof v !== "number" || !Number.isFinite(v)) throw new ModelFileError(g.path, `metadata "${key}" must be a number, got ${String(v)}`);
+  if (typeof v !== "number" || !Number.isFinite(v))
+    throw new ModelFileError(g.path, `metadata "${key}" must be a number, got ${String(v)}`);
   return v;
 }
 
@@ -203,7 +204,8 @@ export function ggufConfig(g: GgufFile): ModelConfig {
       mscaleAllDim: null,
       truncate: true,
     };
-  } else if (st !== undefined && st !== "none") throw new ModelFileError(g.path, `rope scaling type "${st}" is not supported (supported: linear, yarn)`);
+  } else if (st !== undefined && st !== "none")
+    throw new ModelFileError(g.path, `rope scaling type "${st}" is not supported (supported: linear, yarn)`);
   if (g.tensors.has("rope_freqs.weight")) {
     if (ropeScaling) throw new ModelFileError(g.path, "has both rope scaling metadata and rope_freqs", "rope_freqs.weight");
     ropeScaling = { type: "freq_factors" };
@@ -238,7 +240,8 @@ export function ggufConfig(g: GgufFile): ModelConfig {
   };
   familyFeatures(g, cfg);
   const rd = meta(g, `${p}.rope.dimension_count`);
-  if (typeof rd === "number" && rd !== headDim) throw new ModelFileError(g.path, `partial RoPE (rope.dimension_count ${rd} != head dim ${headDim}) is not supported`);
+  if (typeof rd === "number" && rd !== headDim)
+    throw new ModelFileError(g.path, `partial RoPE (rope.dimension_count ${rd} != head dim ${headDim}) is not supported`);
   return validateConfig(cfg, g.path);
 }
 
@@ -259,15 +262,31 @@ export function ggufWeights(g: GgufFile): WeightSet {
   for (const t of g.tensors.values()) {
     const name = canonicalGgufName(t.name, config.architecture);
     if (!name) throw new ModelFileError(g.path, `unexpected tensor (not a known ${config.architecture} GGUF tensor name)`, t.name);
-    const src: TensorSource = { name, shape: t.shape, dtype: t.dtype, file: g.path, fileName: t.name, data: t.data, ...(t.quant ? { quant: t.quant } : {}) };
+    const src: TensorSource = {
+      name,
+      shape: t.shape,
+      dtype: t.dtype,
+      file: g.path,
+      fileName: t.name,
+      data: t.data,
+      ...(t.quant ? { quant: t.quant } : {}),
+    };
     // llama.cpp permutes Q/K only for Llama/Mistral (the other families use NeoX RoPE as is).
     if ((config.architecture === "llama" || config.architecture === "mistral") && t.shape.length >= 1) {
-      const heads = name.endsWith("q_proj.weight") || name.endsWith("q_proj.bias") ? config.numHeads
-        : name.endsWith("k_proj.weight") || name.endsWith("k_proj.bias") ? config.numKvHeads : 0;
+      const heads =
+        name.endsWith("q_proj.weight") || name.endsWith("q_proj.bias")
+          ? config.numHeads
+          : name.endsWith("k_proj.weight") || name.endsWith("k_proj.bias")
+            ? config.numKvHeads
+            : 0;
       if (heads) {
         const rows = t.shape[0]!;
         if (rows !== heads * config.headDim) {
-          throw new ModelFileError(g.path, `shape [${t.shape.join(", ")}] does not match the config (${heads} heads × head dim ${config.headDim} rows)`, t.name);
+          throw new ModelFileError(
+            g.path,
+            `shape [${t.shape.join(", ")}] does not match the config (${heads} heads × head dim ${config.headDim} rows)`,
+            t.name,
+          );
         }
         src.rowPerm = unpermuteRows(rows, heads);
       }
@@ -275,9 +294,18 @@ export function ggufWeights(g: GgufFile): WeightSet {
     tensors.set(name, src);
   }
   if (config.architecture === "phi3") {
-    const q = config.numHeads * config.headDim, kv = config.numKvHeads * config.headDim, I = config.intermediateSize;
-    unfuse(tensors, "self_attn.qkv_proj.weight", (p) => [[`${p}self_attn.q_proj.weight`, q], [`${p}self_attn.k_proj.weight`, kv], [`${p}self_attn.v_proj.weight`, kv]]);
-    unfuse(tensors, "mlp.gate_up_proj.weight", (p) => [[`${p}mlp.gate_proj.weight`, I], [`${p}mlp.up_proj.weight`, I]]);
+    const q = config.numHeads * config.headDim,
+      kv = config.numKvHeads * config.headDim,
+      I = config.intermediateSize;
+    unfuse(tensors, "self_attn.qkv_proj.weight", (p) => [
+      [`${p}self_attn.q_proj.weight`, q],
+      [`${p}self_attn.k_proj.weight`, kv],
+      [`${p}self_attn.v_proj.weight`, kv],
+    ]);
+    unfuse(tensors, "mlp.gate_up_proj.weight", (p) => [
+      [`${p}mlp.gate_proj.weight`, I],
+      [`${p}mlp.up_proj.weight`, I],
+    ]);
   }
   longropeFromTensors(g, config, tensors);
   // An output matrix byte-identical to the embedding is stored once (tied).
@@ -300,7 +328,8 @@ function longropeFromTensors(g: GgufFile, config: ModelConfig, tensors: Map<stri
   const long = tensors.get("rope_factors_long.weight");
   const short = tensors.get("rope_factors_short.weight");
   if (!long && !short) return;
-  if (!long || !short) throw new ModelFileError(g.path, "has only one of rope_factors_long / rope_factors_short", (long ?? short)!.fileName);
+  if (!long || !short)
+    throw new ModelFileError(g.path, "has only one of rope_factors_long / rope_factors_short", (long ?? short)!.fileName);
   if (config.ropeScaling) throw new ModelFileError(g.path, "has both rope scaling metadata and rope_factors tensors", long.fileName);
   tensors.delete("rope_factors_long.weight");
   tensors.delete("rope_factors_short.weight");

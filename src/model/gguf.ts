@@ -11,15 +11,55 @@ import { QUANT_TYPE_NAMES, quantTensorBytes, quantTypeOfGgml, type QuantType } f
 export type GgufValue = number | bigint | boolean | string | GgufValue[];
 
 export const enum GgufValueType {
-  U8 = 0, I8 = 1, U16 = 2, I16 = 3, U32 = 4, I32 = 5, F32 = 6, BOOL = 7, STRING = 8, ARRAY = 9, U64 = 10, I64 = 11, F64 = 12,
+  U8 = 0,
+  I8 = 1,
+  U16 = 2,
+  I16 = 3,
+  U32 = 4,
+  I32 = 5,
+  F32 = 6,
+  BOOL = 7,
+  STRING = 8,
+  ARRAY = 9,
+  U64 = 10,
+  I64 = 11,
+  F64 = 12,
 }
 
 /** ggml_type ids -> names (ggml.h). */
 export const GGML_TYPE_NAMES: Record<number, string> = {
-  0: "F32", 1: "F16", 2: "Q4_0", 3: "Q4_1", 6: "Q5_0", 7: "Q5_1", 8: "Q8_0", 9: "Q8_1", 10: "Q2_K", 11: "Q3_K",
-  12: "Q4_K", 13: "Q5_K", 14: "Q6_K", 15: "Q8_K", 16: "IQ2_XXS", 17: "IQ2_XS", 18: "IQ3_XXS", 19: "IQ1_S",
-  20: "IQ4_NL", 21: "IQ3_S", 22: "IQ2_S", 23: "IQ4_XS", 24: "I8", 25: "I16", 26: "I32", 27: "I64", 28: "F64",
-  29: "IQ1_M", 30: "BF16", 34: "TQ1_0", 35: "TQ2_0", 39: "MXFP4",
+  0: "F32",
+  1: "F16",
+  2: "Q4_0",
+  3: "Q4_1",
+  6: "Q5_0",
+  7: "Q5_1",
+  8: "Q8_0",
+  9: "Q8_1",
+  10: "Q2_K",
+  11: "Q3_K",
+  12: "Q4_K",
+  13: "Q5_K",
+  14: "Q6_K",
+  15: "Q8_K",
+  16: "IQ2_XXS",
+  17: "IQ2_XS",
+  18: "IQ3_XXS",
+  19: "IQ1_S",
+  20: "IQ4_NL",
+  21: "IQ3_S",
+  22: "IQ2_S",
+  23: "IQ4_XS",
+  24: "I8",
+  25: "I16",
+  26: "I32",
+  27: "I64",
+  28: "F64",
+  29: "IQ1_M",
+  30: "BF16",
+  34: "TQ1_0",
+  35: "TQ2_0",
+  39: "MXFP4",
 };
 const SUPPORTED_TYPES: Record<number, SourceDtype> = { 0: "f32", 1: "f16", 30: "bf16" };
 export const GGML_TYPE_ID: Record<string, number> = Object.fromEntries(Object.entries(GGML_TYPE_NAMES).map(([k, v]) => [v, Number(k)]));
@@ -72,23 +112,73 @@ class Reader {
   }
   need(n: number, what: string): void {
     if (!(n >= 0) || n > this.left) {
-      throw new ModelFileError(this.path, `truncated or corrupt: ${what} needs ${n} bytes at offset ${this.pos} but only ${this.left} remain`);
+      throw new ModelFileError(
+        this.path,
+        `truncated or corrupt: ${what} needs ${n} bytes at offset ${this.pos} but only ${this.left} remain`,
+      );
     }
   }
-  u8(w: string): number { this.need(1, w); return this.dv.getUint8(this.pos++); }
-  i8(w: string): number { this.need(1, w); return this.dv.getInt8(this.pos++); }
-  u16(w: string): number { this.need(2, w); const v = this.dv.getUint16(this.pos, true); this.pos += 2; return v; }
-  i16(w: string): number { this.need(2, w); const v = this.dv.getInt16(this.pos, true); this.pos += 2; return v; }
-  u32(w: string): number { this.need(4, w); const v = this.dv.getUint32(this.pos, true); this.pos += 4; return v; }
-  i32(w: string): number { this.need(4, w); const v = this.dv.getInt32(this.pos, true); this.pos += 4; return v; }
-  f32(w: string): number { this.need(4, w); const v = this.dv.getFloat32(this.pos, true); this.pos += 4; return v; }
-  f64(w: string): number { this.need(8, w); const v = this.dv.getFloat64(this.pos, true); this.pos += 8; return v; }
-  u64big(w: string): bigint { this.need(8, w); const v = this.dv.getBigUint64(this.pos, true); this.pos += 8; return v; }
-  i64big(w: string): bigint { this.need(8, w); const v = this.dv.getBigInt64(this.pos, true); this.pos += 8; return v; }
+  u8(w: string): number {
+    this.need(1, w);
+    return this.dv.getUint8(this.pos++);
+  }
+  i8(w: string): number {
+    this.need(1, w);
+    return this.dv.getInt8(this.pos++);
+  }
+  u16(w: string): number {
+    this.need(2, w);
+    const v = this.dv.getUint16(this.pos, true);
+    this.pos += 2;
+    return v;
+  }
+  i16(w: string): number {
+    this.need(2, w);
+    const v = this.dv.getInt16(this.pos, true);
+    this.pos += 2;
+    return v;
+  }
+  u32(w: string): number {
+    this.need(4, w);
+    const v = this.dv.getUint32(this.pos, true);
+    this.pos += 4;
+    return v;
+  }
+  i32(w: string): number {
+    this.need(4, w);
+    const v = this.dv.getInt32(this.pos, true);
+    this.pos += 4;
+    return v;
+  }
+  f32(w: string): number {
+    this.need(4, w);
+    const v = this.dv.getFloat32(this.pos, true);
+    this.pos += 4;
+    return v;
+  }
+  f64(w: string): number {
+    this.need(8, w);
+    const v = this.dv.getFloat64(this.pos, true);
+    this.pos += 8;
+    return v;
+  }
+  u64big(w: string): bigint {
+    this.need(8, w);
+    const v = this.dv.getBigUint64(this.pos, true);
+    this.pos += 8;
+    return v;
+  }
+  i64big(w: string): bigint {
+    this.need(8, w);
+    const v = this.dv.getBigInt64(this.pos, true);
+    this.pos += 8;
+    return v;
+  }
   /** u64 that must be a count/size bounded by `max`. */
   count(w: string, max: number): number {
     const v = this.u64big(w);
-    if (v > BigInt(max)) throw new ModelFileError(this.path, `${w} ${v} is impossible for a ${this.buf.byteLength}-byte file (at most ${max})`);
+    if (v > BigInt(max))
+      throw new ModelFileError(this.path, `${w} ${v} is impossible for a ${this.buf.byteLength}-byte file (at most ${max})`);
     return Number(v);
   }
   str(w: string): string {
@@ -115,22 +205,37 @@ const SCALAR_SIZE: Record<number, number> = { 0: 1, 1: 1, 2: 2, 3: 2, 4: 4, 5: 4
 function readValue(r: Reader, type: number, key: string, depth: number): GgufValue {
   const w = `value of "${key}"`;
   switch (type) {
-    case GgufValueType.U8: return r.u8(w);
-    case GgufValueType.I8: return r.i8(w);
-    case GgufValueType.U16: return r.u16(w);
-    case GgufValueType.I16: return r.i16(w);
-    case GgufValueType.U32: return r.u32(w);
-    case GgufValueType.I32: return r.i32(w);
-    case GgufValueType.F32: return shortestF32(r.f32(w));
-    case GgufValueType.F64: return r.f64(w);
+    case GgufValueType.U8:
+      return r.u8(w);
+    case GgufValueType.I8:
+      return r.i8(w);
+    case GgufValueType.U16:
+      return r.u16(w);
+    case GgufValueType.I16:
+      return r.i16(w);
+    case GgufValueType.U32:
+      return r.u32(w);
+    case GgufValueType.I32:
+      return r.i32(w);
+    case GgufValueType.F32:
+      return shortestF32(r.f32(w));
+    case GgufValueType.F64:
+      return r.f64(w);
     case GgufValueType.BOOL: {
       const b = r.u8(w);
       if (b > 1) throw new ModelFileError(r.path, `metadata "${key}": bool value ${b} is neither 0 nor 1`);
       return b === 1;
     }
-    case GgufValueType.U64: { const v = r.u64big(w); return v <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(v) : v; }
-    case GgufValueType.I64: { const v = r.i64big(w); return v <= BigInt(Number.MAX_SAFE_INTEGER) && v >= -BigInt(Number.MAX_SAFE_INTEGER) ? Number(v) : v; }
-    case GgufValueType.STRING: return r.str(w);
+    case GgufValueType.U64: {
+      const v = r.u64big(w);
+      return v <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(v) : v;
+    }
+    case GgufValueType.I64: {
+      const v = r.i64big(w);
+      return v <= BigInt(Number.MAX_SAFE_INTEGER) && v >= -BigInt(Number.MAX_SAFE_INTEGER) ? Number(v) : v;
+    }
+    case GgufValueType.STRING:
+      return r.str(w);
     case GgufValueType.ARRAY: {
       if (depth >= MAX_DEPTH) throw new ModelFileError(r.path, `metadata "${key}": arrays nested deeper than ${MAX_DEPTH}`);
       const et = r.u32(`${w} element type`);
@@ -166,7 +271,8 @@ export function parseGguf(path: string, buf: Uint8Array): GgufFile {
     const key = r.str(`metadata key #${i}`);
     const type = r.u32(`type of metadata "${key}"`);
     if (metadata.has(key)) throw new ModelFileError(path, `metadata key "${key}" appears twice`);
-    const elemType = type === GgufValueType.ARRAY && r.left >= 4 ? new DataView(buf.buffer, buf.byteOffset + r.pos, 4).getUint32(0, true) : undefined;
+    const elemType =
+      type === GgufValueType.ARRAY && r.left >= 4 ? new DataView(buf.buffer, buf.byteOffset + r.pos, 4).getUint32(0, true) : undefined;
     metadata.set(key, readValue(r, type, key, 0));
     metadataTypes.set(key, [type, elemType]);
   }
@@ -193,7 +299,8 @@ export function parseGguf(path: string, buf: Uint8Array): GgufFile {
     infos.push({ name, dims, type, offset });
   }
   const dataStart = Math.ceil(r.pos / alignment) * alignment;
-  if (dataStart > buf.byteLength && nTensors > 0) throw new ModelFileError(path, `truncated: data section would start at ${dataStart}, beyond the file (${buf.byteLength} bytes)`);
+  if (dataStart > buf.byteLength && nTensors > 0)
+    throw new ModelFileError(path, `truncated: data section would start at ${dataStart}, beyond the file (${buf.byteLength} bytes)`);
   const dataLen = buf.byteLength - dataStart;
   const tensors = new Map<string, GgufTensorInfo>();
   const spans: [number, number, string][] = [];
@@ -207,15 +314,24 @@ export function parseGguf(path: string, buf: Uint8Array): GgufFile {
       throw new ModelFileError(path, `unknown ggml type ${t.type}`, t.name);
     }
     if (quant && (t.dims[0] ?? 0) % quant.blockElems !== 0) {
-      throw new ModelFileError(path, `${quant.name} tensor has rows of ${t.dims[0]} elements, not a multiple of the block size ${quant.blockElems}`, t.name);
+      throw new ModelFileError(
+        path,
+        `${quant.name} tensor has rows of ${t.dims[0]} elements, not a multiple of the block size ${quant.blockElems}`,
+        t.name,
+      );
     }
-    if (t.offset > BigInt(dataLen)) throw new ModelFileError(path, `offset ${t.offset} is beyond the data section (${dataLen} bytes): file truncated or corrupt`, t.name);
+    if (t.offset > BigInt(dataLen))
+      throw new ModelFileError(path, `offset ${t.offset} is beyond the data section (${dataLen} bytes): file truncated or corrupt`, t.name);
     const offset = Number(t.offset);
     if (offset % alignment !== 0) throw new ModelFileError(path, `offset ${offset} is not aligned to ${alignment}`, t.name);
     const shape = [...t.dims].reverse();
     const bytes = quant ? quantTensorBytes(quant, shape) : numel(t.dims) * DTYPE_BYTES[dtype];
     if (!Number.isSafeInteger(bytes) || offset + bytes > dataLen) {
-      throw new ModelFileError(path, `data [${offset}, ${offset + bytes}) extends beyond the data section (${dataLen} bytes): file truncated or corrupt`, t.name);
+      throw new ModelFileError(
+        path,
+        `data [${offset}, ${offset + bytes}) extends beyond the data section (${dataLen} bytes): file truncated or corrupt`,
+        t.name,
+      );
     }
     spans.push([offset, offset + bytes, t.name]);
     tensors.set(t.name, {
@@ -268,22 +384,46 @@ export interface GgufTensorToWrite {
 class Writer {
   chunks: Uint8Array[] = [];
   len = 0;
-  private push(b: Uint8Array): void { this.chunks.push(b); this.len += b.length; }
+  private push(b: Uint8Array): void {
+    this.chunks.push(b);
+    this.len += b.length;
+  }
   num(type: GgufValueType, v: GgufValue): void {
     const size = SCALAR_SIZE[type]!;
     const b = new Uint8Array(size);
     const dv = new DataView(b.buffer);
     switch (type) {
-      case GgufValueType.U8: case GgufValueType.BOOL: dv.setUint8(0, Number(v)); break;
-      case GgufValueType.I8: dv.setInt8(0, Number(v)); break;
-      case GgufValueType.U16: dv.setUint16(0, Number(v), true); break;
-      case GgufValueType.I16: dv.setInt16(0, Number(v), true); break;
-      case GgufValueType.U32: dv.setUint32(0, Number(v), true); break;
-      case GgufValueType.I32: dv.setInt32(0, Number(v), true); break;
-      case GgufValueType.F32: dv.setFloat32(0, Number(v), true); break;
-      case GgufValueType.F64: dv.setFloat64(0, Number(v), true); break;
-      case GgufValueType.U64: dv.setBigUint64(0, BigInt(v as number), true); break;
-      case GgufValueType.I64: dv.setBigInt64(0, BigInt(v as number), true); break;
+      case GgufValueType.U8:
+      case GgufValueType.BOOL:
+        dv.setUint8(0, Number(v));
+        break;
+      case GgufValueType.I8:
+        dv.setInt8(0, Number(v));
+        break;
+      case GgufValueType.U16:
+        dv.setUint16(0, Number(v), true);
+        break;
+      case GgufValueType.I16:
+        dv.setInt16(0, Number(v), true);
+        break;
+      case GgufValueType.U32:
+        dv.setUint32(0, Number(v), true);
+        break;
+      case GgufValueType.I32:
+        dv.setInt32(0, Number(v), true);
+        break;
+      case GgufValueType.F32:
+        dv.setFloat32(0, Number(v), true);
+        break;
+      case GgufValueType.F64:
+        dv.setFloat64(0, Number(v), true);
+        break;
+      case GgufValueType.U64:
+        dv.setBigUint64(0, BigInt(v as number), true);
+        break;
+      case GgufValueType.I64:
+        dv.setBigInt64(0, BigInt(v as number), true);
+        break;
     }
     this.push(b);
   }
@@ -306,11 +446,16 @@ class Writer {
     const n = (align - (this.len % align)) % align;
     if (n) this.push(new Uint8Array(n));
   }
-  raw(b: Uint8Array): void { this.push(b); }
+  raw(b: Uint8Array): void {
+    this.push(b);
+  }
   bytes(): Uint8Array {
     const out = new Uint8Array(this.len);
     let at = 0;
-    for (const c of this.chunks) { out.set(c, at); at += c.length; }
+    for (const c of this.chunks) {
+      out.set(c, at);
+      at += c.length;
+    }
     return out;
   }
 }

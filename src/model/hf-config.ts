@@ -49,7 +49,8 @@ function ids(v: unknown, key: string, file: string): number[] {
   if (v === undefined || v === null) return [];
   const list = Array.isArray(v) ? v : [v];
   for (const x of list) {
-    if (typeof x !== "number" || !Number.isSafeInteger(x)) throw new ModelFileError(file, `"${key}" must be a token id or a list of ids, got ${JSON.stringify(v)}`);
+    if (typeof x !== "number" || !Number.isSafeInteger(x))
+      throw new ModelFileError(file, `"${key}" must be a token id or a list of ids, got ${JSON.stringify(v)}`);
   }
   return list as number[];
 }
@@ -118,7 +119,10 @@ function ropeScaling(v: unknown, top: Json, file: string): RopeScaling | null {
       attentionFactor: optNum(r, "attention_factor", file),
     };
   }
-  throw new ModelFileError(file, `rope_scaling type ${JSON.stringify(type)} is not supported (supported: linear, llama3, yarn, dynamic, longrope)`);
+  throw new ModelFileError(
+    file,
+    `rope_scaling type ${JSON.stringify(type)} is not supported (supported: linear, llama3, yarn, dynamic, longrope)`,
+  );
 }
 
 /** Per-layer attention types from config.json's layer_types, or the family's rule. */
@@ -169,7 +173,10 @@ export function parseHfConfig(json: unknown, file: string, name: string): ModelC
   const modelType = typeof j.model_type === "string" ? j.model_type : undefined;
   const classes = Array.isArray(j.architectures) ? (j.architectures as unknown[]) : [];
   if (modelType === "gemma3") {
-    throw new ModelFileError(file, `model_type "gemma3" (Gemma3ForConditionalGeneration, text + vision) is not supported; use a text-only checkpoint (model_type "gemma3_text")`);
+    throw new ModelFileError(
+      file,
+      `model_type "gemma3" (Gemma3ForConditionalGeneration, text + vision) is not supported; use a text-only checkpoint (model_type "gemma3_text")`,
+    );
   }
   let arch: Architecture | undefined = modelType ? ARCH_BY_MODEL_TYPE[modelType] : undefined;
   if (!arch) for (const c of classes) if (typeof c === "string" && ARCH_BY_CLASS[c]) arch = ARCH_BY_CLASS[c];
@@ -180,7 +187,7 @@ export function parseHfConfig(json: unknown, file: string, name: string): ModelC
   const gemma = GEMMA.has(arch);
   if (gemma) {
     // transformers' Gemma MLP uses hidden_activation (Gemma 1 falls back to gelu_pytorch_tanh even when hidden_act says "gelu").
-    const act = j.hidden_activation ?? (arch === "gemma" ? "gelu_pytorch_tanh" : j.hidden_act ?? "gelu_pytorch_tanh");
+    const act = j.hidden_activation ?? (arch === "gemma" ? "gelu_pytorch_tanh" : (j.hidden_act ?? "gelu_pytorch_tanh"));
     if (act !== "gelu_pytorch_tanh" && act !== "gelu_new") {
       throw new ModelFileError(file, `hidden_activation ${JSON.stringify(act)} is not supported (only gelu_pytorch_tanh)`);
     }
@@ -206,7 +213,12 @@ export function parseHfConfig(json: unknown, file: string, name: string): ModelC
   const rpGlobal = rp && typeof rp.full_attention === "object" ? (rp.full_attention as Json) : rp;
   const rpLocal = rp && typeof rp.sliding_attention === "object" ? (rp.sliding_attention as Json) : null;
   const thetaDefault = arch === "gemma3" ? 1_000_000 : 10000;
-  const ropeTheta = j.rope_theta !== undefined ? num(j, "rope_theta", file) : rpGlobal?.rope_theta !== undefined ? num(rpGlobal, "rope_theta", file) : thetaDefault;
+  const ropeTheta =
+    j.rope_theta !== undefined
+      ? num(j, "rope_theta", file)
+      : rpGlobal?.rope_theta !== undefined
+        ? num(rpGlobal, "rope_theta", file)
+        : thetaDefault;
   const scalingSrc = j.rope_scaling !== undefined ? j.rope_scaling : rpGlobal;
 
   const window = slidingWindow(j, arch, file);
@@ -248,8 +260,14 @@ export function parseHfConfig(json: unknown, file: string, name: string): ModelC
     cfg.finalSoftcap = softcap(j, "final_logit_softcapping", file, arch === "gemma2" ? 30 : null);
   }
   if (arch === "gemma3") {
-    cfg.ropeLocalTheta = j.rope_local_base_freq !== undefined ? num(j, "rope_local_base_freq", file) : rpLocal?.rope_theta !== undefined ? num(rpLocal, "rope_theta", file) : 10000;
-    if (rpLocal && ropeScaling(rpLocal, j, file) !== null) throw new ModelFileError(file, `rope_parameters.sliding_attention: RoPE scaling on the local layers is not supported`);
+    cfg.ropeLocalTheta =
+      j.rope_local_base_freq !== undefined
+        ? num(j, "rope_local_base_freq", file)
+        : rpLocal?.rope_theta !== undefined
+          ? num(rpLocal, "rope_theta", file)
+          : 10000;
+    if (rpLocal && ropeScaling(rpLocal, j, file) !== null)
+      throw new ModelFileError(file, `rope_parameters.sliding_attention: RoPE scaling on the local layers is not supported`);
   }
   return validateConfig(cfg, file);
 }

@@ -56,7 +56,8 @@ export function loadHfWeights(dir: string): WeightSet {
   const tensors = new Map<string, TensorSource>();
   const add = (f: SafetensorsFile, only?: Set<string>) => {
     for (const e of f.tensors.values()) {
-      if (only && !only.has(e.name)) throw new ModelFileError(f.path, `tensor is not listed for this shard in model.safetensors.index.json`, e.name);
+      if (only && !only.has(e.name))
+        throw new ModelFileError(f.path, `tensor is not listed for this shard in model.safetensors.index.json`, e.name);
       const prev = tensors.get(e.name);
       if (prev) throw new ModelFileError(f.path, `tensor also appears in ${prev.file}`, e.name);
       tensors.set(e.name, { name: e.name, shape: e.shape, dtype: e.dtype, file: f.path, fileName: e.name, data: e.data });
@@ -66,7 +67,9 @@ export function loadHfWeights(dir: string): WeightSet {
     for (const [file, names] of readIndex(dir, indexPath)) {
       const f = readSafetensors(join(dir, file));
       const want = new Set(names);
-      for (const n of want) if (!f.tensors.has(n)) throw new ModelFileError(f.path, `tensor is listed in model.safetensors.index.json but missing from this shard`, n);
+      for (const n of want)
+        if (!f.tensors.has(n))
+          throw new ModelFileError(f.path, `tensor is listed in model.safetensors.index.json but missing from this shard`, n);
       add(f, want);
       files.push(f);
     }
@@ -78,9 +81,18 @@ export function loadHfWeights(dir: string): WeightSet {
     throw new ModelFileError(dir, "has neither model.safetensors nor model.safetensors.index.json");
   }
   if (config.architecture === "phi3") {
-    const q = config.numHeads * config.headDim, kv = config.numKvHeads * config.headDim, I = config.intermediateSize;
-    unfuse(tensors, "self_attn.qkv_proj.weight", (p) => [[`${p}self_attn.q_proj.weight`, q], [`${p}self_attn.k_proj.weight`, kv], [`${p}self_attn.v_proj.weight`, kv]]);
-    unfuse(tensors, "mlp.gate_up_proj.weight", (p) => [[`${p}mlp.gate_proj.weight`, I], [`${p}mlp.up_proj.weight`, I]]);
+    const q = config.numHeads * config.headDim,
+      kv = config.numKvHeads * config.headDim,
+      I = config.intermediateSize;
+    unfuse(tensors, "self_attn.qkv_proj.weight", (p) => [
+      [`${p}self_attn.q_proj.weight`, q],
+      [`${p}self_attn.k_proj.weight`, kv],
+      [`${p}self_attn.v_proj.weight`, kv],
+    ]);
+    unfuse(tensors, "mlp.gate_up_proj.weight", (p) => [
+      [`${p}mlp.gate_proj.weight`, I],
+      [`${p}mlp.up_proj.weight`, I],
+    ]);
   }
   if (config.architecture.startsWith("gemma")) markGemmaNorms(tensors);
   config.dtype = tensors.get("model.embed_tokens.weight")?.dtype ?? config.dtype;

@@ -16,10 +16,28 @@ import { Environment, Interpreter } from "@huggingface/jinja";
 type Statement = Parameters<Interpreter["evaluate"]>[0];
 type Value = ReturnType<Interpreter["evaluate"]>;
 
-interface MemberNode { type: "MemberExpression"; object: Statement; property: Statement & { type: string }; computed: boolean }
-interface TestNode { type: "TestExpression"; operand: Statement; negate: boolean; test: { value: string } }
-interface FilterNode { type: "FilterExpression"; operand: Statement; filter: { type: string; value?: string; callee?: { value?: string } } }
-interface ForNode { type: "For"; iterable: Statement & { type: string }; defaultBlock: Statement[] }
+interface MemberNode {
+  type: "MemberExpression";
+  object: Statement;
+  property: Statement & { type: string };
+  computed: boolean;
+}
+interface TestNode {
+  type: "TestExpression";
+  operand: Statement;
+  negate: boolean;
+  test: { value: string };
+}
+interface FilterNode {
+  type: "FilterExpression";
+  operand: Statement;
+  filter: { type: string; value?: string; callee?: { value?: string } };
+}
+interface ForNode {
+  type: "For";
+  iterable: Statement & { type: string };
+  defaultBlock: Statement[];
+}
 
 /** A runtime value of the library (its value classes are not exported; Environment.set converts). */
 function runtime(v: unknown): Value {
@@ -29,7 +47,18 @@ function runtime(v: unknown): Value {
 const ITERABLE = new Set(["ArrayValue", "StringValue", "ObjectValue", "UndefinedValue"]);
 const CONTAINERS = new Set(["ObjectValue", "NamespaceValue"]);
 /** What Jinja2's filters give for an Undefined operand (they work on str(Undefined) == ""). */
-const ON_UNDEFINED: Record<string, unknown> = { trim: "", upper: "", lower: "", title: "", capitalize: "", string: "", length: 0, count: 0, list: [], join: "" };
+const ON_UNDEFINED: Record<string, unknown> = {
+  trim: "",
+  upper: "",
+  lower: "",
+  title: "",
+  capitalize: "",
+  string: "",
+  length: 0,
+  count: 0,
+  list: [],
+  join: "",
+};
 
 /** Python's repr() of a string: single quotes unless only they occur, escapes as Python writes them. */
 function pyStringRepr(v: string): string {
@@ -80,8 +109,17 @@ export function pyStr(v: Value): string {
 /** Nodes that are statements (their result is rendered text, or nothing); every other node is an expression to print. */
 const STATEMENTS = new Set(["Program", "If", "For", "Break", "Continue", "Set", "Macro", "Comment", "FilterStatement", "CallStatement"]);
 
-interface BinaryNode { type: "BinaryExpression"; operator: { value: string }; left: Statement; right: Statement }
-interface CallFilter { type: "CallExpression"; callee: { value?: string }; args: (Statement & { type: string })[] }
+interface BinaryNode {
+  type: "BinaryExpression";
+  operator: { value: string };
+  left: Statement;
+  right: Statement;
+}
+interface CallFilter {
+  type: "CallExpression";
+  callee: { value?: string };
+  args: (Statement & { type: string })[];
+}
 
 export class HfInterpreter extends Interpreter {
   override evaluate(statement: Statement | undefined, environment: Environment): Value {
@@ -122,7 +160,8 @@ export class HfInterpreter extends Interpreter {
       }
       case "BinaryExpression": {
         const node = statement as unknown as BinaryNode;
-        if (node.operator.value === "~") return runtime(pyStr(this.evaluate(node.left, environment)) + pyStr(this.evaluate(node.right, environment)));
+        if (node.operator.value === "~")
+          return runtime(pyStr(this.evaluate(node.left, environment)) + pyStr(this.evaluate(node.right, environment)));
         break;
       }
       case "For": {
@@ -143,7 +182,9 @@ export class HfInterpreter extends Interpreter {
 // Output: the library's evaluateBlock prints values with JavaScript's String() (true, null as
 // nothing, JSON for lists); Jinja2 prints str(value). evaluateBlock is private in the typings,
 // so it is replaced on this subclass's prototype (the library class itself is untouched).
-(HfInterpreter.prototype as unknown as { evaluateBlock: (this: HfInterpreter, statements: Statement[], env: Environment) => Value }).evaluateBlock = function (statements, env) {
+(
+  HfInterpreter.prototype as unknown as { evaluateBlock: (this: HfInterpreter, statements: Statement[], env: Environment) => Value }
+).evaluateBlock = function (statements, env) {
   let out = "";
   for (const st of statements) {
     const v = this.evaluate(st, env);

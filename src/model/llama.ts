@@ -189,7 +189,8 @@ export class LlamaModel {
     const host = this.weights.hostF32.get("rope_freqs.weight");
     const inv = ropeInvFreq(this.cfg, factors ? (host ?? downloadTensor(this.dev, factors)) : undefined, this.maxModelLen);
     this.dev.copyToDevice(this.buf("invFreq"), inv);
-    if (this.cfg.ropeLocalTheta != null) this.dev.copyToDevice(this.buf("invFreqLocal"), ropeInvFreq(this.cfg, undefined, this.maxModelLen, true));
+    if (this.cfg.ropeLocalTheta != null)
+      this.dev.copyToDevice(this.buf("invFreqLocal"), ropeInvFreq(this.cfg, undefined, this.maxModelLen, true));
   }
 
   freeArena(): void {
@@ -300,13 +301,38 @@ export class LlamaModel {
       const scale = this.layerScale(l);
       if (decodeOnly) {
         ops.attentionDecode(
-          attn, q, cache, this.buf("blockTables"), this.buf("seqLens"), this.buf("workspace"), this.layout.bytes.workspace,
-          numSeqs, cfg.numHeads, maxBlocks, DECODE_PARTITION_SIZE, scale, 0, window, softcap,
+          attn,
+          q,
+          cache,
+          this.buf("blockTables"),
+          this.buf("seqLens"),
+          this.buf("workspace"),
+          this.layout.bytes.workspace,
+          numSeqs,
+          cfg.numHeads,
+          maxBlocks,
+          DECODE_PARTITION_SIZE,
+          scale,
+          0,
+          window,
+          softcap,
         );
       } else {
         ops.attentionPrefill(
-          attn, q, cache, this.buf("blockTables"), this.buf("seqLens"), this.buf("queryStartLoc"), numSeqs, T, cfg.numHeads, maxBlocks, scale,
-          0, window, softcap,
+          attn,
+          q,
+          cache,
+          this.buf("blockTables"),
+          this.buf("seqLens"),
+          this.buf("queryStartLoc"),
+          numSeqs,
+          T,
+          cfg.numHeads,
+          maxBlocks,
+          scale,
+          0,
+          window,
+          softcap,
         );
       }
       ops.matmul(o, attn, L.o, 0n, T, D, qDim, W.o);
@@ -357,7 +383,8 @@ export class LlamaModel {
   applyTokenBitmask(bitmask: Int32Array, rowIndices: Int32Array, rows: number, logitsRows: number): void {
     if (rows === 0) return;
     const words = Math.ceil(this.cfg.vocabSize / 32);
-    if (rows > this.limits.maxSeqs || bitmask.length < rows * words) throw new RangeError(`token bitmask of ${rows} rows does not fit the arena`);
+    if (rows > this.limits.maxSeqs || bitmask.length < rows * words)
+      throw new RangeError(`token bitmask of ${rows} rows does not fit the arena`);
     this.dev.copyToDevice(this.buf("tokenBitmask"), bitmask.subarray(0, rows * words));
     this.dev.copyToDevice(this.buf("bitmaskRows"), rowIndices.subarray(0, rows));
     this.ops.applyTokenBitmask(this.buf("logits"), logitsRows, this.buf("tokenBitmask"), this.buf("bitmaskRows"), rows, this.cfg.vocabSize);

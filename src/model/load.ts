@@ -41,7 +41,12 @@ function withGenerationEos(config: ModelConfig, gen: GenerationConfig): void {
 
 /** Opens a model: an HF folder, a .gguf file, a synthetic spec, or (no path) the built-in demo model. */
 export function openModel(path?: string | null, opts: OpenModelOptions = {}): OpenedModel {
-  const demo = { tokenizer: demoTokenizer(), chatTemplate: demoChatTemplate(), generationConfig: NO_GENERATION_CONFIG, source: "demo" as const };
+  const demo = {
+    tokenizer: demoTokenizer(),
+    chatTemplate: demoChatTemplate(),
+    generationConfig: NO_GENERATION_CONFIG,
+    source: "demo" as const,
+  };
   if (!path) {
     const weights = demoWeights();
     return { config: weights.config, weights, ...demo };
@@ -71,7 +76,14 @@ export function openModel(path?: string | null, opts: OpenModelOptions = {}): Op
   // The engine stops at config.eosTokenIds: make that every id llama.cpp treats as end of
   // generation (EOS, <|eot_id|>, <|im_end|>, <end_of_turn>, … found by the tokenizer).
   weights.config.eosTokenIds = tokenizer.eosTokenIds;
-  return { config: weights.config, weights, tokenizer, chatTemplate: chatTemplateFromGguf(gguf, tokenizer, opts.chatTemplate ?? null), generationConfig, source: "gguf" };
+  return {
+    config: weights.config,
+    weights,
+    tokenizer,
+    chatTemplate: chatTemplateFromGguf(gguf, tokenizer, opts.chatTemplate ?? null),
+    generationConfig,
+    source: "gguf",
+  };
 }
 
 /** Start-up log lines about what was (not) found: the chat template used, the generation config. */
@@ -79,12 +91,21 @@ export function modelNotes(m: OpenedModel): string[] {
   if (m.source === "demo") return [];
   const notes: string[] = [];
   if (m.chatTemplate.isFallback)
-    notes.push("warning: the model has no chat template (no --chat-template, chat_template.jinja, tokenizer_config.json chat_template or GGUF tokenizer.chat_template); /v1/chat/completions uses the built-in ChatML default");
-  else notes.push(`chat template: ${m.chatTemplate.origin}${m.chatTemplate.templateNames.length ? ` (also: ${m.chatTemplate.templateNames.join(", ")})` : ""}`);
+    notes.push(
+      "warning: the model has no chat template (no --chat-template, chat_template.jinja, tokenizer_config.json chat_template or GGUF tokenizer.chat_template); /v1/chat/completions uses the built-in ChatML default",
+    );
+  else
+    notes.push(
+      `chat template: ${m.chatTemplate.origin}${m.chatTemplate.templateNames.length ? ` (also: ${m.chatTemplate.templateNames.join(", ")})` : ""}`,
+    );
   const g = m.generationConfig;
   if (g.file) {
-    const d = Object.entries(g.defaults).map(([k, v]) => `${k}=${v}`).join(", ");
-    notes.push(`generation config: ${g.file}${g.eosTokenIds.length ? `; stop token ids ${g.eosTokenIds.join(", ")}` : ""}${d ? `; request defaults ${d} (--generation-config none to ignore)` : ""}`);
+    const d = Object.entries(g.defaults)
+      .map(([k, v]) => `${k}=${v}`)
+      .join(", ");
+    notes.push(
+      `generation config: ${g.file}${g.eosTokenIds.length ? `; stop token ids ${g.eosTokenIds.join(", ")}` : ""}${d ? `; request defaults ${d} (--generation-config none to ignore)` : ""}`,
+    );
   }
   return notes;
 }

@@ -21,32 +21,58 @@ export function pythonStrftime(d: Date, format: string): string {
   const h12 = d.getHours() % 12 === 0 ? 12 : d.getHours() % 12;
   const one = (c: string): string | null => {
     switch (c) {
-      case "a": return DAYS[d.getDay()]!.slice(0, 3);
-      case "A": return DAYS[d.getDay()]!;
-      case "w": return String(d.getDay());
-      case "d": return pad(d.getDate());
-      case "b": return MONTHS[d.getMonth()]!.slice(0, 3);
-      case "B": return MONTHS[d.getMonth()]!;
-      case "m": return pad(d.getMonth() + 1);
-      case "y": return pad(d.getFullYear() % 100);
-      case "Y": return String(d.getFullYear());
-      case "H": return pad(d.getHours());
-      case "I": return pad(h12);
-      case "p": return d.getHours() < 12 ? "AM" : "PM";
-      case "M": return pad(d.getMinutes());
-      case "S": return pad(d.getSeconds());
-      case "f": return pad(d.getMilliseconds() * 1000, 6);
-      case "j": return pad(dayOfYear(d), 3);
-      case "z": return offset(d);
-      case "D": return `${one("m")}/${one("d")}/${one("y")}`;
-      case "F": return `${one("Y")}-${one("m")}-${one("d")}`;
-      case "T": return `${one("H")}:${one("M")}:${one("S")}`;
-      case "e": return String(d.getDate()).padStart(2, " ");
-      case "c": return `${one("a")} ${one("b")} ${one("e")} ${one("T")} ${one("Y")}`;
-      case "x": return `${one("m")}/${one("d")}/${one("y")}`;
-      case "X": return `${one("H")}:${one("M")}:${one("S")}`;
-      case "%": return "%";
-      default: return null;
+      case "a":
+        return DAYS[d.getDay()]!.slice(0, 3);
+      case "A":
+        return DAYS[d.getDay()]!;
+      case "w":
+        return String(d.getDay());
+      case "d":
+        return pad(d.getDate());
+      case "b":
+        return MONTHS[d.getMonth()]!.slice(0, 3);
+      case "B":
+        return MONTHS[d.getMonth()]!;
+      case "m":
+        return pad(d.getMonth() + 1);
+      case "y":
+        return pad(d.getFullYear() % 100);
+      case "Y":
+        return String(d.getFullYear());
+      case "H":
+        return pad(d.getHours());
+      case "I":
+        return pad(h12);
+      case "p":
+        return d.getHours() < 12 ? "AM" : "PM";
+      case "M":
+        return pad(d.getMinutes());
+      case "S":
+        return pad(d.getSeconds());
+      case "f":
+        return pad(d.getMilliseconds() * 1000, 6);
+      case "j":
+        return pad(dayOfYear(d), 3);
+      case "z":
+        return offset(d);
+      case "D":
+        return `${one("m")}/${one("d")}/${one("y")}`;
+      case "F":
+        return `${one("Y")}-${one("m")}-${one("d")}`;
+      case "T":
+        return `${one("H")}:${one("M")}:${one("S")}`;
+      case "e":
+        return String(d.getDate()).padStart(2, " ");
+      case "c":
+        return `${one("a")} ${one("b")} ${one("e")} ${one("T")} ${one("Y")}`;
+      case "x":
+        return `${one("m")}/${one("d")}/${one("y")}`;
+      case "X":
+        return `${one("H")}:${one("M")}:${one("S")}`;
+      case "%":
+        return "%";
+      default:
+        return null;
     }
   };
   return format.replace(/%(.)/gs, (all, c: string) => one(c) ?? all);

@@ -17,7 +17,7 @@ import type { ModelConfig } from "./config.ts";
 function defaultInvFreq(theta: number, headDim: number): Float64Array {
   const half = headDim / 2;
   const inv = new Float64Array(half);
-  for (let i = 0; i < half; i++) inv[i] = 1 / Math.pow(theta, (2 * i) / headDim);
+  for (let i = 0; i < half; i++) inv[i] = 1 / theta ** ((2 * i) / headDim);
   return inv;
 }
 
@@ -50,7 +50,12 @@ function yarnInvFreq(cfg: ModelConfig, s: Extract<ModelConfig["ropeScaling"], { 
  * `maxModelLen` picks the length-dependent variants (see above); `local` = a Gemma 3 sliding
  * layer (rope_local_base_freq, never scaled).
  */
-export function ropeInvFreq(cfg: ModelConfig, freqFactors?: Float32Array, maxModelLen = cfg.maxPositionEmbeddings, local = false): Float32Array {
+export function ropeInvFreq(
+  cfg: ModelConfig,
+  freqFactors?: Float32Array,
+  maxModelLen = cfg.maxPositionEmbeddings,
+  local = false,
+): Float32Array {
   const half = cfg.headDim / 2;
   if (local) return Float32Array.from(defaultInvFreq(cfg.ropeLocalTheta ?? cfg.ropeTheta, cfg.headDim));
   let inv = defaultInvFreq(cfg.ropeTheta, cfg.headDim);
@@ -79,7 +84,7 @@ export function ropeInvFreq(cfg: ModelConfig, freqFactors?: Float32Array, maxMod
   } else if (s.type === "dynamic") {
     const maxPos = cfg.maxPositionEmbeddings;
     const seqLen = Math.max(maxModelLen, maxPos);
-    const base = cfg.ropeTheta * Math.pow((s.factor * seqLen) / maxPos - (s.factor - 1), cfg.headDim / (cfg.headDim - 2));
+    const base = cfg.ropeTheta * ((s.factor * seqLen) / maxPos - (s.factor - 1)) ** (cfg.headDim / (cfg.headDim - 2));
     inv = defaultInvFreq(base, cfg.headDim);
   } else if (s.type === "longrope") {
     const ext = maxModelLen > s.originalMaxPositionEmbeddings ? s.longFactor : s.shortFactor;

@@ -22,7 +22,25 @@ export interface SafetensorsFile {
 }
 
 const SUPPORTED: Record<string, SourceDtype> = { F32: "f32", F16: "f16", BF16: "bf16" };
-const KNOWN_UNSUPPORTED = new Set(["F64", "I64", "I32", "I16", "I8", "U8", "U16", "U32", "U64", "BOOL", "F8_E4M3", "F8_E5M2", "F8_E8M0", "F6_E2M3", "F6_E3M2", "F4", "C64"]);
+const KNOWN_UNSUPPORTED = new Set([
+  "F64",
+  "I64",
+  "I32",
+  "I16",
+  "I8",
+  "U8",
+  "U16",
+  "U32",
+  "U64",
+  "BOOL",
+  "F8_E4M3",
+  "F8_E5M2",
+  "F8_E8M0",
+  "F6_E2M3",
+  "F6_E3M2",
+  "F4",
+  "C64",
+]);
 /** Header size limit (the reference implementation uses 100 MB). */
 export const MAX_HEADER_BYTES = 100_000_000;
 
@@ -51,7 +69,8 @@ export function parseSafetensors(path: string, buf: Uint8Array): SafetensorsFile
   if (size < 8) throw new ModelFileError(path, `truncated: ${size} bytes, smaller than the 8-byte header length`);
   const dv = new DataView(buf.buffer, buf.byteOffset, size);
   const hlen = dv.getBigUint64(0, true);
-  if (hlen > BigInt(size - 8)) throw new ModelFileError(path, `header length ${hlen} extends beyond the file (${size} bytes): truncated or corrupt`);
+  if (hlen > BigInt(size - 8))
+    throw new ModelFileError(path, `header length ${hlen} extends beyond the file (${size} bytes): truncated or corrupt`);
   if (hlen > BigInt(MAX_HEADER_BYTES)) throw new ModelFileError(path, `header length ${hlen} exceeds the ${MAX_HEADER_BYTES}-byte limit`);
   if (hlen < 2n) throw new ModelFileError(path, `header length ${hlen} is too small for a JSON header`);
   const headerLen = Number(hlen);
@@ -75,13 +94,16 @@ export function parseSafetensors(path: string, buf: Uint8Array): SafetensorsFile
       }
       continue;
     }
-    if (typeof raw !== "object" || raw === null || Array.isArray(raw)) throw new ModelFileError(path, "header entry is not an object", name);
+    if (typeof raw !== "object" || raw === null || Array.isArray(raw))
+      throw new ModelFileError(path, "header entry is not an object", name);
     const e = raw as Record<string, unknown>;
     const dtypeName = e.dtype;
     if (typeof dtypeName !== "string") throw new ModelFileError(path, `has no dtype`, name);
     const dtype = SUPPORTED[dtypeName];
     if (!dtype) {
-      const what = KNOWN_UNSUPPORTED.has(dtypeName) ? `dtype ${dtypeName} is not supported (supported: F32, F16, BF16)` : `unknown dtype ${JSON.stringify(dtypeName)}`;
+      const what = KNOWN_UNSUPPORTED.has(dtypeName)
+        ? `dtype ${dtypeName} is not supported (supported: F32, F16, BF16)`
+        : `unknown dtype ${JSON.stringify(dtypeName)}`;
       throw new ModelFileError(path, what, name);
     }
     const shape = e.shape;
@@ -94,11 +116,20 @@ export function parseSafetensors(path: string, buf: Uint8Array): SafetensorsFile
     }
     const [begin, end] = offs as [number, number];
     if (begin > end) throw new ModelFileError(path, `data_offsets [${begin}, ${end}] are reversed`, name);
-    if (end > dataLen) throw new ModelFileError(path, `data_offsets [${begin}, ${end}] extend beyond the data section (${dataLen} bytes): file truncated or corrupt`, name);
+    if (end > dataLen)
+      throw new ModelFileError(
+        path,
+        `data_offsets [${begin}, ${end}] extend beyond the data section (${dataLen} bytes): file truncated or corrupt`,
+        name,
+      );
     const elems = numel(shape as number[]);
     const want = elems * DTYPE_BYTES[dtype];
     if (!Number.isSafeInteger(want) || want !== end - begin) {
-      throw new ModelFileError(path, `shape [${shape.join(", ")}] × ${dtypeName} needs ${want} bytes but data_offsets span ${end - begin}`, name);
+      throw new ModelFileError(
+        path,
+        `shape [${shape.join(", ")}] × ${dtypeName} needs ${want} bytes but data_offsets span ${end - begin}`,
+        name,
+      );
     }
     spans.push([begin, end, name]);
     tensors.set(name, { name, dtype, shape: shape as number[], data: buf.subarray(dataStart + begin, dataStart + end) });
@@ -126,7 +157,11 @@ export interface TensorToWrite {
 }
 
 /** Serializes tensors to safetensors bytes (header padded to 8 bytes, as the reference writer does). */
-export function serializeSafetensorsHeader(tensors: readonly Omit<TensorToWrite, "data">[], byteLengths: readonly number[], metadata?: Record<string, string>): Uint8Array {
+export function serializeSafetensorsHeader(
+  tensors: readonly Omit<TensorToWrite, "data">[],
+  byteLengths: readonly number[],
+  metadata?: Record<string, string>,
+): Uint8Array {
   const header: Record<string, unknown> = {};
   if (metadata) header.__metadata__ = metadata;
   let off = 0;
@@ -145,7 +180,11 @@ export function serializeSafetensorsHeader(tensors: readonly Omit<TensorToWrite,
 }
 
 export function serializeSafetensors(tensors: readonly TensorToWrite[], metadata?: Record<string, string>): Uint8Array {
-  const head = serializeSafetensorsHeader(tensors, tensors.map((t) => t.data.byteLength), metadata);
+  const head = serializeSafetensorsHeader(
+    tensors,
+    tensors.map((t) => t.data.byteLength),
+    metadata,
+  );
   const total = head.length + tensors.reduce((a, t) => a + t.data.byteLength, 0);
   const out = new Uint8Array(total);
   out.set(head, 0);

@@ -57,7 +57,15 @@ export function spmTokenizerJson(v: SpmVocab): Record<string, unknown> {
     if (!(t in vocab)) vocab[t] = id;
     const ty = v.types[id] ?? TokenType.NORMAL;
     if (ty === TokenType.CONTROL || ty === TokenType.UNKNOWN || ty === TokenType.USER_DEFINED) {
-      added.push({ id, content: t, single_word: false, lstrip: false, rstrip: false, normalized: false, special: ty !== TokenType.USER_DEFINED });
+      added.push({
+        id,
+        content: t,
+        single_word: false,
+        lstrip: false,
+        rstrip: false,
+        normalized: false,
+        special: ty !== TokenType.USER_DEFINED,
+      });
     }
   });
   const replace = { type: "Replace", pattern: { String: " " }, content: "\u2581" };
@@ -114,7 +122,10 @@ export function ggufSpmVocab(g: GgufFile): SpmVocab {
   const model = g.metadata.get("tokenizer.ggml.model");
   if (model === undefined) throw new ModelFileError(g.path, `has no embedded tokenizer (metadata "tokenizer.ggml.model" missing)`);
   if (model !== "llama") {
-    throw new ModelFileError(g.path, `embedded tokenizer type ${JSON.stringify(model)} is not SentencePiece ("llama"); only those convert to tokenizer.json here`);
+    throw new ModelFileError(
+      g.path,
+      `embedded tokenizer type ${JSON.stringify(model)} is not SentencePiece ("llama"); only those convert to tokenizer.json here`,
+    );
   }
   const tokens = arr(g, "tokenizer.ggml.tokens");
   if (!tokens || tokens.length === 0) throw new ModelFileError(g.path, `metadata "tokenizer.ggml.tokens" missing or empty`);
@@ -122,8 +133,10 @@ export function ggufSpmVocab(g: GgufFile): SpmVocab {
   const n = tokens.length;
   const scores = arr(g, "tokenizer.ggml.scores") ?? [];
   const types = arr(g, "tokenizer.ggml.token_type") ?? [];
-  if (scores.length !== 0 && scores.length !== n) throw new ModelFileError(g.path, `tokenizer.ggml.scores has ${scores.length} entries for ${n} tokens`);
-  if (types.length !== 0 && types.length !== n) throw new ModelFileError(g.path, `tokenizer.ggml.token_type has ${types.length} entries for ${n} tokens`);
+  if (scores.length !== 0 && scores.length !== n)
+    throw new ModelFileError(g.path, `tokenizer.ggml.scores has ${scores.length} entries for ${n} tokens`);
+  if (types.length !== 0 && types.length !== n)
+    throw new ModelFileError(g.path, `tokenizer.ggml.token_type has ${types.length} entries for ${n} tokens`);
   if (!scores.every((s) => typeof s === "number")) throw new ModelFileError(g.path, `tokenizer.ggml.scores must be numbers`);
   if (!types.every((s) => typeof s === "number")) throw new ModelFileError(g.path, `tokenizer.ggml.token_type must be numbers`);
   return {

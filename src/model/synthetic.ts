@@ -27,7 +27,10 @@ export function syntheticConfig(spec: string): ModelConfig {
     const [k, v] = part.split("=");
     const n = Number(v);
     if (!k || v === undefined || !Number.isSafeInteger(n) || n <= 0) {
-      throw new ModelFileError(spec, `bad synthetic model spec part '${part}' (expected key=positive integer, or one of ${Object.keys(PRESETS).join(", ")})`);
+      throw new ModelFileError(
+        spec,
+        `bad synthetic model spec part '${part}' (expected key=positive integer, or one of ${Object.keys(PRESETS).join(", ")})`,
+      );
     }
     kv[k] = n;
   }

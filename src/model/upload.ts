@@ -10,7 +10,15 @@ import { COMPUTE_DTYPE_BYTES, f32ToHalfBits, type ComputeDtype } from "./dtype.t
 import { dequantizeRow, quantTensorBytes, type QuantType } from "./quant.ts";
 import { weightLayout, type WeightBufferLayout } from "./weight-layout.ts";
 import {
-  convertToF32, numel, quantizedTensorBytes, readRowsF32, rowCount, rowLength, tensorToF32, type TensorSource, type WeightSet,
+  convertToF32,
+  numel,
+  quantizedTensorBytes,
+  readRowsF32,
+  rowCount,
+  rowLength,
+  tensorToF32,
+  type TensorSource,
+  type WeightSet,
 } from "./weights.ts";
 
 /** Tensors the forward pass reads on the host as well (kept in fp32 whatever the compute dtype). */
@@ -114,7 +122,9 @@ export function uploadWeights(dev: Device, ws: WeightSet, opts: UploadOptions = 
       // (Gemma's HF norm weights, read as w + 1, go through the converting path).
       const want = t.quant ? quantTensorBytes(t.quant, t.shape) : n * eb;
       if (t.data.byteLength !== want) {
-        throw new Error(`uploadWeights: tensor "${t.name}" has ${t.data.byteLength} bytes, ${n} ${t.quant?.name ?? dtype} elements need ${want}`);
+        throw new Error(
+          `uploadWeights: tensor "${t.name}" has ${t.data.byteLength} bytes, ${n} ${t.quant?.name ?? dtype} elements need ${want}`,
+        );
       }
       if (!t.rowPerm) {
         put(ptr, host, hostAt, 0, t.data);

@@ -21,7 +21,12 @@ export interface WeightBufferLayout {
  */
 export function weightLayout(cfg: ModelConfig, elemBytes: number, quantizedBytes?: ReadonlyMap<string, number>): WeightBufferLayout[] {
   const resident: WeightBufferLayout = { name: "resident", layer: null, bytes: 0, tensors: [] };
-  const layers: WeightBufferLayout[] = Array.from({ length: cfg.numLayers }, (_, i) => ({ name: `layer.${i}`, layer: i, bytes: 0, tensors: [] }));
+  const layers: WeightBufferLayout[] = Array.from({ length: cfg.numLayers }, (_, i) => ({
+    name: `layer.${i}`,
+    layer: i,
+    bytes: 0,
+    tensors: [],
+  }));
   for (const [name, shape] of expectedTensors(cfg)) {
     const m = /^model\.layers\.(\d+)\./.exec(name);
     const buf = m ? layers[Number(m[1])]! : resident;

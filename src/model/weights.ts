@@ -146,7 +146,11 @@ export function checkTensors(
     const t = tensors.get(name);
     if (!t) throw new ModelFileError(where, `tensor is missing (the config needs it, shape [${shape.join(", ")}])`, name);
     if (t.shape.length !== shape.length || t.shape.some((d, i) => d !== shape[i])) {
-      throw new ModelFileError(t.file, `shape [${t.shape.join(", ")}] does not match the config, which needs [${shape.join(", ")}]`, t.fileName);
+      throw new ModelFileError(
+        t.file,
+        `shape [${t.shape.join(", ")}] does not match the config, which needs [${shape.join(", ")}]`,
+        t.fileName,
+      );
     }
   }
   for (const [name, t] of tensors) {

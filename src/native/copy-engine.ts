@@ -33,7 +33,8 @@ export class HostBuffer {
 
   /** A byte view of [offset, offset + length) for filling the buffer from JS (no copy). */
   view(offset = 0, length = this.bytes - offset): Uint8Array {
-    if (offset < 0 || length < 0 || offset + length > this.bytes) throw new RangeError(`host buffer view [${offset}, +${length}) outside ${this.bytes} bytes`);
+    if (offset < 0 || length < 0 || offset + length > this.bytes)
+      throw new RangeError(`host buffer view [${offset}, +${length}) outside ${this.bytes} bytes`);
     return new Uint8Array(toArrayBuffer(Number(this.ptr) as Pointer, offset, length));
   }
 

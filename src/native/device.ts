@@ -57,8 +57,16 @@ export interface OpenOptions {
 
 /** Host memory a transfer may read or write: any typed array (no copy is made). */
 export type HostBuffer =
-  | Uint8Array | Int8Array | Uint16Array | Int16Array | Uint32Array | Int32Array
-  | Float32Array | Float64Array | BigInt64Array | BigUint64Array;
+  | Uint8Array
+  | Int8Array
+  | Uint16Array
+  | Int16Array
+  | Uint32Array
+  | Int32Array
+  | Float32Array
+  | Float64Array
+  | BigInt64Array
+  | BigUint64Array;
 
 const CPU_FEATURES = ["sse4.2", "avx", "avx2", "fma", "avx512f", "neon"];
 const INFO_COUNT = 9;

@@ -11,7 +11,19 @@
 // object": that is detected before dlopen (/proc/self/mountinfo) and after it (the message), and
 // reported with the variable that fixes it.
 import { createHash, randomBytes } from "node:crypto";
-import { chmodSync, closeSync, existsSync, fsyncSync, lstatSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, writeSync } from "node:fs";
+import {
+  chmodSync,
+  closeSync,
+  existsSync,
+  fsyncSync,
+  lstatSync,
+  mkdirSync,
+  openSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  writeSync,
+} from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 
@@ -105,13 +117,21 @@ function privateDir(base: string): string {
     mkdirSync(dir, { mode: 0o700 });
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code !== "EEXIST")
-      throw new HeadroomError(-5, "extractLibrary", `cannot create ${dir}: ${(e as Error).message} (set ${TMPDIR_VAR} to a writable directory)`);
+      throw new HeadroomError(
+        -5,
+        "extractLibrary",
+        `cannot create ${dir}: ${(e as Error).message} (set ${TMPDIR_VAR} to a writable directory)`,
+      );
   }
   const st = lstatSync(dir);
   if (!st.isDirectory() || st.isSymbolicLink())
     throw new HeadroomError(-5, "extractLibrary", `${dir} exists and is not a directory: remove it or set ${TMPDIR_VAR}`);
   if (st.uid !== uid)
-    throw new HeadroomError(-5, "extractLibrary", `${dir} belongs to uid ${st.uid}, not to this user (${uid}): refusing to load a library from it; set ${TMPDIR_VAR}`);
+    throw new HeadroomError(
+      -5,
+      "extractLibrary",
+      `${dir} belongs to uid ${st.uid}, not to this user (${uid}): refusing to load a library from it; set ${TMPDIR_VAR}`,
+    );
   if ((st.mode & 0o077) !== 0) chmodSync(dir, 0o700);
   return dir;
 }
@@ -154,7 +174,11 @@ export function embeddedLibraryPath(backend: string): string | null {
       renameSync(tmp, path);
     } catch (e) {
       rmSync(tmp, { force: true });
-      throw new HeadroomError(-5, "extractLibrary", `cannot write ${path}: ${(e as Error).message} (set ${TMPDIR_VAR} to a writable directory)`);
+      throw new HeadroomError(
+        -5,
+        "extractLibrary",
+        `cannot write ${path}: ${(e as Error).message} (set ${TMPDIR_VAR} to a writable directory)`,
+      );
     }
   }
   extracted.set(backend, path);

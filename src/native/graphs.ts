@@ -4,11 +4,31 @@
 import type { Device } from "./device.ts";
 
 /** hr_graph_info layout. */
-const G = { SIZE: 0, CAPTURED: 1, NUM_OPS: 2, POOL_BYTES: 3, EXEC_BYTES: 4, BYTES: 5, HOST_BYTES: 6, CAPTURE_NS: 7, REPLAYS: 8, COUNT: 9 } as const;
+const G = {
+  SIZE: 0,
+  CAPTURED: 1,
+  NUM_OPS: 2,
+  POOL_BYTES: 3,
+  EXEC_BYTES: 4,
+  BYTES: 5,
+  HOST_BYTES: 6,
+  CAPTURE_NS: 7,
+  REPLAYS: 8,
+  COUNT: 9,
+} as const;
 /** hr_graph_set_info layout. */
 const S = {
-  NUM_SIZES: 0, NUM_CAPTURED: 1, POOL: 2, POOL_RESERVED: 3, POOL_ALLOCATED: 4, EXEC_BYTES: 5, TOTAL_BYTES: 6, HOST_BYTES: 7,
-  CAPTURE_NS: 8, RECORDS_OPS: 9, COUNT: 10,
+  NUM_SIZES: 0,
+  NUM_CAPTURED: 1,
+  POOL: 2,
+  POOL_RESERVED: 3,
+  POOL_ALLOCATED: 4,
+  EXEC_BYTES: 5,
+  TOTAL_BYTES: 6,
+  HOST_BYTES: 7,
+  CAPTURE_NS: 8,
+  RECORDS_OPS: 9,
+  COUNT: 10,
 } as const;
 
 export interface GraphInfo {
@@ -58,7 +78,11 @@ export class GraphSet {
     const arr = BigInt64Array.from(sizes.map((s) => BigInt(s)));
     const out = new BigUint64Array(1);
     dev.lib.check(dev.lib.sym.hr_graph_set_create(dev.handle, arr, arr.length, out), "hr_graph_set_create");
-    return new GraphSet(dev, out[0]!, [...sizes].sort((a, b) => a - b));
+    return new GraphSet(
+      dev,
+      out[0]!,
+      [...sizes].sort((a, b) => a - b),
+    );
   }
 
   private check(status: number, call: string): void {
@@ -92,9 +116,15 @@ export class GraphSet {
     const o = this.out;
     this.check(this.dev.lib.sym.hr_graph_info(this.dev.handle, this.handle, size, o, G.COUNT), "hr_graph_info");
     return {
-      size: Number(o[G.SIZE]), captured: o[G.CAPTURED] === 1n, numOps: Number(o[G.NUM_OPS]), poolBytes: Number(o[G.POOL_BYTES]),
-      execBytes: Number(o[G.EXEC_BYTES]), bytes: Number(o[G.BYTES]), hostBytes: Number(o[G.HOST_BYTES]),
-      captureMs: Number(o[G.CAPTURE_NS]) / 1e6, replays: Number(o[G.REPLAYS]),
+      size: Number(o[G.SIZE]),
+      captured: o[G.CAPTURED] === 1n,
+      numOps: Number(o[G.NUM_OPS]),
+      poolBytes: Number(o[G.POOL_BYTES]),
+      execBytes: Number(o[G.EXEC_BYTES]),
+      bytes: Number(o[G.BYTES]),
+      hostBytes: Number(o[G.HOST_BYTES]),
+      captureMs: Number(o[G.CAPTURE_NS]) / 1e6,
+      replays: Number(o[G.REPLAYS]),
     };
   }
 
@@ -102,9 +132,15 @@ export class GraphSet {
     const o = this.out;
     this.check(this.dev.lib.sym.hr_graph_set_info(this.dev.handle, this.handle, o, S.COUNT), "hr_graph_set_info");
     return {
-      numSizes: Number(o[S.NUM_SIZES]), numCaptured: Number(o[S.NUM_CAPTURED]), pool: BigInt.asUintN(64, o[S.POOL]!),
-      poolReserved: Number(o[S.POOL_RESERVED]), poolAllocated: Number(o[S.POOL_ALLOCATED]), execBytes: Number(o[S.EXEC_BYTES]),
-      totalBytes: Number(o[S.TOTAL_BYTES]), hostBytes: Number(o[S.HOST_BYTES]), captureMs: Number(o[S.CAPTURE_NS]) / 1e6,
+      numSizes: Number(o[S.NUM_SIZES]),
+      numCaptured: Number(o[S.NUM_CAPTURED]),
+      pool: BigInt.asUintN(64, o[S.POOL]!),
+      poolReserved: Number(o[S.POOL_RESERVED]),
+      poolAllocated: Number(o[S.POOL_ALLOCATED]),
+      execBytes: Number(o[S.EXEC_BYTES]),
+      totalBytes: Number(o[S.TOTAL_BYTES]),
+      hostBytes: Number(o[S.HOST_BYTES]),
+      captureMs: Number(o[S.CAPTURE_NS]) / 1e6,
       recordsOps: o[S.RECORDS_OPS] === 1n,
     };
   }

@@ -45,7 +45,8 @@ export class Ops {
 
   /** wtype: the table's type — `dtype` (plain) or a quantized HR_QTYPE_* code (src/model/quant.ts). */
   embedding(out: bigint, table: bigint, ids: bigint, numTokens: number, numRows: number, dim: number, wtype: number = this.dtype): void {
-    if (wtype === this.dtype) this.check(this.s.hr_op_embedding(this.h, this.dtype, out, table, ids, numTokens, numRows, dim), "hr_op_embedding");
+    if (wtype === this.dtype)
+      this.check(this.s.hr_op_embedding(this.h, this.dtype, out, table, ids, numTokens, numRows, dim), "hr_op_embedding");
     else this.check(this.s.hr_op_embedding_q(this.h, this.dtype, wtype, out, table, ids, numTokens, numRows, dim), "hr_op_embedding_q");
   }
 
@@ -55,11 +56,36 @@ export class Ops {
   }
 
   rope(
-    q: bigint, k: bigint, positions: bigint, invFreq: bigint, numTokens: number, numQHeads: number, numKvHeads: number,
-    headDim: number, rotaryDim: number, layout: number, qStride = 0, kStride = 0,
+    q: bigint,
+    k: bigint,
+    positions: bigint,
+    invFreq: bigint,
+    numTokens: number,
+    numQHeads: number,
+    numKvHeads: number,
+    headDim: number,
+    rotaryDim: number,
+    layout: number,
+    qStride = 0,
+    kStride = 0,
   ): void {
     this.check(
-      this.s.hr_op_rope(this.h, this.dtype, q, k, positions, invFreq, numTokens, numQHeads, numKvHeads, headDim, rotaryDim, layout, qStride, kStride),
+      this.s.hr_op_rope(
+        this.h,
+        this.dtype,
+        q,
+        k,
+        positions,
+        invFreq,
+        numTokens,
+        numQHeads,
+        numKvHeads,
+        headDim,
+        rotaryDim,
+        layout,
+        qStride,
+        kStride,
+      ),
       "hr_op_rope",
     );
   }
@@ -70,11 +96,24 @@ export class Ops {
     else this.check(this.s.hr_op_matmul_q(this.h, this.dtype, wtype, y, x, w, bias, m, n, k), "hr_op_matmul_q");
   }
 
-  logits(logits: bigint, hidden: bigint, rowIds: bigint, numRows: number, numHiddenRows: number, w: bigint, vocab: number, dim: number, wtype: number = this.dtype): void {
+  logits(
+    logits: bigint,
+    hidden: bigint,
+    rowIds: bigint,
+    numRows: number,
+    numHiddenRows: number,
+    w: bigint,
+    vocab: number,
+    dim: number,
+    wtype: number = this.dtype,
+  ): void {
     if (wtype === this.dtype) {
       this.check(this.s.hr_op_logits(this.h, this.dtype, logits, hidden, rowIds, numRows, numHiddenRows, w, vocab, dim), "hr_op_logits");
     } else {
-      this.check(this.s.hr_op_logits_q(this.h, this.dtype, wtype, logits, hidden, rowIds, numRows, numHiddenRows, w, vocab, dim), "hr_op_logits_q");
+      this.check(
+        this.s.hr_op_logits_q(this.h, this.dtype, wtype, logits, hidden, rowIds, numRows, numHiddenRows, w, vocab, dim),
+        "hr_op_logits_q",
+      );
     }
   }
 
@@ -99,41 +138,134 @@ export class Ops {
 
   kvWrite(c: PagedCache, key: bigint, value: bigint, slotMapping: bigint, numTokens: number, kvStride = 0): void {
     this.check(
-      this.s.hr_op_kv_write(this.h, this.dtype, c.kCache, c.vCache, key, value, slotMapping, numTokens, c.numKvHeads, c.headDim, c.numBlocks, c.blockSize, kvStride),
+      this.s.hr_op_kv_write(
+        this.h,
+        this.dtype,
+        c.kCache,
+        c.vCache,
+        key,
+        value,
+        slotMapping,
+        numTokens,
+        c.numKvHeads,
+        c.headDim,
+        c.numBlocks,
+        c.blockSize,
+        kvStride,
+      ),
       "hr_op_kv_write",
     );
   }
 
-  decodeWorkspaceBytes(numSeqs: number, numQHeads: number, headDim: number, maxBlocksPerSeq: number, blockSize: number, partitionSize: number): number {
+  decodeWorkspaceBytes(
+    numSeqs: number,
+    numQHeads: number,
+    headDim: number,
+    maxBlocksPerSeq: number,
+    blockSize: number,
+    partitionSize: number,
+  ): number {
     this.check(
-      this.s.hr_paged_attention_workspace_bytes(this.dtype, numSeqs, numQHeads, headDim, maxBlocksPerSeq, blockSize, partitionSize, this.out64),
+      this.s.hr_paged_attention_workspace_bytes(
+        this.dtype,
+        numSeqs,
+        numQHeads,
+        headDim,
+        maxBlocksPerSeq,
+        blockSize,
+        partitionSize,
+        this.out64,
+      ),
       "hr_paged_attention_workspace_bytes",
     );
     return Number(this.out64[0]);
   }
 
   attentionDecode(
-    out: bigint, q: bigint, c: PagedCache, blockTables: bigint, seqLens: bigint, workspace: bigint, workspaceBytes: number,
-    numSeqs: number, numQHeads: number, maxBlocksPerSeq: number, partitionSize: number, scale: number, qStride = 0,
-    window = 0, softcap = 0,
+    out: bigint,
+    q: bigint,
+    c: PagedCache,
+    blockTables: bigint,
+    seqLens: bigint,
+    workspace: bigint,
+    workspaceBytes: number,
+    numSeqs: number,
+    numQHeads: number,
+    maxBlocksPerSeq: number,
+    partitionSize: number,
+    scale: number,
+    qStride = 0,
+    window = 0,
+    softcap = 0,
   ): void {
     this.check(
       this.s.hr_op_attention_decode(
-        this.h, this.dtype, out, q, c.kCache, c.vCache, blockTables, seqLens, workspace, workspaceBytes, numSeqs, numQHeads,
-        c.numKvHeads, c.headDim, c.numBlocks, c.blockSize, maxBlocksPerSeq, partitionSize, scale, qStride, window, softcap,
+        this.h,
+        this.dtype,
+        out,
+        q,
+        c.kCache,
+        c.vCache,
+        blockTables,
+        seqLens,
+        workspace,
+        workspaceBytes,
+        numSeqs,
+        numQHeads,
+        c.numKvHeads,
+        c.headDim,
+        c.numBlocks,
+        c.blockSize,
+        maxBlocksPerSeq,
+        partitionSize,
+        scale,
+        qStride,
+        window,
+        softcap,
       ),
       "hr_op_attention_decode",
     );
   }
 
   attentionPrefill(
-    out: bigint, q: bigint, c: PagedCache, blockTables: bigint, seqLens: bigint, queryStartLoc: bigint, numSeqs: number,
-    numTokens: number, numQHeads: number, maxBlocksPerSeq: number, scale: number, qStride = 0, window = 0, softcap = 0,
+    out: bigint,
+    q: bigint,
+    c: PagedCache,
+    blockTables: bigint,
+    seqLens: bigint,
+    queryStartLoc: bigint,
+    numSeqs: number,
+    numTokens: number,
+    numQHeads: number,
+    maxBlocksPerSeq: number,
+    scale: number,
+    qStride = 0,
+    window = 0,
+    softcap = 0,
   ): void {
     this.check(
       this.s.hr_op_attention_prefill(
-        this.h, this.dtype, out, q, c.kCache, c.vCache, blockTables, seqLens, queryStartLoc, numSeqs, numTokens, numQHeads,
-        c.numKvHeads, c.headDim, c.numBlocks, c.blockSize, maxBlocksPerSeq, scale, qStride, window, softcap,
+        this.h,
+        this.dtype,
+        out,
+        q,
+        c.kCache,
+        c.vCache,
+        blockTables,
+        seqLens,
+        queryStartLoc,
+        numSeqs,
+        numTokens,
+        numQHeads,
+        c.numKvHeads,
+        c.headDim,
+        c.numBlocks,
+        c.blockSize,
+        maxBlocksPerSeq,
+        scale,
+        qStride,
+        window,
+        softcap,
       ),
       "hr_op_attention_prefill",
     );
@@ -149,7 +281,16 @@ export class Ops {
    * (f32; < 1e-5 = greedy), topK (i32; 0 = off), topP (f32; 1 = off) and uniform (f32 in [0, 1)).
    * Ignores `dtype`.
    */
-  sample(outIds: bigint, logits: bigint, temperature: bigint, topK: bigint, topP: bigint, uniform: bigint, rows: number, vocab: number): void {
+  sample(
+    outIds: bigint,
+    logits: bigint,
+    temperature: bigint,
+    topK: bigint,
+    topP: bigint,
+    uniform: bigint,
+    rows: number,
+    vocab: number,
+  ): void {
     this.check(this.s.hr_op_sample(this.h, outIds, logits, temperature, topK, topP, uniform, rows, vocab), "hr_op_sample");
   }
 

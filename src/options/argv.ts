@@ -110,7 +110,11 @@ function meta(r: AnyRow): string {
 }
 
 /** --help text: every row with its default and variable, then the extras. */
-export function flagsHelp(rows: readonly AnyRow[], defaults: Record<string, unknown>, opts: { env: boolean; extras?: readonly ExtraFlag[] }): string {
+export function flagsHelp(
+  rows: readonly AnyRow[],
+  defaults: Record<string, unknown>,
+  opts: { env: boolean; extras?: readonly ExtraFlag[] },
+): string {
   const lines: string[] = [];
   for (const e of opts.extras ?? []) {
     lines.push(`  --${e.flag}${e.value ? ` <${e.meta ?? "value"}>` : ""}`);

@@ -72,7 +72,7 @@ export function routeLabel(path: string): string {
 }
 
 function requestId(header: string | null): string {
-  if (header && /^[A-Za-z0-9._:@\-]{1,128}$/.test(header)) return header;
+  if (header && /^[A-Za-z0-9._:@-]{1,128}$/.test(header)) return header;
   return crypto.randomUUID();
 }
 
@@ -125,7 +125,8 @@ async function withServedModelExamples(res: Response, model: string | null): Pro
 export function createApp(args: CreateAppArgs) {
   const options: ServeOptions = { ...defaultServeOptions(), ...args.options };
   const log = args.logger ?? createLogger(options.logLevel);
-  const text = args.text ?? new TextFrontend({ model: options.model, chatTemplate: options.chatTemplate, workers: options.tokenizerWorkers });
+  const text =
+    args.text ?? new TextFrontend({ model: options.model, chatTemplate: options.chatTemplate, workers: options.tokenizerWorkers });
   // The metrics' model_name label is read when observed: the engine's model id is known only once it is ready.
   let ctxRef: ServerContext | null = null;
   const maxModelLenOr2048 = () => {
@@ -135,7 +136,13 @@ export function createApp(args: CreateAppArgs) {
       return 2048;
     }
   };
-  const ctx = new ServerContext(args.engine, options, log, new ServerMetrics(() => ctxRef?.modelNameIfKnown() ?? null, maxModelLenOr2048), text);
+  const ctx = new ServerContext(
+    args.engine,
+    options,
+    log,
+    new ServerMetrics(() => ctxRef?.modelNameIfKnown() ?? null, maxModelLenOr2048),
+    text,
+  );
   ctxRef = ctx;
   const cors = new CorsPolicy(options.allowedOrigins);
   const limit = options.maxRequestBodyBytes;
@@ -148,7 +155,11 @@ export function createApp(args: CreateAppArgs) {
     .onRequest(({ request }) => {
       let info = ctx.requests.get(request);
       if (!info) {
-        info = { id: requestId(request.headers.get("x-request-id")), start: performance.now(), route: routeLabel(new URL(request.url).pathname) };
+        info = {
+          id: requestId(request.headers.get("x-request-id")),
+          start: performance.now(),
+          route: routeLabel(new URL(request.url).pathname),
+        };
         ctx.requests.set(request, info);
       }
       const cl = request.headers.get("content-length");
@@ -180,8 +191,8 @@ export function createApp(args: CreateAppArgs) {
       } else if (code === "PARSE") {
         const why = cause instanceof Error ? `: ${cause.message}` : "";
         err = new ApiError(400, `The request body is not valid JSON${why}`, "invalid_request_error", null, "invalid_json");
-      }
-      else if (error instanceof Error && (error as { code?: unknown }).code === "engine_error") err = fromEngineError(error); // engine died mid-call
+      } else if (error instanceof Error && (error as { code?: unknown }).code === "engine_error")
+        err = fromEngineError(error); // engine died mid-call
       else if (code === "NOT_FOUND") {
         const url = new URL(request.url);
         err = new ApiError(404, `Not found: ${request.method} ${url.pathname}`, "invalid_request_error", null, "not_found");
@@ -195,10 +206,16 @@ export function createApp(args: CreateAppArgs) {
         }
       } else {
         const message = error instanceof Error ? error.message : String(error);
-        log.error("internal error", { request_id: info.id, code: String(code), error: message, stack: error instanceof Error ? error.stack : undefined });
+        log.error("internal error", {
+          request_id: info.id,
+          code: String(code),
+          error: message,
+          stack: error instanceof Error ? error.stack : undefined,
+        });
         err = new ApiError(500, `Internal error (request ${info.id}): ${message}`, "internal_server_error", null, "internal_error");
       }
-      if (err.status >= 400 && err.status < 500 && err.status !== 404) log.debug("request rejected", { request_id: info.id, status: err.status, error: err.message });
+      if (err.status >= 400 && err.status < 500 && err.status !== 404)
+        log.debug("request rejected", { request_id: info.id, status: err.status, error: err.message });
       return errorResponse(err);
     })
     .use(homeRoutes(ctx))

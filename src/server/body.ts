@@ -18,10 +18,24 @@ export interface BodyLimits {
 }
 
 export const bodyTooLarge = (got: string, limit: number) =>
-  new ApiError(413, `Request body is too large (${got}; the limit is ${limit} bytes, see --max-request-body-bytes).`, "invalid_request_error", null, "request_too_large", { connection: "close" });
+  new ApiError(
+    413,
+    `Request body is too large (${got}; the limit is ${limit} bytes, see --max-request-body-bytes).`,
+    "invalid_request_error",
+    null,
+    "request_too_large",
+    { connection: "close" },
+  );
 
 const bodyTimeout = (s: number) =>
-  new ApiError(408, `The request body did not arrive within ${s} s (see --request-body-timeout).`, "invalid_request_error", null, "request_timeout", { connection: "close" });
+  new ApiError(
+    408,
+    `The request body did not arrive within ${s} s (see --request-body-timeout).`,
+    "invalid_request_error",
+    null,
+    "request_timeout",
+    { connection: "close" },
+  );
 
 /** Reads the whole body, failing fast (413/408) instead of buffering or waiting without bound. */
 export async function readBodyBounded(req: Request, limits: BodyLimits): Promise<Uint8Array> {
@@ -67,7 +81,8 @@ export function jsonDepthExceeds(text: string, limit: number): boolean {
   for (let i = 0; i < text.length; i++) {
     const c = text.charCodeAt(i);
     if (inString) {
-      if (c === 0x5c) i++; // backslash: skip the escaped character
+      if (c === 0x5c)
+        i++; // backslash: skip the escaped character
       else if (c === 0x22) inString = false;
     } else if (c === 0x22) inString = true;
     else if (c === 0x5b || c === 0x7b) {
@@ -81,9 +96,16 @@ export function jsonDepthExceeds(text: string, limit: number): boolean {
 export async function parseJsonBody(req: Request, limits: BodyLimits): Promise<unknown> {
   const bytes = await readBodyBounded(req, limits);
   const text = new TextDecoder().decode(bytes);
-  if (text.trim() === "") throw new ApiError(400, "The request body is empty; send a JSON object.", "invalid_request_error", null, "invalid_json");
+  if (text.trim() === "")
+    throw new ApiError(400, "The request body is empty; send a JSON object.", "invalid_request_error", null, "invalid_json");
   if (jsonDepthExceeds(text, MAX_JSON_DEPTH))
-    throw new ApiError(400, `The request body nests arrays/objects deeper than ${MAX_JSON_DEPTH} levels.`, "invalid_request_error", null, "json_too_deep");
+    throw new ApiError(
+      400,
+      `The request body nests arrays/objects deeper than ${MAX_JSON_DEPTH} levels.`,
+      "invalid_request_error",
+      null,
+      "json_too_deep",
+    );
   try {
     return JSON.parse(text);
   } catch (e) {

@@ -12,13 +12,17 @@ type MessageIn = ChatCompletionRequest["messages"][number];
 
 function textContent(m: MessageIn, i: number): string {
   // content may be left out only by an assistant message that carries tool calls (as in OpenAI's API).
-  if (m.content === undefined && !(m.role === "assistant" && m.tool_calls)) throw badRequest(`messages[${i}].content is required.`, `messages.${i}.content`);
+  if (m.content === undefined && !(m.role === "assistant" && m.tool_calls))
+    throw badRequest(`messages[${i}].content is required.`, `messages.${i}.content`);
   if (m.content === null || m.content === undefined) return "";
   if (typeof m.content === "string") return m.content;
   return m.content
     .map((part, j) => {
       if (part.type !== "text" || typeof part.text !== "string")
-        throw badRequest(`messages[${i}].content[${j}]: only parts of type 'text' with a 'text' field are supported (got '${part.type}').`, `messages[${i}].content`);
+        throw badRequest(
+          `messages[${i}].content[${j}]: only parts of type 'text' with a 'text' field are supported (got '${part.type}').`,
+          `messages[${i}].content`,
+        );
       return part.text;
     })
     .join("");
@@ -32,13 +36,17 @@ export function templateMessages(body: Pick<ChatCompletionRequest, "messages">):
     if (m.tool_call_id != null) out.tool_call_id = m.tool_call_id;
     if (m.reasoning_content != null) out.reasoning_content = m.reasoning_content;
     if (m.tool_calls != null) {
-      if (m.role !== "assistant") throw badRequest(`messages[${i}].tool_calls: only assistant messages have tool calls.`, `messages[${i}].tool_calls`);
+      if (m.role !== "assistant")
+        throw badRequest(`messages[${i}].tool_calls: only assistant messages have tool calls.`, `messages[${i}].tool_calls`);
       out.tool_calls = m.tool_calls.map((c, j) => {
         let args: unknown;
         try {
           args = JSON.parse(c.function.arguments);
         } catch (e) {
-          throw badRequest(`messages[${i}].tool_calls[${j}].function.arguments is not valid JSON: ${(e as Error).message}`, `messages[${i}].tool_calls`);
+          throw badRequest(
+            `messages[${i}].tool_calls[${j}].function.arguments is not valid JSON: ${(e as Error).message}`,
+            `messages[${i}].tool_calls`,
+          );
         }
         return { id: c.id, type: c.type, function: { name: c.function.name, arguments: args } };
       });
@@ -54,12 +62,19 @@ export function templateRequest(
   const addGenerationPrompt = body.add_generation_prompt ?? true;
   const continueFinalMessage = body.continue_final_message ?? false;
   if (addGenerationPrompt && continueFinalMessage)
-    throw badRequest("Cannot set both `continue_final_message` and `add_generation_prompt` to true (set add_generation_prompt: false).", "continue_final_message");
+    throw badRequest(
+      "Cannot set both `continue_final_message` and `add_generation_prompt` to true (set add_generation_prompt: false).",
+      "continue_final_message",
+    );
   if (continueFinalMessage && body.messages[body.messages.length - 1]?.role !== "assistant")
-    throw badRequest("continue_final_message needs the last message to be the assistant's (the text to continue).", "continue_final_message");
+    throw badRequest(
+      "continue_final_message needs the last message to be the assistant's (the text to continue).",
+      "continue_final_message",
+    );
   const tools = body.tools ?? null;
   const kwargs = body.chat_template_kwargs ?? {};
   for (const k of RESERVED_TEMPLATE_VARIABLES)
-    if (Object.hasOwn(kwargs, k)) throw badRequest(`chat_template_kwargs.${k} is set by the server; use the request field instead.`, "chat_template_kwargs");
+    if (Object.hasOwn(kwargs, k))
+      throw badRequest(`chat_template_kwargs.${k} is set by the server; use the request field instead.`, "chat_template_kwargs");
   return { addGenerationPrompt, continueFinalMessage, tools: tools && tools.length > 0 ? tools : null, kwargs };
 }

@@ -52,7 +52,13 @@ async function renderChat(ctx: ServerContext, messages: ChatMessage[], opts: Cha
     return Array.from(await ctx.text.chat(messages, opts, signal));
   } catch (e) {
     if ((e as { code?: unknown }).code === "engine_dead" || (e as Error).name === "AbortError") tokenizationFailed(e);
-    throw new ApiError(400, `The chat template cannot render these messages: ${e instanceof Error ? e.message : String(e)}`, "invalid_request_error", "messages", "chat_template_error");
+    throw new ApiError(
+      400,
+      `The chat template cannot render these messages: ${e instanceof Error ? e.message : String(e)}`,
+      "invalid_request_error",
+      "messages",
+      "chat_template_error",
+    );
   }
 }
 
@@ -68,7 +74,11 @@ export function chatRoutes(ctx: ServerContext) {
       const templateOpts = templateRequest(body);
       const tools = toolParsing(ctx, body);
       if (body.top_logprobs != null && body.logprobs !== true) throw badRequest("top_logprobs requires logprobs: true.", "top_logprobs");
-      checkPromptChars(ctx, messages.map((m) => m.content), "messages");
+      checkPromptChars(
+        ctx,
+        messages.map((m) => m.content),
+        "messages",
+      );
       const prompt = await renderChat(ctx, messages, templateOpts, request.signal);
       const requested = body.max_completion_tokens ?? body.max_tokens ?? undefined;
       const param = body.max_completion_tokens != null ? "max_completion_tokens" : "max_tokens";
@@ -79,14 +89,24 @@ export function chatRoutes(ctx: ServerContext) {
       const maxTokens = requested === undefined && defaults.maxTokens !== undefined ? Math.min(fitted, defaults.maxTokens) : fitted;
       const responseFormat = await structuredSpec(ctx, body);
       const forced = tools?.forced ?? null;
-      if (forced && responseFormat) throw badRequest(`tool_choice ${forced.name === null ? '"required"' : "naming a function"} cannot be combined with response_format / structured outputs (both constrain the output).`, "tool_choice");
+      if (forced && responseFormat)
+        throw badRequest(
+          `tool_choice ${forced.name === null ? '"required"' : "naming a function"} cannot be combined with response_format / structured outputs (both constrain the output).`,
+          "tool_choice",
+        );
       // tool_choice required / named: the grammar forces the calls (as vLLM does).
       const structured = forced ? await compiledSpec(ctx, forced.spec, "tool_choice") : responseFormat;
       // Tool-call markers can be special tokens ([TOOL_CALLS], <|python_tag|>): kept in the text the parser reads.
-      const output = { skipSpecialTokens: tools ? false : (body.skip_special_tokens ?? true), includeStopStr: body.include_stop_str_in_output ?? false };
+      const output = {
+        skipSpecialTokens: tools ? false : (body.skip_special_tokens ?? true),
+        includeStopStr: body.include_stop_str_in_output ?? false,
+      };
       checkMinTokens(body, maxTokens);
       const bias = logitBias(ctx, body);
-      const params = withStructured({ ...samplingParams(body, maxTokens, logprobs, defaults), ...(bias.length ? { logitBias: bias } : {}) }, structured);
+      const params = withStructured(
+        { ...samplingParams(body, maxTokens, logprobs, defaults), ...(bias.length ? { logitBias: bias } : {}) },
+        structured,
+      );
       const jobs = makeJobs([prompt], n, () => params, stopStrings(body), output);
       const id = newId("chatcmpl");
       const created = Math.floor(Date.now() / 1000);
@@ -108,19 +128,27 @@ export function chatRoutes(ctx: ServerContext) {
               const parsed = !tools
                 ? null
                 : forced
-                  ? { content: null, toolCalls: forcedToolCalls(r.text, forced.name, () => newToolCallId(tools.format)).slice(0, tools.maxCalls) }
+                  ? {
+                      content: null,
+                      toolCalls: forcedToolCalls(r.text, forced.name, () => newToolCallId(tools.format)).slice(0, tools.maxCalls),
+                    }
                   : extractToolCalls(tools.format, r.text, tools.maxCalls);
               const called = parsed !== null && parsed.toolCalls.length > 0;
               return {
                 index: r.index,
-                message: called ? { role: "assistant" as const, content: parsed.content, refusal: null, tool_calls: parsed.toolCalls } : { role: "assistant" as const, content: r.text, refusal: null },
+                message: called
+                  ? { role: "assistant" as const, content: parsed.content, refusal: null, tool_calls: parsed.toolCalls }
+                  : { role: "assistant" as const, content: r.text, refusal: null },
                 logprobs: r.logprobs ? chatLogprobs(r.logprobs, logprobs ?? 0) : null,
                 // OpenAI: a turn that ends in tool calls finishes with "tool_calls".
                 // A named function is what the client asked for: "stop", as OpenAI answers.
                 finish_reason: called && r.finishReason === "stop" && forced?.name == null ? ("tool_calls" as const) : r.finishReason,
               };
             }),
-            usage: usageOf([results[0]?.promptTokens || prompt.length], results.map((r) => r.completionTokens)),
+            usage: usageOf(
+              [results[0]?.promptTokens || prompt.length],
+              results.map((r) => r.completionTokens),
+            ),
           };
           return res;
         } finally {
@@ -132,17 +160,30 @@ export function chatRoutes(ctx: ServerContext) {
       const { first, rest } = await startStream(events);
       const completion = new Map<number, number>();
       let promptTokens = prompt.length;
-      type Streamer = { push(delta: string, final: boolean): { content: string; toolCalls: ToolCallDelta[] }; readonly calledTools: boolean };
+      type Streamer = {
+        push(delta: string, final: boolean): { content: string; toolCalls: ToolCallDelta[] };
+        readonly calledTools: boolean;
+      };
       const newStreamer = (): Streamer => {
         if (!forced) return new ToolCallStreamer(tools!.format, tools!.maxCalls);
         const f = new ForcedToolCallStreamer(forced.name, () => newToolCallId(tools!.format));
-        return { push: (d) => ({ content: "", toolCalls: f.push(d).filter((x) => x.index < tools!.maxCalls) }), get calledTools() { return f.calledTools; } };
+        return {
+          push: (d) => ({ content: "", toolCalls: f.push(d).filter((x) => x.index < tools!.maxCalls) }),
+          get calledTools() {
+            return f.calledTools;
+          },
+        };
       };
       const streamers = new Map(tools ? jobs.map((j) => [j.index, newStreamer()] as const) : []);
       async function* chunks(): AsyncGenerator<object> {
         const base = { id, object: "chat.completion.chunk" as const, created, model, system_fingerprint: null };
         const extra = includeUsage ? { usage: null } : {};
-        for (const j of jobs) yield { ...base, choices: [{ index: j.index, delta: { role: "assistant", content: "" }, logprobs: null, finish_reason: null }], ...extra };
+        for (const j of jobs)
+          yield {
+            ...base,
+            choices: [{ index: j.index, delta: { role: "assistant", content: "" }, logprobs: null, finish_reason: null }],
+            ...extra,
+          };
         const one = (ce: ChoiceEvent) => {
           const { index, ev } = ce;
           completion.set(index, Math.max(completion.get(index) ?? 0, ev.completionTokens));
@@ -150,7 +191,10 @@ export function chatRoutes(ctx: ServerContext) {
           const streamer = streamers.get(index);
           const parsed = streamer ? streamer.push(ev.text, ev.finishReason !== null) : { content: ev.text, toolCalls: [] };
           if (parsed.content === "" && parsed.toolCalls.length === 0 && !ev.logprobs?.length && ev.finishReason === null) return null;
-          const delta = { ...(parsed.content !== "" ? { content: parsed.content } : {}), ...(parsed.toolCalls.length > 0 ? { tool_calls: parsed.toolCalls } : {}) };
+          const delta = {
+            ...(parsed.content !== "" ? { content: parsed.content } : {}),
+            ...(parsed.toolCalls.length > 0 ? { tool_calls: parsed.toolCalls } : {}),
+          };
           return {
             ...base,
             choices: [
@@ -184,7 +228,8 @@ export function chatRoutes(ctx: ServerContext) {
       detail: {
         tags: ["OpenAI"],
         summary: "Create a chat completion",
-        description: "OpenAI-compatible chat completion (the model's chat template is applied). `stream: true` returns server-sent events ending with `data: [DONE]`.",
+        description:
+          "OpenAI-compatible chat completion (the model's chat template is applied). `stream: true` returns server-sent events ending with `data: [DONE]`.",
         security: [{ bearerAuth: [] }],
       },
     },

@@ -44,7 +44,13 @@ export function completionLogprobs(lps: TextLogprob[], echoLength: number): Comp
 }
 
 /** echo + logprobs: the prompt's logprobs (the first token has none: null), then the completion's. */
-function echoLogprobs(ctx: ServerContext, promptIds: number[], prompt: (TokenLogprob | null)[] | null, completion: TextLogprob[], echoLength: number): CompletionLogprobs {
+function echoLogprobs(
+  ctx: ServerContext,
+  promptIds: number[],
+  prompt: (TokenLogprob | null)[] | null,
+  completion: TextLogprob[],
+  echoLength: number,
+): CompletionLogprobs {
   const out: CompletionLogprobs = { tokens: [], token_logprobs: [], top_logprobs: [], text_offset: [] };
   for (const lp of promptLogprobStrings(ctx.text.tok, promptIds, prompt ?? [])) {
     out.tokens.push(lp.token);
@@ -75,7 +81,8 @@ export function completionsRoutes(ctx: ServerContext) {
       const model = ctx.checkModel(body.model);
       if (body.suffix) throw badRequest("suffix is not supported.", "suffix");
       const n = body.n ?? 1;
-      if (body.best_of != null && body.best_of !== n) throw badRequest(`best_of (${body.best_of}) must equal n (${n}); best_of sampling is not supported.`, "best_of");
+      if (body.best_of != null && body.best_of !== n)
+        throw badRequest(`best_of (${body.best_of}) must equal n (${n}); best_of sampling is not supported.`, "best_of");
 
       const p = body.prompt;
       let texts: (string | null)[];
@@ -197,7 +204,14 @@ export function completionsRoutes(ctx: ServerContext) {
           one,
           () =>
             includeUsage
-              ? { ...base, choices: [], usage: usageOf(prompts.map((ids, i) => promptTokens.get(i) ?? ids.length), [...completion.values()]) }
+              ? {
+                  ...base,
+                  choices: [],
+                  usage: usageOf(
+                    prompts.map((ids, i) => promptTokens.get(i) ?? ids.length),
+                    [...completion.values()],
+                  ),
+                }
               : null,
           () => request.signal.removeEventListener("abort", onAbort),
         );

@@ -66,7 +66,14 @@ export class ServerContext {
     if (name === undefined || name === null || name === "") return served;
     const accepted = new Set([served, this.engine.model().id]);
     if (this.options.model !== null) accepted.add(this.options.model);
-    if (!accepted.has(name)) throw new ApiError(404, `The model '${name}' does not exist. This server serves '${served}'.`, "invalid_request_error", "model", "model_not_found");
+    if (!accepted.has(name))
+      throw new ApiError(
+        404,
+        `The model '${name}' does not exist. This server serves '${served}'.`,
+        "invalid_request_error",
+        "model",
+        "model_not_found",
+      );
     return served;
   }
 
@@ -88,11 +95,21 @@ export class ServerContext {
   /** 503 unless the engine and the tokenizer are ready (and the server is not shutting down). */
   checkReady(): void {
     const h = this.health();
-    if (h === "draining") throw new ApiError(503, "The server is shutting down.", "service_unavailable", null, "server_shutting_down", { connection: "close" });
-    if (h === "starting") throw new ApiError(503, "The engine is starting; retry shortly.", "service_unavailable", null, "engine_starting", { "retry-after": "1" });
-    if (h === "restarting") throw new ApiError(503, "The engine is restarting after a failure; retry shortly.", "engine_error", null, "engine_error", { "retry-after": "1" });
+    if (h === "draining")
+      throw new ApiError(503, "The server is shutting down.", "service_unavailable", null, "server_shutting_down", { connection: "close" });
+    if (h === "starting")
+      throw new ApiError(503, "The engine is starting; retry shortly.", "service_unavailable", null, "engine_starting", {
+        "retry-after": "1",
+      });
+    if (h === "restarting")
+      throw new ApiError(503, "The engine is restarting after a failure; retry shortly.", "engine_error", null, "engine_error", {
+        "retry-after": "1",
+      });
     if (h === "dead") {
-      const why = this.text.health() === "dead" ? `The tokenizer is not available${this.text.error ? ` (${this.text.error.message})` : ""}` : "The engine has stopped";
+      const why =
+        this.text.health() === "dead"
+          ? `The tokenizer is not available${this.text.error ? ` (${this.text.error.message})` : ""}`
+          : "The engine has stopped";
       throw new ApiError(503, `${why}; the server cannot generate.`, "service_unavailable", null, "engine_dead");
     }
   }
@@ -114,7 +131,9 @@ export class ServerContext {
       );
     if (this.inflight + seqs > limit) {
       this.metrics.rejected.inc({ reason: "queue_full" });
-      throw queueFull(`The server is at capacity: ${this.inflight} sequences in flight, limit ${limit} (max_num_seqs ${this.options.maxNumSeqs} + max_waiting ${this.options.maxWaiting}); retry later.`);
+      throw queueFull(
+        `The server is at capacity: ${this.inflight} sequences in flight, limit ${limit} (max_num_seqs ${this.options.maxNumSeqs} + max_waiting ${this.options.maxWaiting}); retry later.`,
+      );
     }
     this.inflight += seqs;
     let released = false;

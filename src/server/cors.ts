@@ -16,7 +16,10 @@ export class CorsPolicy {
 
   /** `spec`: "*" or a comma-separated list of origins (scheme://host[:port]); null = CORS off. */
   constructor(spec: string | null) {
-    const parts = (spec ?? "").split(",").map((s) => s.trim().replace(/\/+$/, "")).filter((s) => s !== "");
+    const parts = (spec ?? "")
+      .split(",")
+      .map((s) => s.trim().replace(/\/+$/, ""))
+      .filter((s) => s !== "");
     this.any = parts.includes("*");
     this.origins = new Set(parts.filter((p) => p !== "*").map((p) => p.toLowerCase()));
   }

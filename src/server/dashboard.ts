@@ -15,7 +15,8 @@ const HEADERS = {
   "content-type": "text/html; charset=utf-8",
   "cache-control": "no-cache",
   // Everything is inline or same-origin: nothing is fetched from elsewhere.
-  "content-security-policy": "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; connect-src 'self'; img-src 'self' data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
+  "content-security-policy":
+    "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; connect-src 'self'; img-src 'self' data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
   "x-content-type-options": "nosniff",
   // The page holds the API key: no other site may frame it (clickjacking).
   "x-frame-options": "DENY",

@@ -35,7 +35,8 @@ export function openapiPlugin() {
       info: {
         title: "headroom",
         version: pkg.version,
-        description: "LLM inference server with exact device-memory management. OpenAI-compatible generation routes, memory and KV introspection, Prometheus metrics.",
+        description:
+          "LLM inference server with exact device-memory management. OpenAI-compatible generation routes, memory and KV introspection, Prometheus metrics.",
       },
       tags: [
         { name: "OpenAI", description: "OpenAI-compatible routes" },

@@ -31,14 +31,16 @@ export function logitBias(ctx: ServerContext, body: CommonSampling): [number, nu
   const vocab = ctx.engine.model().vocabSize;
   return Object.entries(body.logit_bias ?? {}).map(([k, v]) => {
     const id = Number(k);
-    if (!Number.isSafeInteger(id) || id >= vocab) throw badRequest(`logit_bias: token id ${k} is out of vocabulary (size ${vocab}).`, "logit_bias", "invalid_token_id");
+    if (!Number.isSafeInteger(id) || id >= vocab)
+      throw badRequest(`logit_bias: token id ${k} is out of vocabulary (size ${vocab}).`, "logit_bias", "invalid_token_id");
     return [id, v];
   });
 }
 
 /** min_tokens must leave room within max_tokens. */
 export function checkMinTokens(body: CommonSampling, maxTokens: number): void {
-  if (body.min_tokens != null && body.min_tokens > maxTokens) throw badRequest(`min_tokens (${body.min_tokens}) must not exceed max_tokens (${maxTokens}).`, "min_tokens");
+  if (body.min_tokens != null && body.min_tokens > maxTokens)
+    throw badRequest(`min_tokens (${body.min_tokens}) must not exceed max_tokens (${maxTokens}).`, "min_tokens");
 }
 
 /** The request's stop strings (empty ones dropped); matched by the frontend, never sent to the engine. */
@@ -48,7 +50,12 @@ export function stopStrings(body: CommonSampling): string[] {
 }
 
 /** `defaults`: the model's generation_config.json values, used where the request sets nothing. */
-export function samplingParams(body: CommonSampling, maxTokens: number, logprobs: number | undefined, defaults: SamplingDefaults = {}): SamplingParams {
+export function samplingParams(
+  body: CommonSampling,
+  maxTokens: number,
+  logprobs: number | undefined,
+  defaults: SamplingDefaults = {},
+): SamplingParams {
   return {
     temperature: body.temperature ?? defaults.temperature ?? 1,
     topP: body.top_p ?? defaults.topP ?? 1,
@@ -73,7 +80,13 @@ export function samplingParams(body: CommonSampling, maxTokens: number, logprobs
 export function fitMaxTokens(ctx: ServerContext, promptLen: number, requested: number | undefined, param: string): number {
   const limit = ctx.maxModelLen();
   if (promptLen >= limit && requested === undefined)
-    throw new ApiError(400, `This model's maximum context length is ${limit} tokens. However, your prompt has ${promptLen} tokens, which leaves no room for a completion. Please reduce the length of the prompt.`, "invalid_request_error", "messages", "context_length_exceeded");
+    throw new ApiError(
+      400,
+      `This model's maximum context length is ${limit} tokens. However, your prompt has ${promptLen} tokens, which leaves no room for a completion. Please reduce the length of the prompt.`,
+      "invalid_request_error",
+      "messages",
+      "context_length_exceeded",
+    );
   const maxTokens = requested ?? limit - promptLen;
   if (promptLen + maxTokens > limit)
     throw new ApiError(
@@ -95,7 +108,13 @@ export function checkPromptChars(ctx: ServerContext, texts: readonly string[], p
   let n = 0;
   for (const t of texts) n += t.length;
   if (n > limit)
-    throw new ApiError(400, `The prompt is too long: ${n} characters; the limit is ${limit} characters (see --max-prompt-chars).`, "invalid_request_error", param, "prompt_too_long");
+    throw new ApiError(
+      400,
+      `The prompt is too long: ${n} characters; the limit is ${limit} characters (see --max-prompt-chars).`,
+      "invalid_request_error",
+      param,
+      "prompt_too_long",
+    );
 }
 
 /**
@@ -103,13 +122,21 @@ export function checkPromptChars(ctx: ServerContext, texts: readonly string[], p
  * started becomes 499 (nobody reads it, and it is no server error).
  */
 export function tokenizationFailed(e: unknown): never {
-  if (e instanceof Error && e.name === "AbortError") throw new ApiError(499, "The client closed the request before its prompt was tokenized.", "invalid_request_error", null, "client_closed_request");
+  if (e instanceof Error && e.name === "AbortError")
+    throw new ApiError(
+      499,
+      "The client closed the request before its prompt was tokenized.",
+      "invalid_request_error",
+      null,
+      "client_closed_request",
+    );
   throw e;
 }
 
 export function checkTokenIds(ctx: ServerContext, ids: number[], param: string): void {
   const vocab = ctx.engine.model().vocabSize;
-  for (const id of ids) if (id >= vocab) throw badRequest(`Token id ${id} is out of vocabulary (size ${vocab}).`, param, "invalid_token_id");
+  for (const id of ids)
+    if (id >= vocab) throw badRequest(`Token id ${id} is out of vocabulary (size ${vocab}).`, param, "invalid_token_id");
 }
 
 export interface SeqJob {
@@ -144,7 +171,13 @@ export interface ChoiceResult {
 }
 
 /** n choices per prompt; with a seed, choice j of a prompt uses seed + j so choices differ. */
-export function makeJobs(prompts: number[][], n: number, params: (prompt: number[]) => SamplingParams, stop: string[], output: Partial<OutputProcessorOptions> = {}): SeqJob[] {
+export function makeJobs(
+  prompts: number[][],
+  n: number,
+  params: (prompt: number[]) => SamplingParams,
+  stop: string[],
+  output: Partial<OutputProcessorOptions> = {},
+): SeqJob[] {
   const jobs: SeqJob[] = [];
   prompts.forEach((p, pi) => {
     const base = params(p);
@@ -163,7 +196,12 @@ export function makeJobs(prompts: number[][], n: number, params: (prompt: number
  * the consumer stops early (return/throw) or when one sequence fails. Admission is released
  * when every engine stream has ended (so the in-flight count matches the engine).
  */
-export async function* runJobs(ctx: ServerContext, info: RequestInfo, jobs: SeqJob[], clientSignal: AbortSignal | undefined): AsyncGenerator<ChoiceEvent> {
+export async function* runJobs(
+  ctx: ServerContext,
+  info: RequestInfo,
+  jobs: SeqJob[],
+  clientSignal: AbortSignal | undefined,
+): AsyncGenerator<ChoiceEvent> {
   const release = ctx.admit(jobs.length);
   const ac = new AbortController();
   const onClientAbort = () => ac.abort(new Error("client disconnected"));
@@ -188,7 +226,7 @@ export async function* runJobs(ctx: ServerContext, info: RequestInfo, jobs: SeqJ
   let open = jobs.length;
   const firstOfPrompt = new Set<SeqJob>();
   const seenPrompts = new Set<number>();
-  for (const j of jobs) if (!seenPrompts.has(j.promptIndex)) (seenPrompts.add(j.promptIndex), firstOfPrompt.add(j));
+  for (const j of jobs) if (!seenPrompts.has(j.promptIndex)) seenPrompts.add(j.promptIndex), firstOfPrompt.add(j);
   const pumps = jobs.map(async (job) => {
     let last = info.start;
     let firstAt = 0;
@@ -196,7 +234,10 @@ export async function* runJobs(ctx: ServerContext, info: RequestInfo, jobs: SeqJ
     let first = true;
     try {
       const text = ctx.text.processor(job.promptTokenIds, { ...job.output, stop: job.stop, logprobs: job.params.logprobs !== undefined });
-      const stream = ctx.engine.generate({ requestId: `${info.id}-${job.index}`, promptTokenIds: job.promptTokenIds, params: job.params }, ac.signal);
+      const stream = ctx.engine.generate(
+        { requestId: `${info.id}-${job.index}`, promptTokenIds: job.promptTokenIds, params: job.params },
+        ac.signal,
+      );
       // Leaving this loop before the engine finished (a stop string matched) aborts the request there.
       for await (const engineEv of stream) {
         const ev = text.process(engineEv);
@@ -216,7 +257,13 @@ export async function* runJobs(ctx: ServerContext, info: RequestInfo, jobs: SeqJ
         push({ index: job.index, ev });
         if (ev.finishReason !== null) {
           if (firstOfPrompt.has(job)) m.promptTokens.inc({}, ev.promptTokens || job.promptTokenIds.length);
-          m.finished(ev.finishReason, (performance.now() - info.start) / 1000, generated > 0 ? (last - firstAt) / 1000 : 0, generated, job.promptTokenIds.length);
+          m.finished(
+            ev.finishReason,
+            (performance.now() - info.start) / 1000,
+            generated > 0 ? (last - firstAt) / 1000 : 0,
+            generated,
+            job.promptTokenIds.length,
+          );
           break;
         }
       }
@@ -244,7 +291,10 @@ export async function* runJobs(ctx: ServerContext, info: RequestInfo, jobs: SeqJ
           // The engine ended a stream without a finish reason: report it as aborted.
           finished.add(it.index);
           if (!ac.signal.aborted) ctx.log.warn("engine stream ended without finish_reason", { request_id: info.id, index: it.index });
-          yield { index: it.index, ev: { tokenIds: [], text: "", finishReason: "abort", stopReason: null, promptTokens: 0, completionTokens: 0 } };
+          yield {
+            index: it.index,
+            ev: { tokenIds: [], text: "", finishReason: "abort", stopReason: null, promptTokens: 0, completionTokens: 0 },
+          };
         }
         continue;
       }
@@ -262,7 +312,17 @@ export async function* runJobs(ctx: ServerContext, info: RequestInfo, jobs: SeqJ
 export async function collect(jobs: SeqJob[], events: AsyncIterable<ChoiceEvent>, wantLogprobs: boolean): Promise<ChoiceResult[]> {
   const results = new Map<number, ChoiceResult>();
   for (const j of jobs)
-    results.set(j.index, { index: j.index, promptIndex: j.promptIndex, text: "", tokenIds: [], logprobs: wantLogprobs ? [] : null, promptLogprobs: null, finishReason: "abort", promptTokens: j.promptTokenIds.length, completionTokens: 0 });
+    results.set(j.index, {
+      index: j.index,
+      promptIndex: j.promptIndex,
+      text: "",
+      tokenIds: [],
+      logprobs: wantLogprobs ? [] : null,
+      promptLogprobs: null,
+      finishReason: "abort",
+      promptTokens: j.promptTokenIds.length,
+      completionTokens: 0,
+    });
   for await (const { index, ev } of events) {
     const r = results.get(index)!;
     r.text += ev.text;
@@ -277,7 +337,10 @@ export async function collect(jobs: SeqJob[], events: AsyncIterable<ChoiceEvent>
 }
 
 /** Usage: prompt tokens once per prompt, completion tokens over every choice. */
-export function usageOf(promptLens: number[], completionTokens: number[]): { prompt_tokens: number; completion_tokens: number; total_tokens: number } {
+export function usageOf(
+  promptLens: number[],
+  completionTokens: number[],
+): { prompt_tokens: number; completion_tokens: number; total_tokens: number } {
   const p = promptLens.reduce((a, b) => a + b, 0);
   const c = completionTokens.reduce((a, b) => a + b, 0);
   return { prompt_tokens: p, completion_tokens: c, total_tokens: p + c };
@@ -293,7 +356,9 @@ export const utf8Bytes = (s: string): number[] => Array.from(enc.encode(s));
 /** Starts a generation and waits for its first event, so that errors before any output
  *  (queue full, engine errors) become proper HTTP statuses. Returns the first event and the
  *  iterator positioned after it. */
-export async function startStream(events: AsyncGenerator<ChoiceEvent>): Promise<{ first: ChoiceEvent | undefined; rest: AsyncGenerator<ChoiceEvent> }> {
+export async function startStream(
+  events: AsyncGenerator<ChoiceEvent>,
+): Promise<{ first: ChoiceEvent | undefined; rest: AsyncGenerator<ChoiceEvent> }> {
   const r = await events.next();
   return { first: r.done ? undefined : r.value, rest: events };
 }

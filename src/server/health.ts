@@ -15,7 +15,10 @@ export function healthRoutes(ctx: ServerContext) {
     },
     {
       response: { 200: Health, 503: Health },
-      detail: { tags: ["Operations"], summary: "Readiness (503 while the engine is starting, restarting or dead, and while the server drains)" },
+      detail: {
+        tags: ["Operations"],
+        summary: "Readiness (503 while the engine is starting, restarting or dead, and while the server drains)",
+      },
     },
   );
 }

@@ -47,7 +47,7 @@ export function homeHtml(ctx: ServerContext): string {
   <p class="model">Serving <code id="model">${model === null ? "(engine starting)" : escapeHtml(model)}</code></p>
   <ul>
     ${link(DASHBOARD_PATH, "Dashboard", "device memory, KV cache, throughput and latency, live")}
-    ${link(SWAGGER_PATH, "API docs", "Swagger UI; \"Try it out\" works against this server", ` (document: <a href="${OPENAPI_PATH}">${OPENAPI_PATH}</a>)`)}
+    ${link(SWAGGER_PATH, "API docs", 'Swagger UI; "Try it out" works against this server', ` (document: <a href="${OPENAPI_PATH}">${OPENAPI_PATH}</a>)`)}
     ${link("/v1/models", "/v1/models", "the served model (OpenAI format)", auth)}
     ${link("/health", "/health", "readiness")}
     ${link("/metrics", "/metrics", "Prometheus metrics (headroom_* and vLLM-compatible vllm:*)")}
@@ -60,5 +60,7 @@ export function homeHtml(ctx: ServerContext): string {
 }
 
 export function homeRoutes(ctx: ServerContext) {
-  return new Elysia({ name: "headroom-home" }).get("/", () => new Response(homeHtml(ctx), { headers: HEADERS }), { detail: { hide: true } });
+  return new Elysia({ name: "headroom-home" }).get("/", () => new Response(homeHtml(ctx), { headers: HEADERS }), {
+    detail: { hide: true },
+  });
 }

@@ -14,7 +14,8 @@ export function isValidHost(host: string | null): host is string {
 /** null when the request's Host is usable, else the 400 to send. */
 export function hostProblem(req: Request): ApiError | null {
   const host = req.headers.get("host");
-  const bad = (why: string) => new ApiError(400, `${why}; send 'Host: <name>[:port]'.`, "invalid_request_error", null, "invalid_host", { connection: "close" });
+  const bad = (why: string) =>
+    new ApiError(400, `${why}; send 'Host: <name>[:port]'.`, "invalid_request_error", null, "invalid_host", { connection: "close" });
   if (host === null || host === "") return bad("The request has no Host header");
   if (!isValidHost(host)) return bad("The Host header is malformed");
   // Bun should have built an absolute http URL from it; anything else never reaches the router.

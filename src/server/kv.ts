@@ -26,7 +26,11 @@ export function kvRoutes(ctx: ServerContext) {
     },
     {
       response: { 200: KvStats, 401: ErrorResponse, 503: ErrorResponse },
-      detail: { tags: ["Memory"], summary: "KV cache blocks, prefix-cache hit rate, running/waiting sequences", security: [{ bearerAuth: [] }] },
+      detail: {
+        tags: ["Memory"],
+        summary: "KV cache blocks, prefix-cache hit rate, running/waiting sequences",
+        security: [{ bearerAuth: [] }],
+      },
     },
   );
 }

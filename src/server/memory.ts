@@ -73,8 +73,13 @@ export function memoryRoutes(ctx: ServerContext) {
         const config = fields.config as Record<string, unknown> | undefined;
         try {
           const device = await serverDevice(ctx);
-          const req = planRequestFrom(planValuesFromBody(fields), { options: ctx.options, backend: device.backend, deviceMemoryBytes: device.bytes });
-          if (req.deviceMemoryBytes === null) throw new PlanRequestError("give device_memory_bytes (this server's device size is not known yet)");
+          const req = planRequestFrom(planValuesFromBody(fields), {
+            options: ctx.options,
+            backend: device.backend,
+            deviceMemoryBytes: device.bytes,
+          });
+          if (req.deviceMemoryBytes === null)
+            throw new PlanRequestError("give device_memory_bytes (this server's device size is not known yet)");
           const modelConfig = config ? undefined : planModelConfig(ctx, req.model);
           return planFromRequest({ ...req, model: undefined, modelConfig, config, deviceMemoryBytes: req.deviceMemoryBytes });
         } catch (e) {

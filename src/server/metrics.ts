@@ -11,7 +11,12 @@ export function metricsRoutes(ctx: ServerContext) {
     },
     {
       response: { 200: t.String({ description: "Prometheus text format 0.0.4" }) },
-      detail: { tags: ["Operations"], summary: "Prometheus metrics", description: "headroom_* families and vLLM-compatible vllm:* families (names, types, buckets and model_name label as vLLM v1), for vLLM Grafana dashboards and inference gateways." },
+      detail: {
+        tags: ["Operations"],
+        summary: "Prometheus metrics",
+        description:
+          "headroom_* families and vLLM-compatible vllm:* families (names, types, buckets and model_name label as vLLM v1), for vLLM Grafana dashboards and inference gateways.",
+      },
     },
   );
 }

@@ -27,7 +27,8 @@ export function modelsRoutes(ctx: ServerContext) {
       "/v1/models/:model",
       ({ params }) => {
         const c = card();
-        if (params.model !== c.id) throw new ApiError(404, `The model '${params.model}' does not exist.`, "invalid_request_error", "model", "model_not_found");
+        if (params.model !== c.id)
+          throw new ApiError(404, `The model '${params.model}' does not exist.`, "invalid_request_error", "model", "model_not_found");
         return c;
       },
       {

@@ -6,7 +6,12 @@
 export const MODEL_PLACEHOLDER = "<served-model-name>";
 
 export const COMPLETION_EXAMPLE = { model: MODEL_PLACEHOLDER, prompt: "Once upon a time", max_tokens: 16, temperature: 0.7 };
-export const CHAT_EXAMPLE = { model: MODEL_PLACEHOLDER, messages: [{ role: "user", content: "Tell me a short story." }], max_tokens: 32, temperature: 0.7 };
+export const CHAT_EXAMPLE = {
+  model: MODEL_PLACEHOLDER,
+  messages: [{ role: "user", content: "Tell me a short story." }],
+  max_tokens: 32,
+  temperature: 0.7,
+};
 
 /** A copy of `doc` with every example's model placeholder replaced by `model`. */
 export function fillModelExamples<T>(doc: T, model: string): T {

@@ -6,8 +6,15 @@ import { flagsHelp, parseArgs } from "../options/argv.ts";
 import { defaultServeOptions, OPTION_ROWS, type ServeOptions } from "../options/table.ts";
 
 export {
-  defaultServeOptions, engineOptionsFrom, envName, redactOptions, OPTION_ROWS as SERVE_FLAGS,
-  type DeviceKind, type DtypeOption, type LogLevel, type ServeOptions,
+  defaultServeOptions,
+  engineOptionsFrom,
+  envName,
+  redactOptions,
+  OPTION_ROWS as SERVE_FLAGS,
+  type DeviceKind,
+  type DtypeOption,
+  type LogLevel,
+  type ServeOptions,
 } from "../options/table.ts";
 export { OptionsError, parseBytes } from "../options/values.ts";
 

@@ -24,7 +24,10 @@ function fmt(v: number, unit?: string): string {
   return `${v}${unit ? " " + unit : ""}`;
 }
 
-export function createProgress(log: Logger, out: { isTTY?: boolean; write(s: string): unknown } = process.stdout): ProgressHook & { end(): void } {
+export function createProgress(
+  log: Logger,
+  out: { isTTY?: boolean; write(s: string): unknown } = process.stdout,
+): ProgressHook & { end(): void } {
   let stage = "";
   let lastLog = 0;
   let drawn = false;
@@ -34,7 +37,9 @@ export function createProgress(log: Logger, out: { isTTY?: boolean; write(s: str
       const width = 30;
       const filled = Math.round(frac * width);
       const bar = "█".repeat(filled) + "░".repeat(width - filled);
-      out.write(`\r\x1b[2K${p.stage.padEnd(16)} ${bar} ${(frac * 100).toFixed(0).padStart(3)}%  ${fmt(p.done, p.unit)} / ${fmt(p.total, p.unit)}${p.message ? "  " + p.message : ""}`);
+      out.write(
+        `\r\x1b[2K${p.stage.padEnd(16)} ${bar} ${(frac * 100).toFixed(0).padStart(3)}%  ${fmt(p.done, p.unit)} / ${fmt(p.total, p.unit)}${p.message ? "  " + p.message : ""}`,
+      );
       drawn = true;
       if (p.done >= p.total) {
         out.write("\n");

@@ -20,7 +20,11 @@ function num(v: number): string {
 const key = (l: Labels) => JSON.stringify(Object.entries(l).sort(([a], [b]) => (a < b ? -1 : 1)));
 
 abstract class Metric {
-  constructor(readonly name: string, readonly help: string, readonly type: string) {}
+  constructor(
+    readonly name: string,
+    readonly help: string,
+    readonly type: string,
+  ) {}
   abstract lines(): string[];
   render(): string {
     const body = this.lines();
@@ -31,7 +35,11 @@ abstract class Metric {
 export class Counter extends Metric {
   private readonly values = new Map<string, { labels: Labels; v: number }>();
   /** `omitWhenEmpty`: no sample before the first inc/set (for families whose every series is labelled). */
-  constructor(name: string, help: string, private readonly omitWhenEmpty = false) {
+  constructor(
+    name: string,
+    help: string,
+    private readonly omitWhenEmpty = false,
+  ) {
     super(name, help, "counter");
   }
   inc(labels: Labels = {}, by = 1): void {
@@ -71,7 +79,11 @@ export class Gauge extends Metric {
 
 export class Histogram extends Metric {
   private readonly series = new Map<string, { labels: Labels; counts: number[]; sum: number; count: number }>();
-  constructor(name: string, help: string, readonly buckets: readonly number[]) {
+  constructor(
+    name: string,
+    help: string,
+    readonly buckets: readonly number[],
+  ) {
     super(name, help, "histogram");
   }
   observe(v: number, labels: Labels = {}): void {

@@ -10,7 +10,12 @@ import { isSyntheticSpec } from "../model/synthetic.ts";
 import type { EngineHooks } from "./engine-factory.ts";
 import { OptionsError, type ServeOptions } from "./options.ts";
 
-export async function resolveModelOption(o: ServeOptions, hooks: EngineHooks = {}, env: ResolveOptions["env"] = process.env, f?: typeof fetch): Promise<ServeOptions> {
+export async function resolveModelOption(
+  o: ServeOptions,
+  hooks: EngineHooks = {},
+  env: ResolveOptions["env"] = process.env,
+  f?: typeof fetch,
+): Promise<ServeOptions> {
   const model = o.model;
   if (model === null || isSyntheticSpec(model)) {
     if (o.ggufFile !== null) throw new OptionsError("--gguf-file needs --model (a Hub repo id or a folder)");
@@ -18,7 +23,8 @@ export async function resolveModelOption(o: ServeOptions, hooks: EngineHooks = {
   }
   if (existsSync(model)) {
     if (o.ggufFile === null) return o;
-    if (!statSync(model).isDirectory()) throw new OptionsError(`--gguf-file ${o.ggufFile}: --model ${model} is a file, not a folder or a Hub repo id`);
+    if (!statSync(model).isDirectory())
+      throw new OptionsError(`--gguf-file ${o.ggufFile}: --model ${model} is a file, not a folder or a Hub repo id`);
     return { ...o, model: join(model, o.ggufFile) };
   }
   const spec = parseRepoSpec(model);
@@ -30,7 +36,9 @@ export async function resolveModelOption(o: ServeOptions, hooks: EngineHooks = {
     onProgress: (p) => hooks.onProgress?.({ stage: "download", done: p.done, total: p.total, unit: "bytes", message: p.file }),
     ...(hooks.onLog ? { log: hooks.onLog } : {}),
   });
-  hooks.onLog?.(`model ${model}: ${r.fromCache ? "from the cache" : "downloaded"} at ${r.path} (commit ${r.commit}; ${r.files.join(", ")})`);
+  hooks.onLog?.(
+    `model ${model}: ${r.fromCache ? "from the cache" : "downloaded"} at ${r.path} (commit ${r.commit}; ${r.files.join(", ")})`,
+  );
   // As in vLLM, the model is served under the name it was asked for.
   return { ...o, model: r.path, servedModelName: o.servedModelName ?? model };
 }

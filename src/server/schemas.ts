@@ -14,8 +14,7 @@ const Int = (o?: IntegerOptions) => Type.Integer(o);
 export const Obj = <P extends TProperties>(props: P, o?: ObjectOptions) => t.Object(props, { additionalProperties: false, ...o });
 
 /** Optional and nullable (OpenAI clients send null for "unset"). */
-const opt = <T extends TSchema>(s: T, description?: string) =>
-  t.Optional(t.Union([s, t.Null()], description ? { description } : {}));
+const opt = <T extends TSchema>(s: T, description?: string) => t.Optional(t.Union([s, t.Null()], description ? { description } : {}));
 
 // ---------- errors ----------
 
@@ -73,13 +72,17 @@ const sampling = {
     "Token id (as a string) → bias added to its logit before sampling; -100 bans the token, 100 all but forces it",
   ),
   skip_special_tokens: opt(t.Boolean(), "Leave special tokens out of the text (default true; vLLM extension)"),
-  include_stop_str_in_output: opt(t.Boolean(), "Keep the matched stop string (or stop token's text) at the end of the text (default false; vLLM extension)"),
+  include_stop_str_in_output: opt(
+    t.Boolean(),
+    "Keep the matched stop string (or stop token's text) at the end of the text (default false; vLLM extension)",
+  ),
   user: opt(t.String(), "An end-user id; accepted and not used"),
 };
 
 // ---------- structured outputs (OpenAI response_format, vLLM guided_* / structured_outputs) ----------
 
-const JsonObject = (description?: string) => t.Record(t.String(), t.Unknown(), { additionalProperties: false, ...(description ? { description } : {}) });
+const JsonObject = (description?: string) =>
+  t.Record(t.String(), t.Unknown(), { additionalProperties: false, ...(description ? { description } : {}) });
 
 const ResponseFormat = Obj(
   {
@@ -125,25 +128,31 @@ const structuredFields = {
 
 // ---------- completions ----------
 
-export const CompletionRequest = Obj({
-  model: opt(t.String(), "Served model name (default: the only model)"),
-  prompt: t.Union(
-    [
-      t.String(),
-      t.Array(t.String(), { minItems: 1, maxItems: 1024 }),
-      t.Array(Int({ minimum: 0 }), { minItems: 1 }),
-      t.Array(t.Array(Int({ minimum: 0 }), { minItems: 1 }), { minItems: 1, maxItems: 1024 }),
-    ],
-    { description: "Text, list of texts, token ids or list of token-id lists" },
-  ),
-  max_tokens: opt(Int({ minimum: 1 }), "Default 16"),
-  logprobs: opt(Int({ minimum: 0, maximum: 20 }), "Top alternatives per token to return"),
-  echo: opt(t.Boolean(), "Prepend the prompt to the completion (text prompts); with logprobs, the prompt tokens' logprobs come first (the first token's is null)"),
-  suffix: opt(t.String(), "Not supported (must be empty)"),
-  best_of: opt(Int({ minimum: 1 }), "Only best_of == n is supported (400 otherwise: best-of sampling is not implemented)"),
-  ...sampling,
-  ...structuredFields,
-}, { example: COMPLETION_EXAMPLE });
+export const CompletionRequest = Obj(
+  {
+    model: opt(t.String(), "Served model name (default: the only model)"),
+    prompt: t.Union(
+      [
+        t.String(),
+        t.Array(t.String(), { minItems: 1, maxItems: 1024 }),
+        t.Array(Int({ minimum: 0 }), { minItems: 1 }),
+        t.Array(t.Array(Int({ minimum: 0 }), { minItems: 1 }), { minItems: 1, maxItems: 1024 }),
+      ],
+      { description: "Text, list of texts, token ids or list of token-id lists" },
+    ),
+    max_tokens: opt(Int({ minimum: 1 }), "Default 16"),
+    logprobs: opt(Int({ minimum: 0, maximum: 20 }), "Top alternatives per token to return"),
+    echo: opt(
+      t.Boolean(),
+      "Prepend the prompt to the completion (text prompts); with logprobs, the prompt tokens' logprobs come first (the first token's is null)",
+    ),
+    suffix: opt(t.String(), "Not supported (must be empty)"),
+    best_of: opt(Int({ minimum: 1 }), "Only best_of == n is supported (400 otherwise: best-of sampling is not implemented)"),
+    ...sampling,
+    ...structuredFields,
+  },
+  { example: COMPLETION_EXAMPLE },
+);
 export type CompletionRequest = Static<typeof CompletionRequest>;
 
 const CompletionLogprobs = Obj({
@@ -225,29 +234,49 @@ const ToolIn = Obj({
     name: t.String(),
     description: t.Optional(t.String()),
     parameters: t.Optional(t.Record(t.String(), t.Unknown(), { additionalProperties: false })),
-    strict: opt(t.Boolean(), "true is refused (400) with tool_choice 'auto' (not enforced there); with 'required' or a named function the grammar always enforces the schema"),
+    strict: opt(
+      t.Boolean(),
+      "true is refused (400) with tool_choice 'auto' (not enforced there); with 'required' or a named function the grammar always enforces the schema",
+    ),
   }),
 });
 
-export const ChatCompletionRequest = Obj({
-  model: opt(t.String(), "Served model name (default: the only model)"),
-  messages: t.Array(ChatMessageIn, { minItems: 1 }),
-  max_tokens: opt(Int({ minimum: 1 }), "Deprecated alias of max_completion_tokens"),
-  max_completion_tokens: opt(Int({ minimum: 1 }), "Default: what fits in max_model_len"),
-  logprobs: opt(t.Boolean()),
-  top_logprobs: opt(Int({ minimum: 0, maximum: 20 })),
-  tools: opt(t.Array(ToolIn, { maxItems: 128 }), "Given to the chat template; with tool_choice 'auto' tool calls are parsed out of the output (--tool-call-parser)"),
-  tool_choice: opt(
-    t.Union([t.Literal("none"), t.Literal("auto"), t.Literal("required"), Obj({ type: t.Literal("function"), function: Obj({ name: t.String() }) })]),
-    "'auto' (default with tools): the model may call tools; 'none': plain text; 'required' / a named function: the output is forced into tool calls by a grammar (xgrammar; not combinable with response_format)",
-  ),
-  parallel_tool_calls: opt(t.Boolean(), "false: at most one tool call (the first) is returned"),
-  add_generation_prompt: opt(t.Boolean(), "End the prompt with the assistant turn's opening (default true; vLLM extension)"),
-  continue_final_message: opt(t.Boolean(), "Continue the last message instead of starting a new one (needs add_generation_prompt: false; vLLM extension)"),
-  chat_template_kwargs: opt(t.Record(t.String(), t.Unknown(), { additionalProperties: false }), "More chat template variables, e.g. {\"enable_thinking\": false} (vLLM extension)"),
-  ...sampling,
-  ...structuredFields,
-}, { example: CHAT_EXAMPLE });
+export const ChatCompletionRequest = Obj(
+  {
+    model: opt(t.String(), "Served model name (default: the only model)"),
+    messages: t.Array(ChatMessageIn, { minItems: 1 }),
+    max_tokens: opt(Int({ minimum: 1 }), "Deprecated alias of max_completion_tokens"),
+    max_completion_tokens: opt(Int({ minimum: 1 }), "Default: what fits in max_model_len"),
+    logprobs: opt(t.Boolean()),
+    top_logprobs: opt(Int({ minimum: 0, maximum: 20 })),
+    tools: opt(
+      t.Array(ToolIn, { maxItems: 128 }),
+      "Given to the chat template; with tool_choice 'auto' tool calls are parsed out of the output (--tool-call-parser)",
+    ),
+    tool_choice: opt(
+      t.Union([
+        t.Literal("none"),
+        t.Literal("auto"),
+        t.Literal("required"),
+        Obj({ type: t.Literal("function"), function: Obj({ name: t.String() }) }),
+      ]),
+      "'auto' (default with tools): the model may call tools; 'none': plain text; 'required' / a named function: the output is forced into tool calls by a grammar (xgrammar; not combinable with response_format)",
+    ),
+    parallel_tool_calls: opt(t.Boolean(), "false: at most one tool call (the first) is returned"),
+    add_generation_prompt: opt(t.Boolean(), "End the prompt with the assistant turn's opening (default true; vLLM extension)"),
+    continue_final_message: opt(
+      t.Boolean(),
+      "Continue the last message instead of starting a new one (needs add_generation_prompt: false; vLLM extension)",
+    ),
+    chat_template_kwargs: opt(
+      t.Record(t.String(), t.Unknown(), { additionalProperties: false }),
+      'More chat template variables, e.g. {"enable_thinking": false} (vLLM extension)',
+    ),
+    ...sampling,
+    ...structuredFields,
+  },
+  { example: CHAT_EXAMPLE },
+);
 export type ChatCompletionRequest = Static<typeof ChatCompletionRequest>;
 
 const TopLogprob = Obj({
@@ -306,7 +335,12 @@ export const TokenizeRequest = Obj(
     model: opt(t.String(), "Served model name (default: the only model)"),
     prompt: t.Optional(t.String({ description: "Text to tokenize (give prompt or messages)" })),
     add_special_tokens: opt(t.Boolean(), "prompt only: add BOS etc. as /v1/completions does (default true)"),
-    messages: t.Optional(t.Array(ChatMessageIn, { minItems: 1, description: "A chat, tokenized exactly as /v1/chat/completions would (give prompt or messages)" })),
+    messages: t.Optional(
+      t.Array(ChatMessageIn, {
+        minItems: 1,
+        description: "A chat, tokenized exactly as /v1/chat/completions would (give prompt or messages)",
+      }),
+    ),
     add_generation_prompt: opt(t.Boolean(), "messages only (default true)"),
     continue_final_message: opt(t.Boolean(), "messages only (default false)"),
     chat_template_kwargs: opt(t.Record(t.String(), t.Unknown(), { additionalProperties: false }), "messages only"),

@@ -11,7 +11,10 @@ import type { ServerContext } from "./context.ts";
 import { badRequest } from "./errors.ts";
 
 export interface StructuredFields {
-  response_format?: { type: string; json_schema?: { name: string; schema?: Record<string, unknown> | null; strict?: boolean | null } | null } | null;
+  response_format?: {
+    type: string;
+    json_schema?: { name: string; schema?: Record<string, unknown> | null; strict?: boolean | null } | null;
+  } | null;
   structured_outputs?: {
     json?: string | Record<string, unknown> | null;
     regex?: string | null;
@@ -41,7 +44,8 @@ function schemaOf(v: string | Record<string, unknown>, param: string): Record<st
   } catch (e) {
     throw badRequest(`${param} is not valid JSON: ${(e as Error).message}`, param, "invalid_json_schema");
   }
-  if (!parsed || typeof parsed !== "object" || Array.isArray(parsed)) throw badRequest(`${param} must be a JSON schema object`, param, "invalid_json_schema");
+  if (!parsed || typeof parsed !== "object" || Array.isArray(parsed))
+    throw badRequest(`${param} must be a JSON schema object`, param, "invalid_json_schema");
   return parsed as Record<string, unknown>;
 }
 
@@ -62,34 +66,52 @@ export function structuredSpecOf(body: StructuredFields): { spec: StructuredSpec
   if (rf && rf.type === "json_object") found.push({ spec: { type: "json_object" }, param: "response_format" });
   if (rf && rf.type === "json_schema") {
     const js = rf.json_schema;
-    if (!js) throw badRequest("response_format.json_schema is required when response_format.type is 'json_schema'", "response_format.json_schema");
+    if (!js)
+      throw badRequest("response_format.json_schema is required when response_format.type is 'json_schema'", "response_format.json_schema");
     // OpenAI: a missing schema means any JSON object is fine.
-    found.push({ spec: js.schema ? { type: "json_schema", schema: js.schema } : { type: "json_object" }, param: "response_format.json_schema.schema" });
+    found.push({
+      spec: js.schema ? { type: "json_schema", schema: js.schema } : { type: "json_object" },
+      param: "response_format.json_schema.schema",
+    });
   }
   const so = body.structured_outputs;
   if (so) {
     for (const k of ["disable_any_whitespace", "disable_additional_properties", "whitespace_pattern"] as const) {
-      if (so[k] != null && so[k] !== false) throw badRequest(`structured_outputs.${k} is not supported`, `structured_outputs.${k}`, "unsupported_parameter");
+      if (so[k] != null && so[k] !== false)
+        throw badRequest(`structured_outputs.${k} is not supported`, `structured_outputs.${k}`, "unsupported_parameter");
     }
-    if (so.json != null) found.push({ spec: { type: "json_schema", schema: schemaOf(so.json, "structured_outputs.json") }, param: "structured_outputs.json" });
+    if (so.json != null)
+      found.push({ spec: { type: "json_schema", schema: schemaOf(so.json, "structured_outputs.json") }, param: "structured_outputs.json" });
     if (so.regex != null) found.push({ spec: { type: "regex", pattern: so.regex }, param: "structured_outputs.regex" });
     if (so.choice != null) found.push({ spec: { type: "choice", choices: so.choice }, param: "structured_outputs.choice" });
     if (so.grammar != null) found.push({ spec: { type: "grammar", grammar: so.grammar }, param: "structured_outputs.grammar" });
     if (so.json_object === true) found.push({ spec: { type: "json_object" }, param: "structured_outputs.json_object" });
-    if (so.structural_tag != null) found.push({ spec: { type: "structural_tag", tag: tagOf(so.structural_tag, "structured_outputs.structural_tag") }, param: "structured_outputs.structural_tag" });
+    if (so.structural_tag != null)
+      found.push({
+        spec: { type: "structural_tag", tag: tagOf(so.structural_tag, "structured_outputs.structural_tag") },
+        param: "structured_outputs.structural_tag",
+      });
   }
-  if (body.guided_json != null) found.push({ spec: { type: "json_schema", schema: schemaOf(body.guided_json, "guided_json") }, param: "guided_json" });
+  if (body.guided_json != null)
+    found.push({ spec: { type: "json_schema", schema: schemaOf(body.guided_json, "guided_json") }, param: "guided_json" });
   if (body.guided_regex != null) found.push({ spec: { type: "regex", pattern: body.guided_regex }, param: "guided_regex" });
   if (body.guided_choice != null) found.push({ spec: { type: "choice", choices: body.guided_choice }, param: "guided_choice" });
   if (body.guided_grammar != null) found.push({ spec: { type: "grammar", grammar: body.guided_grammar }, param: "guided_grammar" });
-  if (body.guided_whitespace_pattern != null) throw badRequest("guided_whitespace_pattern is not supported", "guided_whitespace_pattern", "unsupported_parameter");
+  if (body.guided_whitespace_pattern != null)
+    throw badRequest("guided_whitespace_pattern is not supported", "guided_whitespace_pattern", "unsupported_parameter");
   const backend = body.guided_decoding_backend;
   if (backend != null && backend !== "xgrammar" && backend !== "auto")
-    throw badRequest(`guided_decoding_backend '${backend}' is not available: this server uses xgrammar`, "guided_decoding_backend", "unsupported_parameter");
-  if (found.length > 1) throw badRequest(`Only one structured-output constraint per request; got ${found.map((f) => f.param).join(", ")}`, found[1]!.param);
+    throw badRequest(
+      `guided_decoding_backend '${backend}' is not available: this server uses xgrammar`,
+      "guided_decoding_backend",
+      "unsupported_parameter",
+    );
+  if (found.length > 1)
+    throw badRequest(`Only one structured-output constraint per request; got ${found.map((f) => f.param).join(", ")}`, found[1]!.param);
   const one = found[0];
   if (!one) return null;
-  if (body.ignore_eos === true) throw badRequest("ignore_eos cannot be combined with structured outputs (the grammar ends the output)", "ignore_eos");
+  if (body.ignore_eos === true)
+    throw badRequest("ignore_eos cannot be combined with structured outputs (the grammar ends the output)", "ignore_eos");
   return one;
 }
 

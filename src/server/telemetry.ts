@@ -29,25 +29,60 @@ export function pickLeaf(leaves: [string, number][], candidates: string[]): numb
   return undefined;
 }
 
-export const RESERVED_KEYS = ["snapshot.allocator_reserved", "snapshot.reserved", "allocator.reserved_bytes", "allocator_reserved", "reserved_bytes.current", "reserved_bytes"];
-export const ALLOCATED_KEYS = ["snapshot.allocator_allocated", "snapshot.allocated", "allocator.allocated_bytes", "allocator_allocated", "allocated_bytes.current", "allocated_bytes"];
-export const GRAPH_KEYS = ["profile.cuda_graph", "profile.cuda_graph_bytes", "profile.graph_memory", "cuda_graph_memory", "cuda_graph", "graph_memory"];
+export const RESERVED_KEYS = [
+  "snapshot.allocator_reserved",
+  "snapshot.reserved",
+  "allocator.reserved_bytes",
+  "allocator_reserved",
+  "reserved_bytes.current",
+  "reserved_bytes",
+];
+export const ALLOCATED_KEYS = [
+  "snapshot.allocator_allocated",
+  "snapshot.allocated",
+  "allocator.allocated_bytes",
+  "allocator_allocated",
+  "allocated_bytes.current",
+  "allocated_bytes",
+];
+export const GRAPH_KEYS = [
+  "profile.cuda_graph",
+  "profile.cuda_graph_bytes",
+  "profile.graph_memory",
+  "cuda_graph_memory",
+  "cuda_graph",
+  "graph_memory",
+];
 
 export class ServerMetrics {
   readonly registry = new Registry();
   readonly requests = this.registry.add(new Counter("headroom_http_requests_total", "HTTP requests by route, method and status"));
   readonly requestLatency = this.registry.add(
-    new Histogram("headroom_http_request_duration_seconds", "Time to response headers by route (streams: to the first chunk)", LATENCY_BUCKETS),
+    new Histogram(
+      "headroom_http_request_duration_seconds",
+      "Time to response headers by route (streams: to the first chunk)",
+      LATENCY_BUCKETS,
+    ),
   );
-  readonly e2e = this.registry.add(new Histogram("headroom_e2e_request_latency_seconds", "Generation request latency, arrival to last token", LATENCY_BUCKETS));
-  readonly ttft = this.registry.add(new Histogram("headroom_time_to_first_token_seconds", "Arrival to first generated token", LATENCY_BUCKETS));
-  readonly itl = this.registry.add(new Histogram("headroom_inter_token_latency_seconds", "Time between consecutive generated tokens of a request", ITL_BUCKETS));
+  readonly e2e = this.registry.add(
+    new Histogram("headroom_e2e_request_latency_seconds", "Generation request latency, arrival to last token", LATENCY_BUCKETS),
+  );
+  readonly ttft = this.registry.add(
+    new Histogram("headroom_time_to_first_token_seconds", "Arrival to first generated token", LATENCY_BUCKETS),
+  );
+  readonly itl = this.registry.add(
+    new Histogram("headroom_inter_token_latency_seconds", "Time between consecutive generated tokens of a request", ITL_BUCKETS),
+  );
   readonly promptTokens = this.registry.add(new Counter("headroom_prompt_tokens_total", "Prompt tokens of finished requests"));
   readonly generationTokens = this.registry.add(new Counter("headroom_generation_tokens_total", "Generated tokens"));
   readonly finishedReasons = this.registry.add(new Counter("headroom_request_success_total", "Finished sequences by finish_reason"));
-  readonly rejected = this.registry.add(new Counter("headroom_requests_rejected_total", "Generation requests rejected by reason (queue_full, invalid, …)"));
+  readonly rejected = this.registry.add(
+    new Counter("headroom_requests_rejected_total", "Generation requests rejected by reason (queue_full, invalid, …)"),
+  );
   readonly inflight = this.registry.add(new Gauge("headroom_http_inflight_sequences", "Sequences admitted by the server and not finished"));
-  readonly engine = this.registry.add(new Gauge("headroom_engine_up", "1 when the engine is ready, 0 while starting, restarting or after it died"));
+  readonly engine = this.registry.add(
+    new Gauge("headroom_engine_up", "1 when the engine is ready, 0 while starting, restarting or after it died"),
+  );
   readonly restarts = this.registry.add(new Counter("headroom_engine_restarts_total", "Engine restarts after a crash, exception or hang"));
   readonly running = this.registry.add(new Gauge("headroom_num_requests_running", "Sequences running in the engine"));
   readonly waiting = this.registry.add(new Gauge("headroom_num_requests_waiting", "Sequences waiting in the engine"));
@@ -56,12 +91,16 @@ export class ServerMetrics {
   readonly kvUsage = this.registry.add(new Gauge("headroom_kv_cache_usage_ratio", "KV blocks used / total"));
   readonly prefixQueries = this.registry.add(new Counter("headroom_prefix_cache_queries_total", "Prefix-cache lookups (blocks)"));
   readonly prefixHits = this.registry.add(new Counter("headroom_prefix_cache_hits_total", "Prefix-cache hits (blocks)"));
-  readonly preemptions = this.registry.add(new Counter("headroom_preemptions_total", "Sequences preempted (recompute) for lack of KV blocks"));
+  readonly preemptions = this.registry.add(
+    new Counter("headroom_preemptions_total", "Sequences preempted (recompute) for lack of KV blocks"),
+  );
   readonly steps = this.registry.add(new Counter("headroom_engine_steps_total", "Engine steps"));
   readonly reserved = this.registry.add(new Gauge("headroom_allocator_reserved_bytes", "Caching allocator reserved bytes"));
   readonly allocated = this.registry.add(new Gauge("headroom_allocator_allocated_bytes", "Caching allocator allocated bytes"));
   readonly graphMem = this.registry.add(new Gauge("headroom_cuda_graph_memory_bytes", "Measured CUDA-graph memory"));
-  readonly memory = this.registry.add(new Gauge("headroom_memory", "Every numeric field of GET /v1/memory, by path (bytes unless the path says otherwise)"));
+  readonly memory = this.registry.add(
+    new Gauge("headroom_memory", "Every numeric field of GET /v1/memory, by path (bytes unless the path says otherwise)"),
+  );
   /** The same figures under vLLM's names (src/server/vllm-metrics.ts). */
   readonly vllm: VllmMetrics;
 

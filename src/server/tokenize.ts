@@ -9,26 +9,45 @@ import { checkPromptChars, checkTokenIds, tokenizationFailed } from "./generatio
 import { DetokenizeRequest, DetokenizeResponse, ErrorResponse, TokenizeRequest, TokenizeResponse } from "./schemas.ts";
 import { rejectUnknownFields } from "./unknown-fields.ts";
 
-const errors = { 400: ErrorResponse, 401: ErrorResponse, 404: ErrorResponse, 413: ErrorResponse, 500: ErrorResponse, 503: ErrorResponse } as const;
+const errors = {
+  400: ErrorResponse,
+  401: ErrorResponse,
+  404: ErrorResponse,
+  413: ErrorResponse,
+  500: ErrorResponse,
+  503: ErrorResponse,
+} as const;
 const CHAT_ONLY = ["add_generation_prompt", "continue_final_message", "chat_template_kwargs", "tools"] as const;
 
 async function tokenize(ctx: ServerContext, body: TokenizeRequest, signal: AbortSignal): Promise<number[]> {
-  if ((body.prompt === undefined) === (body.messages === undefined)) throw badRequest("Give exactly one of prompt and messages.", body.prompt === undefined ? "prompt" : "messages");
+  if ((body.prompt === undefined) === (body.messages === undefined))
+    throw badRequest("Give exactly one of prompt and messages.", body.prompt === undefined ? "prompt" : "messages");
   if (body.prompt !== undefined) {
     for (const k of CHAT_ONLY) if (body[k] != null) throw badRequest(`${k} applies to messages, not to prompt.`, k);
     checkPromptChars(ctx, [body.prompt], "prompt");
     return Array.from(await ctx.text.encode(body.prompt, body.add_special_tokens ?? true, signal).catch(tokenizationFailed));
   }
-  if (body.add_special_tokens != null) throw badRequest("add_special_tokens applies to prompt; messages are tokenized as /v1/chat/completions does.", "add_special_tokens");
+  if (body.add_special_tokens != null)
+    throw badRequest("add_special_tokens applies to prompt; messages are tokenized as /v1/chat/completions does.", "add_special_tokens");
   const chat = { ...body, messages: body.messages! };
   const messages = templateMessages(chat);
   const opts = templateRequest(chat);
-  checkPromptChars(ctx, messages.map((m) => m.content), "messages");
+  checkPromptChars(
+    ctx,
+    messages.map((m) => m.content),
+    "messages",
+  );
   try {
     return Array.from(await ctx.text.chat(messages, opts, signal));
   } catch (e) {
     if ((e as { code?: unknown }).code === "engine_dead" || (e as Error).name === "AbortError") tokenizationFailed(e);
-    throw new ApiError(400, `The chat template cannot render these messages: ${e instanceof Error ? e.message : String(e)}`, "invalid_request_error", "messages", "chat_template_error");
+    throw new ApiError(
+      400,
+      `The chat template cannot render these messages: ${e instanceof Error ? e.message : String(e)}`,
+      "invalid_request_error",
+      "messages",
+      "chat_template_error",
+    );
   }
 }
 
@@ -48,7 +67,12 @@ export function tokenizeRoutes(ctx: ServerContext) {
         transform: rejectUnknownFields(TokenizeRequest),
         body: TokenizeRequest,
         response: { 200: TokenizeResponse, ...errors },
-        detail: { tags: ["vLLM"], summary: "Tokenize a prompt or a chat", description: "vLLM's /tokenize: the token ids a prompt (or a chat, with the chat template) becomes.", security: [{ bearerAuth: [] }] },
+        detail: {
+          tags: ["vLLM"],
+          summary: "Tokenize a prompt or a chat",
+          description: "vLLM's /tokenize: the token ids a prompt (or a chat, with the chat template) becomes.",
+          security: [{ bearerAuth: [] }],
+        },
       },
     )
     .post(
@@ -64,7 +88,12 @@ export function tokenizeRoutes(ctx: ServerContext) {
         transform: rejectUnknownFields(DetokenizeRequest),
         body: DetokenizeRequest,
         response: { 200: DetokenizeResponse, ...errors },
-        detail: { tags: ["vLLM"], summary: "Detokenize token ids", description: "vLLM's /detokenize: the text of token ids (special tokens kept).", security: [{ bearerAuth: [] }] },
+        detail: {
+          tags: ["vLLM"],
+          summary: "Detokenize token ids",
+          description: "vLLM's /detokenize: the text of token ids (special tokens kept).",
+          security: [{ bearerAuth: [] }],
+        },
       },
     );
 }

@@ -47,12 +47,20 @@ export function toolParsing(ctx: ServerContext, body: ChatCompletionRequest): To
     const named = typeof choice === "object" ? tools.find((t) => t.function.name === choice.function.name)! : null;
     const schema = named ? namedToolSchema(named) : requiredToolsSchema(tools, body.parallel_tool_calls === false ? 1 : undefined);
     // The grammar enforces the parameters schema, strict or not.
-    return { format: toolFormat(ctx) ?? "hermes", maxCalls: body.parallel_tool_calls === false ? 1 : Infinity, forced: { spec: { type: "json_schema", schema }, name: named ? named.function.name : null } };
+    return {
+      format: toolFormat(ctx) ?? "hermes",
+      maxCalls: body.parallel_tool_calls === false ? 1 : Infinity,
+      forced: { spec: { type: "json_schema", schema }, name: named ? named.function.name : null },
+    };
   }
   // strict promises arguments valid against the schema: only a grammar could keep that promise.
   const strict = tools.findIndex((t) => t.function.strict === true);
   if (strict >= 0)
-    throw badRequest(`tools[${strict}].function.strict: true is not enforced yet (it needs grammar-constrained decoding); leave it unset or false.`, `tools.${strict}.function.strict`, "unsupported_parameter");
+    throw badRequest(
+      `tools[${strict}].function.strict: true is not enforced yet (it needs grammar-constrained decoding); leave it unset or false.`,
+      `tools.${strict}.function.strict`,
+      "unsupported_parameter",
+    );
   const format = toolFormat(ctx);
   if (format === null)
     throw badRequest(

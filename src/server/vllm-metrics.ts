@@ -10,17 +10,24 @@
 import type { EngineStats } from "../engine/api.ts";
 import { Counter, Gauge, Histogram, type Registry } from "./prom.ts";
 
-export const VLLM_TTFT_BUCKETS = [0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0, 20.0, 40.0, 80.0, 160.0, 640.0, 2560.0] as const;
+export const VLLM_TTFT_BUCKETS = [
+  0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0, 20.0, 40.0, 80.0, 160.0, 640.0, 2560.0,
+] as const;
 /** vllm:inter_token_latency_seconds, vllm:time_per_output_token_seconds, vllm:request_time_per_output_token_seconds. */
-export const VLLM_TPOT_BUCKETS = [0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0, 20.0, 40.0, 80.0] as const;
-export const VLLM_REQUEST_LATENCY_BUCKETS = [0.3, 0.5, 0.8, 1.0, 1.5, 2.0, 2.5, 5.0, 10.0, 15.0, 20.0, 30.0, 40.0, 50.0, 60.0, 120.0, 240.0, 480.0, 960.0, 1920.0, 7680.0] as const;
+export const VLLM_TPOT_BUCKETS = [
+  0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0, 20.0, 40.0, 80.0,
+] as const;
+export const VLLM_REQUEST_LATENCY_BUCKETS = [
+  0.3, 0.5, 0.8, 1.0, 1.5, 2.0, 2.5, 5.0, 10.0, 15.0, 20.0, 30.0, 40.0, 50.0, 60.0, 120.0, 240.0, 480.0, 960.0, 1920.0, 7680.0,
+] as const;
 /** vLLM's build_1_2_5_buckets: 1, 2, 5, 10, 20, 50, … up to max (token-count histograms). */
 export function buckets125(max: number): number[] {
   const out: number[] = [];
-  for (let e = 1; ; e *= 10) for (const m of [1, 2, 5]) {
-    if (m * e > max) return out;
-    out.push(m * e);
-  }
+  for (let e = 1; ; e *= 10)
+    for (const m of [1, 2, 5]) {
+      if (m * e > max) return out;
+      out.push(m * e);
+    }
 }
 
 /** vLLM creates a request_success series per finish reason up front. */
@@ -63,9 +70,16 @@ export class VllmMetrics {
     const r = registry;
     this.running = r.add(new Gauge("vllm:num_requests_running", "Number of requests in model execution batches."));
     this.waiting = r.add(new Gauge("vllm:num_requests_waiting", "Number of requests waiting to be processed."));
-    this.gpuCacheUsage = r.add(new Gauge("vllm:gpu_cache_usage_perc", "GPU KV-cache usage. 1 means 100 percent usage. DEPRECATED: Use vllm:kv_cache_usage_perc instead."));
+    this.gpuCacheUsage = r.add(
+      new Gauge(
+        "vllm:gpu_cache_usage_perc",
+        "GPU KV-cache usage. 1 means 100 percent usage. DEPRECATED: Use vllm:kv_cache_usage_perc instead.",
+      ),
+    );
     this.kvUsage = r.add(new Gauge("vllm:kv_cache_usage_perc", "KV-cache usage. 1 means 100 percent usage."));
-    this.prefixQueries = r.add(new Counter("vllm:prefix_cache_queries_total", "Prefix cache queries, in terms of number of queried tokens.", true));
+    this.prefixQueries = r.add(
+      new Counter("vllm:prefix_cache_queries_total", "Prefix cache queries, in terms of number of queried tokens.", true),
+    );
     this.prefixHits = r.add(new Counter("vllm:prefix_cache_hits_total", "Prefix cache hits, in terms of number of cached tokens.", true));
     this.preemptions = r.add(new Counter("vllm:num_preemptions_total", "Cumulative number of preemption from the engine.", true));
     this.promptTokens = r.add(new Counter("vllm:prompt_tokens_total", "Number of prefill tokens processed.", true));
@@ -73,9 +87,23 @@ export class VllmMetrics {
     this.requestSuccess = r.add(new Counter("vllm:request_success_total", "Count of successfully processed requests.", true));
     this.ttft = r.add(new Histogram("vllm:time_to_first_token_seconds", "Histogram of time to first token in seconds.", VLLM_TTFT_BUCKETS));
     this.itl = r.add(new Histogram("vllm:inter_token_latency_seconds", "Histogram of inter-token latency in seconds.", VLLM_TPOT_BUCKETS));
-    this.tpot = r.add(new Histogram("vllm:time_per_output_token_seconds", "Histogram of time per output token in seconds. (Same observations as vllm:inter_token_latency_seconds.)", VLLM_TPOT_BUCKETS));
-    this.requestTpot = r.add(new Histogram("vllm:request_time_per_output_token_seconds", "Histogram of time_per_output_token_seconds per request.", VLLM_TPOT_BUCKETS));
-    this.e2e = r.add(new Histogram("vllm:e2e_request_latency_seconds", "Histogram of e2e request latency in seconds.", VLLM_REQUEST_LATENCY_BUCKETS));
+    this.tpot = r.add(
+      new Histogram(
+        "vllm:time_per_output_token_seconds",
+        "Histogram of time per output token in seconds. (Same observations as vllm:inter_token_latency_seconds.)",
+        VLLM_TPOT_BUCKETS,
+      ),
+    );
+    this.requestTpot = r.add(
+      new Histogram(
+        "vllm:request_time_per_output_token_seconds",
+        "Histogram of time_per_output_token_seconds per request.",
+        VLLM_TPOT_BUCKETS,
+      ),
+    );
+    this.e2e = r.add(
+      new Histogram("vllm:e2e_request_latency_seconds", "Histogram of e2e request latency in seconds.", VLLM_REQUEST_LATENCY_BUCKETS),
+    );
   }
 
   /** The label set, creating every series at zero the first time the model name is known. */

@@ -70,7 +70,11 @@ export async function compile(opts: CompileOptions = {}): Promise<CompileResult>
     throw new Error("bun build --compile failed");
   }
   const bytes = statSync(outfile).size;
-  log(`compile: ${outfile} (${(bytes / 2 ** 20).toFixed(1)} MiB; embedded: ${Object.keys(libs).map((b) => `libheadroom_${b}.so`).join(", ")}, Swagger UI)`);
+  log(
+    `compile: ${outfile} (${(bytes / 2 ** 20).toFixed(1)} MiB; embedded: ${Object.keys(libs)
+      .map((b) => `libheadroom_${b}.so`)
+      .join(", ")}, Swagger UI)`,
+  );
   return { outfile, libs, bytes };
 }
 

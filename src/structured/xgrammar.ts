@@ -69,7 +69,13 @@ export interface GrammarVocab {
 }
 
 export function grammarVocab(tok: Tokenizer, vocabSize: number): GrammarVocab {
-  return { encoded: tok.encodedVocab(), vocabType: tok.vocabType, prependSpace: tok.prependSpace, vocabSize: Math.max(vocabSize, tok.vocabSize), stopTokenIds: tok.eosTokenIds };
+  return {
+    encoded: tok.encodedVocab(),
+    vocabType: tok.vocabType,
+    prependSpace: tok.prependSpace,
+    vocabSize: Math.max(vocabSize, tok.vocabSize),
+    stopTokenIds: tok.eosTokenIds,
+  };
 }
 
 /** JSON output: any whitespace, but bounded, so a weak model cannot loop on spaces forever. */
@@ -85,9 +91,7 @@ const MAX_WHITESPACE = 2;
  */
 async function jsonSchemaEbnf(schema: string, strict: boolean): Promise<string> {
   const ebnf = await (await xgrammar()).Testings._jsonSchemaToEBNF(schema, true, -1, undefined, strict, MAX_WHITESPACE);
-  return ebnf
-    .replaceAll('[^"\\\\\\r\\n]', '[^\\0-\\x1f"\\\\]')
-    .replaceAll("[ \\n\\t]*", `[ \\n\\t]{0,${MAX_WHITESPACE}}`);
+  return ebnf.replaceAll('[^"\\\\\\r\\n]', '[^\\0-\\x1f"\\\\]').replaceAll("[ \\n\\t]*", `[ \\n\\t]{0,${MAX_WHITESPACE}}`);
 }
 
 /** Compiles specs for one tokenizer; compiled grammars are cached (LRU) by spec. */
@@ -132,7 +136,10 @@ export class GrammarCompilerCache {
     p.catch(() => this.cache.delete(key)); // errors are not cached
     while (this.cache.size > this.capacity) {
       const oldest = this.cache.keys().next().value as string;
-      void this.cache.get(oldest)?.then((g) => g.dispose(), () => {});
+      void this.cache.get(oldest)?.then(
+        (g) => g.dispose(),
+        () => {},
+      );
       this.cache.delete(oldest);
     }
     return p;
@@ -150,7 +157,9 @@ export class GrammarCompilerCache {
       case "json_schema":
         return guarded("invalid JSON schema", async () => c.compileGrammar(await jsonSchemaEbnf(JSON.stringify(spec.schema), true)));
       case "regex":
-        return guarded("invalid regex", () => c.compileStructuralTag({ type: "structural_tag", format: { type: "regex", pattern: spec.pattern } }));
+        return guarded("invalid regex", () =>
+          c.compileStructuralTag({ type: "structural_tag", format: { type: "regex", pattern: spec.pattern } }),
+        );
       case "choice":
         return guarded("invalid choice", () => c.compileGrammar(choiceGrammar(spec.choices)));
       case "grammar":

@@ -21,18 +21,18 @@ static void failf(const char *file, int line, const char *fmt, ...) {
   va_end(ap);
   exit(1);
 }
-#define CHECK(cond, ...)                                                           \
-  do {                                                                             \
-    if (!(cond)) failf(__FILE__, __LINE__, "%s " __VA_ARGS__, #cond);               \
+#define CHECK(cond, ...)                                              \
+  do {                                                                \
+    if (!(cond)) failf(__FILE__, __LINE__, "%s " __VA_ARGS__, #cond); \
   } while (0)
 #define CHECK_EQ(a, b)                                                                              \
   do {                                                                                              \
-    long long va_ = (long long)(a), vb_ = (long long)(b);                                          \
+    long long va_ = (long long)(a), vb_ = (long long)(b);                                           \
     if (va_ != vb_) failf(__FILE__, __LINE__, "%s == %lld, expected %s == %lld", #a, va_, #b, vb_); \
   } while (0)
-#define CHECK_OK(call)                                                                          \
-  do {                                                                                          \
-    int st_ = (call);                                                                           \
+#define CHECK_OK(call)                                                                         \
+  do {                                                                                         \
+    int st_ = (call);                                                                          \
     if (st_ != HR_OK) failf(__FILE__, __LINE__, "%s returned %s", #call, hr_status_name(st_)); \
   } while (0)
 #define CHECK_ST(call, want)                                                                                      \
@@ -41,10 +41,9 @@ static void failf(const char *file, int line, const char *fmt, ...) {
     if (st_ != (want))                                                                                            \
       failf(__FILE__, __LINE__, "%s returned %s, expected %s", #call, hr_status_name(st_), hr_status_name(want)); \
   } while (0)
-#define CHECK_MSG(needle)                                                    \
-  do {                                                                       \
-    if (!strstr(hr_last_error(), (needle)))                                  \
-      failf(__FILE__, __LINE__, "hr_last_error() lacks \"%s\"", (needle));   \
+#define CHECK_MSG(needle)                                                                                        \
+  do {                                                                                                           \
+    if (!strstr(hr_last_error(), (needle))) failf(__FILE__, __LINE__, "hr_last_error() lacks \"%s\"", (needle)); \
   } while (0)
 /* Status and message of a failing call. */
 #define CHECK_ERR(call, want, needle) \

@@ -21,7 +21,6 @@
 
 #include "check.h"
 
-
 /* ---- fake backend: address space only; segments are adjacent (bump, no gaps) ---------- */
 
 #define FAKE_MAX_SEGS 4096
@@ -124,7 +123,7 @@ static snap_t snap(hr_allocator *a) {
   CHECK_EQ(s.n, need);
   return s;
 }
-#define ROW(s, i, c) ((s).rows[(i) * HR_SNAP_ROW + (c)])
+#define ROW(s, i, c) ((s).rows[(i)*HR_SNAP_ROW + (c)])
 
 /* Finds the snapshot block row starting at ptr; -1 if none. */
 static int64_t find_block(snap_t s, uint64_t ptr) {
@@ -415,11 +414,16 @@ static void random_run(uint64_t seed, int ops, int check_every, int use_pool) {
     int do_alloc = nlive == 0 || (nlive < MAXLIVE && (r % 100) < (uint64_t)(nlive < 200 ? 60 : 45));
     if (do_alloc) {
       uint64_t sz, k = rnd() % 100;
-      if (k < 50) sz = 1 + rnd() % 4096;                /* tiny */
-      else if (k < 80) sz = 1 + rnd() % MiB;             /* small pool */
-      else if (k < 85) sz = MiB - 511 + rnd() % 1024;    /* around the small/large edge */
-      else if (k < 97) sz = MiB + 1 + rnd() % (9 * MiB); /* large, 20 MiB segments */
-      else sz = 10 * MiB - 1024 + rnd() % (20 * MiB);    /* big, rounded segments up to 30 MiB */
+      if (k < 50)
+        sz = 1 + rnd() % 4096; /* tiny */
+      else if (k < 80)
+        sz = 1 + rnd() % MiB; /* small pool */
+      else if (k < 85)
+        sz = MiB - 511 + rnd() % 1024; /* around the small/large edge */
+      else if (k < 97)
+        sz = MiB + 1 + rnd() % (9 * MiB); /* large, 20 MiB segments */
+      else
+        sz = 10 * MiB - 1024 + rnd() % (20 * MiB); /* big, rounded segments up to 30 MiB */
       uint64_t ptr;
       CHECK_OK(hr_allocator_malloc(a, sz, &ptr));
       CHECK(ptr != 0);
@@ -572,7 +576,7 @@ static void test_private_pools(void) {
   CHECK_ST(hr_allocator_pool_begin(a, p2), HR_E_STATE); /* one at a time */
   CHECK_OK(hr_allocator_pool_begin(a, p1));             /* nests */
   CHECK_OK(hr_allocator_pool_end(a));
-  CHECK_OK(hr_allocator_malloc(a, 4096, &x));          /* must not come from the default segment */
+  CHECK_OK(hr_allocator_malloc(a, 4096, &x)); /* must not come from the default segment */
   CHECK(x < w || x >= w + 2 * MiB, "pool block inside the default pool's segment");
   uint64_t r;
   CHECK_OK(hr_allocator_pool_reserved(a, p1, &r));
@@ -902,7 +906,7 @@ static void test_memcpy_ranges(void) {
   CHECK_OK(hr_memcpy_h2d(dev, p, src, 4096));
   CHECK_OK(hr_memcpy_d2h(dev, dst, p, 4096));
   CHECK(memcmp(src, dst, 4096) == 0, "round trip differs");
-  CHECK_OK(hr_memcpy_h2d(dev, p + 4000, src, 96)); /* interior, ends exactly at the block end */
+  CHECK_OK(hr_memcpy_h2d(dev, p + 4000, src, 96));               /* interior, ends exactly at the block end */
   CHECK_ST(hr_memcpy_h2d(dev, p + 4000, src, 97), HR_E_INVALID); /* runs into the next block */
   CHECK_MSG("hr_memcpy_h2d");
   CHECK_ST(hr_memcpy_h2d(dev, p, src, 4096 + 8192), HR_E_INVALID); /* spans two live blocks */
@@ -916,7 +920,7 @@ static void test_memcpy_ranges(void) {
   CHECK_ST(hr_memcpy_d2d(dev, q + 8000, p, 4096), HR_E_INVALID);
   CHECK_OK(hr_memset(dev, q, 0xab, 8192));
   CHECK_ST(hr_memset(dev, q, 0xab, 8193), HR_E_INVALID);
-  CHECK_ST(hr_memcpy_h2d(dev, 0x1000, src, 16), HR_E_INVALID); /* not ours */
+  CHECK_ST(hr_memcpy_h2d(dev, 0x1000, src, 16), HR_E_INVALID);   /* not ours */
   CHECK_ST(hr_memcpy_h2d(dev, q + 8192, src, 16), HR_E_INVALID); /* free rest of the segment */
   CHECK_OK(hr_free(dev, p));
   CHECK_ST(hr_memcpy_h2d(dev, p, src, 16), HR_E_INVALID); /* freed */

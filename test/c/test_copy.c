@@ -100,7 +100,7 @@ static void test_destroy_drains(void) {
   OK(hr_copy_engine_create(dev, 1, &eng));
   OK(hr_copy_engine_set_delay_us(dev, eng, 10000));
   for (int i = 0; i < 100; i++) OK(hr_copy_async(dev, eng, 0, slot, host, 4096, 1)); /* grows the queue */
-  OK(hr_copy_engine_destroy(dev, eng)); /* waits for all 100 (about 1 s) */
+  OK(hr_copy_engine_destroy(dev, eng));                                              /* waits for all 100 (about 1 s) */
   CHECK(((unsigned char *)(uintptr_t)slot)[4095] == 7);
   OK(hr_free(dev, slot));
   OK(hr_host_free(dev, host));

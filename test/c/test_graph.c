@@ -14,7 +14,6 @@
 
 #include "check.h"
 
-
 /* A tiny "model step" over static buffers: x = table[ids]; h = rmsnorm(x); y = h . w^T. */
 enum { ROWS = 50, DIM = 32, OUTN = 24, MAXB = 8 };
 typedef struct {
@@ -218,8 +217,10 @@ static void test_pool_sharing(void) {
     CHECK_OK(hr_graph_capture_end(dev, set));
     int64_t gi[HR_GRAPH_INFO_COUNT];
     CHECK_OK(hr_graph_info(dev, set, sizes[i], gi, HR_GRAPH_INFO_COUNT));
-    if (i == 3) CHECK(gi[HR_GRAPH_POOL_BYTES] >= (int64_t)(scratch_per_row * 8), "largest grows the pool");
-    else CHECK_EQ(gi[HR_GRAPH_POOL_BYTES], 0);
+    if (i == 3)
+      CHECK(gi[HR_GRAPH_POOL_BYTES] >= (int64_t)(scratch_per_row * 8), "largest grows the pool");
+    else
+      CHECK_EQ(gi[HR_GRAPH_POOL_BYTES], 0);
     CHECK_EQ(gi[HR_GRAPH_BYTES], gi[HR_GRAPH_POOL_BYTES] + gi[HR_GRAPH_EXEC_BYTES]);
   }
   CHECK_OK(hr_graph_set_info(dev, set, sinfo, HR_GSET_INFO_COUNT));

@@ -24,7 +24,6 @@
 #include "check.h"
 #include "device_bufs.h"
 
-
 /* ---- helpers ---- */
 static uint64_t rng = 0x9e3779b97f4a7c15ull;
 static uint32_t rnd(void) {
@@ -75,9 +74,10 @@ static void check_matmul_shape(int64_t m, int64_t n, int64_t k, int with_bias, i
   for (int64_t i = 0; i < m * n; i++) {
     double err = fabs((double)y[i] - ref[i]);
     if (!(err <= 1e-5 * mag[i] + 1e-6))
-      failf(__FILE__, __LINE__, "m=%lld n=%lld k=%lld bias=%d rows=%d isa=%s: y[%lld][%lld] = %.9g, ref %.9g (err %.3g)",
-            (long long)m, (long long)n, (long long)k, with_bias, with_rows, hr_cpu_isa_name(hr_cpu_isa()),
-            (long long)(i / n), (long long)(i % n), (double)y[i], ref[i], err);
+      failf(__FILE__, __LINE__,
+            "m=%lld n=%lld k=%lld bias=%d rows=%d isa=%s: y[%lld][%lld] = %.9g, ref %.9g (err %.3g)", (long long)m,
+            (long long)n, (long long)k, with_bias, with_rows, hr_cpu_isa_name(hr_cpu_isa()), (long long)(i / n),
+            (long long)(i % n), (double)y[i], ref[i], err);
   }
   free(ref);
   free(mag);
@@ -86,9 +86,9 @@ static void check_matmul_shape(int64_t m, int64_t n, int64_t k, int with_bias, i
 
 static void test_matmul(void) {
   BEGIN("matmul: shapes x ISAs x threads vs float64");
-  static const int64_t shapes[][3] = {{1, 1, 1},    {1, 129, 37}, {3, 129, 37},  {2, 7, 16},   {5, 64, 768},
-                                      {16, 33, 100}, {17, 40, 15}, {130, 129, 37}, {97, 70, 1100}, {1, 9, 2048},
-                                      {4, 1, 300},  {200, 24, 64}};
+  static const int64_t shapes[][3] = {{1, 1, 1},      {1, 129, 37},  {3, 129, 37}, {2, 7, 16},
+                                      {5, 64, 768},   {16, 33, 100}, {17, 40, 15}, {130, 129, 37},
+                                      {97, 70, 1100}, {1, 9, 2048},  {4, 1, 300},  {200, 24, 64}};
   int native = hr_cpu_isa();
   int checked = 0;
   for (int isa = HR_ISA_SCALAR; isa <= native; isa++) {
@@ -201,9 +201,12 @@ static void test_rms_norm(void) {
 /* ---------------------------------------------------------------- rope */
 static void test_rope(void) {
   BEGIN("rope: NeoX and GPT-J layouts, partial rotary, fused-QKV strides, GQA");
-  struct { int64_t hq, hk, d, rot; int layout; int fused; } cfg[] = {
-      {4, 2, 64, 0, HR_ROPE_NEOX, 0},  {4, 2, 64, 0, HR_ROPE_GPTJ, 0}, {3, 1, 128, 32, HR_ROPE_NEOX, 1},
-      {3, 1, 128, 32, HR_ROPE_GPTJ, 1}, {2, 2, 6, 4, HR_ROPE_NEOX, 0},  {8, 8, 64, 0, HR_ROPE_NEOX, 1}};
+  struct {
+    int64_t hq, hk, d, rot;
+    int layout;
+    int fused;
+  } cfg[] = {{4, 2, 64, 0, HR_ROPE_NEOX, 0},   {4, 2, 64, 0, HR_ROPE_GPTJ, 0}, {3, 1, 128, 32, HR_ROPE_NEOX, 1},
+             {3, 1, 128, 32, HR_ROPE_GPTJ, 1}, {2, 2, 6, 4, HR_ROPE_NEOX, 0},  {8, 8, 64, 0, HR_ROPE_NEOX, 1}};
   for (size_t c = 0; c < sizeof cfg / sizeof cfg[0]; c++) {
     int64_t T = 19, hq = cfg[c].hq, hk = cfg[c].hk, d = cfg[c].d, rot = cfg[c].rot ? cfg[c].rot : d;
     int64_t qs = cfg[c].fused ? (hq + 2 * hk) * d : hq * d, ks = cfg[c].fused ? qs : hk * d;
@@ -228,8 +231,8 @@ static void test_rope(void) {
         for (int64_t i = 0; i < d; i++) ref[i] = src[i];
         ref_rope_head(ref, pos[t], invf, rot, cfg[c].layout == HR_ROPE_GPTJ);
         for (int64_t i = 0; i < d; i++)
-          CHECK(fabs(got[i] - ref[i]) <= 2e-6 * (1 + fabs(ref[i])), "cfg %zu t=%lld head %lld dim %lld: %.8g vs %.8g", c,
-                (long long)t, (long long)h, (long long)i, (double)got[i], ref[i]);
+          CHECK(fabs(got[i] - ref[i]) <= 2e-6 * (1 + fabs(ref[i])), "cfg %zu t=%lld head %lld dim %lld: %.8g vs %.8g",
+                c, (long long)t, (long long)h, (long long)i, (double)got[i], ref[i]);
       }
       if (cfg[c].fused) /* the V slice of the fused row is untouched */
         CHECK(!memcmp(qkv + t * qs + (hq + hk) * d, before_q + t * qs + (hq + hk) * d, (size_t)(hk * d) * 4));
@@ -369,7 +372,9 @@ static void run_decode(const cache_t *kv, const float *q, int64_t qs, const int3
 
 static void test_attention_decode(void) {
   BEGIN("attention_decode: GQA 1/2/4 + MQA, D 64/128, block 16 and 5, partitions none/16/64/512, ctx 1..3000");
-  struct { int64_t hq, hk, d, bs; } cfg[] = {{4, 4, 64, 16}, {4, 2, 128, 16}, {8, 2, 64, 16}, {4, 1, 64, 5}, {6, 1, 37, 16}};
+  struct {
+    int64_t hq, hk, d, bs;
+  } cfg[] = {{4, 4, 64, 16}, {4, 2, 128, 16}, {8, 2, 64, 16}, {4, 1, 64, 5}, {6, 1, 37, 16}};
   static const int32_t lens_set[] = {1, 7, 16, 64, 512, 513, 1024, 3000};
   int64_t runs = 0;
   for (size_t c = 0; c < sizeof cfg / sizeof cfg[0]; c++) {
@@ -428,7 +433,9 @@ static void test_attention_decode(void) {
 /* ---------------------------------------------------------------- prefill attention */
 static void test_attention_prefill(void) {
   BEGIN("attention_prefill: cached prefix 0/17/40 + new tokens, batch of sequences, GQA 1/2/4 + MQA, untouched rows");
-  struct { int64_t hq, hk, d, bs; } cfg[] = {{4, 4, 64, 16}, {4, 2, 128, 16}, {8, 2, 64, 5}, {4, 1, 64, 16}};
+  struct {
+    int64_t hq, hk, d, bs;
+  } cfg[] = {{4, 4, 64, 16}, {4, 2, 128, 16}, {8, 2, 64, 5}, {4, 1, 64, 16}};
   for (size_t c = 0; c < sizeof cfg / sizeof cfg[0]; c++) {
     int64_t hq = cfg[c].hq, hk = cfg[c].hk, d = cfg[c].d, bs = cfg[c].bs;
     static const int32_t cached[] = {0, 17, 40, 3};
@@ -453,16 +460,19 @@ static void test_attention_prefill(void) {
         int64_t row = qsl[s] + i, pos = cached[s] + i;
         for (int64_t h = 0; h < hq; h++) {
           double ref[128];
-          ref_attend(ref, q + row * qrow + h * d, kv.kc, kv.vc, bt + s * maxb, bs, hk, h / (hq / hk), d, pos + 1, scale);
+          ref_attend(ref, q + row * qrow + h * d, kv.kc, kv.vc, bt + s * maxb, bs, hk, h / (hq / hk), d, pos + 1,
+                     scale);
           for (int64_t e = 0; e < d; e++) {
             float got = out[(row * hq + h) * d + e];
-            CHECK(fabs(got - ref[e]) <= 2e-5, "cfg %zu seq %lld new token %lld (pos %lld) head %lld dim %lld: %.8g vs %.8g",
-                  c, (long long)s, (long long)i, (long long)pos, (long long)h, (long long)e, (double)got, ref[e]);
+            CHECK(fabs(got - ref[e]) <= 2e-5,
+                  "cfg %zu seq %lld new token %lld (pos %lld) head %lld dim %lld: %.8g vs %.8g", c, (long long)s,
+                  (long long)i, (long long)pos, (long long)h, (long long)e, (double)got, ref[e]);
           }
         }
       }
     for (int64_t row = qsl[B]; row < T; row++)
-      for (int64_t e = 0; e < hq * d; e++) CHECK(isnan(out[row * hq * d + e]), "padding row %lld written", (long long)row);
+      for (int64_t e = 0; e < hq * d; e++)
+        CHECK(isnan(out[row * hq * d + e]), "padding row %lld written", (long long)row);
     /* the one-new-token sequence equals decode attention */
     float *dec = nan_buf(hq * d);
     int32_t *bt1 = bt + 3 * maxb, *len1 = lens + 3;
@@ -481,7 +491,8 @@ static void test_errors(void) {
   float *x = frand_buf(64), *w = frand_buf(64), *y = nan_buf(64);
   CHECK_ERR(hr_op_matmul(12345, HR_DTYPE_F32, P(y), P(x), P(w), 0, 1, 4, 4), HR_E_INVALID, "hr_op_matmul: invalid");
   CHECK_ERR(hr_op_matmul(dev, HR_DTYPE_F32, 0, P(x), P(w), 0, 1, 4, 4), HR_E_INVALID, "hr_op_matmul: y must not be 0");
-  CHECK_ERR(hr_op_matmul(dev, HR_DTYPE_F32, P(y), P(x), P(w), 0, 0, 4, 4), HR_E_INVALID, "m must be in 1..2^40 (got 0)");
+  CHECK_ERR(hr_op_matmul(dev, HR_DTYPE_F32, P(y), P(x), P(w), 0, 0, 4, 4), HR_E_INVALID,
+            "m must be in 1..2^40 (got 0)");
   CHECK_ERR(hr_op_matmul(dev, HR_DTYPE_F32, P(y), P(x), P(w), 0, 1, -3, 4), HR_E_INVALID, "n must be");
   CHECK_ERR(hr_op_matmul(dev, 7, P(y), P(x), P(w), 0, 1, 4, 4), HR_E_INVALID, "unknown dtype 7");
   CHECK_ERR(hr_op_matmul(dev, HR_DTYPE_F16, P(y), P(x), P(w), 0, 1, 4, 4), HR_E_UNSUPPORTED, "float32 only");
@@ -505,8 +516,12 @@ static void test_errors(void) {
   int64_t nb = 5, bs = 16, hk = 2, d = 8, maxb = 2;
   cache_t kv = make_cache(nb, bs, hk, d, 1);
   int32_t *bt = ibuf(2 * maxb), *lens = ibuf(2), *qsl = ibuf(3);
-  bt[0] = 0; bt[1] = 1; bt[2] = 2; bt[3] = 3;
-  lens[0] = 20; lens[1] = 5;
+  bt[0] = 0;
+  bt[1] = 1;
+  bt[2] = 2;
+  bt[3] = 3;
+  lens[0] = 20;
+  lens[1] = 5;
   float *q = frand_buf(2 * 4 * d), *o = nan_buf(2 * 4 * d);
   CHECK_ERR(hr_op_attention_decode(dev, HR_DTYPE_F32, P(o), P(q), P(kv.kc), P(kv.vc), P(bt), P(lens), 0, 0, 2, 3, hk, d,
                                    nb, bs, maxb, 0, 0.3, 0, 0, 0.0),
@@ -534,15 +549,20 @@ static void test_errors(void) {
                                    nb, bs, maxb, 0, 0.3, 0, 0, 0.0),
             HR_E_INVALID, "block_tables[0][1] = 9");
   bt[1] = 1;
-  qsl[0] = 1; qsl[1] = 3; qsl[2] = 4;
+  qsl[0] = 1;
+  qsl[1] = 3;
+  qsl[2] = 4;
   CHECK_ERR(hr_op_attention_prefill(dev, HR_DTYPE_F32, P(o), P(q), P(kv.kc), P(kv.vc), P(bt), P(lens), P(qsl), 2, 4, 4,
                                     hk, d, nb, bs, maxb, 0.3, 0, 0, 0.0),
             HR_E_INVALID, "query_start_loc[0] must be 0");
-  qsl[0] = 0; qsl[1] = 3; qsl[2] = 9;
+  qsl[0] = 0;
+  qsl[1] = 3;
+  qsl[2] = 9;
   CHECK_ERR(hr_op_attention_prefill(dev, HR_DTYPE_F32, P(o), P(q), P(kv.kc), P(kv.vc), P(bt), P(lens), P(qsl), 2, 4, 4,
                                     hk, d, nb, bs, maxb, 0.3, 0, 0, 0.0),
             HR_E_INVALID, "non-decreasing");
-  qsl[2] = 4; lens[1] = 0;
+  qsl[2] = 4;
+  lens[1] = 0;
   CHECK_ERR(hr_op_attention_prefill(dev, HR_DTYPE_F32, P(o), P(q), P(kv.kc), P(kv.vc), P(bt), P(lens), P(qsl), 2, 4, 4,
                                     hk, d, nb, bs, maxb, 0.3, 0, 0, 0.0),
             HR_E_INVALID, "sequence 1 has 1 new tokens but seq_lens[1] = 0");

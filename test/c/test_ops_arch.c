@@ -76,7 +76,8 @@ static void test_window_softcap(void) {
   double scale = 1.0;
   int32_t *lens = ibuf(B), *qsl = ibuf(B + 1);
   const int64_t Tmax = 30 + 7 + 45;
-  float *q = nan_buf(B * hq * d), *out = nan_buf(B * hq * d), *pq = nan_buf(Tmax * hq * d), *pout = nan_buf(Tmax * hq * d);
+  float *q = nan_buf(B * hq * d), *out = nan_buf(B * hq * d), *pq = nan_buf(Tmax * hq * d),
+        *pout = nan_buf(Tmax * hq * d);
   uint64_t need16 = 0;
   CHECK_OK(hr_paged_attention_workspace_bytes(HR_DTYPE_F32, B, hq, d, maxb, bs, 16, &need16));
   float *ws16 = nan_buf((int64_t)need16 / 4);

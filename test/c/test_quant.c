@@ -40,7 +40,10 @@ static void fill_blocks(int64_t qt, uint8_t *p, int64_t nblocks) {
     for (int64_t i = 0; i < bb; i++) p[i] = (uint8_t)next_u32();
     uint16_t h[2] = {rand_half_scale(), rand_half_scale()};
     switch (qt) {
-      case HR_QTYPE_Q4_1: case HR_QTYPE_Q5_1: case HR_QTYPE_Q4_K: case HR_QTYPE_Q5_K: memcpy(p, h, 4); break;
+      case HR_QTYPE_Q4_1:
+      case HR_QTYPE_Q5_1:
+      case HR_QTYPE_Q4_K:
+      case HR_QTYPE_Q5_K: memcpy(p, h, 4); break;
       case HR_QTYPE_Q6_K: memcpy(p + 208, h, 2); break;
       default: memcpy(p, h, 2); break;
     }
@@ -55,7 +58,8 @@ static void check_shape(int64_t qt, int64_t m, int64_t n, int64_t k, int with_bi
   fill_blocks(qt, w, n * k / be);
   float *wf = malloc((size_t)(n * k) * sizeof(float));
   CHECK_OK(hr_dequantize(qt, w, wf, n * k));
-  float *x = dalloc((size_t)(m * k) * 4), *y = dalloc((size_t)(m * n) * 4), *bias = with_bias ? dalloc((size_t)n * 4) : NULL;
+  float *x = dalloc((size_t)(m * k) * 4), *y = dalloc((size_t)(m * n) * 4),
+        *bias = with_bias ? dalloc((size_t)n * 4) : NULL;
   for (int64_t i = 0; i < m * k; i++) x[i] = uniform();
   if (bias)
     for (int64_t i = 0; i < n; i++) bias[i] = uniform();

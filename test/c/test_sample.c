@@ -38,8 +38,7 @@ static uint32_t rnd(void) {
   return (uint32_t)(rng >> 16);
 }
 static float frnd(void) { return ((float)(rnd() & 0xffffff) + 0.5f) / 8388608.0f - 1.0f; } /* (-1, 1) */
-static float urnd(void) { return (float)(rnd() & 0xffffff) / 16777216.0f; }                   /* [0, 1) */
-
+static float urnd(void) { return (float)(rnd() & 0xffffff) / 16777216.0f; }                /* [0, 1) */
 
 /* ---- references ------------------------------------------------------------------------- */
 
@@ -174,8 +173,10 @@ static void fill_logits(float *l, int64_t v, int gen, float scale) {
     if (gen == GEN_TIES) x = roundf(frnd() * 3.0f) * 0.5f * scale; /* 7 distinct values */
     if (gen == GEN_MASKED) {
       uint32_t c = rnd() % 10;
-      if (c < 3) x = -INFINITY;
-      else if (c == 3) x = NAN;
+      if (c < 3)
+        x = -INFINITY;
+      else if (c == 3)
+        x = NAN;
     }
     l[i] = x;
   }
@@ -214,10 +215,8 @@ static void run_batch(int64_t rows, int64_t v, int gen, float scale, const param
     CHECK(out_am[r] == am, "argmax row %lld (%s, vocab %lld): got %d, want %d", (long long)r, gen_name[gen],
           (long long)v, out_am[r], am);
     const int32_t ex = ref_exact(l, v, pr[r], ord, q, keep);
-    CHECK(out[r] == ex,
-          "row %lld (%s x%g, vocab %lld, T %g, top_k %d, top_p %g, u %.9g): got %d, exact rule says %d",
-          (long long)r, gen_name[gen], scale, (long long)v, pr[r].temp, pr[r].top_k, pr[r].top_p, pr[r].u, out[r],
-          ex);
+    CHECK(out[r] == ex, "row %lld (%s x%g, vocab %lld, T %g, top_k %d, top_p %g, u %.9g): got %d, exact rule says %d",
+          (long long)r, gen_name[gen], scale, (long long)v, pr[r].temp, pr[r].top_k, pr[r].top_p, pr[r].u, out[r], ex);
     int fragile = 0;
     const int32_t f = ref_f64(l, v, pr[r], ord, w, keep, &fragile);
     stats.rows++;
@@ -225,7 +224,8 @@ static void run_batch(int64_t rows, int64_t v, int gen, float scale, const param
     if (pr[r].temp >= 1e-5f) stats.sampled++;
     stats.fragile += fragile;
     if (out[r] != f) {
-      CHECK(fragile, "row %lld (%s x%g, vocab %lld, T %g, top_k %d, top_p %g, u %.9g): got %d, float64 reference says %d",
+      CHECK(fragile,
+            "row %lld (%s x%g, vocab %lld, T %g, top_k %d, top_p %g, u %.9g): got %d, float64 reference says %d",
             (long long)r, gen_name[gen], scale, (long long)v, pr[r].temp, pr[r].top_k, pr[r].top_p, pr[r].u, out[r], f);
       stats.fragile_mismatch++;
       if (getenv("HR_TEST_VERBOSE"))
@@ -272,9 +272,10 @@ static void test_grid(void) {
             }
       }
   }
-  printf("  %lld rows (%lld sampled), all equal to the exact rule; float64 reference: %lld near-boundary rows, "
-         "%lld of them differ\n",
-         (long long)stats.rows, (long long)stats.sampled, (long long)stats.fragile, (long long)stats.fragile_mismatch);
+  printf(
+      "  %lld rows (%lld sampled), all equal to the exact rule; float64 reference: %lld near-boundary rows, "
+      "%lld of them differ\n",
+      (long long)stats.rows, (long long)stats.sampled, (long long)stats.fragile, (long long)stats.fragile_mismatch);
   CHECK(stats.fragile_mismatch * 200 <= stats.sampled, "too many float64 mismatches");
   PASS();
 }
@@ -284,10 +285,9 @@ static void test_edges(void) {
   cur_test = "sample edge parameters";
   const int64_t v = 37, rows = 10;
   params_t pr[10] = {
-      {1e-6f, 0.5f, 0.3f, 0},        {NAN, 1.0f, 0.3f, 0},   {1.0f, 1.0f, 0.3f, -5},
-      {1.0f, 1.0f, 0.3f, 1 << 30},   {1.0f, -1.0f, 0.9f, 0}, {1.0f, NAN, 0.3f, 3},
-      {1.0f, 2.0f, -0.5f, 0},        {1.0f, 1.0f, NAN, 0},   {1.0f, 1.0f, 1.0f, 0},
-      {INFINITY, 1.0f, 0.5f, 0},
+      {1e-6f, 0.5f, 0.3f, 0}, {NAN, 1.0f, 0.3f, 0},      {1.0f, 1.0f, 0.3f, -5}, {1.0f, 1.0f, 0.3f, 1 << 30},
+      {1.0f, -1.0f, 0.9f, 0}, {1.0f, NAN, 0.3f, 3},      {1.0f, 2.0f, -0.5f, 0}, {1.0f, 1.0f, NAN, 0},
+      {1.0f, 1.0f, 1.0f, 0},  {INFINITY, 1.0f, 0.5f, 0},
   };
   run_batch(rows, v, GEN_UNIFORM, 3.0f, pr);
   /* u = 1 -> the last survivor with positive weight; u = 0 -> the first; T = inf: uniform */
@@ -376,8 +376,8 @@ static void test_distribution(void) {
     }
     for (int64_t i = 0; i < v; i++) {
       const double want = keep[i] ? w[i] / total * (double)n : 0.0;
-      CHECK(fabs((double)count[i] - want) <= 1.5, "cfg %zu: token %lld drawn %lld times, expected %.2f", c, (long long)i,
-            (long long)count[i], want);
+      CHECK(fabs((double)count[i] - want) <= 1.5, "cfg %zu: token %lld drawn %lld times, expected %.2f", c,
+            (long long)i, (long long)count[i], want);
     }
   }
   free_all();
@@ -392,7 +392,8 @@ static void test_threads(void) {
   float *t = dalloc((size_t)rows * 4), *p = dalloc((size_t)rows * 4), *u = dalloc((size_t)rows * 4);
   int32_t *k = dalloc((size_t)rows * 4), *o1 = dalloc((size_t)rows * 4), *o3 = dalloc((size_t)rows * 4);
   for (int64_t i = 0; i < rows * v; i++) logits[i] = frnd() * 4.0f;
-  for (int64_t r = 0; r < rows; r++) t[r] = r % 4 ? 0.8f : 0.0f, p[r] = 0.9f, k[r] = (int32_t)(r % 3) * 20, u[r] = urnd();
+  for (int64_t r = 0; r < rows; r++)
+    t[r] = r % 4 ? 0.8f : 0.0f, p[r] = 0.9f, k[r] = (int32_t)(r % 3) * 20, u[r] = urnd();
   CHECK_OK(hr_set_num_threads(dev, 1));
   CHECK_OK(hr_op_sample(dev, P(o1), P(logits), P(t), P(k), P(p), P(u), rows, v));
   CHECK_OK(hr_set_num_threads(dev, 3));

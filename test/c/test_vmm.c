@@ -106,8 +106,8 @@ static void test_block_ids_bounded_by_mapped(void) {
   int32_t qsl_v[2] = {0, 1};
   CHECK_OK(hr_alloc(k.dev, sizeof qsl_v, &qsl));
   set_i32(&k, qsl, qsl_v, 2);
-  CHECK_ERR(hr_op_attention_prefill(k.dev, HR_DTYPE_F32, k.out, k.q, k.kc, k.vc, k.bt, k.lens, qsl, 1, 1, 4, HK, D,
-                                    NB, BS, 2, 0.5, 0, 0, 0.0),
+  CHECK_ERR(hr_op_attention_prefill(k.dev, HR_DTYPE_F32, k.out, k.q, k.kc, k.vc, k.bt, k.lens, qsl, 1, 1, 4, HK, D, NB,
+                                    BS, 2, 0.5, 0, 0, 0.0),
             HR_E_INVALID, "beyond the 16 mapped blocks");
   /* a graph recorded against the reserved count reads the mapping at replay: block 40 is an
    * error while unmapped, and fine once the cache grew past it */

@@ -36,7 +36,15 @@ describe.skipIf(!HAVE_MODELS)("continuous batching vs alone (stories260K)", () =
   test("32 prompts together, with chunked prefill and preemption, equal 32 runs alone", () => {
     // 24 blocks of 16 tokens: far less than 32 requests need at once.
     const blockBytes = 2 * 5 * 16 * 4 * 8 * 4;
-    started = startEngine(engineOptions(GGUF_PATH, { deviceOrdinal: 5, maxModelLen: 160, maxNumSeqs: 16, maxNumBatchedTokens: 48, kvCacheMemoryBytes: 24 * blockBytes }));
+    started = startEngine(
+      engineOptions(GGUF_PATH, {
+        deviceOrdinal: 5,
+        maxModelLen: 160,
+        maxNumSeqs: 16,
+        maxNumBatchedTokens: 48,
+        kvCacheMemoryBytes: 24 * blockBytes,
+      }),
+    );
     expect(started.kv.numBlocks).toBe(24);
     const tok = started.opened.tokenizer;
     const rand = prng(42);

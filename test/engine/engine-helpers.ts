@@ -24,7 +24,15 @@ export function engineOptions(model: string | null, over: Partial<EngineOptions>
 
 export function greedyParams(maxTokens: number): SamplingParams {
   return {
-    temperature: 0, topP: 1, topK: 0, minP: 0, maxTokens, stopTokenIds: [], ignoreEos: true,
-    presencePenalty: 0, frequencyPenalty: 0, repetitionPenalty: 1,
+    temperature: 0,
+    topP: 1,
+    topK: 0,
+    minP: 0,
+    maxTokens,
+    stopTokenIds: [],
+    ignoreEos: true,
+    presencePenalty: 0,
+    frequencyPenalty: 0,
+    repetitionPenalty: 1,
   };
 }

@@ -55,7 +55,8 @@ export class FakeRunner implements ModelRunner {
       let h = 0x12345678;
       for (let p = 0; p < sr.contextLen; p++) {
         const slot = (sr.blockTable[Math.floor(p / this.blockSize)] as number) * this.blockSize + (p % this.blockSize);
-        if (this.kvPos[slot] !== p) throw new Error(`fake runner: ${sr.requestId} slot ${slot} holds position ${this.kvPos[slot]}, expected ${p}`);
+        if (this.kvPos[slot] !== p)
+          throw new Error(`fake runner: ${sr.requestId} slot ${slot} holds position ${this.kvPos[slot]}, expected ${p}`);
         h = mix(h, this.kvTok[slot] as number);
       }
       for (let j = 0; j < V; j++) logits[row * V + j] = (mix(h, j) / 4294967296) * 8 - 4;
@@ -96,7 +97,11 @@ export function step(h: EngineHarness, onSchedule?: (o: SchedulerOutput) => void
   const out = h.scheduler.schedule();
   onSchedule?.(out);
   const lg = h.runner.execute(out);
-  const samples = h.sampler.sample(lg.logits, lg.vocabSize, out.logitsRequests.map((s) => s.request));
+  const samples = h.sampler.sample(
+    lg.logits,
+    lg.vocabSize,
+    out.logitsRequests.map((s) => s.request),
+  );
   const results = h.scheduler.update(
     out,
     samples.map((s) => s.tokenId),

@@ -38,7 +38,10 @@ describe.skipIf(!HAVE_MODELS)("stories260K greedy generation", () => {
     expect(text.startsWith(PUBLISHED)).toBe(true);
   });
 
-  for (const [name, path] of [["GGUF", GGUF_PATH], ["HF folder", HF_DIR]] as const) {
+  for (const [name, path] of [
+    ["GGUF", GGUF_PATH],
+    ["HF folder", HF_DIR],
+  ] as const) {
     test(`${name}: 200 greedy tokens equal llama2.c's, text starts with the published continuation`, () => {
       const s = startEngine(engineOptions(path, { deviceOrdinal: name === "GGUF" ? 1 : 2 }));
       started.push(s);

@@ -38,8 +38,13 @@ function prefillThenDecode(s: StartedEngine, B: number, seed: number): StepInput
   const perSeq = Math.min(mb, Math.floor(s.kv.numBlocks / Math.max(8, B)));
   const lens = Array.from({ length: B }, (_, i) => 3 + ((i * 5 + seed) % 11));
   const T = lens.reduce((a, b) => a + b, 0);
-  const ids = new Int32Array(T), pos = new Int32Array(T), slots = new Int32Array(T);
-  const qsl = new Int32Array(B + 1), seqLens = new Int32Array(B), bt = new Int32Array(B * mb), li = new Int32Array(B);
+  const ids = new Int32Array(T),
+    pos = new Int32Array(T),
+    slots = new Int32Array(T);
+  const qsl = new Int32Array(B + 1),
+    seqLens = new Int32Array(B),
+    bt = new Int32Array(B * mb),
+    li = new Int32Array(B);
   let t = 0;
   lens.forEach((n, b) => {
     qsl[b] = t;
@@ -53,8 +58,27 @@ function prefillThenDecode(s: StartedEngine, B: number, seed: number): StepInput
     li[b] = t - 1;
   });
   qsl[B] = t;
-  expect(m.step({ inputIds: ids, positions: pos, slotMapping: slots, queryStartLoc: qsl, seqLens, blockTables: bt, logitsIndices: li, decodeOnly: false }, T, B, B)).toBe(false);
-  const dIds = new Int32Array(B), dPos = new Int32Array(B), dSlots = new Int32Array(B), dLens = new Int32Array(B);
+  expect(
+    m.step(
+      {
+        inputIds: ids,
+        positions: pos,
+        slotMapping: slots,
+        queryStartLoc: qsl,
+        seqLens,
+        blockTables: bt,
+        logitsIndices: li,
+        decodeOnly: false,
+      },
+      T,
+      B,
+      B,
+    ),
+  ).toBe(false);
+  const dIds = new Int32Array(B),
+    dPos = new Int32Array(B),
+    dSlots = new Int32Array(B),
+    dLens = new Int32Array(B);
   lens.forEach((n, b) => {
     dIds[b] = 1 + ((b * 17 + seed) % (vocab - 1));
     dPos[b] = n;
@@ -62,8 +86,14 @@ function prefillThenDecode(s: StartedEngine, B: number, seed: number): StepInput
     dLens[b] = n + 1;
   });
   return {
-    inputIds: dIds, positions: dPos, slotMapping: dSlots, queryStartLoc: Int32Array.from({ length: B + 1 }, (_, i) => i),
-    seqLens: dLens, blockTables: bt, logitsIndices: Int32Array.from({ length: B }, (_, i) => i), decodeOnly: true,
+    inputIds: dIds,
+    positions: dPos,
+    slotMapping: dSlots,
+    queryStartLoc: Int32Array.from({ length: B + 1 }, (_, i) => i),
+    seqLens: dLens,
+    blockTables: bt,
+    logitsIndices: Int32Array.from({ length: B }, (_, i) => i),
+    decodeOnly: true,
   };
 }
 
@@ -121,9 +151,14 @@ describe("capture sizes", () => {
   const limits = { maxSeqs: 8, maxTokens: 128, maxBlocksPerSeq: 32 };
   test("default list up to min(2 x max_num_seqs, 512), capped by the largest decode batch, largest first", () => {
     expect(resolveCaptureSizes({ enforceEager: false, maxNumSeqs: 8 }, limits)).toEqual({ sizes: [8, 4, 2, 1], dropped: [16] });
-    expect(resolveCaptureSizes({ enforceEager: false, maxNumSeqs: 256 }, { ...limits, maxSeqs: 256, maxTokens: 2048 }).sizes.length).toBe(3 + 32);
+    expect(resolveCaptureSizes({ enforceEager: false, maxNumSeqs: 256 }, { ...limits, maxSeqs: 256, maxTokens: 2048 }).sizes.length).toBe(
+      3 + 32,
+    );
     expect(resolveCaptureSizes({ enforceEager: true, maxNumSeqs: 8 }, limits).sizes).toEqual([]);
-    expect(resolveCaptureSizes({ enforceEager: false, maxNumSeqs: 8, cudagraphCaptureSizes: [3, 1, 3, 12] }, limits)).toEqual({ sizes: [3, 1], dropped: [12] });
+    expect(resolveCaptureSizes({ enforceEager: false, maxNumSeqs: 8, cudagraphCaptureSizes: [3, 1, 3, 12] }, limits)).toEqual({
+      sizes: [3, 1],
+      dropped: [12],
+    });
     expect(resolveCaptureSizes({ enforceEager: false, maxNumSeqs: 8, maxCudagraphCaptureSize: 4 }, limits).sizes).toEqual([4, 2, 1]);
   });
 });
@@ -169,8 +204,16 @@ describe.skipIf(!HAVE_MODELS)("decode graphs vs eager (stories260K)", () => {
     const g = start(GGUF_PATH, 55);
     const e = start(GGUF_PATH, 56, { enforceEager: true });
     const tok = g.opened.tokenizer;
-    const prompts = ["Once upon a time", "The cat", "Lily and Ben went to the park", "One day", "Tom had a red ball", "She", "The sun was", "A little bird"]
-      .map((t) => tok.encode(t, { addBos: true }));
+    const prompts = [
+      "Once upon a time",
+      "The cat",
+      "Lily and Ben went to the park",
+      "One day",
+      "Tom had a red ball",
+      "She",
+      "The sun was",
+      "A little bird",
+    ].map((t) => tok.encode(t, { addBos: true }));
     const maxTokens = (i: number) => 10 + i * 7;
     expect(generateAll(g, prompts, maxTokens)).toEqual(generateAll(e, prompts, maxTokens));
   });
@@ -179,7 +222,13 @@ describe.skipIf(!HAVE_MODELS)("decode graphs vs eager (stories260K)", () => {
 describe("memory", () => {
   test("start-up at --gpu-memory-utilization 0.99 with graphs does not OOM; KV sized after capture; memory reported", () => {
     const s = start(SYNTH, 57, { gpuMemoryUtilization: 0.99, deviceMemory: 16 * MiB, maxNumSeqs: 16, maxNumBatchedTokens: 256 });
-    const e = start(SYNTH, 58, { gpuMemoryUtilization: 0.99, deviceMemory: 16 * MiB, maxNumSeqs: 16, maxNumBatchedTokens: 256, enforceEager: true });
+    const e = start(SYNTH, 58, {
+      gpuMemoryUtilization: 0.99,
+      deviceMemory: 16 * MiB,
+      maxNumSeqs: 16,
+      maxNumBatchedTokens: 256,
+      enforceEager: true,
+    });
     const r = s.graphs!;
     expect(r.sizes).toEqual([1, 2, 4, 8, 16]);
     expect(r.perGraphBytes.length).toBe(5);
@@ -203,7 +252,9 @@ describe("memory", () => {
     expect(typeof mem.graphs.capture_ms).toBe("number");
     expect(mem.profile.cuda_graph).toBe(0);
     expect(mem.startup_line).toContain("graphs (op-list)");
-    const off = new EngineCore(e, { maxNumSeqs: 16, maxWaiting: 64, servedModelName: null }).memory() as { graphs: Record<string, unknown> };
+    const off = new EngineCore(e, { maxNumSeqs: 16, maxWaiting: 64, servedModelName: null }).memory() as {
+      graphs: Record<string, unknown>;
+    };
     expect(off.graphs).toMatchObject({ enabled: false, reason: "--enforce-eager" });
     // GET /v1/memory's schema describes both reports exactly (graphs on and off).
     for (const m of [core.memory(), off]) expect([...Value.Errors(MemoryReport, m)].map((x) => `${x.path}: ${x.message}`)).toEqual([]);

@@ -22,7 +22,11 @@ describe.skipIf(!HAVE_MODELS)("engine events are ids only (stories260K)", () => 
   }
 
   test("ids, numeric logprobs and the stop token as the last id", () => {
-    started = startEngine(engineOptions(GGUF_PATH), () => {}, () => {});
+    started = startEngine(
+      engineOptions(GGUF_PATH),
+      () => {},
+      () => {},
+    );
     const core = new EngineCore(started, { maxNumSeqs: 8, maxWaiting: 64, servedModelName: null });
     const tok = loadTextModel(GGUF_PATH).tokenizer;
     const prompt = tok.encode("Once upon a time");

@@ -41,8 +41,8 @@ export function readLlama2c(path: string): Llama2c {
   w.w2 = take(layers! * hidden! * dim!);
   w.w3 = take(layers! * dim! * hidden!);
   w.rmsFinal = take(dim!);
-  take(seqLen! * headSize / 2);
-  take(seqLen! * headSize / 2);
+  take((seqLen! * headSize) / 2);
+  take((seqLen! * headSize) / 2);
   w.wcls = shared ? w.emb : take(vocab * dim!);
   return { dim: dim!, hidden: hidden!, layers: layers!, heads: heads!, kvHeads: kvHeads!, vocab, seqLen: seqLen!, w };
 }
@@ -68,10 +68,15 @@ export function generateGreedy(m: Llama2c, steps: number): number[] {
   const hs = dim / heads;
   const kvDim = (dim * kvHeads) / heads;
   const kvMul = heads / kvHeads;
-  const x = new Float32Array(dim), xb = new Float32Array(dim), xb2 = new Float32Array(dim);
-  const hb = new Float32Array(hidden), hb2 = new Float32Array(hidden);
-  const q = new Float32Array(dim), logits = new Float32Array(vocab);
-  const kc = new Float32Array(layers * m.seqLen * kvDim), vc = new Float32Array(layers * m.seqLen * kvDim);
+  const x = new Float32Array(dim),
+    xb = new Float32Array(dim),
+    xb2 = new Float32Array(dim);
+  const hb = new Float32Array(hidden),
+    hb2 = new Float32Array(hidden);
+  const q = new Float32Array(dim),
+    logits = new Float32Array(vocab);
+  const kc = new Float32Array(layers * m.seqLen * kvDim),
+    vc = new Float32Array(layers * m.seqLen * kvDim);
   const att = new Float32Array(m.seqLen);
   const W = m.w;
   const out: number[] = [];
@@ -87,12 +92,14 @@ export function generateGreedy(m: Llama2c, steps: number): number[] {
       matmul(k, xb, W.wk!.subarray(l * dim * kvDim), dim, kvDim);
       matmul(v, xb, W.wv!.subarray(l * dim * kvDim), dim, kvDim);
       for (let i = 0; i < dim; i += 2) {
-        const fr = 1 / Math.pow(10000, (i % hs) / hs);
+        const fr = 1 / 10000 ** ((i % hs) / hs);
         const val = pos * fr;
-        const fcr = Math.cos(val), fci = Math.sin(val);
+        const fcr = Math.cos(val),
+          fci = Math.sin(val);
         for (let t = 0; t < (i < kvDim ? 2 : 1); t++) {
           const vec = t === 0 ? q : k;
-          const v0 = vec[i]!, v1 = vec[i + 1]!;
+          const v0 = vec[i]!,
+            v1 = vec[i + 1]!;
           vec[i] = v0 * fcr - v1 * fci;
           vec[i + 1] = v0 * fci + v1 * fcr;
         }

@@ -13,7 +13,13 @@ function randomLogits(V: number, seed: number, scale = 3): Float32Array {
   return x;
 }
 
-function mkReq(p: Partial<ResolvedSamplingParams>, seed = 1, prompt: number[] = [0], output: number[] = [], eos: number | null = null): SamplerRequest {
+function mkReq(
+  p: Partial<ResolvedSamplingParams>,
+  seed = 1,
+  prompt: number[] = [0],
+  output: number[] = [],
+  eos: number | null = null,
+): SamplerRequest {
   return { sampling: makeSamplingParams(p), promptTokenIds: prompt, outputTokenIds: output, samplerSeed: seed, eosTokenId: eos };
 }
 
@@ -21,7 +27,10 @@ function mkReq(p: Partial<ResolvedSamplingParams>, seed = 1, prompt: number[] = 
  * Brute-force float64 reference: full sorts, the documented filters, then an inverse-CDF walk over
  * the surviving tokens in ascending token id.
  */
-function referenceSet(raw: Float32Array, sp: Pick<ResolvedSamplingParams, "temperature" | "topK" | "topP" | "minP">): { idx: number[]; w: number[] } {
+function referenceSet(
+  raw: Float32Array,
+  sp: Pick<ResolvedSamplingParams, "temperature" | "topK" | "topP" | "minP">,
+): { idx: number[]; w: number[] } {
   const V = raw.length;
   const x = new Float32Array(V);
   for (let i = 0; i < V; i++) x[i] = raw[i]! * (1 / sp.temperature);
@@ -81,7 +90,15 @@ describe("Sampler", () => {
     expect(s.logprobs).toBeNull();
     expect(s.temperature).toBe(0.5);
     expect(s.topP).toBe(1);
-    for (const bad of [{ temperature: -1 }, { topP: 0 }, { topK: 1.5 }, { minP: 2 }, { logprobs: 21 }, { maxTokens: 0 }, { repetitionPenalty: 0 }]) {
+    for (const bad of [
+      { temperature: -1 },
+      { topP: 0 },
+      { topK: 1.5 },
+      { minP: 2 },
+      { logprobs: 21 },
+      { maxTokens: 0 },
+      { repetitionPenalty: 0 },
+    ]) {
       expect(() => makeSamplingParams(bad)).toThrow(RangeError);
     }
   });
@@ -125,7 +142,8 @@ describe("Sampler", () => {
     // a whole sequence: same seed ⇒ same tokens; another seed ⇒ different tokens
     const gen = (seed: number) => {
       const out: number[] = [];
-      for (let i = 0; i < 40; i++) out.push(sampler.sampleRow(randomLogits(V, 1000 + i, 1), mkReq({ temperature: 1 }, seed, [0], [...out])).tokenId);
+      for (let i = 0; i < 40; i++)
+        out.push(sampler.sampleRow(randomLogits(V, 1000 + i, 1), mkReq({ temperature: 1 }, seed, [0], [...out])).tokenId);
       return out;
     };
     expect(gen(7)).toEqual(gen(7));
@@ -247,7 +265,20 @@ describe("Sampler", () => {
   test("logit_bias: added before the penalties; -100 bans, +100 forces; logprobs stay raw", () => {
     const raw = Float32Array.from([0, 5, 1, 4]);
     const x = Float32Array.from(raw);
-    applyPenalties(x, mkReq({ logitBias: [[1, -2.5], [3, 0.25]], repetitionPenalty: 2 }, 1, [3]));
+    applyPenalties(
+      x,
+      mkReq(
+        {
+          logitBias: [
+            [1, -2.5],
+            [3, 0.25],
+          ],
+          repetitionPenalty: 2,
+        },
+        1,
+        [3],
+      ),
+    );
     expect(Array.from(x)).toEqual([0, 2.5, 1, Math.fround((4 + 0.25) / 2)]);
     expect(sampler.sampleRow(raw, mkReq({ temperature: 0, logitBias: [[1, -100]] })).tokenId).toBe(3);
     const forced = sampler.sampleRow(raw, mkReq({ temperature: 1, seed: 7, logitBias: [[0, 100]], logprobs: 1 }));

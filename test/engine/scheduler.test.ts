@@ -50,7 +50,10 @@ describe("Scheduler: batching", () => {
     h.scheduler.addRequest(new Request({ requestId: "a", promptTokenIds: range(0, 10), sampling: { maxTokens: 50, temperature: 0 } }));
     h.scheduler.addRequest(new Request({ requestId: "b", promptTokenIds: range(0, 8), sampling: { maxTokens: 50, temperature: 0 } }));
     let o = step(h).out;
-    expect(o.scheduled.map((s) => [s.requestId, s.numNewTokens])).toEqual([["a", 10], ["b", 8]]);
+    expect(o.scheduled.map((s) => [s.requestId, s.numNewTokens])).toEqual([
+      ["a", 10],
+      ["b", 8],
+    ]);
     h.scheduler.addRequest(new Request({ requestId: "c", promptTokenIds: range(0, 60), sampling: { maxTokens: 5, temperature: 0 } }));
     h.scheduler.addRequest(new Request({ requestId: "d", promptTokenIds: range(0, 5), sampling: { maxTokens: 5, temperature: 0 } }));
     o = step(h).out;
@@ -63,7 +66,11 @@ describe("Scheduler: batching", () => {
     expect(o.numDecodeTokens).toBe(2);
     expect(o.numPrefillTokens).toBe(18);
     o = step(h).out;
-    expect(o.scheduled.map((s) => [s.requestId, s.numNewTokens])).toEqual([["a", 1], ["b", 1], ["c", 18]]);
+    expect(o.scheduled.map((s) => [s.requestId, s.numNewTokens])).toEqual([
+      ["a", 1],
+      ["b", 1],
+      ["c", 18],
+    ]);
     expect(h.scheduler.numWaiting).toBe(1);
     checkOutput(o, 20, 3);
   });
@@ -145,7 +152,9 @@ describe("Scheduler: preemption", () => {
   test("the fake runner notices a corrupted block table (the oracle is sensitive)", () => {
     const h = makeHarness({ numBlocks: 16, blockSize: 4 });
     for (let i = 0; i < 3; i++) {
-      h.scheduler.addRequest(new Request({ requestId: `c${i}`, promptTokenIds: range(i * 10, i * 10 + 9), sampling: { maxTokens: 4, temperature: 0 } }));
+      h.scheduler.addRequest(
+        new Request({ requestId: `c${i}`, promptTokenIds: range(i * 10, i * 10 + 9), sampling: { maxTokens: 4, temperature: 0 } }),
+      );
     }
     step(h);
     const out = h.scheduler.schedule();
@@ -157,8 +166,12 @@ describe("Scheduler: preemption", () => {
   test("the latest-arrived request is the one preempted; it resumes at the queue front", () => {
     const bs = 4;
     const h = makeHarness({ numBlocks: 6, blockSize: bs, prefixCaching: false, config: { maxNumBatchedTokens: 64 } });
-    h.scheduler.addRequest(new Request({ requestId: "old", promptTokenIds: range(0, 8), sampling: { maxTokens: 12, temperature: 0, ignoreEos: true } }));
-    h.scheduler.addRequest(new Request({ requestId: "new", promptTokenIds: range(20, 28), sampling: { maxTokens: 12, temperature: 0, ignoreEos: true } }));
+    h.scheduler.addRequest(
+      new Request({ requestId: "old", promptTokenIds: range(0, 8), sampling: { maxTokens: 12, temperature: 0, ignoreEos: true } }),
+    );
+    h.scheduler.addRequest(
+      new Request({ requestId: "new", promptTokenIds: range(20, 28), sampling: { maxTokens: 12, temperature: 0, ignoreEos: true } }),
+    );
     const seen: string[][] = [];
     let firstPreempt: string[] | null = null;
     let waitingAfter: string[] = [];
@@ -191,7 +204,16 @@ describe("Scheduler: abort", () => {
     expect(a.finishReason).toBe("abort");
     expect(h.kv.stats().usedBlocks).toBe(0);
     const lg = h.runner.execute(out);
-    const res = h.scheduler.update(out, h.sampler.sample(lg.logits, lg.vocabSize, out.logitsRequests.map((s) => s.request)).map((s) => s.tokenId));
+    const res = h.scheduler.update(
+      out,
+      h.sampler
+        .sample(
+          lg.logits,
+          lg.vocabSize,
+          out.logitsRequests.map((s) => s.request),
+        )
+        .map((s) => s.tokenId),
+    );
     expect(res).toEqual([]); // x skipped
     expect(h.scheduler.abort("x")).toBeNull();
     expect(h.scheduler.abort("nope")).toBeNull();
@@ -224,10 +246,20 @@ describe("Scheduler: stop conditions", () => {
     expect(e.tokens).toEqual(base.tokens.slice(0, firstIdx + 1));
     expect(e.finishReason).toBe("stop");
     expect(e.stopReason).toBeNull();
-    const ig = runAlone({ requestId: uid(), promptTokenIds: [5, 6, 7], eosTokenId: t3, sampling: { maxTokens: 30, temperature: 0, ignoreEos: true } });
+    const ig = runAlone({
+      requestId: uid(),
+      promptTokenIds: [5, 6, 7],
+      eosTokenId: t3,
+      sampling: { maxTokens: 30, temperature: 0, ignoreEos: true },
+    });
     expect(ig.tokens).toEqual(base.tokens);
     // minTokens: the stop token is masked by the sampler until minTokens tokens exist
-    const mt = runAlone({ requestId: uid(), promptTokenIds: [5, 6, 7], eosTokenId: t3, sampling: { maxTokens: 30, temperature: 0, minTokens: firstIdx + 2 } });
+    const mt = runAlone({
+      requestId: uid(),
+      promptTokenIds: [5, 6, 7],
+      eosTokenId: t3,
+      sampling: { maxTokens: 30, temperature: 0, minTokens: firstIdx + 2 },
+    });
     expect(mt.tokens.length).toBeGreaterThanOrEqual(firstIdx + 2);
     expect(mt.tokens.slice(0, firstIdx + 2)).not.toContain(t3);
   });
@@ -248,9 +280,9 @@ describe("Scheduler: stop conditions", () => {
     };
     expect(err(() => h.scheduler.addRequest(new Request({ requestId: uid(), promptTokenIds: range(0, 32) }))).code).toBe("invalid_request");
     // needs 20 tokens of KV = 5 blocks > 4
-    expect(err(() => h.scheduler.addRequest(new Request({ requestId: uid(), promptTokenIds: range(0, 10), sampling: { maxTokens: 11 } }))).code).toBe(
-      "invalid_request",
-    );
+    expect(
+      err(() => h.scheduler.addRequest(new Request({ requestId: uid(), promptTokenIds: range(0, 10), sampling: { maxTokens: 11 } }))).code,
+    ).toBe("invalid_request");
     h.scheduler.addRequest(new Request({ requestId: "w1", promptTokenIds: [1] }));
     expect(err(() => h.scheduler.addRequest(new Request({ requestId: "w1", promptTokenIds: [1] }))).code).toBe("duplicate_request");
     h.scheduler.addRequest(new Request({ requestId: "w2", promptTokenIds: [1] }));
@@ -265,7 +297,9 @@ describe("Scheduler: prompt logprob rows", () => {
     // Warm the prefix cache with the same prompt: the prompt-logprob request must not use it.
     h.scheduler.addRequest(new Request({ requestId: "warm", promptTokenIds: range(1, 21), sampling: { maxTokens: 1, temperature: 0 } }));
     runToCompletion(h);
-    h.scheduler.addRequest(new Request({ requestId: "p", promptTokenIds: range(1, 21), sampling: { maxTokens: 2, temperature: 0, promptLogprobs: 1 } }));
+    h.scheduler.addRequest(
+      new Request({ requestId: "p", promptTokenIds: range(1, 21), sampling: { maxTokens: 2, temperature: 0, promptLogprobs: 1 } }),
+    );
     h.scheduler.addRequest(new Request({ requestId: "other", promptTokenIds: range(30, 33), sampling: { maxTokens: 4, temperature: 0 } }));
     const positions: number[] = [];
     let first: RequestOutputLike | null = null;
@@ -291,6 +325,8 @@ describe("Scheduler: prompt logprob rows", () => {
 
   test("refused without chunked prefill", () => {
     const h = makeHarness({ numBlocks: 64, config: { enableChunkedPrefill: false, maxNumBatchedTokens: 4096, maxModelLen: 4096 } });
-    expect(() => h.scheduler.addRequest(new Request({ requestId: uid(), promptTokenIds: [1, 2], sampling: { promptLogprobs: 0 } }))).toThrow(SchedulerError);
+    expect(() =>
+      h.scheduler.addRequest(new Request({ requestId: uid(), promptTokenIds: [1, 2], sampling: { promptLogprobs: 0 } })),
+    ).toThrow(SchedulerError);
   });
 });

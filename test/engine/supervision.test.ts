@@ -68,7 +68,10 @@ describe("engine client supervision", () => {
     const { factory, incarnations } = scripted();
     const causes: string[] = [];
     const opts = engineOptions(null);
-    const c = new EngineClient(opts, { onIncident: (_l, m, f) => m === "engine died" && causes.push(String(f?.cause)) }, factory, { restart: fast, stepTimeoutMs: 60_000 });
+    const c = new EngineClient(opts, { onIncident: (_l, m, f) => m === "engine died" && causes.push(String(f?.cause)) }, factory, {
+      restart: fast,
+      stepTimeoutMs: 60_000,
+    });
     const first = incarnations[0]!;
     expect(first.sent[0]).toEqual({ type: "start", options: opts });
     expect(c.health()).toBe("starting");
@@ -107,7 +110,9 @@ describe("engine client supervision", () => {
   test("a fatal message (exception) is the cause; the policy gives up after maxRestarts", async () => {
     const { factory, incarnations } = scripted();
     let gaveUp = "";
-    const c = new EngineClient(engineOptions(null), { onIncident: () => {}, onGiveUp: (cause) => (gaveUp = cause) }, factory, { restart: fast });
+    const c = new EngineClient(engineOptions(null), { onIncident: () => {}, onGiveUp: (cause) => (gaveUp = cause) }, factory, {
+      restart: fast,
+    });
     for (let i = 0; i < 3; i++) {
       await Bun.sleep(10);
       const inc = incarnations[i]!;
@@ -125,7 +130,12 @@ describe("engine client supervision", () => {
   test("watchdog: silent with work = hung (killed, restarted); idle is not a hang", async () => {
     const { factory, incarnations } = scripted();
     const causes: string[] = [];
-    const c = new EngineClient(engineOptions(null), { onIncident: (_l, m, f) => m === "engine died" && causes.push(String(f?.cause)) }, factory, { restart: fast, stepTimeoutMs: 80 });
+    const c = new EngineClient(
+      engineOptions(null),
+      { onIncident: (_l, m, f) => m === "engine died" && causes.push(String(f?.cause)) },
+      factory,
+      { restart: fast, stepTimeoutMs: 80 },
+    );
     incarnations[0]!.emit(ready);
     await Bun.sleep(250); // idle: no hang
     expect(c.health()).toBe("ready");
@@ -152,7 +162,9 @@ describe("engine client supervision", () => {
       return factory(h, start);
     };
     let gaveUp = "";
-    const c = new EngineClient(engineOptions(null), { onIncident: () => {}, onGiveUp: (cause) => (gaveUp = cause) }, flaky, { restart: fast });
+    const c = new EngineClient(engineOptions(null), { onIncident: () => {}, onGiveUp: (cause) => (gaveUp = cause) }, flaky, {
+      restart: fast,
+    });
     incarnations[0]!.emit(ready);
     incarnations[0]!.h.onExit("signal SIGKILL");
     await Bun.sleep(50);
@@ -195,7 +207,15 @@ const HAVE = existsSync(GGUF) && existsSync(resolve(import.meta.dir, "../../buil
 
 describe.skipIf(!HAVE)("process and worker modes", () => {
   test("both produce the published greedy story", async () => {
-    const options = { ...defaultServeOptions(), model: GGUF, device: "cpu" as const, deviceMemory: 256 * 2 ** 20, maxModelLen: 256, maxNumSeqs: 8, maxNumBatchedTokens: 256 };
+    const options = {
+      ...defaultServeOptions(),
+      model: GGUF,
+      device: "cpu" as const,
+      deviceMemory: 256 * 2 ** 20,
+      maxModelLen: 256,
+      maxNumSeqs: 8,
+      maxNumBatchedTokens: 256,
+    };
     const tok = loadTextModel(GGUF).tokenizer;
     const ids = tok.encode("Once upon a time");
     for (const mode of ["process", "worker"] as const) {

@@ -16,7 +16,9 @@ test.skipIf(!HAVE_MODELS)("tokenizer workers use --chat-template and the request
     const tok = loadTextModel(HF_DIR).tokenizer;
     const msgs = [{ role: "user", content: "Once upon a time" }];
     expect(Array.from(await pool.chat(msgs))).toEqual(tok.encode("[Once upon a time]>"));
-    expect(Array.from(await pool.chat(msgs, { addGenerationPrompt: false, kwargs: { suffix: " the end" } }))).toEqual(tok.encode("[Once upon a time] the end"));
+    expect(Array.from(await pool.chat(msgs, { addGenerationPrompt: false, kwargs: { suffix: " the end" } }))).toEqual(
+      tok.encode("[Once upon a time] the end"),
+    );
   } finally {
     pool.close();
   }

@@ -9,7 +9,7 @@ import type { Tokenizer } from "../../src/model/tokenizer.ts";
 import { HAVE_MODELS, realTokenizers } from "./fixtures.ts";
 
 const TEXTS = [
-  "Lily and Tom went to the park. She said \"hi\" and they played.\n\nThe end.",
+  'Lily and Tom went to the park. She said "hi" and they played.\n\nThe end.',
   "Once upon a time, there was a little girl named Lily.",
   "  leading spaces,\ttabs and\nnew lines; ünïcødé ✓ 日本語 😀 ok",
 ];

@@ -21,7 +21,20 @@ function run(p: OutputProcessor, ids: number[], finish: TokenEvent["finishReason
     const ev: TokenEvent = {
       requestId: "r",
       tokenIds: [id],
-      ...(logprobs ? { logprobs: [{ tokenId: id, logprob: -1, top: [{ tokenId: id, logprob: -1 }, { tokenId: 10, logprob: -2 }] }] } : {}),
+      ...(logprobs
+        ? {
+            logprobs: [
+              {
+                tokenId: id,
+                logprob: -1,
+                top: [
+                  { tokenId: id, logprob: -1 },
+                  { tokenId: 10, logprob: -2 },
+                ],
+              },
+            ],
+          }
+        : {}),
       finishReason: last ? finish : null,
       promptTokens: 3,
       completionTokens: i + 1,

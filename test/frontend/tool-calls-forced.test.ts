@@ -1,10 +1,22 @@
 // tool_choice "required" / named: the JSON schemas handed to the grammar engine (checked with
 // structure) and the readers of the constrained output, whole and streamed.
 import { describe, expect, test } from "bun:test";
-import { ForcedToolCallStreamer, forcedToolCalls, namedToolSchema, requiredToolsSchema, type ToolDef } from "../../src/frontend/tool-calls/forced.ts";
+import {
+  ForcedToolCallStreamer,
+  forcedToolCalls,
+  namedToolSchema,
+  requiredToolsSchema,
+  type ToolDef,
+} from "../../src/frontend/tool-calls/forced.ts";
 
 const tools: ToolDef[] = [
-  { type: "function", function: { name: "get_weather", parameters: { type: "object", properties: { city: { type: "string" } }, required: ["city"], additionalProperties: false } } },
+  {
+    type: "function",
+    function: {
+      name: "get_weather",
+      parameters: { type: "object", properties: { city: { type: "string" } }, required: ["city"], additionalProperties: false },
+    },
+  },
   { type: "function", function: { name: "get_time" } },
 ];
 let n = 0;
@@ -31,8 +43,14 @@ describe("forced tool calls", () => {
       items: {
         type: "object",
         anyOf: [
-          { properties: { name: { type: "string", enum: ["get_weather"] }, parameters: tools[0]!.function.parameters! }, required: ["name", "parameters"] },
-          { properties: { name: { type: "string", enum: ["get_time"] }, parameters: { type: "object" } }, required: ["name", "parameters"] },
+          {
+            properties: { name: { type: "string", enum: ["get_weather"] }, parameters: tools[0]!.function.parameters! },
+            required: ["name", "parameters"],
+          },
+          {
+            properties: { name: { type: "string", enum: ["get_time"] }, parameters: { type: "object" } },
+            required: ["name", "parameters"],
+          },
         ],
       },
     });

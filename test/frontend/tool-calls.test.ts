@@ -15,9 +15,20 @@ const HAVE = existsSync(TEMPLATES);
 if (!HAVE) console.warn(`[tool-calls] template cases skipped: ${TEMPLATES} not found`);
 
 const tools = [
-  { type: "function", function: { name: "get_weather", description: "Weather now", parameters: { type: "object", properties: { city: { type: "string" }, days: { type: "integer" } }, required: ["city"] } } },
+  {
+    type: "function",
+    function: {
+      name: "get_weather",
+      description: "Weather now",
+      parameters: { type: "object", properties: { city: { type: "string" }, days: { type: "integer" } }, required: ["city"] },
+    },
+  },
 ];
-const call = (id: string, city: string, days: number) => ({ id, type: "function", function: { name: "get_weather", arguments: { city, days } } });
+const call = (id: string, city: string, days: number) => ({
+  id,
+  type: "function",
+  function: { name: "get_weather", arguments: { city, days } },
+});
 
 interface Case {
   file: string;
@@ -38,7 +49,7 @@ const CASES: Case[] = [
 
 /** The generated part of an assistant tool-call turn: full render minus the prompt's render. */
 function generatedText(tmpl: ChatTemplate, c: Case): { text: string; expected: ToolCall[] } {
-  const calls = [call("abcdefgh1", "Paris", 3), call("abcdefgh2", "Rome, Italy \"old\" town", 1)].slice(0, c.calls);
+  const calls = [call("abcdefgh1", "Paris", 3), call("abcdefgh2", 'Rome, Italy "old" town', 1)].slice(0, c.calls);
   const user: ChatMessage[] = [{ role: "user", content: "Weather in Paris and Rome?" }];
   const prompt = tmpl.render(user, { addGenerationPrompt: true, tools });
   const full = tmpl.render([...user, { role: "assistant", content: "", tool_calls: calls }], { addGenerationPrompt: false, tools });
@@ -47,7 +58,14 @@ function generatedText(tmpl: ChatTemplate, c: Case): { text: string; expected: T
   let text = full.slice(at);
   expect(text.endsWith(c.end)).toBe(true);
   text = text.slice(0, text.length - c.end.length);
-  return { text, expected: calls.map((k) => ({ id: "", type: "function", function: { name: k.function.name, arguments: JSON.stringify(k.function.arguments) } })) };
+  return {
+    text,
+    expected: calls.map((k) => ({
+      id: "",
+      type: "function",
+      function: { name: k.function.name, arguments: JSON.stringify(k.function.arguments) },
+    })),
+  };
 }
 
 const norm = (calls: ToolCall[]) => calls.map((k) => ({ name: k.function.name, args: JSON.parse(k.function.arguments) as unknown }));
@@ -149,7 +167,10 @@ describe("tool-call parsing edge cases", () => {
     for (const size of [1, 2, 5]) {
       const s = streamed("mistral", text, size);
       expect(s.content).toBe("Sure.");
-      expect(s.calls.map((k) => [k.name, k.args])).toEqual([["get_weather", '{"city": "Paris"}'], ["get_time", "{}"]]);
+      expect(s.calls.map((k) => [k.name, k.args])).toEqual([
+        ["get_weather", '{"city": "Paris"}'],
+        ["get_time", "{}"],
+      ]);
     }
   });
 

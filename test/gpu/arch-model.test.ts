@@ -47,7 +47,8 @@ describe.skipIf(noGpu)("model families on CUDA vs float64 reference and CPU back
         const run = runModel(cuda, loadHfWeights(dir), prompt, [11, 7, 12], 6, 64, dtype);
         // the reference and the CPU backend follow the CUDA run's tokens (greedy picks may differ in 16-bit)
         const ref = refForward(fam.cfg, asFloat64(weights), run.seq);
-        let err = 0, range = 0;
+        let err = 0,
+          range = 0;
         for (const [pos, logits] of run.rows) {
           for (let i = 0; i < logits.length; i++) {
             err = Math.max(err, Math.abs(logits[i]! - ref[pos]![i]!));

@@ -22,7 +22,8 @@ const geluMul = (rows: number, inter: number, merged: boolean): OpCase => ({
       new Ops(dev, dtype as DTypeCode).geluTanhMul(out, gp, up, rows, inter, merged ? stride : 0);
       const ref = new Float64Array(rows * inter);
       const upOff = merged ? inter : 0;
-      for (let r = 0; r < rows; r++) for (let i = 0; i < inter; i++) ref[r * inter + i] = geluTanh(g[r * stride + i]!) * u[r * stride + upOff + i]!;
+      for (let r = 0; r < rows; r++)
+        for (let i = 0; i < inter; i++) ref[r * inter + i] = geluTanh(g[r * stride + i]!) * u[r * stride + upOff + i]!;
       return [{ what: "out", got: b.read(dtype, out, rows * inter), ref, scale: 0.1 }];
     } finally {
       b.freeAll();
@@ -53,7 +54,14 @@ const softcapCase = (rows: number, vocab: number, cap: number): OpCase => ({
       const x = rng.floats(rows * vocab, 4 * cap); // well into the saturating range
       const p = b.values(DType.F32, x);
       new Ops(dev, _dtype as DTypeCode).softcap(p, rows * vocab, cap, DType.F32);
-      return [{ what: "logits", got: b.read(DType.F32, p, rows * vocab), ref: Float64Array.from(x, (v) => cap * Math.tanh(v / cap)), scale: cap * 0.1 }];
+      return [
+        {
+          what: "logits",
+          got: b.read(DType.F32, p, rows * vocab),
+          ref: Float64Array.from(x, (v) => cap * Math.tanh(v / cap)),
+          scale: cap * 0.1,
+        },
+      ];
     } finally {
       b.freeAll();
     }

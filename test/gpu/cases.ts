@@ -8,11 +8,9 @@
 import type { Device } from "../../src/native/device.ts";
 import { DType, Ops, RopeLayout, type DTypeCode, type PagedCache } from "../../src/native/ops.ts";
 import { ARCH_CASES } from "./cases-arch.ts";
-import { Buffers, esize, Rng, roundTo } from "./common.ts";
+import { Buffers, esize, type Rng, roundTo } from "./common.ts";
 import { dequantizeRow, quantRowBytes, quantTypeByName, type QuantType } from "../../src/model/quant.ts";
-import {
-  llama3InvFreq, refDecode, refEmbedding, refMatmul, refPrefill, refRmsNorm, refRope, refSiluMul, type PagedKv,
-} from "./ref.ts";
+import { llama3InvFreq, refDecode, refEmbedding, refMatmul, refPrefill, refRmsNorm, refRope, refSiluMul, type PagedKv } from "./ref.ts";
 
 export interface Check {
   what: string;
@@ -87,7 +85,8 @@ const matmulQ = (type: string, m: number, n: number, k: number, bias: boolean): 
     const b = new Buffers(dev);
     try {
       const { raw, deq } = quantBlocks(rng, q, n, k);
-      const x = vals(rng, roundAs, m * k), bs = bias ? vals(rng, roundAs, n) : null;
+      const x = vals(rng, roundAs, m * k),
+        bs = bias ? vals(rng, roundAs, n) : null;
       const y = b.poisoned(dtype, m * n);
       new Ops(dev, dtype as DTypeCode).matmul(y, b.values(dtype, x), rawBuffer(b, raw), bs ? b.values(dtype, bs) : 0n, m, n, k, q.code);
       const ref = refMatmul(x, null, deq, bs, m, n, k);
@@ -108,7 +107,17 @@ const logitsQ = (type: string, rows: number, hiddenRows: number, vocab: number, 
       const h = vals(rng, roundAs, hiddenRows * dim);
       const ids = new Int32Array(rows).map(() => rng.int(hiddenRows));
       const out = b.poisoned(DType.F32, rows * vocab);
-      new Ops(dev, dtype as DTypeCode).logits(out, b.values(dtype, h), b.ints(ids), rows, hiddenRows, rawBuffer(b, raw), vocab, dim, q.code);
+      new Ops(dev, dtype as DTypeCode).logits(
+        out,
+        b.values(dtype, h),
+        b.ints(ids),
+        rows,
+        hiddenRows,
+        rawBuffer(b, raw),
+        vocab,
+        dim,
+        q.code,
+      );
       const ref = refMatmul(h, ids, deq, null, rows, vocab, dim);
       return [{ what: "logits", got: b.read(DType.F32, out, rows * vocab), ref: ref.y, scale: ref.mag }];
     } finally {
@@ -148,7 +157,8 @@ const rmsNorm = (rows: number, dim: number, residual: boolean, inPlace = false):
   run(dev, dtype, rng, roundAs = dtype) {
     const b = new Buffers(dev);
     try {
-      const x = vals(rng, roundAs, rows * dim), w = vals(rng, roundAs, dim);
+      const x = vals(rng, roundAs, rows * dim),
+        w = vals(rng, roundAs, dim);
       const r = residual ? vals(rng, roundAs, rows * dim) : null;
       const xp = b.values(dtype, x);
       const out = inPlace ? xp : b.poisoned(dtype, rows * dim);
@@ -164,7 +174,15 @@ const rmsNorm = (rows: number, dim: number, residual: boolean, inPlace = false):
 });
 
 // ---- rope ----
-interface RopeCfg { T: number; hq: number; hk: number; d: number; rot: number; gptj: boolean; fused?: boolean }
+interface RopeCfg {
+  T: number;
+  hq: number;
+  hk: number;
+  d: number;
+  rot: number;
+  gptj: boolean;
+  fused?: boolean;
+}
 const rope = (c: RopeCfg): OpCase => ({
   name: `rope ${c.gptj ? "GPT-J" : "NeoX"} T=${c.T} hq=${c.hq} hk=${c.hk} d=${c.d} rot=${c.rot}${c.fused ? " fused-qkv strides" : ""}`,
   run(dev, dtype, rng, roundAs = dtype) {
@@ -184,18 +202,24 @@ const rope = (c: RopeCfg): OpCase => ({
         let ref = refRope(qkv, pos, invf, c.T, c.hq, c.d, c.rot, c.gptj, row);
         const kpart = refRope(qkv.subarray(c.hq * c.d), pos, invf, c.T, c.hk, c.d, c.rot, c.gptj, row);
         ref = Float64Array.from(ref);
-        for (let t = 0; t < c.T; t++)
-          for (let i = 0; i < c.hk * c.d; i++) ref[t * row + c.hq * c.d + i] = kpart[t * row + i]!;
+        for (let t = 0; t < c.T; t++) for (let i = 0; i < c.hk * c.d; i++) ref[t * row + c.hq * c.d + i] = kpart[t * row + i]!;
         return [{ what: "qkv", got: b.read(dtype, p, c.T * row), ref, scale: 0.1 }];
       }
       const q = vals(rng, roundAs, c.T * c.hq * c.d);
       const k = c.hk ? vals(rng, roundAs, c.T * c.hk * c.d) : null;
-      const qp = b.values(dtype, q), kp = k ? b.values(dtype, k) : 0n;
+      const qp = b.values(dtype, q),
+        kp = k ? b.values(dtype, k) : 0n;
       ops.rope(qp, kp, b.ints(pos), b.floats32(invf), c.T, c.hq, c.hk, c.d, c.rot, layout);
       const checks: Check[] = [
         { what: "q", got: b.read(dtype, qp, q.length), ref: refRope(q, pos, invf, c.T, c.hq, c.d, c.rot, c.gptj, c.hq * c.d), scale: 0.1 },
       ];
-      if (k) checks.push({ what: "k", got: b.read(dtype, kp, k.length), ref: refRope(k, pos, invf, c.T, c.hk, c.d, c.rot, c.gptj, c.hk * c.d), scale: 0.1 });
+      if (k)
+        checks.push({
+          what: "k",
+          got: b.read(dtype, kp, k.length),
+          ref: refRope(k, pos, invf, c.T, c.hk, c.d, c.rot, c.gptj, c.hk * c.d),
+          scale: 0.1,
+        });
       return checks;
     } finally {
       b.freeAll();
@@ -218,7 +242,8 @@ const siluMul = (rows: number, inter: number, merged: boolean): OpCase => ({
         ops.siluMul(out, p, p + BigInt(inter * esize(dtype)), rows, inter, 2 * inter);
         ref = refSiluMul(gu, rows, inter, 2 * inter, inter);
       } else {
-        const g = vals(rng, roundAs, rows * inter, 4), u = vals(rng, roundAs, rows * inter);
+        const g = vals(rng, roundAs, rows * inter, 4),
+          u = vals(rng, roundAs, rows * inter);
         ops.siluMul(out, b.values(dtype, g), b.values(dtype, u), rows, inter);
         const gu = new Float32Array(rows * 2 * inter);
         for (let r = 0; r < rows; r++) {
@@ -235,25 +260,36 @@ const siluMul = (rows: number, inter: number, merged: boolean): OpCase => ({
 });
 
 // ---- kv_write ----
-interface KvwCfg { T: number; hk: number; d: number; nb: number; bs: number; fusedHq?: number }
+interface KvwCfg {
+  T: number;
+  hk: number;
+  d: number;
+  nb: number;
+  bs: number;
+  fusedHq?: number;
+}
 const kvWrite = (c: KvwCfg): OpCase => ({
   name: `kv_write T=${c.T} hk=${c.hk} d=${c.d} blocks=${c.nb}x${c.bs}${c.fusedHq ? " fused-qkv stride" : ""}`,
   run(dev, dtype, rng, roundAs = dtype) {
     const b = new Buffers(dev);
     try {
-      const row = c.hk * c.d, nslots = c.nb * c.bs;
+      const row = c.hk * c.d,
+        nslots = c.nb * c.bs;
       const perm = rng.perm(nslots);
       const slots = new Int32Array(c.T).map((_, t) => (t % 4 === 3 ? -1 : perm[t]!)); // every 4th: padding
       const stride = c.fusedHq ? (c.fusedHq + 2 * c.hk) * c.d : row;
       const src = vals(rng, roundAs, c.T * stride);
-      const kc = b.poisoned(dtype, nslots * row), vc = b.poisoned(dtype, nslots * row);
+      const kc = b.poisoned(dtype, nslots * row),
+        vc = b.poisoned(dtype, nslots * row);
       const sp = b.values(dtype, src);
-      const kOff = c.fusedHq ? c.fusedHq * c.d : 0, vOff = c.fusedHq ? (c.fusedHq + c.hk) * c.d : 0;
+      const kOff = c.fusedHq ? c.fusedHq * c.d : 0,
+        vOff = c.fusedHq ? (c.fusedHq + c.hk) * c.d : 0;
       const vsrc = c.fusedHq ? src : vals(rng, roundAs, c.T * stride);
       const vp = c.fusedHq ? sp + BigInt(vOff * esize(dtype)) : b.values(dtype, vsrc);
       const cache: PagedCache = { kCache: kc, vCache: vc, numBlocks: c.nb, blockSize: c.bs, numKvHeads: c.hk, headDim: c.d };
       new Ops(dev, dtype as DTypeCode).kvWrite(cache, sp + BigInt(kOff * esize(dtype)), vp, b.ints(slots), c.T, c.fusedHq ? stride : 0);
-      const refK = new Float64Array(nslots * row).fill(NaN), refV = new Float64Array(nslots * row).fill(NaN);
+      const refK = new Float64Array(nslots * row).fill(NaN),
+        refV = new Float64Array(nslots * row).fill(NaN);
       for (let t = 0; t < c.T; t++) {
         if (slots[t]! < 0) continue;
         for (let i = 0; i < row; i++) {
@@ -277,7 +313,9 @@ const matmul = (m: number, n: number, k: number, bias: boolean): OpCase => ({
   run(dev, dtype, rng, roundAs = dtype) {
     const b = new Buffers(dev);
     try {
-      const x = vals(rng, roundAs, m * k), w = vals(rng, roundAs, n * k), bs = bias ? vals(rng, roundAs, n) : null;
+      const x = vals(rng, roundAs, m * k),
+        w = vals(rng, roundAs, n * k),
+        bs = bias ? vals(rng, roundAs, n) : null;
       const y = b.poisoned(dtype, m * n);
       new Ops(dev, dtype as DTypeCode).matmul(y, b.values(dtype, x), b.values(dtype, w), bs ? b.values(dtype, bs) : 0n, m, n, k);
       const ref = refMatmul(x, null, w, bs, m, n, k);
@@ -293,7 +331,8 @@ const logits = (rows: number, hiddenRows: number, vocab: number, dim: number): O
   run(dev, dtype, rng, roundAs = dtype) {
     const b = new Buffers(dev);
     try {
-      const h = vals(rng, roundAs, hiddenRows * dim), w = vals(rng, roundAs, vocab * dim);
+      const h = vals(rng, roundAs, hiddenRows * dim),
+        w = vals(rng, roundAs, vocab * dim);
       const ids = new Int32Array(rows).map(() => rng.int(hiddenRows));
       ids[0] = hiddenRows - 1;
       const out = b.poisoned(DType.F32, rows * vocab); // logits are always f32
@@ -326,27 +365,60 @@ function pagedCache(rng: Rng, roundAs: number, lens: number[], hk: number, d: nu
   return { kv: { k: vals(rng, roundAs, n), v: vals(rng, roundAs, n), bs, hk, d }, nb, maxb, bt };
 }
 
-interface DecCfg { lens: number[]; hq: number; hk: number; d: number; bs: number; part: number; qPad?: number; window?: number; softcap?: number }
+interface DecCfg {
+  lens: number[];
+  hq: number;
+  hk: number;
+  d: number;
+  bs: number;
+  part: number;
+  qPad?: number;
+  window?: number;
+  softcap?: number;
+}
 /** " window=W softcap=C" suffix of a case name (sliding-window / soft-capped attention). */
-const attnExtras = (c: { window?: number; softcap?: number }) => `${c.window ? ` window=${c.window}` : ""}${c.softcap ? ` softcap=${c.softcap}` : ""}`;
+const attnExtras = (c: { window?: number; softcap?: number }) =>
+  `${c.window ? ` window=${c.window}` : ""}${c.softcap ? ` softcap=${c.softcap}` : ""}`;
 const decode = (c: DecCfg, big = false): OpCase => ({
   name: `attention_decode B=${c.lens.length} hq=${c.hq} hk=${c.hk} (GQA ${c.hq / c.hk}) d=${c.d} bs=${c.bs} part=${c.part} ctx=${Math.max(...c.lens)}${c.qPad ? " q_stride" : ""}${attnExtras(c)}`,
   big,
   run(dev, dtype, rng, roundAs = dtype) {
     const b = new Buffers(dev);
     try {
-      const B = c.lens.length, qs = c.hq * c.d + (c.qPad ?? 0);
+      const B = c.lens.length,
+        qs = c.hq * c.d + (c.qPad ?? 0);
       const p = pagedCache(rng, roundAs, c.lens, c.hk, c.d, c.bs);
       const q = vals(rng, roundAs, B * qs);
       const ops = new Ops(dev, dtype as DTypeCode);
       const cache: PagedCache = {
-        kCache: b.values(dtype, p.kv.k), vCache: b.values(dtype, p.kv.v), numBlocks: p.nb, blockSize: c.bs, numKvHeads: c.hk, headDim: c.d,
+        kCache: b.values(dtype, p.kv.k),
+        vCache: b.values(dtype, p.kv.v),
+        numBlocks: p.nb,
+        blockSize: c.bs,
+        numKvHeads: c.hk,
+        headDim: c.d,
       };
       const wsBytes = ops.decodeWorkspaceBytes(B, c.hq, c.d, p.maxb, c.bs, c.part);
       const ws = wsBytes ? b.alloc(wsBytes) : 0n;
       const out = b.poisoned(dtype, B * c.hq * c.d);
       const scale = 1 / Math.sqrt(c.d);
-      ops.attentionDecode(out, b.values(dtype, q), cache, b.ints(p.bt), b.ints(Int32Array.from(c.lens)), ws, wsBytes, B, c.hq, p.maxb, c.part, scale, c.qPad ? qs : 0, c.window ?? 0, c.softcap ?? 0);
+      ops.attentionDecode(
+        out,
+        b.values(dtype, q),
+        cache,
+        b.ints(p.bt),
+        b.ints(Int32Array.from(c.lens)),
+        ws,
+        wsBytes,
+        B,
+        c.hq,
+        p.maxb,
+        c.part,
+        scale,
+        c.qPad ? qs : 0,
+        c.window ?? 0,
+        c.softcap ?? 0,
+      );
       const ref = refDecode(q, p.kv, p.bt, Int32Array.from(c.lens), B, c.hq, p.maxb, scale, qs, c.window ?? 0, c.softcap ?? 0);
       return [{ what: "out", got: b.read(dtype, out, B * c.hq * c.d), ref, scale: dtype === DType.F32 ? 1 : 0.1, rtolF32: 2e-5 }];
     } finally {
@@ -355,9 +427,19 @@ const decode = (c: DecCfg, big = false): OpCase => ({
   },
 });
 
-interface PreCfg { seqs: { cached: number; fresh: number }[]; pad: number; hq: number; hk: number; d: number; bs: number; window?: number; softcap?: number }
+interface PreCfg {
+  seqs: { cached: number; fresh: number }[];
+  pad: number;
+  hq: number;
+  hk: number;
+  d: number;
+  bs: number;
+  window?: number;
+  softcap?: number;
+}
 const prefill = (c: PreCfg, big = false): OpCase => ({
-  name: `attention_prefill B=${c.seqs.length} hq=${c.hq} hk=${c.hk} (GQA ${c.hq / c.hk}) d=${c.d} bs=${c.bs} ` +
+  name:
+    `attention_prefill B=${c.seqs.length} hq=${c.hq} hk=${c.hk} (GQA ${c.hq / c.hk}) d=${c.d} bs=${c.bs} ` +
     `seqs=${c.seqs.map((s) => `${s.cached}+${s.fresh}`).join(",")} pad=${c.pad}${attnExtras(c)}`,
   big,
   run(dev, dtype, rng, roundAs = dtype) {
@@ -371,12 +453,46 @@ const prefill = (c: PreCfg, big = false): OpCase => ({
       const p = pagedCache(rng, roundAs, lens, c.hk, c.d, c.bs);
       const q = vals(rng, roundAs, T * c.hq * c.d);
       const cache: PagedCache = {
-        kCache: b.values(dtype, p.kv.k), vCache: b.values(dtype, p.kv.v), numBlocks: p.nb, blockSize: c.bs, numKvHeads: c.hk, headDim: c.d,
+        kCache: b.values(dtype, p.kv.k),
+        vCache: b.values(dtype, p.kv.v),
+        numBlocks: p.nb,
+        blockSize: c.bs,
+        numKvHeads: c.hk,
+        headDim: c.d,
       };
       const out = b.poisoned(dtype, T * c.hq * c.d);
       const scale = 1 / Math.sqrt(c.d);
-      new Ops(dev, dtype as DTypeCode).attentionPrefill(out, b.values(dtype, q), cache, b.ints(p.bt), b.ints(Int32Array.from(lens)), b.ints(qsl), B, T, c.hq, p.maxb, scale, 0, c.window ?? 0, c.softcap ?? 0);
-      const ref = refPrefill(q, p.kv, p.bt, Int32Array.from(lens), qsl, B, T, c.hq, p.maxb, scale, c.hq * c.d, c.window ?? 0, c.softcap ?? 0);
+      new Ops(dev, dtype as DTypeCode).attentionPrefill(
+        out,
+        b.values(dtype, q),
+        cache,
+        b.ints(p.bt),
+        b.ints(Int32Array.from(lens)),
+        b.ints(qsl),
+        B,
+        T,
+        c.hq,
+        p.maxb,
+        scale,
+        0,
+        c.window ?? 0,
+        c.softcap ?? 0,
+      );
+      const ref = refPrefill(
+        q,
+        p.kv,
+        p.bt,
+        Int32Array.from(lens),
+        qsl,
+        B,
+        T,
+        c.hq,
+        p.maxb,
+        scale,
+        c.hq * c.d,
+        c.window ?? 0,
+        c.softcap ?? 0,
+      );
       return [{ what: "out", got: b.read(dtype, out, T * c.hq * c.d), ref, scale: dtype === DType.F32 ? 1 : 0.1, rtolF32: 2e-5 }];
     } finally {
       b.freeAll();
@@ -420,8 +536,29 @@ export const CASES: OpCase[] = [
   decode({ lens: [32768], hq: 32, hk: 8, d: 128, bs: 16, part: 512 }, true),
   decode({ lens: [32768, 20000], hq: 32, hk: 4, d: 128, bs: 16, part: 0 }, true),
   prefill({ seqs: [{ cached: 0, fresh: 20 }], pad: 0, hq: 4, hk: 4, d: 64, bs: 16 }),
-  prefill({ seqs: [{ cached: 0, fresh: 37 }, { cached: 100, fresh: 1 }, { cached: 33, fresh: 64 }], pad: 3, hq: 32, hk: 8, d: 128, bs: 16 }),
-  prefill({ seqs: [{ cached: 5, fresh: 17 }, { cached: 0, fresh: 3 }], pad: 1, hq: 16, hk: 2, d: 96, bs: 7 }),
+  prefill({
+    seqs: [
+      { cached: 0, fresh: 37 },
+      { cached: 100, fresh: 1 },
+      { cached: 33, fresh: 64 },
+    ],
+    pad: 3,
+    hq: 32,
+    hk: 8,
+    d: 128,
+    bs: 16,
+  }),
+  prefill({
+    seqs: [
+      { cached: 5, fresh: 17 },
+      { cached: 0, fresh: 3 },
+    ],
+    pad: 1,
+    hq: 16,
+    hk: 2,
+    d: 96,
+    bs: 7,
+  }),
   prefill({ seqs: [{ cached: 40, fresh: 9 }], pad: 0, hq: 2, hk: 1, d: 256, bs: 16 }),
   prefill({ seqs: [{ cached: 32768 - 40, fresh: 40 }], pad: 0, hq: 8, hk: 1, d: 128, bs: 16 }, true),
   // sliding window (Mistral v0.1 / Qwen2 / Gemma local layers) and Gemma 2 logit soft-capping
@@ -429,8 +566,32 @@ export const CASES: OpCase[] = [
   decode({ lens: [1000, 3, 640, 129], hq: 32, hk: 8, d: 128, bs: 16, part: 64, window: 100, softcap: 0.5 }),
   decode({ lens: [4096, 5000], hq: 16, hk: 8, d: 256, bs: 16, part: 512, window: 4096, softcap: 50 }, true),
   decode({ lens: [50, 300], hq: 12, hk: 1, d: 96, bs: 7, part: 14, window: 1 }),
-  prefill({ seqs: [{ cached: 0, fresh: 70 }, { cached: 100, fresh: 1 }, { cached: 33, fresh: 64 }], pad: 3, hq: 8, hk: 2, d: 128, bs: 16, window: 20 }),
-  prefill({ seqs: [{ cached: 5, fresh: 17 }, { cached: 0, fresh: 3 }], pad: 1, hq: 16, hk: 2, d: 96, bs: 7, window: 6, softcap: 0.3 }),
+  prefill({
+    seqs: [
+      { cached: 0, fresh: 70 },
+      { cached: 100, fresh: 1 },
+      { cached: 33, fresh: 64 },
+    ],
+    pad: 3,
+    hq: 8,
+    hk: 2,
+    d: 128,
+    bs: 16,
+    window: 20,
+  }),
+  prefill({
+    seqs: [
+      { cached: 5, fresh: 17 },
+      { cached: 0, fresh: 3 },
+    ],
+    pad: 1,
+    hq: 16,
+    hk: 2,
+    d: 96,
+    bs: 7,
+    window: 6,
+    softcap: 0.3,
+  }),
   prefill({ seqs: [{ cached: 4000, fresh: 200 }], pad: 0, hq: 8, hk: 4, d: 256, bs: 16, window: 4096, softcap: 50 }, true),
   ...ARCH_CASES,
 ];

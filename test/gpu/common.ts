@@ -92,12 +92,12 @@ export function toF16Bits(x: number): number {
     const half = 1 << (shift - 1);
     let r = mant >>> shift;
     const rem = mant & ((1 << shift) - 1);
-    if (rem > half || (rem === half && (r & 1))) r++;
+    if (rem > half || (rem === half && r & 1)) r++;
     return sign | r;
   }
   let r = mant >>> 13;
   const rem = mant & 0x1fff;
-  if (rem > 0x1000 || (rem === 0x1000 && (r & 1))) {
+  if (rem > 0x1000 || (rem === 0x1000 && r & 1)) {
     r++;
     if (r === 0x400) {
       r = 0;
@@ -239,13 +239,18 @@ export class Buffers {
  * pass a number for a constant). Throws naming the first offending element and the seed.
  */
 export function expectClose(
-  what: string, got: Float32Array, ref: Float64Array | Float32Array, rtol: number,
-  scale: number | Float64Array = 0, seed?: number,
+  what: string,
+  got: Float32Array,
+  ref: Float64Array | Float32Array,
+  rtol: number,
+  scale: number | Float64Array = 0,
+  seed?: number,
 ): { maxErr: number } {
   if (got.length !== ref.length) throw new Error(`${what}: length ${got.length} != ${ref.length}`);
   let maxErr = 0;
   for (let i = 0; i < got.length; i++) {
-    const g = got[i]!, r = ref[i]!;
+    const g = got[i]!,
+      r = ref[i]!;
     const sc = typeof scale === "number" ? scale : scale[i]!;
     const err = Math.abs(g - r);
     if (!Number.isFinite(g) || !(err <= rtol * (Math.abs(r) + sc))) {
@@ -261,6 +266,5 @@ export function expectClose(
 
 /** Every element NaN (untouched poisoned rows / affected outputs). */
 export function expectAllNaN(what: string, got: Float32Array): void {
-  for (let i = 0; i < got.length; i++)
-    if (!Number.isNaN(got[i]!)) throw new Error(`${what}: element ${i} = ${got[i]} should be NaN`);
+  for (let i = 0; i < got.length; i++) if (!Number.isNaN(got[i]!)) throw new Error(`${what}: element ${i} = ${got[i]} should be NaN`);
 }

@@ -21,8 +21,10 @@ describe.skipIf(noGpu)("CUDA device layer", () => {
 
   test("events time a D2D copy queued on the instance stream", () => {
     const bytes = 64 << 20;
-    const a = dev.alloc(bytes), b = dev.alloc(bytes);
-    const ev = new BigUint64Array(2), ev2 = new BigUint64Array(1);
+    const a = dev.alloc(bytes),
+      b = dev.alloc(bytes);
+    const ev = new BigUint64Array(2),
+      ev2 = new BigUint64Array(1);
     ok(x.hr_event_create(dev.handle, ev), "hr_event_create");
     ok(x.hr_event_create(dev.handle, ev2), "hr_event_create");
     const [e0, e1] = [ev[0]!, ev2[0]!];
@@ -45,7 +47,8 @@ describe.skipIf(noGpu)("CUDA device layer", () => {
   test("async copies round-trip and range checks apply", () => {
     const n = 1 << 16;
     const src = new Float32Array(n).map((_, i) => i * 0.5 + 1);
-    const a = dev.alloc(n * 4), b = dev.alloc(n * 4);
+    const a = dev.alloc(n * 4),
+      b = dev.alloc(n * 4);
     dev.copyToDevice(a, src);
     ok(x.hr_memcpy_async(dev.handle, 2, b, a, n * 4), "hr_memcpy_async");
     ok(x.hr_stream_synchronize(dev.handle), "hr_stream_synchronize");
@@ -82,7 +85,8 @@ describe.skipIf(noGpu)("CUDA device layer", () => {
     const d3 = openCuda();
     try {
       const b = new Buffers(d3);
-      const xs = b.values(DType.F32, new Float32Array([1, 2, 3, 4])), w = b.values(DType.F32, new Float32Array([1, 1, 1, 1, 2, 0, 0, 0]));
+      const xs = b.values(DType.F32, new Float32Array([1, 2, 3, 4])),
+        w = b.values(DType.F32, new Float32Array([1, 1, 1, 1, 2, 0, 0, 0]));
       const y = b.poisoned(DType.F32, 2);
       new Ops(d3, DType.F32).matmul(y, xs, w, 0n, 1, 2, 4);
       expect(Array.from(b.read(DType.F32, y, 2))).toEqual([10, 2]);
@@ -120,7 +124,8 @@ describe.skipIf(noGpu)("CUDA device layer", () => {
     expect(Array.from(e.subarray(0, 8))).toEqual(new Array(8).fill(0.5));
     expect(e.subarray(8).every(Number.isNaN)).toBe(true);
     // kv_write: slot 1000 of 2x4 slots is skipped
-    const kc = b.poisoned(DType.BF16, 8 * 16), vc = b.poisoned(DType.BF16, 8 * 16);
+    const kc = b.poisoned(DType.BF16, 8 * 16),
+      vc = b.poisoned(DType.BF16, 8 * 16);
     const cache: PagedCache = { kCache: kc, vCache: vc, numBlocks: 2, blockSize: 4, numKvHeads: 1, headDim: 16 };
     const kv = b.values(DType.BF16, new Float32Array(2 * 16).fill(0.25));
     ops.kvWrite(cache, kv, kv, b.ints(new Int32Array([1000, 3])), 2);
@@ -129,8 +134,12 @@ describe.skipIf(noGpu)("CUDA device layer", () => {
     expect(kcv.filter((v) => !Number.isNaN(v)).length).toBe(16);
     // decode: a block id out of range -> that sequence's outputs are NaN; the other is exact
     const full: PagedCache = {
-      kCache: b.values(DType.BF16, new Float32Array(8 * 16).fill(0.5)), vCache: b.values(DType.BF16, new Float32Array(8 * 16).fill(0.125)),
-      numBlocks: 2, blockSize: 4, numKvHeads: 1, headDim: 16,
+      kCache: b.values(DType.BF16, new Float32Array(8 * 16).fill(0.5)),
+      vCache: b.values(DType.BF16, new Float32Array(8 * 16).fill(0.125)),
+      numBlocks: 2,
+      blockSize: 4,
+      numKvHeads: 1,
+      headDim: 16,
     };
     const q = b.values(DType.BF16, new Float32Array(2 * 2 * 16).fill(0.25));
     const dout = b.poisoned(DType.BF16, 2 * 2 * 16);

@@ -37,7 +37,8 @@ describe.skipIf(noGpu)("CUDA memory and capture safety", () => {
     try {
       const b = new Buffers(d);
       const ops = new Ops(d, DType.BF16);
-      const K = 1024, N = 1536;
+      const K = 1024,
+        N = 1536;
       const w = b.values(DType.BF16, new Float32Array(N * K).fill(0.01));
       const x = b.values(DType.BF16, new Float32Array(512 * K).fill(0.02));
       const y = b.poisoned(DType.BF16, 512 * N);
@@ -46,11 +47,14 @@ describe.skipIf(noGpu)("CUDA memory and capture safety", () => {
       const before = outsideAllocator([d, dev]);
       // many shapes: each may pick another algorithm; with the workspace dropped by
       // cublasSetStream, cuBLAS would take its own (unaccounted) per-stream workspace
-      for (let i = 0; i < 200; i++) ops.matmul(y, x, w, 0n, 1 + (i * 37) % 512, N - (i % 8) * 64, K);
+      for (let i = 0; i < 200; i++) ops.matmul(y, x, w, 0n, 1 + ((i * 37) % 512), N - (i % 8) * 64, K);
       d.synchronize();
       const set = GraphSet.create(d, [8, 4]);
       let exec = 0;
-      for (const B of [8, 4]) exec += set.capture(B, () => { for (let i = 0; i < 20; i++) ops.matmul(y, x, w, 0n, B * (i + 1), N, K); }).execBytes;
+      for (const B of [8, 4])
+        exec += set.capture(B, () => {
+          for (let i = 0; i < 20; i++) ops.matmul(y, x, w, 0n, B * (i + 1), N, K);
+        }).execBytes;
       for (let i = 0; i < 50; i++) set.replay(i % 2 ? 8 : 4);
       d.synchronize();
       const after = outsideAllocator([d, dev]);
@@ -85,7 +89,8 @@ describe.skipIf(noGpu)("CUDA memory and capture safety", () => {
     const other = openCuda();
     const x = cudaExtras();
     try {
-      const b = new Buffers(dev), ob = new Buffers(other);
+      const b = new Buffers(dev),
+        ob = new Buffers(other);
       const ops = new Ops(dev, DType.F32);
       const n = 4096;
       const src = b.floats32(new Float32Array(2 * n).fill(0.5));
@@ -106,8 +111,8 @@ describe.skipIf(noGpu)("CUDA memory and capture safety", () => {
       });
       set.replay(1);
       const got = b.read(DType.F32, out, n);
-      const s = 0.5 / (1 + Math.exp(-0.5)) * 0.5;
-      const want = s / (1 + Math.exp(-s)) * 0.5;
+      const s = (0.5 / (1 + Math.exp(-0.5))) * 0.5;
+      const want = (s / (1 + Math.exp(-s))) * 0.5;
       expect(Math.abs(got[0]! - want)).toBeLessThan(1e-5);
       expect(got.every((v) => Math.abs(v - want) < 1e-5)).toBe(true);
       set.destroy();
@@ -122,14 +127,24 @@ describe.skipIf(noGpu)("CUDA memory and capture safety", () => {
   test("graphs bound KV block ids by the blocks mapped at replay: NaN, then real values once mapped", () => {
     const b = new Buffers(dev);
     const ops = new Ops(dev, DType.BF16);
-    const bs = 16, hk = 2, d = 128, hq = 4;
+    const bs = 16,
+      hk = 2,
+      d = 128,
+      hq = 4;
     const blockBytes = bs * hk * d * 2;
     const reservedBlocks = 4096;
     const r = dev.reserveRegion(reservedBlocks * blockBytes, 2);
     const numBlocks = Math.floor(r.sliceStride / blockBytes);
     const mappedBlocks = r.granularity / blockBytes; // one granule (2 MiB on an H200): 256 blocks of 8 KiB
     dev.mapRegion(r.base, r.granularity);
-    const cache: PagedCache = { kCache: r.base, vCache: r.base + BigInt(r.sliceStride), numBlocks, blockSize: bs, numKvHeads: hk, headDim: d };
+    const cache: PagedCache = {
+      kCache: r.base,
+      vCache: r.base + BigInt(r.sliceStride),
+      numBlocks,
+      blockSize: bs,
+      numKvHeads: hk,
+      headDim: d,
+    };
     const q = b.values(DType.BF16, new Float32Array(hq * d).fill(0.25));
     const kv = b.values(DType.BF16, new Float32Array(hk * d).fill(0.5));
     const out = b.poisoned(DType.BF16, hq * d);
@@ -156,18 +171,27 @@ describe.skipIf(noGpu)("CUDA memory and capture safety", () => {
   test("decode: a bad block id in any warp's tokens (not only warp 0's) gives NaN, every time", () => {
     const b = new Buffers(dev);
     const ops = new Ops(dev, DType.BF16);
-    const bs = 4, hk = 1, d = 64, hq = 2, nb = 32, maxb = 16;
+    const bs = 4,
+      hk = 1,
+      d = 64,
+      hq = 2,
+      nb = 32,
+      maxb = 16;
     const cache: PagedCache = {
       kCache: b.values(DType.BF16, new Float32Array(nb * bs * hk * d).fill(0.5)),
       vCache: b.values(DType.BF16, new Float32Array(nb * bs * hk * d).fill(0.125)),
-      numBlocks: nb, blockSize: bs, numKvHeads: hk, headDim: d,
+      numBlocks: nb,
+      blockSize: bs,
+      numKvHeads: hk,
+      headDim: d,
     };
     const S = 64;
     const table = new Int32Array(S * maxb);
     for (let s = 0; s < S; s++) for (let j = 0; j < maxb; j++) table[s * maxb + j] = j;
     // tokens 32..63 of the first chunk are read by warp 1: a bad block there (block 12 = tokens 48..51)
     for (let s = 0; s < S; s += 2) table[s * maxb + 12] = 1000;
-    const bt = b.ints(table), lens = b.ints(new Int32Array(S).fill(60));
+    const bt = b.ints(table),
+      lens = b.ints(new Int32Array(S).fill(60));
     const q = b.values(DType.BF16, new Float32Array(S * hq * d).fill(0.25));
     const out = b.poisoned(DType.BF16, S * hq * d);
     for (let rep = 0; rep < 200; rep++) ops.attentionDecode(out, q, cache, bt, lens, 0n, 0, S, hq, maxb, 0, 0.1);
@@ -211,7 +235,9 @@ describe.skipIf(noGpu)("CUDA memory and capture safety", () => {
     const s = d.lib.sym;
     try {
       const bytes = 256 * MiB;
-      const hb = new BigUint64Array(1), eb = new BigUint64Array(1), done = new BigInt64Array(1);
+      const hb = new BigUint64Array(1),
+        eb = new BigUint64Array(1),
+        done = new BigInt64Array(1);
       d.lib.check(s.hr_host_alloc(d.handle, bytes, hb), "hr_host_alloc");
       d.lib.check(s.hr_copy_engine_create(d.handle, 1, eb), "hr_copy_engine_create");
       const dst = d.alloc(bytes);

@@ -28,16 +28,15 @@ function verify(c: Check, rtol: number, seed: number, against = "reference"): vo
   const { got, ref } = c;
   expect(got.length).toBe(ref.length);
   for (let i = 0; i < got.length; i++) {
-    const g = got[i]!, r = ref[i]!;
+    const g = got[i]!,
+      r = ref[i]!;
     const sc = typeof c.scale === "number" ? c.scale : c.scale[i]!;
     let ok: boolean;
     if (Number.isNaN(r)) ok = Number.isNaN(g);
     else if (c.exact) ok = g === r;
     else ok = Number.isFinite(g) && Math.abs(g - r) <= rtol * (Math.abs(r) + sc);
     if (!ok)
-      throw new Error(
-        `${c.what}[${i}] = ${g}, ${against} ${r} (bound ${c.exact ? "exact" : `${rtol} * (|ref| + ${sc})`}) [seed ${seed}]`,
-      );
+      throw new Error(`${c.what}[${i}] = ${g}, ${against} ${r} (bound ${c.exact ? "exact" : `${rtol} * (|ref| + ${sc})`}) [seed ${seed}]`);
   }
 }
 

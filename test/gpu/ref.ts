@@ -11,9 +11,15 @@ export function refEmbedding(table: Float32Array, ids: Int32Array, dim: number):
 
 /** RMSNorm (+ fused residual): returns out and the new x (x + residual). */
 export function refRmsNorm(
-  x: Float32Array, residual: Float32Array | null, w: Float32Array, rows: number, dim: number, eps: number,
+  x: Float32Array,
+  residual: Float32Array | null,
+  w: Float32Array,
+  rows: number,
+  dim: number,
+  eps: number,
 ): { out: Float64Array; x: Float64Array } {
-  const out = new Float64Array(rows * dim), nx = new Float64Array(rows * dim);
+  const out = new Float64Array(rows * dim),
+    nx = new Float64Array(rows * dim);
   for (let r = 0; r < rows; r++) {
     let ss = 0;
     for (let i = 0; i < dim; i++) {
@@ -29,7 +35,14 @@ export function refRmsNorm(
 
 /** RoPE in float64 on a copy of [T, H, d] rows `stride` apart; rotates the first rot dims. */
 export function refRope(
-  x: Float32Array, pos: Int32Array, invf: Float32Array, T: number, H: number, d: number, rot: number, gptj: boolean,
+  x: Float32Array,
+  pos: Int32Array,
+  invf: Float32Array,
+  T: number,
+  H: number,
+  d: number,
+  rot: number,
+  gptj: boolean,
   stride: number,
 ): Float64Array {
   const out = Float64Array.from(x);
@@ -37,9 +50,13 @@ export function refRope(
     for (let h = 0; h < H; h++) {
       const base = t * stride + h * d;
       for (let i = 0; i < rot / 2; i++) {
-        const ang = pos[t]! * invf[i]!, c = Math.cos(ang), s = Math.sin(ang);
-        const a = base + (gptj ? 2 * i : i), b = base + (gptj ? 2 * i + 1 : i + rot / 2);
-        const x0 = out[a]!, x1 = out[b]!;
+        const ang = pos[t]! * invf[i]!,
+          c = Math.cos(ang),
+          s = Math.sin(ang);
+        const a = base + (gptj ? 2 * i : i),
+          b = base + (gptj ? 2 * i + 1 : i + rot / 2);
+        const x0 = out[a]!,
+          x1 = out[b]!;
         out[a] = x0 * c - x1 * s;
         out[b] = x1 * c + x0 * s;
       }
@@ -50,7 +67,8 @@ export function refRope(
 /** llama3-style scaled inverse frequencies (the scaling is data for the kernel). */
 export function llama3InvFreq(rot: number, theta = 500000, factor = 8, low = 1, high = 4, orig = 8192): Float32Array {
   const out = new Float32Array(rot / 2);
-  const lowWl = orig / low, highWl = orig / high;
+  const lowWl = orig / low,
+    highWl = orig / high;
   for (let i = 0; i < rot / 2; i++) {
     const f = 1 / theta ** ((2 * i) / rot);
     const wl = (2 * Math.PI) / f;
@@ -68,7 +86,8 @@ export function refSiluMul(gu: Float32Array, rows: number, inter: number, stride
   const out = new Float64Array(rows * inter);
   for (let r = 0; r < rows; r++)
     for (let i = 0; i < inter; i++) {
-      const g = gu[r * stride + i]!, u = gu[r * stride + upOff + i]!;
+      const g = gu[r * stride + i]!,
+        u = gu[r * stride + upOff + i]!;
       out[r * inter + i] = (g / (1 + Math.exp(-g))) * u;
     }
   return out;
@@ -76,13 +95,21 @@ export function refSiluMul(gu: Float32Array, rows: number, inter: number, stride
 
 /** y = x[rows] . w^T (+ bias), and per-element sum |x w| (+|bias|) for error bounds. */
 export function refMatmul(
-  x: Float32Array, rows: Int32Array | null, w: Float32Array, bias: Float32Array | null, m: number, n: number, k: number,
+  x: Float32Array,
+  rows: Int32Array | null,
+  w: Float32Array,
+  bias: Float32Array | null,
+  m: number,
+  n: number,
+  k: number,
 ): { y: Float64Array; mag: Float64Array } {
-  const y = new Float64Array(m * n), mag = new Float64Array(m * n);
+  const y = new Float64Array(m * n),
+    mag = new Float64Array(m * n);
   for (let i = 0; i < m; i++) {
     const xr = (rows ? rows[i]! : i) * k;
     for (let j = 0; j < n; j++) {
-      let s = bias ? bias[j]! : 0, a = bias ? Math.abs(bias[j]!) : 0;
+      let s = bias ? bias[j]! : 0,
+        a = bias ? Math.abs(bias[j]!) : 0;
       for (let l = 0; l < k; l++) {
         const p = x[xr + l]! * w[j * k + l]!;
         s += p;
@@ -105,8 +132,18 @@ export interface PagedKv {
 
 /** Attention of one query over keys 0..n-1 of a sequence through its block table row. */
 export function refAttend(
-  out: Float64Array, outOff: number, q: Float32Array, qOff: number, kv: PagedKv, bt: Int32Array, btOff: number,
-  kvh: number, n: number, scale: number, window = 0, softcap = 0,
+  out: Float64Array,
+  outOff: number,
+  q: Float32Array,
+  qOff: number,
+  kv: PagedKv,
+  bt: Int32Array,
+  btOff: number,
+  kvh: number,
+  n: number,
+  scale: number,
+  window = 0,
+  softcap = 0,
 ): void {
   const { bs, hk, d } = kv;
   const sc = new Float64Array(n).fill(-Infinity);
@@ -135,10 +172,20 @@ export function refAttend(
 
 /** Decode: out [B, hq, d]. */
 export function refDecode(
-  q: Float32Array, kv: PagedKv, bt: Int32Array, seqLens: Int32Array, B: number, hq: number, maxb: number,
-  scale: number, qStride: number, window = 0, softcap = 0,
+  q: Float32Array,
+  kv: PagedKv,
+  bt: Int32Array,
+  seqLens: Int32Array,
+  B: number,
+  hq: number,
+  maxb: number,
+  scale: number,
+  qStride: number,
+  window = 0,
+  softcap = 0,
 ): Float64Array {
-  const d = kv.d, g = hq / kv.hk;
+  const d = kv.d,
+    g = hq / kv.hk;
   const out = new Float64Array(B * hq * d);
   for (let s = 0; s < B; s++)
     for (let h = 0; h < hq; h++)
@@ -148,15 +195,29 @@ export function refDecode(
 
 /** Prefill with causal mask over cached prefix: rows covered by qsl are written, others NaN. */
 export function refPrefill(
-  q: Float32Array, kv: PagedKv, bt: Int32Array, seqLens: Int32Array, qsl: Int32Array, B: number, T: number,
-  hq: number, maxb: number, scale: number, qStride: number, window = 0, softcap = 0,
+  q: Float32Array,
+  kv: PagedKv,
+  bt: Int32Array,
+  seqLens: Int32Array,
+  qsl: Int32Array,
+  B: number,
+  T: number,
+  hq: number,
+  maxb: number,
+  scale: number,
+  qStride: number,
+  window = 0,
+  softcap = 0,
 ): Float64Array {
-  const d = kv.d, g = hq / kv.hk;
+  const d = kv.d,
+    g = hq / kv.hk;
   const out = new Float64Array(T * hq * d).fill(NaN);
   for (let s = 0; s < B; s++) {
-    const qlen = qsl[s + 1]! - qsl[s]!, L = seqLens[s]!;
+    const qlen = qsl[s + 1]! - qsl[s]!,
+      L = seqLens[s]!;
     for (let i = 0; i < qlen; i++) {
-      const row = qsl[s]! + i, pos = L - qlen + i;
+      const row = qsl[s]! + i,
+        pos = L - qlen + i;
       for (let h = 0; h < hq; h++)
         refAttend(out, (row * hq + h) * d, q, row * qStride + h * d, kv, bt, s * maxb, Math.floor(h / g), pos + 1, scale, window, softcap);
     }

@@ -49,7 +49,9 @@ function makeInputs(rng: Rng, rows: number, vocab: number, gen: Gen): SampleInpu
   const ks = [0, 1, 50, vocab, 20];
   const ps = [1, 0.9, 0.1, 0, 0.5];
   const us = [0, 0.999999, 1, NaN];
-  const temp = new Float32Array(rows), topP = new Float32Array(rows), u = new Float32Array(rows);
+  const temp = new Float32Array(rows),
+    topP = new Float32Array(rows),
+    u = new Float32Array(rows);
   const topK = new Int32Array(rows);
   for (let r = 0; r < rows; r++) {
     temp[r] = temps[(r + rng.int(3)) % temps.length]!;
@@ -65,14 +67,16 @@ function runOn(dev: Device, x: SampleInputs): [Int32Array, Int32Array] {
   const b = new Buffers(dev);
   const ops = new Ops(dev);
   try {
-    const out = b.alloc(x.rows * 4), outAm = b.alloc(x.rows * 4);
+    const out = b.alloc(x.rows * 4),
+      outAm = b.alloc(x.rows * 4);
     dev.memset(out, 0xff, x.rows * 4); // -1
     dev.memset(outAm, 0xff, x.rows * 4);
     const logits = b.floats32(x.logits);
     ops.sample(out, logits, b.floats32(x.temp), b.ints(x.topK), b.floats32(x.topP), b.floats32(x.u), x.rows, x.vocab);
     ops.argmax(outAm, logits, x.rows, x.vocab);
     dev.synchronize();
-    const got = new Int32Array(x.rows), am = new Int32Array(x.rows);
+    const got = new Int32Array(x.rows),
+      am = new Int32Array(x.rows);
     dev.copyFromDevice(got, out);
     dev.copyFromDevice(am, outAm);
     return [got, am];
@@ -155,13 +159,18 @@ describe.skipIf(noGpu)("CUDA sampling vs the CPU executor (ids equal)", () => {
   test("a CUDA graph captures hr_op_sample; replays on new inputs equal the CPU executor", () => {
     const seed = caseSeed(99);
     const rng = new Rng(seed);
-    const rows = 32, vocab = 32000;
+    const rows = 32,
+      vocab = 32000;
     const b = new Buffers(gpu);
     const ops = new Ops(gpu);
     const set = GraphSet.create(gpu, [rows]);
     try {
-      const logits = b.alloc(rows * vocab * 4), temp = b.alloc(rows * 4), topK = b.alloc(rows * 4);
-      const topP = b.alloc(rows * 4), u = b.alloc(rows * 4), out = b.alloc(rows * 4);
+      const logits = b.alloc(rows * vocab * 4),
+        temp = b.alloc(rows * 4),
+        topK = b.alloc(rows * 4);
+      const topP = b.alloc(rows * 4),
+        u = b.alloc(rows * 4),
+        out = b.alloc(rows * 4);
       set.capture(rows, () => ops.sample(out, logits, temp, topK, topP, u, rows, vocab));
       for (let rep = 0; rep < 3; rep++) {
         const x = makeInputs(rng, rows, vocab, rep === 1 ? "ties" : "uniform");

@@ -70,7 +70,8 @@ function runOn(dev: Device, x: MaskInputs): Float32Array {
 function expectBitEqual(what: string, got: Float32Array, want: Float32Array, seed: number): void {
   const g = new Uint32Array(got.buffer, got.byteOffset, got.length);
   const w = new Uint32Array(want.buffer, want.byteOffset, want.length);
-  for (let i = 0; i < g.length; i++) if (g[i] !== w[i]) throw new Error(`${what}: element ${i}: CUDA ${got[i]}, CPU ${want[i]} [seed ${seed}]`);
+  for (let i = 0; i < g.length; i++)
+    if (g[i] !== w[i]) throw new Error(`${what}: element ${i}: CUDA ${got[i]}, CPU ${want[i]} [seed ${seed}]`);
 }
 
 const CASES: { logitsRows: number; vocab: number; density: number; idx: boolean; big?: boolean }[] = [
@@ -130,12 +131,16 @@ describe.skipIf(noGpu)("CUDA token bitmask vs the CPU executor (bit-identical)",
   test("a CUDA graph captures the op; replays with restaged masks equal the CPU executor", () => {
     const seed = caseSeed(99);
     const rng = new Rng(seed);
-    const logitsRows = 16, vocab = 32000, words = Math.ceil(vocab / 32);
+    const logitsRows = 16,
+      vocab = 32000,
+      words = Math.ceil(vocab / 32);
     const b = new Buffers(gpu);
     const ops = new Ops(gpu);
     const set = GraphSet.create(gpu, [logitsRows]);
     try {
-      const logits = b.alloc(logitsRows * vocab * 4), mask = b.alloc(logitsRows * words * 4), idx = b.alloc(logitsRows * 4);
+      const logits = b.alloc(logitsRows * vocab * 4),
+        mask = b.alloc(logitsRows * words * 4),
+        idx = b.alloc(logitsRows * 4);
       set.capture(logitsRows, () => ops.applyTokenBitmask(logits, logitsRows, mask, idx, logitsRows - 1, vocab));
       for (let rep = 0; rep < 3; rep++) {
         const x = makeInputs(rng, logitsRows, vocab, 1 + rep, true);

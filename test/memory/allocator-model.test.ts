@@ -18,7 +18,13 @@ function prng(seed: number): () => number {
 }
 
 describe("allocator model", () => {
-  for (const [seed, capacity] of [[1, 512 * MiB], [2, 512 * MiB], [3, 48 * MiB], [4, 24 * MiB], [5, 1024 * MiB]] as const) {
+  for (const [seed, capacity] of [
+    [1, 512 * MiB],
+    [2, 512 * MiB],
+    [3, 48 * MiB],
+    [4, 24 * MiB],
+    [5, 1024 * MiB],
+  ] as const) {
     test(`seed ${seed}, capacity ${capacity / MiB} MiB: predicted allocated/reserved/blocks equal the real allocator`, () => {
       const rand = prng(seed);
       const sizes: number[] = [];
@@ -34,7 +40,7 @@ describe("allocator model", () => {
         for (let i = 0; i < 60; i++) {
           const s = pick();
           let ok = true;
-          let before = dev.stats().allocatedBytes.current;
+          const before = dev.stats().allocatedBytes.current;
           try {
             dev.alloc(s);
           } catch {

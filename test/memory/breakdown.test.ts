@@ -6,7 +6,18 @@ import type { MemoryProfilingResult } from "../../src/memory/profiling.ts";
 import type { MemorySnapshot } from "../../src/memory/snapshot.ts";
 
 const snap = (o: Partial<MemorySnapshot>): MemorySnapshot => {
-  const s = { timestamp: 0, totalBytes: 1000, freeBytes: 0, usedBytes: 0, reservedBytes: 0, allocatedBytes: 0, peakAllocatedBytes: 0, kvMappedBytes: 0, nonAllocatorBytes: 0, ...o };
+  const s = {
+    timestamp: 0,
+    totalBytes: 1000,
+    freeBytes: 0,
+    usedBytes: 0,
+    reservedBytes: 0,
+    allocatedBytes: 0,
+    peakAllocatedBytes: 0,
+    kvMappedBytes: 0,
+    nonAllocatorBytes: 0,
+    ...o,
+  };
   return { ...s, usedBytes: s.totalBytes - s.freeBytes, nonAllocatorBytes: s.totalBytes - s.freeBytes - s.reservedBytes - s.kvMappedBytes };
 };
 
@@ -22,7 +33,13 @@ describe("memoryBreakdown", () => {
       const nowFixed = { ...now, totalBytes: free! + other1! + reserved + kv! + nonAlloc! + graphs! };
       nowFixed.usedBytes = nowFixed.totalBytes - nowFixed.freeBytes;
       nowFixed.nonAllocatorBytes = nowFixed.usedBytes - reserved - kv!;
-      const profile = { baseline: { ...base, nonAllocatorBytes: other1! }, weightsBytes: weights!, peakActivationBytes: act!, nonAllocatorIncreaseBytes: nonAlloc!, graphBytes: graphs! } as MemoryProfilingResult;
+      const profile = {
+        baseline: { ...base, nonAllocatorBytes: other1! },
+        weightsBytes: weights!,
+        peakActivationBytes: act!,
+        nonAllocatorIncreaseBytes: nonAlloc!,
+        graphBytes: graphs!,
+      } as MemoryProfilingResult;
       const kvUsed = Math.floor(kv! / 2);
       const b = memoryBreakdown(nowFixed, profile, kvUsed);
       expect(b.other_processes).toBe(other1!);

@@ -29,7 +29,10 @@ describe("the table", () => {
   test("one row per flag; every engine row reaches the engine", () => {
     const flags = OPTION_ROWS.map((r) => r.flag);
     expect(new Set(flags).size).toBe(flags.length);
-    const o = parseServeOptions(["--max-cudagraph-capture-size", "8", "--cpu-offload-trigger-percent", "50", "--dtype", "float32", "--served-model-name", "x"], {});
+    const o = parseServeOptions(
+      ["--max-cudagraph-capture-size", "8", "--cpu-offload-trigger-percent", "50", "--dtype", "float32", "--served-model-name", "x"],
+      {},
+    );
     const e = engineOptionsFrom(o) as unknown as Record<string, unknown>;
     for (const r of OPTION_ROWS) {
       if (r.engine) expect({ key: r.key, v: e[r.key] }).toEqual({ key: r.key, v: (o as unknown as Record<string, unknown>)[r.key] });
@@ -43,7 +46,16 @@ describe("the table", () => {
   test("the HTTP plan body is exactly the plan rows (+ config)", () => {
     const props = Object.keys(planBodySchema().properties).sort();
     expect(props).toEqual([...PLAN_ROWS.map(planField), "config"].sort());
-    for (const f of ["dtype", "cpu_offload_gb", "cpu_offload_trigger_percent", "offload_prefetch_layers", "max_cudagraph_capture_size", "backend", "device_memory_bytes"]) expect(props).toContain(f);
+    for (const f of [
+      "dtype",
+      "cpu_offload_gb",
+      "cpu_offload_trigger_percent",
+      "offload_prefetch_layers",
+      "max_cudagraph_capture_size",
+      "backend",
+      "device_memory_bytes",
+    ])
+      expect(props).toContain(f);
   });
 });
 
@@ -55,7 +67,15 @@ describe("headroom plan: the same flags and checks as serve", () => {
   });
 
   test("values serve refuses, plan refuses with serve's message", () => {
-    for (const [flag, value] of [["max-num-seqs", "0"], ["block-size", "0"], ["block-size", "2048"], ["gpu-memory-utilization", "1.5"], ["offload-prefetch-layers", "0"], ["cpu-offload-gb", "-1"], ["max-model-len", "x"]] as const) {
+    for (const [flag, value] of [
+      ["max-num-seqs", "0"],
+      ["block-size", "0"],
+      ["block-size", "2048"],
+      ["gpu-memory-utilization", "1.5"],
+      ["offload-prefetch-layers", "0"],
+      ["cpu-offload-gb", "-1"],
+      ["max-model-len", "x"],
+    ] as const) {
       const plan = planCli(["--model", SPEC, `--${flag}`, value]);
       expect({ flag, value, code: plan.code }).toEqual({ flag, value, code: 2 });
       let serveMessage = "";
@@ -70,7 +90,21 @@ describe("headroom plan: the same flags and checks as serve", () => {
   });
 
   test("plan-only rows of the table work on the command line (capture cap, dtype, offload)", () => {
-    const r = planCli(["--model", SPEC, "--device", "cuda", "--device-memory", "1GiB", "--max-cudagraph-capture-size", "4", "--dtype", "float16", "--cpu-offload-gb", "0.0001", "--json"]);
+    const r = planCli([
+      "--model",
+      SPEC,
+      "--device",
+      "cuda",
+      "--device-memory",
+      "1GiB",
+      "--max-cudagraph-capture-size",
+      "4",
+      "--dtype",
+      "float16",
+      "--cpu-offload-gb",
+      "0.0001",
+      "--json",
+    ]);
     expect(r.code).toBe(0);
     const j = JSON.parse(r.out) as { inputs: { capture_sizes: number[] }; plan: { computeDtype: string; offloadLayers: number } };
     expect(j.inputs.capture_sizes).toEqual([1, 2, 4]);
@@ -82,7 +116,9 @@ describe("headroom plan: the same flags and checks as serve", () => {
 describe("POST /v1/memory/plan", () => {
   let s: TestServer;
   beforeAll(async () => {
-    s = await startTestServer({ options: { ...defaultServeOptions(), maxNumSeqs: 8, blockSize: 32, maxModelLen: 128, enforceEager: true } });
+    s = await startTestServer({
+      options: { ...defaultServeOptions(), maxNumSeqs: 8, blockSize: 32, maxModelLen: 128, enforceEager: true },
+    });
   });
   afterAll(async () => await s.close());
   const plan = (body: Record<string, unknown>) => postJson(`${s.url}/v1/memory/plan`, { model: SPEC, ...body });
@@ -91,12 +127,21 @@ describe("POST /v1/memory/plan", () => {
     const r = await plan({});
     expect(r.status).toBe(200);
     const j = (await r.json()) as { inputs: Record<string, unknown>; plan: { backend: string; computeDtype: string } };
-    expect(j.inputs).toMatchObject({ max_num_seqs: 8, block_size: 32, max_model_len: 128, capture_sizes: [], backend: "cpu", device_memory_bytes: 2 ** 30 });
+    expect(j.inputs).toMatchObject({
+      max_num_seqs: 8,
+      block_size: 32,
+      max_model_len: 128,
+      capture_sizes: [],
+      backend: "cpu",
+      device_memory_bytes: 2 ** 30,
+    });
     expect(j.plan.computeDtype).toBe("f32");
   });
 
   test("dtype, offload and capture fields are planned, not dropped", async () => {
-    const j = (await (await plan({ backend: "cuda", dtype: "float16", cpu_offload_gb: 0.0001, enforce_eager: false, max_cudagraph_capture_size: 2 })).json()) as {
+    const j = (await (
+      await plan({ backend: "cuda", dtype: "float16", cpu_offload_gb: 0.0001, enforce_eager: false, max_cudagraph_capture_size: 2 })
+    ).json()) as {
       inputs: { capture_sizes: number[] };
       plan: { computeDtype: string; offloadLayers: number; offload: { mode: string } };
     };
@@ -107,7 +152,15 @@ describe("POST /v1/memory/plan", () => {
   });
 
   test("the same limits as the flags (400)", async () => {
-    for (const body of [{ max_num_seqs: 0 }, { block_size: 2048 }, { gpu_memory_utilization: 1.5 }, { offload_prefetch_layers: 0 }, { dtype: "int8" }, { backend: "tpu" }, { device_memory_bytes: 0 }]) {
+    for (const body of [
+      { max_num_seqs: 0 },
+      { block_size: 2048 },
+      { gpu_memory_utilization: 1.5 },
+      { offload_prefetch_layers: 0 },
+      { dtype: "int8" },
+      { backend: "tpu" },
+      { device_memory_bytes: 0 },
+    ]) {
       const r = await plan(body);
       expect({ body, status: r.status }).toEqual({ body, status: 400 });
     }

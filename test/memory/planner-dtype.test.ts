@@ -44,7 +44,11 @@ function input(spec: string, over: Partial<PlanInput> = {}): PlanInput {
 
 describe("planner compute dtype (pure, no device)", () => {
   for (const spec of SPECS) {
-    for (const [dtype, req] of [["bf16", undefined], ["f16", "f16"], ["f32", "f32"]] as const) {
+    for (const [dtype, req] of [
+      ["bf16", undefined],
+      ["f16", "f16"],
+      ["f32", "f32"],
+    ] as const) {
       test(`${spec.slice(10)}: cuda ${req ? `computeDtype ${req}` : "default"} -> ${dtype}; predictions = weightLayout/planArena/allocator model`, () => {
         const p = input(spec, req ? { computeDtype: req } : {});
         const eb = dtype === "f32" ? 4 : 2;
@@ -75,7 +79,8 @@ describe("planner compute dtype (pure, no device)", () => {
         const kvSpec = kvSpecFor(cfg, p.blockSize, eb);
         expect(plan.kvBytesPerBlock).toBe(bytesPerBlock(kvSpec));
         expect(plan.kvBytesPerBlock).toBe(2 * cfg.numLayers * p.blockSize * cfg.numKvHeads * cfg.headDim * eb);
-        const budget = Math.floor(p.deviceMemoryBytes * p.gpuMemoryUtilization) - (fp.reserved + 600 * MiB) - safetyMarginBytes(p.deviceMemoryBytes);
+        const budget =
+          Math.floor(p.deviceMemoryBytes * p.gpuMemoryUtilization) - (fp.reserved + 600 * MiB) - safetyMarginBytes(p.deviceMemoryBytes);
         expect(plan.kvBudgetBytes).toBe(budget);
         const kv = sizeKvCache(budget, kvSpec, 2 * MiB, p.maxModelLen);
         expect([plan.kvBlocks, plan.kvTokens, plan.kvMappedBytes]).toEqual([kv.numBlocks, kv.tokens, kv.mappedBytes]);
@@ -96,7 +101,9 @@ describe("planner compute dtype (pure, no device)", () => {
     expect(planFromRequest({ model: SPECS[1], deviceMemoryBytes: 8 * GiB }).plan.computeDtype).toBe("bf16");
     expect(planFromRequest({ model: SPECS[1], deviceMemoryBytes: 8 * GiB, dtype: "float16" }).plan.computeDtype).toBe("f16");
     expect(planFromRequest({ model: SPECS[1], backend: "cpu", deviceMemoryBytes: 8 * GiB }).plan.computeDtype).toBe("f32");
-    expect(() => planFromRequest({ model: SPECS[1], backend: "cpu", deviceMemoryBytes: 8 * GiB, dtype: "bfloat16" })).toThrow(/float32 only/);
+    expect(() => planFromRequest({ model: SPECS[1], backend: "cpu", deviceMemoryBytes: 8 * GiB, dtype: "bfloat16" })).toThrow(
+      /float32 only/,
+    );
   });
 });
 
@@ -120,10 +127,26 @@ describe.skipIf(!dev)("2-byte weights and arena on a fresh caching allocator equ
       const ws = openModel(SPECS[1]).weights;
       const limits = batchLimitsFor(512, 8, 256, 16);
       const out = new BigUint64Array(1);
-      d.lib.check(d.lib.sym.hr_paged_attention_workspace_bytes(2, limits.maxSeqs, ws.config.numHeads, ws.config.headDim, limits.maxBlocksPerSeq, 16, DECODE_PARTITION_SIZE, out), "ws");
+      d.lib.check(
+        d.lib.sym.hr_paged_attention_workspace_bytes(
+          2,
+          limits.maxSeqs,
+          ws.config.numHeads,
+          ws.config.headDim,
+          limits.maxBlocksPerSeq,
+          16,
+          DECODE_PARTITION_SIZE,
+          out,
+        ),
+        "ws",
+      );
       const plan = planMemory({
         ...input(SPECS[1]!, { computeDtype: dtype }),
-        deviceMemoryBytes: 512 * MiB, maxModelLen: 512, maxNumSeqs: 8, maxNumBatchedTokens: 256, attentionWorkspaceBytes: Number(out[0]),
+        deviceMemoryBytes: 512 * MiB,
+        maxModelLen: 512,
+        maxNumSeqs: 8,
+        maxNumBatchedTokens: 256,
+        attentionWorkspaceBytes: Number(out[0]),
       });
       const w = uploadWeights(d, ws, { dtype });
       const afterWeights = d.stats().allocatedBytes.current;

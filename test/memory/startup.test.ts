@@ -60,7 +60,19 @@ function fullLoad(s: StartedEngine, n: number): void {
     const req: GenerateRequest = {
       requestId: `r${i}`,
       promptTokenIds: Array.from({ length: len - 4 }, (_, j) => 3 + ((i * 31 + j * 7) % 250)),
-      params: { temperature: 0.7, topP: 0.9, topK: 0, minP: 0, seed: i, maxTokens: 4, stopTokenIds: [], ignoreEos: true, presencePenalty: 0, frequencyPenalty: 0, repetitionPenalty: 1 },
+      params: {
+        temperature: 0.7,
+        topP: 0.9,
+        topK: 0,
+        minP: 0,
+        seed: i,
+        maxTokens: 4,
+        stopTokenIds: [],
+        ignoreEos: true,
+        presencePenalty: 0,
+        frequencyPenalty: 0,
+        repetitionPenalty: 1,
+      },
     };
     core.add(req);
   }

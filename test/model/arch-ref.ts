@@ -19,10 +19,17 @@ interface Dims {
 }
 
 function dims(c: Json): Dims {
-  const H = c.hidden_size, nh = c.num_attention_heads;
+  const H = c.hidden_size,
+    nh = c.num_attention_heads;
   return {
-    H, nh, nkv: c.num_key_value_heads ?? nh, hd: c.head_dim ?? H / nh, I: c.intermediate_size, V: c.vocab_size,
-    L: c.num_hidden_layers, eps: c.rms_norm_eps ?? 1e-6,
+    H,
+    nh,
+    nkv: c.num_key_value_heads ?? nh,
+    hd: c.head_dim ?? H / nh,
+    I: c.intermediate_size,
+    V: c.vocab_size,
+    L: c.num_hidden_layers,
+    eps: c.rms_norm_eps ?? 1e-6,
   };
 }
 
@@ -56,7 +63,7 @@ export function refRope(c: Json, scaling: Json | null, theta: number, seqLen: nu
   const d = dims(c).hd;
   const inv = new Float64Array(d / 2);
   for (let i = 0; i < d / 2; i++) inv[i] = 1 / theta ** ((2 * i) / d);
-  const type = scaling ? scaling.rope_type ?? scaling.type : "default";
+  const type = scaling ? (scaling.rope_type ?? scaling.type) : "default";
   const maxPos = c.max_position_embeddings;
   if (type === "default") return { inv, af: 1 };
   if (type === "linear") return { inv: inv.map((f) => f / scaling!.factor), af: 1 };
@@ -74,10 +81,13 @@ export function refRope(c: Json, scaling: Json | null, theta: number, seqLen: nu
     }
     const ms = (s: number, m = 1) => (s <= 1 ? 1 : 0.1 * m * Math.log(s) + 1);
     let af = scaling!.attention_factor;
-    if (af === undefined || af === null) af = scaling!.mscale && scaling!.mscale_all_dim ? ms(factor, scaling!.mscale) / ms(factor, scaling!.mscale_all_dim) : ms(factor);
-    const bf = scaling!.beta_fast || 32, bs = scaling!.beta_slow || 1;
+    if (af === undefined || af === null)
+      af = scaling!.mscale && scaling!.mscale_all_dim ? ms(factor, scaling!.mscale) / ms(factor, scaling!.mscale_all_dim) : ms(factor);
+    const bf = scaling!.beta_fast || 32,
+      bs = scaling!.beta_slow || 1;
     const cd = (rot: number) => (d * Math.log(orig / (rot * 2 * Math.PI))) / (2 * Math.log(theta));
-    let lo = Math.floor(cd(bf)), hi = Math.ceil(cd(bs));
+    let lo = Math.floor(cd(bf)),
+      hi = Math.ceil(cd(bs));
     if (scaling!.truncate === false) [lo, hi] = [cd(bf), cd(bs)];
     lo = Math.max(lo, 0);
     hi = Math.min(hi, d - 1);
@@ -137,7 +147,14 @@ export function refForward(c: Json, W: Tensors, tokens: number[]): Float64Array[
     return v;
   });
   const scaling = sandwich ? (c.query_pre_attn_scalar ?? 256) ** -0.5 : hd ** -0.5;
-  const softcap = mt === "gemma2" ? (c.attn_logit_softcapping === undefined ? 50 : c.attn_logit_softcapping) : mt === "gemma3_text" ? c.attn_logit_softcapping ?? null : null;
+  const softcap =
+    mt === "gemma2"
+      ? c.attn_logit_softcapping === undefined
+        ? 50
+        : c.attn_logit_softcapping
+      : mt === "gemma3_text"
+        ? (c.attn_logit_softcapping ?? null)
+        : null;
   const theta = c.rope_theta ?? (mt === "gemma3_text" ? 1e6 : 10000);
   const globalRope = refRope(c, c.rope_scaling ?? null, theta, T);
   const localRope = mt === "gemma3_text" ? refRope(c, null, c.rope_local_base_freq ?? 10000, T) : globalRope;
@@ -147,7 +164,9 @@ export function refForward(c: Json, W: Tensors, tokens: number[]): Float64Array[
     const p = `model.layers.${l}.`;
     const win = refLayerWindow(c, l);
     const rope = mt === "gemma3_text" && win > 0 ? localRope : globalRope;
-    const qs: Float64Array[] = [], ks: Float64Array[] = [], vs: Float64Array[] = [];
+    const qs: Float64Array[] = [],
+      ks: Float64Array[] = [],
+      vs: Float64Array[] = [];
     for (let t = 0; t < T; t++) {
       const h = rmsNorm(xs[t]!, get(`${p}input_layernorm.weight`), eps, gemma);
       let q: Float64Array, k: Float64Array, v: Float64Array;
@@ -163,18 +182,27 @@ export function refForward(c: Json, W: Tensors, tokens: number[]): Float64Array[
         v = linear(get(`${p}self_attn.v_proj.weight`), h, nkv * hd, 0, bias("v"));
       }
       if (mt === "qwen3" || mt === "gemma3_text") {
-        for (const [vec, n, w] of [[q, nh, "q_norm"], [k, nkv, "k_norm"]] as const) {
-          for (let hh = 0; hh < n; hh++) vec.set(rmsNorm(vec.slice(hh * hd, (hh + 1) * hd), get(`${p}self_attn.${w}.weight`), eps, gemma), hh * hd);
+        for (const [vec, n, w] of [
+          [q, nh, "q_norm"],
+          [k, nkv, "k_norm"],
+        ] as const) {
+          for (let hh = 0; hh < n; hh++)
+            vec.set(rmsNorm(vec.slice(hh * hd, (hh + 1) * hd), get(`${p}self_attn.${w}.weight`), eps, gemma), hh * hd);
         }
       }
       // apply_rotary_pos_emb: x * cos + rotate_half(x) * sin, cos/sin scaled by the attention factor
-      for (const [vec, n] of [[q, nh], [k, nkv]] as const) {
+      for (const [vec, n] of [
+        [q, nh],
+        [k, nkv],
+      ] as const) {
         for (let hh = 0; hh < n; hh++) {
           const o = hh * hd;
           for (let i = 0; i < hd / 2; i++) {
             const ang = t * rope.inv[i]!;
-            const cs = Math.cos(ang) * rope.af, sn = Math.sin(ang) * rope.af;
-            const a = vec[o + i]!, b = vec[o + i + hd / 2]!;
+            const cs = Math.cos(ang) * rope.af,
+              sn = Math.sin(ang) * rope.af;
+            const a = vec[o + i]!,
+              b = vec[o + i + hd / 2]!;
             vec[o + i] = a * cs - b * sn;
             vec[o + i + hd / 2] = b * cs + a * sn;
           }
@@ -204,7 +232,8 @@ export function refForward(c: Json, W: Tensors, tokens: number[]): Float64Array[
         const mx = Math.max(...sc);
         const e = sc.map((s) => Math.exp(s - mx));
         const sum = e.reduce((a, b) => a + b, 0);
-        for (let j = 0; j <= t; j++) for (let i = 0; i < hd; i++) attn[hh * hd + i] = attn[hh * hd + i]! + (e[j]! / sum) * vs[j]![kvh * hd + i]!;
+        for (let j = 0; j <= t; j++)
+          for (let i = 0; i < hd; i++) attn[hh * hd + i] = attn[hh * hd + i]! + (e[j]! / sum) * vs[j]![kvh * hd + i]!;
       }
       let o = linear(get(`${p}self_attn.o_proj.weight`), attn, H);
       if (sandwich) o = rmsNorm(o, get(`${p}post_attention_layernorm.weight`), eps, true);
@@ -219,8 +248,8 @@ export function refForward(c: Json, W: Tensors, tokens: number[]): Float64Array[
         gate = linear(get(`${p}mlp.gate_proj.weight`), h, I);
         up = linear(get(`${p}mlp.up_proj.weight`), h, I);
       }
-      const act = gate.map((a, i) =>
-        (gemma ? 0.5 * a * (1 + Math.tanh(Math.sqrt(2 / Math.PI) * (a + 0.044715 * a ** 3))) : a / (1 + Math.exp(-a))) * up[i]!,
+      const act = gate.map(
+        (a, i) => (gemma ? 0.5 * a * (1 + Math.tanh(Math.sqrt(2 / Math.PI) * (a + 0.044715 * a ** 3))) : a / (1 + Math.exp(-a))) * up[i]!,
       );
       let m = linear(get(`${p}mlp.down_proj.weight`), act, H);
       if (sandwich) m = rmsNorm(m, get(`${p}post_feedforward_layernorm.weight`), eps, true);
@@ -230,7 +259,14 @@ export function refForward(c: Json, W: Tensors, tokens: number[]): Float64Array[
   }
   const tie = c.tie_word_embeddings ?? gemma;
   const head = tie ? E : get("lm_head.weight");
-  const finalCap = mt === "gemma2" ? (c.final_logit_softcapping === undefined ? 30 : c.final_logit_softcapping) : mt === "gemma3_text" ? c.final_logit_softcapping ?? null : null;
+  const finalCap =
+    mt === "gemma2"
+      ? c.final_logit_softcapping === undefined
+        ? 30
+        : c.final_logit_softcapping
+      : mt === "gemma3_text"
+        ? (c.final_logit_softcapping ?? null)
+        : null;
   return xs.map((x) => {
     const logits = linear(head, rmsNorm(x, get("model.norm.weight"), eps, gemma), V);
     if (finalCap) for (let i = 0; i < V; i++) logits[i] = Math.tanh(logits[i]! / finalCap) * finalCap;

@@ -20,7 +20,16 @@ export interface Run {
 }
 
 /** Prefill `prompt` in `chunks`, then `steps` greedy decode steps, through the paged KV path. */
-export function runModel(d: Device, ws: WeightSet, prompt: number[], chunks: number[], steps: number, maxModelLen: number, dtype: ComputeDtype = "f32", bs = 4): Run {
+export function runModel(
+  d: Device,
+  ws: WeightSet,
+  prompt: number[],
+  chunks: number[],
+  steps: number,
+  maxModelLen: number,
+  dtype: ComputeDtype = "f32",
+  bs = 4,
+): Run {
   const cfg = ws.config;
   const w = uploadWeights(d, ws, { dtype });
   const ops = new Ops(d, DTYPE_CODE[dtype]);
@@ -41,10 +50,14 @@ export function runModel(d: Device, ws: WeightSet, prompt: number[], chunks: num
       const n = ids.length;
       const pos = Int32Array.from({ length: n }, (_, i) => done + i);
       m.stage({
-        inputIds: Int32Array.from(ids), positions: pos,
+        inputIds: Int32Array.from(ids),
+        positions: pos,
         slotMapping: pos.map((p) => table[Math.floor(p / bs)]! * bs + (p % bs)),
-        queryStartLoc: Int32Array.from([0, n]), seqLens: Int32Array.from([done + n]), blockTables: table,
-        logitsIndices: Int32Array.from([n - 1]), decodeOnly,
+        queryStartLoc: Int32Array.from([0, n]),
+        seqLens: Int32Array.from([done + n]),
+        blockTables: table,
+        logitsIndices: Int32Array.from([n - 1]),
+        decodeOnly,
       });
       m.forward(n, 1, 1, decodeOnly);
       done += n;
@@ -66,4 +79,3 @@ export function runModel(d: Device, ws: WeightSet, prompt: number[], chunks: num
     w.free();
   }
 }
-

@@ -46,7 +46,8 @@ function compare(cfgJson: Record<string, unknown>, W: ReturnType<typeof asFloat6
     for (let i = 0; i < r.length; i++) e = Math.max(e, Math.abs(logits[i]! - r[i]!));
     if (process.env.ARCH_DEBUG) console.log(`pos ${pos}: ${e}`);
     maxErr = Math.max(maxErr, e);
-    if (checkPicks && pos >= run.promptLen - 1 && pos + 1 < run.seq.length) { // a greedy pick
+    if (checkPicks && pos >= run.promptLen - 1 && pos + 1 < run.seq.length) {
+      // a greedy pick
       const sorted = [...r].sort((a, b) => b - a);
       let best = 0;
       for (let i = 1; i < r.length; i++) if (r[i]! > r[best]!) best = i;
@@ -159,22 +160,43 @@ describe("refusals name the config field", () => {
   const base = { ...FAMILIES[0]!.cfg };
   const parse = (over: Record<string, unknown>) => () => parseHfConfig({ ...base, ...over }, "config.json", "x");
   test("unsupported fields are ModelFileErrors naming the field", () => {
-    expect(parse({ model_type: "gemma3", architectures: ["Gemma3ForConditionalGeneration"] })).toThrow(/model_type "gemma3" \(Gemma3ForConditionalGeneration/);
+    expect(parse({ model_type: "gemma3", architectures: ["Gemma3ForConditionalGeneration"] })).toThrow(
+      /model_type "gemma3" \(Gemma3ForConditionalGeneration/,
+    );
     expect(parse({ partial_rotary_factor: 0.75 })).toThrow(/partial_rotary_factor 0.75 is not supported/);
-    expect(parse({ model_type: "gemma2", architectures: ["Gemma2ForCausalLM"], hidden_activation: "gelu" })).toThrow(/hidden_activation "gelu" is not supported/);
+    expect(parse({ model_type: "gemma2", architectures: ["Gemma2ForCausalLM"], hidden_activation: "gelu" })).toThrow(
+      /hidden_activation "gelu" is not supported/,
+    );
     expect(parse({ hidden_act: "relu" })).toThrow(/hidden_act "relu" is not supported/);
     expect(parse({ attention_bias: true })).toThrow(/attention_bias=true is not supported/);
     expect(parse({ rope_scaling: { rope_type: "mrope", factor: 2 } })).toThrow(/rope_scaling type "mrope" is not supported/);
-    expect(parse({ rope_scaling: { type: "longrope", short_factor: [1, 2], long_factor: [1, 2, 3, 4] } })).toThrow(/rope_scaling.short_factor has 2 entries, head_dim\/2 = 8 needed/);
-    expect(parse({ layer_types: ["full_attention", "chunked_attention", "full_attention"], use_sliding_window: true, sliding_window: 8 })).toThrow(/layer_types\[1\] "chunked_attention" is not supported/);
-    expect(parse({ model_type: "gemma2", architectures: ["Gemma2ForCausalLM"], attn_logit_softcapping: -1 })).toThrow(/attn_logit_softcapping -1 must be > 0/);
+    expect(parse({ rope_scaling: { type: "longrope", short_factor: [1, 2], long_factor: [1, 2, 3, 4] } })).toThrow(
+      /rope_scaling.short_factor has 2 entries, head_dim\/2 = 8 needed/,
+    );
+    expect(
+      parse({ layer_types: ["full_attention", "chunked_attention", "full_attention"], use_sliding_window: true, sliding_window: 8 }),
+    ).toThrow(/layer_types\[1\] "chunked_attention" is not supported/);
+    expect(parse({ model_type: "gemma2", architectures: ["Gemma2ForCausalLM"], attn_logit_softcapping: -1 })).toThrow(
+      /attn_logit_softcapping -1 must be > 0/,
+    );
     expect(parse({ model_type: "gpt_oss", architectures: ["GptOssForCausalLM"] })).toThrow(ModelFileError);
   });
 
   test("Qwen2/Qwen3 sliding_window is ignored unless use_sliding_window (as transformers); Mistral's applies to every layer", () => {
     const q = parseHfConfig({ ...base, model_type: "qwen2", architectures: ["Qwen2ForCausalLM"], sliding_window: 32768 }, "c", "x");
     expect(q.slidingWindow).toBeNull();
-    const q2 = parseHfConfig({ ...base, model_type: "qwen2", architectures: ["Qwen2ForCausalLM"], use_sliding_window: true, sliding_window: 64, max_window_layers: 2 }, "c", "x");
+    const q2 = parseHfConfig(
+      {
+        ...base,
+        model_type: "qwen2",
+        architectures: ["Qwen2ForCausalLM"],
+        use_sliding_window: true,
+        sliding_window: 64,
+        max_window_layers: 2,
+      },
+      "c",
+      "x",
+    );
     expect(q2.layerTypes).toEqual(["full", "full", "sliding"]);
     const m = parseHfConfig({ ...base, model_type: "mistral", architectures: ["MistralForCausalLM"], sliding_window: 4096 }, "c", "x");
     expect([m.slidingWindow, m.layerTypes]).toEqual([4096, undefined]);
@@ -184,16 +206,55 @@ describe("refusals name the config field", () => {
 });
 
 describe("RoPE tables vs modeling_rope_utils (float64 reference)", () => {
-  const llama = { ...FAMILIES.find((f) => f.cfg.model_type === "llama")!.cfg, head_dim: 64, max_position_embeddings: 4096, rope_theta: 500000 };
+  const llama = {
+    ...FAMILIES.find((f) => f.cfg.model_type === "llama")!.cfg,
+    head_dim: 64,
+    max_position_embeddings: 4096,
+    rope_theta: 500000,
+  };
   const cases: [string, Record<string, unknown>, number][] = [
     ["dynamic NTK, max_model_len 16384 > max_position_embeddings 4096", { rope_scaling: { rope_type: "dynamic", factor: 4 } }, 16384],
     ["dynamic NTK, max_model_len <= max_position_embeddings: unchanged", { rope_scaling: { rope_type: "dynamic", factor: 4 } }, 2048],
-    ["yarn with original_max_position_embeddings (factor = ratio)", { max_position_embeddings: 32768, rope_scaling: { rope_type: "yarn", factor: 4, original_max_position_embeddings: 8192 } }, 32768],
-    ["yarn, factor only, beta 16/2, truncate false", { rope_scaling: { rope_type: "yarn", factor: 8, beta_fast: 16, beta_slow: 2, truncate: false } }, 4096],
-    ["yarn with mscale / mscale_all_dim (DeepSeek style)", { rope_scaling: { rope_type: "yarn", factor: 40, mscale: 1.0, mscale_all_dim: 0.707 } }, 4096],
+    [
+      "yarn with original_max_position_embeddings (factor = ratio)",
+      { max_position_embeddings: 32768, rope_scaling: { rope_type: "yarn", factor: 4, original_max_position_embeddings: 8192 } },
+      32768,
+    ],
+    [
+      "yarn, factor only, beta 16/2, truncate false",
+      { rope_scaling: { rope_type: "yarn", factor: 8, beta_fast: 16, beta_slow: 2, truncate: false } },
+      4096,
+    ],
+    [
+      "yarn with mscale / mscale_all_dim (DeepSeek style)",
+      { rope_scaling: { rope_type: "yarn", factor: 40, mscale: 1.0, mscale_all_dim: 0.707 } },
+      4096,
+    ],
     ["yarn with explicit attention_factor", { rope_scaling: { rope_type: "yarn", factor: 2, attention_factor: 1.3 } }, 4096],
-    ["longrope short (max_model_len <= original)", { original_max_position_embeddings: 1024, rope_scaling: { rope_type: "longrope", short_factor: Array.from({ length: 32 }, (_, i) => 1 + i / 10), long_factor: Array.from({ length: 32 }, (_, i) => 2 + i) } }, 1024],
-    ["longrope long (max_model_len > original)", { original_max_position_embeddings: 1024, rope_scaling: { rope_type: "longrope", short_factor: Array.from({ length: 32 }, (_, i) => 1 + i / 10), long_factor: Array.from({ length: 32 }, (_, i) => 2 + i) } }, 4096],
+    [
+      "longrope short (max_model_len <= original)",
+      {
+        original_max_position_embeddings: 1024,
+        rope_scaling: {
+          rope_type: "longrope",
+          short_factor: Array.from({ length: 32 }, (_, i) => 1 + i / 10),
+          long_factor: Array.from({ length: 32 }, (_, i) => 2 + i),
+        },
+      },
+      1024,
+    ],
+    [
+      "longrope long (max_model_len > original)",
+      {
+        original_max_position_embeddings: 1024,
+        rope_scaling: {
+          rope_type: "longrope",
+          short_factor: Array.from({ length: 32 }, (_, i) => 1 + i / 10),
+          long_factor: Array.from({ length: 32 }, (_, i) => 2 + i),
+        },
+      },
+      4096,
+    ],
   ];
   for (const [what, over, maxModelLen] of cases) {
     test(what, () => {

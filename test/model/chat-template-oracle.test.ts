@@ -59,10 +59,12 @@ describe.skipIf(!HAVE_TEMPLATES)("real chat templates render exactly as Python J
           got = { error: e.message, kind: "raised" };
         }
         if ("text" in want) {
-          if (!("text" in got) || got.text !== want.text) mismatches.push(`${c.name}: ${JSON.stringify(got).slice(0, 4000)}\n   expected ${JSON.stringify(want.text).slice(0, 4000)}`);
+          if (!("text" in got) || got.text !== want.text)
+            mismatches.push(`${c.name}: ${JSON.stringify(got).slice(0, 4000)}\n   expected ${JSON.stringify(want.text).slice(0, 4000)}`);
         } else if (!("error" in got)) mismatches.push(`${c.name}: rendered, but Python raised ${want.kind}: ${want.error}`);
         // raise_exception's message is the template's own text; other Python errors (TypeError...) only need to fail too.
-        else if (want.kind === "raise_exception" && got.error !== want.error) mismatches.push(`${c.name}: raised "${got.error}", Python raised "${want.error}"`);
+        else if (want.kind === "raise_exception" && got.error !== want.error)
+          mismatches.push(`${c.name}: raised "${got.error}", Python raised "${want.error}"`);
       }
       expect(mismatches).toEqual([]);
     });
@@ -81,7 +83,9 @@ test("expressions print and behave as in Python Jinja2 (True/None, reprs, Undefi
   const got: Record<string, Expected> = {};
   for (const src of Object.keys(expected)) {
     try {
-      got[src] = { text: new ChatTemplate(src, null, null, "expr").render([{ role: "user", content: "hi" }], { addGenerationPrompt: false }) };
+      got[src] = {
+        text: new ChatTemplate(src, null, null, "expr").render([{ role: "user", content: "hi" }], { addGenerationPrompt: false }),
+      };
     } catch (e) {
       got[src] = { error: (e as Error).message, kind: "raised" };
     }

@@ -30,25 +30,38 @@ describe("chat template sources", () => {
     expect(chatTemplateForFolder(withJinja, cfg).render(msgs)).toBe("jinja:hi");
     expect(chatTemplateForFolder(withJinja, cfg, file).render(msgs)).toBe("file:hi");
     expect(chatTemplateForFolder(withJinja, cfg, named("text")).render(msgs)).toBe("text:hi");
-    expect(() => chatTemplateForFolder(withJinja, cfg, "/no/such/template.jinja")).toThrow(/no such file, and the value is not a Jinja template/);
+    expect(() => chatTemplateForFolder(withJinja, cfg, "/no/such/template.jinja")).toThrow(
+      /no such file, and the value is not a Jinja template/,
+    );
     expect(readChatTemplateOption(file).origin).toBe(file);
   });
 
   test("named templates: default, and tool_use when the request has tools", () => {
-    const t = chatTemplateFromConfig({ chat_template: [{ name: "default", template: named("default") }, { name: "tool_use", template: named("tool_use") }] });
+    const t = chatTemplateFromConfig({
+      chat_template: [
+        { name: "default", template: named("default") },
+        { name: "tool_use", template: named("tool_use") },
+      ],
+    });
     expect(t.templateNames).toEqual(["tool_use"]);
     expect(t.render(msgs)).toBe("default:hi");
     expect(t.render(msgs, { tools: [{ type: "function", function: { name: "f" } }] })).toBe("tool_use:hi+1");
-    expect(() => chatTemplateFromConfig({ chat_template: [{ name: "tool_use", template: "x" }] }, "cfg.json")).toThrow(/cfg.json.*none named "default"/);
+    expect(() => chatTemplateFromConfig({ chat_template: [{ name: "tool_use", template: "x" }] }, "cfg.json")).toThrow(
+      /cfg.json.*none named "default"/,
+    );
     expect(() => chatTemplateFromConfig({ chat_template: [{ name: 3 }] }, "cfg.json")).toThrow(/cfg.json.*chat_template\[0\]/);
     expect(() => chatTemplateFromConfig({ chat_template: 42 }, "cfg.json")).toThrow(/cfg.json.*string or a list/);
   });
 
   test("render options: generation prompt, continue_final_message, kwargs, errors", () => {
-    const t = chatTemplateFromConfig({ chat_template: "{% for m in messages %}[{{ m.content }}]{% endfor %}{% if add_generation_prompt %}>{% endif %}{{ x }}" });
+    const t = chatTemplateFromConfig({
+      chat_template: "{% for m in messages %}[{{ m.content }}]{% endfor %}{% if add_generation_prompt %}>{% endif %}{{ x }}",
+    });
     expect(t.render(msgs)).toBe("[hi]>");
     expect(t.render(msgs, { addGenerationPrompt: false, kwargs: { x: "!" } })).toBe("[hi]!");
-    expect(t.render([{ role: "assistant", content: "Once upon " }], { addGenerationPrompt: false, continueFinalMessage: true })).toBe("[Once upon "); // kept: the template kept the space (transformers)
+    expect(t.render([{ role: "assistant", content: "Once upon " }], { addGenerationPrompt: false, continueFinalMessage: true })).toBe(
+      "[Once upon ",
+    ); // kept: the template kept the space (transformers)
     expect(() => t.render(msgs, { addGenerationPrompt: true, continueFinalMessage: true })).toThrow(ChatTemplateError);
     expect(() => t.render(msgs, { kwargs: { messages: [] } })).toThrow(/may not set 'messages'/);
     const bad = chatTemplateFromConfig({ chat_template: "{{ no_such_function() }}" });
@@ -68,7 +81,9 @@ test("start-up notes: a warning when the built-in default template is used; the 
     writeFileSync(join(dir, "generation_config.json"), JSON.stringify({ eos_token_id: [2, 3], temperature: 0.7 }));
     const notes = modelNotes(openModel(dir)).join("\n");
     expect(notes).toContain(`chat template: ${join(dir, "chat_template.jinja")}`);
-    expect(notes).toContain(`generation config: ${join(dir, "generation_config.json")}; stop token ids 2, 3; request defaults temperature=0.7`);
+    expect(notes).toContain(
+      `generation config: ${join(dir, "generation_config.json")}; stop token ids 2, 3; request defaults temperature=0.7`,
+    );
     expect(modelNotes(openModel(dir, { chatTemplate: "{{ 'x' }}" })).join("\n")).toContain("chat template: --chat-template");
   } finally {
     rmSync(dir, { recursive: true, force: true });

@@ -29,7 +29,9 @@ const sys: ChatMessage = { role: "system", content: "You are terse." };
 describe("chat templates (@huggingface/jinja)", () => {
   test("Llama-2", () => {
     const t = new ChatTemplate(LLAMA2, "<s>", "</s>", "test");
-    expect(t.render([sys, ...conv])).toBe("<s>[INST] <<SYS>>\nYou are terse.\n<</SYS>>\n\nHi there [/INST] Hello! </s><s>[INST] How are you? [/INST]");
+    expect(t.render([sys, ...conv])).toBe(
+      "<s>[INST] <<SYS>>\nYou are terse.\n<</SYS>>\n\nHi there [/INST] Hello! </s><s>[INST] How are you? [/INST]",
+    );
     expect(() => t.render([{ role: "assistant", content: "x" }])).toThrow(/alternate/);
   });
   test("Llama-3", () => {
@@ -37,7 +39,9 @@ describe("chat templates (@huggingface/jinja)", () => {
     expect(t.render([sys, { role: "user", content: "Hi " }])).toBe(
       "<|begin_of_text|><|start_header_id|>system<|end_header_id|>\n\nYou are terse.<|eot_id|><|start_header_id|>user<|end_header_id|>\n\nHi<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\n",
     );
-    expect(t.render([{ role: "user", content: "Hi" }], { addGenerationPrompt: false })).toBe("<|begin_of_text|><|start_header_id|>user<|end_header_id|>\n\nHi<|eot_id|>");
+    expect(t.render([{ role: "user", content: "Hi" }], { addGenerationPrompt: false })).toBe(
+      "<|begin_of_text|><|start_header_id|>user<|end_header_id|>\n\nHi<|eot_id|>",
+    );
   });
   test("Mistral", () => {
     const t = new ChatTemplate(MISTRAL, "<s>", "</s>", "test");
@@ -46,20 +50,31 @@ describe("chat templates (@huggingface/jinja)", () => {
   });
   test("Qwen2 (ChatML)", () => {
     const t = new ChatTemplate(QWEN2, null, "<|im_end|>", "test");
-    expect(t.render([{ role: "user", content: "Hi" }])).toBe("<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n");
-    expect(t.render([sys, { role: "user", content: "Hi" }], { addGenerationPrompt: false })).toBe("<|im_start|>system\nYou are terse.<|im_end|>\n<|im_start|>user\nHi<|im_end|>\n");
+    expect(t.render([{ role: "user", content: "Hi" }])).toBe(
+      "<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n",
+    );
+    expect(t.render([sys, { role: "user", content: "Hi" }], { addGenerationPrompt: false })).toBe(
+      "<|im_start|>system\nYou are terse.<|im_end|>\n<|im_start|>user\nHi<|im_end|>\n",
+    );
   });
   test("fallback (ChatML) when the model has none", () => {
     const t = chatTemplateFromConfig({ bos_token: "<s>" });
     expect(t.isFallback).toBe(true);
     expect(t.source).toBe(FALLBACK_CHAT_TEMPLATE);
-    expect(t.render([sys, { role: "user", content: "Hi" }])).toBe("<|im_start|>system\nYou are terse.<|im_end|>\n<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n");
+    expect(t.render([sys, { role: "user", content: "Hi" }])).toBe(
+      "<|im_start|>system\nYou are terse.<|im_end|>\n<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n",
+    );
   });
   test("tokenizer_config.json: string, named list, bos/eos as objects", () => {
     const a = chatTemplateFromConfig({ chat_template: LLAMA2, bos_token: { content: "<s>" }, eos_token: "</s>" });
     expect(a.isFallback).toBe(false);
     expect(a.render([{ role: "user", content: "x" }])).toBe("<s>[INST] x [/INST]");
-    const b = chatTemplateFromConfig({ chat_template: [{ name: "tool_use", template: "T" }, { name: "default", template: QWEN2 }] });
+    const b = chatTemplateFromConfig({
+      chat_template: [
+        { name: "tool_use", template: "T" },
+        { name: "default", template: QWEN2 },
+      ],
+    });
     expect(b.source).toBe(QWEN2);
     expect(() => chatTemplateFromConfig({ chat_template: "{% for %}" })).toThrow(/does not parse/);
   });

@@ -20,16 +20,16 @@ import { deviceSkipReason, prng, tryOpenCpuDevice } from "./helpers.ts";
 const f32 = new Float32Array(1);
 const u32 = new Uint32Array(f32.buffer);
 const bitsOf = (x: number) => ((f32[0] = x), u32[0]!);
-const valueOf = (u: number) => ((u32[0] = u >>> 0), f32[0]!);
+const f32FromBits = (u: number) => ((u32[0] = u >>> 0), f32[0]!);
 
 /** Reference bf16: of the two bf16 neighbours of x (truncated, next up in magnitude) the nearer in float64, ties to the even one. */
 function refBf16(u: number): number {
-  const x = valueOf(u);
+  const x = f32FromBits(u);
   if (Number.isNaN(x)) return -1; // any NaN is fine; checked separately
   const lo = u >>> 16;
   const hi = lo + 1; // next bf16 away from zero (same sign); 0x7f80/0xff80 = inf
-  const vlo = valueOf(lo << 16);
-  const vhi = valueOf((hi << 16) >>> 0);
+  const vlo = f32FromBits(lo << 16);
+  const vhi = f32FromBits((hi << 16) >>> 0);
   const dlo = Math.abs(x - vlo);
   const dhi = Math.abs(vhi - x);
   if ((lo & 0x7f80) === 0x7f80) return lo; // ±inf stays
@@ -44,7 +44,7 @@ function refBf16(u: number): number {
 const h16 = new Float16Array(1);
 const h16bits = new Uint16Array(h16.buffer);
 function refF16(u: number): number {
-  h16[0] = valueOf(u);
+  h16[0] = f32FromBits(u);
   return h16bits[0]!;
 }
 
@@ -57,8 +57,13 @@ function isF16NaN(h: number): boolean {
 
 /** Edge cases: ties at every half boundary, subnormals, overflow, signed zeros, infinities, NaNs. */
 function edgeBits(): number[] {
-  const out: number[] = [0, 0x80000000, 0x7f800000, 0xff800000, 0x7fc00000, 0xffc00001, 0x7f800001, 0x7fbfffff, 1, 0x807fffff, 0x7f7fffff, 0xff7fffff];
-  for (const base of [0x3f800000, 0x3f810000, 0x477fe000, 0x477ff000, 0x477fefff, 0x7f7f0000, 0x7f7f8000, 0x7f7f7fff, 0x387fc000, 0x33800000, 0x33000000, 0x33000001, 0x32ffffff, 0x38800000]) {
+  const out: number[] = [
+    0, 0x80000000, 0x7f800000, 0xff800000, 0x7fc00000, 0xffc00001, 0x7f800001, 0x7fbfffff, 1, 0x807fffff, 0x7f7fffff, 0xff7fffff,
+  ];
+  for (const base of [
+    0x3f800000, 0x3f810000, 0x477fe000, 0x477ff000, 0x477fefff, 0x7f7f0000, 0x7f7f8000, 0x7f7f7fff, 0x387fc000, 0x33800000, 0x33000000,
+    0x33000001, 0x32ffffff, 0x38800000,
+  ]) {
     for (const d of [-0x8001, -0x8000, -0x7fff, -0x1001, -0x1000, -0xfff, -1, 0, 1, 0xfff, 0x1000, 0x1001, 0x7fff, 0x8000, 0x8001]) {
       const b = (base + d) >>> 0;
       out.push(b, (b | 0x80000000) >>> 0);
@@ -83,10 +88,13 @@ describe("f32 -> bf16 / f16 rounding", () => {
       if (rb < 0) {
         if (!isBf16NaN(b) || (b & 0x8000) !== ((u >>> 16) & 0x8000)) bad++;
       } else if (b !== rb) bad++;
-      if (Number.isNaN(valueOf(u))) {
+      if (Number.isNaN(f32FromBits(u))) {
         if (!isF16NaN(h) || (h & 0x8000) !== ((u >>> 16) & 0x8000)) bad++;
       } else if (h !== rh) bad++;
-      if (bad > 0) throw new Error(`mismatch at 0x${u.toString(16)}: bf16 0x${b.toString(16)} vs 0x${rb.toString(16)}, f16 0x${h.toString(16)} vs 0x${rh.toString(16)}`);
+      if (bad > 0)
+        throw new Error(
+          `mismatch at 0x${u.toString(16)}: bf16 0x${b.toString(16)} vs 0x${rb.toString(16)}, f16 0x${h.toString(16)} vs 0x${rh.toString(16)}`,
+        );
     }
     expect(bad).toBe(0);
   });
@@ -152,7 +160,7 @@ describe.skipIf(!dev)("upload in the compute dtype (CPU device memory)", () => {
         const back = downloadTensor(d, l);
         const widened = new Float32Array(ref16.length);
         for (let i = 0; i < ref16.length; i++) {
-          if (dtype === "bf16") widened[i] = valueOf(ref16[i]! << 16);
+          if (dtype === "bf16") widened[i] = f32FromBits(ref16[i]! << 16);
           else {
             h16bits[0] = ref16[i]!;
             widened[i] = h16[0]!;
@@ -250,8 +258,20 @@ describe("--dtype on the CPU backend", () => {
   });
 
   const options = (over: Partial<EngineOptions>): EngineOptions => ({
-    model: SPEC, device: "cpu", deviceMemory: 16 * 2 ** 20, deviceOrdinal: 45, gpuMemoryUtilization: 0.9, kvCacheMemoryBytes: null,
-    maxModelLen: 128, maxNumSeqs: 4, maxNumBatchedTokens: 64, blockSize: 16, enforceEager: true, maxWaiting: 64, servedModelName: null, ...over,
+    model: SPEC,
+    device: "cpu",
+    deviceMemory: 16 * 2 ** 20,
+    deviceOrdinal: 45,
+    gpuMemoryUtilization: 0.9,
+    kvCacheMemoryBytes: null,
+    maxModelLen: 128,
+    maxNumSeqs: 4,
+    maxNumBatchedTokens: 64,
+    blockSize: 16,
+    enforceEager: true,
+    maxWaiting: 64,
+    servedModelName: null,
+    ...over,
   });
 
   test.skipIf(!dev)("start-up with --dtype bfloat16 / float16 fails before loading anything; float32 and auto start in f32", () => {

@@ -62,11 +62,13 @@ describe.skipIf(!HAVE_MODELS)("fuzz: corrupted GGUF files", () => {
     writeFileSync(p, bytes);
     return p;
   };
-  const kvs = (): GgufKv[] => [...parsed!.metadata].map(([key, value]) => {
-    const [type, elemType] = parsed!.metadataTypes.get(key)!;
-    return { key, type, elemType, value };
-  });
-  const tensors = (): GgufTensorToWrite[] => [...parsed!.tensors.values()].map((t) => ({ name: t.name, dims: [...t.dims], ggmlType: t.ggmlType, data: t.data }));
+  const kvs = (): GgufKv[] =>
+    [...parsed!.metadata].map(([key, value]) => {
+      const [type, elemType] = parsed!.metadataTypes.get(key)!;
+      return { key, type, elemType, value };
+    });
+  const tensors = (): GgufTensorToWrite[] =>
+    [...parsed!.tensors.values()].map((t) => ({ name: t.name, dims: [...t.dims], ggmlType: t.ggmlType, data: t.data }));
 
   test("the unmodified file and a re-serialized copy load", () => {
     expect(timed(GGUF_PATH).kind).toBe("loaded");
@@ -208,16 +210,77 @@ describe.skipIf(!HAVE_MODELS)("fuzz: corrupted GGUF files", () => {
       const which = Math.floor(rnd() * ts.length);
       let kind: string;
       switch (i % 10) {
-        case 0: kind = "remove-tensor"; ts.splice(which, 1); break;
-        case 1: kind = "add-tensor"; ts.push({ name: ["blk.9.attn_q.weight", "mystery.weight", "blk.0.attn_qkv.weight"][i % 3]!, dims: [64, 8], ggmlType: 0, data: new Uint8Array(64 * 8 * 4) }); break;
-        case 2: { kind = "reshape"; const t = ts[which]!; t.dims = t.dims.length === 2 ? [t.dims[1]!, t.dims[0]!] : [t.dims[0]! / 2, 2]; if (t.dims[0] === t.dims[1]) t.dims = [t.dims[0]! / 2, t.dims[1]! * 2]; break; }
-        case 3: { kind = "quantized"; ts[which]!.ggmlType = GGML_TYPE_ID[qtypes[i % qtypes.length]!]!; break; }
-        case 4: { kind = "unknown-type"; ts[which]!.ggmlType = 200 + i; break; }
-        case 5: { kind = "arch"; k.find((x) => x.key === "general.architecture")!.value = ["gpt2", "mamba", "falcon", ""][i % 4]!; break; }
-        case 6: { kind = "drop-key"; const keys = ["llama.embedding_length", "llama.block_count", "llama.feed_forward_length", "general.architecture", "tokenizer.ggml.tokens", "tokenizer.ggml.model"]; const d = keys[i % keys.length]!; k.splice(k.findIndex((x) => x.key === d), 1); break; }
-        case 7: { kind = "bad-value"; const kv = k.find((x) => x.key === ["llama.attention.head_count_kv", "llama.block_count", "llama.embedding_length"][i % 3])!; kv.value = [3, 0, 7, 100000][i % 4]!; break; }
-        case 8: { kind = "retype-key"; const kv = k.find((x) => x.key === "llama.attention.head_count")!; kv.type = GgufValueType.STRING; kv.value = "eight"; break; }
-        default: { kind = "tokenizer"; const kv = k.find((x) => x.key === "tokenizer.ggml.scores")!; kv.value = (kv.value as number[]).slice(0, 100); break; }
+        case 0:
+          kind = "remove-tensor";
+          ts.splice(which, 1);
+          break;
+        case 1:
+          kind = "add-tensor";
+          ts.push({
+            name: ["blk.9.attn_q.weight", "mystery.weight", "blk.0.attn_qkv.weight"][i % 3]!,
+            dims: [64, 8],
+            ggmlType: 0,
+            data: new Uint8Array(64 * 8 * 4),
+          });
+          break;
+        case 2: {
+          kind = "reshape";
+          const t = ts[which]!;
+          t.dims = t.dims.length === 2 ? [t.dims[1]!, t.dims[0]!] : [t.dims[0]! / 2, 2];
+          if (t.dims[0] === t.dims[1]) t.dims = [t.dims[0]! / 2, t.dims[1]! * 2];
+          break;
+        }
+        case 3: {
+          kind = "quantized";
+          ts[which]!.ggmlType = GGML_TYPE_ID[qtypes[i % qtypes.length]!]!;
+          break;
+        }
+        case 4: {
+          kind = "unknown-type";
+          ts[which]!.ggmlType = 200 + i;
+          break;
+        }
+        case 5: {
+          kind = "arch";
+          k.find((x) => x.key === "general.architecture")!.value = ["gpt2", "mamba", "falcon", ""][i % 4]!;
+          break;
+        }
+        case 6: {
+          kind = "drop-key";
+          const keys = [
+            "llama.embedding_length",
+            "llama.block_count",
+            "llama.feed_forward_length",
+            "general.architecture",
+            "tokenizer.ggml.tokens",
+            "tokenizer.ggml.model",
+          ];
+          const d = keys[i % keys.length]!;
+          k.splice(
+            k.findIndex((x) => x.key === d),
+            1,
+          );
+          break;
+        }
+        case 7: {
+          kind = "bad-value";
+          const kv = k.find((x) => x.key === ["llama.attention.head_count_kv", "llama.block_count", "llama.embedding_length"][i % 3])!;
+          kv.value = [3, 0, 7, 100000][i % 4]!;
+          break;
+        }
+        case 8: {
+          kind = "retype-key";
+          const kv = k.find((x) => x.key === "llama.attention.head_count")!;
+          kv.type = GgufValueType.STRING;
+          kv.value = "eight";
+          break;
+        }
+        default: {
+          kind = "tokenizer";
+          const kv = k.find((x) => x.key === "tokenizer.ggml.scores")!;
+          kv.value = (kv.value as number[]).slice(0, 100);
+          break;
+        }
       }
       const o = timed(write(rebuildGguf(k, ts)));
       counts[`${kind}:${o.kind}`] = (counts[`${kind}:${o.kind}`] ?? 0) + 1;
@@ -244,8 +307,10 @@ describe.skipIf(!HAVE_MODELS)("fuzz: corrupted HF folders", () => {
     copyFileSync(join(HF_DIR, "tokenizer_config.json"), join(dir, "tokenizer_config.json"));
     return dir;
   };
-  const list = (): TensorToWrite[] => [...parsed!.tensors.values()].map((t) => ({ name: t.name, dtype: t.dtype.toUpperCase() as "F32", shape: [...t.shape], data: t.data }));
-  const header = (): Record<string, { dtype: string; shape: number[]; data_offsets: number[] }> => JSON.parse(new TextDecoder().decode(st.subarray(8, headerEnd)));
+  const list = (): TensorToWrite[] =>
+    [...parsed!.tensors.values()].map((t) => ({ name: t.name, dtype: t.dtype.toUpperCase() as "F32", shape: [...t.shape], data: t.data }));
+  const header = (): Record<string, { dtype: string; shape: number[]; data_offsets: number[] }> =>
+    JSON.parse(new TextDecoder().decode(st.subarray(8, headerEnd)));
   const withHeader = (h: unknown): Uint8Array => {
     const jb = new TextEncoder().encode(JSON.stringify(h));
     const out = new Uint8Array(8 + jb.length + (st.length - headerEnd));
@@ -299,7 +364,10 @@ describe.skipIf(!HAVE_MODELS)("fuzz: corrupted HF folders", () => {
       let dir: string;
       const pickName = names[Math.floor(rnd() * names.length)]!;
       switch (i % 12) {
-        case 0: kind = "truncate"; dir = folder(st.subarray(0, Math.floor(rnd() * (i % 24 === 0 ? 16 : st.length)))); break;
+        case 0:
+          kind = "truncate";
+          dir = folder(st.subarray(0, Math.floor(rnd() * (i % 24 === 0 ? 16 : st.length))));
+          break;
         case 1: {
           kind = "flip-header";
           const b = st.slice();
@@ -311,34 +379,110 @@ describe.skipIf(!HAVE_MODELS)("fuzz: corrupted HF folders", () => {
         case 2: {
           kind = "header-length";
           const b = st.slice();
-          new DataView(b.buffer).setBigUint64(0, [0xffffffffffffffffn, 0x7ff8000000000000n, 0n, 1n, BigInt(headerEnd - 9), BigInt(headerEnd + 1)][i % 6]!, true);
+          new DataView(b.buffer).setBigUint64(
+            0,
+            [0xffffffffffffffffn, 0x7ff8000000000000n, 0n, 1n, BigInt(headerEnd - 9), BigInt(headerEnd + 1)][i % 6]!,
+            true,
+          );
           dir = folder(b);
           break;
         }
-        case 3: { kind = "remove"; const l = list(); l.splice(Math.floor(rnd() * l.length), 1); dir = folder(serializeSafetensors(l)); break; }
-        case 4: { kind = "add"; const l = list(); l.push({ name: ["model.layers.7.mlp.up_proj.weight", "extra.bias", "lm_head.bias"][i % 3]!, dtype: "F32", shape: [4], data: new Uint8Array(16) }); dir = folder(serializeSafetensors(l)); break; }
-        case 5: { kind = "dtype"; const h = header(); h[pickName]!.dtype = ["F16", "BF16", "I8", "F64", "F8_E4M3", "nope", ""][i % 7]!; dir = folder(withHeader(h)); break; }
-        case 6: { kind = "offsets"; const h = header(); const o = h[pickName]!.data_offsets; const v = [[o[0]!, o[1]! + 4], [o[0]! + 4, o[1]! + 4], [o[1]!, o[0]!], [0, o[1]! - o[0]!], [-4, o[1]!], [o[0]!, 1e18], [o[0]!, 1.5]][i % 7]!; h[pickName]!.data_offsets = v; dir = folder(withHeader(h)); break; }
-        case 7: { kind = "shape"; const h = header(); h[pickName]!.shape = [[], [0], [1, 2, 3], [-1, 64], [64.5], "64" as unknown as number[], [1e20]][i % 7]!; dir = folder(withHeader(h)); break; }
-        case 8: { kind = "config-json"; dir = folder(st, cfgText.slice(0, Math.floor(rnd() * cfgText.length))); break; }
+        case 3: {
+          kind = "remove";
+          const l = list();
+          l.splice(Math.floor(rnd() * l.length), 1);
+          dir = folder(serializeSafetensors(l));
+          break;
+        }
+        case 4: {
+          kind = "add";
+          const l = list();
+          l.push({
+            name: ["model.layers.7.mlp.up_proj.weight", "extra.bias", "lm_head.bias"][i % 3]!,
+            dtype: "F32",
+            shape: [4],
+            data: new Uint8Array(16),
+          });
+          dir = folder(serializeSafetensors(l));
+          break;
+        }
+        case 5: {
+          kind = "dtype";
+          const h = header();
+          h[pickName]!.dtype = ["F16", "BF16", "I8", "F64", "F8_E4M3", "nope", ""][i % 7]!;
+          dir = folder(withHeader(h));
+          break;
+        }
+        case 6: {
+          kind = "offsets";
+          const h = header();
+          const o = h[pickName]!.data_offsets;
+          const v = [
+            [o[0]!, o[1]! + 4],
+            [o[0]! + 4, o[1]! + 4],
+            [o[1]!, o[0]!],
+            [0, o[1]! - o[0]!],
+            [-4, o[1]!],
+            [o[0]!, 1e18],
+            [o[0]!, 1.5],
+          ][i % 7]!;
+          h[pickName]!.data_offsets = v;
+          dir = folder(withHeader(h));
+          break;
+        }
+        case 7: {
+          kind = "shape";
+          const h = header();
+          h[pickName]!.shape = [[], [0], [1, 2, 3], [-1, 64], [64.5], "64" as unknown as number[], [1e20]][i % 7]!;
+          dir = folder(withHeader(h));
+          break;
+        }
+        case 8: {
+          kind = "config-json";
+          dir = folder(st, cfgText.slice(0, Math.floor(rnd() * cfgText.length)));
+          break;
+        }
         case 9: {
           kind = "config-value";
           const c = JSON.parse(cfgText) as Record<string, unknown>;
-          const edits: [string, unknown][] = [["model_type", "gpt_neox"], ["hidden_size", 65], ["num_key_value_heads", 3], ["vocab_size", 500], ["num_hidden_layers", 6], ["intermediate_size", null], ["rms_norm_eps", -1], ["tie_word_embeddings", false], ["num_attention_heads", 1e300], ["rope_scaling", { type: "dynamic", factor: 2 }], ["hidden_act", "gelu"]];
+          const edits: [string, unknown][] = [
+            ["model_type", "gpt_neox"],
+            ["hidden_size", 65],
+            ["num_key_value_heads", 3],
+            ["vocab_size", 500],
+            ["num_hidden_layers", 6],
+            ["intermediate_size", null],
+            ["rms_norm_eps", -1],
+            ["tie_word_embeddings", false],
+            ["num_attention_heads", 1e300],
+            ["rope_scaling", { type: "dynamic", factor: 2 }],
+            ["hidden_act", "gelu"],
+          ];
           const [k, v] = edits[i % edits.length]!;
           c[k] = v;
           if (k === "model_type") c.architectures = ["GPTNeoXForCausalLM"];
           dir = folder(st, JSON.stringify(c));
           break;
         }
-        case 10: { kind = "tokenizer-json"; const t = readFileSync(join(HF_DIR, "tokenizer.json"), "utf8"); dir = folder(st, cfgText, t.slice(0, Math.floor(rnd() * t.length))); break; }
-        default: { kind = "data-flip"; const b = st.slice(); b[headerEnd + Math.floor(rnd() * (b.length - headerEnd))]! ^= 0xff; dir = folder(b); }
+        case 10: {
+          kind = "tokenizer-json";
+          const t = readFileSync(join(HF_DIR, "tokenizer.json"), "utf8");
+          dir = folder(st, cfgText, t.slice(0, Math.floor(rnd() * t.length)));
+          break;
+        }
+        default: {
+          kind = "data-flip";
+          const b = st.slice();
+          b[headerEnd + Math.floor(rnd() * (b.length - headerEnd))]! ^= 0xff;
+          dir = folder(b);
+        }
       }
       const o = timed(dir);
       counts[`${kind}:${o.kind}`] = (counts[`${kind}:${o.kind}`] ?? 0) + 1;
     }
     console.log("hf corruptions:", JSON.stringify(counts));
-    for (const kind of ["truncate", "header-length", "remove", "add", "shape", "config-json"]) expect(counts[`${kind}:loaded`] ?? 0).toBe(0);
+    for (const kind of ["truncate", "header-length", "remove", "add", "shape", "config-json"])
+      expect(counts[`${kind}:loaded`] ?? 0).toBe(0);
     expect(counts["data-flip:loaded"]).toBeGreaterThan(0); // harmless: a changed weight value
   });
 });

@@ -11,7 +11,15 @@ import { knownPreTokenizers, preTokenizerByName } from "../../src/model/tokenize
 import { PreTokenizerSplitter } from "../../src/model/tokenizers/pretokenize.ts";
 
 function gguf(meta: Record<string, GgufValue>, path = "tiny.gguf"): GgufFile {
-  return { path, version: 3, metadata: new Map(Object.entries(meta)), metadataTypes: new Map(), tensors: new Map(), alignment: 32, dataStart: 0 };
+  return {
+    path,
+    version: 3,
+    metadata: new Map(Object.entries(meta)),
+    metadataTypes: new Map(),
+    tensors: new Map(),
+    alignment: 32,
+    dataStart: 0,
+  };
 }
 
 /** Byte-level BPE: the 256 byte characters, then merged tokens, then one control token. */
@@ -73,7 +81,14 @@ describe("SentencePiece on a tiny vocabulary", () => {
   const tokens = ["<unk>", "<s>", "</s>", ...bytes, ...pieces.map((p) => p[0])];
   const types = [2, 3, 3, ...bytes.map(() => 6), ...pieces.map(() => 1)];
   const scores = [0, 0, 0, ...bytes.map(() => 0), ...pieces.map((p) => p[1])];
-  const tok = ggufTokenizer(gguf({ "tokenizer.ggml.model": "llama", "tokenizer.ggml.tokens": tokens, "tokenizer.ggml.token_type": types, "tokenizer.ggml.scores": scores }));
+  const tok = ggufTokenizer(
+    gguf({
+      "tokenizer.ggml.model": "llama",
+      "tokenizer.ggml.tokens": tokens,
+      "tokenizer.ggml.token_type": types,
+      "tokenizer.ggml.scores": scores,
+    }),
+  );
   const id = (t: string) => tok.tokenToId(t)!;
 
   test("merges the highest-scoring pair first (not the lowest rank), with the ▁ prefix", () => {
@@ -114,10 +129,17 @@ describe("unsupported or corrupt tokenizer metadata is refused with the file nam
     g.metadata.delete("tokenizer.ggml.merges");
     refuse(g, /has no merges/);
     refuse(tinyBpe({ "tokenizer.ggml.token_type": [1, 1] }), /token_type has 2 entries for 263 tokens/);
-    refuse(tinyBpe({ "tokenizer.ggml.tokens": ["a", "b", "a"], "tokenizer.ggml.token_type": [1, 1, 1] }), /duplicate token in vocabulary: "a" has ids 0 and 2/);
+    refuse(
+      tinyBpe({ "tokenizer.ggml.tokens": ["a", "b", "a"], "tokenizer.ggml.token_type": [1, 1, 1] }),
+      /duplicate token in vocabulary: "a" has ids 0 and 2/,
+    );
     refuse(tinyBpe({ "tokenizer.ggml.tokens": ["a", 7] }), /entry 1 is not a string/);
     // Two invalid-UTF-8 tokens both read as "\uFFFD…" are not a real duplicate.
-    const lenient = tinyBpe({ "tokenizer.ggml.tokens": ["a", "\uFFFDx", "\uFFFDx"], "tokenizer.ggml.token_type": [1, 1, 1], "tokenizer.ggml.eos_token_id": 0 });
+    const lenient = tinyBpe({
+      "tokenizer.ggml.tokens": ["a", "\uFFFDx", "\uFFFDx"],
+      "tokenizer.ggml.token_type": [1, 1, 1],
+      "tokenizer.ggml.eos_token_id": 0,
+    });
     expect(ggufTokenizer(lenient).tokenToId("\uFFFDx")).toBe(1);
     // Gemma 4 always adds BOS (llama.cpp forces it) and has no default BOS id.
     refuse(tinyBpe({ "tokenizer.ggml.model": "gemma4" }), /add_bos_token is true, but tokenizer.ggml.bos_token_id is not set/);

@@ -35,31 +35,24 @@ describe.skipIf(NAMES.length === 0)("llama.cpp vocab test data", () => {
   });
 
   for (const name of NAMES) {
-    test(
-      `${name}: every .inp string tokenizes to its .out line`,
-      () => {
-        const { tok } = load(name);
-        const cases = loadVocabCases(name);
-        const bad: string[] = [];
-        for (const c of cases) {
-          const ids = tok.encode(c.text, { addBos: false, addEos: false, parseSpecial: false });
-          if (JSON.stringify(ids) !== JSON.stringify(c.ids)) bad.push(`${JSON.stringify(c.text)}: got ${JSON.stringify(ids)}, want ${JSON.stringify(c.ids)}`);
-        }
-        console.log(`[gguf-vocab] ${name}: ${cases.length - bad.length}/${cases.length} lines match llama.cpp`);
-        expect(bad).toEqual([]);
-        expect(cases.length).toBeGreaterThan(40);
-      },
-      120_000,
-    );
+    test(`${name}: every .inp string tokenizes to its .out line`, () => {
+      const { tok } = load(name);
+      const cases = loadVocabCases(name);
+      const bad: string[] = [];
+      for (const c of cases) {
+        const ids = tok.encode(c.text, { addBos: false, addEos: false, parseSpecial: false });
+        if (JSON.stringify(ids) !== JSON.stringify(c.ids))
+          bad.push(`${JSON.stringify(c.text)}: got ${JSON.stringify(ids)}, want ${JSON.stringify(c.ids)}`);
+      }
+      console.log(`[gguf-vocab] ${name}: ${cases.length - bad.length}/${cases.length} lines match llama.cpp`);
+      expect(bad).toEqual([]);
+      expect(cases.length).toBeGreaterThan(40);
+    }, 120_000);
 
-    test(
-      `${name}: decoding the expected ids gives the text back`,
-      () => {
-        const { tok } = load(name);
-        for (const c of loadVocabCases(name)) expect(tok.decode(c.ids, { skipSpecialTokens: false })).toBe(c.text);
-      },
-      120_000,
-    );
+    test(`${name}: decoding the expected ids gives the text back`, () => {
+      const { tok } = load(name);
+      for (const c of loadVocabCases(name)) expect(tok.decode(c.ids, { skipSpecialTokens: false })).toBe(c.text);
+    }, 120_000);
   }
 });
 
@@ -67,7 +60,30 @@ describe.skipIf(NAMES.length === 0)("llama.cpp vocab test data", () => {
 function mixedStrings(n: number, seed: number): string[] {
   const rnd = prng(seed);
   const pick = <T>(a: readonly T[]): T => a[Math.floor(rnd() * a.length)]!;
-  const parts = [" ", "  ", "\n", "\t", "\r\n", "Hello", "world", "don't", "I'M", "3333", "1234567", "!!!", " ?", "'s", "世界", "Привет", "🦙", "👨‍👩‍👧", "\u00a0", "\u3000", "é", "ö"];
+  const parts = [
+    " ",
+    "  ",
+    "\n",
+    "\t",
+    "\r\n",
+    "Hello",
+    "world",
+    "don't",
+    "I'M",
+    "3333",
+    "1234567",
+    "!!!",
+    " ?",
+    "'s",
+    "世界",
+    "Привет",
+    "🦙",
+    "👨‍👩‍👧",
+    "\u00a0",
+    "\u3000",
+    "é",
+    "ö",
+  ];
   return Array.from({ length: n }, () => {
     let s = "";
     const k = 1 + Math.floor(rnd() * 10);
@@ -85,26 +101,22 @@ function mixedStrings(n: number, seed: number): string[] {
 
 describe.skipIf(NAMES.length === 0)("GGUF tokenizers: round trip, streaming, specials", () => {
   for (const name of NAMES) {
-    test(
-      `${name}: decode(encode(s)) = s on 300 mixed strings, and streaming decode equals it`,
-      () => {
-        const { tok } = load(name);
-        for (const s of mixedStrings(300, name.length)) {
-          const ids = tok.encode(s, { addBos: false, parseSpecial: false });
-          const text = tok.decode(ids, { skipSpecialTokens: false });
-          expect(text).toBe(s);
-          const dec = tok.incrementalDecoder({ skipSpecialTokens: false });
-          let streamed = "";
-          for (const id of ids) {
-            const piece = dec.push(id);
-            expect(piece.includes("\uFFFD")).toBe(false);
-            streamed += piece;
-          }
-          expect(streamed + dec.flush()).toBe(text);
+    test(`${name}: decode(encode(s)) = s on 300 mixed strings, and streaming decode equals it`, () => {
+      const { tok } = load(name);
+      for (const s of mixedStrings(300, name.length)) {
+        const ids = tok.encode(s, { addBos: false, parseSpecial: false });
+        const text = tok.decode(ids, { skipSpecialTokens: false });
+        expect(text).toBe(s);
+        const dec = tok.incrementalDecoder({ skipSpecialTokens: false });
+        let streamed = "";
+        for (const id of ids) {
+          const piece = dec.push(id);
+          expect(piece.includes("\uFFFD")).toBe(false);
+          streamed += piece;
         }
-      },
-      120_000,
-    );
+        expect(streamed + dec.flush()).toBe(text);
+      }
+    }, 120_000);
   }
 
   test("qwen2: control tokens are parsed only with parseSpecial; eog has <|im_end|> and <|endoftext|>", () => {
@@ -196,46 +208,38 @@ describe.skipIf(!HAVE_MODELS)("openModel (GGUF)", () => {
 });
 
 describe.skipIf(NAMES.length === 0)("GGUF tokenizers: speed", () => {
-  test(
-    "a 1 MB mixed prompt and a 100k-character single word tokenize in bounded time (no quadratic merge loops)",
-    () => {
-      for (const name of ["llama-bpe", "llama-spm", "gemma-4"].filter((n) => NAMES.includes(n))) {
-        const { tok } = load(name);
-        let big = "";
-        for (const s of mixedStrings(100_000, 5)) {
-          big += s + " ";
-          if (big.length > 1_000_000) break;
-        }
-        let t = performance.now();
-        const ids = tok.encode(big, { addBos: false });
-        const bigMs = performance.now() - t;
-        expect(ids.length).toBeGreaterThan(100_000);
-        t = performance.now();
-        const word = tok.encode("ab".repeat(50_000), { addBos: false });
-        const wordMs = performance.now() - t;
-        expect(word.length).toBeGreaterThan(0);
-        console.log(`[gguf-vocab] ${name}: 1 MB in ${bigMs.toFixed(0)} ms, 100k-char word in ${wordMs.toFixed(0)} ms`);
-        // Generous bounds (shared CI machines); a quadratic merge would take minutes here.
-        expect(bigMs).toBeLessThan(30_000);
-        expect(wordMs).toBeLessThan(15_000);
+  test("a 1 MB mixed prompt and a 100k-character single word tokenize in bounded time (no quadratic merge loops)", () => {
+    for (const name of ["llama-bpe", "llama-spm", "gemma-4"].filter((n) => NAMES.includes(n))) {
+      const { tok } = load(name);
+      let big = "";
+      for (const s of mixedStrings(100_000, 5)) {
+        big += s + " ";
+        if (big.length > 1_000_000) break;
       }
-    },
-    300_000,
-  );
+      let t = performance.now();
+      const ids = tok.encode(big, { addBos: false });
+      const bigMs = performance.now() - t;
+      expect(ids.length).toBeGreaterThan(100_000);
+      t = performance.now();
+      const word = tok.encode("ab".repeat(50_000), { addBos: false });
+      const wordMs = performance.now() - t;
+      expect(word.length).toBeGreaterThan(0);
+      console.log(`[gguf-vocab] ${name}: 1 MB in ${bigMs.toFixed(0)} ms, 100k-char word in ${wordMs.toFixed(0)} ms`);
+      // Generous bounds (shared CI machines); a quadratic merge would take minutes here.
+      expect(bigMs).toBeLessThan(30_000);
+      expect(wordMs).toBeLessThan(15_000);
+    }
+  }, 300_000);
 
-  test(
-    "special-token scan stays linear on text full of their first characters (qwen2: 290 \"[PAD…]\" tokens)",
-    () => {
-      if (!NAMES.includes("qwen2")) return;
-      const { tok } = load("qwen2");
-      const text = "[[[PAD1516".repeat(50_000) + "<|im_start|>";
-      const t = performance.now();
-      const ids = tok.encode(text, { addBos: false });
-      const ms = performance.now() - t;
-      expect(ids.at(-1)).toBe(tok.tokenToId("<|im_start|>")!);
-      console.log(`[gguf-vocab] qwen2: 500k chars of "[[[PAD…" in ${ms.toFixed(0)} ms`);
-      expect(ms).toBeLessThan(20_000);
-    },
-    120_000,
-  );
+  test('special-token scan stays linear on text full of their first characters (qwen2: 290 "[PAD…]" tokens)', () => {
+    if (!NAMES.includes("qwen2")) return;
+    const { tok } = load("qwen2");
+    const text = "[[[PAD1516".repeat(50_000) + "<|im_start|>";
+    const t = performance.now();
+    const ids = tok.encode(text, { addBos: false });
+    const ms = performance.now() - t;
+    expect(ids.at(-1)).toBe(tok.tokenToId("<|im_start|>")!);
+    console.log(`[gguf-vocab] qwen2: 500k chars of "[[[PAD…" in ${ms.toFixed(0)} ms`);
+    expect(ms).toBeLessThan(20_000);
+  }, 120_000);
 });

@@ -27,7 +27,8 @@ function permuteRows(w: Float32Array, rows: number, cols: number, nHead: number)
   // reshape(n_head, 2, hd/2, cols).swapaxes(1, 2): out[h, j, s] = in[h, s, j]
   for (let h = 0; h < nHead; h++)
     for (let j = 0; j < half; j++)
-      for (let s = 0; s < 2; s++) out.set(w.subarray((h * hd + s * half + j) * cols, (h * hd + s * half + j + 1) * cols), (h * hd + 2 * j + s) * cols);
+      for (let s = 0; s < 2; s++)
+        out.set(w.subarray((h * hd + s * half + j) * cols, (h * hd + s * half + j + 1) * cols), (h * hd + 2 * j + s) * cols);
   return out;
 }
 
@@ -35,7 +36,7 @@ function f32ToF16(v: number): number {
   const f = new Float32Array([v]);
   const u = new Uint32Array(f.buffer)[0]!;
   const s = (u >>> 16) & 0x8000;
-  let e = ((u >>> 23) & 0xff) - 127 + 15;
+  const e = ((u >>> 23) & 0xff) - 127 + 15;
   let m = u & 0x7fffff;
   if (e <= 0) {
     if (e < -10) return s;
@@ -56,9 +57,20 @@ function encode(values: Float32Array, dtype: "F32" | "F16" | "BF16"): Uint8Array
 }
 
 const tinyCfg = {
-  architectures: ["LlamaForCausalLM"], model_type: "llama", hidden_size: 16, intermediate_size: 24, num_hidden_layers: 2,
-  num_attention_heads: 4, num_key_value_heads: 2, vocab_size: 32, max_position_embeddings: 64, rms_norm_eps: 1e-6,
-  rope_theta: 500000, tie_word_embeddings: false, bos_token_id: 1, eos_token_id: [2, 3],
+  architectures: ["LlamaForCausalLM"],
+  model_type: "llama",
+  hidden_size: 16,
+  intermediate_size: 24,
+  num_hidden_layers: 2,
+  num_attention_heads: 4,
+  num_key_value_heads: 2,
+  vocab_size: 32,
+  max_position_embeddings: 64,
+  rms_norm_eps: 1e-6,
+  rope_theta: 500000,
+  tie_word_embeddings: false,
+  bos_token_id: 1,
+  eos_token_id: [2, 3],
 };
 
 /** Random weights for a config, as fp32 arrays (values exactly representable in bf16 and f16). */
@@ -73,7 +85,13 @@ function randomTensors(cfg: ModelConfig, seed: number): Map<string, { shape: num
   return m;
 }
 
-function writeHfFolder(dir: string, cfgJson: object, tensors: Map<string, { shape: number[]; v: Float32Array }>, dtype: "F32" | "F16" | "BF16", shards = 1): void {
+function writeHfFolder(
+  dir: string,
+  cfgJson: object,
+  tensors: Map<string, { shape: number[]; v: Float32Array }>,
+  dtype: "F32" | "F16" | "BF16",
+  shards = 1,
+): void {
   mkdirSync(dir, { recursive: true });
   writeFileSync(join(dir, "config.json"), JSON.stringify(cfgJson));
   const list: TensorToWrite[] = [...tensors].map(([name, t]) => ({ name, dtype, shape: t.shape, data: encode(t.v, dtype) }));
@@ -94,7 +112,11 @@ function writeHfFolder(dir: string, cfgJson: object, tensors: Map<string, { shap
 describe("unpermuteRows", () => {
   test("undoes llama.cpp's permute for Q (8 heads) and K (GQA, 2 heads)", () => {
     const rnd = prng(5);
-    for (const [rows, heads] of [[64, 8], [16, 2], [12, 3]] as const) {
+    for (const [rows, heads] of [
+      [64, 8],
+      [16, 2],
+      [12, 3],
+    ] as const) {
       const cols = 5;
       const w = Float32Array.from({ length: rows * cols }, () => rnd());
       const g = permuteRows(w, rows, cols, heads);
@@ -130,26 +152,96 @@ describe("fp16/bf16 conversion", () => {
 
 describe("HF config.json", () => {
   test("Llama-3 style: llama3 rope scaling, eos list, GQA", () => {
-    const c = parseHfConfig({
-      architectures: ["LlamaForCausalLM"], model_type: "llama", hidden_size: 4096, intermediate_size: 14336, num_hidden_layers: 32,
-      num_attention_heads: 32, num_key_value_heads: 8, vocab_size: 128256, max_position_embeddings: 131072, rms_norm_eps: 1e-5,
-      rope_theta: 500000, rope_scaling: { factor: 8, low_freq_factor: 1, high_freq_factor: 4, original_max_position_embeddings: 8192, rope_type: "llama3" },
-      bos_token_id: 128000, eos_token_id: [128001, 128008, 128009], tie_word_embeddings: false, torch_dtype: "bfloat16",
-    }, "config.json", "llama3");
-    expect(c).toMatchObject({ architecture: "llama", headDim: 128, numKvHeads: 8, ropeTheta: 500000, bosTokenId: 128000, eosTokenIds: [128001, 128008, 128009], dtype: "bf16", qkvBias: false });
+    const c = parseHfConfig(
+      {
+        architectures: ["LlamaForCausalLM"],
+        model_type: "llama",
+        hidden_size: 4096,
+        intermediate_size: 14336,
+        num_hidden_layers: 32,
+        num_attention_heads: 32,
+        num_key_value_heads: 8,
+        vocab_size: 128256,
+        max_position_embeddings: 131072,
+        rms_norm_eps: 1e-5,
+        rope_theta: 500000,
+        rope_scaling: { factor: 8, low_freq_factor: 1, high_freq_factor: 4, original_max_position_embeddings: 8192, rope_type: "llama3" },
+        bos_token_id: 128000,
+        eos_token_id: [128001, 128008, 128009],
+        tie_word_embeddings: false,
+        torch_dtype: "bfloat16",
+      },
+      "config.json",
+      "llama3",
+    );
+    expect(c).toMatchObject({
+      architecture: "llama",
+      headDim: 128,
+      numKvHeads: 8,
+      ropeTheta: 500000,
+      bosTokenId: 128000,
+      eosTokenIds: [128001, 128008, 128009],
+      dtype: "bf16",
+      qkvBias: false,
+    });
     expect(c.ropeScaling).toEqual({ type: "llama3", factor: 8, lowFreqFactor: 1, highFreqFactor: 4, originalMaxPositionEmbeddings: 8192 });
   });
   test("Mistral (sliding window, linear rope) and Qwen2 (qkv bias, tied)", () => {
-    const m = parseHfConfig({ architectures: ["MistralForCausalLM"], model_type: "mistral", hidden_size: 4096, intermediate_size: 14336, num_hidden_layers: 32, num_attention_heads: 32, num_key_value_heads: 8, vocab_size: 32000, max_position_embeddings: 32768, rms_norm_eps: 1e-5, rope_theta: 10000, sliding_window: 4096, rope_scaling: { type: "linear", factor: 2 }, bos_token_id: 1, eos_token_id: 2 }, "config.json", "m");
+    const m = parseHfConfig(
+      {
+        architectures: ["MistralForCausalLM"],
+        model_type: "mistral",
+        hidden_size: 4096,
+        intermediate_size: 14336,
+        num_hidden_layers: 32,
+        num_attention_heads: 32,
+        num_key_value_heads: 8,
+        vocab_size: 32000,
+        max_position_embeddings: 32768,
+        rms_norm_eps: 1e-5,
+        rope_theta: 10000,
+        sliding_window: 4096,
+        rope_scaling: { type: "linear", factor: 2 },
+        bos_token_id: 1,
+        eos_token_id: 2,
+      },
+      "config.json",
+      "m",
+    );
     expect(m).toMatchObject({ architecture: "mistral", slidingWindow: 4096, ropeScaling: { type: "linear", factor: 2 }, eosTokenIds: [2] });
-    const q = parseHfConfig({ architectures: ["Qwen2ForCausalLM"], model_type: "qwen2", hidden_size: 896, intermediate_size: 4864, num_hidden_layers: 24, num_attention_heads: 14, num_key_value_heads: 2, vocab_size: 151936, max_position_embeddings: 32768, rms_norm_eps: 1e-6, rope_theta: 1000000, tie_word_embeddings: true, use_sliding_window: false, sliding_window: 32768, bos_token_id: 151643, eos_token_id: 151645 }, "config.json", "q");
+    const q = parseHfConfig(
+      {
+        architectures: ["Qwen2ForCausalLM"],
+        model_type: "qwen2",
+        hidden_size: 896,
+        intermediate_size: 4864,
+        num_hidden_layers: 24,
+        num_attention_heads: 14,
+        num_key_value_heads: 2,
+        vocab_size: 151936,
+        max_position_embeddings: 32768,
+        rms_norm_eps: 1e-6,
+        rope_theta: 1000000,
+        tie_word_embeddings: true,
+        use_sliding_window: false,
+        sliding_window: 32768,
+        bos_token_id: 151643,
+        eos_token_id: 151645,
+      },
+      "config.json",
+      "q",
+    );
     expect(q).toMatchObject({ architecture: "qwen2", qkvBias: true, tieWordEmbeddings: true, headDim: 64, slidingWindow: null });
     expect(expectedTensors(q).get("model.layers.0.self_attn.k_proj.bias")).toEqual([128]);
   });
   test("unknown architecture, unsupported rope scaling, inconsistent heads are ModelFileErrors", () => {
     const base = { ...tinyCfg };
-    expect(() => parseHfConfig({ ...base, model_type: "gpt2", architectures: ["GPT2LMHeadModel"] }, "config.json", "x")).toThrow(/unknown architecture "gpt2"/);
-    expect(() => parseHfConfig({ ...base, rope_scaling: { type: "mrope", factor: 4 } }, "config.json", "x")).toThrow(/rope_scaling type "mrope" is not supported/);
+    expect(() => parseHfConfig({ ...base, model_type: "gpt2", architectures: ["GPT2LMHeadModel"] }, "config.json", "x")).toThrow(
+      /unknown architecture "gpt2"/,
+    );
+    expect(() => parseHfConfig({ ...base, rope_scaling: { type: "mrope", factor: 4 } }, "config.json", "x")).toThrow(
+      /rope_scaling type "mrope" is not supported/,
+    );
     expect(() => parseHfConfig({ ...base, num_key_value_heads: 3 }, "config.json", "x")).toThrow(ModelFileError);
     expect(() => parseHfConfig({ ...base, hidden_size: "16" }, "config.json", "x")).toThrow(/"hidden_size" must be a number/);
   });
@@ -188,7 +280,16 @@ describe("synthetic HF folders", () => {
     const list: GgufTensorToWrite[] = [];
     const inv: Record<string, string> = {};
     for (const name of tensors.keys()) {
-      for (const g of ["token_embd.weight", "output_norm.weight", "output.weight", ...Array.from({ length: 2 }, (_, i) => ["attn_norm", "attn_q", "attn_k", "attn_v", "attn_output", "ffn_norm", "ffn_gate", "ffn_up", "ffn_down"].map((s) => `blk.${i}.${s}.weight`)).flat()]) {
+      for (const g of [
+        "token_embd.weight",
+        "output_norm.weight",
+        "output.weight",
+        ...Array.from({ length: 2 }, (_, i) =>
+          ["attn_norm", "attn_q", "attn_k", "attn_v", "attn_output", "ffn_norm", "ffn_gate", "ffn_up", "ffn_down"].map(
+            (s) => `blk.${i}.${s}.weight`,
+          ),
+        ).flat(),
+      ]) {
         if (canonicalGgufName(g) === name) inv[name] = g;
       }
     }
@@ -200,21 +301,35 @@ describe("synthetic HF folders", () => {
     }
     const kv = (key: string, type: GgufValueType, value: number | string) => ({ key, type, value });
     const file = join(tmp, "tiny.gguf");
-    writeFileSync(file, serializeGguf([
-      kv("general.architecture", GgufValueType.STRING, "llama"),
-      kv("llama.embedding_length", GgufValueType.U32, 16),
-      kv("llama.feed_forward_length", GgufValueType.U32, 24),
-      kv("llama.block_count", GgufValueType.U32, 2),
-      kv("llama.attention.head_count", GgufValueType.U32, 4),
-      kv("llama.attention.head_count_kv", GgufValueType.U32, 2),
-      kv("llama.context_length", GgufValueType.U32, 64),
-      kv("llama.rope.freq_base", GgufValueType.F32, 500000),
-      kv("llama.attention.layer_norm_rms_epsilon", GgufValueType.F32, 1e-6),
-      kv("tokenizer.ggml.bos_token_id", GgufValueType.U32, 1),
-      kv("tokenizer.ggml.eos_token_id", GgufValueType.U32, 2),
-    ], list));
+    writeFileSync(
+      file,
+      serializeGguf(
+        [
+          kv("general.architecture", GgufValueType.STRING, "llama"),
+          kv("llama.embedding_length", GgufValueType.U32, 16),
+          kv("llama.feed_forward_length", GgufValueType.U32, 24),
+          kv("llama.block_count", GgufValueType.U32, 2),
+          kv("llama.attention.head_count", GgufValueType.U32, 4),
+          kv("llama.attention.head_count_kv", GgufValueType.U32, 2),
+          kv("llama.context_length", GgufValueType.U32, 64),
+          kv("llama.rope.freq_base", GgufValueType.F32, 500000),
+          kv("llama.attention.layer_norm_rms_epsilon", GgufValueType.F32, 1e-6),
+          kv("tokenizer.ggml.bos_token_id", GgufValueType.U32, 1),
+          kv("tokenizer.ggml.eos_token_id", GgufValueType.U32, 2),
+        ],
+        list,
+      ),
+    );
     const ws = ggufWeights(readGguf(file));
-    expect(ws.config).toMatchObject({ hiddenSize: 16, numKvHeads: 2, ropeTheta: 500000, rmsNormEps: 1e-6, tieWordEmbeddings: false, dtype: "f16", vocabSize: 32 });
+    expect(ws.config).toMatchObject({
+      hiddenSize: 16,
+      numKvHeads: 2,
+      ropeTheta: 500000,
+      rmsNormEps: 1e-6,
+      tieWordEmbeddings: false,
+      dtype: "f16",
+      vocabSize: 32,
+    });
     for (const [name, t] of tensors) expect(tensorToF32(ws.tensors.get(name)!)).toEqual(t.v);
   });
 });
@@ -225,7 +340,16 @@ describe.skipIf(!HAVE_MODELS)("stories260K: GGUF and HF folder", () => {
     const b = openModel(HF_DIR).config;
     const strip = (c: ModelConfig) => ({ ...c, name: "", maxPositionEmbeddings: 0 });
     expect(strip(a)).toEqual(strip(b));
-    expect(a).toMatchObject({ hiddenSize: 64, intermediateSize: 172, numLayers: 5, numHeads: 8, numKvHeads: 4, headDim: 8, vocabSize: 512, rmsNormEps: 1e-5 });
+    expect(a).toMatchObject({
+      hiddenSize: 64,
+      intermediateSize: 172,
+      numLayers: 5,
+      numHeads: 8,
+      numKvHeads: 4,
+      headDim: 8,
+      vocabSize: 512,
+      rmsNormEps: 1e-5,
+    });
   });
   test("load to identical weights after Q/K layout conversion (output.weight == embedding is stored tied)", () => {
     const a = openModel(GGUF_PATH).weights;
@@ -243,7 +367,8 @@ describe.skipIf(!HAVE_MODELS)("stories260K: GGUF and HF folder", () => {
   test("same token ids for the same text", () => {
     const a = openModel(GGUF_PATH).tokenizer;
     const b = openModel(HF_DIR).tokenizer;
-    for (const s of ["Once upon a time", "Lily saw a big, red ball.", "", "  spaces\tand\nnewlines "]) expect(a.encode(s)).toEqual(b.encode(s));
+    for (const s of ["Once upon a time", "Lily saw a big, red ball.", "", "  spaces\tand\nnewlines "])
+      expect(a.encode(s)).toEqual(b.encode(s));
   });
   test("a folder copy without tokenizer files still maps weights", () => {
     const dir = join(tmp, "hf-copy");

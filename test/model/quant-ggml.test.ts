@@ -27,7 +27,12 @@ function readFixture(): Record_[] {
   const out: Record_[] = [];
   let at = 8;
   for (let i = 0; i < n; i++) {
-    const [ggmlType, nblocks, blockBytes, blockElems] = [0, 1, 2, 3].map((j) => dv.getUint32(at + 4 * j, true)) as [number, number, number, number];
+    const [ggmlType, nblocks, blockBytes, blockElems] = [0, 1, 2, 3].map((j) => dv.getUint32(at + 4 * j, true)) as [
+      number,
+      number,
+      number,
+      number,
+    ];
     at += 16;
     const raw = new Uint8Array(buf.subarray(at, at + nblocks * blockBytes));
     at += nblocks * blockBytes;

@@ -69,7 +69,7 @@ describe.skipIf(!HAVE_MODELS)("quantized GGUF models (CPU)", () => {
     const quantTensors = [...s.weights.tensors.values()].filter((t) => t.quant?.name === "Q8_0").length;
     // an output matrix byte-identical to the embedding is loaded once (tied)
     expect(quantTensors).toBe(quantized - (s.opened.config.tieWordEmbeddings ? 1 : 0));
-    const tiedBytes = s.opened.config.tieWordEmbeddings ? readGguf(q8).tensors.get("output.weight")?.data.byteLength ?? 0 : 0;
+    const tiedBytes = s.opened.config.tieWordEmbeddings ? (readGguf(q8).tensors.get("output.weight")?.data.byteLength ?? 0) : 0;
     expect(s.weights.totalBytes).toBe(fileTensorBytes(q8) - tiedBytes);
     expect(s.planMismatches).toEqual([]);
     expect(s.plan.weightsBytes).toBe(s.profile.weightsBytes);
@@ -81,7 +81,14 @@ describe.skipIf(!HAVE_MODELS)("quantized GGUF models (CPU)", () => {
     expect(s.opened.tokenizer.decode([1, ...toks]).startsWith(PUBLISHED)).toBe(true);
 
     // The what-if planner on the file predicts the same weight bytes as the engine measured.
-    const plan = planFromRequest({ model: q8, backend: "cpu", deviceMemoryBytes: 256 * 2 ** 20, maxModelLen: 512, maxNumSeqs: 8, maxNumBatchedTokens: 128 });
+    const plan = planFromRequest({
+      model: q8,
+      backend: "cpu",
+      deviceMemoryBytes: 256 * 2 ** 20,
+      maxModelLen: 512,
+      maxNumSeqs: 8,
+      maxNumBatchedTokens: 128,
+    });
     expect(plan.plan.weightsBytes).toBe(s.profile.weightsBytes);
   });
 

@@ -14,7 +14,26 @@ warnIfNoModels("tokenizer");
 function variedStrings(n: number, seed: number): string[] {
   const rnd = prng(seed);
   const pick = <T>(a: readonly T[]): T => a[Math.floor(rnd() * a.length)]!;
-  const words = ["Once", "upon", "a", "time", "Lily", "park", "ball", "the", "happy", "don't", "it's", "Tom", "mom", "dog", "HELLO", "naïve", "café", "über"];
+  const words = [
+    "Once",
+    "upon",
+    "a",
+    "time",
+    "Lily",
+    "park",
+    "ball",
+    "the",
+    "happy",
+    "don't",
+    "it's",
+    "Tom",
+    "mom",
+    "dog",
+    "HELLO",
+    "naïve",
+    "café",
+    "über",
+  ];
   const pieces: (() => string)[] = [
     () => pick(words),
     () => " ".repeat(1 + Math.floor(rnd() * 5)),
@@ -45,7 +64,9 @@ function variedStrings(n: number, seed: number): string[] {
 }
 
 describe.skipIf(!HAVE_MODELS)("GPT-2 byte-level BPE (tokenizer.json)", () => {
-  const ref = JSON.parse(readFileSync(join(GPT2_DIR, "reference.json"), "utf8")) as { cases: { text: string; ids: number[]; decoded: string }[] };
+  const ref = JSON.parse(readFileSync(join(GPT2_DIR, "reference.json"), "utf8")) as {
+    cases: { text: string; ids: number[]; decoded: string }[];
+  };
   const tok = HAVE_MODELS ? Tokenizer.fromFolder(GPT2_DIR) : (null as unknown as Tokenizer);
 
   test("has all 51 reference cases", () => {
@@ -56,7 +77,8 @@ describe.skipIf(!HAVE_MODELS)("GPT-2 byte-level BPE (tokenizer.json)", () => {
     const bad: string[] = [];
     for (const c of ref.cases) {
       const ids = tok.encode(c.text);
-      if (JSON.stringify(ids) !== JSON.stringify(c.ids)) bad.push(`${JSON.stringify(c.text)}: ${JSON.stringify(ids)} != ${JSON.stringify(c.ids)}`);
+      if (JSON.stringify(ids) !== JSON.stringify(c.ids))
+        bad.push(`${JSON.stringify(c.text)}: ${JSON.stringify(ids)} != ${JSON.stringify(c.ids)}`);
     }
     expect(bad).toEqual([]);
   });

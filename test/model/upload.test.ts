@@ -47,17 +47,20 @@ describe.skipIf(!dev)("uploadWeights (CPU device)", () => {
     expect(parameterCount(demoConfig())).toBe(deviceBytes(ws) / 4);
   });
 
-  test.skipIf(!HAVE_MODELS)("stories260K GGUF (permuted Q/K through scratch) and HF (direct from mmap) upload to identical device weights", () => {
-    const g = openModel(GGUF_PATH).weights;
-    const h = openModel(HF_DIR).weights;
-    roundTrip(g, 4096);
-    roundTrip(h);
-    const lg = uploadWeights(dev!, g);
-    const lh = uploadWeights(dev!, h);
-    for (const name of h.tensors.keys()) expect(downloadTensor(dev!, lg.get(name))).toEqual(downloadTensor(dev!, lh.get(name)));
-    lg.free();
-    lh.free();
-  });
+  test.skipIf(!HAVE_MODELS)(
+    "stories260K GGUF (permuted Q/K through scratch) and HF (direct from mmap) upload to identical device weights",
+    () => {
+      const g = openModel(GGUF_PATH).weights;
+      const h = openModel(HF_DIR).weights;
+      roundTrip(g, 4096);
+      roundTrip(h);
+      const lg = uploadWeights(dev!, g);
+      const lh = uploadWeights(dev!, h);
+      for (const name of h.tensors.keys()) expect(downloadTensor(dev!, lg.get(name))).toEqual(downloadTensor(dev!, lh.get(name)));
+      lg.free();
+      lh.free();
+    },
+  );
 
   test("out of device memory: the partial upload is freed and the allocator error surfaces", () => {
     const d = dev!;

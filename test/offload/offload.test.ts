@@ -45,7 +45,12 @@ describe("offloaded runs equal resident runs (greedy)", () => {
     const ref = generate(start(SYN), PROMPTS, 24);
     expect(ref[0]!.length).toBe(24);
     const layerGiB = weightLayout(openModel(SYN).config, 4)[1]!.bytes / 2 ** 30;
-    for (const [layers, slots] of [[1, 2], [2, 1], [3, 2], [4, 2]] as const) {
+    for (const [layers, slots] of [
+      [1, 2],
+      [2, 1],
+      [3, 2],
+      [4, 2],
+    ] as const) {
       const s = start(SYN, { cpuOffloadGb: layers * layerGiB, offloadPrefetchLayers: slots });
       expect(s.offload?.placement.layersOffloaded).toBe(layers);
       expect(s.offload?.placement.slots).toBe(Math.min(slots, layers));
@@ -60,7 +65,10 @@ describe("offloaded runs equal resident runs (greedy)", () => {
   test("graphs stay on while offloading: replayed decode steps carry the layer copies (same tokens)", () => {
     const ref = generate(start(SYN), PROMPTS, 24);
     const layerGiB = weightLayout(openModel(SYN).config, 4)[1]!.bytes / 2 ** 30;
-    for (const [layers, slots] of [[2, 1], [3, 2]] as const) {
+    for (const [layers, slots] of [
+      [2, 1],
+      [3, 2],
+    ] as const) {
       const s = start(SYN, { enforceEager: false, cpuOffloadGb: layers * layerGiB, offloadPrefetchLayers: slots });
       expect(s.offload?.placement.layersOffloaded).toBe(layers);
       expect(s.decodeGraphs).not.toBeNull();
@@ -77,7 +85,7 @@ describe("offloaded runs equal resident runs (greedy)", () => {
 
   test("slow copy thread (20 ms per copy): same tokens, the compute side waited", () => {
     const ref = generate(start(SYN), PROMPTS, 6);
-    const s = start(SYN, { cpuOffloadGb: 3 * weightLayout(openModel(SYN).config, 4)[1]!.bytes / 2 ** 30 });
+    const s = start(SYN, { cpuOffloadGb: (3 * weightLayout(openModel(SYN).config, 4)[1]!.bytes) / 2 ** 30 });
     s.offload!.manager.engine.setDelayUs(20_000);
     const before = s.offload!.manager.stats().copy;
     expect(generate(s, PROMPTS, 6)).toEqual(ref);
@@ -88,7 +96,7 @@ describe("offloaded runs equal resident runs (greedy)", () => {
 
   test("without the waits a slow copy reads stale weights (the check has teeth)", () => {
     const ref = generate(start(SYN), PROMPTS, 6);
-    const s = start(SYN, { cpuOffloadGb: 3 * weightLayout(openModel(SYN).config, 4)[1]!.bytes / 2 ** 30, offloadPrefetchLayers: 1 });
+    const s = start(SYN, { cpuOffloadGb: (3 * weightLayout(openModel(SYN).config, 4)[1]!.bytes) / 2 ** 30, offloadPrefetchLayers: 1 });
     const m = s.offload!.manager;
     m.engine.setDelayUs(20_000);
     const wait = m.beforeLayer.bind(m);
@@ -118,8 +126,17 @@ describe("placement", () => {
   const cfg = openModel("synthetic:dim=1024,hidden=4096,layers=6,heads=8,kv_heads=2,vocab=1000").config;
   const layerBytes = weightLayout(cfg, 2)[1]!.bytes;
   const base = {
-    config: cfg, backend: "cuda" as const, deviceMemoryBytes: 1024 * MiB, gpuMemoryUtilization: 0.9, maxModelLen: 256, maxNumSeqs: 8,
-    maxNumBatchedTokens: 128, blockSize: 16, captureSizes: [], attentionWorkspaceBytes: 0, nonAllocatorEstimateBytes: 0,
+    config: cfg,
+    backend: "cuda" as const,
+    deviceMemoryBytes: 1024 * MiB,
+    gpuMemoryUtilization: 0.9,
+    maxModelLen: 256,
+    maxNumSeqs: 8,
+    maxNumBatchedTokens: 128,
+    blockSize: 16,
+    captureSizes: [],
+    attentionWorkspaceBytes: 0,
+    nonAllocatorEstimateBytes: 0,
   };
 
   test("default: nothing offloaded when everything fits", () => {
@@ -150,9 +167,17 @@ describe("placement", () => {
     expect(p.offload.layersOffloaded).toBe(3);
     expect(p.weightsBytes).toBeLessThanOrEqual((pct / 100) * base.deviceMemoryBytes);
     // what other users hold at start counts toward the limit
-    const busy = planMemory({ ...base, freeMemoryBytes: base.deviceMemoryBytes - layerBytes, offload: { triggerPercent: (100 * all) / base.deviceMemoryBytes } });
+    const busy = planMemory({
+      ...base,
+      freeMemoryBytes: base.deviceMemoryBytes - layerBytes,
+      offload: { triggerPercent: (100 * all) / base.deviceMemoryBytes },
+    });
     expect(busy.offload.layersOffloaded).toBe(3);
-    const busier = planMemory({ ...base, freeMemoryBytes: base.deviceMemoryBytes - 2 * layerBytes, offload: { triggerPercent: (100 * all) / base.deviceMemoryBytes } });
+    const busier = planMemory({
+      ...base,
+      freeMemoryBytes: base.deviceMemoryBytes - 2 * layerBytes,
+      offload: { triggerPercent: (100 * all) / base.deviceMemoryBytes },
+    });
     expect(busier.offload.layersOffloaded).toBe(4);
   });
 
@@ -209,13 +234,28 @@ describe("automatic offload at start-up", () => {
     expect([...Value.Errors(MemoryReport, core.memory())].map((e) => `${e.path}: ${e.message}`)).toEqual([]);
     // `headroom plan` (planFromRequest) with the same inputs shows the same placement
     const planned = planFromRequest({
-      model: spec, backend: "cpu", deviceMemoryBytes: deviceMemory, gpuMemoryUtilization: 0.5, maxModelLen: 128, maxNumSeqs: 8, maxNumBatchedTokens: 64,
+      model: spec,
+      backend: "cpu",
+      deviceMemoryBytes: deviceMemory,
+      gpuMemoryUtilization: 0.5,
+      maxModelLen: 128,
+      maxNumSeqs: 8,
+      maxNumBatchedTokens: 64,
     }).plan;
     expect(planned.offload).toMatchObject({ mode: "auto", layersOffloaded: o.placement.layersOffloaded, slots: 2 });
     expect(planned.weightsBytes).toBe(s.profile.weightsBytes);
     // the same model without offload cannot start in that share
     expect(() =>
-      startEngine(engineOptions(spec, { deviceOrdinal: ordinal++, deviceMemory, gpuMemoryUtilization: 0.5, maxModelLen: 128, maxNumBatchedTokens: 64, cpuOffloadTriggerPercent: 100 })),
+      startEngine(
+        engineOptions(spec, {
+          deviceOrdinal: ordinal++,
+          deviceMemory,
+          gpuMemoryUtilization: 0.5,
+          maxModelLen: 128,
+          maxNumBatchedTokens: 64,
+          cpuOffloadTriggerPercent: 100,
+        }),
+      ),
     ).toThrow();
   });
 });

@@ -44,7 +44,9 @@ function compareTop(step: number, a: TopEntry[], b: TopEntry[], tol: number, pro
       const other = inY.get(e.tokenId);
       if (other !== undefined) maxDelta = Math.max(maxDelta, Math.abs(other - e.logprob));
       else if (e.logprob > yLast + tol) {
-        problems.push(`step ${step}: token ${e.tokenId} (logprob ${e.logprob.toFixed(5)} in ${xs}) missing from ${ys}'s top-${y.length} (last ${yLast.toFixed(5)})`);
+        problems.push(
+          `step ${step}: token ${e.tokenId} (logprob ${e.logprob.toFixed(5)} in ${xs}) missing from ${ys}'s top-${y.length} (last ${yLast.toFixed(5)})`,
+        );
       }
     }
   };
@@ -60,7 +62,8 @@ export function compareContinuations(ref: Continuation, got: Continuation, tol: 
   let minTopGap = Number.POSITIVE_INFINITY;
   let divergedAt: number | null = null;
   const n = Math.min(ref.tokens.length, got.tokens.length);
-  if (ref.tokens.length !== got.tokens.length) problems.push(`lengths differ: llama.cpp ${ref.tokens.length}, headroom ${got.tokens.length}`);
+  if (ref.tokens.length !== got.tokens.length)
+    problems.push(`lengths differ: llama.cpp ${ref.tokens.length}, headroom ${got.tokens.length}`);
   let i = 0;
   for (; i < n; i++) {
     const r = ref.top[i] ?? [];
@@ -68,7 +71,9 @@ export function compareContinuations(ref: Continuation, got: Continuation, tol: 
       const g = gap(r);
       if (g < tieGap) divergedAt = i;
       else {
-        problems.push(`step ${i}: llama.cpp chose ${ref.tokens[i]}, headroom ${got.tokens[i]}; llama.cpp's top-2 gap ${g.toFixed(5)} is not a near-tie (< ${tieGap})`);
+        problems.push(
+          `step ${i}: llama.cpp chose ${ref.tokens[i]}, headroom ${got.tokens[i]}; llama.cpp's top-2 gap ${g.toFixed(5)} is not a near-tie (< ${tieGap})`,
+        );
       }
       break;
     }

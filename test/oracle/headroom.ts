@@ -17,11 +17,28 @@ export interface HeadroomRun {
   close(): void;
 }
 
-export function openInHeadroom(path: string, maxModelLen: number, maxNumBatchedTokens = maxModelLen, deviceMemory = 512 * MiB): HeadroomRun {
+export function openInHeadroom(
+  path: string,
+  maxModelLen: number,
+  maxNumBatchedTokens = maxModelLen,
+  deviceMemory = 512 * MiB,
+): HeadroomRun {
   const engine = startEngine({
-    model: path, device: "cpu", dtype: "float32", deviceMemory, deviceOrdinal: nextOrdinal++, gpuMemoryUtilization: 0.9,
-    kvCacheMemoryBytes: null, maxModelLen, maxNumSeqs: 4, maxNumBatchedTokens, blockSize: 16,
-    enforceEager: true, maxWaiting: 8, servedModelName: null, numThreads: 2,
+    model: path,
+    device: "cpu",
+    dtype: "float32",
+    deviceMemory,
+    deviceOrdinal: nextOrdinal++,
+    gpuMemoryUtilization: 0.9,
+    kvCacheMemoryBytes: null,
+    maxModelLen,
+    maxNumSeqs: 4,
+    maxNumBatchedTokens,
+    blockSize: 16,
+    enforceEager: true,
+    maxWaiting: 8,
+    servedModelName: null,
+    numThreads: 2,
   });
   const core = new EngineCore(engine, { maxNumSeqs: 4, maxWaiting: 8, servedModelName: null });
   let n = 0;

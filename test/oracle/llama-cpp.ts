@@ -20,8 +20,13 @@ export function loadOracle(): Promise<Oracle | string> {
     try {
       const nlc = await import("node-llama-cpp");
       const llama = await nlc.getLlama({
-        gpu: false, build: "never", skipDownload: true, usePrebuiltBinaries: true, progressLogs: false,
-        logLevel: nlc.LlamaLogLevel.error, maxThreads: 1,
+        gpu: false,
+        build: "never",
+        skipDownload: true,
+        usePrebuiltBinaries: true,
+        progressLogs: false,
+        logLevel: nlc.LlamaLogLevel.error,
+        maxThreads: 1,
       });
       return { llama, version: await nlc.getModuleVersion() };
     } catch (e) {
@@ -45,14 +50,23 @@ export async function openInLlamaCpp(o: Oracle, path: string, contextSize: numbe
     model,
     async greedy(prompt, steps, topK) {
       const ctx = await model.createContext({
-        contextSize, batchSize: contextSize, threads: 1, flashAttention: false, sequences: 1,
-        experimentalKvCacheKeyType: "F32", experimentalKvCacheValueType: "F32",
+        contextSize,
+        batchSize: contextSize,
+        threads: 1,
+        flashAttention: false,
+        sequences: 1,
+        experimentalKvCacheKeyType: "F32",
+        experimentalKvCacheValueType: "F32",
       });
       try {
         const seq = ctx.getSequence();
         const tokens: number[] = [];
         const top: { tokenId: number; logprob: number }[][] = [];
-        const it = seq.evaluateWithMetadata(prompt.map((t) => t as never), { probabilities: true }, { temperature: 0, yieldEogToken: true });
+        const it = seq.evaluateWithMetadata(
+          prompt.map((t) => t as never),
+          { probabilities: true },
+          { temperature: 0, yieldEogToken: true },
+        );
         for await (const r of it) {
           tokens.push(r.token as number);
           // node-llama-cpp normalises the softmax with a sequential fp32 sum over the whole

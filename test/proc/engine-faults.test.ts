@@ -134,7 +134,13 @@ describe.skipIf(!HAVE || process.platform !== "linux")("engine process lifetime"
   test("a hung engine does not outlive a server killed with SIGKILL", async () => {
     const s = await serve([], { HEADROOM_TEST_FAULT: "hang@1" });
     procs.push(s);
-    const children = () => Bun.spawnSync(["ps", "-o", "pid=", "--ppid", String(s.proc.pid)]).stdout.toString().trim().split(/\s+/).filter(Boolean).map(Number);
+    const children = () =>
+      Bun.spawnSync(["ps", "-o", "pid=", "--ppid", String(s.proc.pid)])
+        .stdout.toString()
+        .trim()
+        .split(/\s+/)
+        .filter(Boolean)
+        .map(Number);
     const [engine] = children();
     expect(engine).toBeGreaterThan(0);
     void complete(s.base, { max_tokens: 4 }).catch(() => {}); // the engine spins at step 1

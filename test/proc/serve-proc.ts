@@ -16,7 +16,22 @@ export interface Served extends Spawned {
 /** Starts the server and waits until /health is 200. */
 export async function serve(extra: string[] = [], env: Record<string, string | undefined> = {}): Promise<Served> {
   const s = spawnHeadroom(
-    [process.execPath, resolve(ROOT, "src/cli.ts"), "serve", "--model", GGUF, "--device", "cpu", "--device-memory", "256MiB", "--max-model-len", "256", "--port", "0", ...extra],
+    [
+      process.execPath,
+      resolve(ROOT, "src/cli.ts"),
+      "serve",
+      "--model",
+      GGUF,
+      "--device",
+      "cpu",
+      "--device-memory",
+      "256MiB",
+      "--max-model-len",
+      "256",
+      "--port",
+      "0",
+      ...extra,
+    ],
     { cwd: ROOT, env: { HEADROOM_TEST_FAULT: undefined, ...env } },
   );
   const base = await s.url;
@@ -25,7 +40,11 @@ export async function serve(extra: string[] = [], env: Record<string, string | u
 }
 
 export function complete(base: string, body: Record<string, unknown>): Promise<Response> {
-  return fetch(`${base}/v1/completions`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ prompt: "Once upon a time", temperature: 0, ...body }) });
+  return fetch(`${base}/v1/completions`, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify({ prompt: "Once upon a time", temperature: 0, ...body }),
+  });
 }
 
 /** The `data:` payloads of an SSE body, JSON-parsed except "[DONE]". */

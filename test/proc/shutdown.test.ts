@@ -21,13 +21,27 @@ interface Outcome {
 
 /** One request; the outcome says whether the client got a complete response. */
 async function run(base: string, stream: boolean, maxTokens: number): Promise<Outcome> {
-  const res = await complete(base, { max_tokens: maxTokens, ignore_eos: true, stream, ...(stream ? { stream_options: { include_usage: true } } : {}) });
+  const res = await complete(base, {
+    max_tokens: maxTokens,
+    ignore_eos: true,
+    stream,
+    ...(stream ? { stream_options: { include_usage: true } } : {}),
+  });
   const text = await res.text(); // throws on a reset connection
   if (!stream) {
     const body = JSON.parse(text) as { choices: { finish_reason: string }[]; usage: { completion_tokens: number } };
-    return { status: res.status, stream, finish: body.choices[0]!.finish_reason, completionTokens: body.usage.completion_tokens, done: true };
+    return {
+      status: res.status,
+      stream,
+      finish: body.choices[0]!.finish_reason,
+      completionTokens: body.usage.completion_tokens,
+      done: true,
+    };
   }
-  const events = sseEvents(text) as ({ choices: { finish_reason: string | null }[]; usage?: { completion_tokens: number } | null } | "[DONE]")[];
+  const events = sseEvents(text) as (
+    | { choices: { finish_reason: string | null }[]; usage?: { completion_tokens: number } | null }
+    | "[DONE]"
+  )[];
   let finish: string | null = null;
   let tokens = -1;
   for (const e of events) {
@@ -39,7 +53,11 @@ async function run(base: string, stream: boolean, maxTokens: number): Promise<Ou
 }
 
 /** 20 requests in flight (all admitted by the engine), then the signal. */
-async function signalWithInflight(s: Served, maxTokens: number, signal: "SIGTERM" | "SIGINT"): Promise<{ outcomes: Outcome[]; code: number; ms: number }> {
+async function signalWithInflight(
+  s: Served,
+  maxTokens: number,
+  signal: "SIGTERM" | "SIGINT",
+): Promise<{ outcomes: Outcome[]; code: number; ms: number }> {
   const all = Array.from({ length: 20 }, (_, i) => run(s.base, i % 2 === 0, maxTokens));
   const t0 = performance.now();
   while ((await engineSequences(s.base)) < 20) {
@@ -50,7 +68,10 @@ async function signalWithInflight(s: Served, maxTokens: number, signal: "SIGTERM
   s.proc.kill(signal);
   // The listener closes at once: a new connection is refused (or, at worst, told 503).
   await Bun.sleep(100);
-  const late = await fetch(`${s.base}/health`).then((r) => r.status, () => "refused");
+  const late = await fetch(`${s.base}/health`).then(
+    (r) => r.status,
+    () => "refused",
+  );
   expect(late === "refused" || late === 503).toBe(true);
   const outcomes = await Promise.all(all);
   const code = await s.exited;

@@ -10,7 +10,10 @@ const APP = "https://app.example.com";
 const KEY = "browser-key";
 
 function preflight(url: string, origin: string, headers = "authorization, content-type"): Promise<Response> {
-  return fetch(url, { method: "OPTIONS", headers: { origin, "access-control-request-method": "POST", "access-control-request-headers": headers } });
+  return fetch(url, {
+    method: "OPTIONS",
+    headers: { origin, "access-control-request-method": "POST", "access-control-request-headers": headers },
+  });
 }
 
 describe("CORS off (default)", () => {
@@ -45,7 +48,11 @@ describe("CORS with --allowed-origins list", () => {
   });
 
   test("actual requests from an allowed origin carry the origin back, also on errors and streams", async () => {
-    const ok = await postJson(`${s.url}/v1/completions`, { prompt: "hi", max_tokens: 2 }, { origin: "http://localhost:3000", authorization: `Bearer ${KEY}` });
+    const ok = await postJson(
+      `${s.url}/v1/completions`,
+      { prompt: "hi", max_tokens: 2 },
+      { origin: "http://localhost:3000", authorization: `Bearer ${KEY}` },
+    );
     expect(ok.status).toBe(200);
     expect(ok.headers.get("access-control-allow-origin")).toBe("http://localhost:3000");
     expect(ok.headers.get("access-control-expose-headers")).toContain("x-request-id");
@@ -53,7 +60,11 @@ describe("CORS with --allowed-origins list", () => {
     const unauth = await fetch(`${s.url}/v1/models`, { headers: { origin: APP } });
     expect(unauth.status).toBe(401);
     expect(unauth.headers.get("access-control-allow-origin")).toBe(APP); // the page can read the error
-    const stream = await postJson(`${s.url}/v1/completions`, { prompt: "hi", max_tokens: 2, stream: true }, { origin: APP, authorization: `Bearer ${KEY}` });
+    const stream = await postJson(
+      `${s.url}/v1/completions`,
+      { prompt: "hi", max_tokens: 2, stream: true },
+      { origin: APP, authorization: `Bearer ${KEY}` },
+    );
     expect(stream.headers.get("access-control-allow-origin")).toBe(APP);
     await stream.text();
   });
@@ -93,7 +104,7 @@ describe("landing page and Swagger examples", () => {
     expect(r.status).toBe(200);
     expect(r.headers.get("content-type")).toContain("text/html");
     const html = await r.text();
-    expect(html).toContain("<code id=\"model\">my&lt;model&gt;</code>"); // escaped
+    expect(html).toContain('<code id="model">my&lt;model&gt;</code>'); // escaped
     const hrefs = [...html.matchAll(/href="([^"]+)"/g)].map((m) => m[1]!);
     expect(hrefs).toEqual(expect.arrayContaining(["/dashboard", "/swagger", "/v1/models", "/health", "/openapi.json"]));
     for (const h of ["/dashboard", "/swagger", "/health", "/openapi.json"]) expect((await fetch(`${s.url}${h}`)).status).toBe(200);
@@ -101,7 +112,9 @@ describe("landing page and Swagger examples", () => {
   });
 
   test("/openapi.json: the request examples name the served model; POSTed as is they return 200", async () => {
-    const doc = (await (await fetch(`${s.url}/openapi.json`)).json()) as { paths: Record<string, { post?: { requestBody: { content: Record<string, { schema: { example?: Record<string, unknown> } }> } } }> };
+    const doc = (await (await fetch(`${s.url}/openapi.json`)).json()) as {
+      paths: Record<string, { post?: { requestBody: { content: Record<string, { schema: { example?: Record<string, unknown> } }> } } }>;
+    };
     for (const path of ["/v1/completions", "/v1/chat/completions"]) {
       const example = doc.paths[path]!.post!.requestBody.content["application/json"]!.schema.example!;
       expect(example.model).toBe("my<model>");
@@ -134,7 +147,14 @@ describe("flags", () => {
     const p = new CorsPolicy("https://App.example.com/ , http://localhost:3000");
     expect(p.allowOrigin("https://app.example.com")).toBe("https://app.example.com");
     expect(p.allowOrigin("http://localhost:3000")).toBe("http://localhost:3000");
-    for (const o of ["http://app.example.com", "https://app.example.com:8443", "http://localhost:3001", "https://evil.app.example.com", "null"]) expect(p.allowOrigin(o)).toBeNull();
+    for (const o of [
+      "http://app.example.com",
+      "https://app.example.com:8443",
+      "http://localhost:3001",
+      "https://evil.app.example.com",
+      "null",
+    ])
+      expect(p.allowOrigin(o)).toBeNull();
     expect(new CorsPolicy(null).enabled).toBe(false);
     expect(new CorsPolicy(" , ").enabled).toBe(false);
   });

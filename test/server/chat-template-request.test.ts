@@ -23,7 +23,9 @@ const TEMPLATE =
   "{% if enable_thinking is defined and not enable_thinking %} no thinking{% endif %}" +
   "{% if add_generation_prompt %}<assistant>{% endif %}";
 
-const TOOLS = [{ type: "function", function: { name: "get_weather", parameters: { type: "object", properties: { city: { type: "string" } } } } }];
+const TOOLS = [
+  { type: "function", function: { name: "get_weather", parameters: { type: "object", properties: { city: { type: "string" } } } } },
+];
 
 interface ChatResponse {
   usage: { prompt_tokens: number };
@@ -44,7 +46,17 @@ describe.skipIf(!HAVE_MODELS)("chat template request fields (real engine)", () =
     cpSync(HF_DIR, dir, { recursive: true });
     writeFileSync(join(dir, "chat_template.jinja"), TEMPLATE);
     tok = Tokenizer.fromFolder(dir);
-    const options: ServeOptions = { ...defaultServeOptions(), host: "127.0.0.1", port: 0, device: "cpu", deviceMemory: 256 * 2 ** 20, maxModelLen: 256, maxNumSeqs: 4, maxNumBatchedTokens: 256, model: dir };
+    const options: ServeOptions = {
+      ...defaultServeOptions(),
+      host: "127.0.0.1",
+      port: 0,
+      device: "cpu",
+      deviceMemory: 256 * 2 ** 20,
+      maxModelLen: 256,
+      maxNumSeqs: 4,
+      maxNumBatchedTokens: 256,
+      model: dir,
+    };
     const engine = createEngine(options);
     await engine.ready();
     s = await startTestServer({ engine, options });
@@ -58,7 +70,9 @@ describe.skipIf(!HAVE_MODELS)("chat template request fields (real engine)", () =
 
   test("chat_template.jinja is used; add_generation_prompt defaults to true and can be turned off", async () => {
     expect((await chat({ messages: [user] })).body.usage.prompt_tokens).toBe(promptTokens("<user>Hello there</user><assistant>"));
-    expect((await chat({ messages: [user], add_generation_prompt: false })).body.usage.prompt_tokens).toBe(promptTokens("<user>Hello there</user>"));
+    expect((await chat({ messages: [user], add_generation_prompt: false })).body.usage.prompt_tokens).toBe(
+      promptTokens("<user>Hello there</user>"),
+    );
   });
 
   test("chat_template_kwargs reach the template", async () => {
@@ -70,7 +84,11 @@ describe.skipIf(!HAVE_MODELS)("chat template request fields (real engine)", () =
     const r = await chat({
       messages: [
         user,
-        { role: "assistant", content: null, tool_calls: [{ id: "c1", type: "function", function: { name: "get_weather", arguments: '{"city": "Paris"}' } }] },
+        {
+          role: "assistant",
+          content: null,
+          tool_calls: [{ id: "c1", type: "function", function: { name: "get_weather", arguments: '{"city": "Paris"}' } }],
+        },
         { role: "tool", tool_call_id: "c1", content: "sunny" },
       ],
       tools: TOOLS,
@@ -78,23 +96,46 @@ describe.skipIf(!HAVE_MODELS)("chat template request fields (real engine)", () =
     });
     expect(r.status).toBe(200);
     expect(r.body.usage.prompt_tokens).toBe(
-      promptTokens("<user>Hello there</user><assistant> call get_weather in Paris</assistant><tool>sunny for c1</tool> tools: get_weather<assistant>"),
+      promptTokens(
+        "<user>Hello there</user><assistant> call get_weather in Paris</assistant><tool>sunny for c1</tool> tools: get_weather<assistant>",
+      ),
     );
   });
 
   test("continue_final_message ends the prompt inside the last assistant message", async () => {
-    const r = await chat({ messages: [user, { role: "assistant", content: "Once upon" }], add_generation_prompt: false, continue_final_message: true });
+    const r = await chat({
+      messages: [user, { role: "assistant", content: "Once upon" }],
+      add_generation_prompt: false,
+      continue_final_message: true,
+    });
     expect(r.body.usage.prompt_tokens).toBe(promptTokens("<user>Hello there</user><assistant>Once upon"));
   });
 
   test("400s: both prompt options, tools when the template shows no tool-call format, reserved kwargs, bad arguments, a raising template", async () => {
     const cases: [Record<string, unknown>, RegExp, string][] = [
-      [{ messages: [user, { role: "assistant", content: "x" }], continue_final_message: true }, /Cannot set both/, "continue_final_message"],
-      [{ messages: [user], add_generation_prompt: false, continue_final_message: true }, /last message to be the assistant/, "continue_final_message"],
+      [
+        { messages: [user, { role: "assistant", content: "x" }], continue_final_message: true },
+        /Cannot set both/,
+        "continue_final_message",
+      ],
+      [
+        { messages: [user], add_generation_prompt: false, continue_final_message: true },
+        /last message to be the assistant/,
+        "continue_final_message",
+      ],
       [{ messages: [user], tools: TOOLS }, /shows no tool-call format/, "tool_choice"],
       [{ messages: [user], tools: TOOLS, tool_choice: "auto" }, /shows no tool-call format/, "tool_choice"],
       [{ messages: [user], chat_template_kwargs: { messages: [] } }, /chat_template_kwargs.messages/, "chat_template_kwargs"],
-      [{ messages: [user, { role: "assistant", content: null, tool_calls: [{ id: "c", type: "function", function: { name: "f", arguments: "{oops" } }] }] }, /not valid JSON/, "messages[1].tool_calls"],
+      [
+        {
+          messages: [
+            user,
+            { role: "assistant", content: null, tool_calls: [{ id: "c", type: "function", function: { name: "f", arguments: "{oops" } }] },
+          ],
+        },
+        /not valid JSON/,
+        "messages[1].tool_calls",
+      ],
     ];
     for (const [body, re, param] of cases) {
       const r = await chat(body);

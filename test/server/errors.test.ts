@@ -25,7 +25,7 @@ async function expectError(res: Response, status: number, match?: RegExp, param?
 
 describe("invalid input → 400 with OpenAI error bodies", () => {
   test("malformed JSON, empty body, non-object body", async () => {
-    await expectError(await postJson(`${s.url}/v1/completions`, "{\"prompt\": "), 400, /not valid JSON/);
+    await expectError(await postJson(`${s.url}/v1/completions`, '{"prompt": '), 400, /not valid JSON/);
     await expectError(await postJson(`${s.url}/v1/chat/completions`, ""), 400);
     await expectError(await postJson(`${s.url}/v1/completions`, "[1,2]"), 400);
     await expectError(await postJson(`${s.url}/v1/completions`, "null"), 400);
@@ -73,16 +73,44 @@ describe("invalid input → 400 with OpenAI error bodies", () => {
   });
 
   test("a top-level field the server does not implement is a 400 naming it; extra message fields are ignored", async () => {
-    const e = await expectError(await postJson(`${s.url}/v1/chat/completions`, { messages: [{ role: "user", content: "x" }], max_tokens: 2, prediction: { type: "content" }, foo: [1] }), 400, /'prediction', 'foo'/, "prediction");
+    const e = await expectError(
+      await postJson(`${s.url}/v1/chat/completions`, {
+        messages: [{ role: "user", content: "x" }],
+        max_tokens: 2,
+        prediction: { type: "content" },
+        foo: [1],
+      }),
+      400,
+      /'prediction', 'foo'/,
+      "prediction",
+    );
     expect(e.code).toBe("unsupported_parameter");
-    await expectError(await postJson(`${s.url}/v1/completions`, { prompt: "x", max_tokens: 2, logit_bias: {}, stream: false, bar: null }), 400, /Unsupported request field: 'bar'/, "bar");
-    const r = await postJson(`${s.url}/v1/chat/completions`, { messages: [{ role: "assistant", content: "y", refusal: null, extra: 1 }], max_tokens: 1 });
+    await expectError(
+      await postJson(`${s.url}/v1/completions`, { prompt: "x", max_tokens: 2, logit_bias: {}, stream: false, bar: null }),
+      400,
+      /Unsupported request field: 'bar'/,
+      "bar",
+    );
+    const r = await postJson(`${s.url}/v1/chat/completions`, {
+      messages: [{ role: "assistant", content: "y", refusal: null, extra: 1 }],
+      max_tokens: 1,
+    });
     expect(r.status).toBe(200);
   });
 
   test("min_tokens, logit_bias: checked against max_tokens and the vocabulary", async () => {
-    await expectError(await postJson(`${s.url}/v1/completions`, { prompt: "x", max_tokens: 2, min_tokens: 3 }), 400, /min_tokens \(3\) must not exceed max_tokens \(2\)/, "min_tokens");
-    await expectError(await postJson(`${s.url}/v1/chat/completions`, { messages: [{ role: "user", content: "x" }], logit_bias: { "999999": 1 } }), 400, /out of vocabulary/, "logit_bias");
+    await expectError(
+      await postJson(`${s.url}/v1/completions`, { prompt: "x", max_tokens: 2, min_tokens: 3 }),
+      400,
+      /min_tokens \(3\) must not exceed max_tokens \(2\)/,
+      "min_tokens",
+    );
+    await expectError(
+      await postJson(`${s.url}/v1/chat/completions`, { messages: [{ role: "user", content: "x" }], logit_bias: { "999999": 1 } }),
+      400,
+      /out of vocabulary/,
+      "logit_bias",
+    );
     await expectError(await postJson(`${s.url}/v1/completions`, { prompt: "x", logit_bias: { "1": 101 } }), 400, /logit_bias/);
     await expectError(await postJson(`${s.url}/v1/completions`, { prompt: "x", logit_bias: { abc: 1 } }), 400, /logit_bias/);
   });
@@ -99,7 +127,11 @@ describe("invalid input → 400 with OpenAI error bodies", () => {
     expect(e.message).toContain("maximum context length is 64 tokens");
     expect(e.message).toContain("you requested 71 tokens (61 in the prompt, 10 in the completion)");
     expect(e.code).toBe("context_length_exceeded");
-    const chat = await expectError(await postJson(`${s.url}/v1/chat/completions`, { messages: [{ role: "user", content: "y".repeat(80) }] }), 400, /maximum context length is 64 tokens/);
+    const chat = await expectError(
+      await postJson(`${s.url}/v1/chat/completions`, { messages: [{ role: "user", content: "y".repeat(80) }] }),
+      400,
+      /maximum context length is 64 tokens/,
+    );
     expect(chat.message).toContain("prompt has");
     // Fits exactly: 4 + 60 = 64.
     const ok = await postJson(`${s.url}/v1/completions`, { prompt: "abc", max_tokens: 60, temperature: 0 });
@@ -124,10 +156,23 @@ describe("invalid input → 400 with OpenAI error bodies", () => {
 
   test("fuzz: random junk bodies never produce a 500", async () => {
     const junk: unknown[] = [
-      "{}", "[]", "true", "1", '"str"', "{\"prompt\":{}}", "{\"prompt\":[[]]}", "{\"prompt\":[[1],[\"a\"]]}",
-      "{\"prompt\":\"x\",\"stop\":[1]}", "{\"prompt\":\"x\",\"stream_options\":5}", "{\"prompt\":\"x\",\"seed\":1e400}",
-      "{\"prompt\":\"x\",\"max_tokens\":1e20}", "{\"prompt\":\"x\",\"n\":1000}", "\u0000\u0001", "{\"prompt\":\"\\ud800\"}",
-      { messages: [{ role: "user", content: null }], max_tokens: 2 }, { messages: [{ role: "user", content: [{ type: "text" }] }] },
+      "{}",
+      "[]",
+      "true",
+      "1",
+      '"str"',
+      '{"prompt":{}}',
+      '{"prompt":[[]]}',
+      '{"prompt":[[1],["a"]]}',
+      '{"prompt":"x","stop":[1]}',
+      '{"prompt":"x","stream_options":5}',
+      '{"prompt":"x","seed":1e400}',
+      '{"prompt":"x","max_tokens":1e20}',
+      '{"prompt":"x","n":1000}',
+      "\u0000\u0001",
+      '{"prompt":"\\ud800"}',
+      { messages: [{ role: "user", content: null }], max_tokens: 2 },
+      { messages: [{ role: "user", content: [{ type: "text" }] }] },
     ];
     for (const body of junk) {
       for (const route of ["/v1/completions", "/v1/chat/completions"]) {
@@ -150,7 +195,15 @@ describe("auth", () => {
   });
 
   test("every /v1 route needs the bearer key; /health and /metrics do not", async () => {
-    for (const [method, path] of [["GET", "/v1/models"], ["POST", "/v1/completions"], ["POST", "/v1/chat/completions"], ["GET", "/v1/memory"], ["GET", "/v1/memory/allocator"], ["GET", "/v1/kv"], ["GET", "/v1/nope"]] as const) {
+    for (const [method, path] of [
+      ["GET", "/v1/models"],
+      ["POST", "/v1/completions"],
+      ["POST", "/v1/chat/completions"],
+      ["GET", "/v1/memory"],
+      ["GET", "/v1/memory/allocator"],
+      ["GET", "/v1/kv"],
+      ["GET", "/v1/nope"],
+    ] as const) {
       const none = await fetch(`${a.url}${path}`, { method, body: method === "POST" ? "{}" : undefined });
       const e = await expectError(none, 401, /API key/);
       expect(e.code).toBe("invalid_api_key");
@@ -180,7 +233,9 @@ describe("capacity and engine state → 503", () => {
   test("server-side admission: max_num_seqs + max_waiting, Retry-After", async () => {
     const q = await startTestServer({ fake: { stepMs: 5 }, options: { maxNumSeqs: 2, maxWaiting: 1 } });
     try {
-      const streams = await Promise.all([0, 1, 2].map(() => postJson(`${q.url}/v1/completions`, { prompt: "x", max_tokens: 100, stream: true })));
+      const streams = await Promise.all(
+        [0, 1, 2].map(() => postJson(`${q.url}/v1/completions`, { prompt: "x", max_tokens: 100, stream: true })),
+      );
       expect(streams.map((r) => r.status)).toEqual([200, 200, 200]);
       const res = await postJson(`${q.url}/v1/completions`, { prompt: "x", max_tokens: 2 });
       const e = await expectError(res, 503, /capacity/);

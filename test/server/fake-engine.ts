@@ -69,7 +69,8 @@ function hash32(xs: number[], seed: number): number {
 let fakePlan: MemoryReport["plan"] | undefined;
 
 export class FakeEngine implements Engine {
-  readonly o: Required<Omit<FakeEngineOptions, "eosAfter" | "startupError" | "passage">> & Pick<FakeEngineOptions, "eosAfter" | "startupError">;
+  readonly o: Required<Omit<FakeEngineOptions, "eosAfter" | "startupError" | "passage">> &
+    Pick<FakeEngineOptions, "eosAfter" | "startupError">;
   private state: EngineHealth = "starting";
   private readyP: Promise<void>;
   private waiting: Seq[] = [];
@@ -132,18 +133,22 @@ export class FakeEngine implements Engine {
   }
 
   generate(req: GenerateRequest, signal?: AbortSignal): AsyncIterable<TokenEvent> {
-    const self = this;
     return {
-      [Symbol.asyncIterator]: () => self.stream(req, signal),
+      [Symbol.asyncIterator]: () => this.stream(req, signal),
     };
   }
 
   private async *stream(req: GenerateRequest, signal?: AbortSignal): AsyncGenerator<TokenEvent> {
     if (this.state !== "ready") throw Object.assign(new Error(`engine is ${this.state}`), { code: "engine_dead" });
     if (this.waiting.length >= this.o.maxWaiting)
-      throw Object.assign(new Error(`waiting queue is full (${this.waiting.length} waiting, limit ${this.o.maxWaiting})`), { code: "queue_full" });
+      throw Object.assign(new Error(`waiting queue is full (${this.waiting.length} waiting, limit ${this.o.maxWaiting})`), {
+        code: "queue_full",
+      });
     if (req.promptTokenIds.length + req.params.maxTokens > this.o.maxModelLen)
-      throw Object.assign(new Error(`prompt (${req.promptTokenIds.length}) + max_tokens (${req.params.maxTokens}) > max_model_len (${this.o.maxModelLen})`), { code: "prompt_too_long" });
+      throw Object.assign(
+        new Error(`prompt (${req.promptTokenIds.length}) + max_tokens (${req.params.maxTokens}) > max_model_len (${this.o.maxModelLen})`),
+        { code: "prompt_too_long" },
+      );
     this.requests.push(req);
     const queue: (TokenEvent | Error)[] = [];
     let wake: (() => void) | null = null;
@@ -257,7 +262,14 @@ export class FakeEngine implements Engine {
         this.running.splice(this.running.indexOf(s), 1);
         s.blocks = 0;
       }
-      s.push({ requestId: s.req.requestId, tokenIds: [id], logprobs, finishReason: reason, promptTokens: s.req.promptTokenIds.length, completionTokens: s.out.length });
+      s.push({
+        requestId: s.req.requestId,
+        tokenIds: [id],
+        logprobs,
+        finishReason: reason,
+        promptTokens: s.req.promptTokenIds.length,
+        completionTokens: s.out.length,
+      });
     }
     this.generated += produced;
     this.recent.push({ t: now, n: produced });
@@ -298,14 +310,57 @@ export class FakeEngine implements Engine {
     const plan = (fakePlan ??= planFromRequest({ model: "synthetic:stories15m", backend: "cpu", deviceMemoryBytes: total }).plan);
     return {
       device: { name: "fake", backend: "cpu", total_bytes: total },
-      snapshot: { timestamp: 1_700_000_000_000, total, free: total - used, used, allocator_reserved: reserved, allocator_allocated: allocated, allocator_peak: allocated + activations, kv_mapped: kvMapped, non_allocator: graphs },
-      profile: {
-        weights, peak_activation: activations, non_allocator_increase: 0, cuda_graph: graphs, allocator_slack: reserved - allocated,
-        non_kv_total: weights + activations + graphs + reserved - allocated, requested: total * 0.9, kv_budget: kvMapped, profile_time_ms: 10, profile_skipped: false, baseline_used: 0, baseline_free: total,
+      snapshot: {
+        timestamp: 1_700_000_000_000,
+        total,
+        free: total - used,
+        used,
+        allocator_reserved: reserved,
+        allocator_allocated: allocated,
+        allocator_peak: allocated + activations,
+        kv_mapped: kvMapped,
+        non_allocator: graphs,
       },
-      breakdown: { other_processes: 0, weights, activations, non_allocator: 0, graphs, allocator_slack: reserved - allocated, kv_used: kvUsed, kv_free: kvMapped - kvUsed, free: total - used },
-      kv: { blocks: this.o.blocksTotal, block_size: this.o.blockSize, bytes_per_block: perBlock, tokens: this.o.blocksTotal * this.o.blockSize, mapped_bytes: kvMapped, max_concurrency: 1, max_model_len: this.o.maxModelLen },
-      suggestions: { kv_cache_memory_bytes_fits_request: kvMapped, kv_cache_memory_bytes_full_device: kvMapped * 2, safety_margin_bytes: 0, text: "fake" },
+      profile: {
+        weights,
+        peak_activation: activations,
+        non_allocator_increase: 0,
+        cuda_graph: graphs,
+        allocator_slack: reserved - allocated,
+        non_kv_total: weights + activations + graphs + reserved - allocated,
+        requested: total * 0.9,
+        kv_budget: kvMapped,
+        profile_time_ms: 10,
+        profile_skipped: false,
+        baseline_used: 0,
+        baseline_free: total,
+      },
+      breakdown: {
+        other_processes: 0,
+        weights,
+        activations,
+        non_allocator: 0,
+        graphs,
+        allocator_slack: reserved - allocated,
+        kv_used: kvUsed,
+        kv_free: kvMapped - kvUsed,
+        free: total - used,
+      },
+      kv: {
+        blocks: this.o.blocksTotal,
+        block_size: this.o.blockSize,
+        bytes_per_block: perBlock,
+        tokens: this.o.blocksTotal * this.o.blockSize,
+        mapped_bytes: kvMapped,
+        max_concurrency: 1,
+        max_model_len: this.o.maxModelLen,
+      },
+      suggestions: {
+        kv_cache_memory_bytes_fits_request: kvMapped,
+        kv_cache_memory_bytes_full_device: kvMapped * 2,
+        safety_margin_bytes: 0,
+        text: "fake",
+      },
       offload: { enabled: false, layers_on_device: 6, layers_in_host_memory: 0, reason: "fits" },
       graphs: { enabled: false, reason: "fake engine", sizes: [], per_graph_bytes: [], total_bytes: 0, pool_reserved: 0, capture_ms: 0 },
       plan,
@@ -317,8 +372,27 @@ export class FakeEngine implements Engine {
   async allocator(): Promise<AllocatorReport> {
     const g = (current: number) => ({ current, peak: current, allocated: current, freed: 0 });
     return {
-      stats: { allocatedBytes: g(450e6), reservedBytes: g(500e6), activeBytes: g(450e6), segment: g(1), numAllocRetries: 0, numOoms: 0, numAllocs: 3, limit: 0 },
-      segments: [{ address: "0x1000", size: 500e6, pool: 0, blocks: [{ address: "0x1000", size: 450e6, allocated: true }, { address: "0x1ad28bc0", size: 50e6, allocated: false }] }],
+      stats: {
+        allocatedBytes: g(450e6),
+        reservedBytes: g(500e6),
+        activeBytes: g(450e6),
+        segment: g(1),
+        numAllocRetries: 0,
+        numOoms: 0,
+        numAllocs: 3,
+        limit: 0,
+      },
+      segments: [
+        {
+          address: "0x1000",
+          size: 500e6,
+          pool: 0,
+          blocks: [
+            { address: "0x1000", size: 450e6, allocated: true },
+            { address: "0x1ad28bc0", size: 50e6, allocated: false },
+          ],
+        },
+      ],
     };
   }
 

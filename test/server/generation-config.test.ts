@@ -20,7 +20,19 @@ const PROMPT = "Once upon a time";
 
 // Two servers share the simulated CPU device in the last test: each takes under half.
 async function serve(model: string, over: Partial<ServeOptions> = {}): Promise<TestServer> {
-  const options: ServeOptions = { ...defaultServeOptions(), host: "127.0.0.1", port: 0, device: "cpu", deviceMemory: 256 * 2 ** 20, gpuMemoryUtilization: 0.45, maxModelLen: 256, maxNumSeqs: 4, maxNumBatchedTokens: 256, model, ...over };
+  const options: ServeOptions = {
+    ...defaultServeOptions(),
+    host: "127.0.0.1",
+    port: 0,
+    device: "cpu",
+    deviceMemory: 256 * 2 ** 20,
+    gpuMemoryUtilization: 0.45,
+    maxModelLen: 256,
+    maxNumSeqs: 4,
+    maxNumBatchedTokens: 256,
+    model,
+    ...over,
+  };
   const engine = createEngine(options);
   await engine.ready();
   return startTestServer({ engine, options });
@@ -33,7 +45,7 @@ interface Completion {
 
 describe.skipIf(!HAVE_MODELS)("generation_config.json", () => {
   const dir = mkdtempSync(join(tmpdir(), "headroom-genconfig-"));
-  let greedyIds: number[] = [];
+  const greedyIds: number[] = [];
   let greedyText = "";
   let stopAt = -1; // index in greedyIds of the token named as an extra eos id
   let prefixText = "";
@@ -57,7 +69,10 @@ describe.skipIf(!HAVE_MODELS)("generation_config.json", () => {
       started.close();
     }
     expect(stopAt).toBeGreaterThan(3);
-    writeFileSync(join(dir, "generation_config.json"), JSON.stringify({ bos_token_id: 1, eos_token_id: [2, greedyIds[stopAt]], temperature: 0.0, max_new_tokens: 12, do_sample: false }));
+    writeFileSync(
+      join(dir, "generation_config.json"),
+      JSON.stringify({ bos_token_id: 1, eos_token_id: [2, greedyIds[stopAt]], temperature: 0.0, max_new_tokens: 12, do_sample: false }),
+    );
     s = await serve(dir);
   });
   afterAll(async () => {
@@ -73,7 +88,9 @@ describe.skipIf(!HAVE_MODELS)("generation_config.json", () => {
   });
 
   test("ignore_eos also ignores generation_config's eos ids", async () => {
-    const r = (await (await postJson(`${s.url}/v1/completions`, { prompt: PROMPT, max_tokens: 20, temperature: 0, ignore_eos: true })).json()) as Completion;
+    const r = (await (
+      await postJson(`${s.url}/v1/completions`, { prompt: PROMPT, max_tokens: 20, temperature: 0, ignore_eos: true })
+    ).json()) as Completion;
     expect(r.choices[0]!.finish_reason).toBe("length");
     expect(r.choices[0]!.text).toBe(greedyText);
   });
@@ -93,7 +110,9 @@ describe.skipIf(!HAVE_MODELS)("generation_config.json", () => {
   test("--generation-config none: the file is ignored", async () => {
     const t = await serve(dir, { generationConfig: "none" });
     try {
-      const r = (await (await postJson(`${t.url}/v1/completions`, { prompt: PROMPT, max_tokens: 20, temperature: 0 })).json()) as Completion;
+      const r = (await (
+        await postJson(`${t.url}/v1/completions`, { prompt: PROMPT, max_tokens: 20, temperature: 0 })
+      ).json()) as Completion;
       expect(r.choices[0]!.finish_reason).toBe("length");
       expect(r.choices[0]!.text).toBe(greedyText);
     } finally {

@@ -16,7 +16,9 @@ export interface TestServer {
   close(): Promise<void>;
 }
 
-export async function startTestServer(args: { fake?: FakeEngineOptions; options?: Partial<ServeOptions>; engine?: Engine; waitReady?: boolean } = {}): Promise<TestServer> {
+export async function startTestServer(
+  args: { fake?: FakeEngineOptions; options?: Partial<ServeOptions>; engine?: Engine; waitReady?: boolean } = {},
+): Promise<TestServer> {
   const options: ServeOptions = { ...defaultServeOptions(), host: "127.0.0.1", port: 0, ...args.options };
   const engine = (args.engine ?? new FakeEngine(args.fake)) as FakeEngine;
   if (args.waitReady !== false) await engine.ready();
@@ -39,7 +41,11 @@ export async function startTestServer(args: { fake?: FakeEngineOptions; options?
 }
 
 export async function postJson(url: string, body: unknown, headers: Record<string, string> = {}): Promise<Response> {
-  return fetch(url, { method: "POST", headers: { "content-type": "application/json", ...headers }, body: typeof body === "string" ? body : JSON.stringify(body) });
+  return fetch(url, {
+    method: "POST",
+    headers: { "content-type": "application/json", ...headers },
+    body: typeof body === "string" ? body : JSON.stringify(body),
+  });
 }
 
 /** Reads an SSE body into its `data:` payloads (JSON-parsed, except "[DONE]"). */

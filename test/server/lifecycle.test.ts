@@ -30,7 +30,11 @@ describe("draining", () => {
     s = await startTestServer({ fake: { stepMs: 5 } });
     const url = s.url;
     const stream = postJson(`${url}/v1/completions`, { prompt: "hi", max_tokens: 200, ignore_eos: true, stream: true });
-    const whole = postJson(`${url}/v1/chat/completions`, { messages: [{ role: "user", content: "hi" }], max_tokens: 200, ignore_eos: true });
+    const whole = postJson(`${url}/v1/chat/completions`, {
+      messages: [{ role: "user", content: "hi" }],
+      max_tokens: 200,
+      ignore_eos: true,
+    });
     // Both reached the engine and generated a few tokens (5 ms steps).
     await waitFor(() => s!.engine.requests.length === 2, 10_000, "both requests in the engine");
     await Bun.sleep(100);
@@ -56,12 +60,19 @@ describe("engine failure during a call", () => {
   test("a route whose engine call fails with engine_error answers 503 engine_error, not 500", async () => {
     class DyingEngine extends FakeEngine {
       override stats(): Promise<never> {
-        return Promise.reject(Object.assign(new Error("The engine failed (signal SIGSEGV) and is restarting; the request was not completed."), { code: "engine_error" }));
+        return Promise.reject(
+          Object.assign(new Error("The engine failed (signal SIGSEGV) and is restarting; the request was not completed."), {
+            code: "engine_error",
+          }),
+        );
       }
     }
     s = await startTestServer({ engine: new DyingEngine() });
     const r = await fetch(`${s.url}/v1/kv`);
     expect(r.status).toBe(503);
-    expect(((await r.json()) as { error: { type: string; code: string } }).error).toMatchObject({ type: "engine_error", code: "engine_error" });
+    expect(((await r.json()) as { error: { type: string; code: string } }).error).toMatchObject({
+      type: "engine_error",
+      code: "engine_error",
+    });
   });
 });

@@ -58,7 +58,13 @@ describe("openai client", () => {
     const stop = await client.completions.create({ model: "fake-model", prompt: "x", stop: "time", max_tokens: 50, temperature: 0 });
     expect(stop.choices[0]!.text).toBe("Once upon a ");
     expect(stop.choices[0]!.finish_reason).toBe("stop");
-    const stops = await client.completions.create({ model: "fake-model", prompt: "x", stop: ["zzz", "upon"], max_tokens: 50, temperature: 0 });
+    const stops = await client.completions.create({
+      model: "fake-model",
+      prompt: "x",
+      stop: ["zzz", "upon"],
+      max_tokens: 50,
+      temperature: 0,
+    });
     expect(stops.choices[0]!.text).toBe("Once ");
   });
 
@@ -86,14 +92,33 @@ describe("openai client", () => {
       ...({ top_k: 5, min_p: 0.1, repetition_penalty: 1.2, stop_token_ids: [3], ignore_eos: true } as object),
     });
     const p = s.engine.requests.at(-1)!.params;
-    expect(p).toMatchObject({ temperature: 0.7, topP: 0.9, topK: 5, minP: 0.1, seed: 11, maxTokens: 2, presencePenalty: 0.5, frequencyPenalty: -0.5, repetitionPenalty: 1.2, stopTokenIds: [3], ignoreEos: true });
+    expect(p).toMatchObject({
+      temperature: 0.7,
+      topP: 0.9,
+      topK: 5,
+      minP: 0.1,
+      seed: 11,
+      maxTokens: 2,
+      presencePenalty: 0.5,
+      frequencyPenalty: -0.5,
+      repetitionPenalty: 1.2,
+      stopTokenIds: [3],
+      ignoreEos: true,
+    });
   });
 
   test("completions: streaming with include_usage", async () => {
-    const stream = await client.completions.create({ model: "fake-model", prompt: "x", max_tokens: 10, temperature: 0, stream: true, stream_options: { include_usage: true } });
+    const stream = await client.completions.create({
+      model: "fake-model",
+      prompt: "x",
+      max_tokens: 10,
+      temperature: 0,
+      stream: true,
+      stream_options: { include_usage: true },
+    });
     let text = "";
-    let usage;
-    let finish;
+    let usage: unknown;
+    let finish: string | undefined;
     for await (const c of stream) {
       expect(c.object).toBe("text_completion");
       expect(c.id).toMatch(/^cmpl-/);
@@ -148,7 +173,7 @@ describe("openai client", () => {
     const text = ["", ""];
     const roles: (string | undefined)[] = [];
     const finish: (string | null)[] = [null, null];
-    let usage;
+    let usage: { completion_tokens: number } | null | undefined;
     for await (const c of stream) {
       expect(c.object).toBe("chat.completion.chunk");
       for (const ch of c.choices) {
@@ -167,13 +192,18 @@ describe("openai client", () => {
 
   test("chat: stream terminates with data: [DONE] and streams UTF-8 whole", async () => {
     // Greedy from offset 0 through the multi-byte part of the passage.
-    const res = await postJson(`${s.url}/v1/chat/completions`, { messages: [{ role: "user", content: "x" }], max_tokens: 100, temperature: 0, stream: true });
+    const res = await postJson(`${s.url}/v1/chat/completions`, {
+      messages: [{ role: "user", content: "x" }],
+      max_tokens: 100,
+      temperature: 0,
+      stream: true,
+    });
     expect(res.headers.get("content-type")).toContain("text/event-stream");
     const events = await readSse(res);
     expect(events.at(-1)).toBe("[DONE]");
     const text = events
       .slice(0, -1)
-      .map((e) => ((e as { choices: { delta: { content?: string } }[] }).choices[0]?.delta.content ?? ""))
+      .map((e) => (e as { choices: { delta: { content?: string } }[] }).choices[0]?.delta.content ?? "")
       .join("");
     expect(text).not.toContain("\uFFFD");
     expect(PASSAGE.startsWith(text)).toBe(true);

@@ -30,13 +30,32 @@ describe("openapi document", () => {
   test("served at /openapi.json; every route documented with request and response schemas", async () => {
     const res = await fetch(`${s.url}/openapi.json`);
     expect(res.status).toBe(200);
-    const doc = (await res.json()) as { openapi: string; paths: Record<string, Record<string, { requestBody?: { content: Record<string, unknown> }; responses: Record<string, unknown>; security?: unknown }>> };
+    const doc = (await res.json()) as {
+      openapi: string;
+      paths: Record<
+        string,
+        Record<string, { requestBody?: { content: Record<string, unknown> }; responses: Record<string, unknown>; security?: unknown }>
+      >;
+    };
     // The committed document, with the served model name in the request examples ("Try it out").
     const model = s.server.app.ctx.modelName();
     expect(doc).toEqual(fillModelExamples(JSON.parse(readFileSync(docPath, "utf8")), model));
     expect(JSON.stringify(doc)).not.toContain(MODEL_PLACEHOLDER);
     expect(doc.openapi).toMatch(/^3\.1/);
-    expect(Object.keys(doc.paths).sort()).toEqual(["/detokenize", "/health", "/metrics", "/tokenize", "/v1/chat/completions", "/v1/completions", "/v1/kv", "/v1/memory", "/v1/memory/allocator", "/v1/memory/plan", "/v1/models", "/v1/models/{model}"]);
+    expect(Object.keys(doc.paths).sort()).toEqual([
+      "/detokenize",
+      "/health",
+      "/metrics",
+      "/tokenize",
+      "/v1/chat/completions",
+      "/v1/completions",
+      "/v1/kv",
+      "/v1/memory",
+      "/v1/memory/allocator",
+      "/v1/memory/plan",
+      "/v1/models",
+      "/v1/models/{model}",
+    ]);
     for (const p of ["/v1/completions", "/v1/chat/completions"]) {
       const op = doc.paths[p]!.post!;
       expect(Object.keys(op.requestBody!.content)).toEqual(["application/json"]);
@@ -73,7 +92,10 @@ describe("generated client", () => {
     const dir = mkdtempSync(join(tmpdir(), "headroom-client-"));
     try {
       symlinkSync(join(root, "node_modules"), join(dir, "node_modules"));
-      const gen = Bun.spawnSync([process.execPath, join(root, "node_modules/openapi-typescript/bin/cli.js"), docPath, "-o", join(dir, "schema.d.ts")], { cwd: dir });
+      const gen = Bun.spawnSync(
+        [process.execPath, join(root, "node_modules/openapi-typescript/bin/cli.js"), docPath, "-o", join(dir, "schema.d.ts")],
+        { cwd: dir },
+      );
       if (gen.exitCode !== 0) throw new Error(`openapi-typescript failed: ${gen.stderr.toString()}`);
       writeFileSync(
         join(dir, "client.ts"),
@@ -129,7 +151,18 @@ export async function run(baseUrl: string, key: string) {
       writeFileSync(
         join(dir, "tsconfig.json"),
         JSON.stringify({
-          compilerOptions: { target: "ESNext", module: "Preserve", moduleResolution: "bundler", lib: ["ESNext", "DOM"], strict: true, noUncheckedIndexedAccess: true, noEmit: true, allowImportingTsExtensions: true, skipLibCheck: true, types: [] },
+          compilerOptions: {
+            target: "ESNext",
+            module: "Preserve",
+            moduleResolution: "bundler",
+            lib: ["ESNext", "DOM"],
+            strict: true,
+            noUncheckedIndexedAccess: true,
+            noEmit: true,
+            allowImportingTsExtensions: true,
+            skipLibCheck: true,
+            types: [],
+          },
           files: ["client.ts", "schema.d.ts"],
         }),
       );
@@ -137,7 +170,20 @@ export async function run(baseUrl: string, key: string) {
       if (tsc.exitCode !== 0) throw new Error(`generated client does not type-check:\n${tsc.stdout.toString()}${tsc.stderr.toString()}`);
       const mod = (await import(join(dir, "client.ts"))) as { run(u: string, k: string): Promise<Record<string, unknown>> };
       const r = await mod.run(s.url, "k");
-      expect(r).toMatchObject({ first: "fake-model", text: "Once", total: 7, status: 400, blocks: 4096, weights: 300e6, offloading: false, graphSizes: [], reservedPeak: 500e6, firstBlockFree: true, fits: true, planLayers: 12 });
+      expect(r).toMatchObject({
+        first: "fake-model",
+        text: "Once",
+        total: 7,
+        status: 400,
+        blocks: 4096,
+        weights: 300e6,
+        offloading: false,
+        graphSizes: [],
+        reservedPeak: 500e6,
+        firstBlockFree: true,
+        fits: true,
+        planLayers: 12,
+      });
       expect(r.planKvBlocks).toBeNumber();
       expect(r).toMatchObject({ count: 2, back: "Hi", finish: "length", calls: null });
       expect(typeof r.content).toBe("string");

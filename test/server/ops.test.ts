@@ -1,7 +1,15 @@
 // Operations: metrics, request ids and structured logs, memory/KV routes, options, progress.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { createProgress } from "../../src/server/progress.ts";
-import { defaultServeOptions, envName, OptionsError, parseBytes, parseServeOptions, SERVE_FLAGS, serveHelp } from "../../src/server/options.ts";
+import {
+  defaultServeOptions,
+  envName,
+  OptionsError,
+  parseBytes,
+  parseServeOptions,
+  SERVE_FLAGS,
+  serveHelp,
+} from "../../src/server/options.ts";
 import { silentLogger } from "../../src/server/log.ts";
 import { numericLeaves, pickLeaf, RESERVED_KEYS } from "../../src/server/telemetry.ts";
 import { postJson, startTestServer, type TestServer } from "./helpers.ts";
@@ -26,7 +34,7 @@ describe("metrics", () => {
     const text = await res.text();
     // Every sample line is `name{labels} value`; every family has HELP and TYPE.
     for (const line of text.split("\n").filter((l) => l && !l.startsWith("#")))
-      expect(line).toMatch(/^[a-zA-Z_:][a-zA-Z0-9_:]*(\{([a-zA-Z_][a-zA-Z0-9_]*="([^"\\]|\\.)*",?)*\})? -?[0-9.e+\-]+|NaN|[+-]Inf$/);
+      expect(line).toMatch(/^[a-zA-Z_:][a-zA-Z0-9_:]*(\{([a-zA-Z_][a-zA-Z0-9_]*="([^"\\]|\\.)*",?)*\})? -?[0-9.e+-]+|NaN|[+-]Inf$/);
     const value = (re: RegExp) => Number(new RegExp("^" + re.source, "m").exec(text)?.[1]);
     expect(value(/headroom_http_requests_total\{route="\/v1\/completions",method="POST",status="200"\} (\S+)/)).toBe(2);
     expect(value(/headroom_http_requests_total\{route="\/v1\/completions",method="POST",status="400"\} (\S+)/)).toBe(1);
@@ -71,7 +79,11 @@ describe("request ids and logs", () => {
       expect(typeof l.level).toBe("string");
       expect(typeof l.msg).toBe("string");
     }
-    expect(lines.find((l) => l.request_id === "abc-123" && l.msg === "request")).toMatchObject({ method: "POST", path: "/v1/completions", status: 200 });
+    expect(lines.find((l) => l.request_id === "abc-123" && l.msg === "request")).toMatchObject({
+      method: "POST",
+      path: "/v1/completions",
+      status: 200,
+    });
     expect(lines.find((l) => l.request_id === "err-1" && l.msg === "request")).toMatchObject({ status: 400 });
   });
 });
@@ -80,7 +92,9 @@ describe("models, memory and KV routes", () => {
   test("served model name is used and accepted", async () => {
     const m = (await (await fetch(`${s.url}/v1/models`)).json()) as { data: { id: string; root: string; max_model_len: number }[] };
     expect(m.data[0]).toMatchObject({ id: "my-model", root: "fake-model", max_model_len: 256 });
-    const r = (await (await postJson(`${s.url}/v1/completions`, { model: "my-model", prompt: "x", max_tokens: 1 })).json()) as { model: string };
+    const r = (await (await postJson(`${s.url}/v1/completions`, { model: "my-model", prompt: "x", max_tokens: 1 })).json()) as {
+      model: string;
+    };
     expect(r.model).toBe("my-model");
   });
 
@@ -92,8 +106,18 @@ describe("models, memory and KV routes", () => {
   test("/v1/kv", async () => {
     const k = await (await fetch(`${s.url}/v1/kv`)).json();
     expect(k).toEqual({
-      block_size: 16, blocks_total: 4096, blocks_used: 0, blocks_free: 4096, blocks_cached: 0, usage: 0,
-      prefix_cache_queries: 0, prefix_cache_hits: 0, prefix_cache_hit_rate: 0, running: 0, waiting: 0, preemptions: 0,
+      block_size: 16,
+      blocks_total: 4096,
+      blocks_used: 0,
+      blocks_free: 4096,
+      blocks_cached: 0,
+      usage: 0,
+      prefix_cache_queries: 0,
+      prefix_cache_hits: 0,
+      prefix_cache_hit_rate: 0,
+      running: 0,
+      waiting: 0,
+      preemptions: 0,
     });
   });
 });
@@ -102,10 +126,37 @@ describe("serve options", () => {
   test("defaults, flags (--x v, --x=v, --flag, --no-flag), env vars, flag over env", () => {
     expect(parseServeOptions([], {})).toEqual(defaultServeOptions());
     const o = parseServeOptions(
-      ["--port", "9000", "--gpu-memory-utilization=0.5", "--enforce-eager", "--kv-cache-memory-bytes", "2GiB", "--cudagraph-capture-sizes", "8,1,2", "--max-model-len", "4096", "--device", "cpu", "--device-memory", "512M"],
+      [
+        "--port",
+        "9000",
+        "--gpu-memory-utilization=0.5",
+        "--enforce-eager",
+        "--kv-cache-memory-bytes",
+        "2GiB",
+        "--cudagraph-capture-sizes",
+        "8,1,2",
+        "--max-model-len",
+        "4096",
+        "--device",
+        "cpu",
+        "--device-memory",
+        "512M",
+      ],
       { HEADROOM_PORT: "1", HEADROOM_API_KEY: "k", HEADROOM_SERVED_MODEL_NAME: "m", HEADROOM_CPU_OFFLOAD_GB: "1.5" },
     );
-    expect(o).toMatchObject({ port: 9000, gpuMemoryUtilization: 0.5, enforceEager: true, kvCacheMemoryBytes: 2 * 1024 ** 3, cudagraphCaptureSizes: [1, 2, 8], maxModelLen: 4096, device: "cpu", deviceMemory: 512e6, apiKey: "k", servedModelName: "m", cpuOffloadGb: 1.5 });
+    expect(o).toMatchObject({
+      port: 9000,
+      gpuMemoryUtilization: 0.5,
+      enforceEager: true,
+      kvCacheMemoryBytes: 2 * 1024 ** 3,
+      cudagraphCaptureSizes: [1, 2, 8],
+      maxModelLen: 4096,
+      device: "cpu",
+      deviceMemory: 512e6,
+      apiKey: "k",
+      servedModelName: "m",
+      cpuOffloadGb: 1.5,
+    });
     expect(parseServeOptions(["--no-enforce-eager"], { HEADROOM_ENFORCE_EAGER: "true" }).enforceEager).toBe(false);
     expect(parseServeOptions(["--enforce-eager", "false"], {}).enforceEager).toBe(false);
     expect(parseBytes("1.5KiB")).toBe(1536);
@@ -134,12 +185,37 @@ describe("serve options", () => {
       expect(help).toContain(envName(f.flag));
     }
     expect(help).toContain("default: 0.9");
-    for (const f of ["model", "host", "port", "device", "device-memory", "gpu-memory-utilization", "kv-cache-memory-bytes", "max-model-len", "max-num-seqs", "max-num-batched-tokens", "block-size", "enforce-eager", "cudagraph-capture-sizes", "api-key", "served-model-name", "max-waiting", "cpu-offload-gb", "cpu-offload-trigger-percent", "offload-prefetch-layers", "log-level"])
+    for (const f of [
+      "model",
+      "host",
+      "port",
+      "device",
+      "device-memory",
+      "gpu-memory-utilization",
+      "kv-cache-memory-bytes",
+      "max-model-len",
+      "max-num-seqs",
+      "max-num-batched-tokens",
+      "block-size",
+      "enforce-eager",
+      "cudagraph-capture-sizes",
+      "api-key",
+      "served-model-name",
+      "max-waiting",
+      "cpu-offload-gb",
+      "cpu-offload-trigger-percent",
+      "offload-prefetch-layers",
+      "log-level",
+    ])
       expect(SERVE_FLAGS.some((s) => s.flag === f)).toBe(true);
   });
 
   test("cli: serve --help, bad flag exit code, missing engine message", async () => {
-    const run = (args: string[]) => Bun.spawnSync([process.execPath, "src/cli.ts", ...args], { cwd: `${import.meta.dir}/../..`, env: { ...process.env, HEADROOM_PORT: "0" } });
+    const run = (args: string[]) =>
+      Bun.spawnSync([process.execPath, "src/cli.ts", ...args], {
+        cwd: `${import.meta.dir}/../..`,
+        env: { ...process.env, HEADROOM_PORT: "0" },
+      });
     const help = run(["serve", "--help"]);
     expect(help.exitCode).toBe(0);
     expect(help.stdout.toString()).toContain("--gpu-memory-utilization");

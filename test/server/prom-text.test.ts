@@ -16,13 +16,13 @@ test.each([
   ["no trailing newline", ok.trimEnd()],
   ["sample without TYPE", "x 1\n"],
   ["counter without _total", "# TYPE c counter\nc 1\n"],
-  ["duplicate series", "# TYPE g gauge\ng{a=\"1\"} 1\ng{a=\"1\"} 2\n"],
+  ["duplicate series", '# TYPE g gauge\ng{a="1"} 1\ng{a="1"} 2\n'],
   ["unquoted label", "# TYPE g gauge\ng{a=1} 1\n"],
   ["bad value", "# TYPE g gauge\ng 1x\n"],
   ["split family", "# TYPE g gauge\ng 1\n# TYPE k gauge\nk 1\n# HELP g again\n"],
-  ["+Inf != count", "# TYPE h histogram\nh_bucket{le=\"+Inf\"} 2\nh_sum 1\nh_count 3\n"],
-  ["not cumulative", "# TYPE h histogram\nh_bucket{le=\"1\"} 3\nh_bucket{le=\"+Inf\"} 2\nh_sum 1\nh_count 2\n"],
-  ["missing +Inf", "# TYPE h histogram\nh_bucket{le=\"1\"} 1\nh_sum 1\nh_count 1\n"],
+  ["+Inf != count", '# TYPE h histogram\nh_bucket{le="+Inf"} 2\nh_sum 1\nh_count 3\n'],
+  ["not cumulative", '# TYPE h histogram\nh_bucket{le="1"} 3\nh_bucket{le="+Inf"} 2\nh_sum 1\nh_count 2\n'],
+  ["missing +Inf", '# TYPE h histogram\nh_bucket{le="1"} 1\nh_sum 1\nh_count 1\n'],
 ])("rejects: %s", (_what, text) => {
   expect(() => parsePrometheusText(text)).toThrow();
 });

@@ -26,7 +26,11 @@ export function parseReply(text: string, closed: boolean, ms: number, firstByteM
 }
 
 /** Sends `parts` (written in order, `gapMs` apart), then waits up to `waitMs` for the server to close. */
-export function rawRequest(port: number, parts: (string | Uint8Array)[], opts: { waitMs?: number; gapMs?: number } = {}): Promise<RawReply> {
+export function rawRequest(
+  port: number,
+  parts: (string | Uint8Array)[],
+  opts: { waitMs?: number; gapMs?: number } = {},
+): Promise<RawReply> {
   const t0 = performance.now();
   return new Promise((resolve) => {
     let data = "";

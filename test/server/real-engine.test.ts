@@ -85,7 +85,14 @@ describe.skipIf(!HAVE)("real engine, stories260K", () => {
   test("a stop string ends the text and the engine frees the request at once", async () => {
     const full = await client.completions.create({ model: "stories", prompt: "Once upon a time", max_tokens: 30, temperature: 0 });
     const before = (await stats(s)).generatedTokens;
-    const r = await client.completions.create({ model: "stories", prompt: "Once upon a time", max_tokens: 240, temperature: 0, stop: ["Lily"], ...({ ignore_eos: true } as object) });
+    const r = await client.completions.create({
+      model: "stories",
+      prompt: "Once upon a time",
+      max_tokens: 240,
+      temperature: 0,
+      stop: ["Lily"],
+      ...({ ignore_eos: true } as object),
+    });
     const cut = full.choices[0]!.text.indexOf("Lily");
     expect(cut).toBeGreaterThan(0);
     expect(r.choices[0]!.text).toBe(full.choices[0]!.text.slice(0, cut));
@@ -118,8 +125,22 @@ describe.skipIf(!HAVE)("real engine, stories260K", () => {
   });
 
   test("logprobs and seeds through the real sampler", async () => {
-    const a = await client.completions.create({ model: "stories", prompt: "The dog", max_tokens: 8, temperature: 1, seed: 123, logprobs: 3 });
-    const b = await client.completions.create({ model: "stories", prompt: "The dog", max_tokens: 8, temperature: 1, seed: 123, logprobs: 3 });
+    const a = await client.completions.create({
+      model: "stories",
+      prompt: "The dog",
+      max_tokens: 8,
+      temperature: 1,
+      seed: 123,
+      logprobs: 3,
+    });
+    const b = await client.completions.create({
+      model: "stories",
+      prompt: "The dog",
+      max_tokens: 8,
+      temperature: 1,
+      seed: 123,
+      logprobs: 3,
+    });
     expect(a.choices[0]!.text).toBe(b.choices[0]!.text);
     const lp = a.choices[0]!.logprobs!;
     expect(lp.token_logprobs!.length).toBe(8);
@@ -144,7 +165,14 @@ describe.skipIf(!HAVE)("real engine, stories260K", () => {
 
   test("200 concurrent streaming requests: no error, no leaked block", async () => {
     const one = async (i: number) => {
-      const stream = await client.completions.create({ model: "stories", prompt: `Story ${i}:`, max_tokens: 12, temperature: 0.7, seed: i, stream: true });
+      const stream = await client.completions.create({
+        model: "stories",
+        prompt: `Story ${i}:`,
+        max_tokens: 12,
+        temperature: 0.7,
+        seed: i,
+        stream: true,
+      });
       let n = 0;
       let finish: string | null = null;
       for await (const c of stream) {
@@ -173,14 +201,23 @@ describe.skipIf(!HAVE)("real engine, stories260K", () => {
     expect(Object.keys(m).sort()).toEqual(Object.keys(raw).sort());
     const rawAlloc = await s.engine.allocator();
     expect([...Value.Errors(AllocatorReport, rawAlloc)].map((e) => `${e.path}: ${e.message}`)).toEqual([]);
-    const a = (await (await fetch(`${s.url}/v1/memory/allocator`)).json()) as { stats: { reservedBytes: { current: number } }; segments: unknown[] };
+    const a = (await (await fetch(`${s.url}/v1/memory/allocator`)).json()) as {
+      stats: { reservedBytes: { current: number } };
+      segments: unknown[];
+    };
     expect(a).toEqual(JSON.parse(JSON.stringify(await s.engine.allocator())));
     expect(a.stats.reservedBytes.current).toBe(m.snapshot!.allocator_reserved!);
     expect(a.segments.length).toBeGreaterThan(0);
   });
 
   test("POST /v1/memory/plan predicts what this server measured", async () => {
-    const r = await postJson(`${s.url}/v1/memory/plan`, { backend: "cpu", device_memory_bytes: 256 * MiB, max_model_len: 256, max_num_seqs: 64, max_num_batched_tokens: 256 });
+    const r = await postJson(`${s.url}/v1/memory/plan`, {
+      backend: "cpu",
+      device_memory_bytes: 256 * MiB,
+      max_model_len: 256,
+      max_num_seqs: 64,
+      max_num_batched_tokens: 256,
+    });
     expect(r.status).toBe(200);
     const body = (await r.json()) as { plan: Record<string, number> };
     const m = (await (await fetch(`${s.url}/v1/memory`)).json()) as Record<string, Record<string, number>>;

@@ -27,7 +27,14 @@ describe("include_stop_str_in_output (fake engine)", () => {
   });
   afterAll(async () => await s.close());
 
-  const create = (extra: Record<string, unknown>) => client.completions.create({ model: "fake-model", prompt: "x", max_tokens: 40, temperature: 0, ...extra } as never) as unknown as Promise<OpenAI.Completion>;
+  const create = (extra: Record<string, unknown>) =>
+    client.completions.create({
+      model: "fake-model",
+      prompt: "x",
+      max_tokens: 40,
+      temperature: 0,
+      ...extra,
+    } as never) as unknown as Promise<OpenAI.Completion>;
 
   test("a stop string is kept at the end of the text, streamed and not", async () => {
     const at = PASSAGE.indexOf("little");
@@ -35,7 +42,15 @@ describe("include_stop_str_in_output (fake engine)", () => {
     const kept = await create({ stop: ["little"], include_stop_str_in_output: true });
     expect(kept.choices[0]!.text).toBe(PASSAGE.slice(0, at + "little".length));
     expect(kept.choices[0]!.finish_reason).toBe("stop");
-    const stream = await client.completions.create({ model: "fake-model", prompt: "x", max_tokens: 40, temperature: 0, stop: ["little"], stream: true, include_stop_str_in_output: true } as never);
+    const stream = await client.completions.create({
+      model: "fake-model",
+      prompt: "x",
+      max_tokens: 40,
+      temperature: 0,
+      stop: ["little"],
+      stream: true,
+      include_stop_str_in_output: true,
+    } as never);
     let text = "";
     for await (const c of stream as unknown as AsyncIterable<OpenAI.Completion>) text += c.choices[0]?.text ?? "";
     expect(text).toBe(PASSAGE.slice(0, at + "little".length));
@@ -53,7 +68,18 @@ describe.skipIf(!HAVE)("logit_bias, min_tokens, skip_special_tokens (real engine
   let client: OpenAI;
   const tok = HAVE ? loadTextModel(GGUF).tokenizer : null;
   beforeAll(async () => {
-    const options: ServeOptions = { ...defaultServeOptions(), host: "127.0.0.1", port: 0, device: "cpu", deviceMemory: 256 * 2 ** 20, maxModelLen: 128, maxNumSeqs: 8, maxNumBatchedTokens: 128, model: GGUF, servedModelName: "stories" };
+    const options: ServeOptions = {
+      ...defaultServeOptions(),
+      host: "127.0.0.1",
+      port: 0,
+      device: "cpu",
+      deviceMemory: 256 * 2 ** 20,
+      maxModelLen: 128,
+      maxNumSeqs: 8,
+      maxNumBatchedTokens: 128,
+      model: GGUF,
+      servedModelName: "stories",
+    };
     const engine = createEngine(options);
     await engine.ready();
     s = await startTestServer({ engine, options });
@@ -62,7 +88,13 @@ describe.skipIf(!HAVE)("logit_bias, min_tokens, skip_special_tokens (real engine
   afterAll(async () => await s?.close());
 
   const create = (extra: Record<string, unknown>) =>
-    client.completions.create({ model: "stories", prompt: "Once upon a time", max_tokens: 6, temperature: 0, ...extra } as never) as unknown as Promise<OpenAI.Completion>;
+    client.completions.create({
+      model: "stories",
+      prompt: "Once upon a time",
+      max_tokens: 6,
+      temperature: 0,
+      ...extra,
+    } as never) as unknown as Promise<OpenAI.Completion>;
 
   test("+100 forces a token, -100 bans the greedy one", async () => {
     const girl = tok!.encode(" girl", { addBos: false });
@@ -114,7 +146,15 @@ describe.skipIf(!HAVE)("logit_bias, min_tokens, skip_special_tokens (real engine
     expect(text.startsWith(prompt + generated)).toBe(true);
     lp2.tokens!.forEach((t, i) => expect(text.slice(lp2.text_offset![i]!, lp2.text_offset![i]! + t.length)).toBe(t));
     // Streamed: the same logprobs, the echo in the first chunk.
-    const stream = await client.completions.create({ model: "stories", prompt: prompt + generated, max_tokens: 1, temperature: 0, logprobs: 2, echo: true, stream: true });
+    const stream = await client.completions.create({
+      model: "stories",
+      prompt: prompt + generated,
+      max_tokens: 1,
+      temperature: 0,
+      logprobs: 2,
+      echo: true,
+      stream: true,
+    });
     const got: (number | null)[] = [];
     let streamed = "";
     for await (const c of stream) {
@@ -127,7 +167,10 @@ describe.skipIf(!HAVE)("logit_bias, min_tokens, skip_special_tokens (real engine
 
   test("prompt logprobs of a prompt longer than a step's logits rows (chunked), next to other requests", async () => {
     const prompt = "Once upon a time there was a little girl named Lily. She loved to play outside in the park with her friends every day.";
-    const [a, b] = await Promise.all([create({ prompt, max_tokens: 1, logprobs: 0, echo: true }), create({ prompt: "Lily", max_tokens: 4 })]);
+    const [a, b] = await Promise.all([
+      create({ prompt, max_tokens: 1, logprobs: 0, echo: true }),
+      create({ prompt: "Lily", max_tokens: 4 }),
+    ]);
     const n = tok!.encode(prompt).length;
     expect(n).toBeGreaterThan(8); // more than maxNumSeqs logits rows in one step
     const lps = a.choices[0]!.logprobs!.token_logprobs!;

@@ -47,7 +47,17 @@ describe("API key on the matched route", () => {
   });
 
   test("no request-target form reaches a /v1 route without the key", async () => {
-    const targets = ["http://ab/v1/kv", "http://x/y/v1/kv", "/./v1/kv", "/a/../v1/kv", "/%2Fv1/kv", "/v1%2Fkv", "/v1/kv?x=//", "//v1//kv", "/v1/./kv"];
+    const targets = [
+      "http://ab/v1/kv",
+      "http://x/y/v1/kv",
+      "/./v1/kv",
+      "/a/../v1/kv",
+      "/%2Fv1/kv",
+      "/v1%2Fkv",
+      "/v1/kv?x=//",
+      "//v1//kv",
+      "/v1/./kv",
+    ];
     for (const host of ["ab", "localhost"])
       for (const target of targets) {
         const r = await rawGet(port, target, [`Host: ${host}`]);
@@ -74,7 +84,11 @@ describe("API key on the matched route", () => {
   });
 
   test("an unauthenticated body is never read: 401 at once, even while the body is still coming", async () => {
-    const r = await rawRequest(port, [`POST /v1/completions HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{"prompt":`], { waitMs: 2000 });
+    const r = await rawRequest(
+      port,
+      [`POST /v1/completions HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{"prompt":`],
+      { waitMs: 2000 },
+    );
     expect(r.status).toBe(401);
     expect(r.firstByteMs).toBeLessThan(400); // well before the 0.5 s body deadline
   });
@@ -82,7 +96,11 @@ describe("API key on the matched route", () => {
 
 describe("Host header", () => {
   test("missing or empty Host (HTTP/1.0) is a 400 in OpenAI's shape, never a 500", async () => {
-    for (const [lines, version] of [[[], "HTTP/1.0"], [["Host: "], "HTTP/1.0"], [["Host: "], "HTTP/1.1"]] as const) {
+    for (const [lines, version] of [
+      [[], "HTTP/1.0"],
+      [["Host: "], "HTTP/1.0"],
+      [["Host: "], "HTTP/1.1"],
+    ] as const) {
       for (const target of ["/health", "/v1/kv"]) {
         const r = await rawGet(port, target, [...lines], version);
         expect({ target, lines, status: r.status }).toEqual({ target, lines, status: 400 });
@@ -120,7 +138,10 @@ describe("bodies: size, time, depth", () => {
     }
     // Just under the limit is fine.
     const ok = JSON.stringify({ prompt: "hi", max_tokens: 1, user: "u".repeat(60 * 1024) });
-    const r = await rawRequest(port, [head("/v1/completions", "Transfer-Encoding: chunked\r\nConnection: close\r\n"), `${ok.length.toString(16)}\r\n${ok}\r\n0\r\n\r\n`]);
+    const r = await rawRequest(port, [
+      head("/v1/completions", "Transfer-Encoding: chunked\r\nConnection: close\r\n"),
+      `${ok.length.toString(16)}\r\n${ok}\r\n0\r\n\r\n`,
+    ]);
     expect(r.status).toBe(200);
   });
 
@@ -134,8 +155,14 @@ describe("bodies: size, time, depth", () => {
   });
 
   test("a trickling body cannot extend the deadline; many stalled clients are all let go", async () => {
-    const trickle = rawRequest(port, [head("/v1/completions", "Content-Length: 1000\r\n"), ..."{\"prompt\":\"aaaaaaaaaaaaaaaaaaaaaaaa".split("")], { gapMs: 100, waitMs: 5000 });
-    const stalled = Array.from({ length: 40 }, () => rawRequest(port, [head("/v1/chat/completions", "Content-Length: 50\r\n"), "{"], { waitMs: 4000 }));
+    const trickle = rawRequest(
+      port,
+      [head("/v1/completions", "Content-Length: 1000\r\n"), ...'{"prompt":"aaaaaaaaaaaaaaaaaaaaaaaa'.split("")],
+      { gapMs: 100, waitMs: 5000 },
+    );
+    const stalled = Array.from({ length: 40 }, () =>
+      rawRequest(port, [head("/v1/chat/completions", "Content-Length: 50\r\n"), "{"], { waitMs: 4000 }),
+    );
     const all = await Promise.all([trickle, ...stalled]);
     for (const r of all) expect({ status: r.status, closed: r.closed }).toEqual({ status: 408, closed: true });
     expect((await fetch(`${s.url}/health`)).status).toBe(200);
@@ -145,7 +172,11 @@ describe("bodies: size, time, depth", () => {
     for (const depth of [40, 5_000, 30_000]) {
       const prompt = "[".repeat(depth) + "]".repeat(depth);
       const t0 = performance.now();
-      const r = await fetch(`${s.url}/v1/completions`, { method: "POST", headers: { ...auth, "content-type": "application/json" }, body: `{"prompt":${prompt}}` });
+      const r = await fetch(`${s.url}/v1/completions`, {
+        method: "POST",
+        headers: { ...auth, "content-type": "application/json" },
+        body: `{"prompt":${prompt}}`,
+      });
       const ms = performance.now() - t0;
       const e = (await r.json()) as { error: { code: string; message: string } };
       expect({ depth, status: r.status, code: e.error.code }).toEqual({ depth, status: 400, code: "json_too_deep" });
@@ -198,7 +229,10 @@ describe("POST /v1/memory/plan opens only what it may", () => {
     mkdirSync(join(dir, "models"));
     mkdirSync(join(dir, "outside", "cfg"), { recursive: true });
     writeFileSync(secretFile(), "root:$6$secrethash:19000:0:99999:7:::\n");
-    writeFileSync(join(dir, "outside", "cfg", "config.json"), JSON.stringify({ model_type: "topsecretvalue", architectures: ["TopSecretForCausalLM"] }));
+    writeFileSync(
+      join(dir, "outside", "cfg", "config.json"),
+      JSON.stringify({ model_type: "topsecretvalue", architectures: ["TopSecretForCausalLM"] }),
+    );
     if (haveHf) cpSync(HF, join(dir, "models", "tiny"), { recursive: true });
     symlinkSync(join(dir, "outside", "cfg"), join(dir, "models", "escape"));
     p = await startTestServer({ options: { model: haveHf ? HF : null } });
@@ -210,12 +244,21 @@ describe("POST /v1/memory/plan opens only what it may", () => {
     rmSync(dir, { recursive: true, force: true });
   });
 
-  const plan = (srv: TestServer, body: Record<string, unknown>) => postJson(`${srv.url}/v1/memory/plan`, { device_memory_bytes: 2 ** 30, backend: "cpu", ...body });
+  const plan = (srv: TestServer, body: Record<string, unknown>) =>
+    postJson(`${srv.url}/v1/memory/plan`, { device_memory_bytes: 2 ** 30, backend: "cpu", ...body });
   const leaks = /root|secrethash|0x746f6f72|topsecret|TopSecret/i;
 
   test("server paths outside --models-dir are refused without reading them", async () => {
     for (const srv of [p, q]) {
-      for (const model of [secretFile(), join(dir, "outside", "cfg"), "/etc/passwd", "/etc/shadow", "../outside/shadow", "escape", "/nonexistent"]) {
+      for (const model of [
+        secretFile(),
+        join(dir, "outside", "cfg"),
+        "/etc/passwd",
+        "/etc/shadow",
+        "../outside/shadow",
+        "escape",
+        "/nonexistent",
+      ]) {
         const r = await plan(srv, { model });
         const text = await r.text();
         expect({ model, status: r.status }).toEqual({ model, status: 400 });
@@ -226,7 +269,16 @@ describe("POST /v1/memory/plan opens only what it may", () => {
 
   test("synthetic specs, inline configs and the served model plan", async () => {
     expect((await plan(p, { model: "synthetic:110m" })).status).toBe(200);
-    const cfg = { model_type: "llama", hidden_size: 64, intermediate_size: 172, num_hidden_layers: 2, num_attention_heads: 4, num_key_value_heads: 2, vocab_size: 300, max_position_embeddings: 256 };
+    const cfg = {
+      model_type: "llama",
+      hidden_size: 64,
+      intermediate_size: 172,
+      num_hidden_layers: 2,
+      num_attention_heads: 4,
+      num_key_value_heads: 2,
+      vocab_size: 300,
+      max_position_embeddings: 256,
+    };
     expect((await plan(q, { config: cfg })).status).toBe(200);
     if (!haveHf) return;
     const served = await plan(p, {});

@@ -74,7 +74,12 @@ describe("concurrency", () => {
           stream_options: { include_usage: true },
         });
         const text = await res.text();
-        return { status: res.status, done: text.trimEnd().endsWith("data: [DONE]"), error: text.includes('"error"'), usage: /"completion_tokens":16/.test(text) };
+        return {
+          status: res.status,
+          done: text.trimEnd().endsWith("data: [DONE]"),
+          error: text.includes('"error"'),
+          usage: /"completion_tokens":16/.test(text),
+        };
       }),
     );
     const ms = performance.now() - t0;

@@ -26,7 +26,11 @@ describe("stop strings and logprobs on the frontend (fake engine, demo byte toke
   afterAll(async () => await s.close());
 
   test("a stop string ends the text and aborts the request in the engine", async () => {
-    const r = await postJson(`${s.url}/v1/completions`, { prompt: "x", stop: ["The end"], max_tokens: 200, temperature: 0 }, { "x-request-id": "stop-1" });
+    const r = await postJson(
+      `${s.url}/v1/completions`,
+      { prompt: "x", stop: ["The end"], max_tokens: 200, temperature: 0 },
+      { "x-request-id": "stop-1" },
+    );
     expect(r.status).toBe(200);
     const body = (await r.json()) as { choices: { text: string; finish_reason: string }[]; usage: { completion_tokens: number } };
     expect(body.choices[0]!.text).toBe("Once upon a time.\n");
@@ -37,8 +41,16 @@ describe("stop strings and logprobs on the frontend (fake engine, demo byte toke
   });
 
   test("streaming: no chunk ever carries text past the stop string", async () => {
-    const r = await postJson(`${s.url}/v1/chat/completions`, { messages: [{ role: "user", content: "hi" }], stop: "end.", max_tokens: 200, temperature: 0, stream: true });
-    const chunks = (await readSse(r)).filter((c) => c !== "[DONE]") as { choices: { delta: { content?: string }; finish_reason: string | null }[] }[];
+    const r = await postJson(`${s.url}/v1/chat/completions`, {
+      messages: [{ role: "user", content: "hi" }],
+      stop: "end.",
+      max_tokens: 200,
+      temperature: 0,
+      stream: true,
+    });
+    const chunks = (await readSse(r)).filter((c) => c !== "[DONE]") as {
+      choices: { delta: { content?: string }; finish_reason: string | null }[];
+    }[];
     const text = chunks.map((c) => c.choices[0]?.delta.content ?? "").join("");
     expect(text).toBe("Once upon a time.\nThe ");
     expect(chunks.at(-1)!.choices[0]!.finish_reason).toBe("stop");
@@ -53,7 +65,14 @@ describe("stop strings and logprobs on the frontend (fake engine, demo byte toke
     const nl = lp.tokens!.indexOf("\n");
     expect(Object.keys(lp.top_logprobs![nl]!)).toContain("\n");
     expect(lp.text_offset![nl]).toBe("Once upon a time.".length);
-    const c = await client.chat.completions.create({ model: "fake-model", messages: [{ role: "user", content: "x" }], max_tokens: 20, temperature: 0, logprobs: true, top_logprobs: 2 });
+    const c = await client.chat.completions.create({
+      model: "fake-model",
+      messages: [{ role: "user", content: "x" }],
+      max_tokens: 20,
+      temperature: 0,
+      logprobs: true,
+      top_logprobs: 2,
+    });
     expect(c.choices[0]!.logprobs!.content!.map((t) => t.token)).toContain("\n");
   });
 
@@ -83,9 +102,17 @@ describe("stop strings and logprobs on the frontend (fake engine, demo byte toke
 test("chat logprobs: a token that is part of a character reports its own raw bytes", async () => {
   const s = await startTestServer({ fake: { passage: "é!" } });
   try {
-    const r = await postJson(`${s.url}/v1/chat/completions`, { messages: [{ role: "user", content: "x" }], max_tokens: 3, temperature: 0, logprobs: true, top_logprobs: 1 });
+    const r = await postJson(`${s.url}/v1/chat/completions`, {
+      messages: [{ role: "user", content: "x" }],
+      max_tokens: 3,
+      temperature: 0,
+      logprobs: true,
+      top_logprobs: 1,
+    });
     expect(r.status).toBe(200);
-    const body = (await r.json()) as { choices: { message: { content: string }; logprobs: { content: { token: string; bytes: number[] }[] } }[] };
+    const body = (await r.json()) as {
+      choices: { message: { content: string }; logprobs: { content: { token: string; bytes: number[] }[] } }[];
+    };
     expect(body.choices[0]!.message.content).toBe("é!");
     expect(body.choices[0]!.logprobs.content.map((c) => c.bytes)).toEqual([[0xc3], [0xa9], [0x21]]);
     expect(body.choices[0]!.logprobs.content.flatMap((c) => c.bytes)).toEqual(Array.from(new TextEncoder().encode("é!")));
@@ -146,7 +173,17 @@ describe("a multi-MB prompt being tokenized does not stall a running stream (rea
     const tokenizeMs = performance.now() - t0;
     expect(n).toBe(big.length + 1);
 
-    const options: ServeOptions = { ...defaultServeOptions(), host: "127.0.0.1", port: 0, model: null, device: "cpu", deviceMemory: 128 * 2 ** 20, maxModelLen: 2048, maxNumSeqs: 4, maxPromptChars: 8 * 2 ** 20 };
+    const options: ServeOptions = {
+      ...defaultServeOptions(),
+      host: "127.0.0.1",
+      port: 0,
+      model: null,
+      device: "cpu",
+      deviceMemory: 128 * 2 ** 20,
+      maxModelLen: 2048,
+      maxNumSeqs: 4,
+      maxPromptChars: 8 * 2 ** 20,
+    };
     const engine = createEngine(options);
     await engine.ready();
     const s = await startTestServer({ engine, options });
@@ -182,8 +219,11 @@ describe("a multi-MB prompt being tokenized does not stall a running stream (rea
 
       const during = arrivals.filter((t) => t >= h0 && t <= h1);
       let maxGap = 0;
-      for (let i = 1; i < arrivals.length; i++) if (arrivals[i]! > h0 && arrivals[i - 1]! < h1) maxGap = Math.max(maxGap, arrivals[i]! - arrivals[i - 1]!);
-      console.log(`[text-frontend] tokenize ${tokenizeMs.toFixed(0)} ms; huge request ${(h1 - h0).toFixed(0)} ms; ${during.length} chunks meanwhile; max gap ${maxGap.toFixed(1)} ms`);
+      for (let i = 1; i < arrivals.length; i++)
+        if (arrivals[i]! > h0 && arrivals[i - 1]! < h1) maxGap = Math.max(maxGap, arrivals[i]! - arrivals[i - 1]!);
+      console.log(
+        `[text-frontend] tokenize ${tokenizeMs.toFixed(0)} ms; huge request ${(h1 - h0).toFixed(0)} ms; ${during.length} chunks meanwhile; max gap ${maxGap.toFixed(1)} ms`,
+      );
       // The huge request really took about the tokenization time, and the stream kept flowing
       // meanwhile (tokenizing on the HTTP thread or in the engine stalls it for all of that time).
       expect(h1 - h0).toBeGreaterThan(tokenizeMs / 3);

@@ -14,7 +14,10 @@ beforeAll(async () => {
 afterAll(async () => await s.close());
 
 const auth = { authorization: "Bearer k" };
-async function call(path: string, body: unknown): Promise<{ status: number; body: Record<string, unknown> & { error?: { message: string; param: unknown } } }> {
+async function call(
+  path: string,
+  body: unknown,
+): Promise<{ status: number; body: Record<string, unknown> & { error?: { message: string; param: unknown } } }> {
   const r = await postJson(`${s.url}${path}`, body, auth);
   return { status: r.status, body: (await r.json()) as never };
 }
@@ -22,13 +25,20 @@ async function call(path: string, body: unknown): Promise<{ status: number; body
 describe("/tokenize and /detokenize", () => {
   test("prompt: with and without special tokens; token strings", async () => {
     expect((await call("/tokenize", { prompt: "héllo" })).body).toEqual({ count: 7, max_model_len: 512, tokens: [BOS, ...bytes("héllo")] });
-    expect((await call("/tokenize", { model: "fake-model", prompt: "hi", add_special_tokens: false })).body).toEqual({ count: 2, max_model_len: 512, tokens: bytes("hi") });
+    expect((await call("/tokenize", { model: "fake-model", prompt: "hi", add_special_tokens: false })).body).toEqual({
+      count: 2,
+      max_model_len: 512,
+      tokens: bytes("hi"),
+    });
     const strs = await call("/tokenize", { prompt: "ab", add_special_tokens: false, return_token_strs: true });
     expect(strs.body.token_strs).toEqual(["a", "b"]);
   });
 
   test("messages: exactly the tokens /v1/chat/completions counts as its prompt", async () => {
-    const messages = [{ role: "system", content: "Be brief." }, { role: "user", content: "Hello ✓" }];
+    const messages = [
+      { role: "system", content: "Be brief." },
+      { role: "user", content: "Hello ✓" },
+    ];
     const t = await call("/tokenize", { messages });
     const client = new OpenAI({ baseURL: `${s.url}/v1`, apiKey: "k", maxRetries: 0 });
     const r = await client.chat.completions.create({ model: "fake-model", messages: messages as never, max_tokens: 1 });

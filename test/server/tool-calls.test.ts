@@ -11,10 +11,14 @@ import { postJson, startTestServer, type TestServer } from "./helpers.ts";
 const MODELS = process.env.HEADROOM_MODELS_DIR ?? resolve(import.meta.dir, "../../../shared/models");
 const QWEN = resolve(MODELS, "chat-templates/Qwen-Qwen2.5-7B-Instruct.jinja");
 
-const OUTPUT = 'I will look.\n<tool_call>\n{"name": "get_weather", "arguments": {"city": "Paris", "unit": "°C"}}\n</tool_call>\n<tool_call>\n{"name": "get_time", "arguments": {}}\n</tool_call>';
+const OUTPUT =
+  'I will look.\n<tool_call>\n{"name": "get_weather", "arguments": {"city": "Paris", "unit": "°C"}}\n</tool_call>\n<tool_call>\n{"name": "get_time", "arguments": {}}\n</tool_call>';
 const BYTES = new TextEncoder().encode(OUTPUT).length;
 const tools: ChatCompletionTool[] = [
-  { type: "function", function: { name: "get_weather", parameters: { type: "object", properties: { city: { type: "string" }, unit: { type: "string" } } } } },
+  {
+    type: "function",
+    function: { name: "get_weather", parameters: { type: "object", properties: { city: { type: "string" }, unit: { type: "string" } } } },
+  },
   { type: "function", function: { name: "get_time", parameters: { type: "object", properties: {} } } },
 ];
 const user = { role: "user" as const, content: "Weather in Paris?" };
@@ -24,7 +28,10 @@ let auto: TestServer;
 let client: OpenAI;
 
 async function error(p: Promise<unknown>): Promise<{ status: number; message: string; param: unknown }> {
-  const e = (await p.then(() => null, (x: unknown) => x)) as { status: number; error: { message: string; param: unknown } } | null;
+  const e = (await p.then(
+    () => null,
+    (x: unknown) => x,
+  )) as { status: number; error: { message: string; param: unknown } } | null;
   if (!e) throw new Error("expected an error");
   return { status: e.status, message: e.error.message, param: e.error.param };
 }
@@ -103,14 +110,33 @@ describe("tool calls", () => {
   });
 
   test("parallel_tool_calls: false returns the first call", async () => {
-    const r = await client.chat.completions.create({ model: "fake-model", messages: [user], tools, parallel_tool_calls: false, temperature: 0 });
+    const r = await client.chat.completions.create({
+      model: "fake-model",
+      messages: [user],
+      tools,
+      parallel_tool_calls: false,
+      temperature: 0,
+    });
     expect(r.choices[0]!.message.tool_calls?.map((c) => c.type === "function" && c.function.name)).toEqual(["get_weather"]);
   });
 
   test("400s: a named function not in tools, strict with auto, tool_choice without tools, no recognisable format", async () => {
-    const e = await error(client.chat.completions.create({ model: "fake-model", messages: [user], tools, tool_choice: { type: "function", function: { name: "nope" } } }));
+    const e = await error(
+      client.chat.completions.create({
+        model: "fake-model",
+        messages: [user],
+        tools,
+        tool_choice: { type: "function", function: { name: "nope" } },
+      }),
+    );
     expect(e.message).toContain("'nope', which is not in tools");
-    const strict = await error(client.chat.completions.create({ model: "fake-model", messages: [user], tools: [{ type: "function", function: { name: "get_weather", strict: true } }] }));
+    const strict = await error(
+      client.chat.completions.create({
+        model: "fake-model",
+        messages: [user],
+        tools: [{ type: "function", function: { name: "get_weather", strict: true } }],
+      }),
+    );
     expect(strict).toMatchObject({ status: 400, param: "tools.0.function.strict" });
     const noTools = await postJson(`${s.url}/v1/chat/completions`, { messages: [user], tool_choice: "auto" });
     expect(noTools.status).toBe(400);
@@ -118,7 +144,14 @@ describe("tool calls", () => {
     const f = await error(a.chat.completions.create({ model: "fake-model", messages: [user], tools }));
     expect(f.message).toContain("--tool-call-parser");
     // tool_choice none needs no format.
-    const ok = await a.chat.completions.create({ model: "fake-model", messages: [user], tools, tool_choice: "none", max_tokens: 3, temperature: 0 });
+    const ok = await a.chat.completions.create({
+      model: "fake-model",
+      messages: [user],
+      tools,
+      tool_choice: "none",
+      max_tokens: 3,
+      temperature: 0,
+    });
     expect(ok.choices[0]!.message.content).toBe(OUTPUT.slice(0, 3));
   });
 });

@@ -28,7 +28,10 @@ async function scrape(): Promise<Map<string, Family>> {
 }
 const v = (f: Map<string, Family>, name: string, extra: Record<string, string> = {}) => sampleValue(f, name, { ...L, ...extra });
 
-interface Usage { prompt_tokens: number; completion_tokens: number }
+interface Usage {
+  prompt_tokens: number;
+  completion_tokens: number;
+}
 async function complete(prompt: string, maxTokens: number): Promise<Usage> {
   const r = await postJson(`${s.url}/v1/completions`, { model: NAME, prompt, max_tokens: maxTokens, temperature: 0, ignore_eos: true });
   expect(r.status).toBe(200);
@@ -99,16 +102,36 @@ describe.skipIf(!HAVE)("vLLM-compatible /metrics (real engine)", () => {
     expect(VLLM_TTFT_BUCKETS.length).toBe(22);
     expect(VLLM_TPOT_BUCKETS.length).toBe(19);
     expect(VLLM_REQUEST_LATENCY_BUCKETS.length).toBe(21);
-    expect([VLLM_TTFT_BUCKETS[0], VLLM_TTFT_BUCKETS.at(-1), VLLM_TPOT_BUCKETS[0], VLLM_TPOT_BUCKETS.at(-1), VLLM_REQUEST_LATENCY_BUCKETS[0], VLLM_REQUEST_LATENCY_BUCKETS.at(-1)]).toEqual([0.001, 2560, 0.01, 80, 0.3, 7680]);
+    expect([
+      VLLM_TTFT_BUCKETS[0],
+      VLLM_TTFT_BUCKETS.at(-1),
+      VLLM_TPOT_BUCKETS[0],
+      VLLM_TPOT_BUCKETS.at(-1),
+      VLLM_REQUEST_LATENCY_BUCKETS[0],
+      VLLM_REQUEST_LATENCY_BUCKETS.at(-1),
+    ]).toEqual([0.001, 2560, 0.01, 80, 0.3, 7680]);
     // headroom_* stays alongside.
     expect(f.get("headroom_http_requests_total")?.type).toBe("counter");
   });
 
   test("/v1/kv blocks_cached counts free cached blocks only (registered blocks in use are 'used')", async () => {
-    const kv = async () => (await (await fetch(`${s.url}/v1/kv`)).json()) as { blocks_used: number; blocks_cached: number; blocks_free: number; blocks_total: number };
+    const kv = async () =>
+      (await (await fetch(`${s.url}/v1/kv`)).json()) as {
+        blocks_used: number;
+        blocks_cached: number;
+        blocks_free: number;
+        blocks_total: number;
+      };
     expect((await kv()).blocks_cached).toBe(0); // nothing served yet
     const prompt = "One day a little bird flew over the big green hill and saw a shiny red ball. ".repeat(2);
-    const r = await postJson(`${s.url}/v1/completions`, { model: NAME, prompt, max_tokens: 180, temperature: 0, ignore_eos: true, stream: true });
+    const r = await postJson(`${s.url}/v1/completions`, {
+      model: NAME,
+      prompt,
+      max_tokens: 180,
+      temperature: 0,
+      ignore_eos: true,
+      stream: true,
+    });
     // While it runs, its prompt's full blocks are registered in the prefix cache but in use: never "cached (free)".
     const samples: { used: number; cached: number }[] = [];
     let done = false;
@@ -176,14 +199,30 @@ describe.skipIf(!HAVE)("vLLM-compatible /metrics (real engine)", () => {
   test("gauges: running, waiting and KV usage while long generations run (max_num_seqs 2, three requests)", async () => {
     const ac = new AbortController();
     const streams = [0, 1, 2].map((i) =>
-      postJson(`${s.url}/v1/completions`, { model: NAME, prompt: `Story ${i}:`, max_tokens: 240, temperature: 0, ignore_eos: true, stream: true }),
+      postJson(`${s.url}/v1/completions`, {
+        model: NAME,
+        prompt: `Story ${i}:`,
+        max_tokens: 240,
+        temperature: 0,
+        ignore_eos: true,
+        stream: true,
+      }),
     );
     let seen = { running: 0, waiting: 0, kv: 0, gpu: 0 };
-    await waitFor(async () => {
-      const f = await fetch(`${s.url}/metrics`, { signal: ac.signal }).then(async (r) => parsePrometheusText(await r.text()));
-      seen = { running: v(f, "vllm:num_requests_running"), waiting: v(f, "vllm:num_requests_waiting"), kv: v(f, "vllm:kv_cache_usage_perc"), gpu: v(f, "vllm:gpu_cache_usage_perc") };
-      return seen.running === 2 && seen.waiting === 1;
-    }, 30_000, "2 running and 1 waiting on /metrics");
+    await waitFor(
+      async () => {
+        const f = await fetch(`${s.url}/metrics`, { signal: ac.signal }).then(async (r) => parsePrometheusText(await r.text()));
+        seen = {
+          running: v(f, "vllm:num_requests_running"),
+          waiting: v(f, "vllm:num_requests_waiting"),
+          kv: v(f, "vllm:kv_cache_usage_perc"),
+          gpu: v(f, "vllm:gpu_cache_usage_perc"),
+        };
+        return seen.running === 2 && seen.waiting === 1;
+      },
+      30_000,
+      "2 running and 1 waiting on /metrics",
+    );
     expect(seen.kv).toBeGreaterThan(0);
     expect(seen.kv).toBeLessThanOrEqual(1);
     expect(seen.gpu).toBe(seen.kv);

@@ -44,7 +44,15 @@ describe("bench report", () => {
   });
 
   test("generic rendering of an unknown JSON: scalars and row tables", () => {
-    const text = renderGeneric({ machine: "m", threads: 2, cfg: { a: 1.23456 }, rows: [{ x: 1, y: 0.5 }, { x: 2, y: 0.25 }] });
+    const text = renderGeneric({
+      machine: "m",
+      threads: 2,
+      cfg: { a: 1.23456 },
+      rows: [
+        { x: 1, y: 0.5 },
+        { x: 2, y: 0.25 },
+      ],
+    });
     expect(text).toContain("| threads | 2 |");
     expect(text).toContain("| cfg.a | 1.235 |");
     expect(text).toContain("| x | y |");
@@ -53,7 +61,14 @@ describe("bench report", () => {
   });
 
   test("renderRun falls back to the generic renderer when a specific one cannot read the JSON", () => {
-    const text = renderRun({ name: "allocator", date: "2026-01-01T00:00:00Z", machine: "M", command: "c", wallSeconds: 1, outputs: { "allocator.json": { changed: 1 } } });
+    const text = renderRun({
+      name: "allocator",
+      date: "2026-01-01T00:00:00Z",
+      machine: "M",
+      command: "c",
+      wallSeconds: 1,
+      outputs: { "allocator.json": { changed: 1 } },
+    });
     expect(text).toContain("| changed | 1 |");
     expect(text).toContain("Machine: M");
   });

@@ -123,10 +123,13 @@ describe.skipIf(!haveLib)("single binary", () => {
     }
     const nx = join(work, "nx");
     const script = `mkdir -p "${nx}" && mount -t tmpfs -o noexec,size=16m tmpfs "${nx}" && exec "$@"`;
-    const p = spawnHeadroom(["unshare", "-rm", "sh", "-c", script, "sh", bin, "serve", "--device", "cpu", "--device-memory", "256MiB", "--port", "0"], {
-      cwd: join(work, "run"),
-      env: { HEADROOM_TMPDIR: nx, HEADROOM_LIB_DIR: undefined },
-    });
+    const p = spawnHeadroom(
+      ["unshare", "-rm", "sh", "-c", script, "sh", bin, "serve", "--device", "cpu", "--device-memory", "256MiB", "--port", "0"],
+      {
+        cwd: join(work, "run"),
+        env: { HEADROOM_TMPDIR: nx, HEADROOM_LIB_DIR: undefined },
+      },
+    );
     procs.push(p);
     const code = await Promise.race([p.exited, Bun.sleep(30_000).then(() => -999)]);
     const out = p.lines.join("\n");

@@ -19,10 +19,25 @@ let other: ReturnType<typeof Bun.serve> | null = null;
 
 describe.skipIf(!haveChromium)("browser clients", () => {
   beforeAll(async () => {
-    other = Bun.serve({ hostname: "127.0.0.1", port: 0, fetch: () => new Response("<!doctype html><title>app</title>", { headers: { "content-type": "text/html" } }) });
+    other = Bun.serve({
+      hostname: "127.0.0.1",
+      port: 0,
+      fetch: () => new Response("<!doctype html><title>app</title>", { headers: { "content-type": "text/html" } }),
+    });
     s = await startTestServer({ options: { apiKey: KEY, servedModelName: "try-me", allowedOrigins: `http://127.0.0.1:${other.port}` } });
     const { chromium } = await import("playwright-core");
-    browser = await chromium.launch({ executablePath: CHROMIUM, args: ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"] });
+    browser = await chromium.launch({
+      executablePath: CHROMIUM,
+      args: [
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+      ],
+    });
   }, 60_000);
   afterAll(async () => {
     await browser?.close().catch(() => {});
@@ -62,7 +77,11 @@ describe.skipIf(!haveChromium)("browser clients", () => {
       return await page.evaluate(
         async ([url, key]) => {
           try {
-            const r = await fetch(`${url}/v1/completions`, { method: "POST", headers: { authorization: `Bearer ${key}`, "content-type": "application/json" }, body: JSON.stringify({ prompt: "hi", max_tokens: 2 }) });
+            const r = await fetch(`${url}/v1/completions`, {
+              method: "POST",
+              headers: { authorization: `Bearer ${key}`, "content-type": "application/json" },
+              body: JSON.stringify({ prompt: "hi", max_tokens: 2 }),
+            });
             const j = (await r.json()) as { model: string };
             return { ok: true, status: r.status, model: j.model };
           } catch (e) {

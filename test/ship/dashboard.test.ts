@@ -19,11 +19,22 @@ const ROOT = resolve(import.meta.dir, "../..");
 const CHROMIUM = process.env.HEADROOM_CHROMIUM ?? "/usr/bin/chromium";
 const haveChromium = existsSync(CHROMIUM);
 const haveLib = existsSync(join(ROOT, "build/libheadroom_cpu.so"));
-if (!haveChromium) console.warn(`skipped: dashboard browser test: ${CHROMIUM} not found (apt-get install -y chromium; .ci/run installs it)`);
+if (!haveChromium)
+  console.warn(`skipped: dashboard browser test: ${CHROMIUM} not found (apt-get install -y chromium; .ci/run installs it)`);
 if (!haveLib) console.warn("skipped: dashboard browser test: build/libheadroom_cpu.so not built (run `make`)");
 
 const KEY = "dashboard-test-key";
-const CATEGORIES = ["other_processes", "weights", "activations", "non_allocator", "graphs", "allocator_slack", "kv_used", "kv_free", "free"] as const;
+const CATEGORIES = [
+  "other_processes",
+  "weights",
+  "activations",
+  "non_allocator",
+  "graphs",
+  "allocator_slack",
+  "kv_used",
+  "kv_free",
+  "free",
+] as const;
 
 function fmtBytes(n: number): string {
   const a = Math.abs(n);
@@ -66,12 +77,30 @@ async function until(what: string, cond: () => Promise<boolean>, ms = 15_000): P
 const attr = (sel: string, name: string) => page!.locator(sel).getAttribute(name);
 const text = (sel: string) => page!.locator(sel).textContent();
 
-interface Kv { blocks_used: number; blocks_total: number; blocks_cached: number; prefix_cache_hits: number; prefix_cache_queries: number }
-interface Memory { breakdown: Record<string, number>; startup_line: string; suggestions: { text: string }; snapshot: { total: number } }
+interface Kv {
+  blocks_used: number;
+  blocks_total: number;
+  blocks_cached: number;
+  prefix_cache_hits: number;
+  prefix_cache_queries: number;
+}
+interface Memory {
+  breakdown: Record<string, number>;
+  startup_line: string;
+  suggestions: { text: string };
+  snapshot: { total: number };
+}
 
 describe.skipIf(!haveChromium || !haveLib)("dashboard in headless Chromium", () => {
   beforeAll(async () => {
-    const options: ServeOptions = { ...defaultServeOptions(), host: "127.0.0.1", port: 0, device: "cpu", deviceMemory: 256 * 2 ** 20, apiKey: KEY };
+    const options: ServeOptions = {
+      ...defaultServeOptions(),
+      host: "127.0.0.1",
+      port: 0,
+      device: "cpu",
+      deviceMemory: 256 * 2 ** 20,
+      apiKey: KEY,
+    };
     engine = createEngine(options);
     await engine.ready();
     server = startServer({ engine, options, logger: silentLogger });
@@ -81,7 +110,16 @@ describe.skipIf(!haveChromium || !haveLib)("dashboard in headless Chromium", () 
     const { chromium } = await import("playwright-core");
     browser = await chromium.launch({
       executablePath: CHROMIUM,
-      args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"],
+      args: [
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+      ],
     });
     page = await browser.newPage({ viewport: { width: 1280, height: 900 }, deviceScaleFactor: 1 });
     page.on("request", (req) => {
@@ -169,11 +207,14 @@ describe.skipIf(!haveChromium || !haveLib)("dashboard in headless Chromium", () 
     const kv = await api<Kv>("/v1/kv");
     expect(kv.prefix_cache_hits).toBeGreaterThan(before.prefix_cache_hits);
     expect(kv.prefix_cache_queries).toBeGreaterThan(before.prefix_cache_queries);
-    await until("the page to show the API's KV counters", async () =>
-      (await attr("#prefix-hits", "data-value")) === String(kv.prefix_cache_hits) &&
-      (await attr("#prefix-hits", "data-queries")) === String(kv.prefix_cache_queries) &&
-      (await attr("#kv-used", "data-value")) === String(kv.blocks_used) &&
-      (await attr("#kv-cached", "data-value")) === String(kv.blocks_cached));
+    await until(
+      "the page to show the API's KV counters",
+      async () =>
+        (await attr("#prefix-hits", "data-value")) === String(kv.prefix_cache_hits) &&
+        (await attr("#prefix-hits", "data-queries")) === String(kv.prefix_cache_queries) &&
+        (await attr("#kv-used", "data-value")) === String(kv.blocks_used) &&
+        (await attr("#kv-cached", "data-value")) === String(kv.blocks_cached),
+    );
     const mem = await api<Memory>("/v1/memory");
     await until("the page to show the API's breakdown", async () => {
       for (const c of CATEGORIES) if ((await attr(`#val-${c}`, "data-bytes")) !== String(mem.breakdown[c])) return false;
@@ -182,15 +223,20 @@ describe.skipIf(!haveChromium || !haveLib)("dashboard in headless Chromium", () 
     // Throughput and latency: the page's cumulative figures are /metrics' vllm:* series.
     const prom = parsePrometheusText(await (await fetch(`${server!.url}/metrics`)).text());
     const pv = (name: string) => sampleValue(prom, name, { model_name: model });
-    await until("the page to show /metrics' token and latency totals", async () =>
-      (await attr("#gen-rate", "data-total")) === String(pv("vllm:generation_tokens_total")) &&
-      (await attr("#ttft", "data-count")) === String(pv("vllm:time_to_first_token_seconds_count")) &&
-      (await attr("#itl", "data-count")) === String(pv("vllm:inter_token_latency_seconds_count")));
+    await until(
+      "the page to show /metrics' token and latency totals",
+      async () =>
+        (await attr("#gen-rate", "data-total")) === String(pv("vllm:generation_tokens_total")) &&
+        (await attr("#ttft", "data-count")) === String(pv("vllm:time_to_first_token_seconds_count")) &&
+        (await attr("#itl", "data-count")) === String(pv("vllm:inter_token_latency_seconds_count")),
+    );
     expect(pv("vllm:time_to_first_token_seconds_count")).toBe(12);
     expect(Number(await attr("#ttft", "data-mean"))).toBeCloseTo(pv("vllm:time_to_first_token_seconds_sum") / 12, 9);
     const itlCount = pv("vllm:inter_token_latency_seconds_count");
     expect(Number(await attr("#itl", "data-mean"))).toBeCloseTo(pv("vllm:inter_token_latency_seconds_sum") / itlCount, 9);
-    const genPoints = (await attr('#rate-chart polyline[data-series="generation"]', "points"))!.split(" ").map((p) => Number(p.split(",")[1]));
+    const genPoints = (await attr('#rate-chart polyline[data-series="generation"]', "points"))!
+      .split(" ")
+      .map((p) => Number(p.split(",")[1]));
     expect(Math.min(...genPoints)).toBeLessThan(Math.max(...genPoints));
     expect(await page!.locator('#latency-chart path[data-series="ttft"]').count()).toBe(1);
     expect(await page!.locator("#latency-chart circle").count()).toBeGreaterThan(1);

@@ -59,7 +59,16 @@ function ignoredBy(path: string, patterns: string[]): string | null {
   const p = path.replace(/^\.\//, "").replace(/\/$/, "");
   for (const pat of patterns) {
     if (pat.startsWith("!")) continue;
-    const re = new RegExp("^" + pat.replace(/\/$/, "").replace(/[.+^$()|[\]{}]/g, "\\$&").replace(/\*\*\//g, "(?:.*/)?").replace(/\*\*/g, ".*").replace(/(?<!\.)\*/g, "[^/]*") + "(?:/.*)?$");
+    const re = new RegExp(
+      "^" +
+        pat
+          .replace(/\/$/, "")
+          .replace(/[.+^$()|[\]{}]/g, "\\$&")
+          .replace(/\*\*\//g, "(?:.*/)?")
+          .replace(/\*\*/g, ".*")
+          .replace(/(?<!\.)\*/g, "[^/]*") +
+        "(?:/.*)?$",
+    );
     if (re.test(p)) return pat;
   }
   return null;
@@ -120,7 +129,10 @@ describe("docker/Dockerfile", () => {
     const firstRuntime = ins.findLastIndex((i) => i.op === "FROM");
     const build = ins.slice(0, firstRuntime);
     const runtime = ins.slice(firstRuntime);
-    const runs = build.filter((i) => i.op === "RUN").map((i) => i.args).join("\n");
+    const runs = build
+      .filter((i) => i.op === "RUN")
+      .map((i) => i.args)
+      .join("\n");
     expect(runs).toMatch(/\bmake\b[^\n]*\bnative\b/);
     expect(runs).toContain("bun run compile");
     const pkg = JSON.parse(readFileSync(join(ROOT, "package.json"), "utf8")) as { scripts: Record<string, string> };
@@ -145,7 +157,10 @@ describe("docker/Dockerfile", () => {
     expect(hc!.args).toMatch(/CMD .*\/health\b/);
     const expose = ins.filter((i) => i.op === "EXPOSE").map((i) => i.args.trim());
     expect(expose).toEqual(["8000"]);
-    const env = ins.filter((i) => i.op === "ENV").map((i) => i.args).join(" ");
+    const env = ins
+      .filter((i) => i.op === "ENV")
+      .map((i) => i.args)
+      .join(" ");
     expect(env).toMatch(/HEADROOM_PORT=8000\b/);
     expect(env).toMatch(/HEADROOM_HOST=0\.0\.0\.0\b/);
     expect(hc!.args).toContain("${HEADROOM_PORT}");
@@ -162,7 +177,11 @@ describe("docker/Dockerfile", () => {
 describe("Dockerfile parser", () => {
   test("joins continuations and skips comments", () => {
     const p = parseDockerfile("FROM a AS b\n# c\nRUN x \\\n  # inner\n  && y\nCOPY --from=b /a /b\n");
-    expect(p.map((i) => [i.op, i.args])).toEqual([["FROM", "a AS b"], ["RUN", "x && y"], ["COPY", "--from=b /a /b"]]);
+    expect(p.map((i) => [i.op, i.args])).toEqual([
+      ["FROM", "a AS b"],
+      ["RUN", "x && y"],
+      ["COPY", "--from=b /a /b"],
+    ]);
   });
   test(".dockerignore matching", () => {
     expect(ignoredBy("node_modules", ["node_modules"])).toBe("node_modules");

@@ -1,7 +1,15 @@
 // Unit tests of the noexec detection used when the single binary extracts its native libraries.
 import { describe, expect, test } from "bun:test";
 import { embeddedModule } from "../../src/ship/compile.ts";
-import { explainDlopenError, extractionBase, isNoexec, isNoexecDlopenError, mountOf, parseMountInfo, TMPDIR_VAR } from "../../src/native/extract.ts";
+import {
+  explainDlopenError,
+  extractionBase,
+  isNoexec,
+  isNoexecDlopenError,
+  mountOf,
+  parseMountInfo,
+  TMPDIR_VAR,
+} from "../../src/native/extract.ts";
 import { embedded } from "../../src/native/embedded.ts";
 
 const MOUNTINFO = [

@@ -10,7 +10,8 @@ import { Sampler, type SamplerRequest } from "../../src/engine/sampler.ts";
 import { Device } from "../../src/native/device.ts";
 import { Ops } from "../../src/native/ops.ts";
 
-const V = 1000, W = Math.ceil(V / 32);
+const V = 1000,
+  W = Math.ceil(V / 32);
 let seed = (Date.now() ^ 0x5bd1e995) >>> 0;
 console.log(`[mask-sampling] seed ${seed}`);
 const rnd = () => {
@@ -23,7 +24,23 @@ const rnd = () => {
 };
 
 function req(temperature: number, samplerSeed: number): SamplerRequest {
-  const sampling = { temperature, topP: 1, topK: 0, minP: 0, seed: null, maxTokens: 10, minTokens: 0, stopTokenIds: [], ignoreEos: false, logprobs: null, presencePenalty: 0, frequencyPenalty: 0, repetitionPenalty: 1, logitBias: [], promptLogprobs: null } as unknown as ResolvedSamplingParams;
+  const sampling = {
+    temperature,
+    topP: 1,
+    topK: 0,
+    minP: 0,
+    seed: null,
+    maxTokens: 10,
+    minTokens: 0,
+    stopTokenIds: [],
+    ignoreEos: false,
+    logprobs: null,
+    presencePenalty: 0,
+    frequencyPenalty: 0,
+    repetitionPenalty: 1,
+    logitBias: [],
+    promptLogprobs: null,
+  } as unknown as ResolvedSamplingParams;
   return { sampling, promptTokenIds: [1], outputTokenIds: [], samplerSeed, eosTokenId: null };
 }
 
@@ -38,7 +55,9 @@ describe("sampling under a token bitmask (CPU backend)", () => {
 
   /** logits [2, V]: row 0 masked by `mask`, row 1 free. Returns the logits after the op. */
   function masked(raw: Float32Array, mask: Int32Array): Float32Array {
-    const l = dev.alloc(raw.byteLength), m = dev.alloc(mask.byteLength), idx = dev.alloc(4);
+    const l = dev.alloc(raw.byteLength),
+      m = dev.alloc(mask.byteLength),
+      idx = dev.alloc(4);
     try {
       dev.copyToDevice(l, raw);
       dev.copyToDevice(m, mask);

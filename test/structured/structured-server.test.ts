@@ -141,7 +141,14 @@ for (const [label, model, name, SCHEMA] of [
     test("guided_choice returns one of the choices; guided_regex matches (completions, vLLM fields)", async () => {
       const choices = ["yes", "no", "maybe later"];
       for (const seed of [1, 2, 3, 4]) {
-        const res = await postJson(`${s.url}/v1/completions`, { model: name, prompt: "Answer:", max_tokens: 20, temperature: 1, seed, guided_choice: choices });
+        const res = await postJson(`${s.url}/v1/completions`, {
+          model: name,
+          prompt: "Answer:",
+          max_tokens: 20,
+          temperature: 1,
+          seed,
+          guided_choice: choices,
+        });
         const body = (await res.json()) as { choices: { text: string; finish_reason: string }[] };
         expect(res.status).toBe(200);
         expect(choices).toContain(body.choices[0]!.text);
@@ -149,7 +156,14 @@ for (const [label, model, name, SCHEMA] of [
       }
       const pattern = "[0-9]{3}-[a-z]{2,5}";
       for (const seed of [5, 6, 7]) {
-        const res = await postJson(`${s.url}/v1/completions`, { model: name, prompt: "Code:", max_tokens: 20, temperature: 1, seed, guided_regex: pattern });
+        const res = await postJson(`${s.url}/v1/completions`, {
+          model: name,
+          prompt: "Code:",
+          max_tokens: 20,
+          temperature: 1,
+          seed,
+          guided_regex: pattern,
+        });
         const body = (await res.json()) as { choices: { text: string }[] };
         expect(res.status).toBe(200);
         expect(body.choices[0]!.text).toMatch(new RegExp(`^${pattern}$`));
@@ -159,7 +173,15 @@ for (const [label, model, name, SCHEMA] of [
     test("structured_outputs {grammar} (EBNF) and {json} (JSON text), streamed", async () => {
       const grammar = 'root ::= "(" num ("+" num)* ")"\nnum ::= [1-9] [0-9]?';
       // structured_outputs is a vLLM extension: not in the client's types, sent as given.
-      const params = { model: name, prompt: "Sum:", max_tokens: 40, temperature: 1, seed: 11, stream: true, structured_outputs: { grammar } };
+      const params = {
+        model: name,
+        prompt: "Sum:",
+        max_tokens: 40,
+        temperature: 1,
+        seed: 11,
+        stream: true,
+        structured_outputs: { grammar },
+      };
       const stream = await client.completions.create(params as OpenAI.CompletionCreateParamsStreaming);
       let text = "";
       for await (const ch of stream) text += ch.choices[0]?.text ?? "";
@@ -177,7 +199,8 @@ for (const [label, model, name, SCHEMA] of [
     });
 
     test("a batch mixing constrained and free requests: free outputs are exactly the solo outputs", async () => {
-      const free = (i: number) => client.completions.create({ model: name, prompt: `Once upon a time ${i}`, max_tokens: 24, temperature: 0 });
+      const free = (i: number) =>
+        client.completions.create({ model: name, prompt: `Once upon a time ${i}`, max_tokens: 24, temperature: 0 });
       const solo = await Promise.all([0, 1, 2, 3].map(async (i) => (await free(i)).choices[0]!.text));
       const mixed = await Promise.all(
         [0, 1, 2, 3, 4, 5, 6, 7].map(async (i) => {
@@ -209,14 +232,29 @@ describe("structured outputs: requests refused with a 400 naming the problem", (
   afterAll(async () => await s.close());
 
   const cases: [string, Record<string, unknown>, string, RegExp][] = [
-    ["unknown type in a schema", { response_format: { type: "json_schema", json_schema: { name: "x", schema: { type: "object", properties: { a: { type: "nosuch" } } } } } }, "response_format.json_schema.schema", /nosuch/],
+    [
+      "unknown type in a schema",
+      {
+        response_format: {
+          type: "json_schema",
+          json_schema: { name: "x", schema: { type: "object", properties: { a: { type: "nosuch" } } } },
+        },
+      },
+      "response_format.json_schema.schema",
+      /nosuch/,
+    ],
     ["guided_json that is not JSON", { guided_json: "{not json" }, "guided_json", /not valid JSON/],
     ["a regex that does not parse", { guided_regex: "[a-" }, "guided_regex", /Unclosed/],
     ["an EBNF grammar that does not parse", { guided_grammar: "root ::= " }, "guided_grammar", /EBNF/],
     ["two constraints", { guided_regex: "a+", response_format: { type: "json_object" } }, "guided_regex", /Only one/],
     ["json_schema without json_schema", { response_format: { type: "json_schema" } }, "response_format.json_schema", /required/],
     ["another backend", { guided_choice: ["a"], guided_decoding_backend: "outlines" }, "guided_decoding_backend", /xgrammar/],
-    ["an option we do not implement", { structured_outputs: { regex: "a", whitespace_pattern: " " } }, "structured_outputs.whitespace_pattern", /not supported/],
+    [
+      "an option we do not implement",
+      { structured_outputs: { regex: "a", whitespace_pattern: " " } },
+      "structured_outputs.whitespace_pattern",
+      /not supported/,
+    ],
     ["ignore_eos with a grammar", { guided_choice: ["a", "b"], ignore_eos: true }, "ignore_eos", /ignore_eos/],
   ];
   for (const [what, extra, param, msg] of cases) {
@@ -255,7 +293,12 @@ describe.skipIf(!HAVE)("the openai client's chat.completions.parse", () => {
   afterAll(async () => await s.close());
 
   test("zodResponseFormat: the parsed message is a typed, schema-valid object", async () => {
-    const Story = z.object({ title: z.string().max(20), hero: z.string().max(12), happy: z.boolean(), chapters: z.number().int().min(1).max(9) });
+    const Story = z.object({
+      title: z.string().max(20),
+      hero: z.string().max(12),
+      happy: z.boolean(),
+      chapters: z.number().int().min(1).max(9),
+    });
     const r = await client.chat.completions.parse({
       model: "stories",
       messages: [{ role: "user", content: "A short story as JSON." }],

@@ -18,7 +18,12 @@ const HAVE = existsSync(GGUF);
 if (!HAVE) console.warn("[tool-choice] stories260K tests skipped: ../shared/models not found");
 const test = (name: string, fn: () => Promise<void>) => bunTest(name, fn, 120_000);
 
-const WEATHER = { type: "object", properties: { city: { enum: ["Paris", "Rome"] }, days: { type: "integer", minimum: 1, maximum: 7 } }, required: ["city", "days"], additionalProperties: false };
+const WEATHER = {
+  type: "object",
+  properties: { city: { enum: ["Paris", "Rome"] }, days: { type: "integer", minimum: 1, maximum: 7 } },
+  required: ["city", "days"],
+  additionalProperties: false,
+};
 const TIME = { type: "object", properties: { zone: { enum: ["UTC", "CET"] } }, required: ["zone"], additionalProperties: false };
 const tools: ChatCompletionTool[] = [
   { type: "function", function: { name: "get_weather", parameters: WEATHER } },
@@ -32,7 +37,19 @@ describe.skipIf(!HAVE)("tool_choice required / named (grammar-enforced, stories2
   let s: TestServer;
   let client: OpenAI;
   beforeAll(async () => {
-    const options: ServeOptions = { ...defaultServeOptions(), host: "127.0.0.1", port: 0, device: "cpu", deviceMemory: 256 * 2 ** 20, maxModelLen: 512, maxNumSeqs: 8, maxNumBatchedTokens: 512, model: GGUF, servedModelName: "stories", toolCallParser: "hermes" };
+    const options: ServeOptions = {
+      ...defaultServeOptions(),
+      host: "127.0.0.1",
+      port: 0,
+      device: "cpu",
+      deviceMemory: 256 * 2 ** 20,
+      maxModelLen: 512,
+      maxNumSeqs: 8,
+      maxNumBatchedTokens: 512,
+      model: GGUF,
+      servedModelName: "stories",
+      toolCallParser: "hermes",
+    };
     const engine = createEngine(options);
     await engine.ready();
     s = await startTestServer({ engine, options });
@@ -42,7 +59,14 @@ describe.skipIf(!HAVE)("tool_choice required / named (grammar-enforced, stories2
 
   test("named: one call of that function, arguments valid against its schema, finish_reason stop", async () => {
     for (const seed of [1, 2, 3]) {
-      const r = await client.chat.completions.create({ model: "stories", messages, tools, tool_choice: { type: "function", function: { name: "get_weather" } }, max_tokens: 80, seed });
+      const r = await client.chat.completions.create({
+        model: "stories",
+        messages,
+        tools,
+        tool_choice: { type: "function", function: { name: "get_weather" } },
+        max_tokens: 80,
+        seed,
+      });
       const c = r.choices[0]!;
       expect(c.finish_reason).toBe("stop");
       expect(c.message.content).toBeNull();
@@ -53,7 +77,15 @@ describe.skipIf(!HAVE)("tool_choice required / named (grammar-enforced, stories2
   });
 
   test("required (parallel_tool_calls: false: one call, in the grammar): a call of a given tool with valid arguments, finish_reason tool_calls; streamed the same", async () => {
-    const r = await client.chat.completions.create({ model: "stories", messages, tools, tool_choice: "required", parallel_tool_calls: false, max_tokens: 160, temperature: 0 });
+    const r = await client.chat.completions.create({
+      model: "stories",
+      messages,
+      tools,
+      tool_choice: "required",
+      parallel_tool_calls: false,
+      max_tokens: 160,
+      temperature: 0,
+    });
     const c = r.choices[0]!;
     expect(c.finish_reason).toBe("tool_calls");
     expect(c.message.tool_calls!.length).toBe(1);
@@ -62,16 +94,29 @@ describe.skipIf(!HAVE)("tool_choice required / named (grammar-enforced, stories2
       expect(["get_weather", "get_time"]).toContain(k.function.name);
       expect(valid(k.function.name, k.function.arguments)).toBe(true);
     }
-    const stream = client.chat.completions.stream({ model: "stories", messages, tools, tool_choice: "required", parallel_tool_calls: false, max_tokens: 160, temperature: 0 });
+    const stream = client.chat.completions.stream({
+      model: "stories",
+      messages,
+      tools,
+      tool_choice: "required",
+      parallel_tool_calls: false,
+      max_tokens: 160,
+      temperature: 0,
+    });
     const final = await stream.finalChatCompletion();
     expect(final.choices[0]!.finish_reason).toBe("tool_calls");
-    expect(final.choices[0]!.message.tool_calls!.map((k) => k.type === "function" && k.function)).toEqual(c.message.tool_calls!.map((k) => k.type === "function" && k.function));
+    expect(final.choices[0]!.message.tool_calls!.map((k) => k.type === "function" && k.function)).toEqual(
+      c.message.tool_calls!.map((k) => k.type === "function" && k.function),
+    );
   });
 
   test("a forced tool choice together with response_format is a 400", async () => {
     const e = (await client.chat.completions
       .create({ model: "stories", messages, tools, tool_choice: "required", response_format: { type: "json_object" } })
-      .then(() => null, (x: unknown) => x)) as { status: number; error: { param: string } } | null;
+      .then(
+        () => null,
+        (x: unknown) => x,
+      )) as { status: number; error: { param: string } } | null;
     expect(e?.status).toBe(400);
     expect(e?.error.param).toBe("tool_choice");
   });

@@ -53,7 +53,13 @@ for (const [label, make, vocabType] of TOKENIZERS) {
     });
 
     const texts: [StructuredSpec, string][] = [
-      [{ type: "json_schema", schema: { type: "object", properties: { name: { type: "string" }, n: { type: "integer" } }, required: ["name", "n"] } }, '{"name": "Lily went out", "n": 42}'],
+      [
+        {
+          type: "json_schema",
+          schema: { type: "object", properties: { name: { type: "string" }, n: { type: "integer" } }, required: ["name", "n"] },
+        },
+        '{"name": "Lily went out", "n": 42}',
+      ],
       [{ type: "regex", pattern: "[0-9]{3}-[a-z]+" }, "123-abc"],
       [{ type: "choice", choices: ["once upon", "a time"] }, "once upon"],
       [{ type: "grammar", grammar: 'root ::= "big " ("red" | "blue") " ball"' }, "big red ball"],

@@ -80,26 +80,29 @@ describe("GGUF test writer", () => {
       for (const t of ts) {
         const got = g.tensors.get(t.name)!;
         expect(got.dtype).toBe(t.type.toLowerCase() as "f32" | "f16" | "bf16");
-        const vals = t.type === "F32"
-          ? new Float32Array(got.data.slice().buffer)
-          : t.type === "F16"
-            ? new Float32Array(new Float16Array(got.data.slice().buffer))
-            : new Float32Array(Uint32Array.from(new Uint16Array(got.data.slice().buffer), (b) => b << 16).buffer);
+        const vals =
+          t.type === "F32"
+            ? new Float32Array(got.data.slice().buffer)
+            : t.type === "F16"
+              ? new Float32Array(new Float16Array(got.data.slice().buffer))
+              : new Float32Array(Uint32Array.from(new Uint16Array(got.data.slice().buffer), (b) => b << 16).buffer);
         expect(Array.from(vals)).toEqual(Array.from(roundTo(t.type, t.data)));
       }
     });
   }
 
   test("BF16 rounds to nearest even, keeps NaN and infinities", () => {
-    const x = new Float32Array(new Uint32Array([
-      0x3f808000, // 1 + 2^-8: a tie, even (0x3f80) kept
-      0x3f818000, // 1 + 3·2^-8: a tie, rounds up to even 0x3f82
-      0x3f808001, // just above a tie: up
-      0x7f800000, // +inf
-      0xff800000, // -inf
-      0x7fc00001, // NaN
-      0x7f7fffff, // max float: rounds to +inf
-    ]).buffer);
+    const x = new Float32Array(
+      new Uint32Array([
+        0x3f808000, // 1 + 2^-8: a tie, even (0x3f80) kept
+        0x3f818000, // 1 + 3·2^-8: a tie, rounds up to even 0x3f82
+        0x3f808001, // just above a tie: up
+        0x7f800000, // +inf
+        0xff800000, // -inf
+        0x7fc00001, // NaN
+        0x7f7fffff, // max float: rounds to +inf
+      ]).buffer,
+    );
     expect(Array.from(f32ToBf16Bits(x))).toEqual([0x3f80, 0x3f82, 0x3f81, 0x7f80, 0xff80, 0x7fc0, 0x7f80]);
   });
 
@@ -108,7 +111,9 @@ describe("GGUF test writer", () => {
   });
 
   test("rejects a shape that does not match the data and a bad alignment", () => {
-    expect(() => writeGguf(join(tmp, "x.gguf"), new Map(), [{ name: "t", shape: [2, 2], type: "F32", data: new Float32Array(3) }])).toThrow(/4 elements/);
+    expect(() => writeGguf(join(tmp, "x.gguf"), new Map(), [{ name: "t", shape: [2, 2], type: "F32", data: new Float32Array(3) }])).toThrow(
+      /4 elements/,
+    );
     expect(() => writeGguf(join(tmp, "y.gguf"), new Map(), [], 48)).toThrow(/power of two/);
   });
 });

@@ -6,8 +6,19 @@ import { closeSync, openSync, writeSync } from "node:fs";
 
 /** gguf_type (ggml/include/gguf.h). */
 export const GgufType = {
-  UINT8: 0, INT8: 1, UINT16: 2, INT16: 3, UINT32: 4, INT32: 5, FLOAT32: 6, BOOL: 7, STRING: 8, ARRAY: 9,
-  UINT64: 10, INT64: 11, FLOAT64: 12,
+  UINT8: 0,
+  INT8: 1,
+  UINT16: 2,
+  INT16: 3,
+  UINT32: 4,
+  INT32: 5,
+  FLOAT32: 6,
+  BOOL: 7,
+  STRING: 8,
+  ARRAY: 9,
+  UINT64: 10,
+  INT64: 11,
+  FLOAT64: 12,
 } as const;
 export type GgufScalarType = Exclude<(typeof GgufType)[keyof typeof GgufType], 9>;
 
@@ -88,8 +99,12 @@ class Bytes {
     f(new DataView(b.buffer));
     this.push(b);
   }
-  u32(v: number): void { this.fixed(4, (d) => d.setUint32(0, v, true)); }
-  u64(v: number | bigint): void { this.fixed(8, (d) => d.setBigUint64(0, BigInt(v), true)); }
+  u32(v: number): void {
+    this.fixed(4, (d) => d.setUint32(0, v, true));
+  }
+  u64(v: number | bigint): void {
+    this.fixed(8, (d) => d.setBigUint64(0, BigInt(v), true));
+  }
   str(s: string): void {
     const b = this.enc.encode(s);
     this.u64(b.byteLength);
@@ -97,18 +112,30 @@ class Bytes {
   }
   scalar(type: GgufScalarType, v: number | bigint | boolean | string): void {
     switch (type) {
-      case GgufType.UINT8: return this.fixed(1, (d) => d.setUint8(0, Number(v)));
-      case GgufType.INT8: return this.fixed(1, (d) => d.setInt8(0, Number(v)));
-      case GgufType.UINT16: return this.fixed(2, (d) => d.setUint16(0, Number(v), true));
-      case GgufType.INT16: return this.fixed(2, (d) => d.setInt16(0, Number(v), true));
-      case GgufType.UINT32: return this.fixed(4, (d) => d.setUint32(0, Number(v), true));
-      case GgufType.INT32: return this.fixed(4, (d) => d.setInt32(0, Number(v), true));
-      case GgufType.FLOAT32: return this.fixed(4, (d) => d.setFloat32(0, Number(v), true));
-      case GgufType.BOOL: return this.fixed(1, (d) => d.setUint8(0, v ? 1 : 0));
-      case GgufType.STRING: return this.str(String(v));
-      case GgufType.UINT64: return this.fixed(8, (d) => d.setBigUint64(0, BigInt(v), true));
-      case GgufType.INT64: return this.fixed(8, (d) => d.setBigInt64(0, BigInt(v), true));
-      case GgufType.FLOAT64: return this.fixed(8, (d) => d.setFloat64(0, Number(v), true));
+      case GgufType.UINT8:
+        return this.fixed(1, (d) => d.setUint8(0, Number(v)));
+      case GgufType.INT8:
+        return this.fixed(1, (d) => d.setInt8(0, Number(v)));
+      case GgufType.UINT16:
+        return this.fixed(2, (d) => d.setUint16(0, Number(v), true));
+      case GgufType.INT16:
+        return this.fixed(2, (d) => d.setInt16(0, Number(v), true));
+      case GgufType.UINT32:
+        return this.fixed(4, (d) => d.setUint32(0, Number(v), true));
+      case GgufType.INT32:
+        return this.fixed(4, (d) => d.setInt32(0, Number(v), true));
+      case GgufType.FLOAT32:
+        return this.fixed(4, (d) => d.setFloat32(0, Number(v), true));
+      case GgufType.BOOL:
+        return this.fixed(1, (d) => d.setUint8(0, v ? 1 : 0));
+      case GgufType.STRING:
+        return this.str(String(v));
+      case GgufType.UINT64:
+        return this.fixed(8, (d) => d.setBigUint64(0, BigInt(v), true));
+      case GgufType.INT64:
+        return this.fixed(8, (d) => d.setBigInt64(0, BigInt(v), true));
+      case GgufType.FLOAT64:
+        return this.fixed(8, (d) => d.setFloat64(0, Number(v), true));
     }
   }
   value(m: GgufMeta): void {

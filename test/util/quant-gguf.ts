@@ -58,7 +58,7 @@ export function randomBlocks(q: QuantType, elems: number, rnd: () => number): Ui
   for (let i = 0; i < out.length; i++) out[i] = Math.floor(rnd() * 256);
   const exp = SCALE_EXP[q.name]!;
   // sign | exponent field (x + 15, one octave of jitter) | random mantissa
-  const scale = (x: number) => ((rnd() < 0.5 ? 0x8000 : 0) | ((x + 15 + Math.floor(rnd() * 2)) << 10) | Math.floor(rnd() * 1024));
+  const scale = (x: number) => (rnd() < 0.5 ? 0x8000 : 0) | ((x + 15 + Math.floor(rnd() * 2)) << 10) | Math.floor(rnd() * 1024);
   const dv = new DataView(out.buffer);
   for (let b = 0; b < n; b++) {
     const at = b * q.blockBytes;
@@ -116,11 +116,13 @@ export const SYNTHETIC_MIX: Record<string, string> = {
 export function writeSyntheticQuantLlama(vocabFrom: string, quantPath: string, f32Path: string, seed = 7, mix = SYNTHETIC_MIX): void {
   const vocabSrc = readGguf(vocabFrom);
   const rnd = prng(seed);
-  const D = 256, F = 512, L = 2, H = 4, HK = 2, V = 512;
-  const kvs: GgufKv[] = metadataToKvs(
-    new Map([...vocabSrc.metadata].filter(([k]) => k.startsWith("tokenizer."))),
-    vocabSrc.metadataTypes,
-  );
+  const D = 256,
+    F = 512,
+    L = 2,
+    H = 4,
+    HK = 2,
+    V = 512;
+  const kvs: GgufKv[] = metadataToKvs(new Map([...vocabSrc.metadata].filter(([k]) => k.startsWith("tokenizer."))), vocabSrc.metadataTypes);
   const u32 = (key: string, value: number): GgufKv => ({ key, type: GgufValueType.U32, value });
   kvs.unshift(
     { key: "general.architecture", type: GgufValueType.STRING, value: "llama" },

@@ -76,7 +76,8 @@ function randn(rand: () => number, n: number, std: number, mean = 0): Float32Arr
 
 function toMeta(v: GgufValue, type: GgufValueType, elem: GgufValueType | undefined): GgufMeta {
   if (type === GgufValueType.ARRAY) {
-    if (!Array.isArray(v) || elem === undefined || elem === GgufValueType.ARRAY) throw new Error("nested tokenizer arrays are not expected");
+    if (!Array.isArray(v) || elem === undefined || elem === GgufValueType.ARRAY)
+      throw new Error("nested tokenizer arrays are not expected");
     return meta.arr(elem as GgufScalarType, v as (number | bigint | boolean | string)[]);
   }
   return { type: type as GgufScalarType, value: v as number | bigint | boolean | string };
@@ -147,14 +148,23 @@ export function writeTinyModel(path: string, s: TinyModelSpec): number {
 
   const rand = normals(s.seed);
   const W = (name: string, rows: number, cols: number, std: number): GgufTensor => ({
-    name, shape: [rows, cols], type: s.tensorType, data: randn(rand, rows * cols, std),
+    name,
+    shape: [rows, cols],
+    type: s.tensorType,
+    data: randn(rand, rows * cols, std),
   });
-  const V = (name: string, n: number, std: number, mean = 0): GgufTensor => ({ name, shape: [n], type: "F32", data: randn(rand, n, std, mean) });
+  const V = (name: string, n: number, std: number, mean = 0): GgufTensor => ({
+    name,
+    shape: [n],
+    type: "F32",
+    data: randn(rand, n, std, mean),
+  });
   const H = s.hidden;
   const logitStd = s.logitStd ?? 4;
   const o = s.outScale ?? 1;
   const t: GgufTensor[] = [W("token_embd.weight", vocabSize, H, s.tiedEmbeddings ? logitStd / Math.sqrt(H) : 1)];
-  if (s.ropeScaling) t.push({ name: "rope_freqs.weight", shape: [hd / 2], type: "F32", data: llama3RopeFreqs(hd, s.ropeTheta, s.ropeScaling) });
+  if (s.ropeScaling)
+    t.push({ name: "rope_freqs.weight", shape: [hd / 2], type: "F32", data: llama3RopeFreqs(hd, s.ropeTheta, s.ropeScaling) });
   for (let i = 0; i < s.layers; i++) {
     const p = `blk.${i}.`;
     t.push(V(`${p}attn_norm.weight`, H, 0.1, 1));

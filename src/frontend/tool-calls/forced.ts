@@ -49,7 +49,11 @@ function requiredCalls(text: string): { name: string | null; args: string; compl
     const f = scanObject(raw).fields;
     const n = f.get("name");
     const p = f.get("parameters");
-    out.push({ name: n?.complete ? (JSON.parse(n.raw) as string) : null, args: p?.raw ?? "", complete: end >= 0 && (p?.complete ?? false) });
+    out.push({
+      name: n?.complete ? (JSON.parse(n.raw) as string) : null,
+      args: p?.raw ?? "",
+      complete: end >= 0 && (p?.complete ?? false),
+    });
     if (end < 0) break;
     i = end;
   }

@@ -19,7 +19,10 @@ export function hubCacheDir(env: Env = process.env): string {
 
 export class RepoCache {
   readonly root: string;
-  constructor(cacheDir: string, readonly repo: string) {
+  constructor(
+    cacheDir: string,
+    readonly repo: string,
+  ) {
     this.root = join(cacheDir, `models--${repo.split("/").join("--")}`);
   }
   blob(etag: string): string {

@@ -2,7 +2,19 @@
 // later try continues from its size with an HTTP Range request (the Blob @huggingface/hub
 // returns fetches `bytes=<start>-` when sliced). A finished file is checked (size, and sha256
 // when the ETag is one, as it is for LFS files) before it becomes blobs/<etag>.
-import { closeSync, existsSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, statSync, truncateSync, writeFileSync, writeSync } from "node:fs";
+import {
+  closeSync,
+  existsSync,
+  mkdirSync,
+  openSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  statSync,
+  truncateSync,
+  writeFileSync,
+  writeSync,
+} from "node:fs";
 import { dirname } from "node:path";
 
 import { downloadFile, fileDownloadInfo } from "@huggingface/hub";
@@ -131,12 +143,15 @@ async function fetchBlob(
         onBytes(have, info.size);
       });
     } catch (e) {
-      throw new HubDownloadError(`${where}: download interrupted after ${have} of ${info.size} bytes (${(e as Error).message}); run again to resume from ${part}`);
+      throw new HubDownloadError(
+        `${where}: download interrupted after ${have} of ${info.size} bytes (${(e as Error).message}); run again to resume from ${part}`,
+      );
     } finally {
       closeSync(fd);
     }
   }
-  if (have !== info.size) throw new HubDownloadError(`${where}: got ${have} bytes, expected ${info.size}; run again to resume from ${part}`);
+  if (have !== info.size)
+    throw new HubDownloadError(`${where}: got ${have} bytes, expected ${info.size}; run again to resume from ${part}`);
   if (/^[0-9a-f]{64}$/.test(etag)) {
     const sum = await sha256File(part);
     if (sum !== etag) {

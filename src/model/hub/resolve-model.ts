@@ -45,8 +45,13 @@ const truthy = (v: string | undefined) => v !== undefined && /^(1|true|yes|on)$/
 function client(env: Env, f?: typeof fetch): HubClient {
   const token = env.HF_TOKEN || env.HUGGING_FACE_HUB_TOKEN || undefined;
   // The client refuses other tokens with a TypeError; say which variable is wrong instead.
-  if (token !== undefined && !token.startsWith("hf_")) throw new HubError(`HF_TOKEN is not a Hugging Face access token (they start with 'hf_')`);
-  return { hubUrl: (env.HF_ENDPOINT || "https://huggingface.co").replace(/\/+$/, ""), ...(token ? { accessToken: token } : {}), ...(f ? { fetch: f } : {}) };
+  if (token !== undefined && !token.startsWith("hf_"))
+    throw new HubError(`HF_TOKEN is not a Hugging Face access token (they start with 'hf_')`);
+  return {
+    hubUrl: (env.HF_ENDPOINT || "https://huggingface.co").replace(/\/+$/, ""),
+    ...(token ? { accessToken: token } : {}),
+    ...(f ? { fetch: f } : {}),
+  };
 }
 
 /** Files of a cached snapshot (relative paths, recursively). */
@@ -79,8 +84,10 @@ function fromCache(spec: RepoSpec, cache: RepoCache, opts: ResolveOptions, why: 
 function describeHubError(spec: RepoSpec, hubUrl: string, e: unknown): string {
   const status = (e as { statusCode?: unknown }).statusCode;
   const msg = (e as Error).message;
-  if (status === 401 || status === 403) return `${formatRepoSpec(spec)}: the Hub at ${hubUrl} refused access (${status}: ${msg}); a gated or private model needs HF_TOKEN`;
-  if (status === 404) return `${formatRepoSpec(spec)}: not found on the Hub at ${hubUrl} (repository or revision '${spec.revision}' does not exist, or is private: set HF_TOKEN)`;
+  if (status === 401 || status === 403)
+    return `${formatRepoSpec(spec)}: the Hub at ${hubUrl} refused access (${status}: ${msg}); a gated or private model needs HF_TOKEN`;
+  if (status === 404)
+    return `${formatRepoSpec(spec)}: not found on the Hub at ${hubUrl} (repository or revision '${spec.revision}' does not exist, or is private: set HF_TOKEN)`;
   return `${formatRepoSpec(spec)}: Hub request to ${hubUrl} failed: ${msg}`;
 }
 
@@ -95,8 +102,10 @@ export async function resolveHubModel(spec: RepoSpec, opts: ResolveOptions = {})
   try {
     const info = await modelInfo({ name: spec.repo, revision: spec.revision, additionalFields: ["sha"], ...c });
     commit = String(info.sha);
-    if (!COMMIT_HASH.test(commit)) throw new HubError(`${formatRepoSpec(spec)}: the Hub at ${c.hubUrl} sent no commit hash for revision '${spec.revision}'`);
-    for await (const f of listFiles({ repo: spec.repo, revision: commit, recursive: true, ...c })) if (f.type === "file") listing.push({ path: f.path, size: f.lfs?.size ?? f.size });
+    if (!COMMIT_HASH.test(commit))
+      throw new HubError(`${formatRepoSpec(spec)}: the Hub at ${c.hubUrl} sent no commit hash for revision '${spec.revision}'`);
+    for await (const f of listFiles({ repo: spec.repo, revision: commit, recursive: true, ...c }))
+      if (f.type === "file") listing.push({ path: f.path, size: f.lfs?.size ?? f.size });
   } catch (e) {
     if (e instanceof HubError) throw e;
     const http = typeof (e as { statusCode?: unknown }).statusCode === "number";
@@ -105,7 +114,11 @@ export async function resolveHubModel(spec: RepoSpec, opts: ResolveOptions = {})
       opts.log?.(`warning: ${c.hubUrl} unreachable (${(e as Error).message}); using the cached ${formatRepoSpec(spec)}`);
       return fromCache(spec, cache, opts, "the Hub is unreachable");
     }
-    throw new HubError(http ? describeHubError(spec, c.hubUrl, e) : `${formatRepoSpec(spec)}: cannot reach the Hub at ${c.hubUrl} (${(e as Error).message}); set HF_HUB_OFFLINE=1 to use the cache only`);
+    throw new HubError(
+      http
+        ? describeHubError(spec, c.hubUrl, e)
+        : `${formatRepoSpec(spec)}: cannot reach the Hub at ${c.hubUrl} (${(e as Error).message}); set HF_HUB_OFFLINE=1 to use the cache only`,
+    );
   }
   let picked: RepoFile[];
   try {

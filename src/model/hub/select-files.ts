@@ -32,14 +32,20 @@ const topLevel = (p: string) => !p.includes("/");
 const base = (p: string) => p.slice(p.lastIndexOf("/") + 1);
 
 /** The files to fetch; `repo` names the repository in messages. */
-export function selectFiles(repo: string, files: readonly RepoFile[], opts: { ggufFile?: string | null; quant?: string | null }): RepoFile[] {
+export function selectFiles(
+  repo: string,
+  files: readonly RepoFile[],
+  opts: { ggufFile?: string | null; quant?: string | null },
+): RepoFile[] {
   const ggufs = files.filter((f) => isGguf(f.path));
   const wantGguf = (opts.ggufFile ?? null) !== null || (opts.quant ?? null) !== null;
   const safetensors = files.filter((f) => topLevel(f.path) && f.path.endsWith(".safetensors"));
   if (!wantGguf && (safetensors.length > 0 || ggufs.length === 0)) {
     const picked = files.filter((f) => topLevel(f.path) && (HF_FILES.has(f.path) || f.path.endsWith(".safetensors")));
-    if (!picked.some((f) => f.path === "config.json")) throw new HubSelectionError(`${repo} has no config.json (nor GGUF files): not a model repository headroom can load`);
-    if (safetensors.length === 0) throw new HubSelectionError(`${repo} has no .safetensors weights (only safetensors and GGUF are supported)`);
+    if (!picked.some((f) => f.path === "config.json"))
+      throw new HubSelectionError(`${repo} has no config.json (nor GGUF files): not a model repository headroom can load`);
+    if (safetensors.length === 0)
+      throw new HubSelectionError(`${repo} has no .safetensors weights (only safetensors and GGUF are supported)`);
     return picked;
   }
   if (ggufs.length === 0) throw new HubSelectionError(`${repo} has no .gguf files (--gguf-file / :QUANT need a GGUF repository)`);
@@ -58,6 +64,9 @@ export function selectFiles(repo: string, files: readonly RepoFile[], opts: { gg
   }
   if (candidates.some((f) => /-\d{5}-of-\d{5}\.gguf$/i.test(f.path)))
     throw new HubSelectionError(`${repo}: ${candidates.map((f) => f.path).join(", ")} is a split GGUF, which headroom does not load`);
-  if (candidates.length > 1) throw new HubSelectionError(`${repo} has several GGUF files (${candidates.map((f) => f.path).join(", ")}); choose one with --gguf-file NAME or ${repo}:QUANT`);
+  if (candidates.length > 1)
+    throw new HubSelectionError(
+      `${repo} has several GGUF files (${candidates.map((f) => f.path).join(", ")}); choose one with --gguf-file NAME or ${repo}:QUANT`,
+    );
   return candidates;
 }

@@ -38,7 +38,13 @@ export function byteEncode(text: string): string {
     if (c < 0x80) parts.push(byteToChar[c]!);
     else if (c < 0x800) parts.push(byteToChar[0xc0 | (c >> 6)]!, byteToChar[0x80 | (c & 0x3f)]!);
     else if (c < 0x10000) parts.push(byteToChar[0xe0 | (c >> 12)]!, byteToChar[0x80 | ((c >> 6) & 0x3f)]!, byteToChar[0x80 | (c & 0x3f)]!);
-    else parts.push(byteToChar[0xf0 | (c >> 18)]!, byteToChar[0x80 | ((c >> 12) & 0x3f)]!, byteToChar[0x80 | ((c >> 6) & 0x3f)]!, byteToChar[0x80 | (c & 0x3f)]!);
+    else
+      parts.push(
+        byteToChar[0xf0 | (c >> 18)]!,
+        byteToChar[0x80 | ((c >> 12) & 0x3f)]!,
+        byteToChar[0x80 | ((c >> 6) & 0x3f)]!,
+        byteToChar[0x80 | (c & 0x3f)]!,
+      );
   }
   return parts.join("");
 }

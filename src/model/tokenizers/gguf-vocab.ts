@@ -95,7 +95,22 @@ export class GgufVocab {
     if (model === undefined) throw new ModelFileError(file, `has no embedded tokenizer (metadata "tokenizer.ggml.model" missing)`);
     this.model = model;
     let preName = str("tokenizer.ggml.pre") ?? null;
-    const special: SpecialIds = { bos: null, eos: null, eot: null, eom: null, unk: null, sep: null, pad: null, mask: null, fimPre: null, fimSuf: null, fimMid: null, fimPad: null, fimRep: null, fimSep: null };
+    const special: SpecialIds = {
+      bos: null,
+      eos: null,
+      eot: null,
+      eom: null,
+      unk: null,
+      sep: null,
+      pad: null,
+      mask: null,
+      fimPre: null,
+      fimSuf: null,
+      fimMid: null,
+      fimPad: null,
+      fimRep: null,
+      fimSep: null,
+    };
     let addBos = false;
     let addEos = false;
     let addSpacePrefix = false;
@@ -114,7 +129,10 @@ export class GgufVocab {
       else preName = "gemma4";
       const found = preTokenizerByName(preName ?? undefined);
       if (!found) {
-        throw new ModelFileError(file, `pre-tokenizer "tokenizer.ggml.pre" = ${JSON.stringify(preName)} is not supported (supported: ${knownPreTokenizers().join(", ")})`);
+        throw new ModelFileError(
+          file,
+          `pre-tokenizer "tokenizer.ggml.pre" = ${JSON.stringify(preName)} is not supported (supported: ${knownPreTokenizers().join(", ")})`,
+        );
       }
       pre = found;
       addSpacePrefix = false;
@@ -126,7 +144,10 @@ export class GgufVocab {
       if (merges === undefined) throw new ModelFileError(file, `BPE tokenizer has no merges (metadata "tokenizer.ggml.merges" missing)`);
       rawMerges = merges;
     } else {
-      throw new ModelFileError(file, `embedded tokenizer type ${JSON.stringify(model)} is not supported (supported: "llama" SentencePiece, "gpt2" byte-level BPE, "gemma4")`);
+      throw new ModelFileError(
+        file,
+        `embedded tokenizer type ${JSON.stringify(model)} is not supported (supported: "llama" SentencePiece, "gpt2" byte-level BPE, "gemma4")`,
+      );
     }
     this.preName = preName;
     this.pre = pre;
@@ -136,9 +157,11 @@ export class GgufVocab {
     if (tokens === undefined || tokens.length === 0) throw new ModelFileError(file, `metadata "tokenizer.ggml.tokens" missing or empty`);
     const n = tokens.length;
     const scores = arr("tokenizer.ggml.scores");
-    if (scores !== undefined && scores.length < n) throw new ModelFileError(file, `tokenizer.ggml.scores has ${scores.length} entries for ${n} tokens`);
+    if (scores !== undefined && scores.length < n)
+      throw new ModelFileError(file, `tokenizer.ggml.scores has ${scores.length} entries for ${n} tokens`);
     const types = arr("tokenizer.ggml.token_type");
-    if (types !== undefined && types.length < n) throw new ModelFileError(file, `tokenizer.ggml.token_type has ${types.length} entries for ${n} tokens`);
+    if (types !== undefined && types.length < n)
+      throw new ModelFileError(file, `tokenizer.ggml.token_type has ${types.length} entries for ${n} tokens`);
     const texts: string[] = new Array(n);
     this.scores = new Float64Array(n);
     this.attrs = new Uint16Array(n);
@@ -151,7 +174,8 @@ export class GgufVocab {
       // Tokens that are not valid UTF-8 read back with U+FFFD and may collide although their
       // bytes differ: keep the first for text lookups (the id still decodes). Real duplicates
       // are refused, as llama.cpp does.
-      else if (!t.includes("\uFFFD")) throw new ModelFileError(file, `duplicate token in vocabulary: ${JSON.stringify(t)} has ids ${dup} and ${i}`);
+      else if (!t.includes("\uFFFD"))
+        throw new ModelFileError(file, `duplicate token in vocabulary: ${JSON.stringify(t)} has ids ${dup} and ${i}`);
       texts[i] = t;
       const s = scores?.[i] ?? 0;
       if (typeof s !== "number") throw new ModelFileError(file, `tokenizer.ggml.scores entry ${i} is not a number`);
@@ -178,8 +202,10 @@ export class GgufVocab {
     addBos = bool("tokenizer.ggml.add_bos_token") ?? addBos;
     addEos = bool("tokenizer.ggml.add_eos_token") ?? addEos;
     if (pre?.type === "gemma4") addBos = true; // llama.cpp forces BOS for Gemma 4
-    if (addBos && special.bos === null) throw new ModelFileError(file, `tokenizer.ggml.add_bos_token is true, but tokenizer.ggml.bos_token_id is not set`);
-    if (addEos && special.eos === null) throw new ModelFileError(file, `tokenizer.ggml.add_eos_token is true, but tokenizer.ggml.eos_token_id is not set`);
+    if (addBos && special.bos === null)
+      throw new ModelFileError(file, `tokenizer.ggml.add_bos_token is true, but tokenizer.ggml.bos_token_id is not set`);
+    if (addEos && special.eos === null)
+      throw new ModelFileError(file, `tokenizer.ggml.add_eos_token is true, but tokenizer.ggml.eos_token_id is not set`);
 
     const tables = { tokens: texts, idOf: this.idOf, attrs: this.attrs };
     detectSpecialsByText(tables, special);
@@ -207,7 +233,12 @@ export class GgufVocab {
     // Longest first by UTF-8 length, as llama.cpp (its tie order is unspecified; here: lower id).
     const bytesLen = new Map(cache.map((id) => [id, encoder.encode(texts[id]!).length]));
     cache.sort((a, b) => bytesLen.get(b)! - bytesLen.get(a)! || a - b);
-    const st = (id: number): SpecialToken => ({ id, text: texts[id]!, lstrip: (this.attrs[id]! & Attr.LSTRIP) !== 0, rstrip: (this.attrs[id]! & Attr.RSTRIP) !== 0 });
+    const st = (id: number): SpecialToken => ({
+      id,
+      text: texts[id]!,
+      lstrip: (this.attrs[id]! & Attr.LSTRIP) !== 0,
+      rstrip: (this.attrs[id]! & Attr.RSTRIP) !== 0,
+    });
     this.matcherAll = new SpecialTokenMatcher(cache.map(st));
     this.matcherUser = new SpecialTokenMatcher(cache.filter((id) => !(this.attrs[id]! & (Attr.CONTROL | Attr.UNKNOWN))).map(st));
 
@@ -298,7 +329,10 @@ export class GgufVocab {
     score: (id: number) => this.scores[id]!,
     /** <0xXX>, else the byte as a one-character token (llama.cpp byte_to_token). */
     byteToId: (b: number) => {
-      this.byteIds ??= Array.from({ length: 256 }, (_, x) => this.idOf.get(`<0x${x.toString(16).toUpperCase().padStart(2, "0")}>`) ?? this.idOf.get(String.fromCharCode(x)));
+      this.byteIds ??= Array.from(
+        { length: 256 },
+        (_, x) => this.idOf.get(`<0x${x.toString(16).toUpperCase().padStart(2, "0")}>`) ?? this.idOf.get(String.fromCharCode(x)),
+      );
       return this.byteIds[b];
     },
   };

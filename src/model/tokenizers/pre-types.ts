@@ -86,7 +86,27 @@ const DEFS: Record<string, Def> = {
     regexes: ["\\p{N}", GPT2],
   },
   gpt2: {
-    names: ["gpt-2", "phi-2", "jina-es", "jina-de", "gigachat", "jina-v2-es", "jina-v2-de", "a.x-4.0", "mellum", "modern-bert", "mpt", "olmo", "jais", "trillion", "granite-docling", "exaone4", "jina-v1-en", "jina-v2-code", "roberta-bpe"],
+    names: [
+      "gpt-2",
+      "phi-2",
+      "jina-es",
+      "jina-de",
+      "gigachat",
+      "jina-v2-es",
+      "jina-v2-de",
+      "a.x-4.0",
+      "mellum",
+      "modern-bert",
+      "mpt",
+      "olmo",
+      "jais",
+      "trillion",
+      "granite-docling",
+      "exaone4",
+      "jina-v1-en",
+      "jina-v2-code",
+      "roberta-bpe",
+    ],
     regexes: [GPT2],
   },
   qwen2: {
@@ -102,16 +122,24 @@ const DEFS: Record<string, Def> = {
   gpt4o: { names: ["gpt-4o", "llama4", "kanana2", "talkie", "minimax-m2"], regexes: [GPT4O], flags: { cleanSpaces: false } },
   "seed-coder": {
     names: ["seed-coder"],
-    regexes: ["(?:'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD])|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}{1}| ?[^\\s\\p{L}\\p{N}\\r\\n]+|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+"],
+    regexes: [
+      "(?:'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD])|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}{1}| ?[^\\s\\p{L}\\p{N}\\r\\n]+|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+",
+    ],
     flags: { cleanSpaces: false },
   },
   bailingmoe: {
     names: ["bailingmoe", "bailingmoe2", "llada-moe"],
-    regexes: ["'(?:[sSdDmMtT]|[lL][lL]|[vV][eE]|[rR][eE])|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]|\\s+(?!\\S)|\\s+"],
+    regexes: [
+      "'(?:[sSdDmMtT]|[lL][lL]|[vV][eE]|[rR][eE])|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]|\\s+(?!\\S)|\\s+",
+    ],
     flags: { cleanSpaces: false },
   },
   "grok-2": { names: ["grok-2"], regexes: [QWEN2], flags: { cleanSpaces: false } },
-  gemma4: { names: ["gemma4", "granite-embed-multi-311m"], regexes: ["[^\\n]+|[\\n]+"], flags: { escapeWhitespaces: true, byteEncode: false } },
+  gemma4: {
+    names: ["gemma4", "granite-embed-multi-311m"],
+    regexes: ["[^\\n]+|[\\n]+"],
+    flags: { escapeWhitespaces: true, byteEncode: false },
+  },
 };
 
 const BY_NAME = new Map<string, PreTokenizer>();
@@ -130,4 +158,7 @@ export function knownPreTokenizers(): string[] {
 
 /** The exact regex strings llama.cpp replaces with hand-written splitters (unicode.cpp). */
 export const GPT2_REGEX = GPT2;
-export const LLAMA3_REGEXES = [LLAMA3, "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}{1,3}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+"];
+export const LLAMA3_REGEXES = [
+  LLAMA3,
+  "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}{1,3}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+",
+];

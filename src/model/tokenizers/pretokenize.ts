@@ -80,7 +80,8 @@ function compile(src: string): CompiledRegex {
   if (src === GPT2_REGEX) return { kind: "gpt2", re: null };
   if (LLAMA3_REGEXES.includes(src)) return { kind: "llama3", re: null };
   if (UCAT.test(src)) {
-    if ([...src].some((ch) => ch.codePointAt(0)! >= 128)) throw new Error(`pre-tokenizer regex mixes unicode classes and non-ASCII characters: ${src}`);
+    if ([...src].some((ch) => ch.codePointAt(0)! >= 128))
+      throw new Error(`pre-tokenizer regex mixes unicode classes and non-ASCII characters: ${src}`);
     return { kind: "collapsed", re: new RegExp(translateRegex(src, true), "g") };
   }
   return { kind: "raw", re: new RegExp(translateRegex(src, false), "gu") };

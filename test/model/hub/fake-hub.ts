@@ -77,8 +77,19 @@ export class FakeHub {
       const r = this.repo(m[1]!, req);
       if (r instanceof Response) return r;
       const commit = this.commit(r, m[3]!);
-      if (!commit) return Response.json({ error: `Invalid rev id: ${m[3]}` }, { status: 404, headers: { "x-error-code": "RevisionNotFound" } });
-      if (m[2] === "revision") return Response.json({ _id: `id-${r.id}`, id: r.id, sha: commit, private: !!r.private, downloads: 0, likes: 0, gated: false, lastModified: "2024-01-01T00:00:00.000Z" });
+      if (!commit)
+        return Response.json({ error: `Invalid rev id: ${m[3]}` }, { status: 404, headers: { "x-error-code": "RevisionNotFound" } });
+      if (m[2] === "revision")
+        return Response.json({
+          _id: `id-${r.id}`,
+          id: r.id,
+          sha: commit,
+          private: !!r.private,
+          downloads: 0,
+          likes: 0,
+          gated: false,
+          lastModified: "2024-01-01T00:00:00.000Z",
+        });
       return Response.json(
         r.files.map((f) => ({
           type: "file",
@@ -97,8 +108,13 @@ export class FakeHub {
       const f = r.files.find((x) => x.path === m![3]);
       if (!commit || !f) return Response.json({ error: "Entry not found" }, { status: 404, headers: { "x-error-code": "EntryNotFound" } });
       const size = f.data.byteLength;
-      const headers: Record<string, string> = { "x-repo-commit": commit, "accept-ranges": "bytes", "content-type": "application/octet-stream" };
-      if (f.lfs) Object.assign(headers, { "x-linked-etag": `"${this.etag(f)}"`, "x-linked-size": String(size), etag: `"${gitOid(f.data)}"` });
+      const headers: Record<string, string> = {
+        "x-repo-commit": commit,
+        "accept-ranges": "bytes",
+        "content-type": "application/octet-stream",
+      };
+      if (f.lfs)
+        Object.assign(headers, { "x-linked-etag": `"${this.etag(f)}"`, "x-linked-size": String(size), etag: `"${gitOid(f.data)}"` });
       else headers.etag = `"${this.etag(f)}"`;
       let start = 0;
       let end = size - 1;

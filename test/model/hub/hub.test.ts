@@ -18,20 +18,50 @@ warnIfNoModels("hub");
 
 const MAIN = "a".repeat(40);
 const V1 = "b".repeat(40);
-const file = (path: string, data: Uint8Array | string, lfs = false): FakeFile => ({ path, data: typeof data === "string" ? new TextEncoder().encode(data) : data, lfs });
+const file = (path: string, data: Uint8Array | string, lfs = false): FakeFile => ({
+  path,
+  data: typeof data === "string" ? new TextEncoder().encode(data) : data,
+  lfs,
+});
 const read = (p: string) => new Uint8Array(readFileSync(p));
 
 describe("repo specs and file selection", () => {
   test("parseRepoSpec", () => {
-    expect(parseRepoSpec("meta-llama/Llama-3.1-8B-Instruct")).toEqual({ repo: "meta-llama/Llama-3.1-8B-Instruct", revision: "main", quant: null });
+    expect(parseRepoSpec("meta-llama/Llama-3.1-8B-Instruct")).toEqual({
+      repo: "meta-llama/Llama-3.1-8B-Instruct",
+      revision: "main",
+      quant: null,
+    });
     expect(parseRepoSpec("Qwen/Qwen3-0.6B@v1.0")).toEqual({ repo: "Qwen/Qwen3-0.6B", revision: "v1.0", quant: null });
-    expect(parseRepoSpec("bartowski/Qwen3-0.6B-GGUF:Q4_K_M")).toEqual({ repo: "bartowski/Qwen3-0.6B-GGUF", revision: "main", quant: "Q4_K_M" });
-    for (const notRepo of ["./models/x", "/abs/path", "model.gguf", "a/b/c", "synthetic:110m", "../x/y"]) expect(parseRepoSpec(notRepo)).toBeNull();
+    expect(parseRepoSpec("bartowski/Qwen3-0.6B-GGUF:Q4_K_M")).toEqual({
+      repo: "bartowski/Qwen3-0.6B-GGUF",
+      revision: "main",
+      quant: "Q4_K_M",
+    });
+    for (const notRepo of ["./models/x", "/abs/path", "model.gguf", "a/b/c", "synthetic:110m", "../x/y"])
+      expect(parseRepoSpec(notRepo)).toBeNull();
   });
 
   test("selectFiles: HF files only; one GGUF by name or quant", () => {
-    const hf = ["config.json", "generation_config.json", "tokenizer.json", "tokenizer_config.json", "chat_template.jinja", "model-00001-of-00002.safetensors", "model-00002-of-00002.safetensors", "model.safetensors.index.json", "pytorch_model.bin", "README.md", "onnx/model.onnx", "original/consolidated.00.pth"];
-    const got = selectFiles("o/n", hf.map((path) => ({ path, size: 1 })), {}).map((f) => f.path);
+    const hf = [
+      "config.json",
+      "generation_config.json",
+      "tokenizer.json",
+      "tokenizer_config.json",
+      "chat_template.jinja",
+      "model-00001-of-00002.safetensors",
+      "model-00002-of-00002.safetensors",
+      "model.safetensors.index.json",
+      "pytorch_model.bin",
+      "README.md",
+      "onnx/model.onnx",
+      "original/consolidated.00.pth",
+    ];
+    const got = selectFiles(
+      "o/n",
+      hf.map((path) => ({ path, size: 1 })),
+      {},
+    ).map((f) => f.path);
     expect(got.sort()).toEqual(hf.slice(0, 8).sort());
     const gg = ["m-Q4_K.gguf", "m-Q4_K_M.gguf", "m-Q8_0.gguf", "README.md"].map((path) => ({ path, size: 1 }));
     expect(selectFiles("o/n", gg, { quant: "q4_k_m" }).map((f) => f.path)).toEqual(["m-Q4_K_M.gguf"]);
@@ -66,7 +96,11 @@ describe.skipIf(!HAVE_MODELS)("downloads from a fake Hub", () => {
   const gguf = HAVE_MODELS ? read(GGUF_PATH) : new Uint8Array();
   const hub = new FakeHub([
     { id: "karpathy/stories260K", refs: { main: MAIN, v1: V1 }, files: hfFiles },
-    { id: "someone/stories-GGUF", refs: { main: MAIN }, files: [file("stories-Q8_0.gguf", gguf, true), file("stories-F32.gguf", gguf, true), file("README.md", "x")] },
+    {
+      id: "someone/stories-GGUF",
+      refs: { main: MAIN },
+      files: [file("stories-Q8_0.gguf", gguf, true), file("stories-F32.gguf", gguf, true), file("README.md", "x")],
+    },
     { id: "corp/private", refs: { main: MAIN }, files: hfFiles.slice(0, 1), private: true },
   ]);
   let home = "";
@@ -87,7 +121,13 @@ describe.skipIf(!HAVE_MODELS)("downloads from a fake Hub", () => {
     const progress: number[] = [];
     const r = await resolveHubModel(parseRepoSpec("karpathy/stories260K")!, { env: env(), onProgress: (p) => progress.push(p.done) });
     expect(r.path).toBe(join(repoDir(), "snapshots", MAIN));
-    expect(r.files.sort()).toEqual(["config.json", "generation_config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json"]);
+    expect(r.files.sort()).toEqual([
+      "config.json",
+      "generation_config.json",
+      "model.safetensors",
+      "tokenizer.json",
+      "tokenizer_config.json",
+    ]);
     expect(readFileSync(join(repoDir(), "refs", "main"), "utf8")).toBe(MAIN);
     const pointer = join(r.path, "model.safetensors");
     expect(lstatSync(pointer).isSymbolicLink()).toBe(true);
@@ -103,8 +143,13 @@ describe.skipIf(!HAVE_MODELS)("downloads from a fake Hub", () => {
   test("a download cut mid-file fails clearly and resumes with a Range request on the next try", async () => {
     hub.cuts.set("model.safetensors", { bytes: 100_000, times: 1 });
     const spec = parseRepoSpec("karpathy/stories260K")!;
-    const err = await resolveHubModel(spec, { env: env() }).then(() => null, (e: Error) => e);
-    expect(err?.message).toMatch(/karpathy\/stories260K\/model\.safetensors: download interrupted after 100000 of \d+ bytes.*run again to resume/);
+    const err = await resolveHubModel(spec, { env: env() }).then(
+      () => null,
+      (e: Error) => e,
+    );
+    expect(err?.message).toMatch(
+      /karpathy\/stories260K\/model\.safetensors: download interrupted after 100000 of \d+ bytes.*run again to resume/,
+    );
     const part = join(repoDir(), "blobs", `${hub.etag(hfFiles[4]!)}.incomplete`);
     expect(statSync(part).size).toBe(100_000);
     expect(existsSync(join(repoDir(), "refs", "main"))).toBe(false);
@@ -137,9 +182,13 @@ describe.skipIf(!HAVE_MODELS)("downloads from a fake Hub", () => {
     expect(offline.path).toBe(online.path);
     expect(offline.fromCache).toBe(true);
     expect(hub.requests).toEqual([]);
-    await expect(resolveHubModel(parseRepoSpec("karpathy/stories260K@v1")!, { env: { ...env(), HF_HUB_OFFLINE: "1" } })).rejects.toThrow(/HF_HUB_OFFLINE is set, and revision 'v1' is not in the cache \(.*models--karpathy--stories260K\)/);
+    await expect(resolveHubModel(parseRepoSpec("karpathy/stories260K@v1")!, { env: { ...env(), HF_HUB_OFFLINE: "1" } })).rejects.toThrow(
+      /HF_HUB_OFFLINE is set, and revision 'v1' is not in the cache \(.*models--karpathy--stories260K\)/,
+    );
     // Hub unreachable: the cached snapshot still serves.
-    const down = await resolveHubModel(parseRepoSpec("karpathy/stories260K")!, { env: { HF_HOME: home, HF_ENDPOINT: "http://127.0.0.1:9" } });
+    const down = await resolveHubModel(parseRepoSpec("karpathy/stories260K")!, {
+      env: { HF_HOME: home, HF_ENDPOINT: "http://127.0.0.1:9" },
+    });
     expect(down.path).toBe(online.path);
   });
 
@@ -161,11 +210,17 @@ describe.skipIf(!HAVE_MODELS)("downloads from a fake Hub", () => {
 
   test("HF_TOKEN is sent; 401/404 are explained", async () => {
     await expect(resolveHubModel(parseRepoSpec("corp/private")!, { env: env() })).rejects.toThrow(/refused access \(401.*HF_TOKEN/);
-    await expect(resolveHubModel(parseRepoSpec("nobody/nothing")!, { env: env() })).rejects.toThrow(/nobody\/nothing: not found on the Hub/);
+    await expect(resolveHubModel(parseRepoSpec("nobody/nothing")!, { env: env() })).rejects.toThrow(
+      /nobody\/nothing: not found on the Hub/,
+    );
     hub.requests.length = 0;
-    await expect(resolveHubModel(parseRepoSpec("corp/private")!, { env: { ...env(), HF_TOKEN: hub.token } })).rejects.toThrow(/no \.safetensors weights/);
+    await expect(resolveHubModel(parseRepoSpec("corp/private")!, { env: { ...env(), HF_TOKEN: hub.token } })).rejects.toThrow(
+      /no \.safetensors weights/,
+    );
     expect(hub.requests.every((q) => q.auth === `Bearer ${hub.token}`)).toBe(true);
-    await expect(resolveHubModel(parseRepoSpec("corp/private")!, { env: { ...env(), HF_TOKEN: "secret" } })).rejects.toThrow(/HF_TOKEN is not a Hugging Face access token/);
+    await expect(resolveHubModel(parseRepoSpec("corp/private")!, { env: { ...env(), HF_TOKEN: "secret" } })).rejects.toThrow(
+      /HF_TOKEN is not a Hugging Face access token/,
+    );
   });
 });
 
@@ -174,13 +229,26 @@ describe.skipIf(!HAVE_MODELS)("serve --model ORG/NAME", () => {
     const { resolveModelOption } = await import("../../../src/server/resolve-model.ts");
     const { defaultServeOptions } = await import("../../../src/server/options.ts");
     const { createEngine } = await import("../../../src/engine/index.ts");
-    const files = ["config.json", "tokenizer.json", "tokenizer_config.json", "model.safetensors"].map((p) => file(p, read(join(HF_DIR, p)), p.endsWith(".safetensors")));
+    const files = ["config.json", "tokenizer.json", "tokenizer_config.json", "model.safetensors"].map((p) =>
+      file(p, read(join(HF_DIR, p)), p.endsWith(".safetensors")),
+    );
     const hub = new FakeHub([{ id: "karpathy/stories260K", refs: { main: MAIN }, files }]);
     const home = mkdtempSync(join(tmpdir(), "headroom-hf-serve-"));
     try {
       const stages: string[] = [];
-      const base = { ...defaultServeOptions(), device: "cpu" as const, deviceMemory: 256 * 2 ** 20, maxModelLen: 128, maxNumSeqs: 2, maxNumBatchedTokens: 128 };
-      const o = await resolveModelOption({ ...base, model: "karpathy/stories260K" }, { onProgress: (p) => stages.push(p.stage) }, { HF_HOME: home, HF_ENDPOINT: hub.url });
+      const base = {
+        ...defaultServeOptions(),
+        device: "cpu" as const,
+        deviceMemory: 256 * 2 ** 20,
+        maxModelLen: 128,
+        maxNumSeqs: 2,
+        maxNumBatchedTokens: 128,
+      };
+      const o = await resolveModelOption(
+        { ...base, model: "karpathy/stories260K" },
+        { onProgress: (p) => stages.push(p.stage) },
+        { HF_HOME: home, HF_ENDPOINT: hub.url },
+      );
       expect(o.model).toBe(join(home, "hub", "models--karpathy--stories260K", "snapshots", MAIN));
       expect(o.servedModelName).toBe("karpathy/stories260K");
       expect(stages).toContain("download");
@@ -210,7 +278,9 @@ test("cli: serve --model ORG/NAME resolves before start-up (offline, not cached:
       env: { ...process.env, HF_HOME: home, HF_HUB_OFFLINE: "1" },
     });
     expect(r.exitCode).toBe(1);
-    expect(r.stdout.toString() + r.stderr.toString()).toMatch(/nobody\/nothing: HF_HUB_OFFLINE is set, and revision 'main' is not in the cache/);
+    expect(r.stdout.toString() + r.stderr.toString()).toMatch(
+      /nobody\/nothing: HF_HUB_OFFLINE is set, and revision 'main' is not in the cache/,
+    );
   } finally {
     rmSync(home, { recursive: true, force: true });
   }
