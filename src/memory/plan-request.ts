@@ -7,7 +7,7 @@ import { openModel } from "../model/load.ts";
 import { quantizedTensorBytes } from "../model/weights.ts";
 import type { ModelConfig } from "../model/config.ts";
 import { loadLibrary } from "../native/library.ts";
-import { resolveComputeDtype, type ComputeDtype, type DtypeFlag } from "../model/dtype.ts";
+import { resolveComputeDtype, type ComputeDtype } from "../model/dtype.ts";
 import { resolveCaptureSizes } from "../engine/graph-runner.ts";
 import { defaultMaxNumBatchedTokens } from "../engine/startup.ts";
 import { defaultServeOptions, type PlanKey, type ServeOptions } from "../options/table.ts";

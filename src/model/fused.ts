@@ -4,6 +4,7 @@
 // row slices of a row-major tensor are contiguous, so each part is a zero-copy view.
 // Gemma's RMSNorm multiplies by (1 + w): HF checkpoints store w, so their norm weights are
 // read with +1 (llama.cpp's converter already stored w + 1 in GGUF files).
+import type { ModelConfig } from "./config.ts";
 import { ModelFileError } from "./errors.ts";
 import { quantRowBytes } from "./quant.ts";
 import { DTYPE_BYTES, rowLength, type TensorSource } from "./weights.ts";
@@ -41,6 +42,22 @@ export function unfuse(tensors: Map<string, TensorSource>, fused: string, parts:
 }
 
 /** Gemma HF checkpoints: every RMSNorm weight is applied as (1 + w). */
+/** Phi-3's fused qkv_proj and gate_up_proj split into the Llama tensors (HF folders and GGUF alike). */
+export function unfusePhi3(config: ModelConfig, tensors: Map<string, TensorSource>): void {
+  const q = config.numHeads * config.headDim;
+  const kv = config.numKvHeads * config.headDim;
+  const I = config.intermediateSize;
+  unfuse(tensors, "self_attn.qkv_proj.weight", (p) => [
+    [`${p}self_attn.q_proj.weight`, q],
+    [`${p}self_attn.k_proj.weight`, kv],
+    [`${p}self_attn.v_proj.weight`, kv],
+  ]);
+  unfuse(tensors, "mlp.gate_up_proj.weight", (p) => [
+    [`${p}mlp.gate_proj.weight`, I],
+    [`${p}mlp.up_proj.weight`, I],
+  ]);
+}
+
 export function markGemmaNorms(tensors: Map<string, TensorSource>): void {
   for (const [name, t] of tensors) if (name.endsWith("norm.weight")) t.addOne = true;
 }

@@ -6,7 +6,7 @@ import { basename } from "node:path";
 
 import { type Architecture, type LayerType, type ModelConfig, type RopeScaling, validateConfig } from "./config.ts";
 import { ModelFileError } from "./errors.ts";
-import { unfuse } from "./fused.ts";
+import { unfusePhi3 } from "./fused.ts";
 import { type GgufFile, type GgufValue, readGguf } from "./gguf.ts";
 import { checkTensors, tensorToF32, type TensorSource, type WeightSet } from "./weights.ts";
 
@@ -293,20 +293,7 @@ export function ggufWeights(g: GgufFile): WeightSet {
     }
     tensors.set(name, src);
   }
-  if (config.architecture === "phi3") {
-    const q = config.numHeads * config.headDim,
-      kv = config.numKvHeads * config.headDim,
-      I = config.intermediateSize;
-    unfuse(tensors, "self_attn.qkv_proj.weight", (p) => [
-      [`${p}self_attn.q_proj.weight`, q],
-      [`${p}self_attn.k_proj.weight`, kv],
-      [`${p}self_attn.v_proj.weight`, kv],
-    ]);
-    unfuse(tensors, "mlp.gate_up_proj.weight", (p) => [
-      [`${p}mlp.gate_proj.weight`, I],
-      [`${p}mlp.up_proj.weight`, I],
-    ]);
-  }
+  if (config.architecture === "phi3") unfusePhi3(config, tensors);
   longropeFromTensors(g, config, tensors);
   // An output matrix byte-identical to the embedding is stored once (tied).
   const out = tensors.get("lm_head.weight");

@@ -6,7 +6,7 @@ import { basename, join, resolve, sep } from "node:path";
 import { ModelFileError } from "./errors.ts";
 import { parseHfConfig } from "./hf-config.ts";
 import { readSafetensors, type SafetensorsFile } from "./safetensors.ts";
-import { markGemmaNorms, unfuse } from "./fused.ts";
+import { markGemmaNorms, unfusePhi3 } from "./fused.ts";
 import { checkTensors, type TensorSource, type WeightSet } from "./weights.ts";
 
 export function readJsonFile(path: string): unknown {
@@ -80,20 +80,7 @@ export function loadHfWeights(dir: string): WeightSet {
   } else {
     throw new ModelFileError(dir, "has neither model.safetensors nor model.safetensors.index.json");
   }
-  if (config.architecture === "phi3") {
-    const q = config.numHeads * config.headDim,
-      kv = config.numKvHeads * config.headDim,
-      I = config.intermediateSize;
-    unfuse(tensors, "self_attn.qkv_proj.weight", (p) => [
-      [`${p}self_attn.q_proj.weight`, q],
-      [`${p}self_attn.k_proj.weight`, kv],
-      [`${p}self_attn.v_proj.weight`, kv],
-    ]);
-    unfuse(tensors, "mlp.gate_up_proj.weight", (p) => [
-      [`${p}mlp.gate_proj.weight`, I],
-      [`${p}mlp.up_proj.weight`, I],
-    ]);
-  }
+  if (config.architecture === "phi3") unfusePhi3(config, tensors);
   if (config.architecture.startsWith("gemma")) markGemmaNorms(tensors);
   config.dtype = tensors.get("model.embed_tokens.weight")?.dtype ?? config.dtype;
   checkTensors(config, tensors, files[0]?.path ?? dir, (n) => IGNORABLE.test(n) || (config.tieWordEmbeddings && n === "lm_head.weight"));

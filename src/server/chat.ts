@@ -1,13 +1,12 @@
 // POST /v1/chat/completions (non-streaming and SSE).
 import { Elysia } from "elysia";
-import type { ChatMessage, ChatTemplateRequest } from "../engine/api.ts";
 import type { TextLogprob } from "../frontend/output-processor.ts";
 import { ForcedToolCallStreamer, forcedToolCalls } from "../frontend/tool-calls/forced.ts";
 import { extractToolCalls, newToolCallId, ToolCallStreamer, type ToolCallDelta } from "../frontend/tool-calls/parser.ts";
 import { templateMessages, templateRequest } from "./chat-template-request.ts";
 import type { ServerContext } from "./context.ts";
 import { rejectUnknownFields } from "./unknown-fields.ts";
-import { ApiError, badRequest } from "./errors.ts";
+import { badRequest } from "./errors.ts";
 import {
   checkMinTokens,
   checkPromptChars,
@@ -20,13 +19,13 @@ import {
   samplingParams,
   stopStrings,
   sseResponse,
-  tokenizationFailed,
   choiceChunks,
   startStream,
   usageOf,
   utf8Bytes,
   type ChoiceEvent,
 } from "./generation.ts";
+import { renderChat } from "./render-chat.ts";
 import { compiledSpec, structuredSpec, withStructured } from "./structured-request.ts";
 import { toolParsing } from "./tool-request.ts";
 import { ChatCompletionRequest, ChatCompletionResponse, generationErrors, type ChatLogprobs } from "./schemas.ts";
@@ -41,25 +40,6 @@ export function chatLogprobs(lps: TextLogprob[], top: number): ChatLogprobs {
       top_logprobs: lp.top.slice(0, top).map((a) => ({ token: a.token, logprob: a.logprob, bytes: a.bytes ?? utf8Bytes(a.token) })),
     })),
   };
-}
-
-/**
- * The chat template rendered and tokenized on a tokenizer worker. A template that refuses the
- * conversation (raise_exception: roles out of order, …) is the client's error: 400.
- */
-async function renderChat(ctx: ServerContext, messages: ChatMessage[], opts: ChatTemplateRequest, signal: AbortSignal): Promise<number[]> {
-  try {
-    return Array.from(await ctx.text.chat(messages, opts, signal));
-  } catch (e) {
-    if ((e as { code?: unknown }).code === "engine_dead" || (e as Error).name === "AbortError") tokenizationFailed(e);
-    throw new ApiError(
-      400,
-      `The chat template cannot render these messages: ${e instanceof Error ? e.message : String(e)}`,
-      "invalid_request_error",
-      "messages",
-      "chat_template_error",
-    );
-  }
 }
 
 export function chatRoutes(ctx: ServerContext) {

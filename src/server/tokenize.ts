@@ -3,8 +3,9 @@
 // tokens}; token ids → {prompt}. Tokenizing runs on the tokenizer workers.
 import { Elysia } from "elysia";
 import { templateMessages, templateRequest } from "./chat-template-request.ts";
+import { renderChat } from "./render-chat.ts";
 import type { ServerContext } from "./context.ts";
-import { ApiError, badRequest } from "./errors.ts";
+import { badRequest } from "./errors.ts";
 import { checkPromptChars, checkTokenIds, tokenizationFailed } from "./generation.ts";
 import { DetokenizeRequest, DetokenizeResponse, ErrorResponse, TokenizeRequest, TokenizeResponse } from "./schemas.ts";
 import { rejectUnknownFields } from "./unknown-fields.ts";
@@ -37,18 +38,7 @@ async function tokenize(ctx: ServerContext, body: TokenizeRequest, signal: Abort
     messages.map((m) => m.content),
     "messages",
   );
-  try {
-    return Array.from(await ctx.text.chat(messages, opts, signal));
-  } catch (e) {
-    if ((e as { code?: unknown }).code === "engine_dead" || (e as Error).name === "AbortError") tokenizationFailed(e);
-    throw new ApiError(
-      400,
-      `The chat template cannot render these messages: ${e instanceof Error ? e.message : String(e)}`,
-      "invalid_request_error",
-      "messages",
-      "chat_template_error",
-    );
-  }
+  return await renderChat(ctx, messages, opts, signal);
 }
 
 export function tokenizeRoutes(ctx: ServerContext) {
