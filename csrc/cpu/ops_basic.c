@@ -203,6 +203,29 @@ int hr_cpu_exec_silu_mul(hr_instance *inst, const int64_t *a) {
   return run_rows(silu_rows, a, a[HR_A_SILU_ROWS], a[HR_A_SILU_I]);
 }
 
+/* ---- GELU(tanh) and mul (Gemma's GeGLU): the same argument record as silu_mul ---- */
+static void gelu_rows(const int64_t *a, int64_t r0, int64_t r1) {
+  float *out = HR_PTR(a, HR_A_SILU_OUT, float);
+  const float *gate = HR_PTR(a, HR_A_SILU_GATE, const float), *up = HR_PTR(a, HR_A_SILU_UP, const float);
+  int64_t n = a[HR_A_SILU_I], s = a[HR_A_SILU_STRIDE];
+  const float k0 = 0.7978845608028654f; /* sqrt(2 / pi); HF's gelu_pytorch_tanh */
+  for (int64_t r = r0; r < r1; r++) {
+    const float *g = gate + r * s, *u = up + r * s;
+    float *o = out + r * n;
+    for (int64_t i = 0; i < n; i++) {
+      float x = g[i];
+      o[i] = 0.5f * x * (1.0f + tanhf(k0 * (x + 0.044715f * x * x * x))) * u[i];
+    }
+  }
+}
+
+int hr_cpu_exec_gelu_mul(hr_instance *inst, const int64_t *a) {
+  (void)inst;
+  int st = need_f32("gelu_tanh_mul", a[HR_A_SILU_DTYPE]);
+  if (st != HR_OK) return st;
+  return run_rows(gelu_rows, a, a[HR_A_SILU_ROWS], a[HR_A_SILU_I]);
+}
+
 /* ---- K/V write into paged slots ---- */
 static void kvw_rows(const int64_t *a, int64_t r0, int64_t r1) {
   float *kc = HR_PTR(a, HR_A_KVW_KC, float), *vc = HR_PTR(a, HR_A_KVW_VC, float);

@@ -15,7 +15,7 @@ int hr_cpu_exec_kv_write(hr_instance *inst, const int64_t *a);      /* ops_basic
 int hr_cpu_exec_attn_decode(hr_instance *inst, const int64_t *a);   /* ops_attention.c */
 int hr_cpu_exec_attn_prefill(hr_instance *inst, const int64_t *a);  /* ops_attention.c */
 int hr_cpu_exec_sample(hr_instance *inst, const int64_t *a);        /* ops_sample.c */
-int hr_cpu_exec_gelu_mul(hr_instance *inst, const int64_t *a);      /* ops_gelu.c */
+int hr_cpu_exec_gelu_mul(hr_instance *inst, const int64_t *a);      /* ops_basic.c */
 int hr_cpu_exec_scale(hr_instance *inst, const int64_t *a);         /* ops_scale.c (scale, softcap) */
 int hr_cpu_exec_token_bitmask(hr_instance *inst, const int64_t *a); /* ops_bitmask.c */
 

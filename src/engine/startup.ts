@@ -118,10 +118,6 @@ export interface StartedEngine {
   close(): void;
 }
 
-function weightsDeviceBytes(m: OpenedModel, elemBytes: number): number {
-  return deviceBytes(m.weights, elemBytes);
-}
-
 /** Default token budget per step: vLLM-like on GPUs, smaller on the CPU backend. */
 export function defaultMaxNumBatchedTokens(backend: string, maxModelLen: number): number {
   return backend === "cpu" ? Math.min(512, Math.max(maxModelLen, 64)) : Math.max(2048, Math.min(maxModelLen, 8192));
@@ -207,7 +203,7 @@ export function startEngine(
     const nOff = placement.layersOffloaded;
     if (nOff > 0 || placement.mode !== "auto") log(`offload: ${placement.reason}`);
     weights = stage(
-      `the model's weights (${fmtBytes(opened.weights.tensors.size ? weightsDeviceBytes(opened, dtypeBytes) : 0)}, ${dtype})`,
+      `the model's weights (${fmtBytes(opened.weights.tensors.size ? deviceBytes(opened.weights, dtypeBytes) : 0)}, ${dtype})`,
       "use a device with more memory or offload weights to host memory (--cpu-offload-gb)",
       () =>
         profiler.measureWeights(() => {
