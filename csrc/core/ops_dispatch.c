@@ -114,6 +114,16 @@ static int need_dtype(const char *call, int64_t dtype) {
   return HR_OK;
 }
 
+/* The KV cache's element type and its per-layer dequantization scales (headroom.h "KV cache dtype"). */
+static int need_kv_dtype(const char *call, int64_t kv_dtype, double k_scale, double v_scale) {
+  if (kv_dtype < HR_DTYPE_F32 || kv_dtype > HR_DTYPE_FP8_E5M2)
+    return hr_fail(HR_E_INVALID, "%s: unknown kv_dtype %lld (0 = f32, 1 = f16, 2 = bf16, 3 = fp8_e4m3, 4 = fp8_e5m2)",
+                   call, (long long)kv_dtype);
+  if (!(k_scale > 0.0) || !(v_scale > 0.0) || k_scale > 1e30 || v_scale > 1e30)
+    return hr_fail(HR_E_INVALID, "%s: k_scale and v_scale must be finite and > 0 (got %g, %g)", call, k_scale, v_scale);
+  return HR_OK;
+}
+
 /* Sizes beyond 2^40 elements per dimension are surely a bug (and keep products in range). */
 #define HR_DIM_MAX (1LL << 40)
 static int need_dim(const char *call, const char *name, int64_t v) {
@@ -425,9 +435,11 @@ static int need_cache(const char *CALL, int64_t hk, int64_t d, int64_t num_block
 
 int hr_op_kv_write(uint64_t dev, int64_t dtype, uint64_t k_cache, uint64_t v_cache, uint64_t key, uint64_t value,
                    uint64_t slot_mapping, int64_t num_tokens, int64_t num_kv_heads, int64_t head_dim,
-                   int64_t num_blocks, int64_t block_size, int64_t kv_stride) {
+                   int64_t num_blocks, int64_t block_size, int64_t kv_stride, int64_t kv_dtype, double k_scale,
+                   double v_scale) {
   BEGIN("hr_op_kv_write");
   TRY(need_dtype(CALL, dtype));
+  TRY(need_kv_dtype(CALL, kv_dtype, k_scale, v_scale));
   TRY(need_ptr(CALL, "k_cache", k_cache));
   TRY(need_ptr(CALL, "v_cache", v_cache));
   TRY(need_ptr(CALL, "key", key));
@@ -451,6 +463,9 @@ int hr_op_kv_write(uint64_t dev, int64_t dtype, uint64_t k_cache, uint64_t v_cac
   a[HR_A_KVW_NBLOCKS] = num_blocks;
   a[HR_A_KVW_BS] = block_size;
   a[HR_A_KVW_STRIDE] = kv_stride ? kv_stride : num_kv_heads * head_dim;
+  a[HR_A_KVW_KVDTYPE] = kv_dtype;
+  a[HR_A_KVW_KSCALE] = hr_f64_bits(k_scale);
+  a[HR_A_KVW_VSCALE] = hr_f64_bits(v_scale);
   return hr_ops_submit(inst, HR_OPK_KV_WRITE, a);
 }
 
@@ -528,9 +543,11 @@ int hr_op_attention_decode(uint64_t dev, int64_t dtype, uint64_t out, uint64_t q
                            uint64_t block_tables, uint64_t seq_lens, uint64_t workspace, uint64_t workspace_bytes,
                            int64_t num_seqs, int64_t num_q_heads, int64_t num_kv_heads, int64_t head_dim,
                            int64_t num_blocks, int64_t block_size, int64_t max_blocks_per_seq, int64_t partition_size,
-                           double scale, int64_t q_stride, int64_t window, double softcap) {
+                           double scale, int64_t q_stride, int64_t window, double softcap, int64_t kv_dtype,
+                           double k_scale, double v_scale) {
   BEGIN("hr_op_attention_decode");
   TRY(need_window_cap(CALL, window, softcap));
+  TRY(need_kv_dtype(CALL, kv_dtype, k_scale, v_scale));
   TRY(need_dtype(CALL, dtype));
   TRY(need_ptr(CALL, "out", out));
   TRY(need_ptr(CALL, "q", q));
@@ -576,6 +593,9 @@ int hr_op_attention_decode(uint64_t dev, int64_t dtype, uint64_t out, uint64_t q
   a[HR_A_DEC_QSTRIDE] = q_stride ? q_stride : num_q_heads * head_dim;
   a[HR_A_DEC_WINDOW] = window;
   a[HR_A_DEC_SOFTCAP] = hr_f64_bits(softcap);
+  a[HR_A_DEC_KVDTYPE] = kv_dtype;
+  a[HR_A_DEC_KSCALE] = hr_f64_bits(k_scale);
+  a[HR_A_DEC_VSCALE] = hr_f64_bits(v_scale);
   return hr_ops_submit(inst, HR_OPK_ATTN_DECODE, a);
 }
 
@@ -583,9 +603,11 @@ int hr_op_attention_prefill(uint64_t dev, int64_t dtype, uint64_t out, uint64_t 
                             uint64_t block_tables, uint64_t seq_lens, uint64_t query_start_loc, int64_t num_seqs,
                             int64_t num_tokens, int64_t num_q_heads, int64_t num_kv_heads, int64_t head_dim,
                             int64_t num_blocks, int64_t block_size, int64_t max_blocks_per_seq, double scale,
-                            int64_t q_stride, int64_t window, double softcap) {
+                            int64_t q_stride, int64_t window, double softcap, int64_t kv_dtype, double k_scale,
+                            double v_scale) {
   BEGIN("hr_op_attention_prefill");
   TRY(need_window_cap(CALL, window, softcap));
+  TRY(need_kv_dtype(CALL, kv_dtype, k_scale, v_scale));
   TRY(need_dtype(CALL, dtype));
   TRY(need_ptr(CALL, "out", out));
   TRY(need_ptr(CALL, "q", q));
@@ -620,6 +642,9 @@ int hr_op_attention_prefill(uint64_t dev, int64_t dtype, uint64_t out, uint64_t 
   a[HR_A_PRE_QSTRIDE] = q_stride ? q_stride : num_q_heads * head_dim;
   a[HR_A_PRE_WINDOW] = window;
   a[HR_A_PRE_SOFTCAP] = hr_f64_bits(softcap);
+  a[HR_A_PRE_KVDTYPE] = kv_dtype;
+  a[HR_A_PRE_KSCALE] = hr_f64_bits(k_scale);
+  a[HR_A_PRE_VSCALE] = hr_f64_bits(v_scale);
   return hr_ops_submit(inst, HR_OPK_ATTN_PREFILL, a);
 }
 

@@ -17,6 +17,7 @@
 
 #include "../include/headroom.h"
 #include "device.h"
+#include "status.h"
 
 enum hr_op_kind {
   HR_OPK_NONE = 0,
@@ -35,7 +36,7 @@ enum hr_op_kind {
   HR_OPK_COUNT
 };
 
-#define HR_OP_MAX_ARGS 24
+#define HR_OP_MAX_ARGS 28
 
 /*
  * Copy-engine ops (offload, csrc/core/copy_engine.c): a separate range so backend executor
@@ -131,6 +132,9 @@ enum {
   HR_A_KVW_NBLOCKS,
   HR_A_KVW_BS,
   HR_A_KVW_STRIDE,
+  HR_A_KVW_KVDTYPE, /* cache element type (headroom.h "KV cache dtype") */
+  HR_A_KVW_KSCALE,  /* f64 bits */
+  HR_A_KVW_VSCALE,  /* f64 bits */
   HR_A_KVW_N
 };
 enum {
@@ -155,6 +159,9 @@ enum {
   HR_A_DEC_QSTRIDE,
   HR_A_DEC_WINDOW,
   HR_A_DEC_SOFTCAP,
+  HR_A_DEC_KVDTYPE,
+  HR_A_DEC_KSCALE,
+  HR_A_DEC_VSCALE,
   HR_A_DEC_N
 };
 enum {
@@ -178,6 +185,9 @@ enum {
   HR_A_PRE_QSTRIDE,
   HR_A_PRE_WINDOW,
   HR_A_PRE_SOFTCAP,
+  HR_A_PRE_KVDTYPE,
+  HR_A_PRE_KSCALE,
+  HR_A_PRE_VSCALE,
   HR_A_PRE_N
 };
 /* scale: x = softcap > 0 ? softcap * tanh(x * scale / softcap) : x * scale (in place) */
@@ -241,5 +251,24 @@ static inline double hr_bits_f64(int64_t v) {
   return d;
 }
 #define HR_PTR(args, i, type) ((type *)(uintptr_t)(uint64_t)(args)[i])
+
+/* Every record fits the fixed argument array (graph capture copies HR_OP_MAX_ARGS values). */
+#ifdef __cplusplus
+#define HR_ARGS_FIT(n) static_assert((n) <= HR_OP_MAX_ARGS, #n " exceeds HR_OP_MAX_ARGS")
+#else
+#define HR_ARGS_FIT(n) _Static_assert((n) <= HR_OP_MAX_ARGS, #n " exceeds HR_OP_MAX_ARGS")
+#endif
+HR_ARGS_FIT(HR_A_DEC_N);
+HR_ARGS_FIT(HR_A_PRE_N);
+HR_ARGS_FIT(HR_A_KVW_N);
+HR_ARGS_FIT(HR_A_MM_N_);
+
+/* Backends that store the KV cache in the activations' dtype only: HR_E_UNSUPPORTED otherwise. */
+static inline int hr_need_kv_dtype_eq(const char *call, int64_t dtype, int64_t kv_dtype) {
+  if (kv_dtype != dtype)
+    return hr_fail(HR_E_UNSUPPORTED, "%s: kv_dtype %lld with dtype %lld is not supported by this backend yet", call,
+                   (long long)kv_dtype, (long long)dtype);
+  return HR_OK;
+}
 
 #endif

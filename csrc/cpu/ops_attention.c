@@ -176,6 +176,7 @@ static void dec_reduce_task(void *v, int64_t task, int thread, void *scratch) {
 int hr_cpu_exec_attn_decode(hr_instance *inst, const int64_t *a) {
   static const char *const CALL = "hr_op_attention_decode";
   int st = need_f32("attention_decode", a[HR_A_DEC_DTYPE]);
+  if (st == HR_OK) st = hr_need_kv_dtype_eq(CALL, a[HR_A_DEC_DTYPE], a[HR_A_DEC_KVDTYPE]);
   if (st != HR_OK) return st;
   dec_ctx c = {
       .out = HR_PTR(a, HR_A_DEC_OUT, float),
@@ -298,6 +299,7 @@ int hr_cpu_exec_attn_prefill(hr_instance *inst, const int64_t *a) {
   (void)inst;
   static const char *const CALL = "hr_op_attention_prefill";
   int st = need_f32("attention_prefill", a[HR_A_PRE_DTYPE]);
+  if (st == HR_OK) st = hr_need_kv_dtype_eq(CALL, a[HR_A_PRE_DTYPE], a[HR_A_PRE_KVDTYPE]);
   if (st != HR_OK) return st;
   pre_ctx c = {
       .out = HR_PTR(a, HR_A_PRE_OUT, float),

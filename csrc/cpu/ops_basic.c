@@ -242,6 +242,7 @@ static void kvw_rows(const int64_t *a, int64_t r0, int64_t r1) {
 
 int hr_cpu_exec_kv_write(hr_instance *inst, const int64_t *a) {
   int st = need_f32("kv_write", a[HR_A_KVW_DTYPE]);
+  if (st == HR_OK) st = hr_need_kv_dtype_eq("hr_op_kv_write", a[HR_A_KVW_DTYPE], a[HR_A_KVW_KVDTYPE]);
   if (st != HR_OK) return st;
   const int32_t *slots = HR_PTR(a, HR_A_KVW_SLOTS, const int32_t);
   int64_t nslots = a[HR_A_KVW_NBLOCKS] * a[HR_A_KVW_BS];

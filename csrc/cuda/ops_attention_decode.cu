@@ -377,6 +377,8 @@ int launch_decode(const DecParams &p, int64_t grid, cudaStream_t stream, const c
 
 int hrc_exec_attn_decode(hr_instance *inst, const int64_t *a) {
   static const char *const CALL = "hr_op_attention_decode";
+  const int kvs = hr_need_kv_dtype_eq(CALL, a[HR_A_DEC_DTYPE], a[HR_A_DEC_KVDTYPE]);
+  if (kvs != HR_OK) return kvs;
   DecParams p;
   p.out = HR_PTR(a, HR_A_DEC_OUT, void);
   p.q = HR_PTR(a, HR_A_DEC_Q, const void);

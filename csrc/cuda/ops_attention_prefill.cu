@@ -183,6 +183,8 @@ __global__ void __launch_bounds__(kThreads) attn_prefill_kernel(const PreParams 
 
 int hrc_exec_attn_prefill(hr_instance *inst, const int64_t *a) {
   static const char *const CALL = "hr_op_attention_prefill";
+  const int kvs = hr_need_kv_dtype_eq(CALL, a[HR_A_PRE_DTYPE], a[HR_A_PRE_KVDTYPE]);
+  if (kvs != HR_OK) return kvs;
   PreParams p;
   p.out = HR_PTR(a, HR_A_PRE_OUT, void);
   p.q = HR_PTR(a, HR_A_PRE_Q, const void);

@@ -36,6 +36,7 @@ int hrc_exec_kv_write(hr_instance *inst, const int64_t *a) {
   static const char *const CALL = "hr_op_kv_write";
   hrc_state *st = NULL;
   int s = hrc_begin(inst, CALL, &st);
+  if (s == HR_OK) s = hr_need_kv_dtype_eq(CALL, a[HR_A_KVW_DTYPE], a[HR_A_KVW_KVDTYPE]);
   if (s != HR_OK) return s;
   const int64_t esz = hrc_dtype_size(a[HR_A_KVW_DTYPE]);
   const int64_t row = a[HR_A_KVW_HK] * a[HR_A_KVW_D], stride = a[HR_A_KVW_STRIDE];

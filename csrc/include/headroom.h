@@ -29,7 +29,7 @@ extern "C" {
 #endif
 
 /* Bumped whenever a signature or a documented array layout changes. */
-#define HR_ABI_VERSION 2
+#define HR_ABI_VERSION 3
 
 /* ---- status codes ------------------------------------------------------------------ */
 #define HR_OK 0
@@ -219,6 +219,9 @@ HR_API int hr_synchronize(uint64_t dev);
 #define HR_DTYPE_F32 0
 #define HR_DTYPE_F16 1
 #define HR_DTYPE_BF16 2
+/* 8-bit floats, KV cache only (kv_dtype below): OCP FP8 E4M3 (max 448, no inf) and E5M2 (max 57344). */
+#define HR_DTYPE_FP8_E4M3 3
+#define HR_DTYPE_FP8_E5M2 4
 
 /*
  * Worker threads used by CPU ops (process-wide pool; `dev` is validated only).
@@ -315,10 +318,19 @@ HR_API int hr_op_softcap(uint64_t dev, int64_t dtype, uint64_t x, int64_t n, dou
  * Paged KV cache, per layer k_cache/v_cache [num_blocks, block_size, num_kv_heads, head_dim].
  * Writes key/value [T, Hk, head_dim] (kv_stride elements between tokens, 0 = Hk*head_dim)
  * into slots slot_mapping[t] = block * block_size + offset; slot -1 = padding (skipped).
+ *
+ * KV cache dtype (the last three arguments of kv_write and both attention ops): the cache
+ * elements are of kv_dtype, which may differ from the activations' dtype: HR_DTYPE_F32/F16/BF16
+ * or HR_DTYPE_FP8_E4M3/E5M2. Stored values are key / k_scale and value / v_scale (per layer,
+ * like vLLM's k_scale/v_scale), rounded to nearest even in kv_dtype (fp8: saturated to the
+ * format's finite max, NaN stays NaN); attention reads cache * scale. k_scale and v_scale must
+ * be finite and > 0; use 1.0 for 16/32-bit caches. A backend returns HR_E_UNSUPPORTED for a
+ * kv_dtype it does not implement.
  */
 HR_API int hr_op_kv_write(uint64_t dev, int64_t dtype, uint64_t k_cache, uint64_t v_cache, uint64_t key, uint64_t value,
                           uint64_t slot_mapping, int64_t num_tokens, int64_t num_kv_heads, int64_t head_dim,
-                          int64_t num_blocks, int64_t block_size, int64_t kv_stride);
+                          int64_t num_blocks, int64_t block_size, int64_t kv_stride, int64_t kv_dtype, double k_scale,
+                          double v_scale);
 
 /*
  * Paged decode attention: one query token per sequence. q [B, Hq, head_dim] (q_stride
@@ -343,7 +355,7 @@ HR_API int hr_op_attention_decode(uint64_t dev, int64_t dtype, uint64_t out, uin
                                   uint64_t workspace_bytes, int64_t num_seqs, int64_t num_q_heads, int64_t num_kv_heads,
                                   int64_t head_dim, int64_t num_blocks, int64_t block_size, int64_t max_blocks_per_seq,
                                   int64_t partition_size, double scale, int64_t q_stride, int64_t window,
-                                  double softcap);
+                                  double softcap, int64_t kv_dtype, double k_scale, double v_scale);
 
 /*
  * Paged prefill attention with causal mask and cached prefix (chunked prefill).
@@ -358,7 +370,8 @@ HR_API int hr_op_attention_prefill(uint64_t dev, int64_t dtype, uint64_t out, ui
                                    uint64_t v_cache, uint64_t block_tables, uint64_t seq_lens, uint64_t query_start_loc,
                                    int64_t num_seqs, int64_t num_tokens, int64_t num_q_heads, int64_t num_kv_heads,
                                    int64_t head_dim, int64_t num_blocks, int64_t block_size, int64_t max_blocks_per_seq,
-                                   double scale, int64_t q_stride, int64_t window, double softcap);
+                                   double scale, int64_t q_stride, int64_t window, double softcap, int64_t kv_dtype,
+                                   double k_scale, double v_scale);
 
 /* ---- sampling (part of the ops section) ---- */
 /*

@@ -5,6 +5,10 @@ import type { Device } from "./device.ts";
 export const DType = { F32: 0, F16: 1, BF16: 2 } as const;
 export type DTypeCode = (typeof DType)[keyof typeof DType];
 
+/** KV cache element types (headroom.h "KV cache dtype"): the activation dtypes plus fp8. */
+export const KvDType = { ...DType, FP8_E4M3: 3, FP8_E5M2: 4 } as const;
+export type KvDTypeCode = (typeof KvDType)[keyof typeof KvDType];
+
 export const RopeLayout = { NEOX: 0, GPTJ: 1 } as const;
 
 export interface PagedCache {
@@ -14,6 +18,10 @@ export interface PagedCache {
   blockSize: number;
   numKvHeads: number;
   headDim: number;
+  /** Cache element type (default: the ops' dtype) and per-layer dequantization scales (default 1). */
+  kvDtype?: KvDTypeCode;
+  kScale?: number;
+  vScale?: number;
 }
 
 export class Ops {
@@ -152,6 +160,9 @@ export class Ops {
         c.numBlocks,
         c.blockSize,
         kvStride,
+        c.kvDtype ?? this.dtype,
+        c.kScale ?? 1,
+        c.vScale ?? 1,
       ),
       "hr_op_kv_write",
     );
@@ -222,6 +233,9 @@ export class Ops {
         qStride,
         window,
         softcap,
+        c.kvDtype ?? this.dtype,
+        c.kScale ?? 1,
+        c.vScale ?? 1,
       ),
       "hr_op_attention_decode",
     );
@@ -266,6 +280,9 @@ export class Ops {
         qStride,
         window,
         softcap,
+        c.kvDtype ?? this.dtype,
+        c.kScale ?? 1,
+        c.vScale ?? 1,
       ),
       "hr_op_attention_prefill",
     );

@@ -332,7 +332,7 @@ static void test_kv_write(void) {
     for (int64_t t = 0; t < T; t++) slots[t] = t % 3 == 2 ? -1 : perm[t];
     free(perm);
     CHECK_OK(hr_op_kv_write(dev, HR_DTYPE_F32, P(kv.kc), P(kv.vc), P(key), P(val), P(slots), T, hk, d, nb, bs,
-                            strided ? stride : 0));
+                            strided ? stride : 0, HR_DTYPE_F32, 1.0, 1.0));
     int64_t row = hk * d, vstride = strided ? stride : hk * d;
     char *written = calloc((size_t)nslots, 1);
     for (int64_t t = 0; t < T; t++) {
@@ -348,11 +348,11 @@ static void test_kv_write(void) {
     free(written);
     slots[4] = (int32_t)nslots;
     CHECK_ERR(hr_op_kv_write(dev, HR_DTYPE_F32, P(kv.kc), P(kv.vc), P(key), P(val), P(slots), T, hk, d, nb, bs,
-                             strided ? stride : 0),
+                             strided ? stride : 0, HR_DTYPE_F32, 1.0, 1.0),
               HR_E_INVALID, "slot_mapping[4]");
     slots[4] = -2;
     CHECK_ERR(hr_op_kv_write(dev, HR_DTYPE_F32, P(kv.kc), P(kv.vc), P(key), P(val), P(slots), T, hk, d, nb, bs,
-                             strided ? stride : 0),
+                             strided ? stride : 0, HR_DTYPE_F32, 1.0, 1.0),
               HR_E_INVALID, "slot_mapping[4] = -2");
     free_all();
   }
@@ -367,7 +367,8 @@ static void run_decode(const cache_t *kv, const float *q, int64_t qs, const int3
   float *ws = need ? nan_buf((int64_t)(need / 4)) : NULL;
   for (int64_t i = 0; i < B * hq * kv->d; i++) out[i] = NAN;
   CHECK_OK(hr_op_attention_decode(dev, HR_DTYPE_F32, P(out), P(q), P(kv->kc), P(kv->vc), P(bt), P(lens), P(ws), need, B,
-                                  hq, kv->hk, kv->d, kv->nb, kv->bs, maxb, part, scale, qs, 0, 0.0));
+                                  hq, kv->hk, kv->d, kv->nb, kv->bs, maxb, part, scale, qs, 0, 0.0, HR_DTYPE_F32, 1.0,
+                                  1.0));
 }
 
 static void test_attention_decode(void) {
@@ -454,7 +455,7 @@ static void test_attention_prefill(void) {
     float *q = frand_buf(T * qrow), *out = nan_buf(T * hq * d);
     double scale = 1.0 / sqrt((double)d);
     CHECK_OK(hr_op_attention_prefill(dev, HR_DTYPE_F32, P(out), P(q), P(kv.kc), P(kv.vc), P(bt), P(lens), P(qsl), B, T,
-                                     hq, hk, d, nb, bs, maxb, scale, qs, 0, 0.0));
+                                     hq, hk, d, nb, bs, maxb, scale, qs, 0, 0.0, HR_DTYPE_F32, 1.0, 1.0));
     for (int64_t s = 0; s < B; s++)
       for (int64_t i = 0; i < newt[s]; i++) {
         int64_t row = qsl[s] + i, pos = cached[s] + i;
@@ -477,7 +478,8 @@ static void test_attention_prefill(void) {
     float *dec = nan_buf(hq * d);
     int32_t *bt1 = bt + 3 * maxb, *len1 = lens + 3;
     CHECK_OK(hr_op_attention_decode(dev, HR_DTYPE_F32, P(dec), P(q + qsl[3] * qrow), P(kv.kc), P(kv.vc), P(bt1),
-                                    P(len1), 0, 0, 1, hq, hk, d, nb, bs, maxb, 0, scale, 0, 0, 0.0));
+                                    P(len1), 0, 0, 1, hq, hk, d, nb, bs, maxb, 0, scale, 0, 0, 0.0, HR_DTYPE_F32, 1.0,
+                                    1.0));
     for (int64_t e = 0; e < hq * d; e++)
       CHECK(fabs(dec[e] - out[qsl[3] * hq * d + e]) <= 2e-6, "prefill(1 token) != decode at %lld", (long long)e);
     free_all();
@@ -524,47 +526,57 @@ static void test_errors(void) {
   lens[1] = 5;
   float *q = frand_buf(2 * 4 * d), *o = nan_buf(2 * 4 * d);
   CHECK_ERR(hr_op_attention_decode(dev, HR_DTYPE_F32, P(o), P(q), P(kv.kc), P(kv.vc), P(bt), P(lens), 0, 0, 2, 3, hk, d,
-                                   nb, bs, maxb, 0, 0.3, 0, 0, 0.0),
+                                   nb, bs, maxb, 0, 0.3, 0, 0, 0.0, HR_DTYPE_F32, 1.0, 1.0),
             HR_E_INVALID, "num_q_heads (3) must be a multiple of num_kv_heads (2)");
   CHECK_ERR(hr_op_attention_decode(dev, HR_DTYPE_F32, P(o), P(q), P(kv.kc), P(kv.vc), P(bt), P(lens), 0, 0, 2, 4, hk, d,
-                                   nb, bs, maxb, 16, 0.3, 0, 0, 0.0),
+                                   nb, bs, maxb, 16, 0.3, 0, 0, 0.0, HR_DTYPE_F32, 1.0, 1.0),
             HR_E_INVALID, "workspace of 0 bytes");
   CHECK_ERR(hr_op_attention_decode(dev, HR_DTYPE_F32, P(o), P(q), P(kv.kc), P(kv.vc), P(bt), P(lens), 0, 0, 2, 4, hk, d,
-                                   nb, bs, maxb, 10, 0.3, 0, 0, 0.0),
+                                   nb, bs, maxb, 10, 0.3, 0, 0, 0.0, HR_DTYPE_F32, 1.0, 1.0),
             HR_E_INVALID, "multiple of block_size=16");
   CHECK_ERR(hr_op_attention_decode(dev, HR_DTYPE_F32, P(o), P(q), P(kv.kc), P(kv.vc), P(bt), P(lens), 0, 0, 2, 4, hk, d,
-                                   nb, bs, maxb, 0, 0.0, 0, 0, 0.0),
+                                   nb, bs, maxb, 0, 0.0, 0, 0, 0.0, HR_DTYPE_F32, 1.0, 1.0),
             HR_E_INVALID, "scale");
+  /* KV cache dtype: unknown types and bad scales are argument errors on every backend */
+  CHECK_ERR(hr_op_attention_decode(dev, HR_DTYPE_F32, P(o), P(q), P(kv.kc), P(kv.vc), P(bt), P(lens), 0, 0, 2, 4, hk, d,
+                                   nb, bs, maxb, 0, 0.3, 0, 0, 0.0, 5, 1.0, 1.0),
+            HR_E_INVALID, "unknown kv_dtype 5");
+  CHECK_ERR(hr_op_attention_decode(dev, HR_DTYPE_F32, P(o), P(q), P(kv.kc), P(kv.vc), P(bt), P(lens), 0, 0, 2, 4, hk, d,
+                                   nb, bs, maxb, 0, 0.3, 0, 0, 0.0, HR_DTYPE_FP8_E4M3, 0.0, 1.0),
+            HR_E_INVALID, "k_scale and v_scale must be finite and > 0");
+  CHECK_ERR(hr_op_attention_prefill(dev, HR_DTYPE_F32, P(o), P(q), P(kv.kc), P(kv.vc), P(bt), P(lens), P(qsl), 2, 4, 4,
+                                    hk, d, nb, bs, maxb, 0.3, 0, 0, 0.0, HR_DTYPE_F32, 1.0, NAN),
+            HR_E_INVALID, "k_scale and v_scale must be finite and > 0");
   lens[1] = 0;
   CHECK_ERR(hr_op_attention_decode(dev, HR_DTYPE_F32, P(o), P(q), P(kv.kc), P(kv.vc), P(bt), P(lens), 0, 0, 2, 4, hk, d,
-                                   nb, bs, maxb, 0, 0.3, 0, 0, 0.0),
+                                   nb, bs, maxb, 0, 0.3, 0, 0, 0.0, HR_DTYPE_F32, 1.0, 1.0),
             HR_E_INVALID, "seq_lens[1] = 0");
   lens[1] = 33;
   CHECK_ERR(hr_op_attention_decode(dev, HR_DTYPE_F32, P(o), P(q), P(kv.kc), P(kv.vc), P(bt), P(lens), 0, 0, 2, 4, hk, d,
-                                   nb, bs, maxb, 0, 0.3, 0, 0, 0.0),
+                                   nb, bs, maxb, 0, 0.3, 0, 0, 0.0, HR_DTYPE_F32, 1.0, 1.0),
             HR_E_INVALID, "seq_lens[1] = 33");
   lens[1] = 5;
   bt[1] = 9;
   CHECK_ERR(hr_op_attention_decode(dev, HR_DTYPE_F32, P(o), P(q), P(kv.kc), P(kv.vc), P(bt), P(lens), 0, 0, 2, 4, hk, d,
-                                   nb, bs, maxb, 0, 0.3, 0, 0, 0.0),
+                                   nb, bs, maxb, 0, 0.3, 0, 0, 0.0, HR_DTYPE_F32, 1.0, 1.0),
             HR_E_INVALID, "block_tables[0][1] = 9");
   bt[1] = 1;
   qsl[0] = 1;
   qsl[1] = 3;
   qsl[2] = 4;
   CHECK_ERR(hr_op_attention_prefill(dev, HR_DTYPE_F32, P(o), P(q), P(kv.kc), P(kv.vc), P(bt), P(lens), P(qsl), 2, 4, 4,
-                                    hk, d, nb, bs, maxb, 0.3, 0, 0, 0.0),
+                                    hk, d, nb, bs, maxb, 0.3, 0, 0, 0.0, HR_DTYPE_F32, 1.0, 1.0),
             HR_E_INVALID, "query_start_loc[0] must be 0");
   qsl[0] = 0;
   qsl[1] = 3;
   qsl[2] = 9;
   CHECK_ERR(hr_op_attention_prefill(dev, HR_DTYPE_F32, P(o), P(q), P(kv.kc), P(kv.vc), P(bt), P(lens), P(qsl), 2, 4, 4,
-                                    hk, d, nb, bs, maxb, 0.3, 0, 0, 0.0),
+                                    hk, d, nb, bs, maxb, 0.3, 0, 0, 0.0, HR_DTYPE_F32, 1.0, 1.0),
             HR_E_INVALID, "non-decreasing");
   qsl[2] = 4;
   lens[1] = 0;
   CHECK_ERR(hr_op_attention_prefill(dev, HR_DTYPE_F32, P(o), P(q), P(kv.kc), P(kv.vc), P(bt), P(lens), P(qsl), 2, 4, 4,
-                                    hk, d, nb, bs, maxb, 0.3, 0, 0, 0.0),
+                                    hk, d, nb, bs, maxb, 0.3, 0, 0, 0.0, HR_DTYPE_F32, 1.0, 1.0),
             HR_E_INVALID, "sequence 1 has 1 new tokens but seq_lens[1] = 0");
   uint64_t need = 0;
   CHECK_ERR(hr_paged_attention_workspace_bytes(HR_DTYPE_F32, 2, 4, d, maxb, bs, 0, NULL), HR_E_INVALID, "bytes_out");

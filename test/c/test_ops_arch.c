@@ -96,7 +96,7 @@ static void test_window_softcap(void) {
         CHECK(need <= need16, "workspace");
         float *ws = need ? ws16 : NULL;
         CHECK_OK(hr_op_attention_decode(dev, HR_DTYPE_F32, P(out), P(q), P(kc), P(vc), P(bt), P(lens), P(ws), need, B,
-                                        hq, hk, d, nb, bs, maxb, part, scale, 0, W, cap));
+                                        hq, hk, d, nb, bs, maxb, part, scale, 0, W, cap, HR_DTYPE_F32, 1.0, 1.0));
         for (int64_t s = 0; s < B; s++)
           for (int64_t h = 0; h < hq; h++) {
             double ref[16];
@@ -119,7 +119,7 @@ static void test_window_softcap(void) {
       int64_t T = qsl[B];
       for (int64_t i = 0; i < T * hq * d; i++) pq[i] = 2.0f * frnd(), pout[i] = NAN;
       CHECK_OK(hr_op_attention_prefill(dev, HR_DTYPE_F32, P(pout), P(pq), P(kc), P(vc), P(bt), P(lens), P(qsl), B, T,
-                                       hq, hk, d, nb, bs, maxb, scale, 0, W, cap));
+                                       hq, hk, d, nb, bs, maxb, scale, 0, W, cap, HR_DTYPE_F32, 1.0, 1.0));
       for (int64_t s = 0; s < B; s++)
         for (int64_t i = 0; i < newt[s]; i++) {
           int64_t row = qsl[s] + i, pos = cached[s] + i;
@@ -182,10 +182,10 @@ static void test_elementwise(void) {
   lens[0] = 3;
   float *kc = frand_buf(2 * 4 * 8, 1.0f), *vc = frand_buf(2 * 4 * 8, 1.0f), *q = frand_buf(8, 1.0f), *o = nan_buf(8);
   CHECK_ERR(hr_op_attention_decode(dev, HR_DTYPE_F32, P(o), P(q), P(kc), P(vc), P(bt), P(lens), 0, 0, 1, 1, 1, 8, 2, 4,
-                                   2, 0, 0.3, 0, -1, 0.0),
+                                   2, 0, 0.3, 0, -1, 0.0, HR_DTYPE_F32, 1.0, 1.0),
             HR_E_INVALID, "window must be >= 0");
   CHECK_ERR(hr_op_attention_decode(dev, HR_DTYPE_F32, P(o), P(q), P(kc), P(vc), P(bt), P(lens), 0, 0, 1, 1, 1, 8, 2, 4,
-                                   2, 0, 0.3, 0, 0, NAN),
+                                   2, 0, 0.3, 0, 0, NAN, HR_DTYPE_F32, 1.0, 1.0),
             HR_E_INVALID, "softcap must be >= 0");
   free_all();
   PASS();

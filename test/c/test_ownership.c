@@ -121,12 +121,13 @@ static void test_size_overflow(void) {
   CHECK_EQ(ws, 2 * 4 * 4 * (8 + 2) * 4);
   /* num_kv_heads * head_dim = 2^80 was multiplied before being bounded */
   uint64_t a = 0x1000, b = 0x2000;
-  CHECK_ERR(hr_op_kv_write(dev, HR_DTYPE_F32, a, b, a, b, a, 1, big, big, 1, 1, 0), HR_E_INVALID, "too large");
-  CHECK_ERR(hr_op_kv_write(dev, HR_DTYPE_F32, a, b, a, b, a, 1, 1LL << 24, 1LL << 24, 1, 1, 0), HR_E_INVALID,
-            "too large");
-  CHECK_ERR(
-      hr_op_attention_decode(dev, HR_DTYPE_F32, a, a, a, b, a, a, 0, 0, 1, big, big, big, 1, 1, 1, 0, 1.0, 0, 0, 0.0),
-      HR_E_INVALID, "too large");
+  CHECK_ERR(hr_op_kv_write(dev, HR_DTYPE_F32, a, b, a, b, a, 1, big, big, 1, 1, 0, HR_DTYPE_F32, 1.0, 1.0),
+            HR_E_INVALID, "too large");
+  CHECK_ERR(hr_op_kv_write(dev, HR_DTYPE_F32, a, b, a, b, a, 1, 1LL << 24, 1LL << 24, 1, 1, 0, HR_DTYPE_F32, 1.0, 1.0),
+            HR_E_INVALID, "too large");
+  CHECK_ERR(hr_op_attention_decode(dev, HR_DTYPE_F32, a, a, a, b, a, a, 0, 0, 1, big, big, big, 1, 1, 1, 0, 1.0, 0, 0,
+                                   0.0, HR_DTYPE_F32, 1.0, 1.0),
+            HR_E_INVALID, "too large");
   CHECK_ERR(hr_op_rope(dev, HR_DTYPE_F32, a, b, a, a, big, big, big, 2, 0, HR_ROPE_NEOX, 0, 0), HR_E_INVALID,
             "too large");
   CHECK_OK(hr_device_close(dev));

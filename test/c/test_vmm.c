@@ -79,11 +79,12 @@ static void set_i32(kv_t *k, uint64_t dst, const int32_t *v, int n) {
 }
 
 static int kv_write(kv_t *k) {
-  return hr_op_kv_write(k->dev, HR_DTYPE_F32, k->kc, k->vc, k->key, k->val, k->slots, 1, HK, D, NB, BS, 0);
+  return hr_op_kv_write(k->dev, HR_DTYPE_F32, k->kc, k->vc, k->key, k->val, k->slots, 1, HK, D, NB, BS, 0, HR_DTYPE_F32,
+                        1.0, 1.0);
 }
 static int decode(kv_t *k) {
   return hr_op_attention_decode(k->dev, HR_DTYPE_F32, k->out, k->q, k->kc, k->vc, k->bt, k->lens, 0, 0, 1, 4, HK, D, NB,
-                                BS, 2, 0, 0.5, 0, 0, 0.0);
+                                BS, 2, 0, 0.5, 0, 0, 0.0, HR_DTYPE_F32, 1.0, 1.0);
 }
 
 static void test_block_ids_bounded_by_mapped(void) {
@@ -107,7 +108,7 @@ static void test_block_ids_bounded_by_mapped(void) {
   CHECK_OK(hr_alloc(k.dev, sizeof qsl_v, &qsl));
   set_i32(&k, qsl, qsl_v, 2);
   CHECK_ERR(hr_op_attention_prefill(k.dev, HR_DTYPE_F32, k.out, k.q, k.kc, k.vc, k.bt, k.lens, qsl, 1, 1, 4, HK, D, NB,
-                                    BS, 2, 0.5, 0, 0, 0.0),
+                                    BS, 2, 0.5, 0, 0, 0.0, HR_DTYPE_F32, 1.0, 1.0),
             HR_E_INVALID, "beyond the 16 mapped blocks");
   /* a graph recorded against the reserved count reads the mapping at replay: block 40 is an
    * error while unmapped, and fine once the cache grew past it */
