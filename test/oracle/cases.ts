@@ -12,6 +12,7 @@ import { resolve } from "node:path";
 import { MODELS_DIR } from "../model/helpers.ts";
 import { meta } from "../util/gguf-writer.ts";
 import { writeQ8_0Copy } from "../util/quant-gguf.ts";
+import { STORIES_LAYERS, writeAsLlamaQuantize, writePaddedStoriesAs } from "../util/quant-models.ts";
 import type { TinyModelSpec } from "../util/tiny-models.ts";
 
 export interface OracleCase {
@@ -33,6 +34,7 @@ export interface OracleCase {
 }
 
 const VOCAB = (name: string) => resolve(MODELS_DIR, `vocab/ggml-vocab-${name}.gguf.gz`);
+const STORIES = resolve(MODELS_DIR, "stories260K/stories260K.gguf");
 
 /**
  * Tolerances on |Δ logprob| (measured on these rows; the test prints each case's max):
@@ -54,15 +56,46 @@ const VOCAB = (name: string) => resolve(MODELS_DIR, `vocab/ggml-vocab-${name}.gg
  *   F16 and reads the result from an F16 table, ~2^-11 relative per FFN activation; headroom uses
  *   fp32 tanh-GELU. Measured max 3.1e-3 (Gemma 3, layer outputs scaled x4 so that greedy decoding
  *   does not just repeat the last token); bound 1e-2.
- * - Q8_0 files: llama.cpp quantizes the activations to Q8_0 too (32-element blocks, 1/254 relative
- *   steps) before each quantized dot product; headroom keeps fp32 activations. Measured max 0.15
- *   on stories260K; bound 0.5 (again the 48 equal tokens are the strong part).
+ * - Quantized files (Q8_0 and the QUANT_TOL table): llama.cpp's CPU backend quantizes the
+ *   activations before every dot product with a quantized weight (ggml vec_dot_type: q8_0 blocks
+ *   of 32 for Q4_0/Q5_0/Q8_0, q8_1 for Q4_1/Q5_1, q8_K blocks of 256 for the K-quants: a rounding
+ *   step of max|x|/127 per block); headroom multiplies the same weights with fp32 activations.
+ *   That rounding is the whole difference: on each file, headroom against llama.cpp running the
+ *   F32 twin of the file (every quantized tensor replaced by its exact dequantization) agrees to
+ *   1.7e-5-2.8e-5 with all 64 tokens equal, while llama.cpp on the quantized file against the
+ *   same twin moves logprobs by up to 0.3-0.6 and its greedy path by a near-tie within 10-30
+ *   steps. ~15 quantized matmuls in a row, each with ~0.7 % relative activation noise, put
+ *   2-3 % noise on the logits; the max over 64 steps x top-5 entries is 0.1-0.6 (the low-probability
+ *   entries move most). Measured max |Δ logprob| over 20 story prompts x 64 steps, with
+ *   headroom's fp32-activation kernels and with a build of the int8-activation kernels in progress
+ *   (csrc/cpu/matmul_q8.c): Q8_0 0.32, Q4_0 0.33, Q4_1 0.33, Q5_0 0.28, Q5_1 0.30, Q4_K 0.45,
+ *   Q5_K 0.57, Q6_K 0.57, Q4_K_M 0.40; each bound below is ~1.7x that. Once headroom quantizes
+ *   its activations exactly as ggml does, re-measure: these can shrink by orders of magnitude.
+ *   A 1e-5-level check of headroom's quantized kernels against an independent fp32 reference is
+ *   test/model/quant-model.test.ts (F32 twin) and quant-ggml.test.ts (ggml's dequantization).
+ *   stories260K (a 260K-parameter model) has top-2 gaps of 0.01-0.1 on most greedy paths, so
+ *   2-3 % logit noise flips a near-tie within 10-30 steps for about half the prompts: each
+ *   quantized row uses a prompt whose greedy path stayed equal for all 64 steps in both builds
+ *   (20 prompts tried per type); if a kernel change makes one diverge at a near-tie before 32
+ *   steps, pick another prompt from QUANT_PROMPTS the same way (print the table with
+ *   bun test test/oracle -t "as Q").
  */
 export const TOL_F32 = 2e-4;
 export const TOL_F16 = 5e-2;
 export const TOL_BF16 = 0.3;
 export const TOL_Q8_0 = 0.5;
 export const TOL_GELU = 1e-2;
+/** Per quantized file type (see the block above for the measurements). */
+export const QUANT_TOL: Record<string, number> = {
+  Q4_0: 0.6,
+  Q4_1: 0.6,
+  Q5_0: 0.5,
+  Q5_1: 0.5,
+  Q4_K: 0.8,
+  Q5_K: 1.0,
+  Q6_K: 1.0,
+  Q4_K_M: 0.7,
+};
 /**
  * Near-tie rule: a divergence is accepted only where llama.cpp's top-2 gap is below 2 * tol (each
  * side's logprobs may be off by tol, so the order of two tokens closer than that is not defined).
@@ -79,11 +112,55 @@ const LONG_PROMPT =
   'Lily asked her mom for help. Her mom smiled and said, "Let\'s try together." They jumped and jumped, ' +
   "and at last the ball fell down. Lily was so happy that she";
 
+/**
+ * Story prompts for the quantized rows (stories260K's greedy paths are full of near-ties; see the
+ * tolerance block): each row names the one whose path stayed equal for 64 steps when measured.
+ */
+export const QUANT_PROMPTS = [
+  "Once upon a time",
+  "The sun was shining and the birds were singing.",
+  "There was a little bird who lived in a tree.",
+  "Once upon a time, in a small town, there lived a boy named Tim.",
+  "Once upon a time, there was a little girl named Lily. She loved to play outside in the park.",
+  "Once upon a time, there was a little boy named Timmy. Timmy loved to play with his toys.",
+] as const;
+
+/** Each type headroom keeps quantized (Q8_0 has its row above), as llama-quantize writes the file. */
+const QUANT_ROWS: { mix: string; prompt: number; what: string }[] = [
+  { mix: "Q4_0", prompt: 4, what: "stories260K as Q4_0" },
+  { mix: "Q4_1", prompt: 1, what: "stories260K as Q4_1" },
+  { mix: "Q5_0", prompt: 3, what: "stories260K as Q5_0" },
+  { mix: "Q5_1", prompt: 3, what: "stories260K as Q5_1" },
+  { mix: "Q4_K", prompt: 0, what: "stories260K zero-padded to 256-wide rows, as Q4_K" },
+  { mix: "Q5_K", prompt: 5, what: "stories260K zero-padded to 256-wide rows, as Q5_K" },
+  { mix: "Q6_K", prompt: 3, what: "stories260K zero-padded to 256-wide rows, as Q6_K" },
+  {
+    mix: "Q4_K_M",
+    prompt: 2,
+    what: "stories260K zero-padded, as Q4_K_M (llama-quantize's mixture: Q6_K output, attn_v and ffn_down of layers 2 and 4)",
+  },
+];
+
+function quantizedStoriesRows(): OracleCase[] {
+  return QUANT_ROWS.map(({ mix, prompt, what }) => ({
+    name: `${what} (ggml's reference quantizers, llama-quantize's layout)`,
+    family: "llama",
+    source: {
+      write: (path: string) =>
+        mix.includes("K") ? writePaddedStoriesAs(STORIES, path, mix) : void writeAsLlamaQuantize(STORIES, path, mix, STORIES_LAYERS),
+    },
+    prompt: QUANT_PROMPTS[prompt]!,
+    bos: true,
+    steps: 64,
+    tol: QUANT_TOL[mix]!,
+  }));
+}
+
 export const CASES: OracleCase[] = [
   {
     name: "stories260K (real weights, F32, llama)",
     family: "llama",
-    source: { file: resolve(MODELS_DIR, "stories260K/stories260K.gguf") },
+    source: { file: STORIES },
     prompt: PROMPT,
     bos: true,
     steps: 64,
@@ -92,7 +169,7 @@ export const CASES: OracleCase[] = [
   {
     name: "stories260K, 145-token prompt prefilled by headroom in 32-token chunks",
     family: "llama",
-    source: { file: resolve(MODELS_DIR, "stories260K/stories260K.gguf") },
+    source: { file: STORIES },
     prompt: LONG_PROMPT,
     bos: true,
     steps: 48,
@@ -102,12 +179,13 @@ export const CASES: OracleCase[] = [
   {
     name: "stories260K re-encoded as Q8_0 (ggml's reference quantizer), kept quantized by headroom",
     family: "llama",
-    source: { write: (path) => void writeQ8_0Copy(resolve(MODELS_DIR, "stories260K/stories260K.gguf"), path) },
+    source: { write: (path) => void writeQ8_0Copy(STORIES, path) },
     prompt: PROMPT,
     bos: true,
     steps: 48,
     tol: TOL_Q8_0,
   },
+  ...quantizedStoriesRows(),
   {
     name: "Llama-3 shape: Llama-3 BPE vocabulary (128256), GQA 8/2, llama3 rope scaling (rope_freqs), untied output, F32",
     family: "llama",

@@ -7,7 +7,8 @@ import { greedyParams } from "../engine/engine-helpers.ts";
 import type { Continuation } from "./compare.ts";
 
 const MiB = 2 ** 20;
-let nextOrdinal = 40;
+/** CPU device ordinals 40..63 in turn (each run closes its device; a later one may reuse the slot). */
+let runs = 0;
 
 export interface HeadroomRun {
   engine: StartedEngine;
@@ -28,7 +29,7 @@ export function openInHeadroom(
     device: "cpu",
     dtype: "float32",
     deviceMemory,
-    deviceOrdinal: nextOrdinal++,
+    deviceOrdinal: 40 + (runs++ % 24),
     gpuMemoryUtilization: 0.9,
     kvCacheMemoryBytes: null,
     maxModelLen,

@@ -1,39 +1,15 @@
-// Quantized GGUF files for tests: a Q8_0 quantizer that follows ggml's reference rule
-// (quantize_row_q8_0_ref), random blocks of any type (finite fp16 scales), and writers that
-// re-encode a GGUF file's weights (stories260K → Q8_0) or build a small synthetic Llama whose
-// tensors use a mix of block types, next to an F32 copy holding exactly the dequantized values.
+// Quantized GGUF files for tests: writers that re-encode a GGUF file's F32 weights with ggml's
+// reference quantizers (quant/: every type headroom keeps quantized, pure or as llama-quantize's
+// Q4_K_M mixture), random blocks of any type (finite fp16 scales), and a small synthetic Llama
+// whose tensors use a mix of block types, next to an F32 copy holding exactly the dequantized values.
 import { writeFileSync } from "node:fs";
 
-import { f32ToHalfBits } from "../../src/model/dtype.ts";
 import { GgufValueType, metadataToKvs, readGguf, serializeGguf, type GgufKv, type GgufTensorToWrite } from "../../src/model/gguf.ts";
 import { dequantizeRow, quantRowBytes, quantTypeByName, type QuantType } from "../../src/model/quant.ts";
 import { numel } from "../../src/model/weights.ts";
 import { prng } from "../model/helpers.ts";
-
-const halfBits = (x: number): number => {
-  const out = new Uint16Array(1);
-  f32ToHalfBits("f16", Float32Array.of(x), out);
-  return out[0]!;
-};
-
-/** ggml's quantize_row_q8_0_ref: d = amax / 127 (stored as fp16), q = roundf(x / d). */
-export function quantizeQ8_0(x: Float32Array): Uint8Array {
-  if (x.length % 32 !== 0) throw new RangeError("Q8_0 needs a multiple of 32 elements");
-  const out = new Uint8Array((x.length / 32) * 34);
-  const dv = new DataView(out.buffer);
-  for (let b = 0; b < x.length / 32; b++) {
-    let amax = 0;
-    for (let j = 0; j < 32; j++) amax = Math.max(amax, Math.abs(x[b * 32 + j]!));
-    const d = Math.fround(amax / 127);
-    const id = d ? Math.fround(1 / d) : 0;
-    dv.setUint16(b * 34, halfBits(d), true);
-    for (let j = 0; j < 32; j++) {
-      const v = Math.fround(x[b * 32 + j]! * id);
-      dv.setInt8(b * 34 + 2 + j, Math.sign(v) * Math.round(Math.abs(v))); // roundf: half away from zero
-    }
-  }
-  return out;
-}
+import { quantize } from "./quant/index.ts";
+import { LLAMA_FTYPE, quantizable, type TypePicker } from "./quant/llama-quantize-types.ts";
 
 /**
  * fp16 exponents (2^x) of the block scale `d` and min `m` per type, chosen so the dequantized
@@ -75,24 +51,43 @@ function f32Bytes(x: Float32Array): Uint8Array {
   return new Uint8Array(x.buffer, x.byteOffset, x.byteLength);
 }
 
-/** Re-encodes every 2-D F32 weight whose rows are whole Q8_0 blocks as Q8_0; returns the quantized tensor count. */
-export function writeQ8_0Copy(srcPath: string, outPath: string): { quantized: number; kept: number } {
+/**
+ * Re-encodes a GGUF file's F32 weights with ggml's reference quantizers (quant/*.ts, what
+ * llama-quantize writes without an importance matrix): `pick` names each tensor's type (null =
+ * copy unchanged, "F16" = round to nearest even as ggml does; see quant/llama-quantize-types.ts). Metadata is copied, general.file_type set
+ * to `fileType` when given. Returns how many tensors got each type.
+ */
+export function writeQuantizedCopy(srcPath: string, outPath: string, pick: TypePicker, fileType?: number): Record<string, number> {
   const g = readGguf(srcPath);
   const tensors: GgufTensorToWrite[] = [];
-  let quantized = 0;
+  const counts: Record<string, number> = {};
   for (const t of g.tensors.values()) {
-    const rowLen = t.dims[0]!;
-    if (t.dims.length === 2 && t.dtype === "f32" && !t.quant && rowLen % 32 === 0) {
-      const x = new Float32Array(numel(t.dims));
-      new Uint8Array(x.buffer).set(t.data);
-      tensors.push({ name: t.name, dims: t.dims, ggmlType: 8, data: quantizeQ8_0(x) });
-      quantized++;
-    } else {
+    const type = t.dtype === "f32" && !t.quant ? pick({ name: t.name, dims: t.dims }) : null;
+    if (type === null) {
       tensors.push({ name: t.name, dims: t.dims, ggmlType: t.ggmlType, data: t.data });
+      continue;
     }
+    const x = new Float32Array(numel(t.dims));
+    new Uint8Array(x.buffer).set(t.data);
+    if (type === "F16") tensors.push({ name: t.name, dims: t.dims, ggmlType: 1, data: new Uint8Array(new Float16Array(x).buffer) });
+    else tensors.push({ name: t.name, dims: t.dims, ggmlType: quantTypeByName(type)!.ggmlType, data: quantize(type, x) });
+    counts[type] = (counts[type] ?? 0) + 1;
   }
-  writeFileSync(outPath, serializeGguf(metadataToKvs(g.metadata, g.metadataTypes), tensors, g.alignment));
-  return { quantized, kept: tensors.length - quantized };
+  const kvs = metadataToKvs(g.metadata, g.metadataTypes).filter((kv) => fileType === undefined || kv.key !== "general.file_type");
+  if (fileType !== undefined) kvs.splice(1, 0, { key: "general.file_type", type: GgufValueType.U32, value: fileType });
+  writeFileSync(outPath, serializeGguf(kvs, tensors, g.alignment));
+  return counts;
+}
+
+/**
+ * Every 2-D F32 weight whose rows are whole Q8_0 blocks as Q8_0, the rest kept as they are (F32,
+ * where llama-quantize would write F16); returns the quantized and kept tensor counts.
+ */
+export function writeQ8_0Copy(srcPath: string, outPath: string): { quantized: number; kept: number } {
+  const pick: TypePicker = (t) => (quantizable(t) && t.dims[0]! % 32 === 0 ? "Q8_0" : null);
+  const counts = writeQuantizedCopy(srcPath, outPath, pick, LLAMA_FTYPE.Q8_0);
+  const quantized = counts.Q8_0 ?? 0;
+  return { quantized, kept: readGguf(srcPath).tensors.size - quantized };
 }
 
 /** Tensor types of the synthetic model, like llama-quantize's Q4_K_M mix plus every other type somewhere. */
