@@ -56,29 +56,31 @@ const STORIES = resolve(MODELS_DIR, "stories260K/stories260K.gguf");
  *   F16 and reads the result from an F16 table, ~2^-11 relative per FFN activation; headroom uses
  *   fp32 tanh-GELU. Measured max 3.1e-3 (Gemma 3, layer outputs scaled x4 so that greedy decoding
  *   does not just repeat the last token); bound 1e-2.
- * - Quantized files (Q8_0 and the QUANT_TOL table): llama.cpp's CPU backend quantizes the
- *   activations before every dot product with a quantized weight (ggml vec_dot_type: q8_0 blocks
- *   of 32 for Q4_0/Q5_0/Q8_0, q8_1 for Q4_1/Q5_1, q8_K blocks of 256 for the K-quants: a rounding
- *   step of max|x|/127 per block); headroom multiplies the same weights with fp32 activations.
- *   That rounding is the whole difference: on each file, headroom against llama.cpp running the
- *   F32 twin of the file (every quantized tensor replaced by its exact dequantization) agrees to
- *   1.7e-5-2.8e-5 with all 64 tokens equal, while llama.cpp on the quantized file against the
- *   same twin moves logprobs by up to 0.3-0.6 and its greedy path by a near-tie within 10-30
- *   steps. ~15 quantized matmuls in a row, each with ~0.7 % relative activation noise, put
- *   2-3 % noise on the logits; the max over 64 steps x top-5 entries is 0.1-0.6 (the low-probability
- *   entries move most). Measured max |Δ logprob| over 20 story prompts x 64 steps, with
- *   headroom's fp32-activation kernels and with a build of the int8-activation kernels in progress
- *   (csrc/cpu/matmul_q8.c): Q8_0 0.32, Q4_0 0.33, Q4_1 0.33, Q5_0 0.28, Q5_1 0.30, Q4_K 0.45,
- *   Q5_K 0.57, Q6_K 0.57, Q4_K_M 0.40; each bound below is ~1.7x that. Once headroom quantizes
- *   its activations exactly as ggml does, re-measure: these can shrink by orders of magnitude.
- *   A 1e-5-level check of headroom's quantized kernels against an independent fp32 reference is
- *   test/model/quant-model.test.ts (F32 twin) and quant-ggml.test.ts (ggml's dequantization).
- *   stories260K (a 260K-parameter model) has top-2 gaps of 0.01-0.1 on most greedy paths, so
- *   2-3 % logit noise flips a near-tie within 10-30 steps for about half the prompts: each
- *   quantized row uses a prompt whose greedy path stayed equal for all 64 steps in both builds
- *   (20 prompts tried per type); if a kernel change makes one diverge at a near-tie before 32
- *   steps, pick another prompt from QUANT_PROMPTS the same way (print the table with
- *   bun test test/oracle -t "as Q").
+ * - Quantized files (TOL_Q8_0 and QUANT_TOL): llama.cpp's CPU backend quantizes the activations
+ *   before every dot product with a quantized weight (ggml's vec_dot_type: q8_0 blocks of 32 for
+ *   Q4_0/Q5_0/Q8_0, q8_1 for Q4_1/Q5_1, q8_K blocks of 256 for the K-quants: a rounding step of
+ *   max|x|/127 per block); headroom multiplied the same weights with fp32 activations when these
+ *   were measured. That rounding is the whole difference (bun test/oracle/scan-quant.ts --twin):
+ *   run on the F32 twin of each file (every quantized tensor replaced by its exact
+ *   dequantization), llama.cpp moves by exactly the deltas below, and headroom agrees with the
+ *   twin to 5.7e-6-9.5e-6 on the K-quant files (2.9e-3-6.5e-3 on the 32-block files, whose F16
+ *   ffn_down llama.cpp multiplies with F16 activations). ~15 quantized matmuls in a row with
+ *   ~0.7 % activation noise each put a few % of noise on the logits; the max over 64 steps x
+ *   top-5 entries is 0.1-0.6 (low-probability entries move most). Max |Δ logprob| measured over
+ *   all 20 QUANT_PROMPTS x 64 steps, with headroom's fp32-activation kernels and again with the
+ *   int8-activation kernels of branch cpumm (c857555, which does not round activations exactly as
+ *   ggml does: same spread): Q4_0 0.33, Q4_1 0.33, Q5_0 0.28, Q5_1 0.30, Q4_K 0.45, Q5_K 0.57,
+ *   Q6_K 0.57, Q4_K_M 0.40, Q8_0 0.32 (with llama-quantize's F16 ffn_down; the Q8_0 row keeps it
+ *   F32); each bound is ~1.7-1.8x that (Q8_0's 0.5 predates them).
+ *   Kernels that round activations exactly as ggml does would shrink these by orders of
+ *   magnitude: re-measure then. headroom's quantized kernels are checked at 1e-5 against fp32
+ *   math elsewhere (test/model/quant-model.test.ts: F32 twin; quant-ggml.test.ts: ggml's
+ *   dequantization).
+ *   stories260K (260K parameters) has top-2 gaps of 0.01-0.1 on most greedy paths, so that noise
+ *   flips a near-tie within 10-30 steps for about half of the prompts. Each quantized row uses a
+ *   prompt whose greedy path stayed equal for all 64 steps under both kernels above (60 for
+ *   Q4_K_M under the int8 ones); if a kernel change makes a row diverge at a near-tie before 32
+ *   steps, pick another QUANT_PROMPTS entry the same way (scan-quant.ts prints the table).
  */
 export const TOL_F32 = 2e-4;
 export const TOL_F16 = 5e-2;
@@ -117,33 +119,47 @@ const LONG_PROMPT =
  * tolerance block): each row names the one whose path stayed equal for 64 steps when measured.
  */
 export const QUANT_PROMPTS = [
+  "Once upon a time, there was a little",
   "Once upon a time",
+  "One day, a little girl named Lily went to the park",
+  "Tom and his dog went to the park to play with a ball.",
+  "Lily was so happy that she",
   "The sun was shining and the birds were singing.",
+  "Once upon a time, there was a big, red ball.",
+  "Sam had a toy car. He loved to play with it every day.",
   "There was a little bird who lived in a tree.",
   "Once upon a time, in a small town, there lived a boy named Tim.",
   "Once upon a time, there was a little girl named Lily. She loved to play outside in the park.",
   "Once upon a time, there was a little boy named Timmy. Timmy loved to play with his toys.",
+  'Mom said, "Let\'s go to the park!"',
+  "Ben and Sue were friends. They liked to play together.",
+  "The cat was very hungry.",
+  "Once upon a time, there was a big dog named Max.",
+  "Lily wanted to help her mom in the kitchen.",
+  "One day, a little boy named Tim found a shiny rock.",
+  "Once upon a time, there was a little girl named Sue. She had a red ball.",
+  "The little fish swam in the big blue sea.",
 ] as const;
 
 /** Each type headroom keeps quantized (Q8_0 has its row above), as llama-quantize writes the file. */
-const QUANT_ROWS: { mix: string; prompt: number; what: string }[] = [
-  { mix: "Q4_0", prompt: 4, what: "stories260K as Q4_0" },
-  { mix: "Q4_1", prompt: 1, what: "stories260K as Q4_1" },
-  { mix: "Q5_0", prompt: 3, what: "stories260K as Q5_0" },
-  { mix: "Q5_1", prompt: 3, what: "stories260K as Q5_1" },
-  { mix: "Q4_K", prompt: 0, what: "stories260K zero-padded to 256-wide rows, as Q4_K" },
-  { mix: "Q5_K", prompt: 5, what: "stories260K zero-padded to 256-wide rows, as Q5_K" },
-  { mix: "Q6_K", prompt: 3, what: "stories260K zero-padded to 256-wide rows, as Q6_K" },
+export const QUANT_ROWS: { mix: string; prompt: number; what: string }[] = [
+  { mix: "Q4_0", prompt: 10, what: "stories260K as Q4_0" },
+  { mix: "Q4_1", prompt: 5, what: "stories260K as Q4_1" },
+  { mix: "Q5_0", prompt: 9, what: "stories260K as Q5_0" },
+  { mix: "Q5_1", prompt: 9, what: "stories260K as Q5_1" },
+  { mix: "Q4_K", prompt: 1, what: "stories260K zero-padded to 256-wide rows, as Q4_K" },
+  { mix: "Q5_K", prompt: 11, what: "stories260K zero-padded to 256-wide rows, as Q5_K" },
+  { mix: "Q6_K", prompt: 9, what: "stories260K zero-padded to 256-wide rows, as Q6_K" },
   {
     mix: "Q4_K_M",
-    prompt: 2,
-    what: "stories260K zero-padded, as Q4_K_M (llama-quantize's mixture: Q6_K output, attn_v and ffn_down of layers 2 and 4)",
+    prompt: 8,
+    what: "stories260K zero-padded, as Q4_K_M (Q6_K output, attn_v and ffn_down of layers 2 and 4)",
   },
 ];
 
 function quantizedStoriesRows(): OracleCase[] {
   return QUANT_ROWS.map(({ mix, prompt, what }) => ({
-    name: `${what} (ggml's reference quantizers, llama-quantize's layout)`,
+    name: `${what}, the file llama-quantize writes`,
     family: "llama",
     source: {
       write: (path: string) =>
