@@ -2,7 +2,7 @@
 // values computed in float64 and rounded once with Math.fround is the correctly rounded fp32
 // result, so wrapping each C operation in `f(...)` reproduces the C code bit for bit — provided
 // the C side does not contract a*b+c into a fused multiply-add (the libggml-base.so node-llama-cpp
-// ships has no FMA instructions; quant-ggml-ref.test.ts checks the outcome byte for byte).
+// ships has no FMA instructions; test/util/quant.test.ts checks the outcome byte for byte).
 
 export const f = Math.fround;
 
