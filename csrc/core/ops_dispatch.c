@@ -29,6 +29,7 @@ const int hr_op_nargs[HR_OPK_COUNT] = {
     [HR_OPK_GELU_MUL] = HR_A_SILU_N,
     [HR_OPK_SCALE] = HR_A_SCL_N,
     [HR_OPK_TOKEN_BITMASK] = HR_A_TBM_N,
+    [HR_OPK_LOGIT_BIAS] = HR_A_LB_N,
 };
 
 const char *hr_op_kind_name(int kind) {
@@ -44,7 +45,8 @@ const char *hr_op_kind_name(int kind) {
                                             "sample",
                                             "gelu_tanh_mul",
                                             "scale",
-                                            "apply_token_bitmask"};
+                                            "apply_token_bitmask",
+                                            "add_logit_bias"};
   static const char *copy_names[HR_OPK_COPY_END - HR_OPK_COPY_FIRST] = {"copy_begin", "copy_async", "copy_wait",
                                                                         "copy_release"};
   if (hr_op_is_copy(kind)) return copy_names[kind - HR_OPK_COPY_FIRST];
@@ -719,4 +721,32 @@ int hr_op_apply_token_bitmask(uint64_t dev, uint64_t logits, int64_t logits_rows
   a[HR_A_TBM_ROWS] = rows;
   a[HR_A_TBM_V] = vocab;
   return hr_ops_submit(inst, HR_OPK_TOKEN_BITMASK, a);
+}
+
+/* ---- logit bias ---- */
+
+int hr_op_add_logit_bias(uint64_t dev, uint64_t logits, int64_t logits_rows, uint64_t entries, int64_t n,
+                         int64_t vocab) {
+  BEGIN("hr_op_add_logit_bias");
+  TRY(need_ptr(CALL, "logits", logits));
+  TRY(need_ptr(CALL, "entries", entries));
+  TRY(need_dim(CALL, "logits_rows", logits_rows));
+  TRY(need_dim(CALL, "n", n));
+  TRY(need_dim(CALL, "vocab", vocab));
+  TRY(need_product(CALL, logits_rows, vocab, 1));
+  TRY(need_product(CALL, n, (int64_t)sizeof(hr_logit_bias_entry), 1));
+  if (entries % 8u != 0)
+    return hr_fail(HR_E_INVALID, "%s: entries (0x%llx) must be 8-byte aligned", CALL, (hr_ull)entries);
+  /* the entries must not overlap the logits they edit */
+  const uint64_t lo = logits, hi = logits + (uint64_t)logits_rows * (uint64_t)vocab * 4u;
+  if (entries + (uint64_t)n * sizeof(hr_logit_bias_entry) > lo && entries < hi)
+    return hr_fail(HR_E_INVALID, "%s: entries (0x%llx) overlap logits (0x%llx)", CALL, (hr_ull)entries,
+                   (hr_ull)logits);
+  int64_t a[HR_OP_MAX_ARGS] = {0};
+  a[HR_A_LB_LOGITS] = (int64_t)logits;
+  a[HR_A_LB_LROWS] = logits_rows;
+  a[HR_A_LB_ENTRIES] = (int64_t)entries;
+  a[HR_A_LB_N_ENTRIES] = n;
+  a[HR_A_LB_V] = vocab;
+  return hr_ops_submit(inst, HR_OPK_LOGIT_BIAS, a);
 }

@@ -33,6 +33,7 @@ enum hr_op_kind {
   HR_OPK_GELU_MUL,      /* hr_op_gelu_tanh_mul: args as silu_mul (HR_A_SILU_*) */
   HR_OPK_SCALE,         /* hr_op_scale and hr_op_softcap */
   HR_OPK_TOKEN_BITMASK, /* hr_op_apply_token_bitmask (structured outputs) */
+  HR_OPK_LOGIT_BIAS,    /* hr_op_add_logit_bias (sparse bias entries, device sampling) */
   HR_OPK_COUNT
 };
 
@@ -207,6 +208,9 @@ enum {
 
 /* token bitmask: logits [logits_rows, vocab] f32; bitmask int32 [rows, ceil(vocab/32)]; row_indices int32 [rows] or 0 */
 enum { HR_A_TBM_LOGITS, HR_A_TBM_LROWS, HR_A_TBM_MASK, HR_A_TBM_IDX, HR_A_TBM_ROWS, HR_A_TBM_V, HR_A_TBM_N };
+
+/* logit bias: logits [logits_rows, vocab] f32; entries hr_logit_bias_entry [n] */
+enum { HR_A_LB_LOGITS, HR_A_LB_LROWS, HR_A_LB_ENTRIES, HR_A_LB_N_ENTRIES, HR_A_LB_V, HR_A_LB_N };
 
 /* Number of meaningful values in each kind's record (for copying into an op list). */
 extern const int hr_op_nargs[HR_OPK_COUNT];

@@ -18,6 +18,7 @@ int hr_cpu_exec_sample(hr_instance *inst, const int64_t *a);        /* ops_sampl
 int hr_cpu_exec_gelu_mul(hr_instance *inst, const int64_t *a);      /* ops_basic.c */
 int hr_cpu_exec_scale(hr_instance *inst, const int64_t *a);         /* ops_scale.c (scale, softcap) */
 int hr_cpu_exec_token_bitmask(hr_instance *inst, const int64_t *a); /* ops_bitmask.c */
+int hr_cpu_exec_logit_bias(hr_instance *inst, const int64_t *a);    /* ops_logit_bias.c */
 
 const hr_op_exec_fn hrb_op_executors[HR_OPK_COUNT] = {
     [HR_OPK_EMBEDDING] = hr_cpu_exec_embedding,
@@ -32,8 +33,9 @@ const hr_op_exec_fn hrb_op_executors[HR_OPK_COUNT] = {
     [HR_OPK_GELU_MUL] = hr_cpu_exec_gelu_mul,
     [HR_OPK_SCALE] = hr_cpu_exec_scale,
     [HR_OPK_TOKEN_BITMASK] = hr_cpu_exec_token_bitmask,
+    [HR_OPK_LOGIT_BIAS] = hr_cpu_exec_logit_bias,
 };
-_Static_assert(HR_OPK_COUNT == 13, "add the new op kind's executor to this table");
+_Static_assert(HR_OPK_COUNT == 14, "add the new op kind's executor to this table");
 
 int hrb_ops_set_num_threads(int64_t n) { return hrt_set_num_threads(n); }
 int64_t hrb_ops_get_num_threads(void) { return hrt_num_threads(); }

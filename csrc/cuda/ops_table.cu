@@ -15,6 +15,7 @@ int hrc_exec_sample(hr_instance *inst, const int64_t *a);
 int hrc_exec_gelu_mul(hr_instance *inst, const int64_t *a);
 int hrc_exec_scale(hr_instance *inst, const int64_t *a);
 int hrc_exec_token_bitmask(hr_instance *inst, const int64_t *a);
+int hrc_exec_logit_bias(hr_instance *inst, const int64_t *a);
 
 extern "C" {
 
@@ -32,8 +33,9 @@ const hr_op_exec_fn hrb_op_executors[HR_OPK_COUNT] = {
     hrc_exec_gelu_mul,      // HR_OPK_GELU_MUL
     hrc_exec_scale,         // HR_OPK_SCALE (scale and softcap)
     hrc_exec_token_bitmask, // HR_OPK_TOKEN_BITMASK
+    hrc_exec_logit_bias,    // HR_OPK_LOGIT_BIAS
 };
-static_assert(HR_OPK_COUNT == 13, "update the executor table when op kinds change");
+static_assert(HR_OPK_COUNT == 14, "update the executor table when op kinds change");
 static_assert(HR_OPK_ATTN_PREFILL == 8 && HR_OPK_EMBEDDING == 1 && HR_OPK_SAMPLE == 9,
               "table order follows enum hr_op_kind");
 

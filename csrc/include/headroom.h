@@ -424,6 +424,28 @@ HR_API int hr_op_sample(uint64_t dev, uint64_t out_ids, uint64_t logits, uint64_
 HR_API int hr_op_apply_token_bitmask(uint64_t dev, uint64_t logits, int64_t logits_rows, uint64_t bitmask,
                                      uint64_t row_indices, int64_t rows, int64_t vocab);
 
+/* ---- logit bias (part of the ops section) ---- */
+/*
+ * Sparse additive bias on float32 logits [logits_rows, vocab], in place (OpenAI logit_bias,
+ * and -inf bans such as vLLM's min_tokens): for each of the n entries,
+ *   logits[row, token] = (float)((double)logits[row, token] + bias)
+ * i.e. the sum rounded to double, then to float (what a JavaScript Float32Array store of
+ * `l + b` gives, so the engine's host sampler and this op agree bit for bit). An entry whose
+ * row is < 0 or >= logits_rows, or whose token is < 0 or >= vocab, is skipped (padding: a
+ * fixed-size staging buffer can sit in a captured graph with unused entries at row -1).
+ * The (row, token) pairs of the entries that are not skipped must be distinct (the CUDA
+ * kernel updates them in parallel); the engine merges duplicates before staging.
+ * entries: n packed records, 16 bytes each, in device memory (read at run time, so graphs
+ * replay with restaged entries).
+ */
+typedef struct hr_logit_bias_entry {
+  int32_t row;
+  int32_t token;
+  double bias;
+} hr_logit_bias_entry;
+HR_API int hr_op_add_logit_bias(uint64_t dev, uint64_t logits, int64_t logits_rows, uint64_t entries, int64_t n,
+                                int64_t vocab);
+
 /* ---- offload / copy engine ------------------------------------------------------- */
 /*
  * Weight offload (DESIGN.md "Conditional weight offload"): layers that do not fit on the

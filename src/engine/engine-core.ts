@@ -39,7 +39,7 @@ export class EngineCore {
   readonly scheduler: Scheduler;
   readonly kv: KVCacheManager;
   private readonly sampler = new Sampler();
-  private readonly runner: LlamaRunner;
+  readonly runner: LlamaRunner;
   private generated = 0;
   private prompts = 0;
   private readonly window: { t: number; n: number }[] = [];
@@ -64,7 +64,7 @@ export class EngineCore {
       },
       this.kv,
     );
-    this.runner = new LlamaRunner(started.model);
+    this.runner = new LlamaRunner(started.model, started.deviceSampler);
   }
 
   model(): ModelDescription {
@@ -208,6 +208,12 @@ export class EngineCore {
   async stepAsync(): Promise<TokenEvent[]> {
     const so = this.structured;
     if (!so || so.size === 0) return this.step();
+    // Device sampling: the masks are inputs of the step (applied inside the decode graph before
+    // the sampler), so they are computed first; they no longer overlap the forward pass.
+    if (this.runner.samplesOnDevice) {
+      await so.prepare();
+      return this.step();
+    }
     const out = this.scheduler.schedule();
     if (out.scheduled.length === 0) return [];
     this.runner.launch(out);
@@ -218,13 +224,16 @@ export class EngineCore {
 
   private afterForward(out: SchedulerOutput, logits: LogitsOutput): TokenEvent[] {
     const so = this.structured;
-    const samples = this.sampler.sample(
-      logits.logits,
-      logits.vocabSize,
-      out.logitsRequests.map((s) => s.request),
-    );
-    // Prompt logprobs: the rows after the sampling rows; row of position p scores prompt token p + 1.
     const V = logits.vocabSize;
+    const requests = out.logitsRequests.map((s) => s.request);
+    const dev = logits.device;
+    // Rows sampled on the device come back as ids; the others are sampled here.
+    const samples = dev
+      ? requests.map((r, i) =>
+          dev.onDevice[i] ? { tokenId: dev.tokenIds[i]!, logprobs: null } : this.sampler.sampleRow(logits.logits.subarray(i * V, (i + 1) * V), r),
+        )
+      : this.sampler.sample(logits.logits, V, requests);
+    // Prompt logprobs: the rows after the sampling rows; row of position p scores prompt token p + 1.
     out.promptLogprobRows.forEach(({ request: r, position: p }, j) => {
       const row = out.logitsRequests.length + j;
       r.promptLogprobs[p + 1] = computeLogprobs(

@@ -7,12 +7,30 @@
 // Capture happens at start-up between the profile run and KV sizing, against the reserved
 // (not yet mapped) KV range: on CPU capture only records ops, on CUDA stream capture queues
 // nothing, so the KV memory is never touched before it is mapped.
+//
+// With device sampling (device-sampler.ts) each graph ends with the sampling tail (grammar
+// mask, logit bias, sampler), so a replay leaves token ids, not logits, as its result.
+//
+// Eager warm-up (ISSUE 16 item 6): before a size is captured it runs once eagerly, so that
+// whatever a backend does on first use (CUDA: lazy module loading, cuBLAS's first-call
+// workspace and handle allocations) happens outside the capture. The eager run reads one
+// temporarily mapped KV block (every row attends over block 0, slot -1 writes nothing), which
+// is unmapped again after the last capture. On by default on CUDA; the CPU backend has no
+// first-use work, so it is off there unless asked for (the tests run it).
 import type { Device } from "../native/device.ts";
 import { GraphSet, type GraphInfo, type GraphSetInfo } from "../native/graphs.ts";
 import type { DecodeGraphReplayer, KvCacheLocation, LlamaModel, StepInputs } from "../model/llama.ts";
 import { defaultCaptureSizes } from "../memory/planner.ts";
 import type { GraphsReportPayload } from "../memory/report-schema.ts";
 import type { BatchLimits } from "../model/arena.ts";
+import type { DeviceSampler } from "./device-sampler.ts";
+
+/** The eager warm-up's KV: a location with block 0 mapped while map() .. unmap() holds. */
+export interface GraphWarmup {
+  kv: KvCacheLocation;
+  map(): void;
+  unmap(): void;
+}
 
 export interface CaptureSizeOptions {
   enforceEager: boolean;
@@ -50,8 +68,10 @@ export interface GraphsReport {
   execBytes: number;
   /** Host bytes of the op lists (CPU). */
   hostBytes: number;
-  /** Wall time of the whole capture (all sizes). */
+  /** Wall time of the whole capture (all sizes, without the eager warm-up). */
   captureMs: number;
+  /** Wall time of the eager warm-up runs before the captures (0 = none). */
+  warmupMs: number;
   /** "op-list" (CPU) or "cuda-graph". */
   kind: "op-list" | "cuda-graph";
   /** Requested sizes above the largest possible decode batch (not captured). */
@@ -64,6 +84,7 @@ export class DecodeGraphs implements DecodeGraphReplayer {
   readonly set: GraphSet;
   private readonly largest: number;
   private captureMs = 0;
+  private warmupMs = 0;
   private dropped: number[] = [];
   // Padded host copies of a step's inputs (sized for the largest graph).
   private readonly ids: Int32Array;
@@ -80,6 +101,8 @@ export class DecodeGraphs implements DecodeGraphReplayer {
     private readonly dev: Device,
     private readonly model: LlamaModel,
     sizes: readonly number[],
+    /** Device sampling: each graph ends with the sampling tail. null = graphs end with the logits. */
+    private readonly sampler: DeviceSampler | null = null,
   ) {
     if (sizes.length === 0) throw new RangeError("DecodeGraphs: no capture sizes");
     this.largest = Math.max(...sizes);
@@ -104,15 +127,57 @@ export class DecodeGraphs implements DecodeGraphReplayer {
    * captured ops only need stable addresses). Restores no KV location: the caller sets the
    * final one after sizing.
    */
-  capture(kv: KvCacheLocation, dropped: number[] = []): void {
-    const t0 = performance.now();
+  capture(kv: KvCacheLocation, dropped: number[] = [], warmup: GraphWarmup | null = null): void {
     this.dropped = dropped;
-    this.model.setKvCache(kv);
-    for (const B of [...this.set.sizes].sort((a, b) => b - a)) {
-      this.set.capture(B, () => this.model.forward(B, B, B, true));
+    let captureMs = 0;
+    let warmupMs = 0;
+    if (warmup) {
+      warmup.map();
+      this.sampler?.stageNeutral();
     }
-    this.dev.synchronize();
-    this.captureMs = performance.now() - t0;
+    try {
+      for (const B of [...this.set.sizes].sort((a, b) => b - a)) {
+        if (warmup) {
+          const t = performance.now();
+          this.model.setKvCache(warmup.kv);
+          this.runEagerly(B);
+          this.dev.synchronize();
+          warmupMs += performance.now() - t;
+        }
+        const t = performance.now();
+        this.model.setKvCache(kv);
+        this.set.capture(B, () => this.step(B));
+        captureMs += performance.now() - t;
+      }
+      this.dev.synchronize();
+    } finally {
+      warmup?.unmap();
+    }
+    this.captureMs = captureMs;
+    this.warmupMs = warmupMs;
+  }
+
+  /** What a graph of size B holds: the decode forward pass, then the sampling tail. */
+  private step(B: number): void {
+    this.model.forward(B, B, B, true);
+    this.sampler?.graphTail(B);
+  }
+
+  /** The eager warm-up of size B: B one-token rows at position 0 over block 0, writing no K/V. */
+  private runEagerly(B: number): void {
+    const mb = this.model.limits.maxBlocksPerSeq;
+    const rows = Int32Array.from({ length: B }, (_, i) => i);
+    this.model.stage({
+      inputIds: new Int32Array(B),
+      positions: new Int32Array(B),
+      slotMapping: new Int32Array(B).fill(-1),
+      queryStartLoc: Int32Array.from({ length: B + 1 }, (_, i) => i),
+      seqLens: new Int32Array(B).fill(1),
+      blockTables: new Int32Array(B * mb),
+      logitsIndices: rows,
+      decodeOnly: true,
+    });
+    this.step(B);
   }
 
   /** The captured size a batch of B runs as, or 0 (eager). */
@@ -182,6 +247,7 @@ export class DecodeGraphs implements DecodeGraphReplayer {
       execBytes: s.execBytes,
       hostBytes: s.hostBytes,
       captureMs: this.captureMs,
+      warmupMs: this.warmupMs,
       kind: s.recordsOps ? "op-list" : "cuda-graph",
       droppedSizes: this.dropped,
       largestOps: infos.at(-1)?.numOps ?? 0,

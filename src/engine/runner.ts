@@ -11,6 +11,12 @@ export interface LogitsOutput {
   logits: Float32Array;
   vocabSize: number;
   numRows: number;
+  /**
+   * Device sampling (src/engine/device-sampler.ts): sampling row i with onDevice[i] = 1 was
+   * sampled on the device as tokenIds[i] and its logits row is NOT on the host; the other rows
+   * (and every prompt-logprob row) are in `logits`. Absent: every row is in `logits`.
+   */
+  device?: { tokenIds: Int32Array; onDevice: Uint8Array };
 }
 
 export interface ModelRunner {

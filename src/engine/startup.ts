@@ -29,7 +29,8 @@ import {
 import { batchLimitsFor, kvSpecFor, planMemory, type MemoryPlan, type OffloadPlacement } from "../memory/planner.ts";
 import { OffloadManager } from "./offload.ts";
 import { takeSnapshot } from "../memory/snapshot.ts";
-import { DecodeGraphs, resolveCaptureSizes, type GraphsReport } from "./graph-runner.ts";
+import { DecodeGraphs, resolveCaptureSizes, type GraphWarmup, type GraphsReport } from "./graph-runner.ts";
+import { DeviceSampler } from "./device-sampler.ts";
 import type { BatchLimits } from "../model/arena.ts";
 
 export interface EngineOptions {
@@ -70,6 +71,13 @@ export interface EngineOptions {
   cpuOffloadTriggerPercent?: number | null;
   /** Device staging slots for offloaded layers (default 2). */
   offloadPrefetchLayers?: number;
+  /**
+   * Sample on the device, inside the decode step (default true; src/engine/device-sampler.ts).
+   * false: every logits row is copied to the host and sampled there (tests and benches compare).
+   */
+  deviceSampling?: boolean;
+  /** Run each graph size once eagerly before capturing it (default: on for CUDA, off for CPU). */
+  graphWarmup?: boolean;
 }
 
 /** The offload plan as the engine runs it, with the start-up measurements. */
@@ -115,6 +123,8 @@ export interface StartedEngine {
   decodeGraphs: DecodeGraphs | null;
   /** Why graphs are off ("" when on). */
   graphsOffReason: string;
+  /** Device sampling (null: every logits row is sampled on the host). */
+  deviceSampler: DeviceSampler | null;
   close(): void;
 }
 
@@ -249,6 +259,8 @@ export function startEngine(
       progress({ stage: "profile", done: 1, total: 1 });
     }
     dev.emptyCache();
+    // Device sampling stages its inputs in the arena (planned with it: no allocation here).
+    const deviceSampler = opts.deviceSampling === false ? null : new DeviceSampler(dev, ops, m);
     // 5. graphs: whole decode steps captured largest first against the reserved, still unmapped
     //    KV range (CPU capture only records ops, CUDA capture queues nothing: KV is not touched)
     const graphsOffReason = opts.enforceEager
@@ -271,11 +283,26 @@ export function startEngine(
         blockSize: opts.blockSize,
         numBlocks: Math.floor(region.sliceStride / sliceBytesPerBlock(kvSpec)),
       };
+      // Eager warm-up of each size: block 0 of the KV range mapped while the sizes are captured.
+      const warmBytes = roundUp(sliceBytesPerBlock(kvSpec), region.granularity);
+      const warmup: GraphWarmup | null =
+        (opts.graphWarmup ?? dev.backend === "cuda")
+          ? {
+              kv: {
+                base: region.base,
+                sliceStride: region.sliceStride,
+                blockSize: opts.blockSize,
+                numBlocks: Math.floor(warmBytes / sliceBytesPerBlock(kvSpec)),
+              },
+              map: () => dev.mapRegion(region.base, warmBytes),
+              unmap: () => dev.mapRegion(region.base, 0),
+            }
+          : null;
       progress({ stage: "capture_graphs", done: 0, total: capture.sizes.length, unit: "graphs" });
       stage(`graph capture (${capture.sizes.length} sizes)`, "use --enforce-eager or fewer --cudagraph-capture-sizes", () =>
         profiler.measureGraphs(() => {
-          decodeGraphs = new DecodeGraphs(dev, m, capture.sizes);
-          (decodeGraphs as DecodeGraphs).capture(kvCapture, capture.dropped);
+          decodeGraphs = new DecodeGraphs(dev, m, capture.sizes, deviceSampler);
+          (decodeGraphs as DecodeGraphs).capture(kvCapture, capture.dropped, warmup);
         }),
       );
       progress({ stage: "capture_graphs", done: capture.sizes.length, total: capture.sizes.length, unit: "graphs" });
@@ -372,7 +399,7 @@ export function startEngine(
     const graphsReport = dgs ? dgs.report() : null;
     startupLine += graphsReport
       ? `; graphs (${graphsReport.kind}): ${graphsReport.sizes.length} sizes ${graphsReport.sizes[0]}..${graphsReport.sizes.at(-1)} ` +
-        `captured in ${graphsReport.captureMs.toFixed(0)} ms, ${fmtBytes(graphsReport.totalBytes)} in all (pool ${fmtBytes(graphsReport.poolReserved)}, ` +
+        `captured in ${graphsReport.captureMs.toFixed(0)} ms${graphsReport.warmupMs > 0 ? ` (eager warm-up ${graphsReport.warmupMs.toFixed(0)} ms)` : ""}, ${fmtBytes(graphsReport.totalBytes)} in all (pool ${fmtBytes(graphsReport.poolReserved)}, ` +
         `executables ${fmtBytes(graphsReport.execBytes)}), largest ${fmtBytes(graphsReport.perGraphBytes.at(-1) ?? 0)}`
       : `; graphs off (${graphsOffReason})`;
     log(startupLine);
@@ -400,6 +427,7 @@ export function startEngine(
       graphs: graphsReport,
       decodeGraphs: dgs,
       graphsOffReason,
+      deviceSampler,
       close() {
         dgs?.destroy();
         mdl.freeArena();

@@ -23,6 +23,9 @@ export type ArenaBuffer =
   | "logitsIndices"
   | "tokenBitmask"
   | "bitmaskRows"
+  | "sampleParams"
+  | "sampledIds"
+  | "logitBias"
   | "invFreq"
   | "invFreqLocal"
   | "x"
@@ -42,6 +45,14 @@ export interface ArenaLayout {
   totalBytes: number;
   offsets: Record<ArenaBuffer, number>;
   bytes: Record<ArenaBuffer, number>;
+}
+
+/** Logit-bias staging entries per sequence (on average over the batch); rows that do not fit sample on the host. */
+export const LOGIT_BIAS_ENTRIES_PER_SEQ = 32;
+
+/** Entries of the arena's logit-bias staging buffer for a batch of `maxSeqs` sequences. */
+export function logitBiasCapacity(maxSeqs: number): number {
+  return LOGIT_BIAS_ENTRIES_PER_SEQ * maxSeqs;
 }
 
 /** Every buffer starts on a 256-byte boundary (SIMD loads on CPU, coalescing on CUDA). */
@@ -70,6 +81,12 @@ export function planArena(cfg: ModelConfig, limits: BatchLimits, actBytes: numbe
     // Structured outputs: one grammar bitmask row per logits row (int32 words) and its target row.
     ["tokenBitmask", 4 * S * Math.ceil(cfg.vocabSize / 32)],
     ["bitmaskRows", 4 * S],
+    // Device sampling (src/engine/device-sampler.ts): per-row temperature/top_k/top_p/uniform
+    // (four [S] arrays of 4 bytes), the sampled ids, and the logit-bias staging entries
+    // (hr_logit_bias_entry, 16 bytes, LOGIT_BIAS_ENTRIES_PER_SEQ per sequence on average).
+    ["sampleParams", 16 * S],
+    ["sampledIds", 4 * S],
+    ["logitBias", 16 * logitBiasCapacity(S)],
     ["invFreq", 4 * (cfg.headDim / 2)],
     // Gemma 3's sliding layers rotate with their own base; absent (0 bytes) for other models.
     ["invFreqLocal", cfg.ropeLocalTheta != null ? 4 * (cfg.headDim / 2) : 0],

@@ -390,6 +390,12 @@ export class LlamaModel {
     this.ops.applyTokenBitmask(this.buf("logits"), logitsRows, this.buf("tokenBitmask"), this.buf("bitmaskRows"), rows, this.cfg.vocabSize);
   }
 
+  /** Copies logits rows first .. first+count-1 to `out` (device sampling's host rows). */
+  readLogitsRows(first: number, count: number, out: Float32Array): void {
+    const V = this.cfg.vocabSize;
+    if (count > 0) this.dev.copyFromDevice(out.subarray(0, count * V), this.buf("logits") + BigInt(first * V * 4));
+  }
+
   /** Copies `rows` logits rows back to the host. */
   readLogits(rows: number, out: Float32Array = new Float32Array(rows * this.cfg.vocabSize)): Float32Array {
     if (rows > 0) this.dev.copyFromDevice(out.subarray(0, rows * this.cfg.vocabSize), this.buf("logits"));

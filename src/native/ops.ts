@@ -319,4 +319,14 @@ export class Ops {
   applyTokenBitmask(logits: bigint, logitsRows: number, bitmask: bigint, rowIndices: bigint, rows: number, vocab: number): void {
     this.check(this.s.hr_op_apply_token_bitmask(this.h, logits, logitsRows, bitmask, rowIndices, rows, vocab), "hr_op_apply_token_bitmask");
   }
+
+  /**
+   * Sparse logit bias (headroom.h "logit bias"): for each of `n` packed 16-byte entries
+   * {int32 row, int32 token, float64 bias} at `entries`, float32 logits[row, token] becomes
+   * (float)((double)logit + bias). Entries with row/token out of range are skipped (padding:
+   * row -1); the others' (row, token) pairs must be distinct. Ignores `dtype`.
+   */
+  addLogitBias(logits: bigint, logitsRows: number, entries: bigint, n: number, vocab: number): void {
+    this.check(this.s.hr_op_add_logit_bias(this.h, logits, logitsRows, entries, n, vocab), "hr_op_add_logit_bias");
+  }
 }

@@ -78,6 +78,7 @@ export const symbols = {
   hr_op_argmax: { args: [u64, u64, u64, i64, i64], returns: i32 },
   hr_op_sample: { args: [u64, u64, u64, u64, u64, u64, u64, i64, i64], returns: i32 },
   hr_op_apply_token_bitmask: { args: [u64, u64, i64, u64, u64, i64, i64], returns: i32 },
+  hr_op_add_logit_bias: { args: [u64, u64, i64, u64, i64, i64], returns: i32 },
 
   // ---- offload / copy engine (both backends)
   hr_host_alloc: { args: [u64, u64, ptr], returns: i32 },
