@@ -7,7 +7,11 @@
 //   prefill ceiling = matmul peak FLOP/s (a large fp32 matmul) ÷ FLOPs per token
 // The KV cache of every sequence is written by a real prefill before decode is timed, so decode
 // reads written pages (never the zero page of an untouched mapping).
-// Usage: bun bench/decode/run.ts [--shapes stories15m,110m] [--threads 2]
+// Sampling (ISSUE 16 item 3): the whole engine at batch 16 (temperature/top-k/top-p, seeded,
+// decode graphs on), sampling on the device vs copying every logits row and sampling on the
+// host (the baseline, same run, alternating): device->host bytes per decode step and step time
+// (min/median/max), and whether both produced the same tokens.
+// Usage: bun bench/decode/run.ts [--shapes stories15m,110m] [--threads 2] [--sampling-only]
 import { mkdirSync, writeFileSync } from "node:fs";
 import { cpus } from "node:os";
 
@@ -118,6 +122,108 @@ function prefillFlops(
   return cfg.numLayers * (T * perTokenLayer + attention) + 2 * cfg.vocabSize * D;
 }
 
+interface Spread {
+  min: number;
+  median: number;
+  max: number;
+}
+function spread(xs: number[]): Spread {
+  return { min: Math.min(...xs), median: median(xs), max: Math.max(...xs) };
+}
+
+interface SamplingRow {
+  batch: number;
+  steps: number;
+  /** Device -> host bytes per decode step. */
+  hostBytesPerStep: number;
+  deviceBytesPerStep: number;
+  /** Decode step time through the engine (ms). */
+  hostStepMs: Spread;
+  deviceStepMs: Spread;
+  sameTokens: boolean;
+}
+
+/**
+ * The engine at batch B (graphs on), device sampling vs host sampling: `rounds` rounds, each
+ * running both engines alternately over the same seeded requests; decode steps only are timed.
+ */
+function benchSampling(shape: string, B = 16, rounds = 3, decodeSteps = 24): SamplingRow {
+  const open = (deviceSampling: boolean) =>
+    startEngine({
+      model: `synthetic:${shape}`,
+      device: "cpu",
+      deviceMemory: 3 * 1024 * MiB,
+      gpuMemoryUtilization: 0.9,
+      kvCacheMemoryBytes: 128 * MiB,
+      maxModelLen: 512,
+      maxNumSeqs: B,
+      maxNumBatchedTokens: 256,
+      blockSize: 16,
+      enforceEager: false,
+      cudagraphCaptureSizes: [B],
+      maxWaiting: B,
+      servedModelName: null,
+      numThreads: threads,
+      deviceSampling,
+    });
+  const engines = { host: open(false), device: open(true) };
+  const times = { host: [] as number[], device: [] as number[] };
+  const bytes = { host: 0, device: 0 };
+  let sameTokens = true;
+  try {
+    for (let round = 0; round < rounds; round++) {
+      const tokens: Record<string, number[][]> = {};
+      for (const kind of ["host", "device"] as const) {
+        const core = new EngineCore(engines[kind], { maxNumSeqs: B, maxWaiting: B, servedModelName: null });
+        for (let i = 0; i < B; i++)
+          core.add({
+            requestId: `s${i}`,
+            promptTokenIds: Array.from({ length: 16 }, (_, j) => 3 + ((i * 31 + j * 7) % 250)),
+            params: {
+              temperature: 0.8,
+              topP: 0.95,
+              topK: i % 2 ? 40 : 0,
+              minP: 0,
+              seed: round * 1000 + i,
+              maxTokens: decodeSteps + 1,
+              stopTokenIds: [],
+              ignoreEos: true,
+              presencePenalty: 0,
+              frequencyPenalty: 0,
+              repetitionPenalty: 1,
+            },
+          });
+        const out = Array.from({ length: B }, () => [] as number[]);
+        const collect = (ev: ReturnType<EngineCore["step"]>) => {
+          for (const e of ev) out[Number(e.requestId.slice(1))]!.push(...e.tokenIds);
+        };
+        collect(core.step()); // prefill: all 16 prompts fit one step
+        while (core.hasWork()) {
+          const t0 = performance.now();
+          const ev = core.step();
+          times[kind].push(performance.now() - t0);
+          bytes[kind] = core.runner.copies.lastStepBytes;
+          collect(ev);
+        }
+        tokens[kind] = out;
+      }
+      if (JSON.stringify(tokens.host) !== JSON.stringify(tokens.device)) sameTokens = false;
+    }
+  } finally {
+    engines.host.close();
+    engines.device.close();
+  }
+  return {
+    batch: B,
+    steps: times.device.length,
+    hostBytesPerStep: bytes.host,
+    deviceBytesPerStep: bytes.device,
+    hostStepMs: spread(times.host),
+    deviceStepMs: spread(times.device),
+    sameTokens,
+  };
+}
+
 interface Row {
   shape: string;
   params: number;
@@ -139,6 +245,7 @@ interface Row {
   decode16TokS: number;
   decode16OverDecode1: number;
   engineDecode1TokS: number;
+  sampling: SamplingRow;
 }
 
 function stepInputs(s: StartedEngine, seqs: number, tokensPerSeq: number, ctx: number) {
@@ -263,6 +370,7 @@ function benchShape(shape: string): Row {
     const decode1BoundS =
       gemv.reduce((a, g) => a + (g.count * g.n * g.k * 4) / (g.gbs * 1e9), 0) + (otherBytes + kvReadBytes) / (bandwidth * 1e9);
     const bound = 1 / decode1BoundS;
+    const sampling = benchSampling(shape);
     return {
       shape,
       params,
@@ -281,10 +389,35 @@ function benchShape(shape: string): Row {
       decode16TokS: 16 / decode16S,
       decode16OverDecode1: 16 / decode16S / (1 / decode1S),
       engineDecode1TokS: engineDecode1,
+      sampling,
     };
   } finally {
     s.close();
   }
+}
+
+if (args.includes("--sampling-only")) {
+  // Just the sampling comparison (quick): printed and written to bench/out/decode-sampling.json.
+  const load = (await import("node:os")).loadavg();
+  const res = shapes.map((shape) => ({ shape, ...benchSampling(shape) }));
+  const ms = (x: Spread) => `${x.min.toFixed(2)} / ${x.median.toFixed(2)} / ${x.max.toFixed(2)}`;
+  console.log(
+    `bench/decode --sampling-only — ${cpus()[0]?.model ?? "cpu"}, ${threads} threads, load average ${load.map((x) => x.toFixed(2)).join(" ")}`,
+  );
+  console.log(
+    "| shape | batch | steps each | host bytes/step | device bytes/step | host step ms min/med/max | device step ms min/med/max | same tokens |",
+  );
+  console.log("|---|---:|---:|---:|---:|---:|---:|---|");
+  for (const x of res)
+    console.log(
+      `| ${x.shape} | ${x.batch} | ${x.steps} | ${x.hostBytesPerStep} | ${x.deviceBytesPerStep} | ${ms(x.hostStepMs)} | ${ms(x.deviceStepMs)} | ${x.sameTokens ? "yes" : "NO"} |`,
+    );
+  mkdirSync("bench/out", { recursive: true });
+  writeFileSync(
+    "bench/out/decode-sampling.json",
+    JSON.stringify({ date: new Date().toISOString(), threads, loadavg: load, rows: res }, null, 2),
+  );
+  process.exit(0);
 }
 
 const rows = shapes.map(benchShape);
@@ -303,5 +436,17 @@ for (const r of rows) {
 }
 console.log("\nGEMV bandwidth at the model's own shapes (GB/s), which the decode bound uses:");
 for (const r of rows) console.log(`  ${r.shape}: ${r.gemv.map((g) => `${g.shape} [${g.n}x${g.k}] ${g.gbs.toFixed(1)}`).join(", ")}`);
+const ms = (x: Spread) => `${x.min.toFixed(2)} / ${x.median.toFixed(2)} / ${x.max.toFixed(2)}`;
+console.log("\nSampling in the engine (decode steps, graphs on), host sampling (baseline) vs device sampling:");
+console.log(
+  "| shape | batch | steps each | host bytes/step | device bytes/step | host step ms min/med/max | device step ms min/med/max | same tokens |",
+);
+console.log("|---|---:|---:|---:|---:|---:|---:|---|");
+for (const r of rows) {
+  const x = r.sampling;
+  console.log(
+    `| ${r.shape} | ${x.batch} | ${x.steps} | ${x.hostBytesPerStep} | ${x.deviceBytesPerStep} | ${ms(x.hostStepMs)} | ${ms(x.deviceStepMs)} | ${x.sameTokens ? "yes" : "NO"} |`,
+  );
+}
 mkdirSync("bench/out", { recursive: true });
 writeFileSync("bench/out/decode.json", JSON.stringify({ machine, date: new Date().toISOString(), threads, rows }, null, 2));

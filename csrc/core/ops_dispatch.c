@@ -740,8 +740,7 @@ int hr_op_add_logit_bias(uint64_t dev, uint64_t logits, int64_t logits_rows, uin
   /* the entries must not overlap the logits they edit */
   const uint64_t lo = logits, hi = logits + (uint64_t)logits_rows * (uint64_t)vocab * 4u;
   if (entries + (uint64_t)n * sizeof(hr_logit_bias_entry) > lo && entries < hi)
-    return hr_fail(HR_E_INVALID, "%s: entries (0x%llx) overlap logits (0x%llx)", CALL, (hr_ull)entries,
-                   (hr_ull)logits);
+    return hr_fail(HR_E_INVALID, "%s: entries (0x%llx) overlap logits (0x%llx)", CALL, (hr_ull)entries, (hr_ull)logits);
   int64_t a[HR_OP_MAX_ARGS] = {0};
   a[HR_A_LB_LOGITS] = (int64_t)logits;
   a[HR_A_LB_LROWS] = logits_rows;

@@ -28,8 +28,8 @@ int hrc_exec_logit_bias(hr_instance *inst, const int64_t *a) {
   const unsigned threads = 256;
   const int64_t blocks = (n + threads - 1) / threads;
   if (blocks > 0x7fffffff) return hr_fail(HR_E_INVALID, "%s: n (%lld) is too large", CALL, (long long)n);
-  logit_bias_kernel<<<(unsigned)blocks, threads, 0, st->stream>>>(
-      HR_PTR(a, HR_A_LB_LOGITS, float), a[HR_A_LB_LROWS], HR_PTR(a, HR_A_LB_ENTRIES, const hr_logit_bias_entry), n,
-      a[HR_A_LB_V]);
+  logit_bias_kernel<<<(unsigned)blocks, threads, 0, st->stream>>>(HR_PTR(a, HR_A_LB_LOGITS, float), a[HR_A_LB_LROWS],
+                                                                  HR_PTR(a, HR_A_LB_ENTRIES, const hr_logit_bias_entry),
+                                                                  n, a[HR_A_LB_V]);
   return hrc_launched(CALL, "logit_bias_kernel");
 }

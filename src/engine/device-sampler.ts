@@ -191,7 +191,7 @@ export class DeviceSampler {
       if (onDevice?.[i] && sp.temperature >= GREEDY_EPS) {
         const req = requests[i]!;
         this.temp[i] = Math.fround(sp.temperature);
-        this.topK[i] = sp.topK > 0 ? sp.topK : 0;
+        this.topK[i] = Math.max(sp.topK, 0); // -1 (off) -> 0
         this.topP[i] = Math.fround(sp.topP);
         this.uniform[i] = uniformF32(seededUniform(req.samplerSeed, req.outputTokenIds.length));
       } else {
@@ -275,7 +275,16 @@ export class DeviceSampler {
   private sampleOps(rows: number): void {
     const S = this.maxRows;
     const p = this.model.buf("sampleParams");
-    this.ops.sample(this.model.buf("sampledIds"), this.logits, p, p + BigInt(4 * S), p + BigInt(8 * S), p + BigInt(12 * S), rows, this.vocab);
+    this.ops.sample(
+      this.model.buf("sampledIds"),
+      this.logits,
+      p,
+      p + BigInt(4 * S),
+      p + BigInt(8 * S),
+      p + BigInt(12 * S),
+      rows,
+      this.vocab,
+    );
   }
 
   /** Copies the sampled ids of rows 0 .. rows-1 to `out`. */

@@ -230,7 +230,9 @@ export class EngineCore {
     // Rows sampled on the device come back as ids; the others are sampled here.
     const samples = dev
       ? requests.map((r, i) =>
-          dev.onDevice[i] ? { tokenId: dev.tokenIds[i]!, logprobs: null } : this.sampler.sampleRow(logits.logits.subarray(i * V, (i + 1) * V), r),
+          dev.onDevice[i]
+            ? { tokenId: dev.tokenIds[i]!, logprobs: null }
+            : this.sampler.sampleRow(logits.logits.subarray(i * V, (i + 1) * V), r),
         )
       : this.sampler.sample(logits.logits, V, requests);
     // Prompt logprobs: the rows after the sampling rows; row of position p scores prompt token p + 1.

@@ -500,6 +500,49 @@ const prefill = (c: PreCfg, big = false): OpCase => ({
   },
 });
 
+// ---- logit bias (device sampling): exact, the reference is the rule itself in JavaScript ----
+/** Sparse entries {int32 row, int32 token, float64 bias}: distinct in-range pairs, plus padding and out-of-range ones. */
+const logitBias = (rows: number, vocab: number, n: number, big = false): OpCase => ({
+  name: `add_logit_bias rows=${rows} vocab=${vocab} entries=${n}`,
+  big,
+  run(dev, _dtype, rng) {
+    const b = new Buffers(dev);
+    try {
+      const l = rng.floats(rows * vocab, 8);
+      const raw = new ArrayBuffer(16 * n);
+      const i32 = new Int32Array(raw);
+      const f64 = new Float64Array(raw);
+      const used = new Set<number>();
+      const ref = Float64Array.from(l);
+      for (let k = 0; k < n; k++) {
+        let row = rng.int(rows + 2) - 1; // -1 (padding) .. rows (out of range)
+        const tok = rng.int(vocab + 1); // vocab: out of range
+        const kind = rng.int(8);
+        // a double that float32 cannot hold, so the op's double rounding is exercised
+        const bias = kind === 0 ? Number.NEGATIVE_INFINITY : kind === 1 ? 100 : kind === 2 ? -100 : rng.f() * 5 + rng.f() * 2 ** -30;
+        const at = row * vocab + tok;
+        const inRange = row >= 0 && row < rows && tok < vocab;
+        if (inRange && used.has(at))
+          row = -1; // pairs must be distinct
+        else if (inRange) {
+          used.add(at);
+          ref[at] = Math.fround(ref[at]! + bias); // JavaScript: double sum, then float32
+        }
+        i32[4 * k] = row;
+        i32[4 * k + 1] = tok;
+        f64[2 * k + 1] = bias;
+      }
+      const logitsPtr = b.floats32(l);
+      const entries = b.alloc(16 * n);
+      dev.copyToDevice(entries, new Uint8Array(raw));
+      new Ops(dev).addLogitBias(logitsPtr, rows, entries, n, vocab);
+      return [{ what: "logits", got: b.read(DType.F32, logitsPtr, rows * vocab), ref, scale: 0, exact: true }];
+    } finally {
+      b.freeAll();
+    }
+  },
+});
+
 export const CASES: OpCase[] = [
   embedding(1, 3, 1),
   embedding(7, 50, 13),
@@ -594,4 +637,8 @@ export const CASES: OpCase[] = [
   }),
   prefill({ seqs: [{ cached: 4000, fresh: 200 }], pad: 0, hq: 8, hk: 4, d: 256, bs: 16, window: 4096, softcap: 50 }, true),
   ...ARCH_CASES,
+  logitBias(1, 1, 1),
+  logitBias(5, 1000, 64),
+  logitBias(64, 32000, 2048, true),
+  logitBias(3, 151936, 300, true),
 ];
