@@ -2,9 +2,10 @@
  * CPU executor of hr_op_sample / hr_op_argmax: the reference of the rule stated in headroom.h
  * ("sampling"). Rows run in parallel on the thread pool; each row is sequential:
  *   1. keys (order-preserving uint32 of the logits) and the argmax (lowest id of the max key);
- *   2. integer weights q_i (csrc/core/sample_rule.h: bit-identical to the CUDA kernel);
- *   3. top-k: radix select (4 passes of 8-bit count histograms) of the k-th key K_k; the
+ *   2. top-k: radix select (4 passes of 8-bit count histograms) of the k-th key K_k; the
  *      survivors are the keys > K_k plus the first n_k tokens (ascending id) with key == K_k;
+ *   3. integer weights q_i of the tokens with key >= K_k (csrc/core/sample_rule.h:
+ *      bit-identical to the CUDA kernel; the others are never read);
  *   4. top-p: the same radix select weighted by q (exact uint64 sums) over the top-k survivors:
  *      the cut key K_p and the number n_p of its ties kept;
  *   5. the draw: ascending token ids, running sum of the survivors' q, first one > r.
@@ -87,7 +88,6 @@ static int32_t sample_row(const float *l, int64_t v, float temp, int32_t top_k, 
   }
   if (!(temp >= HR_SAMPLE_GREEDY_T) || kmax == HR_SR_KEY_NEG_INF || kmax == HR_SR_KEY_POS_INF) return (int32_t)amax;
   const float m = hr_sr_unkey(kmax), inv_t = hr_sr_inv_t(temp);
-  for (int64_t i = 0; i < v; i++) q[i] = hr_sr_weight(l[i], m, inv_t);
 
   /* top-k: K = 0, n = 0 when off (key 0 never occurs: every token has key > 0) */
   uint32_t kk = 0;
@@ -95,6 +95,9 @@ static int32_t sample_row(const float *l, int64_t v, float temp, int32_t top_k, 
   const int64_t k = hr_sr_top_k(top_k, v);
   if (k > 0) kk = select_kth(key, v, (uint64_t)k, &nk);
   const uint64_t qk = hr_sr_weight_key(kk, m, inv_t);
+  /* weights of the tokens that can survive top-k (key >= K); every later step reads q only
+   * for those, so the exp is skipped for the rest (most of the row when top-k is on) */
+  for (int64_t i = 0; i < v; i++) q[i] = key[i] >= kk ? hr_sr_weight(l[i], m, inv_t) : 0;
 
   uint32_t kp = kk;
   uint64_t np = nk;

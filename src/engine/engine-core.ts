@@ -199,11 +199,13 @@ export class EngineCore {
   }
 
   /**
-   * One step that computes the grammar masks while the forward pass runs: the forward is
-   * launched first (on CUDA it is asynchronous), then the matchers produce the next-token masks
-   * on this thread, then the masks are applied on the device and the logits read back. This
-   * keeps the matchers off the critical path on a GPU (on the CPU backend the forward pass runs
-   * on this thread, so the two add up). What the engine loop calls.
+   * One step with the grammar masks it needs (what the engine loop calls). Device sampling: the
+   * masks are inputs of the step (the sampling tail applies them before sampling, inside the
+   * decode graph), so the matchers run first. Host sampling: the forward is launched first (on
+   * CUDA it is asynchronous), then the matchers produce the masks on this thread, then the masks
+   * are applied on the device and the logits read back, which keeps the matchers off the
+   * critical path on a GPU (on the CPU backend the forward pass runs on this thread, so the two
+   * add up either way).
    */
   async stepAsync(): Promise<TokenEvent[]> {
     const so = this.structured;
