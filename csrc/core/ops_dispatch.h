@@ -266,6 +266,7 @@ HR_ARGS_FIT(HR_A_DEC_N);
 HR_ARGS_FIT(HR_A_PRE_N);
 HR_ARGS_FIT(HR_A_KVW_N);
 HR_ARGS_FIT(HR_A_MM_N_);
+HR_ARGS_FIT(HR_A_LB_N);
 
 /* Backends that store the KV cache in the activations' dtype only: HR_E_UNSUPPORTED otherwise. */
 static inline int hr_need_kv_dtype_eq(const char *call, int64_t dtype, int64_t kv_dtype) {
