@@ -140,6 +140,9 @@ interface SamplingRow {
   /** Decode step time through the engine (ms). */
   hostStepMs: Spread;
   deviceStepMs: Spread;
+  /** Process CPU time per decode step (ms, all threads): steadier than wall time on a loaded machine. */
+  hostCpuMs: Spread;
+  deviceCpuMs: Spread;
   sameTokens: boolean;
 }
 
@@ -168,6 +171,7 @@ function benchSampling(shape: string, B = 16, rounds = 3, decodeSteps = 24): Sam
     });
   const engines = { host: open(false), device: open(true) };
   const times = { host: [] as number[], device: [] as number[] };
+  const cpuTimes = { host: [] as number[], device: [] as number[] };
   const bytes = { host: 0, device: 0 };
   let sameTokens = true;
   try {
@@ -199,9 +203,12 @@ function benchSampling(shape: string, B = 16, rounds = 3, decodeSteps = 24): Sam
         };
         collect(core.step()); // prefill: all 16 prompts fit one step
         while (core.hasWork()) {
+          const c0 = process.cpuUsage();
           const t0 = performance.now();
           const ev = core.step();
           times[kind].push(performance.now() - t0);
+          const c = process.cpuUsage(c0);
+          cpuTimes[kind].push((c.user + c.system) / 1000);
           bytes[kind] = core.runner.copies.lastStepBytes;
           collect(ev);
         }
@@ -220,6 +227,8 @@ function benchSampling(shape: string, B = 16, rounds = 3, decodeSteps = 24): Sam
     deviceBytesPerStep: bytes.device,
     hostStepMs: spread(times.host),
     deviceStepMs: spread(times.device),
+    hostCpuMs: spread(cpuTimes.host),
+    deviceCpuMs: spread(cpuTimes.device),
     sameTokens,
   };
 }
@@ -405,12 +414,12 @@ if (args.includes("--sampling-only")) {
     `bench/decode --sampling-only — ${cpus()[0]?.model ?? "cpu"}, ${threads} threads, load average ${load.map((x) => x.toFixed(2)).join(" ")}`,
   );
   console.log(
-    "| shape | batch | steps each | host bytes/step | device bytes/step | host step ms min/med/max | device step ms min/med/max | same tokens |",
+    "| shape | batch | steps each | host bytes/step | device bytes/step | host step ms min/med/max | device step ms min/med/max | host CPU ms/step min/med/max | device CPU ms/step min/med/max | same tokens |",
   );
-  console.log("|---|---:|---:|---:|---:|---:|---:|---|");
+  console.log("|---|---:|---:|---:|---:|---:|---:|---:|---:|---|");
   for (const x of res)
     console.log(
-      `| ${x.shape} | ${x.batch} | ${x.steps} | ${x.hostBytesPerStep} | ${x.deviceBytesPerStep} | ${ms(x.hostStepMs)} | ${ms(x.deviceStepMs)} | ${x.sameTokens ? "yes" : "NO"} |`,
+      `| ${x.shape} | ${x.batch} | ${x.steps} | ${x.hostBytesPerStep} | ${x.deviceBytesPerStep} | ${ms(x.hostStepMs)} | ${ms(x.deviceStepMs)} | ${ms(x.hostCpuMs)} | ${ms(x.deviceCpuMs)} | ${x.sameTokens ? "yes" : "NO"} |`,
     );
   mkdirSync("bench/out", { recursive: true });
   writeFileSync(
@@ -439,13 +448,13 @@ for (const r of rows) console.log(`  ${r.shape}: ${r.gemv.map((g) => `${g.shape}
 const ms = (x: Spread) => `${x.min.toFixed(2)} / ${x.median.toFixed(2)} / ${x.max.toFixed(2)}`;
 console.log("\nSampling in the engine (decode steps, graphs on), host sampling (baseline) vs device sampling:");
 console.log(
-  "| shape | batch | steps each | host bytes/step | device bytes/step | host step ms min/med/max | device step ms min/med/max | same tokens |",
+  "| shape | batch | steps each | host bytes/step | device bytes/step | host step ms min/med/max | device step ms min/med/max | host CPU ms/step min/med/max | device CPU ms/step min/med/max | same tokens |",
 );
-console.log("|---|---:|---:|---:|---:|---:|---:|---|");
+console.log("|---|---:|---:|---:|---:|---:|---:|---:|---:|---|");
 for (const r of rows) {
   const x = r.sampling;
   console.log(
-    `| ${r.shape} | ${x.batch} | ${x.steps} | ${x.hostBytesPerStep} | ${x.deviceBytesPerStep} | ${ms(x.hostStepMs)} | ${ms(x.deviceStepMs)} | ${x.sameTokens ? "yes" : "NO"} |`,
+    `| ${r.shape} | ${x.batch} | ${x.steps} | ${x.hostBytesPerStep} | ${x.deviceBytesPerStep} | ${ms(x.hostStepMs)} | ${ms(x.deviceStepMs)} | ${ms(x.hostCpuMs)} | ${ms(x.deviceCpuMs)} | ${x.sameTokens ? "yes" : "NO"} |`,
   );
 }
 mkdirSync("bench/out", { recursive: true });
