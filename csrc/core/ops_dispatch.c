@@ -170,9 +170,11 @@ int hr_get_num_threads(uint64_t dev, int64_t *n_out) {
 
 /* ---- ops ---- */
 
-/* wtype is the op's dtype (plain weights) or a quantized type whose block size divides k. */
+/* wtype is the op's dtype (plain weights), a quantized type whose block size divides k, or
+ * 16-bit (bf16/f16) weights under fp32 activations (backends without it say HR_E_UNSUPPORTED). */
 static int need_wtype(const char *call, int64_t dtype, int64_t wtype, int64_t k) {
   if (wtype == dtype) return HR_OK;
+  if (dtype == HR_DTYPE_F32 && (wtype == HR_DTYPE_BF16 || wtype == HR_DTYPE_F16)) return HR_OK;
   const hr_quant_info *qi = hr_quant_lookup(wtype);
   if (!qi)
     return hr_fail(HR_E_INVALID, "%s: weight type %lld is neither the dtype (%lld) nor a supported HR_QTYPE_*", call,

@@ -68,6 +68,27 @@ static void emb_rows_q(const int64_t *a, int64_t r0, int64_t r1) {
   for (int64_t t = r0; t < r1; t++) hr_quant_dequantize_row(qt, table + (int64_t)ids[t] * row_bytes, out + t * d, d);
 }
 
+/* 16-bit table (bf16/f16) into fp32 rows. */
+static void emb_rows_16(const int64_t *a, int64_t r0, int64_t r1) {
+  float *out = HR_PTR(a, HR_A_EMB_OUT, float);
+  const uint16_t *table = HR_PTR(a, HR_A_EMB_TABLE, const uint16_t);
+  const int32_t *ids = HR_PTR(a, HR_A_EMB_IDS, const int32_t);
+  int64_t d = a[HR_A_EMB_DIM];
+  int f16 = a[HR_A_EMB_WTYPE] == HR_DTYPE_F16;
+  for (int64_t t = r0; t < r1; t++) {
+    const uint16_t *row = table + (int64_t)ids[t] * d;
+    float *o = out + t * d;
+    for (int64_t i = 0; i < d; i++) {
+      if (f16) {
+        o[i] = hr_half_to_float(row[i]);
+      } else {
+        uint32_t u = (uint32_t)row[i] << 16;
+        memcpy(o + i, &u, 4);
+      }
+    }
+  }
+}
+
 int hr_cpu_exec_embedding(hr_instance *inst, const int64_t *a) {
   (void)inst;
   int st = need_f32("embedding", a[HR_A_EMB_DTYPE]);
@@ -77,6 +98,8 @@ int hr_cpu_exec_embedding(hr_instance *inst, const int64_t *a) {
     if (ids[t] < 0 || ids[t] >= a[HR_A_EMB_ROWS])
       return hr_fail(HR_E_INVALID, "hr_op_embedding: ids[%lld] = %d is out of range [0, %lld)", (long long)t, ids[t],
                      (long long)a[HR_A_EMB_ROWS]);
+  if (a[HR_A_EMB_WTYPE] == HR_DTYPE_BF16 || a[HR_A_EMB_WTYPE] == HR_DTYPE_F16)
+    return run_rows(emb_rows_16, a, a[HR_A_EMB_T], a[HR_A_EMB_DIM]);
   if (a[HR_A_EMB_WTYPE] != a[HR_A_EMB_DTYPE]) {
     if (!hr_quant_lookup(a[HR_A_EMB_WTYPE]))
       return hr_fail(HR_E_UNSUPPORTED, "hr_op_embedding_q: table type %lld is not supported by the CPU backend",

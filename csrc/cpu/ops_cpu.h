@@ -19,6 +19,18 @@ int hr_cpu_isa(void);
 int hr_cpu_force_isa(int isa);
 const char *hr_cpu_isa_name(int isa);
 
+/* Extensions on top of the base level (cpu_features.c); only those the base level allows
+ * (AVX512* need HR_ISA_AVX512, all need at least HR_ISA_AVX2). HEADROOM_CPU_DISABLE caps them. */
+#define HR_CPU_AVX512BW 1   /* with AVX512VL */
+#define HR_CPU_AVX512VNNI 2 /* vpdpbusd on zmm */
+#define HR_CPU_AVXVNNI 4    /* vpdpbusd on ymm (VEX) */
+#define HR_CPU_AVX512BF16 8 /* vdpbf16ps */
+#define HR_CPU_F16C 16
+#define HR_CPU_ALL_FEATURES 31
+int hr_cpu_features(void);
+/* Test/bench hook: use only the extensions in mask (and supported); -1 = back to the default. */
+int hr_cpu_force_features(int mask);
+
 /* Vector helpers (fp32, ISA-dispatched). */
 float hr_vdot(const float *a, const float *b, int64_t n);
 void hr_vaxpy(float *y, float a, const float *x, int64_t n); /* y += a * x */
@@ -30,8 +42,23 @@ void hr_vsilu_mul(float *out, const float *gate, const float *up, int64_t n);
 /* y[m, n] = x[row(m)] . w[n]^T (+ bias); rows may be NULL. Multi-threaded. */
 int hr_cpu_matmul_f32(float *y, const float *x, const float *w, const float *bias, const int32_t *rows, int64_t m,
                       int64_t n, int64_t k);
-/* The same with w of type wtype: HR_DTYPE_F32 or an HR_QTYPE_* (GGUF blocks, dequantized in cache). */
+/* The same with w of type wtype: HR_DTYPE_F32, HR_DTYPE_BF16/F16 (16-bit weights, fp32 x and y) or an
+ * HR_QTYPE_* (GGUF blocks: x quantized to int8 blocks, integer dot products; matmul_q8.c). */
 int hr_cpu_matmul(float *y, const float *x, const void *w, int64_t wtype, const float *bias, const int32_t *rows,
                   int64_t m, int64_t n, int64_t k);
+/* Quantized weights the old way: rows dequantized to fp32 in cache, then the fp32 kernel (the
+ * reference the int8 path is benchmarked against; fp32 activations, so no activation rounding). */
+int hr_cpu_matmul_dequant(float *y, const float *x, const void *w, int64_t wtype, const float *bias,
+                          const int32_t *rows, int64_t m, int64_t n, int64_t k);
+int hr_cpu_matmul_q8(float *y, const float *x, const void *w, int64_t wtype, const float *bias, const int32_t *rows,
+                     int64_t m, int64_t n, int64_t k);
+/* fp32 matmuls with M up to this read W in place (no panel copy); a tunable for the benchmark. */
+extern int hr_cpu_f32_nopack_max_m;
+/* The 16-bit weight kernel family for wtype ("avx512-bf16", "avx512", "avx2", "scalar"). */
+const char *hr_cpu_16bit_path_name(int64_t wtype);
+/* The int8 kernel family in use ("avx512-vnni", "avx2", ...), for tests and benchmarks. */
+const char *hr_cpu_q8_path_name(void);
+int hr_cpu_matmul_16(float *y, const float *x, const void *w, int64_t wtype, const float *bias, const int32_t *rows,
+                     int64_t m, int64_t n, int64_t k);
 
 #endif

@@ -1,10 +1,9 @@
 /*
- * ISA detection and small fp32 vector helpers used by the non-matmul ops (attention,
+ * Small fp32 vector helpers used by the non-matmul ops (attention,
  * norms, activations). Each helper has AVX-512F, AVX2+FMA and portable variants, chosen at
  * run time (functions compiled with target attributes, so the .so runs on any x86-64).
  */
 #include <math.h>
-#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -16,49 +15,6 @@
 #define T512 __attribute__((target("avx512f,avx2,fma")))
 #define T256 __attribute__((target("avx2,fma")))
 #endif
-
-static atomic_int isa_cached = -1;
-static atomic_int isa_cap = HR_ISA_AVX512;
-
-static int detect_isa(void) {
-#ifdef HR_X86
-  __builtin_cpu_init();
-  if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
-    return HR_ISA_AVX512;
-  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return HR_ISA_AVX2;
-#endif
-  return HR_ISA_SCALAR;
-}
-
-static int env_cap(void) {
-  const char *e = getenv("HEADROOM_CPU_ISA");
-  if (!e) return HR_ISA_AVX512;
-  if (!strcmp(e, "scalar")) return HR_ISA_SCALAR;
-  if (!strcmp(e, "avx2")) return HR_ISA_AVX2;
-  return HR_ISA_AVX512;
-}
-
-int hr_cpu_isa(void) {
-  int v = atomic_load_explicit(&isa_cached, memory_order_relaxed);
-  if (v >= 0) return v;
-  int d = detect_isa(), cap = env_cap();
-  v = d < cap ? d : cap;
-  atomic_store(&isa_cap, cap);
-  atomic_store(&isa_cached, v);
-  return v;
-}
-
-int hr_cpu_force_isa(int isa) {
-  int d = detect_isa();
-  int v = isa < d ? isa : d;
-  if (v < 0) v = 0;
-  atomic_store(&isa_cached, v);
-  return v;
-}
-
-const char *hr_cpu_isa_name(int isa) {
-  return isa == HR_ISA_AVX512 ? "avx512" : isa == HR_ISA_AVX2 ? "avx2" : "scalar";
-}
 
 /* ---- portable ---- */
 

@@ -267,8 +267,16 @@ HR_API int hr_op_matmul(uint64_t dev, int64_t dtype, uint64_t y, uint64_t x, uin
  * them (weight bytes on the device == the file's tensor bytes). A weight type `wtype` is either
  * the op's dtype (plain weights) or an HR_QTYPE_* value (100 + the ggml type id). Rows are
  * quantized along k, so k must be a multiple of the type's block size (32, or 256 for K-quants).
- * x, y, bias and embedding outputs stay in the op's dtype. The CPU backend dequantizes panels
- * of weight rows to fp32 in cache and multiplies them like hr_op_matmul.
+ * x, y, bias and embedding outputs stay in the op's dtype. The CPU backend quantizes x to int8
+ * blocks once per call (32 elements per scale, 256 for K-quants, as llama.cpp's q8_0/q8_K) and
+ * uses integer dot products, so results differ from an fp32 product of the dequantized weights
+ * by that rounding (at most half a step, amax/254, per element of x).
+ *
+ * 16-bit weights: with dtype HR_DTYPE_F32, wtype may also be HR_DTYPE_BF16 or HR_DTYPE_F16
+ * (CPU backend): the weights (or embedding table) stay 16-bit in memory, x, y and bias are
+ * float32. bf16 weights on a CPU with AVX512-BF16 round x to bf16 once per call (vdpbf16ps,
+ * relative error <= 2^-8 per element of x); otherwise products are fp32 of the widened weights.
+ * The CUDA backend answers HR_E_UNSUPPORTED for this combination.
  */
 #define HR_QTYPE_BASE 100
 #define HR_QTYPE_Q4_0 102

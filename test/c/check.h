@@ -11,19 +11,23 @@
 #include "headroom.h"
 
 static const char *cur_test = "?";
+static const char *cur_cond = ""; /* the failing CHECK's expression */
 
 static void failf(const char *file, int line, const char *fmt, ...) {
   va_list ap;
   va_start(ap, fmt);
-  fprintf(stderr, "FAIL %s (%s:%d): ", cur_test, file, line);
+  fprintf(stderr, "FAIL %s (%s:%d): %s ", cur_test, file, line, cur_cond);
   vfprintf(stderr, fmt, ap);
   fprintf(stderr, "\n  hr_last_error: %s\n", hr_last_error());
   va_end(ap);
   exit(1);
 }
-#define CHECK(cond, ...)                                              \
-  do {                                                                \
-    if (!(cond)) failf(__FILE__, __LINE__, "%s " __VA_ARGS__, #cond); \
+#define CHECK(cond, ...)                         \
+  do {                                           \
+    if (!(cond)) {                               \
+      cur_cond = #cond;                          \
+      failf(__FILE__, __LINE__, "" __VA_ARGS__); \
+    }                                            \
   } while (0)
 #define CHECK_EQ(a, b)                                                                              \
   do {                                                                                              \

@@ -86,9 +86,22 @@ static void check_matmul_shape(int64_t m, int64_t n, int64_t k, int with_bias, i
 
 static void test_matmul(void) {
   BEGIN("matmul: shapes x ISAs x threads vs float64");
-  static const int64_t shapes[][3] = {{1, 1, 1},      {1, 129, 37},  {3, 129, 37}, {2, 7, 16},
-                                      {5, 64, 768},   {16, 33, 100}, {17, 40, 15}, {130, 129, 37},
-                                      {97, 70, 1100}, {1, 9, 2048},  {4, 1, 300},  {200, 24, 64}};
+  static const int64_t shapes[][3] = {{1, 1, 1},
+                                      {1, 129, 37},
+                                      {3, 129, 37},
+                                      {2, 7, 16},
+                                      {5, 64, 768},
+                                      {16, 33, 100},
+                                      {17, 40, 15},
+                                      {130, 129, 37},
+                                      {97, 70, 1100},
+                                      {1, 9, 2048},
+                                      {4, 1, 300},
+                                      {200, 24, 64},
+                                      /* M <= 32 reads W in place, also across K blocks; 33 packs */
+                                      {20, 19, 2100},
+                                      {32, 17, 64},
+                                      {33, 17, 64}};
   int native = hr_cpu_isa();
   int checked = 0;
   for (int isa = HR_ISA_SCALAR; isa <= native; isa++) {

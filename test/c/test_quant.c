@@ -7,6 +7,8 @@
  */
 #include <math.h>
 #include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
 
 #include "../../csrc/cpu/ops_cpu.h"
 #include "check.h"
@@ -50,50 +52,131 @@ static void fill_blocks(int64_t qt, uint8_t *p, int64_t nblocks) {
   }
 }
 
-static void check_shape(int64_t qt, int64_t m, int64_t n, int64_t k, int with_bias) {
+/* ---- the int8 path's activation rounding, restated independently (matmul_q8.c's rule) ----
+ * Blocks of 32 (or 256 for K-quants) activations share d = amax / 127; q = round-to-nearest-even(x / d). */
+static int64_t act_block(int64_t qt) { return qt >= HR_QTYPE_Q4_K ? 256 : 32; }
+static void q8_reference(int64_t qt, const float *x, int64_t k, double *xhat, double *half_step) {
+  int64_t ab = act_block(qt);
+  for (int64_t b = 0; b < k; b += ab) {
+    float amax = 0;
+    for (int64_t i = 0; i < ab; i++) amax = fabsf(x[b + i]) > amax ? fabsf(x[b + i]) : amax;
+    float d = amax / 127.0f, id = d > 0 ? 1.0f / d : 0.0f;
+    for (int64_t i = 0; i < ab; i++) {
+      float q = nearbyintf(x[b + i] * id);
+      q = q > 127 ? 127 : q < -127 ? -127 : q;
+      xhat[b + i] = (double)q * (double)d;
+      half_step[b + i] = 0.5 * (double)d * (1 + 1e-6);
+    }
+  }
+}
+
+/* The int8 kernel families, from the most capable down; each one this CPU has is tested. */
+static const struct {
+  int isa, features;
+  const char *name;
+} PATHS[] = {
+    {HR_ISA_AVX512, HR_CPU_ALL_FEATURES, "avx512-vnni"},
+    {HR_ISA_AVX512, HR_CPU_ALL_FEATURES & ~(HR_CPU_AVX512VNNI | HR_CPU_AVXVNNI), "avx512bw"},
+    {HR_ISA_AVX2, HR_CPU_ALL_FEATURES, "avx-vnni"},
+    {HR_ISA_AVX2, HR_CPU_ALL_FEATURES & ~HR_CPU_AVXVNNI, "avx2"},
+    {HR_ISA_SCALAR, 0, "scalar"},
+};
+#define NPATHS (int)(sizeof PATHS / sizeof PATHS[0])
+/* Selects path p; 0 when this CPU lacks it. */
+static int use_path(int p) {
+  hr_cpu_force_isa(PATHS[p].isa);
+  hr_cpu_force_features(PATHS[p].features);
+  return strcmp(hr_cpu_q8_path_name(), PATHS[p].name) == 0;
+}
+static void restore_native(void) {
+  hr_cpu_force_isa(HR_ISA_AVX512);
+  hr_cpu_force_features(-1);
+}
+
+/* y = x . W^T (+ bias) through hr_op_matmul_q against float64:
+ *   (1) of the dequantized weights and the int8-rounded activations: fp32 rounding only;
+ *   (2) of the dequantized weights and the fp32 activations: within the activation rounding,
+ *       sum_i |w_i| * d_i / 2, plus fp32 rounding. The old fp32-dequantizing path is held to (2) without
+ *       the rounding term. */
+static void check_shape(int64_t qt, int64_t m, int64_t n, int64_t k, int with_bias, int also_dequant) {
   int64_t be, bb;
   CHECK_OK(hr_quant_block_info(qt, &be, &bb));
   int64_t row_bytes = k / be * bb;
   uint8_t *w = dalloc((size_t)(n * row_bytes));
   fill_blocks(qt, w, n * k / be);
   float *wf = malloc((size_t)(n * k) * sizeof(float));
+  double *xhat = malloc((size_t)k * sizeof(double)), *half = malloc((size_t)k * sizeof(double));
   CHECK_OK(hr_dequantize(qt, w, wf, n * k));
-  float *x = dalloc((size_t)(m * k) * 4), *y = dalloc((size_t)(m * n) * 4),
+  float *x = dalloc((size_t)(m * k) * 4), *y = dalloc((size_t)(m * n) * 4), *y2 = dalloc((size_t)(m * n) * 4),
         *bias = with_bias ? dalloc((size_t)n * 4) : NULL;
   for (int64_t i = 0; i < m * k; i++) x[i] = uniform();
+  if (m > 2) /* an outlier channel, and an all-zero row */
+    for (int64_t r = 0; r < m; r++) x[r * k + (r * 7) % k] *= 40.0f;
+  if (m > 3)
+    for (int64_t i = 0; i < k; i++) x[3 * k + i] = 0.0f;
   if (bias)
     for (int64_t i = 0; i < n; i++) bias[i] = uniform();
-  for (int64_t i = 0; i < m * n; i++) y[i] = NAN; /* every element must be written */
+  for (int64_t i = 0; i < m * n; i++) y[i] = y2[i] = NAN; /* every element must be written */
   CHECK_OK(hr_op_matmul_q(dev, HR_DTYPE_F32, qt, P(y), P(x), P(w), P(bias), m, n, k));
-  for (int64_t r = 0; r < m; r++)
+  if (also_dequant) CHECK_OK(hr_cpu_matmul_dequant(y2, x, w, qt, bias, NULL, m, n, k));
+  for (int64_t r = 0; r < m; r++) {
+    q8_reference(qt, x + r * k, k, xhat, half);
     for (int64_t c = 0; c < n; c++) {
-      double want = bias ? bias[c] : 0.0, mag = 0;
+      double want_q = bias ? bias[c] : 0.0, want = want_q, mag = 0, round = 0;
       for (int64_t i = 0; i < k; i++) {
-        want += (double)x[r * k + i] * (double)wf[c * k + i];
-        mag += fabs((double)x[r * k + i] * (double)wf[c * k + i]);
+        double wi = (double)wf[c * k + i];
+        want_q += wi * xhat[i];
+        want += wi * (double)x[r * k + i];
+        mag += fabs(wi) * (fabs(xhat[i]) + fabs((double)x[r * k + i]));
+        round += fabs(wi) * half[i];
       }
-      double err = fabs((double)y[r * n + c] - want);
-      CHECK(err <= 1e-5 * mag + 1e-6, "qtype %lld m=%lld n=%lld k=%lld y[%lld,%lld]=%g want %g", (long long)qt,
-            (long long)m, (long long)n, (long long)k, (long long)r, (long long)c, y[r * n + c], want);
+      double got = (double)y[r * n + c];
+      CHECK(fabs(got - want_q) <= 1e-5 * mag + 1e-6,
+            "%s qtype %lld m=%lld n=%lld k=%lld y[%lld,%lld]=%.9g want %.9g (int8 activations)", hr_cpu_q8_path_name(),
+            (long long)qt, (long long)m, (long long)n, (long long)k, (long long)r, (long long)c, got, want_q);
+      CHECK(fabs(got - want) <= round + 1e-5 * mag + 1e-6,
+            "%s qtype %lld y[%lld,%lld]=%.9g want %.9g (fp32 x, bound %g)", hr_cpu_q8_path_name(), (long long)qt,
+            (long long)r, (long long)c, got, want, round);
+      if (also_dequant)
+        CHECK(fabs((double)y2[r * n + c] - want) <= 1e-5 * mag + 1e-6,
+              "dequant path qtype %lld y[%lld,%lld]=%g want %g", (long long)qt, (long long)r, (long long)c,
+              y2[r * n + c], want);
     }
+  }
   free(wf);
+  free(xhat);
+  free(half);
   free_all();
 }
 
 static void test_matmul_q(void) {
-  BEGIN("matmul_q: every type x ISA x shapes vs float64 of the dequantized weights");
-  static const int64_t shapes[][2] = {{1, 37}, {2, 9}, {3, 64}, {4, 17}, {7, 40}, {100, 33}};
-  int native = hr_cpu_isa(), runs = 0;
-  for (int isa = HR_ISA_SCALAR; isa <= native; isa++) {
-    hr_cpu_force_isa(isa);
-    for (size_t q = 0; q < sizeof QTYPES / sizeof QTYPES[0]; q++) {
-      int64_t be, bb;
-      CHECK_OK(hr_quant_block_info(QTYPES[q], &be, &bb));
-      for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++, runs++)
-        check_shape(QTYPES[q], shapes[s][0], shapes[s][1], be * (s % 3 + 1), (int)(s & 1));
+  BEGIN("matmul_q: every type x int8 path x shapes x threads vs float64");
+  /* m: decode (1..3), small-M tiles and remainders, prefill with M blocks and an M split; n: panel remainders;
+   * k: 1..3 blocks (k = 96 leaves a 32-wide tail in the 64-wide AVX-512 loop) */
+  static const int64_t shapes[][2] = {{1, 37}, {2, 9},   {3, 64},  {4, 17},   {5, 8},
+                                      {7, 40}, {16, 21}, {33, 13}, {100, 33}, {141, 6}};
+  int runs = 0;
+  for (int p = 0; p < NPATHS; p++) {
+    if (!use_path(p)) {
+      printf("     (int8 path %s: not on this CPU, skipped)\n", PATHS[p].name);
+      continue;
+    }
+    for (int threads = 1; threads <= 2; threads++) {
+      CHECK_OK(hr_set_num_threads(dev, threads));
+      for (size_t q = 0; q < sizeof QTYPES / sizeof QTYPES[0]; q++) {
+        int64_t be, bb;
+        CHECK_OK(hr_quant_block_info(QTYPES[q], &be, &bb));
+        for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++, runs++) {
+          if (threads == 2 && s % 2) continue; /* threads 2: half the shapes (the large ones split work) */
+          int64_t k = be * (int64_t)(s % 3 + 1);
+          if (be == 256 && shapes[s][0] * shapes[s][1] > 1000) k = 256; /* K-quants: keep ASan time bounded */
+          check_shape(QTYPES[q], shapes[s][0], shapes[s][1], k, (int)(s & 1), p == 0 && threads == 1);
+        }
+      }
     }
   }
-  hr_cpu_force_isa(native);
+  restore_native();
+  CHECK_OK(hr_set_num_threads(dev, 0));
   printf("ok   %s (%d runs)\n", cur_test, runs);
 }
 
@@ -117,21 +200,34 @@ static void test_logits_and_embedding_q(void) {
     ids[1] = (int32_t)vocab;
     CHECK_ERR(hr_op_embedding_q(dev, HR_DTYPE_F32, qt, P(out), P(table), P(ids), 4, vocab, dim), HR_E_INVALID,
               "out of range");
-    /* logits of selected hidden rows */
+    /* logits of selected hidden rows, on every int8 path: float64 of the dequantized table and the
+     * int8-rounded hidden rows (fp32 rounding only) */
     float *hidden = dalloc((size_t)(hrows * dim) * 4), *logits = dalloc((size_t)(nrows * vocab) * 4);
     for (int64_t i = 0; i < hrows * dim; i++) hidden[i] = uniform();
     int32_t *rows = dalloc(nrows * 4);
     rows[0] = 4, rows[1] = 1, rows[2] = 4;
-    CHECK_OK(hr_op_logits_q(dev, HR_DTYPE_F32, qt, P(logits), P(hidden), P(rows), nrows, hrows, P(table), vocab, dim));
-    for (int r = 0; r < nrows; r++)
-      for (int64_t v = 0; v < vocab; v++) {
-        double want = 0, mag = 0;
-        for (int64_t i = 0; i < dim; i++) {
-          want += (double)hidden[rows[r] * dim + i] * tf[v * dim + i];
-          mag += fabs((double)hidden[rows[r] * dim + i] * tf[v * dim + i]);
+    double *xhat = malloc((size_t)dim * sizeof(double)), *half = malloc((size_t)dim * sizeof(double));
+    for (int p = 0; p < NPATHS; p++) {
+      if (!use_path(p)) continue;
+      for (int64_t i = 0; i < nrows * vocab; i++) logits[i] = NAN;
+      CHECK_OK(
+          hr_op_logits_q(dev, HR_DTYPE_F32, qt, P(logits), P(hidden), P(rows), nrows, hrows, P(table), vocab, dim));
+      for (int r = 0; r < nrows; r++) {
+        q8_reference(qt, hidden + rows[r] * dim, dim, xhat, half);
+        for (int64_t v = 0; v < vocab; v++) {
+          double want = 0, mag = 0;
+          for (int64_t i = 0; i < dim; i++) {
+            want += xhat[i] * tf[v * dim + i];
+            mag += fabs(xhat[i] * tf[v * dim + i]);
+          }
+          CHECK(fabs(logits[r * vocab + v] - want) <= 1e-5 * mag + 1e-6, "%s logits[%d,%lld]", hr_cpu_q8_path_name(), r,
+                (long long)v);
         }
-        CHECK(fabs(logits[r * vocab + v] - want) <= 1e-5 * mag + 1e-6, "logits[%d,%lld]", r, (long long)v);
       }
+    }
+    restore_native();
+    free(xhat);
+    free(half);
     free(tf);
     free_all();
   }
