@@ -48,15 +48,15 @@ static int detect_features(void) {
   int f = 0;
 #ifdef HR_X86
   __builtin_cpu_init();
-  if (__builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl")) f |= HR_CPU_AVX512BW;
-  if ((f & HR_CPU_AVX512BW) && __builtin_cpu_supports("avx512vnni")) f |= HR_CPU_AVX512VNNI;
-  if ((f & HR_CPU_AVX512BW) && __builtin_cpu_supports("avx512bf16")) f |= HR_CPU_AVX512BF16;
-  if (has_avxvnni()) f |= HR_CPU_AVXVNNI;
+  if (__builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl")) f |= HR_CPUX_AVX512BW;
+  if ((f & HR_CPUX_AVX512BW) && __builtin_cpu_supports("avx512vnni")) f |= HR_CPUX_AVX512VNNI;
+  if ((f & HR_CPUX_AVX512BW) && __builtin_cpu_supports("avx512bf16")) f |= HR_CPUX_AVX512BF16;
+  if (has_avxvnni()) f |= HR_CPUX_AVXVNNI;
   /* F16C: the GCC 12 builtin knows no "f16c"; cpuid leaf 1 ECX bit 29 */
   {
     unsigned a, b, c, d;
     __asm__ volatile("cpuid" : "=a"(a), "=b"(b), "=c"(c), "=d"(d) : "a"(1), "c"(0));
-    if ((c >> 29) & 1) f |= HR_CPU_F16C;
+    if ((c >> 29) & 1) f |= HR_CPUX_F16C;
   }
 #endif
   return f;
@@ -72,19 +72,19 @@ static int env_isa_cap(void) {
 
 static int env_feature_mask(void) {
   const char *e = getenv("HEADROOM_CPU_DISABLE");
-  int m = HR_CPU_ALL_FEATURES;
+  int m = HR_CPUX_ALL;
   if (!e) return m;
-  if (strstr(e, "vnni")) m &= ~(HR_CPU_AVX512VNNI | HR_CPU_AVXVNNI);
-  if (strstr(e, "bf16")) m &= ~HR_CPU_AVX512BF16;
-  if (strstr(e, "f16c")) m &= ~HR_CPU_F16C;
-  if (strstr(e, "bw")) m &= ~(HR_CPU_AVX512BW | HR_CPU_AVX512VNNI | HR_CPU_AVX512BF16);
+  if (strstr(e, "vnni")) m &= ~(HR_CPUX_AVX512VNNI | HR_CPUX_AVXVNNI);
+  if (strstr(e, "bf16")) m &= ~HR_CPUX_AVX512BF16;
+  if (strstr(e, "f16c")) m &= ~HR_CPUX_F16C;
+  if (strstr(e, "bw")) m &= ~(HR_CPUX_AVX512BW | HR_CPUX_AVX512VNNI | HR_CPUX_AVX512BF16);
   return m;
 }
 
 /* Extensions only count on top of the base level they extend. */
 static int features_for(int isa, int allowed) {
   int f = detect_features() & allowed;
-  if (isa < HR_ISA_AVX512) f &= ~(HR_CPU_AVX512BW | HR_CPU_AVX512VNNI | HR_CPU_AVX512BF16);
+  if (isa < HR_ISA_AVX512) f &= ~(HR_CPUX_AVX512BW | HR_CPUX_AVX512VNNI | HR_CPUX_AVX512BF16);
   if (isa < HR_ISA_AVX2) f = 0;
   return f;
 }
@@ -117,7 +117,7 @@ int hr_cpu_force_isa(int isa) {
 }
 
 int hr_cpu_force_features(int mask) {
-  atomic_store(&feat_allowed, mask < 0 ? -1 : mask & HR_CPU_ALL_FEATURES);
+  atomic_store(&feat_allowed, mask < 0 ? -1 : mask & HR_CPUX_ALL);
   atomic_store(&feat_cached, -1);
   return hr_cpu_features();
 }

@@ -199,9 +199,9 @@ static const tile16_fn T256_TILES[2][2] = {{t256_1_bf, t256_2_bf}, {t256_1_h, t2
 
 static int choose_path16(int f16) {
   int isa = hr_cpu_isa(), f = hr_cpu_features();
-  if (isa == HR_ISA_AVX512 && (f & HR_CPU_AVX512BW))
-    return !f16 && (f & HR_CPU_AVX512BF16) ? P16_AVX512BF16 : P16_AVX512;
-  if (isa >= HR_ISA_AVX2 && (f & HR_CPU_F16C)) return P16_AVX2;
+  if (isa == HR_ISA_AVX512 && (f & HR_CPUX_AVX512BW))
+    return !f16 && (f & HR_CPUX_AVX512BF16) ? P16_AVX512BF16 : P16_AVX512;
+  if (isa >= HR_ISA_AVX2 && (f & HR_CPUX_F16C)) return P16_AVX2;
   return P16_SCALAR;
 }
 

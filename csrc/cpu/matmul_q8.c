@@ -92,8 +92,8 @@ static void qtile_c(const q8_tile *t, float *out, int signed_q) {
 
 static int choose_path(void) {
   int isa = hr_cpu_isa(), f = hr_cpu_features();
-  if (isa == HR_ISA_AVX512 && (f & HR_CPU_AVX512BW)) return f & HR_CPU_AVX512VNNI ? PATH_AVX512VNNI : PATH_AVX512;
-  if (isa >= HR_ISA_AVX2) return f & HR_CPU_AVXVNNI ? PATH_AVXVNNI : PATH_AVX2;
+  if (isa == HR_ISA_AVX512 && (f & HR_CPUX_AVX512BW)) return f & HR_CPUX_AVX512VNNI ? PATH_AVX512VNNI : PATH_AVX512;
+  if (isa >= HR_ISA_AVX2) return f & HR_CPUX_AVXVNNI ? PATH_AVXVNNI : PATH_AVX2;
   return PATH_SCALAR;
 }
 

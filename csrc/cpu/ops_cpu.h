@@ -21,12 +21,12 @@ const char *hr_cpu_isa_name(int isa);
 
 /* Extensions on top of the base level (cpu_features.c); only those the base level allows
  * (AVX512* need HR_ISA_AVX512, all need at least HR_ISA_AVX2). HEADROOM_CPU_DISABLE caps them. */
-#define HR_CPU_AVX512BW 1   /* with AVX512VL */
-#define HR_CPU_AVX512VNNI 2 /* vpdpbusd on zmm */
-#define HR_CPU_AVXVNNI 4    /* vpdpbusd on ymm (VEX) */
-#define HR_CPU_AVX512BF16 8 /* vdpbf16ps */
-#define HR_CPU_F16C 16
-#define HR_CPU_ALL_FEATURES 31
+#define HR_CPUX_AVX512BW 1   /* with AVX512VL */
+#define HR_CPUX_AVX512VNNI 2 /* vpdpbusd on zmm */
+#define HR_CPUX_AVXVNNI 4    /* vpdpbusd on ymm (VEX) */
+#define HR_CPUX_AVX512BF16 8 /* vdpbf16ps */
+#define HR_CPUX_F16C 16
+#define HR_CPUX_ALL 31
 int hr_cpu_features(void);
 /* Test/bench hook: use only the extensions in mask (and supported); -1 = back to the default. */
 int hr_cpu_force_features(int mask);

@@ -46,9 +46,9 @@ static const struct {
   int isa, features;
   const char *name;
 } PATHS[] = {
-    {HR_ISA_AVX512, HR_CPU_ALL_FEATURES, "avx512-bf16"},
-    {HR_ISA_AVX512, HR_CPU_ALL_FEATURES & ~HR_CPU_AVX512BF16, "avx512"},
-    {HR_ISA_AVX2, HR_CPU_ALL_FEATURES, "avx2"},
+    {HR_ISA_AVX512, HR_CPUX_ALL, "avx512-bf16"},
+    {HR_ISA_AVX512, HR_CPUX_ALL & ~HR_CPUX_AVX512BF16, "avx512"},
+    {HR_ISA_AVX2, HR_CPUX_ALL, "avx2"},
     {HR_ISA_SCALAR, 0, "scalar"},
 };
 #define NPATHS (int)(sizeof PATHS / sizeof PATHS[0])

@@ -75,10 +75,10 @@ static const struct {
   int isa, features;
   const char *name;
 } PATHS[] = {
-    {HR_ISA_AVX512, HR_CPU_ALL_FEATURES, "avx512-vnni"},
-    {HR_ISA_AVX512, HR_CPU_ALL_FEATURES & ~(HR_CPU_AVX512VNNI | HR_CPU_AVXVNNI), "avx512bw"},
-    {HR_ISA_AVX2, HR_CPU_ALL_FEATURES, "avx-vnni"},
-    {HR_ISA_AVX2, HR_CPU_ALL_FEATURES & ~HR_CPU_AVXVNNI, "avx2"},
+    {HR_ISA_AVX512, HR_CPUX_ALL, "avx512-vnni"},
+    {HR_ISA_AVX512, HR_CPUX_ALL & ~(HR_CPUX_AVX512VNNI | HR_CPUX_AVXVNNI), "avx512bw"},
+    {HR_ISA_AVX2, HR_CPUX_ALL, "avx-vnni"},
+    {HR_ISA_AVX2, HR_CPUX_ALL & ~HR_CPUX_AVXVNNI, "avx2"},
     {HR_ISA_SCALAR, 0, "scalar"},
 };
 #define NPATHS (int)(sizeof PATHS / sizeof PATHS[0])
