@@ -9,7 +9,7 @@
 import { Device } from "../native/index.ts";
 import { Ops } from "../native/ops.ts";
 import { LlamaModel, attentionWorkspaceBytes } from "../model/llama.ts";
-import { COMPUTE_DTYPE_BYTES, COMPUTE_DTYPE_CODE, resolveComputeDtype, type ComputeDtype, type DtypeFlag } from "../model/dtype.ts";
+import { COMPUTE_DTYPE_BYTES, COMPUTE_DTYPE_CODE, resolveDtypes, type ComputeDtype, type DtypeFlag } from "../model/dtype.ts";
 import { modelNotes, openModel, type OpenedModel } from "../model/load.ts";
 import { uploadWeights, type LoadedWeights } from "../model/upload.ts";
 import { deviceBytes, quantizedTensorBytes } from "../model/weights.ts";
@@ -42,7 +42,8 @@ export interface EngineOptions {
   device: "auto" | "cpu" | "cuda";
   /**
    * Compute dtype of weights, activations and the KV cache (logits stay fp32): auto (default) =
-   * float32 on the CPU backend, bfloat16 on CUDA. bfloat16/float16 on the CPU backend is refused.
+   * float32 on the CPU backend, bfloat16 on CUDA. bfloat16/float16 on the CPU backend store the
+   * matrix weights in 16 bits; activations, norms, biases and the KV cache stay fp32 there.
    */
   dtype?: DtypeFlag;
   /** CPU backend capacity (bytes); null = backend default. */
@@ -149,8 +150,9 @@ export function startEngine(
   let offload: OffloadManager | null = null;
   let decodeGraphs: DecodeGraphs | null = null;
   try {
-    // The compute dtype first: a 16-bit dtype on the CPU backend fails before anything is loaded.
-    const dtype = resolveComputeDtype(opts.dtype, dev.backend);
+    // The dtypes first (a bad flag fails before anything is loaded). On CPU a 16-bit --dtype
+    // stores the matrix weights in 16 bits and computes in fp32 (dtype.ts resolveDtypes).
+    const { compute: dtype, weights: weightDtype } = resolveDtypes(opts.dtype, dev.backend);
     const dtypeBytes = COMPUTE_DTYPE_BYTES[dtype];
     const profiler = new MemoryProfiler(dev);
     const base = profiler.baseline;
@@ -194,6 +196,7 @@ export function startEngine(
       config: cfg,
       backend: (dev.backend === "cuda" ? "cuda" : "cpu") as "cuda" | "cpu",
       computeDtype: dtype,
+      weightDtype,
       deviceMemoryBytes: base.totalBytes,
       freeMemoryBytes: base.freeBytes,
       gpuMemoryUtilization: opts.gpuMemoryUtilization,
@@ -213,7 +216,7 @@ export function startEngine(
     const nOff = placement.layersOffloaded;
     if (nOff > 0 || placement.mode !== "auto") log(`offload: ${placement.reason}`);
     weights = stage(
-      `the model's weights (${fmtBytes(opened.weights.tensors.size ? deviceBytes(opened.weights, dtypeBytes) : 0)}, ${dtype})`,
+      `the model's weights (${fmtBytes(opened.weights.tensors.size ? deviceBytes(opened.weights, dtypeBytes, COMPUTE_DTYPE_BYTES[weightDtype]) : 0)}, ${weightDtype})`,
       "use a device with more memory or offload weights to host memory (--cpu-offload-gb)",
       () =>
         profiler.measureWeights(() => {
@@ -222,7 +225,7 @@ export function startEngine(
           const w = uploadWeights(
             dev,
             opened.weights,
-            nOff > 0 ? { dtype, firstHostLayer: placement.firstOffloadedLayer, onTensor } : { dtype, onTensor },
+            nOff > 0 ? { dtype, weightDtype, firstHostLayer: placement.firstOffloadedLayer, onTensor } : { dtype, weightDtype, onTensor },
           );
           if (nOff > 0) {
             try {
@@ -382,7 +385,7 @@ export function startEngine(
     const startupMs = performance.now() - t0;
     let startupLine =
       `memory: free at start ${fmtBytes(base.freeBytes)} of ${fmtBytes(base.totalBytes)}; requested ${fmtBytes(profile.requestedBytes)} ` +
-      `(utilization ${opts.gpuMemoryUtilization}); weights ${fmtBytes(profile.weightsBytes)} (${dtype}), peak activation ${fmtBytes(profile.peakActivationBytes)}, ` +
+      `(utilization ${opts.gpuMemoryUtilization}); weights ${fmtBytes(profile.weightsBytes)} (${weightDtype}), peak activation ${fmtBytes(profile.peakActivationBytes)}, ` +
       `non-allocator ${fmtBytes(profile.nonAllocatorIncreaseBytes)}, graphs ${fmtBytes(profile.graphBytes)}, allocator slack ${fmtBytes(profile.allocatorSlackBytes)}; ` +
       `KV cache ${fmtBytes(kv.mappedBytes)} = ${kv.numBlocks} blocks × ${opts.blockSize} = ${kv.tokens} tokens, max concurrency ` +
       `${kv.maxConcurrency.toFixed(2)} at ${maxModelLen} tokens; --kv-cache-memory-bytes=${kv.mappedBytes} fits this request, ` +

@@ -7,7 +7,7 @@ import { openModel } from "../model/load.ts";
 import { quantizedTensorBytes } from "../model/weights.ts";
 import type { ModelConfig } from "../model/config.ts";
 import { loadLibrary } from "../native/library.ts";
-import { resolveComputeDtype, type ComputeDtype } from "../model/dtype.ts";
+import { resolveDtypes, type ComputeDtype } from "../model/dtype.ts";
 import { resolveCaptureSizes } from "../engine/graph-runner.ts";
 import { defaultMaxNumBatchedTokens } from "../engine/startup.ts";
 import { defaultServeOptions, type PlanKey, type ServeOptions } from "../options/table.ts";
@@ -97,8 +97,9 @@ export function planFromRequest(req: PlanRequest): PlanResponse {
   const util = req.gpuMemoryUtilization ?? d.gpuMemoryUtilization;
   if (!(util > 0 && util <= 1)) throw new PlanRequestError(`gpu_memory_utilization must be in (0, 1] (got ${util})`);
   let computeDtype: ComputeDtype;
+  let weightDtype: ComputeDtype;
   try {
-    computeDtype = resolveComputeDtype(req.dtype, backend);
+    ({ compute: computeDtype, weights: weightDtype } = resolveDtypes(req.dtype, backend));
   } catch (e) {
     throw new PlanRequestError((e as Error).message);
   }
@@ -117,6 +118,7 @@ export function planFromRequest(req: PlanRequest): PlanResponse {
     config: cfg,
     backend,
     computeDtype,
+    weightDtype,
     deviceMemoryBytes: req.deviceMemoryBytes,
     gpuMemoryUtilization: util,
     maxModelLen,
@@ -166,7 +168,7 @@ export function planTable(r: PlanResponse): string {
       "model",
       `${r.model.name} (${r.model.architecture}, ${r.model.layers} layers, hidden ${r.model.hidden_size}, ${r.model.heads}/${r.model.kv_heads} heads)`,
     ],
-    ["backend / dtype", `${p.backend} / ${p.computeDtype}`],
+    ["backend / dtype", `${p.backend} / ${p.computeDtype}${p.weightDtype !== p.computeDtype ? ` (weights ${p.weightDtype})` : ""}`],
     ["device memory", gib(r.inputs.device_memory_bytes)],
     ["requested (utilization)", `${gib(p.requestedBytes)} (${r.inputs.gpu_memory_utilization})`],
     ["weights", gib(p.weightsBytes)],

@@ -5,7 +5,7 @@
 import { planArena, type BatchLimits } from "../model/arena.ts";
 import type { ModelConfig } from "../model/config.ts";
 import { COMPUTE_DTYPE_BYTES, defaultComputeDtype, type ComputeDtype } from "../model/dtype.ts";
-import { weightLayout } from "../model/weight-layout.ts";
+import { storedWeightBytes, weightLayout } from "../model/weight-layout.ts";
 import { simulateAllocations } from "./allocator-model.ts";
 import { bytesForOneSequence, safetyMarginBytes, sizeKvCache, type KvCacheSpec } from "./kv-sizing.ts";
 
@@ -19,6 +19,11 @@ export interface PlanInput {
    * on CUDA, as the engine's --dtype auto). Logits are fp32 either way.
    */
   computeDtype?: ComputeDtype;
+  /**
+   * Element type of the matrix weights (projections, embedding, LM head); default computeDtype.
+   * 16-bit under fp32 compute on the CPU backend (--dtype bfloat16/float16 there).
+   */
+  weightDtype?: ComputeDtype;
   /** Total device memory (bytes). */
   deviceMemoryBytes: number;
   /** Free device memory at start (default: all of it). */
@@ -81,6 +86,8 @@ export interface MemoryPlan {
   backend: PlanBackend;
   computeDtype: ComputeDtype;
   computeDtypeBytes: number;
+  /** Element type of the matrix weights (= computeDtype except 16-bit weights on CPU). */
+  weightDtype: ComputeDtype;
   /** Allocator bytes of the weight buffers (block sizes, as the allocator counts them). */
   weightsBytes: number;
   weightsPerLayerBytes: number;
@@ -159,6 +166,9 @@ export function stagingSlots(offloaded: number, prefetch: number): number {
 export function planMemory(p: PlanInput): MemoryPlan {
   const computeDtype = p.computeDtype ?? defaultComputeDtype(p.backend);
   const dtypeBytes = COMPUTE_DTYPE_BYTES[computeDtype];
+  const weightDtype = p.weightDtype ?? computeDtype;
+  // Tensors not stored in the compute dtype: quantized ones, and 16-bit matrices on CPU.
+  const stored = storedWeightBytes(p.config, dtypeBytes, COMPUTE_DTYPE_BYTES[weightDtype], p.quantizedBytes);
   const notes: string[] = [];
   const limits = batchLimitsFor(p.maxModelLen, p.maxNumSeqs, p.maxNumBatchedTokens, p.blockSize);
   const arenaRequest = planArena(p.config, limits, dtypeBytes, p.attentionWorkspaceBytes).totalBytes;
@@ -171,10 +181,10 @@ export function planMemory(p: PlanInput): MemoryPlan {
   const granularity = p.backend === "cpu" ? 4096 : 2 * MiB;
   const spec = kvSpecFor(p.config, p.blockSize, dtypeBytes);
   const oneSeq = bytesForOneSequence(spec, granularity, p.maxModelLen);
-  const layerLayoutBytes = L > 0 ? weightLayout(p.config, dtypeBytes, p.quantizedBytes)[1]!.bytes : 0;
+  const layerLayoutBytes = L > 0 ? weightLayout(p.config, dtypeBytes, stored)[1]!.bytes : 0;
   // Footprint (allocator blocks, reserved) with `n` layers offloaded; constrained by free memory.
   const footprint = (n: number, constrained: boolean) => {
-    const sizes = startupAllocations(p.config, dtypeBytes, arenaRequest, n, stagingSlots(n, prefetch), p.quantizedBytes);
+    const sizes = startupAllocations(p.config, dtypeBytes, arenaRequest, n, stagingSlots(n, prefetch), stored);
     try {
       return { fp: simulateAllocations(sizes, constrained ? free : Number.POSITIVE_INFINITY), ok: true };
     } catch {
@@ -205,7 +215,7 @@ export function planMemory(p: PlanInput): MemoryPlan {
     const limit = Math.floor((p.deviceMemoryBytes * o.triggerPercent) / 100);
     const usedAtStart = p.deviceMemoryBytes - free;
     const weightsReserved = (k: number) => {
-      const sizes = startupAllocations(p.config, dtypeBytes, 1, k, stagingSlots(k, prefetch), p.quantizedBytes).slice(0, -1);
+      const sizes = startupAllocations(p.config, dtypeBytes, 1, k, stagingSlots(k, prefetch), stored).slice(0, -1);
       return simulateAllocations(sizes).reserved;
     };
     n = 0;
@@ -256,6 +266,7 @@ export function planMemory(p: PlanInput): MemoryPlan {
     backend: p.backend,
     computeDtype,
     computeDtypeBytes: dtypeBytes,
+    weightDtype,
     weightsBytes: w.total,
     weightsPerLayerBytes: w.perLayer,
     weightsResidentBytes: w.resident,

@@ -125,6 +125,7 @@ export const MemoryPlanSchema = Obj({
   backend: Backend,
   computeDtype: Type.Union([Type.Literal("f32"), Type.Literal("f16"), Type.Literal("bf16")]),
   computeDtypeBytes: Num(),
+  weightDtype: Type.Union([Type.Literal("f32"), Type.Literal("f16"), Type.Literal("bf16")]),
   weightsBytes: Num(),
   weightsPerLayerBytes: Num(),
   weightsResidentBytes: Num(),

@@ -1,6 +1,7 @@
 // The engine's compute dtype: the element type of the device weights, the activation arena's
 // activations and the paged KV cache (logits, RoPE tables and index arrays stay fp32/int32).
-// f32 on the CPU backend (its ops compute in fp32 only), bf16 on CUDA by default, f16 on
+// f32 on the CPU backend (its ops compute in fp32 only; --dtype bfloat16/float16 there stores
+// only the matmul weights in 16 bits, see resolveDtypes), bf16 on CUDA by default, f16 on
 // request. Plus the f32 -> bf16/f16 conversions the weight upload uses: round to nearest,
 // ties to even, NaN kept NaN (quiet), overflow to ±inf, f16 subnormals rounded exactly.
 import { DType, type DTypeCode } from "../native/ops.ts";
@@ -29,20 +30,29 @@ export class ComputeDtypeError extends Error {
 }
 
 /**
- * The compute dtype for `--dtype flag` on `backend` ("cpu" | "cuda"). Throws ComputeDtypeError
- * for a 16-bit dtype on the CPU backend (its ops return HR_E_UNSUPPORTED for anything but fp32).
+ * What `--dtype` sets on a backend: the compute dtype (activations, arena, the default KV cache
+ * element) and the weight dtype (the element type of the matmul weights and embedding / LM-head
+ * tables). On CUDA both are the flag's. On CPU the ops compute in fp32 only, so bfloat16/float16
+ * keep fp32 compute and store just the big matrices in 16 bits (hr_op_*_q with a BF16/F16
+ * weight type, csrc/cpu/matmul_16bit.c); norms, biases and RoPE factors stay fp32.
+ * `auto` on CPU stays float32 (not the checkpoint's dtype as HF's auto would): fp32 weights are
+ * the accurate default and 16-bit weights are an opt-in memory/speed trade.
  */
-export function resolveComputeDtype(flag: DtypeFlag | undefined | null, backend: string): ComputeDtype {
+export interface DtypeChoice {
+  compute: ComputeDtype;
+  weights: ComputeDtype;
+}
+
+export function resolveDtypes(flag: DtypeFlag | undefined | null, backend: string): DtypeChoice {
   const f = flag ?? "auto";
   if (f !== "auto" && !(f in FLAG_DTYPE)) throw new ComputeDtypeError(`--dtype ${String(f)}: expected one of ${DTYPE_FLAGS.join(", ")}`);
   const d = f === "auto" ? defaultComputeDtype(backend) : FLAG_DTYPE[f];
-  if (backend !== "cuda" && d !== "f32") {
-    throw new ComputeDtypeError(
-      `--dtype ${f}: the ${backend} backend computes in float32 only (its ops have no ${f} kernels); ` +
-        `use --dtype auto or --dtype float32, or run on a CUDA device (--device cuda) for ${f}`,
-    );
-  }
-  return d;
+  return backend === "cuda" ? { compute: d, weights: d } : { compute: "f32", weights: d };
+}
+
+/** The compute dtype for `--dtype flag` on `backend` ("cpu" | "cuda"): f32 on CPU whatever the flag. */
+export function resolveComputeDtype(flag: DtypeFlag | undefined | null, backend: string): ComputeDtype {
+  return resolveDtypes(flag, backend).compute;
 }
 
 // ---- f32 -> bf16 / f16 bits

@@ -9,7 +9,7 @@ import type { Device } from "../native/device.ts";
 import { DType, RopeLayout, type Ops, type PagedCache } from "../native/ops.ts";
 import { layerType, layerWindow, type ModelConfig } from "./config.ts";
 import { planArena, type ArenaBuffer, type ArenaLayout, type BatchLimits } from "./arena.ts";
-import { COMPUTE_DTYPE_BYTES, dtypeOfCode, type ComputeDtype } from "./dtype.ts";
+import { COMPUTE_DTYPE_BYTES, COMPUTE_DTYPE_CODE, dtypeOfCode, type ComputeDtype } from "./dtype.ts";
 import { ropeAttentionFactor, ropeInvFreq } from "./rope.ts";
 import { downloadTensor, type LoadedWeights } from "./upload.ts";
 
@@ -125,7 +125,8 @@ export class LlamaModel {
     this.layout = planArena(cfg, limits, COMPUTE_DTYPE_BYTES[this.dtype], attentionWorkspaceBytes(ops, cfg, limits, blockSize));
     const w = (name: string) => weights.get(name).ptr;
     const opt = (name: string) => (weights.tensors.has(name) ? w(name) : 0n);
-    const wt = (name: string) => weights.get(name).quant?.code ?? ops.dtype;
+    // quantized code, or the tensor's own dtype (16-bit matrix weights under fp32 compute on CPU)
+    const wt = (name: string) => weights.get(name).quant?.code ?? COMPUTE_DTYPE_CODE[weights.get(name).dtype];
     for (let i = 0; i < cfg.numLayers; i++) {
       const p = `model.layers.${i}.`;
       this.layers.push({

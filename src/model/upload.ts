@@ -1,5 +1,6 @@
 // Upload a weight set into device memory through the caching allocator, in the engine's compute
-// dtype (dtype.ts: f32 on CPU, bf16/f16 on CUDA). A tensor whose file dtype is the compute
+// dtype (dtype.ts: f32 on CPU, bf16/f16 on CUDA), matrix weights in the weight dtype (16-bit on
+// CPU with --dtype bfloat16/float16). A tensor whose file dtype is the compute
 // dtype goes straight from the mmap view to the device (no JS copy; permuted rows are gathered
 // as raw bytes); F16/BF16 -> f32, f32 -> bf16/f16 (round to nearest even), permuted (GGUF Q/K)
 // and generated tensors are converted in bounded chunks through reusable scratch buffers.
@@ -8,9 +9,10 @@ import type { Device } from "../native/device.ts";
 import type { ModelConfig } from "./config.ts";
 import { COMPUTE_DTYPE_BYTES, f32ToHalfBits, type ComputeDtype } from "./dtype.ts";
 import { dequantizeRow, quantTensorBytes, type QuantType } from "./quant.ts";
-import { weightLayout, type WeightBufferLayout } from "./weight-layout.ts";
+import { storedWeightBytes, weightLayout, type WeightBufferLayout } from "./weight-layout.ts";
 import {
   convertToF32,
+  isMatrixWeight,
   numel,
   quantizedTensorBytes,
   readRowsF32,
@@ -28,7 +30,8 @@ export interface LoadedTensor {
   /** Device address. */
   ptr: bigint;
   shape: number[];
-  /** The compute dtype the tensor was converted to (or, when quantized, the ops' dtype it feeds). */
+  /** The dtype the tensor was converted to: the compute dtype, or the weight dtype for a matrix
+   * weight (16-bit on CPU with --dtype bfloat16/float16); when quantized, the ops' dtype it feeds. */
   dtype: ComputeDtype;
   /** Kept block-quantized (GGUF): the device holds the file's bytes; ops take quant.code as the weight type. */
   quant?: QuantType;
@@ -38,8 +41,10 @@ export interface LoadedTensor {
 
 export interface LoadedWeights {
   config: ModelConfig;
-  /** Element type of every device tensor (the engine's compute dtype). */
+  /** The engine's compute dtype: the element type of every device tensor but the matrix weights. */
   dtype: ComputeDtype;
+  /** Element type of the (unquantized) matrix weights: `dtype`, or 16-bit on CPU (isMatrixWeight). */
+  weightDtype: ComputeDtype;
   tensors: Map<string, LoadedTensor>;
   /**
    * fp32 host copies of the small tensors read on the host (rope_freqs.weight -> inv_freq), so
@@ -66,6 +71,8 @@ export interface LoadedWeights {
 export interface UploadOptions {
   /** Device element type (default f32, the CPU backend's; the engine passes its compute dtype). */
   dtype?: ComputeDtype;
+  /** Element type of the matrix weights (default `dtype`); narrower than `dtype` only on CPU. */
+  weightDtype?: ComputeDtype;
   /** Scratch size for converted chunks (bytes, default 4 MiB). */
   chunkBytes?: number;
   /** Called after each tensor (progress). */
@@ -78,6 +85,8 @@ export function uploadWeights(dev: Device, ws: WeightSet, opts: UploadOptions = 
   const t0 = performance.now();
   const dtype: ComputeDtype = opts.dtype ?? "f32";
   const eb = COMPUTE_DTYPE_BYTES[dtype];
+  const weightDtype: ComputeDtype = opts.weightDtype ?? dtype;
+  const dtypeOf = (t: TensorSource): ComputeDtype => (!t.quant && isMatrixWeight(t.name) ? weightDtype : dtype);
   const chunkBytes = opts.chunkBytes ?? 4 << 20;
   const chunkElems = Math.max(1024, Math.floor(chunkBytes / 4));
   let scratch = new Float32Array(0); // fp32 rows (conversion source)
@@ -111,7 +120,8 @@ export function uploadWeights(dev: Device, ws: WeightSet, opts: UploadOptions = 
     if (host) host.view(hostAt + at, data.byteLength).set(new Uint8Array(data.buffer, data.byteOffset, data.byteLength));
     else dev.copyToDevice(ptr + BigInt(at), data);
   };
-  const copyTensor = (t: TensorSource, ptr: bigint, host: HostBuffer | null, hostAt: number) => {
+  const copyTensor = (t: TensorSource, dtype: ComputeDtype, ptr: bigint, host: HostBuffer | null, hostAt: number) => {
+    const eb = COMPUTE_DTYPE_BYTES[dtype];
     const n = numel(t.shape);
     if (n === 0) return;
     const rl = rowLength(t.shape);
@@ -161,7 +171,8 @@ export function uploadWeights(dev: Device, ws: WeightSet, opts: UploadOptions = 
   };
   try {
     let done = 0;
-    for (const layout of weightLayout(ws.config, eb, quantizedTensorBytes(ws))) {
+    const sizes = storedWeightBytes(ws.config, eb, COMPUTE_DTYPE_BYTES[weightDtype], quantizedTensorBytes(ws));
+    for (const layout of weightLayout(ws.config, eb, sizes)) {
       const host = layout.layer !== null && layout.layer >= firstHost ? HostBuffer.alloc(dev, Math.max(layout.bytes, 1)) : null;
       const base = host ? host.ptr : dev.alloc(Math.max(layout.bytes, 1));
       buffers.push({ ...layout, ptr: base, host });
@@ -169,10 +180,11 @@ export function uploadWeights(dev: Device, ws: WeightSet, opts: UploadOptions = 
         const t = ws.tensors.get(lt.name);
         if (!t) throw new Error(`uploadWeights: tensor "${lt.name}" missing from the weight set`);
         const ptr = base + BigInt(lt.offset);
-        tensors.set(t.name, { ptr, shape: [...t.shape], dtype, ...(t.quant ? { quant: t.quant } : {}), bytes: lt.bytes });
+        const tdt = dtypeOf(t);
+        tensors.set(t.name, { ptr, shape: [...t.shape], dtype: tdt, ...(t.quant ? { quant: t.quant } : {}), bytes: lt.bytes });
         totalBytes += lt.bytes;
         sourceBytes += t.data?.byteLength ?? 0;
-        copyTensor(t, ptr, host, lt.offset);
+        copyTensor(t, tdt, ptr, host, lt.offset);
         if (HOST_F32_TENSORS.includes(t.name)) hostF32.set(t.name, tensorToF32(t));
         opts.onTensor?.(t.name, ++done, ws.tensors.size);
       }
@@ -189,6 +201,7 @@ export function uploadWeights(dev: Device, ws: WeightSet, opts: UploadOptions = 
   return {
     config: ws.config,
     dtype,
+    weightDtype,
     tensors,
     hostF32,
     buffers,

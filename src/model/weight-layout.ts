@@ -3,7 +3,7 @@
 // aligned offsets. Few, large, per-layer allocations make the allocator's footprint exactly
 // predictable (the planner simulates them) and give weight offload one copy per layer.
 import { expectedTensors, type ModelConfig } from "./config.ts";
-import { numel } from "./weights.ts";
+import { isMatrixWeight, numel } from "./weights.ts";
 
 export const WEIGHT_ALIGN = 256;
 
@@ -35,4 +35,21 @@ export function weightLayout(cfg: ModelConfig, elemBytes: number, quantizedBytes
     buf.bytes += Math.ceil(Math.max(bytes, 1) / WEIGHT_ALIGN) * WEIGHT_ALIGN;
   }
   return [resident, ...layers];
+}
+
+/**
+ * Per-tensor byte sizes that differ from numel × compute element size, for weightLayout: the
+ * quantized tensors at their file size, and — when the weight dtype is narrower than the compute
+ * dtype (CPU, --dtype bfloat16/float16) — every other matrix weight at numel × weightElemBytes.
+ */
+export function storedWeightBytes(
+  cfg: ModelConfig,
+  computeElemBytes: number,
+  weightElemBytes: number,
+  quantizedBytes?: ReadonlyMap<string, number>,
+): Map<string, number> {
+  const m = new Map<string, number>(quantizedBytes ?? []);
+  if (weightElemBytes === computeElemBytes) return m;
+  for (const [name, shape] of expectedTensors(cfg)) if (isMatrixWeight(name) && !m.has(name)) m.set(name, numel(shape) * weightElemBytes);
+  return m;
 }

@@ -163,6 +163,15 @@ export function checkTensors(
   }
 }
 
+/**
+ * Tensors that the matmul/logits/embedding ops read through a weight type (the projections and
+ * the embedding / LM-head tables): on the CPU backend with a 16-bit --dtype they are stored in
+ * 16 bits while every other tensor (norms, biases, RoPE factors) stays in the fp32 compute dtype.
+ */
+export function isMatrixWeight(name: string): boolean {
+  return /_proj\.weight$/.test(name) || name === "model.embed_tokens.weight" || name === "lm_head.weight";
+}
+
 /** Bytes the device copy of one tensor takes: the file's bytes when quantized, else numel × compute element size. */
 export function tensorDeviceBytes(t: Pick<TensorSource, "shape" | "quant">, computeBytes: number): number {
   return t.quant ? quantTensorBytes(t.quant, t.shape) : numel(t.shape) * computeBytes;
@@ -175,9 +184,10 @@ export function quantizedTensorBytes(ws: WeightSet): Map<string, number> {
   return m;
 }
 
-/** Bytes the device copy takes in the compute dtype (fp32 on CPU); quantized tensors at their file size. */
-export function deviceBytes(ws: WeightSet, computeBytes = 4): number {
+/** Bytes the device copy takes in the compute dtype (fp32 on CPU), matrix weights in `weightBytes`
+ * per element (2 on CPU with --dtype bfloat16/float16); quantized tensors at their file size. */
+export function deviceBytes(ws: WeightSet, computeBytes = 4, weightBytes = computeBytes): number {
   let n = 0;
-  for (const t of ws.tensors.values()) n += tensorDeviceBytes(t, computeBytes);
+  for (const t of ws.tensors.values()) n += tensorDeviceBytes(t, isMatrixWeight(t.name) ? weightBytes : computeBytes);
   return n;
 }

@@ -97,13 +97,15 @@ describe("planner compute dtype (pure, no device)", () => {
     expect(planMemory(input(SPECS[0]!, { backend: "cpu" })).computeDtype).toBe("f32"); // cpu default
   });
 
-  test("plan requests: dtype flag, cuda default bf16, 16-bit dtype on the cpu backend refused", () => {
+  test("plan requests: dtype flag, cuda default bf16, 16-bit dtype on the cpu backend = 16-bit weights", () => {
     expect(planFromRequest({ model: SPECS[1], deviceMemoryBytes: 8 * GiB }).plan.computeDtype).toBe("bf16");
     expect(planFromRequest({ model: SPECS[1], deviceMemoryBytes: 8 * GiB, dtype: "float16" }).plan.computeDtype).toBe("f16");
     expect(planFromRequest({ model: SPECS[1], backend: "cpu", deviceMemoryBytes: 8 * GiB }).plan.computeDtype).toBe("f32");
-    expect(() => planFromRequest({ model: SPECS[1], backend: "cpu", deviceMemoryBytes: 8 * GiB, dtype: "bfloat16" })).toThrow(
-      /float32 only/,
-    );
+    const cpu = (dtype: "float32" | "bfloat16") => planFromRequest({ model: SPECS[1], backend: "cpu", deviceMemoryBytes: 8 * GiB, dtype }).plan;
+    const [f, b] = [cpu("float32"), cpu("bfloat16")];
+    expect([b.computeDtype, b.weightDtype, f.weightDtype]).toEqual(["f32", "bf16", "f32"]);
+    expect(b.kvBytesPerBlock).toBe(f.kvBytesPerBlock); // the KV cache stays fp32
+    expect(b.weightsBytes).toBeLessThan(f.weightsBytes * 0.55); // the matrices halve, norms stay fp32
   });
 });
 
@@ -118,8 +120,15 @@ try {
 afterAll(() => dev?.close());
 
 describe.skipIf(!dev)("2-byte weights and arena on a fresh caching allocator equal the plan", () => {
-  for (const dtype of ["bf16", "f16"] as const) {
-    test(`${dtype}: allocated and reserved bytes after upload + arena = planner (cuda, computeDtype ${dtype})`, () => {
+  // [backend, compute dtype, weight dtype]: CUDA computes in 16 bits; CPU keeps fp32 compute
+  // with 16-bit matrix weights (--dtype bfloat16/float16 on CPU).
+  for (const [backend, cdt, wdt] of [
+    ["cuda", "bf16", "bf16"],
+    ["cuda", "f16", "f16"],
+    ["cpu", "f32", "bf16"],
+    ["cpu", "f32", "f16"],
+  ] as const) {
+    test(`${backend}, compute ${cdt}, weights ${wdt}: allocated and reserved bytes after upload + arena = planner`, () => {
       const d = dev!;
       d.emptyCache();
       const s0 = d.stats();
@@ -141,16 +150,16 @@ describe.skipIf(!dev)("2-byte weights and arena on a fresh caching allocator equ
         "ws",
       );
       const plan = planMemory({
-        ...input(SPECS[1]!, { computeDtype: dtype }),
+        ...input(SPECS[1]!, { backend, computeDtype: cdt, weightDtype: wdt }),
         deviceMemoryBytes: 512 * MiB,
         maxModelLen: 512,
         maxNumSeqs: 8,
         maxNumBatchedTokens: 256,
         attentionWorkspaceBytes: Number(out[0]),
       });
-      const w = uploadWeights(d, ws, { dtype });
+      const w = uploadWeights(d, ws, { dtype: cdt, weightDtype: wdt });
       const afterWeights = d.stats().allocatedBytes.current;
-      const arena = d.alloc(planArena(ws.config, limits, 2, Number(out[0])).totalBytes);
+      const arena = d.alloc(planArena(ws.config, limits, cdt === "f32" ? 4 : 2, Number(out[0])).totalBytes);
       try {
         const s = d.stats();
         expect(afterWeights).toBe(plan.weightsBytes);

@@ -2,11 +2,19 @@
 // bit for bit against independent references (bf16: nearest of the two neighbours in float64;
 // f16: the runtime's Float16Array), uploads in bf16/f16 read back bit-exact, 16-bit sources of
 // the compute dtype copied straight from the file bytes (NaN payloads kept, row permutation
-// applied), and a CPU start-up with a 16-bit dtype refused.
+// applied), and a CPU start-up with a 16-bit dtype: 16-bit matrix weights under fp32 compute.
 import { afterAll, describe, expect, test } from "bun:test";
 
 import { startEngine, type EngineOptions } from "../../src/engine/startup.ts";
-import { ComputeDtypeError, f32BitsToBf16, f32BitsToF16, f32ToHalfBits, resolveComputeDtype } from "../../src/model/dtype.ts";
+import {
+  ComputeDtypeError,
+  f32BitsToBf16,
+  f32BitsToF16,
+  f32ToHalfBits,
+  resolveComputeDtype,
+  resolveDtypes,
+  type DtypeFlag,
+} from "../../src/model/dtype.ts";
 import { planArena } from "../../src/model/arena.ts";
 import { LlamaModel } from "../../src/model/llama.ts";
 import { openModel } from "../../src/model/load.ts";
@@ -244,13 +252,17 @@ describe.skipIf(!dev)("upload in the compute dtype (CPU device memory)", () => {
 });
 
 describe("--dtype on the CPU backend", () => {
-  test("resolution: auto = f32 on CPU and bf16 on CUDA; a 16-bit dtype on CPU is refused by name", () => {
+  test("resolution: auto = f32 on CPU and bf16 on CUDA; a 16-bit dtype on CPU = 16-bit weights, fp32 compute", () => {
     expect(resolveComputeDtype("auto", "cpu")).toBe("f32");
+    expect(resolveDtypes("auto", "cpu")).toEqual({ compute: "f32", weights: "f32" });
+    expect(resolveDtypes("bfloat16", "cpu")).toEqual({ compute: "f32", weights: "bf16" });
+    expect(resolveDtypes("float16", "cpu")).toEqual({ compute: "f32", weights: "f16" });
+    expect(resolveDtypes("float16", "cuda")).toEqual({ compute: "f16", weights: "f16" });
+    expect(() => resolveDtypes("fp8" as DtypeFlag, "cpu")).toThrow(ComputeDtypeError);
     expect(resolveComputeDtype(undefined, "cuda")).toBe("bf16");
     expect(resolveComputeDtype("float16", "cuda")).toBe("f16");
     expect(resolveComputeDtype("float32", "cuda")).toBe("f32");
-    expect(() => resolveComputeDtype("bfloat16", "cpu")).toThrow(ComputeDtypeError);
-    expect(() => resolveComputeDtype("float16", "cpu")).toThrow(/--dtype float16: the cpu backend computes in float32 only/);
+    expect(resolveComputeDtype("bfloat16", "cpu")).toBe("f32");
     expect(parseServeOptions(["--dtype", "bfloat16"], {}).dtype).toBe("bfloat16");
     expect(parseServeOptions([], { HEADROOM_DTYPE: "float16" }).dtype).toBe("float16");
     expect(parseServeOptions([], {}).dtype).toBe("auto");
@@ -274,25 +286,27 @@ describe("--dtype on the CPU backend", () => {
     ...over,
   });
 
-  test.skipIf(!dev)("start-up with --dtype bfloat16 / float16 fails before loading anything; float32 and auto start in f32", () => {
-    for (const dtype of ["bfloat16", "float16"] as const) {
-      let err: unknown;
-      try {
-        startEngine(options({ dtype })).close();
-      } catch (e) {
-        err = e;
-      }
-      expect(err).toBeInstanceOf(ComputeDtypeError);
-      expect((err as Error).message).toContain(`--dtype ${dtype}: the cpu backend computes in float32 only`);
-    }
-    for (const dtype of ["float32", "auto"] as const) {
-      const s = startEngine(options({ dtype }));
+  test.skipIf(!dev)("start-up: bfloat16 / float16 store matrix weights in 16 bits (fp32 compute, KV, norms); plan = measurement", () => {
+    for (const [flag, wdt] of [
+      ["float32", "f32"],
+      ["auto", "f32"],
+      ["bfloat16", "bf16"],
+      ["float16", "f16"],
+    ] as const) {
+      const s = startEngine(options({ dtype: flag }));
       try {
         expect(s.dtype).toBe("f32");
         expect(s.weights.dtype).toBe("f32");
+        expect(s.weights.weightDtype).toBe(wdt);
+        expect(s.weights.get("model.layers.0.self_attn.q_proj.weight").dtype).toBe(wdt);
+        expect(s.weights.get("model.embed_tokens.weight").dtype).toBe(wdt);
+        expect(s.weights.get("model.layers.0.input_layernorm.weight").dtype).toBe("f32");
+        expect(s.weights.get("model.norm.weight").dtype).toBe("f32");
         expect(s.kvSpec.dtypeBytes).toBe(4);
         expect(s.plan.computeDtype).toBe("f32");
+        expect(s.plan.weightDtype).toBe(wdt);
         expect(s.planMismatches).toEqual([]);
+        expect(s.plan.weightsBytes).toBe(s.profile.weightsBytes);
       } finally {
         s.close();
       }
