@@ -151,7 +151,7 @@ export const OPTIONS = {
     default: "auto",
     engine: true,
     plan: true,
-    help: "compute dtype of weights, activations and KV cache (logits stay float32); auto = float32 on CPU, bfloat16 on CUDA; the CPU backend supports float32 only",
+    help: "compute dtype of weights, activations and KV cache (logits stay float32); auto = float32 on CPU, bfloat16 on CUDA; on CPU bfloat16/float16 store only the matrix weights in 16 bits (activations, norms and KV stay float32)",
   },
   deviceMemory: {
     flag: "device-memory",

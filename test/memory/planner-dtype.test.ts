@@ -101,7 +101,8 @@ describe("planner compute dtype (pure, no device)", () => {
     expect(planFromRequest({ model: SPECS[1], deviceMemoryBytes: 8 * GiB }).plan.computeDtype).toBe("bf16");
     expect(planFromRequest({ model: SPECS[1], deviceMemoryBytes: 8 * GiB, dtype: "float16" }).plan.computeDtype).toBe("f16");
     expect(planFromRequest({ model: SPECS[1], backend: "cpu", deviceMemoryBytes: 8 * GiB }).plan.computeDtype).toBe("f32");
-    const cpu = (dtype: "float32" | "bfloat16") => planFromRequest({ model: SPECS[1], backend: "cpu", deviceMemoryBytes: 8 * GiB, dtype }).plan;
+    const cpu = (dtype: "float32" | "bfloat16") =>
+      planFromRequest({ model: SPECS[1], backend: "cpu", deviceMemoryBytes: 8 * GiB, dtype }).plan;
     const [f, b] = [cpu("float32"), cpu("bfloat16")];
     expect([b.computeDtype, b.weightDtype, f.weightDtype]).toEqual(["f32", "bf16", "f32"]);
     expect(b.kvBytesPerBlock).toBe(f.kvBytesPerBlock); // the KV cache stays fp32
