@@ -16,6 +16,7 @@ import { join } from "node:path";
 
 import { startEngine, type StartedEngine } from "../../src/engine/startup.ts";
 import type { DtypeFlag } from "../../src/model/dtype.ts";
+import { downloadTensorBits } from "../../src/model/upload.ts";
 import { engineOptions } from "../engine/engine-helpers.ts";
 import { CASES } from "../oracle/cases.ts";
 import { writeTinyModel } from "../util/tiny-models.ts";
@@ -185,5 +186,27 @@ describe.skipIf(!HAVE_MODELS || !MISTRAL)("16-bit weights on the CPU backend vs 
         started.splice(started.indexOf(s), 1);
       }
     }, 120_000);
+  }
+
+  for (const [flag, name] of [
+    ["bfloat16", "Llama, BF16 weights"],
+    ["float16", "Llama, F16 weights"],
+  ] as const) {
+    test(`--dtype ${flag} on a ${name.split(", ")[1]} GGUF: matrix weights are the file's bytes, norms widened to fp32`, () => {
+      const c = CASES.find((x) => x.name.startsWith(name));
+      if (!c || !("spec" in c.source)) throw new Error(`oracle case "${name}" not found`);
+      const path = join(dir, `${flag}.gguf`);
+      writeTinyModel(path, c.source.spec);
+      const s = start(path, flag);
+      const file = s.opened.weights.tensors.get("model.layers.0.mlp.down_proj.weight")!;
+      const dev = s.weights.get("model.layers.0.mlp.down_proj.weight");
+      expect(file.dtype).toBe(s.weights.weightDtype);
+      expect(dev.bytes).toBe(file.data!.byteLength);
+      expect(Buffer.from(downloadTensorBits(s.dev, dev)).equals(Buffer.from(file.data!))).toBe(true);
+      expect(s.weights.get("model.norm.weight").dtype).toBe("f32");
+      expect(s.planMismatches).toEqual([]);
+      s.close();
+      started.splice(started.indexOf(s), 1);
+    });
   }
 });
