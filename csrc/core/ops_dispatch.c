@@ -561,13 +561,28 @@ int hr_op_attention_decode(uint64_t dev, int64_t dtype, uint64_t out, uint64_t q
   TRY(need_ptr(CALL, "seq_lens", seq_lens));
   TRY(check_attn_shapes(CALL, num_seqs, num_q_heads, num_kv_heads, head_dim, num_blocks, block_size, max_blocks_per_seq,
                         scale));
-  if (partition_size < 0 || (partition_size > 0 && partition_size % block_size != 0))
-    return hr_fail(HR_E_INVALID, "%s: partition_size must be 0 or a positive multiple of block_size=%lld (got %lld)",
+  const int planned = partition_size == HR_DECODE_PLANNED;
+  if (!planned && (partition_size < 0 || (partition_size > 0 && partition_size % block_size != 0)))
+    return hr_fail(HR_E_INVALID,
+                   "%s: partition_size must be HR_DECODE_PLANNED (-1), 0 or a positive multiple of block_size=%lld "
+                   "(got %lld)",
                    CALL, (long long)block_size, (long long)partition_size);
   TRY(need_stride(CALL, "q_stride", q_stride, num_q_heads * head_dim));
-  uint64_t need =
-      hr_attn_decode_workspace(num_seqs, num_q_heads, head_dim, max_blocks_per_seq, block_size, partition_size);
-  TRY(need_workspace_size(CALL, need, num_seqs, num_q_heads, head_dim, max_blocks_per_seq, block_size, partition_size));
+  uint64_t need = 0;
+  if (planned) {
+    TRY(hr_attention_decode_workspace_bytes(num_seqs, num_q_heads, num_kv_heads, head_dim, block_size,
+                                            max_blocks_per_seq, &need));
+    if (workspace == 0 || workspace_bytes < need)
+      return hr_fail(HR_E_INVALID,
+                     "%s: planned decode needs the plan's workspace: %llu bytes at 0x%llx, "
+                     "hr_attention_decode_workspace_bytes gives %llu",
+                     CALL, (hr_ull)workspace_bytes, (hr_ull)workspace, (hr_ull)need);
+    need = 0; /* checked above */
+  } else {
+    need = hr_attn_decode_workspace(num_seqs, num_q_heads, head_dim, max_blocks_per_seq, block_size, partition_size);
+    TRY(need_workspace_size(CALL, need, num_seqs, num_q_heads, head_dim, max_blocks_per_seq, block_size,
+                            partition_size));
+  }
   if (need > 0 && (workspace == 0 || workspace_bytes < need))
     return hr_fail(HR_E_INVALID,
                    "%s: workspace of %llu bytes at 0x%llx is too small: %llu bytes needed for num_seqs=%lld "
@@ -592,7 +607,8 @@ int hr_op_attention_decode(uint64_t dev, int64_t dtype, uint64_t out, uint64_t q
   a[HR_A_DEC_NBLOCKS] = num_blocks;
   a[HR_A_DEC_BS] = block_size;
   a[HR_A_DEC_MAXBLOCKS] = max_blocks_per_seq;
-  a[HR_A_DEC_PART] = hr_attn_partition_tokens(max_blocks_per_seq, block_size, partition_size);
+  a[HR_A_DEC_PART] = hr_attn_partition_tokens(max_blocks_per_seq, block_size, planned ? 0 : partition_size);
+  a[HR_A_DEC_PLANNED] = planned;
   a[HR_A_DEC_SCALE] = hr_f64_bits(scale);
   a[HR_A_DEC_QSTRIDE] = q_stride ? q_stride : num_q_heads * head_dim;
   a[HR_A_DEC_WINDOW] = window;

@@ -163,6 +163,8 @@ enum {
   HR_A_DEC_KVDTYPE,
   HR_A_DEC_KSCALE,
   HR_A_DEC_VSCALE,
+  HR_A_DEC_PLANNED, /* 1: partitions from the plan at the head of the workspace (core/attn_plan.h);
+                       HR_A_DEC_PART is then the whole context (backends that ignore the plan) */
   HR_A_DEC_N
 };
 enum {

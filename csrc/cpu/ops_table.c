@@ -12,7 +12,7 @@ int hr_cpu_exec_rope(hr_instance *inst, const int64_t *a);          /* ops_basic
 int hr_cpu_exec_matmul(hr_instance *inst, const int64_t *a);        /* ops_basic.c */
 int hr_cpu_exec_silu_mul(hr_instance *inst, const int64_t *a);      /* ops_basic.c */
 int hr_cpu_exec_kv_write(hr_instance *inst, const int64_t *a);      /* ops_basic.c */
-int hr_cpu_exec_attn_decode(hr_instance *inst, const int64_t *a);   /* ops_attention.c */
+int hr_cpu_exec_attn_decode_planned(hr_instance *inst, const int64_t *a); /* attn_plan.c */
 int hr_cpu_exec_attn_prefill(hr_instance *inst, const int64_t *a);  /* ops_attention.c */
 int hr_cpu_exec_sample(hr_instance *inst, const int64_t *a);        /* ops_sample.c */
 int hr_cpu_exec_gelu_mul(hr_instance *inst, const int64_t *a);      /* ops_basic.c */
@@ -27,7 +27,7 @@ const hr_op_exec_fn hrb_op_executors[HR_OPK_COUNT] = {
     [HR_OPK_MATMUL] = hr_cpu_exec_matmul,
     [HR_OPK_SILU_MUL] = hr_cpu_exec_silu_mul,
     [HR_OPK_KV_WRITE] = hr_cpu_exec_kv_write,
-    [HR_OPK_ATTN_DECODE] = hr_cpu_exec_attn_decode,
+    [HR_OPK_ATTN_DECODE] = hr_cpu_exec_attn_decode_planned,
     [HR_OPK_ATTN_PREFILL] = hr_cpu_exec_attn_prefill,
     [HR_OPK_SAMPLE] = hr_cpu_exec_sample,
     [HR_OPK_GELU_MUL] = hr_cpu_exec_gelu_mul,

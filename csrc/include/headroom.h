@@ -349,12 +349,57 @@ HR_API int hr_op_kv_write(uint64_t dev, int64_t dtype, uint64_t k_cache, uint64_
  * partition_size tokens (a multiple of block_size; 0 = no split), processed in parallel,
  * then reduced. When more than one partition is possible, `workspace` must hold
  * hr_paged_attention_workspace_bytes(...) bytes (device memory; contents scratch).
+ * partition_size = HR_DECODE_PLANNED: the partitions come from the plan at the head of
+ * `workspace` (hr_attention_decode_plan above), which must hold
+ * hr_attention_decode_workspace_bytes(...) bytes; this is what the engine uses.
  * window: sliding-window attention (Mistral v0.1, Qwen2, Gemma 2/3 local layers): the query
  * at position p sees keys p - window < t <= p; 0 = full causal attention. Blocks before the
  * window are not read (their block-table entries must still be valid ids).
  * softcap: attention logit soft-capping (Gemma 2): score = softcap * tanh(scale q.k / softcap);
  * 0 = off. Both apply to decode and prefill alike.
  */
+/*
+ * Decode-attention plan (FlashInfer's plan/run split). Once per step, on the host, before the
+ * step's decode attention ops (and before replaying a captured graph that holds them):
+ *
+ *   hr_attention_decode_plan(dev, seq_lens_host, num_seqs, ..., workspace, workspace_bytes, info)
+ *
+ * reads the batch's real context lengths (a host int32 array with the values the device
+ * seq_lens buffer holds), chooses split-K partitions for them and writes the plan into the
+ * head of `workspace` (a synchronous copy: HR_E_STATE while the instance captures). The op then
+ * runs with partition_size = HR_DECODE_PLANNED and the same workspace: every attention layer of
+ * the step reads the plan, so a captured graph replays whatever plan was written last. The
+ * workspace holds the plan and the split-K partials; its size,
+ * hr_attention_decode_workspace_bytes, depends on the batch size and head shape only, not on
+ * max_model_len: the plan never makes more than 4096 / (num_kv_heads * ceil(group / 8))
+ * (sequence, partition) pairs that need the reduction (HR_DECODE_MAX_WORK), and it chooses a
+ * partition length (a multiple of block_size) that balances the longest partition against
+ * the backend's CTAs per wave (CUDA: occupancy x SMs of the kernel variant, queried once per
+ * device; CPU: HR_DECODE_MAX_WORK). partition_size > 0 forces that length instead
+ * (HR_E_INVALID if it would exceed the bound); 0 = choose. Sliding windows are not part of
+ * the plan (one plan serves every layer): partitions wholly before a layer's window are
+ * skipped by its kernel. A seq_len outside 1..max_blocks_per_seq*block_size is planned as one
+ * partition (the op then writes NaN for it, as for any bad index).
+ * The op checks the plan against its own arguments and the device seq_lens: a plan made for
+ * other shapes or other lengths gives NaN outputs on CUDA and HR_E_INVALID on CPU. The CPU
+ * backend checks the plan and computes without split (its threads take sequences x heads).
+ * info_out (nullable): HR_DPLAN_INFO_COUNT values, see below.
+ */
+#define HR_DECODE_PLANNED (-1)
+#define HR_DECODE_MAX_WORK 4096
+#define HR_DPLAN_INFO_PARTITION 0 /* partition length in tokens */
+#define HR_DPLAN_INFO_PAIRS 1     /* (sequence, partition) pairs */
+#define HR_DPLAN_INFO_WS_PAIRS 2  /* pairs that go through the workspace (split sequences) */
+#define HR_DPLAN_INFO_CTAS 3      /* the backend's CTAs per wave the plan aimed at */
+#define HR_DPLAN_INFO_COUNT 4
+HR_API int hr_attention_decode_workspace_bytes(int64_t num_seqs, int64_t num_q_heads, int64_t num_kv_heads,
+                                               int64_t head_dim, int64_t block_size, int64_t max_blocks_per_seq,
+                                               uint64_t *bytes_out);
+HR_API int hr_attention_decode_plan(uint64_t dev, const int32_t *seq_lens, int64_t num_seqs, int64_t num_q_heads,
+                                    int64_t num_kv_heads, int64_t head_dim, int64_t block_size,
+                                    int64_t max_blocks_per_seq, int64_t dtype, int64_t kv_dtype,
+                                    int64_t partition_size, uint64_t workspace, uint64_t workspace_bytes,
+                                    int64_t *info_out);
 HR_API int hr_paged_attention_workspace_bytes(int64_t dtype, int64_t num_seqs, int64_t num_q_heads, int64_t head_dim,
                                               int64_t max_blocks_per_seq, int64_t block_size, int64_t partition_size,
                                               uint64_t *bytes_out);

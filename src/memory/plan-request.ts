@@ -1,7 +1,6 @@
 // One entry point for "what if" memory plans: a model (path, synthetic spec or an HF
 // config.json object) plus serving limits → MemoryPlan. Backs `headroom plan` and
 // POST /v1/memory/plan.
-import { DECODE_PARTITION_SIZE } from "../model/llama.ts";
 import { parseHfConfig } from "../model/hf-config.ts";
 import { openModel } from "../model/load.ts";
 import { quantizedTensorBytes } from "../model/weights.ts";
@@ -70,17 +69,8 @@ function workspaceBytes(cfg: ModelConfig, maxSeqs: number, maxBlocksPerSeq: numb
   const lib = loadLibrary("cpu");
   const out = new BigUint64Array(1);
   lib.check(
-    lib.sym.hr_paged_attention_workspace_bytes(
-      0,
-      maxSeqs,
-      cfg.numHeads,
-      cfg.headDim,
-      maxBlocksPerSeq,
-      blockSize,
-      DECODE_PARTITION_SIZE,
-      out,
-    ),
-    "hr_paged_attention_workspace_bytes",
+    lib.sym.hr_attention_decode_workspace_bytes(maxSeqs, cfg.numHeads, cfg.numKvHeads, cfg.headDim, blockSize, maxBlocksPerSeq, out),
+    "hr_attention_decode_workspace_bytes",
   );
   return Number(out[0]);
 }

@@ -6,15 +6,12 @@
 // ([num_blocks, block_size, num_kv_heads, head_dim] per layer, K and V). One call runs one
 // scheduler step: any mix of prefill chunks and decodes, flattened to T tokens.
 import type { Device } from "../native/device.ts";
-import { DType, RopeLayout, type Ops, type PagedCache } from "../native/ops.ts";
+import { DECODE_PLANNED, DType, RopeLayout, type DecodePlanInfo, type Ops, type PagedCache } from "../native/ops.ts";
 import { layerType, layerWindow, type ModelConfig } from "./config.ts";
 import { planArena, type ArenaBuffer, type ArenaLayout, type BatchLimits } from "./arena.ts";
 import { COMPUTE_DTYPE_BYTES, COMPUTE_DTYPE_CODE, dtypeOfCode, type ComputeDtype } from "./dtype.ts";
 import { ropeAttentionFactor, ropeInvFreq } from "./rope.ts";
 import { downloadTensor, type LoadedWeights } from "./upload.ts";
-
-/** Split-K partition of decode attention (tokens); a multiple of every supported block size. */
-export const DECODE_PARTITION_SIZE = 512;
 
 interface LayerWeights {
   inputNorm: bigint;
@@ -85,12 +82,17 @@ export interface StepInputs {
 }
 
 /**
- * Decode-attention workspace for the largest decode batch. The split-K partials are fp32
- * whatever the compute dtype (hr_paged_attention_workspace_bytes takes the dtype but its size
- * does not depend on it), so the planner may use the same figure for every dtype.
+ * Decode-attention workspace for the largest decode batch: the step's plan and the split-K
+ * partials it bounds (hr_attention_decode_workspace_bytes: batch size and head shape only, not
+ * max_model_len; fp32 partials whatever the dtypes, so the planner uses the same figure).
  */
 export function attentionWorkspaceBytes(ops: Ops, cfg: ModelConfig, limits: BatchLimits, blockSize: number): number {
-  return ops.decodeWorkspaceBytes(limits.maxSeqs, cfg.numHeads, cfg.headDim, limits.maxBlocksPerSeq, blockSize, DECODE_PARTITION_SIZE);
+  return ops.decodePlanWorkspaceBytes(
+    limits.maxSeqs,
+    cfg.numHeads,
+    { numKvHeads: cfg.numKvHeads, headDim: cfg.headDim, blockSize },
+    limits.maxBlocksPerSeq,
+  );
 }
 
 export class LlamaModel {
@@ -249,7 +251,31 @@ export class LlamaModel {
     this.dev.copyToDevice(this.buf("seqLens"), inp.seqLens);
     this.dev.copyToDevice(this.buf("blockTables"), inp.blockTables);
     this.dev.copyToDevice(this.buf("logitsIndices"), inp.logitsIndices);
+    if (inp.decodeOnly) this.planDecode(inp.seqLens);
   }
+
+  /**
+   * The step's decode-attention plan (partitions from the real context lengths), written into
+   * the head of the workspace; every layer's decode attention, and a replayed graph, reads it.
+   */
+  private planDecode(seqLens: Int32Array): void {
+    const { cfg } = this;
+    const c: PagedCache = this.kv
+      ? this.cache(0)
+      : { kCache: 0n, vCache: 0n, numBlocks: 1, blockSize: this.blockSize, numKvHeads: cfg.numKvHeads, headDim: cfg.headDim };
+    this.lastDecodePlan = this.ops.decodePlan(
+      seqLens,
+      seqLens.length,
+      cfg.numHeads,
+      c,
+      this.limits.maxBlocksPerSeq,
+      this.buf("workspace"),
+      this.layout.bytes.workspace,
+    );
+  }
+
+  /** What the last decode plan chose (bench and tests read it). */
+  lastDecodePlan: DecodePlanInfo | null = null;
 
   /**
    * One forward pass over the staged step; logits rows land in the arena's "logits" buffer
@@ -312,7 +338,7 @@ export class LlamaModel {
           numSeqs,
           cfg.numHeads,
           maxBlocks,
-          DECODE_PARTITION_SIZE,
+          DECODE_PLANNED,
           scale,
           0,
           window,

@@ -24,6 +24,21 @@ export interface PagedCache {
   vScale?: number;
 }
 
+/** partition_size of a planned decode (headroom.h HR_DECODE_PLANNED): partitions come from the plan. */
+export const DECODE_PLANNED = -1;
+
+/** What hr_attention_decode_plan chose (HR_DPLAN_INFO_*). */
+export interface DecodePlanInfo {
+  /** Partition length in tokens. */
+  partition: number;
+  /** (sequence, partition) pairs. */
+  pairs: number;
+  /** Pairs of split sequences (they go through the workspace and the reduction). */
+  workspacePairs: number;
+  /** CTAs per wave of the device the plan aimed at. */
+  ctas: number;
+}
+
 export class Ops {
   private readonly h: bigint;
   private readonly s;
@@ -191,6 +206,58 @@ export class Ops {
     );
     return Number(this.out64[0]);
   }
+
+  /**
+   * Workspace of planned decode attention (plan + split-K partials): depends on the batch size
+   * and head shape only, never on max_model_len.
+   */
+  decodePlanWorkspaceBytes(numSeqs: number, numQHeads: number, c: Pick<PagedCache, "numKvHeads" | "headDim" | "blockSize">, maxBlocksPerSeq: number): number {
+    this.check(
+      this.s.hr_attention_decode_workspace_bytes(numSeqs, numQHeads, c.numKvHeads, c.headDim, c.blockSize, maxBlocksPerSeq, this.out64),
+      "hr_attention_decode_workspace_bytes",
+    );
+    return Number(this.out64[0]);
+  }
+
+  /**
+   * Plans the step's decode attention from the host copy of seq_lens (the values staged into the
+   * device seq_lens) and writes the plan into the head of `workspace` (a synchronous copy; not
+   * during graph capture). partitionSize 0 = choose; > 0 forces it (tests).
+   */
+  decodePlan(
+    seqLens: Int32Array,
+    numSeqs: number,
+    numQHeads: number,
+    c: PagedCache,
+    maxBlocksPerSeq: number,
+    workspace: bigint,
+    workspaceBytes: number,
+    partitionSize = 0,
+  ): DecodePlanInfo {
+    if (seqLens.length < numSeqs) throw new RangeError(`decodePlan: ${seqLens.length} seq_lens for ${numSeqs} sequences`);
+    const info = this.planInfo;
+    this.check(
+      this.s.hr_attention_decode_plan(
+        this.h,
+        seqLens,
+        numSeqs,
+        numQHeads,
+        c.numKvHeads,
+        c.headDim,
+        c.blockSize,
+        maxBlocksPerSeq,
+        this.dtype,
+        c.kvDtype ?? this.dtype,
+        partitionSize,
+        workspace,
+        workspaceBytes,
+        info,
+      ),
+      "hr_attention_decode_plan",
+    );
+    return { partition: Number(info[0]), pairs: Number(info[1]), workspacePairs: Number(info[2]), ctas: Number(info[3]) };
+  }
+  private readonly planInfo = new BigInt64Array(4);
 
   attentionDecode(
     out: bigint,

@@ -67,6 +67,8 @@ export const symbols = {
   hr_op_softcap: { args: [u64, i64, u64, i64, f64], returns: i32 },
   hr_op_kv_write: { args: [u64, i64, u64, u64, u64, u64, u64, i64, i64, i64, i64, i64, i64, i64, f64, f64], returns: i32 },
   hr_paged_attention_workspace_bytes: { args: [i64, i64, i64, i64, i64, i64, i64, ptr], returns: i32 },
+  hr_attention_decode_workspace_bytes: { args: [i64, i64, i64, i64, i64, i64, ptr], returns: i32 },
+  hr_attention_decode_plan: { args: [u64, ptr, i64, i64, i64, i64, i64, i64, i64, i64, i64, u64, u64, ptr], returns: i32 },
   hr_op_attention_decode: {
     args: [u64, i64, u64, u64, u64, u64, u64, u64, u64, u64, i64, i64, i64, i64, i64, i64, i64, i64, f64, i64, i64, f64, i64, f64, f64],
     returns: i32,

@@ -6,7 +6,6 @@
 import { afterAll, describe, expect, test } from "bun:test";
 
 import { planArena } from "../../src/model/arena.ts";
-import { DECODE_PARTITION_SIZE } from "../../src/model/llama.ts";
 import { openModel } from "../../src/model/load.ts";
 import { uploadWeights } from "../../src/model/upload.ts";
 import { weightLayout } from "../../src/model/weight-layout.ts";
@@ -138,14 +137,13 @@ describe.skipIf(!dev)("2-byte weights and arena on a fresh caching allocator equ
       const limits = batchLimitsFor(512, 8, 256, 16);
       const out = new BigUint64Array(1);
       d.lib.check(
-        d.lib.sym.hr_paged_attention_workspace_bytes(
-          2,
+        d.lib.sym.hr_attention_decode_workspace_bytes(
           limits.maxSeqs,
           ws.config.numHeads,
+          ws.config.numKvHeads,
           ws.config.headDim,
-          limits.maxBlocksPerSeq,
           16,
-          DECODE_PARTITION_SIZE,
+          limits.maxBlocksPerSeq,
           out,
         ),
         "ws",
