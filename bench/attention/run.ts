@@ -2,17 +2,26 @@
 // measured in the same run, plus the decode step of a synthetic Llama-8B-shaped layer stack.
 //
 //   bun bench/attention/run.ts [--batches 1,16,64,256] [--contexts 512,2048,8192,32768]
-//                              [--iters 30] [--partition 512] [--no-e2e] [--out bench/out/attention.json]
+//                              [--max-model-len 131072] [--iters 30] [--partition 512]
+//                              [--peak-tflops 989] [--no-e2e] [--out bench/out/attention.json]
 //   bun bench/attention/run.ts --device cpu --small    plumbing smoke test on the CPU backend
 //
 // Attention: bf16, 32 query heads / 8 KV heads, head_dim 128, block_size 16, random block
-// tables (pages in shuffled order). Achieved bandwidth = bytes of K/V (context tokens x 8 heads
+// tables (pages in shuffled order) as wide as the engine's at --max-model-len (max_blocks_per_seq
+// = 8192 at 128k, whatever the context). Decode runs as the engine runs it: planned
+// (hr_attention_decode_plan once per call set, then the op with HR_DECODE_PLANNED); the old
+// fixed-partition path (--partition tokens, grid and workspace by max_blocks_per_seq) runs in
+// the same process as the baseline. Achieved bandwidth = bytes of K/V (context tokens x 8 heads
 // x 128 x 2 B, K and V) + queries, each read once, / kernel time (decode + split-K reduction,
 // one hr_op_attention_decode call timed with CUDA events, median of --iters runs). Inputs are
 // rotated over as many copies as needed to touch >= 512 MiB between reuses, so L2 (40-50 MB)
 // holds none of it. Copy bandwidth: hr_memcpy_async D2D of 1 GiB on the same stream, counted
 // as bytes read + written / time (the DRAM traffic), median of 10. Target (issue 7): attention
 // >= 80 % of the copy bandwidth at batch >= 16 and context >= 2k.
+//
+// Prefill attention: one sequence of --prefill-tokens new tokens (no cached prefix), same heads;
+// FLOPs = 4 x heads x head_dim x (causal pairs T (T + 1) / 2), reported as TFLOP/s and as a
+// fraction of --peak-tflops (dense bf16 of the GPU by its datasheet: H100/H200 SXM 989).
 //
 // E2E: one decode step (embedding, 32 x [rms_norm, qkv matmul, rope, kv_write, decode
 // attention, o matmul, fused-residual rms_norm, gate_up matmul, silu_mul, down matmul], final
@@ -24,11 +33,12 @@
 // Without a GPU: prints "skipped: no GPU" and exits 0.
 import { dlopen } from "bun:ffi";
 import { mkdirSync, writeFileSync } from "node:fs";
+import { loadavg } from "node:os";
 import { dirname } from "node:path";
 
 import { Device } from "../../src/native/device.ts";
 import { libraryPath } from "../../src/native/library.ts";
-import { DType, Ops, RopeLayout, type DTypeCode, type PagedCache } from "../../src/native/ops.ts";
+import { DECODE_PLANNED, DType, Ops, RopeLayout, type DecodePlanInfo, type DTypeCode, type PagedCache } from "../../src/native/ops.ts";
 import { cudaExtraSymbols } from "../../src/native/symbols.ts";
 
 const args = process.argv.slice(2);
@@ -49,6 +59,11 @@ const ITERS = Number(opt("iters", small ? "3" : "30"));
 const PART = Number(opt("partition", small ? "32" : "512"));
 const OUT = opt("out", small ? "bench/out/attention-smoke.json" : "bench/out/attention.json");
 const E2E = !flag("no-e2e");
+const MAX_MODEL_LEN = Number(opt("max-model-len", small ? "4096" : "131072"));
+const PEAK_TFLOPS = Number(opt("peak-tflops", "989"));
+const PREFILL_TOKENS = opt("prefill-tokens", small ? "64" : "1024,4096")
+  .split(",")
+  .map(Number);
 
 const HQ = small ? 8 : 32,
   HK = small ? 2 : 8,
@@ -135,12 +150,16 @@ function copyBandwidth(): { bytes: number; gbPerS: number } {
 interface AttnRow {
   batch: number;
   context: number;
-  partition: number;
+  max_blocks_per_seq: number;
+  plan: DecodePlanInfo;
+  workspace_bytes: number;
   sets: number;
   bytes: number;
   median_us: number;
   gb_per_s: number;
   of_copy: number;
+  /** the fixed-partition path at the same max_blocks_per_seq (same run) */
+  fixed: { partition: number; workspace_bytes: number; median_us: number; of_copy: number } | { skipped: string };
 }
 
 function shuffled(n: number): Int32Array {
@@ -154,6 +173,7 @@ function shuffled(n: number): Int32Array {
 
 function attention(B: number, ctx: number, copyGbs: number): AttnRow | { batch: number; context: number; skipped: string } {
   const blocksPerSeq = Math.ceil(ctx / BS);
+  const maxb = Math.max(blocksPerSeq, Math.ceil(MAX_MODEL_LEN / BS)); // the engine's table width
   const nb = B * blocksPerSeq;
   const cacheBytes = nb * BS * HK * D * ESZ;
   const qBytes = B * HQ * D * ESZ;
@@ -161,10 +181,12 @@ function attention(B: number, ctx: number, copyGbs: number): AttnRow | { batch: 
   const { free } = dev.memInfo();
   const sets = Math.max(1, Math.ceil((512 * MiB) / setBytes));
   if (sets * setBytes > 0.8 * free) return { batch: B, context: ctx, skipped: `needs ${((sets * setBytes) / GiB).toFixed(1)} GiB` };
-  const wsBytes = ops.decodeWorkspaceBytes(B, HQ, D, blocksPerSeq, BS, PART);
-  const ws = wsBytes ? dev.alloc(wsBytes) : 0n;
+  const shape = { numKvHeads: HK, headDim: D, blockSize: BS };
+  const wsBytes = ops.decodePlanWorkspaceBytes(B, HQ, shape, maxb);
+  const ws = dev.alloc(wsBytes);
   const out = dev.alloc(qBytes);
-  const seqLens = uploadInts(new Int32Array(B).fill(ctx));
+  const lensHost = new Int32Array(B).fill(ctx);
+  const seqLens = uploadInts(lensHost);
   const made: { cache: PagedCache; q: bigint; bt: bigint }[] = [];
   for (let s = 0; s < sets; s++) {
     const k = dev.alloc(cacheBytes),
@@ -174,14 +196,34 @@ function attention(B: number, ctx: number, copyGbs: number): AttnRow | { batch: 
     dev.memset(k, 0x3c, cacheBytes);
     dev.memset(v, 0x3c, cacheBytes);
     dev.memset(q, 0x3c, qBytes);
-    const bt = uploadInts(shuffled(nb)); // [B, blocksPerSeq], pages in random order
-    made.push({ cache: { kCache: k, vCache: v, numBlocks: nb, blockSize: BS, numKvHeads: HK, headDim: D }, q, bt });
+    // [B, maxb]: the context's pages in random order, the rest of each row unused (0)
+    const pages = shuffled(nb),
+      table = new Int32Array(B * maxb);
+    for (let r = 0; r < B; r++) table.set(pages.subarray(r * blocksPerSeq, (r + 1) * blocksPerSeq), r * maxb);
+    made.push({ cache: { kCache: k, vCache: v, numBlocks: nb, blockSize: BS, numKvHeads: HK, headDim: D }, q, bt: uploadInts(table) });
   }
   const scale = 1 / Math.sqrt(D);
+  const plan = ops.decodePlan(lensHost, B, HQ, made[0]!.cache, maxb, ws, wsBytes); // one plan: every set has the same lengths
   const ms = timeMs((i) => {
     const m = made[i % sets]!;
-    ops.attentionDecode(out, m.q, m.cache, m.bt, seqLens, ws, wsBytes, B, HQ, blocksPerSeq, PART, scale);
+    ops.attentionDecode(out, m.q, m.cache, m.bt, seqLens, ws, wsBytes, B, HQ, maxb, DECODE_PLANNED, scale);
   }, ITERS);
+  const bytes = B * ctx * HK * D * ESZ * 2 + qBytes;
+  // baseline: the fixed-partition path (what the engine did before the plan) at the same table width
+  let fixed: AttnRow["fixed"];
+  const fixedWs = ops.decodeWorkspaceBytes(B, HQ, D, maxb, BS, PART);
+  if (fixedWs > 0.5 * dev.memInfo().free) fixed = { skipped: `workspace ${(fixedWs / GiB).toFixed(1)} GiB` };
+  else {
+    const fws = fixedWs ? dev.alloc(fixedWs) : 0n;
+    const fms = median(
+      timeMs((i) => {
+        const m = made[i % sets]!;
+        ops.attentionDecode(out, m.q, m.cache, m.bt, seqLens, fws, fixedWs, B, HQ, maxb, PART, scale);
+      }, ITERS),
+    );
+    if (fws) dev.free(fws);
+    fixed = { partition: PART, workspace_bytes: fixedWs, median_us: fms * 1e3, of_copy: bytes / (fms / 1e3) / 1e9 / copyGbs };
+  }
   for (const m of made) {
     dev.free(m.cache.kCache);
     dev.free(m.cache.vCache);
@@ -190,11 +232,51 @@ function attention(B: number, ctx: number, copyGbs: number): AttnRow | { batch: 
   }
   dev.free(out);
   dev.free(seqLens);
-  if (ws) dev.free(ws);
-  const bytes = B * ctx * HK * D * ESZ * 2 + qBytes;
+  dev.free(ws);
   const med = median(ms);
   const gbs = bytes / (med / 1e3) / 1e9;
-  return { batch: B, context: ctx, partition: PART, sets, bytes, median_us: med * 1e3, gb_per_s: gbs, of_copy: gbs / copyGbs };
+  return {
+    batch: B,
+    context: ctx,
+    max_blocks_per_seq: maxb,
+    plan,
+    workspace_bytes: wsBytes,
+    sets,
+    bytes,
+    median_us: med * 1e3,
+    gb_per_s: gbs,
+    of_copy: gbs / copyGbs,
+    fixed,
+  };
+}
+
+// ---- prefill attention ----
+interface PrefillRow {
+  tokens: number;
+  median_ms: number;
+  tflops: number;
+  of_peak: number;
+}
+
+function prefill(T: number): PrefillRow {
+  const nbSeq = Math.ceil(T / BS);
+  const cacheBytes = nbSeq * BS * HK * D * ESZ;
+  const k = dev.alloc(cacheBytes),
+    v = dev.alloc(cacheBytes),
+    q = dev.alloc(T * HQ * D * ESZ),
+    out = dev.alloc(T * HQ * D * ESZ);
+  dev.memset(k, 0x3c, cacheBytes);
+  dev.memset(v, 0x3c, cacheBytes);
+  dev.memset(q, 0x3c, T * HQ * D * ESZ);
+  const bt = uploadInts(shuffled(nbSeq));
+  const lens = uploadInts(Int32Array.of(T));
+  const qsl = uploadInts(Int32Array.of(0, T));
+  const cache: PagedCache = { kCache: k, vCache: v, numBlocks: nbSeq, blockSize: BS, numKvHeads: HK, headDim: D };
+  const ms = median(timeMs(() => ops.attentionPrefill(out, q, cache, bt, lens, qsl, 1, T, HQ, nbSeq, 1 / Math.sqrt(D)), small ? 2 : 5, 1));
+  for (const p of [k, v, q, out, bt, lens, qsl]) dev.free(p);
+  const flops = 4 * HQ * D * ((T * (T + 1)) / 2);
+  const tflops = flops / (ms / 1e3) / 1e12;
+  return { tokens: T, median_ms: ms, tflops, of_peak: tflops / PEAK_TFLOPS };
 }
 
 // ---- e2e: synthetic Llama-8B-shaped decode step ----
@@ -264,9 +346,11 @@ function e2e(B: number, ctx: number, copyGbs: number): E2eRow {
     new Float32Array(d / 2).map((_, i) => 1 / 500000 ** ((2 * i) / d)),
   );
   allocs.push(ids, pos, seqLens, bt, slots, rows, invf);
-  const wsBytes = ops.decodeWorkspaceBytes(B, hq, d, blocksPerSeq, BS, PART);
-  const ws = wsBytes ? dev.alloc(wsBytes) : 0n;
-  if (ws) allocs.push(ws);
+  const e2eShape = { numKvHeads: hk, headDim: d, blockSize: BS };
+  const wsBytes = ops.decodePlanWorkspaceBytes(B, hq, e2eShape, blocksPerSeq);
+  const ws = dev.alloc(wsBytes);
+  allocs.push(ws);
+  ops.decodePlan(new Int32Array(B).fill(ctx + 1), B, hq, { ...e2eShape, kCache: 0n, vCache: 0n, numBlocks: nb }, blocksPerSeq, ws, wsBytes);
   const off = (p: bigint, elems: number) => p + BigInt(elems * ESZ);
   const scale = 1 / Math.sqrt(d);
   const step = () => {
@@ -279,7 +363,7 @@ function e2e(B: number, ctx: number, copyGbs: number): E2eRow {
       ops.matmul(qkv, xn, w.wqkv, 0n, B, qkvN, dim);
       ops.rope(qkv, off(qkv, hq * d), pos, invf, B, hq, hk, d, d, RopeLayout.NEOX, qkvN, qkvN);
       ops.kvWrite(cache, off(qkv, hq * d), off(qkv, (hq + hk) * d), slots, B, qkvN);
-      ops.attentionDecode(att, qkv, cache, bt, seqLens, ws, wsBytes, B, hq, blocksPerSeq, PART, scale, qkvN);
+      ops.attentionDecode(att, qkv, cache, bt, seqLens, ws, wsBytes, B, hq, blocksPerSeq, DECODE_PLANNED, scale, qkvN);
       ops.matmul(res, att, w.wo, 0n, B, dim, hq * d);
       ops.rmsNorm(xn, h, res, w.n2, B, dim, 1e-5); // h += attn out; xn = norm(h)
       ops.matmul(gu, xn, w.wgu, 0n, B, 2 * inter, dim);
@@ -309,18 +393,28 @@ console.log(`device: ${info.name} (${device}), ${(info.totalBytes / GiB).toFixed
 const copy = copyBandwidth();
 console.log(`device-to-device copy: ${copy.gbPerS.toFixed(0)} GB/s (read + write of ${copy.bytes / MiB} MiB)`);
 const rows: (AttnRow | { batch: number; context: number; skipped: string })[] = [];
-console.log(`\npaged decode attention (${DT === DType.BF16 ? "bf16" : "f32"}, ${HQ}/${HK} heads, d ${D}, block ${BS}, partition ${PART})`);
-console.log("batch  context  median µs    GB/s  of copy  sets");
+console.log(
+  `\npaged decode attention (${DT === DType.BF16 ? "bf16" : "f32"}, ${HQ}/${HK} heads, d ${D}, block ${BS}, ` +
+    `max_model_len ${MAX_MODEL_LEN}: planned; baseline fixed partition ${PART})`,
+);
+console.log("batch  context  median µs    GB/s  of copy  partition pairs  workspace   | fixed: µs  of copy  workspace");
 for (const B of BATCHES)
   for (const ctx of CONTEXTS) {
     const r = attention(B, ctx, copy.gbPerS);
     rows.push(r);
     if ("skipped" in r) console.log(`${String(B).padStart(5)}  ${String(ctx).padStart(7)}  skipped: ${r.skipped}`);
-    else
+    else {
+      const f = r.fixed;
+      const fixedCol =
+        "skipped" in f
+          ? `skipped: ${f.skipped}`
+          : `${f.median_us.toFixed(1).padStart(9)}  ${(f.of_copy * 100).toFixed(1).padStart(6)} %  ${(f.workspace_bytes / MiB).toFixed(1)} MiB`;
       console.log(
         `${String(B).padStart(5)}  ${String(ctx).padStart(7)}  ${r.median_us.toFixed(1).padStart(9)}  ${r.gb_per_s.toFixed(0).padStart(6)}  ` +
-          `${(r.of_copy * 100).toFixed(1).padStart(6)} %  ${String(r.sets).padStart(4)}`,
+          `${(r.of_copy * 100).toFixed(1).padStart(6)} %  ${String(r.plan.partition).padStart(9)} ${String(r.plan.pairs).padStart(5)}  ` +
+          `${(r.workspace_bytes / MiB).toFixed(1).padStart(6)} MiB  | ${fixedCol}`,
       );
+    }
   }
 const target = rows.filter((r): r is AttnRow => !("skipped" in r) && r.batch >= 16 && r.context >= 2048);
 const worst = target.length ? Math.min(...target.map((r) => r.of_copy)) : null;
@@ -328,6 +422,21 @@ if (worst !== null)
   console.log(
     `target (>= 80 % of copy at batch >= 16, context >= 2k): worst ${(worst * 100).toFixed(1)} % -> ${worst >= 0.8 ? "met" : "NOT met"}`,
   );
+
+console.log(`\nprefill attention (one sequence, causal, ${HQ}/${HK} heads, d ${D}; peak ${PEAK_TFLOPS} TFLOP/s)`);
+const prefillRows: (PrefillRow | { tokens: number; error: string })[] = [];
+for (const T of PREFILL_TOKENS) {
+  try {
+    const r = prefill(T);
+    prefillRows.push(r);
+    console.log(
+      `${String(T).padStart(6)} tokens: ${r.median_ms.toFixed(2)} ms, ${r.tflops.toFixed(1)} TFLOP/s (${(r.of_peak * 100).toFixed(1)} % of peak)`,
+    );
+  } catch (e) {
+    prefillRows.push({ tokens: T, error: (e as Error).message });
+    console.log(`${T} tokens: failed: ${(e as Error).message}`);
+  }
+}
 
 const e2eRows: (E2eRow | { batch: number; error: string })[] = [];
 if (E2E) {
@@ -355,7 +464,8 @@ writeFileSync(
       device: info.name,
       backend: device,
       dtype: DT === DType.BF16 ? "bf16" : "f32",
-      shape: { num_q_heads: HQ, num_kv_heads: HK, head_dim: D, block_size: BS, partition_size: PART },
+      shape: { num_q_heads: HQ, num_kv_heads: HK, head_dim: D, block_size: BS, max_model_len: MAX_MODEL_LEN, fixed_partition: PART },
+      load_average: loadavg(),
       copy_gb_per_s: copy.gbPerS,
       attention: rows,
       target: {
@@ -363,6 +473,7 @@ writeFileSync(
         worst_ratio: worst,
         met: worst !== null && worst >= 0.8,
       },
+      prefill: { peak_tflops: PEAK_TFLOPS, rows: prefillRows },
       e2e: e2eRows,
     },
     null,

@@ -113,8 +113,10 @@ int hr_attention_decode_plan(uint64_t dev, const int32_t *seq_lens, int64_t num_
                    (long long)d);
   const int64_t max_ctx = maxb * bs;
   if (partition_size < 0 || (partition_size > 0 && partition_size % bs != 0))
-    return hr_fail(HR_E_INVALID, "%s: partition_size must be 0 (choose) or a positive multiple of block_size=%lld "
-                   "(got %lld)", CALL, (long long)bs, (long long)partition_size);
+    return hr_fail(HR_E_INVALID,
+                   "%s: partition_size must be 0 (choose) or a positive multiple of block_size=%lld "
+                   "(got %lld)",
+                   CALL, (long long)bs, (long long)partition_size);
 
   const int64_t per_pair = hk * hr_dplan_head_batches(hq, hk);
   const int64_t ws_cap = hr_dplan_ws_pairs_cap(b, hq, hk, bs, maxb);
@@ -170,7 +172,8 @@ int hr_attention_decode_plan(uint64_t dev, const int32_t *seq_lens, int64_t num_
     free(list);
     return hr_fail(HR_E_OOM, "%s: no host memory for a plan of %lld pairs", CALL, (long long)pairs);
   }
-  int32_t *seq_ws = plan + hr_dplan_seq_ws_at(b, hq, hk, bs, maxb), *seq_np = plan + hr_dplan_seq_nparts_at(b, hq, hk, bs, maxb);
+  int32_t *seq_ws = plan + hr_dplan_seq_ws_at(b, hq, hk, bs, maxb),
+          *seq_np = plan + hr_dplan_seq_nparts_at(b, hq, hk, bs, maxb);
   int64_t at = 0, ws_at = 0;
   for (int64_t s = 0; s < b; s++) {
     const int64_t L = seq_lens[s];
@@ -217,8 +220,8 @@ int hr_dplan_check(const char *call, const int32_t *plan, const int32_t *seq_len
   if (plan[HR_DPLAN_W_MAGIC] != HR_DPLAN_MAGIC)
     return hr_fail(HR_E_INVALID, "%s: the workspace holds no decode plan (call hr_attention_decode_plan first)", call);
   const int64_t want[] = {b, hq, hk, d, bs, maxb};
-  static const char *const names[] = {"num_seqs", "num_q_heads", "num_kv_heads", "head_dim", "block_size",
-                                      "max_blocks_per_seq"};
+  static const char *const names[] = {"num_seqs", "num_q_heads", "num_kv_heads",
+                                      "head_dim", "block_size",  "max_blocks_per_seq"};
   for (int i = 0; i < 6; i++)
     if (plan[HR_DPLAN_W_B + i] != want[i])
       return hr_fail(HR_E_INVALID, "%s: the decode plan was made for %s=%d, the op has %lld", call, names[i],

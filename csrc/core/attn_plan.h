@@ -70,7 +70,9 @@ HR_PLAN_FN int64_t hr_dplan_ws_pairs_cap(int64_t b, int64_t hq, int64_t hk, int6
 #define HR_DPLAN_SHAPE int64_t b, int64_t hq, int64_t hk, int64_t bs, int64_t maxb
 #define HR_DPLAN_ARGS b, hq, hk, bs, maxb
 HR_PLAN_FN int64_t hr_dplan_pair_cap(HR_DPLAN_SHAPE) { return b + hr_dplan_ws_pairs_cap(HR_DPLAN_ARGS); }
-HR_PLAN_FN int64_t hr_dplan_words(HR_DPLAN_SHAPE) { return HR_DPLAN_HEADER + 2 * hr_dplan_pair_cap(HR_DPLAN_ARGS) + 2 * b; }
+HR_PLAN_FN int64_t hr_dplan_words(HR_DPLAN_SHAPE) {
+  return HR_DPLAN_HEADER + 2 * hr_dplan_pair_cap(HR_DPLAN_ARGS) + 2 * b;
+}
 /* Bytes of the plan, rounded to 256 so the partials after it stay aligned. */
 HR_PLAN_FN int64_t hr_dplan_bytes(HR_DPLAN_SHAPE) { return (hr_dplan_words(HR_DPLAN_ARGS) * 4 + 255) / 256 * 256; }
 /* Word offsets of the arrays. */

@@ -6,19 +6,19 @@
 #include "../core/ops_dispatch.h"
 #include "threadpool.h"
 
-int hr_cpu_exec_embedding(hr_instance *inst, const int64_t *a);     /* ops_basic.c */
-int hr_cpu_exec_rms_norm(hr_instance *inst, const int64_t *a);      /* ops_basic.c */
-int hr_cpu_exec_rope(hr_instance *inst, const int64_t *a);          /* ops_basic.c */
-int hr_cpu_exec_matmul(hr_instance *inst, const int64_t *a);        /* ops_basic.c */
-int hr_cpu_exec_silu_mul(hr_instance *inst, const int64_t *a);      /* ops_basic.c */
-int hr_cpu_exec_kv_write(hr_instance *inst, const int64_t *a);      /* ops_basic.c */
+int hr_cpu_exec_embedding(hr_instance *inst, const int64_t *a);           /* ops_basic.c */
+int hr_cpu_exec_rms_norm(hr_instance *inst, const int64_t *a);            /* ops_basic.c */
+int hr_cpu_exec_rope(hr_instance *inst, const int64_t *a);                /* ops_basic.c */
+int hr_cpu_exec_matmul(hr_instance *inst, const int64_t *a);              /* ops_basic.c */
+int hr_cpu_exec_silu_mul(hr_instance *inst, const int64_t *a);            /* ops_basic.c */
+int hr_cpu_exec_kv_write(hr_instance *inst, const int64_t *a);            /* ops_basic.c */
 int hr_cpu_exec_attn_decode_planned(hr_instance *inst, const int64_t *a); /* attn_plan.c */
-int hr_cpu_exec_attn_prefill(hr_instance *inst, const int64_t *a);  /* ops_attention.c */
-int hr_cpu_exec_sample(hr_instance *inst, const int64_t *a);        /* ops_sample.c */
-int hr_cpu_exec_gelu_mul(hr_instance *inst, const int64_t *a);      /* ops_basic.c */
-int hr_cpu_exec_scale(hr_instance *inst, const int64_t *a);         /* ops_scale.c (scale, softcap) */
-int hr_cpu_exec_token_bitmask(hr_instance *inst, const int64_t *a); /* ops_bitmask.c */
-int hr_cpu_exec_logit_bias(hr_instance *inst, const int64_t *a);    /* ops_logit_bias.c */
+int hr_cpu_exec_attn_prefill(hr_instance *inst, const int64_t *a);        /* ops_attention.c */
+int hr_cpu_exec_sample(hr_instance *inst, const int64_t *a);              /* ops_sample.c */
+int hr_cpu_exec_gelu_mul(hr_instance *inst, const int64_t *a);            /* ops_basic.c */
+int hr_cpu_exec_scale(hr_instance *inst, const int64_t *a);               /* ops_scale.c (scale, softcap) */
+int hr_cpu_exec_token_bitmask(hr_instance *inst, const int64_t *a);       /* ops_bitmask.c */
+int hr_cpu_exec_logit_bias(hr_instance *inst, const int64_t *a);          /* ops_logit_bias.c */
 
 const hr_op_exec_fn hrb_op_executors[HR_OPK_COUNT] = {
     [HR_OPK_EMBEDDING] = hr_cpu_exec_embedding,

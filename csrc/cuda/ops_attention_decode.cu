@@ -1,46 +1,60 @@
 // Paged decode attention (one query token per sequence), split-K over partitions.
 //
-// Grid: one CTA per (sequence, kv head, batch of up to GMAX query heads of its group,
-// partition of `part` tokens). The CTA reads each K and V row of its partition exactly once
-// and uses it for all query heads of the batch (GQA: with group size <= 8 that is the whole
-// group, so K/V are read once per kv head).
+// Work: (sequence, partition) pairs x KV heads x head batches. Planned mode (the engine): the
+// pairs, the partition length and where split sequences keep their partials come from the
+// plan at the head of the workspace (core/attn_plan.h), written by hr_attention_decode_plan
+// from the step's real context lengths. Fixed mode (partition_size >= 0): every sequence has
+// ceil(max_context / partition) pairs, those past its length do nothing. Either way the grid
+// is bounded by occupancy x SMs (queried once per device and kernel variant) and its CTAs
+// stride over the work, so a graph captured once replays any plan.
 //
-// Inside a CTA (128 threads): lanes form "teams" of TEAM lanes; a team covers one K/V row
-// (head_dim = TEAM * EPL elements, EPL per lane, 16-byte loads on the fast paths). The
-// partition is walked in chunks of CHUNK tokens:
-//   1. the chunk's row offsets are looked up in the block table (bad block id: flagged, the
-//      outputs of the CTA become NaN);
-//   2. K pass: each team takes every NTEAMS-th token; every lane dots its K slice with its
-//      slice of each query head (queries live in registers, pre-scaled), the team sums by
-//      shuffles; scores go to shared memory;
-//   3. online softmax per head (one warp per head): running max m, sum l, correction factor;
-//      scores become probabilities in place;
-//   4. V pass: each lane rescales its partial accumulators and adds p * v for its team's
-//      tokens.
-// Finally the team partials are summed (shuffles within a warp, shared memory across warps).
-// A sequence that fits in one partition writes out = acc / l directly; otherwise the
-// partition's max, sum and unnormalized acc go to the workspace (same layout as the CPU
-// backend: max [n], sum [n], out [n][d] with n = B * Hq * nparts, index (s*Hq + h)*nparts + p)
-// and the reduction kernel combines the used partitions with log-sum-exp weights.
-#include "cuda_common.cuh"
+// One CTA (128 threads) per work item at a time:
+//   - block ids of the partition are staged in shared memory (kBlkSeg at a time); a bad id
+//     (negative, or past the mapped blocks, read at run time) flags the item: outputs NaN;
+//   - K and V rows stream through shared memory in tiles of kTokens tokens, double-buffered
+//     with cp.async (16-byte chunks; zero-filled past the row, the tile or a bad block), so
+//     the next tile is in flight while this one is used;
+//   - thread (tx, ty, tz): tx = 8-element slice of head_dim (BDX slices cover it), ty = query
+//     head of the batch (GQA: the K/V tile in shared memory serves every head of the group),
+//     tz = which tokens of the tile. Each thread keeps q (pre-scaled by scale * k_scale * log2 e)
+//     and its slice of the accumulator in registers and runs its own online softmax (base 2);
+//     dots are reduced over the BDX lanes by shuffles;
+//   - the tz partials are merged in shared memory; a sequence with one partition writes
+//     out = acc / l * v_scale directly, a split one writes (max, sum, acc * v_scale) to the
+//     workspace and the reduction kernel combines them.
+// Registers stay under 64 per thread (__launch_bounds__(128, 8)) and shared memory at ~17 KiB,
+// so 8 CTAs (32 warps, 50 %) fit an SM for every group size and head_dim.
+#include "kv_types.cuh"
+
+extern "C" {
+#include "../core/attn_plan.h"
+}
 
 namespace {
 
 constexpr int kThreads = 128;
-constexpr int kWarps = kThreads / 32;
-constexpr int kChunk = 64;
-constexpr int kUnroll = 4;
+constexpr int kVec = 8;           // elements of a row per lane
+constexpr int kStageBytes = 4096; // K (and V) bytes per pipeline stage
+constexpr int kBlkSeg = 256;      // block ids staged at a time
+constexpr int kMinCtasPerSm = 8;  // 50 % occupancy with 128-thread CTAs
+constexpr float kLog2e = 1.4426950408889634f;
 
 struct DecParams {
   void *out;
   const void *q, *kc, *vc;
   const int32_t *bt, *seq_lens;
-  float *ws;
-  int64_t hq, hk, d, num_blocks, bs, maxb, part, nparts, qs, max_ctx, nws;
+  void *ws;
+  int64_t b, hq, hk, d, num_blocks, bs, maxb, qs, max_ctx;
   int64_t window; // sliding window (0 = full): keys L - window .. L - 1
-  int g, head_batches;
-  float scale, softcap; // softcap 0 = off
-  HrcKvBound bound;     // block ids >= the mapped blocks are bad (read at run time)
+  // fixed mode: partition length and partitions per sequence; planned: from the plan
+  int64_t part, nparts;
+  int planned, dtype;
+  int g, hpc, gy, hbatches; // group size, heads per CTA, pow2 thread rows for them, batches
+  int aligned;              // 16-byte cp.async path usable
+  float qscale;             // scale * k_scale * log2(e)
+  float softcap;            // 0 = off
+  float v_scale;
+  HrcKvBound bound;
 };
 
 // First key the decode query (position L - 1) sees.
@@ -48,281 +62,323 @@ __device__ __forceinline__ int64_t window_lo(int64_t L, int64_t window) {
   return window > 0 && L > window ? L - window : 0;
 }
 
-// EPL elements of a row slice as floats (zeros past d on the generic path).
-template <typename T, int EPL, bool VEC>
-__device__ __forceinline__ void load_slice(float (&f)[EPL], const T *row, int64_t first, int64_t d) {
-  if constexpr (VEC) {
-    static_assert(EPL * sizeof(T) == 16, "16-byte slices");
-    const uint4 raw = *reinterpret_cast<const uint4 *>(row + first);
-    const T *e = reinterpret_cast<const T *>(&raw);
-#pragma unroll
-    for (int i = 0; i < EPL; i++) f[i] = hrc_to_f(e[i]);
+// The work description both kernels share: planned (from the plan) or fixed. Small on
+// purpose (the partition kernel keeps it in registers); workspace addresses are recomputed
+// from the parameters where they are used.
+struct Work {
+  const int32_t *plan; // null in fixed mode
+  int part, npairs;
+  bool valid;
+
+  __device__ void init(const DecParams &p) {
+    valid = true;
+    if (p.planned) {
+      plan = static_cast<const int32_t *>(p.ws);
+      valid = plan[HR_DPLAN_W_MAGIC] == HR_DPLAN_MAGIC && plan[HR_DPLAN_W_B] == p.b && plan[HR_DPLAN_W_HQ] == p.hq &&
+              plan[HR_DPLAN_W_HK] == p.hk && plan[HR_DPLAN_W_D] == p.d && plan[HR_DPLAN_W_BS] == p.bs &&
+              plan[HR_DPLAN_W_MAXB] == p.maxb;
+      part = plan[HR_DPLAN_W_PART];
+      npairs = plan[HR_DPLAN_W_PAIRS];
+      valid = valid && part >= 1 && npairs >= 0 && npairs <= hr_dplan_pair_cap(p.b, p.hq, p.hk, p.bs, p.maxb);
+    } else {
+      plan = nullptr;
+      part = (int)p.part;
+      npairs = (int)(p.b * p.nparts);
+    }
+  }
+  __device__ void pair(const DecParams &p, int i, int &s, int &pi) const {
+    if (plan) {
+      s = plan[hr_dplan_pair_seq_at() + i];
+      pi = plan[hr_dplan_pair_part_at(p.b, p.hq, p.hk, p.bs, p.maxb) + i];
+    } else {
+      s = i / (int)p.nparts;
+      pi = i % (int)p.nparts;
+    }
+  }
+  // Partitions of sequence s per the work description (planned: the plan's count).
+  __device__ int nparts(const DecParams &p, int64_t s, int L) const {
+    return plan ? plan[hr_dplan_seq_nparts_at(p.b, p.hq, p.hk, p.bs, p.maxb) + s] : (L + part - 1) / part;
+  }
+  // Workspace row of (s, partition pi, query head h); -1 when it has none.
+  __device__ int64_t ws_row(const DecParams &p, int64_t s, int pi, int64_t h) const {
+    if (plan) {
+      const int64_t w = plan[hr_dplan_seq_ws_at(p.b, p.hq, p.hk, p.bs, p.maxb) + s];
+      if (w < 0 || w + pi >= hr_dplan_ws_pairs_cap(p.b, p.hq, p.hk, p.bs, p.maxb)) return -1;
+      return (w + pi) * p.hq + h;
+    }
+    return p.ws ? (s * p.hq + h) * p.nparts + pi : -1;
+  }
+  // The partials: max [rows], sum [rows], out [rows][d].
+  __device__ float *ws_base(const DecParams &p) const {
+    return plan ? reinterpret_cast<float *>(static_cast<char *>(p.ws) + hr_dplan_bytes(p.b, p.hq, p.hk, p.bs, p.maxb))
+                : static_cast<float *>(p.ws);
+  }
+  __device__ int64_t ws_rows(const DecParams &p) const {
+    return plan ? hr_dplan_ws_pairs_cap(p.b, p.hq, p.hk, p.bs, p.maxb) * p.hq : p.b * p.hq * p.nparts;
+  }
+};
+
+template <typename KV, int BDX>
+struct Tile {
+  static constexpr int kRowBytes = BDX * kVec * (int)sizeof(KV); // padded row in shared memory
+  static constexpr int kTokens = kStageBytes / kRowBytes;        // >= kThreads / BDX
+  static constexpr int kChunks = kRowBytes / 16;
+  static_assert(kTokens * BDX >= kThreads, "every tz needs a token");
+};
+
+// Copies n tokens of the partition (block ids in s_blk from the segment's first block) into one
+// stage of K and V shared memory: cp.async for the 16-byte aligned layouts, element copies
+// otherwise. Rows past n, chunks past head_dim and bad blocks are zero.
+template <typename KV, int BDX>
+__device__ __forceinline__ void load_tile(const DecParams &p, const int32_t *s_blk, int tseg, int n, int kvh,
+                                          unsigned char *sk, unsigned char *sv) {
+  // tseg: the tile's first token relative to the segment's first block (32-bit arithmetic)
+  const int bs = (int)p.bs;
+  using TL = Tile<KV, BDX>;
+  const KV *kc = static_cast<const KV *>(p.kc), *vc = static_cast<const KV *>(p.vc);
+  const int row_bytes = (int)(p.d * (int64_t)sizeof(KV));
+  if (p.aligned) {
+    for (int c = threadIdx.x; c < TL::kTokens * TL::kChunks; c += kThreads) {
+      const int j = c / TL::kChunks, cc = c % TL::kChunks;
+      const KV *src_k = kc, *src_v = vc;
+      int bytes = 0;
+      if (j < n && cc * 16 < row_bytes) {
+        const int t = tseg + j;
+        const int32_t blk = s_blk[t / bs];
+        if (blk >= 0) {
+          const int64_t off = (((int64_t)blk * bs + t % bs) * p.hk + kvh) * p.d;
+          src_k = kc + off + cc * (16 / (int)sizeof(KV));
+          src_v = vc + off + cc * (16 / (int)sizeof(KV));
+          bytes = 16;
+        }
+      }
+      hrc_cp_async16(sk + j * TL::kRowBytes + cc * 16, src_k, bytes);
+      hrc_cp_async16(sv + j * TL::kRowBytes + cc * 16, src_v, bytes);
+    }
   } else {
-#pragma unroll
-    for (int i = 0; i < EPL; i++) f[i] = first + i < d ? hrc_to_f(row[first + i]) : 0.0f;
+    constexpr int W = BDX * kVec;
+    for (int c = threadIdx.x; c < TL::kTokens * W; c += kThreads) {
+      const int j = c / W, e = c % W;
+      KV kv = hrc_kv_from_f<KV>(0.0f), vv = kv;
+      if (j < n && e < p.d) {
+        const int t = tseg + j;
+        const int32_t blk = s_blk[t / bs];
+        if (blk >= 0) {
+          const int64_t off = (((int64_t)blk * bs + t % bs) * p.hk + kvh) * p.d + e;
+          kv = kc[off];
+          vv = vc[off];
+        }
+      }
+      reinterpret_cast<KV *>(sk + j * TL::kRowBytes)[e] = kv;
+      reinterpret_cast<KV *>(sv + j * TL::kRowBytes)[e] = vv;
+    }
   }
 }
 
-template <typename T, int TEAM, int EPL, bool VEC, int GMAX>
-__global__ void __launch_bounds__(kThreads) attn_decode_kernel(const DecParams p) {
-  static_assert(TEAM >= 1 && TEAM <= 32 && (TEAM & (TEAM - 1)) == 0, "TEAM must be a power of two <= 32");
-  constexpr int NTEAMS = kThreads / TEAM;
-  constexpr int TPT = kChunk / NTEAMS; // tokens per team per chunk
-  static_assert(TPT % kUnroll == 0, "chunk split");
-  constexpr int DMAX = TEAM * EPL;
-
-  __shared__ float s_p[GMAX][kChunk];
-  __shared__ int64_t s_row[kChunk];
-  __shared__ float s_m[GMAX], s_l[GMAX], s_corr[GMAX];
-  __shared__ float s_red[kWarps][GMAX][DMAX];
+template <typename KV, int BDX>
+__global__ void __launch_bounds__(kThreads, kMinCtasPerSm) attn_decode_kernel(const DecParams p) {
+  using TL = Tile<KV, BDX>;
+  __shared__ __align__(16) unsigned char s_k[2][kStageBytes];
+  __shared__ __align__(16) unsigned char s_v[2][kStageBytes];
+  __shared__ int32_t s_blk[kBlkSeg];
   __shared__ int s_bad;
 
-  const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
-  const int team = tid / TEAM, lt = tid % TEAM;
+  Work w;
+  w.init(p);
+  if (!w.valid) return; // the reduction writes NaN for every row
 
-  int64_t idx = blockIdx.x;
-  const int64_t part = idx % p.nparts;
-  idx /= p.nparts;
-  const int hb = (int)(idx % p.head_batches);
-  idx /= p.head_batches;
-  const int64_t kvh = idx % p.hk;
-  const int64_t s = idx / p.hk;
+  const int tid = threadIdx.x, tx = tid % BDX, rest = tid / BDX;
+  const int ty = rest % p.gy, tz = rest / p.gy, bdz = kThreads / (BDX * p.gy);
+  const int per_pair = (int)(p.hk * p.hbatches);
+  const int nblk = (int)min(hrc_mapped_blocks(p.bound, p.num_blocks), (int64_t)INT32_MAX);
+  const int first_e = tx * kVec;
 
-  const int64_t L = p.seq_lens[s];
-  const bool bad_len = L < 1 || L > p.max_ctx;
-  const int64_t t0 = part * p.part;
-  if (bad_len) {
-    // Without a workspace this CTA owns the outputs; with one, the reduction writes NaN.
-    if (!p.ws && part == 0) {
-      const int gn = min(GMAX, p.g - hb * GMAX);
-      T *o = (T *)p.out + (s * p.hq + kvh * p.g + hb * GMAX) * p.d;
-      for (int64_t i = tid; i < gn * p.d; i += kThreads) o[i] = hrc_nan<T>();
+  for (int64_t item = blockIdx.x; item < (int64_t)w.npairs * per_pair; item += gridDim.x) {
+    const int pr = (int)(item / per_pair), r = (int)(item % per_pair);
+    const int kvh = r / p.hbatches;
+    const int hb = r % p.hbatches;
+    int s, pi;
+    w.pair(p, pr, s, pi);
+    if (s < 0 || s >= p.b) continue; // garbage plan: the reduction sees the count mismatch
+    const int L = p.seq_lens[s];
+    if (L < 1 || L > p.max_ctx) continue; // bad length: the reduction writes NaN
+    const int np = w.nparts(p, s, L);
+    if (np != (L + w.part - 1) / w.part || pi >= np) continue; // stale plan: NaN by the reduction
+    const int lo = (int)window_lo(L, p.window);
+    const int t_end = (int)min((int64_t)(pi + 1) * w.part, (int64_t)L);
+    const int t_beg = max(pi * w.part, lo);
+    if (t_end <= t_beg) continue; // wholly before the sliding window
+    const bool single = np == 1;
+
+    const int hl = hb * p.hpc + ty; // query head of this thread inside the group
+    const bool head_ok = ty < p.hpc && hl < p.g;
+    const int qh = kvh * p.g + hl;
+    float q[kVec], acc[kVec];
+    {
+      const int64_t base = s * p.qs + (int64_t)qh * p.d;
+#pragma unroll
+      for (int e = 0; e < kVec; e++) {
+        q[e] = head_ok && first_e + e < p.d ? hrc_load_act(p.q, base + first_e + e, p.dtype) * p.qscale : 0.0f;
+        acc[e] = 0.0f;
+      }
     }
-    return;
-  }
-  if (t0 >= L) return; // partition past the end of this sequence: not used by the reduction
-  const int64_t t1 = min(t0 + p.part, L);
-  // A partition wholly before the sliding window is skipped (the reduction starts after it).
-  const int64_t lo = window_lo(L, p.window);
-  if (t1 <= lo) return;
-  const int64_t h0 = kvh * p.g + (int64_t)hb * GMAX; // first query head of this CTA
-  const int gn = min(GMAX, p.g - hb * GMAX);         // query heads in this CTA (uniform)
-  const int64_t d = p.d;
-  const int64_t first = (int64_t)lt * EPL; // this lane's slice of a row
+    float m = -INFINITY, l = 0.0f;
+    if (tid == 0) s_bad = 0;
 
-  // Queries of the batch, pre-scaled, in registers.
-  float qv[GMAX][EPL];
-  {
-    const T *q = (const T *)p.q + s * p.qs + (int64_t)h0 * d;
-#pragma unroll
-    for (int h = 0; h < GMAX; h++)
-#pragma unroll
-      for (int e = 0; e < EPL; e++)
-        qv[h][e] = (h < gn && first + e < d) ? hrc_to_f(q[h * d + first + e]) * p.scale : 0.0f;
-  }
-  float acc[GMAX][EPL];
-#pragma unroll
-  for (int h = 0; h < GMAX; h++)
-#pragma unroll
-    for (int e = 0; e < EPL; e++) acc[h][e] = 0.0f;
-  if (tid < GMAX) {
-    s_m[tid] = -INFINITY;
-    s_l[tid] = 0.0f;
-  }
-  if (tid == 0) s_bad = 0;
-  // Every warp may set s_bad in step 1 below: the clear must be visible to all of them first
-  // (without this barrier warp 1 could flag a bad block before warp 0 clears the flag).
-  __syncthreads();
-  const int64_t nblk = hrc_mapped_blocks(p.bound, p.num_blocks);
-
-  const T *kc = (const T *)p.kc, *vc = (const T *)p.vc;
-  const int64_t row_elems = p.hk * d;
-  for (int64_t c0 = max(t0, lo); c0 < t1; c0 += kChunk) {
-    const int n = (int)min((int64_t)kChunk, t1 - c0);
-    // 1. row offsets of the chunk's tokens
-    if (tid < kChunk) {
-      int64_t off = -1;
-      if (tid < n) {
-        const int64_t t = c0 + tid;
-        const int32_t blk = p.bt[s * p.maxb + t / p.bs];
-        if (blk >= 0 && blk < nblk)
-          off = ((int64_t)blk * p.bs + t % p.bs) * row_elems + kvh * d;
-        else
+    // block-id segments, then double-buffered tiles inside each
+    const int bs = (int)p.bs;
+    for (int seg0 = t_beg; seg0 < t_end;) {
+      const int sb = seg0 / bs;
+      const int seg1 = (int)min((int64_t)t_end, ((int64_t)sb + kBlkSeg) * bs);
+      const int nb_seg = (seg1 - 1) / bs - sb + 1;
+      __syncthreads(); // s_blk and the stages of the previous segment are consumed; s_bad cleared
+      for (int i = tid; i < nb_seg; i += kThreads) {
+        int32_t blk = p.bt[(int64_t)s * p.maxb + sb + i];
+        if (blk < 0 || blk >= nblk) {
           s_bad = 1;
+          blk = -1;
+        }
+        s_blk[i] = blk;
       }
-      s_row[tid] = off;
+      __syncthreads();
+      const int n_seg = seg1 - seg0;
+      const int ntiles = (n_seg + TL::kTokens - 1) / TL::kTokens;
+      const int tseg0 = seg0 - sb * bs;
+      load_tile<KV, BDX>(p, s_blk, tseg0, min(TL::kTokens, n_seg), kvh, s_k[0], s_v[0]);
+      hrc_cp_async_commit();
+      for (int it = 0; it < ntiles; it++) {
+        const int t0 = it * TL::kTokens; // relative to seg0
+        if (it + 1 < ntiles)
+          load_tile<KV, BDX>(p, s_blk, tseg0 + t0 + TL::kTokens, min(TL::kTokens, n_seg - t0 - TL::kTokens), kvh,
+                             s_k[(it + 1) & 1], s_v[(it + 1) & 1]);
+        hrc_cp_async_commit(); // (possibly empty) group: the wait count stays uniform
+        hrc_cp_async_wait<1>();
+        __syncthreads();
+        const int n = min(TL::kTokens, n_seg - t0);
+        const unsigned char *sk = s_k[it & 1], *sv = s_v[it & 1];
+        for (int jj = 0; jj < n; jj += bdz) { // uniform trip count: the shuffles need every lane
+          const int j = jj + tz;
+          const int jr = j < TL::kTokens ? j : TL::kTokens - 1;
+          float kf[kVec];
+          hrc_kv8(reinterpret_cast<const KV *>(sk + jr * TL::kRowBytes) + first_e, kf);
+          float dot = 0.0f;
+#pragma unroll
+          for (int e = 0; e < kVec; e++) dot = fmaf(q[e], kf[e], dot);
+#pragma unroll
+          for (int o = BDX / 2; o > 0; o >>= 1) dot += __shfl_xor_sync(0xffffffffu, dot, o);
+          if (j >= n) continue;
+          if (p.softcap > 0.0f) dot = p.softcap * tanhf(dot / kLog2e / p.softcap) * kLog2e;
+          if (dot > m) {                       // rescale only when the running max grows
+            const float corr = exp2f(m - dot); // 0 on the first key
+            l *= corr;
+#pragma unroll
+            for (int e = 0; e < kVec; e++) acc[e] *= corr;
+            m = dot;
+          }
+          const float pr_ = exp2f(dot - m);
+          l += pr_;
+          float vf[kVec];
+          hrc_kv8(reinterpret_cast<const KV *>(sv + j * TL::kRowBytes) + first_e, vf);
+#pragma unroll
+          for (int e = 0; e < kVec; e++) acc[e] = fmaf(pr_, vf[e], acc[e]);
+        }
+        __syncthreads(); // this stage is rewritten by the load two tiles on
+      }
+      seg0 = seg1;
+    }
+
+    // Merge the tz partials (shared memory of the stages is free now).
+    float *s_acc = reinterpret_cast<float *>(s_k); // [bdz][gy][BDX * kVec]
+    float *s_ml = reinterpret_cast<float *>(s_v);  // [bdz][gy][2]
+    const int slot = tz * p.gy + ty;
+#pragma unroll
+    for (int e = 0; e < kVec; e++) s_acc[(slot * BDX + tx) * kVec + e] = acc[e];
+    if (tx == 0) {
+      s_ml[2 * slot] = m;
+      s_ml[2 * slot + 1] = l;
     }
     __syncthreads();
-
-    // 2. K pass: scores of the team's tokens (kUnroll rows loaded before they are used)
-#pragma unroll 1
-    for (int jj = 0; jj < TPT; jj += kUnroll) {
-      float kf[kUnroll][EPL];
+    const bool bad = s_bad != 0;
+    if (tz == 0 && head_ok) {
+      float M = -INFINITY;
+      for (int z = 0; z < bdz; z++) M = fmaxf(M, s_ml[2 * (z * p.gy + ty)]);
+      float Ls = 0.0f, A[kVec];
 #pragma unroll
-      for (int u = 0; u < kUnroll; u++) {
-        const int j = team + (jj + u) * NTEAMS;
-        const int64_t off = s_row[j];
-        if (off >= 0)
-          load_slice<T, EPL, VEC>(kf[u], kc + off, first, d);
-        else
+      for (int e = 0; e < kVec; e++) A[e] = 0.0f;
+      if (M != -INFINITY) {
+        for (int z = 0; z < bdz; z++) {
+          const int sl = z * p.gy + ty;
+          const float f = exp2f(s_ml[2 * sl] - M); // 0 for a tz that saw no key
+          Ls += f * s_ml[2 * sl + 1];
 #pragma unroll
-          for (int e = 0; e < EPL; e++) kf[u][e] = 0.0f;
+          for (int e = 0; e < kVec; e++) A[e] = fmaf(f, s_acc[(sl * BDX + tx) * kVec + e], A[e]);
+        }
       }
+      const float nan = __int_as_float(0x7fc00000);
+      if (single) {
+        const int64_t o = ((int64_t)s * p.hq + qh) * p.d;
 #pragma unroll
-      for (int u = 0; u < kUnroll; u++) {
-        const int j = team + (jj + u) * NTEAMS;
-        const bool valid = s_row[j] >= 0;
+        for (int e = 0; e < kVec; e++)
+          if (first_e + e < p.d) hrc_store_act(p.out, o + first_e + e, bad ? nan : A[e] / Ls * p.v_scale, p.dtype);
+      } else {
+        const int64_t row = w.ws_row(p, s, pi, qh);
+        if (row >= 0) {
+          float *base = w.ws_base(p);
+          const int64_t rows = w.ws_rows(p);
 #pragma unroll
-        for (int h = 0; h < GMAX; h++) {
-          if (h < gn) { // uniform over the CTA
-            float dot = 0.0f;
-#pragma unroll
-            for (int e = 0; e < EPL; e++) dot = fmaf(qv[h][e], kf[u][e], dot);
-#pragma unroll
-            for (int o = TEAM / 2; o > 0; o >>= 1) dot += __shfl_xor_sync(0xffffffffu, dot, o);
-            if (p.softcap > 0.0f) dot = p.softcap * tanhf(dot / p.softcap);
-            if (lt == 0) s_p[h][j] = valid ? dot : -INFINITY;
+          for (int e = 0; e < kVec; e++)
+            if (first_e + e < p.d) base[2 * rows + row * p.d + first_e + e] = bad ? nan : A[e] * p.v_scale;
+          if (tx == 0) {
+            base[row] = M;
+            base[rows + row] = bad ? nan : Ls;
           }
         }
       }
     }
-    __syncthreads();
-
-    // 3. online softmax, one warp per head
-    for (int h = warp; h < gn; h += kWarps) {
-      float v0 = s_p[h][lane], v1 = s_p[h][lane + 32];
-      float mx = fmaxf(v0, v1);
-#pragma unroll
-      for (int o = 16; o > 0; o >>= 1) mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, o));
-      const float m_old = s_m[h];
-      const float m_new = fmaxf(m_old, mx);
-      float corr = 1.0f, p0 = 0.0f, p1 = 0.0f;
-      if (m_new != -INFINITY) {     // all keys so far invalid: nothing to add
-        corr = expf(m_old - m_new); // 0 when m_old = -inf
-        p0 = expf(v0 - m_new);
-        p1 = expf(v1 - m_new);
-      }
-      s_p[h][lane] = p0;
-      s_p[h][lane + 32] = p1;
-      float sum = p0 + p1;
-#pragma unroll
-      for (int o = 16; o > 0; o >>= 1) sum += __shfl_xor_sync(0xffffffffu, sum, o);
-      if (lane == 0) {
-        s_m[h] = m_new;
-        s_l[h] = s_l[h] * corr + sum;
-        s_corr[h] = corr;
-      }
-    }
-    __syncthreads();
-
-    // 4. V pass
-#pragma unroll
-    for (int h = 0; h < GMAX; h++) {
-      const float c = h < gn ? s_corr[h] : 1.0f;
-#pragma unroll
-      for (int e = 0; e < EPL; e++) acc[h][e] *= c;
-    }
-#pragma unroll 1
-    for (int jj = 0; jj < TPT; jj += kUnroll) {
-      float vf[kUnroll][EPL];
-#pragma unroll
-      for (int u = 0; u < kUnroll; u++) {
-        const int j = team + (jj + u) * NTEAMS;
-        const int64_t off = s_row[j];
-        if (off >= 0)
-          load_slice<T, EPL, VEC>(vf[u], vc + off, first, d);
-        else
-#pragma unroll
-          for (int e = 0; e < EPL; e++) vf[u][e] = 0.0f;
-      }
-#pragma unroll
-      for (int u = 0; u < kUnroll; u++) {
-        const int j = team + (jj + u) * NTEAMS;
-#pragma unroll
-        for (int h = 0; h < GMAX; h++) {
-          if (h < gn) { // uniform over the CTA
-            const float pr = s_p[h][j];
-#pragma unroll
-            for (int e = 0; e < EPL; e++) acc[h][e] = fmaf(pr, vf[u][e], acc[h][e]);
-          }
-        }
-      }
-    }
-    __syncthreads(); // s_p / s_row are rewritten by the next chunk
-  }
-
-  // Sum the team partials: within the warp by shuffles, across warps in shared memory.
-#pragma unroll
-  for (int h = 0; h < GMAX; h++)
-#pragma unroll
-    for (int e = 0; e < EPL; e++)
-#pragma unroll
-      for (int o = TEAM; o < 32; o <<= 1) acc[h][e] += __shfl_xor_sync(0xffffffffu, acc[h][e], o);
-  if (lane < TEAM)
-#pragma unroll
-    for (int h = 0; h < GMAX; h++)
-#pragma unroll
-      for (int e = 0; e < EPL; e++) s_red[warp][h][first + e] = acc[h][e];
-  __syncthreads();
-
-  const bool single = L <= p.part;
-  const bool bad = s_bad != 0;
-  const float nan = __int_as_float(0x7fc00000);
-  for (int64_t i = tid; i < (int64_t)gn * d; i += kThreads) {
-    const int h = (int)(i / d);
-    const int64_t e = i % d;
-    float sum = 0.0f;
-#pragma unroll
-    for (int w = 0; w < kWarps; w++) sum += s_red[w][h][e];
-    const int64_t qh = h0 + h;
-    if (single) {
-      ((T *)p.out)[(s * p.hq + qh) * d + e] = hrc_from_f<T>(bad ? nan : sum / s_l[h]);
-    } else {
-      const int64_t w_idx = (s * p.hq + qh) * p.nparts + part;
-      float *ws_out = p.ws + 2 * p.nws;
-      ws_out[w_idx * d + e] = bad ? nan : sum;
-      if (e == 0) {
-        p.ws[w_idx] = s_m[h];
-        p.ws[p.nws + w_idx] = bad ? nan : s_l[h];
-      }
-    }
+    __syncthreads(); // s_acc / s_ml / s_bad are reused by the next item
   }
 }
 
-// Combines the partitions of every (sequence, query head) whose context needed more than
-// one: out = sum_p exp(m_p - M) acc_p / sum_p exp(m_p - M) l_p. Weights are computed once per
-// chunk of partitions into shared memory.
-template <typename T>
-__global__ void __launch_bounds__(128)
-    attn_decode_reduce_kernel(T *__restrict__ out, const float *__restrict__ ws, const int32_t *__restrict__ seq_lens,
-                              int64_t num_seqs, int64_t hq, int64_t d, int64_t nparts, int64_t part, int64_t max_ctx,
-                              int64_t nws, int64_t window) {
+// Every (sequence, query head) row: NaN for a bad length or plan; nothing for a sequence of
+// one partition (written by the partition kernel); else out = sum_p 2^(m_p - M) acc_p /
+// sum_p 2^(m_p - M) l_p over the partitions from the window's first one.
+__global__ void __launch_bounds__(128) attn_decode_reduce_kernel(const DecParams p) {
   constexpr int kW = 256;
   __shared__ float s_w[kW];
   __shared__ float red[32];
-  const float *ws_max = ws, *ws_sum = ws + nws, *ws_out = ws + 2 * nws;
-  for (int64_t sh = blockIdx.x; sh < num_seqs * hq; sh += gridDim.x) {
-    const int64_t s = sh / hq;
-    const int64_t L = seq_lens[s];
-    T *o = out + sh * d;
-    if (L < 1 || L > max_ctx) {
-      for (int64_t e = threadIdx.x; e < d; e += blockDim.x) o[e] = hrc_nan<T>();
+  Work w;
+  w.init(p);
+  const float nan = __int_as_float(0x7fc00000);
+  const float *ws_max = w.ws_base(p);
+  const int64_t rows = w.ws_rows(p);
+  const float *ws_sum = ws_max + rows, *ws_out = ws_max + 2 * rows;
+  for (int64_t sh = blockIdx.x; sh < p.b * p.hq; sh += gridDim.x) {
+    const int64_t s = sh / p.hq, h = sh % p.hq;
+    const int L = p.seq_lens[s];
+    const int64_t o = sh * p.d;
+    const bool bad_len = !w.valid || L < 1 || L > p.max_ctx;
+    const int np = bad_len ? 0 : w.nparts(p, s, L);
+    const bool stale = !bad_len && np != (L + w.part - 1) / w.part;
+    const int first = bad_len || stale ? 0 : (int)(window_lo(L, p.window) / w.part);
+    const int64_t base = np > 1 ? w.ws_row(p, s, first, h) : 0;
+    const bool no_ws = np > 1 && (base < 0 || w.ws_row(p, s, np - 1, h) < 0);
+    if (bad_len || stale || no_ws) {
+      for (int64_t e = threadIdx.x; e < p.d; e += blockDim.x) hrc_store_act(p.out, o + e, nan, p.dtype);
       continue;
     }
-    if (L <= part) continue; // written directly by the partition kernel
-    // partitions first .. used-1 hold the sliding window (first = 0 without one)
-    const int64_t first = window_lo(L, window) / part;
-    const int64_t used = (L + part - 1) / part - first, base = sh * nparts + first;
+    if (np == 1) continue; // written directly by the partition kernel
+    // rows of consecutive partitions: planned hq apart, fixed 1 apart
+    const int64_t stride = w.plan ? p.hq : 1;
+    const int64_t used = np - first;
     float m = -INFINITY;
-    for (int64_t q = threadIdx.x; q < used; q += blockDim.x) m = fmaxf(m, ws_max[base + q]);
-      // block max (via the sum helper's pattern)
+    for (int64_t q = threadIdx.x; q < used; q += blockDim.x) m = fmaxf(m, ws_max[base + q * stride]);
 #pragma unroll
     for (int off = 16; off > 0; off >>= 1) m = fmaxf(m, __shfl_xor_sync(0xffffffffu, m, off));
     __syncthreads();
     if ((threadIdx.x & 31) == 0) red[threadIdx.x >> 5] = m;
     __syncthreads();
     m = -INFINITY;
-    for (int w = 0; w < (int)(blockDim.x >> 5); w++) m = fmaxf(m, red[w]);
+    for (int i = 0; i < (int)(blockDim.x >> 5); i++) m = fmaxf(m, red[i]);
 
     float total = 0.0f;
     constexpr int kMaxDPerThread = 2; // d <= 256 with 128 threads
@@ -330,55 +386,92 @@ __global__ void __launch_bounds__(128)
     for (int64_t c0 = 0; c0 < used; c0 += kW) {
       const int64_t cn = min((int64_t)kW, used - c0);
       __syncthreads();
-      for (int64_t q = threadIdx.x; q < cn; q += blockDim.x) s_w[q] = expf(ws_max[base + c0 + q] - m);
+      for (int64_t q = threadIdx.x; q < cn; q += blockDim.x) {
+        const float mq = ws_max[base + (c0 + q) * stride];
+        s_w[q] = mq == -INFINITY ? 0.0f : exp2f(mq - m);
+      }
       __syncthreads();
-      for (int64_t q = 0; q < cn; q++) total += s_w[q] * ws_sum[base + c0 + q];
+      for (int64_t q = 0; q < cn; q++) total += s_w[q] * ws_sum[base + (c0 + q) * stride];
 #pragma unroll
-      for (int r = 0; r < kMaxDPerThread; r++) {
-        const int64_t e = threadIdx.x + (int64_t)r * blockDim.x;
-        if (e < d)
-          for (int64_t q = 0; q < cn; q++) accum[r] = fmaf(s_w[q], ws_out[(base + c0 + q) * d + e], accum[r]);
+      for (int rr = 0; rr < kMaxDPerThread; rr++) {
+        const int64_t e = threadIdx.x + (int64_t)rr * blockDim.x;
+        if (e < p.d)
+          for (int64_t q = 0; q < cn; q++)
+            accum[rr] = fmaf(s_w[q], ws_out[(base + (c0 + q) * stride) * p.d + e], accum[rr]);
       }
     }
 #pragma unroll
-    for (int r = 0; r < kMaxDPerThread; r++) {
-      const int64_t e = threadIdx.x + (int64_t)r * blockDim.x;
-      if (e < d) o[e] = hrc_from_f<T>(accum[r] / total);
+    for (int rr = 0; rr < kMaxDPerThread; rr++) {
+      const int64_t e = threadIdx.x + (int64_t)rr * blockDim.x;
+      if (e < p.d) hrc_store_act(p.out, o + e, accum[rr] / total, p.dtype);
     }
   }
 }
 
-template <typename T, int TEAM, int EPL, bool VEC>
-int launch_gmax(const DecParams &p, int64_t grid, cudaStream_t stream, const char *call) {
-  // GMAX 4 for groups <= 4 (MHA included: unused heads are skipped by uniform branches),
-  // else 8 (groups > 8 take several head batches, each re-reading K/V).
-  if (p.g <= 4)
-    attn_decode_kernel<T, TEAM, EPL, VEC, 4><<<(unsigned)grid, kThreads, 0, stream>>>(p);
-  else
-    attn_decode_kernel<T, TEAM, EPL, VEC, 8><<<(unsigned)grid, kThreads, 0, stream>>>(p);
-  return hrc_launched(call, "attn_decode_kernel");
+// ---- variants and occupancy ----------------------------------------------------------
+
+// BDX lanes cover head_dim in 8-element slices: 8 (<= 64), 16 (<= 128), 32 (<= 256).
+int bdx_for(int64_t d) { return d <= 64 ? 8 : d <= 128 ? 16 : 32; }
+
+template <typename KV>
+const void *kernel_for(int bdx) {
+  if (bdx == 8) return (const void *)attn_decode_kernel<KV, 8>;
+  if (bdx == 16) return (const void *)attn_decode_kernel<KV, 16>;
+  return (const void *)attn_decode_kernel<KV, 32>;
 }
 
-template <typename T>
-int launch_decode(const DecParams &p, int64_t grid, cudaStream_t stream, const char *call, bool aligned) {
-  constexpr int VE = 16 / sizeof(T); // elements per 16-byte load
-  // Fast paths (16-byte loads) for fp16/bf16 with head_dim 64/128/256. fp32 (a testing
-  // dtype) always takes the generic path, which keeps the build short.
-  if constexpr (VE == 8) {
-    if (aligned && p.d == 64) return launch_gmax<T, 64 / VE, VE, true>(p, grid, stream, call);
-    if (aligned && p.d == 128) return launch_gmax<T, 128 / VE, VE, true>(p, grid, stream, call);
-    if (aligned && p.d == 256) return launch_gmax<T, 256 / VE, VE, true>(p, grid, stream, call);
+const void *kernel_of(int64_t kv_dtype, int bdx) { HRC_KV_DISPATCH(kv_dtype, return kernel_for<KV>(bdx)); }
+
+// CTAs one wave holds: occupancy x SMs, per device and variant, queried once.
+constexpr int kMaxOrdinals = 64;
+int g_ctas[kMaxOrdinals][5][3]; // 0 = not queried yet (benign race: every writer stores the same value)
+
+int decode_ctas(hrc_state *st, const char *call, int64_t kv_dtype, int64_t d, int64_t *out) {
+  const int bi = bdx_for(d) == 8 ? 0 : bdx_for(d) == 16 ? 1 : 2;
+  const int64_t ord = st->ordinal;
+  int *slot = ord >= 0 && ord < kMaxOrdinals ? &g_ctas[ord][kv_dtype][bi] : nullptr;
+  int v = slot ? __atomic_load_n(slot, __ATOMIC_RELAXED) : 0;
+  if (v == 0) {
+    int per_sm = 0, sms = 0, dev = 0;
+    HRC_TRY(call, cudaGetDevice(&dev));
+    HRC_TRY(call, cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev));
+    HRC_TRY(call, cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernel_of(kv_dtype, bdx_for(d)), kThreads, 0));
+    v = per_sm * sms > 0 ? per_sm * sms : 1;
+    if (slot) __atomic_store_n(slot, v, __ATOMIC_RELAXED);
   }
-  // Generic path: a warp per row, up to 8 elements per lane (any head_dim <= 256).
-  return launch_gmax<T, 32, 8, false>(p, grid, stream, call);
+  *out = v;
+  return HR_OK;
+}
+
+template <typename KV>
+int launch_kernel(const DecParams &p, unsigned grid, cudaStream_t stream, const char *call) {
+  const int bdx = bdx_for(p.d);
+  if (bdx == 8)
+    attn_decode_kernel<KV, 8><<<grid, kThreads, 0, stream>>>(p);
+  else if (bdx == 16)
+    attn_decode_kernel<KV, 16><<<grid, kThreads, 0, stream>>>(p);
+  else
+    attn_decode_kernel<KV, 32><<<grid, kThreads, 0, stream>>>(p);
+  return hrc_launched(call, "attn_decode_kernel");
 }
 
 } // namespace
 
+extern "C" int hrb_attn_decode_ctas(struct hr_instance *inst, int64_t dtype, int64_t kv_dtype, int64_t head_dim,
+                                    int64_t *ctas_out) {
+  (void)dtype;
+  static const char *const CALL = "hr_attention_decode_plan";
+  hrc_state *st = NULL;
+  int s = hrc_begin(inst, CALL, &st);
+  if (s != HR_OK) return s;
+  if (head_dim > 256)
+    return hr_fail(HR_E_UNSUPPORTED, "%s: the CUDA backend supports head_dim <= 256 (got %lld)", CALL,
+                   (long long)head_dim);
+  return decode_ctas(st, CALL, kv_dtype, head_dim, ctas_out);
+}
+
 int hrc_exec_attn_decode(hr_instance *inst, const int64_t *a) {
   static const char *const CALL = "hr_op_attention_decode";
-  const int kvs = hr_need_kv_dtype_eq(CALL, a[HR_A_DEC_DTYPE], a[HR_A_DEC_KVDTYPE]);
-  if (kvs != HR_OK) return kvs;
   DecParams p;
   p.out = HR_PTR(a, HR_A_DEC_OUT, void);
   p.q = HR_PTR(a, HR_A_DEC_Q, const void);
@@ -386,51 +479,62 @@ int hrc_exec_attn_decode(hr_instance *inst, const int64_t *a) {
   p.vc = HR_PTR(a, HR_A_DEC_VC, const void);
   p.bt = HR_PTR(a, HR_A_DEC_BT, const int32_t);
   p.seq_lens = HR_PTR(a, HR_A_DEC_SEQLENS, const int32_t);
-  const int64_t B = a[HR_A_DEC_B];
+  p.b = a[HR_A_DEC_B];
   p.hq = a[HR_A_DEC_HQ];
   p.hk = a[HR_A_DEC_HK];
   p.d = a[HR_A_DEC_D];
   p.num_blocks = a[HR_A_DEC_NBLOCKS];
   p.bs = a[HR_A_DEC_BS];
   p.maxb = a[HR_A_DEC_MAXBLOCKS];
-  p.part = a[HR_A_DEC_PART];
   p.qs = a[HR_A_DEC_QSTRIDE];
-  p.scale = (float)hr_bits_f64(a[HR_A_DEC_SCALE]);
   p.window = a[HR_A_DEC_WINDOW];
+  p.dtype = (int)a[HR_A_DEC_DTYPE];
+  p.planned = (int)a[HR_A_DEC_PLANNED];
+  const int64_t kv_dtype = a[HR_A_DEC_KVDTYPE];
+  const double scale = hr_bits_f64(a[HR_A_DEC_SCALE]), k_scale = hr_bits_f64(a[HR_A_DEC_KSCALE]);
+  p.qscale = (float)(scale * k_scale * 1.4426950408889634);
   p.softcap = (float)hr_bits_f64(a[HR_A_DEC_SOFTCAP]);
+  p.v_scale = (float)hr_bits_f64(a[HR_A_DEC_VSCALE]);
   p.max_ctx = p.maxb * p.bs;
-  p.nparts = (p.max_ctx + p.part - 1) / p.part;
-  p.nws = B * p.hq * p.nparts;
-  p.ws = p.nparts > 1 ? HR_PTR(a, HR_A_DEC_WS, float) : nullptr;
-  p.g = (int)(p.hq / p.hk);
   if (p.d > 256)
     return hr_fail(HR_E_UNSUPPORTED, "%s: the CUDA backend supports head_dim <= 256 (got %lld)", CALL, (long long)p.d);
-  if (p.hq / p.hk > 4096)
-    return hr_fail(HR_E_UNSUPPORTED, "%s: at most 4096 query heads per KV head (got %lld)", CALL,
-                   (long long)(p.hq / p.hk));
-  p.head_batches = (p.g + 7) / 8;
-  if (p.g <= 4) p.head_batches = 1;
-  const int64_t grid = B * p.hk * p.head_batches * p.nparts;
-  if (grid > 0x7fffffff)
-    return hr_fail(HR_E_UNSUPPORTED,
-                   "%s: %lld CTAs (num_seqs x kv heads x partitions) exceed the grid limit; use a larger "
-                   "partition_size",
-                   CALL, (long long)grid);
+  if (p.max_ctx > INT32_MAX)
+    return hr_fail(HR_E_UNSUPPORTED, "%s: contexts beyond 2^31 tokens (max_blocks_per_seq x block_size = %lld)", CALL,
+                   (long long)p.max_ctx);
+  p.g = (int)(p.hq / p.hk);
+  const int bdx = bdx_for(p.d);
+  p.hpc = min(HR_DPLAN_HEADS_PER_CTA, kThreads / bdx);
+  p.gy = 1;
+  while (p.gy < min(p.g, p.hpc)) p.gy *= 2;
+  p.hbatches = (p.g + p.hpc - 1) / p.hpc;
+  if (p.planned) {
+    p.ws = HR_PTR(a, HR_A_DEC_WS, void);
+    p.part = 0;
+    p.nparts = 0;
+  } else {
+    p.part = a[HR_A_DEC_PART];
+    p.nparts = (p.max_ctx + p.part - 1) / p.part;
+    p.ws = p.nparts > 1 ? HR_PTR(a, HR_A_DEC_WS, void) : nullptr;
+  }
+  const int64_t kv_esz = hrc_kv_size(kv_dtype);
+  p.aligned = ((uint64_t)a[HR_A_DEC_KC] | (uint64_t)a[HR_A_DEC_VC]) % 16 == 0 && (p.d * kv_esz) % 16 == 0;
   hrc_state *st = NULL;
   int s = hrc_begin(inst, CALL, &st);
   if (s != HR_OK) return s;
-  const int64_t esz = hrc_dtype_size(a[HR_A_DEC_DTYPE]);
-  hrc_kv_bound(inst, (uint64_t)a[HR_A_DEC_KC], (uint64_t)a[HR_A_DEC_VC], (uint64_t)(p.bs * p.hk * p.d * esz), &p.bound);
-  const bool aligned = ((uint64_t)a[HR_A_DEC_KC] | (uint64_t)a[HR_A_DEC_VC]) % 16 == 0 && (p.hk * p.d * esz) % 16 == 0;
-  HRC_DISPATCH(a[HR_A_DEC_DTYPE], {
-    s = launch_decode<T>(p, grid, st->stream, CALL, aligned);
+  hrc_kv_bound(inst, (uint64_t)a[HR_A_DEC_KC], (uint64_t)a[HR_A_DEC_VC], (uint64_t)(p.bs * p.hk * p.d * kv_esz),
+               &p.bound);
+  int64_t ctas = 0;
+  s = decode_ctas(st, CALL, kv_dtype, p.d, &ctas);
+  if (s != HR_OK) return s;
+  // The most work items any plan for these arguments can have, and the grid: one wave at most.
+  const int64_t pairs = p.planned ? hr_dplan_pair_cap(p.b, p.hq, p.hk, p.bs, p.maxb) : p.b * p.nparts;
+  const int64_t items = pairs * p.hk * p.hbatches;
+  const unsigned grid = (unsigned)max((int64_t)1, min(items, ctas));
+  HRC_KV_DISPATCH(kv_dtype, {
+    s = launch_kernel<KV>(p, grid, st->stream, CALL);
     if (s != HR_OK) return s;
-    if (p.ws) {
-      const unsigned rgrid = hrc_grid(B * p.hq, 1, 65535 * 16);
-      attn_decode_reduce_kernel<T><<<rgrid, 128, 0, st->stream>>>((T *)p.out, p.ws, p.seq_lens, B, p.hq, p.d, p.nparts,
-                                                                  p.part, p.max_ctx, p.nws, p.window);
-      s = hrc_launched(CALL, "attn_decode_reduce_kernel");
-    }
-    return s;
+    // Always: it also writes NaN for bad lengths and plans (device data the host never sees).
+    attn_decode_reduce_kernel<<<hrc_grid(p.b * p.hq, 1, 65535 * 16), 128, 0, st->stream>>>(p);
+    return hrc_launched(CALL, "attn_decode_reduce_kernel");
   });
 }

@@ -1,5 +1,7 @@
 // Paged prefill attention with causal mask and cached prefix (chunked prefill): a
-// straightforward tiled online-softmax kernel on CUDA cores, fp32 math.
+// straightforward tiled online-softmax kernel on CUDA cores, fp32 math. The cache may hold any
+// KV dtype (kv_types.cuh): elements are dequantized as they are staged, k_scale is folded into
+// the query scale and v_scale into the output.
 //
 // Grid: (tiles of kQ consecutive query rows of the flat [num_tokens] range, query heads).
 // A tile may span several sequences: the CTA walks its rows, finds each row's sequence by a
@@ -12,7 +14,7 @@
 // softmax (one warp per row, one lane per key) rescales the accumulators in shared memory.
 // Inconsistent metadata (a sequence with seq_len < its new tokens, seq_len above the cache,
 // a block id out of range) makes the affected rows NaN instead of reading out of bounds.
-#include "cuda_common.cuh"
+#include "kv_types.cuh"
 
 namespace {
 
@@ -28,8 +30,9 @@ struct PreParams {
   int64_t B, T, hq, hk, d, num_blocks, bs, maxb, qs, max_ctx;
   int64_t g;
   int64_t window;       // sliding window (0 = full): row at pos sees keys pos - window < t <= pos
-  float scale, softcap; // softcap 0 = off
-  HrcKvBound bound;     // block ids >= the mapped blocks are bad (read at run time)
+  float scale, softcap; // softcap 0 = off; scale includes k_scale
+  float v_scale;
+  HrcKvBound bound; // block ids >= the mapped blocks are bad (read at run time)
 };
 
 size_t smem_bytes(int64_t d) {
@@ -37,7 +40,7 @@ size_t smem_bytes(int64_t d) {
          sizeof(int);
 }
 
-template <typename T>
+template <typename T, typename KV>
 __global__ void __launch_bounds__(kThreads) attn_prefill_kernel(const PreParams p) {
   extern __shared__ __align__(16) unsigned char smem[];
   const int64_t d = p.d, dp = d + 1;
@@ -53,7 +56,8 @@ __global__ void __launch_bounds__(kThreads) attn_prefill_kernel(const PreParams 
   const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
   const int64_t h = blockIdx.y, kvh = h / p.g;
   const int64_t r_begin = (int64_t)blockIdx.x * kQ, r_end = min(r_begin + kQ, p.T);
-  const T *q = (const T *)p.q, *kc = (const T *)p.kc, *vc = (const T *)p.vc;
+  const T *q = (const T *)p.q;
+  const KV *kc = (const KV *)p.kc, *vc = (const KV *)p.vc;
   T *out = (T *)p.out;
   const int64_t row_elems = p.hk * d;
   const float nan = __int_as_float(0x7fc00000);
@@ -174,7 +178,7 @@ __global__ void __launch_bounds__(kThreads) attn_prefill_kernel(const PreParams 
     const bool bad = *s_bad != 0;
     for (int64_t i = tid; i < nr * d; i += kThreads) {
       const int64_t row = i / d, e = i % d;
-      out[((ra + row) * p.hq + h) * d + e] = hrc_from_f<T>(bad ? nan : s_acc[i] / s_l[row]);
+      out[((ra + row) * p.hq + h) * d + e] = hrc_from_f<T>(bad ? nan : s_acc[i] / s_l[row] * p.v_scale);
     }
   }
 }
@@ -183,8 +187,6 @@ __global__ void __launch_bounds__(kThreads) attn_prefill_kernel(const PreParams 
 
 int hrc_exec_attn_prefill(hr_instance *inst, const int64_t *a) {
   static const char *const CALL = "hr_op_attention_prefill";
-  const int kvs = hr_need_kv_dtype_eq(CALL, a[HR_A_PRE_DTYPE], a[HR_A_PRE_KVDTYPE]);
-  if (kvs != HR_OK) return kvs;
   PreParams p;
   p.out = HR_PTR(a, HR_A_PRE_OUT, void);
   p.q = HR_PTR(a, HR_A_PRE_Q, const void);
@@ -202,7 +204,9 @@ int hrc_exec_attn_prefill(hr_instance *inst, const int64_t *a) {
   p.bs = a[HR_A_PRE_BS];
   p.maxb = a[HR_A_PRE_MAXBLOCKS];
   p.qs = a[HR_A_PRE_QSTRIDE];
-  p.scale = (float)hr_bits_f64(a[HR_A_PRE_SCALE]);
+  p.scale = (float)(hr_bits_f64(a[HR_A_PRE_SCALE]) * hr_bits_f64(a[HR_A_PRE_KSCALE]));
+  p.v_scale = (float)hr_bits_f64(a[HR_A_PRE_VSCALE]);
+  const int64_t kv_dtype = a[HR_A_PRE_KVDTYPE];
   p.window = a[HR_A_PRE_WINDOW];
   p.softcap = (float)hr_bits_f64(a[HR_A_PRE_SOFTCAP]);
   p.max_ctx = p.maxb * p.bs;
@@ -216,14 +220,16 @@ int hrc_exec_attn_prefill(hr_instance *inst, const int64_t *a) {
   hrc_state *st = NULL;
   int s = hrc_begin(inst, CALL, &st);
   if (s != HR_OK) return s;
-  hrc_kv_bound(inst, (uint64_t)p.kc, (uint64_t)p.vc, (uint64_t)(p.bs * p.hk * p.d * hrc_dtype_size(a[HR_A_PRE_DTYPE])),
-               &p.bound);
+  hrc_kv_bound(inst, (uint64_t)p.kc, (uint64_t)p.vc, (uint64_t)(p.bs * p.hk * p.d * hrc_kv_size(kv_dtype)), &p.bound);
   const size_t smem = smem_bytes(p.d);
   const dim3 grid((unsigned)tiles, (unsigned)p.hq);
   HRC_DISPATCH(a[HR_A_PRE_DTYPE], {
-    // More than 48 KiB of dynamic shared memory needs the opt-in (cheap, per device).
-    HRC_TRY(CALL, cudaFuncSetAttribute(attn_prefill_kernel<T>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
-    attn_prefill_kernel<T><<<grid, kThreads, smem, st->stream>>>(p);
-    return hrc_launched(CALL, "attn_prefill_kernel");
+    HRC_KV_DISPATCH(kv_dtype, {
+      // More than 48 KiB of dynamic shared memory needs the opt-in (cheap, per device).
+      HRC_TRY(CALL,
+              cudaFuncSetAttribute(attn_prefill_kernel<T, KV>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
+      attn_prefill_kernel<T, KV><<<grid, kThreads, smem, st->stream>>>(p);
+      return hrc_launched(CALL, "attn_prefill_kernel");
+    });
   });
 }

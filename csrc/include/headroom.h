@@ -397,9 +397,8 @@ HR_API int hr_attention_decode_workspace_bytes(int64_t num_seqs, int64_t num_q_h
                                                uint64_t *bytes_out);
 HR_API int hr_attention_decode_plan(uint64_t dev, const int32_t *seq_lens, int64_t num_seqs, int64_t num_q_heads,
                                     int64_t num_kv_heads, int64_t head_dim, int64_t block_size,
-                                    int64_t max_blocks_per_seq, int64_t dtype, int64_t kv_dtype,
-                                    int64_t partition_size, uint64_t workspace, uint64_t workspace_bytes,
-                                    int64_t *info_out);
+                                    int64_t max_blocks_per_seq, int64_t dtype, int64_t kv_dtype, int64_t partition_size,
+                                    uint64_t workspace, uint64_t workspace_bytes, int64_t *info_out);
 HR_API int hr_paged_attention_workspace_bytes(int64_t dtype, int64_t num_seqs, int64_t num_q_heads, int64_t head_dim,
                                               int64_t max_blocks_per_seq, int64_t block_size, int64_t partition_size,
                                               uint64_t *bytes_out);

@@ -211,7 +211,12 @@ export class Ops {
    * Workspace of planned decode attention (plan + split-K partials): depends on the batch size
    * and head shape only, never on max_model_len.
    */
-  decodePlanWorkspaceBytes(numSeqs: number, numQHeads: number, c: Pick<PagedCache, "numKvHeads" | "headDim" | "blockSize">, maxBlocksPerSeq: number): number {
+  decodePlanWorkspaceBytes(
+    numSeqs: number,
+    numQHeads: number,
+    c: Pick<PagedCache, "numKvHeads" | "headDim" | "blockSize">,
+    maxBlocksPerSeq: number,
+  ): number {
     this.check(
       this.s.hr_attention_decode_workspace_bytes(numSeqs, numQHeads, c.numKvHeads, c.headDim, c.blockSize, maxBlocksPerSeq, this.out64),
       "hr_attention_decode_workspace_bytes",

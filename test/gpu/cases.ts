@@ -8,6 +8,7 @@
 import type { Device } from "../../src/native/device.ts";
 import { DType, Ops, RopeLayout, type DTypeCode, type PagedCache } from "../../src/native/ops.ts";
 import { ARCH_CASES } from "./cases-arch.ts";
+import { KV_CASES } from "./cases-kv.ts";
 import { Buffers, esize, type Rng, roundTo } from "./common.ts";
 import { dequantizeRow, quantRowBytes, quantTypeByName, type QuantType } from "../../src/model/quant.ts";
 import { llama3InvFreq, refDecode, refEmbedding, refMatmul, refPrefill, refRmsNorm, refRope, refSiluMul, type PagedKv } from "./ref.ts";
@@ -28,6 +29,8 @@ export interface OpCase {
   name: string;
   /** too large for the CPU-only harness run in CI (runs with the GPU suite) */
   big?: boolean;
+  /** CUDA vs the float64 reference only: the CPU backend does not run it (yet) or fails it on purpose */
+  gpuOnly?: boolean;
   /** Inputs are rounded to `roundAs` (default: dtype), so an fp32 backend can run the exact
    * inputs a 16-bit run sees. */
   run(dev: Device, dtype: number, rng: Rng, roundAs?: number): Check[];
@@ -641,4 +644,5 @@ export const CASES: OpCase[] = [
   logitBias(5, 1000, 64),
   logitBias(64, 32000, 2048, true),
   logitBias(3, 151936, 300, true),
+  ...KV_CASES,
 ];
