@@ -11,6 +11,7 @@ import { ARCH_CASES } from "./cases-arch.ts";
 import { KV_CASES } from "./cases-kv.ts";
 import { Buffers, esize, type Rng, roundTo } from "./common.ts";
 import { dequantizeRow, quantRowBytes, quantTypeByName, type QuantType } from "../../src/model/quant.ts";
+import { withExactQuantMatmul } from "../util/c-env.ts";
 import { llama3InvFreq, refDecode, refEmbedding, refMatmul, refPrefill, refRmsNorm, refRope, refSiluMul, type PagedKv } from "./ref.ts";
 
 export interface Check {
@@ -91,7 +92,10 @@ const matmulQ = (type: string, m: number, n: number, k: number, bias: boolean): 
       const x = vals(rng, roundAs, m * k),
         bs = bias ? vals(rng, roundAs, n) : null;
       const y = b.poisoned(dtype, m * n);
-      new Ops(dev, dtype as DTypeCode).matmul(y, b.values(dtype, x), rawBuffer(b, raw), bs ? b.values(dtype, bs) : 0n, m, n, k, q.code);
+      const xs = b.values(dtype, x),
+        ws = rawBuffer(b, raw),
+        bsb = bs ? b.values(dtype, bs) : 0n;
+      withExactQuantMatmul(() => new Ops(dev, dtype as DTypeCode).matmul(y, xs, ws, bsb, m, n, k, q.code));
       const ref = refMatmul(x, null, deq, bs, m, n, k);
       return [{ what: "y", got: b.read(dtype, y, m * n), ref: ref.y, scale: ref.mag }];
     } finally {
@@ -110,17 +114,10 @@ const logitsQ = (type: string, rows: number, hiddenRows: number, vocab: number, 
       const h = vals(rng, roundAs, hiddenRows * dim);
       const ids = new Int32Array(rows).map(() => rng.int(hiddenRows));
       const out = b.poisoned(DType.F32, rows * vocab);
-      new Ops(dev, dtype as DTypeCode).logits(
-        out,
-        b.values(dtype, h),
-        b.ints(ids),
-        rows,
-        hiddenRows,
-        rawBuffer(b, raw),
-        vocab,
-        dim,
-        q.code,
-      );
+      const hs = b.values(dtype, h),
+        idb = b.ints(ids),
+        ws = rawBuffer(b, raw);
+      withExactQuantMatmul(() => new Ops(dev, dtype as DTypeCode).logits(out, hs, idb, rows, hiddenRows, ws, vocab, dim, q.code));
       const ref = refMatmul(h, ids, deq, null, rows, vocab, dim);
       return [{ what: "logits", got: b.read(DType.F32, out, rows * vocab), ref: ref.y, scale: ref.mag }];
     } finally {

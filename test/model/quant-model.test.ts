@@ -7,7 +7,6 @@
 //    llama2.c and llama.cpp);
 //  - weight bytes on the device equal the file's tensor bytes, and the planner equals the measurement.
 import { afterAll, describe, expect, test } from "bun:test";
-import { dlopen, FFIType } from "bun:ffi";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -17,6 +16,7 @@ import { startEngine, type StartedEngine } from "../../src/engine/startup.ts";
 import { readGguf } from "../../src/model/gguf.ts";
 import { planFromRequest } from "../../src/memory/plan-request.ts";
 import { engineOptions, greedyParams } from "../engine/engine-helpers.ts";
+import { withCEnv } from "../util/c-env.ts";
 import { writeQ8_0Copy, writeSyntheticQuantLlama } from "../util/quant-gguf.ts";
 import { GGUF_PATH, HAVE_MODELS, warnIfNoModels } from "./helpers.ts";
 
@@ -59,22 +59,6 @@ function argmax(a: Float32Array): number {
   let best = 0;
   for (let i = 1; i < a.length; i++) if (a[i]! > a[best]!) best = i;
   return best;
-}
-
-/** Runs fn with a variable set in the C environment (process.env does not reach getenv in Bun). */
-function withCEnv(name: string, value: string, fn: () => void): void {
-  const libc = dlopen(process.platform === "darwin" ? "libc.dylib" : "libc.so.6", {
-    setenv: { args: [FFIType.cstring, FFIType.cstring, FFIType.i32], returns: FFIType.i32 },
-    unsetenv: { args: [FFIType.cstring], returns: FFIType.i32 },
-  });
-  const cstr = (s: string) => Buffer.from(`${s}\0`);
-  expect(libc.symbols.setenv(cstr(name), cstr(value), 1)).toBe(0);
-  try {
-    fn();
-  } finally {
-    libc.symbols.unsetenv(cstr(name));
-    libc.close();
-  }
 }
 
 function fileTensorBytes(path: string): number {
