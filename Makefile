@@ -105,6 +105,13 @@ bench-allocator: $(BUILD)/bench_allocator
 test-gpu: tools native
 	$(BUN) test test/gpu
 
+# The kernel suites under compute-sanitizer memcheck, racecheck, synccheck and initcheck
+# (scripts/gpu-sanitize.sh): fails on any reported error; prints "skipped: ..." and passes
+# without a GPU or without compute-sanitizer. TOOLS="memcheck racecheck" narrows it.
+.PHONY: test-gpu-sanitize
+test-gpu-sanitize: tools native
+	bash scripts/gpu-sanitize.sh
+
 # Paged decode attention bandwidth vs a D2D copy + a synthetic Llama-8B decode step (GPU only;
 # prints "skipped: no GPU" elsewhere). Writes bench/out/attention.json.
 bench-attention: tools native
