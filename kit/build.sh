@@ -2,7 +2,9 @@
 # make gpu-kit: one archive for a no-network GPU machine (see kit/gpu-check.sh): the prebuilt
 # libraries (CUDA: sm_80 + sm_90a SASS + compute_90 PTX), Bun (the npm bun package's binary,
 # xz-compressed), the runtime node_modules (closure of package.json "dependencies"), src/,
-# test/, bench/ and gpu-check.sh. Fails if the archive exceeds 48 MiB.
+# test/ (with test/gpu/torch, the PyTorch reference), bench/, scripts/gpu-sanitize.sh, the
+# stories260K fixtures (models/, as HEADROOM_MODELS_DIR) and gpu-check.sh + kit/report.ts.
+# Fails if the archive exceeds 48 MiB.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 NAME=headroom-gpu-kit
@@ -23,12 +25,25 @@ cp -r src test package.json tsconfig.json "$STAGE/"
 if [ -f bunfig.toml ]; then cp bunfig.toml "$STAGE/"; fi
 mkdir -p "$STAGE/bench" && (cd bench && tar cf - --exclude=out .) | (cd "$STAGE/bench" && tar xf -)
 cp kit/gpu-check.sh "$STAGE/"
+mkdir -p "$STAGE/kit" "$STAGE/scripts" "$STAGE/models"
+cp kit/report.ts "$STAGE/kit/"
+cp scripts/gpu-sanitize.sh "$STAGE/scripts/"
+# the small model fixtures the engine suites use when present (../shared/models)
+MODELS=${HEADROOM_MODELS_DIR:-../shared/models}
+if [ -f "$MODELS/stories260K/stories260K.gguf" ]; then
+  mkdir -p "$STAGE/models/stories260K"
+  cp "$MODELS/stories260K/stories260K.gguf" "$MODELS/stories260K/LICENSE" "$STAGE/models/stories260K/"
+else
+  echo "gpu-kit: note: $MODELS/stories260K/stories260K.gguf not found (the suites using it skip)"
+fi
 # runtime dependency closure, copied from the installed node_modules
 "$BUNBIN" -e '
   const fs = require("fs"), path = require("path");
   const seen = new Set(), todo = Object.keys(JSON.parse(fs.readFileSync("package.json", "utf8")).dependencies ?? {});
   while (todo.length) {
     const n = todo.pop();
+    // type-only packages (peers of the OpenAPI tooling; never loaded by the engine or tests)
+    if (n === "typescript" || n === "bun-types" || n.startsWith("@types/")) continue;
     if (seen.has(n) || !fs.existsSync(path.join("node_modules", n, "package.json"))) continue;
     seen.add(n);
     const p = JSON.parse(fs.readFileSync(path.join("node_modules", n, "package.json"), "utf8"));
@@ -42,5 +57,5 @@ done < "$TMP/deps.txt"
 xz -T2 -6 -c "$BUNBIN" > "$STAGE/tools/bun.xz"
 tar -C "$TMP" -cf - "$NAME" | xz -T2 -6 > "$OUTF"
 size=$(stat -c %s "$OUTF")
-echo "gpu-kit: $OUTF ($((size / 1024 / 1024)) MiB, $(wc -l < "$TMP/deps.txt") runtime packages)"
+echo "gpu-kit: $OUTF ($(awk "BEGIN{printf \"%.1f\", $size / 1048576}") MiB of 48, $(wc -l < "$TMP/deps.txt") runtime packages)"
 [ "$size" -le "$LIMIT" ] || { echo "gpu-kit: archive exceeds 48 MiB" >&2; exit 1; }

@@ -1,86 +1,132 @@
 #!/usr/bin/env bash
-# gpu-check.sh — the GPU checks of headroom on a machine without network, in one go (< 8 min):
-# GPU suites (test/gpu), a compute-sanitizer memcheck/racecheck subset, and the attention,
-# graphs and offload benchmarks with --gpu. Writes gpu-report/report.md and report.json.
-# Without a GPU (or without the CUDA library) it runs the CPU side and lists every GPU check
-# as skipped. Usage: tar xJf headroom-gpu-kit.tar.xz && cd headroom-gpu-kit && ./gpu-check.sh
+# gpu-check.sh — every GPU check of headroom on a machine without network, in one go (< 8 min
+# on one H100/H200). Inside the kit (make gpu-kit: build/headroom-gpu-kit.tar.xz):
+#   tar xJf headroom-gpu-kit.tar.xz && cd headroom-gpu-kit && OUT=/some/dir bash gpu-check.sh
+# Writes report.md + report.json (+ logs.tar.gz, every check's full log) into $OUT when set,
+# else ./gpu-report. Exit 1 when a check fails or times out; skipped checks say why.
+#
+# Checks, in order (GPU-only ones are listed as skipped without a GPU):
+#   probe           driver (nvidia-smi), toolkit (compute-sanitizer, nvcc), the CUDA library
+#                   opening the device through bun:ffi                                   [GPU]
+#   cpu-native      CPU backend ops and the no-driver fallback of the CUDA library       [all]
+#   gpu-suites      test/gpu: CUDA kernels vs float64/CPU references, memory and capture
+#                   safety, the numpy reference on CUDA bf16                              [GPU]
+#   engine-suites   graphs == eager, offload == resident (graphs on), start-up at 0.99,
+#                   plan == measurement, VMM, two processes, bad block ids: CPU variants
+#                   everywhere, CUDA variants with a GPU (HEADROOM_REQUIRE_CUDA=1)       [all]
+#   reference-numpy reference.py --backend numpy + compare (CPU fp32; python3 + numpy)   [all]
+#   torch-reference reference.py --backend torch (torch + transformers, bf16 on CUDA)
+#                   + compare.ts on CUDA bf16 with graphs                                 [GPU]
+#   bench-attention decode attention vs D2D copy at the engine's max_blocks_per_seq for
+#                   max_model_len 131072 (8192 blocks per sequence), prefill TFLOP/s     [GPU]
+#   bench-graphs    CUDA graphs: all sizes vs largest (MAX, not SUM), capture time        [GPU]
+#   bench-offload   offload step vs max(compute, offloaded bytes / measured H2D)          [GPU]
+#   sanitize        compute-sanitizer memcheck + racecheck on a kernel subset             [GPU]
+#   bench-cpu-smoke bench/attention plumbing on the CPU backend                         [no GPU]
 set -u
 cd "$(dirname "$0")"
-OUT=${OUT:-gpu-report}
+KIT=$PWD
+OUT=${OUT:-$KIT/gpu-report}
 BUDGET_S=${BUDGET_S:-470}
-mkdir -p "$OUT" .tools
-BUN=.tools/bun
-if [ ! -x "$BUN" ]; then
-  if [ -f tools/bun.zst ]; then zstd -dqf tools/bun.zst -o "$BUN"; else xz -dc tools/bun.xz > "$BUN"; fi
-  chmod +x "$BUN"
-fi
-export PATH="$PWD/.tools:$PATH"
-GPU=0
-if command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1; then GPU=1; fi
-SAN=$(command -v compute-sanitizer || ls /usr/local/cuda*/bin/compute-sanitizer 2>/dev/null | head -1 || true)
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/headroom-gpu-check.XXXXXX")
+mkdir -p "$OUT" "$WORK/logs" .tools
 T0=$(date +%s)
-ROWS=()
+BUN=$KIT/.tools/bun
+if [ ! -x "$BUN" ]; then
+  xz -dc tools/bun.xz > "$BUN.tmp" && chmod +x "$BUN.tmp" && mv "$BUN.tmp" "$BUN"
+fi
+export PATH="$KIT/.tools:$PATH"
+export HEADROOM_MODELS_DIR=$KIT/models
+export HEADROOM_LIB_DIR=$KIT/build
 
-# run NAME GPU_ONLY TIMEOUT_S CMD... — one check: pass / fail / timeout / skipped, with its log.
-run() {
-  local name=$1 gpu_only=$2 limit=$3; shift 3
-  local log="$OUT/$name.log" status rc t1 t2 left
+GPU=0
+if command -v nvidia-smi > /dev/null 2>&1 && nvidia-smi -L > /dev/null 2>&1; then GPU=1; fi
+SAN=$(command -v compute-sanitizer || ls /usr/local/cuda*/bin/compute-sanitizer 2>/dev/null | head -1 || true)
+PY=$(command -v python3 || true)
+HAVE_NUMPY=0 HAVE_TORCH=0
+[ -n "$PY" ] && "$PY" -c "import numpy" 2>/dev/null && HAVE_NUMPY=1
+[ -n "$PY" ] && "$PY" -c "import torch, transformers" 2>/dev/null && HAVE_TORCH=1
+# On a GPU machine the CUDA variants of the suites must run: a failed probe is an error there.
+if [ $GPU = 1 ]; then export HEADROOM_REQUIRE_CUDA=1; fi
+ROWS="$WORK/rows.tsv"
+: > "$ROWS"
+
+# check NAME WHEN LIMIT_S CMD... — WHEN: all | gpu | nogpu | skip:<reason>
+check() {
+  local name=$1 when=$2 limit=$3
+  shift 3
+  local log="$WORK/logs/$name.log" status rc=0 t1 t2 left
   left=$((BUDGET_S - ($(date +%s) - T0)))
-  if [ "$gpu_only" = 1 ] && [ "$GPU" = 0 ]; then
-    status=skipped; echo "skipped: no GPU" > "$log"; rc=0; t1=0; t2=0
-  elif [ "$left" -lt 10 ]; then
-    status=skipped; echo "skipped: time budget of ${BUDGET_S}s spent" > "$log"; rc=0; t1=0; t2=0
+  t1=$(date +%s)
+  if [ "$when" = gpu ] && [ $GPU = 0 ]; then
+    status=skipped
+    echo "skipped: no GPU (nvidia-smi sees no device)" > "$log"
+  elif [ "$when" = nogpu ] && [ $GPU = 1 ]; then
+    status=skipped
+    echo "skipped: runs only without a GPU (the GPU checks cover it)" > "$log"
+  elif [ "${when#skip:}" != "$when" ]; then
+    status=skipped
+    echo "skipped: ${when#skip:}" > "$log"
+  elif [ "$left" -lt 15 ]; then
+    status=skipped
+    echo "skipped: the time budget of ${BUDGET_S} s is spent" > "$log"
   else
     [ "$limit" -gt "$left" ] && limit=$left
-    t1=$(date +%s)
-    timeout -k 5 "$limit" "$@" > "$log" 2>&1; rc=$?
-    t2=$(date +%s)
+    timeout -k 5 "$limit" "$@" > "$log" 2>&1
+    rc=$?
     if [ $rc = 0 ]; then status=pass; elif [ $rc = 124 ] || [ $rc = 137 ]; then status=timeout; else status=fail; fi
   fi
-  echo "$name: $status ($((t2 - t1)) s)"
-  ROWS+=("$name|$status|$rc|$((t2 - t1))|$*")
+  t2=$(date +%s)
+  printf '%-16s %-8s %4d s\n' "$name" "$status" $((t2 - t1))
+  printf '%s\t%s\t%s\t%s\t%s\n' "$name" "$status" "$rc" $((t2 - t1)) "$*" >> "$ROWS"
 }
 
-run cpu-native 0 60 "$BUN" test test/native.test.ts test/ops.test.ts test/ops-sample.test.ts
-run cuda-fallback 0 60 "$BUN" test test/gpu/fallback.test.ts # the CUDA library without a GPU / with one
-run gpu-suites 1 180 "$BUN" test test/gpu
-if [ -n "$SAN" ]; then
-  run memcheck 1 90 "$SAN" --tool memcheck --leak-check no --error-exitcode 3 "$BUN" test test/gpu/memory.test.ts
-  run racecheck 1 90 "$SAN" --tool racecheck --error-exitcode 3 "$BUN" test test/gpu/memory.test.ts -t "decode"
-else
-  run memcheck 1 1 false
-  [ "$GPU" = 1 ] && echo "compute-sanitizer not found" > "$OUT/memcheck.log"
-  run racecheck 1 1 false
-fi
-run bench-gpu 1 150 "$BUN" bench/run.ts --gpu --only attention,graphs,offload --no-write
+probe() {
+  nvidia-smi --query-gpu=name,memory.total,driver_version,compute_cap --format=csv
+  echo "compute-sanitizer: ${SAN:-not found}"
+  command -v nvcc > /dev/null && nvcc --version | tail -1
+  "$BUN" -e '
+    const { Device } = await import("./src/native/device.ts");
+    const d = Device.open({ device: "cuda" });
+    const i = d.info();
+    console.log(`headroom: ${i.name}, cc ${i.computeCapability.join(".")}, ${i.multiprocessors} SMs, ${(i.totalBytes / 2 ** 30).toFixed(1)} GiB, free ${(i.freeBytes / 2 ** 30).toFixed(1)} GiB`);
+    d.close();'
+}
 
-# ---- report
-{
-  echo "# headroom GPU check"
-  echo
-  echo "- date: $(date -u +%FT%TZ)"
-  echo "- gpu: $( [ $GPU = 1 ] && nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | head -1 || echo none)"
-  echo "- compute-sanitizer: ${SAN:-none}"
-  echo "- total: $(( $(date +%s) - T0 )) s (budget ${BUDGET_S} s)"
-  echo
-  echo "| check | status | exit | seconds | command |"
-  echo "|---|---|---|---|---|"
-  for r in "${ROWS[@]}"; do IFS='|' read -r n s c d cmd <<< "$r"; echo "| $n | $s | $c | $d | \`$cmd\` |"; done
-  for r in "${ROWS[@]}"; do
-    IFS='|' read -r n s _ <<< "$r"
-    echo; echo "## $n ($s)"; echo; echo '```'; tail -n 40 "$OUT/$n.log"; echo '```'
-  done
-} > "$OUT/report.md"
-{
-  printf '{"gpu": %s, "total_s": %d, "checks": [' "$( [ $GPU = 1 ] && echo true || echo false)" $(( $(date +%s) - T0 ))
-  sep=""
-  for r in "${ROWS[@]}"; do
-    IFS='|' read -r n s c d cmd <<< "$r"
-    printf '%s{"name": "%s", "status": "%s", "exit": %s, "seconds": %s, "log": "%s"}' "$sep" "$n" "$s" "$c" "$d" "$OUT/$n.log"
-    sep=", "
-  done
-  echo "]}"
-} > "$OUT/report.json"
-echo "report: $OUT/report.md $OUT/report.json"
-grep -q '|fail|\||timeout|' <(printf '%s\n' "${ROWS[@]}") && exit 1
-exit 0
+torch_reference() {
+  "$PY" test/gpu/torch/reference.py --backend torch --device cuda --out "$WORK/ref" &&
+    "$BUN" test/gpu/torch/compare.ts "$WORK/ref" --device cuda --dtype bfloat16 --json "$WORK/torch-reference.json"
+}
+
+ENGINE_SUITES="test/engine/graphs.test.ts test/offload/offload.test.ts test/memory/startup.test.ts test/memory/vmm.test.ts test/memory/two-process.test.ts"
+TORCH_WHEN=gpu
+[ $GPU = 1 ] && [ $HAVE_TORCH = 0 ] && TORCH_WHEN="skip:python3 with torch + transformers not found"
+NUMPY_WHEN=all
+[ $HAVE_NUMPY = 0 ] && NUMPY_WHEN="skip:python3 with numpy not found"
+SAN_WHEN=gpu
+[ $GPU = 1 ] && [ -z "$SAN" ] && SAN_WHEN="skip:compute-sanitizer not found (PATH, /usr/local/cuda*/bin)"
+
+echo "headroom gpu-check: GPU=$GPU, budget ${BUDGET_S} s, report in $OUT"
+check probe gpu 30 probe
+check cpu-native all 90 "$BUN" test test/native.test.ts test/ops.test.ts test/ops-sample.test.ts test/gpu/fallback.test.ts
+# test/gpu/torch runs in reference-numpy (CPU) and, with a GPU, here (its CUDA variant)
+check gpu-suites gpu 150 env HEADROOM_TEST_DEVICES=cuda "$BUN" test test/gpu
+check engine-suites all 150 "$BUN" test $ENGINE_SUITES
+check reference-numpy "$NUMPY_WHEN" 120 env HEADROOM_TEST_DEVICES=cpu "$BUN" test test/gpu/torch
+check torch-reference "$TORCH_WHEN" 120 torch_reference
+check bench-attention gpu 60 "$BUN" bench/attention/run.ts --max-model-len 131072 --batches 1,16,64 --contexts 512,2048,8192 --iters 20 --no-e2e --out "$WORK/attention.json"
+check bench-graphs gpu 60 "$BUN" bench/graphs/run.ts --device cuda --reps 50 --out "$WORK/graphs.json"
+check bench-offload gpu 60 bash -c "'$BUN' bench/offload/run.ts --device cuda && cp bench/out/offload.json '$WORK/offload.json'"
+check sanitize "$SAN_WHEN" 150 env SANITIZER="$SAN" BUN="$BUN" LOG_DIR="$WORK/logs/sanitize" TOOLS="memcheck racecheck" \
+  FILES_memcheck="test/gpu/ops.test.ts test/gpu/memory.test.ts" FILES_racecheck="test/gpu/memory.test.ts test/gpu/sample.test.ts" \
+  FILTER_racecheck="-t decode|sampling|hr_op_sample" bash scripts/gpu-sanitize.sh
+check bench-cpu-smoke nogpu 60 "$BUN" bench/attention/run.ts --device cpu --small --max-model-len 512 --out "$WORK/attention-cpu.json"
+
+TOTAL=$(($(date +%s) - T0))
+"$BUN" kit/report.ts "$WORK" "$OUT" "$GPU" "$TOTAL" "$BUDGET_S" "${SAN:-}"
+tar -C "$WORK" -czf "$OUT/logs.tar.gz" logs
+failed=0
+if cut -f2 "$ROWS" | grep -qE '^(fail|timeout)$'; then failed=1; fi
+rm -rf "$WORK"
+echo "report: $OUT/report.md $OUT/report.json (logs: $OUT/logs.tar.gz), ${TOTAL} s"
+exit $failed

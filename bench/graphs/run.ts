@@ -1,11 +1,12 @@
-// bench/graphs: decode graphs on the CPU backend (op-list graphs replayed inside C).
+// bench/graphs: decode graphs on the CPU backend (op-list graphs replayed inside C), or with
+// --device cuda on a GPU (CUDA graphs; memory from cudaMemGetInfo and the executables' size).
 //   1. memory of all graphs of the default size list together vs the largest graph alone,
 //      with shared static buffers (the engine's design) and with per-graph output buffers
 //      allocated in the set's pool during capture (the SUM-growth design it replaces);
 //   2. time per decode step, eager (one FFI call per op) vs graph replay (one FFI call), at
 //      batch 1 / 8 / 64 on a small, launch-bound model;
 //   3. capture time of the default size list (max_num_seqs 256: 35 sizes).
-// Usage: bun bench/graphs/run.ts [--reps 200] [--out bench/out/graphs.json]
+// Usage: bun bench/graphs/run.ts [--reps 200] [--device cpu|cuda] [--out bench/out/graphs.json]
 import { mkdirSync, writeFileSync } from "node:fs";
 import { cpus } from "node:os";
 import { dirname } from "node:path";
@@ -22,7 +23,8 @@ const opt = (name: string, dflt: string) => {
   return i >= 0 && args[i + 1] ? args[i + 1]! : dflt;
 };
 const REPS = Number(opt("reps", "300"));
-const OUT = opt("out", "bench/out/graphs.json");
+const DEVICE = opt("device", "cpu") as "cpu" | "cuda";
+const OUT = opt("out", DEVICE === "cuda" ? "bench/out/graphs-cuda.json" : "bench/out/graphs.json");
 const MiB = 2 ** 20;
 
 // small and launch-bound: 4 layers × 13 ops + 3, tiny matmuls
@@ -32,12 +34,14 @@ const MEM_MODEL = "synthetic:dim=128,hidden=344,layers=4,heads=4,kv_heads=2,voca
 
 let ordinal = 20;
 function start(model: string, maxNumSeqs: number, over: Record<string, unknown> = {}): StartedEngine {
-  return startEngine({
+  const cuda = DEVICE === "cuda";
+  const o = startEngine({
     model,
-    device: "cpu",
-    deviceOrdinal: ordinal++,
+    device: DEVICE,
+    deviceOrdinal: cuda ? 0 : ordinal++,
     deviceMemory: 2048 * MiB,
-    gpuMemoryUtilization: 0.9,
+    // CUDA: one engine at a time, a small share (the KV cache is not what is measured)
+    gpuMemoryUtilization: cuda ? 0.05 : 0.9,
     kvCacheMemoryBytes: null,
     maxModelLen: 256,
     maxNumSeqs,
@@ -47,7 +51,9 @@ function start(model: string, maxNumSeqs: number, over: Record<string, unknown> 
     maxWaiting: 64,
     servedModelName: null,
     ...over,
+    ...(cuda ? { deviceMemory: null } : {}),
   });
+  return o;
 }
 
 function median(xs: number[]): number {
@@ -314,7 +320,7 @@ for (const r of cap)
 
 const json = {
   bench: "graphs",
-  backend: "cpu",
+  backend: DEVICE,
   date: new Date().toISOString(),
   machine: `${cpus()[0]?.model ?? "?"} × ${cpus().length}`,
   rows: [
@@ -332,7 +338,7 @@ const json = {
   },
   step_time: { model: SMALL, reps: REPS, rows: time },
   capture: cap,
-  gpu: "not run: no GPU on this machine (CUDA graph figures pending)",
+  ...(DEVICE === "cpu" ? { gpu: "not run here: bun bench/graphs/run.ts --device cuda on a GPU (kit/gpu-check.sh)" } : {}),
 };
 mkdirSync(dirname(OUT), { recursive: true });
 writeFileSync(OUT, JSON.stringify(json, null, 2) + "\n");

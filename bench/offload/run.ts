@@ -73,8 +73,9 @@ for (const f of FRACTIONS) {
     model,
     device,
     deviceMemory: device === "cpu" ? 4 * 2 ** 30 : null,
-    deviceOrdinal: ordinal++,
-    gpuMemoryUtilization: 0.9,
+    deviceOrdinal: device === "cuda" ? 0 : ordinal++, // CUDA: the one GPU; CPU: a fresh simulated device each
+    // CUDA: a fifth of the device keeps the KV block pool (one object per block) small
+    gpuMemoryUtilization: device === "cuda" ? 0.2 : 0.9,
     kvCacheMemoryBytes: null,
     maxModelLen: 256,
     maxNumSeqs: 1,
