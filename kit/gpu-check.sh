@@ -98,6 +98,10 @@ torch_reference() {
     "$BUN" test/gpu/torch/compare.ts "$WORK/ref" --device cuda --dtype bfloat16 --json "$WORK/torch-reference.json"
 }
 
+offload_bench() {
+  "$BUN" bench/offload/run.ts --device cuda && cp bench/out/offload.json "$WORK/offload.json"
+}
+
 ENGINE_SUITES="test/engine/graphs.test.ts test/offload/offload.test.ts test/memory/startup.test.ts test/memory/vmm.test.ts test/memory/two-process.test.ts"
 TORCH_WHEN=gpu
 [ $GPU = 1 ] && [ $HAVE_TORCH = 0 ] && TORCH_WHEN="skip:python3 with torch + transformers not found"
@@ -111,12 +115,12 @@ check probe gpu 30 probe
 check cpu-native all 90 "$BUN" test test/native.test.ts test/ops.test.ts test/ops-sample.test.ts test/gpu/fallback.test.ts
 # test/gpu/torch runs in reference-numpy (CPU) and, with a GPU, here (its CUDA variant)
 check gpu-suites gpu 150 env HEADROOM_TEST_DEVICES=cuda "$BUN" test test/gpu
-check engine-suites all 150 "$BUN" test $ENGINE_SUITES
+check engine-suites all 200 "$BUN" test $ENGINE_SUITES
 check reference-numpy "$NUMPY_WHEN" 120 env HEADROOM_TEST_DEVICES=cpu "$BUN" test test/gpu/torch
 check torch-reference "$TORCH_WHEN" 120 torch_reference
 check bench-attention gpu 60 "$BUN" bench/attention/run.ts --max-model-len 131072 --batches 1,16,64 --contexts 512,2048,8192 --iters 20 --no-e2e --out "$WORK/attention.json"
 check bench-graphs gpu 60 "$BUN" bench/graphs/run.ts --device cuda --reps 50 --out "$WORK/graphs.json"
-check bench-offload gpu 60 bash -c "'$BUN' bench/offload/run.ts --device cuda && cp bench/out/offload.json '$WORK/offload.json'"
+check bench-offload gpu 60 offload_bench
 check sanitize "$SAN_WHEN" 150 env SANITIZER="$SAN" BUN="$BUN" LOG_DIR="$WORK/logs/sanitize" TOOLS="memcheck racecheck" \
   FILES_memcheck="test/gpu/ops.test.ts test/gpu/memory.test.ts" FILES_racecheck="test/gpu/memory.test.ts test/gpu/sample.test.ts" \
   FILTER_racecheck="-t decode|sampling|hr_op_sample" bash scripts/gpu-sanitize.sh
