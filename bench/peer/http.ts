@@ -1,0 +1,104 @@
+// The HTTP row: the same streaming workload against each server (bench/serve/workload.ts's
+// bounded runner and statistics): `requests` greedy completions, at most `concurrency` in
+// flight, request i with its own random prompt of token ids (so neither server reuses a cached
+// prefix), max_tokens with ignore_eos, POST /v1/completions with stream: true. Each request's
+// text is kept so the two servers' outputs can be compared request by request.
+import { runWorkload, type BenchConfig, type RequestTiming, type Summary } from "../serve/workload.ts";
+
+export interface HttpWorkload {
+  concurrency: number;
+  requests: number;
+  promptTokens: number;
+  maxTokens: number;
+}
+
+export interface HttpResult extends Summary {
+  /** Completion text of request i. */
+  texts: string[];
+}
+
+/** Deterministic prompts: BOS then ids from the ordinary-piece range [259, vocab). */
+export function workloadPrompts(w: HttpWorkload, vocab: number, seed = 7): number[][] {
+  let s = seed >>> 0;
+  const next = () => {
+    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
+    return s;
+  };
+  return Array.from({ length: w.requests }, () => [1, ...Array.from({ length: w.promptTokens - 1 }, () => 259 + (next() % (vocab - 259)))]);
+}
+
+async function streamOne(url: string, prompt: number[], maxTokens: number, text: (t: string) => void): Promise<RequestTiming> {
+  const start = performance.now();
+  const res = await fetch(`${url}/v1/completions`, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify({
+      prompt,
+      max_tokens: maxTokens,
+      temperature: 0,
+      ignore_eos: true,
+      stream: true,
+      stream_options: { include_usage: true },
+    }),
+  });
+  if (res.status !== 200)
+    return { start, tokenTimes: [], tokens: 0, end: performance.now(), ok: false, error: `HTTP ${res.status}: ${await res.text()}` };
+  const reader = res.body!.getReader();
+  const dec = new TextDecoder();
+  const times: number[] = [];
+  let usage = 0;
+  let buf = "";
+  let all = "";
+  for (;;) {
+    const r = await reader.read();
+    if (r.done) break;
+    const now = performance.now();
+    buf += dec.decode(r.value, { stream: true });
+    let sep: number;
+    while ((sep = buf.search(/\r?\n\r?\n/)) >= 0) {
+      const ev = buf.slice(0, sep).trim();
+      buf = buf.slice(sep).replace(/^\r?\n\r?\n/, "");
+      if (!ev.startsWith("data:")) continue;
+      const data = ev.slice(5).trim();
+      if (data === "[DONE]") continue;
+      const chunk = JSON.parse(data) as { choices?: { text?: string }[]; usage?: { completion_tokens: number } | null; error?: unknown };
+      if (chunk.error) return { start, tokenTimes: times, tokens: 0, end: now, ok: false, error: JSON.stringify(chunk.error) };
+      const t = chunk.choices?.[0]?.text;
+      if (t) {
+        times.push(now);
+        all += t;
+      }
+      if (chunk.usage) usage = chunk.usage.completion_tokens;
+    }
+  }
+  text(all);
+  // Tokens generated: the usage figure (both servers send it); chunks with text otherwise.
+  const tokens = usage || times.length;
+  return { start, tokenTimes: times, tokens, end: performance.now(), ok: tokens === maxTokens };
+}
+
+export async function runHttp(url: string, w: HttpWorkload, prompts: number[][]): Promise<HttpResult> {
+  // warm-up: a few short requests (connections, JIT), not counted
+  await Promise.all(prompts.slice(0, Math.min(4, prompts.length)).map((p) => streamOne(url, p, 4, () => {})));
+  const texts: string[] = new Array(w.requests).fill("");
+  let next = 0;
+  const cfg = { concurrency: w.concurrency, requests: w.requests } as BenchConfig;
+  const summary = await runWorkload(cfg, () => {
+    const i = next++;
+    return streamOne(url, prompts[i]!, w.maxTokens, (t) => {
+      texts[i] = t;
+    });
+  });
+  return { ...summary, texts };
+}
+
+/** Request-by-request comparison of two servers' greedy outputs. */
+export function compareTexts(a: string[], b: string[]): { identical: number; total: number; firstDifferent: number | null } {
+  let identical = 0;
+  let firstDifferent: number | null = null;
+  for (let i = 0; i < Math.min(a.length, b.length); i++) {
+    if (a[i] === b[i]) identical++;
+    else if (firstDifferent === null) firstDifferent = i;
+  }
+  return { identical, total: Math.min(a.length, b.length), firstDifferent };
+}
