@@ -9,6 +9,7 @@
 import { EngineCore } from "../../src/engine/engine-core.ts";
 import { startEngine, type StartedEngine } from "../../src/engine/startup.ts";
 import type { StepInputs } from "../../src/model/llama.ts";
+import { BANNED_IDS } from "./http.ts";
 
 export interface HeadroomFigures {
   prefillTokS: number;
@@ -160,7 +161,7 @@ export class HeadroomKernel {
     return this.decode(this.shape.batch, this.shape.prompt, this.shape.gen);
   }
 
-  /** Greedy continuation of `prompt` through the whole engine (scheduler, sampler). */
+  /** Greedy continuation of `prompt` through the whole engine (scheduler, sampler), BANNED_IDS biased away as on llama-server. */
   greedy(prompt: number[], n: number): GreedyResult {
     const core = new EngineCore(this.s, { maxNumSeqs: this.shape.batch, servedModelName: null, enablePrefixCaching: false });
     core.add({
@@ -175,6 +176,7 @@ export class HeadroomKernel {
         stopTokenIds: [],
         ignoreEos: true,
         logprobs: 2,
+        logitBias: BANNED_IDS.map((i): [number, number] => [i, -100]),
         presencePenalty: 0,
         frequencyPenalty: 0,
         repetitionPenalty: 1,

@@ -3,7 +3,8 @@
 //   - an F32 GGUF with llama.cpp's tensor names and metadata (test/util/tiny-models.ts),
 //   - the same weights as an HF folder (config.json, F32 model.safetensors with Q/K rows in HF's
 //     rotate-half layout, tokenizer.json built from the GGUF vocabulary),
-//   - F16, Q8_0 and Q4_K_M GGUFs made from the F32 file by the built llama-quantize.
+//   - F16, Q8_0 and Q4_K_M GGUFs made from the F32 file by the built llama-quantize, and each of
+//     them dequantized back to F32 (llama-quantize --allow-requantize) for the greedy check.
 // Cached under <cache>/models-<key>/ (key: shape + seed + writer version + quantizer commit).
 import { spawnSync } from "node:child_process";
 import { closeSync, existsSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, writeFileSync, writeSync } from "node:fs";
@@ -37,6 +38,8 @@ export const S110M: Omit<TinyModelSpec, "vocabFile" | "tensorType"> = {
 export interface PeerModels {
   dir: string;
   gguf: Record<Format, string>;
+  /** F16/Q8_0/Q4_K_M dequantized back to F32 by llama-quantize (what exact arithmetic on the file computes). */
+  dequantized: Partial<Record<Format, string>>;
   hf: string;
   vocabSize: number;
   /** Seconds spent writing/quantizing in this run (0 = reused). */
@@ -70,9 +73,20 @@ export function ensureModels(cache: string, quantize: string, commit: string, fo
     if (r.status !== 0) throw new Error(`llama-quantize ${f} failed: ${(r.stderr ?? "").slice(-2000)}`);
     renameSync(tmp, gguf[f]);
   }
+  const dequantized: Partial<Record<Format, string>> = {};
+  for (const f of formats) {
+    if (f === "F32") continue;
+    const out = join(dir, `s110m-${f.toLowerCase()}-dequantized-f32.gguf`);
+    if (!existsSync(out)) {
+      const r = spawnSync(quantize, ["--allow-requantize", gguf[f], `${out}.tmp`, "F32"], { encoding: "utf8" });
+      if (r.status !== 0) throw new Error(`llama-quantize ${f} → F32 failed: ${(r.stderr ?? "").slice(-2000)}`);
+      renameSync(`${out}.tmp`, out);
+    }
+    dequantized[f] = out;
+  }
   const g = readGguf(gguf.F32);
   const vocabSize = (g.metadata.get("tokenizer.ggml.tokens") as string[]).length;
-  return { dir, gguf, hf, vocabSize, writeSeconds: (performance.now() - t0) / 1000 };
+  return { dir, gguf, dequantized, hf, vocabSize, writeSeconds: (performance.now() - t0) / 1000 };
 }
 
 /** convert_hf_to_gguf.py's `permute` inverted: GGUF's interleaved Q/K rows → HF rotate-half rows. */

@@ -46,11 +46,14 @@ export function renderPeerTables(j: J): string {
     const greedy = f.greedy
       ? `greedy ${j.greedy_tokens} tokens after a ${j.greedy_prompt_tokens}-token prompt: ${f.greedy.text}`
       : "no greedy check";
+    const dq = f.greedyDequantized
+      ? `; llama.cpp on the file dequantized to F32 vs headroom on ${f.format}: ${f.greedyDequantized.text}`
+      : "";
     const hf = f.hfVsGguf
       ? `; headroom from the HF folder vs the GGUF: ${f.hfVsGguf.divergeAt === null ? `agree (${f.hfVsGguf.compared}/${f.hfVsGguf.compared})` : `diverge at ${f.hfVsGguf.divergeAt}`}`
       : "";
     parts.push(
-      `${head} — ${greedy}${hf}. llama.cpp settings (its defaults): flash_attn ${s.flash_attn}, KV ${s.type_k}/${s.type_v}, n_batch ${s.n_batch}, n_ubatch ${s.n_ubatch}, ${s.n_threads} threads. ` +
+      `${head} — ${greedy}${dq}${hf}. llama.cpp settings (its defaults): flash_attn ${s.flash_attn}, KV ${s.type_k}/${s.type_v}, n_batch ${s.n_batch}, n_ubatch ${s.n_ubatch}, ${s.n_threads} threads. ` +
         `Load average per repetition: ${loads(f.loadAverages)}.\n\n` +
         table(["tok/s", "llama.cpp", "headroom", "headroom ÷ llama.cpp", "better"], rows),
     );
@@ -62,7 +65,7 @@ export function renderPeerTables(j: J): string {
     const o = h.outputs;
     parts.push(
       `**HTTP** (F32 file): ${w.concurrency} concurrent streaming clients, ${w.requests} requests, ${w.promptTokens}-token prompts (distinct, token ids), ` +
-        `${w.maxTokens} tokens each (greedy, ignore_eos), POST /v1/completions. Outputs of the last repetition: ${o.identical}/${o.total} requests identical` +
+        `${w.maxTokens} tokens each (greedy, ignore_eos), streamed from llama-server's /completion and headroom's /v1/completions. Outputs of the last repetition: ${o.identical}/${o.total} requests identical` +
         `${o.firstDifferent === null ? "" : ` (first different: request ${o.firstDifferent})`}. Load average per repetition: ${loads(h.loadAverages)}.\n` +
         `\`${h.llamaArgv.map((a: string) => a.split("/").at(-1)).join(" ")}\` vs \`headroom ${h.headroomArgv
           .slice(h.headroomArgv.indexOf("serve"))

@@ -14,9 +14,12 @@
 //    depth 0 and 128) and llama-batched-bench (16 × 128-token prompts, 32 decode steps) against
 //    the same tests on headroom's engine in this process (headroom-side.ts);
 // 4. greedy continuations of one prompt from llama-server and from headroom's engine, compared
-//    token by token (and headroom from the HF folder against headroom from the GGUF);
+//    token by token; for quantized files also llama.cpp on the file dequantized to F32 (exact
+//    arithmetic on the same weights) against headroom on the quantized file; and headroom from
+//    the HF folder against headroom from the GGUF;
 // 5. the HTTP row: llama-server and `headroom serve` on the F32 file, 16 concurrent streaming
-//    clients, repetitions alternating between the servers (http.ts), outputs compared;
+//    clients (llama-server's native /completion, headroom's /v1/completions: http.ts says why),
+//    repetitions alternating between the servers, outputs compared request by request;
 //    --budgets adds `headroom serve` runs at other --max-num-batched-tokens values.
 // Both systems get the same thread count and, where the machine has more cores than threads,
 // the same CPUs (taskset; this process re-executes itself under it). The load average is
@@ -122,6 +125,12 @@ interface FormatResult {
   error?: string;
   comparisons: Comparison[];
   greedy?: { agreement: Agreement; text: string; llama: number[]; headroom: number[] };
+  /**
+   * Quantized files: llama.cpp on the file dequantized to F32 vs headroom on the quantized file.
+   * llama.cpp's quantized matmuls round the activations to 8 bits, headroom's do not, so on
+   * random weights the two can part early; against the dequantized file they should agree.
+   */
+  greedyDequantized?: { agreement: Agreement; text: string; llama: number[] };
   /** headroom from the HF folder vs headroom from this GGUF (F32 only). */
   hfVsGguf?: Agreement;
   llamaSettings?: Partial<LlamaBenchRow> & { batched_flash_attn?: number; batched_n_kv_max?: number };
@@ -229,6 +238,18 @@ async function main(): Promise<number> {
     } finally {
       await server.stop();
     }
+    const deq = models.dequantized[f];
+    if (deq) {
+      const ds = await startLlamaServer(build.bin["llama-server"], pin, deq, args.threads, 1, 512);
+      try {
+        const lg = await llamaGreedy(ds.url, greedyPrompt, greedyTokens);
+        const a = agreement(lg.tokens, hg.tokens, lg.top2, hg.top2);
+        res.greedyDequantized = { agreement: a, text: describeAgreement(a), llama: lg.tokens };
+        log(`${f}: greedy, llama.cpp on the dequantized F32 file vs headroom on ${f}: ${res.greedyDequantized.text}`);
+      } finally {
+        await ds.stop();
+      }
+    }
     if (f === "F32" && args.hf) {
       const hk = new HeadroomKernel(models.hf, args.threads, shape);
       const hfg = hk.greedy(greedyPrompt, greedyTokens);
@@ -268,7 +289,7 @@ async function main(): Promise<number> {
         loads.push(loadAverage()[0]);
         const order = r % 2 === 0 ? ([ls, hs] as const) : ([hs, ls] as const);
         for (const s of order) {
-          const x = await runHttp(s.url, workload, prompts);
+          const x = await runHttp(s.url, s === ls ? "llama" : "openai", workload, prompts);
           (s === ls ? runs.llama : runs.headroom).push(x);
           log(
             `HTTP rep ${r + 1}/${args.reps} ${s.name}: ${x.output_tokens_per_s.toFixed(1)} tok/s, TTFT p50 ${x.ttft_ms.p50.toFixed(0)} ms, ITL p50/p99 ${x.itl_ms.p50.toFixed(0)}/${x.itl_ms.p99.toFixed(0)} ms, failed ${x.failed}`,
@@ -291,7 +312,7 @@ async function main(): Promise<number> {
       const rs: Omit<HttpResult, "texts">[] = [];
       try {
         for (let r = 0; r < args.budgetReps; r++) {
-          const x = await runHttp(s.url, workload, prompts);
+          const x = await runHttp(s.url, "openai", workload, prompts);
           rs.push(strip(x));
           log(
             `HTTP budget ${b}: ${x.output_tokens_per_s.toFixed(1)} tok/s, TTFT p50 ${x.ttft_ms.p50.toFixed(0)} ms, ITL p50/p99 ${x.itl_ms.p50.toFixed(0)}/${x.itl_ms.p99.toFixed(0)} ms`,

@@ -6,6 +6,7 @@
 import { resolve } from "node:path";
 import type { Subprocess } from "bun";
 
+import { BAN_BIAS } from "./http.ts";
 import type { Pin } from "./llama-side.ts";
 
 const ROOT = resolve(import.meta.dir, "../..");
@@ -149,6 +150,7 @@ export async function llamaGreedy(url: string, prompt: number[], n: number): Pro
       temperature: 0,
       n_probs: 2,
       ignore_eos: true,
+      logit_bias: BAN_BIAS,
       cache_prompt: false,
       return_tokens: true,
       post_sampling_probs: false,

@@ -105,7 +105,7 @@ describe("peer bench workload", () => {
   test("runHttp: every request's text kept in request order, usage counted", async () => {
     const w = { concurrency: 3, requests: 7, promptTokens: 8, maxTokens: 5 };
     const prompts = workloadPrompts(w, 32000);
-    const r = await runHttp(`http://127.0.0.1:${srv.port}`, w, prompts);
+    const r = await runHttp(`http://127.0.0.1:${srv.port}`, "openai", w, prompts);
     expect(r.failed).toBe(0);
     expect(r.requests).toBe(7);
     expect(r.output_tokens).toBe(35);
