@@ -126,9 +126,15 @@ export async function runHttp(url: string, api: Endpoint, w: HttpWorkload, promp
   const errors: string[] = [];
   const summary = await runWorkload(cfg, async () => {
     const i = next++;
-    const r = await streamOne(url, api, prompts[i]!, w.maxTokens, (t) => {
-      texts[i] = t;
-    }).catch((e: Error): RequestTiming => ({ start: 0, tokenTimes: [], tokens: 0, end: 0, ok: false, error: e.message }));
+    const go = () =>
+      streamOne(url, api, prompts[i]!, w.maxTokens, (t) => {
+        texts[i] = t;
+      });
+    // A keep-alive connection the server closed as it was reused fails before any response:
+    // that is the transport, not the server's generation, so the request is sent once more.
+    const r = await go()
+      .catch((e: Error) => (/ECONNRESET|socket connection was closed/.test(e.message) ? go() : Promise.reject(e)))
+      .catch((e: Error): RequestTiming => ({ start: 0, tokenTimes: [], tokens: 0, end: 0, ok: false, error: e.message }));
     if (r.error && errors.length < 8) errors.push(`request ${i}: ${r.error}`);
     return r;
   });
