@@ -8,6 +8,8 @@
 // Specific renderers below know the JSON of the existing benchmarks; any other JSON is rendered
 // generically (scalars as a list, arrays of objects as tables), so a new benchmark needs nothing here.
 
+import { renderPeerTables } from "./peer/render.ts";
+
 export type Json = null | boolean | number | string | Json[] | { [k: string]: Json };
 type Obj = { [k: string]: Json };
 
@@ -232,6 +234,9 @@ const renderers: Record<string, Renderer> = {
       `Batch ${fmt(j.batch)}, ${fmt(j.tokens)} decode tokens per request, greedy; every request constrained by a JSON schema vs none.\n\n` +
       table(["model", "vocab", "free tok/s", "constrained tok/s", "ms/step free", "ms/step constrained", "slowdown"], rows)
     );
+  },
+  peer(out) {
+    return renderPeerTables(out["peer.json"] as Obj);
   },
   decode(out) {
     const j = out["decode.json"] as Obj;

@@ -129,9 +129,20 @@ export interface StartedEngine {
   close(): void;
 }
 
-/** Default token budget per step: vLLM-like on GPUs, smaller on the CPU backend. */
+/**
+ * CPU default token budget per step. A step that carries a prefill chunk delays every running
+ * sequence's next token by that chunk's compute: with 16 streaming clients on s110m, 512 gave an
+ * inter-token p99 of 311 ms against llama-server's 45 ms, 128 gave 99 ms at the same throughput
+ * and a better TTFT (bench/peer, bench/RESULTS.md "Peer: llama.cpp"). It also bounds the
+ * sequences decoded per step (the logits rows: min(max-num-seqs, this)).
+ */
+export const CPU_DEFAULT_MAX_NUM_BATCHED_TOKENS = 128;
+
+/** Default token budget per step: vLLM-like on GPUs, small on the CPU backend (inter-token latency). */
 export function defaultMaxNumBatchedTokens(backend: string, maxModelLen: number): number {
-  return backend === "cpu" ? Math.min(512, Math.max(maxModelLen, 64)) : Math.max(2048, Math.min(maxModelLen, 8192));
+  return backend === "cpu"
+    ? Math.min(CPU_DEFAULT_MAX_NUM_BATCHED_TOKENS, Math.max(maxModelLen, 64))
+    : Math.max(2048, Math.min(maxModelLen, 8192));
 }
 
 /** Start-up progress for the terminal display: stage, done of total (unit). */

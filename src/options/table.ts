@@ -211,7 +211,7 @@ export const OPTIONS = {
     default: null,
     engine: true,
     plan: true,
-    help: "most tokens in one step (sizes the activation arena)",
+    help: "most tokens in one step (sizes the activation arena; chunked prefill): default 128 on the CPU backend (a smaller prefill chunk per step keeps inter-token latency low under concurrent prompts; also caps sequences per step), max(2048, min(max-model-len, 8192)) on CUDA",
   },
   blockSize: { flag: "block-size", kind: "int", min: 1, max: 1024, default: 16, engine: true, plan: true, help: "tokens per KV block" },
   enforceEager: { flag: "enforce-eager", kind: "bool", default: false, engine: true, plan: true, help: "never capture graphs" },
