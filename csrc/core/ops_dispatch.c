@@ -245,6 +245,39 @@ int hr_op_rms_norm(uint64_t dev, int64_t dtype, uint64_t out, uint64_t x, uint64
   a[HR_A_RMS_ROWS] = rows;
   a[HR_A_RMS_DIM] = dim;
   a[HR_A_RMS_EPS] = hr_f64_bits(eps);
+  a[HR_A_RMS_GROUP] = rows;
+  a[HR_A_RMS_GSTRIDE] = rows * dim;
+  return hr_ops_submit(inst, HR_OPK_RMS_NORM, a);
+}
+
+int hr_op_rms_norm_strided(uint64_t dev, int64_t dtype, uint64_t out, uint64_t x, uint64_t weight, int64_t groups,
+                           int64_t rows_per_group, int64_t dim, int64_t group_stride, double eps) {
+  BEGIN("hr_op_rms_norm_strided");
+  TRY(need_dtype(CALL, dtype));
+  TRY(need_ptr(CALL, "out", out));
+  TRY(need_ptr(CALL, "x", x));
+  TRY(need_ptr(CALL, "weight", weight));
+  TRY(need_dim(CALL, "groups", groups));
+  TRY(need_dim(CALL, "rows_per_group", rows_per_group));
+  TRY(need_dim(CALL, "dim", dim));
+  TRY(need_product(CALL, rows_per_group, dim, 1));
+  if (group_stride < rows_per_group * dim || group_stride > HR_DIM_MAX)
+    return hr_fail(HR_E_INVALID, "%s: group_stride must be in %lld..2^40 (rows_per_group * dim; got %lld)", CALL,
+                   (long long)(rows_per_group * dim), (long long)group_stride);
+  TRY(need_product(CALL, groups, group_stride, 1));
+  TRY(need_product(CALL, groups, rows_per_group, 1));
+  if (!(eps >= 0.0) || eps > 1.0) return hr_fail(HR_E_INVALID, "%s: eps must be in [0, 1] (got %g)", CALL, eps);
+  int64_t a[HR_OP_MAX_ARGS] = {0};
+  a[HR_A_RMS_DTYPE] = dtype;
+  a[HR_A_RMS_OUT] = (int64_t)out;
+  a[HR_A_RMS_X] = (int64_t)x;
+  a[HR_A_RMS_RES] = 0;
+  a[HR_A_RMS_W] = (int64_t)weight;
+  a[HR_A_RMS_ROWS] = groups * rows_per_group;
+  a[HR_A_RMS_DIM] = dim;
+  a[HR_A_RMS_EPS] = hr_f64_bits(eps);
+  a[HR_A_RMS_GROUP] = rows_per_group;
+  a[HR_A_RMS_GSTRIDE] = group_stride;
   return hr_ops_submit(inst, HR_OPK_RMS_NORM, a);
 }
 

@@ -245,6 +245,15 @@ HR_API int hr_op_rms_norm(uint64_t dev, int64_t dtype, uint64_t out, uint64_t x,
                           int64_t rows, int64_t dim, double eps);
 
 /*
+ * RMSNorm (no residual) of rows laid out in groups: row j of group g starts group_stride * g +
+ * dim * j elements into x and into out (out may equal x). For the per-head q/k norms (Qwen3,
+ * Gemma 3) read inside a fused QKV output [T, q + 2 kv]: groups = tokens, rows_per_group =
+ * heads, dim = head_dim, group_stride = q + 2 kv. group_stride >= rows_per_group * dim.
+ */
+HR_API int hr_op_rms_norm_strided(uint64_t dev, int64_t dtype, uint64_t out, uint64_t x, uint64_t weight, int64_t groups,
+                                  int64_t rows_per_group, int64_t dim, int64_t group_stride, double eps);
+
+/*
  * Rotary embedding in place on q [T, Hq, head_dim] and k [T, Hk, head_dim] (k may be 0)
  * at positions[T]. The first rotary_dim (even, <= head_dim; 0 = head_dim) dims of each
  * head are rotated with angle positions[t] * inv_freq[i], inv_freq a float32 device

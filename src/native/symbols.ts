@@ -53,6 +53,7 @@ export const symbols = {
   hr_get_num_threads: { args: [u64, ptr], returns: i32 },
   hr_op_embedding: { args: [u64, i64, u64, u64, u64, i64, i64, i64], returns: i32 },
   hr_op_rms_norm: { args: [u64, i64, u64, u64, u64, u64, i64, i64, f64], returns: i32 },
+  hr_op_rms_norm_strided: { args: [u64, i64, u64, u64, u64, i64, i64, i64, i64, f64], returns: i32 },
   hr_op_rope: { args: [u64, i64, u64, u64, u64, u64, i64, i64, i64, i64, i64, i64, i64, i64], returns: i32 },
   hr_op_matmul: { args: [u64, i64, u64, u64, u64, u64, i64, i64, i64], returns: i32 },
   hr_op_matmul_q: { args: [u64, i64, i64, u64, u64, u64, u64, i64, i64, i64], returns: i32 },

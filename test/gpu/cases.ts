@@ -173,6 +173,38 @@ const rmsNorm = (rows: number, dim: number, residual: boolean, inPlace = false):
   },
 });
 
+// per-head norms inside fused QKV rows [T, (hq + 2 hk) d]: the q heads (or the k heads) are
+// normalized in place; every other element of the row must come back unchanged
+const rmsNormStrided = (T: number, hq: number, hk: number, d: number, kHeads: boolean): OpCase => ({
+  name: `rms_norm_strided T=${T} hq=${hq} hk=${hk} d=${d} (${kHeads ? "k" : "q"} heads of a fused QKV, in place)`,
+  run(dev, dtype, rng, roundAs = dtype) {
+    const b = new Buffers(dev);
+    try {
+      const S = (hq + 2 * hk) * d,
+        H = kHeads ? hk : hq,
+        off = kHeads ? hq * d : 0;
+      const x = vals(rng, roundAs, T * S),
+        w = vals(rng, roundAs, d);
+      const xp = b.values(dtype, x);
+      const e = esize(dtype);
+      new Ops(dev, dtype as DTypeCode).rmsNormStrided(xp + BigInt(off * e), xp + BigInt(off * e), b.values(dtype, w), T, H, d, S, 1e-6);
+      const rows = new Float32Array(T * H * d);
+      for (let t = 0; t < T; t++) rows.set(x.subarray(t * S + off, t * S + off + H * d), t * H * d);
+      const normed = refRmsNorm(rows, null, w, T * H, d, 1e-6).out;
+      const ref = Float64Array.from(x);
+      const scale = new Float64Array(T * S);
+      for (let t = 0; t < T; t++)
+        for (let i = 0; i < H * d; i++) {
+          ref[t * S + off + i] = normed[t * H * d + i]!;
+          scale[t * S + off + i] = 0.1;
+        }
+      return [{ what: "fused qkv", got: b.read(dtype, xp, T * S), ref, scale }];
+    } finally {
+      b.freeAll();
+    }
+  },
+});
+
 // ---- rope ----
 interface RopeCfg {
   T: number;
@@ -553,6 +585,9 @@ export const CASES: OpCase[] = [
   rmsNorm(33, 4096, true),
   rmsNorm(3, 5000, false),
   rmsNorm(4, 1000, true, true),
+  rmsNormStrided(7, 8, 2, 128, false),
+  rmsNormStrided(5, 6, 3, 64, true),
+  rmsNormStrided(3, 16, 8, 256, false),
   rope({ T: 5, hq: 8, hk: 2, d: 128, rot: 128, gptj: false }),
   rope({ T: 3, hq: 4, hk: 4, d: 64, rot: 32, gptj: true }),
   rope({ T: 17, hq: 6, hk: 2, d: 80, rot: 80, gptj: false, fused: true }),
