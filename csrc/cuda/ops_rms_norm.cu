@@ -48,10 +48,9 @@ int hrc_exec_rms_norm(hr_instance *inst, const int64_t *a) {
   const int threads = dim >= 2048 ? 256 : dim >= 512 ? 128 : 64;
   const unsigned grid = hrc_grid(rows, 1, 65535 * 16);
   HRC_DISPATCH(a[HR_A_RMS_DTYPE], {
-    rms_norm_kernel<T><<<grid, threads, 0, st->stream>>>(HR_PTR(a, HR_A_RMS_OUT, T), HR_PTR(a, HR_A_RMS_X, T),
-                                                         HR_PTR(a, HR_A_RMS_RES, const T),
-                                                         HR_PTR(a, HR_A_RMS_W, const T), rows, dim, eps,
-                                                         a[HR_A_RMS_GROUP], a[HR_A_RMS_GSTRIDE]);
+    rms_norm_kernel<T><<<grid, threads, 0, st->stream>>>(
+        HR_PTR(a, HR_A_RMS_OUT, T), HR_PTR(a, HR_A_RMS_X, T), HR_PTR(a, HR_A_RMS_RES, const T),
+        HR_PTR(a, HR_A_RMS_W, const T), rows, dim, eps, a[HR_A_RMS_GROUP], a[HR_A_RMS_GSTRIDE]);
     return hrc_launched(CALL, "rms_norm_kernel");
   });
 }

@@ -250,8 +250,9 @@ HR_API int hr_op_rms_norm(uint64_t dev, int64_t dtype, uint64_t out, uint64_t x,
  * Gemma 3) read inside a fused QKV output [T, q + 2 kv]: groups = tokens, rows_per_group =
  * heads, dim = head_dim, group_stride = q + 2 kv. group_stride >= rows_per_group * dim.
  */
-HR_API int hr_op_rms_norm_strided(uint64_t dev, int64_t dtype, uint64_t out, uint64_t x, uint64_t weight, int64_t groups,
-                                  int64_t rows_per_group, int64_t dim, int64_t group_stride, double eps);
+HR_API int hr_op_rms_norm_strided(uint64_t dev, int64_t dtype, uint64_t out, uint64_t x, uint64_t weight,
+                                  int64_t groups, int64_t rows_per_group, int64_t dim, int64_t group_stride,
+                                  double eps);
 
 /*
  * Rotary embedding in place on q [T, Hq, head_dim] and k [T, Hk, head_dim] (k may be 0)

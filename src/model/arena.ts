@@ -30,13 +30,10 @@ export type ArenaBuffer =
   | "invFreqLocal"
   | "x"
   | "h"
-  | "q"
-  | "k"
-  | "v"
+  | "qkv"
   | "attn"
   | "o"
-  | "gate"
-  | "up"
+  | "gateUp"
   | "act"
   | "logits"
   | "workspace";
@@ -92,13 +89,12 @@ export function planArena(cfg: ModelConfig, limits: BatchLimits, actBytes: numbe
     ["invFreqLocal", cfg.ropeLocalTheta != null ? 4 * (cfg.headDim / 2) : 0],
     ["x", actBytes * T * D],
     ["h", actBytes * T * D],
-    ["q", actBytes * T * qDim],
-    ["k", actBytes * T * kvDim],
-    ["v", actBytes * T * kvDim],
+    // q|k|v and gate|up outputs: one fused matmul's [T, q + 2 kv] / [T, 2 I] rows, or (a layer
+    // whose parts differ in storage type) the separate [T, q], [T, kv], [T, kv] / [T, I], [T, I].
+    ["qkv", actBytes * T * (qDim + 2 * kvDim)],
     ["attn", actBytes * T * qDim],
     ["o", actBytes * T * D],
-    ["gate", actBytes * T * I],
-    ["up", actBytes * T * I],
+    ["gateUp", actBytes * T * 2 * I],
     ["act", actBytes * T * I],
     ["logits", 4 * S * cfg.vocabSize],
     ["workspace", attentionWorkspaceBytes],

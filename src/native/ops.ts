@@ -82,7 +82,16 @@ export class Ops {
    * RMSNorm of `groups` × `rowsPerGroup` rows of `dim`, row j of group g at g·groupStride + j·dim
    * elements (in place when out == x): the per-head q/k norms inside a fused QKV output.
    */
-  rmsNormStrided(out: bigint, x: bigint, weight: bigint, groups: number, rowsPerGroup: number, dim: number, groupStride: number, eps: number): void {
+  rmsNormStrided(
+    out: bigint,
+    x: bigint,
+    weight: bigint,
+    groups: number,
+    rowsPerGroup: number,
+    dim: number,
+    groupStride: number,
+    eps: number,
+  ): void {
     this.check(
       this.s.hr_op_rms_norm_strided(this.h, this.dtype, out, x, weight, groups, rowsPerGroup, dim, groupStride, eps),
       "hr_op_rms_norm_strided",
