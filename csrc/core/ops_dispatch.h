@@ -110,6 +110,8 @@ enum {
   HR_A_MM_ROWS,  /* int32 row ids or 0 */
   HR_A_MM_XROWS, /* rows of x (bound for row ids) */
   HR_A_MM_WTYPE, /* weight type: the dtype or an HR_QTYPE_* */
+  HR_A_MM_WS,    /* quantized weights: dequantization workspace (hr_op_matmul_q_ws) or 0 */
+  HR_A_MM_WSBYTES,
   HR_A_MM_N_
 };
 enum {

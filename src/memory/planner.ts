@@ -3,6 +3,7 @@
 // whether (and how much) weight offload is needed. `headroom plan` and POST /v1/memory/plan
 // call it; the engine's start-up compares its prediction with the measurement.
 import { planArena, type BatchLimits } from "../model/arena.ts";
+import { dequantWorkspaceBytes } from "../model/dequant-workspace.ts";
 import type { ModelConfig } from "../model/config.ts";
 import { COMPUTE_DTYPE_BYTES, defaultComputeDtype, type ComputeDtype } from "../model/dtype.ts";
 import { storedWeightBytes, weightLayout, type QuantizedTensors } from "../model/weight-layout.ts";
@@ -171,7 +172,8 @@ export function planMemory(p: PlanInput): MemoryPlan {
   const stored = storedWeightBytes(p.config, dtypeBytes, COMPUTE_DTYPE_BYTES[weightDtype], p.quantized);
   const notes: string[] = [];
   const limits = batchLimitsFor(p.maxModelLen, p.maxNumSeqs, p.maxNumBatchedTokens, p.blockSize);
-  const arenaRequest = planArena(p.config, limits, dtypeBytes, p.attentionWorkspaceBytes).totalBytes;
+  const dequant = dequantWorkspaceBytes(p.config, dtypeBytes, p.quantized, limits, p.backend);
+  const arenaRequest = planArena(p.config, limits, dtypeBytes, p.attentionWorkspaceBytes, dequant).totalBytes;
   const L = p.config.numLayers;
   const prefetch = Math.max(1, Math.floor(p.offload?.prefetchLayers ?? 2));
   const free = p.freeMemoryBytes ?? p.deviceMemoryBytes;

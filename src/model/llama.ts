@@ -8,12 +8,14 @@
 // ([num_blocks, block_size, num_kv_heads, head_dim] per layer, K and V). One call runs one
 // scheduler step: any mix of prefill chunks and decodes, flattened to T tokens.
 import type { Device } from "../native/device.ts";
-import { DECODE_PLANNED, DType, RopeLayout, type DecodePlanInfo, type Ops, type PagedCache } from "../native/ops.ts";
+import { DECODE_PLANNED, DType, RopeLayout, type DecodePlanInfo, type Ops, type PagedCache, type Workspace } from "../native/ops.ts";
 import { layerType, layerWindow, type ModelConfig } from "./config.ts";
 import { planArena, type ArenaBuffer, type ArenaLayout, type BatchLimits } from "./arena.ts";
 import { COMPUTE_DTYPE_BYTES, COMPUTE_DTYPE_CODE, dtypeOfCode, type ComputeDtype } from "./dtype.ts";
 import { ropeAttentionFactor, ropeInvFreq } from "./rope.ts";
+import { dequantWorkspaceBytes } from "./dequant-workspace.ts";
 import { downloadTensor, type LoadedWeights } from "./upload.ts";
+import type { QuantizedTensors } from "./weight-layout.ts";
 
 interface LayerWeights {
   inputNorm: bigint;
@@ -132,7 +134,9 @@ export class LlamaModel {
     if (weights.dtype !== this.dtype) {
       throw new Error(`LlamaModel: the weights were uploaded as ${weights.dtype} but the ops compute in ${this.dtype}`);
     }
-    this.layout = planArena(cfg, limits, COMPUTE_DTYPE_BYTES[this.dtype], attentionWorkspaceBytes(ops, cfg, limits, blockSize));
+    const eb = COMPUTE_DTYPE_BYTES[this.dtype];
+    const dequant = dequantWorkspaceBytes(cfg, eb, loadedQuantized(weights), limits, dev.backend);
+    this.layout = planArena(cfg, limits, eb, attentionWorkspaceBytes(ops, cfg, limits, blockSize), dequant);
     const w = (name: string) => weights.get(name).ptr;
     const opt = (name: string) => (weights.tensors.has(name) ? w(name) : 0n);
     // quantized code, or the tensor's own dtype (16-bit matrix weights under fp32 compute on CPU)
@@ -312,6 +316,8 @@ export class LlamaModel {
     const h = this.buf("h"); // normalized input of the current sub-block
     const [qkv, attn, o, gateUp, act] = [this.buf("qkv"), this.buf("attn"), this.buf("o"), this.buf("gateUp"), this.buf("act")];
     const maxBlocks = this.limits.maxBlocksPerSeq;
+    // quantized weights dequantize prefill-sized matmuls through this (CUDA; 0 bytes elsewhere)
+    const ws: Workspace = { ptr: this.buf("dequant"), bytes: this.layout.bytes.dequant };
 
     const off = this.offload;
     off?.beginStep();
@@ -332,16 +338,16 @@ export class LlamaModel {
       let v: bigint;
       let stride = 0; // elements between tokens of q, k and v (0 = dense)
       if (W.fusedQkv) {
-        ops.matmul(qkv, h, L.q, L.qBias, T, qkvDim, D, W.q);
+        ops.matmul(qkv, h, L.q, L.qBias, T, qkvDim, D, W.q, ws);
         k = qkv + BigInt(qDim) * eb;
         v = k + BigInt(kvDim) * eb;
         stride = qkvDim;
       } else {
         k = q + BigInt(T * qDim) * eb;
         v = k + BigInt(T * kvDim) * eb;
-        ops.matmul(q, h, L.q, L.qBias, T, qDim, D, W.q);
-        ops.matmul(k, h, L.k, L.kBias, T, kvDim, D, W.k);
-        ops.matmul(v, h, L.v, L.vBias, T, kvDim, D, W.v);
+        ops.matmul(q, h, L.q, L.qBias, T, qDim, D, W.q, ws);
+        ops.matmul(k, h, L.k, L.kBias, T, kvDim, D, W.k, ws);
+        ops.matmul(v, h, L.v, L.vBias, T, kvDim, D, W.v, ws);
       }
       if (L.qNorm !== 0n) {
         // per-head RMSNorm over head_dim, in place (rows = tokens x heads)
@@ -401,7 +407,7 @@ export class LlamaModel {
           softcap,
         );
       }
-      ops.matmul(o, attn, L.o, 0n, T, D, qDim, W.o);
+      ops.matmul(o, attn, L.o, 0n, T, D, qDim, W.o, ws);
       // MLP block: h = norm(x += attention output); o = down(act(gate h) * up h). Gemma 2/3
       // normalize the attention output first (sandwich) and the MLP output after.
       if (L.preFfNorm !== 0n) {
@@ -414,23 +420,23 @@ export class LlamaModel {
       const gate = gateUp;
       let up: bigint;
       if (W.fusedGateUp) {
-        ops.matmul(gateUp, h, L.gate, 0n, T, 2 * I, D, W.gate);
+        ops.matmul(gateUp, h, L.gate, 0n, T, 2 * I, D, W.gate, ws);
         up = gateUp + BigInt(I) * eb;
       } else {
         up = gateUp + BigInt(T * I) * eb;
-        ops.matmul(gate, h, L.gate, 0n, T, I, D, W.gate);
-        ops.matmul(up, h, L.up, 0n, T, I, D, W.up);
+        ops.matmul(gate, h, L.gate, 0n, T, I, D, W.gate, ws);
+        ops.matmul(up, h, L.up, 0n, T, I, D, W.up, ws);
       }
       const inStride = W.fusedGateUp ? 2 * I : 0;
       if (cfg.hiddenAct === "gelu_tanh") ops.geluTanhMul(act, gate, up, T, I, inStride);
       else ops.siluMul(act, gate, up, T, I, inStride);
-      ops.matmul(o, act, L.down, 0n, T, D, I, W.down);
+      ops.matmul(o, act, L.down, 0n, T, D, I, W.down, ws);
       if (L.postFfNorm !== 0n) ops.rmsNorm(o, o, 0n, L.postFfNorm, T, D, eps);
       off?.afterLayer(l);
     }
     ops.rmsNorm(h, x, o, this.finalNorm, T, D, eps);
     if (numLogitsRows > 0) {
-      ops.logits(logitsOut, h, this.buf("logitsIndices"), numLogitsRows, T, this.lmHead, cfg.vocabSize, D, this.lmHeadType);
+      ops.logits(logitsOut, h, this.buf("logitsIndices"), numLogitsRows, T, this.lmHead, cfg.vocabSize, D, this.lmHeadType, ws);
       // Gemma 2 final soft-capping on the float32 logits.
       if (cfg.finalSoftcap) ops.softcap(logitsOut, numLogitsRows * cfg.vocabSize, cfg.finalSoftcap, DType.F32);
     }
@@ -477,6 +483,13 @@ export class LlamaModel {
     if (rows > 0) this.dev.copyFromDevice(out.subarray(0, rows * this.cfg.vocabSize), this.buf("logits"));
     return out;
   }
+}
+
+/** The quantized tensors of an upload, as the layout and the planner see them. */
+function loadedQuantized(w: LoadedWeights): QuantizedTensors {
+  const m = new Map<string, { bytes: number; code: number }>();
+  for (const [name, t] of w.tensors) if (t.quant) m.set(name, { bytes: t.bytes, code: t.quant.code });
+  return m;
 }
 
 /** `v` rounded to the compute dtype (HF builds Gemma's normalizer as a tensor of the activation dtype). */

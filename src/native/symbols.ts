@@ -58,6 +58,8 @@ export const symbols = {
   hr_op_matmul: { args: [u64, i64, u64, u64, u64, u64, i64, i64, i64], returns: i32 },
   hr_op_matmul_q: { args: [u64, i64, i64, u64, u64, u64, u64, i64, i64, i64], returns: i32 },
   hr_op_logits_q: { args: [u64, i64, i64, u64, u64, u64, i64, i64, u64, i64, i64], returns: i32 },
+  hr_op_matmul_q_ws: { args: [u64, i64, i64, u64, u64, u64, u64, i64, i64, i64, u64, u64], returns: i32 },
+  hr_op_logits_q_ws: { args: [u64, i64, i64, u64, u64, u64, i64, i64, u64, i64, i64, u64, u64], returns: i32 },
   hr_op_embedding_q: { args: [u64, i64, i64, u64, u64, u64, i64, i64, i64], returns: i32 },
   hr_quant_block_info: { args: [i64, ptr, ptr], returns: i32 },
   hr_dequantize: { args: [i64, ptr, ptr, i64], returns: i32 },

@@ -6,7 +6,7 @@
 // to the dtype, runs the op on a device through the public ABI with poisoned outputs, reads
 // every output element back and returns what to compare with the reference.
 import type { Device } from "../../src/native/device.ts";
-import { DType, Ops, RopeLayout, type DTypeCode, type PagedCache } from "../../src/native/ops.ts";
+import { DType, MATMUL_Q_GEMM_MIN_M, Ops, RopeLayout, type DTypeCode, type PagedCache, type Workspace } from "../../src/native/ops.ts";
 import { ARCH_CASES } from "./cases-arch.ts";
 import { KV_CASES } from "./cases-kv.ts";
 import { Buffers, esize, type Rng, roundTo } from "./common.ts";
@@ -82,8 +82,17 @@ function rawBuffer(b: Buffers, raw: Uint8Array): bigint {
   return p;
 }
 
-const matmulQ = (type: string, m: number, n: number, k: number, bias: boolean): OpCase => ({
-  name: `matmul_q ${type} m=${m} n=${n} k=${k}${bias ? " +bias" : ""}`,
+// A dequantization workspace of `rows` weight rows (hr_op_matmul_q_ws): on CUDA, m above
+// MATMUL_Q_GEMM_MIN_M runs dequantize-to-dtype chunks of `rows` rows + the tensor-core GEMM
+// (rows < n: several chunks, the last one short); the CPU backend ignores it.
+function dequantWorkspace(b: Buffers, dtype: number, rows: number | undefined, k: number): Workspace | undefined {
+  if (!rows) return undefined;
+  const bytes = rows * k * esize(dtype);
+  return { ptr: b.poisoned(dtype, rows * k), bytes };
+}
+
+const matmulQ = (type: string, m: number, n: number, k: number, bias: boolean, wsRows?: number): OpCase => ({
+  name: `matmul_q ${type} m=${m} n=${n} k=${k}${bias ? " +bias" : ""}${wsRows ? ` workspace ${wsRows} rows${m > MATMUL_Q_GEMM_MIN_M ? " (GEMM)" : ""}` : ""}`,
   run(dev, dtype, rng, roundAs = dtype) {
     const q = quantTypeByName(type)!;
     const b = new Buffers(dev);
@@ -93,9 +102,10 @@ const matmulQ = (type: string, m: number, n: number, k: number, bias: boolean): 
         bs = bias ? vals(rng, roundAs, n) : null;
       const y = b.poisoned(dtype, m * n);
       const xs = b.values(dtype, x),
-        ws = rawBuffer(b, raw),
+        wq = rawBuffer(b, raw),
         bsb = bs ? b.values(dtype, bs) : 0n;
-      withExactQuantMatmul(() => new Ops(dev, dtype as DTypeCode).matmul(y, xs, ws, bsb, m, n, k, q.code));
+      const ws = dequantWorkspace(b, dtype, wsRows, k);
+      withExactQuantMatmul(() => new Ops(dev, dtype as DTypeCode).matmul(y, xs, wq, bsb, m, n, k, q.code, ws));
       const ref = refMatmul(x, null, deq, bs, m, n, k);
       return [{ what: "y", got: b.read(dtype, y, m * n), ref: ref.y, scale: ref.mag }];
     } finally {
@@ -104,8 +114,8 @@ const matmulQ = (type: string, m: number, n: number, k: number, bias: boolean): 
   },
 });
 
-const logitsQ = (type: string, rows: number, hiddenRows: number, vocab: number, dim: number): OpCase => ({
-  name: `logits_q ${type} rows=${rows}/${hiddenRows} vocab=${vocab} dim=${dim}`,
+const logitsQ = (type: string, rows: number, hiddenRows: number, vocab: number, dim: number, wsRows?: number): OpCase => ({
+  name: `logits_q ${type} rows=${rows}/${hiddenRows} vocab=${vocab} dim=${dim}${wsRows ? ` workspace ${wsRows} rows` : ""}`,
   run(dev, dtype, rng, roundAs = dtype) {
     const q = quantTypeByName(type)!;
     const b = new Buffers(dev);
@@ -116,8 +126,9 @@ const logitsQ = (type: string, rows: number, hiddenRows: number, vocab: number, 
       const out = b.poisoned(DType.F32, rows * vocab);
       const hs = b.values(dtype, h),
         idb = b.ints(ids),
-        ws = rawBuffer(b, raw);
-      withExactQuantMatmul(() => new Ops(dev, dtype as DTypeCode).logits(out, hs, idb, rows, hiddenRows, ws, vocab, dim, q.code));
+        wq = rawBuffer(b, raw);
+      const ws = dequantWorkspace(b, dtype, wsRows, dim);
+      withExactQuantMatmul(() => new Ops(dev, dtype as DTypeCode).logits(out, hs, idb, rows, hiddenRows, wq, vocab, dim, q.code, ws));
       const ref = refMatmul(h, ids, deq, null, rows, vocab, dim);
       return [{ what: "logits", got: b.read(DType.F32, out, rows * vocab), ref: ref.y, scale: ref.mag }];
     } finally {
@@ -147,7 +158,15 @@ const embeddingQ = (type: string, T: number, rows: number, dim: number): OpCase 
 const QUANT_CASES: OpCase[] = ["Q4_0", "Q4_1", "Q5_0", "Q5_1", "Q8_0", "Q4_K", "Q5_K", "Q6_K"].flatMap((t, i) => [
   matmulQ(t, 1, 37, 512, i % 2 === 0),
   matmulQ(t, 11, 64, 768, i % 2 === 1),
+  // prefill through the workspace (CUDA: GEMV at m <= 32, dequantize + GEMM above), odd n:
+  // m = 1 and 7 stay on the GEMV kernel with a workspace given; m = 64 in 3 chunks (50+50+29);
+  // m = 300 in one chunk
+  matmulQ(t, 1, 129, 256, i % 2 === 1, 50),
+  matmulQ(t, 7, 129, 256, i % 2 === 0, 50),
+  matmulQ(t, 64, 129, 512, i % 2 === 1, 50),
+  matmulQ(t, 300, 77, 256, i % 2 === 0, 77),
   logitsQ(t, 3, 7, 300, 256),
+  logitsQ(t, 40, 45, 301, 256, 128),
   embeddingQ(t, 9, 40, 512),
 ]);
 
