@@ -215,6 +215,7 @@ int gemm_matmul(hr_instance *inst, hrc_state *st, const int64_t *a) {
   const int64_t esz = hrc_dtype_size(dtype), ydtype = logits ? HR_DTYPE_F32 : dtype, yesz = hrc_dtype_size(ydtype);
   const int64_t row_bytes = k / Q::block_elems * Q::block_bytes;
   int64_t chunk = (int64_t)(ws_bytes / (uint64_t)(k * esz)); // >= 1: core checked workspace_bytes
+  if (chunk > 64) chunk -= chunk % 64; // chunk columns of y start 16-byte aligned (tensor-core friendly)
   if (chunk > n) chunk = n;
   // cuBLAS first: a missing cuBLAS must fail before anything is queued.
   int s = hrc_blas_ready(st, CALL, 0);

@@ -160,7 +160,7 @@ const QUANT_CASES: OpCase[] = ["Q4_0", "Q4_1", "Q5_0", "Q5_1", "Q8_0", "Q4_K", "
   matmulQ(t, 11, 64, 768, i % 2 === 1),
   // prefill through the workspace (CUDA: GEMV at m <= 32, dequantize + GEMM above), odd n:
   // m = 1 and 7 stay on the GEMV kernel with a workspace given; m = 64 in 3 chunks (50+50+29);
-  // m = 300 in one chunk
+  // m = 300 with room for 77 rows: chunks of 64 (rounded down to 64 rows) + 13
   matmulQ(t, 1, 129, 256, i % 2 === 1, 50),
   matmulQ(t, 7, 129, 256, i % 2 === 0, 50),
   matmulQ(t, 64, 129, 512, i % 2 === 1, 50),
