@@ -29,7 +29,7 @@ extern "C" {
 #endif
 
 /* Bumped whenever a signature or a documented array layout changes. */
-#define HR_ABI_VERSION 3
+#define HR_ABI_VERSION 4
 
 /* ---- status codes ------------------------------------------------------------------ */
 #define HR_OK 0
