@@ -7,7 +7,7 @@
 import { MATMUL_Q_GEMM_MIN_M } from "../native/ops.ts";
 import type { BatchLimits } from "./arena.ts";
 import type { ModelConfig } from "./config.ts";
-import { weightLayout, type QuantizedTensors } from "./weight-layout.ts";
+import { QTYPE_BASE, weightLayout, type QuantizedTensors } from "./weight-layout.ts";
 
 /** Largest workspace: 64 MiB is 32 Mi bf16 weights, e.g. 8192 rows of k = 4096 per GEMM. */
 export const DEQUANT_WORKSPACE_CAP = 64 * 2 ** 20;
@@ -26,7 +26,8 @@ export function dequantWorkspaceBytes(
   let maxRow = 0;
   for (const buf of weightLayout(cfg, elemBytes, quantized)) {
     for (const t of buf.tensors) {
-      if (t.shape.length !== 2 || !quantized.has(t.parts ? t.parts[0]!.name : t.name)) continue;
+      const code = quantized.get(t.parts ? t.parts[0]!.name : t.name)?.code ?? 0;
+      if (t.shape.length !== 2 || code < QTYPE_BASE) continue; // block-quantized matrices only
       largest = Math.max(largest, t.shape[0]! * t.shape[1]! * elemBytes);
       maxRow = Math.max(maxRow, t.shape[1]! * elemBytes);
     }
