@@ -11,15 +11,22 @@
 // decode graphs on), sampling on the device vs copying every logits row and sampling on the
 // host (the baseline, same run, alternating): device->host bytes per decode step and step time
 // (min/median/max), and whether both produced the same tokens.
-// Usage: bun bench/decode/run.ts [--shapes stories15m,110m] [--threads 2] [--sampling-only]
+// Fused projections (q|k|v and gate|up as one matmul each, the engine's layout) are compared
+// with the same weights laid out per projection in the same run: both models on one device,
+// prefill / decode steps timed alternately (fused, separate, fused, ...), min/median/max.
+// Usage: bun bench/decode/run.ts [--shapes stories15m,110m] [--threads 2] [--sampling-only] [--fused-reps 5]
 import { mkdirSync, writeFileSync } from "node:fs";
-import { cpus } from "node:os";
+import { cpus, loadavg } from "node:os";
 
 import { EngineCore } from "../../src/engine/engine-core.ts";
 import { startEngine, type StartedEngine } from "../../src/engine/startup.ts";
 import { parameterCount } from "../../src/model/config.ts";
-import type { Device } from "../../src/native/index.ts";
-import type { Ops } from "../../src/native/ops.ts";
+import { batchLimitsFor } from "../../src/memory/planner.ts";
+import { LlamaModel } from "../../src/model/llama.ts";
+import { openModel } from "../../src/model/load.ts";
+import { uploadWeights } from "../../src/model/upload.ts";
+import { Device } from "../../src/native/index.ts";
+import { Ops } from "../../src/native/ops.ts";
 
 const args = process.argv.slice(2);
 const opt = (name: string, dflt: string) => {
@@ -28,6 +35,7 @@ const opt = (name: string, dflt: string) => {
 };
 const shapes = opt("shapes", "stories15m,110m").split(",");
 const threads = Number(opt("threads", "2"));
+const fusedReps = Number(opt("fused-reps", "5"));
 const MiB = 2 ** 20;
 
 function median(xs: number[]): number {
@@ -429,7 +437,94 @@ if (args.includes("--sampling-only")) {
   process.exit(0);
 }
 
+interface FusedRow {
+  shape: string;
+  /** seconds per step, [min, median, max] over the alternating repetitions */
+  fused: Record<"prefill128" | "decode1" | "decode16", number[]>;
+  separate: Record<"prefill128" | "decode1" | "decode16", number[]>;
+  /** max |logit fused - separate| over the timed steps' last rows */
+  maxLogitDiff: number;
+}
+
+const stats = (xs: number[]) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return [s[0]!, s[Math.floor(s.length / 2)]!, s[s.length - 1]!];
+};
+
+/**
+ * The same weights uploaded twice — fused (the engine's layout) and one tensor per projection —
+ * as two LlamaModels on one CPU device sharing one KV cache; each step shape is timed on both
+ * alternately, after the KV of 16 sequences x 128 tokens is written.
+ */
+function benchFused(shape: string): FusedRow {
+  const ws = openModel(`synthetic:${shape}`).weights;
+  const cfg = ws.config;
+  const dev = Device.open({ device: "cpu", cpuCapacityBytes: 6 * 1024 * MiB });
+  const ops = new Ops(dev);
+  ops.setNumThreads(threads);
+  const bs = 16;
+  const limits = batchLimitsFor(512, 16, 128, bs);
+  const numBlocks = 16 * Math.ceil(129 / bs) + 1;
+  const sliceStride = numBlocks * bs * cfg.numKvHeads * cfg.headDim * 4;
+  const kv = dev.alloc(2 * cfg.numLayers * sliceStride);
+  const weights = [uploadWeights(dev, ws), uploadWeights(dev, ws, { fuse: false })];
+  const models = weights.map((w) => {
+    const m = new LlamaModel(dev, ops, cfg, w, limits, bs);
+    m.allocateArena();
+    m.setKvCache({ base: kv, sliceStride, numBlocks, blockSize: bs });
+    return m;
+  });
+  const fakeEngine = { kvSpec: { blockSize: bs }, limits } as unknown as StartedEngine;
+  try {
+    if (weights[0]!.fused.size !== 2 * cfg.numLayers || weights[1]!.fused.size !== 0) throw new Error("fused layout not as expected");
+    // KV of 16 sequences x 128 tokens written once (both models read the same cache)
+    const base = stepInputs(fakeEngine, 16, 128, 128);
+    for (let q = 0; q < 16; q++) {
+      models[0]!.stage({
+        ...base,
+        inputIds: base.inputIds.subarray(q * 128, (q + 1) * 128),
+        positions: base.positions.subarray(q * 128, (q + 1) * 128),
+        slotMapping: base.slotMapping.subarray(q * 128, (q + 1) * 128),
+        queryStartLoc: Int32Array.of(0, 128),
+        seqLens: Int32Array.of(128),
+        blockTables: base.blockTables.subarray(q * limits.maxBlocksPerSeq, (q + 1) * limits.maxBlocksPerSeq),
+        logitsIndices: Int32Array.of(127),
+      });
+      models[0]!.forward(128, 1, 1, false);
+    }
+    const shapesOfStep = { prefill128: [1, 128, 128], decode1: [1, 1, 129], decode16: [16, 1, 129] } as const;
+    const out = { fused: {}, separate: {} } as Pick<FusedRow, "fused" | "separate">;
+    let maxLogitDiff = 0;
+    for (const [key, [seqs, tps, ctx]] of Object.entries(shapesOfStep) as [keyof FusedRow["fused"], readonly number[]][]) {
+      // a prefill step rewrites positions 0..127 of sequence 0 with the same tokens: the cache stays as written
+      const inp = stepInputs(fakeEngine, seqs!, tps!, ctx!);
+      const t: number[][] = [[], []];
+      const last: Float32Array[] = [];
+      for (let rep = -1; rep < fusedReps; rep++) {
+        models.forEach((m, i) => {
+          const t0 = performance.now();
+          m.stage(inp);
+          m.forward(seqs! * tps!, seqs!, seqs!, inp.decodeOnly);
+          last[i] = m.readLogits(seqs!).slice();
+          if (rep >= 0) t[i]!.push((performance.now() - t0) / 1000); // rep -1: warm-up
+        });
+        for (let j = 0; j < last[0]!.length; j++) maxLogitDiff = Math.max(maxLogitDiff, Math.abs(last[0]![j]! - last[1]![j]!));
+      }
+      out.fused[key] = stats(t[0]!);
+      out.separate[key] = stats(t[1]!);
+    }
+    return { shape, ...out, maxLogitDiff };
+  } finally {
+    for (const m of models) m.freeArena();
+    for (const w of weights) w.free();
+    dev.free(kv);
+    dev.close();
+  }
+}
+
+const loadBefore = loadavg();
 const rows = shapes.map(benchShape);
+const fusedRows = fusedReps > 0 ? shapes.map(benchFused) : [];
 const machine = `${cpus()[0]?.model ?? "cpu"}, ${cpus().length} cores, ${threads} threads`;
 console.log(`bench/decode — ${machine}, ${new Date().toISOString().slice(0, 10)}`);
 console.log(
@@ -457,5 +552,25 @@ for (const r of rows) {
     `| ${r.shape} | ${x.batch} | ${x.steps} | ${x.hostBytesPerStep} | ${x.deviceBytesPerStep} | ${ms(x.hostStepMs)} | ${ms(x.deviceStepMs)} | ${ms(x.hostCpuMs)} | ${ms(x.deviceCpuMs)} | ${x.sameTokens ? "yes" : "NO"} |`,
   );
 }
+if (fusedRows.length) {
+  console.log(
+    `\nFused q|k|v and gate|up (the engine's layout) vs one matmul per projection, same weights, same run, alternating, ${fusedReps} reps; ms per step min/median/max:`,
+  );
+  console.log("| shape | step | fused ms | separate ms | separate ÷ fused (medians) | max |Δ logit| |");
+  console.log("|---|---|---|---|---:|---:|");
+  const ms = (v: number[]) => v.map((x) => (1000 * x).toFixed(2)).join(" / ");
+  for (const r of fusedRows)
+    for (const k of ["prefill128", "decode1", "decode16"] as const)
+      console.log(
+        `| ${r.shape} | ${k} | ${ms(r.fused[k])} | ${ms(r.separate[k])} | ${(r.separate[k][1]! / r.fused[k][1]!).toFixed(3)} | ${r.maxLogitDiff.toExponential(1)} |`,
+      );
+}
+const loadAfter = loadavg();
+console.log(
+  `\nload average (1/5/15 min) before: ${loadBefore.map((x) => x.toFixed(2)).join(" ")}, after: ${loadAfter.map((x) => x.toFixed(2)).join(" ")}`,
+);
 mkdirSync("bench/out", { recursive: true });
-writeFileSync("bench/out/decode.json", JSON.stringify({ machine, date: new Date().toISOString(), threads, rows }, null, 2));
+writeFileSync(
+  "bench/out/decode.json",
+  JSON.stringify({ machine, date: new Date().toISOString(), threads, loadBefore, loadAfter, rows, fusedRows }, null, 2),
+);

@@ -245,6 +245,39 @@ int hr_op_rms_norm(uint64_t dev, int64_t dtype, uint64_t out, uint64_t x, uint64
   a[HR_A_RMS_ROWS] = rows;
   a[HR_A_RMS_DIM] = dim;
   a[HR_A_RMS_EPS] = hr_f64_bits(eps);
+  a[HR_A_RMS_GROUP] = rows;
+  a[HR_A_RMS_GSTRIDE] = rows * dim;
+  return hr_ops_submit(inst, HR_OPK_RMS_NORM, a);
+}
+
+int hr_op_rms_norm_strided(uint64_t dev, int64_t dtype, uint64_t out, uint64_t x, uint64_t weight, int64_t groups,
+                           int64_t rows_per_group, int64_t dim, int64_t group_stride, double eps) {
+  BEGIN("hr_op_rms_norm_strided");
+  TRY(need_dtype(CALL, dtype));
+  TRY(need_ptr(CALL, "out", out));
+  TRY(need_ptr(CALL, "x", x));
+  TRY(need_ptr(CALL, "weight", weight));
+  TRY(need_dim(CALL, "groups", groups));
+  TRY(need_dim(CALL, "rows_per_group", rows_per_group));
+  TRY(need_dim(CALL, "dim", dim));
+  TRY(need_product(CALL, rows_per_group, dim, 1));
+  if (group_stride < rows_per_group * dim || group_stride > HR_DIM_MAX)
+    return hr_fail(HR_E_INVALID, "%s: group_stride must be in %lld..2^40 (rows_per_group * dim; got %lld)", CALL,
+                   (long long)(rows_per_group * dim), (long long)group_stride);
+  TRY(need_product(CALL, groups, group_stride, 1));
+  TRY(need_product(CALL, groups, rows_per_group, 1));
+  if (!(eps >= 0.0) || eps > 1.0) return hr_fail(HR_E_INVALID, "%s: eps must be in [0, 1] (got %g)", CALL, eps);
+  int64_t a[HR_OP_MAX_ARGS] = {0};
+  a[HR_A_RMS_DTYPE] = dtype;
+  a[HR_A_RMS_OUT] = (int64_t)out;
+  a[HR_A_RMS_X] = (int64_t)x;
+  a[HR_A_RMS_RES] = 0;
+  a[HR_A_RMS_W] = (int64_t)weight;
+  a[HR_A_RMS_ROWS] = groups * rows_per_group;
+  a[HR_A_RMS_DIM] = dim;
+  a[HR_A_RMS_EPS] = hr_f64_bits(eps);
+  a[HR_A_RMS_GROUP] = rows_per_group;
+  a[HR_A_RMS_GSTRIDE] = group_stride;
   return hr_ops_submit(inst, HR_OPK_RMS_NORM, a);
 }
 
@@ -291,7 +324,8 @@ int hr_op_rope(uint64_t dev, int64_t dtype, uint64_t q, uint64_t k, uint64_t pos
 }
 
 static int matmul_common(const char *CALL, hr_instance *inst, int64_t dtype, int64_t wtype, uint64_t y, uint64_t x,
-                         uint64_t w, uint64_t bias, int64_t m, int64_t n, int64_t k, uint64_t rows, int64_t xrows) {
+                         uint64_t w, uint64_t bias, int64_t m, int64_t n, int64_t k, uint64_t rows, int64_t xrows,
+                         uint64_t ws, uint64_t ws_bytes) {
   int st_;
   TRY(need_dtype(CALL, dtype));
   TRY(need_ptr(CALL, "y", y));
@@ -304,6 +338,13 @@ static int matmul_common(const char *CALL, hr_instance *inst, int64_t dtype, int
   TRY(need_product(CALL, n, k, 1));
   TRY(need_product(CALL, xrows, k, 1));
   if (y == x || y == w) return hr_fail(HR_E_INVALID, "%s: y must not alias x or w", CALL);
+  if ((ws == 0) != (ws_bytes == 0))
+    return hr_fail(HR_E_INVALID, "%s: workspace and workspace_bytes must both be 0 or both be set", CALL);
+  if (ws != 0 && ws_bytes < (uint64_t)(k * (dtype == HR_DTYPE_F32 ? 4 : 2)))
+    return hr_fail(HR_E_INVALID, "%s: workspace_bytes %llu cannot hold one weight row (k = %lld elements)", CALL,
+                   (unsigned long long)ws_bytes, (long long)k);
+  if (ws != 0 && (ws == y || ws == x || ws == w))
+    return hr_fail(HR_E_INVALID, "%s: the workspace must not alias y, x or w", CALL);
   int64_t a[HR_OP_MAX_ARGS] = {0};
   a[HR_A_MM_DTYPE] = dtype;
   a[HR_A_MM_Y] = (int64_t)y;
@@ -316,13 +357,15 @@ static int matmul_common(const char *CALL, hr_instance *inst, int64_t dtype, int
   a[HR_A_MM_ROWS] = (int64_t)rows;
   a[HR_A_MM_XROWS] = xrows;
   a[HR_A_MM_WTYPE] = wtype;
+  a[HR_A_MM_WS] = (int64_t)ws;
+  a[HR_A_MM_WSBYTES] = (int64_t)ws_bytes;
   return hr_ops_submit(inst, HR_OPK_MATMUL, a);
 }
 
 int hr_op_matmul(uint64_t dev, int64_t dtype, uint64_t y, uint64_t x, uint64_t w, uint64_t bias, int64_t m, int64_t n,
                  int64_t k) {
   BEGIN("hr_op_matmul");
-  return matmul_common(CALL, inst, dtype, dtype, y, x, w, bias, m, n, k, 0, m);
+  return matmul_common(CALL, inst, dtype, dtype, y, x, w, bias, m, n, k, 0, m, 0, 0);
 }
 
 int hr_op_matmul_q(uint64_t dev, int64_t dtype, int64_t wtype, uint64_t y, uint64_t x, uint64_t w, uint64_t bias,
@@ -330,7 +373,15 @@ int hr_op_matmul_q(uint64_t dev, int64_t dtype, int64_t wtype, uint64_t y, uint6
   BEGIN("hr_op_matmul_q");
   TRY(need_dtype(CALL, dtype));
   TRY(need_wtype(CALL, dtype, wtype, k));
-  return matmul_common(CALL, inst, dtype, wtype, y, x, w, bias, m, n, k, 0, m);
+  return matmul_common(CALL, inst, dtype, wtype, y, x, w, bias, m, n, k, 0, m, 0, 0);
+}
+
+int hr_op_matmul_q_ws(uint64_t dev, int64_t dtype, int64_t wtype, uint64_t y, uint64_t x, uint64_t w, uint64_t bias,
+                      int64_t m, int64_t n, int64_t k, uint64_t workspace, uint64_t workspace_bytes) {
+  BEGIN("hr_op_matmul_q_ws");
+  TRY(need_dtype(CALL, dtype));
+  TRY(need_wtype(CALL, dtype, wtype, k));
+  return matmul_common(CALL, inst, dtype, wtype, y, x, w, bias, m, n, k, 0, m, workspace, workspace_bytes);
 }
 
 int hr_op_logits(uint64_t dev, int64_t dtype, uint64_t logits, uint64_t hidden, uint64_t row_ids, int64_t num_rows,
@@ -338,7 +389,8 @@ int hr_op_logits(uint64_t dev, int64_t dtype, uint64_t logits, uint64_t hidden, 
   BEGIN("hr_op_logits");
   TRY(need_ptr(CALL, "row_ids", row_ids));
   TRY(need_dim(CALL, "num_hidden_rows", num_hidden_rows));
-  return matmul_common(CALL, inst, dtype, dtype, logits, hidden, w, 0, num_rows, vocab, dim, row_ids, num_hidden_rows);
+  return matmul_common(CALL, inst, dtype, dtype, logits, hidden, w, 0, num_rows, vocab, dim, row_ids, num_hidden_rows,
+                       0, 0);
 }
 
 int hr_op_logits_q(uint64_t dev, int64_t dtype, int64_t wtype, uint64_t logits, uint64_t hidden, uint64_t row_ids,
@@ -348,7 +400,20 @@ int hr_op_logits_q(uint64_t dev, int64_t dtype, int64_t wtype, uint64_t logits, 
   TRY(need_dim(CALL, "num_hidden_rows", num_hidden_rows));
   TRY(need_dtype(CALL, dtype));
   TRY(need_wtype(CALL, dtype, wtype, dim));
-  return matmul_common(CALL, inst, dtype, wtype, logits, hidden, w, 0, num_rows, vocab, dim, row_ids, num_hidden_rows);
+  return matmul_common(CALL, inst, dtype, wtype, logits, hidden, w, 0, num_rows, vocab, dim, row_ids, num_hidden_rows,
+                       0, 0);
+}
+
+int hr_op_logits_q_ws(uint64_t dev, int64_t dtype, int64_t wtype, uint64_t logits, uint64_t hidden, uint64_t row_ids,
+                      int64_t num_rows, int64_t num_hidden_rows, uint64_t w, int64_t vocab, int64_t dim,
+                      uint64_t workspace, uint64_t workspace_bytes) {
+  BEGIN("hr_op_logits_q_ws");
+  TRY(need_ptr(CALL, "row_ids", row_ids));
+  TRY(need_dim(CALL, "num_hidden_rows", num_hidden_rows));
+  TRY(need_dtype(CALL, dtype));
+  TRY(need_wtype(CALL, dtype, wtype, dim));
+  return matmul_common(CALL, inst, dtype, wtype, logits, hidden, w, 0, num_rows, vocab, dim, row_ids, num_hidden_rows,
+                       workspace, workspace_bytes);
 }
 
 static int gated_common(const char *CALL, hr_instance *inst, int kind, int64_t dtype, uint64_t out, uint64_t gate,

@@ -77,6 +77,8 @@ enum {
   HR_A_RMS_ROWS,
   HR_A_RMS_DIM,
   HR_A_RMS_EPS,
+  HR_A_RMS_GROUP,   /* rows per group (hr_op_rms_norm: all rows, one group) */
+  HR_A_RMS_GSTRIDE, /* elements between groups; row r starts at (r / group) * gstride + (r % group) * dim */
   HR_A_RMS_N
 };
 enum {
@@ -108,6 +110,8 @@ enum {
   HR_A_MM_ROWS,  /* int32 row ids or 0 */
   HR_A_MM_XROWS, /* rows of x (bound for row ids) */
   HR_A_MM_WTYPE, /* weight type: the dtype or an HR_QTYPE_* */
+  HR_A_MM_WS,    /* quantized weights: dequantization workspace (hr_op_matmul_q_ws) or 0 */
+  HR_A_MM_WSBYTES,
   HR_A_MM_N_
 };
 enum {
@@ -244,6 +248,12 @@ uint64_t hr_attn_decode_workspace(int64_t num_seqs, int64_t num_q_heads, int64_t
 /* Effective partition size in tokens (partition_size 0 = the whole max context). */
 static inline int64_t hr_attn_partition_tokens(int64_t max_blocks_per_seq, int64_t block_size, int64_t partition_size) {
   return partition_size > 0 ? partition_size : max_blocks_per_seq * block_size;
+}
+
+/* Element offset of row r of an rms_norm record (grouped rows, HR_A_RMS_GROUP / HR_A_RMS_GSTRIDE). */
+static inline int64_t hr_rms_row_offset(const int64_t *a, int64_t r) {
+  const int64_t g = a[HR_A_RMS_GROUP];
+  return (r / g) * a[HR_A_RMS_GSTRIDE] + (r % g) * a[HR_A_RMS_DIM];
 }
 
 static inline int64_t hr_f64_bits(double d) {

@@ -118,9 +118,10 @@ static void rms_rows(const int64_t *a, int64_t r0, int64_t r1) {
   int64_t d = a[HR_A_RMS_DIM];
   float eps = (float)hr_bits_f64(a[HR_A_RMS_EPS]);
   for (int64_t r = r0; r < r1; r++) {
-    float *xr = x + r * d, *o = out + r * d;
+    const int64_t at = hr_rms_row_offset(a, r); /* r * d unless rows are grouped (strided) */
+    float *xr = x + at, *o = out + at;
     if (res) {
-      const float *rr = res + r * d;
+      const float *rr = res + at;
       for (int64_t i = 0; i < d; i++) xr[i] += rr[i];
     }
     float ss = hr_vdot(xr, xr, d);

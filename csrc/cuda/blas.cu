@@ -177,7 +177,12 @@ static cudaDataType data_type(int64_t dtype) {
 
 int hrc_gemm(hrc_state *st, const char *call, int64_t dtype, int64_t ydtype, uint64_t y, uint64_t x, uint64_t w,
              int64_t m, int64_t n, int64_t k, int accumulate) {
-  if (m > 0x7fffffff || n > 0x7fffffff || k > 0x7fffffff)
+  return hrc_gemm_ld(st, call, dtype, ydtype, y, n, x, w, m, n, k, accumulate);
+}
+
+int hrc_gemm_ld(hrc_state *st, const char *call, int64_t dtype, int64_t ydtype, uint64_t y, int64_t ldy, uint64_t x,
+                uint64_t w, int64_t m, int64_t n, int64_t k, int accumulate) {
+  if (m > 0x7fffffff || n > 0x7fffffff || k > 0x7fffffff || ldy > 0x7fffffff)
     return hr_fail(HR_E_UNSUPPORTED, "%s: cuBLAS takes 32-bit sizes (m=%lld n=%lld k=%lld)", call, (long long)m,
                    (long long)n, (long long)k);
   int s = hrc_blas_ready(st, call, 0);
@@ -187,7 +192,7 @@ int hrc_gemm(hrc_state *st, const char *call, int64_t dtype, int64_t ydtype, uin
   hrc_blas_status bs =
       B.gemm_ex((hrc_blas_handle)st->blas, HRC_OP_T, HRC_OP_N, (int)n, (int)m, (int)k, &alpha,
                 (const void *)(uintptr_t)w, data_type(dtype), (int)k, (const void *)(uintptr_t)x, data_type(dtype),
-                (int)k, &beta, (void *)(uintptr_t)y, data_type(ydtype), (int)n, HRC_COMPUTE_32F, HRC_GEMM_DEFAULT);
+                (int)k, &beta, (void *)(uintptr_t)y, data_type(ydtype), (int)ldy, HRC_COMPUTE_32F, HRC_GEMM_DEFAULT);
   if (bs != 0) return blas_fail(bs, call, "cublasGemmEx");
   return HR_OK;
 }

@@ -64,6 +64,10 @@ int hrc_blas_ready(hrc_state *st, const char *call, uint64_t workspace_bytes);
 // y of `ydtype`; fp32 accumulation.
 int hrc_gemm(hrc_state *st, const char *call, int64_t dtype, int64_t ydtype, uint64_t y, uint64_t x, uint64_t w,
              int64_t m, int64_t n, int64_t k, int accumulate);
+// The same into columns of a wider y: row r of the result lands at y + r * ldy (ldy >= n), so
+// y may point at column n0 of a [m, ldy] matrix (the chunks of a dequantized weight).
+int hrc_gemm_ld(hrc_state *st, const char *call, int64_t dtype, int64_t ydtype, uint64_t y, int64_t ldy, uint64_t x,
+                uint64_t w, int64_t m, int64_t n, int64_t k, int accumulate);
 
 // ---- KV caches in reserved ranges ---------------------------------------------------
 // Graphs are captured while the KV range is reserved but not yet mapped, so the num_blocks

@@ -22,6 +22,16 @@ __global__ void __launch_bounds__(256)
 
 int hrc_exec_matmul_q(hr_instance *inst, hrc_state *st, const int64_t *a); // ops_matmul_q.cu
 
+// y[r, :] = bias for r < m (queued on `stream`); the GEMM then accumulates onto it.
+int hrc_fill_bias(const char *call, cudaStream_t stream, int64_t dtype, uint64_t y, uint64_t bias, int64_t m,
+                  int64_t n) {
+  const unsigned grid = hrc_grid(m, 1, 65535 * 16);
+  HRC_DISPATCH(dtype, {
+    fill_bias_kernel<T><<<grid, 256, 0, stream>>>((T *)y, (const T *)bias, m, n);
+    return hrc_launched(call, "fill_bias_kernel");
+  });
+}
+
 int hrc_exec_matmul(hr_instance *inst, const int64_t *a) {
   const bool logits = a[HR_A_MM_ROWS] != 0;
   const char *CALL = logits ? "hr_op_logits" : "hr_op_matmul";
@@ -48,12 +58,7 @@ int hrc_exec_matmul(hr_instance *inst, const int64_t *a) {
   }
   const int64_t ydtype = logits ? HR_DTYPE_F32 : dtype;
   if (bias && !logits) {
-    const unsigned grid = hrc_grid(m, 1, 65535 * 16);
-    HRC_DISPATCH(dtype, {
-      fill_bias_kernel<T><<<grid, 256, 0, st->stream>>>((T *)y, (const T *)bias, m, n);
-      s = hrc_launched(CALL, "fill_bias_kernel");
-      break;
-    });
+    s = hrc_fill_bias(CALL, st->stream, dtype, y, bias, m, n);
     if (s != HR_OK) return s;
   }
   s = hrc_gemm(st, CALL, dtype, ydtype, y, x, w, m, n, k, bias && !logits);

@@ -1,15 +1,24 @@
 // Quantized weights (GGUF block formats, csrc/core/quant.h) on CUDA: matmul / logits and
-// embedding gather that dequantize in registers, so weights stay in the file's format on the
-// device. A warp computes one output column n: its lanes take 32-element chunks of the weight
-// row in turn, dequantize one chunk (quant_chunk32, the same rule as hr_dequantize), and
-// multiply it with up to MT rows of x at a time; x rows beyond MT are handled by further passes
-// over the row. This is the decode (small-m) kernel; large-m prefill runs the same kernel
-// (correct, not yet tensor-core speed: see the issue on dequantize-to-bf16 tiles).
+// embedding gather, weights kept in the file's format on the device.
+//  - decode (m <= HR_MATMUL_Q_GEMM_MIN_M, or no workspace): a warp computes one output column n:
+//    its lanes take 32-element chunks of the weight row in turn, dequantize one chunk
+//    (quant_chunk32, the same rule as hr_dequantize) in registers and multiply it with up to MT
+//    rows of x at a time; x rows beyond MT are handled by further passes over the row.
+//  - prefill (m above it, with the caller's workspace, hr_op_matmul_q_ws): chunks of weight rows
+//    are dequantized into the workspace in the op's dtype (bf16/f16/f32) and multiplied on the
+//    tensor cores by cuBLAS with fp32 accumulation, each chunk into its columns of y (ldc = n).
+//    The weight bytes are read once per chunk instead of once per MT rows of x.
 #include "cuda_common.cuh"
 
 extern "C" {
+#include "../core/allocator.h"
 #include "../core/quant.h"
 }
+
+int hrc_gather_rows(const char *call, cudaStream_t stream, int64_t dtype, uint64_t out, uint64_t table, uint64_t ids,
+                    int64_t num_tokens, int64_t num_rows, int64_t dim); // ops_embedding.cu
+int hrc_fill_bias(const char *call, cudaStream_t stream, int64_t dtype, uint64_t y, uint64_t bias, int64_t m,
+                  int64_t n); // ops_matmul.cu
 
 namespace {
 
@@ -176,9 +185,71 @@ __global__ void __launch_bounds__(128)
   }
 }
 
+// out[r, :] = dequant(w[r, :]) for r < rows, in T: one thread per 32-element chunk of a row
+// (grid-stride), the values of quant_chunk32 rounded once to T.
+template <int QT, typename T>
+__global__ void __launch_bounds__(256)
+    dequant_rows_kernel(T *__restrict__ out, const uint8_t *__restrict__ w, int64_t rows, int64_t k) {
+  typedef qt_traits<QT> Q;
+  const int64_t chunks = k / 32, row_bytes = k / Q::block_elems * Q::block_bytes, total = rows * chunks;
+  for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < total; i += (int64_t)gridDim.x * blockDim.x) {
+    const int64_t r = i / chunks, e0 = (i % chunks) * 32;
+    float v[32];
+    quant_chunk32<QT>(w + r * row_bytes + (e0 / Q::block_elems) * Q::block_bytes, (int)((e0 % Q::block_elems) / 32), v);
+    T *o = out + r * k + e0;
+#pragma unroll
+    for (int j = 0; j < 32; j++) o[j] = hrc_from_f<T>(v[j]);
+  }
+}
+
+// Prefill: y = x . dequant(w)^T chunk by chunk of weight rows through the workspace (see top).
 template <int QT>
-int launch_matmul(cudaStream_t s, const int64_t *a) {
+int gemm_matmul(hr_instance *inst, hrc_state *st, const int64_t *a) {
+  typedef qt_traits<QT> Q;
   const int64_t dtype = a[HR_A_MM_DTYPE], m = a[HR_A_MM_M], n = a[HR_A_MM_N], k = a[HR_A_MM_K];
+  const bool logits = a[HR_A_MM_ROWS] != 0;
+  const char *CALL = logits ? "hr_op_logits_q" : "hr_op_matmul_q";
+  const uint64_t y = (uint64_t)a[HR_A_MM_Y], bias = logits ? 0 : (uint64_t)a[HR_A_MM_BIAS];
+  const uint64_t ws = (uint64_t)a[HR_A_MM_WS], ws_bytes = (uint64_t)a[HR_A_MM_WSBYTES];
+  const uint8_t *w = (const uint8_t *)a[HR_A_MM_W];
+  const int64_t esz = hrc_dtype_size(dtype), ydtype = logits ? HR_DTYPE_F32 : dtype, yesz = hrc_dtype_size(ydtype);
+  const int64_t row_bytes = k / Q::block_elems * Q::block_bytes;
+  int64_t chunk = (int64_t)(ws_bytes / (uint64_t)(k * esz)); // >= 1: core checked workspace_bytes
+  if (chunk > 64) chunk -= chunk % 64; // chunk columns of y start 16-byte aligned (tensor-core friendly)
+  if (chunk > n) chunk = n;
+  // cuBLAS first: a missing cuBLAS must fail before anything is queued.
+  int s = hrc_blas_ready(st, CALL, 0);
+  if (s != HR_OK) return s;
+  uint64_t x = (uint64_t)a[HR_A_MM_X], tmp = 0;
+  if (logits) {
+    // the selected rows, gathered (a bad row id gathers a NaN row, so its logits come out NaN)
+    s = hr_allocator_malloc(inst->alloc, (uint64_t)(m * k * esz), &tmp);
+    if (s != HR_OK) return s;
+    s = hrc_gather_rows(CALL, st->stream, dtype, tmp, x, (uint64_t)a[HR_A_MM_ROWS], m, a[HR_A_MM_XROWS], k);
+    x = tmp;
+  } else if (bias) {
+    s = hrc_fill_bias(CALL, st->stream, dtype, y, bias, m, n);
+  }
+  for (int64_t n0 = 0; n0 < n && s == HR_OK; n0 += chunk) {
+    const int64_t nc = n - n0 < chunk ? n - n0 : chunk;
+    const unsigned grid = hrc_grid(nc * (k / 32), 256, 65535 * 16);
+    HRC_DISPATCH(dtype, {
+      dequant_rows_kernel<QT, T><<<grid, 256, 0, st->stream>>>((T *)ws, w + n0 * row_bytes, nc, k);
+      s = hrc_launched(CALL, "dequant_rows_kernel");
+      break;
+    });
+    if (s == HR_OK) s = hrc_gemm_ld(st, CALL, dtype, ydtype, y + (uint64_t)(n0 * yesz), n, x, ws, m, nc, k, bias != 0);
+  }
+  // Stream-ordered reuse, as hr_op_logits: whatever touches the block next queues behind the GEMMs.
+  if (tmp) hr_allocator_free(inst->alloc, tmp);
+  return s;
+}
+
+template <int QT>
+int launch_matmul(hr_instance *inst, hrc_state *st, const int64_t *a) {
+  const int64_t dtype = a[HR_A_MM_DTYPE], m = a[HR_A_MM_M], n = a[HR_A_MM_N], k = a[HR_A_MM_K];
+  if (a[HR_A_MM_WS] != 0 && m > HR_MATMUL_Q_GEMM_MIN_M) return gemm_matmul<QT>(inst, st, a);
+  cudaStream_t s = st->stream;
   const bool logits = a[HR_A_MM_ROWS] != 0;
   const unsigned grid = hrc_grid(n, 4, INT32_MAX);
   const uint8_t *w = (const uint8_t *)a[HR_A_MM_W];
@@ -221,8 +292,7 @@ int launch_embedding(cudaStream_t s, const int64_t *a) {
 } // namespace
 
 int hrc_exec_matmul_q(hr_instance *inst, hrc_state *st, const int64_t *a) {
-  (void)inst;
-  HRC_QTYPE_SWITCH(a[HR_A_MM_WTYPE], launch_matmul, st->stream, a);
+  HRC_QTYPE_SWITCH(a[HR_A_MM_WTYPE], launch_matmul, inst, st, a);
   return hr_fail(HR_E_UNSUPPORTED, "hr_op_matmul_q: weight type %lld is not supported by the CUDA backend",
                  (long long)a[HR_A_MM_WTYPE]);
 }

@@ -29,7 +29,7 @@ extern "C" {
 #endif
 
 /* Bumped whenever a signature or a documented array layout changes. */
-#define HR_ABI_VERSION 3
+#define HR_ABI_VERSION 4
 
 /* ---- status codes ------------------------------------------------------------------ */
 #define HR_OK 0
@@ -245,6 +245,16 @@ HR_API int hr_op_rms_norm(uint64_t dev, int64_t dtype, uint64_t out, uint64_t x,
                           int64_t rows, int64_t dim, double eps);
 
 /*
+ * RMSNorm (no residual) of rows laid out in groups: row j of group g starts group_stride * g +
+ * dim * j elements into x and into out (out may equal x). For the per-head q/k norms (Qwen3,
+ * Gemma 3) read inside a fused QKV output [T, q + 2 kv]: groups = tokens, rows_per_group =
+ * heads, dim = head_dim, group_stride = q + 2 kv. group_stride >= rows_per_group * dim.
+ */
+HR_API int hr_op_rms_norm_strided(uint64_t dev, int64_t dtype, uint64_t out, uint64_t x, uint64_t weight,
+                                  int64_t groups, int64_t rows_per_group, int64_t dim, int64_t group_stride,
+                                  double eps);
+
+/*
  * Rotary embedding in place on q [T, Hq, head_dim] and k [T, Hk, head_dim] (k may be 0)
  * at positions[T]. The first rotary_dim (even, <= head_dim; 0 = head_dim) dims of each
  * head are rotated with angle positions[t] * inv_freq[i], inv_freq a float32 device
@@ -299,6 +309,23 @@ HR_API int hr_op_logits_q(uint64_t dev, int64_t dtype, int64_t wtype, uint64_t l
                           int64_t dim);
 HR_API int hr_op_embedding_q(uint64_t dev, int64_t dtype, int64_t wtype, uint64_t out, uint64_t table, uint64_t ids,
                              int64_t num_tokens, int64_t num_rows, int64_t dim);
+
+/*
+ * hr_op_matmul_q / hr_op_logits_q with a dequantization workspace (device memory, scratch):
+ * the CUDA backend runs m > HR_MATMUL_Q_GEMM_MIN_M as prefill does best — chunks of weight rows
+ * dequantized into `workspace` (elements of dtype) and multiplied on the tensor cores (cuBLAS,
+ * fp32 accumulation); m at or below it (decode) keeps the dequantizing GEMV kernel. Any size
+ * holding at least one row (k elements of dtype) works: fewer bytes, more chunks. workspace 0
+ * (and workspace_bytes 0) = no workspace: the GEMV kernel for every m. The CPU backend ignores
+ * the workspace (it dequantizes panels in cache).
+ */
+#define HR_MATMUL_Q_GEMM_MIN_M 32
+HR_API int hr_op_matmul_q_ws(uint64_t dev, int64_t dtype, int64_t wtype, uint64_t y, uint64_t x, uint64_t w,
+                             uint64_t bias, int64_t m, int64_t n, int64_t k, uint64_t workspace,
+                             uint64_t workspace_bytes);
+HR_API int hr_op_logits_q_ws(uint64_t dev, int64_t dtype, int64_t wtype, uint64_t logits, uint64_t hidden,
+                             uint64_t row_ids, int64_t num_rows, int64_t num_hidden_rows, uint64_t w, int64_t vocab,
+                             int64_t dim, uint64_t workspace, uint64_t workspace_bytes);
 
 /* Logits for selected rows: logits[r, :] = hidden[row_ids[r], :] . w^T, r < num_rows,
  * row_ids in [0, num_hidden_rows); logits are always float32 [num_rows, vocab]. */

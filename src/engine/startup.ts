@@ -12,7 +12,7 @@ import { LlamaModel, attentionWorkspaceBytes } from "../model/llama.ts";
 import { COMPUTE_DTYPE_BYTES, COMPUTE_DTYPE_CODE, resolveDtypes, type ComputeDtype, type DtypeFlag } from "../model/dtype.ts";
 import { modelNotes, openModel, type OpenedModel } from "../model/load.ts";
 import { uploadWeights, type LoadedWeights } from "../model/upload.ts";
-import { deviceBytes, quantizedTensorBytes } from "../model/weights.ts";
+import { deviceBytes, quantizedTensors } from "../model/weights.ts";
 import { MemoryProfiler, type MemoryProfilingResult } from "../memory/profiling.ts";
 import {
   StartupMemoryError,
@@ -218,7 +218,7 @@ export function startEngine(
       captureSizes: capture.sizes,
       attentionWorkspaceBytes: attentionWorkspaceBytes(ops, cfg, limits, opts.blockSize),
       kvCacheMemoryBytes: opts.kvCacheMemoryBytes,
-      quantizedBytes: quantizedTensorBytes(opened.weights),
+      quantized: quantizedTensors(opened.weights),
     };
     const placement = planMemory({
       ...planInput,

@@ -3,7 +3,8 @@
 // POST /v1/memory/plan.
 import { parseHfConfig } from "../model/hf-config.ts";
 import { openModel } from "../model/load.ts";
-import { quantizedTensorBytes } from "../model/weights.ts";
+import type { QuantizedTensors } from "../model/weight-layout.ts";
+import { quantizedTensors } from "../model/weights.ts";
 import type { ModelConfig } from "../model/config.ts";
 import { loadLibrary } from "../native/library.ts";
 import { resolveDtypes, type ComputeDtype } from "../model/dtype.ts";
@@ -48,13 +49,13 @@ export class PlanRequestError extends Error {
   readonly code = "invalid_request";
 }
 
-/** A model opened for planning: its config and the bytes of its block-quantized tensors (GGUF). */
-export type PlanModelConfig = ModelConfig & { quantizedBytes?: ReadonlyMap<string, number> };
+/** A model opened for planning: its config and its block-quantized tensors (GGUF: bytes and types). */
+export type PlanModelConfig = ModelConfig & { quantized?: QuantizedTensors };
 
 /** Opens a model (path or synthetic spec) for planning. */
 export function openPlanModel(path: string): PlanModelConfig {
   const opened = openModel(path);
-  return Object.assign(opened.config, { quantizedBytes: quantizedTensorBytes(opened.weights) });
+  return Object.assign(opened.config, { quantized: quantizedTensors(opened.weights) });
 }
 
 function configOf(req: PlanRequest): PlanModelConfig {
@@ -123,7 +124,7 @@ export function planFromRequest(req: PlanRequest): PlanResponse {
       triggerPercent: req.cpuOffloadTriggerPercent ?? d.cpuOffloadTriggerPercent,
       prefetchLayers: req.offloadPrefetchLayers ?? d.offloadPrefetchLayers,
     },
-    quantizedBytes: cfg.quantizedBytes,
+    quantized: cfg.quantized,
   });
   return {
     model: {

@@ -3,9 +3,10 @@
 // whether (and how much) weight offload is needed. `headroom plan` and POST /v1/memory/plan
 // call it; the engine's start-up compares its prediction with the measurement.
 import { planArena, type BatchLimits } from "../model/arena.ts";
+import { dequantWorkspaceBytes } from "../model/dequant-workspace.ts";
 import type { ModelConfig } from "../model/config.ts";
 import { COMPUTE_DTYPE_BYTES, defaultComputeDtype, type ComputeDtype } from "../model/dtype.ts";
-import { storedWeightBytes, weightLayout } from "../model/weight-layout.ts";
+import { storedWeightBytes, weightLayout, type QuantizedTensors } from "../model/weight-layout.ts";
 import { simulateAllocations } from "./allocator-model.ts";
 import { bytesForOneSequence, safetyMarginBytes, sizeKvCache, type KvCacheSpec } from "./kv-sizing.ts";
 
@@ -43,8 +44,8 @@ export interface PlanInput {
   nonAllocatorEstimateBytes?: number;
   /** Weight offload limits (default: automatic, 2 staging slots). */
   offload?: OffloadRequest;
-  /** Device bytes of tensors kept block-quantized (GGUF), by name (weights.ts quantizedTensorBytes). */
-  quantizedBytes?: ReadonlyMap<string, number>;
+  /** Tensors kept block-quantized (GGUF), by name: bytes and type (weights.ts quantizedTensors). */
+  quantized?: QuantizedTensors;
 }
 
 /**
@@ -149,9 +150,9 @@ export function startupAllocations(
   arenaBytes: number,
   offloadedLayers = 0,
   slots = 0,
-  quantizedBytes?: ReadonlyMap<string, number>,
+  quantized?: QuantizedTensors,
 ): number[] {
-  const bufs = weightLayout(cfg, dtypeBytes, quantizedBytes).map((b) => Math.max(1, b.bytes));
+  const bufs = weightLayout(cfg, dtypeBytes, quantized).map((b) => Math.max(1, b.bytes));
   const onDevice = cfg.numLayers - offloadedLayers;
   // Slots hold the largest offloaded layer (layers differ in mixed-type quantized files).
   const layerBytes = offloadedLayers > 0 ? Math.max(...bufs.slice(1 + onDevice)) : 0;
@@ -168,10 +169,11 @@ export function planMemory(p: PlanInput): MemoryPlan {
   const dtypeBytes = COMPUTE_DTYPE_BYTES[computeDtype];
   const weightDtype = p.weightDtype ?? computeDtype;
   // Tensors not stored in the compute dtype: quantized ones, and 16-bit matrices on CPU.
-  const stored = storedWeightBytes(p.config, dtypeBytes, COMPUTE_DTYPE_BYTES[weightDtype], p.quantizedBytes);
+  const stored = storedWeightBytes(p.config, dtypeBytes, COMPUTE_DTYPE_BYTES[weightDtype], p.quantized);
   const notes: string[] = [];
   const limits = batchLimitsFor(p.maxModelLen, p.maxNumSeqs, p.maxNumBatchedTokens, p.blockSize);
-  const arenaRequest = planArena(p.config, limits, dtypeBytes, p.attentionWorkspaceBytes).totalBytes;
+  const dequant = dequantWorkspaceBytes(p.config, dtypeBytes, p.quantized, limits, p.backend);
+  const arenaRequest = planArena(p.config, limits, dtypeBytes, p.attentionWorkspaceBytes, dequant).totalBytes;
   const L = p.config.numLayers;
   const prefetch = Math.max(1, Math.floor(p.offload?.prefetchLayers ?? 2));
   const free = p.freeMemoryBytes ?? p.deviceMemoryBytes;

@@ -30,16 +30,14 @@ export type ArenaBuffer =
   | "invFreqLocal"
   | "x"
   | "h"
-  | "q"
-  | "k"
-  | "v"
+  | "qkv"
   | "attn"
   | "o"
-  | "gate"
-  | "up"
+  | "gateUp"
   | "act"
   | "logits"
-  | "workspace";
+  | "workspace"
+  | "dequant";
 
 export interface ArenaLayout {
   totalBytes: number;
@@ -61,9 +59,16 @@ export const ARENA_ALIGN = 256;
 /**
  * Lays out the arena for `cfg` and `limits`. `actBytes` is the activation element size (4 on
  * CPU); `attentionWorkspaceBytes` comes from hr_paged_attention_workspace_bytes for the
- * largest decode batch.
+ * largest decode batch; `dequantBytes` is the quantized-matmul workspace (dequant-workspace.ts,
+ * CUDA only; absent = 0 bytes).
  */
-export function planArena(cfg: ModelConfig, limits: BatchLimits, actBytes: number, attentionWorkspaceBytes: number): ArenaLayout {
+export function planArena(
+  cfg: ModelConfig,
+  limits: BatchLimits,
+  actBytes: number,
+  attentionWorkspaceBytes: number,
+  dequantBytes = 0,
+): ArenaLayout {
   const T = limits.maxTokens;
   const S = limits.maxSeqs;
   const D = cfg.hiddenSize;
@@ -92,16 +97,16 @@ export function planArena(cfg: ModelConfig, limits: BatchLimits, actBytes: numbe
     ["invFreqLocal", cfg.ropeLocalTheta != null ? 4 * (cfg.headDim / 2) : 0],
     ["x", actBytes * T * D],
     ["h", actBytes * T * D],
-    ["q", actBytes * T * qDim],
-    ["k", actBytes * T * kvDim],
-    ["v", actBytes * T * kvDim],
+    // q|k|v and gate|up outputs: one fused matmul's [T, q + 2 kv] / [T, 2 I] rows, or (a layer
+    // whose parts differ in storage type) the separate [T, q], [T, kv], [T, kv] / [T, I], [T, I].
+    ["qkv", actBytes * T * (qDim + 2 * kvDim)],
     ["attn", actBytes * T * qDim],
     ["o", actBytes * T * D],
-    ["gate", actBytes * T * I],
-    ["up", actBytes * T * I],
+    ["gateUp", actBytes * T * 2 * I],
     ["act", actBytes * T * I],
     ["logits", 4 * S * cfg.vocabSize],
     ["workspace", attentionWorkspaceBytes],
+    ["dequant", dequantBytes],
   ];
   const offsets = {} as Record<ArenaBuffer, number>;
   const bytes = {} as Record<ArenaBuffer, number>;
@@ -109,7 +114,7 @@ export function planArena(cfg: ModelConfig, limits: BatchLimits, actBytes: numbe
   for (const [name, n] of sizes) {
     offsets[name] = at;
     bytes[name] = n;
-    if (name === "invFreqLocal" && n === 0) continue; // optional buffer: takes no space when absent
+    if ((name === "invFreqLocal" || name === "dequant") && n === 0) continue; // optional buffers: no space when absent
     at += Math.ceil(Math.max(n, 1) / ARENA_ALIGN) * ARENA_ALIGN;
   }
   return { totalBytes: at, offsets, bytes };

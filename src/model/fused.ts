@@ -1,7 +1,9 @@
-// Fused checkpoint tensors -> the canonical per-projection tensors the forward pass reads.
+// Fused checkpoint tensors -> the canonical per-projection tensors of a weight set.
 // Phi-3 stores q/k/v as one qkv_proj [q + 2 kv, hidden] and gate/up as one gate_up_proj
 // [2 inter, hidden] (gate first, as HF's `chunk(2, dim=-1)` and llama.cpp's fused ffn_up);
-// row slices of a row-major tensor are contiguous, so each part is a zero-copy view.
+// row slices of a row-major tensor are contiguous, so each part is a zero-copy view. The
+// device layout (weight-layout.ts) fuses every family's q|k|v and gate|up again, so for Phi-3
+// the parts land back to back: the device holds the file's fused tensor, run as one matmul.
 // Gemma's RMSNorm multiplies by (1 + w): HF checkpoints store w, so their norm weights are
 // read with +1 (llama.cpp's converter already stored w + 1 in GGUF files).
 import type { ModelConfig } from "./config.ts";
@@ -41,7 +43,6 @@ export function unfuse(tensors: Map<string, TensorSource>, fused: string, parts:
   }
 }
 
-/** Gemma HF checkpoints: every RMSNorm weight is applied as (1 + w). */
 /** Phi-3's fused qkv_proj and gate_up_proj split into the Llama tensors (HF folders and GGUF alike). */
 export function unfusePhi3(config: ModelConfig, tensors: Map<string, TensorSource>): void {
   const q = config.numHeads * config.headDim;
@@ -58,6 +59,7 @@ export function unfusePhi3(config: ModelConfig, tensors: Map<string, TensorSourc
   ]);
 }
 
+/** Gemma HF checkpoints: every RMSNorm weight is applied as (1 + w). */
 export function markGemmaNorms(tensors: Map<string, TensorSource>): void {
   for (const [name, t] of tensors) if (name.endsWith("norm.weight")) t.addOne = true;
 }

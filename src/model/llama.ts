@@ -1,20 +1,25 @@
 // The Llama-family forward pass (Llama, Mistral, Qwen2/3, Gemma 1/2/3, Phi-3), top to bottom,
 // on device buffers. Family differences are config flags (config.ts): q/k norms, Gemma's
 // sandwich norms / GeGLU / embedding scale / soft-capping, per-layer sliding windows and RoPE
-// tables; Phi-3's fused projections were split at load time (fused.ts).
+// tables. q|k|v and gate|up run as one matmul each where the weights were fused at load time
+// (weight-layout.ts); RoPE, the q/k norms, the KV write and attention read the fused output
+// with strides.
 // Every intermediate lives in the activation arena (arena.ts); the KV cache is paged
 // ([num_blocks, block_size, num_kv_heads, head_dim] per layer, K and V). One call runs one
 // scheduler step: any mix of prefill chunks and decodes, flattened to T tokens.
 import type { Device } from "../native/device.ts";
-import { DECODE_PLANNED, DType, RopeLayout, type DecodePlanInfo, type Ops, type PagedCache } from "../native/ops.ts";
+import { DECODE_PLANNED, DType, RopeLayout, type DecodePlanInfo, type Ops, type PagedCache, type Workspace } from "../native/ops.ts";
 import { layerType, layerWindow, type ModelConfig } from "./config.ts";
 import { planArena, type ArenaBuffer, type ArenaLayout, type BatchLimits } from "./arena.ts";
 import { COMPUTE_DTYPE_BYTES, COMPUTE_DTYPE_CODE, dtypeOfCode, type ComputeDtype } from "./dtype.ts";
 import { ropeAttentionFactor, ropeInvFreq } from "./rope.ts";
+import { dequantWorkspaceBytes } from "./dequant-workspace.ts";
 import { downloadTensor, type LoadedWeights } from "./upload.ts";
+import type { QuantizedTensors } from "./weight-layout.ts";
 
 interface LayerWeights {
   inputNorm: bigint;
+  /** Fused layers: q is the fused qkv_proj (qBias the fused bias), k and v its row views (unused). */
   q: bigint;
   k: bigint;
   v: bigint;
@@ -29,6 +34,7 @@ interface LayerWeights {
   /** Gemma 2/3 sandwich norms, 0n when absent (postNorm is then the post-attention norm). */
   preFfNorm: bigint;
   postFfNorm: bigint;
+  /** Fused layers: gate is the fused gate_up_proj, up its row view (unused). */
   gate: bigint;
   up: bigint;
   down: bigint;
@@ -36,7 +42,11 @@ interface LayerWeights {
 
 /** Weight type of each matmul weight: the ops' dtype, or a quantized HR_QTYPE_* code (kept apart
  * from LayerWeights, whose addresses setOffload rebases). */
-type LayerWeightTypes = Record<"q" | "k" | "v" | "o" | "gate" | "up" | "down", number>;
+type LayerWeightTypes = Record<"q" | "k" | "v" | "o" | "gate" | "up" | "down", number> & {
+  /** One matmul for q|k|v (and one bias), one for gate|up. */
+  fusedQkv: boolean;
+  fusedGateUp: boolean;
+};
 
 /**
  * Weight offload hooks (src/engine/offload.ts): an offloaded layer's tensors are read from a
@@ -124,13 +134,23 @@ export class LlamaModel {
     if (weights.dtype !== this.dtype) {
       throw new Error(`LlamaModel: the weights were uploaded as ${weights.dtype} but the ops compute in ${this.dtype}`);
     }
-    this.layout = planArena(cfg, limits, COMPUTE_DTYPE_BYTES[this.dtype], attentionWorkspaceBytes(ops, cfg, limits, blockSize));
+    const eb = COMPUTE_DTYPE_BYTES[this.dtype];
+    const dequant = dequantWorkspaceBytes(cfg, eb, loadedQuantized(weights), limits, dev.backend);
+    this.layout = planArena(cfg, limits, eb, attentionWorkspaceBytes(ops, cfg, limits, blockSize), dequant);
     const w = (name: string) => weights.get(name).ptr;
     const opt = (name: string) => (weights.tensors.has(name) ? w(name) : 0n);
     // quantized code, or the tensor's own dtype (16-bit matrix weights under fp32 compute on CPU)
     const wt = (name: string) => weights.get(name).quant?.code ?? COMPUTE_DTYPE_CODE[weights.get(name).dtype];
     for (let i = 0; i < cfg.numLayers; i++) {
       const p = `model.layers.${i}.`;
+      const qkv = weights.fused.get(`${p}self_attn.qkv_proj.weight`);
+      const gateUp = weights.fused.get(`${p}mlp.gate_up_proj.weight`);
+      // The fused tensor starts at its first part, so q / gate (and q's bias) address it as a whole.
+      if (qkv && qkv.ptr !== w(`${p}self_attn.q_proj.weight`)) throw new Error(`LlamaModel: layer ${i}: qkv_proj does not start at q_proj`);
+      if (gateUp && gateUp.ptr !== w(`${p}mlp.gate_proj.weight`))
+        throw new Error(`LlamaModel: layer ${i}: gate_up_proj does not start at gate_proj`);
+      if (qkv && cfg.qkvBias && !weights.fused.has(`${p}self_attn.qkv_proj.bias`))
+        throw new Error(`LlamaModel: layer ${i}: fused qkv_proj without its fused bias`);
       this.layers.push({
         inputNorm: w(`${p}input_layernorm.weight`),
         q: w(`${p}self_attn.q_proj.weight`),
@@ -157,6 +177,8 @@ export class LlamaModel {
         gate: wt(`${p}mlp.gate_proj.weight`),
         up: wt(`${p}mlp.up_proj.weight`),
         down: wt(`${p}mlp.down_proj.weight`),
+        fusedQkv: qkv !== undefined,
+        fusedGateUp: gateUp !== undefined,
       });
     }
     this.embed = w("model.embed_tokens.weight");
@@ -288,11 +310,14 @@ export class LlamaModel {
     const I = cfg.intermediateSize;
     const qDim = cfg.numHeads * cfg.headDim;
     const kvDim = cfg.numKvHeads * cfg.headDim;
+    const qkvDim = qDim + 2 * kvDim;
+    const eb = BigInt(COMPUTE_DTYPE_BYTES[this.dtype]);
     const x = this.buf("x"); // residual stream
     const h = this.buf("h"); // normalized input of the current sub-block
-    const [q, k, v, attn, o] = [this.buf("q"), this.buf("k"), this.buf("v"), this.buf("attn"), this.buf("o")];
-    const [gate, up, act] = [this.buf("gate"), this.buf("up"), this.buf("act")];
+    const [qkv, attn, o, gateUp, act] = [this.buf("qkv"), this.buf("attn"), this.buf("o"), this.buf("gateUp"), this.buf("act")];
     const maxBlocks = this.limits.maxBlocksPerSeq;
+    // quantized weights dequantize prefill-sized matmuls through this (CUDA; 0 bytes elsewhere)
+    const ws: Workspace = { ptr: this.buf("dequant"), bytes: this.layout.bytes.dequant };
 
     const off = this.offload;
     off?.beginStep();
@@ -307,18 +332,38 @@ export class LlamaModel {
       off?.beforeLayer(l);
       // attention block: h = norm(x [+ previous block output]); q, k, v = h W + b; [q/k norm]; RoPE; cache; attend
       ops.rmsNorm(h, x, l === 0 ? 0n : o, L.inputNorm, T, D, eps);
-      ops.matmul(q, h, L.q, L.qBias, T, qDim, D, W.q);
-      ops.matmul(k, h, L.k, L.kBias, T, kvDim, D, W.k);
-      ops.matmul(v, h, L.v, L.vBias, T, kvDim, D, W.v);
+      // Fused: one [T, q + 2 kv] output read with stride qkvDim. Else q, k, v dense one after another.
+      const q = qkv;
+      let k: bigint;
+      let v: bigint;
+      let stride = 0; // elements between tokens of q, k and v (0 = dense)
+      if (W.fusedQkv) {
+        ops.matmul(qkv, h, L.q, L.qBias, T, qkvDim, D, W.q, ws);
+        k = qkv + BigInt(qDim) * eb;
+        v = k + BigInt(kvDim) * eb;
+        stride = qkvDim;
+      } else {
+        k = q + BigInt(T * qDim) * eb;
+        v = k + BigInt(T * kvDim) * eb;
+        ops.matmul(q, h, L.q, L.qBias, T, qDim, D, W.q, ws);
+        ops.matmul(k, h, L.k, L.kBias, T, kvDim, D, W.k, ws);
+        ops.matmul(v, h, L.v, L.vBias, T, kvDim, D, W.v, ws);
+      }
       if (L.qNorm !== 0n) {
         // per-head RMSNorm over head_dim, in place (rows = tokens x heads)
-        ops.rmsNorm(q, q, 0n, L.qNorm, T * cfg.numHeads, cfg.headDim, eps);
-        ops.rmsNorm(k, k, 0n, L.kNorm, T * cfg.numKvHeads, cfg.headDim, eps);
+        const hd = cfg.headDim;
+        if (stride) {
+          ops.rmsNormStrided(q, q, L.qNorm, T, cfg.numHeads, hd, stride, eps);
+          ops.rmsNormStrided(k, k, L.kNorm, T, cfg.numKvHeads, hd, stride, eps);
+        } else {
+          ops.rmsNorm(q, q, 0n, L.qNorm, T * cfg.numHeads, hd, eps);
+          ops.rmsNorm(k, k, 0n, L.kNorm, T * cfg.numKvHeads, hd, eps);
+        }
       }
       const invFreq = this.buf(this.localRope(l) ? "invFreqLocal" : "invFreq");
-      ops.rope(q, k, this.buf("positions"), invFreq, T, cfg.numHeads, cfg.numKvHeads, cfg.headDim, 0, RopeLayout.NEOX);
+      ops.rope(q, k, this.buf("positions"), invFreq, T, cfg.numHeads, cfg.numKvHeads, cfg.headDim, 0, RopeLayout.NEOX, stride, stride);
       const cache = this.cache(l);
-      ops.kvWrite(cache, k, v, this.buf("slotMapping"), T);
+      ops.kvWrite(cache, k, v, this.buf("slotMapping"), T, stride);
       // Sliding-window layers read only the last `window` keys, but every block stays allocated:
       // Gemma 2/3 global layers need them all, prefix caching hashes whole chains of blocks, and
       // the block manager has one table per sequence for all layers. Freeing blocks wholly before
@@ -340,7 +385,7 @@ export class LlamaModel {
           maxBlocks,
           DECODE_PLANNED,
           scale,
-          0,
+          stride,
           window,
           softcap,
         );
@@ -357,12 +402,12 @@ export class LlamaModel {
           cfg.numHeads,
           maxBlocks,
           scale,
-          0,
+          stride,
           window,
           softcap,
         );
       }
-      ops.matmul(o, attn, L.o, 0n, T, D, qDim, W.o);
+      ops.matmul(o, attn, L.o, 0n, T, D, qDim, W.o, ws);
       // MLP block: h = norm(x += attention output); o = down(act(gate h) * up h). Gemma 2/3
       // normalize the attention output first (sandwich) and the MLP output after.
       if (L.preFfNorm !== 0n) {
@@ -371,17 +416,27 @@ export class LlamaModel {
       } else {
         ops.rmsNorm(h, x, o, L.postNorm, T, D, eps);
       }
-      ops.matmul(gate, h, L.gate, 0n, T, I, D, W.gate);
-      ops.matmul(up, h, L.up, 0n, T, I, D, W.up);
-      if (cfg.hiddenAct === "gelu_tanh") ops.geluTanhMul(act, gate, up, T, I);
-      else ops.siluMul(act, gate, up, T, I);
-      ops.matmul(o, act, L.down, 0n, T, D, I, W.down);
+      // Fused: gate|up rows [T, 2 I] (the gated op reads both halves with stride 2 I).
+      const gate = gateUp;
+      let up: bigint;
+      if (W.fusedGateUp) {
+        ops.matmul(gateUp, h, L.gate, 0n, T, 2 * I, D, W.gate, ws);
+        up = gateUp + BigInt(I) * eb;
+      } else {
+        up = gateUp + BigInt(T * I) * eb;
+        ops.matmul(gate, h, L.gate, 0n, T, I, D, W.gate, ws);
+        ops.matmul(up, h, L.up, 0n, T, I, D, W.up, ws);
+      }
+      const inStride = W.fusedGateUp ? 2 * I : 0;
+      if (cfg.hiddenAct === "gelu_tanh") ops.geluTanhMul(act, gate, up, T, I, inStride);
+      else ops.siluMul(act, gate, up, T, I, inStride);
+      ops.matmul(o, act, L.down, 0n, T, D, I, W.down, ws);
       if (L.postFfNorm !== 0n) ops.rmsNorm(o, o, 0n, L.postFfNorm, T, D, eps);
       off?.afterLayer(l);
     }
     ops.rmsNorm(h, x, o, this.finalNorm, T, D, eps);
     if (numLogitsRows > 0) {
-      ops.logits(logitsOut, h, this.buf("logitsIndices"), numLogitsRows, T, this.lmHead, cfg.vocabSize, D, this.lmHeadType);
+      ops.logits(logitsOut, h, this.buf("logitsIndices"), numLogitsRows, T, this.lmHead, cfg.vocabSize, D, this.lmHeadType, ws);
       // Gemma 2 final soft-capping on the float32 logits.
       if (cfg.finalSoftcap) ops.softcap(logitsOut, numLogitsRows * cfg.vocabSize, cfg.finalSoftcap, DType.F32);
     }
@@ -428,6 +483,13 @@ export class LlamaModel {
     if (rows > 0) this.dev.copyFromDevice(out.subarray(0, rows * this.cfg.vocabSize), this.buf("logits"));
     return out;
   }
+}
+
+/** The quantized tensors of an upload, as the layout and the planner see them. */
+function loadedQuantized(w: LoadedWeights): QuantizedTensors {
+  const m = new Map<string, { bytes: number; code: number }>();
+  for (const [name, t] of w.tensors) if (t.quant) m.set(name, { bytes: t.bytes, code: t.quant.code });
+  return m;
 }
 
 /** `v` rounded to the compute dtype (HF builds Gemma's normalizer as a tensor of the activation dtype). */

@@ -4,17 +4,19 @@
 // dtype goes straight from the mmap view to the device (no JS copy; permuted rows are gathered
 // as raw bytes); F16/BF16 -> f32, f32 -> bf16/f16 (round to nearest even), permuted (GGUF Q/K)
 // and generated tensors are converted in bounded chunks through reusable scratch buffers.
+// Fused projections (weight-layout.ts): each part is written straight into its rows of the
+// fused device tensor, so fusing costs no host copy beyond the chunk scratch.
 import { HostBuffer } from "../native/copy-engine.ts";
 import type { Device } from "../native/device.ts";
 import type { ModelConfig } from "./config.ts";
 import { COMPUTE_DTYPE_BYTES, f32ToHalfBits, type ComputeDtype } from "./dtype.ts";
 import { dequantizeRow, quantTensorBytes, type QuantType } from "./quant.ts";
-import { storedWeightBytes, weightLayout, type WeightBufferLayout } from "./weight-layout.ts";
+import { storedWeightBytes, weightLayout, type LayoutTensor, type WeightBufferLayout } from "./weight-layout.ts";
 import {
   convertToF32,
   isMatrixWeight,
   numel,
-  quantizedTensorBytes,
+  quantizedTensors,
   readRowsF32,
   rowCount,
   rowLength,
@@ -45,7 +47,13 @@ export interface LoadedWeights {
   dtype: ComputeDtype;
   /** Element type of the (unquantized) matrix weights: `dtype`, or 16-bit on CPU (isMatrixWeight). */
   weightDtype: ComputeDtype;
+  /** Every canonical tensor of the weight set (a part of a fused tensor is a view of its rows). */
   tensors: Map<string, LoadedTensor>;
+  /**
+   * The fused tensors (weight-layout.ts: model.layers.<i>.self_attn.qkv_proj.weight / .bias,
+   * mlp.gate_up_proj.weight) of the layers where they apply; their parts are in `tensors`.
+   */
+  fused: Map<string, LoadedTensor>;
   /**
    * fp32 host copies of the small tensors read on the host (rope_freqs.weight -> inv_freq), so
    * a 16-bit compute dtype does not round them. The device copies exist as well.
@@ -79,6 +87,8 @@ export interface UploadOptions {
   onTensor?: (name: string, done: number, total: number) => void;
   /** Weight offload: layers >= this index go to host buffers (hr_host_alloc) instead of the device. */
   firstHostLayer?: number;
+  /** Fuse q|k|v and gate|up where the layout can (default true; false: tests and benchmarks compare). */
+  fuse?: boolean;
 }
 
 export function uploadWeights(dev: Device, ws: WeightSet, opts: UploadOptions = {}): LoadedWeights {
@@ -93,6 +103,7 @@ export function uploadWeights(dev: Device, ws: WeightSet, opts: UploadOptions = 
   let half = new Uint16Array(0); // bf16/f16 rows (conversion result)
   let raw = new Uint8Array(0); // permuted rows gathered as file bytes
   const tensors = new Map<string, LoadedTensor>();
+  const fused = new Map<string, LoadedTensor>();
   const hostF32 = new Map<string, Float32Array>();
   const buffers: (WeightBufferLayout & { ptr: bigint; host: HostBuffer | null })[] = [];
   const firstHost = opts.firstHostLayer ?? Number.POSITIVE_INFINITY;
@@ -113,6 +124,7 @@ export function uploadWeights(dev: Device, ws: WeightSet, opts: UploadOptions = 
     }
     buffers.length = 0;
     tensors.clear();
+    fused.clear();
     if (first) throw first;
   };
   // Writes `data` (compute-dtype bytes) at byte `at` of a tensor placed at `ptr` (device) or `hostAt` of `host`.
@@ -171,22 +183,40 @@ export function uploadWeights(dev: Device, ws: WeightSet, opts: UploadOptions = 
   };
   try {
     let done = 0;
-    const sizes = storedWeightBytes(ws.config, eb, COMPUTE_DTYPE_BYTES[weightDtype], quantizedTensorBytes(ws));
-    for (const layout of weightLayout(ws.config, eb, sizes)) {
+    const sizes = storedWeightBytes(ws.config, eb, COMPUTE_DTYPE_BYTES[weightDtype], quantizedTensors(ws));
+    // One canonical tensor at byte `offset` of its buffer (alone, or as rows of a fused tensor).
+    const placeTensor = (lt: Pick<LayoutTensor, "name" | "offset" | "bytes">, base: bigint, host: HostBuffer | null) => {
+      const t = ws.tensors.get(lt.name);
+      if (!t) throw new Error(`uploadWeights: tensor "${lt.name}" missing from the weight set`);
+      const ptr = base + BigInt(lt.offset);
+      const tdt = dtypeOf(t);
+      tensors.set(t.name, { ptr, shape: [...t.shape], dtype: tdt, ...(t.quant ? { quant: t.quant } : {}), bytes: lt.bytes });
+      sourceBytes += t.data?.byteLength ?? 0;
+      copyTensor(t, tdt, ptr, host, lt.offset);
+      if (HOST_F32_TENSORS.includes(t.name)) hostF32.set(t.name, tensorToF32(t));
+      opts.onTensor?.(t.name, ++done, ws.tensors.size);
+      return t;
+    };
+    for (const layout of weightLayout(ws.config, eb, sizes, opts.fuse ?? true)) {
       const host = layout.layer !== null && layout.layer >= firstHost ? HostBuffer.alloc(dev, Math.max(layout.bytes, 1)) : null;
       const base = host ? host.ptr : dev.alloc(Math.max(layout.bytes, 1));
       buffers.push({ ...layout, ptr: base, host });
       for (const lt of layout.tensors) {
-        const t = ws.tensors.get(lt.name);
-        if (!t) throw new Error(`uploadWeights: tensor "${lt.name}" missing from the weight set`);
-        const ptr = base + BigInt(lt.offset);
-        const tdt = dtypeOf(t);
-        tensors.set(t.name, { ptr, shape: [...t.shape], dtype: tdt, ...(t.quant ? { quant: t.quant } : {}), bytes: lt.bytes });
         totalBytes += lt.bytes;
-        sourceBytes += t.data?.byteLength ?? 0;
-        copyTensor(t, tdt, ptr, host, lt.offset);
-        if (HOST_F32_TENSORS.includes(t.name)) hostF32.set(t.name, tensorToF32(t));
-        opts.onTensor?.(t.name, ++done, ws.tensors.size);
+        if (!lt.parts) {
+          placeTensor(lt, base, host);
+          continue;
+        }
+        // the parts share one storage type (weight-layout.ts), so the first one's is the tensor's
+        const first = placeTensor({ ...lt.parts[0]!, offset: lt.offset + lt.parts[0]!.offset }, base, host);
+        for (const part of lt.parts.slice(1)) placeTensor({ ...part, offset: lt.offset + part.offset }, base, host);
+        fused.set(lt.name, {
+          ptr: base + BigInt(lt.offset),
+          shape: [...lt.shape],
+          dtype: dtypeOf(first),
+          ...(first.quant ? { quant: first.quant } : {}),
+          bytes: lt.bytes,
+        });
       }
     }
   } catch (e) {
@@ -203,6 +233,7 @@ export function uploadWeights(dev: Device, ws: WeightSet, opts: UploadOptions = 
     dtype,
     weightDtype,
     tensors,
+    fused,
     hostF32,
     buffers,
     totalBytes,

@@ -177,10 +177,10 @@ export function tensorDeviceBytes(t: Pick<TensorSource, "shape" | "quant">, comp
   return t.quant ? quantTensorBytes(t.quant, t.shape) : numel(t.shape) * computeBytes;
 }
 
-/** Device bytes of the tensors that stay quantized, by name (the planner's and the layout's input). */
-export function quantizedTensorBytes(ws: WeightSet): Map<string, number> {
-  const m = new Map<string, number>();
-  for (const t of ws.tensors.values()) if (t.quant) m.set(t.name, quantTensorBytes(t.quant, t.shape));
+/** The tensors that stay quantized, by name: device bytes and type code (the planner's and the layout's input). */
+export function quantizedTensors(ws: WeightSet): Map<string, { bytes: number; code: number }> {
+  const m = new Map<string, { bytes: number; code: number }>();
+  for (const t of ws.tensors.values()) if (t.quant) m.set(t.name, { bytes: quantTensorBytes(t.quant, t.shape), code: t.quant.code });
   return m;
 }
 

@@ -9,7 +9,7 @@ import { embeddedLibraryPath, explainDlopenError } from "./extract.ts";
 import { symbols, type Symbols } from "./symbols.ts";
 
 /** Must equal HR_ABI_VERSION in csrc/include/headroom.h. */
-export const EXPECTED_ABI_VERSION = 3;
+export const EXPECTED_ABI_VERSION = 4;
 
 export type Backend = "cpu" | "cuda";
 export type DeviceChoice = Backend | "auto";

@@ -11,6 +11,15 @@ export type KvDTypeCode = (typeof KvDType)[keyof typeof KvDType];
 
 export const RopeLayout = { NEOX: 0, GPTJ: 1 } as const;
 
+/** Device scratch an op may use (its contents are not kept). */
+export interface Workspace {
+  ptr: bigint;
+  bytes: number;
+}
+
+/** hr_op_matmul_q_ws: quantized matmuls with more rows than this use the workspace (headroom.h HR_MATMUL_Q_GEMM_MIN_M). */
+export const MATMUL_Q_GEMM_MIN_M = 32;
+
 export interface PagedCache {
   kCache: bigint;
   vCache: bigint;
@@ -78,6 +87,26 @@ export class Ops {
     this.check(this.s.hr_op_rms_norm(this.h, this.dtype, out, x, residual, weight, rows, dim, eps), "hr_op_rms_norm");
   }
 
+  /**
+   * RMSNorm of `groups` × `rowsPerGroup` rows of `dim`, row j of group g at g·groupStride + j·dim
+   * elements (in place when out == x): the per-head q/k norms inside a fused QKV output.
+   */
+  rmsNormStrided(
+    out: bigint,
+    x: bigint,
+    weight: bigint,
+    groups: number,
+    rowsPerGroup: number,
+    dim: number,
+    groupStride: number,
+    eps: number,
+  ): void {
+    this.check(
+      this.s.hr_op_rms_norm_strided(this.h, this.dtype, out, x, weight, groups, rowsPerGroup, dim, groupStride, eps),
+      "hr_op_rms_norm_strided",
+    );
+  }
+
   rope(
     q: bigint,
     k: bigint,
@@ -113,9 +142,14 @@ export class Ops {
     );
   }
 
-  /** y[m, n] = x[m, k] · w[n, k]ᵀ (+ bias); wtype as in embedding(). */
-  matmul(y: bigint, x: bigint, w: bigint, bias: bigint, m: number, n: number, k: number, wtype: number = this.dtype): void {
+  /**
+   * y[m, n] = x[m, k] · w[n, k]ᵀ (+ bias); wtype as in embedding(). `ws`: the dequantization
+   * workspace quantized weights may use for large m (hr_op_matmul_q_ws; CUDA prefill).
+   */
+  matmul(y: bigint, x: bigint, w: bigint, bias: bigint, m: number, n: number, k: number, wtype: number = this.dtype, ws?: Workspace): void {
     if (wtype === this.dtype) this.check(this.s.hr_op_matmul(this.h, this.dtype, y, x, w, bias, m, n, k), "hr_op_matmul");
+    else if (ws && ws.bytes > 0)
+      this.check(this.s.hr_op_matmul_q_ws(this.h, this.dtype, wtype, y, x, w, bias, m, n, k, ws.ptr, ws.bytes), "hr_op_matmul_q_ws");
     else this.check(this.s.hr_op_matmul_q(this.h, this.dtype, wtype, y, x, w, bias, m, n, k), "hr_op_matmul_q");
   }
 
@@ -129,9 +163,29 @@ export class Ops {
     vocab: number,
     dim: number,
     wtype: number = this.dtype,
+    ws?: Workspace,
   ): void {
     if (wtype === this.dtype) {
       this.check(this.s.hr_op_logits(this.h, this.dtype, logits, hidden, rowIds, numRows, numHiddenRows, w, vocab, dim), "hr_op_logits");
+    } else if (ws && ws.bytes > 0) {
+      this.check(
+        this.s.hr_op_logits_q_ws(
+          this.h,
+          this.dtype,
+          wtype,
+          logits,
+          hidden,
+          rowIds,
+          numRows,
+          numHiddenRows,
+          w,
+          vocab,
+          dim,
+          ws.ptr,
+          ws.bytes,
+        ),
+        "hr_op_logits_q_ws",
+      );
     } else {
       this.check(
         this.s.hr_op_logits_q(this.h, this.dtype, wtype, logits, hidden, rowIds, numRows, numHiddenRows, w, vocab, dim),

@@ -161,6 +161,48 @@ static void test_embedding(void) {
   PASS();
 }
 
+/* grouped rows: per-head q/k norms inside a fused QKV row [T, q + 2 kv] (Qwen3, Gemma 3) */
+static void test_rms_norm_strided(void) {
+  BEGIN("rms_norm_strided: per-head norms inside fused QKV rows, in place and out of place; gaps untouched");
+  const int64_t T = 5, HQ = 4, HK = 2, D = 40, S = (HQ + 2 * HK) * D;
+  for (int in_place = 0; in_place < 2; in_place++)
+    for (int which = 0; which < 2; which++) { /* 0: the q heads, 1: the k heads (offset q) */
+      float *x = frand_buf(T * S), *w = frand_buf(D), *out = in_place ? x : nan_buf(T * S);
+      float *x0 = malloc((size_t)(T * S) * 4), *out0 = malloc((size_t)(T * S) * 4);
+      memcpy(x0, x, (size_t)(T * S) * 4);
+      memcpy(out0, out, (size_t)(T * S) * 4);
+      const int64_t H = which ? HK : HQ, off = which ? HQ * D : 0;
+      CHECK_OK(hr_op_rms_norm_strided(dev, HR_DTYPE_F32, P(out + off), P(x + off), P(w), T, H, D, S, 1e-6));
+      for (int64_t t = 0; t < T; t++)
+        for (int64_t e = 0; e < S; e++) {
+          const int64_t h = (e - off) / D;
+          const int normed = e >= off && h < H;
+          if (!normed) { /* everything outside the selected heads keeps its bits (NaN poison included) */
+            CHECK(memcmp(&out[t * S + e], &out0[t * S + e], 4) == 0, "gap t=%lld e=%lld changed", (long long)t,
+                  (long long)e);
+            continue;
+          }
+          const float *row = x0 + t * S + off + h * D;
+          double ss = 0;
+          for (int64_t i = 0; i < D; i++) ss += (double)row[i] * row[i];
+          const int64_t i = (e - off) % D;
+          double ref = row[i] / sqrt(ss / D + 1e-6) * w[i];
+          CHECK(fabs(out[t * S + e] - ref) <= 1e-5 * (1 + fabs(ref)), "in_place=%d which=%d t=%lld e=%lld: %g vs %g",
+                in_place, which, (long long)t, (long long)e, (double)out[t * S + e], ref);
+        }
+      free(x0);
+      free(out0);
+      free_all();
+    }
+  float *x = frand_buf(64), *w = frand_buf(8);
+  CHECK_ERR(hr_op_rms_norm_strided(dev, HR_DTYPE_F32, P(x), P(x), P(w), 2, 2, 8, 15, 1e-5), HR_E_INVALID,
+            "group_stride must be in 16..");
+  CHECK_ERR(hr_op_rms_norm_strided(dev, HR_DTYPE_F32, P(x), P(x), 0, 2, 2, 8, 16, 1e-5), HR_E_INVALID,
+            "weight must not be 0");
+  free_all();
+  PASS();
+}
+
 /* ---------------------------------------------------------------- rms norm */
 static void test_rms_norm(void) {
   BEGIN("rms_norm: plain and fused residual add (x written back), dims 37/64/768");
@@ -618,6 +660,7 @@ int main(void) {
   test_logits();
   test_embedding();
   test_rms_norm();
+  test_rms_norm_strided();
   test_rope();
   test_silu_mul();
   test_kv_write();

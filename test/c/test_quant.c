@@ -246,6 +246,16 @@ static void test_validation(void) {
   int64_t be, bb;
   CHECK_ERR(hr_quant_block_info(HR_DTYPE_F32, &be, &bb), HR_E_UNSUPPORTED, "not a supported quantized type");
   CHECK_ERR(hr_dequantize(HR_QTYPE_Q8_0, w, x, 33), HR_E_INVALID, "block size 32");
+  /* the dequantization workspace (hr_op_*_q_ws): both set or both 0, at least one weight row, no aliasing */
+  float *ws = dalloc(256 * 4);
+  CHECK_ERR(hr_op_matmul_q_ws(dev, HR_DTYPE_F32, HR_QTYPE_Q8_0, P(y), P(x), P(w), 0, 1, 1, 32, P(ws), 0), HR_E_INVALID,
+            "both be 0 or both be set");
+  CHECK_ERR(hr_op_matmul_q_ws(dev, HR_DTYPE_F32, HR_QTYPE_Q8_0, P(y), P(x), P(w), 0, 1, 1, 64, P(ws), 255),
+            HR_E_INVALID, "cannot hold one weight row");
+  CHECK_ERR(hr_op_matmul_q_ws(dev, HR_DTYPE_F32, HR_QTYPE_Q8_0, P(y), P(x), P(w), 0, 1, 1, 32, P(x), 128), HR_E_INVALID,
+            "must not alias");
+  CHECK_ERR(hr_op_logits_q_ws(dev, HR_DTYPE_F32, HR_QTYPE_Q8_0, P(y), P(x), 0, 1, 1, P(w), 1, 32, P(ws), 128),
+            HR_E_INVALID, "row_ids must not be 0");
   /* plain weights through the _q entry points: wtype == dtype is an ordinary matmul */
   x[0] = 2.0f;
   ((float *)w)[0] = 3.0f;

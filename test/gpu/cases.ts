@@ -6,7 +6,7 @@
 // to the dtype, runs the op on a device through the public ABI with poisoned outputs, reads
 // every output element back and returns what to compare with the reference.
 import type { Device } from "../../src/native/device.ts";
-import { DType, Ops, RopeLayout, type DTypeCode, type PagedCache } from "../../src/native/ops.ts";
+import { DType, MATMUL_Q_GEMM_MIN_M, Ops, RopeLayout, type DTypeCode, type PagedCache, type Workspace } from "../../src/native/ops.ts";
 import { ARCH_CASES } from "./cases-arch.ts";
 import { KV_CASES } from "./cases-kv.ts";
 import { Buffers, esize, type Rng, roundTo } from "./common.ts";
@@ -82,8 +82,17 @@ function rawBuffer(b: Buffers, raw: Uint8Array): bigint {
   return p;
 }
 
-const matmulQ = (type: string, m: number, n: number, k: number, bias: boolean): OpCase => ({
-  name: `matmul_q ${type} m=${m} n=${n} k=${k}${bias ? " +bias" : ""}`,
+// A dequantization workspace of `rows` weight rows (hr_op_matmul_q_ws): on CUDA, m above
+// MATMUL_Q_GEMM_MIN_M runs dequantize-to-dtype chunks of `rows` rows + the tensor-core GEMM
+// (rows < n: several chunks, the last one short); the CPU backend ignores it.
+function dequantWorkspace(b: Buffers, dtype: number, rows: number | undefined, k: number): Workspace | undefined {
+  if (!rows) return undefined;
+  const bytes = rows * k * esize(dtype);
+  return { ptr: b.poisoned(dtype, rows * k), bytes };
+}
+
+const matmulQ = (type: string, m: number, n: number, k: number, bias: boolean, wsRows?: number): OpCase => ({
+  name: `matmul_q ${type} m=${m} n=${n} k=${k}${bias ? " +bias" : ""}${wsRows ? ` workspace ${wsRows} rows${m > MATMUL_Q_GEMM_MIN_M ? " (GEMM)" : ""}` : ""}`,
   run(dev, dtype, rng, roundAs = dtype) {
     const q = quantTypeByName(type)!;
     const b = new Buffers(dev);
@@ -93,9 +102,10 @@ const matmulQ = (type: string, m: number, n: number, k: number, bias: boolean): 
         bs = bias ? vals(rng, roundAs, n) : null;
       const y = b.poisoned(dtype, m * n);
       const xs = b.values(dtype, x),
-        ws = rawBuffer(b, raw),
+        wq = rawBuffer(b, raw),
         bsb = bs ? b.values(dtype, bs) : 0n;
-      withExactQuantMatmul(() => new Ops(dev, dtype as DTypeCode).matmul(y, xs, ws, bsb, m, n, k, q.code));
+      const ws = dequantWorkspace(b, dtype, wsRows, k);
+      withExactQuantMatmul(() => new Ops(dev, dtype as DTypeCode).matmul(y, xs, wq, bsb, m, n, k, q.code, ws));
       const ref = refMatmul(x, null, deq, bs, m, n, k);
       return [{ what: "y", got: b.read(dtype, y, m * n), ref: ref.y, scale: ref.mag }];
     } finally {
@@ -104,8 +114,8 @@ const matmulQ = (type: string, m: number, n: number, k: number, bias: boolean): 
   },
 });
 
-const logitsQ = (type: string, rows: number, hiddenRows: number, vocab: number, dim: number): OpCase => ({
-  name: `logits_q ${type} rows=${rows}/${hiddenRows} vocab=${vocab} dim=${dim}`,
+const logitsQ = (type: string, rows: number, hiddenRows: number, vocab: number, dim: number, wsRows?: number): OpCase => ({
+  name: `logits_q ${type} rows=${rows}/${hiddenRows} vocab=${vocab} dim=${dim}${wsRows ? ` workspace ${wsRows} rows` : ""}`,
   run(dev, dtype, rng, roundAs = dtype) {
     const q = quantTypeByName(type)!;
     const b = new Buffers(dev);
@@ -116,8 +126,9 @@ const logitsQ = (type: string, rows: number, hiddenRows: number, vocab: number, 
       const out = b.poisoned(DType.F32, rows * vocab);
       const hs = b.values(dtype, h),
         idb = b.ints(ids),
-        ws = rawBuffer(b, raw);
-      withExactQuantMatmul(() => new Ops(dev, dtype as DTypeCode).logits(out, hs, idb, rows, hiddenRows, ws, vocab, dim, q.code));
+        wq = rawBuffer(b, raw);
+      const ws = dequantWorkspace(b, dtype, wsRows, dim);
+      withExactQuantMatmul(() => new Ops(dev, dtype as DTypeCode).logits(out, hs, idb, rows, hiddenRows, wq, vocab, dim, q.code, ws));
       const ref = refMatmul(h, ids, deq, null, rows, vocab, dim);
       return [{ what: "logits", got: b.read(DType.F32, out, rows * vocab), ref: ref.y, scale: ref.mag }];
     } finally {
@@ -147,7 +158,15 @@ const embeddingQ = (type: string, T: number, rows: number, dim: number): OpCase 
 const QUANT_CASES: OpCase[] = ["Q4_0", "Q4_1", "Q5_0", "Q5_1", "Q8_0", "Q4_K", "Q5_K", "Q6_K"].flatMap((t, i) => [
   matmulQ(t, 1, 37, 512, i % 2 === 0),
   matmulQ(t, 11, 64, 768, i % 2 === 1),
+  // prefill through the workspace (CUDA: GEMV at m <= 32, dequantize + GEMM above), odd n:
+  // m = 1 and 7 stay on the GEMV kernel with a workspace given; m = 64 in 3 chunks (50+50+29);
+  // m = 300 with room for 77 rows: chunks of 64 (rounded down to 64 rows) + 13
+  matmulQ(t, 1, 129, 256, i % 2 === 1, 50),
+  matmulQ(t, 7, 129, 256, i % 2 === 0, 50),
+  matmulQ(t, 64, 129, 512, i % 2 === 1, 50),
+  matmulQ(t, 300, 77, 256, i % 2 === 0, 77),
   logitsQ(t, 3, 7, 300, 256),
+  logitsQ(t, 40, 45, 301, 256, 128),
   embeddingQ(t, 9, 40, 512),
 ]);
 
@@ -167,6 +186,38 @@ const rmsNorm = (rows: number, dim: number, residual: boolean, inPlace = false):
       const checks: Check[] = [{ what: "out", got: b.read(dtype, out, rows * dim), ref: ref.out, scale: 0.1 }];
       if (residual && !inPlace) checks.push({ what: "x (x + residual)", got: b.read(dtype, xp, rows * dim), ref: ref.x, scale: 0 });
       return checks;
+    } finally {
+      b.freeAll();
+    }
+  },
+});
+
+// per-head norms inside fused QKV rows [T, (hq + 2 hk) d]: the q heads (or the k heads) are
+// normalized in place; every other element of the row must come back unchanged
+const rmsNormStrided = (T: number, hq: number, hk: number, d: number, kHeads: boolean): OpCase => ({
+  name: `rms_norm_strided T=${T} hq=${hq} hk=${hk} d=${d} (${kHeads ? "k" : "q"} heads of a fused QKV, in place)`,
+  run(dev, dtype, rng, roundAs = dtype) {
+    const b = new Buffers(dev);
+    try {
+      const S = (hq + 2 * hk) * d,
+        H = kHeads ? hk : hq,
+        off = kHeads ? hq * d : 0;
+      const x = vals(rng, roundAs, T * S),
+        w = vals(rng, roundAs, d);
+      const xp = b.values(dtype, x);
+      const e = esize(dtype);
+      new Ops(dev, dtype as DTypeCode).rmsNormStrided(xp + BigInt(off * e), xp + BigInt(off * e), b.values(dtype, w), T, H, d, S, 1e-6);
+      const rows = new Float32Array(T * H * d);
+      for (let t = 0; t < T; t++) rows.set(x.subarray(t * S + off, t * S + off + H * d), t * H * d);
+      const normed = refRmsNorm(rows, null, w, T * H, d, 1e-6).out;
+      const ref = Float64Array.from(x);
+      const scale = new Float64Array(T * S);
+      for (let t = 0; t < T; t++)
+        for (let i = 0; i < H * d; i++) {
+          ref[t * S + off + i] = normed[t * H * d + i]!;
+          scale[t * S + off + i] = 0.1;
+        }
+      return [{ what: "fused qkv", got: b.read(dtype, xp, T * S), ref, scale }];
     } finally {
       b.freeAll();
     }
@@ -553,6 +604,9 @@ export const CASES: OpCase[] = [
   rmsNorm(33, 4096, true),
   rmsNorm(3, 5000, false),
   rmsNorm(4, 1000, true, true),
+  rmsNormStrided(7, 8, 2, 128, false),
+  rmsNormStrided(5, 6, 3, 64, true),
+  rmsNormStrided(3, 16, 8, 256, false),
   rope({ T: 5, hq: 8, hk: 2, d: 128, rot: 128, gptj: false }),
   rope({ T: 3, hq: 4, hk: 4, d: 64, rot: 32, gptj: true }),
   rope({ T: 17, hq: 6, hk: 2, d: 80, rot: 80, gptj: false, fused: true }),

@@ -62,7 +62,7 @@ describe("planner compute dtype (pure, no device)", () => {
         const limits = batchLimitsFor(p.maxModelLen, p.maxNumSeqs, p.maxNumBatchedTokens, p.blockSize);
         const arena = planArena(cfg, limits, eb, p.attentionWorkspaceBytes);
         expect(arena.bytes.x).toBe(eb * limits.maxTokens * cfg.hiddenSize);
-        expect(arena.bytes.gate).toBe(eb * limits.maxTokens * cfg.intermediateSize);
+        expect(arena.bytes.gateUp).toBe(eb * limits.maxTokens * 2 * cfg.intermediateSize);
         expect(arena.bytes.logits).toBe(4 * limits.maxSeqs * cfg.vocabSize);
         expect(arena.bytes.workspace).toBe(p.attentionWorkspaceBytes);
         // the allocator model over exactly those requests

@@ -17,6 +17,8 @@ export interface Run {
   promptLen: number;
   /** [position, logits] for the last row of each prefill chunk and each decode step */
   rows: [number, Float32Array][];
+  /** Fused weight tensors the run used (qkv_proj / gate_up_proj per layer; 0 with fuse off). */
+  fusedTensors: number;
 }
 
 /** Prefill `prompt` in `chunks`, then `steps` greedy decode steps, through the paged KV path. */
@@ -29,9 +31,10 @@ export function runModel(
   maxModelLen: number,
   dtype: ComputeDtype = "f32",
   bs = 4,
+  fuse = true,
 ): Run {
   const cfg = ws.config;
-  const w = uploadWeights(d, ws, { dtype });
+  const w = uploadWeights(d, ws, { dtype, fuse });
   const ops = new Ops(d, DTYPE_CODE[dtype]);
   const limits = batchLimitsFor(maxModelLen, 4, 64, bs);
   const m = new LlamaModel(d, ops, cfg, w, limits, bs);
@@ -72,7 +75,7 @@ export function runModel(
       seq.push(best);
       step([best], true);
     }
-    return { seq, rows, promptLen: prompt.length };
+    return { seq, rows, promptLen: prompt.length, fusedTensors: w.fused.size };
   } finally {
     d.free(kv);
     m.freeArena();

@@ -63,8 +63,11 @@ function prompt(n: number, vocab: number, seed: number): number[] {
 }
 
 const maxErrors: string[] = [];
+const fusedDiffs: string[] = [];
+const FUSED_TOL = 1e-5;
 afterAll(() => {
   if (maxErrors.length) console.log(`[arch] max |logit - float64 reference|:\n  ${maxErrors.join("\n  ")}`);
+  if (fusedDiffs.length) console.log(`[arch] max |logit fused - separate projections|:\n  ${fusedDiffs.join("\n  ")}`);
 });
 
 describe.skipIf(!dev)("families vs the float64 reference (prefill in chunks past the window, then decode)", () => {
@@ -81,6 +84,18 @@ describe.skipIf(!dev)("families vs the float64 reference (prefill in chunks past
       const err = compare(cfg, W, run);
       maxErrors.push(`${fam.name} (HF): ${err.toExponential(2)}`);
       expect(err).toBeLessThan(TOL);
+      // Every layer ran one q|k|v and one gate|up matmul (fused at load), q|k|v bias included.
+      expect(run.fusedTensors).toBe(cfg.num_hidden_layers * (cfg.model_type === "qwen2" ? 3 : 2));
+      // The same weights with every projection on its own (one matmul each, dense q/k/v): the same
+      // sequence and logits up to fp32 summation order (rows are the same dot products; only a
+      // kernel's blocking over n may change). FUSED_TOL: 1e-5 of logits <= ~10, 10x below TOL.
+      const sep = runModel(dev!, loadHfWeights(dir), run.seq.slice(0, run.promptLen), [11, 7, 12], 6, 64, "f32", 4, false);
+      expect(sep.fusedTensors).toBe(0);
+      expect(sep.seq).toEqual(run.seq);
+      let d = 0;
+      run.rows.forEach(([, l], r) => l.forEach((v, i) => (d = Math.max(d, Math.abs(v - sep.rows[r]![1][i]!)))));
+      fusedDiffs.push(`${fam.name}: ${d.toExponential(2)}`);
+      expect(d).toBeLessThan(FUSED_TOL);
     }, 30_000);
     if (fam.gguf) {
       test(`${fam.name}: GGUF with llama.cpp names and metadata`, () => {

@@ -215,7 +215,7 @@ describe.skipIf(!dev)("upload in the compute dtype (CPU device memory)", () => {
       expect(m.dtype).toBe("bf16");
       const ws16 = m.layout.bytes.workspace;
       expect(m.layout).toEqual(planArena(cfg, limits, 2, ws16));
-      expect(m.layout.bytes.q).toBe(2 * 64 * cfg.numHeads * cfg.headDim);
+      expect(m.layout.bytes.qkv).toBe(2 * 64 * (cfg.numHeads + 2 * cfg.numKvHeads) * cfg.headDim);
       expect(m.layout.bytes.logits).toBe(4 * 4 * cfg.vocabSize); // logits stay fp32
       const w32 = uploadWeights(d, ws);
       try {

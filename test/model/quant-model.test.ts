@@ -17,7 +17,7 @@ import { readGguf } from "../../src/model/gguf.ts";
 import { planFromRequest } from "../../src/memory/plan-request.ts";
 import { engineOptions, greedyParams } from "../engine/engine-helpers.ts";
 import { withCEnv } from "../util/c-env.ts";
-import { writeQ8_0Copy, writeSyntheticQuantLlama } from "../util/quant-gguf.ts";
+import { SYNTHETIC_MIX, writeQ8_0Copy, writeSyntheticQuantLlama } from "../util/quant-gguf.ts";
 import { GGUF_PATH, HAVE_MODELS, warnIfNoModels } from "./helpers.ts";
 
 warnIfNoModels("quantized models");
@@ -97,6 +97,54 @@ describe.skipIf(!HAVE_MODELS)("quantized GGUF models (CPU)", () => {
       maxNumBatchedTokens: 128,
     });
     expect(plan.plan.weightsBytes).toBe(s.profile.weightsBytes);
+  });
+
+  test("Q4_K_M-like mix: q|k|v and gate|up fused per layer where the types match, apart where not", () => {
+    // layer 0: attn_v in Q6_K (q/k Q4_K) -> separate q, k, v matmuls; layer 1: all Q4_K -> one matmul.
+    // gate/up both Q4_K on both layers -> fused. The F32 copy fuses everywhere.
+    const mix = { ...SYNTHETIC_MIX, "attn_k.weight": "Q4_K", "ffn_gate.weight": "Q4_K", "ffn_up.weight": "Q4_K" };
+    const qPath = join(dir, "synthetic-q4km.gguf");
+    const fPath = join(dir, "synthetic-q4km-f32.gguf");
+    writeSyntheticQuantLlama(GGUF_PATH, qPath, fPath, 9, { ...mix, "blk.1.attn_v.weight": "Q4_K" });
+    const sq = start(qPath, 14);
+    const sf = start(fPath, 15);
+    expect([...sq.weights.fused.keys()].sort()).toEqual([
+      "model.layers.0.mlp.gate_up_proj.weight",
+      "model.layers.1.mlp.gate_up_proj.weight",
+      "model.layers.1.self_attn.qkv_proj.weight",
+    ]);
+    expect(sq.weights.fused.get("model.layers.1.self_attn.qkv_proj.weight")!.quant?.name).toBe("Q4_K");
+    expect(sq.weights.fused.get("model.layers.1.self_attn.qkv_proj.weight")!.shape).toEqual([256 + 2 * 128, 256]);
+    expect(sf.weights.fused.size).toBe(4);
+    // no copy left behind: device bytes are the file's, and the planner predicts the measured buffers
+    expect(sq.weights.totalBytes).toBe(fileTensorBytes(qPath));
+    expect(sq.planMismatches).toEqual([]);
+    expect(sq.plan.weightsBytes).toBe(sq.profile.weightsBytes);
+    const plan = planFromRequest({
+      model: qPath,
+      backend: "cpu",
+      deviceMemoryBytes: 256 * 2 ** 20,
+      maxModelLen: 512,
+      maxNumSeqs: 8,
+      maxNumBatchedTokens: 128,
+    });
+    expect(plan.plan.weightsBytes).toBe(sq.profile.weightsBytes);
+    // The fp32-dequantizing path (as in the all-types test below): the fused and the separate
+    // quantized matmuls equal the plain F32 file's up to float32 rounding.
+    withCEnv("HEADROOM_CPU_QMATMUL", "dequant", () => {
+      for (const prompt of [Array.from({ length: 40 }, (_, i) => 1 + ((i * 53) % 500)), [1]]) {
+        const a = prefillLogits(sq, prompt);
+        const b = prefillLogits(sf, prompt);
+        let maxDiff = 0;
+        let maxAbs = 0;
+        for (let i = 0; i < a.length; i++) {
+          maxDiff = Math.max(maxDiff, Math.abs(a[i]! - b[i]!));
+          maxAbs = Math.max(maxAbs, Math.abs(b[i]!));
+        }
+        expect(maxAbs).toBeGreaterThan(0.01);
+        expect(maxDiff).toBeLessThan(1e-4 * Math.max(1, maxAbs));
+      }
+    });
   });
 
   test("all eight block types: logits equal those of the dequantized F32 file", () => {

@@ -105,7 +105,8 @@ export const SYNTHETIC_MIX: Record<string, string> = {
 
 /**
  * A 2-layer Llama (hidden 256, ffn 512, 4 heads, 2 KV heads, stories260K's 512-token vocab and
- * tokenizer) with quantized weights of `mix` types (layer 1 swaps in Q5_1 for ffn_down so every type
+ * tokenizer) with quantized weights of `mix` types (a key "blk.<l>.<name>" overrides <name> for layer l;
+ * layer 1 swaps in Q5_1 for ffn_down so every type
  * appears), written twice: `quantPath` (quantized) and `f32Path` (the same weights dequantized).
  */
 export function writeSyntheticQuantLlama(vocabFrom: string, quantPath: string, f32Path: string, seed = 7, mix = SYNTHETIC_MIX): void {
@@ -151,15 +152,16 @@ export function writeSyntheticQuantLlama(vocabFrom: string, quantPath: string, f
   addQuant("token_embd.weight", [D, V], mix["token_embd.weight"]!);
   for (let l = 0; l < L; l++) {
     const p = `blk.${l}.`;
+    const type = (name: string) => mix[p + name] ?? mix[name]!;
     addNorm(`${p}attn_norm.weight`);
-    addQuant(`${p}attn_q.weight`, [D, D], mix["attn_q.weight"]!);
-    addQuant(`${p}attn_k.weight`, [D, (D / H) * HK], mix["attn_k.weight"]!);
-    addQuant(`${p}attn_v.weight`, [D, (D / H) * HK], mix["attn_v.weight"]!);
-    addQuant(`${p}attn_output.weight`, [D, D], mix["attn_output.weight"]!);
+    addQuant(`${p}attn_q.weight`, [D, D], type("attn_q.weight"));
+    addQuant(`${p}attn_k.weight`, [D, (D / H) * HK], type("attn_k.weight"));
+    addQuant(`${p}attn_v.weight`, [D, (D / H) * HK], type("attn_v.weight"));
+    addQuant(`${p}attn_output.weight`, [D, D], type("attn_output.weight"));
     addNorm(`${p}ffn_norm.weight`);
-    addQuant(`${p}ffn_gate.weight`, [D, F], mix["ffn_gate.weight"]!);
-    addQuant(`${p}ffn_up.weight`, [D, F], mix["ffn_up.weight"]!);
-    addQuant(`${p}ffn_down.weight`, [F, D], l === 1 ? "Q5_1" : mix["ffn_down.weight"]!);
+    addQuant(`${p}ffn_gate.weight`, [D, F], type("ffn_gate.weight"));
+    addQuant(`${p}ffn_up.weight`, [D, F], type("ffn_up.weight"));
+    addQuant(`${p}ffn_down.weight`, [F, D], l === 1 && !mix[`${p}ffn_down.weight`] ? "Q5_1" : type("ffn_down.weight"));
   }
   addNorm("output_norm.weight");
   addQuant("output.weight", [D, V], mix["output.weight"]!);
