@@ -6,6 +6,7 @@
 #include <math.h>
 #include <string.h>
 
+#include "../core/float_formats.h"
 #include "../core/ops_dispatch.h"
 #include "../core/quant.h"
 #include "../core/status.h"
@@ -250,28 +251,30 @@ int hr_cpu_exec_gelu_mul(hr_instance *inst, const int64_t *a) {
   return run_rows(gelu_rows, a, a[HR_A_SILU_ROWS], a[HR_A_SILU_I]);
 }
 
-/* ---- K/V write into paged slots ---- */
+/* ---- K/V write into paged slots (converted to the cache's kv_dtype, divided by k/v_scale) ---- */
 static void kvw_rows(const int64_t *a, int64_t r0, int64_t r1) {
-  float *kc = HR_PTR(a, HR_A_KVW_KC, float), *vc = HR_PTR(a, HR_A_KVW_VC, float);
+  uint8_t *kc = HR_PTR(a, HR_A_KVW_KC, uint8_t), *vc = HR_PTR(a, HR_A_KVW_VC, uint8_t);
   const float *k = HR_PTR(a, HR_A_KVW_K, const float), *v = HR_PTR(a, HR_A_KVW_V, const float);
   const int32_t *slots = HR_PTR(a, HR_A_KVW_SLOTS, const int32_t);
-  int64_t row = a[HR_A_KVW_HK] * a[HR_A_KVW_D], stride = a[HR_A_KVW_STRIDE];
+  int64_t row = a[HR_A_KVW_HK] * a[HR_A_KVW_D], stride = a[HR_A_KVW_STRIDE], dt = a[HR_A_KVW_KVDTYPE];
+  int64_t row_bytes = row * hr_kv_elem_bytes(dt);
+  float ks = (float)hr_bits_f64(a[HR_A_KVW_KSCALE]), vs = (float)hr_bits_f64(a[HR_A_KVW_VSCALE]);
   for (int64_t t = r0; t < r1; t++) {
     int64_t s = slots[t];
     if (s < 0) continue;
-    memcpy(kc + s * row, k + t * stride, (size_t)row * sizeof(float));
-    memcpy(vc + s * row, v + t * stride, (size_t)row * sizeof(float));
+    hr_kv_store_row(dt, kc + s * row_bytes, k + t * stride, row, ks);
+    hr_kv_store_row(dt, vc + s * row_bytes, v + t * stride, row, vs);
   }
 }
 
 int hr_cpu_exec_kv_write(hr_instance *inst, const int64_t *a) {
   int st = need_f32("kv_write", a[HR_A_KVW_DTYPE]);
-  if (st == HR_OK) st = hr_need_kv_dtype_eq("hr_op_kv_write", a[HR_A_KVW_DTYPE], a[HR_A_KVW_KVDTYPE]);
   if (st != HR_OK) return st;
   const int32_t *slots = HR_PTR(a, HR_A_KVW_SLOTS, const int32_t);
   int64_t nslots = a[HR_A_KVW_NBLOCKS] * a[HR_A_KVW_BS];
   /* a cache in a reserved range may have fewer mapped blocks than num_blocks (hr_vmm_block_limit) */
-  uint64_t block_bytes = (uint64_t)a[HR_A_KVW_BS] * (uint64_t)a[HR_A_KVW_HK] * (uint64_t)a[HR_A_KVW_D] * sizeof(float);
+  uint64_t block_bytes = (uint64_t)a[HR_A_KVW_BS] * (uint64_t)a[HR_A_KVW_HK] * (uint64_t)a[HR_A_KVW_D] *
+                         (uint64_t)hr_kv_elem_bytes(a[HR_A_KVW_KVDTYPE]);
   int64_t mapped = hr_vmm_block_limit(inst, (uint64_t)a[HR_A_KVW_KC], a[HR_A_KVW_NBLOCKS], block_bytes);
   mapped = hr_vmm_block_limit(inst, (uint64_t)a[HR_A_KVW_VC], mapped, block_bytes);
   for (int64_t t = 0; t < a[HR_A_KVW_T]; t++)
