@@ -210,13 +210,12 @@ T512 static inline __m512 ld512_e5m2(const uint8_t *r, int64_t i) { /* the top b
   __m256i w = _mm256_cvtepu8_epi16(_mm_loadu_si128((const __m128i *)(r + i)));
   return _mm512_cvtph_ps(_mm256_slli_epi16(w, 8));
 }
-/* E4M3 s.eeee.mmm as the f16 s.0eeee.mmm0000000 is exactly value / 256 (subnormals too); the NaN
- * code 0x7f would read 1.875, the only code that does, so that value becomes NaN. */
+/* E4M3 s.eeee.mmm as the f16 s.0eeee.mmm0000000 is exactly value / 256 (subnormals too): sign-
+ * extend the byte to 16 bits, shift left by 7 and clear bit 14 (the sign's copy). The NaN code
+ * 0x7f would read 1.875, the only code that does, so that value becomes NaN. */
 T512 static inline __m512 ld512_e4m3(const uint8_t *r, int64_t i) {
-  __m256i w = _mm256_cvtepu8_epi16(_mm_loadu_si128((const __m128i *)(r + i)));
-  __m256i h = _mm256_or_si256(_mm256_slli_epi16(_mm256_and_si256(w, _mm256_set1_epi16(0x80)), 8),
-                              _mm256_slli_epi16(_mm256_and_si256(w, _mm256_set1_epi16(0x7f)), 7));
-  __m512 f = _mm512_cvtph_ps(h);
+  __m256i w = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(r + i)));
+  __m512 f = _mm512_cvtph_ps(_mm256_and_si256(_mm256_slli_epi16(w, 7), _mm256_set1_epi16((short)0xbfff)));
   __mmask16 nan = _mm512_cmp_ps_mask(_mm512_abs_ps(f), _mm512_set1_ps(1.875f), _CMP_EQ_OQ);
   return _mm512_mask_mov_ps(f, nan, _mm512_set1_ps(NAN));
 }
@@ -233,10 +232,8 @@ T256 static inline __m256 ld256_e5m2(const uint8_t *r, int64_t i) {
   return _mm256_cvtph_ps(_mm_slli_epi16(w, 8));
 }
 T256 static inline __m256 ld256_e4m3(const uint8_t *r, int64_t i) {
-  __m128i w = _mm_cvtepu8_epi16(_mm_loadl_epi64((const __m128i *)(r + i)));
-  __m128i h = _mm_or_si128(_mm_slli_epi16(_mm_and_si128(w, _mm_set1_epi16(0x80)), 8),
-                           _mm_slli_epi16(_mm_and_si128(w, _mm_set1_epi16(0x7f)), 7));
-  __m256 f = _mm256_cvtph_ps(h);
+  __m128i w = _mm_cvtepi8_epi16(_mm_loadl_epi64((const __m128i *)(r + i)));
+  __m256 f = _mm256_cvtph_ps(_mm_and_si128(_mm_slli_epi16(w, 7), _mm_set1_epi16((short)0xbfff)));
   __m256 a = _mm256_and_ps(f, _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff)));
   return _mm256_blendv_ps(f, _mm256_set1_ps(NAN), _mm256_cmp_ps(a, _mm256_set1_ps(1.875f), _CMP_EQ_OQ));
 }
