@@ -102,6 +102,10 @@ export interface EngineStats {
   /** Free blocks that still hold a reusable prefix (blocks in use count as used, never as cached). */
   blocksCached: number;
   blockSize: number;
+  /** The KV cache's element type (kv-dtype.ts KvCacheDtype), bytes per block over all layers, layers with checkpoint scales. */
+  kvCacheDtype: string;
+  kvBytesPerBlock: number;
+  kvScalesFromCheckpoint: number;
   prefixCacheQueries: number;
   prefixCacheHits: number;
   prefixCacheHitRate: number;

@@ -298,6 +298,9 @@ export class EngineCore {
       // Free blocks still holding a reusable prefix (not every registered block: those in use are counted as used).
       blocksCached: kv.cachedFreeBlocks,
       blockSize: kv.blockSize,
+      kvCacheDtype: this.started.kvDtype,
+      kvBytesPerBlock: bytesPerBlock(this.started.kvSpec),
+      kvScalesFromCheckpoint: this.started.kvScales.fromCheckpoint,
       prefixCacheQueries: kv.prefixCacheQueries,
       prefixCacheHits: kv.prefixCacheHits,
       prefixCacheHitRate: kv.prefixCacheHitRate,

@@ -10,7 +10,9 @@ import { Device } from "../native/index.ts";
 import { Ops } from "../native/ops.ts";
 import { LlamaModel, attentionWorkspaceBytes } from "../model/llama.ts";
 import { COMPUTE_DTYPE_BYTES, COMPUTE_DTYPE_CODE, resolveDtypes, type ComputeDtype, type DtypeFlag } from "../model/dtype.ts";
+import { KV_DTYPE_BYTES, KV_DTYPE_CODE, resolveKvCacheDtype, unitKvScales, type KvCacheDtype, type KvCacheDtypeFlag, type KvScales } from "../model/kv-dtype.ts";
 import { modelNotes, openModel, type OpenedModel } from "../model/load.ts";
+import { probeKvCacheDtype } from "./kv-probe.ts";
 import { uploadWeights, type LoadedWeights } from "../model/upload.ts";
 import { deviceBytes, quantizedTensors } from "../model/weights.ts";
 import { MemoryProfiler, type MemoryProfilingResult } from "../memory/profiling.ts";
@@ -46,6 +48,8 @@ export interface EngineOptions {
    * matrix weights in 16 bits; activations, norms, biases and the KV cache stay fp32 there.
    */
   dtype?: DtypeFlag;
+  /** KV cache element type (--kv-cache-dtype): auto (default) = the compute dtype; fp8 = fp8_e4m3. */
+  kvCacheDtype?: KvCacheDtypeFlag;
   /** CPU backend capacity (bytes); null = backend default. */
   deviceMemory: number | null;
   /** CPU backend: which simulated device (instances on one ordinal share it). */
@@ -100,8 +104,11 @@ export interface EngineOffload {
 export interface StartedEngine {
   dev: Device;
   ops: Ops;
-  /** The compute dtype (weights, activations, KV cache). */
+  /** The compute dtype (weights, activations). */
   dtype: ComputeDtype;
+  /** The KV cache's element type and per-layer scales (1 unless the checkpoint has them). */
+  kvDtype: KvCacheDtype;
+  kvScales: KvScales;
   opened: OpenedModel;
   weights: LoadedWeights;
   model: LlamaModel;
@@ -180,13 +187,18 @@ export function startEngine(
     const opened = openModel(opts.model, { chatTemplate: opts.chatTemplate ?? null, generationConfig: opts.generationConfig ?? "auto" });
     for (const line of modelNotes(opened)) log(line);
     const cfg = opened.config;
+    // The KV cache dtype: refused here (not mid-request) when the backend lacks its kernels.
+    const kvDtype = resolveKvCacheDtype(opts.kvCacheDtype, dtype);
+    probeKvCacheDtype(dev, ops, cfg, kvDtype, opts.blockSize);
+    const kvScales = opened.weights.kvScales ?? unitKvScales(cfg.numLayers);
+    if (kvScales.fromCheckpoint > 0) log(`KV cache scales: k_scale/v_scale of ${kvScales.fromCheckpoint} layers from the checkpoint`);
     const maxModelLen = opts.maxModelLen ?? cfg.maxPositionEmbeddings;
     if (maxModelLen > cfg.maxPositionEmbeddings) {
       log(`warning: --max-model-len ${maxModelLen} exceeds the model's max_position_embeddings ${cfg.maxPositionEmbeddings}`);
     }
     const maxTokens = opts.maxNumBatchedTokens ?? defaultMaxNumBatchedTokens(dev.backend, maxModelLen);
     const limits = batchLimitsFor(maxModelLen, opts.maxNumSeqs, maxTokens, opts.blockSize);
-    const kvSpec = kvSpecFor(cfg, opts.blockSize, dtypeBytes);
+    const kvSpec = kvSpecFor(cfg, opts.blockSize, KV_DTYPE_BYTES[kvDtype]);
 
     // 2. weights
     const stage = <T>(what: string, knob: string, fn: () => T): T => {
@@ -208,6 +220,7 @@ export function startEngine(
       backend: (dev.backend === "cuda" ? "cuda" : "cpu") as "cuda" | "cpu",
       computeDtype: dtype,
       weightDtype,
+      kvCacheDtype: kvDtype,
       deviceMemoryBytes: base.totalBytes,
       freeMemoryBytes: base.freeBytes,
       gpuMemoryUtilization: opts.gpuMemoryUtilization,
@@ -256,6 +269,7 @@ export function startEngine(
     const region = dev.reserveRegion(base.totalBytes, numSlices(kvSpec));
     kvBase = region.base;
     model = new LlamaModel(dev, ops, cfg, weights, limits, opts.blockSize);
+    model.setKvFormat(KV_DTYPE_CODE[kvDtype], kvScales);
     if (om) model.setOffload(om);
     const m = model;
     // 4. profile run (or just the arena with an explicit KV size)
@@ -398,7 +412,7 @@ export function startEngine(
       `memory: free at start ${fmtBytes(base.freeBytes)} of ${fmtBytes(base.totalBytes)}; requested ${fmtBytes(profile.requestedBytes)} ` +
       `(utilization ${opts.gpuMemoryUtilization}); weights ${fmtBytes(profile.weightsBytes)} (${weightDtype}), peak activation ${fmtBytes(profile.peakActivationBytes)}, ` +
       `non-allocator ${fmtBytes(profile.nonAllocatorIncreaseBytes)}, graphs ${fmtBytes(profile.graphBytes)}, allocator slack ${fmtBytes(profile.allocatorSlackBytes)}; ` +
-      `KV cache ${fmtBytes(kv.mappedBytes)} = ${kv.numBlocks} blocks × ${opts.blockSize} = ${kv.tokens} tokens, max concurrency ` +
+      `KV cache ${fmtBytes(kv.mappedBytes)} (${kvDtype}) = ${kv.numBlocks} blocks × ${opts.blockSize} = ${kv.tokens} tokens, max concurrency ` +
       `${kv.maxConcurrency.toFixed(2)} at ${maxModelLen} tokens; --kv-cache-memory-bytes=${kv.mappedBytes} fits this request, ` +
       `--kv-cache-memory-bytes=${fullDevice} uses the whole device (margin ${fmtBytes(margin)})` +
       (profile.profileSkipped ? "; profile run skipped (explicit KV size)" : `; profile run ${profile.profileTimeMs.toFixed(0)} ms`) +
@@ -423,6 +437,8 @@ export function startEngine(
       dev,
       ops,
       dtype,
+      kvDtype,
+      kvScales,
       opened,
       weights: w,
       model: mdl,

@@ -6,7 +6,7 @@ export interface KvCacheSpec {
   numKvHeads: number;
   headDim: number;
   blockSize: number;
-  /** bytes per element of the KV cache (4 on CPU, 2 for fp16/bf16 on CUDA). */
+  /** bytes per element of the KV cache (--kv-cache-dtype: 4 f32, 2 f16/bf16, 1 fp8). */
   dtypeBytes: number;
 }
 

@@ -8,6 +8,7 @@ import { quantizedTensors } from "../model/weights.ts";
 import type { ModelConfig } from "../model/config.ts";
 import { loadLibrary } from "../native/library.ts";
 import { resolveDtypes, type ComputeDtype } from "../model/dtype.ts";
+import { resolveKvCacheDtype, type KvCacheDtype } from "../model/kv-dtype.ts";
 import { resolveCaptureSizes } from "../engine/graph-runner.ts";
 import { defaultMaxNumBatchedTokens } from "../engine/startup.ts";
 import { defaultServeOptions, type PlanKey, type ServeOptions } from "../options/table.ts";
@@ -89,8 +90,10 @@ export function planFromRequest(req: PlanRequest): PlanResponse {
   if (!(util > 0 && util <= 1)) throw new PlanRequestError(`gpu_memory_utilization must be in (0, 1] (got ${util})`);
   let computeDtype: ComputeDtype;
   let weightDtype: ComputeDtype;
+  let kvCacheDtype: KvCacheDtype;
   try {
     ({ compute: computeDtype, weights: weightDtype } = resolveDtypes(req.dtype, backend));
+    kvCacheDtype = resolveKvCacheDtype(req.kvCacheDtype, computeDtype);
   } catch (e) {
     throw new PlanRequestError((e as Error).message);
   }
@@ -110,6 +113,7 @@ export function planFromRequest(req: PlanRequest): PlanResponse {
     backend,
     computeDtype,
     weightDtype,
+    kvCacheDtype,
     deviceMemoryBytes: req.deviceMemoryBytes,
     gpuMemoryUtilization: util,
     maxModelLen,
@@ -159,7 +163,10 @@ export function planTable(r: PlanResponse): string {
       "model",
       `${r.model.name} (${r.model.architecture}, ${r.model.layers} layers, hidden ${r.model.hidden_size}, ${r.model.heads}/${r.model.kv_heads} heads)`,
     ],
-    ["backend / dtype", `${p.backend} / ${p.computeDtype}${p.weightDtype !== p.computeDtype ? ` (weights ${p.weightDtype})` : ""}`],
+    [
+      "backend / dtype / KV dtype",
+      `${p.backend} / ${p.computeDtype}${p.weightDtype !== p.computeDtype ? ` (weights ${p.weightDtype})` : ""} / ${p.kvCacheDtype}`,
+    ],
     ["device memory", gib(r.inputs.device_memory_bytes)],
     ["requested (utilization)", `${gib(p.requestedBytes)} (${r.inputs.gpu_memory_utilization})`],
     ["weights", gib(p.weightsBytes)],

@@ -6,6 +6,7 @@ import { planArena, type BatchLimits } from "../model/arena.ts";
 import { dequantWorkspaceBytes } from "../model/dequant-workspace.ts";
 import type { ModelConfig } from "../model/config.ts";
 import { COMPUTE_DTYPE_BYTES, defaultComputeDtype, type ComputeDtype } from "../model/dtype.ts";
+import { KV_DTYPE_BYTES, type KvCacheDtype } from "../model/kv-dtype.ts";
 import { storedWeightBytes, weightLayout, type QuantizedTensors } from "../model/weight-layout.ts";
 import { simulateAllocations } from "./allocator-model.ts";
 import { bytesForOneSequence, safetyMarginBytes, sizeKvCache, type KvCacheSpec } from "./kv-sizing.ts";
@@ -25,6 +26,8 @@ export interface PlanInput {
    * 16-bit under fp32 compute on the CPU backend (--dtype bfloat16/float16 there).
    */
   weightDtype?: ComputeDtype;
+  /** Element type of the KV cache (--kv-cache-dtype; default: the compute dtype). */
+  kvCacheDtype?: KvCacheDtype;
   /** Total device memory (bytes). */
   deviceMemoryBytes: number;
   /** Free device memory at start (default: all of it). */
@@ -89,6 +92,9 @@ export interface MemoryPlan {
   computeDtypeBytes: number;
   /** Element type of the matrix weights (= computeDtype except 16-bit weights on CPU). */
   weightDtype: ComputeDtype;
+  /** The KV cache's element type and size: a narrower cache holds more tokens in the same memory. */
+  kvCacheDtype: KvCacheDtype;
+  kvCacheDtypeBytes: number;
   /** Allocator bytes of the weight buffers (block sizes, as the allocator counts them). */
   weightsBytes: number;
   weightsPerLayerBytes: number;
@@ -181,7 +187,9 @@ export function planMemory(p: PlanInput): MemoryPlan {
   const requested = Math.floor(p.deviceMemoryBytes * p.gpuMemoryUtilization);
   const margin = safetyMarginBytes(p.deviceMemoryBytes);
   const granularity = p.backend === "cpu" ? 4096 : 2 * MiB;
-  const spec = kvSpecFor(p.config, p.blockSize, dtypeBytes);
+  const kvCacheDtype = p.kvCacheDtype ?? computeDtype;
+  const kvBytes = KV_DTYPE_BYTES[kvCacheDtype];
+  const spec = kvSpecFor(p.config, p.blockSize, kvBytes);
   const oneSeq = bytesForOneSequence(spec, granularity, p.maxModelLen);
   const layerLayoutBytes = L > 0 ? weightLayout(p.config, dtypeBytes, stored)[1]!.bytes : 0;
   // Footprint (allocator blocks, reserved) with `n` layers offloaded; constrained by free memory.
@@ -269,6 +277,8 @@ export function planMemory(p: PlanInput): MemoryPlan {
     computeDtype,
     computeDtypeBytes: dtypeBytes,
     weightDtype,
+    kvCacheDtype,
+    kvCacheDtypeBytes: kvBytes,
     weightsBytes: w.total,
     weightsPerLayerBytes: w.perLayer,
     weightsResidentBytes: w.resident,
@@ -280,7 +290,7 @@ export function planMemory(p: PlanInput): MemoryPlan {
     requestedBytes: requested,
     safetyMarginBytes: margin,
     kvBudgetBytes: budget,
-    kvBytesPerBlock: 2 * p.config.numLayers * p.blockSize * p.config.numKvHeads * p.config.headDim * dtypeBytes,
+    kvBytesPerBlock: 2 * p.config.numLayers * p.blockSize * p.config.numKvHeads * p.config.headDim * kvBytes,
     kvGranularityBytes: granularity,
     kvBlocks: kv.numBlocks,
     kvTokens: kv.tokens,

@@ -1,6 +1,7 @@
 // Hugging Face folder -> weight set: config.json plus model.safetensors, or the shards listed in
 // model.safetensors.index.json. HF tensor names are already the canonical names.
 import { existsSync, readFileSync } from "node:fs";
+import { takeKvScales } from "./kv-dtype.ts";
 import { basename, join, resolve, sep } from "node:path";
 
 import { ModelFileError } from "./errors.ts";
@@ -83,6 +84,7 @@ export function loadHfWeights(dir: string): WeightSet {
   if (config.architecture === "phi3") unfusePhi3(config, tensors);
   if (config.architecture.startsWith("gemma")) markGemmaNorms(tensors);
   config.dtype = tensors.get("model.embed_tokens.weight")?.dtype ?? config.dtype;
+  const kvScales = takeKvScales(config.numLayers, tensors, dir);
   checkTensors(config, tensors, files[0]?.path ?? dir, (n) => IGNORABLE.test(n) || (config.tieWordEmbeddings && n === "lm_head.weight"));
-  return { config, format: "safetensors", files: files.map((f) => f.path), tensors };
+  return { config, format: "safetensors", files: files.map((f) => f.path), tensors, ...(kvScales ? { kvScales } : {}) };
 }

@@ -8,7 +8,7 @@
 // ([num_blocks, block_size, num_kv_heads, head_dim] per layer, K and V). One call runs one
 // scheduler step: any mix of prefill chunks and decodes, flattened to T tokens.
 import type { Device } from "../native/device.ts";
-import { DECODE_PLANNED, DType, RopeLayout, type DecodePlanInfo, type Ops, type PagedCache, type Workspace } from "../native/ops.ts";
+import { DECODE_PLANNED, DType, RopeLayout, type DecodePlanInfo, type KvDTypeCode, type Ops, type PagedCache, type Workspace } from "../native/ops.ts";
 import { layerType, layerWindow, type ModelConfig } from "./config.ts";
 import { planArena, type ArenaBuffer, type ArenaLayout, type BatchLimits } from "./arena.ts";
 import { COMPUTE_DTYPE_BYTES, COMPUTE_DTYPE_CODE, dtypeOfCode, type ComputeDtype } from "./dtype.ts";
@@ -116,6 +116,8 @@ export class LlamaModel {
   private readonly finalNorm: bigint;
   private readonly lmHead: bigint;
   private kv: KvCacheLocation | null = null;
+  /** The KV cache's element type and per-layer scales (default: the compute dtype, scales 1). */
+  private kvFormat: { dtype: KvDTypeCode; k: number[]; v: number[] } | null = null;
   private readonly scale: number;
   private readonly ropeScale: number;
   private offload: LayerOffload | null = null;
@@ -243,6 +245,11 @@ export class LlamaModel {
     this.kv = kv;
   }
 
+  /** Sets the KV cache dtype and per-layer scales (kv-dtype.ts); before the first forward or capture. */
+  setKvFormat(dtype: KvDTypeCode, scales: { k: number[]; v: number[] }): void {
+    this.kvFormat = { dtype, k: scales.k, v: scales.v };
+  }
+
   buf(name: ArenaBuffer): bigint {
     return this.arenaBase + BigInt(this.layout.offsets[name]);
   }
@@ -256,6 +263,9 @@ export class LlamaModel {
       blockSize: kv.blockSize,
       numKvHeads: this.cfg.numKvHeads,
       headDim: this.cfg.headDim,
+      ...(this.kvFormat
+        ? { kvDtype: this.kvFormat.dtype, kScale: this.kvFormat.k[layer] ?? 1, vScale: this.kvFormat.v[layer] ?? 1 }
+        : {}),
     };
   }
 

@@ -2,6 +2,7 @@
 // an mmap (or a generator for the demo model)}, plus the fp32 row reader shared by upload and
 // tests, and the check of a tensor set against what the config says the model needs.
 import type { ModelConfig, SourceDtype } from "./config.ts";
+import type { KvScales } from "./kv-dtype.ts";
 import { expectedTensors } from "./config.ts";
 import { ModelFileError } from "./errors.ts";
 import { dequantizeRow, quantRowBytes, quantTensorBytes, type QuantType } from "./quant.ts";
@@ -36,6 +37,8 @@ export interface WeightSet {
   /** Files the weights are mapped from. */
   files: string[];
   tensors: Map<string, TensorSource>;
+  /** KV cache scales the checkpoint carries (vLLM's self_attn.k_scale / v_scale); absent = none. */
+  kvScales?: KvScales;
 }
 
 export function numel(shape: readonly number[]): number {

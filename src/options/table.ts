@@ -20,6 +20,8 @@ import type { ValueSpec } from "./values.ts";
 export type DeviceKind = "auto" | "cpu" | "cuda";
 /** Compute dtype (src/model/dtype.ts DtypeFlag): auto = float32 on CPU, bfloat16 on CUDA. */
 export type DtypeOption = "auto" | "float32" | "bfloat16" | "float16";
+/** KV cache dtype (src/model/kv-dtype.ts KvCacheDtypeFlag): auto = the compute dtype; fp8 = fp8_e4m3. */
+export type KvCacheDtypeOption = "auto" | "float16" | "bfloat16" | "fp8" | "fp8_e4m3" | "fp8_e5m2";
 export type LogLevel = "debug" | "info" | "warn" | "error";
 
 export interface ServeOptions {
@@ -36,6 +38,8 @@ export interface ServeOptions {
   device: DeviceKind;
   /** Weights, activations and KV cache element type (logits stay float32); 16-bit needs CUDA. */
   dtype: DtypeOption;
+  /** KV cache element type (auto = the compute dtype); narrower caches hold more tokens. */
+  kvCacheDtype: KvCacheDtypeOption;
   /** CPU backend: device capacity in bytes; null = the backend's default share of RAM. */
   deviceMemory: number | null;
   /** Per-instance fraction of total device memory (0, 1]. */
@@ -151,7 +155,16 @@ export const OPTIONS = {
     default: "auto",
     engine: true,
     plan: true,
-    help: "compute dtype of weights, activations and KV cache (logits stay float32); auto = float32 on CPU, bfloat16 on CUDA; on CPU bfloat16/float16 store only the matrix weights in 16 bits (activations, norms and KV stay float32)",
+    help: "compute dtype of weights, activations and (with --kv-cache-dtype auto) the KV cache (logits stay float32); auto = float32 on CPU, bfloat16 on CUDA; on CPU bfloat16/float16 store only the matrix weights in 16 bits (activations and norms stay float32, the KV cache too unless --kv-cache-dtype)",
+  },
+  kvCacheDtype: {
+    flag: "kv-cache-dtype",
+    kind: "choice",
+    choices: ["auto", "float16", "bfloat16", "fp8", "fp8_e4m3", "fp8_e5m2"],
+    default: "auto",
+    engine: true,
+    plan: true,
+    help: "KV cache element type: auto = the compute dtype; float16/bfloat16 hold 2x and fp8 (= fp8_e4m3) / fp8_e5m2 4x the tokens of a float32 cache in the same memory; per-layer k_scale/v_scale from the checkpoint, else 1.0",
   },
   deviceMemory: {
     flag: "device-memory",

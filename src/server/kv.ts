@@ -11,6 +11,9 @@ export function kvRoutes(ctx: ServerContext) {
       const s = await ctx.engine.stats();
       return {
         block_size: s.blockSize,
+        kv_cache_dtype: s.kvCacheDtype,
+        bytes_per_block: s.kvBytesPerBlock,
+        scales_from_checkpoint: s.kvScalesFromCheckpoint,
         blocks_total: s.blocksTotal,
         blocks_used: s.blocksUsed,
         blocks_free: s.blocksFree,

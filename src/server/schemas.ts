@@ -386,6 +386,9 @@ export { AllocatorReport as AllocatorPayload, MemoryReport as MemoryPayload } fr
 
 export const KvStats = Obj({
   block_size: Int(),
+  kv_cache_dtype: t.String({ description: "KV cache element type: f32, f16, bf16, fp8_e4m3 or fp8_e5m2 (--kv-cache-dtype)" }),
+  bytes_per_block: Int({ description: "KV bytes of one block over all layers (K and V)" }),
+  scales_from_checkpoint: Int({ description: "Layers whose k_scale/v_scale came from the checkpoint (else 1.0)" }),
   blocks_total: Int(),
   blocks_used: Int(),
   blocks_free: Int(),

@@ -2,7 +2,7 @@
 // the real engine loop (scheduler, paged KV cache, prefill then decode steps, the sampler's
 // float64 log-softmax for the top-k log-probabilities).
 import { EngineCore } from "../../src/engine/engine-core.ts";
-import { startEngine, type StartedEngine } from "../../src/engine/startup.ts";
+import { startEngine, type EngineOptions, type StartedEngine } from "../../src/engine/startup.ts";
 import { greedyParams } from "../engine/engine-helpers.ts";
 import type { Continuation } from "./compare.ts";
 
@@ -23,6 +23,7 @@ export function openInHeadroom(
   maxModelLen: number,
   maxNumBatchedTokens = maxModelLen,
   deviceMemory = 512 * MiB,
+  extra: Partial<EngineOptions> = {},
 ): HeadroomRun {
   const engine = startEngine({
     model: path,
@@ -40,6 +41,7 @@ export function openInHeadroom(
     maxWaiting: 8,
     servedModelName: null,
     numThreads: 2,
+    ...extra,
   });
   const core = new EngineCore(engine, { maxNumSeqs: 4, maxWaiting: 8, servedModelName: null });
   let n = 0;
