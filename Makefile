@@ -118,10 +118,10 @@ bench-attention: tools native
 	$(BUN) bench/attention/run.ts
 
 # CPU paged attention at real shapes: the span kernels (every kv dtype) vs the previous kernel,
-# in one run. Writes bench/out/attention_cpu.json.
+# in one run. Writes bench/out/attention-cpu.json.
 .PHONY: bench-attention-cpu
 bench-attention-cpu:
-	bash bench/attention/run_cpu.sh
+	bash bench/attention-cpu/run.sh
 
 # ---- GPU kit (issue 16 item 4): one archive (<= 48 MiB) to run every GPU check on a GPU
 # machine without network: build/headroom-gpu-kit.tar.xz; there: ./gpu-check.sh (kit/).

@@ -108,16 +108,12 @@ float hr_e5m2_to_f32(uint8_t b) {
 
 int64_t hr_kv_elem_bytes(int64_t kv_dtype) {
   switch (kv_dtype) {
-    case HR_DTYPE_F32:
-      return 4;
+    case HR_DTYPE_F32: return 4;
     case HR_DTYPE_F16:
-    case HR_DTYPE_BF16:
-      return 2;
+    case HR_DTYPE_BF16: return 2;
     case HR_DTYPE_FP8_E4M3:
-    case HR_DTYPE_FP8_E5M2:
-      return 1;
-    default:
-      return 0;
+    case HR_DTYPE_FP8_E5M2: return 1;
+    default: return 0;
   }
 }
 
@@ -151,8 +147,7 @@ void hr_kv_store_row(int64_t kv_dtype, void *dst, const float *src, int64_t n, f
       for (int64_t i = 0; i < n; i++) d[i] = hr_f32_to_e5m2(src[i] / scale);
       return;
     }
-    default:
-      return;
+    default: return;
   }
 }
 
@@ -173,9 +168,7 @@ const float *hr_fp8_table(int64_t kv_dtype) {
 
 void hr_kv_load_row(int64_t kv_dtype, float *dst, const void *src, int64_t n) {
   switch (kv_dtype) {
-    case HR_DTYPE_F32:
-      memcpy(dst, src, (size_t)n * sizeof(float));
-      return;
+    case HR_DTYPE_F32: memcpy(dst, src, (size_t)n * sizeof(float)); return;
     case HR_DTYPE_F16: {
       const uint16_t *s = src;
       for (int64_t i = 0; i < n; i++) dst[i] = hr_f16_to_f32(s[i]);
@@ -193,7 +186,6 @@ void hr_kv_load_row(int64_t kv_dtype, float *dst, const void *src, int64_t n) {
       for (int64_t i = 0; i < n; i++) dst[i] = t[s[i]];
       return;
     }
-    default:
-      return;
+    default: return;
   }
 }

@@ -35,8 +35,7 @@ static inline float kv_at(int64_t dt, const uint8_t *row, int64_t i, const float
       memcpy(&h, row + 2 * i, 2);
       return hr_bf16_to_f32(h);
     }
-    default:
-      return fp8[row[i]];
+    default: return fp8[row[i]];
   }
 }
 
@@ -77,16 +76,11 @@ SCALAR_FN(span_scalar_e5m2, HR_DTYPE_FP8_E5M2)
 
 static hr_attn_span_fn pick_scalar_fn(int64_t dt) {
   switch (dt) {
-    case HR_DTYPE_F16:
-      return span_scalar_f16;
-    case HR_DTYPE_BF16:
-      return span_scalar_bf16;
-    case HR_DTYPE_FP8_E4M3:
-      return span_scalar_e4m3;
-    case HR_DTYPE_FP8_E5M2:
-      return span_scalar_e5m2;
-    default:
-      return span_scalar_f32;
+    case HR_DTYPE_F16: return span_scalar_f16;
+    case HR_DTYPE_BF16: return span_scalar_bf16;
+    case HR_DTYPE_FP8_E4M3: return span_scalar_e4m3;
+    case HR_DTYPE_FP8_E5M2: return span_scalar_e5m2;
+    default: return span_scalar_f32;
   }
 }
 
@@ -359,7 +353,9 @@ hr_attn_kernel hr_attn_pick(int64_t kv_dtype, int64_t d) {
     char *nm = names[ii][kv_dtype][vi];
     if (!nm[0]) /* racing writers write the same bytes */
       snprintf(nm, 32, "%s %s d%s", w == 16 ? "avx512" : "avx2", DT_NAMES[kv_dtype],
-               vi == 0 ? "64" : vi == 1 ? "128" : "n");
+               vi == 0   ? "64"
+               : vi == 1 ? "128"
+                         : "n");
     k.name = nm;
   }
 #else

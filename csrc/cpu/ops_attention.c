@@ -239,8 +239,9 @@ int hr_cpu_exec_attn_decode(hr_instance *inst, const int64_t *a) {
   int64_t ctx = c->maxb * c->bs;
   x.nparts = (ctx + x.part - 1) / x.part;
   x.ws = x.nparts > 1 ? HR_PTR(a, HR_A_DEC_WS, float) : NULL;
-  st = check_tables(CALL, x.seq_lens, c->bt, x.b, c->maxb, c->bs, a[HR_A_DEC_NBLOCKS],
-                    usable_blocks(inst, a, HR_A_DEC_KC, HR_A_DEC_VC, a[HR_A_DEC_NBLOCKS], c->bs, c->hk, c->d, c->eb), 1);
+  st =
+      check_tables(CALL, x.seq_lens, c->bt, x.b, c->maxb, c->bs, a[HR_A_DEC_NBLOCKS],
+                   usable_blocks(inst, a, HR_A_DEC_KC, HR_A_DEC_VC, a[HR_A_DEC_NBLOCKS], c->bs, c->hk, c->d, c->eb), 1);
   if (st != HR_OK) return st;
   size_t scratch = (size_t)((c->hq / c->hk) * (c->d + 2)) * sizeof(float);
   st = hrt_parallel(x.b * c->hk * x.nparts, scratch, dec_task, &x);
@@ -335,8 +336,9 @@ int hr_cpu_exec_attn_prefill(hr_instance *inst, const int64_t *a) {
       return hr_fail(HR_E_INVALID, "%s: sequence %lld has %lld new tokens but seq_lens[%lld] = %d", CALL, (long long)s,
                      (long long)ql, (long long)s, x.seq_lens[s]);
   }
-  st = check_tables(CALL, x.seq_lens, c->bt, x.b, c->maxb, c->bs, a[HR_A_PRE_NBLOCKS],
-                    usable_blocks(inst, a, HR_A_PRE_KC, HR_A_PRE_VC, a[HR_A_PRE_NBLOCKS], c->bs, c->hk, c->d, c->eb), 0);
+  st =
+      check_tables(CALL, x.seq_lens, c->bt, x.b, c->maxb, c->bs, a[HR_A_PRE_NBLOCKS],
+                   usable_blocks(inst, a, HR_A_PRE_KC, HR_A_PRE_VC, a[HR_A_PRE_NBLOCKS], c->bs, c->hk, c->d, c->eb), 0);
   if (st != HR_OK) return st;
   /* keys per span: the span's K and V rows of one head within ~32 KiB (L1), 16..256 */
   int64_t span = 16384 / (c->d * c->eb);

@@ -10,7 +10,15 @@ import { Device } from "../native/index.ts";
 import { Ops } from "../native/ops.ts";
 import { LlamaModel, attentionWorkspaceBytes } from "../model/llama.ts";
 import { COMPUTE_DTYPE_BYTES, COMPUTE_DTYPE_CODE, resolveDtypes, type ComputeDtype, type DtypeFlag } from "../model/dtype.ts";
-import { KV_DTYPE_BYTES, KV_DTYPE_CODE, resolveKvCacheDtype, unitKvScales, type KvCacheDtype, type KvCacheDtypeFlag, type KvScales } from "../model/kv-dtype.ts";
+import {
+  KV_DTYPE_BYTES,
+  KV_DTYPE_CODE,
+  resolveKvCacheDtype,
+  unitKvScales,
+  type KvCacheDtype,
+  type KvCacheDtypeFlag,
+  type KvScales,
+} from "../model/kv-dtype.ts";
 import { modelNotes, openModel, type OpenedModel } from "../model/load.ts";
 import { probeKvCacheDtype } from "./kv-probe.ts";
 import { uploadWeights, type LoadedWeights } from "../model/upload.ts";

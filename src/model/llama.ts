@@ -263,9 +263,7 @@ export class LlamaModel {
       blockSize: kv.blockSize,
       numKvHeads: this.cfg.numKvHeads,
       headDim: this.cfg.headDim,
-      ...(this.kvFormat
-        ? { kvDtype: this.kvFormat.dtype, kScale: this.kvFormat.k[layer] ?? 1, vScale: this.kvFormat.v[layer] ?? 1 }
-        : {}),
+      ...(this.kvFormat ? { kvDtype: this.kvFormat.dtype, kScale: this.kvFormat.k[layer] ?? 1, vScale: this.kvFormat.v[layer] ?? 1 } : {}),
     };
   }
 

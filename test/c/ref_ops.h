@@ -7,8 +7,8 @@
 #include <stdlib.h>
 
 /* y = x . w^T + bias; also returns per-element sum |x||w| in mag (for error bounds). */
-static inline void ref_matmul(double *y, double *mag, const float *x, const int32_t *rows, const float *w, const float *bias,
-                       int64_t m, int64_t n, int64_t k) {
+static inline void ref_matmul(double *y, double *mag, const float *x, const int32_t *rows, const float *w,
+                              const float *bias, int64_t m, int64_t n, int64_t k) {
   for (int64_t i = 0; i < m; i++) {
     const float *xr = x + (rows ? rows[i] : i) * k;
     for (int64_t j = 0; j < n; j++) {
@@ -36,8 +36,8 @@ static inline void ref_rope_head(double *h, int64_t pos, const float *invf, int6
 
 /* Attention of one query vector over keys 0..n-1 of a sequence, read through the block
  * table from a [nb, bs, hk, d] cache; out[d]. */
-static inline void ref_attend(double *out, const float *q, const float *kc, const float *vc, const int32_t *bt, int64_t bs,
-                       int64_t hk_count, int64_t hk, int64_t d, int64_t n, double scale) {
+static inline void ref_attend(double *out, const float *q, const float *kc, const float *vc, const int32_t *bt,
+                              int64_t bs, int64_t hk_count, int64_t hk, int64_t d, int64_t n, double scale) {
   double mx = -INFINITY;
   double *sc = (double *)malloc(sizeof(double) * (size_t)(n > 0 ? n : 1));
   for (int64_t t = 0; t < n; t++) {
@@ -67,10 +67,14 @@ static inline double ref_kv_elem(int64_t dt, const void *cache, int64_t i) {
   if (dt == 0) return ((const float *)cache)[i];
   int bits = dt <= 2 ? 16 : 8, eb, mb, bias, ieee = dt != 3;
   uint32_t c = bits == 16 ? ((const uint16_t *)cache)[i] : ((const uint8_t *)cache)[i];
-  if (dt == 1) eb = 5, mb = 10, bias = 15;
-  else if (dt == 2) eb = 8, mb = 7, bias = 127;
-  else if (dt == 3) eb = 4, mb = 3, bias = 7;
-  else eb = 5, mb = 2, bias = 15;
+  if (dt == 1)
+    eb = 5, mb = 10, bias = 15;
+  else if (dt == 2)
+    eb = 8, mb = 7, bias = 127;
+  else if (dt == 3)
+    eb = 4, mb = 3, bias = 7;
+  else
+    eb = 5, mb = 2, bias = 15;
   uint32_t sgn = c >> (bits - 1), E = (c >> mb) & ((1u << eb) - 1), M = c & ((1u << mb) - 1), emax = (1u << eb) - 1;
   double sign = sgn ? -1.0 : 1.0;
   if (ieee && E == emax) return M ? NAN : sign * INFINITY;

@@ -62,8 +62,8 @@ static kvc make_kv(int64_t dt, int64_t nb, int64_t bs, int64_t hk, int64_t d) {
   float *k = frand_buf(T * row), *v = frand_buf(T * row);
   int32_t *slots = ibuf(T);
   for (int64_t t = 0; t < T; t++) slots[t] = (int32_t)((t * 7 + 3) % T); /* a permutation (T odd or 7 coprime) */
-  CHECK_OK(hr_op_kv_write(dev, HR_DTYPE_F32, P(c.kc), P(c.vc), P(k), P(v), P(slots), T, hk, d, nb, bs, 0, dt, c.ks,
-                          c.vs));
+  CHECK_OK(
+      hr_op_kv_write(dev, HR_DTYPE_F32, P(c.kc), P(c.vc), P(k), P(v), P(slots), T, hk, d, nb, bs, 0, dt, c.ks, c.vs));
   uint8_t *want = malloc((size_t)(row * eb));
   for (int64_t t = 0; t < T; t++) {
     hr_kv_store_row(dt, want, k + t * row, row, (float)c.ks);
@@ -127,8 +127,8 @@ static void check_decode(const kvc *c, int64_t hq, int64_t window, double cap, i
   double ref[128];
   for (int64_t s = 0; s < B; s++)
     for (int64_t h = 0; h < hq; h++) {
-      ref_attend_kv(ref, q + (s * hq + h) * d, c->kd, c->vd, bt + s * maxb, c->bs, c->hk,
-                    h / (hq / c->hk), d, lens[s] - 1, window, scale, cap);
+      ref_attend_kv(ref, q + (s * hq + h) * d, c->kd, c->vd, bt + s * maxb, c->bs, c->hk, h / (hq / c->hk), d,
+                    lens[s] - 1, window, scale, cap);
       for (int64_t e = 0; e < d; e++) {
         double got = out[(s * hq + h) * d + e];
         if (!(fabs(got - ref[e]) <= tol))
@@ -163,8 +163,8 @@ static void check_prefill(const kvc *c, int64_t hq, int64_t window, double cap, 
     for (int64_t i = 0; i < newt[s]; i++) {
       int64_t row = qsl[s] + i, pos = cached[s] + i;
       for (int64_t h = 0; h < hq; h++) {
-        ref_attend_kv(ref, q + (row * hq + h) * d, c->kd, c->vd, bt + s * maxb, c->bs, c->hk,
-                      h / (hq / c->hk), d, pos, window, scale, cap);
+        ref_attend_kv(ref, q + (row * hq + h) * d, c->kd, c->vd, bt + s * maxb, c->bs, c->hk, h / (hq / c->hk), d, pos,
+                      window, scale, cap);
         for (int64_t e = 0; e < d; e++) {
           double got = out[(row * hq + h) * d + e];
           if (!(fabs(got - ref[e]) <= tol))
@@ -235,8 +235,8 @@ static void test_specials(void) {
     float *k = frand_buf(T * d), *v = frand_buf(T * d);
     int32_t *slots = ibuf(T);
     for (int64_t t = 0; t < T; t++) slots[t] = (int32_t)t;
-    v[20 * d + 5] = NAN;     /* token 20 */
-    k[3 * d] = 1e30f;        /* saturates in fp8, inf in f16 */
+    v[20 * d + 5] = NAN; /* token 20 */
+    k[3 * d] = 1e30f;    /* saturates in fp8, inf in f16 */
     k[3 * d + 1] = -1e30f;
     CHECK_OK(hr_op_kv_write(dev, HR_DTYPE_F32, P(kc), P(vc), P(k), P(v), P(slots), T, hk, d, nb, bs, 0, dt, 1.0, 1.0));
     CHECK(isnan(ref_kv_elem(dt, vc, 20 * d + 5)), "%s: NaN not kept", DT[dt]);

@@ -95,26 +95,18 @@ static uint32_t ref_encode(const fmt_t *f, double x) {
 
 static uint32_t enc(const fmt_t *f, float x) {
   switch (f->bits == 8 ? f->mbits : f->mbits + 100) {
-    case 3:
-      return hr_f32_to_e4m3(x);
-    case 2:
-      return hr_f32_to_e5m2(x);
-    case 110:
-      return hr_f32_to_f16(x);
-    default:
-      return hr_f32_to_bf16(x);
+    case 3: return hr_f32_to_e4m3(x);
+    case 2: return hr_f32_to_e5m2(x);
+    case 110: return hr_f32_to_f16(x);
+    default: return hr_f32_to_bf16(x);
   }
 }
 static float dec(const fmt_t *f, uint32_t c) {
   switch (f->bits == 8 ? f->mbits : f->mbits + 100) {
-    case 3:
-      return hr_e4m3_to_f32((uint8_t)c);
-    case 2:
-      return hr_e5m2_to_f32((uint8_t)c);
-    case 110:
-      return hr_f16_to_f32((uint16_t)c);
-    default:
-      return hr_bf16_to_f32((uint16_t)c);
+    case 3: return hr_e4m3_to_f32((uint8_t)c);
+    case 2: return hr_e5m2_to_f32((uint8_t)c);
+    case 110: return hr_f16_to_f32((uint16_t)c);
+    default: return hr_bf16_to_f32((uint16_t)c);
   }
 }
 
@@ -153,8 +145,8 @@ static void test_format(fmt_t *f) {
     if (isnan(want))
       CHECK(isnan(got), "%s: decode(0x%x) = %g, want NaN", f->name, c, (double)got);
     else
-      CHECK((double)got == want && !!signbit(got) == !!signbit(want), "%s: decode(0x%x) = %.10g, want %.10g", f->name, c,
-            (double)got, want);
+      CHECK((double)got == want && !!signbit(got) == !!signbit(want), "%s: decode(0x%x) = %.10g, want %.10g", f->name,
+            c, (double)got, want);
   }
   /* encode: every value, every midpoint, +-1 ulp around each, both signs */
   for (int i = 0; i < f->npos; i++) {
@@ -254,8 +246,10 @@ static void test_fixed_values(void) {
 
 int main(void) {
   fmt_t fmts[] = {
-      {"fp8 e4m3", 8, 4, 3, 7, 0, 1, 0, 0, 0, 0, 0},   {"fp8 e5m2", 8, 5, 2, 15, 1, 1, 0, 0, 0, 0, 0},
-      {"f16", 16, 5, 10, 15, 1, 0, 0, 0, 0, 0, 0},     {"bf16", 16, 8, 7, 127, 1, 0, 0, 0, 0, 0, 0},
+      {"fp8 e4m3", 8, 4, 3, 7, 0, 1, 0, 0, 0, 0, 0},
+      {"fp8 e5m2", 8, 5, 2, 15, 1, 1, 0, 0, 0, 0, 0},
+      {"f16", 16, 5, 10, 15, 1, 0, 0, 0, 0, 0, 0},
+      {"bf16", 16, 8, 7, 127, 1, 0, 0, 0, 0, 0, 0},
   };
   test_fixed_values();
   for (size_t i = 0; i < sizeof fmts / sizeof *fmts; i++) {

@@ -214,11 +214,19 @@ describe("start-up with a kv dtype (CPU backend, capacity 16 MiB)", () => {
       err = e;
     }
     expect(err).toBeInstanceOf(KvCacheDtypeError);
-    expect((err as Error).message).toMatch(/--kv-cache-dtype: the cuda backend does not implement a fp8_e4m3 KV cache with bf16 activations/);
+    expect((err as Error).message).toMatch(
+      /--kv-cache-dtype: the cuda backend does not implement a fp8_e4m3 KV cache with bf16 activations/,
+    );
     expect((err as Error).message).toMatch(/use --kv-cache-dtype auto/);
     // the compute dtype's own cache is never probed; other errors pass through unchanged
     probeKvCacheDtype(dev, ops, cfg, "bf16", 16);
-    const broken = { dtype: 2, kvWrite: () => {}, attentionDecode: () => { throw new Error("boom"); } } as unknown as Ops;
+    const broken = {
+      dtype: 2,
+      kvWrite: () => {},
+      attentionDecode: () => {
+        throw new Error("boom");
+      },
+    } as unknown as Ops;
     expect(() => probeKvCacheDtype(dev, broken, cfg, "fp8_e4m3", 16)).toThrow("boom");
   });
 });

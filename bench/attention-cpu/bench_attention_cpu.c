@@ -1,5 +1,5 @@
 /*
- * bench/attention (CPU): paged attention of the CPU backend at real shapes, the new span kernels
+ * bench/attention-cpu: paged attention of the CPU backend at real shapes, the new span kernels
  * (through the public ABI, every kv_dtype) against the previous implementation
  * (old_attention_cpu.c, fp32 cache) in the same run, samples interleaved.
  *   decode: B = 1 and 16 sequences, context 128 / 512 / 1024 / 2048, block 16, partition 512,
@@ -11,7 +11,7 @@
  * as large as the shape says (up to 268 MB at B = 16, ctx 2048, d 128, f32), so the large
  * shapes stream from memory and the small ones run from the LLC, as one layer of a model
  * would. Checks that the new f32 output matches the old one before timing.
- * Prints a table and writes bench/out/attention_cpu.json. Run: bench/attention/run_cpu.sh [threads]
+ * Prints a table and writes bench/out/attention-cpu.json. Run: bench/attention-cpu/run.sh [threads]
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
@@ -168,8 +168,8 @@ static void bench_shape(const shape_t *s) {
     vs[i].kc = xalloc(bytes);
     vs[i].vc = xalloc(bytes);
     ok(hr_op_kv_write(dev, HR_DTYPE_F32, (uint64_t)(uintptr_t)vs[i].kc, (uint64_t)(uintptr_t)vs[i].vc,
-                      (uint64_t)(uintptr_t)k, (uint64_t)(uintptr_t)v, (uint64_t)(uintptr_t)sm, slots, s->hk, s->d,
-                      r.nb, r.bs, 0, vs[i].dt, 1.0, 1.0),
+                      (uint64_t)(uintptr_t)k, (uint64_t)(uintptr_t)v, (uint64_t)(uintptr_t)sm, slots, s->hk, s->d, r.nb,
+                      r.bs, 0, vs[i].dt, 1.0, 1.0),
        "kv_write");
   }
   free(k);
@@ -247,9 +247,9 @@ int main(int argc, char **argv) {
     fclose(la);
   }
   mkdir("bench/out", 0755);
-  js = fopen("bench/out/attention_cpu.json", "w");
+  js = fopen("bench/out/attention-cpu.json", "w");
   if (!js) {
-    perror("bench/out/attention_cpu.json");
+    perror("bench/out/attention-cpu.json");
     return 1;
   }
   printf("CPU attention: isa %s, %d threads, load average %.2f %.2f %.2f (noisy if well above the core count)\n",
@@ -273,6 +273,6 @@ int main(int argc, char **argv) {
   fprintf(js, "\n]}\n");
   fclose(js);
   ok(hr_device_close(dev), "close");
-  printf("wrote bench/out/attention_cpu.json\n");
+  printf("wrote bench/out/attention-cpu.json\n");
   return 0;
 }
