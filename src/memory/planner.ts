@@ -273,7 +273,9 @@ export function planMemory(p: PlanInput): MemoryPlan {
   const offloadLayers = n;
   if (p.captureSizes.length === 0) notes.push("graphs off (eager)");
   if (p.backend === "cuda" && kvCacheDtype !== computeDtype)
-    notes.push(`KV cache ${kvCacheDtype} with ${computeDtype} activations: start-up checks that the CUDA build has its kernels and refuses otherwise`);
+    notes.push(
+      `KV cache ${kvCacheDtype} with ${computeDtype} activations: start-up checks that the CUDA build has its kernels and refuses otherwise`,
+    );
   return {
     backend: p.backend,
     computeDtype,

@@ -4,9 +4,8 @@
 //
 // References: a cache of kv_dtype holds exactly the values fp8Round/roundTo give for
 // value / scale (RNE, fp8 saturating), and attention over it equals float64 attention over
-// the dequantized cache (stored * scale). On the CPU backend, which stores the activations'
-// dtype only (until its KV-dtype kernels land), the same cases run over the dequantized cache
-// uploaded as f32 with scales 1: the same math, so CUDA is compared with it as with any case.
+// the dequantized cache (stored * scale). The CPU backend runs the same cases with the same
+// kv_dtype and scales (csrc/cpu/attn_span.c), so CUDA is compared with it as with any case.
 import type { Device } from "../../src/native/device.ts";
 import { GraphSet } from "../../src/native/graphs.ts";
 import { DECODE_PLANNED, DType, KvDType, Ops, type DTypeCode, type KvDTypeCode, type PagedCache } from "../../src/native/ops.ts";
@@ -92,8 +91,8 @@ function readKv(b: Buffers, kv: number, p: bigint, n: number): Float32Array {
   return Float32Array.from(raw, (x) => fp8Value(x, kv as 3 | 4));
 }
 
-/** The CPU backend computes in f32 over an f32 cache of the activations' dtype only. */
-const cpuStoresKvAsIs = (dev: Device) => dev.backend === "cpu";
+/** Every backend reads every kv_dtype now (the CPU backend since its span kernels). */
+const cpuStoresKvAsIs = (_dev: Device) => false;
 
 interface KvCache {
   cache: PagedCache;
@@ -144,7 +143,6 @@ function kvCache(
 // ---- kv_write into every cache dtype ----
 const kvWriteDtype = (kv: number, T: number, hk: number, d: number, nb: number, bs: number, ks: number, vs: number): OpCase => ({
   name: `kv_write kv_dtype=${KV_NAMES[kv]} k_scale=${ks} v_scale=${vs} T=${T} hk=${hk} d=${d} blocks=${nb}x${bs}`,
-  gpuOnly: true, // the CPU backend's KV-dtype kv_write lands separately (kvcache)
   run(dev, dtype, rng, roundAs = dtype) {
     const b = new Buffers(dev);
     try {

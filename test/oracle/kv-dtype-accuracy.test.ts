@@ -35,6 +35,13 @@ const BOUNDS: Record<Exclude<KvCacheDtypeFlag, "auto" | "fp8">, { max: number; m
   fp8_e4m3: { max: 2.0, mean: 0.7, storiesAgreed: 32 },
   fp8_e5m2: { max: 6.0, mean: 0.9, storiesAgreed: 13 },
 };
+/**
+ * Rows with block-quantized weights are left out: their matmuls quantize the activations to int8
+ * per row (csrc/cpu/matmul_q8.c), which turns any perturbation of the activations into whole
+ * int8 steps, so the deltas there measure that path (measured: f16 KV max 0.2-0.4 on every
+ * quantized stories260K row vs 0.01-0.03 on the F32 file), not the KV cache.
+ */
+const QUANTIZED = /\bQ[0-9]|quantiz/;
 /** The case whose greedy agreement is floored (real weights, plain prompt). */
 const STORIES = CASES[0]!.name;
 
@@ -80,6 +87,7 @@ describe.skipIf(skip !== null)("KV cache dtype accuracy vs the fp32 KV cache", (
   });
 
   for (const [i, c] of CASES.entries()) {
+    if (QUANTIZED.test(c.name)) continue;
     test(c.name, () => {
       const path = "file" in c.source ? c.source.file : join(tmp, `case${i}.gguf`);
       if ("spec" in c.source) writeTinyModel(path, c.source.spec);
