@@ -24,6 +24,7 @@ typedef struct {
   int64_t bs;             /* block size (tokens) */
   int64_t row_bytes;      /* bytes of one token's row (num_kv_heads * d * element size) */
   int64_t head_bytes;     /* byte offset of this KV head in a row */
+  int64_t head_row_bytes; /* bytes of one head's K (or V) of one token: d * element size */
   float qk_scale;         /* score = softcap(qk_scale * q.k) (k as stored, times the kernel's unit) */
   float softcap;          /* 0 = off */
 } hr_attn_span;

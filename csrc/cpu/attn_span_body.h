@@ -11,18 +11,34 @@ SPAN_TGT static void SPAN_NAME(const hr_attn_span *s, int64_t t0, int64_t t1) {
   const int64_t np = SPAN_NP, d = s->d, bs = s->bs;
   const float qk = s->qk_scale, cap = s->softcap;
   float sc[2][CH] __attribute__((aligned(64)));
-  const uint8_t *kr[CH], *vr[CH];
+  const uint8_t *kr[CH], *vr[CH], *kn[CH], *vn[CH];
   int64_t blk = t0 / bs, off = t0 % bs;
+  /* rows of the keys tc .. tc+n-1 (n <= CH) into k/v: the block table walked incrementally */
+#define SPAN_ROWS(k, v, n)                                                        \
+  for (int j_ = 0; j_ < (n); j_++) {                                              \
+    int64_t o_ = ((int64_t)s->bt[blk] * bs + off) * s->row_bytes + s->head_bytes; \
+    (k)[j_] = s->kc + o_;                                                         \
+    (v)[j_] = s->vc + o_;                                                         \
+    if (++off == bs) {                                                            \
+      off = 0;                                                                    \
+      blk++;                                                                      \
+    }                                                                             \
+  }
+  /* software prefetch: the chunk's V rows during its K pass, the next chunk's K rows during
+   * its softmax and V pass (blocks are scattered, so the hardware prefetchers lose the stride
+   * at every block boundary) */
+  const int64_t head_lines = (s->head_row_bytes + 63) / 64;
+  int n0 = (int)(t1 - t0 < CH ? t1 - t0 : CH);
+  SPAN_ROWS(kr, vr, n0)
   for (int64_t tc = t0; tc < t1; tc += CH) {
     int n = (int)(t1 - tc < CH ? t1 - tc : CH);
-    for (int j = 0; j < n; j++) {
-      int64_t o = ((int64_t)s->bt[blk] * bs + off) * s->row_bytes + s->head_bytes;
-      kr[j] = s->kc + o;
-      vr[j] = s->vc + o;
-      if (++off == bs) {
-        off = 0;
-        blk++;
-      }
+    int nn = (int)(t1 - tc - n < CH ? t1 - tc - n : CH);
+    for (int j = 0; j < n; j++)
+      for (int64_t ln = 0; ln < head_lines; ln++) __builtin_prefetch(vr[j] + 64 * ln);
+    if (nn > 0) {
+      SPAN_ROWS(kn, vn, nn)
+      for (int j = 0; j < nn; j++)
+        for (int64_t ln = 0; ln < head_lines; ln++) __builtin_prefetch(kn[j] + 64 * ln);
     }
     for (int j = n; j < CH; j++) kr[j] = kr[n - 1]; /* padding rows: scores computed, then masked */
     for (int64_t h = 0; h < s->nh;) {
@@ -93,5 +109,10 @@ SPAN_TGT static void SPAN_NAME(const hr_attn_span *s, int64_t t0, int64_t t1) {
         h += 1;
       }
     }
+    for (int j = 0; j < nn; j++) {
+      kr[j] = kn[j];
+      vr[j] = vn[j];
+    }
   }
+#undef SPAN_ROWS
 }

@@ -95,6 +95,7 @@ static hr_attn_span span_of(const attn_common *c, int64_t s, int64_t hk) {
       .bs = c->bs,
       .row_bytes = c->hk * c->d * c->eb,
       .head_bytes = hk * c->d * c->eb,
+      .head_row_bytes = c->d * c->eb,
       .qk_scale = c->qk_scale,
       .softcap = c->softcap,
   };
