@@ -8,7 +8,16 @@
 // ([num_blocks, block_size, num_kv_heads, head_dim] per layer, K and V). One call runs one
 // scheduler step: any mix of prefill chunks and decodes, flattened to T tokens.
 import type { Device } from "../native/device.ts";
-import { DECODE_PLANNED, DType, RopeLayout, type DecodePlanInfo, type KvDTypeCode, type Ops, type PagedCache, type Workspace } from "../native/ops.ts";
+import {
+  DECODE_PLANNED,
+  DType,
+  RopeLayout,
+  type DecodePlanInfo,
+  type KvDTypeCode,
+  type Ops,
+  type PagedCache,
+  type Workspace,
+} from "../native/ops.ts";
 import { layerType, layerWindow, type ModelConfig } from "./config.ts";
 import { planArena, type ArenaBuffer, type ArenaLayout, type BatchLimits } from "./arena.ts";
 import { COMPUTE_DTYPE_BYTES, COMPUTE_DTYPE_CODE, dtypeOfCode, type ComputeDtype } from "./dtype.ts";
