@@ -118,6 +118,9 @@ describe("models, memory and KV routes", () => {
       running: 0,
       waiting: 0,
       preemptions: 0,
+      kv_cache_dtype: "f32",
+      bytes_per_block: 0,
+      scales_from_checkpoint: 0,
     });
   });
 });
