@@ -94,40 +94,7 @@ hr_attn_kernel hr_attn_pick_scalar(int64_t kv_dtype) {
 #define T512 __attribute__((target("avx512f,avx2,fma,f16c")))
 #define T256 __attribute__((target("avx2,fma,f16c")))
 
-/* exp for softmax weights (Cephes-style range reduction + degree-5 polynomial, ~1 ulp);
- * the clamps take x as their second operand so that a NaN passes through. */
-T512 static inline __m512 exp512(__m512 x) {
-  x = _mm512_min_ps(_mm512_set1_ps(88.3f), _mm512_max_ps(_mm512_set1_ps(-87.3f), x));
-  __m512 fx = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
-                                   _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-  x = _mm512_fnmadd_ps(fx, _mm512_set1_ps(0.693359375f), x);
-  x = _mm512_fnmadd_ps(fx, _mm512_set1_ps(-2.12194440e-4f), x);
-  __m512 y = _mm512_set1_ps(1.9875691500E-4f);
-  y = _mm512_fmadd_ps(y, x, _mm512_set1_ps(1.3981999507E-3f));
-  y = _mm512_fmadd_ps(y, x, _mm512_set1_ps(8.3334519073E-3f));
-  y = _mm512_fmadd_ps(y, x, _mm512_set1_ps(4.1665795894E-2f));
-  y = _mm512_fmadd_ps(y, x, _mm512_set1_ps(1.6666665459E-1f));
-  y = _mm512_fmadd_ps(y, x, _mm512_set1_ps(5.0000001201E-1f));
-  y = _mm512_fmadd_ps(y, _mm512_mul_ps(x, x), _mm512_add_ps(x, _mm512_set1_ps(1.0f)));
-  return _mm512_scalef_ps(y, fx);
-}
-
-T256 static inline __m256 exp256(__m256 x) {
-  x = _mm256_min_ps(_mm256_set1_ps(88.3f), _mm256_max_ps(_mm256_set1_ps(-87.3f), x));
-  __m256 fx = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)),
-                              _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-  x = _mm256_fnmadd_ps(fx, _mm256_set1_ps(0.693359375f), x);
-  x = _mm256_fnmadd_ps(fx, _mm256_set1_ps(-2.12194440e-4f), x);
-  __m256 y = _mm256_set1_ps(1.9875691500E-4f);
-  y = _mm256_fmadd_ps(y, x, _mm256_set1_ps(1.3981999507E-3f));
-  y = _mm256_fmadd_ps(y, x, _mm256_set1_ps(8.3334519073E-3f));
-  y = _mm256_fmadd_ps(y, x, _mm256_set1_ps(4.1665795894E-2f));
-  y = _mm256_fmadd_ps(y, x, _mm256_set1_ps(1.6666665459E-1f));
-  y = _mm256_fmadd_ps(y, x, _mm256_set1_ps(5.0000001201E-1f));
-  y = _mm256_fmadd_ps(y, _mm256_mul_ps(x, x), _mm256_add_ps(x, _mm256_set1_ps(1.0f)));
-  __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(fx), _mm256_set1_epi32(127)), 23);
-  return _mm256_mul_ps(y, _mm256_castsi256_ps(e));
-}
+#include "vexp.h"
 
 /* Scores -> weights for one head over a chunk (n <= 16): scale (or soft-cap), the chunk max,
  * the new running max, exps, the running sum. Returns exp(old max - new max). */
@@ -153,7 +120,7 @@ T512 static inline float smx16_512(float *w, int n, float qk, float cap, float *
   float mx = smx_scalar_prep(w, n, qk, cap), corr;
   float mn = new_max(m, mx, &corr);
   __mmask16 k = (__mmask16)((1u << n) - 1);
-  __m512 e = _mm512_maskz_mov_ps(k, exp512(_mm512_sub_ps(_mm512_loadu_ps(w), _mm512_set1_ps(mn))));
+  __m512 e = _mm512_maskz_mov_ps(k, hr_exp512(_mm512_sub_ps(_mm512_loadu_ps(w), _mm512_set1_ps(mn))));
   _mm512_storeu_ps(w, e);
   *l = *l * corr + _mm512_reduce_add_ps(e);
   return corr;
@@ -167,8 +134,8 @@ T256 static inline float smx16_256(float *w, int n, float qk, float cap, float *
   __m256 m0 = _mm256_castsi256_ps(_mm256_cmpgt_epi32(vn, _mm256_loadu_si256((const __m256i *)lanes)));
   __m256 m1 = _mm256_castsi256_ps(_mm256_cmpgt_epi32(vn, _mm256_loadu_si256((const __m256i *)(lanes + 8))));
   __m256 vm = _mm256_set1_ps(mn);
-  __m256 e0 = _mm256_and_ps(m0, exp256(_mm256_sub_ps(_mm256_loadu_ps(w), vm)));
-  __m256 e1 = _mm256_and_ps(m1, exp256(_mm256_sub_ps(_mm256_loadu_ps(w + 8), vm)));
+  __m256 e0 = _mm256_and_ps(m0, hr_exp256(_mm256_sub_ps(_mm256_loadu_ps(w), vm)));
+  __m256 e1 = _mm256_and_ps(m1, hr_exp256(_mm256_sub_ps(_mm256_loadu_ps(w + 8), vm)));
   _mm256_storeu_ps(w, e0);
   _mm256_storeu_ps(w + 8, e1);
   __m256 t = _mm256_add_ps(e0, e1);

@@ -35,8 +35,6 @@ int hr_cpu_force_features(int mask);
 float hr_vdot(const float *a, const float *b, int64_t n);
 void hr_vaxpy(float *y, float a, const float *x, int64_t n); /* y += a * x */
 void hr_vscale(float *y, float a, int64_t n);                /* y *= a */
-/* x[i] = exp(x[i] - sub); returns the sum of the results. */
-float hr_vexp_sub_sum(float *x, float sub, int64_t n);
 void hr_vsilu_mul(float *out, const float *gate, const float *up, int64_t n);
 
 /* y[m, n] = x[row(m)] . w[n]^T (+ bias); rows may be NULL. Multi-threaded. */

@@ -12,6 +12,8 @@
 #if defined(__x86_64__) || defined(__i386__)
 #define HR_X86 1
 #include <immintrin.h>
+
+#include "vexp.h"
 #define T512 __attribute__((target("avx512f,avx2,fma")))
 #define T256 __attribute__((target("avx2,fma")))
 #endif
@@ -29,15 +31,6 @@ static float dot_c(const float *a, const float *b, int64_t n) {
   }
   for (; i < n; i++) s0 += a[i] * b[i];
   return (s0 + s1) + (s2 + s3);
-}
-
-static float exp_sub_sum_c(float *x, float sub, int64_t n) {
-  float s = 0;
-  for (int64_t i = 0; i < n; i++) {
-    x[i] = expf(x[i] - sub);
-    s += x[i];
-  }
-  return s;
 }
 
 static void silu_mul_c(float *out, const float *g, const float *u, int64_t n) {
@@ -81,46 +74,12 @@ T256 static void axpy_avx2(float *y, float a, const float *x, int64_t n) {
   for (; i < n; i++) y[i] += a * x[i];
 }
 
-/* exp for x in float range: Cephes-style range reduction + degree-5 polynomial (~1 ulp-ish). */
-T256 static inline __m256 exp256(__m256 x) {
-  x = _mm256_min_ps(_mm256_max_ps(x, _mm256_set1_ps(-87.3f)), _mm256_set1_ps(88.3f));
-  __m256 fx = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)),
-                              _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-  x = _mm256_fnmadd_ps(fx, _mm256_set1_ps(0.693359375f), x);
-  x = _mm256_fnmadd_ps(fx, _mm256_set1_ps(-2.12194440e-4f), x);
-  __m256 y = _mm256_set1_ps(1.9875691500E-4f);
-  y = _mm256_fmadd_ps(y, x, _mm256_set1_ps(1.3981999507E-3f));
-  y = _mm256_fmadd_ps(y, x, _mm256_set1_ps(8.3334519073E-3f));
-  y = _mm256_fmadd_ps(y, x, _mm256_set1_ps(4.1665795894E-2f));
-  y = _mm256_fmadd_ps(y, x, _mm256_set1_ps(1.6666665459E-1f));
-  y = _mm256_fmadd_ps(y, x, _mm256_set1_ps(5.0000001201E-1f));
-  y = _mm256_fmadd_ps(y, _mm256_mul_ps(x, x), _mm256_add_ps(x, _mm256_set1_ps(1.0f)));
-  __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(fx), _mm256_set1_epi32(127)), 23);
-  return _mm256_mul_ps(y, _mm256_castsi256_ps(e));
-}
-
-T256 static float exp_sub_sum_avx2(float *x, float sub, int64_t n) {
-  __m256 vs = _mm256_set1_ps(sub), acc = _mm256_setzero_ps();
-  int64_t i = 0;
-  for (; i + 8 <= n; i += 8) {
-    __m256 e = exp256(_mm256_sub_ps(_mm256_loadu_ps(x + i), vs));
-    _mm256_storeu_ps(x + i, e);
-    acc = _mm256_add_ps(acc, e);
-  }
-  float s = hsum256(acc);
-  for (; i < n; i++) {
-    x[i] = expf(x[i] - sub);
-    s += x[i];
-  }
-  return s;
-}
-
 T256 static void silu_mul_avx2(float *out, const float *g, const float *u, int64_t n) {
   int64_t i = 0;
   __m256 one = _mm256_set1_ps(1.0f);
   for (; i + 8 <= n; i += 8) {
     __m256 vg = _mm256_loadu_ps(g + i);
-    __m256 e = exp256(_mm256_sub_ps(_mm256_setzero_ps(), vg));
+    __m256 e = hr_exp256(_mm256_sub_ps(_mm256_setzero_ps(), vg));
     _mm256_storeu_ps(out + i, _mm256_mul_ps(_mm256_div_ps(vg, _mm256_add_ps(one, e)), _mm256_loadu_ps(u + i)));
   }
   silu_mul_c(out + i, g + i, u + i, n - i);
@@ -154,51 +113,18 @@ T512 static void axpy_avx512(float *y, float a, const float *x, int64_t n) {
   }
 }
 
-T512 static inline __m512 exp512(__m512 x) {
-  x = _mm512_min_ps(_mm512_max_ps(x, _mm512_set1_ps(-87.3f)), _mm512_set1_ps(88.3f));
-  __m512 fx = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
-                                   _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-  x = _mm512_fnmadd_ps(fx, _mm512_set1_ps(0.693359375f), x);
-  x = _mm512_fnmadd_ps(fx, _mm512_set1_ps(-2.12194440e-4f), x);
-  __m512 y = _mm512_set1_ps(1.9875691500E-4f);
-  y = _mm512_fmadd_ps(y, x, _mm512_set1_ps(1.3981999507E-3f));
-  y = _mm512_fmadd_ps(y, x, _mm512_set1_ps(8.3334519073E-3f));
-  y = _mm512_fmadd_ps(y, x, _mm512_set1_ps(4.1665795894E-2f));
-  y = _mm512_fmadd_ps(y, x, _mm512_set1_ps(1.6666665459E-1f));
-  y = _mm512_fmadd_ps(y, x, _mm512_set1_ps(5.0000001201E-1f));
-  y = _mm512_fmadd_ps(y, _mm512_mul_ps(x, x), _mm512_add_ps(x, _mm512_set1_ps(1.0f)));
-  return _mm512_scalef_ps(y, fx);
-}
-
-T512 static float exp_sub_sum_avx512(float *x, float sub, int64_t n) {
-  __m512 vs = _mm512_set1_ps(sub), acc = _mm512_setzero_ps();
-  int64_t i = 0;
-  for (; i + 16 <= n; i += 16) {
-    __m512 e = exp512(_mm512_sub_ps(_mm512_loadu_ps(x + i), vs));
-    _mm512_storeu_ps(x + i, e);
-    acc = _mm512_add_ps(acc, e);
-  }
-  if (i < n) {
-    __mmask16 m = (__mmask16)((1u << (n - i)) - 1);
-    __m512 e = exp512(_mm512_sub_ps(_mm512_maskz_loadu_ps(m, x + i), vs));
-    _mm512_mask_storeu_ps(x + i, m, e);
-    acc = _mm512_add_ps(acc, _mm512_maskz_mov_ps(m, e));
-  }
-  return _mm512_reduce_add_ps(acc);
-}
-
 T512 static void silu_mul_avx512(float *out, const float *g, const float *u, int64_t n) {
   int64_t i = 0;
   __m512 one = _mm512_set1_ps(1.0f);
   for (; i + 16 <= n; i += 16) {
     __m512 vg = _mm512_loadu_ps(g + i);
-    __m512 e = exp512(_mm512_sub_ps(_mm512_setzero_ps(), vg));
+    __m512 e = hr_exp512(_mm512_sub_ps(_mm512_setzero_ps(), vg));
     _mm512_storeu_ps(out + i, _mm512_mul_ps(_mm512_div_ps(vg, _mm512_add_ps(one, e)), _mm512_loadu_ps(u + i)));
   }
   if (i < n) {
     __mmask16 m = (__mmask16)((1u << (n - i)) - 1);
     __m512 vg = _mm512_maskz_loadu_ps(m, g + i);
-    __m512 e = exp512(_mm512_sub_ps(_mm512_setzero_ps(), vg));
+    __m512 e = hr_exp512(_mm512_sub_ps(_mm512_setzero_ps(), vg));
     _mm512_mask_storeu_ps(out + i, m,
                           _mm512_mul_ps(_mm512_div_ps(vg, _mm512_add_ps(one, e)), _mm512_maskz_loadu_ps(m, u + i)));
   }
@@ -231,15 +157,6 @@ void hr_vaxpy(float *y, float a, const float *x, int64_t n) {
 
 void hr_vscale(float *y, float a, int64_t n) {
   for (int64_t i = 0; i < n; i++) y[i] *= a;
-}
-
-float hr_vexp_sub_sum(float *x, float sub, int64_t n) {
-#ifdef HR_X86
-  int isa = hr_cpu_isa();
-  if (isa == HR_ISA_AVX512) return exp_sub_sum_avx512(x, sub, n);
-  if (isa == HR_ISA_AVX2) return exp_sub_sum_avx2(x, sub, n);
-#endif
-  return exp_sub_sum_c(x, sub, n);
 }
 
 void hr_vsilu_mul(float *out, const float *gate, const float *up, int64_t n) {
