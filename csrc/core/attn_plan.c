@@ -203,7 +203,7 @@ int hr_attention_decode_plan(uint64_t dev, const int32_t *seq_lens, int64_t num_
   plan[HR_DPLAN_W_PART] = (int32_t)part;
   plan[HR_DPLAN_W_PAIRS] = (int32_t)pairs;
   plan[HR_DPLAN_W_WS_PAIRS] = (int32_t)ws_at;
-  st = hr_memcpy_h2d(dev, workspace, plan, (uint64_t)words * 4u);
+  st = hr_memcpy_h2d_async(dev, workspace, plan, (uint64_t)words * 4u); /* queued: no wait */
   free(plan);
   if (st != HR_OK) return st;
   if (info_out) {

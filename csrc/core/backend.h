@@ -53,6 +53,9 @@ int hrb_vmm_release(hrb_device *d, void *state, uint64_t base, uint64_t slice_st
 struct hr_instance;
 int hrb_memcpy(struct hr_instance *inst, int kind, void *dst, const void *src, uint64_t bytes);
 int hrb_memset(struct hr_instance *inst, uint64_t dst, int value, uint64_t bytes);
+/* hr_memcpy_h2d_async: src is copied before the call returns; the device copy is queued on the
+ * instance's work (CUDA: through a pinned staging ring, h2d_stage.cu; CPU: a plain copy). */
+int hrb_memcpy_h2d_staged(struct hr_instance *inst, void *dst, const void *src, uint64_t bytes);
 int hrb_synchronize(hrb_device *d);
 
 /*

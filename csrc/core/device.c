@@ -216,6 +216,16 @@ int hr_memcpy_h2d(uint64_t handle, uint64_t dst, const void *src, uint64_t bytes
   return hrb_memcpy(inst, HRB_H2D, (void *)(uintptr_t)dst, src, bytes);
 }
 
+int hr_memcpy_h2d_async(uint64_t handle, uint64_t dst, const void *src, uint64_t bytes) {
+  GET(handle, "hr_memcpy_h2d_async");
+  if (inst->graph_capture) return hr_graph_refuse(inst, "hr_memcpy_h2d_async");
+  if (bytes == 0) return HR_OK;
+  HR_CHECK_PTR(src, "hr_memcpy_h2d_async");
+  int st = check_range(inst, dst, bytes, "hr_memcpy_h2d_async", "dst");
+  if (st != HR_OK) return st;
+  return hrb_memcpy_h2d_staged(inst, (void *)(uintptr_t)dst, src, bytes);
+}
+
 int hr_memcpy_d2h(uint64_t handle, void *dst, uint64_t src, uint64_t bytes) {
   GET(handle, "hr_memcpy_d2h");
   if (inst->graph_capture) return hr_graph_refuse(inst, "hr_memcpy_d2h");

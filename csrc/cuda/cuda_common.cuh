@@ -49,6 +49,7 @@ struct hrc_state {
   cudaStream_t stream;
   void *blas;            // cublasHandle_t, 0 until first use
   uint64_t ws, ws_bytes; // cuBLAS workspace (a block of inst->alloc), 0 = none
+  void *stage;           // pinned staging ring of hr_memcpy_h2d_async (h2d_stage.cu), 0 until first use
 };
 
 // Makes inst's device current and returns its state (created on first use). Sets an
@@ -58,6 +59,8 @@ int hrc_begin(hr_instance *inst, const char *call, hrc_state **out);
 // workspace inside it (the segment of a live workspace is only released when its
 // instance's allocator is destroyed, i.e. at hr_device_close).
 void hrc_on_segment_free(uint64_t ptr, uint64_t size);
+// Frees a staging ring (h2d_stage.cu) once its stream has no copy from it in flight.
+void hrc_stage_destroy(void *stage);
 // cuBLAS (csrc/cuda/blas.cu): makes sure st has a handle on its stream and a workspace.
 int hrc_blas_ready(hrc_state *st, const char *call, uint64_t workspace_bytes);
 // y[m, n] = x[m, k] . w[n, k]^T (+ y if accumulate) in row-major terms; x/w of `dtype`,

@@ -74,6 +74,7 @@ int hrc_begin(hr_instance *inst, const char *call, hrc_state **out) {
     if ((st->stream || st->blas) && st->ordinal != inst->ordinal) {
       st->stream = NULL; // leaked on purpose: it belongs to another device's context
       st->blas = NULL;
+      st->stage = NULL;
     }
     st->ws = st->ws_bytes = 0;
     st->inst = inst;
@@ -119,6 +120,7 @@ extern "C" void hrb_instance_close(struct hr_instance *inst) {
     hrc_blas_forget_workspace(copy.blas);
     hrc_blas_destroy(copy.blas);
   }
+  hrc_stage_destroy(copy.stage); // after the stream sync above: no copy from it in flight
   if (copy.stream) cudaStreamDestroy(copy.stream);
   cudaGetLastError(); // nothing here is reported: close never fails visibly
 }

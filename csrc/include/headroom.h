@@ -201,6 +201,17 @@ HR_API int hr_memcpy_h2d(uint64_t dev, uint64_t dst, const void *src, uint64_t b
 HR_API int hr_memcpy_d2h(uint64_t dev, void *dst, uint64_t src, uint64_t bytes);
 HR_API int hr_memcpy_d2d(uint64_t dev, uint64_t dst, uint64_t src, uint64_t bytes);
 HR_API int hr_memset(uint64_t dev, uint64_t dst, int64_t byte_value, uint64_t bytes);
+/*
+ * Host-to-device copy that does not wait for the device: `src` (any host memory) is copied into
+ * a pinned staging ring owned by the instance before the call returns, so the caller may reuse
+ * `src` at once; the device copy is queued on the instance's stream, ordered with its ops, and
+ * the host never waits for queued work unless the ring is full of copies still in flight (then
+ * it waits for the oldest ones). This is how per-step inputs (token ids, positions, block tables,
+ * sampling parameters, the decode plan) reach the device. CPU: a plain copy. The ring is pinned
+ * host memory (1 MiB, grown to the largest single copy), freed when the instance closes; it is
+ * not part of hr_host_bytes. Refused during graph capture, like the synchronous copies.
+ */
+HR_API int hr_memcpy_h2d_async(uint64_t dev, uint64_t dst, const void *src, uint64_t bytes);
 /* Waits for all work queued on this instance. */
 HR_API int hr_synchronize(uint64_t dev);
 

@@ -276,20 +276,20 @@ export class LlamaModel {
     };
   }
 
-  /** Copies a step's inputs into the arena's index buffers. */
+  /** Copies a step's inputs into the arena's index buffers (queued: the host does not wait). */
   stage(inp: StepInputs): void {
     const T = inp.inputIds.length;
     const S = inp.seqLens.length;
     if (T > this.limits.maxTokens || S > this.limits.maxSeqs || inp.logitsIndices.length > this.limits.maxSeqs) {
       throw new RangeError(`step of ${T} tokens / ${S} sequences exceeds the arena (${this.limits.maxTokens} / ${this.limits.maxSeqs})`);
     }
-    this.dev.copyToDevice(this.buf("inputIds"), inp.inputIds);
-    this.dev.copyToDevice(this.buf("positions"), inp.positions);
-    this.dev.copyToDevice(this.buf("slotMapping"), inp.slotMapping);
-    this.dev.copyToDevice(this.buf("queryStartLoc"), inp.queryStartLoc);
-    this.dev.copyToDevice(this.buf("seqLens"), inp.seqLens);
-    this.dev.copyToDevice(this.buf("blockTables"), inp.blockTables);
-    this.dev.copyToDevice(this.buf("logitsIndices"), inp.logitsIndices);
+    this.dev.copyToDeviceAsync(this.buf("inputIds"), inp.inputIds);
+    this.dev.copyToDeviceAsync(this.buf("positions"), inp.positions);
+    this.dev.copyToDeviceAsync(this.buf("slotMapping"), inp.slotMapping);
+    this.dev.copyToDeviceAsync(this.buf("queryStartLoc"), inp.queryStartLoc);
+    this.dev.copyToDeviceAsync(this.buf("seqLens"), inp.seqLens);
+    this.dev.copyToDeviceAsync(this.buf("blockTables"), inp.blockTables);
+    this.dev.copyToDeviceAsync(this.buf("logitsIndices"), inp.logitsIndices);
     if (inp.decodeOnly) this.planDecode(inp.seqLens);
   }
 
@@ -484,8 +484,8 @@ export class LlamaModel {
     const words = Math.ceil(this.cfg.vocabSize / 32);
     if (rows > this.limits.maxSeqs || bitmask.length < rows * words)
       throw new RangeError(`token bitmask of ${rows} rows does not fit the arena`);
-    this.dev.copyToDevice(this.buf("tokenBitmask"), bitmask.subarray(0, rows * words));
-    this.dev.copyToDevice(this.buf("bitmaskRows"), rowIndices.subarray(0, rows));
+    this.dev.copyToDeviceAsync(this.buf("tokenBitmask"), bitmask.subarray(0, rows * words));
+    this.dev.copyToDeviceAsync(this.buf("bitmaskRows"), rowIndices.subarray(0, rows));
     this.ops.applyTokenBitmask(this.buf("logits"), logitsRows, this.buf("tokenBitmask"), this.buf("bitmaskRows"), rows, this.cfg.vocabSize);
   }
 

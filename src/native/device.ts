@@ -259,6 +259,16 @@ export class Device {
     this.lib.check(this.lib.sym.hr_memcpy_h2d(this.handle, dst, src, src.byteLength), "hr_memcpy_h2d");
   }
 
+  /**
+   * Queues a host-to-device copy without waiting for the device: `src` is copied into the
+   * instance's pinned staging ring before this returns (reuse it at once); the device copy is
+   * ordered with the ops queued after it (hr_memcpy_h2d_async). For per-step inputs.
+   */
+  copyToDeviceAsync(dst: bigint, src: HostBuffer): void {
+    if (src.byteLength === 0) return;
+    this.lib.check(this.lib.sym.hr_memcpy_h2d_async(this.handle, dst, src, src.byteLength), "hr_memcpy_h2d_async");
+  }
+
   copyFromDevice(dst: HostBuffer, src: bigint): void {
     if (dst.byteLength === 0) return;
     this.lib.check(this.lib.sym.hr_memcpy_d2h(this.handle, dst, src, dst.byteLength), "hr_memcpy_d2h");

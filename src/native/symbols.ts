@@ -43,6 +43,7 @@ export const symbols = {
 
   // ---- transfers
   hr_memcpy_h2d: { args: [u64, u64, ptr, u64], returns: i32 },
+  hr_memcpy_h2d_async: { args: [u64, u64, ptr, u64], returns: i32 },
   hr_memcpy_d2h: { args: [u64, ptr, u64, u64], returns: i32 },
   hr_memcpy_d2d: { args: [u64, u64, u64, u64], returns: i32 },
   hr_memset: { args: [u64, u64, i64, u64], returns: i32 },

@@ -918,6 +918,18 @@ static void test_memcpy_ranges(void) {
   CHECK_OK(hr_memcpy_d2h(dev, dst, q + 100, 4096));
   CHECK(memcmp(want, dst, 4096) == 0, "d2d copy differs");
   CHECK_ST(hr_memcpy_d2d(dev, q + 8000, p, 4096), HR_E_INVALID);
+  /* the queued copy: same ranges and checks; the source may be reused as soon as it returns */
+  unsigned char staged[4096];
+  for (int i = 0; i < 4096; i++) staged[i] = (unsigned char)(i * 13 + 5);
+  CHECK_OK(hr_memcpy_h2d_async(dev, q + 8, staged, 4000));
+  memset(staged, 0, sizeof staged);
+  CHECK_OK(hr_memcpy_d2h(dev, dst, q + 8, 4000));
+  for (int i = 0; i < 4000; i++) CHECK(dst[i] == (unsigned char)(i * 13 + 5), "h2d_async wrote the wrong bytes");
+  CHECK_OK(hr_memcpy_h2d_async(dev, q, staged, 0));                        /* nothing to do */
+  CHECK_ST(hr_memcpy_h2d_async(dev, q + 8000, staged, 193), HR_E_INVALID); /* past the block */
+  CHECK_MSG("hr_memcpy_h2d_async");
+  CHECK_ST(hr_memcpy_h2d_async(dev, q, NULL, 16), HR_E_INVALID);
+  CHECK_ST(hr_memcpy_h2d_async(dev, 0x1000, staged, 16), HR_E_INVALID); /* not ours */
   CHECK_OK(hr_memset(dev, q, 0xab, 8192));
   CHECK_ST(hr_memset(dev, q, 0xab, 8193), HR_E_INVALID);
   CHECK_ST(hr_memcpy_h2d(dev, 0x1000, src, 16), HR_E_INVALID);   /* not ours */

@@ -136,6 +136,7 @@ static void test_record_replay(void) {
     /* synchronous calls cannot be part of a graph */
     int32_t z = 0;
     CHECK_ST(hr_memcpy_h2d(dev, b.ids, &z, 4), HR_E_STATE);
+    CHECK_ST(hr_memcpy_h2d_async(dev, b.ids, &z, 4), HR_E_STATE);
     CHECK_MSG("capturing graph size");
     CHECK_ST(hr_memset(dev, b.y, 0, 4), HR_E_STATE);
     CHECK_ST(hr_synchronize(dev), HR_E_STATE);

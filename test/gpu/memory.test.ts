@@ -10,7 +10,7 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import type { Device } from "../../src/native/device.ts";
 import { GraphSet } from "../../src/native/graphs.ts";
 import { DType, Ops, type PagedCache } from "../../src/native/ops.ts";
-import { announce, Buffers, cudaExtras, noGpu, openCuda } from "./common.ts";
+import { announce, Buffers, cudaExtras, expectClose, noGpu, openCuda, Rng } from "./common.ts";
 
 announce("test/gpu/memory.test.ts (cuBLAS workspace, VMM bounds, capture safety, mapped-block bound)");
 
@@ -257,6 +257,59 @@ describe.skipIf(noGpu)("CUDA memory and capture safety", () => {
       d.free(dst);
     } finally {
       d.close(); // the engine and the host buffer go with the instance
+    }
+  });
+
+  test("hr_memcpy_h2d_async: sources reusable at once, copies ordered with the ops around them", () => {
+    const d = openCuda();
+    try {
+      const b = new Buffers(d);
+      const ops = new Ops(d, DType.F32);
+      const rng = new Rng(16);
+      const K = 256,
+        N = 64,
+        STEPS = 150; // more copies than the ring keeps events for (64)
+      const wv = rng.floats(N * K);
+      const w = b.values(DType.F32, wv);
+      const x = b.alloc(K * 4);
+      const ys = Array.from({ length: STEPS }, () => b.poisoned(DType.F32, N));
+      // a few ms of queued work first, so the copies below are queued behind it, not done at once
+      const big = 2048;
+      const bx = b.values(DType.F32, rng.floats(big * big, 0.01));
+      const by = b.alloc(big * big * 4);
+      for (let i = 0; i < 4; i++) ops.matmul(by, bx, bx, 0n, big, big, big);
+      const huge = new Float32Array(3 * 262144); // 3 MiB: the ring grows with copies in flight
+      const hugeDst = b.alloc(huge.byteLength);
+      const inputs: Float32Array[] = [];
+      for (let i = 0; i < STEPS; i++) {
+        const src = rng.floats(K);
+        inputs.push(src.slice());
+        d.copyToDeviceAsync(x, src);
+        src.fill(Number.NaN); // the call copied it already
+        ops.matmul(ys[i]!, x, w, 0n, 1, N, K); // must read this step's x, not a later one
+        if (i === STEPS / 2) {
+          for (let j = 0; j < huge.length; j++) huge[j] = j;
+          d.copyToDeviceAsync(hugeDst, huge);
+          huge.fill(-1);
+        }
+      }
+      d.synchronize();
+      const hugeBack = b.read(DType.F32, hugeDst, huge.length);
+      let wrong = 0;
+      for (let j = 0; j < hugeBack.length; j++) if (hugeBack[j] !== j) wrong++;
+      expect(wrong).toBe(0);
+      for (let i = 0; i < STEPS; i++) {
+        const want = new Float64Array(N);
+        for (let n = 0; n < N; n++) {
+          let acc = 0;
+          for (let k = 0; k < K; k++) acc += wv[n * K + k]! * inputs[i]![k]!;
+          want[n] = acc;
+        }
+        expectClose(`step ${i}`, b.read(DType.F32, ys[i]!, N), want, 1e-4, 1);
+      }
+      b.freeAll();
+    } finally {
+      d.close();
     }
   });
 });
