@@ -16,8 +16,8 @@ LOG_DIR=${LOG_DIR:-build/sanitize}
 # memcheck: every kernel suite. racecheck (shared-memory hazards, slow): the op kernels, the
 # sampler and the memory/capture tests (decode attention's bad-index flag). synccheck and
 # initcheck (reads of never-written device memory): the op kernels.
-: "${FILES_memcheck:=test/gpu/ops.test.ts test/gpu/sample.test.ts test/gpu/token-bitmask.test.ts test/gpu/memory.test.ts test/gpu/device.test.ts test/gpu/arch-model.test.ts}"
-: "${FILES_racecheck:=test/gpu/ops.test.ts test/gpu/sample.test.ts test/gpu/memory.test.ts}"
+: "${FILES_memcheck:=test/gpu/ops.test.ts test/gpu/prefill-tc.test.ts test/gpu/sample.test.ts test/gpu/token-bitmask.test.ts test/gpu/memory.test.ts test/gpu/device.test.ts test/gpu/arch-model.test.ts}"
+: "${FILES_racecheck:=test/gpu/ops.test.ts test/gpu/prefill-tc.test.ts test/gpu/sample.test.ts test/gpu/memory.test.ts}"
 : "${FILES_synccheck:=test/gpu/ops.test.ts test/gpu/sample.test.ts}"
 : "${FILES_initcheck:=test/gpu/ops.test.ts}"
 

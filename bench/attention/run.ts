@@ -3,7 +3,8 @@
 //
 //   bun bench/attention/run.ts [--batches 1,16,64,256] [--contexts 512,2048,8192,32768]
 //                              [--max-model-len 131072] [--iters 30] [--partition 512]
-//                              [--peak-tflops 989] [--no-e2e] [--out bench/out/attention.json]
+//                              [--peak-tflops 989] [--prefill-tokens 1024,4096]
+//                              [--prefill-chunked 4096:512] [--no-e2e] [--out bench/out/attention.json]
 //   bun bench/attention/run.ts --device cpu --small    plumbing smoke test on the CPU backend
 //
 // Attention: bf16, 32 query heads / 8 KV heads, head_dim 128, block_size 16, random block
@@ -19,9 +20,13 @@
 // as bytes read + written / time (the DRAM traffic), median of 10. Target (issue 7): attention
 // >= 80 % of the copy bandwidth at batch >= 16 and context >= 2k.
 //
-// Prefill attention: one sequence of --prefill-tokens new tokens (no cached prefix), same heads;
-// FLOPs = 4 x heads x head_dim x (causal pairs T (T + 1) / 2), reported as TFLOP/s and as a
-// fraction of --peak-tflops (dense bf16 of the GPU by its datasheet: H100/H200 SXM 989).
+// Prefill attention: one sequence of --prefill-tokens new tokens (no cached prefix), and
+// --prefill-chunked cached:new pairs (chunked prefill behind a cached prefix), same heads, block
+// table as wide as the engine's at --max-model-len; FLOPs = 4 x heads x head_dim x (query, key)
+// pairs (T x cached + T (T + 1) / 2), reported as TFLOP/s (min/median/max of 7 runs) and as a
+// fraction of --peak-tflops (dense bf16 of the GPU by its datasheet: H100/H200 SXM 989), for
+// the engine's path (tensor-core kernel) and, in the same run, the CUDA-core kernel
+// (HEADROOM_CUDA_PREFILL=simt) as the baseline.
 //
 // E2E: one decode step (embedding, 32 x [rms_norm, qkv matmul, rope, kv_write, decode
 // attention, o matmul, fused-residual rms_norm, gate_up matmul, silu_mul, down matmul], final
@@ -40,6 +45,7 @@ import { Device } from "../../src/native/device.ts";
 import { libraryPath } from "../../src/native/library.ts";
 import { DECODE_PLANNED, DType, Ops, RopeLayout, type DecodePlanInfo, type DTypeCode, type PagedCache } from "../../src/native/ops.ts";
 import { cudaExtraSymbols } from "../../src/native/symbols.ts";
+import { withCEnv } from "../../test/util/c-env.ts";
 
 const args = process.argv.slice(2);
 const opt = (name: string, dflt: string) => {
@@ -64,6 +70,11 @@ const PEAK_TFLOPS = Number(opt("peak-tflops", "989"));
 const PREFILL_TOKENS = opt("prefill-tokens", small ? "64" : "1024,4096")
   .split(",")
   .map(Number);
+
+// chunked prefill: (cached, new) pairs, "cached:new,..."
+const PREFILL_CHUNKED = opt("prefill-chunked", small ? "100:30" : "4096:512")
+  .split(",")
+  .map((x) => x.split(":").map(Number) as [number, number]);
 
 const HQ = small ? 8 : 32,
   HK = small ? 2 : 8,
@@ -251,15 +262,28 @@ function attention(B: number, ctx: number, copyGbs: number): AttnRow | { batch: 
 }
 
 // ---- prefill attention ----
-interface PrefillRow {
-  tokens: number;
+// The engine's path (the tensor-core kernel for bf16) next to the CUDA-core kernel
+// (HEADROOM_CUDA_PREFILL=simt) in the same run, block table as wide as the engine's.
+interface PrefillTiming {
+  min_ms: number;
   median_ms: number;
-  tflops: number;
+  max_ms: number;
+  tflops: number; // at the median
   of_peak: number;
 }
+interface PrefillRow {
+  cached: number;
+  tokens: number;
+  max_blocks_per_seq: number;
+  tensor_core: PrefillTiming;
+  cuda_core: PrefillTiming;
+  speedup: number;
+}
 
-function prefill(T: number): PrefillRow {
-  const nbSeq = Math.ceil(T / BS);
+function prefill(cached: number, T: number): PrefillRow {
+  const L = cached + T,
+    nbSeq = Math.ceil(L / BS),
+    maxb = Math.max(nbSeq, Math.ceil(MAX_MODEL_LEN / BS));
   const cacheBytes = nbSeq * BS * HK * D * ESZ;
   const k = dev.alloc(cacheBytes),
     v = dev.alloc(cacheBytes),
@@ -268,15 +292,23 @@ function prefill(T: number): PrefillRow {
   dev.memset(k, 0x3c, cacheBytes);
   dev.memset(v, 0x3c, cacheBytes);
   dev.memset(q, 0x3c, T * HQ * D * ESZ);
-  const bt = uploadInts(shuffled(nbSeq));
-  const lens = uploadInts(Int32Array.of(T));
+  const table = new Int32Array(maxb);
+  table.set(shuffled(nbSeq));
+  const bt = uploadInts(table);
+  const lens = uploadInts(Int32Array.of(L));
   const qsl = uploadInts(Int32Array.of(0, T));
   const cache: PagedCache = { kCache: k, vCache: v, numBlocks: nbSeq, blockSize: BS, numKvHeads: HK, headDim: D };
-  const ms = median(timeMs(() => ops.attentionPrefill(out, q, cache, bt, lens, qsl, 1, T, HQ, nbSeq, 1 / Math.sqrt(D)), small ? 2 : 5, 1));
+  const flops = 4 * HQ * D * (T * cached + (T * (T + 1)) / 2);
+  const timing = (): PrefillTiming => {
+    const ms = timeMs(() => ops.attentionPrefill(out, q, cache, bt, lens, qsl, 1, T, HQ, maxb, 1 / Math.sqrt(D)), small ? 2 : 7, 1);
+    const med = median(ms),
+      tflops = flops / (med / 1e3) / 1e12;
+    return { min_ms: Math.min(...ms), median_ms: med, max_ms: Math.max(...ms), tflops, of_peak: tflops / PEAK_TFLOPS };
+  };
+  const tc = timing();
+  const simt = withCEnv("HEADROOM_CUDA_PREFILL", "simt", timing);
   for (const p of [k, v, q, out, bt, lens, qsl]) dev.free(p);
-  const flops = 4 * HQ * D * ((T * (T + 1)) / 2);
-  const tflops = flops / (ms / 1e3) / 1e12;
-  return { tokens: T, median_ms: ms, tflops, of_peak: tflops / PEAK_TFLOPS };
+  return { cached, tokens: T, max_blocks_per_seq: maxb, tensor_core: tc, cuda_core: simt, speedup: simt.median_ms / tc.median_ms };
 }
 
 // ---- e2e: synthetic Llama-8B-shaped decode step ----
@@ -424,17 +456,19 @@ if (worst !== null)
   );
 
 console.log(`\nprefill attention (one sequence, causal, ${HQ}/${HK} heads, d ${D}; peak ${PEAK_TFLOPS} TFLOP/s)`);
-const prefillRows: (PrefillRow | { tokens: number; error: string })[] = [];
-for (const T of PREFILL_TOKENS) {
+const prefillRows: (PrefillRow | { cached: number; tokens: number; error: string })[] = [];
+const fmtT = (t: PrefillTiming) =>
+  `${t.median_ms.toFixed(2)} ms [${t.min_ms.toFixed(2)}..${t.max_ms.toFixed(2)}] ${t.tflops.toFixed(1)} TFLOP/s (${(t.of_peak * 100).toFixed(1)} %)`;
+for (const [cached, T] of [...PREFILL_TOKENS.map((t) => [0, t] as const), ...PREFILL_CHUNKED]) {
   try {
-    const r = prefill(T);
+    const r = prefill(cached, T);
     prefillRows.push(r);
     console.log(
-      `${String(T).padStart(6)} tokens: ${r.median_ms.toFixed(2)} ms, ${r.tflops.toFixed(1)} TFLOP/s (${(r.of_peak * 100).toFixed(1)} % of peak)`,
+      `${String(cached).padStart(6)} cached + ${String(T).padStart(5)} new: tensor-core ${fmtT(r.tensor_core)} | CUDA-core ${fmtT(r.cuda_core)} | x${r.speedup.toFixed(1)}`,
     );
   } catch (e) {
-    prefillRows.push({ tokens: T, error: (e as Error).message });
-    console.log(`${T} tokens: failed: ${(e as Error).message}`);
+    prefillRows.push({ cached, tokens: T, error: (e as Error).message });
+    console.log(`${cached} cached + ${T} new: failed: ${(e as Error).message}`);
   }
 }
 

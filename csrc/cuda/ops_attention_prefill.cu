@@ -1,5 +1,8 @@
-// Paged prefill attention with causal mask and cached prefix (chunked prefill): a
-// straightforward tiled online-softmax kernel on CUDA cores, fp32 math. The cache may hold any
+// Paged prefill attention with causal mask and cached prefix (chunked prefill): decodes the
+// op's arguments and launches the tensor-core kernel (ops_attention_prefill_tc.cu) for f16/bf16
+// activations with head_dim 64/128/256; everything else (fp32 activations, other head dims,
+// unaligned buffers, HEADROOM_CUDA_PREFILL=simt) runs this file's kernel:
+// a straightforward tiled online-softmax kernel on CUDA cores, fp32 math. The cache may hold any
 // KV dtype (kv_types.cuh): elements are dequantized as they are staged, k_scale is folded into
 // the query scale and v_scale into the output.
 //
@@ -14,6 +17,10 @@
 // softmax (one warp per row, one lane per key) rescales the accumulators in shared memory.
 // Inconsistent metadata (a sequence with seq_len < its new tokens, seq_len above the cache,
 // a block id out of range) makes the affected rows NaN instead of reading out of bounds.
+#include <stdlib.h>
+#include <string.h>
+
+#include "attention_prefill.cuh"
 #include "kv_types.cuh"
 
 namespace {
@@ -23,17 +30,7 @@ constexpr int kWarps = kThreads / 32;
 constexpr int kQ = 16; // query rows per CTA
 constexpr int kK = 32; // keys per chunk (one per lane in the softmax)
 
-struct PreParams {
-  void *out;
-  const void *q, *kc, *vc;
-  const int32_t *bt, *seq_lens, *qsl;
-  int64_t B, T, hq, hk, d, num_blocks, bs, maxb, qs, max_ctx;
-  int64_t g;
-  int64_t window;       // sliding window (0 = full): row at pos sees keys pos - window < t <= pos
-  float scale, softcap; // softcap 0 = off; scale includes k_scale
-  float v_scale;
-  HrcKvBound bound; // block ids >= the mapped blocks are bad (read at run time)
-};
+typedef HrcPrefillParams PreParams;
 
 size_t smem_bytes(int64_t d) {
   return sizeof(int64_t) * kK + sizeof(float) * (size_t)(2 * kQ * d + 2 * kK * (d + 1) + kQ * kK + 3 * kQ) +
@@ -183,6 +180,14 @@ __global__ void __launch_bounds__(kThreads) attn_prefill_kernel(const PreParams 
   }
 }
 
+// HEADROOM_CUDA_PREFILL=simt keeps every call on this CUDA-core kernel (the GPU suite compares
+// both kernels with the reference; the bench measures this one as the baseline). Read per
+// call so that a test can switch within one process; a getenv is ~0.1 us next to a launch.
+bool force_simt() {
+  const char *e = getenv("HEADROOM_CUDA_PREFILL");
+  return e && !strcmp(e, "simt");
+}
+
 } // namespace
 
 int hrc_exec_attn_prefill(hr_instance *inst, const int64_t *a) {
@@ -221,6 +226,8 @@ int hrc_exec_attn_prefill(hr_instance *inst, const int64_t *a) {
   int s = hrc_begin(inst, CALL, &st);
   if (s != HR_OK) return s;
   hrc_kv_bound(inst, (uint64_t)p.kc, (uint64_t)p.vc, (uint64_t)(p.bs * p.hk * p.d * hrc_kv_size(kv_dtype)), &p.bound);
+  if (hrc_prefill_tc_takes(p, a[HR_A_PRE_DTYPE]) && !force_simt())
+    return hrc_prefill_tc_launch(st, CALL, p, a[HR_A_PRE_DTYPE], kv_dtype);
   const size_t smem = smem_bytes(p.d);
   const dim3 grid((unsigned)tiles, (unsigned)p.hq);
   HRC_DISPATCH(a[HR_A_PRE_DTYPE], {

@@ -72,7 +72,7 @@ export function kvStore(x: number, scale: number, kv: number): number {
 const kvSize = (kv: number) => (kv === KvDType.F32 ? 4 : kv >= KvDType.FP8_E4M3 ? 1 : 2);
 
 /** Uploads stored cache values (already representable) as kv_dtype. */
-function uploadKv(b: Buffers, kv: number, stored: Float32Array): bigint {
+export function uploadKv(b: Buffers, kv: number, stored: Float32Array): bigint {
   let raw: Float32Array | Uint16Array | Uint8Array;
   if (kv === KvDType.F32) raw = stored;
   else if (kv === KvDType.F16) raw = Uint16Array.from(stored, (x) => toF16Bits(x));
