@@ -102,7 +102,7 @@ offload_bench() {
   "$BUN" bench/offload/run.ts --device cuda && cp bench/out/offload.json "$WORK/offload.json"
 }
 
-ENGINE_SUITES="test/engine/graphs.test.ts test/offload/offload.test.ts test/memory/startup.test.ts test/memory/vmm.test.ts test/memory/two-process.test.ts"
+ENGINE_SUITES="test/engine/graphs.test.ts test/engine/step-overlap.test.ts test/offload/offload.test.ts test/memory/startup.test.ts test/memory/vmm.test.ts test/memory/two-process.test.ts"
 TORCH_WHEN=gpu
 [ $GPU = 1 ] && [ $HAVE_TORCH = 0 ] && TORCH_WHEN="skip:python3 with torch + transformers not found"
 NUMPY_WHEN=all

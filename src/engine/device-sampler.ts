@@ -1,15 +1,21 @@
-// Sampling on the device, as the tail of the decode step (ISSUE 16 item 3): only token ids
-// cross to the host, except for the rows the device path does not carry.
+// Sampling on the device, as the tail of every step (ISSUE 16 item 3): only token ids cross to
+// the host, except for the rows the device path does not carry.
 //
-// The tail, after the logits (the same ops eagerly and inside a captured graph / op list):
+// The tail, after the logits:
 //   1. hr_op_apply_token_bitmask: structured-output masks (staged mask rows + row indices);
 //   2. hr_op_add_logit_bias: logit_bias and min_tokens bans as sparse (row, token, bias)
 //      entries in a fixed-size staging buffer (unused entries have row -1);
 //   3. hr_op_sample: per-row temperature / top_k / top_p / uniform arrays (headroom.h
 //      "sampling": temperature -> top-k -> top-p, renormalized, one inverse-CDF draw).
-// Every input is staged in the arena before the step (graphs replay whatever is staged), and
-// rows past the staged ones are kept neutral (greedy, no mask, no bias), so a graph padded to a
-// larger size samples its padding rows cheaply and never touches a real row.
+// The tail is launched on its own, after the forward pass (eager or a decode-graph replay) was
+// launched: a step is launch forward (asynchronous on CUDA) -> grammar masks on the host
+// meanwhile -> stage masks / bias / parameters -> launch the tail -> read the ids
+// (EngineCore.stepAsync, LlamaRunner.launch/finish). Inside the decode graph the tail would
+// make the masks inputs of the launch, so their computation could not overlap the forward
+// pass. Eager rather than a second captured graph: three kernel launches, only the ops the
+// step needs (no mask op without masks, no bias op without entries) over its real rows, and
+// no second graph set to account for. Staging still keeps every slot past the current step
+// neutral (greedy, no mask, no bias), so whatever runs over more rows never sees stale inputs.
 //
 // The rule (hostSamplingReason): a sampling row runs on the device unless it needs what the
 // device path does not carry, and then its logits row alone is copied to the host and sampled
@@ -137,7 +143,7 @@ export class DeviceSampler {
     return this.model.buf("logits");
   }
 
-  /** Writes neutral values to every staging slot (start-up, and before an eager warm-up). */
+  /** Writes neutral values to every staging slot (start-up). */
   stageNeutral(): void {
     this.stagedRows = this.maxRows;
     this.stagedEntries = this.biasCapacity;
@@ -248,8 +254,8 @@ export class DeviceSampler {
     return count;
   }
 
-  /** The tail of an eager step: only the ops the staged plan needs, over its rows. */
-  runEager(plan: DeviceSamplingPlan): void {
+  /** Launches the tail of a step whose forward pass was launched: only the ops the staged plan needs, over its rows. */
+  runTail(plan: DeviceSamplingPlan): void {
     const { rows } = plan;
     if (rows === 0) return;
     const m = this.model;
@@ -258,18 +264,6 @@ export class DeviceSampler {
     if (plan.numDevice === 0) return;
     if (plan.biasEntries > 0) this.ops.addLogitBias(this.logits, rows, m.buf("logitBias"), plan.biasEntries, this.vocab);
     this.sampleOps(rows);
-  }
-
-  /**
-   * The tail of a decode graph of `size` rows (recorded after the forward pass; run eagerly by
-   * the warm-up): every mask row slot, every bias entry and every row, so whatever a later
-   * step stages is applied.
-   */
-  graphTail(size: number): void {
-    const m = this.model;
-    this.ops.applyTokenBitmask(this.logits, size, m.buf("tokenBitmask"), m.buf("bitmaskRows"), size, this.vocab);
-    this.ops.addLogitBias(this.logits, size, m.buf("logitBias"), this.biasCapacity, this.vocab);
-    this.sampleOps(size);
   }
 
   private sampleOps(rows: number): void {

@@ -199,27 +199,24 @@ export class EngineCore {
   }
 
   /**
-   * One step with the grammar masks it needs (what the engine loop calls). Device sampling: the
-   * masks are inputs of the step (the sampling tail applies them before sampling, inside the
-   * decode graph), so the matchers run first. Host sampling: the forward is launched first (on
-   * CUDA it is asynchronous), then the matchers produce the masks on this thread, then the masks
-   * are applied on the device and the logits read back, which keeps the matchers off the
-   * critical path on a GPU (on the CPU backend the forward pass runs on this thread, so the two
-   * add up either way).
+   * One step with the grammar masks it needs (what the engine loop calls). The forward pass is
+   * launched first (on CUDA it is asynchronous: kernels or a graph replay), then the matchers
+   * produce the masks on this thread, then the step finishes: with device sampling the masks,
+   * bias entries and parameters are staged and the sampling tail (mask -> bias -> sample) is
+   * launched, and the ids read back; without, the masks are applied on the device and the
+   * logits read back. On a GPU the matchers are thus off the critical path either way (on the
+   * CPU backend the forward pass runs on this thread, so the two add up).
    */
   async stepAsync(): Promise<TokenEvent[]> {
     const so = this.structured;
     if (!so || so.size === 0) return this.step();
-    // Device sampling: the masks are inputs of the step (applied inside the decode graph before
-    // the sampler), so they are computed first; they no longer overlap the forward pass.
-    if (this.runner.samplesOnDevice) {
-      await so.prepare();
-      return this.step();
-    }
     const out = this.scheduler.schedule();
     if (out.scheduled.length === 0) return [];
     this.runner.launch(out);
+    const rec = this.runner.recorder;
+    rec?.("masks_begin");
     await so.prepare();
+    rec?.("masks_end");
     const logits = this.runner.finish(out, so.batch(out.logitsRequests.map((s) => s.request.requestId)));
     return this.afterForward(out, logits);
   }

@@ -111,8 +111,8 @@ export async function runEngineLoop(port: EnginePort, hooks: LoopHooks = {}): Pr
     if (stopping) break;
     if (core?.hasWork()) {
       hooks.beforeStep?.(++steps);
-      // Structured outputs: the grammar masks are computed before the step (device sampling) or
-      // while its forward pass runs (host sampling).
+      // Structured outputs: the grammar masks are computed while the step's forward pass runs
+      // (launched first; asynchronous on CUDA), before the sampling tail that applies them.
       const events = await core.stepAsync();
       // Every step reports something, so the client's watchdog sees progress.
       post(events.length > 0 ? { type: "events", events } : { type: "tick" });

@@ -8,8 +8,9 @@
 // (not yet mapped) KV range: on CPU capture only records ops, on CUDA stream capture queues
 // nothing, so the KV memory is never touched before it is mapped.
 //
-// With device sampling (device-sampler.ts) each graph ends with the sampling tail (grammar
-// mask, logit bias, sampler), so a replay leaves token ids, not logits, as its result.
+// A graph ends with the logits, with device sampling too: the sampling tail (grammar mask,
+// logit bias, sampler; device-sampler.ts) is launched after the replay, once the host has
+// computed the step's grammar masks while the replay ran.
 //
 // Eager warm-up (ISSUE 16 item 6): before a size is captured it runs once eagerly, so that
 // whatever a backend does on first use (CUDA: lazy module loading, cuBLAS's first-call
@@ -23,7 +24,6 @@ import type { DecodeGraphReplayer, KvCacheLocation, LlamaModel, StepInputs } fro
 import { defaultCaptureSizes } from "../memory/planner.ts";
 import type { GraphsReportPayload } from "../memory/report-schema.ts";
 import type { BatchLimits } from "../model/arena.ts";
-import type { DeviceSampler } from "./device-sampler.ts";
 
 /** The eager warm-up's KV: a location with block 0 mapped while map() .. unmap() holds. */
 export interface GraphWarmup {
@@ -101,8 +101,6 @@ export class DecodeGraphs implements DecodeGraphReplayer {
     private readonly dev: Device,
     private readonly model: LlamaModel,
     sizes: readonly number[],
-    /** Device sampling: each graph ends with the sampling tail. null = graphs end with the logits. */
-    private readonly sampler: DeviceSampler | null = null,
   ) {
     if (sizes.length === 0) throw new RangeError("DecodeGraphs: no capture sizes");
     this.largest = Math.max(...sizes);
@@ -131,10 +129,7 @@ export class DecodeGraphs implements DecodeGraphReplayer {
     this.dropped = dropped;
     let captureMs = 0;
     let warmupMs = 0;
-    if (warmup) {
-      warmup.map();
-      this.sampler?.stageNeutral();
-    }
+    warmup?.map();
     try {
       for (const B of [...this.set.sizes].sort((a, b) => b - a)) {
         if (warmup) {
@@ -157,10 +152,9 @@ export class DecodeGraphs implements DecodeGraphReplayer {
     this.warmupMs = warmupMs;
   }
 
-  /** What a graph of size B holds: the decode forward pass, then the sampling tail. */
+  /** What a graph of size B holds: the decode forward pass, up to the logits. */
   private step(B: number): void {
     this.model.forward(B, B, B, true);
-    this.sampler?.graphTail(B);
   }
 
   /** The eager warm-up of size B: B one-token rows at position 0 over block 0, writing no K/V. */

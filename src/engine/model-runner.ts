@@ -16,6 +16,29 @@ export interface HostCopyStats {
   lastStepBytes: number;
 }
 
+/**
+ * The phases of one step, in the order they run (a recorder sees them: tests prove the forward
+ * pass is launched before the grammar masks are computed):
+ * - "forward_launched": the forward pass (kernels or a graph replay) was submitted; on CUDA it
+ *   runs asynchronously from here on, on the CPU backend it has run;
+ * - "masks_begin" / "masks_end": the engine computes the step's grammar masks on the host
+ *   (EngineCore.stepAsync; only with constrained requests);
+ * - "sampling_staged": device sampling's masks, bias entries and parameters are in the arena;
+ * - "sampling_tail_launched": mask -> logit bias -> sample was submitted;
+ * - "ids_read": the sampled ids are on the host;
+ * - "logits_read": host rows' logits (or, without device sampling, every row) are on the host.
+ */
+export type StepPhase =
+  | "forward_launched"
+  | "masks_begin"
+  | "masks_end"
+  | "sampling_staged"
+  | "sampling_tail_launched"
+  | "ids_read"
+  | "logits_read";
+
+export type StepRecorder = (phase: StepPhase) => void;
+
 export class LlamaRunner implements ModelRunner {
   readonly vocabSize: number;
   private readonly blockTables: Int32Array;
@@ -34,43 +57,18 @@ export class LlamaRunner implements ModelRunner {
     this.ids = new Int32Array(model.limits.maxSeqs);
   }
 
-  /** Whether sampling runs on the device (then grammar masks are inputs of the step: see EngineCore.stepAsync). */
+  /** Whether sampling runs on the device (ids, not logits rows, come back for most rows). */
   get samplesOnDevice(): boolean {
     return this.sampler !== null;
   }
 
+  /** Called at each phase of a step (tests, tracing); null = none. */
+  recorder: StepRecorder | null = null;
+
+  /** One whole step: launch() then finish() (with the grammar masks already computed). */
   execute(out: SchedulerOutput, bitmask?: TokenBitmaskBatch | null): LogitsOutput {
-    if (!this.sampler) {
-      this.launch(out);
-      return this.finish(out, bitmask);
-    }
-    const plan = this.sampler.stage(
-      out.logitsRequests.map((s) => s.request),
-      bitmask ?? null,
-    );
-    if (!this.launch(out)) this.sampler.runEager(plan);
-    const V = this.vocabSize;
-    let bytes = 0;
-    if (plan.numDevice > 0) {
-      this.sampler.readIds(plan.rows, this.ids);
-      bytes += 4 * plan.rows;
-    }
-    // Host rows, then prompt-logprob rows (after the sampling rows), one copy per contiguous run.
-    const total = out.logitsIndices.length;
-    let i = 0;
-    while (i < total) {
-      if (i < plan.rows && plan.onDevice[i]) {
-        i++;
-        continue;
-      }
-      let j = i + 1;
-      while (j < total && !(j < plan.rows && plan.onDevice[j])) j++;
-      this.model.readLogitsRows(i, j - i, this.logits.subarray(i * V, j * V));
-      bytes += (j - i) * V * 4;
-      i = j;
-    }
-    this.count(bytes);
-    return { logits: this.logits, vocabSize: V, numRows: total, device: { tokenIds: this.ids, onDevice: plan.onDevice } };
+    this.launch(out);
+    return this.finish(out, bitmask);
   }
 
   private count(bytes: number): void {
@@ -80,17 +78,17 @@ export class LlamaRunner implements ModelRunner {
   }
 
   /**
-   * The first half of a host-sampling execute(): stages the step and runs (CPU) or enqueues
-   * (CUDA: kernels or a graph replay, asynchronous) the forward pass. Without device sampling
-   * the engine computes grammar masks between launch() and finish(), so on CUDA they overlap
-   * the forward pass. Returns true when a captured graph ran.
+   * The first half of a step: stages the step's inputs and runs (CPU) or enqueues (CUDA: kernels
+   * or a graph replay, asynchronous) the forward pass, which ends with the logits. The engine
+   * computes grammar masks between launch() and finish(), so on CUDA they overlap the forward
+   * pass, with device sampling as without. Returns true when a captured graph ran.
    */
   launch(out: SchedulerOutput): boolean {
     const S = out.scheduled.length;
     const maxBlocks = this.model.limits.maxBlocksPerSeq;
     const decodeOnly = out.numPrefillTokens === 0;
     const rows = out.logitsIndices.length;
-    return this.model.step(
+    const replayed = this.model.step(
       {
         inputIds: out.inputIds,
         positions: out.positions,
@@ -105,13 +103,62 @@ export class LlamaRunner implements ModelRunner {
       S,
       rows,
     );
+    this.recorder?.("forward_launched");
+    return replayed;
   }
 
-  /** The second half of a host-sampling step: applies the grammar bitmask on the device and reads every logits row back. */
+  /**
+   * The second half of a step, after launch(): with device sampling, stages the sampling inputs
+   * (grammar masks included), launches the sampling tail and reads the ids, then the logits
+   * rows the device path does not carry; without, applies the masks on the device and reads
+   * every logits row back.
+   */
   finish(out: SchedulerOutput, bitmask?: TokenBitmaskBatch | null): LogitsOutput {
+    return this.sampler ? this.finishOnDevice(this.sampler, out, bitmask ?? null) : this.finishOnHost(out, bitmask ?? null);
+  }
+
+  private finishOnDevice(sampler: DeviceSampler, out: SchedulerOutput, bitmask: TokenBitmaskBatch | null): LogitsOutput {
+    const rec = this.recorder;
+    const plan = sampler.stage(
+      out.logitsRequests.map((s) => s.request),
+      bitmask,
+    );
+    rec?.("sampling_staged");
+    sampler.runTail(plan);
+    rec?.("sampling_tail_launched");
+    const V = this.vocabSize;
+    let bytes = 0;
+    if (plan.numDevice > 0) {
+      sampler.readIds(plan.rows, this.ids);
+      bytes += 4 * plan.rows;
+      rec?.("ids_read");
+    }
+    // Host rows, then prompt-logprob rows (after the sampling rows), one copy per contiguous run.
+    const total = out.logitsIndices.length;
+    let i = 0;
+    let copied = false;
+    while (i < total) {
+      if (i < plan.rows && plan.onDevice[i]) {
+        i++;
+        continue;
+      }
+      let j = i + 1;
+      while (j < total && !(j < plan.rows && plan.onDevice[j])) j++;
+      this.model.readLogitsRows(i, j - i, this.logits.subarray(i * V, j * V));
+      bytes += (j - i) * V * 4;
+      copied = true;
+      i = j;
+    }
+    if (copied) rec?.("logits_read");
+    this.count(bytes);
+    return { logits: this.logits, vocabSize: V, numRows: total, device: { tokenIds: this.ids, onDevice: plan.onDevice } };
+  }
+
+  private finishOnHost(out: SchedulerOutput, bitmask: TokenBitmaskBatch | null): LogitsOutput {
     const rows = out.logitsIndices.length;
     if (bitmask) this.model.applyTokenBitmask(bitmask.mask, bitmask.rows, bitmask.count, rows);
     this.model.readLogits(rows, this.logits);
+    this.recorder?.("logits_read");
     this.count(rows * this.vocabSize * 4);
     return { logits: this.logits, vocabSize: this.vocabSize, numRows: rows };
   }

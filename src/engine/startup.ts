@@ -337,7 +337,7 @@ export function startEngine(
       progress({ stage: "capture_graphs", done: 0, total: capture.sizes.length, unit: "graphs" });
       stage(`graph capture (${capture.sizes.length} sizes)`, "use --enforce-eager or fewer --cudagraph-capture-sizes", () =>
         profiler.measureGraphs(() => {
-          decodeGraphs = new DecodeGraphs(dev, m, capture.sizes, deviceSampler);
+          decodeGraphs = new DecodeGraphs(dev, m, capture.sizes);
           (decodeGraphs as DecodeGraphs).capture(kvCapture, capture.dropped, warmup);
         }),
       );

@@ -1,6 +1,6 @@
-// The device-sampling tail of a decode graph (src/engine/device-sampler.ts): token bitmask ->
-// logit bias -> sample, captured once and replayed with restaged inputs, against the CPU
-// executors run eagerly on the same inputs (each op is checked against its own reference in
+// The device-sampling tail (src/engine/device-sampler.ts): token bitmask -> logit bias ->
+// sample, launched eagerly after the forward pass as the engine does, and captured once and
+// replayed with restaged inputs, against the CPU executors run eagerly on the same inputs (each op is checked against its own reference in
 // test/c and in test/gpu/{cases,sample,token-bitmask}.ts; this checks the chain and its staging).
 // The logits after mask + bias must be bit-identical and the sampled ids equal on every row.
 //
@@ -98,7 +98,7 @@ class TailBuffers {
     d.copyToDevice(this.params, x.params);
     d.memset(this.ids, 0xff, this.rows * 4);
   }
-  /** The tail as DeviceSampler.graphTail issues it. */
+  /** The tail as DeviceSampler.runTail issues it with every mask slot and entry in use. */
   issue(ops: Ops): void {
     const { rows, vocab } = this;
     const p = this.params;
@@ -163,6 +163,24 @@ function graphVsCpu(dev: Device, cpu: Device, rows: number, vocab: number, numEn
   }
 }
 
+/** Launches the tail eagerly on `dev` (the engine's path) for three fresh inputs, each compared with the CPU executors. */
+function eagerVsCpu(dev: Device, cpu: Device, rows: number, vocab: number, numEntries: number, seed: number): void {
+  const rng = new Rng(seed);
+  const t = new TailBuffers(dev, rows, vocab, numEntries);
+  try {
+    for (let rep = 0; rep < 3; rep++) {
+      const x = makeInputs(rng, rows, vocab, numEntries);
+      t.stage(x);
+      t.issue(new Ops(dev));
+      const got = t.read();
+      for (const id of got.ids) expect(id >= 0 && id < vocab).toBe(true);
+      expectSame(`eager ${rep}`, got, eagerCpu(cpu, x), seed);
+    }
+  } finally {
+    t.b.freeAll();
+  }
+}
+
 describe("sampling tail on the CPU backend: op-list graph replays equal eager runs (runs everywhere)", () => {
   let cpu: Device, cpu2: Device;
   beforeAll(() => {
@@ -192,5 +210,10 @@ describe.skipIf(noGpu)("CUDA sampling tail in a graph vs the CPU executors", () 
     [33, 151936, 1056],
   ] as const) {
     test(`${rows} rows x ${vocab}, ${n} entries`, () => graphVsCpu(gpu, cpu, rows, vocab, n, (SEED + rows) >>> 0), 120_000);
+    test(
+      `eager (the engine's launch): ${rows} rows x ${vocab}, ${n} entries`,
+      () => eagerVsCpu(gpu, cpu, rows, vocab, n, (SEED + 7 * rows) >>> 0),
+      120_000,
+    );
   }
 });
