@@ -1,11 +1,14 @@
 /*
  * CUDA reserve-then-map (hr_vmm_*): cuMemAddressReserve / cuMemCreate / cuMemMap /
  * cuMemSetAccess, obtained at run time through cudaGetDriverEntryPointByVersion so the
- * library links without libcuda. Each growth of the mapped prefix is one physical chunk;
- * shrinking releases chunks from the end and re-maps any remainder.
+ * library links without libcuda. Each growth of the mapped prefix is one physical chunk per
+ * slice; shrinking releases whole chunks from the end and replaces a chunk the new end cuts
+ * through by a smaller one holding the same bytes (the CPU backend's semantics: what stays
+ * mapped keeps its contents, on a grow as on a shrink).
  */
 #include <cuda.h>
 #include <cuda_runtime.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -132,6 +135,39 @@ extern "C" int hrb_vmm_reserve(hrb_device *d, uint64_t slice_stride, int64_t num
   return HR_OK;
 }
 
+/* Test hook (test/memory/vmm-fault-child.ts): HEADROOM_TEST_VMM_FAIL="first:count" makes the
+ * cuMemCreate calls number first .. first+count-1 of this process (1-based, counted by
+ * hr_vmm_map) fail as out of memory, so the failure paths below run on a real device. */
+static int64_t create_calls;
+static CUresult create_phys(CUmemGenericAllocationHandle *h, size_t size, const CUmemAllocationProp *prop) {
+  int64_t n = __atomic_add_fetch(&create_calls, 1, __ATOMIC_RELAXED);
+  const char *e = getenv("HEADROOM_TEST_VMM_FAIL");
+  long long first = 0, count = 0;
+  if (e && *e && sscanf(e, "%lld:%lld", &first, &count) == 2 && n >= first && n < first + count)
+    return CUDA_ERROR_OUT_OF_MEMORY;
+  return drv.create(h, size, prop, 0);
+}
+
+/* Maps `h` at `at` read-write for this device; nothing stays mapped on failure. */
+static CUresult map_handle(hrb_device *d, CUdeviceptr at, size_t size, CUmemGenericAllocationHandle h,
+                           const char **what) {
+  CUresult r = drv.map(at, size, 0, h, 0);
+  if (r != CUDA_SUCCESS) {
+    *what = "hr_vmm_map: cuMemMap";
+    return r;
+  }
+  CUmemAccessDesc acc;
+  memset(&acc, 0, sizeof acc);
+  acc.location = prop_for(d).location;
+  acc.flags = CU_MEM_ACCESS_FLAGS_PROT_READWRITE;
+  r = drv.set_access(at, size, &acc, 1);
+  if (r != CUDA_SUCCESS) {
+    drv.unmap(at, size);
+    *what = "hr_vmm_map: cuMemSetAccess";
+  }
+  return r;
+}
+
 static int map_chunk(hrb_device *d, vmm_state *s, uint64_t base, uint64_t slice_stride, uint64_t slice, uint64_t offset,
                      uint64_t size) {
   if (s->n == s->cap) {
@@ -144,22 +180,13 @@ static int map_chunk(hrb_device *d, vmm_state *s, uint64_t base, uint64_t slice_
   CUmemAllocationProp prop = prop_for(d);
   CUdeviceptr at = (CUdeviceptr)(base + slice * slice_stride + offset);
   CUmemGenericAllocationHandle h;
-  CUresult r = drv.create(&h, size, &prop, 0);
+  CUresult r = create_phys(&h, size, &prop);
   if (r != CUDA_SUCCESS) return cu_fail(r, "hr_vmm_map: cuMemCreate");
-  r = drv.map(at, size, 0, h, 0);
+  const char *what = "";
+  r = map_handle(d, at, size, h, &what);
   if (r != CUDA_SUCCESS) {
     drv.release(h);
-    return cu_fail(r, "hr_vmm_map: cuMemMap");
-  }
-  CUmemAccessDesc acc;
-  memset(&acc, 0, sizeof acc);
-  acc.location = prop.location;
-  acc.flags = CU_MEM_ACCESS_FLAGS_PROT_READWRITE;
-  r = drv.set_access(at, size, &acc, 1);
-  if (r != CUDA_SUCCESS) {
-    drv.unmap(at, size);
-    drv.release(h);
-    return cu_fail(r, "hr_vmm_map: cuMemSetAccess");
+    return cu_fail(r, what);
   }
   s->chunks[s->n++] = vmm_chunk{h, slice, offset, size};
   return HR_OK;
@@ -167,37 +194,127 @@ static int map_chunk(hrb_device *d, vmm_state *s, uint64_t base, uint64_t slice_
 
 static void unmap_last(vmm_state *s, uint64_t base, uint64_t slice_stride) {
   vmm_chunk c = s->chunks[--s->n];
+  if (c.size == 0) return; /* a hole left by a failed replacement (shrink_cut) */
   drv.unmap((CUdeviceptr)(base + c.slice * slice_stride + c.offset), c.size);
   drv.release(c.handle);
 }
 
+/*
+ * The last num_slices chunks (one per slice, the last growth step, all at offset `from`) end
+ * past new_mapped: each is replaced by a chunk of keep = new_mapped - from bytes holding the
+ * same first `keep` bytes. Per slice: new memory is created and mapped at a temporary address,
+ * the kept bytes copied device to device, then the old chunk unmapped and released and the new
+ * one mapped in its place (extra device memory: one slice's `keep`, transiently). When that
+ * new memory cannot be had, the kept bytes go through host memory instead (old chunk out, new
+ * chunk in, bytes back). On any failure every slice goes back to `from` (this step's chunks,
+ * old or replaced, are dropped) and the caller reports `from`: [0, from) is never touched.
+ */
+static int shrink_cut(hrb_device *d, vmm_state *s, uint64_t base, uint64_t slice_stride, int64_t num_slices,
+                      uint64_t from, uint64_t new_mapped) {
+  const uint64_t keep = new_mapped - from;
+  const int64_t first = s->n - num_slices;
+  CUmemAllocationProp prop = prop_for(d);
+  CUdeviceptr tmp = 0;
+  if (drv.reserve(&tmp, keep, 0, 0, 0) != CUDA_SUCCESS) tmp = 0; /* then through host memory only */
+  void *host = NULL;
+  int st = HR_OK;
+  for (int64_t k = first; k < s->n && st == HR_OK; k++) {
+    vmm_chunk *c = &s->chunks[k];
+    const CUdeviceptr at = (CUdeviceptr)(base + c->slice * slice_stride + c->offset);
+    CUmemGenericAllocationHandle h = 0;
+    const char *what = "cuMemCreate";
+    int have_new = 0;
+    if (tmp && create_phys(&h, keep, &prop) == CUDA_SUCCESS) {
+      CUresult r = map_handle(d, tmp, keep, h, &what);
+      if (r != CUDA_SUCCESS) {
+        drv.release(h);
+        st = cu_fail(r, "hr_vmm_map (shrink): mapping the replacement chunk");
+        break;
+      }
+      cudaError_t e = cudaMemcpy((void *)tmp, (const void *)at, keep, cudaMemcpyDeviceToDevice);
+      if (e == cudaSuccess) e = cudaDeviceSynchronize();
+      drv.unmap(tmp, keep);
+      if (e != cudaSuccess) {
+        drv.release(h);
+        st = hr_fail(HR_E_BACKEND, "hr_vmm_map (shrink): copying the kept bytes: %s", cudaGetErrorString(e));
+        break;
+      }
+      have_new = 1;
+    } else {
+      if (!host) host = malloc(keep);
+      if (!host) {
+        st = hr_fail(HR_E_OOM, "hr_vmm_map (shrink): no device or host memory to keep %llu bytes per slice",
+                     (unsigned long long)keep);
+        break;
+      }
+      cudaError_t e = cudaMemcpy(host, (const void *)at, keep, cudaMemcpyDeviceToHost);
+      if (e != cudaSuccess) {
+        st = hr_fail(HR_E_BACKEND, "hr_vmm_map (shrink): copying the kept bytes out: %s", cudaGetErrorString(e));
+        break;
+      }
+    }
+    /* the old chunk goes (its memory first: the host path needs it for the new chunk) */
+    drv.unmap(at, c->size);
+    drv.release(c->handle);
+    c->size = 0;
+    if (!have_new) {
+      CUresult r = create_phys(&h, keep, &prop);
+      if (r != CUDA_SUCCESS) {
+        st = cu_fail(r, "hr_vmm_map (shrink): cuMemCreate of the kept part");
+        break;
+      }
+    }
+    CUresult r = map_handle(d, at, keep, h, &what);
+    if (r != CUDA_SUCCESS) {
+      drv.release(h);
+      st = cu_fail(r, what);
+      break;
+    }
+    c->handle = h;
+    c->size = keep;
+    if (!have_new) {
+      cudaError_t e = cudaMemcpy((void *)at, host, keep, cudaMemcpyHostToDevice);
+      if (e != cudaSuccess)
+        st = hr_fail(HR_E_BACKEND, "hr_vmm_map (shrink): copying the kept bytes back: %s", cudaGetErrorString(e));
+    }
+  }
+  if (tmp) drv.free_addr(tmp, keep);
+  free(host);
+  if (st != HR_OK)
+    while (s->n > first) unmap_last(s, base, slice_stride); /* back to `from` in every slice */
+  return st;
+}
+
 /* Chunks are appended slice by slice per growth step, so the most recent chunks are the
- * highest offsets of every slice: shrinking pops from the end, then re-grows any remainder. */
+ * highest offsets of every slice: shrinking pops from the end, then cuts the last step's. */
 extern "C" int hrb_vmm_wants_device_word(void) { return 1; }
 
-// A shrink pops whole chunks past new_mapped, then re-grows the remainder [from, new_mapped).
-// If that re-grow fails the range holds `from` bytes per slice, less than both old and new:
-// *mapped_out reports it so the core's bookkeeping (and the kernels' bound) stay true.
+// A shrink pops the chunks that lie wholly past new_mapped, then replaces the ones it cuts
+// through by smaller chunks with the same contents (shrink_cut). If that fails the range holds
+// `from` bytes per slice (the cut chunks' offset), less than both old and new: *mapped_out
+// reports it so the core's bookkeeping (and the kernels' bound) stay true. A failed grow
+// leaves the old mapping as it was.
 extern "C" int hrb_vmm_set_mapped(hrb_device *d, void *state, uint64_t base, uint64_t slice_stride, int64_t num_slices,
                                   uint64_t old_mapped, uint64_t new_mapped, uint64_t *mapped_out) {
   vmm_state *s = (vmm_state *)state;
   *mapped_out = old_mapped;
   cudaSetDevice((int)d->ordinal);
   cudaDeviceSynchronize();
-  int64_t n0 = s->n;
-  uint64_t from = old_mapped;
   if (new_mapped < old_mapped) {
-    while (s->n > 0 && s->chunks[s->n - 1].offset + s->chunks[s->n - 1].size > new_mapped)
-      unmap_last(s, base, slice_stride);
-    from = s->n > 0 ? s->chunks[s->n - 1].offset + s->chunks[s->n - 1].size : 0;
-    n0 = s->n;
-    *mapped_out = from;
-    if (from >= new_mapped) return HR_OK;
+    while (s->n > 0 && s->chunks[s->n - 1].offset >= new_mapped) unmap_last(s, base, slice_stride);
+    const vmm_chunk *last = s->n > 0 ? &s->chunks[s->n - 1] : NULL;
+    *mapped_out = last ? last->offset + last->size : 0;
+    if (!last || last->offset + last->size <= new_mapped) return HR_OK; /* cut at a chunk boundary */
+    const uint64_t from = last->offset;
+    int st = shrink_cut(d, s, base, slice_stride, num_slices, from, new_mapped);
+    *mapped_out = st == HR_OK ? new_mapped : from;
+    return st;
   }
+  const int64_t n0 = s->n;
   for (int64_t i = 0; i < num_slices; i++) {
-    int st = map_chunk(d, s, base, slice_stride, (uint64_t)i, from, new_mapped - from);
+    int st = map_chunk(d, s, base, slice_stride, (uint64_t)i, old_mapped, new_mapped - old_mapped);
     if (st != HR_OK) {
-      while (s->n > n0) unmap_last(s, base, slice_stride); /* back to `from` in every slice */
+      while (s->n > n0) unmap_last(s, base, slice_stride); /* back to old_mapped in every slice */
       return st;
     }
   }

@@ -184,10 +184,14 @@ HR_API int hr_vmm_reserve(uint64_t dev, uint64_t slice_bytes, int64_t num_slices
 /*
  * Makes exactly the first `bytes_per_slice` bytes of every slice usable (a multiple of the
  * granularity, at most the slice size), mapping or unmapping physical memory as needed (CUDA:
- * cuMemCreate + cuMemMap + cuMemSetAccess; CPU: commit against the device capacity).
+ * cuMemCreate + cuMemMap + cuMemSetAccess; CPU: commit against the device capacity). What
+ * stays mapped keeps its contents, on a grow and on a shrink (CUDA: a physical chunk the new
+ * end cuts through is replaced by a smaller one holding the same bytes, copied on the device,
+ * or through host memory when the device has no room for the copy).
  * HR_E_OOM if the device has no room; the previous mapping is then unchanged, except when a
- * shrink had to re-map a remainder and that failed: the message then says how many bytes per
- * slice are mapped, and hr_vmm_mapped_bytes reports it.
+ * shrink had to replace a cut chunk and that failed: every slice then keeps only the bytes
+ * before that chunk (contents kept), the message says how many bytes per slice are mapped,
+ * and hr_vmm_mapped_bytes reports it.
  */
 HR_API int hr_vmm_map(uint64_t dev, uint64_t base, uint64_t bytes_per_slice);
 /* Unmaps and frees the whole range. */
