@@ -74,7 +74,7 @@ for (const f of FRACTIONS) {
     device,
     deviceMemory: device === "cpu" ? 4 * 2 ** 30 : null,
     deviceOrdinal: device === "cuda" ? 0 : ordinal++, // CUDA: the one GPU; CPU: a fresh simulated device each
-    // CUDA: a fifth of the device keeps the KV block pool (one object per block) small
+    // CUDA: a fifth of the device keeps the KV block pool's bookkeeping small
     gpuMemoryUtilization: device === "cuda" ? 0.2 : 0.9,
     kvCacheMemoryBytes: null,
     maxModelLen: 256,

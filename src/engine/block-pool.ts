@@ -3,38 +3,92 @@
 // A block id is an index into every layer's K and V tensors `[num_blocks, block_size,
 // num_kv_heads, head_dim]` owned by the model runner. The pool only does bookkeeping:
 //  - ref counts (how many running requests use a block);
-//  - a free queue in LRU order: a doubly linked list threaded through the blocks, so a cached
-//    free block can be taken out of the middle in O(1) when a request hits it;
+//  - a free queue in LRU order: a doubly linked list threaded through the block ids, so a
+//    cached free block can be taken out of the middle in O(1) when a request hits it;
 //  - prefix caching: a full block may carry a chained hash (parent hash, its token ids, an
 //    optional extra key); `hash -> block` lets a later request reuse it. A freed cached block
 //    keeps its hash on the free queue until it is reused for something else (eviction, LRU).
+//
+// Everything per block lives in typed arrays (ref counts, the queue's links, the hashes and
+// the hash index: block-hash-table.ts), not in one JS object per block: a small model at
+// --gpu-memory-utilization 0.99 of a large GPU has tens of millions of blocks, and as objects
+// they cost ~74 B of JS heap each (and a major GC walks them all). Here a block costs 12 bytes
+// (ref count + links), 17 more with prefix caching (its hash words and flag), and 8-16 bytes of
+// index slots while it is registered, all outside the JS heap. KVCacheBlock is only a handle
+// (id + pool) for the API's callers; the engine's paths (KVCacheManager) work on ids.
 
-/** Chained block hash (128 bits: two independent 64-bit wyhash values). */
-export type BlockHash = bigint;
+import { BlockHashTable, type BlockHash } from "./block-hash-table.ts";
 
+export type { BlockHash } from "./block-hash-table.ts";
+
+/** A view of one block of a pool: its id, and its ref count and hash read live from the pool. */
 export class KVCacheBlock {
-  refCnt = 0;
+  constructor(
+    readonly blockId: number,
+    private readonly pool: BlockPool | null = null,
+  ) {}
+
+  get refCnt(): number {
+    return this.pool ? this.pool.refCount(this.blockId) : 0;
+  }
+
   /** Set only while the block is registered in the prefix cache. */
-  blockHash: BlockHash | null = null;
-  /** Free-queue links (null when the block is not in the free queue). */
-  prev: KVCacheBlock | null = null;
-  next: KVCacheBlock | null = null;
-  constructor(readonly blockId: number) {}
+  get blockHash(): BlockHash | null {
+    return this.pool ? this.pool.hashOf(this.blockId) : null;
+  }
 }
+
+const NONE = -1;
 
 /**
  * Free blocks in eviction order: the head is the next block handed out (least recently freed),
- * the tail the most recently freed. Uses sentinel head/tail nodes (block id -1).
+ * the tail the most recently freed. A doubly linked list over block ids in two Int32Arrays
+ * (-1: not in the queue), with sentinel head/tail entries past the last id.
  */
 export class FreeBlockQueue {
-  private readonly head = new KVCacheBlock(-1);
-  private readonly tail = new KVCacheBlock(-1);
+  private readonly prev: Int32Array;
+  private readonly next: Int32Array;
+  private readonly head: number;
+  private readonly tail: number;
   private count = 0;
 
-  constructor(blocks: readonly KVCacheBlock[]) {
-    this.head.next = this.tail;
-    this.tail.prev = this.head;
-    for (const b of blocks) this.append(b);
+  /**
+   * `blocks`: the blocks to queue, in order (handles: popLeft() returns them); a number n: ids
+   * 0 .. n-1 in order, with handles made by `handle` (a bare KVCacheBlock when omitted).
+   */
+  constructor(
+    blocks: readonly KVCacheBlock[] | number,
+    private readonly handle: (id: number) => KVCacheBlock = (id) => new KVCacheBlock(id),
+  ) {
+    let capacity: number;
+    if (typeof blocks === "number") capacity = blocks;
+    else {
+      capacity = 0;
+      for (const b of blocks) capacity = Math.max(capacity, b.blockId + 1);
+      const given = new Map(blocks.map((b) => [b.blockId, b]));
+      const fallback = this.handle;
+      this.handle = (id) => given.get(id) ?? fallback(id);
+    }
+    this.prev = new Int32Array(capacity + 2).fill(NONE);
+    this.next = new Int32Array(capacity + 2).fill(NONE);
+    this.head = capacity;
+    this.tail = capacity + 1;
+    this.next[this.head] = this.tail;
+    this.prev[this.tail] = this.head;
+    if (typeof blocks === "number") {
+      // ids 0 .. n-1 linked in order, directly
+      if (capacity > 0) {
+        for (let i = 0; i < capacity; i++) {
+          this.prev[i] = i - 1;
+          this.next[i] = i + 1;
+        }
+        this.prev[0] = this.head;
+        this.next[capacity - 1] = this.tail;
+        this.next[this.head] = 0;
+        this.prev[this.tail] = capacity - 1;
+        this.count = capacity;
+      }
+    } else for (const b of blocks) this.appendId(b.blockId);
   }
 
   get length(): number {
@@ -43,53 +97,75 @@ export class FreeBlockQueue {
 
   /** Takes the block at the head (LRU). Throws when empty. */
   popLeft(): KVCacheBlock {
-    const b = this.head.next;
-    if (b === null || b === this.tail) throw new Error("FreeBlockQueue.popLeft: no free blocks");
-    this.unlink(b);
-    return b;
+    return this.handle(this.popLeftId());
+  }
+
+  popLeftId(): number {
+    const id = this.next[this.head]!;
+    if (id === this.tail) throw new Error("FreeBlockQueue.popLeft: no free blocks");
+    this.unlink(id);
+    return id;
   }
 
   /** O(1) removal of a block anywhere in the queue. */
   remove(b: KVCacheBlock): void {
-    if (b.prev === null || b.next === null) throw new Error(`FreeBlockQueue.remove: block ${b.blockId} is not in the free queue`);
-    this.unlink(b);
+    this.removeId(b.blockId);
+  }
+
+  removeId(id: number): void {
+    if (!this.containsId(id)) throw new Error(`FreeBlockQueue.remove: block ${id} is not in the free queue`);
+    this.unlink(id);
   }
 
   append(b: KVCacheBlock): void {
-    if (b.prev !== null || b.next !== null) throw new Error(`FreeBlockQueue.append: block ${b.blockId} is already in the free queue`);
-    const last = this.tail.prev as KVCacheBlock;
-    last.next = b;
-    b.prev = last;
-    b.next = this.tail;
-    this.tail.prev = b;
+    this.appendId(b.blockId);
+  }
+
+  appendId(id: number): void {
+    if (!(id >= 0 && id < this.head)) throw new RangeError(`FreeBlockQueue.append: block ${id} is outside the queue's 0..${this.head - 1}`);
+    if (this.containsId(id)) throw new Error(`FreeBlockQueue.append: block ${id} is already in the free queue`);
+    const last = this.prev[this.tail]!;
+    this.next[last] = id;
+    this.prev[id] = last;
+    this.next[id] = this.tail;
+    this.prev[this.tail] = id;
     this.count++;
   }
 
   contains(b: KVCacheBlock): boolean {
-    return b.prev !== null && b.next !== null;
+    return this.containsId(b.blockId);
+  }
+
+  containsId(id: number): boolean {
+    return id >= 0 && id < this.head && this.next[id] !== NONE;
+  }
+
+  /** Free block ids from head (evicted first) to tail. */
+  *ids(): IterableIterator<number> {
+    let id = this.next[this.head]!;
+    while (id !== this.tail) {
+      const n = this.next[id]!;
+      yield id;
+      id = n;
+    }
   }
 
   /** Free blocks from head (evicted first) to tail. */
   *[Symbol.iterator](): IterableIterator<KVCacheBlock> {
-    let b = this.head.next;
-    while (b !== null && b !== this.tail) {
-      const next: KVCacheBlock | null = b.next;
-      yield b;
-      b = next;
-    }
+    for (const id of this.ids()) yield this.handle(id);
   }
 
   toIds(): number[] {
-    return Array.from(this, (b) => b.blockId);
+    return Array.from(this.ids());
   }
 
-  private unlink(b: KVCacheBlock): void {
-    const p = b.prev as KVCacheBlock;
-    const n = b.next as KVCacheBlock;
-    p.next = n;
-    n.prev = p;
-    b.prev = null;
-    b.next = null;
+  private unlink(id: number): void {
+    const p = this.prev[id]!;
+    const n = this.next[id]!;
+    this.next[p] = n;
+    this.prev[n] = p;
+    this.prev[id] = NONE;
+    this.next[id] = NONE;
     this.count--;
   }
 }
@@ -124,22 +200,58 @@ export function hashBlockTokens(parent: BlockHash | null, tokenIds: ArrayLike<nu
 }
 
 export class BlockPool {
-  readonly blocks: readonly KVCacheBlock[];
   readonly freeQueue: FreeBlockQueue;
-  private readonly cached = new Map<BlockHash, KVCacheBlock>();
+  private readonly refs: Int32Array;
+  /** hash <-> block (null without prefix caching). */
+  private readonly index: BlockHashTable | null;
   /** Number of times a cached block was evicted (lost its hash to be reused). */
   numEvictions = 0;
   private cachedFree = 0;
+  /** One handle per block, made on the first use of `blocks` (tests, debugging). */
+  private handles: KVCacheBlock[] | null = null;
 
   constructor(
     readonly numBlocks: number,
     readonly enableCaching = true,
   ) {
     if (!Number.isInteger(numBlocks) || numBlocks < 1) throw new RangeError(`BlockPool: numBlocks=${numBlocks} must be an integer >= 1`);
-    const blocks: KVCacheBlock[] = [];
-    for (let i = 0; i < numBlocks; i++) blocks.push(new KVCacheBlock(i));
-    this.blocks = blocks;
-    this.freeQueue = new FreeBlockQueue(blocks);
+    if (numBlocks > 2 ** 30) throw new RangeError(`BlockPool: numBlocks=${numBlocks} exceeds 2^30 (use larger blocks)`);
+    this.refs = new Int32Array(numBlocks);
+    this.index = enableCaching ? new BlockHashTable(numBlocks) : null;
+    this.freeQueue = new FreeBlockQueue(numBlocks, (id) => this.block(id));
+  }
+
+  /**
+   * Every block as a handle, in id order. Makes numBlocks objects on its first use: for tests
+   * and debugging, not for the engine (which works on ids).
+   */
+  get blocks(): readonly KVCacheBlock[] {
+    this.handles ??= Array.from({ length: this.numBlocks }, (_, id) => new KVCacheBlock(id, this));
+    return this.handles;
+  }
+
+  /** The handle of block `id` (the one in `blocks` once that was made). */
+  block(id: number): KVCacheBlock {
+    return this.handles?.[id] ?? new KVCacheBlock(id, this);
+  }
+
+  refCount(id: number): number {
+    return this.refs[id]!;
+  }
+
+  /** The hash block `id` is registered under in the prefix cache, or null. */
+  hashOf(id: number): BlockHash | null {
+    return this.index ? this.index.hashOf(id) : null;
+  }
+
+  /** Bytes of the pool's typed arrays (ref counts, free-queue links, prefix-cache index). */
+  get hostBytes(): number {
+    return this.refs.byteLength + 2 * 4 * (this.numBlocks + 2) + (this.index?.bytes ?? 0);
+  }
+
+  /** The prefix-cache index's probe statistics (mean probes per operation = probes / ops). */
+  get indexProbes(): { probes: number; ops: number } {
+    return { probes: this.index?.probes ?? 0, ops: this.index?.ops ?? 0 };
   }
 
   get numFreeBlocks(): number {
@@ -148,7 +260,7 @@ export class BlockPool {
 
   /** Blocks registered in the prefix cache (in use or free). */
   get numCachedBlocks(): number {
-    return this.cached.size;
+    return this.index?.size ?? 0;
   }
 
   /** Free blocks that still carry a cached hash (reusable by a prefix hit, evictable). */
@@ -162,7 +274,13 @@ export class BlockPool {
   }
 
   getCachedBlock(hash: BlockHash): KVCacheBlock | null {
-    return this.cached.get(hash) ?? null;
+    const id = this.getCachedBlockId(hash);
+    return id < 0 ? null : this.block(id);
+  }
+
+  /** The block registered under `hash`, or -1. */
+  getCachedBlockId(hash: BlockHash): number {
+    return this.index ? this.index.get(hash) : -1;
   }
 
   /**
@@ -170,27 +288,34 @@ export class BlockPool {
    * hashes. Throws when fewer than n blocks are free (callers check numFreeBlocks first).
    */
   getNewBlocks(n: number): KVCacheBlock[] {
+    const ids: number[] = [];
+    this.getNewBlockIds(n, ids);
+    return ids.map((id) => this.block(id));
+  }
+
+  /** getNewBlocks by id: appends the n ids to `out`. */
+  getNewBlockIds(n: number, out: number[]): void {
     if (n > this.freeQueue.length) throw new Error(`BlockPool.getNewBlocks: asked for ${n} blocks, ${this.freeQueue.length} free`);
-    const out: KVCacheBlock[] = [];
     for (let i = 0; i < n; i++) {
-      const b = this.freeQueue.popLeft();
-      if (b.refCnt !== 0) throw new Error(`BlockPool: block ${b.blockId} on the free queue has ref count ${b.refCnt}`);
-      this.evict(b);
-      b.refCnt = 1;
-      out.push(b);
+      const id = this.freeQueue.popLeftId();
+      if (this.refs[id] !== 0) throw new Error(`BlockPool: block ${id} on the free queue has ref count ${this.refs[id]}`);
+      this.evict(id);
+      this.refs[id] = 1;
+      out.push(id);
     }
-    return out;
   }
 
   /** A request starts using these (cached) blocks: take them off the free queue, ref count +1. */
   touch(blocks: readonly KVCacheBlock[]): void {
-    for (const b of blocks) {
-      if (b.refCnt === 0) {
-        this.freeQueue.remove(b);
-        if (b.blockHash !== null) this.cachedFree--;
-      }
-      b.refCnt++;
+    for (const b of blocks) this.touchId(b.blockId);
+  }
+
+  touchId(id: number): void {
+    if (this.refs[id] === 0) {
+      this.freeQueue.removeId(id);
+      if (this.index?.hasHash(id)) this.cachedFree--;
     }
+    this.refs[id]!++;
   }
 
   /**
@@ -198,13 +323,16 @@ export class BlockPool {
    * blocks that should be evicted first first (a request's blocks are freed tail-first).
    */
   freeBlocks(ordered: readonly KVCacheBlock[]): void {
-    for (const b of ordered) {
-      if (b.refCnt <= 0) throw new Error(`BlockPool.freeBlocks: block ${b.blockId} freed with ref count ${b.refCnt}`);
-      b.refCnt--;
-      if (b.refCnt === 0) {
-        this.freeQueue.append(b);
-        if (b.blockHash !== null) this.cachedFree++;
-      }
+    for (const b of ordered) this.freeId(b.blockId);
+  }
+
+  freeId(id: number): void {
+    const r = this.refs[id]!;
+    if (r <= 0) throw new Error(`BlockPool.freeBlocks: block ${id} freed with ref count ${r}`);
+    this.refs[id] = r - 1;
+    if (r === 1) {
+      this.freeQueue.appendId(id);
+      if (this.index?.hasHash(id)) this.cachedFree++;
     }
   }
 
@@ -214,44 +342,54 @@ export class BlockPool {
    * left uncached (it is a duplicate and will simply be recycled when freed).
    */
   cacheFullBlocks(blocks: readonly KVCacheBlock[], hashes: readonly BlockHash[], from: number, to: number): void {
-    if (!this.enableCaching) return;
+    this.cacheFullBlockIds(
+      blocks.map((b) => b.blockId),
+      hashes,
+      from,
+      to,
+    );
+  }
+
+  cacheFullBlockIds(ids: readonly number[], hashes: readonly BlockHash[], from: number, to: number): void {
+    const index = this.index;
+    if (!index) return;
     for (let i = from; i < to; i++) {
-      const b = blocks[i];
+      const id = ids[i];
       const h = hashes[i];
-      if (b === undefined || h === undefined) throw new Error(`BlockPool.cacheFullBlocks: no block/hash at index ${i}`);
-      if (b.blockHash !== null) {
-        if (b.blockHash !== h) throw new Error(`BlockPool.cacheFullBlocks: block ${b.blockId} already has another hash`);
+      if (id === undefined || h === undefined) throw new Error(`BlockPool.cacheFullBlocks: no block/hash at index ${i}`);
+      if (index.hasHash(id)) {
+        if (!index.isHashOf(id, h)) throw new Error(`BlockPool.cacheFullBlocks: block ${id} already has another hash`);
         continue;
       }
-      if (this.cached.has(h)) continue;
-      b.blockHash = h;
-      this.cached.set(h, b);
+      if (index.get(h) >= 0) continue;
+      index.set(h, id);
     }
   }
 
   /** Drops one block's cache entry (its K/V will not be written after all). */
   uncacheBlock(b: KVCacheBlock): void {
-    if (b.blockHash === null) return;
-    if (this.cached.get(b.blockHash) === b) this.cached.delete(b.blockHash);
-    b.blockHash = null;
-    if (b.refCnt === 0) this.cachedFree--;
+    this.uncacheId(b.blockId);
+  }
+
+  uncacheId(id: number): void {
+    if (!this.index?.hasHash(id)) return;
+    this.index.delete(id);
+    if (this.refs[id] === 0) this.cachedFree--;
   }
 
   /** Forgets every cached hash. Only allowed when no block is in use (returns false otherwise). */
   resetPrefixCache(): boolean {
     if (this.freeQueue.length !== this.numBlocks) return false;
-    for (const b of this.blocks) b.blockHash = null;
-    this.cached.clear();
+    this.index?.clear();
     this.cachedFree = 0;
     return true;
   }
 
   /** Called on blocks just taken off the free queue. */
-  private evict(b: KVCacheBlock): void {
-    if (b.blockHash === null) return;
+  private evict(id: number): void {
+    if (!this.index?.hasHash(id)) return;
     this.cachedFree--;
-    if (this.cached.get(b.blockHash) === b) this.cached.delete(b.blockHash);
-    b.blockHash = null;
+    this.index.delete(id);
     this.numEvictions++;
   }
 }

@@ -50,7 +50,8 @@ export class KVCacheManager {
   readonly numBlocks: number;
   readonly enablePrefixCaching: boolean;
   readonly pool: BlockPool;
-  private readonly reqBlocks = new Map<string, KVCacheBlock[]>();
+  /** Per request: its block ids in token order (ids, not handles: see block-pool.ts). */
+  private readonly reqBlocks = new Map<string, number[]>();
   /** Per request: how many of its leading blocks are registered in the prefix cache. */
   private readonly reqCachedBlocks = new Map<string, number>();
   private queries = 0;
@@ -100,9 +101,9 @@ export class KVCacheManager {
     for (let i = 0; i < maxBlocks; i++) {
       const h = request.blockHashes[i];
       if (h === undefined) break;
-      const b = this.pool.getCachedBlock(h);
-      if (b === null) break;
-      blocks.push(b);
+      const id = this.pool.getCachedBlockId(h);
+      if (id < 0) break;
+      blocks.push(this.pool.block(id));
     }
     return { blocks, numComputedTokens: blocks.length * this.blockSize };
   }
@@ -131,7 +132,7 @@ export class KVCacheManager {
     const numNew = Math.max(0, numRequired - held - newComputedBlocks.length);
     // Hit blocks with ref count 0 sit on the free queue: touching them takes them off it.
     let evictableHits = 0;
-    for (const b of newComputedBlocks) if (b.refCnt === 0) evictableHits++;
+    for (const b of newComputedBlocks) if (this.pool.refCount(b.blockId) === 0) evictableHits++;
     if (numNew > this.pool.numFreeBlocks - evictableHits) return null;
 
     let blocks = existing;
@@ -145,12 +146,12 @@ export class KVCacheManager {
         this.hits += newComputedBlocks.length * this.blockSize;
       }
     }
-    if (newComputedBlocks.length > 0) {
-      this.pool.touch(newComputedBlocks);
-      blocks.push(...newComputedBlocks);
+    for (const b of newComputedBlocks) {
+      this.pool.touchId(b.blockId);
+      blocks.push(b.blockId);
     }
-    const fresh = this.pool.getNewBlocks(numNew);
-    blocks.push(...fresh);
+    const first = blocks.length;
+    this.pool.getNewBlockIds(numNew, blocks);
 
     if (this.enablePrefixCaching) {
       // Blocks are registered as soon as their tokens are scheduled (the runner writes a layer's
@@ -159,10 +160,12 @@ export class KVCacheManager {
       const numFull = Math.floor(Math.min(numComputed + numNewTokens, request.numTokens) / this.blockSize);
       const done = this.reqCachedBlocks.get(id) ?? 0;
       if (numFull > done) {
-        this.pool.cacheFullBlocks(blocks, request.blockHashes, done, numFull);
+        this.pool.cacheFullBlockIds(blocks, request.blockHashes, done, numFull);
         this.reqCachedBlocks.set(id, numFull);
       }
     }
+    const fresh: KVCacheBlock[] = [];
+    for (let i = first; i < blocks.length; i++) fresh.push(this.pool.block(blocks[i]!));
     return fresh;
   }
 
@@ -178,11 +181,11 @@ export class KVCacheManager {
     const registered = this.reqCachedBlocks.get(request.requestId) ?? 0;
     this.reqBlocks.delete(request.requestId);
     this.reqCachedBlocks.delete(request.requestId);
-    this.pool.freeBlocks([...blocks].reverse());
+    for (let i = blocks.length - 1; i >= 0; i--) this.pool.freeId(blocks[i]!);
     const valid = Math.floor(request.numComputedTokens / this.blockSize);
-    for (let i = valid; i < registered; i++) {
-      const b = blocks[i];
-      if (b !== undefined && b.refCnt === 0) this.pool.uncacheBlock(b);
+    for (let i = valid; i < registered && i < blocks.length; i++) {
+      const id = blocks[i]!;
+      if (this.pool.refCount(id) === 0) this.pool.uncacheId(id);
     }
   }
 
@@ -190,13 +193,14 @@ export class KVCacheManager {
     return this.reqBlocks.has(request.requestId);
   }
 
+  /** The request's blocks as handles (a new array of handles each call). */
   getBlocks(request: Request): readonly KVCacheBlock[] {
-    return this.reqBlocks.get(request.requestId) ?? [];
+    return (this.reqBlocks.get(request.requestId) ?? []).map((id) => this.pool.block(id));
   }
 
-  /** Block ids of the request, in token order. */
+  /** Block ids of the request, in token order (a copy). */
   blockTable(request: Request): number[] {
-    return this.getBlocks(request).map((b) => b.blockId);
+    return (this.reqBlocks.get(request.requestId) ?? []).slice();
   }
 
   /**
@@ -204,14 +208,14 @@ export class KVCacheManager {
    * written into `out` at `outOffset` (a new Int32Array when omitted).
    */
   slotMapping(request: Request, start: number, count: number, out?: Int32Array, outOffset = 0): Int32Array {
-    const blocks = this.getBlocks(request);
+    const blocks = this.reqBlocks.get(request.requestId) ?? [];
     const dst = out ?? new Int32Array(count);
     const bs = this.blockSize;
     for (let i = 0; i < count; i++) {
       const pos = start + i;
-      const b = blocks[Math.floor(pos / bs)];
-      if (b === undefined) throw new Error(`slotMapping: request ${request.requestId} has no block for position ${pos}`);
-      dst[outOffset + i] = b.blockId * bs + (pos % bs);
+      const id = blocks[Math.floor(pos / bs)];
+      if (id === undefined) throw new Error(`slotMapping: request ${request.requestId} has no block for position ${pos}`);
+      dst[outOffset + i] = id * bs + (pos % bs);
     }
     return dst;
   }

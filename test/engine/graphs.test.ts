@@ -23,8 +23,8 @@ warnIfNoModels("engine graphs");
 
 const MiB = 2 ** 20;
 const SYNTH = "synthetic:dim=64,hidden=176,layers=2,heads=4,kv_heads=2,vocab=300";
-// At 0.99 of an 80-141 GB GPU, SYNTH's 4 KiB blocks would number tens of millions (the block
-// pool holds one object per block): CUDA's 0.99 start-up uses 512 KiB blocks, as real models.
+// At 0.99 of an 80-141 GB GPU, SYNTH's 4 KiB blocks would number tens of millions (about 1 GB
+// of block-pool typed arrays): CUDA's 0.99 start-up uses 512 KiB blocks, as real models.
 const SYNTH_BIG = "synthetic:dim=1024,hidden=2816,layers=8,heads=8,kv_heads=8,vocab=300";
 
 // Closed after each test: on CUDA every engine shares the one real device.
