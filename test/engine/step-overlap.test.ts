@@ -35,6 +35,8 @@ type Seen = StepPhase | "model.step:graph" | "model.step:eager" | "prepare" | "s
 
 interface StepRecord {
   seen: Seen[];
+  /** performance.now() at each recorded phase (printed, never asserted: no timing thresholds). */
+  at: Partial<Record<StepPhase, number>>;
   /** Logits rows as read from the device when the masks began (null: no mask computed). */
   snapshot: Float32Array | null;
   bitmask: TokenBitmaskBatch | null;
@@ -51,13 +53,16 @@ function instrument(s: StartedEngine, core: EngineCore): StepRecord[] {
   const model = s.model;
   const step = model.step.bind(model);
   model.step = (inp: StepInputs, numTokens: number, numSeqs: number, numLogitsRows: number): boolean => {
-    cur = { seen: [], snapshot: null, bitmask: null, rows: numLogitsRows, requestIds: [] };
+    cur = { seen: [], at: {}, snapshot: null, bitmask: null, rows: numLogitsRows, requestIds: [] };
     steps.push(cur);
     const replayed = step(inp, numTokens, numSeqs, numLogitsRows);
     push(replayed ? "model.step:graph" : "model.step:eager");
     return replayed;
   };
-  core.runner.recorder = (p) => push(p);
+  core.runner.recorder = (p) => {
+    push(p);
+    cur!.at[p] = performance.now();
+  };
   const finish = core.runner.finish.bind(core.runner);
   core.runner.finish = (out: SchedulerOutput, bitmask?: TokenBitmaskBatch | null) => {
     cur!.requestIds = out.logitsRequests.map((r) => r.request.requestId);
@@ -183,6 +188,16 @@ describeDevices("a step launches the forward pass before computing grammar masks
           expect({ step: k, seen: st.seen }).toEqual({ step: k, seen: expectedOrder(deviceSampling, replayed, masks) });
           if (replayed && masks) maskedReplays++;
         }
+        // What the overlap buys, shown (not asserted): host time spent on the masks after the
+        // launch, and the wait from the masks' end to the ids (rest of the forward pass + tail).
+        const masked = steps.filter((st) => st.seen.includes("prepare") && st.at.masks_end !== undefined);
+        const mean = (f: (st: StepRecord) => number) => masked.reduce((a, st) => a + f(st), 0) / Math.max(1, masked.length);
+        const end = deviceSampling ? "ids_read" : "logits_read";
+        console.log(
+          `[${env.device}, ${deviceSampling ? "device" : "host"} sampling] ${masked.length} masked steps: masks ` +
+            `${mean((st) => st.at.masks_end! - st.at.forward_launched!).toFixed(3)} ms after the launch, then ` +
+            `${mean((st) => st.at[end]! - st.at.masks_end!).toFixed(3)} ms to the ${end === "ids_read" ? "ids" : "logits"}`,
+        );
         // Decode steps replayed graphs while their masks were computed.
         expect(maskedReplays).toBeGreaterThan(5);
         expect(s.decodeGraphs!.replays).toBeGreaterThanOrEqual(maskedReplays);
