@@ -215,7 +215,7 @@ export class DeviceSampler {
     }
     this.stagedRows = rows;
     // One copy of the four arrays (16 bytes a row of the arena's largest batch).
-    this.dev.copyToDevice(this.model.buf("sampleParams"), this.params);
+    this.dev.copyToDeviceAsync(this.model.buf("sampleParams"), this.params);
     this.stagedBytes += this.params.byteLength;
   }
 
@@ -229,7 +229,7 @@ export class DeviceSampler {
     const upTo = Math.max(n, this.stagedEntries);
     this.stagedEntries = n;
     if (upTo === 0) return;
-    this.dev.copyToDevice(this.model.buf("logitBias"), this.entryBytes.subarray(0, 16 * upTo));
+    this.dev.copyToDeviceAsync(this.model.buf("logitBias"), this.entryBytes.subarray(0, 16 * upTo));
     this.stagedBytes += 16 * upTo;
   }
 
@@ -240,7 +240,7 @@ export class DeviceSampler {
     if (bitmask && count > 0) {
       const w = count * this.words;
       if (bitmask.mask.length < w) throw new RangeError(`token bitmask of ${count} rows has ${bitmask.mask.length} words`);
-      this.dev.copyToDevice(this.model.buf("tokenBitmask"), bitmask.mask.subarray(0, w));
+      this.dev.copyToDeviceAsync(this.model.buf("tokenBitmask"), bitmask.mask.subarray(0, w));
       this.stagedBytes += 4 * w;
       this.maskRowIdx.set(bitmask.rows.subarray(0, count));
     }
@@ -248,7 +248,7 @@ export class DeviceSampler {
     this.maskRowIdx.fill(-1, count, upTo);
     this.stagedMaskRows = count;
     if (upTo > 0) {
-      this.dev.copyToDevice(this.model.buf("bitmaskRows"), this.maskRowIdx.subarray(0, upTo));
+      this.dev.copyToDeviceAsync(this.model.buf("bitmaskRows"), this.maskRowIdx.subarray(0, upTo));
       this.stagedBytes += 4 * upTo;
     }
     return count;
