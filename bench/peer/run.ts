@@ -1,7 +1,7 @@
 // bench/peer: headroom side by side with llama.cpp on the same weights, in one run.
 //
 //   bun bench/peer/run.ts [--quick] [--formats F32,F16,Q8_0,Q4_K_M] [--reps 3] [--threads 2]
-//                         [--cache ~/.cache/headroom/peer] [--no-http] [--no-hf]
+//                         [--cache ~/.cache/headroom/peer] [--no-http] [--no-hf] [--no-kernels]
 //                         [--budgets 64,128,256,512 [--budget-reps 1]] [--headroom-budget N]
 //                         [--out bench/out/peer.json]
 //   bun bench/run.ts --only peer      the same, then bench/RESULTS.md's "Peer: llama.cpp" block
@@ -20,7 +20,8 @@
 // 5. the HTTP row: llama-server and `headroom serve` on the F32 file, 16 concurrent streaming
 //    clients (llama-server's native /completion, headroom's /v1/completions: http.ts says why),
 //    repetitions alternating between the servers, outputs compared request by request;
-//    --budgets adds `headroom serve` runs at other --max-num-batched-tokens values.
+//    --budgets adds `headroom serve` runs at other --max-num-batched-tokens values;
+//    --no-kernels skips step 3 (the HTTP row alone).
 // Both systems get the same thread count and, where the machine has more cores than threads,
 // the same CPUs (taskset; this process re-executes itself under it). The load average is
 // recorded before every repetition: on a shared machine the figures are only as good as it.
@@ -30,7 +31,7 @@ import { cpus, homedir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 
 import { HeadroomKernel, type KernelShape } from "./headroom-side.ts";
-import { compareTexts, runHttp, workloadPrompts, type HttpResult, type HttpWorkload } from "./http.ts";
+import { compareTexts, promptsForRun, runHttp, workloadPrompts, type HttpResult, type HttpWorkload } from "./http.ts";
 import { ensureLlamaBuild } from "./llama-build.ts";
 import { batchedBench, llamaBench, pick, type LlamaBenchRow, type Pin } from "./llama-side.ts";
 import { ensureModels, FORMATS, type Format } from "./models.ts";
@@ -48,6 +49,8 @@ export interface PeerArgs {
   threads: number;
   cache: string;
   http: boolean;
+  /** The per-format kernel rows (llama-bench / batched-bench vs the engine in-process). */
+  kernels: boolean;
   hf: boolean;
   budgets: number[];
   budgetReps: number;
@@ -63,6 +66,7 @@ export function parseArgs(argv: string[]): PeerArgs {
     threads: 2,
     cache: process.env.HEADROOM_PEER_CACHE ?? join(homedir(), ".cache/headroom/peer"),
     http: true,
+    kernels: true,
     hf: true,
     budgets: [],
     budgetReps: 1,
@@ -97,6 +101,7 @@ export function parseArgs(argv: string[]): PeerArgs {
     else if (x === "--cache") a.cache = resolve(v());
     else if (x === "--no-http") a.http = false;
     else if (x === "--no-hf") a.hf = false;
+    else if (x === "--no-kernels") a.kernels = false;
     else if (x === "--budgets") a.budgets = v().split(",").map(Number);
     else if (x === "--budget-reps") a.budgetReps = int(1);
     else if (x === "--headroom-budget") a.headroomBudget = int(1);
@@ -167,7 +172,7 @@ async function main(): Promise<number> {
   const greedyPrompt = workloadPrompts({ concurrency: 1, requests: 1, promptTokens: 32, maxTokens: 0 }, models.vocabSize, 99)[0]!;
 
   const formats: FormatResult[] = [];
-  for (const f of args.formats) {
+  for (const f of args.kernels ? args.formats : []) {
     const file = models.gguf[f];
     const res: FormatResult = { format: f, file, fileBytes: Bun.file(file).size, comparisons: [], loadAverages: [] };
     formats.push(res);
@@ -271,7 +276,6 @@ async function main(): Promise<number> {
   } | null = null;
   if (args.http && args.formats.includes("F32")) {
     const file = models.gguf.F32;
-    const prompts = workloadPrompts(workload, models.vocabSize);
     const ctxPerSlot = Math.ceil((workload.promptTokens + workload.maxTokens + 1) / 256) * 256;
     const kvBytes = 512 * MiB;
     log(
@@ -289,7 +293,7 @@ async function main(): Promise<number> {
         loads.push(loadAverage()[0]);
         const order = r % 2 === 0 ? ([ls, hs] as const) : ([hs, ls] as const);
         for (const s of order) {
-          const x = await runHttp(s.url, s === ls ? "llama" : "openai", workload, prompts);
+          const x = await runHttp(s.url, s === ls ? "llama" : "openai", workload, promptsForRun(workload, models.vocabSize, r));
           (s === ls ? runs.llama : runs.headroom).push(x);
           log(
             `HTTP rep ${r + 1}/${args.reps} ${s.name}: ${x.output_tokens_per_s.toFixed(1)} tok/s, TTFT p50 ${x.ttft_ms.p50.toFixed(0)} ms, ITL p50/p99 ${x.itl_ms.p50.toFixed(0)}/${x.itl_ms.p99.toFixed(0)} ms, failed ${x.failed}`,
@@ -312,7 +316,7 @@ async function main(): Promise<number> {
       const rs: Omit<HttpResult, "texts">[] = [];
       try {
         for (let r = 0; r < args.budgetReps; r++) {
-          const x = await runHttp(s.url, "openai", workload, prompts);
+          const x = await runHttp(s.url, "openai", workload, promptsForRun(workload, models.vocabSize, args.reps + r));
           rs.push(strip(x));
           log(
             `HTTP budget ${b}: ${x.output_tokens_per_s.toFixed(1)} tok/s, TTFT p50 ${x.ttft_ms.p50.toFixed(0)} ms, ITL p50/p99 ${x.itl_ms.p50.toFixed(0)}/${x.itl_ms.p99.toFixed(0)} ms`,

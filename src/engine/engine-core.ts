@@ -35,7 +35,10 @@ export class EngineRequestError extends Error {
   }
 }
 
+const TRACE = process.env.HEADROOM_STEP_TRACE;
+
 export class EngineCore {
+  private traceStart = 0;
   readonly scheduler: Scheduler;
   readonly kv: KVCacheManager;
   private readonly sampler = new Sampler();
@@ -190,8 +193,10 @@ export class EngineCore {
    * be ready (needsPrepare() false: await prepareStep() first), or use stepAsync().
    */
   step(): TokenEvent[] {
+    const t0 = performance.now();
     const out = this.scheduler.schedule();
     if (out.scheduled.length === 0) return [];
+    this.traceStart = t0;
     const so = this.structured;
     const bitmask = so && so.size > 0 ? so.batch(out.logitsRequests.map((s) => s.request.requestId)) : null;
     const logits = this.runner.execute(out, bitmask);
@@ -216,6 +221,7 @@ export class EngineCore {
       await so.prepare();
       return this.step();
     }
+    this.traceStart = performance.now();
     const out = this.scheduler.schedule();
     if (out.scheduled.length === 0) return [];
     this.runner.launch(out);
@@ -259,6 +265,15 @@ export class EngineCore {
       }
     }
     const events = results.map((r) => this.toEvent(r));
+    if (TRACE) {
+      let attn = 0;
+      for (const sr of out.scheduled) attn += sr.numNewTokens * sr.numComputedBefore + (sr.numNewTokens * (sr.numNewTokens + 1)) / 2;
+      const { appendFileSync } = require("node:fs") as typeof import("node:fs");
+      appendFileSync(
+        TRACE,
+        `${JSON.stringify({ t: performance.now(), ms: performance.now() - this.traceStart, step: out.step, dec: out.numDecodeTokens, pre: out.numPrefillTokens, preReqs: out.scheduled.length - out.numDecodeTokens, rows: out.logitsRequests.length, attn, run: this.scheduler.numRunning, wait: this.scheduler.numWaiting })}\n`,
+      );
+    }
     let n = 0;
     for (const e of events) n += e.tokenIds.length;
     this.generated += n;
