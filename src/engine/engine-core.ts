@@ -14,6 +14,7 @@ import { Sampler, computeLogprobs } from "./sampler.ts";
 import type { LogitsOutput } from "./runner.ts";
 import { Scheduler, SchedulerError, type RequestOutput, type SchedulerOutput } from "./scheduler.ts";
 import type { StartedEngine } from "./startup.ts";
+import { shapeOf, StepPacer } from "./step-pacer.ts";
 import { StructuredOutputs } from "./structured.ts";
 
 export interface EngineCoreOptions {
@@ -38,7 +39,8 @@ export class EngineRequestError extends Error {
 const TRACE = process.env.HEADROOM_STEP_TRACE;
 
 export class EngineCore {
-  private traceStart = 0;
+  /** When the current step was scheduled (its measured time feeds the scheduler's pacer). */
+  private stepStart = 0;
   readonly scheduler: Scheduler;
   readonly kv: KVCacheManager;
   private readonly sampler = new Sampler();
@@ -64,6 +66,7 @@ export class EngineCore {
         maxNumBatchedTokens: started.limits.maxTokens,
         maxModelLen: started.maxModelLen,
         maxWaitingRequests: opts.maxWaiting,
+        pacer: started.stepTimeFactor > 0 ? new StepPacer({ factor: started.stepTimeFactor }) : null,
       },
       this.kv,
     );
@@ -196,7 +199,7 @@ export class EngineCore {
     const t0 = performance.now();
     const out = this.scheduler.schedule();
     if (out.scheduled.length === 0) return [];
-    this.traceStart = t0;
+    this.stepStart = t0;
     const so = this.structured;
     const bitmask = so && so.size > 0 ? so.batch(out.logitsRequests.map((s) => s.request.requestId)) : null;
     const logits = this.runner.execute(out, bitmask);
@@ -221,7 +224,7 @@ export class EngineCore {
       await so.prepare();
       return this.step();
     }
-    this.traceStart = performance.now();
+    this.stepStart = performance.now();
     const out = this.scheduler.schedule();
     if (out.scheduled.length === 0) return [];
     this.runner.launch(out);
@@ -257,6 +260,9 @@ export class EngineCore {
       samples.map((s) => s.tokenId),
       samples.map((s) => s.logprobs),
     );
+    const stepMs = performance.now() - this.stepStart;
+    const pred = TRACE ? this.scheduler.pacer?.model.predict(shapeOf(out)) : null;
+    this.scheduler.observeStep(out, stepMs);
     if (so && so.size > 0) {
       for (const r of results) {
         if (!so.has(r.requestId)) continue;
@@ -271,7 +277,7 @@ export class EngineCore {
       const { appendFileSync } = require("node:fs") as typeof import("node:fs");
       appendFileSync(
         TRACE,
-        `${JSON.stringify({ t: performance.now(), ms: performance.now() - this.traceStart, step: out.step, dec: out.numDecodeTokens, pre: out.numPrefillTokens, preReqs: out.scheduled.length - out.numDecodeTokens, rows: out.logitsRequests.length, attn, run: this.scheduler.numRunning, wait: this.scheduler.numWaiting })}\n`,
+        `${JSON.stringify({ t: performance.now(), ms: stepMs, pred, step: out.step, dec: out.numDecodeTokens, pre: out.numPrefillTokens, preReqs: out.scheduled.length - out.numDecodeTokens, rows: out.logitsRequests.length, attn, run: this.scheduler.numRunning, wait: this.scheduler.numWaiting })}\n`,
       );
     }
     let n = 0;
