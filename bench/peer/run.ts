@@ -3,6 +3,7 @@
 //   bun bench/peer/run.ts [--quick] [--formats F32,F16,Q8_0,Q4_K_M] [--reps 3] [--threads 2]
 //                         [--cache ~/.cache/headroom/peer] [--no-http] [--no-hf] [--no-kernels]
 //                         [--budgets 64,128,256,512 [--budget-reps 1]] [--headroom-budget N]
+//                         [--variants "ARGS;ARGS"]
 //                         [--out bench/out/peer.json]
 //   bun bench/run.ts --only peer      the same, then bench/RESULTS.md's "Peer: llama.cpp" block
 //
@@ -21,7 +22,9 @@
 //    clients (llama-server's native /completion, headroom's /v1/completions: http.ts says why),
 //    repetitions alternating between the servers, outputs compared request by request;
 //    --budgets adds `headroom serve` runs at other --max-num-batched-tokens values;
-//    --no-kernels skips step 3 (the HTTP row alone).
+//    --variants runs further `headroom serve` instances with extra flags (e.g. "--step-time-factor 3;
+//    --step-time-factor 0 --max-num-batched-tokens 128"), interleaved with the two servers in
+//    every repetition (the same load for all); --no-kernels skips step 3 (the HTTP row alone).
 // Both systems get the same thread count and, where the machine has more cores than threads,
 // the same CPUs (taskset; this process re-executes itself under it). The load average is
 // recorded before every repetition: on a shared machine the figures are only as good as it.
@@ -55,6 +58,8 @@ export interface PeerArgs {
   budgets: number[];
   budgetReps: number;
   headroomBudget: number | null;
+  /** Extra `headroom serve` argument sets, run in every HTTP repetition. */
+  variants: string[][];
   out: string;
 }
 
@@ -71,6 +76,7 @@ export function parseArgs(argv: string[]): PeerArgs {
     budgets: [],
     budgetReps: 1,
     headroomBudget: null,
+    variants: [],
     out: "bench/out/peer.json",
   };
   let formatsGiven = false;
@@ -105,6 +111,11 @@ export function parseArgs(argv: string[]): PeerArgs {
     else if (x === "--budgets") a.budgets = v().split(",").map(Number);
     else if (x === "--budget-reps") a.budgetReps = int(1);
     else if (x === "--headroom-budget") a.headroomBudget = int(1);
+    else if (x === "--variants")
+      a.variants = v()
+        .split(";")
+        .map((t) => t.trim().split(/\s+/).filter(Boolean))
+        .filter((t) => t.length > 0);
     else if (x === "--out") a.out = v();
     else throw new Error(`unknown argument ${x} (see the header of bench/peer/run.ts)`);
   }
@@ -273,6 +284,7 @@ async function main(): Promise<number> {
     loadAverages: number[];
     runs: { llama: Omit<HttpResult, "texts">[]; headroom: Omit<HttpResult, "texts">[] };
     budgets: { budget: number; runs: Omit<HttpResult, "texts">[] }[];
+    variants: { args: string[]; runs: Omit<HttpResult, "texts">[] }[];
   } | null = null;
   if (args.http && args.formats.includes("F32")) {
     const file = models.gguf.F32;
@@ -287,8 +299,13 @@ async function main(): Promise<number> {
       throw e;
     });
     const runs = { llama: [] as HttpResult[], headroom: [] as HttpResult[] };
+    const vs: { args: string[]; server: Awaited<ReturnType<typeof startHeadroomServer>> | null; runs: HttpResult[] }[] = args.variants.map(
+      (a) => ({ args: a, server: null, runs: [] }),
+    );
     const loads: number[] = [];
     try {
+      for (const v of vs)
+        v.server = await startHeadroomServer(pin, file, args.threads, workload.concurrency, args.headroomBudget, kvBytes, v.args);
       for (let r = 0; r < args.reps; r++) {
         loads.push(loadAverage()[0]);
         const order = r % 2 === 0 ? ([ls, hs] as const) : ([hs, ls] as const);
@@ -298,9 +315,19 @@ async function main(): Promise<number> {
           log(
             `HTTP rep ${r + 1}/${args.reps} ${s.name}: ${x.output_tokens_per_s.toFixed(1)} tok/s, TTFT p50 ${x.ttft_ms.p50.toFixed(0)} ms, ITL p50/p99 ${x.itl_ms.p50.toFixed(0)}/${x.itl_ms.p99.toFixed(0)} ms, failed ${x.failed}`,
           );
+          // the variants next to the headroom run of this repetition
+          if (s !== hs) continue;
+          for (const v of vs) {
+            const y = await runHttp(v.server!.url, "openai", workload, promptsForRun(workload, models.vocabSize, r));
+            v.runs.push(y);
+            log(
+              `HTTP rep ${r + 1}/${args.reps} headroom serve ${v.args.join(" ")}: ${y.output_tokens_per_s.toFixed(1)} tok/s, TTFT p50 ${y.ttft_ms.p50.toFixed(0)} ms, ITL p50/p99 ${y.itl_ms.p50.toFixed(0)}/${y.itl_ms.p99.toFixed(0)} ms, failed ${y.failed}`,
+            );
+          }
         }
       }
     } finally {
+      for (const v of vs) await v.server?.stop();
       await hs.stop();
       await ls.stop();
     }
@@ -365,6 +392,7 @@ async function main(): Promise<number> {
       loadAverages: loads,
       runs: { llama: runs.llama.map(strip), headroom: runs.headroom.map(strip) },
       budgets,
+      variants: vs.map((v) => ({ args: v.args, runs: v.runs.map(strip) })),
     };
     const failed = [...runs.llama, ...runs.headroom].reduce((a, x) => a + x.failed, 0);
     if (failed > 0) log(`HTTP: ${failed} requests failed (see the JSON)`);

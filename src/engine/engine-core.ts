@@ -13,8 +13,8 @@ import { Request, type SampleLogprobs } from "./request.ts";
 import { Sampler, computeLogprobs } from "./sampler.ts";
 import type { LogitsOutput } from "./runner.ts";
 import { Scheduler, SchedulerError, type RequestOutput, type SchedulerOutput } from "./scheduler.ts";
-import type { StartedEngine } from "./startup.ts";
-import { shapeOf, StepPacer } from "./step-pacer.ts";
+import { CPU_MIN_STEP_TOKENS, type StartedEngine } from "./startup.ts";
+import { StepPacer } from "./step-pacer.ts";
 import { StructuredOutputs } from "./structured.ts";
 
 export interface EngineCoreOptions {
@@ -35,8 +35,6 @@ export class EngineRequestError extends Error {
     this.name = "EngineRequestError";
   }
 }
-
-const TRACE = process.env.HEADROOM_STEP_TRACE;
 
 export class EngineCore {
   /** When the current step was scheduled (its measured time feeds the scheduler's pacer). */
@@ -66,7 +64,7 @@ export class EngineCore {
         maxNumBatchedTokens: started.limits.maxTokens,
         maxModelLen: started.maxModelLen,
         maxWaitingRequests: opts.maxWaiting,
-        pacer: started.stepTimeFactor > 0 ? new StepPacer({ factor: started.stepTimeFactor }) : null,
+        pacer: started.stepTimeFactor > 0 ? new StepPacer({ factor: started.stepTimeFactor, minStepTokens: CPU_MIN_STEP_TOKENS }) : null,
       },
       this.kv,
     );
@@ -260,9 +258,8 @@ export class EngineCore {
       samples.map((s) => s.tokenId),
       samples.map((s) => s.logprobs),
     );
-    const stepMs = performance.now() - this.stepStart;
-    const pred = TRACE ? this.scheduler.pacer?.model.predict(shapeOf(out)) : null;
-    this.scheduler.observeStep(out, stepMs);
+    // The pacer's cost model learns from every step (schedule → forward → sampling → update).
+    this.scheduler.observeStep(out, performance.now() - this.stepStart);
     if (so && so.size > 0) {
       for (const r of results) {
         if (!so.has(r.requestId)) continue;
@@ -271,15 +268,6 @@ export class EngineCore {
       }
     }
     const events = results.map((r) => this.toEvent(r));
-    if (TRACE) {
-      let attn = 0;
-      for (const sr of out.scheduled) attn += sr.numNewTokens * sr.numComputedBefore + (sr.numNewTokens * (sr.numNewTokens + 1)) / 2;
-      const { appendFileSync } = require("node:fs") as typeof import("node:fs");
-      appendFileSync(
-        TRACE,
-        `${JSON.stringify({ t: performance.now(), ms: stepMs, pred, step: out.step, dec: out.numDecodeTokens, pre: out.numPrefillTokens, preReqs: out.scheduled.length - out.numDecodeTokens, rows: out.logitsRequests.length, attn, run: this.scheduler.numRunning, wait: this.scheduler.numWaiting })}\n`,
-      );
-    }
     let n = 0;
     for (const e of events) n += e.tokenIds.length;
     this.generated += n;

@@ -11,8 +11,9 @@
 //     budget and blocks last, starting from their longest cached prefix.
 // With a StepPacer (step-pacer.ts; the CPU default), prompt chunks are also sized by time: a
 // step in which sequences decode may take at most factor × a plain decode step of the served
-// batch (a cost model fitted from the engine's step timings, fed through observeStep()); a step
-// in which nothing decodes takes prompt tokens up to the token budget. maxNumBatchedTokens stays
+// batch (a cost model fitted from the engine's step timings, fed through observeStep()), and at
+// least minStepTokens tokens; a step in which nothing decodes takes prompt tokens up to the
+// token budget. maxNumBatchedTokens stays
 // the hard cap either way. Prompts are chunked in arrival order, so one prompt's prefill
 // finishes before the next starts (the earliest first token for the earliest arrival).
 // `numComputedTokens` advances at schedule time; the runner must execute every step it is given,
@@ -272,10 +273,12 @@ export class Scheduler {
       if (pacer === null || numNew <= 0) return numNew;
       const st = this.stepShape(sched);
       if (st.decodeRows === 0) return numNew;
+      // The floor: what a fixed budget of minStepTokens would give this chunk.
+      const floor = Math.min(numNew, Math.max(0, pacer.minStepTokens - st.tokens));
       const target = pacer.targetMs(st.decodeRows, st.decodePairs, served);
-      if (target === null) return Math.max(0, Math.min(numNew, pacer.coldChunk - st.prefillTokens));
+      if (target === null) return st.prefillTokens === 0 ? Math.max(floor, Math.min(numNew, pacer.minChunk)) : floor;
       const endRows = this.rowsOf(r, start, numNew);
-      const n = pacer.chunk(st, start, numNew, endRows, target, st.prefillTokens);
+      const n = Math.max(floor, pacer.chunk(st, start, numNew, endRows, target, st.prefillTokens));
       // Cut short of the prompt's end: a chunk without its sampling row must not need one.
       return n < numNew ? fitRows(r, start, n) : n;
     };

@@ -164,16 +164,26 @@ export interface StartedEngine {
 export const CPU_DEFAULT_MAX_NUM_BATCHED_TOKENS = 512;
 
 /**
- * CPU default --step-time-factor: a step carrying prompt tokens while sequences decode may take
- * 2× a plain decode step of the served batch, so a streaming client's inter-token gap stays
- * within about 2× its decode-only gap (issue 15: inter-token p99 within 2× llama-server's under
- * 16 concurrent clients), while prompts are prefilled in chunks as large as that allows.
+ * CPU default --step-time-factor: while sequences decode, a step carrying prompt tokens may take
+ * 4× a plain decode step of the served batch, and takes at least CPU_MIN_STEP_TOKENS tokens.
+ * Why 4: llama-server puts a whole arriving prompt into its next step, so its inter-token p99
+ * under 16 streaming clients is about a step of one 128-token prompt plus the decodes, which on
+ * s110m measures ~4× a 16-sequence decode step; 4× keeps ours within 2× of that with our decode
+ * no slower than llama.cpp's. A factor of 2 (or 3) was measured: chunks of 25–60 tokens on this
+ * compute-bound CPU, half the seats empty, throughput −20 % and TTFT p50 ×4 (×1.7) against the
+ * fixed 128-token budget (bench/peer, 16 clients; README "Chunked prefill paced by time").
  * CUDA: off. A GPU decode step is bound by weight reads and launches, and prompt tokens up to
  * thousands add little to it until the matmuls turn compute-bound (not the linear cost the
  * pacer fits); the 2048-token budget already keeps CUDA's inter-token latency near a decode
  * step's, and the pacer can be turned on there with the flag.
  */
-export const CPU_DEFAULT_STEP_TIME_FACTOR = 2;
+export const CPU_DEFAULT_STEP_TIME_FACTOR = 4;
+
+/**
+ * Floor of the paced steps (StepPacer.minStepTokens): the fixed CPU budget that was the default
+ * before the pacer, so pacing only ever makes prompt chunks larger than it did.
+ */
+export const CPU_MIN_STEP_TOKENS = 128;
 
 /** Default --step-time-factor: CPU_DEFAULT_STEP_TIME_FACTOR on the CPU backend, 0 (off) on CUDA. */
 export function defaultStepTimeFactor(backend: string): number {

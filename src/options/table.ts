@@ -235,7 +235,7 @@ export const OPTIONS = {
     min: 0,
     default: null,
     engine: true,
-    help: "chunked prefill paced by time: while sequences decode, a step carrying prompt tokens may take this many times a plain decode step of the served batch (predicted by a cost model fitted online from the engine's step timings; bounds the inter-token gap prompts cause), within --max-num-batched-tokens; 0 = off (chunks limited by --max-num-batched-tokens alone); default 2 on the CPU backend, 0 on CUDA",
+    help: "chunked prefill paced by time: while sequences decode, a step carrying prompt tokens may take this many times a plain decode step of the served batch (predicted by a cost model fitted online from the engine's step timings; at least 128 tokens a step), within --max-num-batched-tokens; 0 = off (chunks limited by --max-num-batched-tokens alone); default 4 on the CPU backend, 0 on CUDA",
   },
   blockSize: { flag: "block-size", kind: "int", min: 1, max: 1024, default: 16, engine: true, plan: true, help: "tokens per KV block" },
   enforceEager: { flag: "enforce-eager", kind: "bool", default: false, engine: true, plan: true, help: "never capture graphs" },

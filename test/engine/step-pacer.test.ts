@@ -112,10 +112,10 @@ describe("StepPacer.chunk", () => {
 describe("Scheduler with a StepPacer", () => {
   const prompts = (n: number, len: number) => Array.from({ length: n }, (_, i) => range(i * 7, i * 7 + len).map((t) => t % 97));
 
-  function burst(model: StepCostModel, observe: (o: SchedulerOutput) => void = () => {}) {
+  function burst(model: StepCostModel, observe: (o: SchedulerOutput) => void = () => {}, minStepTokens = 0) {
     const h = makeHarness({
       numBlocks: 512,
-      config: { maxNumBatchedTokens: 512, maxNumSeqs: 16, pacer: new StepPacer({ factor: 2, model, minChunk: 16, coldChunk: 40 }) },
+      config: { maxNumBatchedTokens: 512, maxNumSeqs: 16, pacer: new StepPacer({ factor: 2, model, minChunk: 16, minStepTokens }) },
     });
     const ps = prompts(16, 128);
     ps.forEach((p, i) =>
@@ -161,12 +161,18 @@ describe("Scheduler with a StepPacer", () => {
   test("an online model fed the law's step times converges to the law's choices", () => {
     const law = new Law(10, 0.5, 0.05, 0.2);
     const online = new OnlineStepCost();
+    // an engine that has served before: a few steps of each kind seen
+    for (const p of [0, 16, 64, 128])
+      for (const d of [1, 8, 16]) {
+        const x = { tokens: d + p, rows: d + (p ? 1 : 0), attn: d * 150 + chunkPairs(0, p) };
+        online.observe(x, law.predict(x));
+      }
     // The harness's "clock": every step takes exactly what the law says of its shape.
     const steps = burst(online, (o) => online.observe(shapeOf(o), law.predict(shapeOf(o))));
     const reference = burst(law);
-    // Once warm (it learns from the first steps), the online pacer picks what the law would:
-    // every step that decodes and prefills fits 2× a decode step of the served batch.
-    for (const o of steps.slice(4)) {
+    // The online pacer picks what the law would: every step that decodes and prefills fits
+    // 2× a decode step of the served batch.
+    for (const o of steps) {
       if (o.numDecodeTokens === 0 || o.numPrefillTokens === 0) continue;
       const dec = o.scheduled.filter((s) => s.isDecode);
       const pairs = dec.reduce((a, s) => a + chunkPairs(s.numComputedBefore, 1), 0);
@@ -176,10 +182,30 @@ describe("Scheduler with a StepPacer", () => {
     expect(Math.abs(steps.length - reference.length)).toBeLessThanOrEqual(2);
   });
 
-  test("a model that cannot predict yet: coldChunk prompt tokens per step while sequences decode", () => {
-    const steps = burst(cold);
+  test("the floor: never fewer tokens in a step than a fixed budget of minStepTokens would take", () => {
+    // the law allows 52 tokens per decoding step; the floor of 100 wins
+    const steps = burst(new Law(10, 0.5), () => {}, 100);
+    let floored = 0;
+    for (const o of steps.slice(1)) {
+      if (o.numDecodeTokens === 0 || o.numPrefillTokens === 0) continue;
+      const promptsLeft = o.scheduled.some((s) => !s.isDecode && !s.needsLogits);
+      if (promptsLeft) {
+        expect(o.numScheduledTokens).toBe(100);
+        floored++;
+      }
+    }
+    expect(floored).toBeGreaterThan(0);
+    // a cheaper prompt token (the law allows more than the floor): the pacer's larger chunk wins
+    const wide = burst(new Law(100, 0.5), () => {}, 100); // target 2 × (100 + 8) = 216 ms = 232 tokens
+    expect(wide.slice(1).some((o) => o.numDecodeTokens > 0 && o.numScheduledTokens === 232)).toBe(true);
+  });
+
+  test("a model that cannot predict yet: the floor alone while sequences decode", () => {
+    const steps = burst(cold, () => {}, 40);
     expect(steps[0]!.numPrefillTokens).toBe(512);
-    for (const o of steps.slice(1)) if (o.numDecodeTokens > 0) expect(o.numPrefillTokens).toBeLessThanOrEqual(40);
+    for (const o of steps.slice(1))
+      if (o.numDecodeTokens > 0) expect(o.numScheduledTokens).toBeLessThanOrEqual(Math.max(40, o.numDecodeTokens));
+    expect(steps.slice(1).some((o) => o.numDecodeTokens > 0 && o.numScheduledTokens === 40)).toBe(true);
   });
 
   test("very costly prompt tokens still make progress: minChunk per step", () => {

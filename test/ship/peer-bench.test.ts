@@ -171,6 +171,11 @@ describe("peer bench CLI and report", () => {
     expect(parseArgs(["--quick"]).formats).toEqual(["F32", "Q4_K_M"]);
     expect(parseArgs(["--quick", "--formats", "q8_0"]).formats).toEqual(["Q8_0"]);
     expect(parseArgs(["--budgets", "64,128"]).budgets).toEqual([64, 128]);
+    expect(parseArgs(["--variants", "--step-time-factor 3; --step-time-factor 0  --max-num-batched-tokens 128;"]).variants).toEqual([
+      ["--step-time-factor", "3"],
+      ["--step-time-factor", "0", "--max-num-batched-tokens", "128"],
+    ]);
+    expect(parseArgs(["--no-kernels"]).kernels).toBe(false);
     expect(() => parseArgs(["--reps", "2"])).toThrow(/>= 3/);
     expect(() => parseArgs(["--formats", "Q2_K"])).toThrow(/not one of/);
     expect(() => parseArgs(["--bogus"])).toThrow(/unknown argument/);
