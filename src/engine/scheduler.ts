@@ -13,7 +13,8 @@
 // step in which sequences decode may take at most factor × a plain decode step of the served
 // batch (a cost model fitted from the engine's step timings, fed through observeStep()), and at
 // least minStepTokens tokens; a step in which nothing decodes takes prompt tokens up to the
-// token budget. maxNumBatchedTokens stays
+// token budget. And first tokens come one prompt at a time: a step that ends one prompt starts
+// no other unless all of that one costs less than a step's fixed part (short prompts share a step). maxNumBatchedTokens stays
 // the hard cap either way. Prompts are chunked in arrival order, so one prompt's prefill
 // finishes before the next starts (the earliest first token for the earliest arrival).
 // `numComputedTokens` advances at schedule time; the runner must execute every step it is given,
@@ -272,13 +273,19 @@ export class Scheduler {
       const pacer = this.pacer;
       if (pacer === null || numNew <= 0) return numNew;
       const st = this.stepShape(sched);
+      // First tokens one prompt at a time: a step that already ends a prompt starts no other
+      // (that prompt's first token would wait for it), unless all of it is cheaper than a step
+      // and fits the step's time.
+      const grouping = st.promptsEnded > 0;
+      if (grouping && !(start + numNew === r.numTokens && pacer.groupable(st, start, numNew, this.rowsOf(r, start, numNew)))) return 0;
       if (st.decodeRows === 0) return numNew;
       // The floor: what a fixed budget of minStepTokens would give this chunk.
       const floor = Math.min(numNew, Math.max(0, pacer.minStepTokens - st.tokens));
       const target = pacer.targetMs(st.decodeRows, st.decodePairs, served);
-      if (target === null) return st.prefillTokens === 0 ? Math.max(floor, Math.min(numNew, pacer.minChunk)) : floor;
-      const endRows = this.rowsOf(r, start, numNew);
-      const n = Math.max(floor, pacer.chunk(st, start, numNew, endRows, target, st.prefillTokens));
+      let n: number;
+      if (target === null) n = st.prefillTokens === 0 ? Math.max(floor, Math.min(numNew, pacer.minChunk)) : floor;
+      else n = Math.max(floor, pacer.chunk(st, start, numNew, this.rowsOf(r, start, numNew), target, st.prefillTokens));
+      if (grouping && n < numNew) return 0;
       // Cut short of the prompt's end: a chunk without its sampling row must not need one.
       return n < numNew ? fitRows(r, start, n) : n;
     };
@@ -421,8 +428,10 @@ export class Scheduler {
   }
 
   /** What the step holds so far (the pacer's input): its shape, decode rows and their pairs, prompt tokens. */
-  private stepShape(sched: Map<Request, number>): StepShape & { decodeRows: number; decodePairs: number; prefillTokens: number } {
-    const st = { tokens: 0, rows: 0, attn: 0, decodeRows: 0, decodePairs: 0, prefillTokens: 0 };
+  private stepShape(
+    sched: Map<Request, number>,
+  ): StepShape & { decodeRows: number; decodePairs: number; prefillTokens: number; promptsEnded: number } {
+    const st = { tokens: 0, rows: 0, attn: 0, decodeRows: 0, decodePairs: 0, prefillTokens: 0, promptsEnded: 0 };
     for (const [r, n] of sched) {
       const start = r.numComputedTokens;
       const pairs = chunkPairs(start, n);
@@ -432,7 +441,10 @@ export class Scheduler {
       if (n === 1 && start + 1 === r.numTokens && r.numOutputTokens > 0) {
         st.decodeRows++;
         st.decodePairs += pairs;
-      } else st.prefillTokens += n;
+      } else {
+        st.prefillTokens += n;
+        if (start + n === r.numTokens) st.promptsEnded++;
+      }
     }
     return st;
   }

@@ -199,6 +199,19 @@ export class StepPacer {
   }
 
   /**
+   * Whether a whole prompt (n tokens from `start`, `endRows` logits rows) may join a step that
+   * already ends another prompt: only when it adds less than a step's fixed part (the prediction
+   * for an empty step). Otherwise a step of its own serves it about as soon and does not delay
+   * the other prompt's first token (shortest work first; prompts mostly cost per token on CPU).
+   */
+  groupable(shape: StepShape, start: number, n: number, endRows: number): boolean {
+    const base = this.model.predict(shape);
+    const withIt = this.model.predict({ tokens: shape.tokens + n, rows: shape.rows + endRows, attn: shape.attn + chunkPairs(start, n) });
+    const fixed = this.model.predict({ tokens: 0, rows: 0, attn: 0 });
+    return base !== null && withIt !== null && fixed !== null && withIt - base <= fixed;
+  }
+
+  /**
    * Most of `remaining` prompt tokens (from position `start`; `endRows` logits rows if all are
    * taken) that fit a step already holding `shape` within `target` ms. `prefillSoFar`: prompt
    * tokens already in the step (the progress floor, minChunk, applies to the first chunk only).

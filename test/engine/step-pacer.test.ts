@@ -133,29 +133,47 @@ describe("Scheduler with a StepPacer", () => {
     return steps;
   }
 
-  test("16 prompts at once: the first step takes the cap; then every step is sized to 2× a 16-row decode step", () => {
+  test("16 prompts at once: first tokens one prompt per step; steps that decode are sized to 2× a 16-row decode step", () => {
     const law = new Law(10, 0.5); // target 36 ms = 52 tokens in a step that decodes
     const steps = burst(law);
-    // nothing decodes yet: 512 tokens (four whole prompts, in arrival order)
-    expect(steps[0]!.scheduled.map((s) => [s.requestId, s.numNewTokens])).toEqual([
-      ["r0", 128],
-      ["r1", 128],
-      ["r2", 128],
-      ["r3", 128],
-    ]);
+    // nothing decodes yet, but a 128-token prompt costs more than a step's fixed part (64 > 10 ms):
+    // r0 gets its first token after its own step instead of waiting for r1..r3 in a 512-token one
+    expect(steps[0]!.scheduled.map((s) => [s.requestId, s.numNewTokens])).toEqual([["r0", 128]]);
     let partial = 0;
+    let full = 0;
     for (const o of steps.slice(1)) {
       expect(o.numScheduledTokens).toBeLessThanOrEqual(512);
       if (o.numPrefillTokens === 0) continue;
-      // a step that decodes and prefills holds exactly 52 tokens, unless the prompts ran out
-      const left = o.numPrefillTokens < 52 - o.numDecodeTokens;
-      if (!left) expect(o.numScheduledTokens).toBe(52);
+      const prompts = o.scheduled.filter((s) => !s.isDecode);
+      // at most one prompt ends per step (128-token prompts are not cheaper than a step)
+      expect(prompts.filter((s) => s.needsLogits).length).toBeLessThanOrEqual(1);
       // prompts are prefilled in arrival order, one at a time: at most one unfinished prompt
-      const unfinished = o.scheduled.filter((s) => !s.isDecode && !s.needsLogits);
+      const unfinished = prompts.filter((s) => !s.needsLogits);
       expect(unfinished.length).toBeLessThanOrEqual(1);
       if (unfinished.length) partial++;
+      if (o.numDecodeTokens === 0) continue;
+      // a step that decodes never exceeds 52 tokens (fewer once fewer than 16 are served)
+      expect(o.numScheduledTokens).toBeLessThanOrEqual(52);
+      if (o.numScheduledTokens === 52) full++;
     }
     expect(partial).toBeGreaterThan(0);
+    expect(full).toBeGreaterThan(0);
+  });
+
+  test("prompts cheaper than a step's fixed part share a step", () => {
+    const h = makeHarness({
+      numBlocks: 512,
+      config: { maxNumBatchedTokens: 512, maxNumSeqs: 16, pacer: new StepPacer({ factor: 2, model: new Law(10, 0.5), minStepTokens: 0 }) },
+    });
+    // 8-token prompts add 4 ms each (< 10 ms fixed): all six in the first step
+    for (let i = 0; i < 6; i++)
+      h.scheduler.addRequest(
+        new Request({ requestId: `s${i}`, promptTokenIds: range(i, i + 8), sampling: { maxTokens: 2, temperature: 0 } }),
+      );
+    h.scheduler.addRequest(new Request({ requestId: "big", promptTokenIds: range(0, 100), sampling: { maxTokens: 2, temperature: 0 } }));
+    const o = h.scheduler.schedule();
+    // the 100-token prompt (50 ms > 10 ms) waits for a step of its own
+    expect(o.scheduled.map((s) => s.requestId)).toEqual(["s0", "s1", "s2", "s3", "s4", "s5"]);
   });
 
   test("an online model fed the law's step times converges to the law's choices", () => {
@@ -188,21 +206,25 @@ describe("Scheduler with a StepPacer", () => {
     let floored = 0;
     for (const o of steps.slice(1)) {
       if (o.numDecodeTokens === 0 || o.numPrefillTokens === 0) continue;
-      const promptsLeft = o.scheduled.some((s) => !s.isDecode && !s.needsLogits);
-      if (promptsLeft) {
+      const prompts = o.scheduled.filter((s) => !s.isDecode);
+      expect(o.numScheduledTokens).toBeLessThanOrEqual(100);
+      if (prompts.every((s) => !s.needsLogits)) {
         expect(o.numScheduledTokens).toBe(100);
         floored++;
       }
     }
     expect(floored).toBeGreaterThan(0);
     // a cheaper prompt token (the law allows more than the floor): the pacer's larger chunk wins
-    const wide = burst(new Law(100, 0.5), () => {}, 100); // target 2 × (100 + 8) = 216 ms = 232 tokens
-    expect(wide.slice(1).some((o) => o.numDecodeTokens > 0 && o.numScheduledTokens === 232)).toBe(true);
+    // (target 2 × (100 + 8) = 216 ms = 232 tokens; a 128-token prompt, 64 ms, is cheaper than a
+    // step's fixed 100 ms, so prompts also share steps)
+    const wide = burst(new Law(100, 0.5), () => {}, 100);
+    expect(wide.slice(1).some((o) => o.numDecodeTokens > 0 && o.numScheduledTokens > 100)).toBe(true);
+    for (const o of wide) if (o.numDecodeTokens > 0) expect(o.numScheduledTokens).toBeLessThanOrEqual(232);
   });
 
   test("a model that cannot predict yet: the floor alone while sequences decode", () => {
     const steps = burst(cold, () => {}, 40);
-    expect(steps[0]!.numPrefillTokens).toBe(512);
+    expect(steps[0]!.numPrefillTokens).toBe(128); // one prompt (the model cannot tell it is cheap)
     for (const o of steps.slice(1))
       if (o.numDecodeTokens > 0) expect(o.numScheduledTokens).toBeLessThanOrEqual(Math.max(40, o.numDecodeTokens));
     expect(steps.slice(1).some((o) => o.numDecodeTokens > 0 && o.numScheduledTokens === 40)).toBe(true);
