@@ -1,7 +1,7 @@
 // The HTTP row: the same streaming workload against each server (bench/serve/workload.ts's
 // bounded runner and statistics): `requests` greedy completions, at most `concurrency` in
 // flight, request i with its own random prompt of token ids (so neither server reuses a cached
-// prefix), max_tokens with ignore_eos, streamed (see Endpoint). Each request's
+// prefix: each repetition gets its own prompts, see promptsForRun), max_tokens with ignore_eos, streamed (see Endpoint). Each request's
 // text is kept so the two servers' outputs can be compared request by request.
 import { runWorkload, type BenchConfig, type RequestTiming, type Summary } from "../serve/workload.ts";
 
@@ -36,6 +36,18 @@ export function workloadPrompts(w: HttpWorkload, vocab: number, seed = 7): numbe
     return s;
   };
   return Array.from({ length: w.requests }, () => [1, ...Array.from({ length: w.promptTokens - 1 }, () => 259 + (next() % (vocab - 259)))]);
+}
+
+/**
+ * The prompts of one measured run: fresh ones per repetition (both servers get the same set
+ * within a repetition). Reusing a set across repetitions measures the servers' prompt caches
+ * (llama-server keeps each slot's last prompt, headroom its prefix cache), not prefill: a
+ * repeated prompt costs one token of prefill instead of 128. `warmUp` are a further four, for
+ * the warm-up requests, which would otherwise seed the cache with the run's first prompts.
+ */
+export function promptsForRun(w: HttpWorkload, vocab: number, run: number): { prompts: number[][]; warmUp: number[][] } {
+  const all = workloadPrompts({ ...w, requests: w.requests + 4 }, vocab, 7 + 1000 * run);
+  return { prompts: all.slice(0, w.requests), warmUp: all.slice(w.requests) };
 }
 
 /**
@@ -117,9 +129,14 @@ async function streamOne(
   return { start, tokenTimes: times, tokens, end: performance.now(), ok, error };
 }
 
-export async function runHttp(url: string, api: Endpoint, w: HttpWorkload, prompts: number[][]): Promise<HttpResult> {
-  // warm-up: a few short requests (connections, JIT), not counted
-  await Promise.all(prompts.slice(0, Math.min(4, prompts.length)).map((p) => streamOne(url, api, p, 4, () => {})));
+export async function runHttp(
+  url: string,
+  api: Endpoint,
+  w: HttpWorkload,
+  { prompts, warmUp }: { prompts: number[][]; warmUp: number[][] },
+): Promise<HttpResult> {
+  // warm-up: a few short requests (connections, JIT), not counted, on prompts of their own
+  await Promise.all(warmUp.map((p) => streamOne(url, api, p, 4, () => {})));
   const texts: string[] = new Array(w.requests).fill("");
   let next = 0;
   const cfg = { concurrency: w.concurrency, requests: w.requests } as BenchConfig;

@@ -73,6 +73,40 @@ export function renderPeerTables(j: J): string {
           .join(" ")}\`\n\n` +
         table(["HTTP", "llama.cpp", "headroom", "headroom ÷ llama.cpp", "better"], rows),
     );
+    if ((h.variants ?? []).length) {
+      const l = (h.comparisons as Comparison[]).find((c) => c.metric.includes("inter-token p99"));
+      const lt = (h.comparisons as Comparison[]).find((c) => c.metric.includes("TTFT"));
+      const tp = (h.comparisons as Comparison[]).find((c) => c.metric.includes("throughput"));
+      const med = (xs: number[]) => [...xs].sort((a, b) => a - b)[xs.length >> 1]!;
+      const x = (a: number, b: number | undefined) => (b ? `${(a / b).toFixed(2)}×` : "–");
+      const row = (label: string, r: J[]) => {
+        const [t, ttft, p99] = [
+          med(r.map((y) => y.output_tokens_per_s)),
+          med(r.map((y) => y.ttft_ms.p50)),
+          med(r.map((y) => y.itl_ms.p99)),
+        ];
+        return [
+          label,
+          t.toFixed(1),
+          x(t, tp?.llama.median),
+          ttft.toFixed(0),
+          x(ttft, lt?.llama.median),
+          med(r.map((y) => y.itl_ms.p50)).toFixed(0),
+          p99.toFixed(0),
+          x(p99, l?.llama.median),
+        ];
+      };
+      parts.push(
+        `headroom serve with other settings, in the same repetitions (medians; ratios to llama-server's medians):\n\n` +
+          table(
+            ["headroom serve", "tok/s", "÷ llama", "TTFT p50 ms", "÷ llama", "ITL p50 ms", "ITL p99 ms", "÷ llama"],
+            [
+              row("(defaults)", h.runs.headroom as J[]),
+              ...(h.variants as J[]).map((v) => row(`\`${(v.args as string[]).join(" ")}\``, v.runs as J[])),
+            ],
+          ),
+      );
+    }
     if ((h.budgets ?? []).length) {
       const l = (h.comparisons as Comparison[]).find((c) => c.metric.includes("inter-token p99"));
       const lt = (h.comparisons as Comparison[]).find((c) => c.metric.includes("TTFT"));

@@ -1,8 +1,9 @@
 // bench/peer: headroom side by side with llama.cpp on the same weights, in one run.
 //
 //   bun bench/peer/run.ts [--quick] [--formats F32,F16,Q8_0,Q4_K_M] [--reps 3] [--threads 2]
-//                         [--cache ~/.cache/headroom/peer] [--no-http] [--no-hf]
+//                         [--cache ~/.cache/headroom/peer] [--no-http] [--no-hf] [--no-kernels]
 //                         [--budgets 64,128,256,512 [--budget-reps 1]] [--headroom-budget N]
+//                         [--variants "ARGS;ARGS"]
 //                         [--out bench/out/peer.json]
 //   bun bench/run.ts --only peer      the same, then bench/RESULTS.md's "Peer: llama.cpp" block
 //
@@ -20,7 +21,10 @@
 // 5. the HTTP row: llama-server and `headroom serve` on the F32 file, 16 concurrent streaming
 //    clients (llama-server's native /completion, headroom's /v1/completions: http.ts says why),
 //    repetitions alternating between the servers, outputs compared request by request;
-//    --budgets adds `headroom serve` runs at other --max-num-batched-tokens values.
+//    --budgets adds `headroom serve` runs at other --max-num-batched-tokens values;
+//    --variants runs further `headroom serve` instances with extra flags (e.g. "--step-time-factor 3;
+//    --step-time-factor 0 --max-num-batched-tokens 128"), interleaved with the two servers in
+//    every repetition (the same load for all); --no-kernels skips step 3 (the HTTP row alone).
 // Both systems get the same thread count and, where the machine has more cores than threads,
 // the same CPUs (taskset; this process re-executes itself under it). The load average is
 // recorded before every repetition: on a shared machine the figures are only as good as it.
@@ -30,7 +34,7 @@ import { cpus, homedir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 
 import { HeadroomKernel, type KernelShape } from "./headroom-side.ts";
-import { compareTexts, runHttp, workloadPrompts, type HttpResult, type HttpWorkload } from "./http.ts";
+import { compareTexts, promptsForRun, runHttp, workloadPrompts, type HttpResult, type HttpWorkload } from "./http.ts";
 import { ensureLlamaBuild } from "./llama-build.ts";
 import { batchedBench, llamaBench, pick, type LlamaBenchRow, type Pin } from "./llama-side.ts";
 import { ensureModels, FORMATS, type Format } from "./models.ts";
@@ -48,10 +52,14 @@ export interface PeerArgs {
   threads: number;
   cache: string;
   http: boolean;
+  /** The per-format kernel rows (llama-bench / batched-bench vs the engine in-process). */
+  kernels: boolean;
   hf: boolean;
   budgets: number[];
   budgetReps: number;
   headroomBudget: number | null;
+  /** Extra `headroom serve` argument sets, run in every HTTP repetition. */
+  variants: string[][];
   out: string;
 }
 
@@ -63,10 +71,12 @@ export function parseArgs(argv: string[]): PeerArgs {
     threads: 2,
     cache: process.env.HEADROOM_PEER_CACHE ?? join(homedir(), ".cache/headroom/peer"),
     http: true,
+    kernels: true,
     hf: true,
     budgets: [],
     budgetReps: 1,
     headroomBudget: null,
+    variants: [],
     out: "bench/out/peer.json",
   };
   let formatsGiven = false;
@@ -97,9 +107,15 @@ export function parseArgs(argv: string[]): PeerArgs {
     else if (x === "--cache") a.cache = resolve(v());
     else if (x === "--no-http") a.http = false;
     else if (x === "--no-hf") a.hf = false;
+    else if (x === "--no-kernels") a.kernels = false;
     else if (x === "--budgets") a.budgets = v().split(",").map(Number);
     else if (x === "--budget-reps") a.budgetReps = int(1);
     else if (x === "--headroom-budget") a.headroomBudget = int(1);
+    else if (x === "--variants")
+      a.variants = v()
+        .split(";")
+        .map((t) => t.trim().split(/\s+/).filter(Boolean))
+        .filter((t) => t.length > 0);
     else if (x === "--out") a.out = v();
     else throw new Error(`unknown argument ${x} (see the header of bench/peer/run.ts)`);
   }
@@ -167,7 +183,7 @@ async function main(): Promise<number> {
   const greedyPrompt = workloadPrompts({ concurrency: 1, requests: 1, promptTokens: 32, maxTokens: 0 }, models.vocabSize, 99)[0]!;
 
   const formats: FormatResult[] = [];
-  for (const f of args.formats) {
+  for (const f of args.kernels ? args.formats : []) {
     const file = models.gguf[f];
     const res: FormatResult = { format: f, file, fileBytes: Bun.file(file).size, comparisons: [], loadAverages: [] };
     formats.push(res);
@@ -268,10 +284,10 @@ async function main(): Promise<number> {
     loadAverages: number[];
     runs: { llama: Omit<HttpResult, "texts">[]; headroom: Omit<HttpResult, "texts">[] };
     budgets: { budget: number; runs: Omit<HttpResult, "texts">[] }[];
+    variants: { args: string[]; runs: Omit<HttpResult, "texts">[] }[];
   } | null = null;
   if (args.http && args.formats.includes("F32")) {
     const file = models.gguf.F32;
-    const prompts = workloadPrompts(workload, models.vocabSize);
     const ctxPerSlot = Math.ceil((workload.promptTokens + workload.maxTokens + 1) / 256) * 256;
     const kvBytes = 512 * MiB;
     log(
@@ -283,20 +299,35 @@ async function main(): Promise<number> {
       throw e;
     });
     const runs = { llama: [] as HttpResult[], headroom: [] as HttpResult[] };
+    const vs: { args: string[]; server: Awaited<ReturnType<typeof startHeadroomServer>> | null; runs: HttpResult[] }[] = args.variants.map(
+      (a) => ({ args: a, server: null, runs: [] }),
+    );
     const loads: number[] = [];
     try {
+      for (const v of vs)
+        v.server = await startHeadroomServer(pin, file, args.threads, workload.concurrency, args.headroomBudget, kvBytes, v.args);
       for (let r = 0; r < args.reps; r++) {
         loads.push(loadAverage()[0]);
         const order = r % 2 === 0 ? ([ls, hs] as const) : ([hs, ls] as const);
         for (const s of order) {
-          const x = await runHttp(s.url, s === ls ? "llama" : "openai", workload, prompts);
+          const x = await runHttp(s.url, s === ls ? "llama" : "openai", workload, promptsForRun(workload, models.vocabSize, r));
           (s === ls ? runs.llama : runs.headroom).push(x);
           log(
             `HTTP rep ${r + 1}/${args.reps} ${s.name}: ${x.output_tokens_per_s.toFixed(1)} tok/s, TTFT p50 ${x.ttft_ms.p50.toFixed(0)} ms, ITL p50/p99 ${x.itl_ms.p50.toFixed(0)}/${x.itl_ms.p99.toFixed(0)} ms, failed ${x.failed}`,
           );
+          // the variants next to the headroom run of this repetition
+          if (s !== hs) continue;
+          for (const v of vs) {
+            const y = await runHttp(v.server!.url, "openai", workload, promptsForRun(workload, models.vocabSize, r));
+            v.runs.push(y);
+            log(
+              `HTTP rep ${r + 1}/${args.reps} headroom serve ${v.args.join(" ")}: ${y.output_tokens_per_s.toFixed(1)} tok/s, TTFT p50 ${y.ttft_ms.p50.toFixed(0)} ms, ITL p50/p99 ${y.itl_ms.p50.toFixed(0)}/${y.itl_ms.p99.toFixed(0)} ms, failed ${y.failed}`,
+            );
+          }
         }
       }
     } finally {
+      for (const v of vs) await v.server?.stop();
       await hs.stop();
       await ls.stop();
     }
@@ -312,7 +343,7 @@ async function main(): Promise<number> {
       const rs: Omit<HttpResult, "texts">[] = [];
       try {
         for (let r = 0; r < args.budgetReps; r++) {
-          const x = await runHttp(s.url, "openai", workload, prompts);
+          const x = await runHttp(s.url, "openai", workload, promptsForRun(workload, models.vocabSize, args.reps + r));
           rs.push(strip(x));
           log(
             `HTTP budget ${b}: ${x.output_tokens_per_s.toFixed(1)} tok/s, TTFT p50 ${x.ttft_ms.p50.toFixed(0)} ms, ITL p50/p99 ${x.itl_ms.p50.toFixed(0)}/${x.itl_ms.p99.toFixed(0)} ms`,
@@ -361,6 +392,7 @@ async function main(): Promise<number> {
       loadAverages: loads,
       runs: { llama: runs.llama.map(strip), headroom: runs.headroom.map(strip) },
       budgets,
+      variants: vs.map((v) => ({ args: v.args, runs: v.runs.map(strip) })),
     };
     const failed = [...runs.llama, ...runs.headroom].reduce((a, x) => a + x.failed, 0);
     if (failed > 0) log(`HTTP: ${failed} requests failed (see the JSON)`);

@@ -109,6 +109,7 @@ export async function startHeadroomServer(
   slots: number,
   budget: number | null,
   kvBytes: number,
+  extra: string[] = [],
 ): Promise<Server> {
   const port = await freePort();
   const args = [
@@ -129,6 +130,7 @@ export async function startHeadroomServer(
     "--log-level",
     "warn",
     ...(budget === null ? [] : ["--max-num-batched-tokens", String(budget)]),
+    ...extra,
   ];
   return start("headroom serve", [...pin, process.execPath, ...args], { HEADROOM_NUM_THREADS: String(threads) }, port);
 }

@@ -13,7 +13,8 @@ import { Request, type SampleLogprobs } from "./request.ts";
 import { Sampler, computeLogprobs } from "./sampler.ts";
 import type { LogitsOutput } from "./runner.ts";
 import { Scheduler, SchedulerError, type RequestOutput, type SchedulerOutput } from "./scheduler.ts";
-import type { StartedEngine } from "./startup.ts";
+import { CPU_MIN_STEP_TOKENS, type StartedEngine } from "./startup.ts";
+import { StepPacer } from "./step-pacer.ts";
 import { StructuredOutputs } from "./structured.ts";
 
 export interface EngineCoreOptions {
@@ -36,6 +37,8 @@ export class EngineRequestError extends Error {
 }
 
 export class EngineCore {
+  /** When the current step was scheduled (its measured time feeds the scheduler's pacer). */
+  private stepStart = 0;
   readonly scheduler: Scheduler;
   readonly kv: KVCacheManager;
   private readonly sampler = new Sampler();
@@ -61,6 +64,7 @@ export class EngineCore {
         maxNumBatchedTokens: started.limits.maxTokens,
         maxModelLen: started.maxModelLen,
         maxWaitingRequests: opts.maxWaiting,
+        pacer: started.stepTimeFactor > 0 ? new StepPacer({ factor: started.stepTimeFactor, minStepTokens: CPU_MIN_STEP_TOKENS }) : null,
       },
       this.kv,
     );
@@ -190,8 +194,10 @@ export class EngineCore {
    * be ready (needsPrepare() false: await prepareStep() first), or use stepAsync().
    */
   step(): TokenEvent[] {
+    const t0 = performance.now();
     const out = this.scheduler.schedule();
     if (out.scheduled.length === 0) return [];
+    this.stepStart = t0;
     const so = this.structured;
     const bitmask = so && so.size > 0 ? so.batch(out.logitsRequests.map((s) => s.request.requestId)) : null;
     const logits = this.runner.execute(out, bitmask);
@@ -210,6 +216,7 @@ export class EngineCore {
   async stepAsync(): Promise<TokenEvent[]> {
     const so = this.structured;
     if (!so || so.size === 0) return this.step();
+    this.stepStart = performance.now();
     const out = this.scheduler.schedule();
     if (out.scheduled.length === 0) return [];
     this.runner.launch(out);
@@ -248,6 +255,8 @@ export class EngineCore {
       samples.map((s) => s.tokenId),
       samples.map((s) => s.logprobs),
     );
+    // The pacer's cost model learns from every step (schedule → forward → sampling → update).
+    this.scheduler.observeStep(out, performance.now() - this.stepStart);
     if (so && so.size > 0) {
       for (const r of results) {
         if (!so.has(r.requestId)) continue;

@@ -9,6 +9,14 @@
 //     recompute (its own freed blocks usually come back as prefix-cache hits).
 //  2. if nobody was preempted, waiting requests are admitted (FCFS) while seats (maxNumSeqs),
 //     budget and blocks last, starting from their longest cached prefix.
+// With a StepPacer (step-pacer.ts; the CPU default), prompt chunks are also sized by time: a
+// step in which sequences decode may take at most factor × a plain decode step of the served
+// batch (a cost model fitted from the engine's step timings, fed through observeStep()), and at
+// least minStepTokens tokens; a step in which nothing decodes takes prompt tokens up to the
+// token budget. And first tokens come one prompt at a time: a step that ends one prompt starts
+// no other unless all of that one costs less than a step's fixed part (short prompts share a step). maxNumBatchedTokens stays
+// the hard cap either way. Prompts are chunked in arrival order, so one prompt's prefill
+// finishes before the next starts (the earliest first token for the earliest arrival).
 // `numComputedTokens` advances at schedule time; the runner must execute every step it is given,
 // writing a layer's K/V for all scheduled tokens before that layer's attention reads the cache.
 // After the runner and sampler, update() appends the sampled tokens and applies stop rules
@@ -16,6 +24,7 @@
 
 import type { KVCacheManager, KVCacheStats } from "./kv-cache-manager.ts";
 import type { FinishReason, Request, SampleLogprobs } from "./request.ts";
+import { chunkPairs, shapeOf, type StepPacer, type StepShape } from "./step-pacer.ts";
 
 export interface SchedulerConfig {
   /** Most requests running at once (default 256). */
@@ -28,6 +37,8 @@ export interface SchedulerConfig {
   enableChunkedPrefill?: boolean;
   /** Waiting-queue limit: addRequest throws SchedulerError('queue_full') beyond it (default unlimited). */
   maxWaitingRequests?: number;
+  /** Sizes prompt chunks by predicted step time (needs chunked prefill); null/unset = token budget only. */
+  pacer?: StepPacer | null;
 }
 
 export type SchedulerErrorCode = "queue_full" | "invalid_request" | "duplicate_request";
@@ -130,6 +141,7 @@ export class Scheduler {
   readonly maxModelLen: number;
   readonly enableChunkedPrefill: boolean;
   readonly maxWaitingRequests: number;
+  readonly pacer: StepPacer | null;
 
   /** Running requests, ordered by arrival (priority). */
   private running: Request[] = [];
@@ -148,6 +160,7 @@ export class Scheduler {
     this.maxModelLen = config.maxModelLen;
     this.enableChunkedPrefill = config.enableChunkedPrefill ?? true;
     this.maxWaitingRequests = config.maxWaitingRequests ?? Number.POSITIVE_INFINITY;
+    this.pacer = this.enableChunkedPrefill ? (config.pacer ?? null) : null;
     const int = (name: string, v: number, min: number) => {
       if (!Number.isInteger(v) || v < min) throw new RangeError(`Scheduler: ${name}=${v} must be an integer >= ${min}`);
     };
@@ -253,6 +266,30 @@ export class Scheduler {
       return Math.min(numNew, this.rowsFit(r, start, numNew, allowed));
     };
 
+    // Time pacing of prompt chunks (null pacer: the token budget alone). The step's shape so far
+    // is recomputed from `sched` (a preemption may have taken entries out).
+    const served = Math.min(this.maxNumSeqs, this.running.length + this.waiting.length);
+    const pace = (r: Request, start: number, numNew: number): number => {
+      const pacer = this.pacer;
+      if (pacer === null || numNew <= 0) return numNew;
+      const st = this.stepShape(sched);
+      // First tokens one prompt at a time: a step that already ends a prompt starts no other
+      // (that prompt's first token would wait for it), unless all of it is cheaper than a step
+      // and fits the step's time.
+      const grouping = st.promptsEnded > 0;
+      if (grouping && !(start + numNew === r.numTokens && pacer.groupable(st, start, numNew, this.rowsOf(r, start, numNew)))) return 0;
+      if (st.decodeRows === 0) return numNew;
+      // The floor: what a fixed budget of minStepTokens would give this chunk.
+      const floor = Math.min(numNew, Math.max(0, pacer.minStepTokens - st.tokens));
+      const target = pacer.targetMs(st.decodeRows, st.decodePairs, served);
+      let n: number;
+      if (target === null) n = st.prefillTokens === 0 ? Math.max(floor, Math.min(numNew, pacer.minChunk)) : floor;
+      else n = Math.max(floor, pacer.chunk(st, start, numNew, this.rowsOf(r, start, numNew), target, st.prefillTokens));
+      if (grouping && n < numNew) return 0;
+      // Cut short of the prompt's end: a chunk without its sampling row must not need one.
+      return n < numNew ? fitRows(r, start, n) : n;
+    };
+
     // 1. running requests: decodes first, then continuing prefills, each in arrival order.
     const decodes: Request[] = [];
     const prefills: Request[] = [];
@@ -264,6 +301,7 @@ export class Scheduler {
       if (numNew <= 0) continue;
       if (!this.enableChunkedPrefill && numNew > budget) continue;
       numNew = fitRows(r, r.numComputedTokens, Math.min(numNew, budget));
+      if (numNew > 1 || r.numOutputTokens === 0) numNew = pace(r, r.numComputedTokens, numNew);
       if (numNew <= 0) continue;
       let ok = false;
       for (;;) {
@@ -297,6 +335,7 @@ export class Scheduler {
         let numNew = r.numTokens - hit.numComputedTokens;
         if (!this.enableChunkedPrefill && numNew > budget) break;
         numNew = fitRows(r, hit.numComputedTokens, Math.min(numNew, budget));
+        numNew = pace(r, hit.numComputedTokens, numNew);
         if (numNew <= 0) break;
         if (this.kv.allocateSlots(r, numNew, hit.blocks) === null) break;
         this.waiting.shift();
@@ -348,6 +387,11 @@ export class Scheduler {
     return results;
   }
 
+  /** Feeds one executed step's measured time to the pacer's cost model (no-op without a pacer). */
+  observeStep(output: SchedulerOutput, ms: number): void {
+    this.pacer?.model.observe(shapeOf(output), ms);
+  }
+
   stats(): SchedulerStats {
     return {
       numRunning: this.running.length,
@@ -381,6 +425,28 @@ export class Scheduler {
     // Capped below the end of the prompt: no sampling row, exactly `allowed` prompt rows.
     const lo = Math.max(start, r.promptLogprobsDone);
     return Math.min(numNew - 1, lo - start + allowed);
+  }
+
+  /** What the step holds so far (the pacer's input): its shape, decode rows and their pairs, prompt tokens. */
+  private stepShape(
+    sched: Map<Request, number>,
+  ): StepShape & { decodeRows: number; decodePairs: number; prefillTokens: number; promptsEnded: number } {
+    const st = { tokens: 0, rows: 0, attn: 0, decodeRows: 0, decodePairs: 0, prefillTokens: 0, promptsEnded: 0 };
+    for (const [r, n] of sched) {
+      const start = r.numComputedTokens;
+      const pairs = chunkPairs(start, n);
+      st.tokens += n;
+      st.rows += this.rowsOf(r, start, n);
+      st.attn += pairs;
+      if (n === 1 && start + 1 === r.numTokens && r.numOutputTokens > 0) {
+        st.decodeRows++;
+        st.decodePairs += pairs;
+      } else {
+        st.prefillTokens += n;
+        if (start + n === r.numTokens) st.promptsEnded++;
+      }
+    }
+    return st;
   }
 
   private lowestPriorityRunning(): Request {

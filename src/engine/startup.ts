@@ -67,6 +67,12 @@ export interface EngineOptions {
   maxModelLen: number | null;
   maxNumSeqs: number;
   maxNumBatchedTokens: number | null;
+  /**
+   * Chunked prefill paced by time (src/engine/step-pacer.ts): a step in which sequences decode
+   * may take this many times a plain decode step of the served batch. 0 = off (the token budget
+   * alone); null/unset = the backend's default (defaultStepTimeFactor).
+   */
+  stepTimeFactor?: number | null;
   blockSize: number;
   enforceEager: boolean;
   /** Engine-side waiting limit; unset (as `serve` runs it) = none: request limits are checked once, in the frontend. */
@@ -121,6 +127,8 @@ export interface StartedEngine {
   weights: LoadedWeights;
   model: LlamaModel;
   limits: BatchLimits;
+  /** Resolved --step-time-factor (0 = prompt chunks limited by the token budget alone). */
+  stepTimeFactor: number;
   maxModelLen: number;
   kvSpec: KvCacheSpec;
   kv: KvSizing;
@@ -145,15 +153,44 @@ export interface StartedEngine {
 }
 
 /**
- * CPU default token budget per step. A step that carries a prefill chunk delays every running
- * sequence's next token by that chunk's compute: with 16 streaming clients on s110m, 512 gave an
- * inter-token p99 of 311 ms against llama-server's 45 ms, 128 gave 99 ms at the same throughput
- * and a better TTFT (bench/peer, bench/RESULTS.md "Peer: llama.cpp"). It also bounds the
- * sequences decoded per step (the logits rows: min(max-num-seqs, this)).
+ * CPU default token budget per step: the hard cap on a step (it sizes the activation arena and
+ * bounds the sequences decoded per step, min(max-num-seqs, this)). How many prompt tokens a step
+ * actually takes while sequences decode is the time pacer's call (CPU_DEFAULT_STEP_TIME_FACTOR);
+ * this cap is what a step takes when nothing decodes (a burst of prompts on an idle server),
+ * llama.cpp's default micro-batch. Without the pacer a fixed 128 was the best compromise (a
+ * 512-token chunk inside a decode step gave an inter-token p99 of 7× llama-server's), at the cost
+ * of TTFT under bursts (bench/RESULTS.md "Peer: llama.cpp").
  */
-export const CPU_DEFAULT_MAX_NUM_BATCHED_TOKENS = 128;
+export const CPU_DEFAULT_MAX_NUM_BATCHED_TOKENS = 512;
 
-/** Default token budget per step: vLLM-like on GPUs, small on the CPU backend (inter-token latency). */
+/**
+ * CPU default --step-time-factor: while sequences decode, a step carrying prompt tokens may take
+ * 4× a plain decode step of the served batch, and takes at least CPU_MIN_STEP_TOKENS tokens.
+ * Why 4: llama-server puts a whole arriving prompt into its next step, so its inter-token p99
+ * under 16 streaming clients is about a step of one 128-token prompt plus the decodes, which on
+ * s110m measures ~4× a 16-sequence decode step; 4× keeps ours within 2× of that with our decode
+ * no slower than llama.cpp's. A factor of 2 (or 3) was measured: chunks of 25–60 tokens on this
+ * compute-bound CPU, half the seats empty, throughput −20 % and TTFT p50 ×4 (×1.7) against the
+ * fixed 128-token budget (bench/peer, 16 clients; README "Chunked prefill paced by time").
+ * CUDA: off. A GPU decode step is bound by weight reads and launches, and prompt tokens up to
+ * thousands add little to it until the matmuls turn compute-bound (not the linear cost the
+ * pacer fits); the 2048-token budget already keeps CUDA's inter-token latency near a decode
+ * step's, and the pacer can be turned on there with the flag.
+ */
+export const CPU_DEFAULT_STEP_TIME_FACTOR = 4;
+
+/**
+ * Floor of the paced steps (StepPacer.minStepTokens): the fixed CPU budget that was the default
+ * before the pacer, so pacing only ever makes prompt chunks larger than it did.
+ */
+export const CPU_MIN_STEP_TOKENS = 128;
+
+/** Default --step-time-factor: CPU_DEFAULT_STEP_TIME_FACTOR on the CPU backend, 0 (off) on CUDA. */
+export function defaultStepTimeFactor(backend: string): number {
+  return backend === "cpu" ? CPU_DEFAULT_STEP_TIME_FACTOR : 0;
+}
+
+/** Default token budget per step: vLLM-like on GPUs, 512 on the CPU backend (paced by time within it). */
 export function defaultMaxNumBatchedTokens(backend: string, maxModelLen: number): number {
   return backend === "cpu"
     ? Math.min(CPU_DEFAULT_MAX_NUM_BATCHED_TOKENS, Math.max(maxModelLen, 64))
@@ -205,6 +242,9 @@ export function startEngine(
       log(`warning: --max-model-len ${maxModelLen} exceeds the model's max_position_embeddings ${cfg.maxPositionEmbeddings}`);
     }
     const maxTokens = opts.maxNumBatchedTokens ?? defaultMaxNumBatchedTokens(dev.backend, maxModelLen);
+    const stepTimeFactor = opts.stepTimeFactor ?? defaultStepTimeFactor(dev.backend);
+    if (!(stepTimeFactor === 0 || stepTimeFactor > 1))
+      throw new RangeError(`--step-time-factor ${stepTimeFactor}: 0 (off) or a factor above 1`);
     const limits = batchLimitsFor(maxModelLen, opts.maxNumSeqs, maxTokens, opts.blockSize);
     const kvSpec = kvSpecFor(cfg, opts.blockSize, KV_DTYPE_BYTES[kvDtype]);
 
@@ -451,6 +491,7 @@ export function startEngine(
       weights: w,
       model: mdl,
       limits,
+      stepTimeFactor,
       maxModelLen,
       kvSpec,
       kv,

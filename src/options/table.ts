@@ -51,6 +51,8 @@ export interface ServeOptions {
   maxNumSeqs: number;
   /** null = engine default (max(max_model_len, 2048)-like). */
   maxNumBatchedTokens: number | null;
+  /** Prompt chunks paced by time: a step in which sequences decode may take this × a decode step; 0 = off; null = backend default. */
+  stepTimeFactor: number | null;
   blockSize: number;
   enforceEager: boolean;
   /** null = default list (1, 2, 4, then steps of 8 up to min(2 × max_num_seqs, 512)). */
@@ -224,7 +226,16 @@ export const OPTIONS = {
     default: null,
     engine: true,
     plan: true,
-    help: "most tokens in one step (sizes the activation arena; chunked prefill): default 128 on the CPU backend (a smaller prefill chunk per step keeps inter-token latency low under concurrent prompts; also caps sequences per step), max(2048, min(max-model-len, 8192)) on CUDA",
+    help: "most tokens in one step, a hard cap (sizes the activation arena; caps sequences per step; long prompts are prefilled in chunks): default 512 on the CPU backend (--step-time-factor sizes the chunks within it), max(2048, min(max-model-len, 8192)) on CUDA",
+  },
+  stepTimeFactor: {
+    flag: "step-time-factor",
+    kind: "float",
+    nullable: true,
+    min: 0,
+    default: null,
+    engine: true,
+    help: "chunked prefill paced by time: while sequences decode, a step carrying prompt tokens may take this many times a plain decode step of the served batch (predicted by a cost model fitted online from the engine's step timings; at least 128 tokens a step), within --max-num-batched-tokens; 0 = off (chunks limited by --max-num-batched-tokens alone); default 4 on the CPU backend, 0 on CUDA",
   },
   blockSize: { flag: "block-size", kind: "int", min: 1, max: 1024, default: 16, engine: true, plan: true, help: "tokens per KV block" },
   enforceEager: { flag: "enforce-eager", kind: "bool", default: false, engine: true, plan: true, help: "never capture graphs" },

@@ -3,7 +3,7 @@
 // server), the HF re-layout of Q/K rows, argument parsing and the report tables.
 import { afterAll, describe, expect, test } from "bun:test";
 
-import { compareTexts, runHttp, workloadPrompts } from "../../bench/peer/http.ts";
+import { compareTexts, promptsForRun, runHttp, workloadPrompts } from "../../bench/peer/http.ts";
 import { unpermute } from "../../bench/peer/models.ts";
 import { renderPeerTables } from "../../bench/peer/render.ts";
 import { parseArgs } from "../../bench/peer/run.ts";
@@ -104,14 +104,29 @@ describe("peer bench workload", () => {
 
   test("runHttp: every request's text kept in request order, usage counted", async () => {
     const w = { concurrency: 3, requests: 7, promptTokens: 8, maxTokens: 5 };
-    const prompts = workloadPrompts(w, 32000);
-    const r = await runHttp(`http://127.0.0.1:${srv.port}`, "openai", w, prompts);
+    const run = promptsForRun(w, 32000, 0);
+    const prompts = run.prompts;
+    const r = await runHttp(`http://127.0.0.1:${srv.port}`, "openai", w, run);
     expect(r.failed).toBe(0);
     expect(r.requests).toBe(7);
     expect(r.output_tokens).toBe(35);
     r.texts.forEach((t, i) => expect(t).toBe(Array.from({ length: 5 }, (_, k) => `t${prompts[i]![1]}.${k} `).join("")));
     expect(Number.isFinite(r.ttft_ms.p99) && Number.isFinite(r.itl_ms.p99)).toBe(true);
     expect(r.e2e_ms.p50).toBeGreaterThanOrEqual(r.ttft_ms.p50);
+    // the warm-up went first, on prompts of its own (no measured prompt is cached by it)
+    expect(seen.slice(0, 4).sort()).toEqual([...run.warmUp].sort());
+    for (const p of run.prompts) expect(run.warmUp.some((q) => q.join() === p.join())).toBe(false);
+  });
+
+  test("promptsForRun: a fresh set per repetition (no prompt of one run appears in another)", () => {
+    const w = { concurrency: 2, requests: 5, promptTokens: 16, maxTokens: 1 };
+    const a = promptsForRun(w, 32000, 0);
+    const b = promptsForRun(w, 32000, 1);
+    expect(a.prompts.length).toBe(5);
+    expect(a.warmUp.length).toBe(4);
+    const keys = new Set([...a.prompts, ...a.warmUp].map((p) => p.join()));
+    for (const p of [...b.prompts, ...b.warmUp]) expect(keys.has(p.join())).toBe(false);
+    expect(promptsForRun(w, 32000, 1)).toEqual(b);
   });
 
   test("compareTexts counts identical outputs and the first different request", () => {
@@ -156,6 +171,11 @@ describe("peer bench CLI and report", () => {
     expect(parseArgs(["--quick"]).formats).toEqual(["F32", "Q4_K_M"]);
     expect(parseArgs(["--quick", "--formats", "q8_0"]).formats).toEqual(["Q8_0"]);
     expect(parseArgs(["--budgets", "64,128"]).budgets).toEqual([64, 128]);
+    expect(parseArgs(["--variants", "--step-time-factor 3; --step-time-factor 0  --max-num-batched-tokens 128;"]).variants).toEqual([
+      ["--step-time-factor", "3"],
+      ["--step-time-factor", "0", "--max-num-batched-tokens", "128"],
+    ]);
+    expect(parseArgs(["--no-kernels"]).kernels).toBe(false);
     expect(() => parseArgs(["--reps", "2"])).toThrow(/>= 3/);
     expect(() => parseArgs(["--formats", "Q2_K"])).toThrow(/not one of/);
     expect(() => parseArgs(["--bogus"])).toThrow(/unknown argument/);
