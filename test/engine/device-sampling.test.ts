@@ -242,7 +242,9 @@ describe.skipIf(!HAVE_MODELS)("device sampling equals the host sampler (stories2
             ...(withLogprobsRow && i === 3 ? { logprobs: 1 } : {}),
           }),
         });
-      core.step(); // prefill of all four
+      // The prompts' prefill (one or more steps, as the scheduler paces it), until each has a token.
+      const started = new Set<string>();
+      while (started.size < 4) for (const e of core.step()) if (e.tokenIds.length > 0) started.add(e.requestId);
       const perStep: number[] = [];
       for (let k = 0; k < 4; k++) {
         core.step(); // decode-only, 4 rows
