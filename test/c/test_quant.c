@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "../../csrc/cpu/ops_cpu.h"
+#include "../../csrc/cpu/quant_act.h"
 #include "check.h"
 #include "device_bufs.h"
 
@@ -285,6 +286,115 @@ static void test_logits_and_embedding_q(void) {
   printf("ok   %s\n", cur_test);
 }
 
+/* The activation quantizer's bytes (ggml block layout) and its matmul layout against the restated
+ * ggml rules above, bit for bit, on inputs that probe each rule: exact .5 ties after the scaling,
+ * equal |max| of both signs (q8_K takes the first), negative and positive maxima, all-zero
+ * blocks, a lone outlier, and tiny / huge magnitudes (fp16 scale rounding, subnormal fp16 d). */
+static void test_activation_bytes(void) {
+  BEGIN("activation quantization: ggml's q8_0 / q8_1 / q8_K bytes, bit for bit");
+  const int64_t k = 1024;
+  float *x = malloc((size_t)k * sizeof(float));
+  uint8_t *got = malloc((size_t)(k / 256) * 292 + 64);
+  int8_t *q = malloc((size_t)k), *lq = malloc((size_t)k);
+  float *d = malloc((size_t)(k / 32) * sizeof(float));
+  float *ld = malloc((size_t)(k / 16) * sizeof(float)), *ls = malloc((size_t)(k / 16) * sizeof(float));
+  int16_t *lb = malloc((size_t)(k / 16) * sizeof(int16_t));
+  double *xhat = malloc((size_t)k * sizeof(double)), *half = malloc((size_t)k * sizeof(double)),
+         *corr = calloc((size_t)(k / 32), sizeof(double));
+  int cases = 0;
+  for (int trial = 0; trial < 60; trial++) {
+    const float mag = trial % 5 == 0 ? 1e-6f : trial % 5 == 1 ? 3e4f : 1.0f;
+    for (int64_t i = 0; i < k; i++) x[i] = uniform() * mag;
+    if (trial % 3 == 0) /* ties: amax = 127 exactly, so x * (127 / amax) = x; half-integers round to even */
+      for (int64_t i = 0; i < k; i++) x[i] = i % 32 == 5 ? 127.0f : (float)((int)(uniform() * 120)) + 0.5f;
+    if (trial % 4 == 1)
+      for (int64_t b = 0; b < k; b += 256) { /* equal |max| of both signs: the first one wins in q8_K */
+        x[b + 7] = (trial & 8) ? 9.0f * mag : -9.0f * mag;
+        x[b + 200] = -x[b + 7];
+      }
+    if (trial % 6 == 2)
+      for (int64_t i = 256; i < 512; i++) x[i] = 0.0f; /* an all-zero q8_K block (and 8 q8_0 blocks) */
+    if (trial % 7 == 3) x[trial] *= 1000.0f;            /* an outlier */
+    if (trial % 2 == 1) /* 32-blocks whose 127 / amax differs from 1 / (amax / 127) in the last bit, with */
+      for (int64_t b = 0; b < k; b += 32) { /* values placed where the two round apart */
+        float amax, id1, id2;
+        do {
+          amax = (0.5f + (uniform() + 1.0f)) * mag;
+          id1 = 127.f / amax;
+          id2 = 1.0f / (amax / 127.f);
+        } while (id1 == id2);
+        for (int i = 0; i < 32; i++) {
+          float v = (i == 3 ? amax : (float)((int)(uniform() * 126) + 0.5f) / id1);
+          for (int step = 0; step < 8 && i != 3; step++) {
+            if (nearbyintf(v * id1) != nearbyintf(v * id2)) break;
+            v = nextafterf(v, step % 2 ? INFINITY : -INFINITY);
+          }
+          x[b + i] = v;
+        }
+      }
+    for (int kind = 0; kind < 3; kind++, cases++) {
+      const int64_t qt = kind == 0 ? HR_QTYPE_Q8_0 : kind == 1 ? HR_QTYPE_Q4_1 : HR_QTYPE_Q6_K;
+      CHECK(hr_act_kind(qt) == kind, "activation kind of %lld", (long long)qt);
+      q8_reference(qt, x, k, q, d, xhat, half, corr);
+      const int64_t bytes = hr_act_quantize_ggml(kind, x, k, got);
+      const int64_t ab = kind == 2 ? 256 : 32, bb = kind == 2 ? 292 : kind == 1 ? 36 : 34;
+      CHECK(bytes == k / ab * bb, "kind %d wrote %lld bytes", kind, (long long)bytes);
+      hr_act_quantize_row(kind, x, k, lq, ld, ls, lb);
+      for (int64_t b = 0; b < k / ab; b++) {
+        const uint8_t *blk = got + b * bb;
+        const int8_t *bq = (const int8_t *)(blk + (kind == 2 ? 4 : kind == 1 ? 4 : 2));
+        float bd;
+        if (kind == 2) {
+          memcpy(&bd, blk, 4);
+        } else {
+          _Float16 h;
+          memcpy(&h, blk, 2);
+          bd = (float)h;
+        }
+        CHECK(memcmp(&bd, &d[b], 4) == 0, "trial %d kind %d block %lld: d %.9g want %.9g", trial, kind, (long long)b,
+              bd, d[b]);
+        CHECK(memcmp(bq, q + b * ab, (size_t)ab) == 0, "trial %d kind %d block %lld: qs differ", trial, kind,
+              (long long)b);
+        CHECK(memcmp(lq + b * ab, q + b * ab, (size_t)ab) == 0, "trial %d kind %d block %lld: matmul-layout qs differ",
+              trial, kind, (long long)b);
+        for (int64_t g = b * ab / 16; g < (b + 1) * ab / 16; g++) {
+          int32_t s16 = 0;
+          for (int l = 0; l < 16; l++) s16 += q[16 * g + l];
+          CHECK(memcmp(&ld[g], &d[b], 4) == 0 && lb[g] == s16, "kind %d group %lld: d16 / bsum", kind, (long long)g);
+          if (kind == 2) {
+            int16_t bs;
+            memcpy(&bs, blk + 260 + 2 * (g - b * 16), 2);
+            CHECK(bs == s16, "trial %d q8_K block %lld bsums[%lld] %d want %d", trial, (long long)b,
+                  (long long)(g - b * 16), bs, s16);
+          }
+        }
+        if (kind == 1) { /* s = fp16(fp32 d * sum q): the stored bits and the matmul's operand */
+          _Float16 h;
+          memcpy(&h, blk + 2, 2);
+          int32_t sum = 0;
+          for (int l = 0; l < 32; l++) sum += q[32 * b + l];
+          const double want_s = (double)d[b] * sum + corr[b];
+          CHECK((double)h == want_s && (double)ls[2 * b] == want_s && ls[2 * b + 1] == 0.0f,
+                "trial %d q8_1 block %lld: s %g / %g want %g", trial, (long long)b, (double)h, (double)ls[2 * b],
+                want_s);
+        }
+      }
+    }
+  }
+  free(x);
+  free(got);
+  free(q);
+  free(lq);
+  free(d);
+  free(ld);
+  free(ls);
+  free(lb);
+  free(xhat);
+  free(half);
+  free(corr);
+  printf("ok   %s (%d cases)\n", cur_test, cases);
+}
+
 static void test_validation(void) {
   BEGIN("quantized ops: validation messages");
   float *x = dalloc(256 * 4), *y = dalloc(256 * 4);
@@ -321,6 +431,7 @@ int main(void) {
   CHECK_OK(hr_device_open(0, 1ull << 30, &dev));
   test_matmul_q();
   test_logits_and_embedding_q();
+  test_activation_bytes();
   test_validation();
   CHECK_OK(hr_device_close(dev));
   printf("all quant tests passed\n");
