@@ -1,5 +1,6 @@
 /*
- * The small-M quantized kernels (gemv_q8.h), compiled once per x86 ISA from gemv_q8_kern.h.
+ * The small-M quantized kernels (gemv_q8.h), compiled once per x86 ISA from gemv_q8_kern.h; the
+ * AVX-512 variants take the 512-bit Q8_0 / Q4_K / Q5_K / Q6_K kernels of gemv_q8_k512.h.
  */
 #include "gemv_q8.h"
 
@@ -21,6 +22,7 @@
 #define QG_SFX _bw
 #define QG_VNNI 0
 #include "gemv_q8_kern.h"
+#include "gemv_q8_k512.h"
 #undef QG_ATTR
 #undef QG_SFX
 #undef QG_VNNI
@@ -35,6 +37,7 @@
 #define QG_SFX _vnni
 #define QG_VNNI 1
 #include "gemv_q8_kern.h"
+#include "gemv_q8_k512.h"
 #undef QG_ATTR
 #undef QG_SFX
 #undef QG_VNNI
@@ -50,9 +53,9 @@ hr_gemv_fn hr_gemv_q8_lookup(int64_t qtype, int variant, int rows) {
 #if defined(__x86_64__) || defined(__i386__)
     switch (variant) {
       case HR_GEMV_AVX2: return table__avx2[t][rows - 1];
-      case HR_GEMV_AVX512BW: return table__bw[t][rows - 1];
+      case HR_GEMV_AVX512BW: return table512__bw[t][rows - 1];
       case HR_GEMV_AVXVNNI: return table__avxvnni[t][rows - 1];
-      case HR_GEMV_AVX512VNNI: return table__vnni[t][rows - 1];
+      case HR_GEMV_AVX512VNNI: return table512__vnni[t][rows - 1];
       default: return NULL;
     }
 #else
