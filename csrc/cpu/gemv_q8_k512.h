@@ -20,12 +20,11 @@ QG_ATTR QG_AI __m256i QG_NAME(fold512_)(__m512i v) {
 }
 
 /* int16 lane L of the result = 16-bit element idx(L) of v: idx(L) = a for L < 16, else b */
-#define QG_IDX2(a, b)                                                                                             \
-  _mm512_set_epi16(b, b, b, b, b, b, b, b, b, b, b, b, b, b, b, b, a, a, a, a, a, a, a, a, a, a, a, a, a, a, a, \
-                   a)
+#define QG_IDX2(a, b) \
+  _mm512_set_epi16(b, b, b, b, b, b, b, b, b, b, b, b, b, b, b, b, a, a, a, a, a, a, a, a, a, a, a, a, a, a, a, a)
 
-QG_ATTR QG_AI void QG_NAME(q45k512_)(const int FIVE, const int R, const uint8_t *w, int64_t nb,
-                                     const hr_gemv_rows *x, float *out) {
+QG_ATTR QG_AI void QG_NAME(q45k512_)(const int FIVE, const int R, const uint8_t *w, int64_t nb, const hr_gemv_rows *x,
+                                     float *out) {
   const int bb = FIVE ? 176 : 144;
   const uint32_t kmask1 = 0x3f3f3f3f, kmask2 = 0x0f0f0f0f, kmask3 = 0x03030303;
   const __m512i m4 = _mm512_set1_epi8(0xF), m1 = _mm512_set1_epi8(1);
@@ -91,10 +90,10 @@ QG_ATTR QG_AI void QG_NAME(q6k512_)(const int R, const uint8_t *w, int64_t nb, c
   /* qh byte l holds the 2 high bits of elements l, l+32, l+64, l+96 of the half at bits 0, 2, 4, 6 */
   const __m512i sh01 = QG_IDX2(0, 2), sh23 = QG_IDX2(4, 6);
   /* int16 lane L of a 64-weight product covers elements 2L, 2L+1: scale (first element) / 16 */
-  const __m512i i01[2] = {_mm512_set_epi16(3, 3, 3, 3, 3, 3, 3, 3, 2, 2, 2, 2, 2, 2, 2, 2, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0,
-                                           0, 0, 0, 0, 0, 0),
-                          _mm512_set_epi16(11, 11, 11, 11, 11, 11, 11, 11, 10, 10, 10, 10, 10, 10, 10, 10, 9, 9, 9, 9,
-                                           9, 9, 9, 9, 8, 8, 8, 8, 8, 8, 8, 8)};
+  const __m512i i01[2] = {
+      _mm512_set_epi16(3, 3, 3, 3, 3, 3, 3, 3, 2, 2, 2, 2, 2, 2, 2, 2, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0),
+      _mm512_set_epi16(11, 11, 11, 11, 11, 11, 11, 11, 10, 10, 10, 10, 10, 10, 10, 10, 9, 9, 9, 9, 9, 9, 9, 9, 8, 8, 8,
+                       8, 8, 8, 8, 8)};
   const __m512i four = _mm512_set1_epi16(4);
   __m512 acc[4];
 #pragma GCC unroll 4
@@ -130,8 +129,8 @@ QG_ATTR QG_AI void QG_NAME(q6k512_)(const int R, const uint8_t *w, int64_t nb, c
     for (int r = 0; r < R; r++) { /* the -32 zero point through the bsums, as the 256-bit kernel */
       const __m256i off = _mm256_madd_epi16(sc16, _mm256_loadu_si256((const __m256i *)(x->b[r] + 16 * i)));
       const __m256i s = _mm256_sub_epi32(QG_NAME(fold512_)(sumi[r]), _mm256_slli_epi32(off, 5));
-      acc[r] = _mm512_fmadd_ps(_mm512_set1_ps(d * x->d[r][16 * i]),
-                               _mm512_castps256_ps512(_mm256_cvtepi32_ps(s)), acc[r]);
+      acc[r] =
+          _mm512_fmadd_ps(_mm512_set1_ps(d * x->d[r][16 * i]), _mm512_castps256_ps512(_mm256_cvtepi32_ps(s)), acc[r]);
     }
   }
 #pragma GCC unroll 4
@@ -180,18 +179,18 @@ QG_ATTR QG_AI void QG_NAME(q80512_)(const int R, const uint8_t *w, int64_t nb, c
   for (int r = 0; r < R; r++) out[r] = _mm512_reduce_add_ps(acc[r]) + tail[r];
 }
 
-#define QG_DEF(NAME, CALL)                                                                                     \
+#define QG_DEF(NAME, CALL)                                                                                       \
   QG_ATTR static void QG_CAT(QG_NAME(NAME), _1)(const uint8_t *w, int64_t nb, const hr_gemv_rows *x, float *o) { \
-    CALL(1);                                                                                                   \
-  }                                                                                                            \
+    CALL(1);                                                                                                     \
+  }                                                                                                              \
   QG_ATTR static void QG_CAT(QG_NAME(NAME), _2)(const uint8_t *w, int64_t nb, const hr_gemv_rows *x, float *o) { \
-    CALL(2);                                                                                                   \
-  }                                                                                                            \
+    CALL(2);                                                                                                     \
+  }                                                                                                              \
   QG_ATTR static void QG_CAT(QG_NAME(NAME), _3)(const uint8_t *w, int64_t nb, const hr_gemv_rows *x, float *o) { \
-    CALL(3);                                                                                                   \
-  }                                                                                                            \
+    CALL(3);                                                                                                     \
+  }                                                                                                              \
   QG_ATTR static void QG_CAT(QG_NAME(NAME), _4)(const uint8_t *w, int64_t nb, const hr_gemv_rows *x, float *o) { \
-    CALL(4);                                                                                                   \
+    CALL(4);                                                                                                     \
   }
 #define QG_Q80(R) QG_NAME(q80512_)(R, w, nb, x, o)
 #define QG_Q4K(R) QG_NAME(q45k512_)(0, R, w, nb, x, o)

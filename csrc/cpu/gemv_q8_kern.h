@@ -177,8 +177,8 @@ QG_ATTR QG_AI void QG_NAME(q6k_)(const int R, const uint8_t *w, int64_t nb, cons
       const __m256i bh = _mm256_loadu_si256((const __m256i *)(w + 128 + 32 * h));
       __m256i q[4];
       q[0] = _mm256_or_si256(_mm256_and_si256(b1, m4), _mm256_slli_epi16(_mm256_and_si256(bh, m3), 4));
-      q[1] = _mm256_or_si256(_mm256_and_si256(b2, m4),
-                             _mm256_slli_epi16(_mm256_and_si256(bh, _mm256_set1_epi8(0x0C)), 2));
+      q[1] =
+          _mm256_or_si256(_mm256_and_si256(b2, m4), _mm256_slli_epi16(_mm256_and_si256(bh, _mm256_set1_epi8(0x0C)), 2));
       q[2] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(b1, 4), m4), _mm256_and_si256(bh, m30));
       q[3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(b2, 4), m4),
                              _mm256_and_si256(_mm256_srli_epi16(bh, 2), m30));
@@ -208,18 +208,18 @@ QG_ATTR QG_AI void QG_NAME(q6k_)(const int R, const uint8_t *w, int64_t nb, cons
 }
 
 /* one function per (type, R) */
-#define QG_DEF(NAME, CALL)                                                                                 \
+#define QG_DEF(NAME, CALL)                                                                                       \
   QG_ATTR static void QG_CAT(QG_NAME(NAME), _1)(const uint8_t *w, int64_t nb, const hr_gemv_rows *x, float *o) { \
-    CALL(1);                                                                                               \
-  }                                                                                                        \
+    CALL(1);                                                                                                     \
+  }                                                                                                              \
   QG_ATTR static void QG_CAT(QG_NAME(NAME), _2)(const uint8_t *w, int64_t nb, const hr_gemv_rows *x, float *o) { \
-    CALL(2);                                                                                               \
-  }                                                                                                        \
+    CALL(2);                                                                                                     \
+  }                                                                                                              \
   QG_ATTR static void QG_CAT(QG_NAME(NAME), _3)(const uint8_t *w, int64_t nb, const hr_gemv_rows *x, float *o) { \
-    CALL(3);                                                                                               \
-  }                                                                                                        \
+    CALL(3);                                                                                                     \
+  }                                                                                                              \
   QG_ATTR static void QG_CAT(QG_NAME(NAME), _4)(const uint8_t *w, int64_t nb, const hr_gemv_rows *x, float *o) { \
-    CALL(4);                                                                                               \
+    CALL(4);                                                                                                     \
   }
 #define QG_Q40(R) QG_NAME(g32_)(0, R, w, nb, x, o)
 #define QG_Q41(R) QG_NAME(g32_)(1, R, w, nb, x, o)

@@ -5,10 +5,15 @@
  * products are integer dot products (AVX512-VNNI vpdpbusd, AVX-VNNI, AVX-512BW / AVX2
  * vpmaddubsw, portable C) scaled in fp32 per 16 weights.
  *
- * Weights are unpacked (quant_unpack.c) a panel of a few rows at a time into per-thread
- * scratch, one byte per weight, and reused by every activation tile of an M block: decoded
- * once per (panel, M block), not once per output. Decode (M = 1) is the same loop with one
- * activation row; the panel is still in L1 when the dot reads it.
+ * Activations are rounded exactly as ggml's CPU backend rounds them for the weight type
+ * (quant_act.c), so the int8 operands equal llama.cpp's on the same file.
+ *
+ * M <= hr_cpu_q8_gemv_max_m (decode, a few sequences): the direct kernels of gemv_q8.c read each
+ * weight row's blocks once per 4 activation rows, unpack in registers and apply sub-block scales
+ * as integers per block (no scratch). Larger M (prefill): weights are unpacked (quant_unpack.c)
+ * a panel of a few rows at a time into per-thread scratch, one byte per weight, and reused by
+ * every activation tile of an M block: decoded once per (panel, M block), not once per output.
+ * The portable C path (no AVX2) always takes the panel loop.
  *
  * Accuracy: the result is exact up to fp32 rounding for the quantized activations; against
  * fp32 activations the error is bounded by the activation rounding (half a step per element,

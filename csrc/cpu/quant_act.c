@@ -89,8 +89,7 @@ static inline float block_q8_k(const float *x, int8_t *q) {
   return 1 / iscale;
 }
 
-CLONES void hr_act_quantize_row(int kind, const float *x, int64_t k, int8_t *q, float *d16, float *s16,
-                                int16_t *b16) {
+CLONES void hr_act_quantize_row(int kind, const float *x, int64_t k, int8_t *q, float *d16, float *s16, int16_t *b16) {
   const int64_t ab = hr_act_block(kind);
   for (int64_t b = 0; b < k; b += ab) {
     float d;

@@ -314,7 +314,7 @@ static void test_activation_bytes(void) {
       }
     if (trial % 6 == 2)
       for (int64_t i = 256; i < 512; i++) x[i] = 0.0f; /* an all-zero q8_K block (and 8 q8_0 blocks) */
-    if (trial % 7 == 3) x[trial] *= 1000.0f;            /* an outlier */
+    if (trial % 7 == 3) x[trial] *= 1000.0f;           /* an outlier */
     if (trial % 2 == 1) /* 32-blocks whose 127 / amax differs from 1 / (amax / 127) in the last bit, with */
       for (int64_t b = 0; b < k; b += 32) { /* values placed where the two round apart */
         float amax, id1, id2;
