@@ -5,10 +5,15 @@
  * products are integer dot products (AVX512-VNNI vpdpbusd, AVX-VNNI, AVX-512BW / AVX2
  * vpmaddubsw, portable C) scaled in fp32 per 16 weights.
  *
- * Weights are unpacked (quant_unpack.c) a panel of a few rows at a time into per-thread
- * scratch, one byte per weight, and reused by every activation tile of an M block: decoded
- * once per (panel, M block), not once per output. Decode (M = 1) is the same loop with one
- * activation row; the panel is still in L1 when the dot reads it.
+ * Activations are rounded exactly as ggml's CPU backend rounds them for the weight type
+ * (quant_act.c), so the int8 operands equal llama.cpp's on the same file.
+ *
+ * M <= hr_cpu_q8_gemv_max_m (decode, a few sequences): the direct kernels of gemv_q8.c read each
+ * weight row's blocks once per 4 activation rows, unpack in registers and apply sub-block scales
+ * as integers per block (no scratch). Larger M (prefill): weights are unpacked (quant_unpack.c)
+ * a panel of a few rows at a time into per-thread scratch, one byte per weight, and reused by
+ * every activation tile of an M block: decoded once per (panel, M block), not once per output.
+ * The portable C path (no AVX2) always takes the panel loop.
  *
  * Accuracy: the result is exact up to fp32 rounding for the quantized activations; against
  * fp32 activations the error is bounded by the activation rounding (half a step per element,
@@ -20,6 +25,8 @@
 #include "../core/quant.h"
 #include "../core/status.h"
 #include "ops_cpu.h"
+#include "gemv_q8.h"
+#include "quant_act.h"
 #include "quant_unpack.h"
 #include "threadpool.h"
 
@@ -99,48 +106,14 @@ static int choose_path(void) {
 
 const char *hr_cpu_q8_path_name(void) { return PATH_NAMES[choose_path()]; }
 
-/* ---- activation quantization: x -> int8 blocks of `ablk`, scale d = amax / 127 ---- */
-
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
-__attribute__((target_clones("arch=x86-64-v4", "avx2", "default")))
-#endif
-static void
-quantize_row(const float *x, int64_t K, int64_t ablk, int8_t *q, float *d16, float *s16) {
-  for (int64_t b = 0; b < K; b += ablk) {
-    /* amax on the bit patterns (|x| orders like its bits; NaN sorts above inf and propagates) */
-    uint32_t amax_bits = 0;
-    for (int64_t i = 0; i < ablk; i++) {
-      uint32_t u;
-      memcpy(&u, x + b + i, 4);
-      u &= 0x7fffffffu;
-      amax_bits = u > amax_bits ? u : amax_bits;
-    }
-    float amax;
-    memcpy(&amax, &amax_bits, 4);
-    const float d = amax / 127.0f, id = d > 0 && d < 3.0e38f ? 1.0f / d : 0.0f;
-    for (int64_t i = 0; i < ablk; i++) {
-      /* round to nearest even: adding 1.5 * 2^23 leaves the integer in the low mantissa bits */
-      float v = x[b + i] * id + 12582912.0f;
-      int32_t r;
-      memcpy(&r, &v, 4);
-      r = (r & 0x007fffff) - 0x00400000;
-      q[b + i] = (int8_t)(r > 127 ? 127 : r < -127 ? -127 : r);
-    }
-    for (int64_t g = b / 16; g < (b + ablk) / 16; g++) {
-      int32_t s = 0;
-      for (int l = 0; l < 16; l++) s += q[16 * g + l];
-      d16[g] = d;
-      s16[g] = d * (float)s;
-    }
-  }
-}
-
 typedef struct {
   const float *x;
   const int32_t *rows;
-  int64_t m, k, ablk, ldq, ldg, per_task;
+  int64_t m, k, ldq, ldg, per_task;
+  int kind;
   int8_t *xq;
   float *xd, *xs;
+  int16_t *xb;
 } quant_ctx;
 
 static void quant_task(void *vc, int64_t task, int thread, void *scratch) {
@@ -151,8 +124,12 @@ static void quant_task(void *vc, int64_t task, int thread, void *scratch) {
   for (int64_t r = r0; r < r1; r++) {
     int64_t src = c->rows ? c->rows[r] : r;
     float *xd = c->xd + r * c->ldg, *xs = c->xs + r * c->ldg;
-    quantize_row(c->x + src * c->k, c->k, c->ablk, c->xq + r * c->ldq, xd, xs);
-    for (int64_t g = c->k / 16; g < c->ldg; g++) xd[g] = xs[g] = 0.0f; /* kernels read whole vectors */
+    int16_t *xb = c->xb + r * c->ldg;
+    hr_act_quantize_row(c->kind, c->x + src * c->k, c->k, c->xq + r * c->ldq, xd, xs, xb);
+    for (int64_t g = c->k / 16; g < c->ldg; g++) { /* kernels read whole vectors */
+      xd[g] = xs[g] = 0.0f;
+      xb[g] = 0;
+    }
   }
 }
 
@@ -182,6 +159,7 @@ typedef struct {
   const hr_qunpack_info *ui;
   const int8_t *xq;
   const float *xd, *xs;
+  const int16_t *xb;
   int64_t m, n, k, ldq, ldg;
   int64_t n_chunk, m_chunk, n_tasks_n;
   int path, rmx, rnx;
@@ -253,6 +231,58 @@ static void q8_task(void *vctx, int64_t task, int thread, void *scratch) {
   }
 }
 
+/* ---- small M (decode): direct kernels over the weight blocks (gemv_q8.c) ---- */
+
+int hr_cpu_q8_gemv_max_m = 16;
+
+typedef struct {
+  const q8_ctx *c;
+  hr_gemv_fn fn[4];
+  int64_t rows_per_task, block_bytes;
+} gemv_ctx;
+
+static void gemv_task(void *vg, int64_t task, int thread, void *scratch) {
+  (void)thread;
+  (void)scratch;
+  const gemv_ctx *g = vg;
+  const q8_ctx *c = g->c;
+  const int64_t n0 = task * g->rows_per_task, n1 = n0 + g->rows_per_task < c->n ? n0 + g->rows_per_task : c->n;
+  const int64_t nb = c->w_blocks;
+  for (int64_t m0 = 0; m0 < c->m; m0 += 4) {
+    const int R = (int)(c->m - m0 < 4 ? c->m - m0 : 4);
+    hr_gemv_rows xr;
+    for (int r = 0; r < R; r++) {
+      xr.q[r] = c->xq + (m0 + r) * c->ldq;
+      xr.d[r] = c->xd + (m0 + r) * c->ldg;
+      xr.s[r] = c->xs + (m0 + r) * c->ldg;
+      xr.b[r] = c->xb + (m0 + r) * c->ldg;
+    }
+    float out[4];
+    for (int64_t n = n0; n < n1; n++) {
+      g->fn[R - 1](c->w + n * c->w_row_bytes, nb, &xr, out);
+      for (int r = 0; r < R; r++) c->y[(m0 + r) * c->n + n] = out[r] + (c->bias ? c->bias[n] : 0.0f);
+    }
+  }
+}
+
+static int gemv_run(const q8_ctx *c, int64_t wtype, int64_t block_bytes, int64_t threads) {
+  static const int VARIANT[] = {[PATH_AVX2] = HR_GEMV_AVX2,
+                                [PATH_AVXVNNI] = HR_GEMV_AVXVNNI,
+                                [PATH_AVX512] = HR_GEMV_AVX512BW,
+                                [PATH_AVX512VNNI] = HR_GEMV_AVX512VNNI};
+  gemv_ctx g = {.c = c, .block_bytes = block_bytes};
+  for (int r = 0; r < 4; r++) {
+    g.fn[r] = hr_gemv_q8_lookup(wtype, VARIANT[c->path], r + 1);
+    if (!g.fn[r]) return hr_fail(HR_E_UNSUPPORTED, "matmul: no small-M kernel for weight type %lld", (long long)wtype);
+  }
+  /* rows in ~8 tasks per thread (claimed dynamically, so a busy core does not hold the step) */
+  const double flops = 2.0 * (double)c->m * (double)c->n * (double)c->k;
+  int64_t tasks = flops < 2e5 || threads == 1 ? 1 : threads * 8;
+  if (tasks > c->n) tasks = c->n;
+  g.rows_per_task = (c->n + tasks - 1) / tasks;
+  return hrt_parallel((c->n + g.rows_per_task - 1) / g.rows_per_task, 0, gemv_task, &g);
+}
+
 int hr_cpu_matmul_q8(float *y, const float *x, const void *w, int64_t wtype, const float *bias, const int32_t *rows,
                      int64_t m, int64_t n, int64_t k) {
   const hr_quant_info *qi = hr_quant_lookup(wtype);
@@ -283,25 +313,27 @@ int hr_cpu_matmul_q8(float *y, const float *x, const void *w, int64_t wtype, con
       c.rnx = 4;
       break;
   }
-  /* activations: int8 rows, then per-16 scales, then per-16 scaled sums */
+  /* activations: int8 rows, then per-16 scales, per-16 offset operands, per-16 integer sums */
   size_t qbytes = (size_t)(m * c.ldq), fbytes = (size_t)(m * c.ldg) * sizeof(float);
-  uint8_t *buf = act_buffer(qbytes + 2 * fbytes);
-  if (!buf)
-    return hr_fail(HR_E_OOM, "matmul: cannot allocate %zu bytes for quantized activations", qbytes + 2 * fbytes);
+  size_t total = qbytes + 2 * fbytes + fbytes / 2;
+  uint8_t *buf = act_buffer(total);
+  if (!buf) return hr_fail(HR_E_OOM, "matmul: cannot allocate %zu bytes for quantized activations", total);
   c.xq = (const int8_t *)buf;
   c.xd = (const float *)(buf + qbytes);
   c.xs = (const float *)(buf + qbytes + fbytes);
+  c.xb = (const int16_t *)(buf + qbytes + 2 * fbytes);
   int64_t threads = hrt_num_threads();
   quant_ctx qc = {.x = x,
                   .rows = rows,
                   .m = m,
                   .k = k,
-                  .ablk = ui->act_block,
+                  .kind = hr_act_kind(wtype),
                   .ldq = c.ldq,
                   .ldg = c.ldg,
-                  .xq = (int8_t *)buf,
-                  .xd = (float *)(buf + qbytes),
-                  .xs = (float *)(buf + qbytes + fbytes)};
+                  .xq = (int8_t *)c.xq,
+                  .xd = (float *)c.xd,
+                  .xs = (float *)c.xs,
+                  .xb = (int16_t *)c.xb};
   if (m * k >= (1 << 16) && threads > 1) { /* big prefill: quantize rows in parallel */
     qc.per_task = (m + threads * 4 - 1) / (threads * 4);
     int st = hrt_parallel((m + qc.per_task - 1) / qc.per_task, 0, quant_task, &qc);
@@ -310,6 +342,7 @@ int hr_cpu_matmul_q8(float *y, const float *x, const void *w, int64_t wtype, con
     qc.per_task = m;
     quant_task(&qc, 0, 0, NULL);
   }
+  if (m <= hr_cpu_q8_gemv_max_m && c.path != PATH_SCALAR) return gemv_run(&c, wtype, qi->block_bytes, threads);
   /* task grid as the fp32 matmul: ~4 N chunks per thread, M split only when N cannot feed them */
   const int64_t rn = c.rnx, panels = (n + rn - 1) / rn;
   if (2.0 * (double)m * (double)n * (double)k < 2e5) threads = 1;

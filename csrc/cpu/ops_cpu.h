@@ -52,6 +52,8 @@ int hr_cpu_matmul_q8(float *y, const float *x, const void *w, int64_t wtype, con
                      int64_t m, int64_t n, int64_t k);
 /* fp32 matmuls with M up to this read W in place (no panel copy); a tunable for the benchmark. */
 extern int hr_cpu_f32_nopack_max_m;
+/* Quantized matmuls with M up to this use the direct small-M kernels (gemv_q8.c); a tunable. */
+extern int hr_cpu_q8_gemv_max_m;
 /* The 16-bit weight kernel family for wtype ("avx512-bf16", "avx512", "avx2", "scalar"). */
 const char *hr_cpu_16bit_path_name(int64_t wtype);
 /* The int8 kernel family in use ("avx512-vnni", "avx2", ...), for tests and benchmarks. */

@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "../../csrc/cpu/ops_cpu.h"
+#include "../../csrc/cpu/quant_act.h"
 #include "check.h"
 #include "device_bufs.h"
 
@@ -52,22 +53,66 @@ static void fill_blocks(int64_t qt, uint8_t *p, int64_t nblocks) {
   }
 }
 
-/* ---- the int8 path's activation rounding, restated independently (matmul_q8.c's rule) ----
- * Blocks of 32 (or 256 for K-quants) activations share d = amax / 127; q = round-to-nearest-even(x / d). */
-static int64_t act_block(int64_t qt) { return qt >= HR_QTYPE_Q4_K ? 256 : 32; }
-static void q8_reference(int64_t qt, const float *x, int64_t k, double *xhat, double *half_step) {
-  int64_t ab = act_block(qt);
+/* ---- the int8 path's activation rounding: ggml's CPU backend rules (ggml-cpu/arch/x86/quants.c
+ * quantize_row_q8_0/q8_1, ggml-quants.c quantize_row_q8_K_ref), restated independently here with
+ * nearbyintf and the compiler's _Float16 instead of the library's bit tricks:
+ *   q8_0 / q8_1 (32-blocks): d = fp16(amax / 127), q = round-half-even(x * (127 / amax)); q8_1 also
+ *     s = fp16(fp32 d * sum q), which replaces d * sum q in the weight-offset term m * s;
+ *   q8_K (256-blocks): max = first element of largest |x|, iscale = -127 / max,
+ *     q = min(127, round-half-even(iscale * x)), d = 1 / iscale (fp32). */
+static int act_kind(int64_t qt) {
+  return qt >= HR_QTYPE_Q4_K ? 2 : (qt == HR_QTYPE_Q4_1 || qt == HR_QTYPE_Q5_1) ? 1 : 0;
+}
+static float to_half(float v) { return (float)(_Float16)v; }
+static double half_bits(const uint8_t *p) {
+  _Float16 h;
+  memcpy(&h, p, 2);
+  return (double)h;
+}
+/* Writes q (may be NULL), xhat = q * d, a bound on |x - xhat| and, for q8_1, per 32-block
+ * s_corr = s - d * sum q (what ggml's m * s adds beyond the dequantized product). Returns the
+ * per-block scales' count. */
+static void q8_reference(int64_t qt, const float *x, int64_t k, int8_t *qout, float *dout, double *xhat,
+                         double *half_step, double *s_corr) {
+  const int kind = act_kind(qt);
+  const int64_t ab = kind == 2 ? 256 : 32;
   for (int64_t b = 0; b < k; b += ab) {
-    float amax = 0;
-    for (int64_t i = 0; i < ab; i++) amax = fabsf(x[b + i]) > amax ? fabsf(x[b + i]) : amax;
-    float d = amax / 127.0f, id = d > 0 ? 1.0f / d : 0.0f;
-    for (int64_t i = 0; i < ab; i++) {
-      float q = nearbyintf(x[b + i] * id);
-      q = q > 127 ? 127 : q < -127 ? -127 : q;
-      xhat[b + i] = (double)q * (double)d;
-      half_step[b + i] = 0.5 * (double)d * (1 + 1e-6);
+    float amax = 0, max = 0;
+    for (int64_t i = 0; i < ab; i++)
+      if (fabsf(x[b + i]) > amax) {
+        amax = fabsf(x[b + i]);
+        max = x[b + i];
+      }
+    float d, id, exact_d;
+    if (kind == 2) {
+      id = amax > 0 ? -127.f / max : 0.0f;
+      d = amax > 0 ? 1 / id : 0.0f;
+      exact_d = d;
+    } else {
+      exact_d = amax / 127.f;
+      d = to_half(exact_d);
+      id = amax != 0 ? 127.f / amax : 0.0f;
     }
+    int32_t sum = 0;
+    for (int64_t i = 0; i < ab; i++) {
+      float v = x[b + i] * id;
+      float q = nearbyintf(v);
+      q = q > 127 ? 127 : q < -128 ? -128 : q;
+      sum += (int32_t)q;
+      if (qout) qout[b + i] = (int8_t)q;
+      xhat[b + i] = (double)q * (double)d;
+      /* half a step of the unrounded scale, plus 127 times the scale's own fp16 rounding */
+      half_step[b + i] = (0.5 * fabs((double)exact_d) + 127.0 * fabs((double)d - (double)exact_d)) * (1 + 1e-6);
+    }
+    if (dout) dout[b / ab] = d;
+    if (s_corr && kind == 1) s_corr[b / 32] = (double)to_half(exact_d * (float)sum) - (double)d * (double)sum;
   }
+}
+/* The weight offset m of 32-block b of a Q4_1 / Q5_1 row (fp16 at bytes 2..3 of the block); 0 otherwise. */
+static double block_min(int64_t qt, const uint8_t *row, int64_t b) {
+  if (qt == HR_QTYPE_Q4_1) return half_bits(row + 20 * b + 2);
+  if (qt == HR_QTYPE_Q5_1) return half_bits(row + 24 * b + 2);
+  return 0.0;
 }
 
 /* The int8 kernel families, from the most capable down; each one this CPU has is tested. */
@@ -105,7 +150,8 @@ static void check_shape(int64_t qt, int64_t m, int64_t n, int64_t k, int with_bi
   uint8_t *w = dalloc((size_t)(n * row_bytes));
   fill_blocks(qt, w, n * k / be);
   float *wf = malloc((size_t)(n * k) * sizeof(float));
-  double *xhat = malloc((size_t)k * sizeof(double)), *half = malloc((size_t)k * sizeof(double));
+  double *xhat = malloc((size_t)k * sizeof(double)), *half = malloc((size_t)k * sizeof(double)),
+         *corr = calloc((size_t)(k / 32), sizeof(double));
   CHECK_OK(hr_dequantize(qt, w, wf, n * k));
   float *x = dalloc((size_t)(m * k) * 4), *y = dalloc((size_t)(m * n) * 4), *y2 = dalloc((size_t)(m * n) * 4),
         *bias = with_bias ? dalloc((size_t)n * 4) : NULL;
@@ -120,9 +166,10 @@ static void check_shape(int64_t qt, int64_t m, int64_t n, int64_t k, int with_bi
   CHECK_OK(hr_op_matmul_q(dev, HR_DTYPE_F32, qt, P(y), P(x), P(w), P(bias), m, n, k));
   if (also_dequant) CHECK_OK(hr_cpu_matmul_dequant(y2, x, w, qt, bias, NULL, m, n, k));
   for (int64_t r = 0; r < m; r++) {
-    q8_reference(qt, x + r * k, k, xhat, half);
+    q8_reference(qt, x + r * k, k, NULL, NULL, xhat, half, corr);
     for (int64_t c = 0; c < n; c++) {
       double want_q = bias ? bias[c] : 0.0, want = want_q, mag = 0, round = 0;
+      for (int64_t b = 0; b < k / 32; b++) want_q += block_min(qt, w + c * row_bytes, b) * corr[b];
       for (int64_t i = 0; i < k; i++) {
         double wi = (double)wf[c * k + i];
         want_q += wi * xhat[i];
@@ -146,6 +193,7 @@ static void check_shape(int64_t qt, int64_t m, int64_t n, int64_t k, int with_bi
   free(wf);
   free(xhat);
   free(half);
+  free(corr);
   free_all();
 }
 
@@ -206,16 +254,19 @@ static void test_logits_and_embedding_q(void) {
     for (int64_t i = 0; i < hrows * dim; i++) hidden[i] = uniform();
     int32_t *rows = dalloc(nrows * 4);
     rows[0] = 4, rows[1] = 1, rows[2] = 4;
-    double *xhat = malloc((size_t)dim * sizeof(double)), *half = malloc((size_t)dim * sizeof(double));
+    double *xhat = malloc((size_t)dim * sizeof(double)), *half = malloc((size_t)dim * sizeof(double)),
+           *corr = calloc((size_t)(dim / 32), sizeof(double));
+    const int64_t trow = dim / be * bb;
     for (int p = 0; p < NPATHS; p++) {
       if (!use_path(p)) continue;
       for (int64_t i = 0; i < nrows * vocab; i++) logits[i] = NAN;
       CHECK_OK(
           hr_op_logits_q(dev, HR_DTYPE_F32, qt, P(logits), P(hidden), P(rows), nrows, hrows, P(table), vocab, dim));
       for (int r = 0; r < nrows; r++) {
-        q8_reference(qt, hidden + rows[r] * dim, dim, xhat, half);
+        q8_reference(qt, hidden + rows[r] * dim, dim, NULL, NULL, xhat, half, corr);
         for (int64_t v = 0; v < vocab; v++) {
           double want = 0, mag = 0;
+          for (int64_t b = 0; b < dim / 32; b++) want += block_min(qt, table + v * trow, b) * corr[b];
           for (int64_t i = 0; i < dim; i++) {
             want += xhat[i] * tf[v * dim + i];
             mag += fabs(xhat[i] * tf[v * dim + i]);
@@ -228,10 +279,120 @@ static void test_logits_and_embedding_q(void) {
     restore_native();
     free(xhat);
     free(half);
+    free(corr);
     free(tf);
     free_all();
   }
   printf("ok   %s\n", cur_test);
+}
+
+/* The activation quantizer's bytes (ggml block layout) and its matmul layout against the restated
+ * ggml rules above, bit for bit, on inputs that probe each rule: exact .5 ties after the scaling,
+ * equal |max| of both signs (q8_K takes the first), negative and positive maxima, all-zero
+ * blocks, a lone outlier, and tiny / huge magnitudes (fp16 scale rounding, subnormal fp16 d). */
+static void test_activation_bytes(void) {
+  BEGIN("activation quantization: ggml's q8_0 / q8_1 / q8_K bytes, bit for bit");
+  const int64_t k = 1024;
+  float *x = malloc((size_t)k * sizeof(float));
+  uint8_t *got = malloc((size_t)(k / 256) * 292 + 64);
+  int8_t *q = malloc((size_t)k), *lq = malloc((size_t)k);
+  float *d = malloc((size_t)(k / 32) * sizeof(float));
+  float *ld = malloc((size_t)(k / 16) * sizeof(float)), *ls = malloc((size_t)(k / 16) * sizeof(float));
+  int16_t *lb = malloc((size_t)(k / 16) * sizeof(int16_t));
+  double *xhat = malloc((size_t)k * sizeof(double)), *half = malloc((size_t)k * sizeof(double)),
+         *corr = calloc((size_t)(k / 32), sizeof(double));
+  int cases = 0;
+  for (int trial = 0; trial < 60; trial++) {
+    const float mag = trial % 5 == 0 ? 1e-6f : trial % 5 == 1 ? 3e4f : 1.0f;
+    for (int64_t i = 0; i < k; i++) x[i] = uniform() * mag;
+    if (trial % 3 == 0) /* ties: amax = 127 exactly, so x * (127 / amax) = x; half-integers round to even */
+      for (int64_t i = 0; i < k; i++) x[i] = i % 32 == 5 ? 127.0f : (float)((int)(uniform() * 120)) + 0.5f;
+    if (trial % 4 == 1)
+      for (int64_t b = 0; b < k; b += 256) { /* equal |max| of both signs: the first one wins in q8_K */
+        x[b + 7] = (trial & 8) ? 9.0f * mag : -9.0f * mag;
+        x[b + 200] = -x[b + 7];
+      }
+    if (trial % 6 == 2)
+      for (int64_t i = 256; i < 512; i++) x[i] = 0.0f; /* an all-zero q8_K block (and 8 q8_0 blocks) */
+    if (trial % 7 == 3) x[trial] *= 1000.0f;           /* an outlier */
+    if (trial % 2 == 1) /* 32-blocks whose 127 / amax differs from 1 / (amax / 127) in the last bit, with */
+      for (int64_t b = 0; b < k; b += 32) { /* values placed where the two round apart */
+        float amax, id1, id2;
+        do {
+          amax = (0.5f + (uniform() + 1.0f)) * mag;
+          id1 = 127.f / amax;
+          id2 = 1.0f / (amax / 127.f);
+        } while (id1 == id2);
+        for (int i = 0; i < 32; i++) {
+          float v = (i == 3 ? amax : (float)((int)(uniform() * 126) + 0.5f) / id1);
+          for (int step = 0; step < 8 && i != 3; step++) {
+            if (nearbyintf(v * id1) != nearbyintf(v * id2)) break;
+            v = nextafterf(v, step % 2 ? INFINITY : -INFINITY);
+          }
+          x[b + i] = v;
+        }
+      }
+    for (int kind = 0; kind < 3; kind++, cases++) {
+      const int64_t qt = kind == 0 ? HR_QTYPE_Q8_0 : kind == 1 ? HR_QTYPE_Q4_1 : HR_QTYPE_Q6_K;
+      CHECK(hr_act_kind(qt) == kind, "activation kind of %lld", (long long)qt);
+      q8_reference(qt, x, k, q, d, xhat, half, corr);
+      const int64_t bytes = hr_act_quantize_ggml(kind, x, k, got);
+      const int64_t ab = kind == 2 ? 256 : 32, bb = kind == 2 ? 292 : kind == 1 ? 36 : 34;
+      CHECK(bytes == k / ab * bb, "kind %d wrote %lld bytes", kind, (long long)bytes);
+      hr_act_quantize_row(kind, x, k, lq, ld, ls, lb);
+      for (int64_t b = 0; b < k / ab; b++) {
+        const uint8_t *blk = got + b * bb;
+        const int8_t *bq = (const int8_t *)(blk + (kind == 2 ? 4 : kind == 1 ? 4 : 2));
+        float bd;
+        if (kind == 2) {
+          memcpy(&bd, blk, 4);
+        } else {
+          _Float16 h;
+          memcpy(&h, blk, 2);
+          bd = (float)h;
+        }
+        CHECK(memcmp(&bd, &d[b], 4) == 0, "trial %d kind %d block %lld: d %.9g want %.9g", trial, kind, (long long)b,
+              bd, d[b]);
+        CHECK(memcmp(bq, q + b * ab, (size_t)ab) == 0, "trial %d kind %d block %lld: qs differ", trial, kind,
+              (long long)b);
+        CHECK(memcmp(lq + b * ab, q + b * ab, (size_t)ab) == 0, "trial %d kind %d block %lld: matmul-layout qs differ",
+              trial, kind, (long long)b);
+        for (int64_t g = b * ab / 16; g < (b + 1) * ab / 16; g++) {
+          int32_t s16 = 0;
+          for (int l = 0; l < 16; l++) s16 += q[16 * g + l];
+          CHECK(memcmp(&ld[g], &d[b], 4) == 0 && lb[g] == s16, "kind %d group %lld: d16 / bsum", kind, (long long)g);
+          if (kind == 2) {
+            int16_t bs;
+            memcpy(&bs, blk + 260 + 2 * (g - b * 16), 2);
+            CHECK(bs == s16, "trial %d q8_K block %lld bsums[%lld] %d want %d", trial, (long long)b,
+                  (long long)(g - b * 16), bs, s16);
+          }
+        }
+        if (kind == 1) { /* s = fp16(fp32 d * sum q): the stored bits and the matmul's operand */
+          _Float16 h;
+          memcpy(&h, blk + 2, 2);
+          int32_t sum = 0;
+          for (int l = 0; l < 32; l++) sum += q[32 * b + l];
+          const double want_s = (double)d[b] * sum + corr[b];
+          CHECK((double)h == want_s && (double)ls[2 * b] == want_s && ls[2 * b + 1] == 0.0f,
+                "trial %d q8_1 block %lld: s %g / %g want %g", trial, (long long)b, (double)h, (double)ls[2 * b],
+                want_s);
+        }
+      }
+    }
+  }
+  free(x);
+  free(got);
+  free(q);
+  free(lq);
+  free(d);
+  free(ld);
+  free(ls);
+  free(lb);
+  free(xhat);
+  free(half);
+  free(corr);
+  printf("ok   %s (%d cases)\n", cur_test, cases);
 }
 
 static void test_validation(void) {
@@ -270,6 +431,7 @@ int main(void) {
   CHECK_OK(hr_device_open(0, 1ull << 30, &dev));
   test_matmul_q();
   test_logits_and_embedding_q();
+  test_activation_bytes();
   test_validation();
   CHECK_OK(hr_device_close(dev));
   printf("all quant tests passed\n");
