@@ -262,8 +262,8 @@ static void kvw_rows(const int64_t *a, int64_t r0, int64_t r1) {
   for (int64_t t = r0; t < r1; t++) {
     int64_t s = slots[t];
     if (s < 0) continue;
-    hr_kv_store_row(dt, kc + s * row_bytes, k + t * stride, row, ks);
-    hr_kv_store_row(dt, vc + s * row_bytes, v + t * stride, row, vs);
+    hr_cpu_kv_store_row(dt, kc + s * row_bytes, k + t * stride, row, ks);
+    hr_cpu_kv_store_row(dt, vc + s * row_bytes, v + t * stride, row, vs);
   }
 }
 

@@ -36,6 +36,8 @@ float hr_vdot(const float *a, const float *b, int64_t n);
 void hr_vaxpy(float *y, float a, const float *x, int64_t n); /* y += a * x */
 void hr_vscale(float *y, float a, int64_t n);                /* y *= a */
 void hr_vsilu_mul(float *out, const float *gate, const float *up, int64_t n);
+/* hr_kv_store_row (core/float_formats.h) vectorized, bit-identical to it (kv_store.c). */
+void hr_cpu_kv_store_row(int64_t kv_dtype, void *dst, const float *src, int64_t n, float scale);
 
 /* y[m, n] = x[row(m)] . w[n]^T (+ bias); rows may be NULL. Multi-threaded. */
 int hr_cpu_matmul_f32(float *y, const float *x, const float *w, const float *bias, const int32_t *rows, int64_t m,

@@ -10,7 +10,10 @@
  *     Inputs: every code's value, every midpoint between neighbours and one f32 ulp either side
  *     (the rounding boundaries of every code), f32 subnormals, signed zeros, inf, NaN, and
  *     ~4M f32 bit patterns spread over the whole range;
- *   - fixed values from the OCP FP8 spec and IEEE 754 (max, min subnormal, NaN codes).
+ *   - fixed values from the OCP FP8 spec and IEEE 754 (max, min subnormal, NaN codes);
+ *   - the CPU backend's vectorized row store (csrc/cpu/kv_store.c, what kv_write uses) on every
+ *     ISA over all of the inputs above, rows of varying length (vector bodies and tails), with
+ *     and without a scale: bit-identical to the scalar encoder just checked against the reference.
  */
 #include <math.h>
 #include <stdint.h>
@@ -19,6 +22,7 @@
 #include <string.h>
 
 #include "../../csrc/core/float_formats.h"
+#include "../../csrc/cpu/ops_cpu.h"
 #include "check.h"
 
 typedef struct {
@@ -122,9 +126,18 @@ static uint32_t bits_of(float x) {
 }
 
 static long long checked;
+/* every input check_enc saw, for the vectorized row store */
+static float *seen;
+static size_t nseen, capseen;
 static void check_enc(const fmt_t *f, float x) {
   uint32_t want = ref_encode(f, (double)x), got = enc(f, x);
   checked++;
+  if (nseen == capseen) {
+    capseen = capseen ? capseen * 2 : 1u << 20;
+    seen = realloc(seen, capseen * sizeof *seen);
+    CHECK(seen != NULL, "host allocation");
+  }
+  seen[nseen++] = x;
   if (want == 0xffffffffu) {
     CHECK(isnan(f->val[got]), "%s: NaN input %08x encoded as non-NaN code 0x%x", f->name, bits_of(x), got);
     CHECK((got >> (f->bits - 1)) == (uint32_t)(signbit(x) != 0), "%s: NaN sign lost", f->name);
@@ -133,6 +146,87 @@ static void check_enc(const fmt_t *f, float x) {
   if (got != want)
     failf(__FILE__, __LINE__, "%s: encode(%.10g = 0x%08x) = 0x%x (%.10g), reference 0x%x (%.10g)", f->name, (double)x,
           bits_of(x), got, f->val[got], want, f->val[want]);
+}
+
+static int64_t kv_dtype_of(const fmt_t *f) {
+  switch (f->bits == 8 ? f->mbits : f->mbits + 100) {
+    case 3: return HR_DTYPE_FP8_E4M3;
+    case 2: return HR_DTYPE_FP8_E5M2;
+    case 110: return HR_DTYPE_F16;
+    default: return HR_DTYPE_BF16;
+  }
+}
+
+/* hr_cpu_kv_store_row on every ISA over every input seen, in rows of 1..67 elements, scales 1,
+ * 2.5 and 0.37: each code equal to the scalar encoder's of x / scale. */
+static void check_rows(const fmt_t *f) {
+  int64_t dt = kv_dtype_of(f), eb = f->bits / 8;
+  uint8_t *out = malloc(nseen * (size_t)eb + 64);
+  CHECK(out != NULL, "host allocation");
+  static const float scales[] = {1.0f, 2.5f, 0.37f};
+  int native = hr_cpu_isa();
+  long long rows = 0;
+  for (int isa = HR_ISA_SCALAR; isa <= native; isa++) {
+    CHECK_EQ(hr_cpu_force_isa(isa), isa);
+    for (size_t si = 0; si < sizeof scales / sizeof *scales; si++) {
+      float sc = scales[si];
+      uint64_t rng = 0x9e3779b97f4a7c15ull + (uint64_t)isa * 7 + si;
+      for (size_t i = 0; i < nseen;) {
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        size_t n = 1 + (size_t)(rng % 67);
+        if (n > nseen - i) n = nseen - i;
+        hr_cpu_kv_store_row(dt, out + i * (size_t)eb, seen + i, (int64_t)n, sc);
+        i += n;
+        rows++;
+      }
+      for (size_t i = 0; i < nseen; i++) {
+        uint32_t got = eb == 2 ? ((uint16_t *)out)[i] : out[i], want = enc(f, seen[i] / sc);
+        if (got != want)
+          failf(__FILE__, __LINE__, "%s row store (%s, scale %g): x = 0x%08x -> 0x%x, scalar 0x%x", f->name,
+                hr_cpu_isa_name(isa), (double)sc, bits_of(seen[i]), got, want);
+      }
+    }
+  }
+  hr_cpu_force_isa(native);
+  printf("ok   %s: vectorized row store == scalar on %zu inputs x 3 scales, %lld rows, ISAs up to %s\n", f->name, nseen,
+         rows, hr_cpu_isa_name(native));
+  free(out);
+}
+
+/* f32 KV with a scale: the division, vectorized, equals the scalar one bit for bit. */
+static void test_f32_rows(void) {
+  cur_test = "f32 row store with a scale";
+  size_t n = 1u << 20;
+  float *src = malloc(n * 4), *out = malloc(n * 4);
+  CHECK(src && out, "host allocation");
+  uint64_t rng = 0x243f6a8885a308d3ull;
+  for (size_t i = 0; i < n; i++) {
+    rng ^= rng << 13;
+    rng ^= rng >> 7;
+    rng ^= rng << 17;
+    src[i] = f32_of((uint32_t)rng);
+  }
+  int native = hr_cpu_isa();
+  for (int isa = HR_ISA_SCALAR; isa <= native; isa++) {
+    hr_cpu_force_isa(isa);
+    for (size_t i = 0; i < n;) {
+      size_t len = 1 + (i * 2654435761u) % 45;
+      if (len > n - i) len = n - i;
+      hr_cpu_kv_store_row(HR_DTYPE_F32, out + i, src + i, (int64_t)len, 0.37f);
+      i += len;
+    }
+    for (size_t i = 0; i < n; i++) {
+      float want = src[i] / 0.37f;
+      CHECK(bits_of(out[i]) == bits_of(want), "%s: %08x / 0.37 -> %08x, want %08x", hr_cpu_isa_name(isa),
+            bits_of(src[i]), bits_of(out[i]), bits_of(want));
+    }
+  }
+  hr_cpu_force_isa(native);
+  free(src);
+  free(out);
+  printf("ok   %s\n", cur_test);
 }
 
 static void test_format(fmt_t *f) {
@@ -190,6 +284,8 @@ static void test_format(fmt_t *f) {
   }
   printf("ok   %s: %u codes decoded, %lld encodings vs the nearest-value reference\n", f->name, n, checked);
   checked = 0;
+  check_rows(f);
+  nseen = 0;
   free(f->val);
   free(f->pos);
   free(f->pos_code);
@@ -256,5 +352,7 @@ int main(void) {
     cur_test = fmts[i].name;
     test_format(&fmts[i]);
   }
+  test_f32_rows();
+  free(seen);
   return 0;
 }
