@@ -137,6 +137,20 @@ export class HeadroomKernel {
     return (seqs * steps) / ((performance.now() - t0) / 1000);
   }
 
+  /** Seconds of each of `steps` decode steps of `seqs` sequences at positions from.. (after
+   * prefilling each sequence's `from` tokens, untimed), for per-step statistics. */
+  decodeSteps(seqs: number, from: number, steps: number): number[] {
+    if (from > 0) this.fill(seqs, from);
+    const t: number[] = [];
+    for (let i = 0; i < steps; i++) {
+      const inp = this.inputs(seqs, 1, from + i);
+      const t0 = performance.now();
+      this.run(inp);
+      t.push((performance.now() - t0) / 1000);
+    }
+    return t;
+  }
+
   /** One warm-up pass of every test (llama-bench and batched-bench warm up too). */
   warmUp(): void {
     this.run(this.inputs(1, this.shape.prompt, 0));

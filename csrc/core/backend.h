@@ -81,5 +81,11 @@ void hrb_graph_exec_destroy(struct hr_instance *inst, void *exec);
 void hrb_instance_close(struct hr_instance *inst);
 /* 1 if this backend's graphs are core-recorded op lists (CPU), 0 if backend graphs (CUDA). */
 int hrb_graph_records_ops(void);
+/* Replay of an op list (records_ops backends): may run the recorded op `kind` (args a) and the
+ * one after it (next_kind, args b) as one fused step with exactly the results of running them
+ * one after the other; *fused = 1 if it did (the status is then both ops'), 0 to run `kind`
+ * alone. Only called for op lists, so backend graphs (CUDA) just answer 0. */
+int hrb_graph_exec_pair(struct hr_instance *inst, int64_t kind, const int64_t *a, int64_t next_kind, const int64_t *b,
+                        int *fused);
 
 #endif

@@ -346,13 +346,17 @@ int hr_graph_replay(uint64_t dev, uint64_t handle, int64_t size) {
   if (!s->records) return hrb_graph_launch(inst, CALL, g->exec);
   for (int64_t i = 0; i < g->num_ops; i++) {
     const hr_graph_op *op = &g->ops[i];
-    st = hr_ops_executor((int)op->kind)(inst, op->a);
+    int fused = 0;
+    if (i + 1 < g->num_ops) st = hrb_graph_exec_pair(inst, op->kind, op->a, op[1].kind, op[1].a, &fused);
+    if (!fused && st == HR_OK) st = hr_ops_executor((int)op->kind)(inst, op->a);
     if (st != HR_OK) {
       char msg[700];
       snprintf(msg, sizeof msg, "%s", hr_last_error());
-      return hr_fail(st, "%s: size %lld, op %lld of %lld (%s): %s", CALL, (long long)size, (long long)i,
-                     (long long)g->num_ops, hr_op_kind_name((int)op->kind), msg);
+      return hr_fail(st, "%s: size %lld, op %lld of %lld (%s%s): %s", CALL, (long long)size, (long long)i,
+                     (long long)g->num_ops, hr_op_kind_name((int)op->kind), fused ? " fused with the next op" : "",
+                     msg);
     }
+    i += fused; /* the next op ran inside this one */
   }
   return HR_OK;
 }

@@ -25,9 +25,9 @@
 #endif
 
 typedef struct {
-  int mbits, bias, bytes;  /* target mantissa bits, exponent bias, bytes per element */
-  uint32_t cap;            /* codes above it become it (inf for f16/bf16, max finite for fp8) */
-  int nan_kind;            /* 0: f16 (0x7e00 | payload >> 13), 1: bf16 ((u >> 16) | 0x40), 2: fp8 (0x7f) */
+  int mbits, bias, bytes; /* target mantissa bits, exponent bias, bytes per element */
+  uint32_t cap;           /* codes above it become it (inf for f16/bf16, max finite for fp8) */
+  int nan_kind;           /* 0: f16 (0x7e00 | payload >> 13), 1: bf16 ((u >> 16) | 0x40), 2: fp8 (0x7f) */
 } kv_fmt;
 
 static const kv_fmt FMT_F16 = {10, 15, 2, 0x7c00u, 0};
@@ -60,16 +60,16 @@ T512 static inline __m512i encode512(__m512 x, const kv_fmt *f) {
   __m512i code = _mm512_add_epi32(_mm512_sllv_epi32(ex, _mm512_set1_epi32(f->mbits)), r);
   code = _mm512_min_epu32(code, _mm512_set1_epi32((int)f->cap));
   int sign_shift = 32 - 8 * f->bytes;
-  __m512i sign = _mm512_srlv_epi32(_mm512_andnot_si512(_mm512_set1_epi32(0x7fffffff), u),
-                                   _mm512_set1_epi32(sign_shift));
+  __m512i sign =
+      _mm512_srlv_epi32(_mm512_andnot_si512(_mm512_set1_epi32(0x7fffffff), u), _mm512_set1_epi32(sign_shift));
   __mmask16 nan = _mm512_cmpgt_epu32_mask(a, _mm512_set1_epi32(0x7f800000));
   __m512i nanc;
   if (f->nan_kind == 0)
     nanc = _mm512_or_si512(_mm512_set1_epi32(0x7e00),
                            _mm512_and_si512(_mm512_srli_epi32(a, 13), _mm512_set1_epi32(0x3ff)));
   else if (f->nan_kind == 1)
-    nanc = _mm512_and_si512(_mm512_or_si512(_mm512_srli_epi32(a, 16), _mm512_set1_epi32(0x40)),
-                            _mm512_set1_epi32(0x7fff));
+    nanc =
+        _mm512_and_si512(_mm512_or_si512(_mm512_srli_epi32(a, 16), _mm512_set1_epi32(0x40)), _mm512_set1_epi32(0x7fff));
   else
     nanc = _mm512_set1_epi32(0x7f);
   code = _mm512_mask_mov_epi32(code, nan, nanc);
@@ -124,8 +124,8 @@ T256 static inline __m256i encode256(__m256 x, const kv_fmt *f) {
   __m256i ex = _mm256_max_epi32(_mm256_add_epi32(Eb, _mm256_set1_epi32(f->bias - 128)), _mm256_setzero_si256());
   __m256i code = _mm256_add_epi32(_mm256_sllv_epi32(ex, _mm256_set1_epi32(f->mbits)), r);
   code = _mm256_min_epu32(code, _mm256_set1_epi32((int)f->cap));
-  __m256i sign = _mm256_srlv_epi32(_mm256_andnot_si256(_mm256_set1_epi32(0x7fffffff), u),
-                                   _mm256_set1_epi32(32 - 8 * f->bytes));
+  __m256i sign =
+      _mm256_srlv_epi32(_mm256_andnot_si256(_mm256_set1_epi32(0x7fffffff), u), _mm256_set1_epi32(32 - 8 * f->bytes));
   /* a > 0x7f800000 (a < 2^31, so the signed compare is exact) */
   __m256i nan = _mm256_cmpgt_epi32(a, _mm256_set1_epi32(0x7f800000));
   __m256i nanc;
@@ -133,8 +133,8 @@ T256 static inline __m256i encode256(__m256 x, const kv_fmt *f) {
     nanc = _mm256_or_si256(_mm256_set1_epi32(0x7e00),
                            _mm256_and_si256(_mm256_srli_epi32(a, 13), _mm256_set1_epi32(0x3ff)));
   else if (f->nan_kind == 1)
-    nanc = _mm256_and_si256(_mm256_or_si256(_mm256_srli_epi32(a, 16), _mm256_set1_epi32(0x40)),
-                            _mm256_set1_epi32(0x7fff));
+    nanc =
+        _mm256_and_si256(_mm256_or_si256(_mm256_srli_epi32(a, 16), _mm256_set1_epi32(0x40)), _mm256_set1_epi32(0x7fff));
   else
     nanc = _mm256_set1_epi32(0x7f);
   code = _mm256_blendv_epi8(code, nanc, nan);
@@ -165,8 +165,8 @@ T256 static void div256(float *dst, const float *src, int64_t n, float scale) {
 #endif
 
 void hr_cpu_kv_store_row(int64_t dt, void *dst, const float *src, int64_t n, float scale) {
-  const kv_fmt *f = dt == HR_DTYPE_F16    ? &FMT_F16
-                    : dt == HR_DTYPE_BF16 ? &FMT_BF16
+  const kv_fmt *f = dt == HR_DTYPE_F16        ? &FMT_F16
+                    : dt == HR_DTYPE_BF16     ? &FMT_BF16
                     : dt == HR_DTYPE_FP8_E4M3 ? &FMT_E4M3
                     : dt == HR_DTYPE_FP8_E5M2 ? &FMT_E5M2
                                               : NULL;

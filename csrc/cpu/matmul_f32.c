@@ -47,6 +47,10 @@ typedef struct {
   int64_t m, n, k;
   int64_t n_chunk, m_chunk, n_tasks_n; /* task grid */
   int isa;
+  /* Paired SwiGLU (matmul_swiglu.c): y = [gate | up] with half = n / 2; task t computes gate
+   * columns [t * n_chunk, +n_chunk) and the same up columns, then act = silu(gate) * up there. */
+  int64_t half;
+  float *act;
 } mm_ctx;
 
 /* One (RM x RN) tile over k in [k0, k0 + kc): y rows yr[i], columns n0 .. n0+RN-1.
@@ -332,15 +336,9 @@ static const tile_fn tiles256[2][4] = {{tile256_1_1, tile256_1_2, tile256_1_3, t
 
 /* ---- driver ---- */
 
-static void mm_task(void *vctx, int64_t task, int thread, void *scratch) {
-  (void)thread;
-  const mm_ctx *c = vctx;
-  int64_t tn = task % c->n_tasks_n, tm = task / c->n_tasks_n;
-  int64_t nb = tn * c->n_chunk, ne = nb + c->n_chunk;
-  int64_t mb = tm * c->m_chunk, me = mb + c->m_chunk;
-  if (ne > c->n) ne = c->n;
-  if (me > c->m) me = c->m;
-  if (nb >= ne || mb >= me) return;
+/* y[mb..me, nb..ne) (nb a multiple of the panel width, so every panel is the one the plain
+ * grid computes: results do not depend on how N is split). */
+static void mm_range(const mm_ctx *c, int64_t nb, int64_t ne, int64_t mb, int64_t me, void *scratch) {
   int RMX, RNX;
   switch (c->isa) {
     case HR_ISA_AVX512:
@@ -434,6 +432,47 @@ static void mm_task(void *vctx, int64_t task, int thread, void *scratch) {
   }
 }
 
+static void mm_task(void *vctx, int64_t task, int thread, void *scratch) {
+  (void)thread;
+  const mm_ctx *c = vctx;
+  int64_t tn = task % c->n_tasks_n, tm = task / c->n_tasks_n;
+  int64_t nb = tn * c->n_chunk, ne = nb + c->n_chunk;
+  int64_t mb = tm * c->m_chunk, me = mb + c->m_chunk;
+  if (c->half) { /* paired SwiGLU: gate and up columns of one chunk, then the activation */
+    if (ne > c->half) ne = c->half;
+    if (nb >= ne) return;
+    mm_range(c, nb, ne, 0, c->m, scratch);
+    mm_range(c, c->half + nb, c->half + ne, 0, c->m, scratch);
+    for (int64_t r = 0; r < c->m; r++)
+      hr_vsilu_mul(c->act + r * c->half + nb, c->y + r * c->n + nb, c->y + r * c->n + c->half + nb, ne - nb);
+    return;
+  }
+  if (ne > c->n) ne = c->n;
+  if (me > c->m) me = c->m;
+  if (nb >= ne || mb >= me) return;
+  mm_range(c, nb, ne, mb, me, scratch);
+}
+
+/* Weight bytes per task of a small-M (bandwidth-bound) matmul: the join after a region waits
+ * for the last task still running, so tasks this size bound that wait to ~10-20 us of one
+ * core's bandwidth. 0: ~4 tasks per thread whatever the size (the grid before; for comparisons).
+ * -1 = not read yet: HEADROOM_CPU_MM_TASK_KB, else 256 KiB. */
+int64_t hr_cpu_mm_task_bytes = -1;
+static int64_t task_bytes(void) {
+  if (hr_cpu_mm_task_bytes < 0) {
+    const char *e = getenv("HEADROOM_CPU_MM_TASK_KB");
+    hr_cpu_mm_task_bytes = e && *e ? (int64_t)strtol(e, NULL, 10) * 1024 : 256 * 1024;
+  }
+  return hr_cpu_mm_task_bytes;
+}
+
+/* N tasks for a small-M matmul over `bytes` of weights: ~4 per thread, more when big. */
+static int64_t small_m_tasks(int64_t threads, double bytes) {
+  int64_t want = threads * 4, tb = task_bytes();
+  if (tb > 0 && bytes / (double)tb > (double)want) want = (int64_t)(bytes / (double)tb) + 1;
+  return want;
+}
+
 /* w: fp32, or GGUF blocks (wtype an HR_QTYPE_*) dequantized a panel at a time. */
 static int matmul_driver(float *y, const float *x, const void *w, int64_t wtype, const float *bias, const int32_t *rows,
                          int64_t m, int64_t n, int64_t k) {
@@ -455,6 +494,7 @@ static int matmul_driver(float *y, const float *x, const void *w, int64_t wtype,
   if (flops < 2e5) threads = 1;
   /* N tasks: ~4 per thread when W is big (dynamic balance), at least one panel each. */
   int64_t want_n = threads == 1 ? 1 : threads * 4;
+  if (threads > 1 && !qi && m <= hr_cpu_f32_nopack_max_m) want_n = small_m_tasks(threads, 4.0 * (double)n * (double)k);
   if (want_n > panels) want_n = panels;
   int64_t pan_per = (panels + want_n - 1) / want_n;
   c.n_chunk = pan_per * rn;
@@ -471,6 +511,31 @@ static int matmul_driver(float *y, const float *x, const void *w, int64_t wtype,
   int64_t kcs = (((k + nkb - 1) / nkb) + 15) & ~(int64_t)15;
   size_t scratch = m > 3 || qi ? (size_t)(8 * (kcs + 16)) * sizeof(float) : 0;
   return hrt_parallel(ntasks, scratch, mm_task, &c);
+}
+
+int hr_cpu_matmul_f32_swiglu(float *y, float *act, const float *x, const float *w, const float *bias,
+                             const int32_t *rows, int64_t m, int64_t n, int64_t k) {
+  int64_t half = n / 2, threads = hrt_num_threads();
+  mm_ctx c = {.y = y,
+              .x = x,
+              .w = w,
+              .bias = bias,
+              .rows = rows,
+              .m = m,
+              .n = n,
+              .k = k,
+              .isa = hr_cpu_isa(),
+              .half = half,
+              .act = act,
+              .m_chunk = m};
+  /* chunks of 16 columns (a multiple of every panel width; silu_mul's vector width) */
+  int64_t groups = half / 16, want = threads == 1 ? 1 : small_m_tasks(threads, 4.0 * (double)n * (double)k);
+  if (want > groups) want = groups;
+  if (want < 1) want = 1;
+  c.n_chunk = (groups + want - 1) / want * 16;
+  c.n_tasks_n = (half + c.n_chunk - 1) / c.n_chunk;
+  /* no scratch: M <= hr_cpu_f32_nopack_max_m (the caller checks) reads W in place */
+  return hrt_parallel(c.n_tasks_n, 0, mm_task, &c);
 }
 
 int hr_cpu_matmul_f32(float *y, const float *x, const float *w, const float *bias, const int32_t *rows, int64_t m,

@@ -42,6 +42,11 @@ void hr_cpu_kv_store_row(int64_t kv_dtype, void *dst, const float *src, int64_t 
 /* y[m, n] = x[row(m)] . w[n]^T (+ bias); rows may be NULL. Multi-threaded. */
 int hr_cpu_matmul_f32(float *y, const float *x, const float *w, const float *bias, const int32_t *rows, int64_t m,
                       int64_t n, int64_t k);
+/* The gate|up matmul and SwiGLU in one parallel region (fuse.c): y = x . w^T (+ bias) with
+ * y = [gate | up] (n = 2 * half, half % 16 == 0, m <= hr_cpu_f32_nopack_max_m), and
+ * act[m, half] = silu(gate) * up, bit-identical to hr_cpu_matmul_f32 then hr_vsilu_mul per row. */
+int hr_cpu_matmul_f32_swiglu(float *y, float *act, const float *x, const float *w, const float *bias,
+                             const int32_t *rows, int64_t m, int64_t n, int64_t k);
 /* The same with w of type wtype: HR_DTYPE_F32, HR_DTYPE_BF16/F16 (16-bit weights, fp32 x and y) or an
  * HR_QTYPE_* (GGUF blocks: x quantized to int8 blocks, integer dot products; matmul_q8.c). */
 int hr_cpu_matmul(float *y, const float *x, const void *w, int64_t wtype, const float *bias, const int32_t *rows,
@@ -56,6 +61,11 @@ int hr_cpu_matmul_q8(float *y, const float *x, const void *w, int64_t wtype, con
 extern int hr_cpu_f32_nopack_max_m;
 /* Quantized matmuls with M up to this use the direct small-M kernels (gemv_q8.c); a tunable. */
 extern int hr_cpu_q8_gemv_max_m;
+/* Weight bytes per task of fp32 matmuls with M <= hr_cpu_f32_nopack_max_m (matmul_f32.c; 0 = ~4
+ * tasks per thread, -1 = from HEADROOM_CPU_MM_TASK_KB on first use). Results do not depend on it. */
+extern int64_t hr_cpu_mm_task_bytes;
+/* Matmul + silu_mul pairs fused by graph replay so far (fuse.c; for tests). */
+extern int64_t hr_cpu_fused_pairs;
 /* The 16-bit weight kernel family for wtype ("avx512-bf16", "avx512", "avx2", "scalar"). */
 const char *hr_cpu_16bit_path_name(int64_t wtype);
 /* The int8 kernel family in use ("avx512-vnni", "avx2", ...), for tests and benchmarks. */

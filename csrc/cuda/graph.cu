@@ -49,6 +49,13 @@ extern "C" {
 
 int hrb_graph_records_ops(void) { return 0; }
 
+int hrb_graph_exec_pair(struct hr_instance *inst, int64_t kind, const int64_t *a, int64_t next_kind, const int64_t *b,
+                        int *fused) {
+  (void)inst, (void)kind, (void)a, (void)next_kind, (void)b;
+  *fused = 0; /* CUDA graphs are stream captures: the core never replays an op list here */
+  return HR_OK;
+}
+
 int hrb_graph_capture_begin(struct hr_instance *inst, const char *call, int *records_ops_out) {
   *records_ops_out = 0;
   hrc_state *st = NULL;
