@@ -59,7 +59,8 @@ int hrb_graph_exec_pair(struct hr_instance *inst, int64_t kind, const int64_t *a
     hr_cpu_fused_pairs++;
     return hr_cpu_matmul_f32_swiglu(HR_PTR(a, HR_A_MM_Y, float), HR_PTR(b, HR_A_SILU_OUT, float),
                                     HR_PTR(a, HR_A_MM_X, const float), HR_PTR(a, HR_A_MM_W, const float),
-                                    HR_PTR(a, HR_A_MM_BIAS, const float), NULL, a[HR_A_MM_M], a[HR_A_MM_N], a[HR_A_MM_K]);
+                                    HR_PTR(a, HR_A_MM_BIAS, const float), NULL, a[HR_A_MM_M], a[HR_A_MM_N],
+                                    a[HR_A_MM_K]);
   }
   return HR_OK;
 }
