@@ -54,12 +54,13 @@ static void silu_task(void *v, int64_t t, int thread, void *scratch) {
 }
 
 static int threads_;
+static int64_t task_kb = 256; /* the tasks/after settings' task size: HEADROOM_CPU_MM_TASK_KB, else the default */
 static float *wqkv[L], *wo[L], *wgu[L], *wd[L], *head;
 static float *x, *qkv, *o, *gu, *act, *logits;
 
 /* One step's matmuls; setting 0 = before, 1 = tasks, 2 = after. */
 static void step(int setting, int64_t m) {
-  hr_cpu_mm_task_bytes = setting == 0 ? 0 : 256 * 1024;
+  hr_cpu_mm_task_bytes = setting == 0 ? 0 : task_kb * 1024;
   for (int l = 0; l < L; l++) {
     hr_cpu_matmul_f32(qkv, x, wqkv[l], NULL, NULL, m, QKV, D);
     hr_cpu_matmul_f32(o, qkv, wo[l], NULL, NULL, m, D, D); /* stands in for attention's output */
@@ -92,6 +93,8 @@ int main(int argc, char **argv) {
   int threads = argc > 1 ? atoi(argv[1]) : 2, steps = argc > 2 ? atoi(argv[2]) : 30;
   hrt_set_num_threads(threads);
   threads_ = threads;
+  const char *tk = getenv("HEADROOM_CPU_MM_TASK_KB");
+  if (tk && atoi(tk) > 0) task_kb = atoi(tk);
   for (int l = 0; l < L; l++) {
     wqkv[l] = rand_buf((size_t)QKV * D);
     wo[l] = rand_buf((size_t)D * D);
@@ -107,8 +110,8 @@ int main(int argc, char **argv) {
   logits = rand_buf((size_t)MMAX * V);
   static const char *names[3] = {"before", "tasks", "after"};
   static const int64_t ms[2] = {1, 16};
-  printf("s110m decode matmuls (+ SwiGLU), %d threads, %d steps per setting, ISA %s\n", threads, steps,
-         hr_cpu_isa_name(hr_cpu_isa()));
+  printf("s110m decode matmuls (+ SwiGLU), %d threads, %d steps per setting, tasks of %lld KiB, ISA %s\n", threads,
+         steps, (long long)task_kb, hr_cpu_isa_name(hr_cpu_isa()));
   for (int mi = 0; mi < 2; mi++) {
     double *t[3];
     for (int s = 0; s < 3; s++) t[s] = calloc((size_t)steps, sizeof(double));
