@@ -4,7 +4,7 @@
  * 438 MB, so they stream from DRAM as in decode) at M = 1 and 16, in one process, settings
  * alternated step by step so load drifts over all of them alike:
  *   before  ~4 matmul tasks per thread, silu_mul its own step (a region at M = 16)
- *   tasks   matmul tasks of <= 256 KiB of weights
+ *   tasks   matmul tasks of <= 1 MiB of weights (HEADROOM_CPU_MM_TASK_KB)
  *   after   tasks + gate|up and SwiGLU in one region (hr_cpu_matmul_f32_swiglu)
  * Prints min / median / max ms per step and before / setting ratios (> 1: faster). Attention,
  * norms and RoPE are not included (unchanged). Usage: bench/regions/bench_regions.sh [threads] [steps]
@@ -54,7 +54,7 @@ static void silu_task(void *v, int64_t t, int thread, void *scratch) {
 }
 
 static int threads_;
-static int64_t task_kb = 256; /* the tasks/after settings' task size: HEADROOM_CPU_MM_TASK_KB, else the default */
+static int64_t task_kb = 1024; /* the tasks/after settings' task size: HEADROOM_CPU_MM_TASK_KB, else the default */
 static float *wqkv[L], *wo[L], *wgu[L], *wd[L], *head;
 static float *x, *qkv, *o, *gu, *act, *logits;
 

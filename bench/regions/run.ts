@@ -3,7 +3,7 @@
 // interleaved rep by rep, so machine load drifts over all of them alike):
 //   before  HEADROOM_CPU_FUSE=0 HEADROOM_CPU_MM_TASK_KB=0: every op its own region, ~4 matmul
 //           tasks per thread whatever the weight size (the grid before)
-//   tasks   small-M matmul tasks of at most 256 KiB of weights (shorter wait at each join)
+//   tasks   small-M matmul tasks of at most 1 MiB of weights (shorter wait at each join)
 //   after   tasks + graph replay fusing the gate|up matmul with silu_mul (one region fewer per
 //           layer where silu_mul was a region of its own)
 // Figures (bench/peer's kernel shapes, engine graphs on): the time of each batch-1 decode step

@@ -454,14 +454,16 @@ static void mm_task(void *vctx, int64_t task, int thread, void *scratch) {
 }
 
 /* Weight bytes per task of a small-M (bandwidth-bound) matmul: the join after a region waits
- * for the last task still running, so tasks this size bound that wait to ~10-20 us of one
- * core's bandwidth. 0: ~4 tasks per thread whatever the size (the grid before; for comparisons).
- * -1 = not read yet: HEADROOM_CPU_MM_TASK_KB, else 256 KiB. */
+ * for the last task still running, so big weights (gate|up, the LM head: 12-98 MB in s110m)
+ * get more than ~4 tasks per thread. 1 MiB measured best on a 2-core EPYC (bench/regions:
+ * 256 KiB lost 3-6 % at batch 1 to per-task start-up, 4 MiB gained less). 0: ~4 tasks per
+ * thread whatever the size (the grid before; for comparisons). -1 = not read yet:
+ * HEADROOM_CPU_MM_TASK_KB, else 1 MiB. */
 int64_t hr_cpu_mm_task_bytes = -1;
 static int64_t task_bytes(void) {
   if (hr_cpu_mm_task_bytes < 0) {
     const char *e = getenv("HEADROOM_CPU_MM_TASK_KB");
-    hr_cpu_mm_task_bytes = e && *e ? (int64_t)strtol(e, NULL, 10) * 1024 : 256 * 1024;
+    hr_cpu_mm_task_bytes = e && *e ? (int64_t)strtol(e, NULL, 10) * 1024 : 1024 * 1024;
   }
   return hr_cpu_mm_task_bytes;
 }

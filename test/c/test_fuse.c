@@ -107,7 +107,7 @@ static void test_fused_equals_eager(uint64_t dev) {
       {1, 16, 64, 0, 0},  {1, 176, 64, 1, 0},  {2, 48, 100, 0, 0}, {3, 176, 96, 1, 0},   {4, 64, 1100, 0, 0},
       {7, 256, 72, 1, 0}, {16, 176, 64, 0, 0}, {32, 32, 40, 1, 0}, {1, 2048, 768, 0, 0}, {16, 1024, 256, 0, 0},
   };
-  static const int64_t task_kb[] = {0, 4, 256};
+  static const int64_t task_kb[] = {0, 4, 1024};
   int native = hr_cpu_isa();
   for (int isa = HR_ISA_SCALAR; isa <= native; isa++) {
     CHECK_EQ(hr_cpu_force_isa(isa), isa);
@@ -155,7 +155,7 @@ static void test_task_grid(uint64_t dev) {
     for (int isa = HR_ISA_SCALAR; isa <= native; isa++) {
       hr_cpu_force_isa(isa);
       float *ref = NULL;
-      static const int64_t kb[] = {0, 1, 8, 256};
+      static const int64_t kb[] = {0, 1, 8, 256, 1024};
       for (size_t t = 0; t < sizeof kb / sizeof *kb; t++) {
         hr_cpu_mm_task_bytes = kb[t] * 1024;
         CHECK_OK(hr_op_matmul(dev, HR_DTYPE_F32, y, x, w, 0, m, n, k));
