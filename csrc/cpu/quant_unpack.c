@@ -156,10 +156,9 @@ static const struct {
   int64_t qtype;
   hr_qunpack_info info;
 } UNPACK[] = {
-    {HR_QTYPE_Q4_0, {unpack_q4_0, 0, 1, 32}},  {HR_QTYPE_Q4_1, {unpack_q4_1, 0, 1, 32}},
-    {HR_QTYPE_Q5_0, {unpack_q5_0, 0, 1, 32}},  {HR_QTYPE_Q5_1, {unpack_q5_1, 0, 1, 32}},
-    {HR_QTYPE_Q8_0, {unpack_q8_0, 1, 0, 32}},  {HR_QTYPE_Q4_K, {unpack_q4_k, 0, 1, 256}},
-    {HR_QTYPE_Q5_K, {unpack_q5_k, 0, 1, 256}}, {HR_QTYPE_Q6_K, {unpack_q6_k, 0, 1, 256}},
+    {HR_QTYPE_Q4_0, {unpack_q4_0, 0, 1}}, {HR_QTYPE_Q4_1, {unpack_q4_1, 0, 1}}, {HR_QTYPE_Q5_0, {unpack_q5_0, 0, 1}},
+    {HR_QTYPE_Q5_1, {unpack_q5_1, 0, 1}}, {HR_QTYPE_Q8_0, {unpack_q8_0, 1, 0}}, {HR_QTYPE_Q4_K, {unpack_q4_k, 0, 1}},
+    {HR_QTYPE_Q5_K, {unpack_q5_k, 0, 1}}, {HR_QTYPE_Q6_K, {unpack_q6_k, 0, 1}},
 };
 
 const hr_qunpack_info *hr_qunpack_lookup(int64_t qtype) {

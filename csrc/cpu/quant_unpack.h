@@ -18,9 +18,8 @@ typedef void (*hr_qunpack_fn)(const uint8_t *src, int64_t nblocks, uint8_t *q, f
 
 typedef struct {
   hr_qunpack_fn unpack;
-  int signed_q;      /* q is int8 (Q8_0), else uint8 */
-  int has_offset;    /* some mw may be nonzero */
-  int64_t act_block; /* activation block: 32 (q8_0-style) or 256 (q8_K-style) elements per scale */
+  int signed_q;   /* q is int8 (Q8_0), else uint8 */
+  int has_offset; /* some mw may be nonzero */
 } hr_qunpack_info;
 
 /* NULL when qtype is not a supported quantized type. */
