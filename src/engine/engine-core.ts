@@ -290,6 +290,11 @@ export class EngineCore {
     return { tokenId: l.tokenId, logprob: l.logprob, top: l.top.map((t) => ({ tokenId: t.tokenId, logprob: t.logprob })) };
   }
 
+  /** Running requests that have produced at least `minTokens` output tokens (fault.ts StepView). */
+  runningWithOutput(minTokens: number): number {
+    return this.scheduler.numRunningWithOutput(minTokens);
+  }
+
   stats(): EngineStats {
     const s = this.scheduler.stats();
     const kv = s.kv;

@@ -5,6 +5,7 @@
 import { HostPressureReleaser } from "../memory/pressure.ts";
 import { EngineCore } from "./engine-core.ts";
 import type { FromWorker, ToWorker } from "./protocol.ts";
+import type { StepView } from "./fault.ts";
 import { toWire } from "./protocol.ts";
 import { startEngine, type StartedEngine } from "./startup.ts";
 
@@ -17,7 +18,7 @@ export interface EnginePort {
 
 export interface LoopHooks {
   /** Called before step `n` (1-based) runs; test fault injection (fault.ts) lives here. */
-  beforeStep?: (n: number) => void;
+  beforeStep?: (n: number, view: StepView) => void;
 }
 
 /** Runs until a shutdown message; rejects when a step (or start-up bookkeeping) throws. */
@@ -110,7 +111,7 @@ export async function runEngineLoop(port: EnginePort, hooks: LoopHooks = {}): Pr
     while (inbox.length > 0) handle(inbox.shift()!);
     if (stopping) break;
     if (core?.hasWork()) {
-      hooks.beforeStep?.(++steps);
+      hooks.beforeStep?.(++steps, core);
       // Structured outputs: the grammar masks are computed while the step's forward pass runs
       // (launched first; asynchronous on CUDA), before the sampling tail that applies them.
       const events = await core.stepAsync();

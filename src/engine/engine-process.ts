@@ -5,7 +5,7 @@
 // Failure reporting: an exception that escapes the loop is sent as a `fatal` message (name and
 // message only: no stack or source snippet reaches the server's log or clients), then the
 // process exits 70; a native crash ends it by signal, which the server sees as the exit cause.
-import { runEngineLoop } from "./engine-loop.ts";
+import { runEngineLoop, type LoopHooks } from "./engine-loop.ts";
 import { faultHook, parseFault } from "./fault.ts";
 import { toWire, type FromWorker, type ToWorker } from "./protocol.ts";
 import { dieWithParent } from "./parent-death.ts";
@@ -43,7 +43,7 @@ export async function engineProcessMain(): Promise<never> {
   process.on("disconnect", () => process.exit(0));
 
   const start = Number(process.env.HEADROOM_ENGINE_START ?? "1");
-  let beforeStep: ((n: number) => void) | undefined;
+  let beforeStep: LoopHooks["beforeStep"];
   try {
     beforeStep = faultHook(parseFault(process.env.HEADROOM_TEST_FAULT), start) ?? undefined;
   } catch (e) {

@@ -181,6 +181,12 @@ export class Scheduler {
   get numWaiting(): number {
     return this.waiting.length;
   }
+  /** Running requests that have produced at least `minTokens` output tokens. */
+  numRunningWithOutput(minTokens: number): number {
+    let n = 0;
+    for (const r of this.running) if (r.numOutputTokens >= minTokens) n++;
+    return n;
+  }
   hasUnfinishedRequests(): boolean {
     return this.running.length + this.waiting.length > 0;
   }

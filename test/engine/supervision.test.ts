@@ -8,7 +8,7 @@ import { resolve } from "node:path";
 import type { TokenEvent } from "../../src/engine/api.ts";
 import { createEngine, EngineClient } from "../../src/engine/index.ts";
 import { loadTextModel } from "../../src/frontend/text-model.ts";
-import { parseFault } from "../../src/engine/fault.ts";
+import { faultHook, parseFault } from "../../src/engine/fault.ts";
 import type { FromWorker, ToWorker } from "../../src/engine/protocol.ts";
 import { RestartPolicy } from "../../src/engine/restart-policy.ts";
 import type { TransportFactory, TransportHandlers } from "../../src/engine/transport.ts";
@@ -195,10 +195,27 @@ describe("restart policy and fault spec", () => {
 
   test("HEADROOM_TEST_FAULT syntax", () => {
     expect(parseFault(undefined)).toBeNull();
-    expect(parseFault("segfault@3")).toEqual({ kind: "segfault", step: 3, every: false });
-    expect(parseFault("hang@12:every")).toEqual({ kind: "hang", step: 12, every: true });
+    expect(parseFault("segfault@3")).toEqual({ kind: "segfault", step: 3, inflight: 0, every: false });
+    expect(parseFault("hang@12:every")).toEqual({ kind: "hang", step: 12, inflight: 0, every: true });
+    expect(parseFault("throw@5:inflight=4:every")).toEqual({ kind: "throw", step: 5, inflight: 4, every: true });
     expect(() => parseFault("crash@1")).toThrow("HEADROOM_TEST_FAULT");
     expect(() => parseFault("throw@0")).toThrow();
+    expect(() => parseFault("throw@1:inflight=0")).toThrow();
+  });
+
+  test("a fault fires once, at its step, or later once enough requests are running with output", () => {
+    const view = (n: number) => ({ runningWithOutput: (min: number) => (min === 2 ? n : 0) });
+    const plain = faultHook(parseFault("throw@3"), 1)!;
+    expect(() => plain(2, view(0))).not.toThrow();
+    expect(() => plain(3, view(0))).toThrow("injected fault: throw at step 3");
+    expect(() => plain(4, view(0))).not.toThrow();
+    const gated = faultHook(parseFault("throw@3:inflight=4"), 1)!;
+    expect(() => gated(3, view(3))).not.toThrow();
+    expect(() => gated(9, view(3))).not.toThrow();
+    expect(() => gated(10, view(4))).toThrow("injected fault: throw at step 10");
+    // Only the first engine process faults unless `:every`.
+    expect(faultHook(parseFault("throw@3"), 2)).toBeNull();
+    expect(faultHook(parseFault("throw@3:every"), 2)).not.toBeNull();
   });
 });
 
