@@ -82,9 +82,11 @@ describe.skipIf(!HAVE)("graceful shutdown", () => {
   test("SIGTERM with 20 in-flight requests: every one completes, exit 0", async () => {
     const s = await serve();
     procs.push(s);
-    const { outcomes, code } = await signalWithInflight(s, 60, "SIGTERM");
+    // 200 tokens each: long enough that the first admitted is still running when the last arrives
+    // on a loaded machine (the signal waits for all 20 to be in the engine).
+    const { outcomes, code } = await signalWithInflight(s, 200, "SIGTERM");
     expect(code).toBe(0);
-    for (const o of outcomes) expect(o).toEqual({ status: 200, stream: o.stream, finish: "length", completionTokens: 60, done: true });
+    for (const o of outcomes) expect(o).toEqual({ status: 200, stream: o.stream, finish: "length", completionTokens: 200, done: true });
     const logs = logLines(s);
     expect(logs.find((l) => l.msg === "draining")).toBeDefined();
     expect(logs.find((l) => l.msg === "stopped")).toMatchObject({ requests_ended_by_timeout: false });
