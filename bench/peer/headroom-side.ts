@@ -38,6 +38,7 @@ export class HeadroomKernel {
   private readonly bs: number;
   private readonly maxB: number;
   private rng = 12345;
+  private logits: Float32Array | null = null;
 
   constructor(
     model: string,
@@ -109,7 +110,10 @@ export class HeadroomKernel {
   private run(inp: StepInputs): void {
     const seqs = inp.seqLens.length;
     this.s.model.step(inp, inp.inputIds.length, seqs, seqs);
-    this.s.model.readLogits(seqs);
+    // Into a buffer allocated once, as llama.cpp copies into its context's logits buffer: a fresh
+    // 2 MiB array per step would time page faults and zeroing that neither engine has.
+    this.logits ??= new Float32Array(this.shape.batch * this.vocab);
+    this.s.model.readLogits(seqs, this.logits);
   }
 
   /** Prefill of each of `seqs` sequences separately (n tokens from position 0), untimed. */
