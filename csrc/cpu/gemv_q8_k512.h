@@ -10,11 +10,6 @@
 #define QG_NAME(base) QG_CAT(base, QG_SFX)
 #define QG_AI static inline __attribute__((always_inline))
 
-QG_ATTR QG_AI __m512i QG_NAME(y2x256_)(const int8_t *a, const int8_t *b) {
-  return _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)a)),
-                            _mm256_loadu_si256((const __m256i *)b), 1);
-}
-
 QG_ATTR QG_AI __m256i QG_NAME(fold512_)(__m512i v) {
   return _mm256_add_epi32(_mm512_castsi512_si256(v), _mm512_extracti64x4_epi64(v, 1));
 }
@@ -28,8 +23,9 @@ QG_ATTR QG_AI void QG_NAME(q45k512_)(const int FIVE, const int R, const uint8_t 
   const int bb = FIVE ? 176 : 144;
   const uint32_t kmask1 = 0x3f3f3f3f, kmask2 = 0x0f0f0f0f, kmask3 = 0x03030303;
   const __m512i m4 = _mm512_set1_epi8(0xF), m1 = _mm512_set1_epi8(1);
-  /* half hh of the block: low nibbles of its 64 bytes are sub-blocks 4hh and 4hh+2, high 4hh+1, 4hh+3 */
-  const __m512i il[2] = {QG_IDX2(0, 2), QG_IDX2(4, 6)}, ih[2] = {QG_IDX2(1, 3), QG_IDX2(5, 7)};
+  /* half hh of the block: low nibbles of its 64 bytes are sub-blocks 4hh and 4hh+2, high 4hh+1, 4hh+3;
+   * regrouped (below) into the weights in element order, so each row's activations load as they lie */
+  const __m512i il[2] = {QG_IDX2(0, 1), QG_IDX2(4, 5)}, ih[2] = {QG_IDX2(2, 3), QG_IDX2(6, 7)};
   const __m512i shl[2] = {QG_IDX2(0, 2), QG_IDX2(4, 6)}, shh[2] = {QG_IDX2(1, 3), QG_IDX2(5, 7)};
   __m512 acc[4];
   __m128 accm[4];
@@ -63,12 +59,15 @@ QG_ATTR QG_AI void QG_NAME(q45k512_)(const int FIVE, const int R, const uint8_t 
         ql = _mm512_or_si512(ql, _mm512_slli_epi16(_mm512_and_si512(_mm512_srlv_epi16(hb, shl[hh]), m1), 4));
         qh = _mm512_or_si512(qh, _mm512_slli_epi16(_mm512_and_si512(_mm512_srlv_epi16(hb, shh[hh]), m1), 4));
       }
+      /* elements 128hh + 0..63 (low, high nibbles of the first 32 bytes) and 128hh + 64..127: one
+       * 512-bit load of each row's activations per product instead of two 256-bit halves */
+      const __m512i w0 = _mm512_shuffle_i64x2(ql, qh, 0x44), w1 = _mm512_shuffle_i64x2(ql, qh, 0xEE);
       const __m512i sl = _mm512_permutexvar_epi16(il[hh], sc), sh = _mm512_permutexvar_epi16(ih[hh], sc);
 #pragma GCC unroll 4
       for (int r = 0; r < R; r++) {
         const int8_t *y = x->q[r] + 256 * i + 128 * hh;
-        const __m512i pl = _mm512_madd_epi16(sl, _mm512_maddubs_epi16(ql, QG_NAME(y2x256_)(y, y + 64)));
-        const __m512i ph = _mm512_madd_epi16(sh, _mm512_maddubs_epi16(qh, QG_NAME(y2x256_)(y + 32, y + 96)));
+        const __m512i pl = _mm512_madd_epi16(sl, _mm512_maddubs_epi16(w0, _mm512_loadu_si512((const void *)y)));
+        const __m512i ph = _mm512_madd_epi16(sh, _mm512_maddubs_epi16(w1, _mm512_loadu_si512((const void *)(y + 64))));
         sumi[r] = _mm512_add_epi32(sumi[r], _mm512_add_epi32(pl, ph));
       }
     }
