@@ -28,11 +28,11 @@ QG_ATTR QG_AI void QG_NAME(q45k512_)(const int FIVE, const int R, const uint8_t 
   const __m512i il[2] = {QG_IDX2(0, 1), QG_IDX2(4, 5)}, ih[2] = {QG_IDX2(2, 3), QG_IDX2(6, 7)};
   const __m512i shl[2] = {QG_IDX2(0, 2), QG_IDX2(4, 6)}, shh[2] = {QG_IDX2(1, 3), QG_IDX2(5, 7)};
   __m512 acc[4];
-  __m128 accm[4];
+  __m256 accm[4];
 #pragma GCC unroll 4
   for (int r = 0; r < 4; r++) {
     acc[r] = _mm512_setzero_ps();
-    accm[r] = _mm_setzero_ps();
+    accm[r] = _mm256_setzero_ps();
   }
   for (int64_t i = 0; i < nb; i++, w += bb) {
     const float d = QG_NAME(half_)(w), dmin = QG_NAME(half_)(w + 2);
@@ -45,7 +45,9 @@ QG_ATTR QG_AI void QG_NAME(q45k512_)(const int FIVE, const int R, const uint8_t 
     u[0] &= kmask1;
     const __m256i ms = _mm256_cvtepu8_epi16(_mm_set_epi32((int)u[3], (int)u[2], (int)u[1], (int)u[0]));
     const __m512i sc = _mm512_castsi256_si512(ms); /* int16 elements 0..7: scales, 8..15: mins */
+    /* each sub-block's min twice: one madd with the 16 per-16 activation sums gives min_s * sum32_s */
     const __m128i mins = _mm256_extracti128_si256(ms, 1);
+    const __m256i mins2 = _mm256_set_m128i(_mm_unpackhi_epi16(mins, mins), _mm_unpacklo_epi16(mins, mins));
     const uint8_t *q4 = w + (FIVE ? 48 : 16);
     const __m512i hb = FIVE ? _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)(w + 16))) : m4;
     __m512i sumi[4];
@@ -76,12 +78,11 @@ QG_ATTR QG_AI void QG_NAME(q45k512_)(const int FIVE, const int R, const uint8_t 
       const float dy = x->d[r][16 * i];
       acc[r] = _mm512_fmadd_ps(_mm512_set1_ps(d * dy), _mm512_cvtepi32_ps(sumi[r]), acc[r]);
       const __m256i bs = _mm256_loadu_si256((const __m256i *)(x->b[r] + 16 * i));
-      const __m128i s32 = _mm_hadd_epi16(_mm256_castsi256_si128(bs), _mm256_extracti128_si256(bs, 1));
-      accm[r] = _mm_fmadd_ps(_mm_set1_ps(-dmin * dy), _mm_cvtepi32_ps(_mm_madd_epi16(mins, s32)), accm[r]);
+      accm[r] = _mm256_fmadd_ps(_mm256_set1_ps(-dmin * dy), _mm256_cvtepi32_ps(_mm256_madd_epi16(mins2, bs)), accm[r]);
     }
   }
 #pragma GCC unroll 4
-  for (int r = 0; r < R; r++) out[r] = _mm512_reduce_add_ps(acc[r]) + QG_NAME(hsum4_)(accm[r]);
+  for (int r = 0; r < R; r++) out[r] = _mm512_reduce_add_ps(acc[r]) + QG_NAME(hsum8_)(accm[r]);
 }
 
 QG_ATTR QG_AI void QG_NAME(q6k512_)(const int R, const uint8_t *w, int64_t nb, const hr_gemv_rows *x, float *out) {
