@@ -13,7 +13,7 @@ import { Request, type SampleLogprobs } from "./request.ts";
 import { Sampler, computeLogprobs } from "./sampler.ts";
 import type { LogitsOutput } from "./runner.ts";
 import { Scheduler, SchedulerError, type RequestOutput, type SchedulerOutput } from "./scheduler.ts";
-import { CPU_MIN_STEP_TOKENS, type StartedEngine } from "./startup.ts";
+import type { StartedEngine } from "./startup.ts";
 import { StepPacer } from "./step-pacer.ts";
 import { StructuredOutputs } from "./structured.ts";
 
@@ -64,7 +64,7 @@ export class EngineCore {
         maxNumBatchedTokens: started.limits.maxTokens,
         maxModelLen: started.maxModelLen,
         maxWaitingRequests: opts.maxWaiting,
-        pacer: started.stepTimeFactor > 0 ? new StepPacer({ factor: started.stepTimeFactor, minStepTokens: CPU_MIN_STEP_TOKENS }) : null,
+        pacer: started.stepTimeFactor > 0 ? new StepPacer({ factor: started.stepTimeFactor, minStepTokens: started.minStepTokens }) : null,
       },
       this.kv,
     );

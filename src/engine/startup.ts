@@ -73,6 +73,8 @@ export interface EngineOptions {
    * alone); null/unset = the backend's default (defaultStepTimeFactor).
    */
   stepTimeFactor?: number | null;
+  /** Floor of a paced step's tokens (--min-step-tokens); null/unset = CPU_MIN_STEP_TOKENS. */
+  minStepTokens?: number | null;
   blockSize: number;
   enforceEager: boolean;
   /** Engine-side waiting limit; unset (as `serve` runs it) = none: request limits are checked once, in the frontend. */
@@ -129,6 +131,8 @@ export interface StartedEngine {
   limits: BatchLimits;
   /** Resolved --step-time-factor (0 = prompt chunks limited by the token budget alone). */
   stepTimeFactor: number;
+  /** Resolved --min-step-tokens (the pacer's floor). */
+  minStepTokens: number;
   maxModelLen: number;
   kvSpec: KvCacheSpec;
   kv: KvSizing;
@@ -245,6 +249,9 @@ export function startEngine(
     const stepTimeFactor = opts.stepTimeFactor ?? defaultStepTimeFactor(dev.backend);
     if (!(stepTimeFactor === 0 || stepTimeFactor > 1))
       throw new RangeError(`--step-time-factor ${stepTimeFactor}: 0 (off) or a factor above 1`);
+    const minStepTokens = opts.minStepTokens ?? CPU_MIN_STEP_TOKENS;
+    if (!Number.isInteger(minStepTokens) || minStepTokens < 1)
+      throw new RangeError(`--min-step-tokens ${minStepTokens}: a whole number of tokens, at least 1`);
     const limits = batchLimitsFor(maxModelLen, opts.maxNumSeqs, maxTokens, opts.blockSize);
     const kvSpec = kvSpecFor(cfg, opts.blockSize, KV_DTYPE_BYTES[kvDtype]);
 
@@ -492,6 +499,7 @@ export function startEngine(
       model: mdl,
       limits,
       stepTimeFactor,
+      minStepTokens,
       maxModelLen,
       kvSpec,
       kv,

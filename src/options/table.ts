@@ -53,6 +53,8 @@ export interface ServeOptions {
   maxNumBatchedTokens: number | null;
   /** Prompt chunks paced by time: a step in which sequences decode may take this × a decode step; 0 = off; null = backend default. */
   stepTimeFactor: number | null;
+  /** Floor of a paced step's tokens (decodes + prompt tokens); null = 128. */
+  minStepTokens: number | null;
   blockSize: number;
   enforceEager: boolean;
   /** null = default list (1, 2, 4, then steps of 8 up to min(2 × max_num_seqs, 512)). */
@@ -235,7 +237,16 @@ export const OPTIONS = {
     min: 0,
     default: null,
     engine: true,
-    help: "chunked prefill paced by time: while sequences decode, a step carrying prompt tokens may take this many times a plain decode step of the served batch (predicted by a cost model fitted online from the engine's step timings; at least 128 tokens a step), within --max-num-batched-tokens; 0 = off (chunks limited by --max-num-batched-tokens alone); default 4 on the CPU backend, 0 on CUDA",
+    help: "chunked prefill paced by time: while sequences decode, a step carrying prompt tokens may take this many times a plain decode step of the served batch (predicted by a cost model fitted online from the engine's step timings; at least --min-step-tokens tokens a step), within --max-num-batched-tokens; 0 = off (chunks limited by --max-num-batched-tokens alone); default 4 on the CPU backend, 0 on CUDA",
+  },
+  minStepTokens: {
+    flag: "min-step-tokens",
+    kind: "int",
+    nullable: true,
+    min: 1,
+    default: null,
+    engine: true,
+    help: "floor of a step paced by --step-time-factor (decodes + prompt tokens; default 128): with a lower factor, a lower floor shortens the steps that carry prompt chunks (inter-token p99) at the cost of TTFT",
   },
   blockSize: { flag: "block-size", kind: "int", min: 1, max: 1024, default: 16, engine: true, plan: true, help: "tokens per KV block" },
   enforceEager: { flag: "enforce-eager", kind: "bool", default: false, engine: true, plan: true, help: "never capture graphs" },

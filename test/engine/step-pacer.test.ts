@@ -5,6 +5,9 @@ import { describe, expect, test } from "bun:test";
 import { Request } from "../../src/engine/request.ts";
 import type { SchedulerOutput } from "../../src/engine/scheduler.ts";
 import { OnlineStepCost, StepPacer, chunkPairs, shapeOf, type StepCostModel, type StepShape } from "../../src/engine/step-pacer.ts";
+import { EngineCore } from "../../src/engine/engine-core.ts";
+import { startEngine, type EngineOptions } from "../../src/engine/startup.ts";
+import { engineOptions } from "./engine-helpers.ts";
 import { makeHarness, runAlone, runToCompletion } from "./fake-runner.ts";
 
 const range = (a: number, b: number) => Array.from({ length: b - a }, (_, i) => a + i);
@@ -243,5 +246,28 @@ describe("Scheduler with a StepPacer", () => {
       config: { maxNumBatchedTokens: 4096, enableChunkedPrefill: false, pacer: new StepPacer({ factor: 2, model: new Law(1, 100) }) },
     });
     expect(h.scheduler.pacer).toBeNull();
+  });
+});
+
+describe("--step-time-factor and --min-step-tokens reach the engine's pacer", () => {
+  const SYNTH = "synthetic:dim=64,hidden=176,layers=2,heads=4,kv_heads=2,vocab=300";
+  const core = (over: Partial<EngineOptions>) => {
+    const s = startEngine(engineOptions(SYNTH, { deviceOrdinal: 7, ...over }));
+    try {
+      return new EngineCore(s, { maxNumSeqs: 8, servedModelName: null }).scheduler.pacer;
+    } finally {
+      s.close();
+    }
+  };
+
+  test("CPU defaults: factor 4, floor 128; the flags replace them; factor 0 = no pacer", () => {
+    expect(core({})).toMatchObject({ factor: 4, minStepTokens: 128 });
+    expect(core({ stepTimeFactor: 2, minStepTokens: 64 })).toMatchObject({ factor: 2, minStepTokens: 64 });
+    expect(core({ stepTimeFactor: 0 })).toBeNull();
+  });
+
+  test("a floor below 1 token or not whole is refused at start-up, naming the flag", () => {
+    expect(() => core({ minStepTokens: 0 })).toThrow("--min-step-tokens 0");
+    expect(() => core({ minStepTokens: 2.5 })).toThrow("--min-step-tokens 2.5");
   });
 });
