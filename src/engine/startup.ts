@@ -252,6 +252,11 @@ export function startEngine(
     const minStepTokens = opts.minStepTokens ?? CPU_MIN_STEP_TOKENS;
     if (!Number.isInteger(minStepTokens) || minStepTokens < 1)
       throw new RangeError(`--min-step-tokens ${minStepTokens}: a whole number of tokens, at least 1`);
+    // The floor belongs to the pacer: with the pacer off it would do nothing, so say so.
+    if (opts.minStepTokens != null && stepTimeFactor === 0)
+      throw new RangeError(
+        `--min-step-tokens ${minStepTokens}: applies only to steps paced by time, and --step-time-factor is 0 (off${opts.stepTimeFactor == null ? ` by default on ${dev.backend}` : ""}); set --step-time-factor too`,
+      );
     const limits = batchLimitsFor(maxModelLen, opts.maxNumSeqs, maxTokens, opts.blockSize);
     const kvSpec = kvSpecFor(cfg, opts.blockSize, KV_DTYPE_BYTES[kvDtype]);
 

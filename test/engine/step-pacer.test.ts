@@ -266,8 +266,10 @@ describe("--step-time-factor and --min-step-tokens reach the engine's pacer", ()
     expect(core({ stepTimeFactor: 0 })).toBeNull();
   });
 
-  test("a floor below 1 token or not whole is refused at start-up, naming the flag", () => {
+  test("a floor below 1 token, not whole, or without the pacer is refused at start-up, naming the flag", () => {
     expect(() => core({ minStepTokens: 0 })).toThrow("--min-step-tokens 0");
     expect(() => core({ minStepTokens: 2.5 })).toThrow("--min-step-tokens 2.5");
+    // Without the pacer the floor would do nothing: refused, not ignored.
+    expect(() => core({ stepTimeFactor: 0, minStepTokens: 64 })).toThrow("--step-time-factor is 0 (off)");
   });
 });
